@@ -1,0 +1,46 @@
+"""One root exception; subclasses also inherit the matching built-in so callers can catch either."""
+
+from __future__ import annotations
+
+
+class CorridorError(Exception):
+    """Root of every error Corridor raises on purpose. Messages say what to do next."""
+
+    #: HTTP status the API renders this error with
+    status_code: int = 400
+
+
+class ContractError(CorridorError, ValueError):
+    """Input that does not follow the data contract as a whole (not a single bad record)."""
+
+    status_code = 422
+
+
+class UnknownKindError(ContractError):
+    """A record kind that does not exist."""
+
+    status_code = 404
+
+
+class CorridorMapError(ContractError):
+    """A corridor map that cannot be loaded."""
+
+
+class PayloadError(CorridorError, ValueError):
+    """A request or file body that cannot be read at all (bad JSON, bad UTF-8, empty, too big)."""
+
+    status_code = 400
+
+
+class PayloadTooLargeError(PayloadError):
+    status_code = 413
+
+
+class StoreError(CorridorError, RuntimeError):
+    """The store cannot be opened, migrated or written."""
+
+    status_code = 503
+
+
+class SchemaVersionError(StoreError):
+    """The store was written by a newer Corridor than this one."""

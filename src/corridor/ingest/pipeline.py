@@ -1,0 +1,207 @@
+"""Validate → resolve identities → write, in one transaction per batch, idempotent on record ids.
+
+A batch either commits whole (its valid records, their persons, identities and merges, and the
+batch's line in ``ingest_batches``) or not at all; when :meth:`Ingestor.ingest` returns, what it
+reports as stored is durable. Records whose id is already stored are skipped, so a client that
+retries after a lost reply stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from corridor.domain.contract import RecordKind, get_kind
+from corridor.domain.corridor_map import CorridorMap
+from corridor.ingest import identity
+from corridor.ingest.validate import ATTRIBUTES, ROW, Rejection, Validator, Vocabularies
+from corridor.store.base import Store, Tx
+from corridor.store.maps import load_map, save_map
+
+_PEOPLE_PROFILE = ("kind", "created_at", "segment", "region", "attributes")
+
+
+@dataclass
+class IngestReport:
+    kind: str
+    received: int = 0
+    #: valid records, now stored (new ones plus ones already stored)
+    accepted: int = 0
+    #: of the accepted, how many were new
+    inserted: int = 0
+    #: of the accepted, how many were already stored (or repeated within the batch)
+    duplicates: int = 0
+    rejected: int = 0
+    errors: list[Rejection] = field(default_factory=list)
+    merges: list[identity.Merge] = field(default_factory=list)
+
+    def add(self, other: IngestReport) -> None:
+        self.received += other.received
+        self.accepted += other.accepted
+        self.inserted += other.inserted
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        self.errors.extend(other.errors)
+        self.merges.extend(other.merges)
+
+    def as_dict(self, max_errors: int | None = None) -> dict[str, Any]:
+        errors = self.errors if max_errors is None else self.errors[:max_errors]
+        return {
+            "kind": self.kind,
+            "received": self.received,
+            "accepted": self.accepted,
+            "inserted": self.inserted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "errors": [e.as_dict() for e in errors],
+            "errors_truncated": len(errors) < len(self.errors),
+            "merges": [
+                {
+                    "from_person": m.from_person,
+                    "into_person": m.into_person,
+                    "id_type": m.id_type,
+                    "record_id": m.record_id,
+                }
+                for m in self.merges
+            ],
+        }
+
+
+class Ingestor:
+    """The one write path for records. Thread-safe; batches are serialised by the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._map = load_map(store)
+        self._validator = Validator(Vocabularies.from_map(self._map))
+
+    def close(self) -> None:
+        self._validator.close()
+
+    @property
+    def corridor_map(self) -> CorridorMap | None:
+        return self._map
+
+    def load_map(self, cmap: CorridorMap, *, force: bool = False) -> int:
+        version = save_map(self.store, cmap, force=force)
+        with self._lock:
+            old = self._validator
+            self._map = cmap
+            self._validator = Validator(Vocabularies.from_map(cmap))
+            old.close()
+        return version
+
+    def validate(self, kind: str | RecordKind, batch: pa.Table) -> Any:
+        k = get_kind(kind) if isinstance(kind, str) else kind
+        with self._lock:
+            validator = self._validator
+        return validator.validate(k, batch)
+
+    def ingest(
+        self, kind: str | RecordKind, batch: pa.Table, *, source: str = "api"
+    ) -> IngestReport:
+        """Validate and store one batch; returns what was stored and what was rejected, and why."""
+        k = get_kind(kind) if isinstance(kind, str) else kind
+        result = self.validate(k, batch)
+        report = IngestReport(
+            k.name,
+            received=batch.num_rows,
+            rejected=result.rejected_rows,
+            errors=result.rejections,
+        )
+        valid = result.valid
+        now = datetime.now(UTC)
+        with self.store.transaction() as tx:
+            if valid.num_rows:
+                inserted, merges = _write(tx, k, valid, now)
+                report.accepted = valid.num_rows + result.batch_duplicates
+                report.inserted = inserted
+                report.duplicates = report.accepted - inserted
+                report.merges = merges
+            tx.execute(
+                "INSERT INTO ingest_batches (batch_id, kind, source, received_at, accepted, "
+                "duplicates, rejected) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    uuid.uuid4().hex,
+                    k.name,
+                    source[:200],
+                    now,
+                    report.accepted,
+                    report.duplicates,
+                    report.rejected,
+                ),
+            )
+        return report
+
+
+def _write(
+    tx: Tx, kind: RecordKind, valid: pa.Table, now: datetime
+) -> tuple[int, list[identity.Merge]]:
+    columns = [f.name for f in kind.stored_fields] + [ATTRIBUTES]
+    if not kind.has_person:
+        tx.stage("_batch", valid.select(columns))
+        return tx.insert(kind.name, "_batch", columns, key=[kind.id_field]), []
+    res = identity.resolve(tx, kind, valid)
+    valid = valid.set_column(valid.schema.get_field_index("person_id"), "person_id", res.person_ids)
+    # Persons exist before identities point at them and before merges repoint them.
+    if kind.upsert:
+        inserted = _upsert_people(tx, valid.select(columns), now)
+    else:
+        _ensure_people(tx, valid, now)
+    identity.apply(tx, res, now)
+    if not kind.upsert:
+        tx.stage("_batch", valid.select(columns))
+        inserted = tx.insert(kind.name, "_batch", columns, key=[kind.id_field])
+    return inserted, res.merges
+
+
+def _ensure_people(tx: Tx, valid: pa.Table, now: datetime) -> None:
+    """Events often arrive before profiles: a person named by a record exists from then on."""
+    persons = pc.unique(valid.column("person_id").drop_null())
+    if len(persons) == 0:
+        return
+    tx.stage(
+        "_persons",
+        pa.table(
+            {
+                "person_id": persons,
+                "kind": pa.array(["customer"] * len(persons)),
+                "canonical_id": persons,
+                "first_seen_at": pa.array([now] * len(persons), pa.timestamp("us", tz="UTC")),
+            }
+        ),
+    )
+    tx.insert(
+        "people",
+        "_persons",
+        ["person_id", "kind", "canonical_id", "first_seen_at"],
+        key=["person_id"],
+    )
+
+
+def _upsert_people(tx: Tx, staged: pa.Table, now: datetime) -> int:
+    n = staged.num_rows
+    staged = staged.append_column("canonical_id", staged.column("person_id")).append_column(
+        "first_seen_at", pa.array([now] * n, pa.timestamp("us", tz="UTC"))
+    )
+    tx.stage("_people", staged)
+    # A later profile says what kind a person is; fields it leaves empty keep their old value.
+    sets = ", ".join(
+        f"{c} = excluded.{c}" if c == "kind" else f"{c} = coalesce(excluded.{c}, people.{c})"
+        for c in _PEOPLE_PROFILE
+    )
+    cols = ", ".join(staged.schema.names)
+    return tx.execute(
+        f"INSERT INTO people ({cols}) SELECT {cols} FROM _people "
+        f"ON CONFLICT (person_id) DO UPDATE SET {sets}"
+    )
+
+
+__all__ = ["ROW", "IngestReport", "Ingestor"]

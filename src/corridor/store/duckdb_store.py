@@ -1,0 +1,96 @@
+"""The embedded default: one DuckDB file, no server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from corridor.errors import StoreError
+from corridor.store.base import Store, Tx
+
+
+class DuckDBTx(Tx):
+    dialect = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        self._staged: list[str] = []
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        rows = self._con.execute(sql, list(params)).fetchall()
+        if sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            return int(rows[0][0]) if rows else 0
+        return -1
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._con.execute(sql, list(params)).fetchall()
+
+    def fetch_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        return self._con.execute(sql, list(params)).to_arrow_table()
+
+    def stage(self, name: str, table: pa.Table) -> None:
+        # Zero-copy: DuckDB scans the Arrow table in place.
+        self._con.register(name, table)
+        self._staged.append(name)
+
+    def release(self) -> None:
+        for name in self._staged:
+            self._con.unregister(name)
+        self._staged.clear()
+
+
+class DuckDBStore(Store):
+    dialect = "duckdb"
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.url = f"duckdb:///{self.path}"
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as e:
+            msg = str(e)
+            hint = (
+                "another process (a running `corridor serve` or `corridor demo`?) holds the file; "
+                "stop it, or point --store at another file"
+                if "lock" in msg.lower()
+                else "check the path and its permissions"
+            )
+            raise StoreError(f"cannot open the DuckDB store {self.path}: {msg}; {hint}") from None
+        self._con.execute("SET TimeZone = 'UTC'")
+
+    def close(self) -> None:
+        with self._write_lock:
+            if self._ibis is not None:
+                self._ibis = None
+            self._con.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Tx]:
+        tx = DuckDBTx(self._con)
+        self._con.begin()
+        try:
+            yield tx
+        except BaseException:
+            self._con.rollback()
+            tx.release()
+            raise
+        else:
+            self._con.commit()
+            tx.release()
+
+    def checkpoint(self) -> None:
+        with self._write_lock:
+            self._con.execute("CHECKPOINT")
+
+    def _make_ibis(self) -> Any:
+        import ibis
+
+        return ibis.duckdb.from_connection(self._con)

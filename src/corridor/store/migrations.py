@@ -1,0 +1,103 @@
+"""Versioned schema. Migrations are append-only: never edit one that has shipped; add the next.
+
+Each migration is SQL written once for both engines, with ``{json}``, ``{double}`` and ``{ts}``
+standing for the engine's type names. ``schema_migrations`` records what has been applied, so a
+store made by an older Corridor is upgraded in place and keeps every row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+TYPES = {
+    "duckdb": {"json": "JSON", "double": "DOUBLE", "ts": "TIMESTAMPTZ"},
+    "postgres": {"json": "JSONB", "double": "DOUBLE PRECISION", "ts": "TIMESTAMPTZ"},
+}
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+    def sql(self, dialect: str) -> list[str]:
+        return [s.format(**TYPES[dialect]) for s in self.statements]
+
+
+V1 = Migration(
+    1,
+    "core tables: corridor map, people, identities, records",
+    (
+        """CREATE TABLE corridor_maps (
+            version INTEGER PRIMARY KEY, loaded_at {ts} NOT NULL, document {json} NOT NULL)""",
+        """CREATE TABLE stages (position INTEGER PRIMARY KEY, key VARCHAR NOT NULL UNIQUE)""",
+        """CREATE TABLE touchpoints (
+            key VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, stage VARCHAR NOT NULL,
+            stage_position INTEGER NOT NULL, position INTEGER NOT NULL,
+            channels VARCHAR NOT NULL, department VARCHAR NOT NULL, description VARCHAR)""",
+        """CREATE TABLE promises (
+            key VARCHAR PRIMARY KEY, touchpoint VARCHAR NOT NULL, metric VARCHAR NOT NULL,
+            operator VARCHAR NOT NULL, threshold {double} NOT NULL, target VARCHAR NOT NULL,
+            source VARCHAR NOT NULL, description VARCHAR)""",
+        """CREATE TABLE people (
+            person_id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, created_at {ts},
+            segment VARCHAR, region VARCHAR, attributes {json}, first_seen_at {ts} NOT NULL)""",
+        """CREATE TABLE identities (
+            id_type VARCHAR NOT NULL, id_value VARCHAR NOT NULL, person_id VARCHAR NOT NULL,
+            first_seen_at {ts} NOT NULL, PRIMARY KEY (id_type, id_value))""",
+        """CREATE TABLE interactions (
+            interaction_id VARCHAR PRIMARY KEY, person_id VARCHAR NOT NULL,
+            occurred_at {ts} NOT NULL, touchpoint VARCHAR NOT NULL, channel VARCHAR NOT NULL,
+            partner_id VARCHAR, agent_id VARCHAR, outcome VARCHAR, value {double},
+            duration_minutes {double}, attributes {json})""",
+        """CREATE TABLE feedback (
+            feedback_id VARCHAR PRIMARY KEY, person_id VARCHAR, occurred_at {ts} NOT NULL,
+            touchpoint VARCHAR, interaction_id VARCHAR, partner_id VARCHAR,
+            source VARCHAR NOT NULL, expectation {double}, experience {double}, nps INTEGER,
+            csat INTEGER, ces INTEGER, emotion INTEGER, text VARCHAR, attributes {json})""",
+        """CREATE TABLE operational_events (
+            event_id VARCHAR PRIMARY KEY, department VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+            started_at {ts} NOT NULL, ended_at {ts}, touchpoints VARCHAR, region VARCHAR,
+            description VARCHAR, attributes {json})""",
+        """CREATE TABLE market_events (
+            event_id VARCHAR PRIMARY KEY, occurred_at {ts} NOT NULL, kind VARCHAR NOT NULL,
+            touchpoints VARCHAR, description VARCHAR, attributes {json})""",
+        """CREATE TABLE employee_predictions (
+            prediction_id VARCHAR PRIMARY KEY, department VARCHAR NOT NULL,
+            touchpoint VARCHAR NOT NULL, period VARCHAR NOT NULL,
+            predicted_experience {double} NOT NULL, attributes {json})""",
+    ),
+)
+
+V2 = Migration(
+    2,
+    "identity merges made visible; ingest batch log",
+    (
+        # Which person a merged person now belongs to. Backfilled: every person is its own.
+        "ALTER TABLE people ADD COLUMN canonical_id VARCHAR",
+        "ALTER TABLE people ADD COLUMN merged_at {ts}",
+        "UPDATE people SET canonical_id = person_id",
+        """CREATE TABLE person_merges (
+            merge_id VARCHAR PRIMARY KEY, from_person VARCHAR NOT NULL,
+            into_person VARCHAR NOT NULL, id_type VARCHAR, id_value VARCHAR,
+            merged_at {ts} NOT NULL, record_kind VARCHAR, record_id VARCHAR)""",
+        """CREATE TABLE ingest_batches (
+            batch_id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, source VARCHAR NOT NULL,
+            received_at {ts} NOT NULL, accepted INTEGER NOT NULL, duplicates INTEGER NOT NULL,
+            rejected INTEGER NOT NULL)""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2)
+LATEST = MIGRATIONS[-1].version
+
+BOOKKEEPING = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at {ts} NOT NULL)"""
+
+Executor = Callable[[str], None]
+
+
+def pending(current: int, target: int = LATEST) -> list[Migration]:
+    return [m for m in MIGRATIONS if current < m.version <= target]

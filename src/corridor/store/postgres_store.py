@@ -1,0 +1,131 @@
+"""The team store: a PostgreSQL server. Bulk writes go through COPY."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from corridor.errors import StoreError
+from corridor.store.base import Store, Tx
+
+_COPY_CHUNK = 1 << 20
+
+
+def _pg_type(t: pa.DataType) -> str:
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ"
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "DOUBLE PRECISION"
+    if pa.types.is_integer(t):
+        return "BIGINT"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_date(t):
+        return "DATE"
+    return "TEXT"
+
+
+def _qmarks(sql: str) -> str:
+    """Our SQL uses ``?`` placeholders; psycopg wants ``%s`` (and literal ``%`` doubled)."""
+    return re.sub(r"\?", "%s", sql.replace("%", "%%"))
+
+
+class PostgresTx(Tx):
+    dialect = "postgres"
+
+    def __init__(self, con: psycopg.Connection[Any]) -> None:
+        self._con = con
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._con.cursor() as cur:
+            cur.execute(_qmarks(sql) if params else sql, list(params) or None)
+            return cur.rowcount
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._con.cursor() as cur:
+            cur.execute(_qmarks(sql) if params else sql, list(params) or None)
+            return list(cur.fetchall())
+
+    def fetch_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        with self._con.cursor() as cur:
+            cur.execute(_qmarks(sql) if params else sql, list(params) or None)
+            names = [d.name for d in cur.description or []]
+            rows = cur.fetchall()
+        return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
+
+    def stage(self, name: str, table: pa.Table) -> None:
+        # ``attributes`` holds JSON text; stage it as jsonb so it lands in jsonb columns as is.
+        cols = ", ".join(
+            f'"{f.name}" {"JSONB" if f.name == "attributes" else _pg_type(f.type)}'
+            for f in table.schema
+        )
+        with self._con.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {name}")
+            cur.execute(f"CREATE TEMP TABLE {name} ({cols}) ON COMMIT DROP")
+            if table.num_rows == 0:
+                return
+            buf = io.BytesIO()
+            pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(include_header=False))
+            data = buf.getbuffer()
+            with cur.copy(f"COPY {name} FROM STDIN (FORMAT csv)") as copy:
+                for start in range(0, len(data), _COPY_CHUNK):
+                    copy.write(data[start : start + _COPY_CHUNK])
+
+
+class PostgresStore(Store):
+    dialect = "postgres"
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+        try:
+            self._con = psycopg.connect(url, autocommit=False)
+        except psycopg.OperationalError as e:
+            raise StoreError(
+                f"cannot connect to PostgreSQL at {_redact(url)}: {str(e).strip()}; is the server "
+                "running and does the database exist?"
+            ) from None
+        with self._con.cursor() as cur:
+            cur.execute("SET TIME ZONE 'UTC'")
+        self._con.commit()
+
+    def close(self) -> None:
+        with self._write_lock:
+            if self._ibis is not None:
+                try:
+                    self._ibis.disconnect()
+                finally:
+                    self._ibis = None
+            self._con.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Tx]:
+        tx = PostgresTx(self._con)
+        try:
+            yield tx
+        except BaseException:
+            self._con.rollback()
+            raise
+        else:
+            self._con.commit()
+
+    def _make_ibis(self) -> Any:
+        import ibis
+
+        return ibis.postgres.connect(self.url)
+
+    def _after_migrate(self) -> None:
+        if self._ibis is not None:
+            self._ibis.disconnect()
+        self._ibis = None
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)

@@ -1,0 +1,136 @@
+"""Shared fixtures. One suite, parametrised over both engines.
+
+The PostgreSQL half needs ``CORRIDOR_TEST_POSTGRES`` (e.g. postgresql://postgres@127.0.0.1:5432/test);
+each test gets a database of its own, dropped afterwards. Without the variable the PostgreSQL half
+is skipped with a message; with it, an unreachable server fails the tests (never skips).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from corridor.domain.corridor_map import CorridorMap
+from corridor.ingest.pipeline import Ingestor
+from corridor.store import Store, open_store
+
+PG_ENV = "CORRIDOR_TEST_POSTGRES"
+ENGINES = ["duckdb", "postgres"]
+
+SMALL_MAP = {
+    "stages": ["awareness", "research", "purchase", "delivery", "use", "support", "renewal"],
+    "touchpoints": [
+        {
+            "key": "ad_click",
+            "name": "Ad click",
+            "stage": "awareness",
+            "channels": ["web", "social"],
+            "department": "marketing",
+        },
+        {
+            "key": "checkout",
+            "name": "Online checkout",
+            "stage": "purchase",
+            "channels": ["web", "app"],
+            "department": "ecommerce",
+            "promises": [
+                {
+                    "key": "checkout-3min",
+                    "metric": "duration_minutes",
+                    "target": "<= 3",
+                    "source": "advertising",
+                }
+            ],
+        },
+        {
+            "key": "home_delivery",
+            "name": "Home delivery",
+            "stage": "delivery",
+            "channels": ["partner", "web"],
+            "department": "logistics",
+        },
+        {
+            "key": "support_call",
+            "name": "Support call",
+            "stage": "support",
+            "channels": ["voice"],
+            "department": "service",
+        },
+    ],
+}
+
+
+def _pg_admin_url() -> str | None:
+    return os.environ.get(PG_ENV) or None
+
+
+def _with_db(url: str, db: str) -> str:
+    base, _, query = url.partition("?")
+    base = base.rsplit("/", 1)[0] + "/" + db
+    return base + ("?" + query if query else "")
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> str:
+    url = _pg_admin_url()
+    if url is None:
+        pytest.skip(
+            f"PostgreSQL half skipped: set {PG_ENV}=postgresql://user@host:port/db to run it"
+        )
+    try:
+        with psycopg.connect(url, connect_timeout=5) as con:
+            con.execute("SELECT 1")
+    except psycopg.Error as e:  # fail, never skip, when the server was promised
+        pytest.fail(f"{PG_ENV}={url} is set but the server cannot be reached: {e}")
+    return url
+
+
+def make_store_url(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if engine == "duckdb":
+        return f"duckdb:///{tmp_path / 'corridor.duckdb'}"
+    admin = request.getfixturevalue("pg_admin")
+    db = f"corridor_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{db}"')
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+    request.addfinalizer(drop)
+    return _with_db(admin, db)
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store_url(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    return make_store_url(engine, tmp_path, request)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    s = open_store(store_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def small_map() -> CorridorMap:
+    return CorridorMap.from_dict(SMALL_MAP)
+
+
+@pytest.fixture
+def ingestor(store: Store, small_map: CorridorMap) -> Iterator[Ingestor]:
+    ing = Ingestor(store)
+    ing.load_map(small_map)
+    yield ing
+    ing.close()
