@@ -112,7 +112,9 @@ def resolve(tx: Tx, kind: RecordKind, valid: pa.Table) -> Resolution:
             pid[i] = owned[0] if owned else derived_person_id(*idents[0])
 
     involved = sorted({pid[i] for i in by_row})
-    tx.stage("_id_persons", pa.table({"person_id": involved}))
+    # Look up the batch's persons and the identities' owners: both may have to give way.
+    lookup = sorted(set(involved) | set(owners.values()))
+    tx.stage("_id_persons", pa.table({"person_id": pa.array(lookup, pa.string())}))
     known = {
         p: (c, seen)
         for p, c, seen in tx.fetchall(

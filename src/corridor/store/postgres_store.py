@@ -119,7 +119,7 @@ class PostgresStore(Store):
     def _make_ibis(self) -> Any:
         import ibis
 
-        return ibis.postgres.connect(self.url)
+        return ibis.connect("postgres://" + self.url.split("://", 1)[1])
 
     def _after_migrate(self) -> None:
         if self._ibis is not None:

@@ -1,0 +1,339 @@
+"""The ``corridor`` command: Typer + Rich. Parses, calls down, renders; no logic of its own."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from corridor.errors import CorridorError
+
+app = typer.Typer(
+    name="corridor",
+    help="Corridor: the gap between what customers expected and what they experienced, "
+    "at every touch point.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+map_app = typer.Typer(help="Load and show the corridor map.", no_args_is_help=True)
+app.add_typer(map_app, name="map")
+
+console = Console()
+err = Console(stderr=True)
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="CORRIDOR_STORE",
+        help="Store URL: duckdb:///path/file.duckdb or postgresql://user@host:5432/db "
+        "[default: ./corridor-data/corridor.duckdb]",
+        show_default=False,
+    ),
+]
+
+EXIT_OK, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
+
+
+def main() -> None:
+    try:
+        app()
+    except CorridorError as e:
+        err.print(f"[bold red]error:[/] {e}")
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+@contextmanager
+def _ingestor(store_url: str | None) -> Iterator[Any]:
+    from corridor.ingest.pipeline import Ingestor
+    from corridor.store import open_store
+
+    store = open_store(store_url)
+    ing = Ingestor(store)
+    try:
+        yield ing
+    finally:
+        ing.close()
+        store.close()
+
+
+@contextmanager
+def _progress(description: str) -> Iterator[Callable[[str, float], None]]:
+    """A Rich progress bar driven by ``callback(label, fraction_done)``."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=1.0)
+
+        def update(label: str, fraction: float) -> None:
+            bar.update(task, description=f"{description}: {label}", completed=min(fraction, 1.0))
+
+        yield update
+
+
+# -- map ------------------------------------------------------------------------------------
+@map_app.command("load")
+def map_load(
+    file: Annotated[Path, typer.Argument(help="corridor map, YAML or JSON")],
+    store: StoreOpt = None,
+    force: Annotated[
+        bool, typer.Option(help="load even if stored records use touch points it drops")
+    ] = False,
+) -> None:
+    """Load (or replace) the corridor map: stages, touch points, channels, owners, promises."""
+    from corridor.domain.corridor_map import CorridorMap
+
+    cmap = CorridorMap.from_file(file)
+    with _ingestor(store) as ing:
+        version = ing.load_map(cmap, force=force)
+    n_promises = sum(len(t.promises) for t in cmap.touchpoints)
+    console.print(
+        f"loaded corridor map v{version}: {len(cmap.stages)} stages, "
+        f"{len(cmap.touchpoints)} touch points, {n_promises} promises"
+    )
+
+
+@map_app.command("show")
+def map_show(store: StoreOpt = None) -> None:
+    """Show the current corridor map."""
+    with _ingestor(store) as ing:
+        cmap = ing.corridor_map
+    if cmap is None:
+        err.print("no corridor map is loaded yet; load one with `corridor map load FILE`")
+        raise typer.Exit(EXIT_ERROR)
+    table = Table("stage", "touch point", "name", "channels", "department", "promises")
+    for tp in cmap.touchpoints:
+        table.add_row(
+            tp.stage,
+            tp.key,
+            tp.name,
+            ", ".join(tp.channels),
+            tp.department,
+            "; ".join(f"{p.key} ({p.metric} {p.target})" for p in tp.promises),
+        )
+    console.print(table)
+
+
+# -- import ---------------------------------------------------------------------------------
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="CSV (header row), NDJSON or Parquet file")],
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind",
+            "-k",
+            help="people, interactions, feedback, operational_events, market_events or "
+            "employee_predictions",
+        ),
+    ],
+    store: StoreOpt = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="csv, ndjson or parquet [default: from the file name]"),
+    ] = None,
+    quarantine: Annotated[
+        Path | None,
+        typer.Option(help="where bad rows go [default: FILE.quarantine.csv next to the file]"),
+    ] = None,
+    chunk_rows: Annotated[int, typer.Option(help="rows per committed chunk")] = 100_000,
+) -> None:
+    """Import a contract file. Bad rows go to a quarantine file and never stop the good ones.
+
+    Exit code 0: every row stored; 1: some rows quarantined; 2: nothing could be read.
+    """
+    from corridor.domain.contract import get_kind
+    from corridor.ingest.files import import_file
+
+    get_kind(kind)
+    with _ingestor(store) as ing, _progress(f"importing {file.name}") as progress:
+        summary = import_file(
+            ing,
+            file,
+            kind,
+            fmt=fmt,
+            quarantine=quarantine,
+            chunk_rows=chunk_rows,
+            progress=progress,
+        )
+    _print_summary([summary])
+    raise typer.Exit(EXIT_REJECTED if summary.rejected else EXIT_OK)
+
+
+def _print_summary(summaries: list[Any]) -> None:
+    table = Table("file", "kind", "rows", "stored", "new", "duplicates", "rejected", "rows/s")
+    for s in summaries:
+        table.add_row(
+            s.path.name,
+            s.kind,
+            f"{s.rows:,}",
+            f"{s.accepted:,}",
+            f"{s.inserted:,}",
+            f"{s.duplicates:,}",
+            f"[red]{s.rejected:,}[/]" if s.rejected else "0",
+            f"{s.rows / s.seconds:,.0f}" if s.seconds > 0 else "-",
+        )
+    console.print(table)
+    for s in summaries:
+        if s.rejected and s.quarantine is not None:
+            console.print(
+                f"[yellow]{s.rejected:,} bad rows of {s.path.name} written to {s.quarantine}[/] "
+                "(row number, field, reason): fix them and import that file again"
+            )
+        if s.merges:
+            console.print(f"{s.merges:,} persons merged through shared identities ({s.path.name})")
+
+
+# -- simulate -------------------------------------------------------------------------------
+@app.command()
+def simulate(
+    customers: Annotated[int, typer.Option(min=1, help="number of customers")] = 2000,
+    months: Annotated[int, typer.Option(min=1, max=120, help="months of history")] = 12,
+    seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same data")] = 7,
+    out: Annotated[
+        Path | None, typer.Option(help="folder for the contract files and truth.json")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="parquet, csv or ndjson")] = "parquet",
+    into_store: Annotated[
+        bool, typer.Option("--into-store", help="load the simulated company into the store")
+    ] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Simulate a believable company, with planted effects written to truth.json."""
+    if out is None and not into_store:
+        err.print("give --out DIR to write the files, or --into-store to load them")
+        raise typer.Exit(EXIT_ERROR)
+    if fmt not in ("parquet", "csv", "ndjson"):
+        err.print(f"unknown --format {fmt!r}; use parquet, csv or ndjson")
+        raise typer.Exit(EXIT_ERROR)
+    with tempfile.TemporaryDirectory(prefix="corridor-sim-") as tmp:
+        target = out or Path(tmp)
+        res = _simulate(customers, months, seed, target, fmt)
+        if into_store:
+            _load_dataset(store, target)
+    if out is not None:
+        console.print(f"wrote {out} (truth.json lists the planted effects)")
+
+
+def _simulate(customers: int, months: int, seed: int, out: Path, fmt: str) -> Any:
+    from corridor.simulate import simulate as run_simulation
+
+    t0 = time.perf_counter()
+    with _progress("simulating") as progress:
+        res = run_simulation(customers, months, seed, out, fmt=fmt, progress=progress)
+    counts = ", ".join(f"{v:,} {k}" for k, v in res.counts.items())
+    console.print(f"simulated {counts} in {time.perf_counter() - t0:.1f} s")
+    return res
+
+
+def _load_dataset(store_url: str | None, folder: Path) -> None:
+    from corridor.ingest.files import import_dataset
+
+    with _ingestor(store_url) as ing, _progress("loading") as progress:
+        summaries = import_dataset(ing, folder, progress=progress)
+    _print_summary(list(summaries.values()))
+
+
+# -- serve / demo ---------------------------------------------------------------------------
+@app.command()
+def serve(
+    store: StoreOpt = None,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8765,
+) -> None:
+    """Serve the API (and the dashboard) over an existing store."""
+    _serve(store, host, port)
+
+
+def _serve(store: str | None, host: str, port: int) -> None:
+    import uvicorn
+
+    from corridor.api.app import create_app
+    from corridor.settings import Settings
+
+    settings = Settings.from_env(store_url=store, host=host, port=port)
+    application = create_app(settings)
+    console.print(f"Corridor is serving on [bold]http://{host}:{port}/[/]  (API docs: /docs)")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+@app.command()
+def demo(
+    store: StoreOpt = None,
+    customers: Annotated[int, typer.Option(min=1, help="customers to simulate")] = 3000,
+    months: Annotated[int, typer.Option(min=1, max=120, help="months to simulate")] = 12,
+    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8765,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="load, then exit")] = False,
+) -> None:
+    """Create the embedded store, simulate a company, load it, and serve it."""
+    from corridor.store import open_store
+
+    with open_store(store) as s:
+        url, existing = s.url, s.count("interactions")
+    if existing:
+        console.print(f"{url} already holds {existing:,} interactions; serving it as it is")
+    else:
+        with tempfile.TemporaryDirectory(prefix="corridor-demo-") as tmp:
+            _simulate(customers, months, seed, Path(tmp), "parquet")
+            _load_dataset(store, Path(tmp))
+        console.print(f"demo company loaded into {url}")
+    if not no_serve:
+        _serve(store, host, port)
+
+
+@app.command()
+def status(store: StoreOpt = None) -> None:
+    """What the store holds: schema version, map, and rows per kind."""
+    from corridor.domain.contract import KINDS
+
+    with _ingestor(store) as ing:
+        s = ing.store
+        table = Table("table", "rows")
+        for name in [*KINDS, "identities", "person_merges", "touchpoints"]:
+            table.add_row(name, f"{s.count(name):,}")
+        console.print(f"store {s.url}, schema version {s.schema_version()}")
+        cmap = ing.corridor_map
+        console.print(
+            f"corridor map: {len(cmap.touchpoints)} touch points"
+            if cmap
+            else "no corridor map loaded"
+        )
+    console.print(table)
+
+
+@app.command()
+def migrate(store: StoreOpt = None) -> None:
+    """Bring the store's schema up to date (also done whenever a store is opened)."""
+    from corridor.store import open_store
+
+    with open_store(store, migrate=False) as s:
+        before = s.schema_version()
+        applied = s.migrate()
+        console.print(
+            f"schema version {before} -> {s.schema_version()}"
+            + (f" (applied {', '.join(map(str, applied))})" if applied else " (up to date)")
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""The store on both engines: schema, migrations that keep data, maps, Ibis reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from corridor.domain.contract import KINDS
+from corridor.domain.corridor_map import CorridorMap
+from corridor.errors import CorridorMapError, SchemaVersionError, StoreError
+from corridor.store import open_store
+from corridor.store.maps import load_map, save_map
+from corridor.store.migrations import LATEST
+
+
+def test_fresh_store_is_at_latest_schema(store):
+    assert store.schema_version() == LATEST
+    for kind in KINDS:
+        assert store.count(kind) == 0
+
+
+def test_every_contract_field_has_a_column(store):
+    """The frozen migrations and the contract agree: each stored field is a column."""
+    for kind in KINDS.values():
+        columns = set(store.table(kind.name).columns)
+        wanted = {f.name for f in kind.stored_fields} | {"attributes"}
+        assert wanted <= columns, (kind.name, wanted - columns)
+
+
+def test_upgrade_from_v1_keeps_data(store_url):
+    """A store made by schema v1, with data in it, is upgraded in place and loses nothing."""
+    old = open_store(store_url, schema_version=1)
+    assert old.schema_version() == 1
+    now = datetime(2025, 3, 1, tzinfo=UTC)
+    with old.transaction() as tx:
+        tx.execute(
+            "INSERT INTO people (person_id, kind, segment, first_seen_at) VALUES (?, ?, ?, ?)",
+            ("p1", "customer", "premium", now),
+        )
+        tx.execute(
+            "INSERT INTO interactions (interaction_id, person_id, occurred_at, touchpoint, "
+            "channel, value) VALUES (?, ?, ?, ?, ?, ?)",
+            ("i1", "p1", now, "checkout", "web", 12.5),
+        )
+    old.close()
+
+    new = open_store(store_url)
+    try:
+        assert new.schema_version() == LATEST
+        assert new.query("SELECT person_id, kind, segment, canonical_id FROM people") == [
+            ("p1", "customer", "premium", "p1")
+        ]
+        assert new.query("SELECT interaction_id, person_id, value FROM interactions") == [
+            ("i1", "p1", 12.5)
+        ]
+        assert new.count("person_merges") == 0
+        assert [r[0] for r in new.query("SELECT version FROM schema_migrations ORDER BY 1")] == [
+            1,
+            2,
+        ]
+    finally:
+        new.close()
+
+
+def test_store_from_newer_corridor_is_refused(store_url):
+    s = open_store(store_url)
+    with s.transaction() as tx:
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (LATEST + 1, "from the future", datetime.now(UTC)),
+        )
+    s.close()
+    with pytest.raises(SchemaVersionError, match="upgrade Corridor"):
+        open_store(store_url)
+
+
+def test_unknown_scheme_and_unreachable_server_say_what_to_do():
+    with pytest.raises(StoreError, match="unsupported store URL scheme 'mysql'"):
+        open_store("mysql://localhost/db")
+    with pytest.raises(StoreError, match="cannot connect to PostgreSQL"):
+        open_store("postgresql://nobody:secret@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_duckdb_file_locked_by_another_process_is_explained(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "locked.duckdb"
+    open_store(f"duckdb:///{path}").close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb,time; c=duckdb.connect({str(path)!r}); "
+            "print('ready', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreError, match="another process"):
+            open_store(f"duckdb:///{path}")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_map_round_trip_and_history(store, small_map):
+    assert load_map(store) is None
+    assert save_map(store, small_map) == 1
+    assert load_map(store) == small_map
+    rows = store.query(
+        "SELECT key, stage, stage_position, department FROM touchpoints ORDER BY position"
+    )
+    assert rows[1] == ("checkout", "purchase", 2, "ecommerce")
+    assert store.query("SELECT key, touchpoint, operator, threshold FROM promises") == [
+        ("checkout-3min", "checkout", "<=", 3.0)
+    ]
+    assert save_map(store, small_map) == 2
+    assert store.count("corridor_maps") == 2
+    assert store.count("touchpoints") == len(small_map.touchpoints)
+
+
+def test_map_that_drops_used_touchpoints_is_refused(ingestor, store, small_map):
+    import pyarrow as pa
+
+    ingestor.ingest(
+        "interactions",
+        pa.table(
+            {
+                "interaction_id": ["i1"],
+                "person_id": ["p1"],
+                "occurred_at": ["2025-01-01"],
+                "touchpoint": ["support_call"],
+                "channel": ["voice"],
+            }
+        ),
+    )
+    data = small_map.model_dump()
+    data["touchpoints"] = [t for t in data["touchpoints"] if t["key"] != "support_call"]
+    smaller = CorridorMap.from_dict(data)
+    with pytest.raises(CorridorMapError, match="support_call"):
+        save_map(store, smaller)
+    assert save_map(store, smaller, force=True) >= 2
+
+
+def test_ibis_tables_read_the_same_on_both_engines(ingestor, store):
+    import pyarrow as pa
+
+    ingestor.ingest(
+        "interactions",
+        pa.table(
+            {
+                "interaction_id": ["a", "b", "c"],
+                "person_id": ["p1", "p1", "p2"],
+                "occurred_at": ["2025-01-01T10:00:00Z", "2025-01-02T10:00:00+02:00", "2025-02-01"],
+                "touchpoint": ["checkout", "checkout", "home_delivery"],
+                "channel": ["web", "app", "partner"],
+                "value": ["10", "20.5", None],
+            }
+        ),
+    )
+    t = store.table("interactions")
+    out = (
+        t.group_by("touchpoint")
+        .aggregate(n=t.count(), total=t.value.cast("float64").sum())
+        .order_by("touchpoint")
+        .to_pyarrow()
+        .to_pylist()
+    )
+    assert out == [
+        {"touchpoint": "checkout", "n": 2, "total": 30.5},
+        {"touchpoint": "home_delivery", "n": 1, "total": None},
+    ]
+    ts = store.query("SELECT occurred_at FROM interactions WHERE interaction_id = 'b'")[0][0]
+    assert ts == datetime(2025, 1, 2, 8, 0, tzinfo=UTC)
