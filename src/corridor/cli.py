@@ -226,7 +226,7 @@ def simulate(
         raise typer.Exit(EXIT_ERROR)
     with tempfile.TemporaryDirectory(prefix="corridor-sim-") as tmp:
         target = out or Path(tmp)
-        res = _simulate(customers, months, seed, target, fmt)
+        _simulate(customers, months, seed, target, fmt)
         if into_store:
             _load_dataset(store, target)
     if out is not None:

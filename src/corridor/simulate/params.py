@@ -90,14 +90,17 @@ CHURN_DRIVERS: dict[str, float] = {  # logit coefficient per point of latest gap
 CHURN_GAP_DECAY = 0.8  # monthly decay of a driver gap without a new interaction there
 
 # feedback
-SURVEY_FIELD_PRESENCE: dict[str, float] = {
-    "expectation": 0.85,
-    "experience": 0.90,
-    "nps": 0.55,
-    "csat": 0.70,
-    "ces": 0.50,
-    "emotion": 0.35,
-    "text": 0.30,
+FEEDBACK_SOURCES: tuple[str, ...] = ("survey", "review", "social", "transcript", "field_note")
+FEEDBACK_FIELDS: tuple[str, ...] = (
+    "expectation", "experience", "nps", "csat", "ces", "emotion", "text",
+)
+# probability that a field is filled, by source (order of FEEDBACK_FIELDS)
+FEEDBACK_PRESENCE: dict[str, tuple[float, ...]] = {
+    "survey": (0.85, 0.90, 0.55, 0.70, 0.50, 0.35, 0.30),
+    "review": (0.50, 0.60, 0.00, 1.00, 0.00, 0.30, 1.00),
+    "social": (0.40, 0.50, 0.00, 0.00, 0.00, 0.80, 1.00),
+    "transcript": (0.00, 0.00, 0.00, 0.00, 0.00, 1.00, 1.00),
+    "field_note": (0.50, 0.80, 0.00, 0.00, 0.00, 0.70, 1.00),
 }
 TRANSCRIPT_SHARE = 0.30  # voice/chat support, sales and cancellation contacts with a transcript
 TRANSCRIPT_TOUCHPOINTS: tuple[str, ...] = (
