@@ -69,6 +69,7 @@ class DuckDBStore(Store):
     def close(self) -> None:
         with self._write_lock:
             if self._ibis is not None:
+                self._ibis.con.close()
                 self._ibis = None
             self._con.close()
 
@@ -93,4 +94,6 @@ class DuckDBStore(Store):
     def _make_ibis(self) -> Any:
         import ibis
 
-        return ibis.duckdb.from_connection(self._con)
+        # A cursor is its own connection to the same database: Ibis reads never run inside
+        # (or block on) a write transaction of the ingest path.
+        return ibis.duckdb.from_connection(self._con.cursor())
