@@ -58,7 +58,6 @@ class Step:
     prob: float = 1.0
     delay_days: tuple[float, float] = (0.0, 1.0)
     outcome: str | None = None
-    purchase: bool = False
 
 
 _AWARE = {"ad_click": 0.6, "social_post": 0.4}
@@ -68,7 +67,7 @@ ONLINE: tuple[Step, ...] = (
     Step({"comparison_tool": 1}, 0.5, (0, 2)),
     Step({"product_page": 1}, 0.4, (0, 4)),
     Step({"sales_call": 1}, 0.15, (0, 3)),
-    Step({"checkout": 1}, 1.0, (0, 5), "purchase", True),
+    Step({"checkout": 1}, 1.0, (0, 5), "purchase"),
     Step({"order_confirmation": 1}, 1.0, (0.0005, 0.01)),
     Step({"shipping_notice": 1}, 0.95, (0.3, 1.5)),
     Step({"home_delivery": 1}, 1.0, (1, 3)),
@@ -80,7 +79,7 @@ STORE: tuple[Step, ...] = (
     Step({"store_visit": 0.6, "ad_click": 0.4}, 0.7, (0, 0)),
     Step({"product_page": 1}, 0.6, (0, 4)),
     Step({"product_demo": 1}, 0.4, (0, 5)),
-    Step({"store_purchase": 1}, 1.0, (0, 5), "purchase", True),
+    Step({"store_purchase": 1}, 1.0, (0, 5), "purchase"),
     Step({"store_pickup": 0.5, "home_delivery": 0.5}, 1.0, (0.05, 3)),
     Step({"installation": 1}, 0.2, (0.5, 3)),
     Step({"first_use": 1}, 0.9, (0, 2)),
@@ -93,7 +92,7 @@ DEALER: tuple[Step, ...] = (
     Step({"sales_call": 1}, 0.4, (0, 5)),
     Step({"product_demo": 1}, 0.5, (0, 7)),
     Step({"financing_application": 1}, 0.4, (0, 3)),
-    Step({"dealer_purchase": 1}, 1.0, (0, 7), "purchase", True),
+    Step({"dealer_purchase": 1}, 1.0, (0, 7), "purchase"),
     Step({"order_confirmation": 1}, 0.8, (0.0005, 0.05)),
     Step({"home_delivery": 1}, 0.6, (2, 10)),
     Step({"installation": 1}, 0.6, (0.5, 5)),
@@ -104,14 +103,14 @@ ACQUISITION: tuple[tuple[Step, ...], ...] = (ONLINE, STORE, DEALER)
 
 REPEAT_ONLINE: tuple[Step, ...] = (
     Step({"product_page": 1}, 0.7, (0, 0)),
-    Step({"checkout": 1}, 1.0, (0, 2), "purchase", True),
+    Step({"checkout": 1}, 1.0, (0, 2), "purchase"),
     Step({"order_confirmation": 1}, 1.0, (0.0005, 0.01)),
     Step({"shipping_notice": 1}, 0.95, (0.3, 1.5)),
     Step({"home_delivery": 1}, 1.0, (1, 3)),
 )
 REPEAT_STORE: tuple[Step, ...] = (
     Step({"store_visit": 1}, 0.5, (0, 0)),
-    Step({"store_purchase": 1}, 1.0, (0, 1), "purchase", True),
+    Step({"store_purchase": 1}, 1.0, (0, 1), "purchase"),
     Step({"store_pickup": 0.5, "home_delivery": 0.5}, 1.0, (0.05, 3)),
 )
 REPEAT: tuple[tuple[Step, ...], ...] = (REPEAT_ONLINE, REPEAT_STORE)
@@ -129,19 +128,33 @@ PROSPECT: tuple[Step, ...] = (
 )
 
 
+# relative activity by hour of day (UTC), used to place interactions at believable times
+_HOURS_0_11 = (1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.2, 2.5, 4, 5, 5.5, 5.5)
+_HOURS_12_23 = (6, 5.5, 5.2, 5, 5, 5.2, 5.5, 6, 5.5, 4.5, 3, 1.8)
+HOURLY = np.array(_HOURS_0_11 + _HOURS_12_23)
+_HOURLY_CUM = np.cumsum(HOURLY) / HOURLY.sum()
+
+
+def daytime(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Move each time to a believable hour of the same day (by :data:`HOURLY`)."""
+    hour = np.minimum(np.searchsorted(_HOURLY_CUM, rng.random(len(t)), side="right"), 23)
+    return (t // DAY) * DAY + hour * 3600 + rng.integers(0, 3600, len(t))
+
+
 def expand(
     steps: tuple[Step, ...], person: np.ndarray, t0: np.ndarray, rng: np.random.Generator
 ) -> tuple[Rows, np.ndarray]:
-    """Rows of ``steps`` for each person starting at ``t0``; also each person's purchase time
-    (-1 when the journey has no purchase step)."""
+    """Rows of ``steps`` for each person starting at ``t0``; also when each journey ends (the
+    time of its last step)."""
     n = len(person)
     cur = t0.astype(np.int64).copy()
-    purchase = np.full(n, -1, dtype=np.int64)
     parts: list[Rows] = []
     for step in steps:
         took = rng.random(n) < step.prob
         lo, hi = step.delay_days
         when = cur + 60 + (rng.uniform(lo, hi, n) * DAY).astype(np.int64)
+        if hi >= 0.5:  # steps a day or more apart happen at a believable hour
+            when = np.maximum(daytime(when, rng), cur + 60)
         keys = list(step.choices)
         if len(keys) == 1:
             tps = np.full(n, TP_INDEX[keys[0]], dtype=np.int16)
@@ -162,9 +175,7 @@ def expand(
             )
         )
         cur = np.where(took, when, cur)
-        if step.purchase:
-            purchase = np.where(took, when, purchase)
-    return Rows.concat(parts), purchase
+    return Rows.concat(parts), cur
 
 
 def expand_mix(
@@ -176,10 +187,9 @@ def expand_mix(
 ) -> tuple[Rows, np.ndarray]:
     """Like :func:`expand`, with template ``choice[i]`` for person ``i``."""
     parts: list[Rows] = []
-    purchase = np.full(len(person), -1, dtype=np.int64)
+    finish = np.asarray(t0, dtype=np.int64).copy()
     for k, steps in enumerate(templates):
         sel = np.flatnonzero(choice == k)
-        rows, bought = expand(steps, person[sel], t0[sel], rng)
+        rows, finish[sel] = expand(steps, person[sel], t0[sel], rng)
         parts.append(rows)
-        purchase[sel] = bought
-    return Rows.concat(parts), purchase
+    return Rows.concat(parts), finish

@@ -92,7 +92,13 @@ CHURN_GAP_DECAY = 0.8  # monthly decay of a driver gap without a new interaction
 # feedback
 FEEDBACK_SOURCES: tuple[str, ...] = ("survey", "review", "social", "transcript", "field_note")
 FEEDBACK_FIELDS: tuple[str, ...] = (
-    "expectation", "experience", "nps", "csat", "ces", "emotion", "text",
+    "expectation",
+    "experience",
+    "nps",
+    "csat",
+    "ces",
+    "emotion",
+    "text",
 )
 # probability that a field is filled, by source (order of FEEDBACK_FIELDS)
 FEEDBACK_PRESENCE: dict[str, tuple[float, ...]] = {

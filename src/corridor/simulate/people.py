@@ -155,7 +155,7 @@ def make_people(
         ),
         "",
     )
-    device = hex_ids("dev-", (idx * 0x9E3779B97F4A7C15 + 0x5DEECE66D) % (1 << 48), 12)
+    device = hex_ids("dev-", _scramble48(idx), 12)
     crm = padded_ids("CRM", idx + 1_000_000, 8)
     email_idx = np.where(presence[:, 0], idx, -1)
     device_idx = np.where(presence[:, 2], idx, -1)
@@ -187,6 +187,15 @@ def make_people(
     return People(
         n_customers, n_pros, segment, region, created, t0, mood, presence, ids, identities, merges
     )
+
+
+def _scramble48(idx: np.ndarray) -> np.ndarray:
+    """A bijection on 48-bit integers (odd multipliers and xor-shifts), so ids stay unique."""
+    mask = np.uint64((1 << 48) - 1)
+    x = (idx.astype(np.uint64) * np.uint64(0x9E3779B97F4B) + np.uint64(0x5DEECE66D)) & mask
+    x ^= x >> np.uint64(23)
+    x = (x * np.uint64(0xBF58476D1CE5)) & mask
+    return x ^ (x >> np.uint64(19))
 
 
 def _emails(idx: np.ndarray, rng: np.random.Generator) -> pa.Array:
