@@ -1,0 +1,123 @@
+"""The app factory: ``create_app(settings)`` → a FastAPI app over one store.
+
+The store (unless a caller hands one in) and the one :class:`~corridor.ingest.pipeline.Ingestor`
+are built here, not as module globals, so tests and embedders bring their own; whatever the app
+opened it closes on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+import corridor
+from corridor.api import errors
+from corridor.api.routes import health, home, ingest, people
+from corridor.api.routes import map as map_routes
+from corridor.api.schemas import RECORD_MODELS
+from corridor.domain.corridor_map import CorridorMap
+from corridor.ingest.pipeline import Ingestor
+from corridor.settings import Settings
+from corridor.store import Store, open_store
+
+DESCRIPTION = """
+Corridor measures the gap between what customers expected and what they experienced at every
+touch point of the customer corridor.
+
+**Ingestion** (`POST /api/v1/{kind}`): one record, a JSON array, or NDJSON. Every item is
+accounted for in the reply (`received = accepted + rejected`); rejected items are listed with
+their item number, field and reason, and never stop the good ones. A 2xx reply means the
+accepted records are committed; the same id sent twice is stored once, so retrying is safe.
+
+**Errors** share one shape: `{"error": {"code": "...", "message": "...", "details": [...]}}`.
+"""
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    """Build the API. ``store``: use this store (the caller closes it) instead of opening
+    ``settings.store_url``."""
+    settings = settings or Settings()
+    owns_store = store is None
+    the_store = open_store(settings.store_url) if store is None else store
+    try:
+        ingestor = Ingestor(the_store)
+    except BaseException:
+        if owns_store:
+            the_store.close()
+        raise
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            ingestor.close()
+            if owns_store:
+                the_store.close()
+
+    app = FastAPI(
+        title="Corridor",
+        version=corridor.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = the_store
+    app.state.ingestor = ingestor
+    errors.install(app)
+    for module in (ingest, map_routes, people, health, home):
+        app.include_router(module.router)
+    app.include_router(ingest.fallback)
+    _document_records(app)
+    return app
+
+
+def _document_records(app: FastAPI) -> None:
+    """Add the record models (request bodies the routes read raw) to the OpenAPI components."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        models: list[type[BaseModel]] = [*RECORD_MODELS.values(), CorridorMap]
+        for model in models:
+            _add_schema(components, model)
+        _one_error_shape(schema)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _one_error_shape(schema: dict[str, Any]) -> None:
+    """FastAPI documents its own 422 body; ours is the one error shape, so say that."""
+    default = "#/components/schemas/HTTPValidationError"
+    ours = {"$ref": "#/components/schemas/ErrorBody"}
+    for item in schema.get("paths", {}).values():
+        for op in item.values():
+            reply = op.get("responses", {}).get("422", {})
+            media = reply.get("content", {}).get("application/json", {})
+            if media.get("schema", {}).get("$ref") == default:
+                media["schema"] = ours
+                reply["description"] = "The request does not match the API (error shape)"
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+
+
+def _add_schema(components: dict[str, Any], model: type[BaseModel]) -> None:
+    js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in js.pop("$defs", {}).items():
+        components.setdefault(name, sub)
+    components[model.__name__] = js

@@ -1,0 +1,74 @@
+"""Reading a request body with a size cap: checked against Content-Length first, then counted
+while it streams in, so a client that sends more than it announced is stopped too."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, Request
+from starlette.requests import ClientDisconnect
+
+from corridor.errors import PayloadError, PayloadTooLargeError
+from corridor.ingest.payload import NDJSON_TYPES, media_type
+
+#: content types that are certainly not a JSON or NDJSON body
+_REFUSED = (
+    "multipart/",
+    "application/x-www-form-urlencoded",
+    "text/csv",
+    "application/xml",
+    "text/xml",
+    "application/vnd.apache.parquet",
+    "application/x-parquet",
+)
+
+
+def _too_large(limit: int, size: str) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"the request body ({size}) is larger than the limit of {_human(limit)}; split the "
+        "batch into smaller requests (or raise CORRIDOR_MAX_BODY_BYTES)"
+    )
+
+
+def _human(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit} ({n:,} bytes)"
+    return f"{n:,} bytes"
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, at most ``limit`` bytes; :class:`PayloadTooLargeError` (413) beyond."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            n = int(declared)
+        except ValueError:
+            raise PayloadError(f"invalid Content-Length header {declared!r}") from None
+        if n > limit:
+            raise _too_large(limit, f"{n:,} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit, f"more than {size:,} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise PayloadError(
+            f"the client disconnected after {size:,} bytes, before the body was complete; "
+            "nothing was stored"
+        ) from None
+    return b"".join(chunks)
+
+
+def check_json_content_type(content_type: str | None) -> None:
+    """Refuse (415) bodies that are plainly not JSON; anything else is tried as JSON/NDJSON."""
+    mt = media_type(content_type)
+    if mt in NDJSON_TYPES or not mt.startswith(_REFUSED):
+        return
+    raise HTTPException(
+        415,
+        f"unsupported content type {mt!r}; send application/json (one object or an array of "
+        "objects) or application/x-ndjson (one object per line). CSV and Parquet files load "
+        "with `corridor import`",
+    )

@@ -1,0 +1,80 @@
+"""``PUT /api/v1/map`` loads (or replaces) the corridor map; ``GET /api/v1/map`` shows it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from corridor.api.body import read_body
+from corridor.api.deps import IngestorDep, SettingsDep
+from corridor.api.errors import error_responses
+from corridor.api.schemas import MapLoaded
+from corridor.domain.corridor_map import CorridorMap
+from corridor.ingest.payload import parse_map
+
+router = APIRouter(prefix="/api/v1", tags=["corridor map"])
+
+_MAP_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The corridor map: stages in order, and touch points with their stage, "
+        "channels, owning department and promises. YAML, or JSON with content type "
+        "application/json.",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/CorridorMap"}},
+            "application/yaml": {"schema": {"$ref": "#/components/schemas/CorridorMap"}},
+        },
+    }
+}
+
+
+@router.put(
+    "/map",
+    operation_id="put_map",
+    summary="Load or replace the corridor map",
+    response_model=MapLoaded,
+    responses=error_responses(400, 413, 422),
+    openapi_extra=_MAP_BODY,
+)
+async def put_map(
+    request: Request,
+    ingestor: IngestorDep,
+    settings: SettingsDep,
+    force: Annotated[
+        bool,
+        Query(description="load even if it drops touch points that stored records use"),
+    ] = False,
+) -> MapLoaded:
+    """Every loaded version is kept; the new one is in force from now on. A map that drops
+    touch points stored records still use is refused (422) unless ``force=true``."""
+    body = await read_body(request, settings.max_body_bytes)
+    cmap = parse_map(body, request.headers.get("content-type"))
+    version = await run_in_threadpool(ingestor.load_map, cmap, force=force)
+    return MapLoaded(
+        version=version,
+        stages=len(cmap.stages),
+        touchpoints=len(cmap.touchpoints),
+        promises=sum(len(t.promises) for t in cmap.touchpoints),
+    )
+
+
+@router.get(
+    "/map",
+    operation_id="get_map",
+    summary="The corridor map in force",
+    response_model=CorridorMap,
+    response_model_exclude_none=True,
+    responses=error_responses(404),
+)
+def get_map(ingestor: IngestorDep) -> CorridorMap:
+    """The document last loaded, as JSON (send it back with PUT to change it)."""
+    cmap = ingestor.corridor_map
+    if cmap is None:
+        raise HTTPException(
+            404,
+            "no corridor map is loaded yet; load one with PUT /api/v1/map (YAML or JSON) or "
+            "`corridor map load FILE`",
+        )
+    return cmap

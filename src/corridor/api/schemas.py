@@ -1,0 +1,251 @@
+"""What the API says in its OpenAPI document: record models per kind (generated from the
+contract, for documentation only: validation is the contract's, vectorised) and reply models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from corridor.domain.contract import KINDS, FieldType, RecordKind
+
+_PY: dict[FieldType, Any] = {
+    FieldType.STRING: str,
+    FieldType.TEXT: str,
+    FieldType.KEY_LIST: str,
+    FieldType.PERIOD: str,
+    FieldType.TIMESTAMP: datetime,
+    FieldType.NUMBER: float,
+    FieldType.INTEGER: int,
+}
+
+_NAMES = {
+    "people": "PersonRecord",
+    "interactions": "InteractionRecord",
+    "feedback": "FeedbackRecord",
+    "operational_events": "OperationalEventRecord",
+    "market_events": "MarketEventRecord",
+    "employee_predictions": "EmployeePredictionRecord",
+}
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "people": {
+        "person_id": "c-1001",
+        "kind": "customer",
+        "segment": "premium",
+        "region": "north",
+        "email": "ana@example.com",
+    },
+    "interactions": {
+        "interaction_id": "i-50001",
+        "person_id": "c-1001",
+        "occurred_at": "2025-03-01T14:30:00Z",
+        "touchpoint": "checkout",
+        "channel": "web",
+        "outcome": "purchase",
+        "value": 59.9,
+        "duration_minutes": 4.5,
+        "basket_size": 3,
+    },
+    "feedback": {
+        "feedback_id": "f-9001",
+        "person_id": "c-1001",
+        "occurred_at": "2025-03-02T09:00:00Z",
+        "touchpoint": "checkout",
+        "interaction_id": "i-50001",
+        "source": "survey",
+        "expectation": 8,
+        "experience": 6,
+        "nps": 7,
+        "text": "Checkout took longer than promised.",
+    },
+    "operational_events": {
+        "event_id": "op-17",
+        "department": "inventory",
+        "kind": "stockout",
+        "started_at": "2025-03-01T00:00:00Z",
+        "ended_at": "2025-03-04T00:00:00Z",
+        "touchpoints": "checkout;home_delivery",
+    },
+    "market_events": {
+        "event_id": "mk-3",
+        "occurred_at": "2025-02-15T00:00:00Z",
+        "kind": "competitor_move",
+        "touchpoints": "home_delivery",
+        "description": "A competitor now delivers next day for free.",
+    },
+    "employee_predictions": {
+        "prediction_id": "ep-1",
+        "department": "ecommerce",
+        "touchpoint": "checkout",
+        "period": "2025-03",
+        "predicted_experience": 8.5,
+    },
+}
+
+
+def _description(kind: RecordKind, name: str) -> str:
+    f = kind.get(name)
+    text = f.description
+    if f.choices:
+        text += f" (one of: {', '.join(f.choices)})"
+    if f.vocabulary is not None:
+        text += f" (must be a {f.vocabulary.value} known to the loaded corridor map)"
+    if f.identity:
+        text += "; records that share it resolve to one person"
+    return text
+
+
+def record_model(kind: RecordKind) -> type[BaseModel]:
+    """A pydantic model of one record of ``kind``, for the OpenAPI document."""
+    fields: dict[str, Any] = {}
+    for f in kind.fields:
+        kw: dict[str, Any] = {"description": _description(kind, f.name)}
+        if f.minimum is not None:
+            kw["ge"] = f.minimum
+        if f.maximum is not None:
+            kw["le"] = f.maximum
+        if f.type is FieldType.PERIOD:
+            kw["pattern"] = r"^\d{4}-(0[1-9]|1[0-2])$"
+        t = _PY[f.type]
+        fields[f.name] = (t, Field(..., **kw)) if f.required else (t | None, Field(None, **kw))
+    fields["attributes"] = (
+        dict[str, Any] | None,
+        Field(
+            None,
+            description="free-form attributes; merged with any other field not in the "
+            "contract (every unknown field is kept as an attribute)",
+        ),
+    )
+    doc = kind.description
+    if kind.person_required:
+        doc += " Name the person with person_id or one identity (email, phone, device_id, crm_id)."
+    if kind.upsert:
+        doc += " A later record with the same id updates the earlier one."
+    else:
+        doc += " A record whose id is already stored is not stored again (idempotent retries)."
+    model: type[BaseModel] = create_model(
+        _NAMES.get(kind.name, kind.name.title().replace("_", "") + "Record"),
+        __config__=ConfigDict(
+            extra="allow",
+            json_schema_extra={"examples": [EXAMPLES[kind.name]]}
+            if kind.name in EXAMPLES
+            else None,
+        ),
+        __doc__=doc,
+        **fields,
+    )
+    return model
+
+
+RECORD_MODELS: dict[str, type[BaseModel]] = {name: record_model(k) for name, k in KINDS.items()}
+
+
+# -- replies --------------------------------------------------------------------------------
+class RejectionOut(BaseModel):
+    item: int = Field(description="1-based item number: array position, or NDJSON line number")
+    id: str | None = Field(description="the record's id, when it had one")
+    field: str = Field(description="the field at fault, or '(record)' for the item as a whole")
+    reason: str = Field(description="why, and what to send instead")
+
+
+class MergeOut(BaseModel):
+    from_person: str
+    into_person: str
+    id_type: str | None
+    record_id: str | None
+
+
+class IngestReply(BaseModel):
+    """What happened to every item of one ingest request.
+
+    Status 200: at least one record was accepted, or nothing was wrong (an empty array).
+    Status 422: nothing was accepted and something was rejected. Same shape either way.
+    ``received = accepted + rejected``; ``accepted = inserted + duplicates``. A 2xx reply
+    means the accepted records are committed.
+    """
+
+    kind: str
+    received: int = Field(description="items in the request, good and bad")
+    accepted: int = Field(description="valid records, now stored (new plus already stored)")
+    inserted: int = Field(description="of the accepted, how many were new")
+    duplicates: int = Field(
+        description="of the accepted, how many were already stored or repeated in the batch"
+    )
+    rejected: int = Field(description="items not stored; each is listed in errors")
+    errors: list[RejectionOut] = Field(description="one entry per problem, in item order")
+    errors_truncated: bool = Field(
+        description="true when more problems were found than listed (CORRIDOR_MAX_ERRORS_REPORTED)"
+    )
+    merges: list[MergeOut] = Field(
+        description="persons merged because a record linked them through a shared identity"
+    )
+
+
+class IdentityOut(BaseModel):
+    id_type: str
+    id_value: str
+    person_id: str
+    first_seen_at: datetime | None
+
+
+class PersonMergeOut(BaseModel):
+    from_person: str
+    into_person: str
+    id_type: str | None
+    id_value: str | None
+    merged_at: datetime | None
+    record_kind: str | None
+    record_id: str | None
+
+
+class PersonOut(BaseModel):
+    person_id: str
+    kind: str
+    segment: str | None
+    region: str | None
+    created_at: datetime | None
+    first_seen_at: datetime | None
+    attributes: dict[str, Any] | None
+
+
+class PersonView(BaseModel):
+    """One person, the canonical person it resolves to, and the whole merged group."""
+
+    person: PersonOut
+    canonical_id: str = Field(description="the person this one's history is merged into")
+    merged: bool = Field(description="true when this person was merged into another")
+    members: list[str] = Field(description="every person id merged into the same canonical")
+    identities: list[IdentityOut]
+    merges: list[PersonMergeOut] = Field(description="the merges that formed the group")
+    interactions: int = Field(description="interactions of the whole group")
+    feedback: int = Field(description="feedback of the whole group")
+
+
+class StoreInfo(BaseModel):
+    url: str = Field(description="store URL, password redacted")
+    engine: str
+    schema_version: int
+
+
+class MapInfo(BaseModel):
+    loaded: bool
+    stages: int
+    touchpoints: int
+    promises: int
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    store: StoreInfo
+    corridor_map: MapInfo
+    counts: dict[str, int]
+
+
+class MapLoaded(BaseModel):
+    version: int = Field(description="version number of the map now in force")
+    stages: int
+    touchpoints: int
+    promises: int
