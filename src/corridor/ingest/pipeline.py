@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,14 @@ import pyarrow.compute as pc
 from corridor.domain.contract import RecordKind, get_kind
 from corridor.domain.corridor_map import CorridorMap
 from corridor.ingest import identity
-from corridor.ingest.validate import ATTRIBUTES, ROW, Rejection, Validator, Vocabularies
+from corridor.ingest.validate import (
+    ATTRIBUTES,
+    ROW,
+    Rejection,
+    ValidationResult,
+    Validator,
+    Vocabularies,
+)
 from corridor.store.base import Store, Tx
 from corridor.store.maps import load_map, save_map
 
@@ -98,23 +106,41 @@ class Ingestor:
             old.close()
         return version
 
-    def validate(self, kind: str | RecordKind, batch: pa.Table) -> Any:
+    def validate(self, kind: str | RecordKind, batch: pa.Table) -> ValidationResult:
         k = get_kind(kind) if isinstance(kind, str) else kind
         with self._lock:
             validator = self._validator
         return validator.validate(k, batch)
 
     def ingest(
-        self, kind: str | RecordKind, batch: pa.Table, *, source: str = "api"
+        self,
+        kind: str | RecordKind,
+        batch: pa.Table,
+        *,
+        source: str = "api",
+        validated: ValidationResult | None = None,
+        early_rejections: Sequence[Rejection] = (),
     ) -> IngestReport:
-        """Validate and store one batch; returns what was stored and what was rejected, and why."""
+        """Validate and store one batch; returns what was stored and what was rejected, and why.
+
+        ``validated`` is :meth:`validate`'s result for this very batch, when the caller has it
+        already (file import validates the next chunk while the current one is written).
+        ``early_rejections`` are items a reader already refused (not JSON, wrong shape): they
+        are counted and listed with the rest, and logged with the batch.
+        """
         k = get_kind(kind) if isinstance(kind, str) else kind
-        result = self.validate(k, batch)
+        if validated is not None:
+            result = validated
+        elif batch.num_rows:
+            result = self.validate(k, batch)
+        else:
+            result = ValidationResult(pa.table({}))
+        early_rows = len({r.row for r in early_rejections})
         report = IngestReport(
             k.name,
-            received=batch.num_rows,
-            rejected=result.rejected_rows,
-            errors=result.rejections,
+            received=batch.num_rows + early_rows,
+            rejected=result.rejected_rows + early_rows,
+            errors=sorted([*early_rejections, *result.rejections], key=lambda r: r.row),
         )
         valid = result.valid
         now = datetime.now(UTC)

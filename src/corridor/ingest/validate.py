@@ -332,8 +332,14 @@ class Validator:
         c.person_rule()
         extras = c.extras()
         if extras:
-            pack = ", ".join(f"{_ident(e)} := src.{_ident(e)}" for e in extras)
-            attrs = f"CAST(to_json(struct_pack({pack})) AS VARCHAR)"
+            # Only the keys a record really has: no {"basket": null} for rows without a basket.
+            entries = ", ".join(
+                f"{{'k': {_lit(e)}, 'v': to_json(src.{_ident(e)})}}" for e in extras
+            )
+            attrs = (
+                f"NULLIF(CAST(to_json(map_from_entries(list_filter([{entries}], lambda e: "
+                "e.v IS NOT NULL AND CAST(e.v AS VARCHAR) <> 'null'))) AS VARCHAR), '{}')"
+            )
         else:
             attrs = "CAST(NULL AS VARCHAR)"
         # Cheap test first; the list of reasons is only built for the rows that fail it.
@@ -358,8 +364,11 @@ class Validator:
             finally:
                 self._con.unregister("batch")
         ok = pc.equal(pc.list_value_length(checked.column("_errors")), 0)
-        valid = checked.filter(ok).drop_columns(["_errors"])
-        bad = checked.filter(pc.invert(ok))
+        if pc.all(ok).as_py() is not False:  # the usual case: no copy of the batch
+            valid, bad = checked.drop_columns(["_errors"]), checked.slice(0, 0)
+        else:
+            valid = checked.filter(ok).drop_columns(["_errors"])
+            bad = checked.filter(pc.invert(ok))
         rejections = [
             Rejection(int(row), None if rid is None else str(rid), e["field"], e["reason"])
             for row, rid, errs in zip(

@@ -40,7 +40,8 @@ def save_map(store: Store, cmap: CorridorMap, *, force: bool = False) -> int:
             if missing:
                 raise CorridorMapError(
                     "the new map drops touch points that stored records use: "
-                    f"{', '.join(missing[:20])}; keep them in the map (or pass --force)"
+                    f"{', '.join(missing[:20])}; keep them in the map, or force the load "
+                    "(`corridor map load --force`, or PUT /api/v1/map?force=true)"
                 )
         version = int(tx.fetchall("SELECT coalesce(max(version), 0) FROM corridor_maps")[0][0]) + 1
         doc = orjson.dumps(cmap.model_dump(exclude_none=True)).decode()
