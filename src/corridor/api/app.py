@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 import corridor
@@ -60,7 +61,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             if owns_store:
                 the_store.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc assets are served by Corridor itself: the docs work air-gapped.
+    app = FastAPIOffline(
         title="Corridor",
         version=corridor.__version__,
         description=DESCRIPTION,
