@@ -1,0 +1,85 @@
+"""The small result object every analytics function returns: a frame plus its metadata."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly Python value: ``None`` for every kind of missing, ``datetime`` for
+    timestamps, ``int``/``float``/``str``/``bool`` for numpy scalars."""
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class AnalyticsResult:
+    """A result frame with what a reader needs to trust it.
+
+    ``frame`` has one row per group (and period); ``n`` is the number of feedback records the
+    result rests on; ``confidence`` the two-sided level of every interval in the frame;
+    ``method`` says how the numbers were computed; ``query`` echoes the request (groupings,
+    period, filters, time range).
+    """
+
+    frame: pd.DataFrame
+    n: int
+    confidence: float
+    method: str
+    query: dict[str, Any] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything but the frame, JSON-friendly."""
+        return {
+            "kind": type(self).__name__,
+            "n": int(self.n),
+            "confidence": float(self.confidence),
+            "method": self.method,
+            "query": self.query,
+        }
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """The frame as a list of dicts: missing values and NaN are ``None``, timestamps are
+        tz-aware ``datetime``, numbers plain ``int``/``float``."""
+        cols = list(self.frame.columns)
+        return [
+            {c: _plain(v) for c, v in zip(cols, row, strict=True)}
+            for row in self.frame.itertuples(index=False, name=None)
+        ]
+
+    def to_arrow(self) -> pa.Table:
+        """The frame as an Arrow table; :meth:`metadata` travels as JSON in the schema metadata
+        under the key ``corridor``."""
+        table = pa.Table.from_pandas(self.frame, preserve_index=False)
+        meta = {b"corridor": json.dumps(self.metadata(), default=_json_default).encode()}
+        return table.replace_schema_metadata(meta)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(n={self.n}, rows={len(self.frame)}, "
+            f"confidence={self.confidence}, method={self.method!r})"
+        )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+__all__ = ["AnalyticsResult"]
