@@ -29,12 +29,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from corridor import errors as ce
+from corridor.analytics.errors import AnalyticsQueryError
 
 log = logging.getLogger("corridor.api")
 
 #: codes of the errors Corridor raises on purpose; a subclass not listed takes its nearest
 #: listed ancestor's code, else one derived from its class name
 CODES: dict[type[ce.CorridorError], str] = {
+    AnalyticsQueryError: "invalid_query",
     ce.UnknownKindError: "unknown_kind",
     ce.CorridorMapError: "invalid_corridor_map",
     ce.ContractError: "contract_violation",
