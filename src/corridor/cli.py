@@ -154,7 +154,7 @@ def import_(
         Path | None,
         typer.Option(help="where bad rows go [default: FILE.quarantine.csv next to the file]"),
     ] = None,
-    chunk_rows: Annotated[int, typer.Option(help="rows per committed chunk")] = 100_000,
+    chunk_rows: Annotated[int, typer.Option(help="rows per committed chunk")] = 250_000,
 ) -> None:
     """Import a contract file. Bad rows go to a quarantine file and never stop the good ones.
 

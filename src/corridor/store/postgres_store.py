@@ -32,6 +32,15 @@ def _pg_type(t: pa.DataType) -> str:
     return "TEXT"
 
 
+def _naive_utc(table: pa.Table) -> pa.Table:
+    """Times without their zone (the values are UTC, as is the session): pyarrow writes zoned
+    times to CSV some 20x slower, which made them most of the cost of staging."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type) and f.type.tz is not None:
+            table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp(f.type.unit)))
+    return table
+
+
 def _qmarks(sql: str) -> str:
     """Our SQL uses ``?`` placeholders; psycopg wants ``%s`` (and literal ``%`` doubled)."""
     return re.sub(r"\?", "%s", sql.replace("%", "%%"))
@@ -72,7 +81,9 @@ class PostgresTx(Tx):
             if table.num_rows == 0:
                 return
             buf = io.BytesIO()
-            pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(include_header=False))
+            pacsv.write_csv(
+                _naive_utc(table), buf, write_options=pacsv.WriteOptions(include_header=False)
+            )
             data = buf.getbuffer()
             with cur.copy(f"COPY {name} FROM STDIN (FORMAT csv)") as copy:
                 for start in range(0, len(data), _COPY_CHUNK):

@@ -1,0 +1,365 @@
+"""Stream contract files (CSV, NDJSON, Parquet) as Arrow chunks that carry their row numbers.
+
+A reader yields :class:`Chunk` objects of at most ``chunk_rows`` records. Every chunk's table has a
+``_row`` int64 column: the physical line number for CSV (header = line 1) and NDJSON, the 1-based
+row index for Parquet, so a problem found later (by validation) points at the right place in the
+file. Records that cannot be parsed at all (a CSV row with the wrong number of fields, a line that
+is not a JSON object) travel beside the table as :class:`Problem` items and never stop the rest.
+
+Memory stays bounded by the chunk size whatever the size of the file: CSV is parsed block by block
+by pyarrow (one thread, so its invalid-row handler knows row numbers), NDJSON is read in blocks of
+lines, Parquet batch by batch.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from corridor.errors import ContractError, PayloadError
+from corridor.ingest.validate import ROW
+
+FORMATS = ("csv", "ndjson", "parquet")
+#: file name endings and the format they mean; ``.gz`` may follow csv and ndjson endings
+SUFFIXES = {
+    ".csv": "csv",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+    ".json": "ndjson",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+FORMAT_ALIASES = {"jsonl": "ndjson", "json": "ndjson", "pq": "parquet"}
+ROW_FIELD = "(record)"  # the field named for a record that cannot be parsed at all (as the API)
+
+#: a chunk is also cut when its Arrow data passes this size (wide rows, long texts)
+MAX_CHUNK_BYTES = 256 << 20
+_NDJSON_BLOCK = 8 << 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A record that could not be parsed: where it is, why, and its text as found."""
+
+    row: int
+    field: str
+    reason: str
+    record: str  # JSON text
+    id: str | None = None
+
+
+@dataclass
+class Chunk:
+    """Up to ``chunk_rows`` parsed records (with ``_row``), and the records that failed to parse."""
+
+    table: pa.Table
+    problems: list[Problem] = field(default_factory=list)
+    #: how far through the file the reader is, 0..1
+    fraction: float = 0.0
+    #: the original text of the records at these table positions (NDJSON keeps its lines);
+    #: None means: rebuild them from ``table``
+    originals: Callable[[Sequence[int]], list[str]] | None = None
+    #: the validation result for :attr:`table`, once validated (ahead of the write)
+    validated: Any = None
+
+    @property
+    def rows(self) -> int:
+        """Records of the file this chunk covers: parsed and unparseable (blank lines aside)."""
+        return self.table.num_rows + len(self.problems)
+
+    def records(self, positions: Sequence[int]) -> list[str]:
+        """The original records at ``positions`` of :attr:`table`, as JSON text."""
+        if self.originals is not None:
+            return self.originals(positions)
+        rows = self.table.take(pa.array(positions, pa.int64())).drop_columns([ROW]).to_pylist()
+        return [orjson.dumps(r, default=str).decode() for r in rows]
+
+
+def detect_format(path: Path, fmt: str | None) -> tuple[str, str | None]:
+    """(format, compression) for ``path``: from ``fmt`` when given, else from the file name."""
+    name = path.name.lower()
+    compression = "gzip" if name.endswith(".gz") else None
+    allowed = ", ".join([*SUFFIXES, ".csv.gz", ".ndjson.gz", ".jsonl.gz"])
+    if fmt is not None:
+        f = FORMAT_ALIASES.get(fmt.lower(), fmt.lower())
+        if f not in FORMATS:
+            raise ContractError(f"unknown format {fmt!r}; allowed formats: {', '.join(FORMATS)}")
+    else:
+        stem = name[:-3] if compression else name
+        suffix = "." + stem.rsplit(".", 1)[-1] if "." in stem else ""
+        if suffix not in SUFFIXES:
+            raise ContractError(
+                f"cannot tell the format of {path.name!r} from its name; allowed endings: "
+                f"{allowed} (or name the format: csv, ndjson or parquet)"
+            )
+        f = SUFFIXES[suffix]
+    if compression and f == "parquet":
+        raise ContractError(
+            f"{path.name}: Parquet compresses itself; give the .parquet file without .gz"
+        )
+    return f, compression
+
+
+def open_reader(
+    path: Path, fmt: str, compression: str | None, chunk_rows: int, id_field: str | None = None
+) -> Reader:
+    """A reader for ``path``; whole-file problems (empty, not UTF-8, ...) are raised here."""
+    if fmt == "csv":
+        from corridor.ingest.csv_reader import CsvReader
+
+        return CsvReader(path, compression, chunk_rows, id_field)
+    if fmt == "ndjson":
+        return NdjsonReader(path, compression, chunk_rows)
+    return ParquetReader(path, chunk_rows)
+
+
+class Reader:
+    """Base: ``columns`` (None when unknown) and iteration over chunks."""
+
+    path: Path
+    chunk_rows: int
+
+    @property
+    def columns(self) -> list[str] | None:
+        raise NotImplementedError
+
+    def chunks(self) -> Iterator[Chunk]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the file (also done when :meth:`chunks` runs to its end)."""
+
+
+def open_binary(path: Path, compression: str | None) -> io.BufferedIOBase:
+    return gzip.open(path, "rb") if compression else path.open("rb")
+
+
+def read_block(f: io.BufferedIOBase, n: int, path: Path) -> bytes:
+    try:
+        return f.read(n)
+    except (OSError, EOFError) as e:  # e.g. a truncated or corrupt .gz
+        raise PayloadError(f"cannot read {path.name}: {e}") from None
+
+
+def reserved(path: Path, columns: Sequence[str]) -> None:
+    """Refuse a header that repeats a column or uses the reserved ``_row``."""
+    if ROW in columns:
+        raise ContractError(f"{path.name}: the column name {ROW!r} is reserved; rename it")
+    seen: set[str] = set()
+    for c in columns:
+        if c in seen:
+            raise ContractError(f"{path.name}: the column {c!r} appears twice in the header")
+        seen.add(c)
+
+
+def _row_numbers(start: int, n: int) -> pa.Array:
+    return pa.array(np.arange(start, start + n, dtype=np.int64))
+
+
+def first_chunk_rows(chunk_rows: int) -> int:
+    """The first chunk of a big file is half size: writing starts sooner, and the next chunk
+    is read and validated meanwhile."""
+    return chunk_rows // 2 if chunk_rows >= 200_000 else chunk_rows
+
+
+class Rechunker:
+    """Gathers tables and problems, in file order, into chunks of at most ``size`` rows (or
+    :data:`MAX_CHUNK_BYTES`)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.limit = first_chunk_rows(size)
+        self.tables: list[pa.Table] = []
+        self.n = 0
+        self.nbytes = 0
+        self.problems: list[Problem] = []
+
+    def add(self, table: pa.Table, problems: list[Problem]) -> None:
+        if table.num_rows:
+            self.tables.append(table)
+            self.n += table.num_rows
+            self.nbytes += table.nbytes
+        self.problems.extend(problems)
+
+    def take(self, schema: pa.Schema, fraction: float, *, final: bool = False) -> Iterator[Chunk]:
+        # many unparseable records in a row are passed on too, so memory stays bounded
+        while self.n >= self.limit or (
+            (final or len(self.problems) >= self.limit or self.nbytes >= MAX_CHUNK_BYTES)
+            and (self.n or self.problems)
+        ):
+            whole = pa.concat_tables(self.tables) if self.tables else schema.empty_table()
+            head, rest = whole.slice(0, self.limit), whole.slice(self.limit)
+            self.limit = self.size
+            if rest.num_rows:  # problems after this chunk's last row wait for the next one
+                last = head.column(ROW)[-1].as_py()
+                problems = [p for p in self.problems if p.row <= last]
+                self.problems = [p for p in self.problems if p.row > last]
+            else:
+                problems, self.problems = self.problems, []
+            self.tables = [rest] if rest.num_rows else []
+            self.n, self.nbytes = rest.num_rows, rest.nbytes
+            yield Chunk(head, problems, fraction)
+
+
+# -- NDJSON ---------------------------------------------------------------------------------------
+class NdjsonReader(Reader):
+    def __init__(self, path: Path, compression: str | None, chunk_rows: int) -> None:
+        self.path, self.compression, self.chunk_rows = path, compression, chunk_rows
+        with open_binary(path, compression) as f:
+            start = read_block(f, 4096, path).lstrip(b"\xef\xbb\xbf \t\r\n")
+        if start.startswith(b"["):
+            raise PayloadError(
+                f"{path.name} holds a JSON array; NDJSON wants one JSON object per line "
+                f"(convert it with e.g. jq -c '.[]' {path.name} > {Path(path.stem).stem}.ndjson)"
+            )
+        self._iter = self._chunks()
+        # the columns are only known once the first records are parsed
+        self._first: Chunk | None = next(self._iter, None)
+        if self._first is None:
+            raise PayloadError(f"{self.path.name} is empty: NDJSON needs one JSON object per line")
+
+    @property
+    def columns(self) -> list[str] | None:
+        if self._first is None or self._first.table.num_rows == 0:
+            return None
+        return [c for c in self._first.table.column_names if c != ROW]
+
+    def close(self) -> None:
+        self._iter.close()
+
+    def chunks(self) -> Iterator[Chunk]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        yield from self._iter
+
+    def _chunks(self) -> Generator[Chunk, None, None]:
+        size = max(self.path.stat().st_size, 1)
+        with self.path.open("rb") as raw:
+            f: io.BufferedIOBase = raw
+            if self.compression:
+                f = gzip.GzipFile(fileobj=raw, mode="rb")
+            lines: list[tuple[int, bytes]] = []
+            tail = b""
+            line_no = nbytes = 0
+            limit = first_chunk_rows(self.chunk_rows)
+            while True:
+                block = read_block(f, _NDJSON_BLOCK, self.path)
+                parts = (tail + block).split(b"\n")
+                tail = parts.pop() if block else b""
+                for text in parts:
+                    line_no += 1
+                    if line_no == 1:
+                        text = text.removeprefix(b"\xef\xbb\xbf")  # a byte order mark
+                    if not text.strip():
+                        continue
+                    lines.append((line_no, text))
+                    nbytes += len(text)
+                    if len(lines) >= limit or nbytes >= MAX_CHUNK_BYTES:
+                        yield self._parse(lines, raw.tell() / size)
+                        lines, nbytes, limit = [], 0, self.chunk_rows
+                if not block:
+                    break
+            if lines:
+                yield self._parse(lines, 1.0)
+
+    def _parse(self, lines: list[tuple[int, bytes]], fraction: float) -> Chunk:
+        good: list[dict[str, Any]] = []
+        numbers: list[int] = []
+        texts: list[bytes] = []
+        problems: list[Problem] = []
+        for no, text in lines:
+            try:
+                obj = orjson.loads(text)
+            except orjson.JSONDecodeError as e:
+                problems.append(Problem(no, ROW_FIELD, f"invalid JSON: {e}", _as_json(text)))
+                continue
+            if not isinstance(obj, dict):
+                problems.append(
+                    Problem(
+                        no,
+                        ROW_FIELD,
+                        f"expected a JSON object per line, found {type(obj).__name__}",
+                        _as_json(text),
+                    )
+                )
+                continue
+            good.append(obj)
+            numbers.append(no)
+            texts.append(text)
+        keys: dict[str, None] = {}
+        for obj in good:
+            keys.update(dict.fromkeys(obj))
+        if ROW in keys:
+            raise ContractError(f"{self.path.name}: the field name {ROW!r} is reserved; rename it")
+        table = pa.table({k: _column([o.get(k) for o in good]) for k in keys})
+        table = table.append_column(ROW, pa.array(numbers, pa.int64()))
+
+        def originals(positions: Sequence[int]) -> list[str]:
+            return [texts[i].decode("utf-8", errors="replace").strip() for i in positions]
+
+        return Chunk(table, problems, fraction, originals)
+
+
+def _as_json(text: bytes) -> str:
+    return orjson.dumps(text.decode("utf-8", errors="replace").strip()).decode()
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """An Arrow column from JSON values; a column of mixed kinds is kept as text."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array(
+            [
+                None if v is None else v if isinstance(v, str) else orjson.dumps(v).decode()
+                for v in values
+            ],
+            pa.string(),
+        )
+
+
+# -- Parquet --------------------------------------------------------------------------------------
+class ParquetReader(Reader):
+    def __init__(self, path: Path, chunk_rows: int) -> None:
+        self.path, self.chunk_rows = path, chunk_rows
+        try:
+            self.file = pq.ParquetFile(path)
+            self.schema = self.file.schema_arrow
+        except (pa.ArrowException, OSError) as e:
+            raise PayloadError(f"cannot read {path.name} as Parquet: {e}") from None
+        reserved(path, self.schema.names)
+
+    def close(self) -> None:
+        self.file.close()
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+    def chunks(self) -> Iterator[Chunk]:
+        total = max(self.file.metadata.num_rows, 1)
+        out = Rechunker(self.chunk_rows)
+        schema = self.schema.append(pa.field(ROW, pa.int64()))
+        done = 0
+        try:
+            for batch in self.file.iter_batches(batch_size=out.limit):
+                table = pa.Table.from_batches([batch])
+                table = table.append_column(ROW, _row_numbers(done + 1, table.num_rows))
+                done += table.num_rows
+                out.add(table, [])
+                yield from out.take(schema, done / total)
+            yield from out.take(schema, 1.0, final=True)
+        except (pa.ArrowException, OSError) as e:
+            raise PayloadError(f"cannot read {self.path.name} after row {done:,}: {e}") from None
+        finally:
+            self.file.close()
