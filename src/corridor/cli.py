@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from corridor.cli_analytics import register as register_analyses
+from corridor.cli_common import StoreOpt, console, err
 from corridor.errors import CorridorError
 
 app = typer.Typer(
@@ -28,19 +29,6 @@ app = typer.Typer(
 map_app = typer.Typer(help="Load and show the corridor map.", no_args_is_help=True)
 app.add_typer(map_app, name="map")
 
-console = Console()
-err = Console(stderr=True)
-
-StoreOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--store",
-        envvar="CORRIDOR_STORE",
-        help="Store URL: duckdb:///path/file.duckdb or postgresql://user@host:5432/db "
-        "[default: ./corridor-data/corridor.duckdb]",
-        show_default=False,
-    ),
-]
 
 EXIT_OK, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
 
@@ -334,6 +322,8 @@ def migrate(store: StoreOpt = None) -> None:
             + (f" (applied {', '.join(map(str, applied))})" if applied else " (up to date)")
         )
 
+
+register_analyses(app)
 
 if __name__ == "__main__":
     main()

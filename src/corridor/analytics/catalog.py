@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from corridor.analytics.dimensions import DIMENSIONS, PERIODS, Filters, Source, TimeLike
+from corridor.analytics.drift import expectation_drift
 from corridor.analytics.errors import AnalyticsQueryError
+from corridor.analytics.facets import facet_table, source_facets
 from corridor.analytics.gaps import gap_table
 from corridor.analytics.metrics import metric_table
+from corridor.analytics.promises import promise_table
 from corridor.analytics.result import AnalyticsResult
 
 _KEYS = ("period", "period_label", "n")
@@ -30,6 +33,8 @@ class Analysis:
     #: the few columns a terminal table shows
     brief: tuple[str, ...] = ()
     default_by: tuple[str, ...] = ()
+    #: a period used when none is asked for (analyses that follow a series over time)
+    default_period: str | None = None
 
     def __call__(
         self,
@@ -45,7 +50,7 @@ class Analysis:
         result = self.run(
             source,
             by=list(by) if by else list(self.default_by),
-            period=period,
+            period=period or self.default_period,
             filters=filters,
             since=since,
             until=until,
@@ -134,6 +139,73 @@ ANALYSES: dict[str, Analysis] = {
                 "delta_ces_mean",
                 "p_value_ces_mean",
             ),
+        ),
+        Analysis(
+            "promises",
+            "Promises kept against their targets",
+            promise_table,
+            brief=(
+                "promise",
+                "target",
+                "n",
+                "kept_rate",
+                "kept_rate_low",
+                "kept_rate_high",
+                "mean_gap_kept",
+                "mean_gap_broken",
+                "delta_gap",
+                "p_value_gap",
+            ),
+        ),
+        Analysis(
+            "drift",
+            "Expectation drift: change points in mean expectation",
+            expectation_drift,
+            brief=(
+                "date",
+                "size",
+                "size_low",
+                "size_high",
+                "p_value_adjusted",
+                "mean_before",
+                "mean_after",
+                "n_before",
+                "n_after",
+                "market_events",
+            ),
+            default_by=("touchpoint",),
+            default_period="month",
+        ),
+        Analysis(
+            "facets",
+            "Functional (experience) and emotional (emotion) facets",
+            facet_table,
+            brief=(
+                "n",
+                "mean_experience",
+                "mean_experience_low",
+                "mean_experience_high",
+                "mean_emotion",
+                "mean_emotion_low",
+                "mean_emotion_high",
+                "correlation",
+            ),
+        ),
+        Analysis(
+            "sources",
+            "Solicited (survey) against unsolicited (review, social) feedback",
+            source_facets,
+            brief=(
+                "solicited_n",
+                "solicited_mean",
+                "unsolicited_n",
+                "unsolicited_mean",
+                "negativity_skew",
+                "negativity_skew_low",
+                "negativity_skew_high",
+                "p_value_skew",
+            ),
+            default_by=("touchpoint",),
         ),
     )
 }

@@ -27,7 +27,16 @@ from corridor.store import Store
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
 
 PARAMS = ("by", "period", "since", "until", "confidence")
-PATHS = {"gaps": "/gaps", "nps": "/metrics/nps", "csat": "/metrics/csat", "ces": "/metrics/ces"}
+PATHS = {
+    "gaps": "/gaps",
+    "nps": "/metrics/nps",
+    "csat": "/metrics/csat",
+    "ces": "/metrics/ces",
+    "promises": "/promises",
+    "drift": "/drift",
+    "facets": "/facets",
+    "sources": "/facets/sources",
+}
 
 # One reader at a time per store connection: DuckDB connections are not shared across threads.
 _read_locks: dict[int, threading.Lock] = {}
