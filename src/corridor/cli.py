@@ -167,11 +167,19 @@ def import_(
 
 
 def _print_summary(summaries: list[Any]) -> None:
-    table = Table("file", "kind", "rows", "stored", "new", "duplicates", "rejected", "rows/s")
+    table = Table(
+        "file",
+        "rows",
+        "stored",
+        "new",
+        "dup.",
+        "rejected",
+        "rows/s",
+        caption="stored = new + dup. (already stored, not stored twice)",
+    )
     for s in summaries:
         table.add_row(
             s.path.name,
-            s.kind,
             f"{s.rows:,}",
             f"{s.accepted:,}",
             f"{s.inserted:,}",
