@@ -241,10 +241,13 @@ def _simulate(customers: int, months: int, seed: int, out: Path, fmt: str) -> An
 
 
 def _load_dataset(store_url: str | None, folder: Path) -> None:
+    from corridor.analytics.rollup import refresh
     from corridor.ingest.files import import_dataset
 
     with _ingestor(store_url) as ing, _progress("loading") as progress:
         summaries = import_dataset(ing, folder, progress=progress)
+        progress("building rollups", 1.0)
+        refresh(ing.store)  # so the first question after loading is answered at once
     _print_summary(list(summaries.values()))
 
 

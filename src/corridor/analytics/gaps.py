@@ -63,20 +63,24 @@ METHOD = (
 )
 
 
-def gap_aggregates(table: ir.Table) -> dict[str, Any]:
+def gap_aggregates(table: ir.Table, where: Any = None) -> dict[str, Any]:
     """The Ibis aggregate expressions for :data:`GAP_SUMS` over rows that have both ratings
-    (measures already float64, so PostgreSQL sums doubles, never ``numeric``)."""
+    (measures already float64, so PostgreSQL sums doubles, never ``numeric``).
+
+    ``where`` restricts every aggregate to rows where it holds (the rollup aggregates all
+    feedback at once and counts only rated rows here); sums over no such row are null."""
     e, x = table.expectation, table.experience
     gap = x - e
+    below = x < e if where is None else (x < e) & where
     return {
-        "n": table.count(),
-        "n_below": table.count(where=x < e),
-        "sum_expectation": e.sum(),
-        "sumsq_expectation": (e * e).sum(),
-        "sum_experience": x.sum(),
-        "sumsq_experience": (x * x).sum(),
-        "sum_gap": gap.sum(),
-        "sumsq_gap": (gap * gap).sum(),
+        "n": table.count(where=where),
+        "n_below": table.count(where=below),
+        "sum_expectation": e.sum(where=where),
+        "sumsq_expectation": (e * e).sum(where=where),
+        "sum_experience": x.sum(where=where),
+        "sumsq_experience": (x * x).sum(where=where),
+        "sum_gap": gap.sum(where=where),
+        "sumsq_gap": (gap * gap).sum(where=where),
     }
 
 
@@ -99,7 +103,13 @@ def gap_stats(
 
 def gap_sums(source: Source, query: Query) -> pd.DataFrame:
     """:func:`gap_stats` for an already validated
-    :class:`~corridor.analytics.dimensions.Query`."""
+    :class:`~corridor.analytics.dimensions.Query`: from the store's rollup when the query
+    allows it (:mod:`corridor.analytics.rollup`; the same frame), else from the base tables."""
+    from corridor.analytics import rollup  # the rollup builds on this module
+
+    sums = rollup.sums(source, query, "gap")
+    if sums is not None:
+        return sums
     t = query_rows(source, query)
     t = t.filter(t.expectation.notnull(), t.experience.notnull())
     return aggregate(t, query.keys, gap_aggregates(t))

@@ -70,20 +70,26 @@ METHOD = (
 )
 
 
-def metric_aggregates(table: ir.Table) -> dict[str, Any]:
-    """The Ibis aggregate expressions for :data:`METRIC_SUMS` (measures already float64)."""
+def metric_aggregates(table: ir.Table, where: Any = None) -> dict[str, Any]:
+    """The Ibis aggregate expressions for :data:`METRIC_SUMS` (measures already float64);
+    ``where`` restricts every aggregate to rows where it holds, as in
+    :func:`corridor.analytics.gaps.gap_aggregates`."""
     nps, csat, ces = table.nps, table.csat, table.ces
+
+    def both(cond: Any) -> Any:
+        return cond if where is None else cond & where
+
     return {
-        "n": table.count(),
-        "nps_n": nps.count(),
-        "promoters": table.count(where=nps >= PROMOTER_MIN),
-        "detractors": table.count(where=nps <= DETRACTOR_MAX),
-        "csat_n": csat.count(),
-        "csat_top2": table.count(where=csat >= CSAT_TOP2_MIN),
-        "ces_n": ces.count(),
-        "ces_easy": table.count(where=ces >= CES_EASY_MIN),
-        "sum_ces": ces.sum(),
-        "sumsq_ces": (ces * ces).sum(),
+        "n": table.count(where=where),
+        "nps_n": nps.count(where=where),
+        "promoters": table.count(where=both(nps >= PROMOTER_MIN)),
+        "detractors": table.count(where=both(nps <= DETRACTOR_MAX)),
+        "csat_n": csat.count(where=where),
+        "csat_top2": table.count(where=both(csat >= CSAT_TOP2_MIN)),
+        "ces_n": ces.count(where=where),
+        "ces_easy": table.count(where=both(ces >= CES_EASY_MIN)),
+        "sum_ces": ces.sum(where=where),
+        "sumsq_ces": (ces * ces).sum(where=where),
     }
 
 
@@ -106,7 +112,13 @@ def metric_stats(
 
 def metric_sums(source: Source, query: Query) -> pd.DataFrame:
     """:func:`metric_stats` for an already validated
-    :class:`~corridor.analytics.dimensions.Query`."""
+    :class:`~corridor.analytics.dimensions.Query`: from the store's rollup when the query
+    allows it (:mod:`corridor.analytics.rollup`), else from the base tables."""
+    from corridor.analytics import rollup  # the rollup builds on this module
+
+    sums = rollup.sums(source, query, "metric")
+    if sums is not None:
+        return sums
     t = query_rows(source, query)
     t = t.filter(t.nps.notnull() | t.csat.notnull() | t.ces.notnull())
     return aggregate(t, query.keys, metric_aggregates(t))

@@ -31,6 +31,10 @@ from corridor.ingest.validate import (
 )
 from corridor.store.base import Store, Tx
 from corridor.store.maps import load_map, save_map
+from corridor.store.migrations import V3
+
+#: the schema version that brought the feedback rollup
+ROLLUP_VERSION = V3.version
 
 _TS = pa.timestamp("us", tz="UTC")
 _PEOPLE_PROFILE = ("kind", "created_at", "segment", "region", "attributes")
@@ -90,9 +94,17 @@ class Ingestor:
         self._lock = threading.Lock()
         self._map = load_map(store)
         self._validator = Validator(Vocabularies.from_map(self._map))
+        self._has_rollup: bool | None = None
 
     def close(self) -> None:
         self._validator.close()
+
+    @property
+    def _rollup(self) -> bool:
+        """Whether the store keeps the feedback rollup (schema v3+), asked once."""
+        if self._has_rollup is None:
+            self._has_rollup = self.store.schema_version() >= ROLLUP_VERSION
+        return self._has_rollup
 
     @property
     def corridor_map(self) -> CorridorMap | None:
@@ -169,9 +181,10 @@ class Ingestor:
     ) -> IngestReport:
         valid = result.valid
         now = datetime.now(UTC)
+        rollup = self._rollup
         with self.store.transaction() as tx:
             if valid.num_rows:
-                inserted, merges = _write(tx, k, valid, now, plain=plain)
+                inserted, merges = _write(tx, k, valid, now, plain=plain, rollup=rollup)
                 report.accepted = valid.num_rows + result.batch_duplicates
                 report.inserted = inserted
                 report.duplicates = report.accepted - inserted
@@ -193,24 +206,68 @@ class Ingestor:
 
 
 def _write(
-    tx: Tx, kind: RecordKind, valid: pa.Table, now: datetime, *, plain: bool = False
+    tx: Tx,
+    kind: RecordKind,
+    valid: pa.Table,
+    now: datetime,
+    *,
+    plain: bool = False,
+    rollup: bool = False,
 ) -> tuple[int, list[identity.Merge]]:
+    """Write one validated batch; ``rollup``: also mark the feedback rollup days it changes."""
     columns = [f.name for f in kind.stored_fields] + [ATTRIBUTES]
     if not kind.has_person:
         tx.stage("_batch", valid.select(columns))
-        return _insert_records(tx, kind, columns, plain), []
+        inserted = _insert_records(tx, kind, columns, plain)
+        if rollup:
+            _mark_rollup_dirty(tx, kind)
+        return inserted, []
     res = identity.resolve(tx, kind, valid)
     valid = valid.set_column(valid.schema.get_field_index("person_id"), "person_id", res.person_ids)
     # Persons exist before identities point at them and before merges repoint them.
     if kind.upsert:
-        inserted = _upsert_people(tx, valid.select(columns), now)
+        inserted = _upsert_people(tx, valid.select(columns), now, rollup=rollup)
     else:
         _ensure_people(tx, valid, now)
     identity.apply(tx, res, now)
     if not kind.upsert:
         tx.stage("_batch", valid.select(columns))
         inserted = _insert_records(tx, kind, columns, plain)
+        if rollup:
+            _mark_rollup_dirty(tx, kind)
     return inserted, res.merges
+
+
+_MARK = "INSERT INTO rollup_dirty (day) SELECT DISTINCT CAST(occurred_at AS DATE) FROM "
+
+
+def _mark_rollup_dirty(tx: Tx, kind: RecordKind) -> None:
+    """Mark the UTC days whose feedback rollup rows the staged ``_batch`` may change (see
+    :mod:`corridor.analytics.rollup`): a feedback batch its own days; an interactions batch the
+    days of stored feedback about those interactions (feedback that arrived first). Nothing to
+    do while no feedback is stored (a first import loads feedback last)."""
+    if kind.name == "feedback":
+        tx.execute(f"{_MARK}_batch ON CONFLICT (day) DO NOTHING")
+    elif kind.name == "interactions" and tx.fetchall("SELECT 1 FROM feedback LIMIT 1"):
+        tx.execute(
+            f"{_MARK}feedback WHERE interaction_id IN (SELECT interaction_id FROM _batch) "
+            "ON CONFLICT (day) DO NOTHING"
+        )
+
+
+def _mark_rollup_people(tx: Tx) -> None:
+    """Before the staged ``_people`` are upserted: mark the days of stored feedback by persons
+    whose segment or region the upsert will change (a profile sync that changes nothing marks
+    nothing; a field left empty keeps its value, as in :func:`_upsert_people`)."""
+    if not tx.fetchall("SELECT 1 FROM feedback LIMIT 1"):
+        return
+    tx.execute(
+        f"{_MARK}feedback WHERE person_id IN (SELECT s.person_id FROM _people s "
+        "JOIN people p ON p.person_id = s.person_id "
+        "WHERE (s.segment IS NOT NULL AND s.segment IS DISTINCT FROM p.segment) "
+        "OR (s.region IS NOT NULL AND s.region IS DISTINCT FROM p.region)) "
+        "ON CONFLICT (day) DO NOTHING"
+    )
 
 
 def _insert_records(tx: Tx, kind: RecordKind, columns: list[str], plain: bool) -> int:
@@ -238,12 +295,14 @@ def _ensure_people(tx: Tx, valid: pa.Table, now: datetime) -> None:
     )
 
 
-def _upsert_people(tx: Tx, staged: pa.Table, now: datetime) -> int:
+def _upsert_people(tx: Tx, staged: pa.Table, now: datetime, *, rollup: bool = False) -> int:
     n = staged.num_rows
     staged = staged.append_column("canonical_id", staged.column("person_id")).append_column(
         "first_seen_at", pa.repeat(pa.scalar(now, _TS), n)
     )
     tx.stage("_people", staged)
+    if rollup:
+        _mark_rollup_people(tx)
     # A later profile says what kind a person is; fields it leaves empty keep their old value.
     sets = ", ".join(
         f"{c} = excluded.{c}" if c == "kind" else f"{c} = coalesce(excluded.{c}, people.{c})"

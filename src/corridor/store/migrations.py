@@ -90,7 +90,34 @@ V2 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2)
+V3 = Migration(
+    3,
+    "feedback rollup: additive sums per UTC day and dimensions, kept fresh on ingest",
+    (
+        # One or more rows per (day, dimensions): the columns are additive (counts, sums, sums of
+        # squares), so any number of rows per key sums to the same answer. Gap sums count the
+        # records with both ratings, metric sums those with any of NPS, CSAT, CES.
+        """CREATE TABLE feedback_rollup (
+            day DATE NOT NULL, touchpoint VARCHAR, channel VARCHAR, partner VARCHAR,
+            segment VARCHAR, region VARCHAR, source VARCHAR,
+            gap_n BIGINT NOT NULL, gap_n_below BIGINT NOT NULL,
+            gap_sum_expectation {double} NOT NULL, gap_sumsq_expectation {double} NOT NULL,
+            gap_sum_experience {double} NOT NULL, gap_sumsq_experience {double} NOT NULL,
+            gap_sum_gap {double} NOT NULL, gap_sumsq_gap {double} NOT NULL,
+            metric_n BIGINT NOT NULL, metric_nps_n BIGINT NOT NULL,
+            metric_promoters BIGINT NOT NULL, metric_detractors BIGINT NOT NULL,
+            metric_csat_n BIGINT NOT NULL, metric_csat_top2 BIGINT NOT NULL,
+            metric_ces_n BIGINT NOT NULL, metric_ces_easy BIGINT NOT NULL,
+            metric_sum_ces {double} NOT NULL, metric_sumsq_ces {double} NOT NULL)""",
+        # UTC days whose rollup rows are stale; the next read (or rollup.refresh) rebuilds them.
+        "CREATE TABLE rollup_dirty (day DATE PRIMARY KEY)",
+        # Backfill: every day with feedback is stale. Sessions run in UTC on both engines, so
+        # CAST(... AS DATE) is the UTC day.
+        "INSERT INTO rollup_dirty (day) SELECT DISTINCT CAST(occurred_at AS DATE) FROM feedback",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3)
 LATEST = MIGRATIONS[-1].version
 
 BOOKKEEPING = """CREATE TABLE IF NOT EXISTS schema_migrations (
