@@ -298,7 +298,13 @@ def feedback_facts(source: Source, dimensions: Iterable[str] = ()) -> ir.Table:
 def query_rows(source: Source, query: Query) -> ir.Table:
     """:func:`feedback_facts` for the query's dimensions, filtered by its filters and time
     range, with a ``period`` column (UTC period start) when the query has a period."""
-    t = feedback_facts(source, query.dimensions)
+    return apply_query(feedback_facts(source, query.dimensions), query)
+
+
+def apply_query(t: ir.Table, query: Query) -> ir.Table:
+    """The query's filters, time range and period on any table with its dimension columns and
+    ``occurred_at``: filters as ``isin`` (``None`` selects missing), ``since`` inclusive,
+    ``until`` exclusive, ``period`` the UTC start of each row's period."""
     preds = []
     for name, values in query.filters.items():
         col = t[name]

@@ -56,12 +56,12 @@ import pandas as pd
 from corridor.analytics import stats
 from corridor.analytics.dimensions import (
     DIMENSIONS,
-    PERIODS,
     Filters,
     Query,
     Source,
     TimeLike,
     aggregate,
+    apply_query,
     check_by,
     check_confidence,
     check_period,
@@ -229,28 +229,6 @@ def interaction_rows(source: Source, dimensions: Sequence[str], metric: str) -> 
     )
 
 
-def _filtered(t: ir.Table, query: Query) -> ir.Table:
-    """Filters, time range and period of ``query`` on a table with the dimension columns and
-    ``occurred_at`` (the conventions of :func:`~corridor.analytics.dimensions.query_rows`)."""
-    preds = []
-    for name, values in query.filters.items():
-        col = t[name]
-        wanted = [v for v in values if v is not None]
-        cond = col.isin(wanted) if wanted else None
-        if None in values:
-            cond = col.isnull() if cond is None else (cond | col.isnull())
-        preds.append(cond)
-    if query.since is not None:
-        preds.append(t.occurred_at >= ibis.literal(query.since))
-    if query.until is not None:
-        preds.append(t.occurred_at < ibis.literal(query.until))
-    if preds:
-        t = t.filter(*preds)
-    if query.period is not None:
-        t = t.mutate(period=t.occurred_at.truncate(PERIODS[query.period]))
-    return t
-
-
 def _group_keys(query: Query) -> list[str]:
     """Columns identifying a row within a promise: groupings other than the promise's own touch
     point, then ``period``."""
@@ -273,7 +251,7 @@ def promise_units(source: Source, promise: Promise, query: Query) -> tuple[ir.Ta
         t = t.mutate(kept=ibis.ifelse(_kept(t.value, promise.operator, promise.threshold), 1, 0))
         rated = t.filter(t.gap.notnull())
         return _unit_columns(t, label, keys), _gap_columns(rated, label, keys, rated.gap)
-    t = _filtered(interaction_rows(source, q.dimensions, promise.metric), q)
+    t = apply_query(interaction_rows(source, q.dimensions, promise.metric), q)
     t = t.filter(t.value.notnull())
     t = t.mutate(kept=ibis.ifelse(_kept(t.value, promise.operator, promise.threshold), 1, 0))
     f = get_table(source, "feedback")
