@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -129,11 +128,9 @@ def test_same_seed_same_bytes_different_seed_different(tmp_path: Path) -> None:
     assert p1.truth["partners"] != p3.truth["partners"]
 
 
-def test_small_run_is_fast_and_reports_progress(tmp_path: Path) -> None:
+def test_small_run_reports_progress(tmp_path: Path) -> None:
     seen: list[tuple[str, float]] = []
-    t0 = time.perf_counter()
     simulate(300, 6, seed=1, out_dir=tmp_path, progress=lambda s, f: seen.append((s, f)))
-    assert time.perf_counter() - t0 < 3.0
     stages = [s for s, _ in seen]
     assert stages[0] == "setup" and stages[-1] == "done" and "interactions" in stages
     fractions = [f for s, f in seen if s == "interactions"]
