@@ -216,26 +216,25 @@ def _write(
 ) -> tuple[int, list[identity.Merge]]:
     """Write one validated batch; ``rollup``: also mark the feedback rollup days it changes."""
     columns = [f.name for f in kind.stored_fields] + [ATTRIBUTES]
-    if not kind.has_person:
-        tx.stage("_batch", valid.select(columns))
-        inserted = _insert_records(tx, kind, columns, plain)
-        if rollup:
-            _mark_rollup_dirty(tx, kind)
-        return inserted, []
-    res = identity.resolve(tx, kind, valid)
-    valid = valid.set_column(valid.schema.get_field_index("person_id"), "person_id", res.person_ids)
-    # Persons exist before identities point at them and before merges repoint them.
-    if kind.upsert:
-        inserted = _upsert_people(tx, valid.select(columns), now, rollup=rollup)
-    else:
+    merges: list[identity.Merge] = []
+    if kind.has_person:
+        res = identity.resolve(tx, kind, valid)
+        valid = valid.set_column(
+            valid.schema.get_field_index("person_id"), "person_id", res.person_ids
+        )
+        merges = res.merges
+        # Persons exist before identities point at them and before merges repoint them.
+        if kind.upsert:
+            inserted = _upsert_people(tx, valid.select(columns), now, rollup=rollup)
+            identity.apply(tx, res, now)
+            return inserted, merges
         _ensure_people(tx, valid, now)
-    identity.apply(tx, res, now)
-    if not kind.upsert:
-        tx.stage("_batch", valid.select(columns))
-        inserted = _insert_records(tx, kind, columns, plain)
-        if rollup:
-            _mark_rollup_dirty(tx, kind)
-    return inserted, res.merges
+        identity.apply(tx, res, now)
+    tx.stage("_batch", valid.select(columns))
+    inserted = _insert_records(tx, kind, columns, plain)
+    if rollup:
+        _mark_rollup_dirty(tx, kind)
+    return inserted, merges
 
 
 _MARK = "INSERT INTO rollup_dirty (day) SELECT DISTINCT CAST(occurred_at AS DATE) FROM "
