@@ -117,7 +117,27 @@ V3 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3)
+V4 = Migration(
+    4,
+    "users, roles, API keys and web sessions",
+    (
+        # role: admin, analyst, department_head, partner_manager, agent. department / partner
+        # name what a department head or partner manager may see. Password hashes are argon2id.
+        """CREATE TABLE users (
+            username VARCHAR PRIMARY KEY, role VARCHAR NOT NULL, department VARCHAR,
+            partner VARCHAR, password_hash VARCHAR NOT NULL, created_at {ts} NOT NULL)""",
+        # Only a hash of each key is kept; key_id is the key's public prefix, shown in lists.
+        """CREATE TABLE api_keys (
+            key_id VARCHAR PRIMARY KEY, username VARCHAR NOT NULL, name VARCHAR,
+            key_hash VARCHAR NOT NULL, created_at {ts} NOT NULL, revoked_at {ts})""",
+        # Web sessions: the cookie holds a random token; the store keeps its SHA-256 only.
+        """CREATE TABLE web_sessions (
+            token_hash VARCHAR PRIMARY KEY, username VARCHAR NOT NULL,
+            created_at {ts} NOT NULL, expires_at {ts} NOT NULL)""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4)
 LATEST = MIGRATIONS[-1].version
 
 BOOKKEEPING = """CREATE TABLE IF NOT EXISTS schema_migrations (
