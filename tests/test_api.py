@@ -62,7 +62,7 @@ def feedback(i: int | str, **extra: Any) -> dict[str, Any]:
 
 
 def make_client(store: Store, **settings: Any) -> TestClient:
-    app = create_app(Settings(store_url=store.url, **settings), store=store)
+    app = create_app(Settings(store_url=store.url, **{"auth": "off", **settings}), store=store)
     return TestClient(app)
 
 
@@ -397,7 +397,7 @@ def test_routing_errors_share_the_shape(client: TestClient) -> None:
 
 
 def test_unexpected_error_is_a_generic_500(store: Store) -> None:
-    app = create_app(Settings(store_url=store.url), store=store)
+    app = create_app(Settings(store_url=store.url, auth="off"), store=store)
 
     def boom() -> None:
         raise RuntimeError("secret internals /etc/passwd")

@@ -41,7 +41,7 @@ def client(ingestor, store):
             }
         ),
     )
-    with TestClient(create_app(Settings(), store=store)) as c:
+    with TestClient(create_app(Settings(auth="off"), store=store)) as c:
         yield c
 
 

@@ -54,7 +54,10 @@ class Server:
         cmd += ["--host", "127.0.0.1", "--port", str(self.port)]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"}
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "NO_COLOR": "1", "CORRIDOR_AUTH": "off"},
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from corridor.cli_analytics import register as register_analyses
+from corridor.cli_auth import register as register_auth
 from corridor.cli_common import StoreOpt, console, err
 from corridor.errors import CorridorError
 
@@ -257,18 +258,32 @@ def serve(
     store: StoreOpt = None,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8765,
+    auth: Annotated[
+        str | None,
+        typer.Option(
+            help="on (default): sign-in and API keys required; off: everyone is an admin "
+            "(single-user machines only)"
+        ),
+    ] = None,
 ) -> None:
     """Serve the API (and the dashboard) over an existing store."""
-    _serve(store, host, port)
+    _serve(store, host, port, auth)
 
 
-def _serve(store: str | None, host: str, port: int) -> None:
+def _serve(store: str | None, host: str, port: int, auth: str | None = None) -> None:
     import uvicorn
 
     from corridor.api.app import create_app
     from corridor.settings import Settings
 
-    settings = Settings.from_env(store_url=store, host=host, port=port)
+    if auth not in (None, "on", "off"):
+        raise CorridorError(f"--auth {auth!r}: use on or off")
+    settings = Settings.from_env(store_url=store, host=host, port=port, auth=auth)
+    if settings.auth == "off":
+        console.print(
+            "[bold yellow]warning:[/] authentication is off: anyone who reaches this port is "
+            "an admin"
+        )
     application = create_app(settings)
     console.print(f"Corridor is serving on [bold]http://{host}:{port}/[/]  (API docs: /docs)")
     uvicorn.run(application, host=host, port=port, log_level="warning")
@@ -335,6 +350,7 @@ def migrate(store: StoreOpt = None) -> None:
 
 
 register_analyses(app)
+register_auth(app)
 
 if __name__ == "__main__":
     main()

@@ -44,3 +44,21 @@ class StoreError(CorridorError, RuntimeError):
 
 class SchemaVersionError(StoreError):
     """The store was written by a newer Corridor than this one."""
+
+
+class AuthenticationError(CorridorError):
+    """No valid credentials: a missing, wrong, revoked or expired key, password or session."""
+
+    status_code = 401
+
+
+class PermissionDeniedError(CorridorError):
+    """Valid credentials, but the user's role or scope does not cover what was asked."""
+
+    status_code = 403
+
+
+class AccountError(CorridorError, ValueError):
+    """A user or API key that cannot be created, found or changed as asked."""
+
+    status_code = 422

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -23,6 +24,14 @@ class Settings(BaseModel):
     )
     max_errors_reported: int = Field(
         default=1000, description="most rejection details listed in one ingest reply"
+    )
+    auth: Literal["on", "off"] = Field(
+        default="on",
+        description="on: every page and API route needs a signed-in user or an API key; off: "
+        "everyone is an admin (a single-user machine only; never on a shared network)",
+    )
+    secure_cookies: bool = Field(
+        default=False, description="mark the session cookie Secure (set it behind HTTPS)"
     )
     host: str = "127.0.0.1"
     port: int = 8765

@@ -44,6 +44,9 @@ CODES: dict[type[ce.CorridorError], str] = {
     ce.PayloadError: "invalid_payload",
     ce.SchemaVersionError: "schema_version_too_new",
     ce.StoreError: "store_unavailable",
+    ce.AuthenticationError: "unauthenticated",
+    ce.PermissionDeniedError: "forbidden",
+    ce.AccountError: "invalid_account",
 }
 
 

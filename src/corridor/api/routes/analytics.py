@@ -20,7 +20,7 @@ from starlette.responses import Response
 from corridor.analytics.catalog import ANALYSES, Analysis
 from corridor.analytics.dimensions import DIMENSIONS, PERIODS
 from corridor.analytics.errors import AnalyticsQueryError
-from corridor.api.deps import StoreDep
+from corridor.api.deps import AnalystScopeDep, StoreDep
 from corridor.api.errors import error_responses
 from corridor.store import Store
 
@@ -89,8 +89,9 @@ def run_analysis(store: Store, analysis: Analysis, params: dict[str, Any]) -> di
 
 
 def _route(analysis: Analysis) -> Any:
-    async def endpoint(request: Request, store: StoreDep) -> Response:
+    async def endpoint(request: Request, store: StoreDep, scope: AnalystScopeDep) -> Response:
         params = parse_query(request)
+        params["filters"] = scope.restrict(params["filters"])
         body = await anyio.to_thread.run_sync(run_analysis, store, analysis, params)
         return Response(orjson.dumps(body), media_type="application/json")
 
@@ -109,6 +110,6 @@ for _name, _path in PATHS.items():
         _path,
         _route(ANALYSES[_name]),
         methods=["GET"],
-        responses=error_responses(422),
+        responses=error_responses(401, 403, 422),
         summary=ANALYSES[_name].title,
     )

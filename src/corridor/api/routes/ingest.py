@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response
 
 from corridor.api.body import check_json_content_type, read_body
-from corridor.api.deps import IngestLimiterDep, IngestorDep, SettingsDep
+from corridor.api.deps import IngestLimiterDep, IngestorDep, SettingsDep, WriterScopeDep
 from corridor.api.errors import error_responses
 from corridor.api.schemas import EXAMPLES, RECORD_MODELS, IngestReply
 from corridor.domain.contract import KINDS, RecordKind, get_kind
@@ -95,7 +95,7 @@ _REPLY = {
         "every problem listed (item, id, field, reason). A request that cannot be read at all "
         "is a 400 in the error shape instead.",
     },
-    **error_responses(400, 404, 413, 415, 503),
+    **error_responses(400, 401, 403, 404, 413, 415, 503),
 }
 
 
@@ -105,6 +105,7 @@ def _endpoint(kind: RecordKind) -> Callable[..., Awaitable[Response]]:
         ingestor: IngestorDep,
         settings: SettingsDep,
         limiter: IngestLimiterDep,
+        scope: WriterScopeDep,
     ) -> Response:
         return await ingest(kind, request, ingestor, settings, limiter)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from corridor.api.body import read_body
-from corridor.api.deps import IngestorDep, SettingsDep
+from corridor.api.deps import IngestorDep, ScopeDep, SettingsDep, WriterScopeDep
 from corridor.api.errors import error_responses
 from corridor.api.schemas import MapLoaded
 from corridor.domain.corridor_map import CorridorMap
@@ -35,13 +35,14 @@ _MAP_BODY = {
     operation_id="put_map",
     summary="Load or replace the corridor map",
     response_model=MapLoaded,
-    responses=error_responses(400, 413, 422),
+    responses=error_responses(400, 401, 403, 413, 422),
     openapi_extra=_MAP_BODY,
 )
 async def put_map(
     request: Request,
     ingestor: IngestorDep,
     settings: SettingsDep,
+    scope: WriterScopeDep,
     force: Annotated[
         bool,
         Query(description="load even if it drops touch points that stored records use"),
@@ -68,7 +69,7 @@ async def put_map(
     response_model_exclude_none=True,
     responses=error_responses(404),
 )
-def get_map(ingestor: IngestorDep) -> CorridorMap:
+def get_map(ingestor: IngestorDep, scope: ScopeDep) -> CorridorMap:
     """The document last loaded, as JSON (send it back with PUT to change it)."""
     cmap = ingestor.corridor_map
     if cmap is None:

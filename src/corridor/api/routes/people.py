@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, HTTPException
 
-from corridor.api.deps import StoreDep
+from corridor.api.deps import ScopeDep, StoreDep
 from corridor.api.errors import error_responses
 from corridor.api.schemas import IdentityOut, PersonMergeOut, PersonOut, PersonView
 from corridor.store import Store
@@ -97,9 +97,9 @@ def person_view(store: Store, person_id: str) -> PersonView | None:
     operation_id="get_person",
     summary="A person and its merged group",
     response_model=PersonView,
-    responses=error_responses(404),
+    responses=error_responses(401, 404),
 )
-def get_person(person_id: str, store: StoreDep) -> PersonView:
+def get_person(person_id: str, store: StoreDep, scope: ScopeDep) -> PersonView:
     """The person as stored, the canonical person its history is merged into, every person
     in the same group, their identities, the merges that formed the group (with the identity
     and record that caused each) and the group's interaction and feedback counts."""

@@ -1,0 +1,160 @@
+"""Roles, the signed-in principal, and the data scope every page and API route enforces alike.
+
+=============== ==================================================================== ==========
+role            sees                                                                 may write
+=============== ==================================================================== ==========
+admin           everything; manages users and keys                                   yes
+analyst         everything                                                           yes
+department_head the touch points, operational events and feedback of one department  no
+partner_manager the interactions and feedback of one partner (plus the brand's own   no
+                channels as an aggregate baseline)
+agent           customer timelines (the people they serve); no analytics             no
+=============== ==================================================================== ==========
+
+A :class:`Scope` is built once per request from the principal and the corridor map. Analyses
+take their filters through :meth:`Scope.restrict`, which forces the department or partner of a
+scoped user and refuses (403) a request that names anything outside it, so a URL edited by hand
+never widens what a user sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from corridor.domain.corridor_map import CorridorMap
+from corridor.errors import PermissionDeniedError
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    ANALYST = "analyst"
+    DEPARTMENT_HEAD = "department_head"
+    PARTNER_MANAGER = "partner_manager"
+    AGENT = "agent"
+
+
+ROLES: tuple[str, ...] = tuple(r.value for r in Role)
+
+ROLE_HELP = {
+    Role.ADMIN: "everything, plus users and API keys",
+    Role.ANALYST: "all data and analyses; may send data",
+    Role.DEPARTMENT_HEAD: "one department's touch points, events and feedback (--department)",
+    Role.PARTNER_MANAGER: "one partner's interactions and feedback (--partner)",
+    Role.AGENT: "customer timelines only",
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: a user, signed in with a password (web) or an API key."""
+
+    username: str
+    role: Role
+    department: str | None = None
+    partner: str | None = None
+
+    @property
+    def label(self) -> str:
+        what = self.department or self.partner
+        return f"{self.role.value.replace('_', ' ')}" + (f" · {what}" if what else "")
+
+
+#: the principal of a server run with ``auth = "off"`` (single-user, local): it sees everything
+LOCAL_ADMIN = Principal("local", Role.ADMIN)
+
+Filters = Mapping[str, Sequence[str | None]]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one principal may see. ``None`` in a field means "no restriction"."""
+
+    principal: Principal
+    departments: frozenset[str] | None
+    partners: frozenset[str] | None
+    touchpoints: frozenset[str] | None
+
+    @classmethod
+    def of(cls, principal: Principal, corridor_map: CorridorMap | None) -> Scope:
+        role = principal.role
+        if role is Role.DEPARTMENT_HEAD:
+            dept = principal.department or ""
+            tps = frozenset(
+                t.key
+                for t in (corridor_map.touchpoints if corridor_map else ())
+                if t.department == dept
+            )
+            return cls(principal, frozenset({dept}), None, tps)
+        if role is Role.PARTNER_MANAGER:
+            return cls(principal, None, frozenset({principal.partner or ""}), None)
+        return cls(principal, None, None, None)
+
+    @property
+    def role(self) -> Role:
+        return self.principal.role
+
+    @property
+    def sees_all(self) -> bool:
+        return self.role in (Role.ADMIN, Role.ANALYST)
+
+    @property
+    def may_analyse(self) -> bool:
+        return self.role is not Role.AGENT
+
+    @property
+    def may_write(self) -> bool:
+        return self.role in (Role.ADMIN, Role.ANALYST)
+
+    def sees_department(self, department: str | None) -> bool:
+        return self.departments is None or department in self.departments
+
+    def sees_partner(self, partner: str | None) -> bool:
+        return self.partners is None or partner in self.partners
+
+    def sees_touchpoint(self, touchpoint: str | None) -> bool:
+        return self.touchpoints is None or touchpoint in self.touchpoints
+
+    def require_analyst_views(self) -> None:
+        if not self.may_analyse:
+            raise PermissionDeniedError(
+                f"{self.principal.username} is an agent: agents see customer timelines only; "
+                "ask an admin for an analyst, department or partner role to see analyses"
+            )
+
+    def require_write(self, what: str = "send or change data") -> None:
+        if not self.may_write:
+            raise PermissionDeniedError(
+                f"{self.principal.username} ({self.principal.label}) may not {what}; "
+                "an admin or analyst may"
+            )
+
+    def require_admin(self, what: str) -> None:
+        if self.role is not Role.ADMIN:
+            raise PermissionDeniedError(f"only an admin may {what}")
+
+    def restrict(self, filters: Filters | None) -> dict[str, list[str | None]] | None:
+        """``filters`` narrowed to this scope: a department head's department and a partner
+        manager's partner are forced; naming another one is refused with a 403."""
+        self.require_analyst_views()
+        out: dict[str, list[str | None]] = {k: list(v) for k, v in (filters or {}).items()}
+        if self.departments is not None:
+            self._check("department", out.get("department"), self.departments)
+            self._check("touchpoint", out.get("touchpoint"), self.touchpoints or frozenset())
+            out["department"] = [*sorted(self.departments)]
+        if self.partners is not None:
+            self._check("partner", out.get("partner"), self.partners)
+            out["partner"] = [*sorted(self.partners)]
+        return out or None
+
+    def _check(
+        self, dimension: str, asked: Iterable[str | None] | None, allowed: frozenset[str]
+    ) -> None:
+        outside = [v for v in asked or () if v not in allowed]
+        if outside:
+            raise PermissionDeniedError(
+                f"{self.principal.username} ({self.principal.label}) may not see {dimension} "
+                f"{', '.join(repr(v) for v in outside)}; allowed: "
+                f"{', '.join(sorted(allowed)) or 'none'}"
+            )
