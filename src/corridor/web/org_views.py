@@ -1,0 +1,195 @@
+"""Department and partner pages: their touch points, events and scores, within the scope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from corridor.analytics.gaps import gap_table
+from corridor.analytics.stats import welch_difference
+from corridor.auth.scope import Scope
+from corridor.domain.corridor_map import CorridorMap
+from corridor.errors import PermissionDeniedError
+from corridor.store import Store
+from corridor.web import charts
+from corridor.web.views import Window, _num, _records, gap_band, metric_tiles
+
+
+def departments(cmap: CorridorMap, scope: Scope) -> list[str]:
+    return sorted({t.department for t in cmap.touchpoints if scope.sees_department(t.department)})
+
+
+def partners(store: Store, scope: Scope) -> list[str]:
+    rows = store.query(
+        "SELECT DISTINCT partner FROM feedback_rollup WHERE partner IS NOT NULL ORDER BY 1"
+    )
+    return [r[0] for r in rows if scope.sees_partner(r[0])]
+
+
+def department(
+    store: Store, scope: Scope, cmap: CorridorMap, name: str, win: Window
+) -> dict[str, Any]:
+    if not scope.sees_department(name):
+        raise PermissionDeniedError(
+            f"{scope.principal.username} may not see department {name!r}; "
+            f"allowed: {', '.join(sorted(scope.departments or ())) or 'none'}"
+        )
+    f = scope.restrict({"department": [name]}) or {}
+    by_tp = gap_table(store, by=["touchpoint"], filters=f, since=win.since, until=win.until)
+    weekly = gap_table(store, by=[], period="week", filters=f, since=win.since, until=win.until)
+    names = {t.key: t.name for t in cmap.touchpoints}
+    rows = []
+    for r in _records(by_tp.frame):
+        cls, words = gap_band(r.get("mean_gap"))
+        rows.append(
+            {**r, "name": names.get(r["touchpoint"], r["touchpoint"]), "cls": cls, "words": words}
+        )
+    events = _events(store, name, win)
+    wk = weekly.frame.sort_values("period") if len(weekly.frame) else weekly.frame
+    chart = None
+    if len(wk):
+        chart = charts.spans(
+            [p.isoformat() for p in wk["period"]],
+            [_num(v) for v in wk["mean_gap"]],
+            [
+                {
+                    "start": e["started_at"].isoformat(),
+                    "end": (e["ended_at"] or e["started_at"]).isoformat(),
+                    "label": e["kind"],
+                }
+                for e in events
+            ],
+            title=f"{name}: weekly mean gap, with the department's operational events shaded",
+            y_title="mean gap",
+        )
+    return {
+        "name": name,
+        "touchpoints": rows,
+        "events": events,
+        "chart": chart,
+        "tiles": metric_tiles(store, f, win),
+        "n": by_tp.n,
+        "confidence": by_tp.confidence,
+    }
+
+
+def _events(store: Store, department: str, win: Window) -> list[dict[str, Any]]:
+    where: list[str] = ["department = ?"]
+    params: list[Any] = [department]
+    if win.since is not None:
+        where.append("COALESCE(ended_at, started_at) >= ?")
+        params.append(win.since)
+    if win.until is not None:
+        where.append("started_at < ?")
+        params.append(win.until)
+    rows = store.query(
+        "SELECT event_id, kind, started_at, ended_at, touchpoints, region, description "
+        f"FROM operational_events WHERE {' AND '.join(where)} ORDER BY started_at DESC LIMIT 200",
+        params,
+    )
+    keys = ("event_id", "kind", "started_at", "ended_at", "touchpoints", "region", "description")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def partner(
+    store: Store, scope: Scope, cmap: CorridorMap, partner_id: str, win: Window
+) -> dict[str, Any]:
+    """A partner's touch points against the brand's own channels (records with no partner).
+
+    The brand baseline is an aggregate of the brand's own records; a partner manager sees it,
+    as the yardstick their partner is held to, but not the other partners."""
+    if not scope.sees_partner(partner_id):
+        raise PermissionDeniedError(
+            f"{scope.principal.username} may not see partner {partner_id!r}; "
+            f"allowed: {', '.join(sorted(scope.partners or ())) or 'none'}"
+        )
+    f = scope.restrict({"partner": [partner_id]}) or {}
+    ours = gap_table(store, by=["touchpoint"], filters=f, since=win.since, until=win.until)
+    tps = [str(t) for t in ours.frame["touchpoint"]] if len(ours.frame) else []
+    base_filters: dict[str, list[str | None]] = {"partner": [None]}
+    if tps:
+        base_filters["touchpoint"] = list(tps)
+    brand = gap_table(
+        store, by=["touchpoint"], filters=base_filters, since=win.since, until=win.until
+    )
+    b = {r["touchpoint"]: r for r in _records(brand.frame)}
+    names = {t.key: t.name for t in cmap.touchpoints}
+    rows = []
+    for r in _records(ours.frame):
+        br = b.get(r["touchpoint"], {})
+        diff = _diff(r, br, ours.confidence)
+        cls, words = gap_band(r.get("mean_gap"))
+        rows.append(
+            {
+                **r,
+                "name": names.get(r["touchpoint"], r["touchpoint"]),
+                "brand_n": br.get("n"),
+                "brand_gap": br.get("mean_gap"),
+                "brand_low": br.get("mean_gap_low"),
+                "brand_high": br.get("mean_gap_high"),
+                "cls": cls,
+                "words": words,
+                **diff,
+            }
+        )
+    chart = None
+    if rows:
+        labels = [r["name"] for r in rows]
+        chart = charts.bars(
+            labels,
+            {
+                partner_id: (
+                    [r.get("mean_gap") for r in rows],
+                    [r.get("mean_gap_low") for r in rows],
+                    [r.get("mean_gap_high") for r in rows],
+                ),
+                "brand's own channels": (
+                    [r.get("brand_gap") for r in rows],
+                    [r.get("brand_low") for r in rows],
+                    [r.get("brand_high") for r in rows],
+                ),
+            },
+            title=f"Mean gap at {partner_id}'s touch points vs the brand's own channels",
+            x_title="mean gap (experience − expectation)",
+            height=max(220, 60 * len(rows) + 100),
+        )
+    return {
+        "partner": partner_id,
+        "touchpoints": rows,
+        "chart": chart,
+        "tiles": metric_tiles(store, f, win),
+        "n": ours.n,
+        "confidence": ours.confidence,
+    }
+
+
+def _diff(a: dict[str, Any], b: dict[str, Any], confidence: float) -> dict[str, Any]:
+    """Welch's test of partner vs brand mean gap at one touch point."""
+    need = ("n", "mean_gap", "sd_gap")
+    if any(a.get(k) is None or b.get(k) is None for k in need) or min(a["n"], b["n"]) < 2:
+        return {
+            "diff": None,
+            "diff_low": None,
+            "diff_high": None,
+            "diff_p": None,
+            "verdict": "not enough data",
+        }
+    t = welch_difference(
+        a["mean_gap"],
+        a["sd_gap"] ** 2,
+        int(a["n"]),
+        b["mean_gap"],
+        b["sd_gap"] ** 2,
+        int(b["n"]),
+        confidence,
+    )
+    p, delta = _num(t.p_value), _num(t.delta)
+    verdict = "no credible difference"
+    if p is not None and delta is not None and p < 1 - confidence:
+        verdict = "credibly better than the brand" if delta > 0 else "credibly worse than the brand"
+    return {
+        "diff": delta,
+        "diff_low": _num(t.low),
+        "diff_high": _num(t.high),
+        "diff_p": p,
+        "verdict": verdict,
+    }

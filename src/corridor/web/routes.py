@@ -1,0 +1,408 @@
+"""The dashboard's pages: sign-in, overview, touch point, customer, department, partner.
+
+Pages are rendered on the server (Jinja2) and draw their charts with plotly.js, which Corridor
+serves itself from the ``plotly`` package: nothing is loaded from a CDN, so the dashboard works
+air-gapped. A page a role may not see answers 403 with a page saying why and where to go; a
+visitor without a session is sent to ``/login`` and back afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import anyio.to_thread
+import orjson
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+import corridor
+from corridor.analytics.errors import AnalyticsQueryError
+from corridor.api.deps import SESSION_COOKIE, current_principal
+from corridor.api.routes.analytics import _read_lock
+from corridor.auth import accounts
+from corridor.auth.scope import Principal, Role, Scope
+from corridor.errors import AuthenticationError, PermissionDeniedError
+from corridor.ingest.pipeline import Ingestor
+from corridor.settings import Settings
+from corridor.store import Store
+from corridor.web import customer_views, org_views, views
+
+router = APIRouter(include_in_schema=False)
+
+_env = Environment(
+    loader=PackageLoader("corridor.web", "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _fmt(value: Any, spec: str = "{:.2f}") -> str:
+    if value is None:
+        return "–"
+    try:
+        return spec.format(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _chart(spec: dict[str, Any] | None, label: str | None = None) -> Markup:
+    """A chart placeholder: the figure as JSON in a data attribute, drawn by corridor.js."""
+    if not spec:
+        return Markup("")
+    title = label or spec.get("title") or "chart"
+    payload = orjson.dumps({"data": spec["data"], "layout": spec["layout"]}).decode()
+    return Markup(
+        '<figure class="chart" role="img" aria-label="{t}"><div class="plot" data-figure="{p}">'
+        '</div><figcaption class="sr-only">{t}</figcaption></figure>'
+    ).format(t=title, p=payload)
+
+
+def _spark(values: list[float | None], width: int = 120, height: int = 28) -> Markup:
+    """A tiny inline SVG trend line (decorative: the numbers are in the text beside it)."""
+    pts = [(i, v) for i, v in enumerate(values) if v is not None]
+    if len(pts) < 2:
+        return Markup("")
+    lo, hi = min(v for _, v in pts), max(v for _, v in pts)
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    span = (hi - lo) or 1.0
+    step = width / max(len(values) - 1, 1)
+
+    def y(v: float) -> float:
+        return height - 2 - (v - lo) / span * (height - 4)
+
+    line = " ".join(f"{i * step:.1f},{y(v):.1f}" for i, v in pts)
+    return Markup(
+        '<svg class="spark" width="{w}" height="{h}" viewBox="0 0 {w} {h}" aria-hidden="true">'
+        '<line x1="0" x2="{w}" y1="{z:.1f}" y2="{z:.1f}" class="zero"/>'
+        '<polyline points="{p}"/></svg>'
+    ).format(w=width, h=height, z=y(0.0), p=line)
+
+
+_env.filters["fmt"] = _fmt
+_env.filters["spark"] = _spark
+_env.globals["figure"] = _chart
+_env.globals["version"] = corridor.__version__
+
+_PLOTLY = Path(str(resources.files("plotly").joinpath("package_data", "plotly.min.js")))
+_STATIC = resources.files("corridor.web").joinpath("static")
+
+
+def _home_for(p: Principal) -> str:
+    if p.role is Role.DEPARTMENT_HEAD:
+        return f"/departments/{quote(p.department or '')}"
+    if p.role is Role.PARTNER_MANAGER:
+        return f"/partners/{quote(p.partner or '')}"
+    if p.role is Role.AGENT:
+        return "/customers"
+    return "/"
+
+
+def _nav(scope: Scope) -> list[dict[str, str]]:
+    items = []
+    if scope.sees_all:
+        items.append({"href": "/", "label": "Corridor"})
+    if scope.may_analyse:
+        items.append({"href": "/departments", "label": "Departments"})
+        items.append({"href": "/partners", "label": "Partners"})
+    items.append({"href": "/customers", "label": "Customers"})
+    return items
+
+
+def render(
+    request: Request, template: str, status: int = 200, scope: Scope | None = None, **ctx: Any
+) -> HTMLResponse:
+    page = _env.get_template(template).render(
+        request=request,
+        scope=scope,
+        nav=_nav(scope) if scope else [],
+        path=request.url.path,
+        **ctx,
+    )
+    return HTMLResponse(page, status_code=status)
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site paths: never redirect a signed-in user to another site."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+async def _scope(request: Request) -> Scope | Response:
+    try:
+        principal = await current_principal(request)
+    except AuthenticationError:
+        principal = None
+    if principal is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+    ingestor: Ingestor = request.app.state.ingestor
+    return Scope.of(principal, ingestor.corridor_map)
+
+
+def _filters(request: Request) -> dict[str, list[str | None]] | None:
+    f = {dim: [request.query_params[dim]] for dim in views.FACETS if request.query_params.get(dim)}
+    return f or None  # type: ignore[return-value]
+
+
+async def _page(
+    request: Request,
+    template: str,
+    build: Any,
+    *,
+    need_analyses: bool = True,
+    **ctx: Any,
+) -> Response:
+    """Run ``build(store, scope, cmap, win)`` off the event loop and render it; errors become
+    pages that say what to do."""
+    scope = await _scope(request)
+    if isinstance(scope, Response):
+        return scope
+    store: Store = request.app.state.store
+    ingestor: Ingestor = request.app.state.ingestor
+    cmap = ingestor.corridor_map
+    if cmap is None:
+        return render(
+            request,
+            "empty.html",
+            scope=scope,
+            title="No corridor map yet",
+            message="Load the corridor map first: `corridor map load map.yaml` or "
+            "PUT /api/v1/map. Then send data with `corridor import` or POST /api/v1/<kind>.",
+        )
+    try:
+        if need_analyses:
+            scope.require_analyst_views()
+
+        def work() -> dict[str, Any]:
+            with _read_lock(store):
+                win = views.window(store, request.query_params.get("range"))
+                options = views.facet_options(store)
+                started = time.perf_counter()
+                data = build(store, scope, cmap, win)
+                data["server_ms"] = (time.perf_counter() - started) * 1000
+                return {"win": win, "options": options, **data}
+
+        data = await anyio.to_thread.run_sync(work)
+    except PermissionDeniedError as e:
+        return render(
+            request,
+            "error.html",
+            status=403,
+            scope=scope,
+            title="Not in your view",
+            message=str(e),
+            home=_home_for(scope.principal),
+        )
+    except AnalyticsQueryError as e:
+        return render(
+            request, "error.html", status=422, scope=scope, title="Cannot show that", message=str(e)
+        )
+    return render(
+        request,
+        template,
+        scope=scope,
+        windows=views.WINDOWS,
+        facets=views.FACETS,
+        selected={k: request.query_params.get(k, "") for k in views.FACETS},
+        **ctx,
+        **data,
+    )
+
+
+# --- sign-in -------------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, next: str | None = None) -> Response:
+    settings: Settings = request.app.state.settings
+    if settings.auth == "off":
+        return RedirectResponse(_safe_next(next) or "/", status_code=303)
+    return render(request, "login.html", next=_safe_next(next) or "", error=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request,
+    username: str = Form(""),
+    password: str = Form(""),
+    next: str = Form(""),
+) -> Response:
+    store: Store = request.app.state.store
+    settings: Settings = request.app.state.settings
+    try:
+        user = await anyio.to_thread.run_sync(accounts.verify_password, store, username, password)
+    except AuthenticationError as e:
+        return render(
+            request,
+            "login.html",
+            status=401,
+            next=_safe_next(next) or "",
+            error=f"{e}. Check both and try again; an admin can reset a password with "
+            "`corridor users remove` and `corridor users add`.",
+            username=username,
+        )
+    token = await anyio.to_thread.run_sync(accounts.start_session, store, user)
+    target = _safe_next(next) or _home_for(user.principal())
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(accounts.SESSION_TTL.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await anyio.to_thread.run_sync(accounts.end_session, request.app.state.store, token)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+async def overview(request: Request) -> Response:
+    scope = await _scope(request)
+    if isinstance(scope, Scope) and not scope.sees_all:
+        return RedirectResponse(_home_for(scope.principal), status_code=303)
+    filters = _filters(request)
+    return await _page(
+        request,
+        "overview.html",
+        lambda store, scope, cmap, win: views.overview(store, scope, cmap, win, filters),
+    )
+
+
+@router.get("/touchpoints/{key}", response_class=HTMLResponse)
+async def touchpoint(request: Request, key: str) -> Response:
+    filters = _filters(request)
+
+    def build(store: Store, scope: Scope, cmap: Any, win: views.Window) -> dict[str, Any]:
+        tp = next((t for t in cmap.touchpoints if t.key == key), None)
+        if tp is None:
+            raise AnalyticsQueryError(
+                f"no touch point {key!r} in the corridor map; pick one on the overview"
+            )
+        if not scope.sees_touchpoint(key):
+            raise PermissionDeniedError(
+                f"{scope.principal.username} ({scope.principal.label}) may not see touch point "
+                f"{key!r} (department {tp.department})"
+            )
+        return {"tp": tp, **views.touchpoint(store, scope, cmap, key, win, filters)}
+
+    return await _page(request, "touchpoint.html", build)
+
+
+@router.get("/departments", response_class=HTMLResponse)
+async def department_list(request: Request) -> Response:
+    return await _page(
+        request,
+        "list.html",
+        lambda store, scope, cmap, win: {
+            "title": "Departments",
+            "items": [
+                {"href": f"/departments/{quote(d)}", "label": d}
+                for d in org_views.departments(cmap, scope)
+            ],
+        },
+    )
+
+
+@router.get("/departments/{name}", response_class=HTMLResponse)
+async def department(request: Request, name: str) -> Response:
+    return await _page(
+        request,
+        "department.html",
+        lambda store, scope, cmap, win: org_views.department(store, scope, cmap, name, win),
+    )
+
+
+@router.get("/partners", response_class=HTMLResponse)
+async def partner_list(request: Request) -> Response:
+    return await _page(
+        request,
+        "list.html",
+        lambda store, scope, cmap, win: {
+            "title": "Partners",
+            "items": [
+                {"href": f"/partners/{quote(p)}", "label": p}
+                for p in org_views.partners(store, scope)
+            ],
+        },
+    )
+
+
+@router.get("/partners/{partner_id}", response_class=HTMLResponse)
+async def partner(request: Request, partner_id: str) -> Response:
+    return await _page(
+        request,
+        "partner.html",
+        lambda store, scope, cmap, win: org_views.partner(store, scope, cmap, partner_id, win),
+    )
+
+
+@router.get("/customers", response_class=HTMLResponse)
+async def customers(request: Request, q: str = "") -> Response:
+    def build(store: Store, scope: Scope, cmap: Any, win: views.Window) -> dict[str, Any]:
+        found = customer_views.find_people(store, q) if q else []
+        return {"q": q, "found": found}
+
+    response = await _page(request, "customers.html", build, need_analyses=False)
+    return response
+
+
+@router.get("/customers/{person_id}", response_class=HTMLResponse)
+async def customer(request: Request, person_id: str) -> Response:
+    def build(store: Store, scope: Scope, cmap: Any, win: views.Window) -> dict[str, Any]:
+        data = customer_views.customer(store, scope, person_id)
+        if data is None:
+            raise AnalyticsQueryError(
+                f"no customer with id {person_id!r}; search by id, e-mail or phone on /customers"
+            )
+        return data
+
+    return await _page(request, "customer.html", build, need_analyses=False)
+
+
+# --- assets --------------------------------------------------------------------------------
+
+
+@router.get("/static/vendor/plotly.min.js")
+async def plotly_js() -> Response:
+    return FileResponse(
+        _PLOTLY,
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    if name not in ("corridor.css", "corridor.js"):
+        raise HTTPException(404, f"no static file {name!r}")
+    media = "text/css" if name.endswith(".css") else "text/javascript"
+    return Response(
+        _STATIC.joinpath(name).read_bytes(),
+        media_type=media,
+        headers={"Cache-Control": "public, max-age=300"},
+    )

@@ -1,0 +1,312 @@
+"""What each page shows, assembled from the analytics: plain dicts for the templates.
+
+Every figure goes through the caller's :class:`~corridor.auth.scope.Scope` (filters forced by
+``scope.restrict``), so a page can never show more than the same user's API calls would.
+Views answer from the rollup wherever the analytics can (touch point, channel, partner, segment,
+region, source at whole days), so the overview stays fast on big stores.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from corridor.analytics.drift import expectation_drift
+from corridor.analytics.gaps import gap_table
+from corridor.analytics.metrics import metric_table
+from corridor.analytics.promises import promise_table
+from corridor.auth.scope import Scope
+from corridor.domain.corridor_map import CorridorMap
+from corridor.store import Store
+from corridor.web import charts
+
+#: time windows a page can show, ending at the latest day with feedback
+WINDOWS: dict[str, tuple[str, int | None]] = {
+    "30d": ("last 30 days", 30),
+    "90d": ("last 90 days", 90),
+    "12m": ("last 12 months", 365),
+    "all": ("all time", None),
+}
+DEFAULT_WINDOW = "12m"
+#: the filters offered on pages (dimension -> label)
+FACETS = {"segment": "Segment", "region": "Region", "channel": "Channel"}
+
+
+@dataclass(frozen=True)
+class Window:
+    key: str
+    label: str
+    since: datetime | None
+    until: datetime | None
+
+
+def latest_day(store: Store) -> date | None:
+    rows = store.query("SELECT max(occurred_at) FROM feedback")
+    value = rows[0][0] if rows else None
+    return value.astimezone(UTC).date() if isinstance(value, datetime) else None
+
+
+def window(store: Store, key: str | None) -> Window:
+    key = key if key in WINDOWS else DEFAULT_WINDOW
+    label, days = WINDOWS[key]
+    last = latest_day(store)
+    if last is None or days is None:
+        return Window(key, label, None, None)
+    until = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC)
+    return Window(key, label, until - timedelta(days=days), until)
+
+
+def facet_options(store: Store) -> dict[str, list[str]]:
+    """The values each page filter offers (from the rollup: small, always current enough)."""
+    out: dict[str, list[str]] = {}
+    for dim in FACETS:
+        rows = store.query(
+            f"SELECT DISTINCT {dim} FROM feedback_rollup WHERE {dim} IS NOT NULL ORDER BY 1"
+        )
+        out[dim] = [str(r[0]) for r in rows]
+    return out
+
+
+def _num(value: Any) -> float | None:
+    if value is None or value is pd.NA:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def gap_band(gap: float | None) -> tuple[str, str]:
+    """(css class, words) for a mean gap: colour is never the only signal."""
+    if gap is None:
+        return "none", "no ratings"
+    if gap <= -1.0:
+        return "bad", "well below expectation"
+    if gap <= -0.25:
+        return "weak", "below expectation"
+    if gap < 0.25:
+        return "even", "as expected"
+    return "good", "above expectation"
+
+
+def trend(delta: float | None, p: float | None) -> dict[str, str]:
+    if delta is None or p is None:
+        return {"symbol": "·", "words": "no previous month to compare", "cls": "flat"}
+    if p >= 0.05:
+        return {"symbol": "→", "words": f"steady vs previous month (p = {p:.2f})", "cls": "flat"}
+    if delta > 0:
+        return {"symbol": "▲", "words": f"improved {delta:+.2f} (p = {p:.3f})", "cls": "up"}
+    return {"symbol": "▼", "words": f"worsened {delta:+.2f} (p = {p:.3f})", "cls": "down"}
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {
+            str(k): (_num(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
+            for k, v in r.items()
+        }
+        for r in frame.to_dict("records")
+    ]
+
+
+def metric_tiles(
+    store: Store, filters: dict[str, list[str | None]] | None, win: Window
+) -> list[dict[str, Any]]:
+    """NPS, CSAT (top-2-box) and CES for the window with intervals, and a monthly trend."""
+    now = metric_table(store, by=[], filters=filters, since=win.since, until=win.until)
+    monthly = metric_table(
+        store, by=[], period="month", filters=filters, since=win.since, until=win.until
+    )
+    row = now.frame.iloc[0].to_dict() if len(now.frame) else {}
+    specs = [
+        ("nps", "NPS", "nps", "nps_n", 1.0, "{:+.0f}", "promoters − detractors, %"),
+        ("csat", "CSAT", "csat_top2_share", "csat_n", 100.0, "{:.0f}%", "top-2-box share"),
+        ("ces", "CES", "ces_mean", "ces_n", 1.0, "{:.2f}", "effort, 1 (easy) to 7"),
+    ]
+    tiles = []
+    for key, title, col, ncol, scale, fmt, note in specs:
+        value, low, high = (_num(row.get(c)) for c in (col, f"{col}_low", f"{col}_high"))
+        n = int(_num(row.get(ncol)) or 0)
+        series = monthly.frame
+        chart = None
+        if len(series) and n:
+            chart = charts.band(
+                [str(x) for x in series["period_label"]],
+                [(_num(v) or math.nan) * scale for v in series[col]],
+                [(_num(v) or math.nan) * scale for v in series[f"{col}_low"]],
+                [(_num(v) or math.nan) * scale for v in series[f"{col}_high"]],
+                title=f"{title} by month",
+                height=120,
+                compact=True,
+            )
+        tiles.append(
+            {
+                "key": key,
+                "title": title,
+                "note": note,
+                "n": n,
+                "value": fmt.format(value * scale) if value is not None else "–",
+                "interval": (
+                    f"{fmt.format(low * scale)} to {fmt.format(high * scale)}"
+                    if low is not None and high is not None
+                    else "not enough answers"
+                ),
+                "chart": chart,
+            }
+        )
+    return tiles
+
+
+def overview(
+    store: Store,
+    scope: Scope,
+    cmap: CorridorMap,
+    win: Window,
+    filters: dict[str, list[str | None]] | None,
+) -> dict[str, Any]:
+    f = scope.restrict(filters)
+    now = gap_table(store, by=["touchpoint"], filters=f, since=win.since, until=win.until)
+    monthly = gap_table(
+        store, by=["touchpoint"], period="month", filters=f, since=win.since, until=win.until
+    )
+    by_tp = {r["touchpoint"]: r for r in now.frame.to_dict("records")}
+    series: dict[str, pd.DataFrame] = {
+        str(k): g.sort_values("period") for k, g in monthly.frame.groupby("touchpoint")
+    }
+    stages = []
+    for stage in cmap.stages:
+        cards = []
+        for t in cmap.touchpoints:
+            if t.stage != stage or not scope.sees_touchpoint(t.key):
+                continue
+            r = by_tp.get(t.key, {})
+            gap = _num(r.get("mean_gap"))
+            cls, words = gap_band(gap)
+            s = series.get(t.key)
+            last = s.iloc[-1] if s is not None and len(s) else None
+            tr = trend(
+                _num(last["delta_mean_gap"]) if last is not None else None,
+                _num(last["p_value_mean_gap"]) if last is not None else None,
+            )
+            cards.append(
+                {
+                    "key": t.key,
+                    "name": t.name,
+                    "department": t.department,
+                    "n": int(_num(r.get("n")) or 0),
+                    "gap": gap,
+                    "low": _num(r.get("mean_gap_low")),
+                    "high": _num(r.get("mean_gap_high")),
+                    "cls": cls,
+                    "words": words,
+                    "trend": tr,
+                    "spark": [
+                        round(v, 3) if (v := _num(x)) is not None else None
+                        for x in (s["mean_gap"] if s is not None else [])
+                    ],
+                }
+            )
+        if cards:
+            stages.append({"key": stage, "label": stage.replace("_", " "), "cards": cards})
+    return {
+        "stages": stages,
+        "n": now.n,
+        "tiles": metric_tiles(store, f, win),
+        "confidence": now.confidence,
+    }
+
+
+def touchpoint(
+    store: Store,
+    scope: Scope,
+    cmap: CorridorMap,
+    key: str,
+    win: Window,
+    filters: dict[str, list[str | None]] | None,
+) -> dict[str, Any]:
+    f = scope.restrict({**(filters or {}), "touchpoint": [key]}) or {}
+    monthly = gap_table(store, by=[], period="month", filters=f, since=win.since, until=win.until)
+    fr = monthly.frame.sort_values("period") if len(monthly.frame) else monthly.frame
+    drift = expectation_drift(
+        store, by=["touchpoint"], period="month", filters=f, since=win.since, until=win.until
+    )
+    markers = [
+        {
+            "x": str(r["period_label"]),
+            "label": f"expectation shift {(_num(r['size']) or 0):+.2f} "
+            f"(p = {_num(r['p_value']) or 0:.3f})",
+        }
+        for r in drift.frame.to_dict("records")
+    ]
+    chart = None
+    if len(fr):
+        chart = charts.band(
+            [str(x) for x in fr["period_label"]],
+            [_num(v) for v in fr["mean_gap"]],
+            [_num(v) for v in fr["mean_gap_low"]],
+            [_num(v) for v in fr["mean_gap_high"]],
+            title="Mean gap (experience − expectation) by month",
+            markers=markers,
+            zero_line=True,
+        )
+    by_channel = gap_table(store, by=["channel"], filters=f, since=win.since, until=win.until)
+    promises = promise_table(store, by=[], filters=f, since=win.since, until=win.until)
+    return {
+        "chart": chart,
+        "months": _records(fr),
+        "drift": _records(drift.frame),
+        "channels": _records(by_channel.frame),
+        "promises": _records(promises.frame),
+        "tiles": metric_tiles(store, f, win),
+        "comments": recent_comments(store, f, win),
+        "n": monthly.n,
+        "confidence": monthly.confidence,
+    }
+
+
+def recent_comments(
+    store: Store, filters: dict[str, list[str | None]], win: Window, limit: int = 8
+) -> list[dict[str, Any]]:
+    """The latest feedback texts within the scope's filters, with PII redacted for display."""
+    from corridor.text.redact import redact
+
+    where: list[str] = ["f.text IS NOT NULL", "f.text <> ''"]
+    params: list[Any] = []
+    tps = filters.get("touchpoint")
+    if tps:
+        where.append(f"COALESCE(f.touchpoint, i.touchpoint) IN ({', '.join('?' * len(tps))})")
+        params += list(tps)
+    partners = filters.get("partner")
+    if partners:
+        where.append(f"COALESCE(f.partner_id, i.partner_id) IN ({', '.join('?' * len(partners))})")
+        params += list(partners)
+    if win.since is not None:
+        where.append("f.occurred_at >= ?")
+        params.append(win.since)
+    if win.until is not None:
+        where.append("f.occurred_at < ?")
+        params.append(win.until)
+    rows = store.query(
+        "SELECT f.occurred_at, f.source, f.experience, f.nps, f.text, f.person_id, "
+        "COALESCE(f.partner_id, i.partner_id) FROM feedback f "
+        "LEFT JOIN interactions i ON i.interaction_id = f.interaction_id "
+        f"WHERE {' AND '.join(where)} ORDER BY f.occurred_at DESC LIMIT {int(limit)}",
+        params,
+    )
+    return [
+        {
+            "at": at,
+            "source": source,
+            "experience": experience,
+            "nps": nps,
+            "text": redact(text).text,
+            "person_id": person,
+            "partner": partner,
+        }
+        for at, source, experience, nps, text, person, partner in rows
+    ]
