@@ -137,7 +137,31 @@ V4 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4)
+V5 = Migration(
+    5,
+    "voice of the customer: text analysis per feedback, themes, original texts",
+    (
+        # One row per analysed feedback text (the stored text is already redacted). emotions is
+        # a comma-separated list of facet names ('' for none); theme_id names text_themes.
+        """CREATE TABLE text_analysis (
+            feedback_id VARCHAR PRIMARY KEY, sentiment {double} NOT NULL,
+            sentiment_label VARCHAR NOT NULL, intent VARCHAR NOT NULL, emotions VARCHAR NOT NULL,
+            theme_id VARCHAR, model VARCHAR NOT NULL, analyzed_at {ts} NOT NULL)""",
+        # Themes found in a body of texts. model_data: what assigning new texts needs (term
+        # weights, or an embedding centroid). An analyst's rename sets renamed; a merge sets
+        # merged_into; a later discovery retires the themes it replaces.
+        """CREATE TABLE text_themes (
+            theme_id VARCHAR PRIMARY KEY, label VARCHAR NOT NULL, keywords {json} NOT NULL,
+            model VARCHAR NOT NULL, model_data {json}, renamed BOOLEAN NOT NULL,
+            merged_into VARCHAR, created_at {ts} NOT NULL, retired_at {ts})""",
+        # Feedback texts as received, before redaction: only with keep_original_text on, only
+        # for texts redaction changed, for administrators only.
+        """CREATE TABLE feedback_text_original (
+            feedback_id VARCHAR PRIMARY KEY, text VARCHAR NOT NULL, stored_at {ts} NOT NULL)""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5)
 LATEST = MIGRATIONS[-1].version
 
 BOOKKEEPING = """CREATE TABLE IF NOT EXISTS schema_migrations (
