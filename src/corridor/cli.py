@@ -17,6 +17,7 @@ from rich.table import Table
 from corridor.cli_analytics import register as register_analyses
 from corridor.cli_auth import register as register_auth
 from corridor.cli_common import StoreOpt, console, err
+from corridor.cli_drivers import register as register_drivers
 from corridor.errors import CorridorError
 
 app = typer.Typer(
@@ -350,6 +351,7 @@ def migrate(store: StoreOpt = None) -> None:
 
 
 register_analyses(app)
+register_drivers(app)
 register_auth(app)
 
 if __name__ == "__main__":
