@@ -16,8 +16,9 @@ interactions); the importance of each driver in the person-level linear model of
 split by Johnson's relative weights and by the exact LMG/Shapley decomposition of R²
 (:mod:`corridor.analytics.importance`), each with a seeded percentile-bootstrap interval over
 persons. A person who never rated a touch point has no value there: it is filled with the
-driver's mean, so it carries no information (see :mod:`~corridor.analytics.importance`). For a 0/1 outcome the model is the linear probability model, whose R²
-is the share of the outcome's variance the drivers explain.
+driver's mean, so it carries no information (see :mod:`~corridor.analytics.importance`). For
+a 0/1 outcome the model is the linear probability model, whose R² is the share of the
+outcome's variance the drivers explain.
 
 The importance × performance table (Martilla & James 1977) puts each driver in a quadrant,
 with the medians of importance (relative weight) and performance (mean value) as cut points.
@@ -100,9 +101,7 @@ class DriverResult(AnalyticsResult):
 
 def _check(outcome: str, drivers: str, bootstrap: int, min_n: int) -> tuple[str, str, int, int]:
     if outcome not in OUTCOMES:
-        raise AnalyticsQueryError(
-            f"unknown outcome {outcome!r}; allowed: {', '.join(OUTCOMES)}"
-        )
+        raise AnalyticsQueryError(f"unknown outcome {outcome!r}; allowed: {', '.join(OUTCOMES)}")
     if drivers not in DRIVER_KINDS:
         raise AnalyticsQueryError(
             f"unknown drivers {drivers!r}; allowed: {', '.join(DRIVER_KINDS)}"
@@ -194,9 +193,7 @@ def _long(rows: ir.Table, kind: str) -> ir.Table:
     return out
 
 
-def _events(
-    source: Source, query: Query, long: ir.Table, outcomes: tuple[str, ...]
-) -> ir.Table:
+def _events(source: Source, query: Query, long: ir.Table, outcomes: tuple[str, ...]) -> ir.Table:
     """Per person, the first interaction with one of ``outcomes`` after their first rated
     feedback (within the query's time range): ``_e_person``, ``_e_at``."""
     first = long.group_by("person").aggregate(_first=long.occurred_at.min())
@@ -285,9 +282,11 @@ def driver_table(
         "seed": seed,
         "min_n": min_n,
     }
-    n = int(frame.groupby(list(query.by), dropna=False)["n_persons"].first().sum()) if (
-        len(frame) and query.by
-    ) else (int(frame["n_persons"].iloc[0]) if len(frame) else 0)
+    n = (
+        int(frame.groupby(list(query.by), dropna=False)["n_persons"].first().sum())
+        if (len(frame) and query.by)
+        else (int(frame["n_persons"].iloc[0]) if len(frame) else 0)
+    )
     return DriverResult(
         frame=frame[columns],
         n=n,
@@ -337,7 +336,8 @@ def _groups(
         mask = np.ones(len(y), dtype=bool)
         for name, value in zip(by, key_t, strict=True):
             col = y[name]
-            mask &= col.isna().to_numpy() if pd.isna(value) else (col == value).to_numpy()
+            missing = value is None or (isinstance(value, float) and np.isnan(value))
+            mask &= col.isna().to_numpy() if missing else (col == value).to_numpy()
         out.append((key_t, g, y[mask]))
     return out
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import ibis
@@ -110,9 +111,7 @@ def interaction_facts(source: Source, dimensions: Sequence[str] = ()) -> ir.Tabl
 def _sequence(source: Source, query: Query, level: str) -> pd.DataFrame:
     """Merged journey steps, sorted: ``person`` (code), ``element``, ``at`` (seconds)."""
     t = apply_query(interaction_facts(source, query.dimensions), query)
-    t = t.select(
-        "person", "interaction_id", at=t.occurred_at.epoch_seconds(), element=t[level]
-    )
+    t = t.select("person", "interaction_id", at=t.occurred_at.epoch_seconds(), element=t[level])
     t = t.filter(t.element.notnull())
     df = t.to_pyarrow().to_pandas()
     df = df.sort_values(["person", "at", "interaction_id"], kind="mergesort")
@@ -265,9 +264,7 @@ def _summary(persons: int, conversions: int, conf: float) -> dict[str, Any]:
     }
 
 
-def median_interval(
-    values: np.ndarray, conf: float
-) -> tuple[float, float, float]:
+def median_interval(values: np.ndarray, conf: float) -> tuple[float, float, float]:
     """Median and its distribution-free interval from order statistics (Conover 1999):
     ranks ``j = b − 1`` and ``k = n − b`` (0-based) with ``b`` the binomial(n, ½) quantile
     at (1 − confidence)/2; NaN bounds when n is too small for the confidence."""
@@ -296,9 +293,7 @@ def _durations(hours: pd.Series, conf: float) -> dict[str, float]:
     }
 
 
-def _transitions(
-    seq: pd.DataFrame, limit: int, conf: float
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _transitions(seq: pd.DataFrame, limit: int, conf: float) -> tuple[pd.DataFrame, dict[str, Any]]:
     same = seq["person"].shift(-1) == seq["person"]
     pairs = pd.DataFrame(
         {
@@ -310,7 +305,8 @@ def _transitions(
     out_total = pairs.groupby("from").size()
     counts = pairs.groupby(["from", "to"]).size().sort_values(ascending=False, kind="mergesort")
     rows = []
-    for (a, b), count in counts.head(limit).items():
+    for key, count in counts.head(limit).items():
+        a, b = key if isinstance(key, tuple) else (key, key)
         share = stats.proportion(count, out_total[a], conf)
         hours = pairs.loc[(pairs["from"] == a) & (pairs["to"] == b), "hours"]
         rows.append(
@@ -338,7 +334,7 @@ def _stages(
         seq = _sequence(source, query, "stage")
     first = seq.groupby(["person", "element"])["at"].min().unstack()
     rows = []
-    for a, b in zip(order[:-1], order[1:], strict=True):
+    for a, b in pairwise(order):
         reached = first[a].notna() if a in first else pd.Series(False, index=first.index)
         nxt = first[b] if b in first else pd.Series(np.nan, index=first.index)
         went = reached & nxt.notna() & (nxt >= first[a] if a in first else False)
@@ -379,9 +375,7 @@ def _attribution(
     df = pd.DataFrame({"journey": journey, "element": codes})
     touched = df.drop_duplicates().groupby("element").size().reindex(range(k), fill_value=0)
     conv_j = converted[journey]
-    through = (
-        df[conv_j].drop_duplicates().groupby("element").size().reindex(range(k), fill_value=0)
-    )
+    through = df[conv_j].drop_duplicates().groupby("element").size().reindex(range(k), fill_value=0)
     ends = df.groupby("journey")["element"].agg(["first", "last"])
     ends = ends[converted[ends.index]]
     first_touch = ends["first"].value_counts().reindex(range(k), fill_value=0)
