@@ -33,6 +33,16 @@ class Settings(BaseModel):
     secure_cookies: bool = Field(
         default=False, description="mark the session cookie Secure (set it behind HTTPS)"
     )
+    keep_original_text: bool = Field(
+        default=False,
+        description="keep feedback texts as received, before PII redaction, in a table only "
+        "administrators may read (off: only the redacted text is stored)",
+    )
+    analyze_text_on_ingest: bool = Field(
+        default=True,
+        description="score feedback texts (sentiment, intent, emotions, theme) with the default "
+        "lexicon model as they are ingested; off: they wait for `corridor text analyze`",
+    )
     host: str = "127.0.0.1"
     port: int = 8765
 

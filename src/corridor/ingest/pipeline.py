@@ -8,6 +8,7 @@ retries after a lost reply stores nothing twice.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections.abc import Sequence
@@ -31,10 +32,13 @@ from corridor.ingest.validate import (
 )
 from corridor.store.base import Store, Tx
 from corridor.store.maps import load_map, save_map
-from corridor.store.migrations import V3
+from corridor.store.migrations import V3, V5
+from corridor.text import intake
 
 #: the schema version that brought the feedback rollup
 ROLLUP_VERSION = V3.version
+#: the schema version that brought text analysis (and kept originals)
+TEXT_VERSION = V5.version
 
 _TS = pa.timestamp("us", tz="UTC")
 _PEOPLE_PROFILE = ("kind", "created_at", "segment", "region", "attributes")
@@ -89,12 +93,20 @@ class IngestReport:
 class Ingestor:
     """The one write path for records. Thread-safe; batches are serialised by the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self, store: Store, *, keep_original_text: bool = False, analyze_text: bool = True
+    ) -> None:
+        """``keep_original_text``: keep feedback texts as received (before redaction) in
+        ``feedback_text_original``; ``analyze_text``: score feedback texts with the default
+        lexicon model as they are stored (else they wait for ``corridor text analyze``)."""
         self.store = store
+        self.keep_original_text = keep_original_text
+        self.analyze_text = analyze_text
         self._lock = threading.Lock()
         self._map = load_map(store)
         self._validator = Validator(Vocabularies.from_map(self._map))
         self._has_rollup: bool | None = None
+        self._has_text: bool | None = None
 
     def close(self) -> None:
         self._validator.close()
@@ -105,6 +117,13 @@ class Ingestor:
         if self._has_rollup is None:
             self._has_rollup = self.store.schema_version() >= ROLLUP_VERSION
         return self._has_rollup
+
+    @property
+    def _text(self) -> bool:
+        """Whether the store keeps text analysis (schema v5+), asked once."""
+        if self._has_text is None:
+            self._has_text = self.store.schema_version() >= TEXT_VERSION
+        return self._has_text
 
     @property
     def corridor_map(self) -> CorridorMap | None:
@@ -161,14 +180,18 @@ class Ingestor:
             errors=sorted([*early_rejections, *result.rejections], key=lambda r: r.row),
         )
         valid = result.valid
+        originals = None
+        if k.name == "feedback":  # no unredacted text is written to the feedback table
+            redacted, originals = intake.redact_batch(valid)
+            result = dataclasses.replace(result, valid=redacted)
         plain = assume_new and valid.num_rows > 0 and not k.upsert
         try:
-            return self._store(k, result, report, source, plain=plain)
+            return self._store(k, result, report, source, plain=plain, originals=originals)
         except Exception:
             if not plain:
                 raise
         # a record was stored already (or came twice): rolled back, now written the careful way
-        return self._store(k, result, report, source, plain=False)
+        return self._store(k, result, report, source, plain=False, originals=originals)
 
     def _store(
         self,
@@ -178,13 +201,24 @@ class Ingestor:
         source: str,
         *,
         plain: bool,
+        originals: pa.Table | None = None,
     ) -> IngestReport:
         valid = result.valid
         now = datetime.now(UTC)
         rollup = self._rollup
+        text = k.name == "feedback" and self._text
         with self.store.transaction() as tx:
             if valid.num_rows:
                 inserted, merges = _write(tx, k, valid, now, plain=plain, rollup=rollup)
+                if text:
+                    intake.store_batch(
+                        tx,
+                        valid,
+                        originals,
+                        now,
+                        keep_original=self.keep_original_text,
+                        analyze=self.analyze_text,
+                    )
                 report.accepted = valid.num_rows + result.batch_duplicates
                 report.inserted = inserted
                 report.duplicates = report.accepted - inserted

@@ -1,0 +1,199 @@
+"""Batch jobs over stored feedback text: analyse what is pending, discover and assign themes.
+
+Feedback text is *pending* while it has no ``text_analysis`` row (ingest with
+``analyze_text_on_ingest`` off, or a store filled before schema v5), or, with ``redo``, when
+its row was made by another model. Jobs read and write in batches (keyset pagination on
+``feedback_id``) and report progress through ``progress(done, total)``, so the CLI can draw a
+bar and a job stopped half-way resumes where it left off.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from corridor.store.base import Store
+from corridor.text.analyze import analyze_texts, check_model, model_name
+from corridor.text.errors import TextAnalysisError
+from corridor.text.themes import ThemeAssigner, current_assigner, discover
+from corridor.text.themestore import StoredTheme, save_themes
+
+__all__ = ["AnalyzeReport", "analyze_pending", "assign_themes", "discover_themes", "pending_count"]
+
+Progress = Callable[[int, int], None]
+BATCH = 5_000
+
+
+@dataclass
+class AnalyzeReport:
+    model: str
+    pending: int
+    analysed: int
+    themed: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "pending": self.pending,
+            "analysed": self.analysed,
+            "themed": self.themed,
+            "seconds": round(self.seconds, 3),
+            "texts_per_second": round(self.analysed / self.seconds, 1) if self.seconds else None,
+        }
+
+
+def _pending_where(redo: bool) -> str:
+    base = "f.text IS NOT NULL AND f.text <> ''"
+    return (
+        f"{base} AND (a.feedback_id IS NULL OR a.model <> ?)"
+        if redo
+        else (f"{base} AND a.feedback_id IS NULL")
+    )
+
+
+_FROM = "FROM feedback f LEFT JOIN text_analysis a ON a.feedback_id = f.feedback_id"
+
+
+def pending_count(store: Store, model: str = "lexicon", *, redo: bool = False) -> int:
+    """Texts the job would analyse."""
+    params = (model_name(model),) if redo else ()
+    rows = store.query(f"SELECT count(*) {_FROM} WHERE {_pending_where(redo)}", params)
+    return int(rows[0][0])
+
+
+def analyze_pending(
+    store: Store,
+    *,
+    model: str = "lexicon",
+    redo: bool = False,
+    batch_size: int = BATCH,
+    progress: Progress | None = None,
+) -> AnalyzeReport:
+    """Analyse every pending text (with ``redo``: every text not analysed by ``model``) and
+    assign it to the current themes."""
+    check_model(model)
+    name = model_name(model)
+    total = pending_count(store, model, redo=redo)
+    started = time.perf_counter()
+    done = themed = 0
+    last = ""
+    params_tail: tuple[Any, ...] = (name,) if redo else ()
+    assigner = _assigner(store)
+    while done < total:
+        with store.transaction() as tx:
+            rows = tx.fetchall(
+                f"SELECT f.feedback_id, f.text {_FROM} WHERE {_pending_where(redo)} "
+                "AND f.feedback_id > ? ORDER BY f.feedback_id LIMIT ?",
+                (*params_tail, last, batch_size),
+            )
+        if not rows:
+            break
+        ids = [r[0] for r in rows]
+        texts = [r[1] for r in rows]
+        themes = assigner.assign(texts) if assigner is not None else None
+        table = analyze_texts(ids, texts, model=model, theme_ids=themes)
+        with store.transaction() as tx:
+            tx.stage("_text_analysis", table)
+            tx.insert(
+                "text_analysis",
+                "_text_analysis",
+                table.schema.names,
+                key=["feedback_id"],
+                update=[c for c in table.schema.names if c != "feedback_id"],
+            )
+        done += len(rows)
+        themed += sum(t is not None for t in themes or ())
+        last = ids[-1]
+        if progress:
+            progress(done, total)
+    return AnalyzeReport(name, total, done, themed, time.perf_counter() - started)
+
+
+def _assigner(store: Store) -> ThemeAssigner | None:
+    from corridor.text.themestore import list_themes
+
+    active = list_themes(store)
+    if not active:
+        return None
+    if all(t.model == "tfidf-nmf" for t in active):
+        with store.transaction() as tx:
+            return current_assigner(tx)
+    import orjson
+
+    rows = store.query(
+        "SELECT theme_id, model, CAST(model_data AS VARCHAR) FROM text_themes "
+        "WHERE retired_at IS NULL ORDER BY theme_id"
+    )
+    return ThemeAssigner([(r[0], r[1], orjson.loads(r[2] or "{}")) for r in rows])
+
+
+def assign_themes(
+    store: Store, *, batch_size: int = BATCH, progress: Progress | None = None
+) -> int:
+    """(Re)assign every analysed text to the active themes; returns how many got one."""
+    assigner = _assigner(store)
+    total = int(store.query("SELECT count(*) FROM text_analysis")[0][0])
+    done = themed = 0
+    last = ""
+    while done < total:
+        rows = store.query(
+            "SELECT a.feedback_id, f.text FROM text_analysis a JOIN feedback f "
+            "ON f.feedback_id = a.feedback_id WHERE a.feedback_id > ? "
+            "ORDER BY a.feedback_id LIMIT ?",
+            (last, batch_size),
+        )
+        if not rows:
+            break
+        ids = [r[0] for r in rows]
+        themes = assigner.assign([r[1] or "" for r in rows]) if assigner else [None] * len(ids)
+        staged = pa.table(
+            {"feedback_id": pa.array(ids, pa.string()), "theme_id": pa.array(themes, pa.string())}
+        )
+        with store.transaction() as tx:
+            tx.stage("_text_themes", staged)
+            tx.execute(
+                "UPDATE text_analysis SET theme_id = s.theme_id FROM _text_themes s "
+                "WHERE text_analysis.feedback_id = s.feedback_id"
+            )
+        done += len(ids)
+        themed += sum(t is not None for t in themes)
+        last = ids[-1]
+        if progress:
+            progress(done, total)
+    return themed
+
+
+def discover_themes(
+    store: Store,
+    *,
+    k: int = 12,
+    method: str = "tfidf-nmf",
+    sample: int = 50_000,
+    since: datetime | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> list[StoredTheme]:
+    """Discover ``k`` themes in the stored (redacted) feedback texts — a random sample of at
+    most ``sample`` of them, from ``since`` on — save them (retiring the previous ones) and
+    assign every analysed text."""
+    if sample < 100:
+        raise TextAnalysisError(f"sample must be at least 100 texts, got {sample}")
+    where = "text IS NOT NULL AND text <> ''"
+    params: tuple[Any, ...] = ()
+    if since is not None:
+        where += " AND occurred_at >= ?"
+        params = (since.astimezone(UTC),)
+    texts = [r[0] for r in store.query(f"SELECT text FROM feedback WHERE {where}", params)]
+    if len(texts) > sample:
+        texts = random.Random(seed).sample(texts, sample)
+    drafts = discover(texts, k, method=method, seed=seed)
+    saved = save_themes(store, drafts)
+    assign_themes(store, progress=progress)
+    return saved
