@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from corridor.cli_analytics import register as register_analyses
+from corridor.cli_text import register as register_text
 from corridor.cli_auth import register as register_auth
 from corridor.cli_common import StoreOpt, console, err
 from corridor.cli_drivers import register as register_drivers
@@ -46,13 +47,21 @@ def main() -> None:
         sys.exit(130)
 
 
+def _text_options() -> dict[str, bool]:
+    """The ingest-time text settings (CORRIDOR_KEEP_ORIGINAL_TEXT, ..._ANALYZE_TEXT_ON_INGEST)."""
+    from corridor.settings import Settings
+
+    s = Settings.from_env()
+    return {"keep_original_text": s.keep_original_text, "analyze_text": s.analyze_text_on_ingest}
+
+
 @contextmanager
 def _ingestor(store_url: str | None) -> Iterator[Any]:
     from corridor.ingest.pipeline import Ingestor
     from corridor.store import open_store
 
     store = open_store(store_url)
-    ing = Ingestor(store)
+    ing = Ingestor(store, **_text_options())
     try:
         yield ing
     finally:
@@ -351,6 +360,7 @@ def migrate(store: StoreOpt = None) -> None:
 
 
 register_analyses(app)
+register_text(app)
 register_drivers(app)
 register_auth(app)
 

@@ -47,7 +47,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     owns_store = store is None
     the_store = open_store(settings.store_url) if store is None else store
     try:
-        ingestor = Ingestor(the_store)
+        ingestor = Ingestor(
+            the_store,
+            keep_original_text=settings.keep_original_text,
+            analyze_text=settings.analyze_text_on_ingest,
+        )
     except BaseException:
         if owns_store:
             the_store.close()

@@ -1,0 +1,311 @@
+"""``corridor text …`` and ``corridor themes …``: voice of the customer, in a terminal."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from corridor.analytics.catalog import Analysis, parse_filters
+from corridor.cli_analytics import (
+    FORMATS,
+    ByOpt,
+    ConfOpt,
+    FormatOpt,
+    PeriodOpt,
+    SinceOpt,
+    UntilOpt,
+    WhereOpt,
+    render,
+)
+from corridor.cli_common import StoreOpt, console, err
+from corridor.errors import CorridorError
+
+text_app = typer.Typer(
+    help="Voice of the customer: analyse feedback text; sentiment, intents, emotions, sources.",
+    no_args_is_help=True,
+)
+themes_app = typer.Typer(
+    help="Themes in feedback text: discover, list, show, rename, merge.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``corridor text`` and ``corridor themes`` to ``app``."""
+    app.add_typer(text_app, name="text")
+    app.add_typer(themes_app, name="themes")
+
+
+def _bar(description: str) -> tuple[Progress, Callable[[int, int], None]]:
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    task = bar.add_task(description, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return bar, update
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise CorridorError(f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}")
+
+
+def _json(body: Any) -> None:
+    sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+# -- text -------------------------------------------------------------------------------------
+
+
+@text_app.command("analyze")
+def analyze(
+    model: Annotated[str, typer.Option(help="sentiment model: lexicon (default) or minilm")] = (
+        "lexicon"
+    ),
+    redo: Annotated[
+        bool, typer.Option("--redo", help="re-analyse texts analysed by another model")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(help="texts per batch")] = 5000,
+    store: StoreOpt = None,
+) -> None:
+    """Analyse pending feedback texts (sentiment, intent, emotions, theme) and store the
+    results, with a progress bar."""
+    from corridor.store import open_store
+    from corridor.text.jobs import analyze_pending
+
+    if batch_size < 1:
+        raise CorridorError("--batch-size must be at least 1")
+    with open_store(store) as s:
+        bar, update = _bar(f"analysing with {model}")
+        with bar:
+            report = analyze_pending(
+                s, model=model, redo=redo, batch_size=batch_size, progress=update
+            )
+    r = report.as_dict()
+    rate = f", {r['texts_per_second']:,.0f} texts/s" if r["texts_per_second"] else ""
+    console.print(
+        f"analysed {r['analysed']:,} text(s) with {r['model']} in {r['seconds']:.1f} s{rate}; "
+        f"{r['themed']:,} assigned to a theme"
+    )
+
+
+def _table_command(name: str, title: str, runner: str, brief: tuple[str, ...]) -> Any:
+    def command(
+        by: ByOpt = None,
+        period: PeriodOpt = None,
+        where: WhereOpt = None,
+        since: SinceOpt = None,
+        until: UntilOpt = None,
+        confidence: ConfOpt = 0.95,
+        fmt: FormatOpt = "table",
+        store: StoreOpt = None,
+    ) -> None:
+        from corridor.store import open_store
+        from corridor.text import queries
+
+        _check_format(fmt)
+        run = getattr(queries, runner)
+        kwargs: dict[str, Any] = {"period": period, "since": since, "until": until}
+        if by:
+            kwargs["by"] = by
+        with open_store(store) as s:
+            result = run(
+                s, filters=parse_filters(where or []) or None, confidence=confidence, **kwargs
+            )
+        render(Analysis(name, title, run, brief=brief), result, fmt)
+
+    command.__name__ = f"text_{name}"
+    command.__doc__ = f"{title}, with n and intervals."
+    return command
+
+
+_TABLES = (
+    (
+        "sentiment",
+        "Text sentiment",
+        "sentiment_table",
+        ("n", "mean_sentiment", "mean_sentiment_low", "mean_sentiment_high", "share_negative",
+         "share_negative_low", "share_negative_high"),
+    ),
+    (
+        "intents",
+        "Intents and emotions in feedback text",
+        "intent_table",
+        ("n", "share_complaint", "share_praise", "share_suggestion", "share_question",
+         "share_anger", "share_frustration", "share_joy"),
+    ),
+    (
+        "sources",
+        "Text sentiment, solicited (survey) against unsolicited (review, social)",
+        "source_sentiment",
+        ("solicited_n", "solicited_mean_sentiment", "unsolicited_n",
+         "unsolicited_mean_sentiment", "negativity_skew", "negativity_skew_low",
+         "negativity_skew_high", "p_value_skew"),
+    ),
+)  # fmt: skip
+
+for _name, _title, _runner, _brief in _TABLES:
+    text_app.command(_name, help=f"{_title}, with n and intervals.")(
+        _table_command(_name, _title, _runner, _brief)
+    )
+
+
+@text_app.command("comments")
+def comments(
+    touchpoint: Annotated[str | None, typer.Option(help="only this touch point")] = None,
+    limit: Annotated[int, typer.Option(help="how many (newest first)")] = 20,
+    where: WhereOpt = None,
+    fmt: FormatOpt = "table",
+    store: StoreOpt = None,
+) -> None:
+    """The latest (redacted) feedback texts with their sentiment, intent, emotions and theme."""
+    from corridor.store import open_store
+    from corridor.text.queries import recent_comments
+
+    _check_format(fmt)
+    with open_store(store) as s:
+        rows = recent_comments(s, touchpoint, limit, parse_filters(where or []) or None)
+    if fmt == "json":
+        _json(rows)
+        return
+    table = Table("when", "touch point", "source", "sentiment", "intent", "theme", "text")
+    for r in rows:
+        table.add_row(
+            r["occurred_at"].date().isoformat() if r["occurred_at"] else "-",
+            r["touchpoint"] or "-",
+            r["source"],
+            f"{r['sentiment']:+.2f}",
+            r["intent"],
+            r["theme_label"] or "-",
+            r["text"] or "",
+        )
+    console.print(table)
+
+
+# -- themes -----------------------------------------------------------------------------------
+
+
+@themes_app.command("discover")
+def discover(
+    k: Annotated[int, typer.Option("--k", help="how many themes")] = 12,
+    method: Annotated[
+        str, typer.Option(help="tfidf-nmf (default) or embeddings (needs the text extra)")
+    ] = "tfidf-nmf",
+    sample: Annotated[int, typer.Option(help="at most this many texts (random sample)")] = 50_000,
+    since: SinceOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Discover themes in the stored feedback texts, replace the active ones (analysts' names
+    carry over) and assign every analysed text."""
+    from corridor.analytics.dimensions import check_time
+    from corridor.store import open_store
+    from corridor.text.jobs import discover_themes
+
+    with open_store(store) as s:
+        bar, update = _bar("assigning texts to themes")
+        with bar:
+            saved = discover_themes(
+                s, k=k, method=method, sample=sample, since=check_time(since, "since"),
+                progress=update,
+            )  # fmt: skip
+    console.print(f"{len(saved)} themes discovered ({method}); see `corridor themes show`")
+    _print_themes(saved)
+
+
+def _print_themes(themes: list[Any]) -> None:
+    table = Table("theme", "label", "keywords", "merged into")
+    for t in themes:
+        table.add_row(t.theme_id, t.label, ", ".join(t.keywords[:8]), t.merged_into or "")
+    console.print(table)
+
+
+@themes_app.command("list")
+def list_(
+    include_retired: Annotated[bool, typer.Option("--all", help="also retired themes")] = False,
+    fmt: FormatOpt = "table",
+    store: StoreOpt = None,
+) -> None:
+    """The themes: id, label, keywords, merges."""
+    from corridor.store import open_store
+    from corridor.text.themestore import list_themes
+
+    _check_format(fmt)
+    with open_store(store) as s:
+        themes = list_themes(s, include_retired=include_retired)
+    if fmt == "json":
+        _json([t.as_dict() for t in themes])
+        return
+    _print_themes(themes)
+    if not themes:
+        console.print("no themes yet; run `corridor themes discover`")
+
+
+themes_app.command("show", help="Size, share, sentiment (and trend) of each theme per group.")(
+    _table_command(
+        "themes",
+        "Themes in feedback text",
+        "theme_table",
+        (
+            "theme_label",
+            "n",
+            "share",
+            "share_low",
+            "share_high",
+            "mean_sentiment",
+            "delta_share",
+            "p_value_share",
+        ),
+    )
+)
+
+
+@themes_app.command("rename")
+def rename(
+    theme_id: Annotated[str, typer.Argument(help="theme id (corridor themes list)")],
+    label: Annotated[str, typer.Argument(help="the new name")],
+    store: StoreOpt = None,
+) -> None:
+    """Give a theme an analyst's name; it persists across rediscoveries."""
+    from corridor.store import open_store
+    from corridor.text.themestore import rename_theme
+
+    with open_store(store) as s:
+        theme = rename_theme(s, theme_id, label)
+    console.print(f"{theme.theme_id} is now {theme.label!r}")
+
+
+@themes_app.command("merge")
+def merge(
+    theme_ids: Annotated[list[str], typer.Argument(help="themes to merge")],
+    into: Annotated[str, typer.Option("--into", help="the theme they become part of")],
+    label: Annotated[str | None, typer.Option(help="also rename the target")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Merge themes into another; their texts count under it from then on."""
+    from corridor.store import open_store
+    from corridor.text.themestore import merge_themes
+
+    with open_store(store) as s:
+        theme = merge_themes(s, theme_ids, into, label)
+    console.print(f"merged {', '.join(theme_ids)} into {theme.theme_id} ({theme.label!r})")
