@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from corridor.cli_analytics import register as register_analyses
+from corridor.cli_attribution import register as register_attribution
 from corridor.cli_text import register as register_text
 from corridor.cli_auth import register as register_auth
 from corridor.cli_common import StoreOpt, console, err
@@ -360,6 +361,7 @@ def migrate(store: StoreOpt = None) -> None:
 
 
 register_analyses(app)
+register_attribution(app)
 register_text(app)
 register_drivers(app)
 register_auth(app)

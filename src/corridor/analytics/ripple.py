@@ -796,6 +796,8 @@ def _estimate(
     for c in COLUMNS:
         if c not in frame.columns:
             frame[c] = np.nan
+    for c in ("n_treated", "n_treated_pre", "n_control", "n_control_pre", "n_exposed"):
+        frame[c] = pd.to_numeric(frame[c]).round().astype("Int64")
     return frame[list(COLUMNS)].reset_index(drop=True)
 
 
