@@ -400,3 +400,12 @@ def test_same_numbers_on_both_engines(tmp_path, request):
         frames[engine] = [promise_table(store, by=b, period=p).frame for b, p in cases]
     for duck, pg in zip(frames["duckdb"], frames["postgres"], strict=True):
         pd.testing.assert_frame_equal(duck, pg, check_exact=False, rtol=1e-12, atol=1e-12)
+
+
+def test_a_touch_point_without_promises_gives_an_empty_table(loaded):
+    """Regression: filtering to a touch point with no promises used to fail on merging an
+    empty (float) key column with the engine's string keys."""
+    store, _ = loaded
+    result = promise_table(store, filters={"touchpoint": ["no_such_touchpoint"]})
+    assert result.frame.empty and result.n == 0
+    assert "kept_rate" in result.frame.columns

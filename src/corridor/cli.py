@@ -16,10 +16,10 @@ from rich.table import Table
 
 from corridor.cli_analytics import register as register_analyses
 from corridor.cli_attribution import register as register_attribution
-from corridor.cli_text import register as register_text
 from corridor.cli_auth import register as register_auth
 from corridor.cli_common import StoreOpt, console, err
 from corridor.cli_drivers import register as register_drivers
+from corridor.cli_text import register as register_text
 from corridor.errors import CorridorError
 
 app = typer.Typer(
@@ -322,8 +322,46 @@ def demo(
             _simulate(customers, months, seed, Path(tmp), "parquet")
             _load_dataset(store, Path(tmp))
         console.print(f"demo company loaded into {url}")
+    _demo_users(store, host, port)
     if not no_serve:
         _serve(store, host, port)
+
+
+DEMO_PASSWORD = "corridor-demo"
+
+
+def _demo_users(store: str | None, host: str, port: int) -> None:
+    """One user per role (created once), and how to sign in as each."""
+    from corridor.auth import accounts
+    from corridor.store import open_store
+
+    with open_store(store) as s:
+        if not accounts.list_users(s):
+            depts = [r[0] for r in s.query("SELECT DISTINCT department FROM touchpoints")]
+            dept = "logistics" if "logistics" in depts else (sorted(depts) or ["service"])[0]
+            top = s.query(
+                "SELECT partner_id FROM interactions WHERE partner_id IS NOT NULL "
+                "GROUP BY partner_id ORDER BY count(*) DESC, partner_id LIMIT 1"
+            )
+            partner = top[0][0] if top else "partner-1"
+            for name, role, extra in (
+                ("admin", "admin", {}),
+                ("analyst", "analyst", {}),
+                (f"head-{dept}", "department_head", {"department": dept}),
+                (f"manager-{partner}", "partner_manager", {"partner": partner}),
+                ("agent", "agent", {}),
+            ):
+                accounts.add_user(s, name, DEMO_PASSWORD, role, **extra)
+        users = accounts.list_users(s)
+    table = Table("sign in as", "role", "sees", title="Demo users")
+    for u in users:
+        table.add_row(u.username, u.role.value, u.principal().label)
+    console.print(table)
+    console.print(
+        f"Open [bold]http://{host}:{port}/[/] and sign in with one of these users; "
+        f"the demo users' password is [bold]{DEMO_PASSWORD}[/] (demo only: remove them with "
+        "`corridor users remove` before sharing this store)."
+    )
 
 
 @app.command()

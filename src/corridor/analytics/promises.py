@@ -363,7 +363,8 @@ def summarise_promises(
     keys = [*(d for d in by_ if d != "touchpoint"), *(["period"] if period_ else [])]
     meta = pd.DataFrame(
         {
-            "promise": [p.key for p in promises],
+            # object dtype even when empty, so merging with the engine's keys never fails
+            "promise": pd.Series([p.key for p in promises], dtype=object),
             "touchpoint": [p.touchpoint for p in promises],
             "metric": [p.metric for p in promises],
             "target": [f"{p.operator} {p.threshold:g}" for p in promises],
