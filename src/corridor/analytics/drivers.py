@@ -163,7 +163,7 @@ def driver_values(
         long = long.drop("_e_person", "_e_at")
         units = long.select(*keys).distinct()
         units = units.left_join(event_at, units.person == event_at._e_person)
-        y = units.select(*keys, y=ibis.ifelse(units._e_at.notnull(), 1.0, 0.0))
+        y = units.select(*keys, y=ibis.ifelse(units._e_at.notnull(), 1, 0).cast("float64"))
     v = long.value
     agg = long.group_by([*keys, "driver"]).aggregate(
         n=long.count(), total=v.sum(), total_sq=(v * v).sum()

@@ -9,8 +9,9 @@ row are one step). Views (``view``):
 * ``paths`` — the most common journeys, cut after ``max_length`` steps (a cut path ends in
   ``…``): persons and share (Wilson interval), and how many of them converted (Wilson).
 * ``transitions`` — the directly-follows graph: how often step ``b`` immediately follows ``a``,
-  the share of ``a``'s next steps that go to ``b`` (Wilson), and the time between them (median
-  with a distribution-free interval, quartiles, n).
+  the share of ``a``'s next steps that go to ``b`` (Wilson), and the time from the last
+  interaction of ``a`` to the first of ``b`` (median with a distribution-free interval,
+  quartiles, n).
 * ``stages`` — drop-off and time per stage of the corridor map, in map order: of the persons
   who reached stage k (any interaction there), the share who never reached stage k+1 after it
   (Wilson), and the time from first reaching k to first reaching k+1 (median with interval,
@@ -109,7 +110,8 @@ def interaction_facts(source: Source, dimensions: Sequence[str] = ()) -> ir.Tabl
 
 
 def _sequence(source: Source, query: Query, level: str) -> pd.DataFrame:
-    """Merged journey steps, sorted: ``person`` (code), ``element``, ``at`` (seconds)."""
+    """Merged journey steps, sorted: ``person``, ``element``, ``at`` (seconds, the first
+    interaction of the step) and ``last_at`` (its last interaction)."""
     t = apply_query(interaction_facts(source, query.dimensions), query)
     t = t.select("person", "interaction_id", at=t.occurred_at.epoch_seconds(), element=t[level])
     t = t.filter(t.element.notnull())
@@ -117,9 +119,14 @@ def _sequence(source: Source, query: Query, level: str) -> pd.DataFrame:
     df = df.sort_values(["person", "at", "interaction_id"], kind="mergesort")
     person = df["person"].to_numpy()
     element = df["element"].to_numpy()
-    keep = np.ones(len(df), dtype=bool)
-    keep[1:] = (person[1:] != person[:-1]) | (element[1:] != element[:-1])
-    return df.loc[keep, ["person", "element", "at"]].reset_index(drop=True)
+    start = np.ones(len(df), dtype=bool)
+    start[1:] = (person[1:] != person[:-1]) | (element[1:] != element[:-1])
+    run = np.cumsum(start) - 1
+    last_at = np.zeros(int(start.sum()), dtype=np.int64)
+    np.maximum.at(last_at, run, df["at"].to_numpy(dtype=np.int64))
+    out = df.loc[start, ["person", "element", "at"]].reset_index(drop=True)
+    out["last_at"] = last_at
+    return out
 
 
 def _conversions(source: Source, query: Query, outcomes: Sequence[str]) -> pd.Series:
@@ -299,7 +306,7 @@ def _transitions(seq: pd.DataFrame, limit: int, conf: float) -> tuple[pd.DataFra
         {
             "from": seq["element"][same].to_numpy(),
             "to": seq["element"].shift(-1)[same].to_numpy(),
-            "hours": ((seq["at"].shift(-1) - seq["at"])[same] / HOUR).to_numpy(),
+            "hours": ((seq["at"].shift(-1) - seq["last_at"])[same] / HOUR).to_numpy(),
         }
     )
     out_total = pairs.groupby("from").size()
