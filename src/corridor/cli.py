@@ -17,6 +17,7 @@ from rich.table import Table
 from corridor.cli_analytics import register as register_analyses
 from corridor.cli_attribution import register as register_attribution
 from corridor.cli_auth import register as register_auth
+from corridor.cli_churn import register as register_churn
 from corridor.cli_common import StoreOpt, console, err
 from corridor.cli_drivers import register as register_drivers
 from corridor.cli_text import register as register_text
@@ -399,6 +400,7 @@ def migrate(store: StoreOpt = None) -> None:
 
 
 register_analyses(app)
+register_churn(app)
 register_attribution(app)
 register_text(app)
 register_drivers(app)

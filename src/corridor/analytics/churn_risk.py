@@ -254,10 +254,11 @@ def risk_table(
     confidence: float = 0.95,
     min_rated: int = MIN_RATED,
     limit: int | None = None,
+    touchpoints: Sequence[str] | None = None,
 ) -> RiskResult:
     """Each active customer's probability of churning within ``horizon_months`` after the
     as-of time (``until``, else the last interaction), highest first; ``limit`` keeps the top
-    rows."""
+    rows; ``touchpoints`` limits the gap features to those touch points."""
     conf = check_confidence(confidence)
     if not 0 < float(horizon_months) <= 24:
         raise AnalyticsQueryError(
@@ -287,6 +288,8 @@ def risk_table(
         )
     rated = (before.rated > 0).sum() if not before.rated.empty else pd.Series(dtype="int64")
     tps = sorted(str(t) for t in rated.index if rated[t] >= min_rated)
+    if touchpoints is not None:
+        tps = [t for t in tps if t in set(touchpoints)]
     train_ct = CustomerTable(
         train.reset_index(drop=True),
         before.gaps,
