@@ -305,6 +305,13 @@ def benjamini_hochberg(p: Any) -> np.ndarray:
     return out
 
 
+def _keys(value: Any) -> tuple[str, ...]:
+    """``a;b`` → ``("a", "b")``; missing → ``()``."""
+    if not isinstance(value, str):
+        return ()
+    return tuple(k.strip() for k in value.split(";") if k.strip())
+
+
 def load_events(source: Source) -> list[Event]:
     """Every operational event, ordered by start."""
     t = get_table(source, "operational_events")
@@ -312,7 +319,7 @@ def load_events(source: Source) -> list[Event]:
     df = t.select(*cols, "description").to_pyarrow().to_pandas()
     out = []
     for r in df.itertuples(index=False):
-        tps = tuple(k.strip() for k in (r.touchpoints or "").split(";") if k.strip())
+        tps = _keys(r.touchpoints)
         out.append(
             Event(
                 str(r.event_id),
@@ -321,8 +328,8 @@ def load_events(source: Source) -> list[Event]:
                 pd.Timestamp(r.started_at).tz_convert("UTC"),
                 None if pd.isna(r.ended_at) else pd.Timestamp(r.ended_at).tz_convert("UTC"),
                 tps or None,
-                None if pd.isna(r.region) or not r.region else str(r.region),
-                None if pd.isna(r.description) else str(r.description),
+                r.region if isinstance(r.region, str) and r.region else None,
+                r.description if isinstance(r.description, str) else None,
             )
         )
     out.sort(key=lambda e: (e.start, e.event_id))
@@ -339,7 +346,7 @@ def _market_events(source: Source) -> list[Market]:
         (
             str(r.event_id),
             pd.Timestamp(r.occurred_at).tz_convert("UTC"),
-            tuple(k.strip() for k in (r.touchpoints or "").split(";") if k.strip()),
+            _keys(r.touchpoints),
         )
         for r in df.itertuples(index=False)
     ]
