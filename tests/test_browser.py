@@ -1,0 +1,264 @@
+"""The dashboard in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+A real ``corridor serve`` runs over a simulated company made by ``corridor demo`` (which also
+creates one user per role). Each role signs in through the form, sees its pages and is refused
+the others; an analyst clicks overview -> touch point -> customer; charts are checked to have
+been drawn by plotly.js (SVG in the page), not merely that the page loaded. Screenshots are
+saved under ``test-artifacts/screenshots/``.
+
+Chromium comes from Debian's ``chromium`` package (``scripts/test`` installs it); set
+``CORRIDOR_CHROMIUM`` to use another binary. Missing, the tests fail with that message.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from corridor.store import open_store
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = os.environ.get("CORRIDOR_CHROMIUM", "/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PASSWORD = "corridor-demo"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "corridor.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    store = f"duckdb:///{tmp_path_factory.mktemp('browser') / 'corridor.duckdb'}"
+    made = _cli("demo", "--no-serve", "--customers", "800", "--months", "6", "--store", store)
+    assert made.returncode == 0, made.stderr
+    with open_store(store) as s:
+        users = {r[1]: r[0] for r in s.query("SELECT username, role FROM users")}
+        email = s.query(
+            "SELECT i.id_value, p.canonical_id FROM identities i JOIN people p "
+            "ON p.person_id = i.person_id WHERE i.id_type = 'email' AND p.person_id IN "
+            "(SELECT person_id FROM interactions) ORDER BY i.id_value LIMIT 1"
+        )[0]
+        partner = s.query("SELECT partner FROM users WHERE role = 'partner_manager'")[0][0]
+    port = _free_port()
+    log = tmp_path_factory.mktemp("browser-log") / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "corridor.cli", "serve", "--store", store, "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"corridor serve did not come up:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield {
+            "base": base,
+            "email": email[0],
+            "person": email[1],
+            "partner": partner,
+            **{f"user_{role}": name for role, name in users.items()},
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium; "
+            "scripts/test does it) or set CORRIDOR_CHROMIUM"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page, site, user: str) -> None:  # type: ignore[no-untyped-def]
+    """With the keyboard only: the username field has focus, Tab to the password, Enter."""
+    page.goto(site["base"] + "/login")
+    page.keyboard.type(user)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.wait_for_load_state("networkidle")
+
+
+def charts_drawn(page) -> int:  # type: ignore[no-untyped-def]
+    """How many charts plotly.js has drawn (each leaves an SVG with its traces)."""
+    page.wait_for_load_state("networkidle")
+    figures = page.locator("[data-figure]").count()
+    if figures:
+        page.wait_for_function(
+            "n => document.querySelectorAll('[data-rendered=true]').length >= n", arg=figures
+        )
+    empty = page.evaluate(
+        """() => [...document.querySelectorAll('[data-rendered=true]')].filter(el =>
+              el.querySelectorAll('svg.main-svg .scatterlayer .trace path,'
+                                  + ' svg.main-svg .barlayer .trace path').length === 0).length"""
+    )
+    assert empty == 0, f"{empty} chart(s) hold no drawn traces"
+    return figures
+
+
+def test_analyst_clicks_overview_to_touch_point_to_customer(page, site):
+    sign_in(page, site, site["user_analyst"])
+    assert page.url == site["base"] + "/"
+    cards = page.locator("li.tp")
+    assert cards.count() >= 30  # the simulated corridor's touch points
+    assert charts_drawn(page) == 3  # NPS, CSAT, CES trends
+    # the gap is in words as well as colour on every card
+    for text in cards.all_inner_texts()[:10]:
+        assert any(w in text for w in ("expectation", "as expected", "no ratings"))
+    shot(page, "overview-analyst")
+
+    page.locator('li.tp[data-touchpoint="home_delivery"] a').click()
+    page.wait_for_url("**/touchpoints/home_delivery*")
+    assert "/touchpoints/home_delivery" in page.url
+    assert page.locator("h1").inner_text() == "Home delivery"
+    assert charts_drawn(page) == 4  # three tiles and the gap trend with its band
+    band = page.locator("[data-rendered=true] .main-svg .scatterlayer .trace.scatter")
+    assert band.count() >= 3  # upper bound, lower bound filled, estimate
+    shot(page, "touchpoint-home-delivery")
+
+    link = page.locator(".comments a[href^='/customers/']").first
+    person = link.get_attribute("href")
+    link.click()
+    page.wait_for_url(f"**{person}")
+    assert page.locator("table.timeline tbody tr").count() >= 1
+    assert charts_drawn(page) == 1
+    shot(page, "customer-timeline")
+
+
+def test_department_head_sees_their_department_only(page, site):
+    sign_in(page, site, site["user_department_head"])
+    assert page.url.startswith(site["base"] + "/departments/")
+    dept = page.url.rsplit("/", 1)[1]
+    assert charts_drawn(page) >= 4
+    shot(page, "department-head-home")
+    names = page.locator("table tbody tr td:first-child a").all_inner_texts()
+    assert names, "the department's touch points are listed"
+    r = page.goto(site["base"] + "/touchpoints/checkout")
+    assert r is not None and r.status == 403
+    assert "Not in your view" in page.locator("h1").inner_text()
+    r = page.goto(site["base"] + "/departments/marketing" if dept != "marketing" else "/")
+    assert r is not None and r.status == 403
+    shot(page, "department-head-refused")
+    r = page.goto(site["base"] + "/")
+    assert page.url.endswith(f"/departments/{dept}")  # the overview is for analysts
+
+
+def test_partner_manager_sees_their_partner_against_the_brand(page, site):
+    sign_in(page, site, site["user_partner_manager"])
+    assert page.url == f"{site['base']}/partners/{site['partner']}"
+    assert charts_drawn(page) >= 3
+    assert "brand's own channels" in page.content()
+    shot(page, "partner-manager-home")
+    others = [p for p in ("service-01", "dealer-01", "agency-01") if p != site["partner"]]
+    r = page.goto(f"{site['base']}/partners/{others[0]}")
+    assert r is not None and r.status == 403
+
+
+def test_agent_finds_a_customer_by_email_and_sees_the_timeline(page, site):
+    sign_in(page, site, site["user_agent"])
+    assert page.url == site["base"] + "/customers"
+    page.get_by_label("Customer id, e-mail or phone").fill(site["email"].upper())
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/customers?q=*")
+    page.locator(".results a").first.click()
+    page.wait_for_url(f"**/customers/{site['person']}")
+    assert site["email"] in page.content()  # identities are listed
+    assert charts_drawn(page) == 1
+    shot(page, "agent-customer")
+    for path in ("/", "/touchpoints/home_delivery", "/departments/logistics"):
+        r = page.goto(site["base"] + path)
+        assert r is not None
+        if path == "/":
+            assert page.url.endswith("/customers")
+        else:
+            assert r.status == 403, path
+
+
+def test_accessibility_basics(page, site):
+    page.goto(site["base"] + "/login")
+    page.keyboard.press("Shift+Tab")  # from the focused username field back to the skip link
+    page.keyboard.press("Shift+Tab")
+    sign_in(page, site, site["user_analyst"])
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select')]
+              .filter(el => !el.labels || el.labels.length === 0).map(el => el.name)"""
+    )
+    assert unlabelled == []
+    unnamed = page.evaluate(
+        "() => [...document.querySelectorAll('figure.chart')].filter(f => !f.getAttribute('aria-label')).length"
+    )
+    assert unnamed == 0
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => document.activeElement.id") == "main"
+    # keyboard users reach the corridor cards and open one with Enter
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => !!document.activeElement.closest('li.tp')"):
+            break
+    else:
+        pytest.fail("no touch point card is reachable with Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/touchpoints/**")
+    page.wait_for_load_state("networkidle")
