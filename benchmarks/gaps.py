@@ -203,10 +203,25 @@ def server(path: Path, log: Callable[[str], None]) -> Iterator[str]:
             proc.kill()
 
 
+def bench_key(path: Path) -> str:
+    """An API key of an analyst ``bench`` (created on first use): the API needs one."""
+    from corridor.auth import accounts
+    from corridor.store import open_store
+
+    with contextlib.closing(open_store(f"duckdb:///{path}")) as store:
+        if accounts.get_user(store, "bench") is None:
+            accounts.add_user(store, "bench", "bench-password", "analyst")
+        return accounts.create_key(store, "bench", "benchmark")[1]
+
+
 def api(path: Path, repeat: int, log: Callable[[str], None]) -> tuple[list[float], float, Any]:
     import httpx
 
-    with server(path, log) as base, httpx.Client(base_url=base, timeout=600) as client:
+    headers = {"Authorization": f"Bearer {bench_key(path)}"}
+    with (
+        server(path, log) as base,
+        httpx.Client(base_url=base, timeout=600, headers=headers) as client,
+    ):
 
         def get() -> Any:
             r = client.get("/api/v1/gaps", params=QUERY)

@@ -300,6 +300,12 @@ def http_batches(
         log(f"HTTP part skipped: the API is not available ({e})")
         return None
     url = f"duckdb:///{fresh_duckdb(folder / 'http.duckdb')}"
+    from corridor.auth import accounts
+    from corridor.store import open_store
+
+    with open_store(url) as store:  # the API needs a key: an analyst's, as a sender would use
+        accounts.add_user(store, "bench", "bench-password", "analyst")
+        key = accounts.create_key(store, "bench", "benchmark")[1]
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "corridor.cli", "serve", "--store", url, "--port", str(port)],
@@ -309,7 +315,8 @@ def http_batches(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=base, timeout=300) as client:
+        auth = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=base, timeout=300, headers=auth) as client:
             if not _wait_ready(client, proc):
                 err = proc.stderr.read()[-2000:] if proc.poll() is not None and proc.stderr else ""
                 log(f"HTTP part skipped: `corridor serve` did not come up. {err.strip()}")
