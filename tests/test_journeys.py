@@ -216,3 +216,9 @@ def test_errors_api_and_cli(loaded, store_url):
     assert r.exit_code == 0, r.output
     assert r.output.splitlines()[0].startswith("from,to,count")
     assert len(pd.read_csv(__import__("io").StringIO(r.output))) >= 4
+
+
+def test_an_empty_store_gives_empty_views(store):
+    for view in ("paths", "transitions", "stages", "attribution"):
+        res = journey_table(store, view=view, bootstrap=20)
+        assert res.frame.empty and res.n == 0, view

@@ -364,9 +364,27 @@ def _stages(
     return pd.DataFrame(rows), {"persons": len(first)}
 
 
+_ATTRIBUTION_COLUMNS = (
+    "step",
+    "persons",
+    "conversions_through",
+    "removal_effect",
+    "removal_effect_low",
+    "removal_effect_high",
+    "attributed_conversions",
+    "attributed_conversions_low",
+    "attributed_conversions_high",
+    "attribution_share",
+    "first_touch",
+    "last_touch",
+)
+
+
 def _attribution(
     seq: pd.DataFrame, conv: pd.Series, conf: float, replicates: int, seed: int
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    if seq.empty:
+        return pd.DataFrame(columns=list(_ATTRIBUTION_COLUMNS)), _summary(0, 0, conf)
     at_conv = seq["person"].map(conv)
     before = seq[at_conv.isna() | (seq["at"] < at_conv)]
     persons = pd.Index(seq["person"].unique())
