@@ -15,9 +15,10 @@ from typing import Any
 
 import pandas as pd
 
+from corridor.analytics.dimensions import Query
 from corridor.analytics.drift import expectation_drift
-from corridor.analytics.gaps import gap_table
-from corridor.analytics.metrics import metric_table
+from corridor.analytics.gaps import GAP_SUMS, gap_sums, gap_table, summarise_gaps
+from corridor.analytics.metrics import METRIC_SUMS, metric_sums, summarise_metrics
 from corridor.analytics.promises import promise_table
 from corridor.auth.scope import Scope
 from corridor.domain.corridor_map import CorridorMap
@@ -114,15 +115,41 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+def window_and_months(
+    store: Store,
+    kind: str,
+    by: list[str],
+    filters: dict[str, list[str | None]] | None,
+    win: Window,
+    confidence: float = 0.95,
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(whole window, per month, n) of the gap or metric analytics from one engine query: the
+    monthly sufficient statistics are additive, so their sum is exactly the window's."""
+    sums_of, summarise, columns = (
+        (gap_sums, summarise_gaps, GAP_SUMS)
+        if kind == "gap"
+        else (metric_sums, summarise_metrics, METRIC_SUMS)
+    )
+    sums = sums_of(store, Query.build(by, "month", filters, win.since, win.until))
+    monthly = summarise(sums, by, "month", confidence)
+    cols = list(columns)
+    if by:
+        total = sums.groupby(by, dropna=False)[cols].sum().reset_index()
+    else:
+        total = (
+            pd.DataFrame([sums[cols].sum()])
+            if len(sums)
+            else pd.DataFrame([dict.fromkeys(cols, 0)])
+        )
+    return summarise(total, by, None, confidence), monthly, int(sums["n"].sum())
+
+
 def metric_tiles(
     store: Store, filters: dict[str, list[str | None]] | None, win: Window
 ) -> list[dict[str, Any]]:
     """NPS, CSAT (top-2-box) and CES for the window with intervals, and a monthly trend."""
-    now = metric_table(store, by=[], filters=filters, since=win.since, until=win.until)
-    monthly = metric_table(
-        store, by=[], period="month", filters=filters, since=win.since, until=win.until
-    )
-    row = now.frame.iloc[0].to_dict() if len(now.frame) else {}
+    now, series, _ = window_and_months(store, "metric", [], filters, win)
+    row = now.iloc[0].to_dict() if len(now) else {}
     specs = [
         ("nps", "NPS", "nps", "nps_n", 1.0, "{:+.0f}", "promoters − detractors, %"),
         ("csat", "CSAT", "csat_top2_share", "csat_n", 100.0, "{:.0f}%", "top-2-box share"),
@@ -132,7 +159,6 @@ def metric_tiles(
     for key, title, col, ncol, scale, fmt, note in specs:
         value, low, high = (_num(row.get(c)) for c in (col, f"{col}_low", f"{col}_high"))
         n = int(_num(row.get(ncol)) or 0)
-        series = monthly.frame
         chart = None
         if len(series) and n:
             chart = charts.band(
@@ -170,13 +196,10 @@ def overview(
     filters: dict[str, list[str | None]] | None,
 ) -> dict[str, Any]:
     f = scope.restrict(filters)
-    now = gap_table(store, by=["touchpoint"], filters=f, since=win.since, until=win.until)
-    monthly = gap_table(
-        store, by=["touchpoint"], period="month", filters=f, since=win.since, until=win.until
-    )
-    by_tp = {r["touchpoint"]: r for r in now.frame.to_dict("records")}
+    now, monthly, n = window_and_months(store, "gap", ["touchpoint"], f, win)
+    by_tp = {r["touchpoint"]: r for r in now.to_dict("records")}
     series: dict[str, pd.DataFrame] = {
-        str(k): g.sort_values("period") for k, g in monthly.frame.groupby("touchpoint")
+        str(k): g.sort_values("period") for k, g in monthly.groupby("touchpoint")
     }
     stages = []
     for stage in cmap.stages:
@@ -215,9 +238,9 @@ def overview(
             stages.append({"key": stage, "label": stage.replace("_", " "), "cards": cards})
     return {
         "stages": stages,
-        "n": now.n,
+        "n": n,
         "tiles": metric_tiles(store, f, win),
-        "confidence": now.confidence,
+        "confidence": 0.95,
     }
 
 

@@ -1,0 +1,62 @@
+"""The pages' numbers are the analytics' numbers: the overview sums monthly sufficient
+statistics to the window, which must equal the window queried directly (both engines)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from corridor.analytics.gaps import gap_table
+from corridor.analytics.metrics import metric_table
+from corridor.auth.scope import Principal, Role, Scope
+from corridor.web import views
+
+
+@pytest.fixture
+def loaded(ingestor, store):
+    n = 90
+    tps = ["ad_click", "checkout", "home_delivery"]
+    ingestor.ingest(
+        "feedback",
+        pa.table(
+            {
+                "feedback_id": [f"f{i}" for i in range(n)],
+                "occurred_at": [f"2025-0{1 + i % 4}-{10 + i % 17}T08:00:00Z" for i in range(n)],
+                "touchpoint": [tps[i % 3] for i in range(n)],
+                "source": ["survey"] * n,
+                "expectation": [5 + (i % 5) for i in range(n)],
+                "experience": [(i * 7) % 11 for i in range(n)],
+                "nps": [(i * 3) % 11 for i in range(n)],
+                "csat": [1 + i % 5 for i in range(n)],
+                "ces": [1 + i % 7 for i in range(n)],
+            }
+        ),
+    )
+    return store
+
+
+@pytest.mark.parametrize("key", ["30d", "90d", "all"])
+def test_overview_matches_gap_and_metric_tables(loaded, ingestor, key):
+    win = views.window(loaded, key)
+    scope = Scope.of(Principal("a", Role.ANALYST), ingestor.corridor_map)
+    page = views.overview(loaded, scope, ingestor.corridor_map, win, None)
+    direct = gap_table(loaded, by=["touchpoint"], since=win.since, until=win.until).frame
+    cards = {c["key"]: c for s in page["stages"] for c in s["cards"]}
+    assert page["n"] == int(direct["n"].sum()) > 0
+    for row in direct.to_dict("records"):
+        card = cards[row["touchpoint"]]
+        assert card["n"] == row["n"]
+        assert card["gap"] == pytest.approx(row["mean_gap"])
+        assert card["low"] == pytest.approx(row["mean_gap_low"])
+        assert card["high"] == pytest.approx(row["mean_gap_high"])
+    metrics = metric_table(loaded, since=win.since, until=win.until).frame.iloc[0]
+    nps = next(t for t in page["tiles"] if t["key"] == "nps")
+    assert nps["n"] == metrics["nps_n"]
+    assert nps["value"] == f"{metrics['nps']:+.0f}"
+
+
+def test_windows_end_at_the_latest_feedback_day(loaded):
+    win = views.window(loaded, "30d")
+    assert win.until is not None and win.until.isoformat() == "2025-04-27T00:00:00+00:00"
+    assert (win.until - win.since).days == 30
+    assert views.window(loaded, "nonsense").key == views.DEFAULT_WINDOW
