@@ -310,12 +310,13 @@ def _transitions(seq: pd.DataFrame, limit: int, conf: float) -> tuple[pd.DataFra
         }
     )
     out_total = pairs.groupby("from").size()
-    counts = pairs.groupby(["from", "to"]).size().sort_values(ascending=False, kind="mergesort")
+    grouped = pairs.groupby(["from", "to"])["hours"]
+    counts = grouped.size().sort_values(ascending=False, kind="mergesort")
     rows = []
     for key, count in counts.head(limit).items():
         a, b = key if isinstance(key, tuple) else (key, key)
         share = stats.proportion(count, out_total[a], conf)
-        hours = pairs.loc[(pairs["from"] == a) & (pairs["to"] == b), "hours"]
+        hours = grouped.get_group((a, b))
         rows.append(
             {
                 "from": a,
