@@ -169,9 +169,14 @@ def _scorecard(kind: str) -> Any:
         filters = scope.restrict(params["filters"])
         keep: Callable[[dict[str, Any]], bool] = lambda r: True  # noqa: E731
         if kind == "partner" and filters and "partner" in filters:
-            # the prior needs every partner: compute over all, show only the scope's rows
+            # the prior needs every partner: compute over all, show the partners asked for
+            # (a partner manager's own) next to the brand's baseline
+            shown = set(filters["partner"])
             filters = {k: v for k, v in filters.items() if k != "partner"} or None
-            keep = lambda r: bool(r.get("baseline")) or scope.sees_partner(r.get("partner"))  # noqa: E731
+
+            def keep(r: dict[str, Any]) -> bool:
+                return bool(r.get("baseline")) or r.get("partner") in shown
+
         params["filters"] = filters
         params["kind"] = kind
         return await _answer(store, f"{kind}s", partner_scorecard, params, keep)
@@ -182,7 +187,8 @@ def _scorecard(kind: str) -> Any:
         "share with raw intervals and empirical-Bayes shrunk estimates with posterior "
         "intervals, a rank and a `select` flag (credibly better/worse than "
         + ("the brand's own channels" if kind == "partner" else "the average agent")
-        + "). Parameters: `since`/`until`, `confidence`, `min_n`, and a filter per dimension."
+        + "). Parameters: `since`/`until`, `confidence`, `min_n`, and a filter per dimension "
+        "(on the partner card, `partner=` selects the rows shown; the prior is fitted over all)."
     )
     return endpoint
 
