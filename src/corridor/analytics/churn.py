@@ -202,6 +202,8 @@ def gap_episodes(
     if touchpoints is not None:
         wanted = set(touchpoints)
         cols = [c for c in cols if c in wanted]
+    if not cols:
+        return pd.DataFrame(), pd.DataFrame(), pd.Series(dtype="int64")
     base = people[["person_id", "start", "entry", "tenure", "event"]]
     r = ct.ratings[ct.ratings["touchpoint"].isin(cols)].merge(base, on="person_id")
     r["t"] = np.maximum(months_between(r["start"], r["occurred_at"]), r["entry"].to_numpy())

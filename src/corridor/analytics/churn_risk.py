@@ -52,7 +52,7 @@ class RiskModel:
     each row's log-odds against the average row.
     """
 
-    def __init__(self, l2: float = 1.0) -> None:
+    def __init__(self, l2: float = 10.0) -> None:
         self.l2 = l2
 
     def fit(self, X: pd.DataFrame, y: Any) -> RiskModel:
@@ -142,7 +142,7 @@ def stratified_folds(label: Any, k: int = 5, seed: int = 0) -> np.ndarray:
 
 
 def cross_validated_auc(
-    X: pd.DataFrame, y: Any, k: int = 5, seed: int = 0, l2: float = 1.0
+    X: pd.DataFrame, y: Any, k: int = 5, seed: int = 0, l2: float = 10.0
 ) -> tuple[float, list[float]]:
     """Mean and per-fold AUC of :class:`RiskModel` over ``k`` stratified folds."""
     yy = np.asarray(y, int)

@@ -112,6 +112,26 @@ class _Fitter:
         return base, np.sqrt(np.maximum(var, 0.0))
 
 
+def _hyp2f1(a: Any, b: Any, c: Any, z: Any) -> np.ndarray:
+    """Gauss's ₂F₁ from scipy; where scipy gives no finite value (huge ``a`` at tiny ``z``,
+    as when a BG/NBD fit tends to its Poisson limit) the power series is summed directly."""
+    a, b, c, z = np.broadcast_arrays(*(np.asarray(v, float) for v in (a, b, c, z)))
+    with np.errstate(all="ignore"):
+        out = np.asarray(hyp2f1(a, b, c, z), float)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        aa, bb, cc, zz = a[bad], b[bad], c[bad], z[bad]
+        term = np.ones_like(zz)
+        total = np.ones_like(zz)
+        for n in range(20000):
+            term = term * (aa + n) * (bb + n) / ((cc + n) * (n + 1)) * zz
+            total = total + term
+            if np.all(np.abs(term) <= 1e-15 * np.abs(total)):
+                break
+        out[bad] = total
+    return out
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(p, 1e-12, 1 - 1e-12)
     return np.asarray(np.log(q) - np.log1p(-q))
@@ -135,6 +155,16 @@ def _check_rfm(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, ...]:
             "need frequency >= 0, 0 <= recency <= T, and recency 0 when frequency is 0"
         )
     return x, tx, t
+
+
+#: bounds of the log-parameters (r, α, a, b): a and b stay away from 0, where E[Y(t)]'s
+#: hypergeometric function has a pole (data without drop-outs push the fit there)
+BOUNDS = [
+    (np.log(1e-4), np.log(1e6)),
+    (np.log(1e-4), np.log(1e7)),
+    (np.log(1e-2), np.log(1e4)),
+    (np.log(1e-2), np.log(1e4)),
+]
 
 
 class BetaGeo(_Fitter):
@@ -192,7 +222,12 @@ class BetaGeo(_Fitter):
 
         w0 = np.log([1.0, max(float(np.mean(t)), 1e-3), 1.0, 1.0])
         res = optimize.minimize(
-            nll_grad, w0, jac=True, method="BFGS", options={"gtol": 1e-6, "maxiter": 2000}
+            nll_grad,
+            w0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=BOUNDS,
+            options={"ftol": 1e-14, "gtol": 1e-8, "maxiter": 5000},
         )
         if not np.all(np.isfinite(res.x)):
             raise AnalyticsQueryError("the BG/NBD fit failed: too few purchases to estimate it")
@@ -214,7 +249,7 @@ class BetaGeo(_Fitter):
     ) -> np.ndarray:
         r, alpha, a, b = np.exp(w)
         z = horizon / (alpha + t + horizon)
-        hyp = hyp2f1(r + x, b + x, a + b + x - 1, z)
+        hyp = _hyp2f1(r + x, b + x, a + b + x - 1, z)
         first = (a + b + x - 1) / (a - 1)
         second = 1 - ((alpha + t) / (alpha + t + horizon)) ** (r + x) * hyp
         return np.asarray(first * second * BetaGeo._p_alive(w, x, tx, t))

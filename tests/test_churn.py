@@ -1,0 +1,440 @@
+"""Churn and lifetime from the store, on DuckDB and PostgreSQL: definitions checked by hand,
+estimates against a plain pandas/statsmodels reading of the same records, a planted effect
+recovered, and the API and CLI surfaces."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from corridor.analytics.churn import cox_table, person_risk, risk_table, survival_table
+from corridor.analytics.churn_people import MONTH_DAYS, customer_table
+from corridor.analytics.errors import AnalyticsQueryError
+from corridor.analytics.lifetime import buyers, lifetime_params, lifetime_table, person_value
+from corridor.analytics.survival import kaplan_meier, survival_at
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+END = datetime(2025, 12, 31, tzinfo=UTC)
+N = 800
+
+
+def _ts(values: list[datetime]) -> pa.Array:
+    return pa.array(values, pa.timestamp("us", tz="UTC"))
+
+
+def company(seed: int = 5) -> dict[str, pa.Table]:
+    """N customers over 2025 (half of them customers since 2023–2024, the rest joining during
+    2025), two prospects, and one customer record merged into another through a shared e-mail.
+    Every customer has a support call a month (rated 60 % of the time; experience = expectation
+    + a lasting personal offset ~ N(0, 1.5) + N(0, 1)) and churns in a month with logit
+    hazard −3.5 − 0.8 × the gap of their latest support call; buyers purchase at
+    checkout about every two months, for a value that depends on the segment."""
+    rng = np.random.default_rng(seed)
+    people: dict[str, list] = {
+        k: [] for k in ("person_id", "kind", "created_at", "segment", "region", "email")
+    }
+    inter: dict[str, list] = {
+        k: []
+        for k in (
+            "interaction_id",
+            "person_id",
+            "occurred_at",
+            "touchpoint",
+            "channel",
+            "outcome",
+            "value",
+        )
+    }
+    fb: dict[str, list] = {
+        k: []
+        for k in (
+            "feedback_id",
+            "person_id",
+            "occurred_at",
+            "interaction_id",
+            "source",
+            "expectation",
+            "experience",
+        )
+    }
+    for i in range(N):
+        pid = f"c{i:03d}"
+        seg = ["consumer", "business"][i % 2]
+        early = i % 2 == 0
+        created = (
+            START - timedelta(days=int(rng.integers(30, 700)))
+            if early
+            else (START + timedelta(days=int(rng.integers(0, 200))))
+        )
+        people["person_id"].append(pid)
+        people["kind"].append("customer")
+        people["created_at"].append(created)
+        people["segment"].append(seg)
+        people["region"].append(["north", "south"][(i // 2) % 2])
+        people["email"].append(f"{pid}@example.com")
+        t = max(created, START) + timedelta(days=1)
+        gap = 0.0
+        k = 0
+        mood = rng.normal(0, 1.5)  # some customers are served worse than others, lastingly
+        while t < END:
+            iid = f"{pid}-s{k}"
+            inter["interaction_id"].append(iid)
+            inter["person_id"].append(pid)
+            inter["occurred_at"].append(t)
+            inter["touchpoint"].append("support_call")
+            inter["channel"].append("voice")
+            inter["outcome"].append("resolved")
+            inter["value"].append(None)
+            if rng.random() < 0.6:
+                expectation = float(rng.integers(5, 10))
+                experience = float(np.clip(expectation + mood + rng.normal(0, 1), 0, 10).round())
+                gap = experience - expectation
+                fb["feedback_id"].append(f"{iid}-f")
+                fb["person_id"].append(pid)
+                fb["occurred_at"].append(t + timedelta(hours=2))
+                fb["interaction_id"].append(iid)
+                fb["source"].append("survey")
+                fb["expectation"].append(expectation)
+                fb["experience"].append(experience)
+            if k % 2 == 0:
+                inter["interaction_id"].append(f"{pid}-b{k}")
+                inter["person_id"].append(pid)
+                inter["occurred_at"].append(t + timedelta(days=3))
+                inter["touchpoint"].append("checkout")
+                inter["channel"].append("web")
+                inter["outcome"].append("purchase" if rng.random() < 0.7 else "abandon")
+                inter["value"].append(
+                    float(round(rng.gamma(4, 25 if seg == "consumer" else 60), 2))
+                )
+            k += 1
+            hazard = 1 / (1 + np.exp(3.5 + 0.8 * gap))
+            if rng.random() < hazard:
+                inter["interaction_id"].append(f"{pid}-x")
+                inter["person_id"].append(pid)
+                inter["occurred_at"].append(t + timedelta(days=10))
+                inter["touchpoint"].append("support_call")
+                inter["channel"].append("voice")
+                inter["outcome"].append("cancel")
+                inter["value"].append(None)
+                break
+            t += timedelta(days=30)
+    for j, pid in enumerate(["q1", "q2"]):
+        people["person_id"].append(pid)
+        people["kind"].append("prospect")
+        people["created_at"].append(START)
+        people["segment"].append("consumer")
+        people["region"].append("north")
+        people["email"].append(f"{pid}@example.com")
+        inter["interaction_id"].append(f"{pid}-ad")
+        inter["person_id"].append(pid)
+        inter["occurred_at"].append(START + timedelta(days=5 + j))
+        inter["touchpoint"].append("ad_click")
+        inter["channel"].append("web")
+        inter["outcome"].append(None)
+        inter["value"].append(None)
+    return {
+        "people": pa.table({**people, "created_at": _ts(people["created_at"])}),
+        "interactions": pa.table(
+            {
+                **inter,
+                "occurred_at": _ts(inter["occurred_at"]),
+                "value": pa.array(inter["value"], pa.float64()),
+            }
+        ),
+        "feedback": pa.table(
+            {
+                **fb,
+                "occurred_at": _ts(fb["occurred_at"]),
+                "expectation": pa.array(fb["expectation"], pa.float64()),
+                "experience": pa.array(fb["experience"], pa.float64()),
+            }
+        ),
+    }
+
+
+def _merge_records() -> dict[str, pa.Table]:
+    """A second record for customer c000 (same e-mail) with one purchase of its own."""
+    return {
+        "people": pa.table(
+            {
+                "person_id": ["c000-web"],
+                "kind": ["customer"],
+                "segment": ["consumer"],
+                "email": ["c000@example.com"],
+            }
+        ),
+        "interactions": pa.table(
+            {
+                "interaction_id": ["m1"],
+                "person_id": ["c000-web"],
+                "occurred_at": _ts([START + timedelta(days=40, hours=1)]),
+                "touchpoint": ["checkout"],
+                "channel": ["web"],
+                "outcome": ["purchase"],
+                "value": pa.array([99.0], pa.float64()),
+            }
+        ),
+    }
+
+
+@pytest.fixture
+def loaded(ingestor):
+    data = company()
+    for kind in ("people", "interactions", "feedback"):
+        report = ingestor.ingest(kind, data[kind])
+        assert report.rejected == 0, report.as_dict(max_errors=5)
+    extra = _merge_records()
+    for kind in ("people", "interactions"):
+        assert ingestor.ingest(kind, extra[kind]).rejected == 0
+    return ingestor.store, data
+
+
+def _reference_people(data: dict[str, pa.Table]) -> pd.DataFrame:
+    """Durations and events from the raw records in plain pandas (the module docstring's
+    definitions), without the merged record."""
+    p = data["people"].to_pandas()
+    i = data["interactions"].to_pandas()
+    obs = i["occurred_at"].min()
+    as_of = i["occurred_at"].max()
+    p = p[p["kind"] == "customer"].set_index("person_id")
+    g = i.groupby("person_id")["occurred_at"]
+    first = g.min().reindex(p.index)
+    churn = i[i["outcome"] == "cancel"].groupby("person_id")["occurred_at"].min()
+    churn = churn.reindex(p.index)
+    start = np.minimum(p["created_at"], first)
+    end = churn.fillna(as_of)
+    month = pd.Timedelta(days=MONTH_DAYS)
+    return pd.DataFrame(
+        {
+            "tenure": (end - start) / month,
+            "entry": np.maximum((obs - start) / month, 0.0),
+            "event": churn.notna().astype(int),
+            "segment": p["segment"],
+        }
+    )
+
+
+def test_customer_table_follows_its_definitions(loaded):
+    store, data = loaded
+    ct = customer_table(store)
+    people = ct.people.set_index("person_id")
+    ref = _reference_people(data)
+    assert set(people.index) == set(ref.index)  # no prospects; the merged record folded in
+    assert "c000-web" not in people.index and "q1" not in people.index
+    both = people.join(ref, rsuffix="_ref")
+    assert both["tenure"].to_numpy() == pytest.approx(both["tenure_ref"].to_numpy(), abs=1e-6)
+    assert both["entry"].to_numpy() == pytest.approx(both["entry_ref"].to_numpy(), abs=1e-6)
+    assert (both["event"] == both["event_ref"]).all()
+    assert people.loc["c000", "n_interactions"] == int(
+        (data["interactions"].to_pandas()["person_id"] == "c000").sum() + 1
+    )
+    # feedback after a churn never counts; ratings are support calls only
+    assert list(ct.rated.columns) == ["support_call"]
+    assert int(ct.rated.to_numpy().sum()) == data["feedback"].num_rows
+
+
+def test_survival_table_matches_kaplan_meier_on_the_raw_records(loaded):
+    store, data = loaded
+    result = survival_table(store, by="segment")
+    ref = _reference_people(data)
+    for seg, rows in result.frame.groupby("segment"):
+        sel = ref[ref["segment"] == seg]
+        curve = kaplan_meier(sel["tenure"], sel["event"], sel["entry"])
+        at = survival_at(curve, rows["month"].tolist())
+        assert rows["survival"].to_numpy() == pytest.approx(at["survival"].to_numpy(), abs=1e-9)
+        assert (rows["survival_low"] <= rows["survival"]).all()
+        assert (rows["survival"] <= rows["survival_high"]).all()
+        assert (rows["customers"] == len(sel)).all()
+    assert result.n == N
+    assert result.test["test"] == "log-rank" and result.test["df"] == 1
+    assert 0 <= result.test["p_value"] <= 1
+    meta = result.metadata()
+    assert meta["test"]["groups"] == 2 and meta["query"]["by"] == ["segment"]
+    whole = survival_table(store, by=None)
+    assert whole.frame.columns[0] == "month" and whole.test["p_value"] is None
+
+
+def test_cox_recovers_the_planted_support_call_effect(loaded):
+    """Churn hazard planted as logit −3.5 − 0.8 × latest support-call gap: the Cox model on the
+    time-varying latest gap finds a hazard ratio well below 1."""
+    store, _ = loaded
+    result = cox_table(store, min_rated=10)
+    row = result.frame.set_index("touchpoint").loc["support_call"]
+    assert row["hazard_ratio_high"] < 0.8 and row["p_value"] < 1e-4
+    assert row["coef"] < 0 and row["hazard_ratio_low"] < row["hazard_ratio"]
+    assert result.model["events"] > 30 and 0.5 < result.model["concordance"] <= 1
+    assert result.n == N and result.model["episodes"] > N
+    assert 0 <= result.model["ph_global_p_value"] <= 1
+
+
+def test_risk_table_ranks_the_customers_it_should(loaded):
+    store, _ = loaded
+    result = risk_table(store, horizon_months=3, min_rated=10)
+    f = result.frame
+    assert (np.diff(f["risk"].to_numpy()) <= 0).all()
+    assert ((f["risk_low"] <= f["risk"]) & (f["risk"] <= f["risk_high"])).all()
+    assert result.model["coefficients"]["gap:support_call"] < 0
+    assert result.model["cv_auc"] > 0.6
+    ct = customer_table(store)
+    active = ct.people[ct.people["event"] == 0]
+    assert set(f["person_id"]) == set(active["person_id"])
+    top = risk_table(store, horizon_months=3, min_rated=10, limit=5)
+    assert list(top.frame["person_id"]) == list(f["person_id"].head(5))
+    # the riskiest customers' first reason is their bad latest support call
+    assert top.frame["reasons"].str.contains("support_call").all()
+
+
+def test_person_risk_for_active_churned_merged_and_unknown(loaded):
+    store, _ = loaded
+    table = risk_table(store, horizon_months=3)
+    first = table.frame.iloc[0]
+    one = person_risk(store, first["person_id"])
+    assert one["status"] == "active"
+    assert one["risk"] == pytest.approx(first["risk"])
+    assert one["risk_low"] <= one["risk"] <= one["risk_high"]
+    assert one["reasons"] and all(r["log_odds"] > 0 for r in one["reasons"])
+    ct = customer_table(store).people
+    churned = ct[ct["event"] == 1]["person_id"].iloc[0]
+    assert person_risk(store, churned)["status"] == "churned"
+    assert person_risk(store, "nobody")["status"] == "unknown"
+    merged = person_risk(store, "c000-web")
+    assert merged["canonical_id"] == "c000"
+
+
+def test_buyers_summary_counts_purchase_days(loaded):
+    store, data = loaded
+    b = buyers(store).frame.set_index("person_id")
+    i = data["interactions"].to_pandas()
+    buys = i[(i["outcome"] == "purchase") & (i["person_id"] == "c001")]
+    days = buys["occurred_at"].dt.floor("D")
+    row = b.loc["c001"]
+    assert row["frequency"] == days.nunique() - 1
+    assert row["recency"] == pytest.approx((days.max() - days.min()).days / 7)
+    as_of = i["occurred_at"].max().floor("D")
+    assert row["T"] == pytest.approx((as_of - days.min()).days / 7)
+    repeat = buys.sort_values("occurred_at").iloc[1:]
+    assert row["monetary"] == pytest.approx(repeat["value"].mean())
+    # c000's merged record's purchase counts for c000
+    own = i[(i["outcome"] == "purchase") & (i["person_id"] == "c000")]
+    assert b.loc["c000", "frequency"] == own["occurred_at"].dt.floor("D").nunique()
+    assert "q1" not in b.index
+
+
+def test_lifetime_params_and_people(loaded):
+    store, _ = loaded
+    params = lifetime_params(store)
+    f = params.frame
+    assert list(f["parameter"]) == ["r", "alpha", "a", "b", "p", "q", "gamma"]
+    assert (f["estimate"] > 0).all()
+    assert params.model["buyers"] == params.n > 300
+    people = lifetime_table(store, horizon_months=6, limit=10)
+    p = people.frame
+    assert len(p) == 10 and (np.diff(p["clv"].to_numpy()) <= 0).all()
+    assert ((p["p_alive"] >= 0) & (p["p_alive"] <= 1)).all()
+    # regular buyers without drop-outs push BG/NBD to its Poisson limit: the figures stay
+    # finite, and the missing intervals are flagged
+    assert np.isfinite(p[["expected_purchases", "clv"]].to_numpy()).all()
+    assert isinstance(people.model["intervals_available"], bool)
+    one = person_value(store, p["person_id"].iloc[0], horizon_months=6)
+    assert one["status"] == "buyer"
+    assert one["clv"] == pytest.approx(p["clv"].iloc[0], rel=1e-9)
+    assert person_value(store, "q1")["status"] == "no_purchases"
+    business = lifetime_table(store, filters={"segment": "business"})
+    assert set(business.frame["segment"]) == {"business"}
+
+
+def test_bad_requests_say_what_is_allowed(loaded):
+    store, _ = loaded
+    with pytest.raises(AnalyticsQueryError, match="allowed: segment, region"):
+        survival_table(store, filters={"source": "survey"})
+    with pytest.raises(AnalyticsQueryError, match="group by one of segment, region"):
+        survival_table(store, by="channel")
+    with pytest.raises(AnalyticsQueryError, match="horizon_months"):
+        risk_table(store, horizon_months=0)
+    with pytest.raises(AnalyticsQueryError, match="discount_monthly"):
+        lifetime_table(store, discount_monthly=1.5)
+    with pytest.raises(AnalyticsQueryError, match="no touch point"):
+        cox_table(store, min_rated=10_000)
+
+
+def test_interaction_filters_select_customers_who_had_one(loaded):
+    store, data = loaded
+    web = customer_table(store, filters={"channel": "web"}).people
+    i = data["interactions"].to_pandas()
+    had = set(i[(i["channel"] == "web")]["person_id"]) - {"q1", "q2"}
+    assert set(web["person_id"]) == had | {"c000"}
+    dept = customer_table(store, filters={"department": "logistics"}).people
+    assert dept.empty
+
+
+def test_api_routes(loaded):
+    from corridor.api.app import create_app
+    from corridor.settings import Settings
+
+    store, _ = loaded
+    with TestClient(create_app(Settings(auth="off"), store=store)) as c:
+        r = c.get("/api/v1/churn/survival", params={"by": "region", "segment": "consumer"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["analysis"] == "survival" and body["test"]["test"] == "log-rank"
+        assert {row["region"] for row in body["rows"]} == {"north", "south"}
+        assert body["query"]["filters"] == {"segment": ["consumer"]}
+        r = c.get("/api/v1/churn/cox", params={"min_rated": 10})
+        assert r.status_code == 200, r.text
+        assert r.json()["rows"][0]["touchpoint"] == "support_call"
+        r = c.get("/api/v1/churn/risk", params={"limit": 3})
+        assert r.status_code == 200 and len(r.json()["rows"]) == 3
+        pid = r.json()["rows"][0]["person_id"]
+        one = c.get(f"/api/v1/churn/risk/{pid}").json()
+        assert one["status"] == "active" and one["person_id"] == pid
+        assert c.get("/api/v1/lifetime").json()["rows"][0]["parameter"] == "r"
+        r = c.get("/api/v1/lifetime/people", params={"limit": 2, "horizon_months": 6})
+        assert r.status_code == 200 and len(r.json()["rows"]) == 2
+        pid = r.json()["rows"][0]["person_id"]
+        assert c.get(f"/api/v1/lifetime/people/{pid}").json()["status"] == "buyer"
+        bad = c.get("/api/v1/churn/survival", params={"colour": "red"})
+        assert bad.status_code == 422
+        assert bad.json()["error"]["code"] == "invalid_query"
+        assert "allowed" in bad.json()["error"]["message"]
+        bad = c.get("/api/v1/churn/risk", params={"horizon_months": "soon"})
+        assert bad.status_code == 422 and "not a number" in bad.json()["error"]["message"]
+
+
+def test_cli_commands(loaded, store_url):
+    from corridor.cli import app
+
+    store, _ = loaded
+    store.close()  # the CLI opens the store itself
+    run = CliRunner().invoke
+    r = run(app, ["churn", "--store", store_url, "--format", "json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    body = json.loads(r.output)
+    assert body["n"] == N and body["rows"][0]["segment"] == "business"
+    r = run(app, ["churn", "--view", "cox", "--min-rated", "10", "--store", store_url])
+    assert r.exit_code == 0, r.output
+    assert "concordance" in r.output and "hazard ratio per point of gap" in r.output
+    r = run(
+        app,
+        ["churn", "--view", "cox", "--min-rated", "10", "--format", "json", "--store", store_url],
+    )
+    assert json.loads(r.output)["rows"][0]["touchpoint"] == "support_call"
+    r = run(
+        app, ["churn", "--view", "risk", "--limit", "2", "--format", "csv", "--store", store_url]
+    )
+    assert r.exit_code == 0 and len(r.output.strip().splitlines()) == 3
+    r = run(
+        app,
+        ["lifetime", "--view", "people", "--limit", "3", "--format", "json", "--store", store_url],
+    )
+    assert r.exit_code == 0 and len(json.loads(r.output)["rows"]) == 3
+    r = run(app, ["lifetime", "--person", "c001", "--format", "json", "--store", store_url])
+    assert r.exit_code == 0 and json.loads(r.output)["status"] == "buyer"
+    r = run(app, ["churn", "--view", "pie", "--store", store_url])
+    assert r.exit_code != 0 and "km, cox, risk" in str(r.exception)
