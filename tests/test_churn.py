@@ -14,11 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from conftest import ENGINES, SMALL_MAP, make_store_url
 from corridor.analytics.churn import cox_table, person_risk, risk_table, survival_table
 from corridor.analytics.churn_people import MONTH_DAYS, customer_table
 from corridor.analytics.errors import AnalyticsQueryError
 from corridor.analytics.lifetime import buyers, lifetime_params, lifetime_table, person_value
 from corridor.analytics.survival import kaplan_meier, survival_at
+from corridor.domain.corridor_map import CorridorMap
+from corridor.ingest.pipeline import Ingestor
+from corridor.store import open_store
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 END = datetime(2025, 12, 31, tzinfo=UTC)
@@ -184,8 +188,7 @@ def _merge_records() -> dict[str, pa.Table]:
     }
 
 
-@pytest.fixture
-def loaded(ingestor):
+def _load(ingestor: Ingestor) -> dict[str, pa.Table]:
     data = company()
     for kind in ("people", "interactions", "feedback"):
         report = ingestor.ingest(kind, data[kind])
@@ -193,7 +196,20 @@ def loaded(ingestor):
     extra = _merge_records()
     for kind in ("people", "interactions"):
         assert ingestor.ingest(kind, extra[kind]).rejected == 0
-    return ingestor.store, data
+    return data
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def loaded(request, tmp_path_factory):
+    """One company per engine, loaded once for the module's read-only tests."""
+    url = make_store_url(request.param, tmp_path_factory.mktemp("churn"), request)
+    store = open_store(url)
+    ingestor = Ingestor(store)
+    ingestor.load_map(CorridorMap.from_dict(SMALL_MAP))
+    data = _load(ingestor)
+    yield store, data
+    ingestor.close()
+    store.close()
 
 
 def _reference_people(data: dict[str, pa.Table]) -> pd.DataFrame:
@@ -407,11 +423,11 @@ def test_api_routes(loaded):
         assert bad.status_code == 422 and "not a number" in bad.json()["error"]["message"]
 
 
-def test_cli_commands(loaded, store_url):
+def test_cli_commands(ingestor, store_url):
     from corridor.cli import app
 
-    store, _ = loaded
-    store.close()  # the CLI opens the store itself
+    _load(ingestor)
+    ingestor.store.close()  # the CLI opens the store itself
     run = CliRunner().invoke
     r = run(app, ["churn", "--store", store_url, "--format", "json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
