@@ -116,8 +116,11 @@ def customer(store: Store, scope: Scope, person_id: str) -> dict[str, Any] | Non
             ],
             title="Interactions and feedback over time, by channel or source",
         )
+    from corridor.web.insights import customer_outlook
+
     return {
         "view": view,
+        "outlook": customer_outlook(store, group),
         "events": events,
         "hidden": hidden,
         "chart": chart,

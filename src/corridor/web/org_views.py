@@ -61,8 +61,11 @@ def department(
             title=f"{name}: weekly mean gap, with the department's operational events shaded",
             y_title="mean gap",
         )
+    from corridor.web.insights import ripples
+
     return {
         "name": name,
+        "ripples": ripples(store, name, win),
         "touchpoints": rows,
         "events": events,
         "chart": chart,
@@ -152,8 +155,11 @@ def partner(
             x_title="mean gap (experience − expectation)",
             height=max(220, 60 * len(rows) + 100),
         )
+    from corridor.web.insights import partner_card
+
     return {
         "partner": partner_id,
+        "card": partner_card(store, scope, partner_id, win),
         "touchpoints": rows,
         "chart": chart,
         "tiles": metric_tiles(store, f, win),

@@ -286,10 +286,46 @@ def touchpoint(
         "channels": _records(by_channel.frame),
         "promises": _records(promises.frame),
         "tiles": metric_tiles(store, f, win),
-        "comments": recent_comments(store, f, win),
+        **_voice(store, f, key, win),
         "n": monthly.n,
         "confidence": monthly.confidence,
     }
+
+
+def _voice(store: Store, f: dict[str, list[str | None]], key: str, win: Window) -> dict[str, Any]:
+    """Analysed comments (sentiment, intent, theme) when text analysis has run, else the plain
+    latest comments; and the touch point's themes."""
+    from corridor.text.redact import redact
+    from corridor.web import insights
+
+    v = insights.voice(store, f, key)
+    ids = [c["feedback_id"] for c in v["comments"]]
+    people = (
+        dict(
+            store.query(
+                "SELECT feedback_id, person_id FROM feedback "
+                f"WHERE feedback_id IN ({', '.join('?' * len(ids))})",
+                ids,
+            )
+        )
+        if ids
+        else {}
+    )
+    comments = [
+        {
+            "at": c["occurred_at"],
+            "source": c["source"],
+            "text": redact(c["text"]).text if c.get("text") else "",
+            "sentiment": c.get("sentiment_label"),
+            "intent": c.get("intent"),
+            "theme": c.get("theme_label"),
+            "emotions": c.get("emotions") or [],
+            "person_id": people.get(c["feedback_id"]),
+        }
+        for c in v["comments"]
+        if c.get("text")
+    ]
+    return {"comments": comments or recent_comments(store, f, win), "themes": v["themes"]}
 
 
 def recent_comments(
