@@ -308,3 +308,37 @@ def test_overview_for_an_analyst_shows_every_touch_point(app):
         for tp in ("ad_click", "checkout", "home_delivery", "support_call"):
             assert f'data-touchpoint="{tp}"' in page
         assert page.count("n = 12") >= 4
+
+
+# -- every route, including those added later ------------------------------------------------
+
+OPEN_TO_ALL = {"/api/v1/health"}
+AGENT_MAY = {"/api/v1/people/{person_id}", "/api/v1/map"}
+
+
+def _get_paths(app) -> list[str]:
+    return sorted(
+        path
+        for path, ops in app.openapi()["paths"].items()
+        if path.startswith("/api/v1/") and "get" in ops and path not in OPEN_TO_ALL
+    )
+
+
+def test_every_get_route_is_scoped(app, seeded):
+    """Walks the OpenAPI description, so a route added without the scope dependency fails here:
+    no credentials -> 401; an agent -> 403 on every analysis; a department head naming another
+    department -> refused (403, or 422 where the route takes no department filter), never
+    answered."""
+    with TestClient(app) as c:
+        agent, head = key_for(seeded, "aggie"), key_for(seeded, "lena")
+        paths = _get_paths(app)
+        assert len(paths) >= 8
+        for path in paths:
+            url = path.replace("{person_id}", "p1").replace("{theme_id}", "1")
+            assert c.get(url).status_code == 401, path
+            if path not in AGENT_MAY:
+                r = c.get(url, headers=agent)
+                assert r.status_code == 403, (path, r.status_code, r.text[:300])
+            if "{" not in path and path not in AGENT_MAY:
+                r = c.get(url, params={"department": "ecommerce"}, headers=head)
+                assert r.status_code in (403, 422), (path, r.status_code, r.text[:300])
