@@ -63,11 +63,17 @@ class _Fitter:
     names: tuple[str, ...] = ()
     confidence: float
 
-    def _finish(self, nll: Any, w: np.ndarray, n: int) -> None:
+    def _finish(self, nll: Any, w: np.ndarray, n: int, grad: Any = None) -> None:
         self.log_params_ = w
         self.params_ = pd.Series(np.exp(w), index=list(self.names))
         self.log_likelihood_ = -float(nll(w))
-        hess = _hessian(nll, w)
+        if grad is None:
+            hess = _hessian(nll, w)
+        else:  # central differences of the analytic gradient
+            step = 1e-5
+            cols = [(grad(w + e)[1] - grad(w - e)[1]) / (2 * step) for e in np.eye(len(w)) * step]
+            hess = np.column_stack(cols)
+            hess = (hess + hess.T) / 2
         try:
             cov = np.linalg.inv(hess)
         except np.linalg.LinAlgError:
@@ -231,7 +237,7 @@ class BetaGeo(_Fitter):
         )
         if not np.all(np.isfinite(res.x)):
             raise AnalyticsQueryError("the BG/NBD fit failed: too few purchases to estimate it")
-        self._finish(nll, res.x, len(x))
+        self._finish(nll, res.x, len(x), nll_grad)
         return self
 
     @staticmethod
@@ -316,14 +322,27 @@ class GammaGamma(_Fitter):
             return -float(np.sum(self.log_likelihood(w, x, m)))
 
         w0 = np.log([1.0, 1.0, max(float(np.mean(m)), 1e-3)])
-        res = optimize.minimize(nll, w0, method="L-BFGS-B", options={"maxiter": 5000})
+
+        def nll_grad(w: np.ndarray) -> tuple[float, np.ndarray]:
+            if np.any(np.abs(w) > 30):
+                return 1e300, -np.sign(w) * 1e3
+            p, q, g = np.exp(w)
+            px = p * x
+            both = digamma(px + q)
+            lxg = np.log(x * m + g)
+            d_p = np.sum(x * (both - digamma(px) + np.log(m) + np.log(x) - lxg))
+            d_q = np.sum(both - digamma(q) + np.log(g) - lxg)
+            d_g = np.sum(q / g - (px + q) / (x * m + g))
+            return nll(w), -np.array([d_p * p, d_q * q, d_g * g])
+
         res = optimize.minimize(
-            nll,
-            res.x,
-            method="Nelder-Mead",
-            options={"xatol": 1e-9, "fatol": 1e-10, "maxiter": 20000},
+            nll_grad,
+            w0,
+            jac=True,
+            method="L-BFGS-B",
+            options={"ftol": 1e-14, "gtol": 1e-8, "maxiter": 5000},
         )
-        self._finish(nll, res.x, len(x))
+        self._finish(nll, res.x, len(x), nll_grad)
         return self
 
     @staticmethod
