@@ -342,3 +342,17 @@ def test_every_get_route_is_scoped(app, seeded):
             if "{" not in path and path not in AGENT_MAY:
                 r = c.get(url, params={"department": "ecommerce"}, headers=head)
                 assert r.status_code in (403, 422), (path, r.status_code, r.text[:300])
+
+
+def test_password_guessing_is_throttled_and_pages_carry_security_headers(app):
+    with TestClient(app) as c:
+        for _ in range(5):
+            assert (
+                c.post("/login", data={"username": "ana", "password": "guess"}).status_code == 401
+            )
+        r = c.post("/login", data={"username": "ana", "password": PASSWORD})
+        assert r.status_code == 429 and "Too many failed sign-ins" in r.text
+        page = c.get("/login")
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert page.headers["x-content-type-options"] == "nosniff"

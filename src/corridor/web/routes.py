@@ -115,6 +115,18 @@ def _nav(scope: Scope) -> list[dict[str, str]]:
     return items
 
 
+#: pages load only what Corridor serves; no framing (clickjacking), no MIME sniffing
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; "
+    "form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
 def render(
     request: Request, template: str, status: int = 200, scope: Scope | None = None, **ctx: Any
 ) -> HTMLResponse:
@@ -125,7 +137,7 @@ def render(
         path=request.url.path,
         **ctx,
     )
-    return HTMLResponse(page, status_code=status)
+    return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -231,6 +243,45 @@ async def login_form(request: Request, next: str | None = None) -> Response:
     return render(request, "login.html", next=_safe_next(next) or "", error=None)
 
 
+class LoginThrottle:
+    """At most ``limit`` failed sign-ins per username (and per client address) within
+    ``window`` seconds; then that name or address waits until the oldest failure ages out.
+    In memory, per server process: it slows password guessing, it is not an audit log."""
+
+    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
+        self.limit, self.window = limit, window
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        times = [t for t in self._failures.get(key, []) if now - t < self.window]
+        self._failures[key] = times
+        return times
+
+    def wait(self, *keys: str) -> float:
+        now = time.monotonic()
+        waits = [
+            self.window - (now - times[0])
+            for k in keys
+            if len(times := self._recent(k, now)) >= self.limit
+        ]
+        return max(waits, default=0.0)
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        for k in keys:
+            self._recent(k, now).append(now)
+
+    def succeeded(self, username: str) -> None:
+        self._failures.pop(f"user:{username}", None)
+
+
+def _throttle(request: Request) -> LoginThrottle:
+    throttle: LoginThrottle | None = getattr(request.app.state, "login_throttle", None)
+    if throttle is None:
+        throttle = request.app.state.login_throttle = LoginThrottle()
+    return throttle
+
+
 @router.post("/login", response_class=HTMLResponse)
 async def login(
     request: Request,
@@ -240,9 +291,22 @@ async def login(
 ) -> Response:
     store: Store = request.app.state.store
     settings: Settings = request.app.state.settings
+    throttle = _throttle(request)
+    keys = (f"user:{username}", f"ip:{request.client.host if request.client else '?'}")
+    wait = throttle.wait(*keys)
+    if wait > 0:
+        return render(
+            request,
+            "login.html",
+            status=429,
+            next=_safe_next(next) or "",
+            error=f"Too many failed sign-ins; try again in {int(wait) + 1} seconds.",
+            username=username,
+        )
     try:
         user = await anyio.to_thread.run_sync(accounts.verify_password, store, username, password)
     except AuthenticationError as e:
+        throttle.failed(*keys)
         return render(
             request,
             "login.html",
@@ -252,6 +316,7 @@ async def login(
             "`corridor users remove` and `corridor users add`.",
             username=username,
         )
+    throttle.succeeded(username)
     token = await anyio.to_thread.run_sync(accounts.start_session, store, user)
     target = _safe_next(next) or _home_for(user.principal())
     response = RedirectResponse(target, status_code=303)
