@@ -110,15 +110,37 @@ _NEGATORS = frozenset(
 
 def _pattern(cue: str) -> str:
     body = re.escape(cue.rstrip("*"))
-    start = r"(?<![\w])" if cue[0].isalnum() else ""
-    end = r"\w*" if cue.endswith("*") else (r"(?![\w])" if cue[-1].isalnum() else "")
-    return start + body + end
+    if cue.endswith("*"):
+        return body + r"\w*"
+    return body + (r"(?![\w])" if cue[-1].isalnum() else "")
 
 
-_CUE_RE: dict[str, re.Pattern[str]] = {
-    emo: re.compile("|".join(_pattern(c) for c in sorted(cues, key=len, reverse=True)))
-    for emo, cues in _CUES.items()
-}
+# every cue of every facet in one pattern (one pass per text); a match is mapped back to its
+# facets by the cue text, or, for stems ("disappoint*"), by the longest stem it starts with
+_CUE_RE = re.compile(
+    r"(?<![\w])(?:"
+    + "|".join(
+        _pattern(c) for c in sorted({c for cs in _CUES.values() for c in cs}, key=len, reverse=True)
+    )
+    + ")"
+)
+_EXACT: dict[str, set[str]] = {}
+_STEMS: dict[str, set[str]] = {}
+for _emo, _cues in _CUES.items():
+    for _c in _cues:
+        (_STEMS if _c.endswith("*") else _EXACT).setdefault(_c.rstrip("*"), set()).add(_emo)
+_STEM_KEYS = sorted(_STEMS, key=len, reverse=True)
+
+
+def _facets_of(match: str) -> set[str]:
+    found = _EXACT.get(match)
+    if found is not None:
+        return found
+    for stem in _STEM_KEYS:
+        if match.startswith(stem):
+            return _STEMS[stem]
+    return set()
+
 
 _WH = (
     r"how|what|when|where|who|whom|which|why|can|could|do|does|did|is|are|was|were|will|"
@@ -150,6 +172,12 @@ _SUGGESTION = re.compile(
     r"be able)\b|\badd (?:a|an|customer|more)\b|\bwould make\b",
     re.IGNORECASE,
 )
+#: words one of which every _SUGGESTION match contains (a cheap pre-check)
+_SUGGESTION_HINTS = (
+    "would", "could", "should", "might", "please", "pls", "consider", "suggest",
+    "recommend that", "why not", "wish", "idea", "maybe", "option to", "need", "let ", "put ",
+    "add ",
+)  # fmt: skip
 _WHY_NOT = re.compile(r"\bwhy not\b", re.IGNORECASE)
 _COMPLAINT_CUES = re.compile(
     r"\b(?:still|again|nobody|no one|never (?:received|came|arrived|saw|got)|not (?:received|"
@@ -188,17 +216,20 @@ class AffectModel:
 
     def emotions(self, text: str, polarity: float) -> tuple[str, ...]:
         low = text.lower()
-        found: list[str] = []
-        for emo, pattern in _CUE_RE.items():
-            if emo in NEGATIVE_FACETS and polarity >= 0.5:
+        found: set[str] = set()
+        for m in _CUE_RE.finditer(low):
+            facets = _facets_of(m.group()) - found
+            if not facets:
                 continue
-            if emo in POSITIVE_FACETS and polarity <= -0.25:
-                continue
-            for m in pattern.finditer(low):
-                if not _negated_before(low, m.start()):
-                    found.append(emo)
-                    break
-        return tuple(found)
+            if polarity >= 0.5:
+                facets -= NEGATIVE_FACETS
+            if polarity <= -0.25:
+                facets -= POSITIVE_FACETS
+            if facets and not _negated_before(low, m.start()):
+                found |= facets
+        if "?!" in text and polarity < 0.5 or "!?" in text and polarity < 0.5:
+            found.add("surprise")
+        return tuple(e for e in EMOTIONS if e in found)
 
     def polarity(self, text: str, score: float | None = None) -> float:
         """The lexicon score, turned around for sarcasm ("Great, another delay.")."""
@@ -226,11 +257,18 @@ class AffectModel:
             for s in sentences
         ) or bool(_REPORTED_QUESTION.search(stripped))
         rhetorical = bool(_RHETORICAL.search(stripped))
-        suggests = bool(_SUGGESTION.search(stripped)) and not rhetorical
+        low = stripped.lower()
+        suggests = (
+            any(h in low for h in _SUGGESTION_HINTS)
+            and bool(_SUGGESTION.search(stripped))
+            and not rhetorical
+        )
         if suggests and _WHY_NOT.search(stripped):
             return "suggestion"
         statements = [s for s in sentences if not s.rstrip().endswith("?")]
-        reports_problem = any(_COMPLAINT_CUES.search(s) for s in statements)
+        reports_problem = bool(_COMPLAINT_CUES.search(stripped)) and any(
+            _COMPLAINT_CUES.search(s) for s in statements
+        )
         if interrogative and not rhetorical and not (polarity <= -0.4 and angry):
             return "complaint" if reports_problem and len(statements) else "question"
         if suggests and polarity > -0.5 and "anger" not in emotions:

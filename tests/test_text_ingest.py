@@ -1,0 +1,133 @@
+"""Feedback text at ingest: redacted before it is stored, originals only when asked, analysed
+(or left pending and analysed by the batch job), on both engines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pytest
+
+from corridor.domain.corridor_map import CorridorMap
+from corridor.ingest.pipeline import Ingestor
+from corridor.store import Store
+from corridor.text import sentiment
+from corridor.text.jobs import analyze_pending, pending_count
+
+TEXTS = [
+    "Great checkout, thanks! Write to anna.smith@example.com if you need more.",
+    "The parcel was late and broken. Call me on +44 20 7946 0958.",
+    None,
+    "Could you add a delivery slot in the evening?",
+    "Charged twice on card 4111 1111 1111 1111, nobody answers.",
+]
+
+
+def _batch(prefix: str = "f") -> pa.Table:
+    n = len(TEXTS)
+    return pa.table(
+        {
+            "feedback_id": [f"{prefix}{i}" for i in range(n)],
+            "occurred_at": [f"2025-03-0{i + 1}T10:00:00Z" for i in range(n)],
+            "source": ["survey", "review", "survey", "social", "survey"],
+            "touchpoint": ["checkout", "home_delivery", "checkout", "home_delivery", "checkout"],
+            "text": TEXTS,
+        }
+    )
+
+
+def _ingestor(store: Store, cmap: CorridorMap, **kw: bool) -> Iterator[Ingestor]:
+    ing = Ingestor(store, **kw)
+    ing.load_map(cmap)
+    yield ing
+    ing.close()
+
+
+@pytest.fixture
+def keeping(store: Store, small_map: CorridorMap) -> Iterator[Ingestor]:
+    yield from _ingestor(store, small_map, keep_original_text=True)
+
+
+@pytest.fixture
+def lazy(store: Store, small_map: CorridorMap) -> Iterator[Ingestor]:
+    yield from _ingestor(store, small_map, analyze_text=False)
+
+
+def _texts(store: Store) -> dict[str, str | None]:
+    return dict(store.query("SELECT feedback_id, text FROM feedback"))
+
+
+def test_text_is_redacted_before_it_is_stored(ingestor: Ingestor, store: Store) -> None:
+    report = ingestor.ingest("feedback", _batch())
+    assert report.inserted == 5
+    texts = _texts(store)
+    assert texts["f0"] == "Great checkout, thanks! Write to [EMAIL] if you need more."
+    assert texts["f1"] == "The parcel was late and broken. Call me on [PHONE]."
+    assert texts["f2"] is None
+    assert texts["f4"] == "Charged twice on card [CARD], nobody answers."
+    assert texts["f3"] == TEXTS[3]  # nothing to redact
+    # originals are not kept by default
+    assert store.count("feedback_text_original") == 0
+    stored = " ".join(t for t in texts.values() if t)
+    for secret in ("anna.smith", "7946", "4111"):
+        assert secret not in stored
+
+
+def test_originals_kept_only_when_asked_and_only_where_redaction_changed_the_text(
+    keeping: Ingestor, store: Store
+) -> None:
+    keeping.ingest("feedback", _batch())
+    originals = dict(store.query("SELECT feedback_id, text FROM feedback_text_original"))
+    assert originals == {"f0": TEXTS[0], "f1": TEXTS[1], "f4": TEXTS[4]}
+
+
+def test_texts_are_analysed_at_ingest_with_the_default_model(
+    ingestor: Ingestor, store: Store
+) -> None:
+    ingestor.ingest("feedback", _batch())
+    rows = {
+        r[0]: r[1:]
+        for r in store.query(
+            "SELECT feedback_id, sentiment, sentiment_label, intent, model FROM text_analysis"
+        )
+    }
+    assert set(rows) == {"f0", "f1", "f3", "f4"}  # the one without text has no row
+    redacted = _texts(store)
+    for fid, (score, label, _intent, model) in rows.items():
+        # the stored (redacted) text is what was scored
+        assert score == pytest.approx(sentiment.score(redacted[fid] or ""))
+        assert label == sentiment.label(score)
+        assert model == sentiment.MODEL
+    assert rows["f0"][2] == "praise"
+    assert rows["f1"][2] == "complaint"
+    assert rows["f3"][2] == "question"
+    assert rows["f4"][2] == "complaint"
+
+
+def test_a_retried_batch_keeps_its_analysis(ingestor: Ingestor, store: Store) -> None:
+    ingestor.ingest("feedback", _batch())
+    before = store.query("SELECT feedback_id, analyzed_at FROM text_analysis ORDER BY 1")
+    again = ingestor.ingest("feedback", _batch())
+    assert again.inserted == 0 and again.duplicates == 5
+    assert store.query("SELECT feedback_id, analyzed_at FROM text_analysis ORDER BY 1") == before
+
+
+def test_pending_texts_are_analysed_by_the_batch_job(lazy: Ingestor, store: Store) -> None:
+    lazy.ingest("feedback", _batch())
+    assert store.count("text_analysis") == 0
+    assert pending_count(store) == 4
+    seen: list[tuple[int, int]] = []
+    report = analyze_pending(store, batch_size=3, progress=lambda d, t: seen.append((d, t)))
+    assert report.analysed == 4 and report.pending == 4
+    assert seen == [(3, 4), (4, 4)]
+    assert pending_count(store) == 0
+    assert store.count("text_analysis") == 4
+    # nothing left: a second run does nothing
+    assert analyze_pending(store).analysed == 0
+
+
+def test_unknown_model_is_refused_with_the_choices(store: Store) -> None:
+    from corridor.text.errors import TextAnalysisError
+
+    with pytest.raises(TextAnalysisError, match="lexicon, minilm"):
+        analyze_pending(store, model="bert")
