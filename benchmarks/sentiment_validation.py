@@ -13,7 +13,8 @@ the 3-class labels (lexicon models and VADER: ±0.05 on the compound score, VADE
 thresholds; TextBlob: ±0.05 on polarity; MiniLM head: ±0.125, the gold thresholds on its
 rating/4 scale). ``ours − vader`` has a paired bootstrap 95 % interval (2,000 resamples).
 
-MiniLM head (needs the ``text`` extra): a ridge regression on the 384-d embeddings. Its
+MiniLM head (needs the ``text`` extra): a ridge regression on the 384-d embeddings plus two
+lexicon features (:func:`corridor.text.embed.features`), corpora weighted equally. Its
 figures are 10-fold cross-validated over the four corpora pooled (folds stratified by corpus;
 the ridge penalty chosen inside each training fold): every text is scored by a head that never
 saw it. ``--train-head`` then fits one head on all texts and writes
@@ -79,14 +80,23 @@ def embeddings(texts: list[str], name: str) -> np.ndarray:
     return emb
 
 
+def balanced(groups: np.ndarray) -> np.ndarray:
+    """Sample weights that give every corpus the same total weight."""
+    names, counts = np.unique(groups, return_counts=True)
+    size = dict(zip(names, counts, strict=True))
+    w = np.array([1.0 / size[g] for g in groups])
+    return w / w.mean()
+
+
 def ridge_cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 10) -> np.ndarray:
     """Out-of-fold predictions; folds stratified by corpus, alpha chosen inside each fold."""
     from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import StratifiedKFold
 
     pred = np.zeros(len(y))
+    w = balanced(groups)
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, groups):
-        model = RidgeCV(alphas=ALPHAS).fit(x[train], y[train])
+        model = RidgeCV(alphas=ALPHAS).fit(x[train], y[train], sample_weight=w[train])
         pred[test] = model.predict(x[test])
     return pred
 
@@ -134,7 +144,12 @@ def main() -> None:
 
     if not args.no_minilm and embed.available():
         names = list(data)
-        x = np.vstack([embeddings(data[c]["text"].tolist(), c) for c in names])
+        x = np.vstack(
+            [
+                embed.features(embeddings(data[c]["text"].tolist(), c), data[c]["text"].tolist())
+                for c in names
+            ]
+        )
         y = np.concatenate([data[c]["rating"].to_numpy() for c in names])
         groups = np.concatenate([[c] * len(data[c]) for c in names])
         pred = ridge_cv(x, y, groups)
@@ -147,7 +162,7 @@ def main() -> None:
         if args.train_head:
             from sklearn.linear_model import RidgeCV
 
-            head = RidgeCV(alphas=ALPHAS).fit(x, y)
+            head = RidgeCV(alphas=ALPHAS).fit(x, y, sample_weight=balanced(groups))
             doc = {
                 "model": "all-MiniLM-L6-v2 + ridge head",
                 "trained_on": "Hutto & Gilbert (2014) tweets, movie, Amazon, NYT snippets",

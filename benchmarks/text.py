@@ -85,7 +85,7 @@ def minilm_rates(texts: list[str]) -> dict[str, float]:
 
         def run(m: Any = model) -> None:
             emb = m.encode(texts, batch_size=256, normalize_embeddings=True)
-            embed.scores_from_embeddings(np.asarray(emb, dtype=np.float32))
+            embed.scores_from_embeddings(np.asarray(emb, dtype=np.float32), texts)
 
         out[device] = rate(run, len(texts))
     return out

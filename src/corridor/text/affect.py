@@ -227,7 +227,7 @@ class AffectModel:
                 facets -= POSITIVE_FACETS
             if facets and not _negated_before(low, m.start()):
                 found |= facets
-        if "?!" in text and polarity < 0.5 or "!?" in text and polarity < 0.5:
+        if polarity < 0.5 and ("?!" in text or "!?" in text):
             found.add("surprise")
         return tuple(e for e in EMOTIONS if e in found)
 

@@ -6,12 +6,13 @@ on first use, offline (``HF_HUB_OFFLINE=1``), on a GPU when torch sees one.
 
 Sentiment head
     A ridge regression (L2, α chosen by cross-validation) from the 384-d normalised embedding
-    to the mean human rating (−4…+4) of the Hutto & Gilbert (2014) corpora (tweets, movie,
-    Amazon and NYT snippets, 23,700 texts, MIT licence), trained by
-    ``benchmarks/sentiment_validation.py --train-head`` and shipped as 385 numbers in
-    ``data/minilm_head.json``. Scores are the prediction divided by 4 and clipped to −1…+1;
-    labels use the gold thresholds (±0.5 rating, i.e. ±0.125). Its reported figures are 10-fold
-    cross-validated: never measured on texts it was trained on.
+    plus two lexicon features (the default model's compound score and its raw valence / 4,
+    clipped to ±2) to the mean human rating (−4…+4) of the Hutto & Gilbert (2014) corpora
+    (tweets, movie, Amazon and NYT snippets, 23,700 texts, MIT licence), each corpus weighted
+    equally; trained by ``benchmarks/sentiment_validation.py --train-head`` and shipped as 387
+    numbers in ``data/minilm_head.json``. Scores are the prediction divided by 4 and clipped to
+    −1…+1; labels use the gold thresholds (±0.5 rating, i.e. ±0.125). Its reported figures are
+    10-fold cross-validated: never measured on texts it was trained on.
 
 Themes
     k-means on the embeddings; keywords by class-based TF-IDF (Grootendorst 2022): each
@@ -96,16 +97,29 @@ def head() -> tuple[np.ndarray, float]:
     return np.asarray(doc["coef"], dtype=np.float32), float(doc["intercept"])
 
 
-def scores_from_embeddings(emb: np.ndarray) -> np.ndarray:
+def lexicon_features(texts: Sequence[str]) -> np.ndarray:
+    """The head's two lexicon features: compound score and raw valence / 4 (clipped ±2)."""
+    from corridor.text.sentiment import ALPHA, _default
+
+    model = _default()
+    val = np.array([model.valence(t) for t in texts], dtype=float)
+    return np.column_stack([val / np.sqrt(val * val + ALPHA), np.clip(val, -8.0, 8.0) / 4.0])
+
+
+def features(emb: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    return np.hstack([np.asarray(emb, dtype=float), lexicon_features(texts)])
+
+
+def scores_from_embeddings(emb: np.ndarray, texts: Sequence[str]) -> np.ndarray:
     coef, intercept = head()
-    return np.clip((emb @ coef + intercept) / 4.0, -1.0, 1.0).astype(float)
+    return np.clip((features(emb, texts) @ coef + intercept) / 4.0, -1.0, 1.0).astype(float)
 
 
 def scores(texts: Sequence[str]) -> np.ndarray:
     """Sentiment −1…+1 of each text from the embedding head."""
     if not len(texts):
         return np.zeros(0)
-    return scores_from_embeddings(encode(texts))
+    return scores_from_embeddings(encode(texts), texts)
 
 
 def labels(values: np.ndarray) -> np.ndarray:
