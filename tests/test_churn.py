@@ -454,3 +454,30 @@ def test_cli_commands(ingestor, store_url):
     assert r.exit_code == 0 and json.loads(r.output)["status"] == "buyer"
     r = run(app, ["churn", "--view", "pie", "--store", store_url])
     assert r.exit_code != 0 and "km, cox, risk" in str(r.exception)
+
+
+def test_person_accessors_never_fail_a_page_for_lack_of_data(ingestor):
+    """A store with two customers cannot support the models: the per-person accessors say so
+    (status unavailable, with the reason) instead of raising."""
+    ingestor.ingest(
+        "interactions",
+        pa.table(
+            {
+                "interaction_id": ["a1", "a2", "b1"],
+                "person_id": ["a", "a", "b"],
+                "occurred_at": _ts([START, START + timedelta(days=40), START]),
+                "touchpoint": ["checkout", "checkout", "support_call"],
+                "channel": ["web", "web", "voice"],
+                "outcome": ["purchase", "purchase", "cancel"],
+                "value": pa.array([10.0, 20.0, None], pa.float64()),
+            }
+        ),
+    )
+    store = ingestor.store
+    risk = person_risk(store, "a")
+    assert risk["status"] == "unavailable" and "horizon" in risk["reason"]
+    assert person_risk(store, "b")["status"] == "churned"
+    value = person_value(store, "a")
+    assert value["status"] == "unavailable" and "buyers" in value["reason"]
+    with pytest.raises(AnalyticsQueryError, match="horizon_months"):
+        person_risk(store, "a", horizon_months=-1)

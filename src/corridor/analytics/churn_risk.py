@@ -169,10 +169,15 @@ def design_matrix(
 
 
 def customer_features(
-    ct: CustomerTable, touchpoints: Sequence[str], columns: Sequence[str] | None = None
+    ct: CustomerTable,
+    touchpoints: Sequence[str],
+    columns: Sequence[str] | None = None,
+    centres: pd.Series | None = None,
 ) -> pd.DataFrame:
     """The :class:`RiskModel` features of every customer in ``ct`` (module docstring);
-    ``columns`` aligns the result to a fitted model's columns (missing ones are 0)."""
+    ``columns`` aligns the result to a fitted model's columns (missing ones are 0); gaps are
+    centred on ``centres`` (per touch point; default: their means in ``ct``), so that scoring
+    uses the training set's centres."""
     p = ct.people.reset_index(drop=True)
     observed = np.maximum(p["tenure"] - p["entry"], 1.0 / MONTH_DAYS)
     base = pd.DataFrame(
@@ -187,7 +192,8 @@ def customer_features(
         }
     )
     gaps = ct.latest.reindex(index=p["person_id"], columns=list(touchpoints))
-    centred = (gaps - gaps.mean()).fillna(0.0).reset_index(drop=True)
+    mid = gaps.mean() if centres is None else centres.reindex(gaps.columns).fillna(0.0)
+    centred = (gaps - mid).fillna(0.0).reset_index(drop=True)
     centred.columns = [f"gap:{c}" for c in touchpoints]
     numeric = [c for c in base.columns if c not in ("segment", "region")]
     X = pd.concat([design_matrix(base, numeric, ["segment", "region"]), centred], axis=1)
@@ -299,6 +305,7 @@ def risk_table(
         before.latest,
     )
     X_train = customer_features(train_ct, tps)
+    centres = train_ct.latest.reindex(index=train_ct.people["person_id"], columns=tps).mean()
     model = RiskModel().fit(X_train, label)
     cv_auc, _ = cross_validated_auc(X_train, label)
 
@@ -306,7 +313,7 @@ def risk_table(
     act_ct = CustomerTable(
         active, now.gaps, now.rated, now.observation_start, now.as_of, now.latest
     )
-    X = customer_features(act_ct, tps, model.columns_)
+    X = customer_features(act_ct, tps, model.columns_, centres)
     pred = model.predict(X, conf)
     contrib = model.contributions(X)
     frame = pd.DataFrame(
@@ -359,7 +366,14 @@ def risk_table(
     )
 
 
-_cache: dict[int, tuple[tuple[Any, ...], RiskResult]] = {}
+@dataclass(frozen=True)
+class _Fitted:
+    result: RiskResult | None  # None when the store cannot support a model yet
+    reason: str  # why not, then
+    churned: dict[str, str]  # churned customers: canonical id -> ISO churn time
+
+
+_cache: dict[int, tuple[tuple[Any, ...], _Fitted]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -377,60 +391,82 @@ def store_state(source: Source) -> tuple[Any, ...]:
     return (a["n"], a["t"], b["n"], b["t"], c["n"])
 
 
-def person_risk(
-    source: Source, person_id: str, horizon_months: float = HORIZON_MONTHS
-) -> dict[str, Any]:
-    """One person's churn risk for a customer page: ``{person_id, status, risk, risk_low,
-    risk_high, horizon_months, reasons: [{feature, value, log_odds}], as_of, cv_auc}``.
-
-    ``status`` is ``active`` (risk given), ``churned`` (with ``churned_at``) or ``unknown``
-    (not a customer with interactions). The model is fitted once per store state
-    (:func:`store_state`) and horizon and kept in memory; later calls only look the person
-    up, until an ingest changes the store."""
-    from corridor.analytics.dimensions import get_table
-
-    p = get_table(source, "people")
-    row = p.filter(p.person_id == person_id).select("canonical_id").to_pyarrow().to_pylist()
-    canonical = (row[0]["canonical_id"] or person_id) if row else person_id
+def _fitted(source: Source, horizon_months: float) -> _Fitted:
     key = (*store_state(source), float(horizon_months))
     with _cache_lock:
         cached = _cache.get(id(source))
-    if cached is None or cached[0] != key:
-        result = risk_table(source, horizon_months)
-        with _cache_lock:
-            _cache[id(source)] = (key, result)
-    else:
-        result = cached[1]
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    try:
+        result: RiskResult | None = risk_table(source, horizon_months)
+        reason = ""
+    except AnalyticsQueryError as e:
+        result, reason = None, str(e)
+    people = customer_table(source).people
+    gone = people[people["event"] == 1]
+    churned = {
+        str(pid): pd.Timestamp(t).isoformat()
+        for pid, t in zip(gone["person_id"], gone["churn_at"], strict=True)
+    }
+    fitted = _Fitted(result, reason, churned)
+    with _cache_lock:
+        _cache[id(source)] = (key, fitted)
+    return fitted
+
+
+def person_risk(
+    source: Source, person_id: str, horizon_months: float = HORIZON_MONTHS
+) -> dict[str, Any]:
+    """One person's churn risk for a customer page: ``{person_id, canonical_id, status,
+    horizon_months, …}``.
+
+    ``status`` is ``active`` (with ``risk``, ``risk_low``, ``risk_high``, ``confidence``,
+    ``reasons`` — ``[{feature, log_odds}]`` — ``summary``, ``as_of``, ``cv_auc``),
+    ``churned`` (with ``churned_at``), ``unknown`` (not a customer with interactions) or
+    ``unavailable`` (the store cannot support a risk model yet, e.g. too few churns; ``reason``
+    says why). It never raises for lack of data, so a page can always show it. The model is
+    fitted once per store state (:func:`store_state`) and horizon and kept in memory; later
+    calls only look the person up, until an ingest changes the store."""
+    from corridor.analytics.dimensions import get_table
+
+    if not 0 < float(horizon_months) <= 24:
+        raise AnalyticsQueryError(
+            f"horizon_months must be above 0 and at most 24, got {horizon_months!r}"
+        )
+    p = get_table(source, "people")
+    row = p.filter(p.person_id == person_id).select("canonical_id").to_pyarrow().to_pylist()
+    canonical = (row[0]["canonical_id"] or person_id) if row else person_id
+    fitted = _fitted(source, horizon_months)
     out: dict[str, Any] = {
         "person_id": person_id,
         "canonical_id": canonical,
         "horizon_months": float(horizon_months),
-        "as_of": result.model["as_of"],
-        "cv_auc": result.model["cv_auc"],
     }
+    if canonical in fitted.churned:
+        return out | {"status": "churned", "churned_at": fitted.churned[canonical]}
+    result = fitted.result
+    if result is None:
+        return out | {"status": "unavailable", "reason": fitted.reason}
+    out |= {"as_of": result.model["as_of"], "cv_auc": result.model["cv_auc"]}
     hit = result.frame.index[result.frame["person_id"] == canonical]
-    if len(hit):
-        i = int(hit[0])
-        r = result.frame.iloc[i]
-        assert result.contributions is not None
-        c = result.contributions.iloc[i].sort_values(ascending=False)
-        reasons = [
-            {"feature": str(k), "log_odds": float(v)} for k, v in c.head(REASONS).items() if v > 0
-        ]
-        return out | {
-            "status": "active",
-            "risk": float(r["risk"]),
-            "risk_low": float(r["risk_low"]),
-            "risk_high": float(r["risk_high"]),
-            "confidence": result.confidence,
-            "reasons": reasons,
-            "summary": r["reasons"],
-        }
-    ch = customer_table(source).people
-    match = ch[ch["person_id"] == canonical]
-    if len(match) and int(match["event"].iloc[0]) == 1:
-        return out | {"status": "churned", "churned_at": match["churn_at"].iloc[0].isoformat()}
-    return out | {"status": "unknown"}
+    if not len(hit):
+        return out | {"status": "unknown"}
+    i = int(hit[0])
+    r = result.frame.iloc[i]
+    assert result.contributions is not None
+    c = result.contributions.iloc[i].sort_values(ascending=False)
+    reasons = [
+        {"feature": str(k), "log_odds": float(v)} for k, v in c.head(REASONS).items() if v > 0
+    ]
+    return out | {
+        "status": "active",
+        "risk": float(r["risk"]),
+        "risk_low": float(r["risk_low"]),
+        "risk_high": float(r["risk_high"]),
+        "confidence": result.confidence,
+        "reasons": reasons,
+        "summary": r["reasons"],
+    }
 
 
 __all__ = [

@@ -309,7 +309,9 @@ def person_value(
 ) -> dict[str, Any]:
     """One person's lifetime figures for a customer page: ``{person_id, status, p_alive,
     expected_purchases, expected_value, clv (each with _low/_high), frequency, recency_weeks,
-    age_weeks, monetary, horizon_months, as_of}``; ``status`` is ``buyer`` or ``no_purchases``.
+    age_weeks, monetary, horizon_months, as_of}``; ``status`` is ``buyer``, ``no_purchases``
+    or ``unavailable`` (too few buyers to fit the models yet; ``reason`` says why — it never
+    raises for lack of data, so a page can always show it).
 
     The models are fitted on the whole store once per store state
     (:func:`corridor.analytics.churn_risk.store_state`) and parameters, and kept in memory."""
@@ -324,10 +326,13 @@ def person_value(
     with _lock:
         cached = _cache.get(id(source))
     if cached is None or cached[0] != key:
-        fit = fit_lifetime(buyers(source), conf)
-        scored = score_people(fit, float(horizon_months), float(discount_monthly), conf)
-        scored = scored.set_index("person_id")
-        info = _model_info(fit)
+        try:
+            fit = fit_lifetime(buyers(source), conf)
+            scored = score_people(fit, float(horizon_months), float(discount_monthly), conf)
+            scored = scored.set_index("person_id")
+            info = _model_info(fit)
+        except AnalyticsQueryError as e:  # too few buyers: say so, never fail a page
+            scored, info = pd.DataFrame(), {"as_of": None, "unavailable": str(e)}
         with _lock:
             _cache[id(source)] = (key, scored, info)
     else:
@@ -340,6 +345,8 @@ def person_value(
         "confidence": conf,
         "as_of": info["as_of"],
     }
+    if "unavailable" in info:
+        return out | {"status": "unavailable", "reason": info["unavailable"]}
     if canonical not in scored.index:
         return out | {"status": "no_purchases"}
     r = scored.loc[canonical]
