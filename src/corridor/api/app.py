@@ -21,6 +21,7 @@ from corridor.api import errors
 from corridor.api.routes import analytics, attribution, drivers, health, ingest, people
 from corridor.api.routes import churn as churn_routes
 from corridor.api.routes import map as map_routes
+from corridor.api.routes import text as text_routes
 from corridor.api.schemas import RECORD_MODELS
 from corridor.domain.corridor_map import CorridorMap
 from corridor.ingest.pipeline import Ingestor
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     for module in (ingest, map_routes, people, analytics, drivers, attribution, health, web_routes):
         app.include_router(module.router)
     app.include_router(churn_routes.router)
+    app.include_router(text_routes.router)
     app.include_router(ingest.fallback)
     _document_records(app)
     return app
