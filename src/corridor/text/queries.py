@@ -278,7 +278,7 @@ def source_sentiment(
     for name in ("solicited", "unsolicited"):
         rows = sums[sums["_side"] == name].drop(columns="_side")
         side_sums = (groups.merge(rows, on=query.keys, how="left") if query.keys else
-                     rows.reindex(range(1)))  # fmt: skip
+                     rows.reset_index(drop=True).reindex(range(1)))  # fmt: skip
         side_sums = side_sums.fillna({c: 0 for c in _sentiment_sums(t)})
         per[name] = side_sums
         _add_sentiment(out, side_sums, conf, prefix=f"{name}_")
