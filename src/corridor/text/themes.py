@@ -86,7 +86,19 @@ class ThemeDraft:
 
     @property
     def label(self) -> str:
-        return " / ".join(self.keywords[:3])
+        """Up to three keywords, skipping one that repeats a word of those already chosen
+        ("queue", not then "chat queue")."""
+        chosen: list[str] = []
+        seen: set[str] = set()
+        for kw in self.keywords:
+            words = set(kw.split())
+            if words & seen:
+                continue
+            chosen.append(kw)
+            seen |= words
+            if len(chosen) == 3:
+                break
+        return " / ".join(chosen)
 
 
 def discover(
