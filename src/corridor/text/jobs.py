@@ -9,7 +9,6 @@ bar and a job stopped half-way resumes where it left off.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -190,9 +189,15 @@ def discover_themes(
     if since is not None:
         where += " AND occurred_at >= ?"
         params = (since.astimezone(UTC),)
-    texts = [r[0] for r in store.query(f"SELECT text FROM feedback WHERE {where}", params)]
-    if len(texts) > sample:
-        texts = random.Random(seed).sample(texts, sample)
+    # a deterministic pseudo-random sample, drawn in the engine (md5 of id and seed)
+    texts = [
+        r[0]
+        for r in store.query(
+            f"SELECT text FROM feedback WHERE {where} "
+            "ORDER BY md5(feedback_id || ?), feedback_id LIMIT ?",
+            (*params, str(seed), sample),
+        )
+    ]
     drafts = discover(texts, k, method=method, seed=seed)
     saved = save_themes(store, drafts)
     assign_themes(store, progress=progress)
