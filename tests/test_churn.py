@@ -481,3 +481,12 @@ def test_person_accessors_never_fail_a_page_for_lack_of_data(ingestor):
     assert value["status"] == "unavailable" and "buyers" in value["reason"]
     with pytest.raises(AnalyticsQueryError, match="horizon_months"):
         person_risk(store, "a", horizon_months=-1)
+
+
+def test_an_empty_store_is_answered_not_crashed(store):
+    assert customer_table(store).people.empty
+    assert person_risk(store, "x")["status"] == "unavailable"
+    assert person_value(store, "x")["status"] == "unavailable"
+    with pytest.raises(AnalyticsQueryError, match="no customers"):
+        risk_table(store)
+    assert survival_table(store).n == 0

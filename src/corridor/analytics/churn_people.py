@@ -126,9 +126,10 @@ def customer_table(
     ci = canonical_interactions(source)
     if as_of_arg is not None:
         ci = ci.filter(ci.occurred_at < ibis.literal(as_of_arg))
-    span = ci.aggregate(first=ci.occurred_at.min(), last=ci.occurred_at.max()).to_pyarrow()
-    obs_start = _scalar_time(span.column("first")[0].as_py())
-    last_seen = _scalar_time(span.column("last")[0].as_py())
+    # to_pandas: an empty table's MIN is NULL, which to_pyarrow refuses on PostgreSQL
+    span = ci.aggregate(first=ci.occurred_at.min(), last=ci.occurred_at.max()).to_pandas()
+    obs_start = _scalar_time(span["first"].iloc[0])
+    last_seen = _scalar_time(span["last"].iloc[0])
     as_of = as_of_arg or last_seen
     empty = CustomerTable(_empty_people(), pd.DataFrame(), pd.DataFrame(), obs_start, as_of)
     if obs_start is None or as_of is None:

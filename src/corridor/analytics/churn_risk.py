@@ -385,10 +385,11 @@ def store_state(source: Source) -> tuple[Any, ...]:
     i = get_table(source, "interactions")
     f = get_table(source, "feedback")
     p = get_table(source, "people")
-    a = i.aggregate(n=i.count(), t=i.occurred_at.max()).to_pyarrow().to_pylist()[0]
-    b = f.aggregate(n=f.count(), t=f.occurred_at.max()).to_pyarrow().to_pylist()[0]
-    c = p.aggregate(n=p.count()).to_pyarrow().to_pylist()[0]
-    return (a["n"], a["t"], b["n"], b["t"], c["n"])
+    # to_pandas: an empty table's MAX is NULL, which to_pyarrow refuses on PostgreSQL
+    a = i.aggregate(n=i.count(), t=i.occurred_at.max()).to_pandas().iloc[0]
+    b = f.aggregate(n=f.count(), t=f.occurred_at.max()).to_pandas().iloc[0]
+    c = p.aggregate(n=p.count()).to_pandas().iloc[0]
+    return (int(a["n"]), str(a["t"]), int(b["n"]), str(b["t"]), int(c["n"]))
 
 
 def _fitted(source: Source, horizon_months: float) -> _Fitted:

@@ -74,8 +74,12 @@ def buyers(source: Source, until: TimeLike = None, filters: Filters | None = Non
     ci = canonical_interactions(source)
     if until_t is not None:
         ci = ci.filter(ci.occurred_at < ibis.literal(until_t))
-    last = ci.aggregate(t=ci.occurred_at.max()).to_pyarrow().column("t")[0].as_py()
-    as_of = pd.Timestamp(until_t) if until_t is not None else (pd.Timestamp(last) if last else None)
+    last = ci.aggregate(t=ci.occurred_at.max()).to_pandas()["t"].iloc[0]  # NULL when empty
+    as_of = (
+        pd.Timestamp(until_t)
+        if until_t is not None
+        else (None if pd.isna(last) else pd.Timestamp(last))
+    )
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.tz_localize("UTC")
     buys = ci.filter(ci.outcome == PURCHASE_OUTCOME)
