@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -131,3 +132,52 @@ def test_unknown_model_is_refused_with_the_choices(store: Store) -> None:
 
     with pytest.raises(TextAnalysisError, match="lexicon, minilm"):
         analyze_pending(store, model="bert")
+
+
+def test_the_server_analyses_texts_in_the_background(store: Store, small_map: CorridorMap) -> None:
+    """``text_analysis = background`` (the server's default): the ingest request does not
+    score texts; the worker does, right after the batch commits."""
+    from fastapi.testclient import TestClient
+
+    from corridor.api.app import create_app
+    from corridor.settings import Settings
+
+    app = create_app(Settings(auth="off"), store=store)
+    with TestClient(app) as client:
+        assert client.put("/api/v1/map", json=small_map.model_dump(exclude_none=True)).is_success
+        rows = _batch().to_pylist()
+        r = client.post("/api/v1/feedback", json=rows)
+        assert r.status_code in (200, 201), r.text
+        assert app.state.text_worker.wait_idle(timeout=30)
+        assert pending_count(store) == 0
+        assert store.count("text_analysis") == 4
+    inline = create_app(Settings(auth="off", text_analysis="inline"), store=store)
+    assert inline.state.text_worker is None and inline.state.ingestor.analyze_text
+
+
+def test_cli_import_analyses_afterwards_or_leaves_pending(
+    store_url: str, store: Store, small_map: CorridorMap, tmp_path: Path
+) -> None:
+    import pyarrow.csv as pacsv
+    from typer.testing import CliRunner
+
+    from corridor.cli import app
+
+    ing = Ingestor(store)
+    ing.load_map(small_map)
+    ing.close()
+    path = tmp_path / "feedback.csv"
+    pacsv.write_csv(_batch(), path)
+    runner = CliRunner()
+    r = runner.invoke(
+        app,
+        ["import", str(path), "--kind", "feedback", "--store", store_url],
+        env={"CORRIDOR_TEXT_ANALYSIS": "off"},
+    )
+    assert r.exit_code == 0, r.output
+    assert pending_count(store) == 4
+    pacsv.write_csv(_batch("g"), path)
+    r = runner.invoke(app, ["import", str(path), "--kind", "feedback", "--store", store_url])
+    assert r.exit_code == 0, r.output
+    assert pending_count(store) == 0  # background mode: analysed after the import
+    assert store.count("text_analysis") == 8

@@ -20,6 +20,7 @@ from corridor.cli_auth import register as register_auth
 from corridor.cli_churn import register as register_churn
 from corridor.cli_common import StoreOpt, console, err
 from corridor.cli_drivers import register as register_drivers
+from corridor.cli_text import analyze_after_ingest, ingest_text_options
 from corridor.cli_text import register as register_text
 from corridor.errors import CorridorError
 
@@ -49,23 +50,16 @@ def main() -> None:
         sys.exit(130)
 
 
-def _text_options() -> dict[str, bool]:
-    """The ingest-time text settings (CORRIDOR_KEEP_ORIGINAL_TEXT, ..._ANALYZE_TEXT_ON_INGEST)."""
-    from corridor.settings import Settings
-
-    s = Settings.from_env()
-    return {"keep_original_text": s.keep_original_text, "analyze_text": s.analyze_text_on_ingest}
-
-
 @contextmanager
 def _ingestor(store_url: str | None) -> Iterator[Any]:
     from corridor.ingest.pipeline import Ingestor
     from corridor.store import open_store
 
     store = open_store(store_url)
-    ing = Ingestor(store, **_text_options())
+    ing = Ingestor(store, **ingest_text_options())
     try:
         yield ing
+        analyze_after_ingest(store)
     finally:
         ing.close()
         store.close()

@@ -66,6 +66,31 @@ def _bar(description: str) -> tuple[Progress, Callable[[int, int], None]]:
     return bar, update
 
 
+def ingest_text_options() -> dict[str, bool]:
+    """The Ingestor's text options from the settings (``CORRIDOR_KEEP_ORIGINAL_TEXT``,
+    ``CORRIDOR_TEXT_ANALYSIS``)."""
+    from corridor.settings import Settings
+
+    s = Settings.from_env()
+    return {"keep_original_text": s.keep_original_text, "analyze_text": s.text_analysis == "inline"}
+
+
+def analyze_after_ingest(store: Any) -> None:
+    """With ``text_analysis = background`` (the default): after an import, analyse the texts
+    it left pending, with a progress bar."""
+    from corridor.settings import Settings
+    from corridor.text.jobs import analyze_pending, pending_count
+
+    if Settings.from_env().text_analysis != "background" or store.schema_version() < 5:
+        return
+    if not pending_count(store):
+        return
+    bar, update = _bar("analysing feedback text")
+    with bar:
+        report = analyze_pending(store, progress=update)
+    err.print(f"analysed {report.analysed:,} feedback text(s) in {report.seconds:.1f} s")
+
+
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise CorridorError(f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}")

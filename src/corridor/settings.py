@@ -38,10 +38,12 @@ class Settings(BaseModel):
         description="keep feedback texts as received, before PII redaction, in a table only "
         "administrators may read (off: only the redacted text is stored)",
     )
-    analyze_text_on_ingest: bool = Field(
-        default=True,
-        description="score feedback texts (sentiment, intent, emotions, theme) with the default "
-        "lexicon model as they are ingested; off: they wait for `corridor text analyze`",
+    text_analysis: Literal["background", "inline", "off"] = Field(
+        default="background",
+        description="when feedback texts are scored (sentiment, intent, emotions, theme) with "
+        "the default lexicon model: background = right after each batch commits (the server's "
+        "worker; `corridor import` afterwards, with a progress bar), inline = inside the ingest "
+        "transaction (slower ingest), off = only by `corridor text analyze`",
     )
     host: str = "127.0.0.1"
     port: int = 8765

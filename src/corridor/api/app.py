@@ -27,6 +27,7 @@ from corridor.domain.corridor_map import CorridorMap
 from corridor.ingest.pipeline import Ingestor
 from corridor.settings import Settings
 from corridor.store import Store, open_store
+from corridor.text.worker import TextWorker
 from corridor.web import routes as web_routes
 
 DESCRIPTION = """
@@ -52,18 +53,26 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         ingestor = Ingestor(
             the_store,
             keep_original_text=settings.keep_original_text,
-            analyze_text=settings.analyze_text_on_ingest,
+            analyze_text=settings.text_analysis == "inline",
         )
     except BaseException:
         if owns_store:
             the_store.close()
         raise
+    # feedback texts are analysed off the request path, right after their batch commits
+    text_worker = TextWorker(the_store) if settings.text_analysis == "background" else None
+    if text_worker is not None:
+        ingestor.on_pending_text = text_worker.poke
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if text_worker is not None:
+            text_worker.start()
         try:
             yield
         finally:
+            if text_worker is not None:
+                text_worker.stop()
             ingestor.close()
             if owns_store:
                 the_store.close()
@@ -78,6 +87,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.settings = settings
     app.state.store = the_store
     app.state.ingestor = ingestor
+    app.state.text_worker = text_worker
     errors.install(app)
     for module in (ingest, map_routes, people, analytics, drivers, attribution, health, web_routes):
         app.include_router(module.router)

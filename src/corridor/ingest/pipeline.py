@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -98,10 +98,13 @@ class Ingestor:
     ) -> None:
         """``keep_original_text``: keep feedback texts as received (before redaction) in
         ``feedback_text_original``; ``analyze_text``: score feedback texts with the default
-        lexicon model as they are stored (else they wait for ``corridor text analyze``)."""
+        lexicon model inside the ingest transaction (else they are pending, and
+        :attr:`on_pending_text`, when set, is called after each committed feedback batch — a
+        server's background worker — or ``corridor text analyze`` scores them)."""
         self.store = store
         self.keep_original_text = keep_original_text
         self.analyze_text = analyze_text
+        self.on_pending_text: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._map = load_map(store)
         self._validator = Validator(Vocabularies.from_map(self._map))
@@ -236,6 +239,8 @@ class Ingestor:
                     report.rejected,
                 ),
             )
+        if text and not self.analyze_text and self.on_pending_text is not None:
+            self.on_pending_text()
         return report
 
 
