@@ -152,7 +152,9 @@ def main() -> None:
     for name in ("vader", "lexicon", "analysis", "redact"):
         print(f"{name:>10}: {r[name]:>12,.0f} texts/s")
     print(f"lexicon / vader: {r['lexicon'] / r['vader']:.2f}x")
-    for device, v in minilm_rates(texts[: args.minilm_texts]).items():
+    for device, v in (
+        minilm_rates(texts[: args.minilm_texts]) if args.minilm_texts else {}
+    ).items():
         r[f"minilm_{device}"] = v
         print(f"minilm {device:>4}: {v:>12,.0f} texts/s ({args.minilm_texts:,} texts)")
     if args.ingest_rows:

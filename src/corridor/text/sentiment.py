@@ -138,6 +138,7 @@ CX_LEXICON: dict[str, float] = {
 _PUNCT = string.punctuation
 _CLAUSE_END = frozenset(",.;:!?")
 _ELONGATED = re.compile(r"(\w)\1{2,}")
+_ELONGATED_ANYCASE = re.compile(r"(\w)\1{2,}", re.IGNORECASE)
 
 
 @lru_cache(maxsize=1)
@@ -209,15 +210,19 @@ class LexiconSentiment:
         starts: list[int] = []
         long: set[int] = set()
         start = 0
+        # one search over the whole text decides whether any token needs the per-token check
+        elongated = self.elongation and _ELONGATED_ANYCASE.search(text) is not None
+        strip_lookup = self.strip_lookup
+        clause_scope = self.clause_scope
         for i, tok in enumerate(text.split()):
             stripped = tok.strip(_PUNCT)
             word = tok if len(stripped) <= 2 else stripped
             raw.append(word)
             low = word.lower()
             if low not in lex:
-                if self.strip_lookup and stripped and stripped != word:
+                if strip_lookup and stripped and stripped != word:
                     low = stripped.lower()
-                if self.elongation and low not in lex and _ELONGATED.search(low):
+                if elongated and low not in lex and _ELONGATED.search(low):
                     for short in (_ELONGATED.sub(r"\1\1", low), _ELONGATED.sub(r"\1", low)):
                         if short in lex:
                             low = short
@@ -225,7 +230,7 @@ class LexiconSentiment:
                             break
             keys.append(low)
             starts.append(start)
-            if self.clause_scope and tok[-1] in _CLAUSE_END and len(tok) > 1:
+            if clause_scope and tok[-1] in _CLAUSE_END and len(tok) > 1:
                 start = i + 1
         return raw, keys, starts, long
 
