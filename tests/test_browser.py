@@ -245,7 +245,8 @@ def test_accessibility_basics(page, site):
     )
     assert unlabelled == []
     unnamed = page.evaluate(
-        "() => [...document.querySelectorAll('figure.chart')].filter(f => !f.getAttribute('aria-label')).length"
+        "() => [...document.querySelectorAll('figure.chart')]"
+        ".filter(f => !f.getAttribute('aria-label')).length"
     )
     assert unnamed == 0
     page.keyboard.press("Tab")
