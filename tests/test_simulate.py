@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from scipy import stats
 
 from corridor.domain import contract
 from corridor.domain.corridor_map import CorridorMap
@@ -34,6 +35,8 @@ CONTRACT = {
     for k in (getattr(contract, n) for n in dir(contract))
     if isinstance(k, contract.RecordKind)
 }
+# the optional share-of-wallet columns of docs/data-contract.md, after the contract's own
+EXTRAS = {"feedback": ("brands_used", "brand_rank")}
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -86,7 +89,8 @@ def test_every_format_has_exactly_the_contract_columns(
     assert res.files["people"].suffix == f".{fmt}"
     for kind in KINDS:
         frame = read(res, kind)
-        assert list(frame.columns) == list(CONTRACT[kind].field_names), kind
+        expected = [*CONTRACT[kind].field_names, *EXTRAS.get(kind, ())]
+        assert list(frame.columns) == expected, kind
         assert len(frame) == res.counts[kind]
 
 
@@ -105,7 +109,7 @@ def test_parquet_column_types(small: dict[str, SimulationResult]) -> None:
     assert ix.field("interaction_id").type == pa.string()
     assert ix.field("value").type == ix.field("duration_minutes").type == pa.float64()
     fb = pq.read_schema(small["parquet"].files["feedback"])
-    for col in ("expectation", "experience", "nps", "csat", "ces", "emotion"):
+    for col in ("expectation", "experience", "nps", "csat", "ces", "emotion", *EXTRAS["feedback"]):
         assert fb.field(col).type == pa.int8()
     ev = pq.read_schema(small["parquet"].files["operational_events"])
     assert ev.field("started_at").type == ev.field("ended_at").type == ts
@@ -427,6 +431,7 @@ def test_truth_manifest_is_complete(company: dict[str, Any]) -> None:
         "churn",
         "identity",
         "null_events",
+        "wallet",
     ):
         assert key in truth, key
     assert truth["seed"] == 11 and truth["months"] == 12 and truth["start"] == "2025-01-01"
@@ -434,3 +439,111 @@ def test_truth_manifest_is_complete(company: dict[str, Any]) -> None:
     assert np.isclose(
         1 / (1 + np.exp(-truth["churn"]["intercept_logit"])), truth["churn"]["base_monthly_hazard"]
     )
+
+
+# -- share of wallet ---------------------------------------------------------------------------
+def _wallet_answers(company: dict[str, Any]) -> pd.DataFrame:
+    fb, people = company["feedback"], company["people"][["person_id", "kind", "segment"]]
+    w = fb[fb["brand_rank"].notna()].merge(people, on="person_id", how="left")
+    share = (1 - w["brand_rank"] / (w["brands_used"] + 1)) * 2 / w["brands_used"]
+    return w.assign(share=share.astype(float))
+
+
+def test_wallet_answers_ride_on_customers_nps_surveys(company: dict[str, Any]) -> None:
+    """Both columns together, only on customers' surveys with an NPS, about half of those
+    (binomial test, scipy.stats.binomtest), in range, brands_used fixed per person."""
+    fb, w = company["feedback"], _wallet_answers(company)
+    assert (fb["brand_rank"].isna() == fb["brands_used"].isna()).all()
+    assert (w["source"] == "survey").all() and w["nps"].notna().all()
+    assert (w["kind"] == "customer").all()
+    assert (w["brand_rank"] >= 1).all() and (w["brand_rank"] <= w["brands_used"]).all()
+    assert set(w["brands_used"]) == {1, 2, 3, 4, 5}
+    kinds = fb["person_id"].map(company["people"].set_index("person_id")["kind"])
+    eligible = (fb["source"] == "survey") & fb["nps"].notna() & (kinds == "customer")
+    asked = int(fb.loc[eligible, "brand_rank"].notna().sum())
+    assert stats.binomtest(asked, int(eligible.sum()), 0.5).pvalue > 0.001
+    assert (w.groupby("person_id")["brands_used"].nunique() == 1).all()
+    assert 0.05 < len(w) / (fb["source"] == "survey").sum() < 0.5
+
+
+def test_wallet_follows_the_planted_model_per_segment(company: dict[str, Any]) -> None:
+    """Per person (latest answer): brands_used per segment against the planted distribution
+    (Pearson chi-square, scipy.stats.chisquare); the mean rank and share within 3.29 standard
+    errors (99.9 %) of the planted values."""
+    planted = company["truth"]["wallet"]["expected"]
+    w = _wallet_answers(company).sort_values(["occurred_at", "feedback_id"])
+    latest = w.groupby("person_id").tail(1)
+    assert set(latest["segment"]) == set(planted)
+    for segment, group in latest.groupby("segment"):
+        p = planted[segment]
+        probs = np.array([p["brands_used"][str(k)] for k in range(1, 6)])
+        seen = group["brands_used"].value_counts().reindex(range(1, 6), fill_value=0)
+        assert stats.chisquare(seen.to_numpy(), probs * len(group)).pvalue > 0.001, segment
+        for col, key in (("brand_rank", "mean_rank"), ("share", "wallet_share")):
+            se = group[col].std() / np.sqrt(len(group))
+            assert abs(group[col].mean() - p[key]) < 3.29 * se, (segment, col)
+    shares = [planted[s]["wallet_share"] for s in ("consumer", "small_business", "enterprise")]
+    assert shares == sorted(shares, reverse=True)
+
+
+def test_better_served_customers_rank_the_brand_higher(company: dict[str, Any]) -> None:
+    """The ranking follows the person's experience offset, so a person's mean surveyed
+    experience and their mean share of wallet go together (Spearman; measured ρ ≈ 0.10)."""
+    fb, w = company["feedback"], _wallet_answers(company)
+    share = w.groupby("person_id")["share"].mean()
+    experience = fb[fb["source"] == "survey"].groupby("person_id")["experience"].mean()
+    both = pd.concat([share, experience], axis=1, join="inner").dropna()
+    rho, p = stats.spearmanr(both["share"], both["experience"])
+    assert rho > 0.05 and p < 1e-6
+
+
+def test_wallet_truth_matches_a_monte_carlo_of_the_stated_model(company: dict[str, Any]) -> None:
+    """The exact expected values in truth.json against 400,000 draws per segment of the model
+    as truth.json states it (standing = a + w·Z + τ·Z' + σ·Z'', rivals N(0, 1)); within 4 Monte
+    Carlo standard errors."""
+    wallet = company["truth"]["wallet"]
+    w, tau, sigma = wallet["mood_weight"], wallet["person_sd"], wallet["answer_sd"]
+    rng = np.random.default_rng(20150101)
+    n = 400_000
+    for segment, p in wallet["expected"].items():
+        probs = [p["brands_used"][str(k)] for k in range(1, 6)]
+        brands = rng.choice(np.arange(1, 6), n, p=probs)
+        z = rng.normal(size=(n, 3)) @ np.array([w, tau, sigma])
+        u = wallet["standing_by_segment"][segment] + z
+        rivals = rng.normal(size=(n, 4))
+        above = (rivals > u[:, None]) & (np.arange(4)[None, :] < (brands - 1)[:, None])
+        rank = 1 + above.sum(axis=1)
+        share = (1 - rank / (brands + 1)) * 2 / brands
+        for values, key in (
+            (share, "wallet_share"),
+            (rank, "mean_rank"),
+            (rank == 1, "first_choice"),
+        ):
+            se = values.std() / np.sqrt(n)
+            assert abs(values.mean() - p[key]) < 4 * se, (segment, key)
+        assert p["mean_brands"] == pytest.approx(float(np.dot(probs, np.arange(1, 6))))
+
+
+def test_wallet_stream_leaves_everything_else_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The share-of-wallet answers draw from their own random stream: changing the wallet
+    model changes those two columns and truth["wallet"] only."""
+    from corridor.simulate import params
+
+    a = simulate(400, 3, seed=5, out_dir=tmp_path / "a", fmt="csv")
+    monkeypatch.setattr(params, "WALLET_ASKED_SHARE", 1.0)
+    monkeypatch.setattr(params, "WALLET_STANDING", (-1.0, 0.5, 2.0))
+    monkeypatch.setattr(params, "WALLET_BRANDS", ((0.2,) * 5,) * 3)
+    b = simulate(400, 3, seed=5, out_dir=tmp_path / "b", fmt="csv")
+    for key, path in a.files.items():
+        if key not in ("feedback", "truth"):
+            assert path.read_bytes() == b.files[key].read_bytes(), key
+    fa, fb = read(a, "feedback"), read(b, "feedback")
+    own = list(CONTRACT["feedback"].field_names)
+    assert fa[own].equals(fb[own])
+    assert fb["brand_rank"].notna().sum() > fa["brand_rank"].notna().sum() > 0
+    assert {k: v for k, v in a.truth.items() if k != "wallet"} == {
+        k: v for k, v in b.truth.items() if k != "wallet"
+    }
+    assert a.truth["wallet"] != b.truth["wallet"]

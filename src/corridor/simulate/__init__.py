@@ -13,7 +13,8 @@ progress=None)`` writes into ``out_dir``:
   owning department and (for 13 of them) 15 promises;
 - ``people``, ``interactions``, ``feedback``, ``operational_events``, ``market_events``,
   ``employee_predictions`` as ``.parquet``, ``.csv`` or ``.ndjson`` with exactly the contract's
-  columns (interactions also carry the four identity columns, mostly null);
+  columns (interactions also carry the four identity columns, mostly null), plus the optional
+  share-of-wallet columns ``brands_used`` and ``brand_rank`` last in feedback;
 - ``truth.json``: what was planted (below).
 
 Parquet types: ids and labels ``string``; times ``timestamp[us, tz=UTC]``; scores ``int8``;
@@ -50,7 +51,11 @@ Latent model, for every interaction (integers 0..10)::
                   + ripple + N(0, 1.4)
 
 Feedback scores (nps, csat, ces, emotion) follow the gap G = experience - expectation
-(formulas in :mod:`corridor.simulate.feedback` and ``truth["model"]["scores"]``).
+(formulas in :mod:`corridor.simulate.feedback` and ``truth["model"]["scores"]``). Half of
+customers' surveys with an NPS also carry ``brands_used`` (1-5, fixed per person, more in
+larger segments) and ``brand_rank`` (1 = ours preferred), from a ranking model driven by the
+person's experience offset (:mod:`corridor.simulate.wallet`; its own random stream, so the rest
+of the output does not depend on it).
 
 ``truth.json`` (``res.truth``) holds:
 
@@ -77,7 +82,10 @@ Feedback scores (nps, csat, ces, emotion) follow the gap G = experience - expect
   prospects return as a new customer record) and ``identity_only_interactions`` (count per
   column and a sample; ~1 % of interactions carry only the identity their channel knows:
   device_id on web/app, phone on voice, e-mail on e-mail/chat/social, crm_id in store/partner);
-- ``employee_optimism``: department bias added to the true quality in employee predictions.
+- ``employee_optimism``: department bias added to the true quality in employee predictions;
+- ``wallet``: the share-of-wallet model and, per segment, its exact expected brands_used
+  distribution, mean_brands, mean_rank, first_choice (share ranking us first) and wallet_share
+  (Wallet Allocation Rule, any one answer of a person: the latest, say).
 
 ``progress(stage, fraction)`` is called with stages ``setup``, ``interactions`` and ``done``.
 """

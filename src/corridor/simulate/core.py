@@ -23,6 +23,7 @@ from .lifecycle import NEVER, Customers
 from .partners import make_partners
 from .people import People, make_people
 from .truth import IdentityTally, build_truth
+from .wallet import Wallet
 from .writer import FORMATS, Background, TableWriter, write_table
 
 KINDS: tuple[str, ...] = (
@@ -72,8 +73,10 @@ def simulate(
     report: Progress = progress or (lambda stage, done: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(8)]
-    r_people, r_partners, r_events, r_journeys, r_world, r_life, r_rows, r_fb = streams
+    # spawn(n) children do not depend on n: the ninth stream (share of wallet) was added last
+    # and leaves everything the first eight draw unchanged
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(9)]
+    r_people, r_partners, r_events, r_journeys, r_world, r_life, r_rows, r_fb, r_wallet = streams
     bounds = [_epoch(add_months(start, m)) for m in range(months + 1)]
     t_start, t_end = bounds[0], bounds[-1]
 
@@ -82,6 +85,7 @@ def simulate(
     partners = make_partners(customers, r_partners)
     events = make_events(t_start, t_end, months, r_events)
     world = World(people, partners, events, r_world)
+    wallet = Wallet.make(people, r_wallet)
     files = {kind: out_dir / f"{kind}.{FORMATS[fmt]}" for kind in KINDS}
     files["map"] = write_map(out_dir / "corridor.yaml")
     counts = {
@@ -123,7 +127,7 @@ def simulate(
                 table = world.table(batch)
                 bg.submit(ix_out, table)
                 tally.add(batch, table)
-                fb = make_feedback(world, batch, n_fb, t_end, r_fb)
+                fb = make_feedback(world, batch, n_fb, t_end, r_fb, wallet)
                 bg.submit(fb_out, fb)
                 n_ix += len(batch)
                 n_fb += fb.num_rows

@@ -23,6 +23,7 @@ from .arrowutil import DAY, label_array, padded_ids, take_strings, timestamps
 from .corridor_map import CHANNELS, TOUCHPOINTS, TP_INDEX
 from .interactions import Batch, World
 from .text import build_text, sentiment
+from .wallet import Wallet
 
 _SURVEY = np.array([t.survey for t in TOUCHPOINTS])
 _REVIEW = np.array([t.review for t in TOUCHPOINTS])
@@ -42,9 +43,10 @@ def selection(gap: np.ndarray) -> np.ndarray:
 
 
 def make_feedback(
-    world: World, b: Batch, first_id: int, end: int, rng: np.random.Generator
+    world: World, b: Batch, first_id: int, end: int, rng: np.random.Generator, wallet: Wallet
 ) -> pa.Table:
-    """Feedback rows about the interactions of ``b`` (ids continue from ``first_id``)."""
+    """Feedback rows about the interactions of ``b`` (ids continue from ``first_id``); the
+    share-of-wallet answers come from ``wallet`` (its own random stream)."""
     n = len(b)
     gap = b.experience.astype(np.int16) - b.expectation.astype(np.int16)
     sel = selection(gap)
@@ -104,6 +106,7 @@ def make_feedback(
     text = pc.if_else(pa.array(present[:, 6]), text, pa.nulls(m, pa.string()))
 
     ix_ids = _ids_or_null(ix_number)
+    brands, rank = wallet.answers(person, (src == 0) & present[:, 2])
     return pa.table(
         {
             "feedback_id": _fb_ids(first_id, m),
@@ -122,6 +125,8 @@ def make_feedback(
             "ces": pa.array(ces.astype(np.int8), pa.int8(), mask=~present[:, 4]),
             "emotion": pa.array(emotion.astype(np.int8), pa.int8(), mask=~present[:, 5]),
             "text": text,
+            "brands_used": brands,
+            "brand_rank": rank,
         }
     )
 

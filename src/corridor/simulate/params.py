@@ -124,6 +124,19 @@ SOCIAL_ANONYMOUS = 0.85
 SOCIAL_NO_TOUCHPOINT = 0.20
 PII_IN_TEXT_SHARE = 0.03  # texts that mention the writer's e-mail or phone
 
+# share of wallet: brands_used and brand_rank on customers' relationship (NPS) surveys
+WALLET_ASKED_SHARE = 0.5  # customers' surveys with an NPS answer that also ask the ranking
+WALLET_MAX_BRANDS = 5
+WALLET_BRANDS: tuple[tuple[float, ...], ...] = (  # P(brands_used = 1..5) by segment
+    (0.35, 0.30, 0.20, 0.10, 0.05),
+    (0.20, 0.30, 0.25, 0.15, 0.10),
+    (0.10, 0.20, 0.30, 0.25, 0.15),
+)
+WALLET_STANDING: tuple[float, ...] = (0.3, 0.0, -0.3)  # our mean standing by segment (rivals: 0)
+WALLET_MOOD_WEIGHT = 1.0  # standing per standard deviation of the person's experience offset
+WALLET_PERSON_SD = 0.5  # a person's lasting preference beyond their experiences
+WALLET_ANSWER_SD = 0.5  # from one answer to the next
+
 # employee predictions: department optimism (points added to the touch point's true quality)
 DEPARTMENT_OPTIMISM: dict[str, float] = {
     "sales": 1.5,

@@ -16,6 +16,7 @@ from .interactions import Batch
 from .lifecycle import CHURN_ALPHA
 from .partners import Partners
 from .people import IDENTITY_COLUMNS, People
+from .wallet import expected as wallet_expected
 
 TRUTH_VERSION = 1
 SAMPLE_SIZE = 50
@@ -176,4 +177,5 @@ def build_truth(
         "employee_optimism": P.DEPARTMENT_OPTIMISM,
         "employee_prediction": "round(tp.quality + department optimism + "
         f"N(0, {P.PREDICTION_NOISE_SD}), 1)",
+        "wallet": wallet_expected(),
     }

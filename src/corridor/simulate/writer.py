@@ -72,6 +72,8 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("ces", I8),
             ("emotion", I8),
             ("text", S),
+            ("brands_used", I8),
+            ("brand_rank", I8),
         ]
     ),
     "operational_events": pa.schema(
