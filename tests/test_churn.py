@@ -423,6 +423,7 @@ def test_api_routes(loaded):
         assert bad.status_code == 422 and "not a number" in bad.json()["error"]["message"]
 
 
+@pytest.mark.slow  # ~10 s: loads its own company (the CLI opens the store itself)
 def test_cli_commands(ingestor, store_url):
     from corridor.cli import app
 
