@@ -60,3 +60,43 @@ def test_windows_end_at_the_latest_feedback_day(loaded):
     assert win.until is not None and win.until.isoformat() == "2025-04-27T00:00:00+00:00"
     assert (win.until - win.since).days == 30
     assert views.window(loaded, "nonsense").key == views.DEFAULT_WINDOW
+
+
+def test_customer_models_are_fitted_in_the_background(loaded, ingestor):
+    """Pages never fit the churn and lifetime models: before the background refresher has run
+    they say "pending"; the refresher fits on its own connection and the page then reads it."""
+    import time
+    from types import SimpleNamespace
+
+    from corridor.web import insights, models
+
+    ingestor.ingest(
+        "interactions",
+        pa.table(
+            {
+                "interaction_id": [f"i{i}" for i in range(30)],
+                "person_id": [f"p{i % 6}" for i in range(30)],
+                "occurred_at": [f"2025-0{1 + i % 4}-1{i % 9}T12:00:00Z" for i in range(30)],
+                "touchpoint": ["checkout"] * 30,
+                "channel": ["web"] * 30,
+                "outcome": ["purchase"] * 30,
+                "value": [20.0 + i for i in range(30)],
+            }
+        ),
+    )
+    before = insights.customer_outlook(loaded, "p1")
+    assert before["risk"]["status"] == before["value"]["status"] == "pending"
+    state = SimpleNamespace()
+    refresher = models.refresher(state, loaded)
+    try:
+        deadline = time.monotonic() + 120
+        while insights.customer_outlook(loaded, "p1")["value"]["status"] == "pending":
+            assert time.monotonic() < deadline, refresher.last_error
+            time.sleep(0.2)
+        after = insights.customer_outlook(loaded, "p1")
+        # a real answer from a fitted model (or the model's own reason it cannot fit yet)
+        assert after["value"]["status"] in ("buyer", "unavailable")
+        assert after["risk"]["status"] in ("active", "unavailable", "unknown")
+        assert refresher.last_error is None
+    finally:
+        refresher.stop()

@@ -45,6 +45,12 @@ class Settings(BaseModel):
         "worker; `corridor import` afterwards, with a progress bar), inline = inside the ingest "
         "transaction (slower ingest), off = only by `corridor text analyze`",
     )
+    model_refresh: Literal["background", "on_request"] = Field(
+        default="background",
+        description="churn-risk and lifetime models on customer pages: fitted by a background "
+        "thread (pages show the latest fit, never wait), or on the request that finds the store "
+        "changed (small stores, tests)",
+    )
     host: str = "127.0.0.1"
     port: int = 8765
 

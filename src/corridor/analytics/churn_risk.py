@@ -392,10 +392,17 @@ def store_state(source: Source) -> tuple[Any, ...]:
     return (int(a["n"]), str(a["t"]), int(b["n"]), str(b["t"]), int(c["n"]))
 
 
-def _fitted(source: Source, horizon_months: float) -> _Fitted:
+def _fitted(
+    source: Source, horizon_months: float, cache_key: int | None = None, refit: bool = True
+) -> _Fitted | None:
+    slot = id(source) if cache_key is None else cache_key
+    if not refit:  # whatever model is cached, however old; None when there is none yet
+        with _cache_lock:
+            cached = _cache.get(slot)
+        return cached[1] if cached is not None and cached[0][-1] == float(horizon_months) else None
     key = (*store_state(source), float(horizon_months))
     with _cache_lock:
-        cached = _cache.get(id(source))
+        cached = _cache.get(slot)
     if cached is not None and cached[0] == key:
         return cached[1]
     try:
@@ -411,12 +418,17 @@ def _fitted(source: Source, horizon_months: float) -> _Fitted:
     }
     fitted = _Fitted(result, reason, churned)
     with _cache_lock:
-        _cache[id(source)] = (key, fitted)
+        _cache[slot] = (key, fitted)
     return fitted
 
 
 def person_risk(
-    source: Source, person_id: str, horizon_months: float = HORIZON_MONTHS
+    source: Source,
+    person_id: str,
+    horizon_months: float = HORIZON_MONTHS,
+    *,
+    cache_key: int | None = None,
+    refit: bool = True,
 ) -> dict[str, Any]:
     """One person's churn risk for a customer page: ``{person_id, canonical_id, status,
     horizon_months, …}``.
@@ -427,7 +439,12 @@ def person_risk(
     ``unavailable`` (the store cannot support a risk model yet, e.g. too few churns; ``reason``
     says why). It never raises for lack of data, so a page can always show it. The model is
     fitted once per store state (:func:`store_state`) and horizon and kept in memory; later
-    calls only look the person up, until an ingest changes the store."""
+    calls only look the person up, until an ingest changes the store.
+
+    ``cache_key`` names the cache slot (default: the source object), so a model fitted through
+    one connection can serve lookups through another. ``refit=False`` never fits: it uses the
+    cached model however old (``as_of`` says when) and answers ``status: pending`` when none
+    is cached yet — for pages, while a background job fits the model."""
     from corridor.analytics.dimensions import get_table
 
     if not 0 < float(horizon_months) <= 24:
@@ -437,12 +454,14 @@ def person_risk(
     p = get_table(source, "people")
     row = p.filter(p.person_id == person_id).select("canonical_id").to_pyarrow().to_pylist()
     canonical = (row[0]["canonical_id"] or person_id) if row else person_id
-    fitted = _fitted(source, horizon_months)
+    fitted = _fitted(source, horizon_months, cache_key, refit)
     out: dict[str, Any] = {
         "person_id": person_id,
         "canonical_id": canonical,
         "horizon_months": float(horizon_months),
     }
+    if fitted is None:
+        return out | {"status": "pending"}
     if canonical in fitted.churned:
         return out | {"status": "churned", "churned_at": fitted.churned[canonical]}
     result = fitted.result

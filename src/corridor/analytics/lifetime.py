@@ -310,6 +310,9 @@ def person_value(
     horizon_months: float = 12.0,
     discount_monthly: float = 0.01,
     confidence: float = 0.95,
+    *,
+    cache_key: int | None = None,
+    refit: bool = True,
 ) -> dict[str, Any]:
     """One person's lifetime figures for a customer page: ``{person_id, status, p_alive,
     expected_purchases, expected_value, clv (each with _low/_high), frequency, recency_weeks,
@@ -318,7 +321,9 @@ def person_value(
     raises for lack of data, so a page can always show it).
 
     The models are fitted on the whole store once per store state
-    (:func:`corridor.analytics.churn_risk.store_state`) and parameters, and kept in memory."""
+    (:func:`corridor.analytics.churn_risk.store_state`) and parameters, and kept in memory.
+    ``cache_key`` and ``refit`` as in :func:`corridor.analytics.churn_risk.person_risk`
+    (``status: pending`` when ``refit=False`` finds no fitted model yet)."""
     from corridor.analytics.churn_risk import store_state
 
     _check_horizon(horizon_months, discount_monthly)
@@ -326,9 +331,16 @@ def person_value(
     p = get_table(source, "people")
     row = p.filter(p.person_id == person_id).select("canonical_id").to_pyarrow().to_pylist()
     canonical = (row[0]["canonical_id"] or person_id) if row else person_id
-    key = (*store_state(source), float(horizon_months), float(discount_monthly), conf)
+    slot = id(source) if cache_key is None else cache_key
+    params = (float(horizon_months), float(discount_monthly), conf)
+    if not refit:
+        with _lock:
+            cached = _cache.get(slot)
+        if cached is None or cached[0][-3:] != params:
+            return {"person_id": person_id, "canonical_id": canonical, "status": "pending"}
+    key = (*store_state(source), *params) if refit else cached[0]  # type: ignore[index]
     with _lock:
-        cached = _cache.get(id(source))
+        cached = _cache.get(slot)
     if cached is None or cached[0] != key:
         try:
             fit = fit_lifetime(buyers(source), conf)
@@ -338,7 +350,7 @@ def person_value(
         except AnalyticsQueryError as e:  # too few buyers: say so, never fail a page
             scored, info = pd.DataFrame(), {"as_of": None, "unavailable": str(e)}
         with _lock:
-            _cache[id(source)] = (key, scored, info)
+            _cache[slot] = (key, scored, info)
     else:
         _, scored, info = cached
     out: dict[str, Any] = {

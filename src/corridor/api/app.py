@@ -73,6 +73,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         finally:
             if text_worker is not None:
                 text_worker.stop()
+            refresher = getattr(app.state, "model_refresher", None)
+            if refresher is not None:
+                refresher.stop()
             ingestor.close()
             if owns_store:
                 the_store.close()

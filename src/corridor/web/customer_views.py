@@ -36,7 +36,9 @@ def find_people(store: Store, query: str) -> list[dict[str, Any]]:
     return [{"person_id": r[0], "segment": r[1], "region": r[2]} for r in rows]
 
 
-def customer(store: Store, scope: Scope, person_id: str) -> dict[str, Any] | None:
+def customer(
+    store: Store, scope: Scope, person_id: str, *, refit: bool = False
+) -> dict[str, Any] | None:
     view = person_view(store, person_id)
     if view is None:
         return None
@@ -120,7 +122,7 @@ def customer(store: Store, scope: Scope, person_id: str) -> dict[str, Any] | Non
 
     return {
         "view": view,
-        "outlook": customer_outlook(store, group),
+        "outlook": customer_outlook(store, group, refit=refit),
         "events": events,
         "hidden": hidden,
         "chart": chart,

@@ -40,12 +40,18 @@ def partner_card(store: Store, scope: Scope, partner: str, win: Window) -> dict[
     return {"row": mine, "baseline": base, "ranked": ranked}
 
 
-def customer_outlook(store: Store, person_id: str) -> dict[str, Any]:
-    """Churn risk with its main reasons, and lifetime value (BG/NBD + Gamma-Gamma)."""
+def customer_outlook(store: Store, person_id: str, *, refit: bool = False) -> dict[str, Any]:
+    """Churn risk with its main reasons, and lifetime value (BG/NBD + Gamma-Gamma), from the
+    models the background refresher fitted (``refit=False``: never fit on a page; ``status``
+    is ``pending`` until the first fit is done)."""
     from corridor.analytics.churn_risk import person_risk
     from corridor.analytics.lifetime import person_value
 
-    return {"risk": person_risk(store, person_id), "value": person_value(store, person_id)}
+    key = id(store)
+    return {
+        "risk": person_risk(store, person_id, cache_key=key, refit=refit),
+        "value": person_value(store, person_id, cache_key=key, refit=refit),
+    }
 
 
 def voice(store: Store, filters: dict[str, list[str | None]], touchpoint: str) -> dict[str, Any]:

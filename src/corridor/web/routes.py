@@ -31,7 +31,7 @@ from corridor.errors import AuthenticationError, PermissionDeniedError
 from corridor.ingest.pipeline import Ingestor
 from corridor.settings import Settings
 from corridor.store import Store
-from corridor.web import customer_views, org_views, views
+from corridor.web import customer_views, models, org_views, views
 
 router = APIRouter(include_in_schema=False)
 
@@ -438,8 +438,13 @@ async def customers(request: Request, q: str = "") -> Response:
 
 @router.get("/customers/{person_id}", response_class=HTMLResponse)
 async def customer(request: Request, person_id: str) -> Response:
+    settings: Settings = request.app.state.settings
+    if settings.model_refresh == "background":
+        models.refresher(request.app.state, request.app.state.store)
+
     def build(store: Store, scope: Scope, cmap: Any, win: views.Window) -> dict[str, Any]:
-        data = customer_views.customer(store, scope, person_id)
+        refit = settings.model_refresh == "on_request"
+        data = customer_views.customer(store, scope, person_id, refit=refit)
         if data is None:
             raise AnalyticsQueryError(
                 f"no customer with id {person_id!r}; search by id, e-mail or phone on /customers"
