@@ -317,12 +317,23 @@ def demo(
             _simulate(customers, months, seed, Path(tmp), "parquet")
             _load_dataset(store, Path(tmp))
         console.print(f"demo company loaded into {url}")
+        _demo_themes(store)
     _demo_users(store, host, port)
     if not no_serve:
         _serve(store, host, port)
 
 
 DEMO_PASSWORD = "corridor-demo"
+
+
+def _demo_themes(store: str | None) -> None:
+    """Discover the demo's themes, as an analyst would with `corridor themes discover`."""
+    from corridor.store import open_store
+    from corridor.text.jobs import discover_themes
+
+    with open_store(store) as s:
+        themes = discover_themes(s, k=12)
+    console.print(f"{len(themes)} themes discovered in the feedback texts")
 
 
 def _demo_users(store: str | None, host: str, port: int) -> None:
