@@ -22,16 +22,9 @@ import statsmodels.api as sm
 from statsmodels.stats.multitest import multipletests
 
 from corridor.analytics.errors import AnalyticsQueryError
-from corridor.analytics.ripple import (
-    COMPLAINT_MAX,
-    benjamini_hochberg,
-    department_impact,
-    did,
-    feedback_cells,
-    its,
-    proportion_did,
-    ripple_table,
-)
+from corridor.analytics.ripple import department_impact, ripple_table
+from corridor.analytics.ripple_estimators import benjamini_hochberg, did, its, proportion_did
+from corridor.analytics.ripple_events import COMPLAINT_MAX, feedback_cells
 from corridor.ingest.pipeline import Ingestor
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
