@@ -313,7 +313,13 @@ def test_overview_for_an_analyst_shows_every_touch_point(app):
 # -- every route, including those added later ------------------------------------------------
 
 OPEN_TO_ALL = {"/api/v1/health"}
-AGENT_MAY = {"/api/v1/people/{person_id}", "/api/v1/map"}
+#: a customer's own view: the agent's timeline shows their churn risk and lifetime value
+AGENT_MAY = {
+    "/api/v1/people/{person_id}",
+    "/api/v1/map",
+    "/api/v1/churn/risk/{person_id}",
+    "/api/v1/lifetime/people/{person_id}",
+}
 
 
 def _get_paths(app) -> list[str]:

@@ -23,7 +23,7 @@ from corridor.analytics.churn_people import ALLOWED_FILTERS
 from corridor.analytics.errors import AnalyticsQueryError
 from corridor.analytics.lifetime import lifetime_params, lifetime_table, person_value
 from corridor.analytics.result import AnalyticsResult
-from corridor.api.deps import AnalystScopeDep, StoreDep
+from corridor.api.deps import AnalystScopeDep, ScopeDep, StoreDep
 from corridor.api.errors import error_responses
 from corridor.api.routes.analytics import _read_lock
 from corridor.auth.scope import Scope
@@ -175,12 +175,11 @@ async def _person(
 
 @router.get("/churn/risk/{person_id}", responses=_ERRORS, summary="One customer's churn risk")
 async def churn_person(
-    person_id: str, request: Request, store: StoreDep, scope: AnalystScopeDep
+    person_id: str, request: Request, store: StoreDep, scope: ScopeDep
 ) -> Response:
     """One customer's probability of churning within `horizon_months`, with its interval and
     reasons; `status` is active, churned or unknown. The model is fitted once per store state
-    and reused."""
-    scope.restrict(None)
+    and reused. Every signed-in role may ask (agents see it on the customer's timeline too)."""
     return await _person(request, store, "person_risk", person_risk, person_id)
 
 
@@ -188,9 +187,8 @@ async def churn_person(
     "/lifetime/people/{person_id}", responses=_ERRORS, summary="One customer's lifetime value"
 )
 async def lifetime_person(
-    person_id: str, request: Request, store: StoreDep, scope: AnalystScopeDep
+    person_id: str, request: Request, store: StoreDep, scope: ScopeDep
 ) -> Response:
     """One buyer's P(alive), expected purchases, expected value and CLV with intervals;
-    `status` is buyer or no_purchases."""
-    scope.restrict(None)
+    `status` is buyer or no_purchases. Every signed-in role may ask, as for churn risk."""
     return await _person(request, store, "person_value", person_value, person_id)
