@@ -333,26 +333,26 @@ def person_value(
     canonical = (row[0]["canonical_id"] or person_id) if row else person_id
     slot = id(source) if cache_key is None else cache_key
     params = (float(horizon_months), float(discount_monthly), conf)
-    if not refit:
-        with _lock:
-            cached = _cache.get(slot)
-        if cached is None or cached[0][-3:] != params:
-            return {"person_id": person_id, "canonical_id": canonical, "status": "pending"}
-    key = (*store_state(source), *params) if refit else cached[0]  # type: ignore[index]
     with _lock:
         cached = _cache.get(slot)
-    if cached is None or cached[0] != key:
-        try:
-            fit = fit_lifetime(buyers(source), conf)
-            scored = score_people(fit, float(horizon_months), float(discount_monthly), conf)
-            scored = scored.set_index("person_id")
-            info = _model_info(fit)
-        except AnalyticsQueryError as e:  # too few buyers: say so, never fail a page
-            scored, info = pd.DataFrame(), {"as_of": None, "unavailable": str(e)}
-        with _lock:
-            _cache[slot] = (key, scored, info)
-    else:
+    if not refit:  # whatever model is cached, however old; pending when there is none yet
+        if cached is None or cached[0][-3:] != params:
+            return {"person_id": person_id, "canonical_id": canonical, "status": "pending"}
         _, scored, info = cached
+    else:
+        key = (*store_state(source), *params)
+        if cached is not None and cached[0] == key:
+            _, scored, info = cached
+        else:
+            try:
+                fit = fit_lifetime(buyers(source), conf)
+                scored = score_people(fit, float(horizon_months), float(discount_monthly), conf)
+                scored = scored.set_index("person_id")
+                info = _model_info(fit)
+            except AnalyticsQueryError as e:  # too few buyers: say so, never fail a page
+                scored, info = pd.DataFrame(), {"as_of": None, "unavailable": str(e)}
+            with _lock:
+                _cache[slot] = (key, scored, info)
     out: dict[str, Any] = {
         "person_id": person_id,
         "canonical_id": canonical,
