@@ -27,6 +27,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A frame as a list of dicts: missing values and NaN are ``None``, timestamps are tz-aware
+    ``datetime``, numbers plain ``int``/``float``."""
+    cols = [str(c) for c in frame.columns]
+    return [
+        {c: _plain(v) for c, v in zip(cols, row, strict=True)}
+        for row in frame.itertuples(index=False, name=None)
+    ]
+
+
 @dataclass(frozen=True, eq=False)
 class AnalyticsResult:
     """A result frame with what a reader needs to trust it.
@@ -54,13 +64,8 @@ class AnalyticsResult:
         }
 
     def to_records(self) -> list[dict[str, Any]]:
-        """The frame as a list of dicts: missing values and NaN are ``None``, timestamps are
-        tz-aware ``datetime``, numbers plain ``int``/``float``."""
-        cols = list(self.frame.columns)
-        return [
-            {c: _plain(v) for c, v in zip(cols, row, strict=True)}
-            for row in self.frame.itertuples(index=False, name=None)
-        ]
+        """The frame as a list of dicts (see :func:`frame_records`)."""
+        return frame_records(self.frame)
 
     def to_arrow(self) -> pa.Table:
         """The frame as an Arrow table; :meth:`metadata` travels as JSON in the schema metadata

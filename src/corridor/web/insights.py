@@ -9,7 +9,7 @@ from typing import Any
 from corridor.analytics.result import AnalyticsResult
 from corridor.auth.scope import Scope
 from corridor.store import Store
-from corridor.web.views import Window, _records
+from corridor.web.views import Window
 
 
 def ripples(store: Store, department: str, win: Window) -> list[dict[str, Any]]:
@@ -19,7 +19,7 @@ def ripples(store: Store, department: str, win: Window) -> list[dict[str, Any]]:
     # churn=False: the churn effect costs one more query per event (seconds on a page);
     # `corridor ripple` and the API give it
     res = ripple_table(store, department=department, since=win.since, until=win.until, churn=False)
-    return _records(res.frame)
+    return res.to_records()
 
 
 def partner_card(store: Store, scope: Scope, partner: str, win: Window) -> dict[str, Any] | None:
@@ -31,7 +31,7 @@ def partner_card(store: Store, scope: Scope, partner: str, win: Window) -> dict[
     res: AnalyticsResult = partner_scorecard(
         store, kind="partner", filters=filters or None, since=win.since, until=win.until
     )
-    rows = _records(res.frame)
+    rows = res.to_records()
     mine = next((r for r in rows if r.get("partner") == partner), None)
     if mine is None:
         return None

@@ -11,7 +11,7 @@ from corridor.domain.corridor_map import CorridorMap
 from corridor.errors import PermissionDeniedError
 from corridor.store import Store
 from corridor.web import charts
-from corridor.web.views import Window, _num, _records, gap_band, metric_tiles
+from corridor.web.views import Window, _num, gap_band, metric_tiles
 
 
 def departments(cmap: CorridorMap, scope: Scope) -> list[str]:
@@ -38,7 +38,7 @@ def department(
     weekly = gap_table(store, by=[], period="week", filters=f, since=win.since, until=win.until)
     names = {t.key: t.name for t in cmap.touchpoints}
     rows = []
-    for r in _records(by_tp.frame):
+    for r in by_tp.to_records():
         cls, words = gap_band(r.get("mean_gap"))
         rows.append(
             {**r, "name": names.get(r["touchpoint"], r["touchpoint"]), "cls": cls, "words": words}
@@ -114,10 +114,10 @@ def partner(
     brand = gap_table(
         store, by=["touchpoint"], filters=base_filters, since=win.since, until=win.until
     )
-    b = {r["touchpoint"]: r for r in _records(brand.frame)}
+    b = {r["touchpoint"]: r for r in brand.to_records()}
     names = {t.key: t.name for t in cmap.touchpoints}
     rows = []
-    for r in _records(ours.frame):
+    for r in ours.to_records():
         br = b.get(r["touchpoint"], {})
         diff = _diff(r, br, ours.confidence)
         cls, words = gap_band(r.get("mean_gap"))

@@ -20,6 +20,7 @@ from corridor.analytics.drift import expectation_drift
 from corridor.analytics.gaps import GAP_SUMS, gap_sums, gap_table, summarise_gaps
 from corridor.analytics.metrics import METRIC_SUMS, metric_sums, summarise_metrics
 from corridor.analytics.promises import promise_table
+from corridor.analytics.result import frame_records
 from corridor.auth.scope import Scope
 from corridor.domain.corridor_map import CorridorMap
 from corridor.store import Store
@@ -103,16 +104,6 @@ def trend(delta: float | None, p: float | None) -> dict[str, str]:
     if delta > 0:
         return {"symbol": "▲", "words": f"improved {delta:+.2f} (p = {p:.3f})", "cls": "up"}
     return {"symbol": "▼", "words": f"worsened {delta:+.2f} (p = {p:.3f})", "cls": "down"}
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [
-        {
-            str(k): (_num(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
-            for k, v in r.items()
-        }
-        for r in frame.to_dict("records")
-    ]
 
 
 def window_and_months(
@@ -281,10 +272,10 @@ def touchpoint(
     promises = promise_table(store, by=[], filters=f, since=win.since, until=win.until)
     return {
         "chart": chart,
-        "months": _records(fr),
-        "drift": _records(drift.frame),
-        "channels": _records(by_channel.frame),
-        "promises": _records(promises.frame),
+        "months": frame_records(fr),
+        "drift": drift.to_records(),
+        "channels": by_channel.to_records(),
+        "promises": promises.to_records(),
         "tiles": metric_tiles(store, f, win),
         **_voice(store, f, key, win),
         "n": monthly.n,
