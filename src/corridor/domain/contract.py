@@ -44,6 +44,8 @@ PROMISE_SOURCES: tuple[str, ...] = (
     "history",
 )
 IDENTITY_TYPES: tuple[str, ...] = ("crm_id", "email", "phone", "device_id")
+#: characters dropped from phone numbers before they are stored or looked up (a regex class)
+PHONE_SEPARATORS = r"[\s\-().]"
 
 MAX_ID_LENGTH = 256
 MAX_TEXT_LENGTH = 20_000

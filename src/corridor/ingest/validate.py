@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from corridor.domain.contract import (
     MAX_ID_LENGTH,
     MAX_TEXT_LENGTH,
+    PHONE_SEPARATORS,
     Field,
     FieldType,
     RecordKind,
@@ -161,7 +162,7 @@ class _Compiler:
         if f.lowercase:
             s = f"lower({s})"
         if f.name == "phone":
-            s = f"NULLIF(regexp_replace({s}, '[\\s\\-().]', '', 'g'), '')"
+            s = f"NULLIF(regexp_replace({s}, '{PHONE_SEPARATORS}', '', 'g'), '')"
         if f.type is FieldType.KEY_LIST:
             s = (
                 f"NULLIF(array_to_string(list_filter(list_transform(string_split({s}, ';'), "

@@ -13,6 +13,7 @@ from typing import Any
 
 from corridor.api.routes.people import person_view
 from corridor.auth.scope import Scope
+from corridor.domain.contract import PHONE_SEPARATORS
 from corridor.store import Store
 from corridor.text.redact import redact
 from corridor.web import charts
@@ -25,7 +26,7 @@ def find_people(store: Store, query: str) -> list[dict[str, Any]]:
     q = query.strip()
     if not q:
         return []
-    candidates = {q, q.lower(), re.sub(r"[\s\-().]", "", q)}
+    candidates = {q, q.lower(), re.sub(PHONE_SEPARATORS, "", q)}
     marks = ", ".join("?" * len(candidates))
     rows = store.query(
         "SELECT DISTINCT COALESCE(p.canonical_id, p.person_id), p.segment, p.region FROM people p "
