@@ -222,3 +222,26 @@ def test_an_empty_store_gives_empty_views(store):
     for view in ("paths", "transitions", "stages", "attribution"):
         res = journey_table(store, view=view, bootstrap=20)
         assert res.frame.empty and res.n == 0, view
+
+
+def test_segment_and_region_filters_join_people(loaded, ingestor):
+    """Regression (issue 11.1): a segment or region filter joined people after the column
+    expressions were taken, so every such filter failed (IbisTypeError, a 500 in the API)."""
+    people = [
+        {
+            "person_id": p,
+            "kind": "customer",
+            "segment": "consumer" if p in "abc" else "business",
+            "region": "north",
+        }
+        for p in JOURNEYS
+    ]
+    assert ingestor.ingest("people", pa.Table.from_pylist(people)).rejected == 0
+    for view in ("paths", "transitions", "stages", "attribution"):
+        res = journey_table(loaded, view=view, filters={"segment": ["consumer"]}, bootstrap=20)
+        assert res.n == 3, view
+        assert journey_table(loaded, view=view, filters={"region": ["north"]}, bootstrap=20).n == 5
+    with TestClient(create_app(Settings(auth="off"), store=loaded)) as c:
+        r = c.get("/api/v1/journeys", params={"view": "stages", "segment": "business"})
+        assert r.status_code == 200, r.text
+        assert r.json()["n"] == 2

@@ -87,6 +87,12 @@ def interaction_facts(source: Source, dimensions: Sequence[str] = ()) -> ir.Tabl
     tp = get_table(source, "touchpoints")
     tp = tp.select(_tp_key=tp.key, stage=tp.stage, department=tp.department)
     t = i.left_join(tp, i.touchpoint == tp._tp_key)
+    if {"segment", "region"} & set(dimensions):
+        # join people before naming the columns: the expressions below must refer to the
+        # joined table, whose columns keep their base names (partner_id, agent_id)
+        pe = get_table(source, "people")
+        pe = pe.select(_pe_id=pe.person_id, segment=pe.segment, region=pe.region)
+        t = t.left_join(pe, t.person_id == pe._pe_id)
     cols: dict[str, Any] = {
         "interaction_id": t.interaction_id,
         "person_id": t.person_id,
@@ -100,10 +106,7 @@ def interaction_facts(source: Source, dimensions: Sequence[str] = ()) -> ir.Tabl
         "agent": t.agent_id,
     }
     if {"segment", "region"} & set(dimensions):
-        pe = get_table(source, "people")
-        pe = pe.select(_pe_id=pe.person_id, segment=pe.segment, region=pe.region)
-        t = t.left_join(pe, t.person_id == pe._pe_id)
-        cols = {k: t[k] for k in cols} | {"segment": t.segment, "region": t.region}
+        cols |= {"segment": t.segment, "region": t.region}
     keep = ["interaction_id", "person_id", "occurred_at", "outcome", "touchpoint", "stage"]
     keep += [d for d in dimensions if d not in keep]
     return canonical(t.select(**{k: cols[k] for k in keep}), source)
