@@ -133,3 +133,12 @@ def test_agent_card_and_bad_input(store, company):
         partner_scorecard(store, kind="dealer")
     with pytest.raises(AnalyticsQueryError, match="cannot be filtered by 'partner'"):
         partner_scorecard(store, filters={"partner": "fast"})
+
+
+@pytest.mark.parametrize("kind", ["partner", "agent"])
+def test_filters_that_match_nothing_give_an_empty_card(store, company, kind):
+    """Regression (issue 11.4): with no feedback under the filters the empty frames typed their
+    unit key float and the merge raised (a 500 on /partners and /agents)."""
+    for kw in ({"filters": {"region": "nowhere"}}, {"since": "2030-01-01"}):
+        res = partner_scorecard(store, kind=kind, **kw)
+        assert res.n == 0 and res.frame[~res.frame["baseline"]].empty, kw

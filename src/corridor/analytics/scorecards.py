@@ -219,6 +219,9 @@ def summarise_scorecard(
     """The scorecard frame from unit × touch point cells, unit effects and promise counts. Pure."""
     sums = ["n", "sum_gap", "sumsq_gap", "nps_n", "promoters", "detractors", "n_exp"]
     g = cells.groupby("unit", dropna=False)[[*sums, "n_complaint"]].sum().reset_index()
+    # an empty frame (no feedback matches the filters) types its unit column float: make the
+    # key one type everywhere so an empty selection merges to an empty scorecard
+    g, effects, promises = (d.astype({"unit": object}) for d in (g, effects, promises))
     g = g.merge(effects, on="unit", how="left").merge(promises, on="unit", how="left")
     for col in ("promise_n", "promise_kept"):
         g[col] = g[col].astype(float).fillna(0.0)
