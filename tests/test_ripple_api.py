@@ -56,7 +56,7 @@ def test_routes_answer_like_the_library(loaded):
             ("/api/v1/ripple", {"colour": "red"}, "unknown query parameter"),
             ("/api/v1/ripple", {"alpha": "lots"}, "not a number"),
             ("/api/v1/ripple", {"churn": "maybe"}, "true or false"),
-            ("/api/v1/agents", {"min_n": "few"}, "not a number"),
+            ("/api/v1/agents", {"min_n": "few"}, "not a whole number"),
             ("/api/v1/alignment", {"by": "region"}, "allowed: department, touchpoint"),
             ("/api/v1/alignment/channels", {"measure": "nps"}, "allowed: experience, gap"),
         ):

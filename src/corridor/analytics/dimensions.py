@@ -195,6 +195,13 @@ def check_confidence(confidence: float) -> float:
     return c
 
 
+def check_seed(seed: int) -> int:
+    """A random seed: a whole number from 0 to 2**63 - 1 (numpy refuses negative seeds)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise AnalyticsQueryError(f"seed must be a whole number from 0 to 2**63 - 1, got {seed!r}")
+    return seed
+
+
 @dataclass(frozen=True)
 class Query:
     """A validated feedback query: groupings, period, filters and time range."""

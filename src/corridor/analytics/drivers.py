@@ -44,6 +44,7 @@ from corridor.analytics.dimensions import (
     TimeLike,
     apply_query,
     check_confidence,
+    check_seed,
     feedback_facts,
     get_table,
 )
@@ -238,6 +239,7 @@ def driver_table(
         )
     outcome, drivers, bootstrap, min_n = _check(outcome, drivers, bootstrap, min_n)
     conf = check_confidence(confidence)
+    seed = check_seed(seed)
     chosen = _check_selection(select, drivers)
     query = Query.build(by, None, filters, since, until)
     if drivers == "touchpoint" and "touchpoint" in query.by:

@@ -50,6 +50,7 @@ from corridor.analytics.dimensions import (
     TimeLike,
     apply_query,
     check_confidence,
+    check_seed,
     get_table,
 )
 from corridor.analytics.errors import AnalyticsQueryError
@@ -181,6 +182,7 @@ def journey_table(
     if not outcomes:
         raise AnalyticsQueryError("conversion needs at least one interaction outcome")
     conf = check_confidence(confidence)
+    seed = check_seed(seed)
     query = Query.build(None, None, filters, since, until)
     seq = _sequence(source, query, level)
     conv = _conversions(source, query, outcomes)

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from corridor.analytics.catalog import ANALYSES, Analysis
 from corridor.analytics.dimensions import DIMENSIONS, PERIODS
 from corridor.analytics.errors import AnalyticsQueryError
+from corridor.api import numbers
 from corridor.api.deps import AnalystScopeDep, StoreDep
 from corridor.api.errors import error_responses
 from corridor.store import Store
@@ -60,13 +61,7 @@ def parse_query(request: Request) -> dict[str, Any]:
         name: [v.strip() or None for raw in q.getlist(name) for v in raw.split(",")]
         for name in dict.fromkeys(k for k in q if k in DIMENSIONS)
     }
-    confidence = q.get("confidence")
-    try:
-        level = float(confidence) if confidence is not None else 0.95
-    except ValueError:
-        raise AnalyticsQueryError(
-            f"confidence {confidence!r} is not a number; give e.g. 0.9, 0.95 or 0.99"
-        ) from None
+    level = numbers.confidence(q.get("confidence"))
     return {
         "by": by or None,
         "period": q.get("period") or None,

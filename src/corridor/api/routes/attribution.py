@@ -27,6 +27,7 @@ from corridor.analytics.errors import AnalyticsQueryError
 from corridor.analytics.result import AnalyticsResult
 from corridor.analytics.ripple import department_impact, ripple_table
 from corridor.analytics.scorecards import partner_scorecard
+from corridor.api import numbers
 from corridor.api.deps import AnalystScopeDep, StoreDep
 from corridor.api.errors import error_responses
 from corridor.api.routes.analytics import _read_lock
@@ -97,10 +98,7 @@ def parse(request: Request, name: str) -> dict[str, Any]:
 def _number(raw: str | None, key: str, kind: type, default: Any) -> Any:
     if raw is None:
         return default
-    try:
-        return kind(raw)
-    except ValueError:
-        raise AnalyticsQueryError(f"{key} {raw!r} is not a number, e.g. {default}") from None
+    return numbers.parse_number(raw, key, kind, default)
 
 
 def _run(

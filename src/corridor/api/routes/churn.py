@@ -23,6 +23,7 @@ from corridor.analytics.churn_people import ALLOWED_FILTERS
 from corridor.analytics.errors import AnalyticsQueryError
 from corridor.analytics.lifetime import lifetime_params, lifetime_table, person_value
 from corridor.analytics.result import AnalyticsResult
+from corridor.api import numbers
 from corridor.api.deps import AnalystScopeDep, ScopeDep, StoreDep
 from corridor.api.errors import error_responses
 from corridor.api.routes.analytics import _read_lock
@@ -75,24 +76,15 @@ def parse(request: Request, name: str) -> dict[str, Any]:
             for d in dict.fromkeys(k for k in q if k in ALLOWED_FILTERS)
         } or None
         params["until"] = q.get("until") or None
-        confidence = q.get("confidence")
-        try:
-            params["confidence"] = float(confidence) if confidence is not None else 0.95
-        except ValueError:
-            raise AnalyticsQueryError(
-                f"confidence {confidence!r} is not a number; give e.g. 0.9, 0.95 or 0.99"
-            ) from None
+        params["confidence"] = numbers.confidence(q.get("confidence"))
     for key, (kind, default) in extra.items():
         if key not in q:
             params[key] = default
         elif kind == "list":  # given but empty (``by=``): none
             params[key] = _split(q.getlist(key))
         elif kind in ("int", "float"):
-            try:
-                params[key] = int(q[key]) if kind == "int" else float(q[key])
-            except ValueError:
-                what = "a whole number" if kind == "int" else "a number"
-                raise AnalyticsQueryError(f"{key} {q[key]!r} is not {what}") from None
+            typ = int if kind == "int" else float
+            params[key] = numbers.parse_number(q[key], key, typ, default)
         else:
             params[key] = q[key]
     return params

@@ -23,6 +23,7 @@ from corridor.analytics.errors import AnalyticsQueryError
 from corridor.analytics.journeys import LEVELS, VIEWS, journey_table
 from corridor.analytics.result import AnalyticsResult
 from corridor.analytics.wallet import wallet_table
+from corridor.api import numbers
 from corridor.api.deps import AnalystScopeDep, StoreDep
 from corridor.api.errors import error_responses
 from corridor.api.routes.analytics import _read_lock
@@ -82,23 +83,14 @@ def parse(request: Request, name: str) -> dict[str, Any]:
     by = _split(q.getlist("by"))
     if by:
         params["by"] = by
-    confidence = q.get("confidence")
-    try:
-        params["confidence"] = float(confidence) if confidence is not None else 0.95
-    except ValueError:
-        raise AnalyticsQueryError(
-            f"confidence {confidence!r} is not a number; give e.g. 0.9, 0.95 or 0.99"
-        ) from None
+    params["confidence"] = numbers.confidence(q.get("confidence"))
     for key, (kind, default) in extra.items():
         if key not in q:
             params[key] = default
         elif kind == "list":
             params[key] = _split(q.getlist(key)) or default
         elif kind == "int":
-            try:
-                params[key] = int(q[key])
-            except ValueError:
-                raise AnalyticsQueryError(f"{key} {q[key]!r} is not a whole number") from None
+            params[key] = numbers.whole_number(q[key], key, default)
         else:
             params[key] = q[key]
     return params

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from corridor.analytics.catalog import Analysis
 from corridor.analytics.dimensions import DIMENSIONS
 from corridor.analytics.errors import AnalyticsQueryError
+from corridor.api import numbers
 from corridor.api.deps import AnalystScopeDep, StoreDep, WriterScopeDep
 from corridor.api.errors import error_responses
 from corridor.api.routes.analytics import _read_lock, parse_query, run_analysis
@@ -163,10 +164,7 @@ async def comments(request: Request, store: StoreDep, scope: AnalystScopeDep) ->
             f"unknown query parameter(s) {', '.join(sorted(set(unknown)))}; allowed: limit, or a "
             f"filter named after a dimension: {', '.join(DIMENSIONS)}"
         )
-    try:
-        limit = int(q.get("limit", "20"))
-    except ValueError:
-        raise AnalyticsQueryError(f"limit {q.get('limit')!r} is not a whole number") from None
+    limit = numbers.whole_number(q.get("limit", "20"), "limit", 20)
     filters = {
         k: [v.strip() or None for raw in q.getlist(k) for v in raw.split(",")]
         for k in dict.fromkeys(k for k in q if k in DIMENSIONS)

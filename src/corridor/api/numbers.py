@@ -1,0 +1,56 @@
+"""Strict reading of numbers in query strings, for every analysis route.
+
+Python's ``int()`` and ``float()`` accept what no user means as a number in a URL: ``1_000``,
+full-width and other Unicode digits, surrounding spaces, ``nan`` and ``inf``; and ``int()``
+takes integers of any size, which then overflow the engines (a 500). Here a whole number is
+ASCII digits with an optional sign, at most 15 of them; a number is a plain decimal, optionally
+with an exponent, and finite. Anything else is the user's mistake, answered with a 422 that
+names the parameter and gives an example.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from corridor.analytics.errors import AnalyticsQueryError
+
+_WHOLE = re.compile(r"[+-]?[0-9]{1,15}", re.ASCII)
+_DECIMAL = re.compile(
+    r"[+-]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][+-]?[0-9]{1,3})?"
+)
+
+
+def _shown(raw: str) -> str:
+    return repr(raw if len(raw) <= 40 else raw[:40] + "…")
+
+
+def whole_number(raw: str, key: str, example: Any = 1) -> int:
+    """``raw`` as an int, or an :class:`AnalyticsQueryError` naming ``key``."""
+    if not _WHOLE.fullmatch(raw):
+        raise AnalyticsQueryError(
+            f"{key} {_shown(raw)} is not a whole number (ASCII digits, at most 15 of them), "
+            f"e.g. {example}"
+        )
+    return int(raw)
+
+
+def number(raw: str, key: str, example: Any = 0.5) -> float:
+    """``raw`` as a finite float, or an :class:`AnalyticsQueryError` naming ``key``."""
+    value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
+    if not math.isfinite(value):
+        raise AnalyticsQueryError(
+            f"{key} {_shown(raw)} is not a number (give a finite decimal, e.g. {example})"
+        )
+    return value
+
+
+def parse_number(raw: str, key: str, kind: type, example: Any) -> Any:
+    """:func:`whole_number` for ``kind`` int, else :func:`number`."""
+    return whole_number(raw, key, example) if kind is int else number(raw, key, example)
+
+
+def confidence(raw: str | None) -> float:
+    """The ``confidence`` parameter (default 0.95); its range is checked by the analysis."""
+    return 0.95 if raw is None else number(raw, "confidence", "0.9, 0.95 or 0.99")
