@@ -251,3 +251,22 @@ def test_risk_model_contributions_add_up_to_the_log_odds():
     p = m.predict(X)
     assert ((p["risk_low"] <= p["risk"]) & (p["risk"] <= p["risk_high"])).all()
     assert m.coef_["a"] > 0 > m.coef_["b"]
+
+
+def test_a_degenerate_log_rank_says_why_instead_of_crashing():
+    """Regression (issue 11.2): a group whose customers enter after every event has no one at
+    risk, so statsmodels' survdiff raises LinAlgError (singular variance matrix); the test
+    must answer NaN with the reason, as on a 200-customer, 2-month simulated store."""
+    from corridor.analytics.survival import log_rank
+
+    t = np.array([1, 2, 3, 4, 5, 6, 10, 11, 12.0])
+    e = np.array([1, 1, 0, 1, 1, 0, 0, 0, 0])
+    g = np.array(list("aaabbbccc"))
+    entry = np.array([0, 0, 0, 0, 0, 0, 8, 8, 8.0])
+    res = log_rank(t, e, g, entry)
+    assert np.isnan(res.chi2) and np.isnan(res.p_value) and res.df == 2
+    assert "singular" in (res.reason or "")
+    assert log_rank(t, np.zeros(9), g).reason.startswith("no events")
+    assert log_rank(t, e, ["a"] * 9).reason == "fewer than two groups to compare"
+    ok = log_rank(t, e, g)  # without late entry the test is defined
+    assert ok.reason is None and np.isfinite(ok.chi2)

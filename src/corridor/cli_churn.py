@@ -154,6 +154,8 @@ def churn(
             console.print(
                 f"log-rank: chi2 = {t['chi2']:.2f}, df = {t['df']}, p = {t['p_value']:.3g}"
             )
+        elif t.get("reason"):
+            console.print(f"log-rank: no answer: {t['reason']}")
     if fmt == "table" and view in ("cox", "risk"):
         m = result.metadata()["model"]
         if view == "cox":
