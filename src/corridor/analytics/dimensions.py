@@ -159,6 +159,9 @@ def check_filters(filters: Filters | None) -> dict[str, tuple[FilterValue, ...]]
             raise AnalyticsQueryError(
                 f"filter {name!r} values must be strings (or None for missing), got {bad[:5]!r}"
             )
+        if any(v is not None and "\x00" in v for v in vals):
+            # PostgreSQL text cannot hold NUL (the literal ended early: a 500); no key can
+            raise AnalyticsQueryError(f"filter {name!r} values cannot contain a NUL character")
         out[name] = tuple(dict.fromkeys(vals))
     return out
 
