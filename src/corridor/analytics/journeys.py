@@ -88,7 +88,8 @@ def interaction_facts(source: Source, dimensions: Sequence[str] = ()) -> ir.Tabl
     tp = get_table(source, "touchpoints")
     tp = tp.select(_tp_key=tp.key, stage=tp.stage, department=tp.department)
     t = i.left_join(tp, i.touchpoint == tp._tp_key)
-    if {"segment", "region"} & set(dimensions):
+    with_people = bool({"segment", "region"} & set(dimensions))
+    if with_people:
         # join people before naming the columns: the expressions below must refer to the
         # joined table, whose columns keep their base names (partner_id, agent_id)
         pe = get_table(source, "people")
@@ -106,7 +107,7 @@ def interaction_facts(source: Source, dimensions: Sequence[str] = ()) -> ir.Tabl
         "partner": t.partner_id,
         "agent": t.agent_id,
     }
-    if {"segment", "region"} & set(dimensions):
+    if with_people:
         cols |= {"segment": t.segment, "region": t.region}
     keep = ["interaction_id", "person_id", "occurred_at", "outcome", "touchpoint", "stage"]
     keep += [d for d in dimensions if d not in keep]

@@ -134,24 +134,23 @@ def log_rank(time: Any, event: Any, group: Any, entry: Any = None) -> LogRank:
     t, e, en = _arrays(time, event, entry)
     g = np.asarray(pd.Series(group, dtype="object").fillna("(missing)").astype(str))
     k = len(np.unique(g))
-    nan = float("nan")
+
+    def undefined(reason: str) -> LogRank:
+        return LogRank(float("nan"), max(k - 1, 0), float("nan"), k, reason)
+
     if k < 2:
-        return LogRank(nan, max(k - 1, 0), nan, k, "fewer than two groups to compare")
+        return undefined("fewer than two groups to compare")
     if e.sum() == 0:
-        return LogRank(nan, k - 1, nan, k, "no events (churn) in the range: nothing to compare")
+        return undefined("no events (churn) in the range: nothing to compare")
     try:
         chi2, p = survdiff(t, e, g, entry=en)
     except np.linalg.LinAlgError:
-        return LogRank(
-            nan,
-            k - 1,
-            nan,
-            k,
+        return undefined(
             "the test is undefined here: its variance matrix is singular (a group has no one "
-            "at risk at the event times, or too few events); widen the range or group less",
+            "at risk at the event times, or too few events); widen the range or group less"
         )
     if not np.isfinite(chi2):
-        return LogRank(nan, k - 1, nan, k, "the test statistic is not finite (too few events)")
+        return undefined("the test statistic is not finite (too few events)")
     return LogRank(float(chi2), k - 1, float(p), k)
 
 

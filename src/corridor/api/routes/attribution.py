@@ -75,7 +75,7 @@ def parse(request: Request, name: str) -> dict[str, Any]:
             d: [v.strip() or None for raw in q.getlist(d) for v in raw.split(",")]
             for d in dict.fromkeys(k for k in q if k in DIMENSIONS)
         } or None
-    params["confidence"] = _number(q.get("confidence"), "confidence", float, 0.95)
+    params["confidence"] = numbers.confidence(q.get("confidence"))
     for key, (kind, default) in extra.items():
         raw = q.get(key)
         if raw is None:
@@ -87,18 +87,12 @@ def parse(request: Request, name: str) -> dict[str, Any]:
                 raise AnalyticsQueryError(f"{key} {raw!r} is not true or false")
             params[key] = raw.lower() in ("true", "1", "yes")
         elif kind == "int":
-            params[key] = _number(raw, key, int, default)
+            params[key] = numbers.whole_number(raw, key, default)
         elif kind == "float":
-            params[key] = _number(raw, key, float, default)
+            params[key] = numbers.number(raw, key, default)
         else:
             params[key] = raw
     return params
-
-
-def _number(raw: str | None, key: str, kind: type, default: Any) -> Any:
-    if raw is None:
-        return default
-    return numbers.parse_number(raw, key, kind, default)
 
 
 def _run(
