@@ -263,3 +263,56 @@ def test_accessibility_basics(page, site):
     page.keyboard.press("Enter")
     page.wait_for_url("**/touchpoints/**")
     page.wait_for_load_state("networkidle")
+
+
+def test_a_cross_origin_form_post_at_a_signed_in_session_is_refused(page, site):
+    """CSRF (issue 11.8): a page on another port of the same host auto-submits a text/plain form
+    that would insert an interaction as the signed-in analyst. Chromium sends the session cookie
+    (cookies are not bound to a port); Corridor refuses the post by its Origin, stores nothing."""
+    import http.server
+    import threading
+
+    target = site["base"] + "/api/v1/interactions"
+    sign_in(page, site, site["user_analyst"])
+    tp = page.request.get(site["base"] + "/api/v1/map").json()["touchpoints"][0]
+    # a whole, valid interaction: without the guard it is stored (text/plain read as JSON)
+    record = (
+        '{"interaction_id": "csrf-1", "person_id": "csrf-victim", "occurred_at": '
+        f'"2025-01-02T10:00:00Z", "touchpoint": "{tp["key"]}", "channel": "{tp["channels"][0]}", '
+        '"attributes": {"x": "'
+    )
+    attack = (
+        "<!doctype html><title>prize</title>"
+        f'<form id="f" method="post" action="{target}" enctype="text/plain">'
+        f"<input type=\"hidden\" name='{record}' value='\"}}}}'>"
+        "</form><script>document.getElementById('f').submit()</script>"
+    ).encode()
+
+    class Attacker(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(attack)))
+            self.end_headers()
+            self.wfile.write(attack)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    before = httpx.get(site["base"] + "/api/v1/health").json()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with page.expect_response(target) as caught:
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+        reply = caught.value
+        sent = reply.request.all_headers().get("cookie") or ""
+        assert "corridor_session" in sent, "no session cookie sent: the test would prove nothing"
+        assert reply.status == 403
+        assert reply.json()["error"]["code"] == "cross_origin_refused"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert httpx.get(site["base"] + "/api/v1/health").json() == before
+    # the analyst's own page session is unharmed: a same-origin request still works
+    assert page.request.get(site["base"] + "/api/v1/map").status == 200

@@ -51,6 +51,12 @@ class Settings(BaseModel):
         "thread (pages show the latest fit, never wait), or on the request that finds the store "
         "changed (small stores, tests)",
     )
+    trusted_origins: str = Field(
+        default="",
+        description="comma-separated origins (https://cx.example.com) besides the server's own "
+        "address whose pages may send changes with a session cookie: a reverse proxy's public "
+        "address",
+    )
     host: str = "127.0.0.1"
     port: int = 8765
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 import corridor
 from corridor.api import errors
+from corridor.api.middleware import CatchAll, RequestForgeryGuard
 from corridor.api.routes import analytics, attribution, drivers, health, ingest, people
 from corridor.api.routes import churn as churn_routes
 from corridor.api.routes import map as map_routes
@@ -92,6 +93,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.ingestor = ingestor
     app.state.text_worker = text_worker
     errors.install(app)
+    app.add_middleware(
+        RequestForgeryGuard,
+        trusted_origins=[o for o in settings.trusted_origins.split(",") if o.strip()],
+        https_only=settings.secure_cookies,
+    )
+    app.add_middleware(CatchAll)  # outermost: a 500 answered here keeps the connection
     for module in (ingest, map_routes, people, analytics, drivers, attribution, health, web_routes):
         app.include_router(module.router)
     app.include_router(churn_routes.router)

@@ -9,16 +9,8 @@ from starlette.requests import ClientDisconnect
 from corridor.errors import PayloadError, PayloadTooLargeError
 from corridor.ingest.payload import NDJSON_TYPES, media_type
 
-#: content types that are certainly not a JSON or NDJSON body
-_REFUSED = (
-    "multipart/",
-    "application/x-www-form-urlencoded",
-    "text/csv",
-    "application/xml",
-    "text/xml",
-    "application/vnd.apache.parquet",
-    "application/x-parquet",
-)
+#: JSON media types besides the NDJSON ones (``application/<anything>+json`` is JSON too)
+JSON_TYPES = frozenset({"application/json", "text/json"})
 
 
 def _too_large(limit: int, size: str) -> PayloadTooLargeError:
@@ -62,9 +54,13 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def check_json_content_type(content_type: str | None) -> None:
-    """Refuse (415) bodies that are plainly not JSON; anything else is tried as JSON/NDJSON."""
+    """Refuse (415) a body announced as anything but JSON or NDJSON.
+
+    ``text/plain`` is refused too although it may hold JSON: it is what an HTML form on another
+    site can send without the browser asking first, so a JSON API that took it would help a
+    forged request along. A body with no content type at all is read as JSON or NDJSON."""
     mt = media_type(content_type)
-    if mt in NDJSON_TYPES or not mt.startswith(_REFUSED):
+    if not mt or mt in NDJSON_TYPES or mt in JSON_TYPES or mt.endswith("+json"):
         return
     raise HTTPException(
         415,
