@@ -193,6 +193,8 @@ def lifetime(
         if person is not None:
             body = person_value(s, person, horizon, discount_monthly, confidence)
             if fmt == "table":
+                if body.get("status") == "buyer" and body.get("clv") is None:
+                    body = body | {"clv": f"not available: {body.get('clv_reason')}"}
                 _person(body)
             else:
                 typer.echo(orjson.dumps(body, default=str, option=orjson.OPT_INDENT_2).decode())
@@ -212,6 +214,27 @@ def lifetime(
                 limit=limit,
             )
     render(VIEWS[view], result, fmt)
+    if fmt == "table":
+        _lifetime_notes(result)
+
+
+def _lifetime_notes(result: AnalyticsResult) -> None:
+    """Under a lifetime table: why CLVs are missing (never a number the model cannot give)."""
+    model = result.metadata()["model"]
+    note = model.get("clv_note")
+    if "clv_not_available" not in model:  # params: the fit's own note
+        if note:
+            console.print(f"CLV not available for some or all buyers: {note}")
+        return
+    if not model["clv_not_available"]:
+        return
+    console.print(
+        f"CLV not available for {model['clv_not_available']:,} of {model['buyers']:,} buyers "
+        f"(listed last, '-'): {note or 'see clv_reason'}"
+    )
+    shown = result.frame.loc[result.frame["clv"].isna(), "clv_reason"].dropna()
+    for reason, n in shown[shown != note].value_counts().items():
+        console.print(f"  and for {n:,} shown here: {reason}")
 
 
 def register(app: typer.Typer) -> None:

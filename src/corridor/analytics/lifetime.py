@@ -11,6 +11,12 @@ first, ``recency`` = weeks from the first to the last, ``T`` = weeks from the fi
 as-of time (``until``, else the last interaction in the store), ``monetary`` = mean value of
 the repeat transactions (those with a value). Time is in weeks; horizons are asked for in
 months of 30.44 days. A buyer's first purchase inside the data counts as their first purchase.
+
+**No impossible figure.** Where a model has no finite answer — Gamma-Gamma fitted q ≤ 1 (the
+mean spend of a buyer without repeat purchases is infinite), fewer than 3 repeat buyers with a
+value (no spend model), a fit that did not converge — the figure is NaN (null in JSON) and the
+row's ``clv_reason`` says why. Every row keeps 0 ≤ P(alive) ≤ 1, expected purchases ≥ 0,
+expected value > 0, CLV ≥ 0, each inside its interval (:func:`_guard`).
 """
 
 from __future__ import annotations
@@ -136,6 +142,22 @@ class LifetimeFit:
     buyers: Buyers
 
 
+#: why there is no spend model at all
+NO_SPEND_MODEL = (
+    "fewer than 3 repeat buyers with a purchase value: the spend model (Gamma-Gamma) cannot "
+    "be fitted"
+)
+
+
+def clv_note(fit: LifetimeFit) -> str | None:
+    """Why some or all buyers have no CLV under this fit, else None."""
+    if fit.bgnbd.reason_ is not None:
+        return fit.bgnbd.reason_
+    if fit.gg is None:
+        return NO_SPEND_MODEL
+    return fit.gg.reason_ or fit.gg.note_
+
+
 def fit_lifetime(b: Buyers, confidence: float = 0.95) -> LifetimeFit:
     f = b.frame
     if len(f) < MIN_BUYERS or (f["frequency"] > 0).sum() < 3:
@@ -176,6 +198,8 @@ def _model_info(fit: LifetimeFit) -> dict[str, Any]:
             np.isfinite(np.diag(fit.bgnbd.log_cov_)).all()
             and (fit.gg is None or np.isfinite(np.diag(fit.gg.log_cov_)).all())
         ),
+        # why some or all CLVs are not available (e.g. Gamma-Gamma q <= 1), else None
+        "clv_note": clv_note(fit),
     }
 
 
@@ -217,9 +241,47 @@ def lifetime_params(
 def _interval(est: np.ndarray, se: np.ndarray, z: float, scale: str) -> tuple[Any, Any]:
     if scale == "logit":
         lg = special.logit(np.clip(est, 1e-12, 1 - 1e-12))
-        return special.expit(lg - z * se), special.expit(lg + z * se)
+        low, high = special.expit(lg - z * se), special.expit(lg + z * se)
+        # a certain value (P(alive) = 1 without repeat purchases) is its own interval
+        return np.where(se == 0, est, low), np.where(se == 0, est, high)
     with np.errstate(divide="ignore"):
         return est * np.exp(-z * se), est * np.exp(z * se)
+
+
+#: figure -> (smallest possible value, largest, the figures that rest on it)
+_POSSIBLE: dict[str, tuple[float, float, tuple[str, ...]]] = {
+    "p_alive": (0.0, 1.0, ("p_alive", "expected_purchases", "clv")),
+    "expected_purchases": (0.0, np.inf, ("expected_purchases", "clv")),
+    "expected_value": (np.finfo(float).tiny, np.inf, ("expected_value", "clv")),
+    "clv": (0.0, np.inf, ("clv",)),
+}
+
+
+def _guard(out: pd.DataFrame) -> pd.DataFrame:
+    """The invariant of every scored row: each figure is possible (0 ≤ P(alive) ≤ 1, expected
+    purchases ≥ 0, expected value > 0, CLV ≥ 0, finite) and inside its interval, or it is NaN.
+    A figure that breaks it is withheld with the figures resting on it, and ``clv_reason``
+    says so; a CLV that is NaN without a reason gets one."""
+    for col, (lo, hi, blanks) in _POSSIBLE.items():
+        v = out[col].to_numpy(float)
+        tol = 1e-9 * np.maximum(1.0, np.abs(np.nan_to_num(v)))
+        bad = ~np.isnan(v) & (~np.isfinite(v) | (v < lo) | (v > hi))
+        if f"{col}_low" in out:
+            low, high = out[f"{col}_low"].to_numpy(float), out[f"{col}_high"].to_numpy(float)
+            bad |= ~np.isnan(v) & ((low > v + tol) | (high < v - tol))
+        if not bad.any():
+            continue
+        for name in blanks:
+            for c in (name, f"{name}_low", f"{name}_high"):
+                if c in out:
+                    out.loc[bad, c] = np.nan
+        why = f"the model gave an impossible {col.replace('_', ' ')}; it is not shown"
+        out.loc[bad, "clv_reason"] = out.loc[bad, "clv_reason"].map(
+            lambda r, why=why: why if pd.isna(r) else f"{r}; {why}"
+        )
+    gap = out["clv"].isna() & out["clv_reason"].isna()
+    out.loc[gap, "clv_reason"] = "the models give no finite value for this buyer"
+    return out
 
 
 def score_people(
@@ -236,18 +298,25 @@ def score_people(
     out["p_alive_low"], out["p_alive_high"] = _interval(pa, pa_se, z, "logit")
     out["expected_purchases"] = ep
     out["expected_purchases_low"], out["expected_purchases_high"] = _interval(ep, ep_se, z, "log")
+    reasons = np.full(len(out), fit.bgnbd.reason_, dtype=object)
     if fit.gg is not None:
         valued = (x > 0) & (m > 0)
-        ev, _ = fit.gg.expected_value(np.where(valued, x, 0.0), np.where(valued, m, 0.0))
+        xv = np.where(valued, x, 0.0)
+        ev, _ = fit.gg.expected_value(xv, np.where(valued, m, 0.0))
         out["expected_value"] = ev
         months = max(int(np.ceil(horizon_months)), 1)
         v, v_se = clv(fit.bgnbd, fit.gg, x, tx, t, m, months, WEEKS_PER_MONTH, discount_monthly)
         out["clv"] = v
         out["clv_low"], out["clv_high"] = _interval(v, v_se, z, "log")
+        if fit.bgnbd.reason_ is None:
+            reasons = fit.gg.value_reasons(xv)
     else:
         out["expected_value"] = np.nan
         out["clv"] = out["clv_low"] = out["clv_high"] = np.nan
-    return out
+        reasons[:] = fit.bgnbd.reason_ or NO_SPEND_MODEL
+    # why clv (and expected_value, where it is missing too) is not available, else None
+    out["clv_reason"] = pd.Series(reasons, index=out.index, dtype=object)
+    return _guard(out)
 
 
 def _check_horizon(horizon_months: float, discount_monthly: float) -> None:
@@ -274,13 +343,15 @@ def lifetime_table(
     """Per buyer, highest CLV first: ``frequency``, ``recency_weeks``, ``age_weeks``,
     ``monetary``; ``p_alive``, ``expected_purchases`` in the next ``horizon_months`` and
     ``clv`` (discounted at ``discount_monthly``), each with ``_low``/``_high``;
-    ``expected_value`` per transaction (Gamma-Gamma)."""
+    ``expected_value`` per transaction (Gamma-Gamma); ``clv_reason`` says why a ``clv`` is
+    NaN (buyers without one come last; ``model["clv_not_available"]`` counts them)."""
     conf = check_confidence(confidence)
     _check_horizon(horizon_months, discount_monthly)
     if limit is not None and limit < 1:
         raise AnalyticsQueryError(f"limit must be at least 1, got {limit}")
     fit = fit_lifetime(buyers(source, until, filters), conf)
     frame = score_people(fit, float(horizon_months), float(discount_monthly), conf)
+    missing = int(frame["clv"].isna().sum())
     key = "clv" if fit.gg is not None else "expected_purchases"
     frame = frame.sort_values([key, "person_id"], ascending=[False, True], kind="mergesort")
     frame = frame.reset_index(drop=True)
@@ -295,6 +366,7 @@ def lifetime_table(
             filters, until, horizon_months=float(horizon_months), discount_monthly=discount_monthly
         ),
         model=_model_info(fit)
+        | {"clv_not_available": missing}
         | {str(k): float(v) for k, v in fit.bgnbd.params_.items()}
         | ({str(k): float(v) for k, v in fit.gg.params_.items()} if fit.gg else {}),
     )
@@ -315,8 +387,9 @@ def person_value(
     refit: bool = True,
 ) -> dict[str, Any]:
     """One person's lifetime figures for a customer page: ``{person_id, status, p_alive,
-    expected_purchases, expected_value, clv (each with _low/_high), frequency, recency_weeks,
-    age_weeks, monetary, horizon_months, as_of}``; ``status`` is ``buyer``, ``no_purchases``
+    expected_purchases, expected_value, clv (each with _low/_high), clv_reason, frequency,
+    recency_weeks, age_weeks, monetary, horizon_months, as_of}``; a figure the models cannot
+    give is None and ``clv_reason`` says why; ``status`` is ``buyer``, ``no_purchases``
     or ``unavailable`` (too few buyers to fit the models yet; ``reason`` says why — it never
     raises for lack of data, so a page can always show it).
 

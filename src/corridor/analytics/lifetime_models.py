@@ -20,6 +20,15 @@ the log-parameters. Then (FHL eqs. 10 and 13)::
 base analysis", *Journal of Marketing Research* 42(4), 415–430): a customer's transaction
 values are Gamma(p, ν) with ν ~ Gamma(q, γ); fitted on repeat buyers' mean value ``m`` over
 ``x`` transactions; the expected mean value given (x, m) is ``(γ + x·m)·p / (p·x + q − 1)``.
+Given (x, m) the posterior of ν is Gamma(p·x + q, γ + x·m), so that mean exists only where
+p·x + q > 1; the population mean p·γ/(q − 1) (a customer without repeat purchases, x = 0)
+only where q > 1 (Fader & Hardie 2013, "The Gamma-Gamma model of monetary value"). Spend so
+heavy-tailed that the fit gives q ≤ 1 has no finite mean: there the expected value (and the
+CLV built on it) is NaN and :meth:`GammaGamma.value_reasons` says why, never the negative
+number the formula would give. A constrained fit (q > 1 forced) is not used: its optimum sits
+on the bound, and p·γ/(q − 1) there is a huge number set by where the bound was put.
+
+A fit that did not converge has ``reason_`` set and gives NaN for every figure.
 
 Parameter intervals are Wald intervals on the log scale from the numerical Hessian of the
 log-likelihood; per-person intervals come from the delta method on those log-parameters.
@@ -59,9 +68,25 @@ def _compress(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return [uniq[:, i] for i in range(uniq.shape[1])], counts.astype(float)
 
 
+def _convergence_problem(res: optimize.OptimizeResult, n: int) -> str | None:
+    """Why an optimiser's answer is not a maximum of the likelihood, or None. L-BFGS-B may stop
+    on "precision loss" at the optimum: a gradient of at most 1e-3 per customer counts as
+    converged."""
+    if not np.all(np.isfinite(res.x)):
+        return "its parameters are not finite"
+    if res.success:
+        return None
+    jac = np.asarray(getattr(res, "jac", np.nan), float)
+    if np.all(np.isfinite(jac)) and float(np.max(np.abs(jac))) <= 1e-3 * max(n, 1):
+        return None
+    return f"it did not converge ({res.message})"
+
+
 class _Fitter:
     names: tuple[str, ...] = ()
     confidence: float
+    #: why the fit cannot be used (figures from it are NaN), else None
+    reason_: str | None = None
 
     def _finish(self, nll: Any, w: np.ndarray, n: int, grad: Any = None) -> None:
         self.log_params_ = w
@@ -238,6 +263,8 @@ class BetaGeo(_Fitter):
         if not np.all(np.isfinite(res.x)):
             raise AnalyticsQueryError("the BG/NBD fit failed: too few purchases to estimate it")
         self._finish(nll, res.x, len(x), nll_grad)
+        problem = _convergence_problem(res, len(x))
+        self.reason_ = None if problem is None else f"the purchase model (BG/NBD) fit: {problem}"
         return self
 
     @staticmethod
@@ -254,6 +281,13 @@ class BetaGeo(_Fitter):
         w: np.ndarray, x: np.ndarray, tx: np.ndarray, t: np.ndarray, horizon: float
     ) -> np.ndarray:
         r, alpha, a, b = np.exp(w)
+        if abs(a - 1) < 1e-7:  # (a+b+x−1)/(a−1) · [...] is 0/0 at a = 1: the limit, both sides
+            lo, hi = w.copy(), w.copy()
+            lo[2], hi[2] = np.log1p(-1e-6), np.log1p(1e-6)
+            both = BetaGeo._expected(lo, x, tx, t, horizon) + BetaGeo._expected(
+                hi, x, tx, t, horizon
+            )
+            return np.asarray(both / 2)
         z = horizon / (alpha + t + horizon)
         hyp = _hyp2f1(r + x, b + x, a + b + x - 1, z)
         first = (a + b + x - 1) / (a - 1)
@@ -261,16 +295,21 @@ class BetaGeo(_Fitter):
         return np.asarray(first * second * BetaGeo._p_alive(w, x, tx, t))
 
     def p_alive(self, frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, np.ndarray]:
-        """P(alive) per customer and its standard error on the logit scale."""
+        """P(alive) per customer and its standard error on the logit scale (NaN when the fit
+        is unusable: ``reason_``)."""
         x, tx, t = _check_rfm(frequency, recency, T)
+        if self.reason_ is not None:
+            return np.full(len(x), np.nan), np.full(len(x), np.nan)
         return self._delta(lambda w: self._p_alive(w, x, tx, t), "logit")
 
     def expected_purchases(
         self, horizon: float, frequency: Any, recency: Any, T: Any
     ) -> tuple[np.ndarray, np.ndarray]:
         """E[purchases in the next ``horizon`` time units] per customer, and its standard
-        error on the log scale."""
+        error on the log scale (NaN when the fit is unusable: ``reason_``)."""
         x, tx, t = _check_rfm(frequency, recency, T)
+        if self.reason_ is not None:
+            return np.full(len(x), np.nan), np.full(len(x), np.nan)
         return self._delta(lambda w: self._expected(w, x, tx, t, horizon), "log")
 
     def expected_curve(
@@ -284,7 +323,8 @@ class BetaGeo(_Fitter):
 
 class GammaGamma(_Fitter):
     """Gamma-Gamma spend model. ``GammaGamma().fit(frequency, monetary)`` on customers with
-    at least one repeat purchase and a positive mean value; fitted ``params_`` (p, q, gamma)."""
+    at least one repeat purchase and a positive mean value; fitted ``params_`` (p, q, gamma).
+    ``note_`` says when the population mean spend is infinite (q ≤ 1)."""
 
     names = ("p", "q", "gamma")
 
@@ -342,19 +382,63 @@ class GammaGamma(_Fitter):
             method="L-BFGS-B",
             options={"ftol": 1e-14, "gtol": 1e-8, "maxiter": 5000},
         )
+        if not np.all(np.isfinite(res.x)):
+            res.x = w0  # kept only to have parameters; the reason below withholds every figure
         self._finish(nll, res.x, len(x), nll_grad)
+        problem = _convergence_problem(res, len(x))
+        self.reason_ = None if problem is None else f"the spend model (Gamma-Gamma) fit: {problem}"
         return self
+
+    @property
+    def note_(self) -> str | None:
+        """Why a customer without repeat purchases has no expected spend (q ≤ 1), else None."""
+        q = float(np.exp(self.log_params_[1]))
+        if q > 1:
+            return None
+        return (
+            f"the spend model (Gamma-Gamma) fitted q = {q:.3g} ≤ 1: spend is so heavy-tailed "
+            "that the expected spend of a buyer without a repeat purchase, p·γ/(q − 1), is "
+            "infinite"
+        )
 
     @staticmethod
     def _mean_value(w: np.ndarray, x: np.ndarray, m: np.ndarray) -> np.ndarray:
         p, q, g = np.exp(w)
-        return np.asarray((g + x * m) * p / (p * x + q - 1))
+        den = p * x + q - 1  # the posterior Gamma(p·x + q, γ + x·m) of ν has a mean of 1/ν
+        with np.errstate(divide="ignore", invalid="ignore"):  # only where p·x + q > 1
+            return np.asarray(
+                np.where(den > 0, (g + x * m) * p / np.where(den > 0, den, 1), np.nan)
+            )
+
+    def value_reasons(self, frequency: Any) -> np.ndarray:
+        """Per customer (``frequency`` as given to :meth:`expected_value`), why the expected
+        value is NaN (an object array of str), None where it is defined."""
+        x = np.asarray(frequency, float)
+        out = np.full(len(x), None, dtype=object)
+        if self.reason_ is not None:
+            out[:] = self.reason_
+            return out
+        p, q, _ = np.exp(self.log_params_)
+        none = (x <= 0) & (q <= 1)
+        out[none] = self.note_
+        few = (x > 0) & (p * x + q <= 1)
+        for xi in np.unique(x[few]):
+            out[few & (x == xi)] = (
+                f"the spend model (Gamma-Gamma) fitted p = {p:.3g}, q = {q:.3g}: after "
+                f"{xi:g} repeat purchase(s) p·x + q = {p * xi + q:.3g} ≤ 1, so the expected "
+                "spend is infinite"
+            )
+        return out
 
     def expected_value(self, frequency: Any, monetary: Any) -> tuple[np.ndarray, np.ndarray]:
         """E[mean transaction value | x, m] per customer (a customer without repeat purchases
-        gets the population mean p·γ/(q − 1)), and its standard error on the log scale."""
+        gets the population mean p·γ/(q − 1)), and its standard error on the log scale. NaN
+        where that mean is infinite (q ≤ 1, or p·x + q ≤ 1) or the fit is unusable:
+        :meth:`value_reasons` says which."""
         x = np.asarray(frequency, float)
         m = np.where(x > 0, np.asarray(monetary, float), 0.0)
+        if self.reason_ is not None:
+            return np.full(len(x), np.nan), np.full(len(x), np.nan)
         return self._delta(lambda w: self._mean_value(w, x, m), "log")
 
 
@@ -373,7 +457,8 @@ def clv(
     E[value] / (1 + d)ⁱ for months i = 1..``months`` (E[Y] from BG/NBD in the models' time
     unit, ``unit_per_month`` units a month; E[value] from Gamma-Gamma, the population mean for
     a customer whose ``monetary`` is 0 or missing). Returns the CLV and its standard error on
-    the log scale (delta method over both models' parameters, taken as independent)."""
+    the log scale (delta method over both models' parameters, taken as independent); NaN where
+    either model has no finite answer (:meth:`GammaGamma.value_reasons`, ``reason_``)."""
     x, tx, t = _check_rfm(frequency, recency, T)
     m = np.nan_to_num(np.asarray(monetary, float))
     valued = (x > 0) & (m > 0)
