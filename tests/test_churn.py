@@ -20,6 +20,7 @@ from corridor.analytics.churn_people import MONTH_DAYS, customer_table
 from corridor.analytics.errors import AnalyticsQueryError
 from corridor.analytics.lifetime import buyers, lifetime_params, lifetime_table, person_value
 from corridor.analytics.survival import kaplan_meier, survival_at
+from corridor.api.app import create_app
 from corridor.domain.corridor_map import CorridorMap
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import open_store
@@ -491,3 +492,44 @@ def test_an_empty_store_is_answered_not_crashed(store):
     with pytest.raises(AnalyticsQueryError, match="no customers"):
         risk_table(store)
     assert survival_table(store).n == 0
+
+
+def test_scoped_roles_get_a_customers_risk_without_the_reasons(loaded):
+    """Issue 11.9: the risk model is fitted company-wide, so its reasons count records of every
+    department; a department head gets the score and interval of a customer in their scope,
+    not the reasons, and nothing about a customer outside it (404, as for an unknown id)."""
+    import uuid
+
+    from corridor.auth import accounts
+    from corridor.settings import Settings
+
+    store, _ = loaded
+    with TestClient(create_app(Settings(auth="off"), store=store)) as c:
+        pid = c.get("/api/v1/churn/risk", params={"limit": 1}).json()["rows"][0]["person_id"]
+        full = c.get(f"/api/v1/churn/risk/{pid}").json()
+    assert full["status"] == "active" and full["reasons"]
+    depts = {
+        r[0]
+        for r in store.query(
+            "SELECT DISTINCT t.department FROM interactions i JOIN touchpoints t "
+            "ON t.key = i.touchpoint WHERE i.person_id IN "
+            "(SELECT person_id FROM people WHERE canonical_id = ?)",
+            (full["canonical_id"],),
+        )
+    }
+    other = sorted({"marketing", "ecommerce", "logistics", "service"} - depts)
+    tag = uuid.uuid4().hex[:6]
+    inside, outside = f"in-{tag}", f"out-{tag}"
+    accounts.add_user(store, inside, "a long password", "department_head", department=min(depts))
+    _, key_in = accounts.create_key(store, inside)
+    with TestClient(create_app(Settings(), store=store)) as c:
+        mine = c.get(f"/api/v1/churn/risk/{pid}", headers={"x-api-key": key_in}).json()
+        assert mine["risk"] == full["risk"] and mine["risk_low"] == full["risk_low"]
+        assert "reasons" not in mine and "summary" not in mine and mine["reasons_withheld"]
+        if other:
+            accounts.add_user(
+                store, outside, "a long password", "department_head", department=other[0]
+            )
+            _, key_out = accounts.create_key(store, outside)
+            r = c.get(f"/api/v1/churn/risk/{pid}", headers={"x-api-key": key_out})
+            assert r.status_code == 404 and str(full["risk"]) not in r.text

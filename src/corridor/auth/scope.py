@@ -15,6 +15,21 @@ A :class:`Scope` is built once per request from the principal and the corridor m
 take their filters through :meth:`Scope.restrict`, which forces the department or partner of a
 scoped user and refuses (403) a request that names anything outside it, so a URL edited by hand
 never widens what a user sees.
+
+**Customers.** Admins, analysts and agents (who serve customers) see any customer whole:
+identities, merges, attributes, every record, churn risk with its reasons. A department head or
+partner manager sees only a customer with at least one interaction or feedback record in their
+scope (anyone else is "not found", exactly as an unknown id, so a guessed id reveals nothing),
+and of that customer: the records in scope and counts of those only; identities masked
+(``j•••@example.com``, ``•••• 0958``; CRM and device ids hidden); no free-form attributes; the
+churn risk and lifetime value as numbers with their intervals but not the reasons, which count
+records outside the scope (:meth:`Scope.sees_every_customer`, :meth:`Scope.sees_record`,
+:meth:`Scope.shown_identity`, :meth:`Scope.shown_outlook`).
+
+**Operations.** A department's operational events and their ripple effects are seen by those
+who see the department's operations: admins, analysts and that department's head; never by a
+partner manager (:meth:`Scope.sees_operations`). Totals in a reply (``n``) count only the rows
+the user is shown.
 """
 
 from __future__ import annotations
@@ -22,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from corridor.domain.corridor_map import CorridorMap
 from corridor.errors import PermissionDeniedError
@@ -115,6 +131,48 @@ class Scope:
 
     def sees_touchpoint(self, touchpoint: str | None) -> bool:
         return self.touchpoints is None or touchpoint in self.touchpoints
+
+    @property
+    def sees_every_customer(self) -> bool:
+        """Any customer, whole (admin, analyst, agent); else only customers with a record in
+        scope, masked (see the module notes)."""
+        return self.departments is None and self.partners is None
+
+    def sees_record(self, department: str | None, partner: str | None) -> bool:
+        """An interaction or feedback record at a touch point of ``department``, through
+        ``partner`` (``None``: the brand's own channels)."""
+        if self.departments is not None and not self.sees_department(department):
+            return False
+        return self.partners is None or self.sees_partner(partner)
+
+    def sees_operations(self, department: str | None) -> bool:
+        """A department's operational events and their ripple effects."""
+        return self.partners is None and self.sees_department(department)
+
+    def shown_identity(self, id_type: str, value: str) -> str:
+        """An identity value as this scope may see it."""
+        if self.sees_every_customer:
+            return value
+        if id_type == "email" and "@" in value:
+            local, _, domain = value.partition("@")
+            return f"{local[:1]}•••@{domain}"
+        if id_type == "phone":
+            digits = [c for c in value if c.isdigit()]
+            return "•••• " + "".join(digits[-4:]) if len(digits) > 4 else "••••"
+        return "(hidden)"
+
+    def shown_outlook(self, outlook: dict[str, Any]) -> dict[str, Any]:
+        """A model's answer about one customer (churn risk, lifetime value) as this scope may
+        see it: the reasons go where they count records outside the scope."""
+        if self.sees_every_customer:
+            return outlook
+        out = {k: v for k, v in outlook.items() if k not in ("reasons", "summary")}
+        if "reasons" in outlook:
+            out["reasons_withheld"] = (
+                "the reasons draw on the customer's records across the company; a "
+                f"{self.role.value.replace('_', ' ')} sees the score and its interval only"
+            )
+        return out
 
     def require_analyst_views(self) -> None:
         if not self.may_analyse:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from corridor.api.routes.people import person_view
+from corridor.api.routes.people import person_view, records_in_scope, sees_person
 from corridor.auth.scope import Scope
 from corridor.domain.contract import PHONE_SEPARATORS
 from corridor.store import Store
@@ -21,8 +21,9 @@ from corridor.web import charts
 LIMIT = 500
 
 
-def find_people(store: Store, query: str) -> list[dict[str, Any]]:
-    """People whose id, e-mail, phone, CRM id or device id is ``query`` (exact, normalised)."""
+def find_people(store: Store, query: str, scope: Scope) -> list[dict[str, Any]]:
+    """People whose id, e-mail, phone, CRM id or device id is ``query`` (exact, normalised),
+    among those ``scope`` may see."""
     q = query.strip()
     if not q:
         return []
@@ -34,23 +35,29 @@ def find_people(store: Store, query: str) -> list[dict[str, Any]]:
         f"(SELECT person_id FROM identities WHERE id_value IN ({marks})) LIMIT 50",
         [*candidates, *candidates],
     )
-    return [{"person_id": r[0], "segment": r[1], "region": r[2]} for r in rows]
+    return [
+        {"person_id": r[0], "segment": r[1], "region": r[2]}
+        for r in rows
+        if sees_person(store, r[0], scope)
+    ]
 
 
 def customer(
     store: Store, scope: Scope, person_id: str, *, refit: bool = False
 ) -> dict[str, Any] | None:
-    view = person_view(store, person_id)
+    view = person_view(store, person_id, scope)
     if view is None:
         return None
     group = view.canonical_id
     members = "SELECT person_id FROM people WHERE canonical_id = ?"
+    in_inter, in_fb, params = records_in_scope(scope)
     inter = store.query(
         "SELECT i.occurred_at, i.touchpoint, i.channel, i.partner_id, i.agent_id, i.outcome, "
         "i.value, i.duration_minutes, i.person_id, i.interaction_id, t.department "
         "FROM interactions i LEFT JOIN touchpoints t ON t.key = i.touchpoint "
-        f"WHERE i.person_id IN ({members}) ORDER BY i.occurred_at DESC LIMIT {LIMIT}",
-        (group,),
+        f"WHERE i.person_id IN ({members}) AND {in_inter} "
+        f"ORDER BY i.occurred_at DESC LIMIT {LIMIT}",
+        (group, *params),
     )
     fb = store.query(
         "SELECT f.occurred_at, COALESCE(f.touchpoint, i.touchpoint), f.source, "
@@ -58,15 +65,12 @@ def customer(
         "f.text, f.person_id, f.feedback_id, t.department FROM feedback f "
         "LEFT JOIN interactions i ON i.interaction_id = f.interaction_id "
         "LEFT JOIN touchpoints t ON t.key = COALESCE(f.touchpoint, i.touchpoint) "
-        f"WHERE f.person_id IN ({members}) ORDER BY f.occurred_at DESC LIMIT {LIMIT}",
-        (group,),
+        f"WHERE f.person_id IN ({members}) AND {in_fb} "
+        f"ORDER BY f.occurred_at DESC LIMIT {LIMIT}",
+        (group, *params),
     )
     events: list[dict[str, Any]] = []
-    hidden = 0
-    for at, tp, channel, partner, agent, outcome, value, dur, pid, rid, dept in inter:
-        if not _visible(scope, tp, dept, partner):
-            hidden += 1
-            continue
+    for at, tp, channel, partner, agent, outcome, value, dur, pid, rid, _dept in inter:
         events.append(
             {
                 "kind": "interaction",
@@ -82,10 +86,7 @@ def customer(
                 "id": rid,
             }
         )
-    for at, tp, source, partner, exp, expr, nps, csat, ces, text, pid, rid, dept in fb:
-        if not _visible(scope, tp, dept, partner):
-            hidden += 1
-            continue
+    for at, tp, source, partner, exp, expr, nps, csat, ces, text, pid, rid, _dept in fb:
         events.append(
             {
                 "kind": "feedback",
@@ -121,19 +122,13 @@ def customer(
         )
     from corridor.web.insights import customer_outlook
 
+    outlook = customer_outlook(store, group, refit=refit)
     return {
         "view": view,
-        "outlook": customer_outlook(store, group, refit=refit),
+        "outlook": {k: scope.shown_outlook(v) for k, v in outlook.items()},
         "events": events,
-        "hidden": hidden,
+        "scoped": not scope.sees_every_customer,
         "chart": chart,
         "truncated": len(inter) >= LIMIT or len(fb) >= LIMIT,
     }
 
-
-def _visible(
-    scope: Scope, touchpoint: str | None, department: str | None, partner: str | None
-) -> bool:
-    if scope.departments is not None and not scope.sees_department(department):
-        return False
-    return scope.partners is None or scope.sees_partner(partner)

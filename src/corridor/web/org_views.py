@@ -43,7 +43,10 @@ def department(
         rows.append(
             {**r, "name": names.get(r["touchpoint"], r["touchpoint"]), "cls": cls, "words": words}
         )
-    events = _events(store, name, win)
+    # a partner manager sees their partner's gaps at the department's touch points, but not
+    # the department's own operational events or their ripple effects
+    operations = scope.sees_operations(name)
+    events = _events(store, name, win) if operations else []
     wk = weekly.frame.sort_values("period") if len(weekly.frame) else weekly.frame
     chart = None
     if len(wk):
@@ -58,14 +61,16 @@ def department(
                 }
                 for e in events
             ],
-            title=f"{name}: weekly mean gap, with the department's operational events shaded",
+            title=f"{name}: weekly mean gap"
+            + (", with the department's operational events shaded" if operations else ""),
             y_title="mean gap",
         )
     from corridor.web.insights import ripples
 
     return {
         "name": name,
-        "ripples": ripples(store, name, win),
+        "ripples": ripples(store, name, win) if operations else [],
+        "operations": operations,
         "touchpoints": rows,
         "events": events,
         "chart": chart,

@@ -429,7 +429,7 @@ async def partner(request: Request, partner_id: str) -> Response:
 @router.get("/customers", response_class=HTMLResponse)
 async def customers(request: Request, q: str = "") -> Response:
     def build(store: Store, scope: Scope, cmap: Any, win: views.Window) -> dict[str, Any]:
-        found = customer_views.find_people(store, q) if q else []
+        found = customer_views.find_people(store, q, scope) if q else []
         return {"q": q, "found": found}
 
     response = await _page(request, "customers.html", build, need_analyses=False)
@@ -446,8 +446,10 @@ async def customer(request: Request, person_id: str) -> Response:
         refit = settings.model_refresh == "on_request"
         data = customer_views.customer(store, scope, person_id, refit=refit)
         if data is None:
+            where = "" if scope.sees_every_customer else " within your scope"
             raise AnalyticsQueryError(
-                f"no customer with id {person_id!r}; search by id, e-mail or phone on /customers"
+                f"no customer with id {person_id!r}{where}; search by id, e-mail or phone on "
+                "/customers"
             )
         return data
 

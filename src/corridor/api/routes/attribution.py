@@ -14,6 +14,7 @@ brand's own baseline, their partner's agents, and no department ripples.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import anyio.to_thread
@@ -95,6 +96,22 @@ def parse(request: Request, name: str) -> dict[str, Any]:
     return params
 
 
+#: per route: the row columns whose sum is the reply's ``n`` (as each analysis counts it), so a
+#: reply whose rows a scope narrowed counts only the rows shown
+COUNTED: dict[str, tuple[str, ...]] = {
+    "ripple": ("n_treated", "n_control"),
+    "impact": (),  # computed from the scope's own ripples: its n is already the scope's
+    "partners": ("n",),
+    "agents": ("n",),
+    "alignment": ("n_records",),
+    "channels": ("n",),
+}
+
+
+def _visible_n(name: str, rows: list[dict[str, Any]]) -> int:
+    return int(sum(float(r.get(c) or 0) for r in rows for c in COUNTED[name]))
+
+
 def _run(
     store: Store,
     name: str,
@@ -104,8 +121,12 @@ def _run(
 ) -> dict[str, Any]:
     with _read_lock(store):
         result = run(store, **params)
-    rows = [r for r in result.to_records() if keep(r)]
-    return {"analysis": name, **result.metadata(), "rows": rows}
+    records = result.to_records()
+    rows = [r for r in records if keep(r)]
+    meta = result.metadata()
+    if len(rows) < len(records):  # totals count only what the user is shown
+        meta["n"] = _visible_n(name, rows)
+    return {"analysis": name, **meta, "rows": rows}
 
 
 async def _answer(
@@ -120,7 +141,7 @@ async def _answer(
 
 
 def _department_rows(scope: Scope) -> Callable[[dict[str, Any]], bool]:
-    return lambda r: scope.partners is None and scope.sees_department(r.get("department"))
+    return lambda r: scope.sees_operations(r.get("department"))
 
 
 def _departments(scope: Scope, asked: list[str] | None) -> list[str] | None:
@@ -152,7 +173,17 @@ async def impact(request: Request, store: StoreDep, scope: AnalystScopeDep) -> R
     on the gap × affected interactions (with an interval), and excess churned customers.
     Parameters: `since`/`until`, `confidence`, `alpha`, `churn`."""
     params = parse(request, "impact")
-    return await _answer(store, "impact", department_impact, params, _department_rows(scope))
+    if scope.departments is None:
+        return await _answer(store, "impact", department_impact, params, _department_rows(scope))
+
+    def own_impact(source: Store, **p: Any) -> AnalyticsResult:
+        # a department head's impact comes from their own department's events only, so its n,
+        # q-values and rank hold nothing of other departments (the rank is 1 of 1: dropped)
+        ripples = ripple_table(source, department=sorted(scope.departments or ()), **p)
+        res = department_impact(source, ripples=ripples, confidence=p["confidence"])
+        return replace(res, frame=res.frame.drop(columns=["rank"], errors="ignore"))
+
+    return await _answer(store, "impact", own_impact, params, _department_rows(scope))
 
 
 def _scorecard(kind: str) -> Any:
@@ -206,9 +237,20 @@ async def alignment(request: Request, store: StoreDep, scope: AnalystScopeDep) -
 
     def keep(r: dict[str, Any]) -> bool:
         dept_ok = "department" not in r or scope.sees_department(r["department"])
-        return dept_ok and ("touchpoint" not in r or scope.sees_touchpoint(r["touchpoint"]))
+        tp_ok = "touchpoint" not in r or scope.sees_touchpoint(r["touchpoint"])
+        # a partner manager sees the departments their partner's customers rated, not the
+        # other departments' prediction counts
+        return dept_ok and tp_ok and (scope.partners is None or bool(r.get("n_records")))
 
-    return await _answer(store, "alignment", alignment_table, params, keep)
+    if scope.partners is None:
+        return await _answer(store, "alignment", alignment_table, params, keep)
+
+    def partner_view(source: Store, **p: Any) -> AnalyticsResult:
+        res = alignment_table(source, **p)
+        # predictions left unmatched by the partner's feedback are the departments' own
+        return replace(res, frame=res.frame.assign(n_unmatched=None))
+
+    return await _answer(store, "alignment", partner_view, params, keep)
 
 
 @router.get("/alignment/channels", responses=RESPONSES, summary="Consistency across channels")

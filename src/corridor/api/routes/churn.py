@@ -27,6 +27,7 @@ from corridor.api import numbers
 from corridor.api.deps import AnalystScopeDep, ScopeDep, StoreDep
 from corridor.api.errors import error_responses
 from corridor.api.routes.analytics import _read_lock
+from corridor.api.routes.people import not_found, sees_person
 from corridor.auth.scope import Scope
 from corridor.store import Store
 
@@ -153,13 +154,21 @@ async def lifetime_people(request: Request, store: StoreDep, scope: AnalystScope
 
 
 async def _person(
-    request: Request, store: Store, name: str, run: Callable[..., dict[str, Any]], pid: str
+    request: Request,
+    store: Store,
+    scope: Scope,
+    name: str,
+    run: Callable[..., dict[str, Any]],
+    pid: str,
 ) -> Response:
     params = parse(request, name)
 
     def call() -> dict[str, Any]:
         with _read_lock(store):
-            return run(store, pid, **params)
+            body = run(store, pid, **params)
+            if not sees_person(store, str(body.get("canonical_id") or pid), scope):
+                raise not_found(pid, scope)  # as for an unknown id: nothing is revealed
+        return scope.shown_outlook(body)
 
     body = await anyio.to_thread.run_sync(call)
     return Response(orjson.dumps(body, default=str), media_type="application/json")
@@ -171,8 +180,10 @@ async def churn_person(
 ) -> Response:
     """One customer's probability of churning within `horizon_months`, with its interval and
     reasons; `status` is active, churned or unknown. The model is fitted once per store state
-    and reused. Every signed-in role may ask (agents see it on the customer's timeline too)."""
-    return await _person(request, store, "person_risk", person_risk, person_id)
+    and reused. Every signed-in role may ask (agents see it on the customer's timeline too); a
+    department head or partner manager only about a customer with a record in their scope, and
+    without the reasons (they count records outside it)."""
+    return await _person(request, store, scope, "person_risk", person_risk, person_id)
 
 
 @router.get(
@@ -182,5 +193,6 @@ async def lifetime_person(
     person_id: str, request: Request, store: StoreDep, scope: ScopeDep
 ) -> Response:
     """One buyer's P(alive), expected purchases, expected value and CLV with intervals;
-    `status` is buyer or no_purchases. Every signed-in role may ask, as for churn risk."""
-    return await _person(request, store, "person_value", person_value, person_id)
+    `status` is buyer or no_purchases. Every signed-in role may ask, as for churn risk (scoped
+    roles about customers in their scope only)."""
+    return await _person(request, store, scope, "person_value", person_value, person_id)
