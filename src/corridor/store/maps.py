@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -20,28 +22,53 @@ def load_map(store: Store) -> CorridorMap | None:
     return CorridorMap.model_validate(orjson.loads(doc) if isinstance(doc, str | bytes) else doc)
 
 
+def orphaned_touchpoints(store: Store, cmap: CorridorMap) -> list[tuple[str, int, int]]:
+    """Touch points stored records use that ``cmap`` drops: ``(key, interactions, feedback)``
+    each, most records first."""
+    return _orphans(store.query, cmap)
+
+
+def _orphans(
+    fetch: Callable[[str], list[tuple[Any, ...]]], cmap: CorridorMap
+) -> list[tuple[str, int, int]]:
+    keys = set(cmap.touchpoint_keys)
+    counts: dict[str, list[int]] = {}
+    for i, sql in enumerate(
+        (
+            "SELECT touchpoint, count(*) FROM interactions GROUP BY touchpoint",
+            "SELECT COALESCE(f.touchpoint, i.touchpoint), count(*) FROM feedback f "
+            "LEFT JOIN interactions i ON i.interaction_id = f.interaction_id "
+            "WHERE COALESCE(f.touchpoint, i.touchpoint) IS NOT NULL GROUP BY 1",
+        )
+    ):
+        for tp, n in fetch(sql):
+            if tp not in keys:
+                counts.setdefault(tp, [0, 0])[i] += int(n)
+    return sorted(((k, a, b) for k, (a, b) in counts.items()), key=lambda t: (-t[1] - t[2], t[0]))
+
+
+def describe(orphans: list[tuple[str, int, int]], most: int = 20) -> str:
+    """``home_delivery (1,204 interactions, 310 feedback), …`` for a message."""
+    shown = ", ".join(f"{k} ({a:,} interactions, {b:,} feedback)" for k, a, b in orphans[:most])
+    more = f" and {len(orphans) - most} more" if len(orphans) > most else ""
+    return shown + more
+
+
 def save_map(store: Store, cmap: CorridorMap, *, force: bool = False) -> int:
     """Make ``cmap`` the current map; returns its version number.
 
     A map that drops touch points which stored records still reference is refused unless
     ``force``: those records would otherwise point nowhere.
     """
-    keys = set(cmap.touchpoint_keys)
     with store.transaction() as tx:
         if not force:
-            used = {
-                r[0]
-                for r in tx.fetchall(
-                    "SELECT DISTINCT touchpoint FROM interactions UNION "
-                    "SELECT DISTINCT touchpoint FROM feedback WHERE touchpoint IS NOT NULL"
-                )
-            }
-            missing = sorted(used - keys)
-            if missing:
+            lost = _orphans(tx.fetchall, cmap)
+            if lost:
                 raise CorridorMapError(
-                    "the new map drops touch points that stored records use: "
-                    f"{', '.join(missing[:20])}; keep them in the map, or force the load "
-                    "(`corridor map load --force`, or PUT /api/v1/map?force=true)"
+                    f"the new map drops touch points that stored records use: {describe(lost)}; "
+                    "keep them in the map, or, if those records should point nowhere, have an "
+                    "admin force the load (`corridor map load --force`, or PUT "
+                    "/api/v1/map?force=true)"
                 )
         version = int(tx.fetchall("SELECT coalesce(max(version), 0) FROM corridor_maps")[0][0]) + 1
         doc = orjson.dumps(cmap.model_dump(exclude_none=True)).decode()

@@ -11,8 +11,10 @@ from corridor.api.body import read_body
 from corridor.api.deps import IngestorDep, ScopeDep, SettingsDep, WriterScopeDep
 from corridor.api.errors import error_responses
 from corridor.api.schemas import MapLoaded
+from corridor.auth.scope import Role
 from corridor.domain.corridor_map import CorridorMap
 from corridor.ingest.payload import parse_map
+from corridor.store.maps import describe, orphaned_touchpoints
 
 router = APIRouter(prefix="/api/v1", tags=["corridor map"])
 
@@ -45,13 +47,24 @@ async def put_map(
     scope: WriterScopeDep,
     force: Annotated[
         bool,
-        Query(description="load even if it drops touch points that stored records use"),
+        Query(
+            description="load even if it drops touch points that stored records use (admins "
+            "only; those records then point nowhere)"
+        ),
     ] = False,
 ) -> MapLoaded:
     """Every loaded version is kept; the new one is in force from now on. A map that drops
-    touch points stored records still use is refused (422) unless ``force=true``."""
+    touch points stored records still use is refused (422, naming each with its record counts);
+    ``force=true`` loads it all the same, and only an admin may (403 otherwise)."""
     body = await read_body(request, settings.max_body_bytes)
     cmap = parse_map(body, request.headers.get("content-type"))
+    if force and scope.role is not Role.ADMIN:
+        lost = await run_in_threadpool(orphaned_touchpoints, ingestor.store, cmap)
+        if lost:
+            scope.require_admin(
+                f"force a map that leaves stored records pointing nowhere ({describe(lost)}); "
+                "keep those touch points in the map, or ask an admin"
+            )
     version = await run_in_threadpool(ingestor.load_map, cmap, force=force)
     return MapLoaded(
         version=version,
