@@ -533,3 +533,22 @@ def test_scoped_roles_get_a_customers_risk_without_the_reasons(loaded):
             _, key_out = accounts.create_key(store, outside)
             r = c.get(f"/api/v1/churn/risk/{pid}", headers={"x-api-key": key_out})
             assert r.status_code == 404 and str(full["risk"]) not in r.text
+
+
+def test_the_risk_table_shows_scoped_roles_no_reasons(loaded):
+    """Issue 11.9, the same rule on the table: a department head's rows carry no reasons."""
+    import uuid
+
+    from corridor.auth import accounts
+    from corridor.settings import Settings
+
+    store, _ = loaded
+    name = f"head-{uuid.uuid4().hex[:6]}"
+    accounts.add_user(store, name, "a long password", "department_head", department="service")
+    _, key = accounts.create_key(store, name)
+    with TestClient(create_app(Settings(), store=store)) as c:
+        r = c.get("/api/v1/churn/risk", params={"limit": 5}, headers={"x-api-key": key})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["rows"] and all("reasons" not in row for row in body["rows"])
+    assert "score and its interval only" in body["reasons_withheld"]

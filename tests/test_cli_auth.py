@@ -24,6 +24,7 @@ def corridor(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
 
 
 def test_users_and_keys_round_trip(store_url):
+    open_store(store_url).close()  # users and keys go into an existing store
     s = "--store", store_url
     made = corridor(
         "users",

@@ -280,6 +280,7 @@ def _serve(store: str | None, host: str, port: int, auth: str | None = None) -> 
     import uvicorn
 
     from corridor.api.app import create_app
+    from corridor.auth import local_server
     from corridor.settings import Settings
 
     if auth not in (None, "on", "off"):
@@ -292,7 +293,9 @@ def _serve(store: str | None, host: str, port: int, auth: str | None = None) -> 
         )
     application = create_app(settings)
     console.print(f"Corridor is serving on [bold]http://{host}:{port}/[/]  (API docs: /docs)")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    # on an embedded store, `corridor users|keys` reach this server through a local credential
+    with local_server.published(application, host, port):
+        uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
 @app.command()

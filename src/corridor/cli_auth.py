@@ -1,19 +1,72 @@
-"""``corridor users add|list|remove`` and ``corridor keys create|list|revoke``."""
+"""``corridor users add|list|remove`` and ``corridor keys create|list|revoke``.
+
+Each opens the store itself; when a running server holds an embedded store (a DuckDB file opens
+in one process at a time), the command goes through that server's API instead, with the local
+admin credential the server publishes next to the store (:mod:`corridor.auth.local_server`).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
 
-from corridor.auth.scope import ROLE_HELP, ROLES
-from corridor.cli_common import StoreOpt, console
+from corridor.auth.scope import ROLE_HELP, ROLES, Role
+from corridor.cli_common import StoreOpt, console, err
+
+if TYPE_CHECKING:
+    from corridor.auth.accounts import ApiKey, User
+    from corridor.auth.local_server import ServerClient
+    from corridor.store import Store
+
+T = TypeVar("T")
 
 users_app = typer.Typer(help="Users and their roles (who may see what).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys for scripts and systems.", no_args_is_help=True)
 
 _ROLES_HELP = "; ".join(f"{r}: {h}" for r, h in ROLE_HELP.items())
+
+
+def _run(
+    store: str | None,
+    here: Callable[[Store], T],
+    via_server: Callable[[ServerClient], T],
+) -> T:
+    """``here(store)``; or, when a running server holds the store, ``via_server(client)``."""
+    from corridor.auth import local_server
+    from corridor.errors import StoreLockedError
+    from corridor.store import open_store
+
+    try:
+        opened = open_store(store)
+    except StoreLockedError as locked:
+        client = local_server.client_for(locked)
+        result = via_server(client)
+        err.print(f"the store is held by a running server: this went through it at {client.url}")
+        return result
+    with opened:
+        return here(opened)
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _user_from(d: dict[str, Any]) -> User:
+    from corridor.auth.accounts import User
+
+    created = datetime.fromisoformat(d["created_at"])
+    return User(d["username"], Role(d["role"]), d["department"], d["partner"], created)
+
+
+def _key_from(d: dict[str, Any]) -> ApiKey:
+    from corridor.auth.accounts import ApiKey
+
+    created = datetime.fromisoformat(d["created_at"])
+    return ApiKey(d["key_id"], d["username"], d["name"], created, _time(d["revoked_at"]))
 
 
 @users_app.command("add")
@@ -35,12 +88,21 @@ def users_add(
 ) -> None:
     """Add a user with a role."""
     from corridor.auth import accounts
-    from corridor.store import open_store
 
-    with open_store(store) as s:
-        user = accounts.add_user(
+    body = {
+        "username": username,
+        "password": password,
+        "role": role,
+        "department": department,
+        "partner": partner,
+    }
+    user = _run(
+        store,
+        lambda s: accounts.add_user(
             s, username, password, role, department=department, partner=partner
-        )
+        ),
+        lambda c: _user_from(c.call("POST", "/api/v1/users", json_body=body)),
+    )
     console.print(f"added {user.username} ({user.principal().label})")
 
 
@@ -48,10 +110,12 @@ def users_add(
 def users_list(store: StoreOpt = None) -> None:
     """List users, their roles and scopes."""
     from corridor.auth import accounts
-    from corridor.store import open_store
 
-    with open_store(store) as s:
-        users = accounts.list_users(s)
+    users = _run(
+        store,
+        accounts.list_users,
+        lambda c: [_user_from(u) for u in c.call("GET", "/api/v1/users")],
+    )
     if not users:
         console.print("no users yet; add one with `corridor users add NAME --role admin`")
         return
@@ -73,11 +137,15 @@ def users_remove(
     store: StoreOpt = None,
 ) -> None:
     """Remove a user: their API keys are revoked and their sessions end at once."""
-    from corridor.auth import accounts
-    from corridor.store import open_store
+    from urllib.parse import quote
 
-    with open_store(store) as s:
-        accounts.remove_user(s, username)
+    from corridor.auth import accounts
+
+    _run(
+        store,
+        lambda s: accounts.remove_user(s, username),
+        lambda c: c.call("DELETE", f"/api/v1/users/{quote(username, safe='')}"),
+    )
     console.print(f"removed {username}; their API keys are revoked and their sessions ended")
 
 
@@ -89,10 +157,12 @@ def keys_create(
 ) -> None:
     """Create an API key; it is printed once and only its hash is stored."""
     from corridor.auth import accounts
-    from corridor.store import open_store
 
-    with open_store(store) as s:
-        key, secret = accounts.create_key(s, username, name)
+    def remote(c: ServerClient) -> tuple[ApiKey, str]:
+        made = c.call("POST", "/api/v1/keys", json_body={"username": username, "name": name})
+        return _key_from(made), str(made["key"])
+
+    key, secret = _run(store, lambda s: accounts.create_key(s, username, name), remote)
     console.print(f"API key {key.key_id} for {username} (shown once; keep it safe):")
     # plain print: a key must not be wrapped or styled, so it can be copied whole
     print(secret)
@@ -106,10 +176,13 @@ def keys_list(
 ) -> None:
     """List API keys (ids only; the keys themselves are never stored)."""
     from corridor.auth import accounts
-    from corridor.store import open_store
 
-    with open_store(store) as s:
-        keys = accounts.list_keys(s, username)
+    params = {"user": username} if username else None
+    keys = _run(
+        store,
+        lambda s: accounts.list_keys(s, username),
+        lambda c: [_key_from(k) for k in c.call("GET", "/api/v1/keys", params=params)],
+    )
     table = Table("key id", "user", "name", "created", "revoked")
     for k in keys:
         table.add_row(
@@ -128,11 +201,16 @@ def keys_revoke(
     store: StoreOpt = None,
 ) -> None:
     """Revoke an API key: requests with it are refused from now on."""
-    from corridor.auth import accounts
-    from corridor.store import open_store
+    from urllib.parse import quote
 
-    with open_store(store) as s:
-        accounts.revoke_key(s, key_id)
+    from corridor.auth import accounts
+
+    key_id = accounts.key_id_of(key_id)
+    _run(
+        store,
+        lambda s: accounts.revoke_key(s, key_id),
+        lambda c: c.call("DELETE", f"/api/v1/keys/{quote(key_id, safe='')}"),
+    )
     console.print(f"revoked {key_id}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class CorridorError(Exception):
     """Root of every error Corridor raises on purpose. Messages say what to do next."""
@@ -44,6 +46,15 @@ class StoreError(CorridorError, RuntimeError):
 
 class SchemaVersionError(StoreError):
     """The store was written by a newer Corridor than this one."""
+
+
+class StoreLockedError(StoreError):
+    """An embedded store file another process holds open (a running ``corridor serve``?)."""
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        #: the file that is held
+        self.path = path
 
 
 class AuthenticationError(CorridorError):

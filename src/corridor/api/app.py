@@ -19,6 +19,7 @@ from pydantic import BaseModel
 import corridor
 from corridor.api import errors
 from corridor.api.middleware import CatchAll, RequestForgeryGuard
+from corridor.api.routes import admin as admin_routes
 from corridor.api.routes import analytics, attribution, drivers, health, ingest, people
 from corridor.api.routes import churn as churn_routes
 from corridor.api.routes import map as map_routes
@@ -29,6 +30,7 @@ from corridor.ingest.pipeline import Ingestor
 from corridor.settings import Settings
 from corridor.store import Store, open_store
 from corridor.text.worker import TextWorker
+from corridor.web import admin_views
 from corridor.web import routes as web_routes
 
 DESCRIPTION = """
@@ -102,6 +104,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     for module in (ingest, map_routes, people, analytics, drivers, attribution, health, web_routes):
         app.include_router(module.router)
     app.include_router(churn_routes.router)
+    for admin_router in (admin_routes.router, admin_views.router):
+        app.include_router(admin_router)
     app.include_router(text_routes.router)
     app.include_router(ingest.fallback)
     _document_records(app)

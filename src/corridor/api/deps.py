@@ -11,7 +11,7 @@ import anyio
 import anyio.to_thread
 from fastapi import Depends, Request
 
-from corridor.auth import accounts
+from corridor.auth import accounts, local_server
 from corridor.auth.scope import LOCAL_ADMIN, Principal, Scope
 from corridor.errors import AuthenticationError
 from corridor.ingest.pipeline import Ingestor
@@ -72,6 +72,9 @@ async def current_principal(request: Request) -> Principal | None:
         return cached
     store: Store = request.app.state.store
     key = _api_key(request)
+    if key and (local := local_server.principal_for_key(request.app.state, key)) is not None:
+        request.state.principal = local  # the server's own credential (`corridor serve`)
+        return local
     if key:
         user = await anyio.to_thread.run_sync(accounts.authenticate_key, store, key)
     else:

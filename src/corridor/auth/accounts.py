@@ -189,8 +189,22 @@ def list_keys(store: Store, username: str | None = None) -> list[ApiKey]:
     return [ApiKey(*r) for r in rows]
 
 
+def key_id_of(text: str) -> str:
+    """The key id in a key id or a whole key (``cor_<id>_<secret>``)."""
+    return text.strip().removeprefix(KEY_PREFIX).split("_", 1)[0]
+
+
+def get_key(store: Store, key_id: str) -> ApiKey | None:
+    """The record of one API key (by id, or the whole key), or ``None``."""
+    rows = store.query(
+        "SELECT key_id, username, name, created_at, revoked_at FROM api_keys WHERE key_id = ?",
+        (key_id_of(key_id),),
+    )
+    return ApiKey(*rows[0]) if rows else None
+
+
 def revoke_key(store: Store, key_id: str) -> None:
-    key_id = key_id.removeprefix(KEY_PREFIX).split("_", 1)[0]
+    key_id = key_id_of(key_id)
     with store.transaction() as tx:
         rows = tx.fetchall("SELECT revoked_at FROM api_keys WHERE key_id = ?", (key_id,))
         if not rows:

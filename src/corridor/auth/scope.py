@@ -161,17 +161,26 @@ class Scope:
             return "•••• " + "".join(digits[-4:]) if len(digits) > 4 else "••••"
         return "(hidden)"
 
+    @property
+    def reasons_withheld(self) -> str | None:
+        """Why a model's reasons about customers are not shown to this scope (``None``: they
+        are shown)."""
+        if self.sees_every_customer:
+            return None
+        return (
+            "the reasons draw on the customer's records across the company; a "
+            f"{self.role.value.replace('_', ' ')} sees the score and its interval only"
+        )
+
     def shown_outlook(self, outlook: dict[str, Any]) -> dict[str, Any]:
         """A model's answer about one customer (churn risk, lifetime value) as this scope may
         see it: the reasons go where they count records outside the scope."""
-        if self.sees_every_customer:
+        why = self.reasons_withheld
+        if why is None:
             return outlook
         out = {k: v for k, v in outlook.items() if k not in ("reasons", "summary")}
         if "reasons" in outlook:
-            out["reasons_withheld"] = (
-                "the reasons draw on the customer's records across the company; a "
-                f"{self.role.value.replace('_', ' ')} sees the score and its interval only"
-            )
+            out["reasons_withheld"] = why
         return out
 
     def require_analyst_views(self) -> None:

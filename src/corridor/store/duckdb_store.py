@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from corridor.errors import StoreError
+from corridor.errors import StoreError, StoreLockedError
 from corridor.store.base import Store, Tx
 
 
@@ -57,13 +57,17 @@ class DuckDBStore(Store):
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as e:
             msg = str(e)
-            hint = (
-                "another process (a running `corridor serve` or `corridor demo`?) holds the file; "
-                "stop it, or point --store at another file"
-                if "lock" in msg.lower()
-                else "check the path and its permissions"
-            )
-            raise StoreError(f"cannot open the DuckDB store {self.path}: {msg}; {hint}") from None
+            if "lock" in msg.lower():
+                raise StoreLockedError(
+                    f"cannot open the DuckDB store {self.path}: {msg}; another process (a "
+                    "running `corridor serve` or `corridor demo`?) holds the file; stop it, or "
+                    "point --store at another file",
+                    self.path,
+                ) from None
+            raise StoreError(
+                f"cannot open the DuckDB store {self.path}: {msg}; check the path and its "
+                "permissions"
+            ) from None
         self._con.execute("SET TimeZone = 'UTC'")
 
     def close(self) -> None:

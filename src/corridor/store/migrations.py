@@ -161,7 +161,20 @@ V5 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5)
+V6 = Migration(
+    6,
+    "sign-in throttle per account and client address",
+    (
+        # Failed sign-ins per (username, client address) pair; cleared by a successful sign-in.
+        # locked_until: when this pair may try again (backoff doubles with each failure past the
+        # limit). Kept in the store so every server process on it shares the throttle.
+        """CREATE TABLE login_failures (
+            username VARCHAR NOT NULL, address VARCHAR NOT NULL, failures INTEGER NOT NULL,
+            last_failed_at {ts} NOT NULL, locked_until {ts}, PRIMARY KEY (username, address))""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6)
 LATEST = MIGRATIONS[-1].version
 
 BOOKKEEPING = """CREATE TABLE IF NOT EXISTS schema_migrations (

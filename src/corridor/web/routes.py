@@ -27,6 +27,7 @@ from corridor.api.deps import SESSION_COOKIE, current_principal
 from corridor.api.routes.analytics import _read_lock
 from corridor.auth import accounts
 from corridor.auth.scope import Principal, Role, Scope
+from corridor.auth.throttle import LoginThrottle
 from corridor.errors import AuthenticationError, PermissionDeniedError
 from corridor.ingest.pipeline import Ingestor
 from corridor.settings import Settings
@@ -243,43 +244,17 @@ async def login_form(request: Request, next: str | None = None) -> Response:
     return render(request, "login.html", next=_safe_next(next) or "", error=None)
 
 
-class LoginThrottle:
-    """At most ``limit`` failed sign-ins per username (and per client address) within
-    ``window`` seconds; then that name or address waits until the oldest failure ages out.
-    In memory, per server process: it slows password guessing, it is not an audit log."""
-
-    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
-        self.limit, self.window = limit, window
-        self._failures: dict[str, list[float]] = {}
-
-    def _recent(self, key: str, now: float) -> list[float]:
-        times = [t for t in self._failures.get(key, []) if now - t < self.window]
-        self._failures[key] = times
-        return times
-
-    def wait(self, *keys: str) -> float:
-        now = time.monotonic()
-        waits = [
-            self.window - (now - times[0])
-            for k in keys
-            if len(times := self._recent(k, now)) >= self.limit
-        ]
-        return max(waits, default=0.0)
-
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        for k in keys:
-            self._recent(k, now).append(now)
-
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(f"user:{username}", None)
-
-
 def _throttle(request: Request) -> LoginThrottle:
+    """The sign-in throttle, over this app's store (its state lives in the store)."""
     throttle: LoginThrottle | None = getattr(request.app.state, "login_throttle", None)
     if throttle is None:
-        throttle = request.app.state.login_throttle = LoginThrottle()
+        throttle = request.app.state.login_throttle = LoginThrottle(request.app.state.store)
     return throttle
+
+
+def _wait_text(seconds: float) -> str:
+    whole = int(seconds) + 1
+    return f"{whole} seconds" if whole < 120 else f"{(whole + 59) // 60} minutes"
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -292,21 +267,24 @@ async def login(
     store: Store = request.app.state.store
     settings: Settings = request.app.state.settings
     throttle = _throttle(request)
-    keys = (f"user:{username}", f"ip:{request.client.host if request.client else '?'}")
-    wait = throttle.wait(*keys)
+    # per account and address: a guesser at one name never locks out another account (the
+    # admin's, say) from the same address, nor that account's owner from another address
+    address = request.client.host if request.client else "?"
+    wait = await anyio.to_thread.run_sync(throttle.wait, username, address)
     if wait > 0:
         return render(
             request,
             "login.html",
             status=429,
             next=_safe_next(next) or "",
-            error=f"Too many failed sign-ins; try again in {int(wait) + 1} seconds.",
+            error=f"Too many failed sign-ins as {username!r} from this address; try again in "
+            f"{_wait_text(wait)}. Other accounts are not affected.",
             username=username,
         )
     try:
         user = await anyio.to_thread.run_sync(accounts.verify_password, store, username, password)
     except AuthenticationError as e:
-        throttle.failed(*keys)
+        await anyio.to_thread.run_sync(throttle.failed, username, address)
         return render(
             request,
             "login.html",
@@ -316,7 +294,7 @@ async def login(
             "`corridor users remove` and `corridor users add`.",
             username=username,
         )
-    throttle.succeeded(username)
+    await anyio.to_thread.run_sync(throttle.succeeded, username, address)
     token = await anyio.to_thread.run_sync(accounts.start_session, store, user)
     target = _safe_next(next) or _home_for(user.principal())
     response = RedirectResponse(target, status_code=303)

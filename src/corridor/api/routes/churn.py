@@ -92,11 +92,20 @@ def parse(request: Request, name: str) -> dict[str, Any]:
 
 
 def _run(
-    store: Store, name: str, run: Callable[..., AnalyticsResult], params: dict[str, Any]
+    store: Store,
+    scope: Scope,
+    name: str,
+    run: Callable[..., AnalyticsResult],
+    params: dict[str, Any],
 ) -> dict[str, Any]:
     with _read_lock(store):
         result = run(store, **params)
-    return {"analysis": name, **result.metadata(), "rows": result.to_records()}
+    body = {"analysis": name, **result.metadata(), "rows": result.to_records()}
+    why = scope.reasons_withheld
+    if name == "risk" and why is not None:  # as for one customer (Scope.shown_outlook)
+        body["rows"] = [{k: v for k, v in r.items() if k != "reasons"} for r in body["rows"]]
+        body["reasons_withheld"] = why
+    return body
 
 
 async def _answer(
@@ -106,7 +115,7 @@ async def _answer(
     params["filters"] = scope.restrict(params["filters"])
     if scope.touchpoints is not None and name in ("cox", "risk"):
         params["touchpoints"] = sorted(scope.touchpoints)  # a department's own touch points
-    body = await anyio.to_thread.run_sync(_run, store, name, run, params)
+    body = await anyio.to_thread.run_sync(_run, store, scope, name, run, params)
     return Response(orjson.dumps(body), media_type="application/json")
 
 

@@ -136,7 +136,7 @@ for _kind in KINDS.values():
 #: answers what no other route does under /api/v1/<name>; included after every other router
 fallback = APIRouter(prefix="/api/v1")
 #: other resources at /api/v1/<name>, and their methods (for a 405 instead of "unknown kind")
-OTHER_RESOURCES = {"map": "GET, PUT", "health": "GET"}
+OTHER_RESOURCES = {"map": "GET, PUT", "health": "GET", "users": "GET, POST", "keys": "GET, POST"}
 
 
 @fallback.api_route(

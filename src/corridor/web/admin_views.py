@@ -1,0 +1,244 @@
+"""The admin page, ``/admin``: users and API keys, managed through the running server.
+
+Server-rendered forms, no script: add a user, remove one, create a key (its secret is shown on
+the reply page, once), revoke one. Removing and revoking ask for confirmation on a page of their
+own first. Only admins may open any of it; others get a page saying so. A form post is guarded
+against other sites like every other write (the request-forgery guard checks its ``Origin``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import URL
+
+from corridor.api.deps import current_principal
+from corridor.auth import accounts
+from corridor.auth.scope import ROLE_HELP, ROLES, Role, Scope
+from corridor.errors import AccountError, AuthenticationError
+from corridor.ingest.pipeline import Ingestor
+from corridor.store import Store
+from corridor.web.routes import _home_for, render
+
+router = APIRouter(include_in_schema=False)
+
+
+async def _admin(request: Request) -> Scope | Response:
+    """The admin's scope; else the sign-in redirect, or a 403 page for another role."""
+    try:
+        principal = await current_principal(request)
+    except AuthenticationError:
+        principal = None
+    if principal is None:
+        return RedirectResponse("/login?next=/admin", status_code=303)
+    ingestor: Ingestor = request.app.state.ingestor
+    scope = Scope.of(principal, ingestor.corridor_map)
+    if scope.role is not Role.ADMIN:
+        return render(
+            request,
+            "error.html",
+            status=403,
+            scope=scope,
+            title="Admins only",
+            message=f"{principal.username} ({principal.label}) may not manage users and API "
+            "keys; only an admin may. Ask one to make the change.",
+            home=_home_for(principal),
+        )
+    return scope
+
+
+def _listing(store: Store, cmap_departments: list[str]) -> dict[str, Any]:
+    return {
+        "users": accounts.list_users(store),
+        "keys": accounts.list_keys(store),
+        "departments": cmap_departments,
+    }
+
+
+async def _page(
+    request: Request,
+    scope: Scope,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    notice: str | None = None,
+    form: dict[str, str] | None = None,
+    created: tuple[accounts.ApiKey, str] | None = None,
+) -> HTMLResponse:
+    store: Store = request.app.state.store
+    ingestor: Ingestor = request.app.state.ingestor
+    cmap = ingestor.corridor_map
+    depts = sorted({t.department for t in cmap.touchpoints}) if cmap else []
+    data = await anyio.to_thread.run_sync(_listing, store, depts)
+    return render(
+        request,
+        "admin.html",
+        status=status,
+        scope=scope,
+        roles=ROLES,
+        role_help={r.value: h for r, h in ROLE_HELP.items()},
+        error=error,
+        notice=notice,
+        form=form or {},
+        created=created,
+        min_password=accounts.MIN_PASSWORD,
+        **data,
+    )
+
+
+def _done(**params: str) -> RedirectResponse:
+    return RedirectResponse(str(URL("/admin").include_query_params(**params)), status_code=303)
+
+
+@router.get("/admin", response_class=HTMLResponse)
+async def admin_page(
+    request: Request,
+    added: str = "",
+    removed: str = "",
+    revoked: str = "",
+) -> Response:
+    scope = await _admin(request)
+    if isinstance(scope, Response):
+        return scope
+    notice = None
+    if added:
+        notice = f"Added user {added}."
+    elif removed:
+        notice = f"Removed user {removed}: their API keys are revoked and their sessions ended."
+    elif revoked:
+        notice = f"Revoked API key {revoked}: requests with it are refused from now on."
+    return await _page(request, scope, notice=notice)
+
+
+@router.post("/admin/users", response_class=HTMLResponse)
+async def admin_add_user(
+    request: Request,
+    username: str = Form(""),
+    role: str = Form(""),
+    password: str = Form(""),
+    department: str = Form(""),
+    partner: str = Form(""),
+) -> Response:
+    scope = await _admin(request)
+    if isinstance(scope, Response):
+        return scope
+    store: Store = request.app.state.store
+    form = {"username": username, "role": role, "department": department, "partner": partner}
+    try:
+        user = await anyio.to_thread.run_sync(
+            lambda: accounts.add_user(
+                store,
+                username.strip(),
+                password,
+                role,
+                department=department.strip() or None,
+                partner=partner.strip() or None,
+            )
+        )
+    except AccountError as e:
+        return await _page(
+            request, scope, status=422, error=f"User not added: {e}.", form={**form, "for": "user"}
+        )
+    return _done(added=user.username)
+
+
+@router.post("/admin/users/remove", response_class=HTMLResponse)
+async def admin_remove_user(
+    request: Request, username: str = Form(""), confirm: str = Form("")
+) -> Response:
+    scope = await _admin(request)
+    if isinstance(scope, Response):
+        return scope
+    if username == scope.principal.username:
+        return await _page(
+            request,
+            scope,
+            status=422,
+            error=f"You cannot remove yourself ({username}): you would lose access at once; "
+            "another admin can remove you.",
+        )
+    store: Store = request.app.state.store
+    user = await anyio.to_thread.run_sync(accounts.get_user, store, username)
+    if user is None:
+        return await _page(
+            request, scope, status=404, error=f"No user {username!r}; the list below is current."
+        )
+    if confirm != "yes":
+        keys = await anyio.to_thread.run_sync(accounts.list_keys, store, username)
+        live = sum(1 for k in keys if k.revoked_at is None)
+        return render(
+            request,
+            "admin_confirm.html",
+            scope=scope,
+            title=f"Remove user {username}?",
+            message=f"{username} ({user.principal().label}) will be removed, their {live} live "
+            "API key(s) revoked and their sessions ended, at once. This cannot be undone "
+            "(you can add the user again, with new keys).",
+            action="/admin/users/remove",
+            field="username",
+            value=username,
+            button=f"Remove {username}",
+        )
+    try:
+        await anyio.to_thread.run_sync(accounts.remove_user, store, username)
+    except AccountError as e:  # removed in between
+        return await _page(request, scope, status=404, error=f"{e}.")
+    return _done(removed=username)
+
+
+@router.post("/admin/keys", response_class=HTMLResponse)
+async def admin_create_key(
+    request: Request, username: str = Form(""), name: str = Form("")
+) -> Response:
+    scope = await _admin(request)
+    if isinstance(scope, Response):
+        return scope
+    store: Store = request.app.state.store
+    try:
+        created = await anyio.to_thread.run_sync(
+            accounts.create_key, store, username, name.strip() or None
+        )
+    except AccountError as e:
+        return await _page(
+            request,
+            scope,
+            status=422,
+            error=f"No key created: {e}.",
+            form={"key_user": username, "key_name": name, "for": "key"},
+        )
+    return await _page(request, scope, created=created)
+
+
+@router.post("/admin/keys/revoke", response_class=HTMLResponse)
+async def admin_revoke_key(
+    request: Request, key_id: str = Form(""), confirm: str = Form("")
+) -> Response:
+    scope = await _admin(request)
+    if isinstance(scope, Response):
+        return scope
+    store: Store = request.app.state.store
+    key = await anyio.to_thread.run_sync(accounts.get_key, store, key_id)
+    if key is None:
+        return await _page(
+            request, scope, status=404, error=f"No API key {key_id!r}; the list below is current."
+        )
+    if confirm != "yes":
+        return render(
+            request,
+            "admin_confirm.html",
+            scope=scope,
+            title=f"Revoke API key {key.key_id}?",
+            message=f"Key {key.key_id} of {key.username}"
+            + (f" ({key.name})" if key.name else "")
+            + " will be refused from the next request on. This cannot be undone (create a new "
+            "key instead).",
+            action="/admin/keys/revoke",
+            field="key_id",
+            value=key.key_id,
+            button=f"Revoke {key.key_id}",
+        )
+    await anyio.to_thread.run_sync(accounts.revoke_key, store, key.key_id)
+    return _done(revoked=key.key_id)
