@@ -168,3 +168,12 @@ def test_a_partner_manager_sees_no_other_departments_prediction_counts(ingestor,
     assert all(r["n_records"] for r in paul["rows"])
     assert all(r["n_unmatched"] is None for r in paul["rows"])
     assert paul["n"] == sum(r["n_records"] for r in paul["rows"])
+
+
+def test_a_department_head_gets_no_rows_of_other_departments_touch_points(client, world):
+    """/promises lists every promise of the map; a head's reply keeps their department's."""
+    with client as c:
+        ana = c.get("/api/v1/promises", headers=key_for(world, "ana")).json()
+        lena = c.get("/api/v1/promises", headers=key_for(world, "lena")).json()
+    assert {r["touchpoint"] for r in ana["rows"]} == {"checkout"}
+    assert lena["rows"] == []
