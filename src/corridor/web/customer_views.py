@@ -131,4 +131,3 @@ def customer(
         "chart": chart,
         "truncated": len(inter) >= LIMIT or len(fb) >= LIMIT,
     }
-
