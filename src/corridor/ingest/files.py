@@ -18,15 +18,17 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from corridor.domain.contract import KINDS, RecordKind, get_kind
 from corridor.errors import ContractError, PayloadError
+from corridor.ingest import attributes
 from corridor.ingest.readers import (
     SUFFIXES,
     Chunk,
@@ -35,7 +37,7 @@ from corridor.ingest.readers import (
     detect_format,
     open_reader,
 )
-from corridor.ingest.validate import ROW
+from corridor.ingest.validate import ATTRIBUTES, ROW
 
 Progress = Callable[[str, float], None]
 
@@ -119,7 +121,7 @@ def import_file(
     p = Path(path)
     if chunk_rows < 1:
         raise ContractError(f"chunk_rows must be at least 1, got {chunk_rows}")
-    _check_file(p)
+    check_file(p)
     file_format, compression = detect_format(p, fmt)
     reader = open_reader(p, file_format, compression, chunk_rows, k.id_field)
     target = Path(quarantine) if quarantine is not None else p.with_name(p.name + ".quarantine.csv")
@@ -147,7 +149,8 @@ def import_file(
     return summary
 
 
-def _check_file(p: Path) -> None:
+def check_file(p: Path) -> None:
+    """Refuse a file that is missing, not a file, or empty."""
     if not p.exists():
         raise PayloadError(f"file {str(p)!r} does not exist")
     if not p.is_file():
@@ -274,9 +277,48 @@ def _is_quarantine(p: Path) -> bool:
 
 def _validated(ingestor: Any, kind: RecordKind, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
     for chunk in chunks:
+        if ATTRIBUTES in chunk.table.column_names:
+            chunk = _merge_attributes(kind, chunk)
         if chunk.table.num_rows:
             chunk.validated = ingestor.validate(kind, chunk.table)
         yield chunk
+
+
+def _merge_attributes(kind: RecordKind, chunk: Chunk) -> Chunk:
+    """An ``attributes`` column's objects become extra fields; a row whose ``attributes`` is no
+    object (or names a contract field) is quarantined, as the API rejects such a record."""
+    table, bad = attributes.merge_column(chunk.table, kind.field_names)
+    if not bad:
+        return Chunk(table, chunk.problems, chunk.fraction, chunk.originals)
+    positions = sorted(bad)
+    rows = chunk.table.column(ROW).to_pylist()
+    ids = (
+        chunk.table.column(kind.id_field).to_pylist()
+        if kind.id_field in chunk.table.column_names
+        else [None] * chunk.table.num_rows
+    )
+    texts = chunk.records(positions)
+    problems = [  # one per row, as the rows are counted by their problems
+        Problem(
+            rows[i],
+            ", ".join(name for name, _ in bad[i]),
+            "; ".join(reason for _, reason in bad[i]),
+            text,
+            None if ids[i] is None else str(ids[i]),
+        )
+        for i, text in zip(positions, texts, strict=True)
+    ]
+    keep = [i for i in range(chunk.table.num_rows) if i not in bad]
+    table = table.take(pa.array(keep, pa.int64()))
+    originals = chunk.originals
+    if originals is not None:
+        old = originals
+
+        def originals(at: Sequence[int]) -> list[str]:
+            return old([keep[p] for p in at])
+
+    merged = sorted([*chunk.problems, *problems], key=lambda p: p.row)
+    return Chunk(table, merged, chunk.fraction, originals)
 
 
 def _prefetch(chunks: Iterator[Chunk], depth: int = 1) -> Iterator[Chunk]:
@@ -377,6 +419,7 @@ __all__ = [
     "Problem",
     "Reader",
     "check_columns",
+    "check_file",
     "import_dataset",
     "import_file",
 ]

@@ -28,6 +28,7 @@ import yaml
 from corridor.domain.contract import RecordKind
 from corridor.domain.corridor_map import CorridorMap
 from corridor.errors import CorridorMapError, PayloadError, PayloadTooLargeError
+from corridor.ingest import attributes
 from corridor.ingest.pipeline import Ingestor, IngestReport
 from corridor.ingest.validate import ATTRIBUTES, ROW, Rejection
 
@@ -84,6 +85,7 @@ def parse_records(body: bytes, content_type: str | None = None) -> ParsedPayload
     if not body or body.isspace():
         raise PayloadError(f"the request body is empty; {_HOW}")
     if media_type(content_type) in NDJSON_TYPES:
+        _refuse_json_document(body)
         return _parse_lines(body)
     try:
         doc = orjson.loads(body)
@@ -141,6 +143,38 @@ def _parse_lines(body: bytes) -> ParsedPayload:
     if not records and not rejections:
         raise PayloadError(f"the request body holds only blank lines; {_HOW}")
     return ParsedPayload(records, rejections, rows)
+
+
+def _refuse_json_document(body: bytes) -> None:
+    """An NDJSON body that is really one JSON document (pretty-printed over several lines, or
+    an array) is one clear error, not an "invalid JSON" rejection per line."""
+    first = next((line for line in body.split(b"\n", 64) if line.strip()), b"").strip()
+    is_array = first.startswith(b"[")
+    if first == b"{":  # as pretty-printers begin an object: one, or several one after another
+        raise PayloadError(_PRETTY)
+    try:
+        orjson.loads(first)
+        if not is_array:
+            return  # its first line is a record of its own: NDJSON
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return  # not one document either: judged line by line
+    if type(doc) is list:
+        raise PayloadError(
+            "the NDJSON body is one JSON array; NDJSON needs one record per line — send the "
+            "array as application/json, or put each record on a line of its own"
+        )
+    raise PayloadError(_PRETTY)
+
+
+_PRETTY = (
+    "the NDJSON body looks like a pretty-printed JSON document; NDJSON needs one record per "
+    "line — send it as application/json (one object or an array of objects), or compact each "
+    "record onto one line"
+)
 
 
 def _looks_like_ndjson(body: bytes) -> bool:
@@ -277,27 +311,24 @@ def _merge_attributes(
 ) -> list[dict[str, Any]]:
     """``{"attributes": {"a": 1}, ...}`` → ``{"a": 1, ...}``; keys given at the top level win.
 
-    A nested key that names a contract field is refused (into ``bad``): free-form attributes
-    must not fill in, or be judged as, the contract's fields.
+    A nested key that names a contract field, and an ``attributes`` that is no object (an
+    array, a string, ...), are refused (into ``bad``): see :mod:`corridor.ingest.attributes`.
     """
     out = []
     for i, r in enumerate(records):
         nested = r.get(ATTRIBUTES)
         if type(nested) is dict:
-            for k in nested:
-                if k in fields:
-                    bad.setdefault(i, []).append(
-                        (
-                            f"{ATTRIBUTES}.{k}",
-                            f"{k!r} is a field of the contract; send it at the top level of "
-                            "the record, or give the attribute another name",
-                        )
-                    )
+            bad_keys = attributes.conflicts(nested, fields)
+            if bad_keys:
+                bad.setdefault(i, []).extend(bad_keys)
             merged = {k: v for k, v in nested.items() if k not in fields}
             merged.update(r)
             del merged[ATTRIBUTES]
             out.append(merged)
         elif ATTRIBUTES in r and nested is None:
+            out.append({k: v for k, v in r.items() if k != ATTRIBUTES})
+        elif ATTRIBUTES in r:
+            bad.setdefault(i, []).append((ATTRIBUTES, attributes.not_an_object(nested)))
             out.append({k: v for k, v in r.items() if k != ATTRIBUTES})
         else:
             out.append(r)

@@ -44,6 +44,9 @@ ROW_FIELD = "(record)"  # the field named for a record that cannot be parsed at 
 #: a chunk is also cut when its Arrow data passes this size (wide rows, long texts)
 MAX_CHUNK_BYTES = 256 << 20
 _NDJSON_BLOCK = 8 << 20
+#: an NDJSON file whose first line is no JSON value is tried whole as one JSON document (for a
+#: clear error) up to this size (compressed size for .gz)
+_DOCUMENT_SNIFF_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -221,11 +224,39 @@ class NdjsonReader(Reader):
                 f"{path.name} holds a JSON array; NDJSON wants one JSON object per line "
                 f"(convert it with e.g. jq -c '.[]' {path.name} > {Path(path.stem).stem}.ndjson)"
             )
+        if self._one_document(start):
+            raise PayloadError(
+                f"{path.name} looks like a pretty-printed JSON document; NDJSON needs one record "
+                "per line: compact each record onto one line (e.g. jq -c . "
+                f"{path.name} > {Path(path.stem).stem}.ndjson)"
+            )
         self._iter = self._chunks()
         # the columns are only known once the first records are parsed
         self._first: Chunk | None = next(self._iter, None)
         if self._first is None:
             raise PayloadError(f"{self.path.name} is empty: NDJSON needs one JSON object per line")
+
+    def _one_document(self, start: bytes) -> bool:
+        """Whether the file is JSON spread over lines rather than one record per line: its first
+        line is a lone ``{`` (as pretty-printers write), or the first line is no JSON value and
+        the whole (small) file is one JSON document."""
+        first = start.split(b"\n", 1)[0].strip()
+        if first == b"{":
+            return True
+        if b"\n" not in start or self.path.stat().st_size > _DOCUMENT_SNIFF_BYTES:
+            return False
+        try:
+            orjson.loads(first)
+            return False
+        except orjson.JSONDecodeError:
+            pass
+        with open_binary(self.path, self.compression) as f:
+            whole = read_block(f, _DOCUMENT_SNIFF_BYTES + 1, self.path)
+        try:
+            orjson.loads(whole.removeprefix(b"\xef\xbb\xbf"))
+        except orjson.JSONDecodeError:
+            return False
+        return True
 
     @property
     def columns(self) -> list[str] | None:
