@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--workdir", type=Path, default=None, help="keep (and reuse) the store here")
     args = ap.parse_args(argv)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="corridor-dash-"))
+    # absolute: the store URLs below are duckdb:///<path>, an absolute path
+    work = (args.workdir or Path(tempfile.mkdtemp(prefix="corridor-dash-"))).absolute()
     work.mkdir(parents=True, exist_ok=True)
     path = build(work, args.customers, args.months, args.seed, print)
     with contextlib.closing(duckdb.connect(str(path), read_only=True)) as con:

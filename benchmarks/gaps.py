@@ -267,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pandas-repeat", type=int, default=5, help="timed pandas runs")
     ap.add_argument("--workdir", type=Path, default=None, help="keep (and reuse) the store here")
     args = ap.parse_args(argv)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="corridor-gaps-"))
+    # absolute: the store URLs below are duckdb:///<path>, an absolute path
+    work = (args.workdir or Path(tempfile.mkdtemp(prefix="corridor-gaps-"))).absolute()
     work.mkdir(parents=True, exist_ok=True)
 
     def log(msg: str) -> None:

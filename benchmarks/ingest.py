@@ -399,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     n_people = args.people or max(args.rows // 10, 1)
     chunk_kw = {} if args.chunk_rows is None else {"chunk_rows": args.chunk_rows}
     chunk_rows = chunk_kw.get("chunk_rows") or import_file.__kwdefaults__["chunk_rows"]
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="corridor-bench-"))
+    # absolute: the store URLs below are duckdb:///<path>, an absolute path
+    work = (args.workdir or Path(tempfile.mkdtemp(prefix="corridor-bench-"))).absolute()
     work.mkdir(parents=True, exist_ok=True)
 
     def log(msg: str) -> None:

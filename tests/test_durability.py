@@ -131,6 +131,7 @@ def test_acknowledged_records_survive_sigkill(
 ) -> None:
     batches = make_batches()
     bodies = [orjson.dumps(b) for b in batches]
+    open_store(store_url).close()  # `corridor serve` serves an existing store, never makes one
     server = Server(store_url, tmp_path / "server.log")
     servers.append(server)
     server.start()

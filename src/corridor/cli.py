@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import sys
 import tempfile
 import time
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -18,7 +21,7 @@ from corridor.cli_analytics import register as register_analyses
 from corridor.cli_attribution import register as register_attribution
 from corridor.cli_auth import register as register_auth
 from corridor.cli_churn import register as register_churn
-from corridor.cli_common import StoreOpt, console, err
+from corridor.cli_common import NewStoreOpt, StoreOpt, console, err
 from corridor.cli_drivers import register as register_drivers
 from corridor.cli_text import analyze_after_ingest, ingest_text_options
 from corridor.cli_text import register as register_text
@@ -43,7 +46,8 @@ def main() -> None:
     try:
         app()
     except CorridorError as e:
-        err.print(f"[bold red]error:[/] {e}")
+        # one line, as written: no markup read in the message, no wrapping at the terminal width
+        err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -53,9 +57,13 @@ def main() -> None:
 @contextmanager
 def _ingestor(store_url: str | None) -> Iterator[Any]:
     from corridor.ingest.pipeline import Ingestor
-    from corridor.store import open_store
+    from corridor.store import locate, open_store
 
+    loc = locate(store_url)
+    new = loc.path is not None and not loc.path.exists()
     store = open_store(store_url)
+    if new:
+        err.print(f"created a new store at {escape(str(loc.path))}", soft_wrap=True)
     ing = Ingestor(store, **ingest_text_options())
     try:
         yield ing
@@ -88,7 +96,7 @@ def _progress(description: str) -> Iterator[Callable[[str, float], None]]:
 @map_app.command("load")
 def map_load(
     file: Annotated[Path, typer.Argument(help="corridor map, YAML or JSON")],
-    store: StoreOpt = None,
+    store: NewStoreOpt = None,
     force: Annotated[
         bool, typer.Option(help="load even if stored records use touch points it drops")
     ] = False,
@@ -140,25 +148,29 @@ def import_(
             "employee_predictions",
         ),
     ],
-    store: StoreOpt = None,
+    store: NewStoreOpt = None,
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="csv, ndjson or parquet [default: from the file name]"),
+        typer.Option("--format", help="csv, ndjson or parquet (default: from the file name)"),
     ] = None,
     quarantine: Annotated[
         Path | None,
-        typer.Option(help="where bad rows go [default: FILE.quarantine.csv next to the file]"),
+        typer.Option(help="where bad rows go (default: FILE.quarantine.csv next to the file)"),
     ] = None,
     chunk_rows: Annotated[int, typer.Option(help="rows per committed chunk")] = 250_000,
 ) -> None:
     """Import a contract file. Bad rows go to a quarantine file and never stop the good ones.
 
-    Exit code 0: every row stored; 1: some rows quarantined; 2: nothing could be read.
+    Exit code 0: every row stored; 1: some rows stored, some quarantined; 2: nothing stored
+    (the file could not be read, holds no rows, or every row was quarantined).
     """
     from corridor.domain.contract import get_kind
-    from corridor.ingest.files import import_file
+    from corridor.ingest.files import check_file, import_file
+    from corridor.ingest.readers import detect_format
 
     get_kind(kind)
+    check_file(file)  # a wrong file name or format is said before a store is made
+    detect_format(file, fmt)
     with _ingestor(store) as ing, _progress(f"importing {file.name}") as progress:
         summary = import_file(
             ing,
@@ -170,6 +182,14 @@ def import_(
             progress=progress,
         )
     _print_summary([summary])
+    if not summary.accepted:
+        why = (
+            "every row was quarantined; fix them and import the file again"
+            if summary.rows
+            else "it holds no rows"
+        )
+        err.print(f"nothing from {escape(file.name)} was stored: {why}", soft_wrap=True)
+        raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_REJECTED if summary.rejected else EXIT_OK)
 
 
@@ -218,7 +238,7 @@ def simulate(
     into_store: Annotated[
         bool, typer.Option("--into-store", help="load the simulated company into the store")
     ] = False,
-    store: StoreOpt = None,
+    store: NewStoreOpt = None,
 ) -> None:
     """Simulate a believable company, with planted effects written to truth.json."""
     if out is None and not into_store:
@@ -263,7 +283,7 @@ def _load_dataset(store_url: str | None, folder: Path) -> None:
 def serve(
     store: StoreOpt = None,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8765,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8765,
     auth: Annotated[
         str | None,
         typer.Option(
@@ -276,7 +296,40 @@ def serve(
     _serve(store, host, port, auth)
 
 
-def _serve(store: str | None, host: str, port: int, auth: str | None = None) -> None:
+def _listen_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound: a port in use is a one-line error before anything starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn chooses
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise CorridorError(
+                f"port {port} on {host} is in use (another `corridor serve` or `corridor demo`?); "
+                f"stop that process, or choose another port with --port, e.g. --port {port + 1}"
+            ) from None
+        if e.errno == errno.EACCES:
+            raise CorridorError(
+                f"not allowed to listen on port {port} (ports below 1024 need privileges); "
+                "choose another with --port, e.g. --port 8765"
+            ) from None
+        raise CorridorError(
+            f"cannot listen on {host}:{port}: {e.strerror or e}; give --host an address of this "
+            "machine (127.0.0.1 for this machine only, 0.0.0.0 for every interface)"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve(
+    store: str | None,
+    host: str,
+    port: int,
+    auth: str | None = None,
+    sock: socket.socket | None = None,
+) -> None:
     import uvicorn
 
     from corridor.api.app import create_app
@@ -291,26 +344,30 @@ def _serve(store: str | None, host: str, port: int, auth: str | None = None) -> 
             "[bold yellow]warning:[/] authentication is off: anyone who reaches this port is "
             "an admin"
         )
-    application = create_app(settings)
-    console.print(f"Corridor is serving on [bold]http://{host}:{port}/[/]  (API docs: /docs)")
-    # on an embedded store, `corridor users|keys` reach this server through a local credential
-    with local_server.published(application, host, port):
-        uvicorn.run(application, host=host, port=port, log_level="warning")
+    sock = sock or _listen_socket(host, port)
+    with sock:
+        application = create_app(settings)
+        console.print(f"Corridor is serving on [bold]http://{host}:{port}/[/]  (API docs: /docs)")
+        # on an embedded store, `corridor users|keys` reach this server through a local credential
+        with local_server.published(application, host, port):
+            server = uvicorn.Server(uvicorn.Config(application, log_level="warning"))
+            server.run(sockets=[sock])
 
 
 @app.command()
 def demo(
-    store: StoreOpt = None,
+    store: NewStoreOpt = None,
     customers: Annotated[int, typer.Option(min=1, help="customers to simulate")] = 3000,
     months: Annotated[int, typer.Option(min=1, max=120, help="months to simulate")] = 12,
     seed: Annotated[int, typer.Option(help="random seed")] = 7,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8765,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8765,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="load, then exit")] = False,
 ) -> None:
     """Create the embedded store, simulate a company, load it, and serve it."""
     from corridor.store import open_store
 
+    sock = None if no_serve else _listen_socket(host, port)  # a port in use: say so first
     with open_store(store) as s:
         url, existing = s.url, s.count("interactions")
     if existing:
@@ -322,8 +379,8 @@ def demo(
         console.print(f"demo company loaded into {url}")
         _demo_themes(store)
     _demo_users(store, host, port)
-    if not no_serve:
-        _serve(store, host, port)
+    if sock is not None:
+        _serve(store, host, port, sock=sock)
 
 
 DEMO_PASSWORD = "corridor-demo"
@@ -394,13 +451,17 @@ def status(store: StoreOpt = None) -> None:
 
 
 @app.command()
-def migrate(store: StoreOpt = None) -> None:
+def migrate(store: NewStoreOpt = None) -> None:
     """Bring the store's schema up to date (also done whenever a store is opened)."""
-    from corridor.store import open_store
+    from corridor.store import locate, open_store
 
+    loc = locate(store)
+    new = loc.path is not None and not loc.path.exists()
     with open_store(store, migrate=False) as s:
         before = s.schema_version()
         applied = s.migrate()
+        if new:
+            console.print(f"created an empty store at {escape(str(loc.path))}", soft_wrap=True)
         console.print(
             f"schema version {before} -> {s.schema_version()}"
             + (f" (applied {', '.join(map(str, applied))})" if applied else " (up to date)")

@@ -50,9 +50,22 @@ class DuckDBStore(Store):
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         super().__init__()
         self.path = Path(path)
-        self.url = f"duckdb:///{self.path}"
+        #: the absolute form (``duckdb:///abs/path``), whatever the path given
+        self.url = f"duckdb://{self.path.absolute()}"
+        if self.path.is_dir():
+            raise StoreError(
+                f"the store {self.path} is a folder, not a DuckDB file; name the file, e.g. "
+                f"{self.path / 'corridor.duckdb'}"
+            )
         if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(
+                    f"cannot create the folder {self.path.parent} for the DuckDB store "
+                    f"{self.path}: {e.strerror or e}; check the path (duckdb:///path is absolute, "
+                    "duckdb:path relative to the current directory) and its permissions"
+                ) from None
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as e:

@@ -96,13 +96,12 @@ class PostgresStore(Store):
     def __init__(self, url: str) -> None:
         super().__init__()
         self.url = url
+        # a server that does not answer is an error after 10 s, not a hang (unless the URL says)
+        extra: dict[str, Any] = {} if "connect_timeout" in url else {"connect_timeout": 10}
         try:
-            self._con = psycopg.connect(url, autocommit=False)
-        except psycopg.OperationalError as e:
-            raise StoreError(
-                f"cannot connect to PostgreSQL at {_redact(url)}: {str(e).strip()}; is the server "
-                "running and does the database exist?"
-            ) from None
+            self._con = psycopg.connect(url, autocommit=False, **extra)
+        except psycopg.Error as e:
+            raise StoreError(_connect_error(url, e)) from None
         with self._con.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
         self._con.commit()
@@ -140,3 +139,24 @@ class PostgresStore(Store):
 
 def _redact(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def _connect_error(url: str, e: psycopg.Error) -> str:
+    """One line: what libpq said (the URL's password hidden) and what to check."""
+    said = " ".join(str(e).replace(url, _redact(url)).split())
+    said = re.sub(r"^connection (failed|is bad): ", "", said)
+    low = said.lower()
+    if "database" in low and "does not exist" in low:
+        db = url.split("?", 1)[0].rsplit("/", 1)[-1] or "corridor"
+        hint = f"create it (createdb {db}, or CREATE DATABASE) or fix the database in the URL"
+    elif "role" in low and "does not exist" in low:
+        hint = "fix the user name in the URL, or create that role"
+    elif "password" in low:
+        hint = "check the user's password (postgresql://user:password@host:5432/database)"
+    elif "refused" in low or "timeout" in low or "timed out" in low:
+        hint = "start the server, or fix the host and port in the URL"
+    elif "resolve host" in low or "translate host" in low:
+        hint = "check the host name in the URL"
+    else:
+        hint = "check the URL: postgresql://user:password@host:5432/database"
+    return f"cannot connect to PostgreSQL at {_redact(url)}: {said}; {hint}"
