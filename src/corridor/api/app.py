@@ -136,19 +136,44 @@ def _document_records(app: FastAPI) -> None:
 
 
 def _one_error_shape(schema: dict[str, Any]) -> None:
-    """FastAPI documents its own 422 body; ours is the one error shape, so say that."""
+    """FastAPI documents its own 422 body; ours is the one error shape, so say that. And every
+    error a route can answer is documented in that shape: 400 where there is a body to read,
+    401 on every API route but health, 403 on every write (the request-forgery guard), and
+    ``default`` for the rest (500, 503, ...)."""
     default = "#/components/schemas/HTTPValidationError"
     ours = {"$ref": "#/components/schemas/ErrorBody"}
-    for item in schema.get("paths", {}).values():
-        for op in item.values():
-            reply = op.get("responses", {}).get("422", {})
+
+    def error(description: str) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": ours}}}
+
+    for path, item in schema.get("paths", {}).items():
+        for method, op in item.items():
+            responses = op.setdefault("responses", {})
+            reply = responses.get("422", {})
             media = reply.get("content", {}).get("application/json", {})
             if media.get("schema", {}).get("$ref") == default:
                 media["schema"] = ours
                 reply["description"] = "The request does not match the API (error shape)"
-    components = schema.get("components", {}).get("schemas", {})
+            if "requestBody" in op:
+                responses.setdefault("400", error("The body cannot be read (error shape)"))
+            if path.startswith("/api/v1/") and path != "/api/v1/health":
+                responses.setdefault("401", error("No valid API key or session (error shape)"))
+            if method in ("post", "put", "patch", "delete"):
+                responses.setdefault(
+                    "403",
+                    error("Not allowed, or a browser request from another site (error shape)"),
+                )
+            responses.setdefault(
+                "default",
+                error(
+                    "Any other error, e.g. 500 internal_error, 503 store_unavailable (error shape)"
+                ),
+            )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
+    if "ErrorBody" not in components:
+        _add_schema(components, errors.ErrorBody)
 
 
 def _add_schema(components: dict[str, Any], model: type[BaseModel]) -> None:

@@ -30,6 +30,7 @@ from starlette.responses import Response
 
 from corridor import errors as ce
 from corridor.analytics.errors import AnalyticsQueryError
+from corridor.api import routing
 
 log = logging.getLogger("corridor.api")
 
@@ -142,6 +143,11 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         )
         return error_response(422, "invalid_request", message + "; see /docs", details)
     if isinstance(exc, StarletteHTTPException):
+        if exc.status_code == 405:  # routing names the first route's methods; say every one's
+            allowed = routing.allowed_methods(request)
+            exc = StarletteHTTPException(405, headers={"Allow": ", ".join(allowed)})
+            if not allowed:  # only a catch-all took the path
+                exc = StarletteHTTPException(404)
         headers = dict(exc.headers) if exc.headers else None
         return error_response(
             exc.status_code,

@@ -1,7 +1,8 @@
 """``POST /api/v1/{kind}``: one record, a JSON array of records, or NDJSON.
 
 One route per record kind (so each is documented with its own record model), plus a fallback
-that answers an unknown kind with the list of known ones.
+that answers an unknown kind with the list of known ones (and a wrong method on another
+resource at /api/v1/<name> with 405 and every method it has).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response
 
+from corridor.api import routing
 from corridor.api.body import check_json_content_type, read_body
 from corridor.api.deps import IngestLimiterDep, IngestorDep, SettingsDep, WriterScopeDep
 from corridor.api.errors import error_responses
@@ -134,19 +136,17 @@ for _kind in KINDS.values():
 
 
 #: answers what no other route does under /api/v1/<name>; included after every other router
-fallback = APIRouter(prefix="/api/v1")
-#: other resources at /api/v1/<name>, and their methods (for a 405 instead of "unknown kind")
-OTHER_RESOURCES = {"map": "GET, PUT", "health": "GET", "users": "GET, POST", "keys": "GET, POST"}
+fallback = routing.fallback(APIRouter(prefix="/api/v1"))
 
 
-@fallback.api_route(
-    "/{kind}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
-)
+@fallback.api_route("/{kind}", methods=list(routing.METHODS), include_in_schema=False)
+@routing.fallback
 async def unknown_route(kind: str, request: Request) -> Response:
-    if kind in OTHER_RESOURCES:
-        raise HTTPException(405, headers={"Allow": OTHER_RESOURCES[kind]})
+    """A path other routes have, with another method: 405 listing them all; a POST to an
+    unknown kind: 404 listing the kinds; anything else: 404."""
+    allowed = routing.allowed_methods(request)
+    if allowed:
+        raise HTTPException(405, headers={"Allow": ", ".join(allowed)})
     if request.method == "POST":
         get_kind(kind)  # an unknown kind: UnknownKindError (404) lists the known ones
-    if kind in KINDS:
-        raise HTTPException(405, headers={"Allow": "POST"})
     raise HTTPException(404)
