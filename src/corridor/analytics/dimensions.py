@@ -85,6 +85,9 @@ MEASURES: tuple[str, ...] = ("expectation", "experience", "nps", "csat", "ces")
 FilterValue = str | None
 Filters = Mapping[str, Sequence[FilterValue] | FilterValue]
 TimeLike = datetime | date | str | None
+# the times an analysis accepts for since/until (see check_time)
+EARLIEST = datetime(1700, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class TableSource(Protocol):
@@ -179,10 +182,23 @@ def check_time(value: TimeLike, name: str) -> datetime | None:
                 "2025-03-01T12:00:00Z"
             ) from None
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    raise AnalyticsQueryError(f"{name} must be a date, a datetime or an ISO-8601 string")
+        given = value.date()
+        try:  # 0001-01-01T00:00+14:00 is before the first day Python has: an OverflowError
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:
+            value = None
+    elif isinstance(value, date):
+        given, value = value, datetime(value.year, value.month, value.day, tzinfo=UTC)
+    else:
+        raise AnalyticsQueryError(f"{name} must be a date, a datetime or an ISO-8601 string")
+    if value is None or not EARLIEST <= value < LATEST:
+        # pandas' times end in 1677 and 2262; the analyses step months back and forth from here
+        raise AnalyticsQueryError(
+            f"{name}={given.isoformat()} is out of range: give a time from "
+            f"{EARLIEST.date().isoformat()} to before {LATEST.date().isoformat()} (or leave "
+            f"{name} out for no bound)"
+        )
+    return value
 
 
 def check_confidence(confidence: float) -> float:
