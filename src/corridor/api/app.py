@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 import corridor
 from corridor.api import errors
-from corridor.api.middleware import CatchAll, RequestForgeryGuard
+from corridor.api.middleware import CatchAll, NulGuard, RequestForgeryGuard
 from corridor.api.routes import admin as admin_routes
 from corridor.api.routes import analytics, attribution, drivers, health, ingest, people
 from corridor.api.routes import churn as churn_routes
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         trusted_origins=[o for o in settings.trusted_origins.split(",") if o.strip()],
         https_only=settings.secure_cookies,
     )
+    app.add_middleware(NulGuard)  # a NUL in the URL: 422 before any route reads it
     app.add_middleware(CatchAll)  # outermost: a 500 answered here keeps the connection
     for module in (ingest, map_routes, people, analytics, drivers, attribution, health, web_routes):
         app.include_router(module.router)

@@ -13,6 +13,11 @@ A request with neither credential nor origin (a script with no cookie) passes th
 routes, which answer 401. Origins other than the server's own (a reverse proxy's public
 address) are allowed by ``CORRIDOR_TRUSTED_ORIGINS``.
 
+**NUL characters.** No id, filter value or parameter can hold a NUL character (PostgreSQL text
+cannot), and one that reaches the store fails there or ends an SQL literal early: a 500. So
+:class:`NulGuard` refuses (422) a URL whose path or query string holds one (``%00``), on every
+route and page alike.
+
 **Errors.** Starlette hands an unexpected exception to its outermost middleware, which sends the
 500 and then re-raises, so uvicorn drops the keep-alive connection and the client's *next*
 request fails too. :class:`CatchAll` answers the 500 in the one error shape itself and lets the
@@ -22,7 +27,7 @@ connection live.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -118,6 +123,28 @@ class RequestForgeryGuard:
         own = _host_of(request.headers.get("host", ""), request.url.scheme)
         # the scheme may differ behind a TLS-terminating proxy; the host and port may not
         return netloc == own
+
+
+class NulGuard:
+    """Refuse (422) a request whose path or query string holds a NUL character."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"\x00" in unquote_to_bytes(scope["query_string"])
+        ):
+            where = "path" if "\x00" in scope["path"] else "query string"
+            response = errors.error_response(
+                422,
+                "invalid_request",
+                f"the URL's {where} holds a NUL character (%00); no id, filter or parameter "
+                "can contain one: remove it",
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class CatchAll:
