@@ -105,7 +105,12 @@ def save_themes(store: Store, drafts: Sequence[ThemeDraft]) -> list[StoredTheme]
 
 
 def _get(store: Store, theme_id: str) -> StoredTheme:
-    rows = store.query(f"SELECT {_COLS} FROM text_themes WHERE theme_id = ?", (theme_id,))
+    # no theme id holds a NUL, and PostgreSQL refuses one in a parameter (a 500)
+    rows = (
+        store.query(f"SELECT {_COLS} FROM text_themes WHERE theme_id = ?", (theme_id,))
+        if "\x00" not in theme_id
+        else []
+    )
     if not rows:
         known = ", ".join(t.theme_id for t in list_themes(store)[:20]) or "none yet"
         raise TextAnalysisError(
@@ -119,6 +124,8 @@ def rename_theme(store: Store, theme_id: str, label: str) -> StoredTheme:
     label = (label or "").strip()
     if not label or len(label) > 200:
         raise TextAnalysisError("a theme label must have 1 to 200 characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in label):
+        raise TextAnalysisError("a theme label cannot hold control characters (NUL, newline…)")
     _get(store, theme_id)
     with store.transaction() as tx:
         tx.execute(
