@@ -298,7 +298,7 @@ class _Compiler:
         for f in self.kind.fields:
             n = _ident(f.name)
             out.append(
-                f"CAST(v.{n} AS INTEGER) AS {n}" if f.type is FieldType.INTEGER else f"v.{n}"
+                f"TRY_CAST(v.{n} AS INTEGER) AS {n}" if f.type is FieldType.INTEGER else f"v.{n}"
             )
         return out
 
