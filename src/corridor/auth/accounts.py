@@ -71,6 +71,12 @@ def _user(row: tuple[Any, ...]) -> User:
     return User(name, Role(role), dept, partner, created)
 
 
+def _printable(value: str | None, what: str) -> None:
+    """Refuse control characters (NUL above all: PostgreSQL text cannot hold it)."""
+    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise AccountError(f"the {what} {value!r} holds a control character; remove it")
+
+
 def add_user(
     store: Store,
     username: str,
@@ -88,6 +94,8 @@ def add_user(
         )
     if role not in ROLES:
         raise AccountError(f"unknown role {role!r}; use one of: {', '.join(ROLES)}")
+    _printable(department, "department")
+    _printable(partner, "partner")
     if len(password) < MIN_PASSWORD:
         raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
     r = Role(role)
@@ -119,6 +127,8 @@ def list_users(store: Store) -> list[User]:
 
 
 def get_user(store: Store, username: str) -> User | None:
+    if not _USERNAME.match(username):
+        return None  # no such user can exist (and a NUL would break PostgreSQL's text)
     rows = store.query(
         "SELECT username, role, department, partner, created_at FROM users WHERE username = ?",
         (username,),
@@ -128,6 +138,8 @@ def get_user(store: Store, username: str) -> User | None:
 
 def remove_user(store: Store, username: str) -> None:
     """Remove a user, revoke their API keys and end their sessions."""
+    if not _USERNAME.match(username):
+        raise AccountError(f"no user {username!r}; `corridor users list` shows who exists")
     with store.transaction() as tx:
         if not tx.fetchall("SELECT 1 FROM users WHERE username = ?", (username,)):
             raise AccountError(f"no user {username!r}; `corridor users list` shows who exists")
@@ -167,6 +179,7 @@ def create_key(store: Store, username: str, name: str | None = None) -> tuple[Ap
     once and never stored."""
     if get_user(store, username) is None:
         raise AccountError(f"no user {username!r}; create it with `corridor users add` first")
+    _printable(name, "key name")
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     now = _now()
@@ -181,11 +194,12 @@ def create_key(store: Store, username: str, name: str | None = None) -> tuple[Ap
 
 def list_keys(store: Store, username: str | None = None) -> list[ApiKey]:
     sql = "SELECT key_id, username, name, created_at, revoked_at FROM api_keys"
-    rows = (
-        store.query(sql + " WHERE username = ? ORDER BY created_at", (username,))
-        if username
-        else store.query(sql + " ORDER BY username, created_at")
-    )
+    if not username:
+        rows = store.query(sql + " ORDER BY username, created_at")
+    elif _USERNAME.match(username):
+        rows = store.query(sql + " WHERE username = ? ORDER BY created_at", (username,))
+    else:
+        rows = []  # no such user can exist
     return [ApiKey(*r) for r in rows]
 
 

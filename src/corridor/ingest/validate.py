@@ -173,6 +173,11 @@ class _Compiler:
         v = f"v.{n}"
         limit = MAX_TEXT_LENGTH if f.type is FieldType.TEXT else MAX_ID_LENGTH
         self.err(f"length({v}) > {limit}", f.name, _lit(f"longer than {limit} characters"))
+        self.err(
+            f"contains({v}, chr(0))",
+            f.name,
+            _lit("holds a NUL character (\\0), which no store can keep; remove it"),
+        )
         if f.choices:
             self.err(
                 f"NOT list_contains({_list(f.choices)}, {v})",
