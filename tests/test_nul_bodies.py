@@ -18,11 +18,12 @@ def test_nul_in_body_values_is_refused_not_a_500(ingestor, store):
                 {"person_id": "ok-1", "kind": "customer"},
                 {"person_id": "bad\x00id", "kind": "customer"},
                 {"person_id": "ok-2", "kind": "customer", "segment": "con\x00sumer"},
+                {"person_id": "ok-3", "kind": "customer", "loyalty_tier": "gold\x00"},
             ],
         )
         assert r.status_code < 500, r.text
         body = r.json()
-        assert body["accepted"] == 1 and body["rejected"] == 2
+        assert body["accepted"] == 1 and body["rejected"] == 3
         assert all("NUL" in e["reason"] for e in body["errors"])
         assert store.query("SELECT person_id FROM people") == [("ok-1",)]
         for path, payload in (

@@ -346,6 +346,13 @@ class Validator:
                 f"NULLIF(CAST(to_json(map_from_entries(list_filter([{entries}], lambda e: "
                 "e.v IS NOT NULL AND CAST(e.v AS VARCHAR) <> 'null'))) AS VARCHAR), '{}')"
             )
+            # a NUL in an extra field's value: JSON escapes it as \u0000, which PostgreSQL's
+            # jsonb refuses (and no text column can hold)
+            c.err(
+                f"contains(v.{ATTRIBUTES}, '\\u0000')",
+                ATTRIBUTES,
+                _lit("an extra field's value holds a NUL character (\\0); remove it"),
+            )
         else:
             attrs = "CAST(NULL AS VARCHAR)"
         # Cheap test first; the list of reasons is only built for the rows that fail it.
