@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-ATTRIBUTES = "attributes"
+from corridor.ingest.validate import ATTRIBUTES
 
 
 def json_type(value: Any) -> str:

@@ -100,7 +100,7 @@ def parse_records(body: bytes, content_type: str | None = None) -> ParsedPayload
         return ParsedPayload([doc], [], [1])
     if type(doc) is list:
         return _from_items(doc)
-    raise PayloadError(f"the body is a single JSON {_json_type(doc)}; {_HOW}")
+    raise PayloadError(f"the body is a single JSON {attributes.json_type(doc)}; {_HOW}")
 
 
 def _from_items(items: list[Any]) -> ParsedPayload:
@@ -209,22 +209,8 @@ def _check_utf8(data: bytes, *, base: int = 0, line: int | None = None) -> None:
         ) from None
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
 def _not_an_object(row: int, value: Any) -> Rejection:
-    kind = _json_type(value)
+    kind = attributes.json_type(value)
     article = "an" if kind[0] in "aeiou" else "a"
     return Rejection(
         row, None, RECORD, f"expected a JSON object (one record), got {article} {kind}"
@@ -281,7 +267,7 @@ def records_to_batch(
             arr, shapeless = _field_column(key, records, arr)
             columns[key] = arr
             for i in shapeless:
-                got = _json_type(records[i][key])
+                got = attributes.json_type(records[i][key])
                 bad.setdefault(i, []).append(
                     (
                         key,
