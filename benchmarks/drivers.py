@@ -20,7 +20,7 @@ import time
 import numpy as np
 import statsmodels.api as sm
 
-from corridor.analytics import importance as imp
+from corridor.analytics.estimators import importance as imp
 
 
 def main() -> None:

@@ -67,7 +67,7 @@ ORDER BY touchpoint, period
 # -- data -----------------------------------------------------------------------------------------
 def build(work: Path, customers: int, months: int, seed: int, log: Callable[[str], None]) -> Path:
     """A DuckDB store with the simulated company, built once per (customers, months, seed)."""
-    from corridor.analytics import rollup
+    from corridor.analytics.feedback import rollup
     from corridor.ingest.files import import_dataset
     from corridor.ingest.pipeline import Ingestor
     from corridor.simulate import simulate

@@ -8,11 +8,11 @@ Data (inside ``lifetimes``, the ``validation`` extra): the 2,357-customer CDNOW 
 used by Fader, Hardie & Lee (2005), and the 23,570-customer CDNOW master file (69,659
 transactions, 1997-01 to 1998-06) summarised by day with ``lifetimes.utils.
 summary_data_from_transaction_data`` (weeks; observation end 1998-06-30). Each fit is timed
-``--repeat`` times (median kept): ``corridor.analytics.lifetime_models.BetaGeo().fit`` against
-``lifetimes.BetaGeoFitter().fit``, and ``GammaGamma().fit`` against ``GammaGammaFitter().fit`` on
-the repeat buyers. Corridor's fit time includes its standard errors (a numerical Hessian);
-lifetimes' includes its own. The parameters and log-likelihoods of the two are printed side by
-side and must agree. The last line starts with ``RESULT``.
+``--repeat`` times (median kept): ``corridor.analytics.estimators.lifetime_models.BetaGeo().fit``
+against ``lifetimes.BetaGeoFitter().fit``, and ``GammaGamma().fit`` against
+``GammaGammaFitter().fit`` on the repeat buyers. Corridor's fit time includes its standard errors (a
+numerical Hessian); lifetimes' includes its own. The parameters and log-likelihoods of the two are
+printed side by side and must agree. The last line starts with ``RESULT``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from corridor.analytics.lifetime_models import BetaGeo, GammaGamma
+from corridor.analytics.estimators.lifetime_models import BetaGeo, GammaGamma
 
 
 def _lifetimes() -> Any:

@@ -8,8 +8,8 @@ import pytest
 from scipy import stats as sp
 from statsmodels.stats.oneway import anova_oneway
 
-from corridor.analytics.alignment import alignment_table, welch_anova
-from corridor.analytics.errors import AnalyticsQueryError
+from corridor.analytics.attribution.alignment import alignment_table, welch_anova
+from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.ingest.pipeline import Ingestor
 from test_ripple import DEPARTMENT, attribution_data, load_attribution, plain_facts
 

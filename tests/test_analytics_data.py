@@ -2,7 +2,7 @@
 
 The gap and metric tests ingest :func:`dataset` through the real :class:`Ingestor` on both
 engines and compare what the analytics compute against :func:`facts`, which joins the same rows
-with pandas following the rules documented in :mod:`corridor.analytics.dimensions`.
+with pandas following the rules documented in :mod:`corridor.analytics.core.dimensions`.
 """
 
 from __future__ import annotations

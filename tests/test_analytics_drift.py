@@ -14,7 +14,7 @@ from scipy import stats as sp
 
 from conftest import make_store_url
 from corridor.analytics import AnalyticsQueryError, DriftResult, drift_stats, expectation_drift
-from corridor.analytics.drift import (
+from corridor.analytics.feedback.drift import (
     DRIFT_SUMS,
     change_penalty,
     detect_drift,
@@ -380,7 +380,7 @@ def test_same_numbers_on_both_engines(tmp_path, request, small_map):
 def test_timestamps_of_market_events_bucket_like_the_engine():
     """A change dated 2025-06-01 sees May, June and July: the event at 2025-05-31 23:59 UTC
     is in May, one at 2025-08-01 00:00 is not."""
-    from corridor.analytics.drift import annotate_market_events
+    from corridor.analytics.feedback.drift import annotate_market_events
 
     changes = pd.DataFrame(
         {"touchpoint": ["checkout"], "date": [pd.Timestamp("2025-06-01", tz="UTC")]}

@@ -24,7 +24,13 @@ from corridor.analytics import (
     facet_table,
     source_facets,
 )
-from corridor.analytics.facets import BINS, FACET_SUMS, facet_stats, pearson, source_facet_stats
+from corridor.analytics.feedback.facets import (
+    BINS,
+    FACET_SUMS,
+    facet_stats,
+    pearson,
+    source_facet_stats,
+)
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import open_store
 from test_analytics_data import bucket, dataset, facts, groups, load

@@ -25,7 +25,7 @@ from corridor.analytics import (
     gap_table,
     summarise_gaps,
 )
-from corridor.analytics.gaps import GAP_SUMS
+from corridor.analytics.feedback.gaps import GAP_SUMS
 from corridor.errors import ContractError
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import open_store

@@ -24,7 +24,7 @@ from corridor.analytics import (
     metric_table,
     summarise_metrics,
 )
-from corridor.analytics.metrics import METRIC_SUMS
+from corridor.analytics.feedback.metrics import METRIC_SUMS
 from test_analytics_data import (
     assert_frames_match,
     bucket,

@@ -16,7 +16,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from conftest import SMALL_MAP, make_store_url
 from corridor.analytics import AnalyticsQueryError, PromiseResult, promise_stats, promise_table
-from corridor.analytics.promises import PROMISE_GAP_SUMS, PROMISE_SUMS, attribute_value
+from corridor.analytics.feedback.promises import PROMISE_GAP_SUMS, PROMISE_SUMS, attribute_value
 from corridor.domain.corridor_map import CorridorMap
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import open_store

@@ -14,7 +14,7 @@ from statsmodels.stats.proportion import (
     proportions_ztest,
 )
 
-from corridor.analytics import stats
+from corridor.analytics.estimators import stats
 
 RNG = np.random.default_rng(1947)
 

@@ -51,8 +51,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import positive_data_acceptance
 
-from corridor.analytics.dimensions import check_time
-from corridor.analytics.errors import AnalyticsQueryError
+from corridor.analytics.core.dimensions import check_time
+from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.api.app import create_app
 from corridor.api.numbers import number, whole_number
 from corridor.auth import accounts

@@ -15,11 +15,16 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from conftest import ENGINES, SMALL_MAP, make_store_url
-from corridor.analytics.churn import cox_table, person_risk, risk_table, survival_table
-from corridor.analytics.churn_people import MONTH_DAYS, customer_table
-from corridor.analytics.errors import AnalyticsQueryError
-from corridor.analytics.lifetime import buyers, lifetime_params, lifetime_table, person_value
-from corridor.analytics.survival import kaplan_meier, survival_at
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.customers.churn import cox_table, person_risk, risk_table, survival_table
+from corridor.analytics.customers.churn_people import MONTH_DAYS, customer_table
+from corridor.analytics.customers.lifetime import (
+    buyers,
+    lifetime_params,
+    lifetime_table,
+    person_value,
+)
+from corridor.analytics.estimators.survival import kaplan_meier, survival_at
 from corridor.api.app import create_app
 from corridor.domain.corridor_map import CorridorMap
 from corridor.ingest.pipeline import Ingestor

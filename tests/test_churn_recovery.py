@@ -3,8 +3,8 @@
 The simulator (``truth["churn"]``) plants a monthly churn hazard with
 ``logit h = logit(0.01) − 0.35·g(support_call) − 0.30·g(home_delivery) − 0.25·g(invoice)``,
 where g is the customer's latest *latent* gap at the touch point. Corridor only sees the gaps
-customers rated in surveys, so :func:`corridor.analytics.churn.cox_table` models each touch
-point's latest *rated* gap as a time-varying covariate.
+customers rated in surveys, so :func:`corridor.analytics.customers.churn.cox_table` models each
+touch point's latest *rated* gap as a time-varying covariate.
 
 What can be recovered, and why 8,000 customers: support calls and deliveries are rare, so the
 latest rated gap is usually the latest gap, and both come out clearly (seeds 1, 2, 3 and 7:
@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from corridor.analytics.churn import cox_table
+from corridor.analytics.customers.churn import cox_table
 from corridor.ingest.files import import_dataset
 from corridor.ingest.pipeline import Ingestor
 from corridor.simulate import simulate

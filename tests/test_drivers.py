@@ -15,10 +15,10 @@ import statsmodels.api as sm
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from corridor.analytics import importance as imp
-from corridor.analytics.dimensions import Query
-from corridor.analytics.drivers import driver_table, driver_values, quadrants
-from corridor.analytics.errors import AnalyticsQueryError
+from corridor.analytics.core.dimensions import Query
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.customers.drivers import driver_table, driver_values, quadrants
+from corridor.analytics.estimators import importance as imp
 from corridor.api.app import create_app
 from corridor.cli import app as cli_app
 from corridor.settings import Settings

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from corridor.analytics.drivers import driver_table
-from corridor.analytics.journeys import journey_table
+from corridor.analytics.customers.drivers import driver_table
+from corridor.analytics.customers.journeys import journey_table
 from corridor.ingest.files import import_dataset
 from corridor.ingest.pipeline import Ingestor
 from corridor.simulate import simulate

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from scipy import stats as sp
 from typer.testing import CliRunner
 
-from corridor.analytics import markov
-from corridor.analytics.errors import AnalyticsQueryError
-from corridor.analytics.journeys import journey_table, median_interval
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.customers.journeys import journey_table, median_interval
+from corridor.analytics.estimators import markov
 from corridor.api.app import create_app
 from corridor.cli import app as cli_app
 from corridor.settings import Settings

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from corridor.analytics.errors import AnalyticsQueryError
-from corridor.analytics.lifetime_models import BetaGeo, GammaGamma, clv
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.estimators.lifetime_models import BetaGeo, GammaGamma, clv
 
 
 def _lifetimes_file(name: str) -> Path:

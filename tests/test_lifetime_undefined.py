@@ -20,8 +20,8 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from corridor.analytics.lifetime import lifetime_params, lifetime_table, person_value
-from corridor.analytics.lifetime_models import BetaGeo, GammaGamma, clv
+from corridor.analytics.customers.lifetime import lifetime_params, lifetime_table, person_value
+from corridor.analytics.estimators.lifetime_models import BetaGeo, GammaGamma, clv
 
 #: twelve repeat buyers' mean spend, heavy-tailed (a Pareto tail of index 0.5: no finite mean),
 #: and how many repeat transactions each made
@@ -84,7 +84,7 @@ def test_guard_withholds_an_impossible_figure_and_says_so():
     resting on it (P(alive) → expected purchases → CLV; expected value → CLV), with a reason."""
     import pandas as pd
 
-    from corridor.analytics.lifetime import _guard
+    from corridor.analytics.customers.lifetime import _guard
 
     nan = np.nan
     rows = pd.DataFrame(

@@ -21,10 +21,15 @@ import pytest
 import statsmodels.api as sm
 from statsmodels.stats.multitest import multipletests
 
-from corridor.analytics.errors import AnalyticsQueryError
-from corridor.analytics.ripple import department_impact, ripple_table
-from corridor.analytics.ripple_estimators import benjamini_hochberg, did, its, proportion_did
-from corridor.analytics.ripple_events import COMPLAINT_MAX, feedback_cells
+from corridor.analytics.attribution.ripple import department_impact, ripple_table
+from corridor.analytics.attribution.ripple_events import COMPLAINT_MAX, feedback_cells
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.estimators.ripple_estimators import (
+    benjamini_hochberg,
+    did,
+    its,
+    proportion_did,
+)
 from corridor.ingest.pipeline import Ingestor
 
 START = datetime(2025, 1, 1, tzinfo=UTC)

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from corridor.analytics.errors import AnalyticsQueryError
-from corridor.analytics.ripple import ripple_table
-from corridor.analytics.scorecards import partner_scorecard
+from corridor.analytics.attribution.ripple import ripple_table
+from corridor.analytics.attribution.scorecards import partner_scorecard
+from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.api.app import create_app
 from corridor.auth import accounts
 from corridor.cli import app as cli_app

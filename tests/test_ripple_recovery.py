@@ -4,7 +4,8 @@ One simulated company (20,000 customers, 12 months, seed 7: ~770 k interactions,
 records) is imported into a DuckDB file and read with the public analytics API; every
 assertion is checked against ``truth.json``:
 
-* **ripples** (:func:`~corridor.analytics.ripple.ripple_table`): every planted ripple (a regional
+* **ripples** (:func:`~corridor.analytics.attribution.ripple.ripple_table`): every planted ripple (a
+regional
   logistics carrier change, −2 experience points at two touch points; a national billing error,
   −1.5 at the invoice) is significant (BH q < 0.05) and harmful, its effect near the planted
   size; of the operational events planted with no effect at most 10 % are flagged, and at least
@@ -12,7 +13,8 @@ assertion is checked against ``truth.json``:
   Measured offline over 11 seeds (1–11) of this size: recall 22 of 22; null events flagged
   0–2 of 14–16 per company (3 of 176 in all, 6 of the 95 estimable at raw p < 0.05; the null
   p-values pass a Kolmogorov–Smirnov test of uniformity, p = 0.95); seed 7 flags none.
-* **partners** (:func:`~corridor.analytics.scorecards.partner_scorecard`): the shrunk adjusted
+* **partners** (:func:`~corridor.analytics.attribution.scorecards.partner_scorecard`): the shrunk
+adjusted
   gap ranks the 21 partners like their planted experience offsets (Spearman ≥ 0.8) and lies
   closer to them (RMSE) than the unshrunk estimate, over the year and over a two-month slice
   where small partners have a handful of records. Over the 11 seeds: Spearman 0.88–0.99 (year)
@@ -32,9 +34,9 @@ import pandas as pd
 import pytest
 from scipy import stats as sp
 
-from corridor.analytics.alignment import alignment_table
-from corridor.analytics.ripple import department_impact, ripple_table
-from corridor.analytics.scorecards import partner_scorecard
+from corridor.analytics.attribution.alignment import alignment_table
+from corridor.analytics.attribution.ripple import department_impact, ripple_table
+from corridor.analytics.attribution.scorecards import partner_scorecard
 from corridor.ingest.files import import_dataset
 from corridor.ingest.pipeline import Ingestor
 from corridor.simulate import simulate

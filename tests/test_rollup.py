@@ -10,10 +10,10 @@ import pyarrow as pa
 import pytest
 
 from corridor.analytics import gap_table, metric_table
-from corridor.analytics import rollup as ru
-from corridor.analytics.dimensions import Query
-from corridor.analytics.gaps import gap_sums
-from corridor.analytics.metrics import metric_sums
+from corridor.analytics.core.dimensions import Query
+from corridor.analytics.feedback import rollup as ru
+from corridor.analytics.feedback.gaps import gap_sums
+from corridor.analytics.feedback.metrics import metric_sums
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import Store, open_store
 from test_analytics_data import dataset, load

@@ -10,13 +10,13 @@ import pytest
 import statsmodels.formula.api as smf
 from statsmodels.stats.proportion import proportion_confint
 
-from corridor.analytics.errors import AnalyticsQueryError
-from corridor.analytics.scorecards import (
+from corridor.analytics.attribution.scorecards import (
     partner_scorecard,
     select_list,
     standardised_effects,
     two_way_effects,
 )
+from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.ingest.pipeline import Ingestor
 from test_ripple import attribution_data, load_attribution, plain_facts
 

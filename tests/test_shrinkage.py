@@ -8,7 +8,7 @@ from scipy import optimize
 from scipy import stats as sp
 from statsmodels.stats.meta_analysis import combine_effects
 
-from corridor.analytics.shrinkage import (
+from corridor.analytics.estimators.shrinkage import (
     beta_binomial_fit,
     beta_binomial_shrinkage,
     normal_shrinkage,

@@ -20,12 +20,17 @@ import pytest
 from scipy import stats as sp
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
-from corridor.analytics.errors import AnalyticsQueryError
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.feedback.text import (
+    intent_table,
+    recent_comments,
+    sentiment_table,
+    source_sentiment,
+)
 from corridor.ingest.files import import_dataset
 from corridor.ingest.pipeline import Ingestor
 from corridor.simulate import simulate
 from corridor.store import Store, open_store
-from corridor.text.queries import intent_table, recent_comments, sentiment_table, source_sentiment
 
 GOOD = ["Great service, thank you!", "Lovely staff and quick delivery.", "Perfect, no complaints."]
 BAD = ["Terrible, the parcel was late.", "Awful support, nobody helps.", "Broken on arrival."]

@@ -10,11 +10,11 @@ import pyarrow as pa
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
+from corridor.analytics.feedback.text import theme_summary, theme_table
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import Store
 from corridor.text.errors import TextAnalysisError
 from corridor.text.jobs import discover_themes
-from corridor.text.queries import theme_summary, theme_table
 from corridor.text.themes import ThemeAssigner, discover
 from corridor.text.themestore import list_themes, merge_themes, rename_theme
 

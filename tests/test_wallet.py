@@ -13,8 +13,8 @@ from scipy import stats as sp
 from statsmodels.stats.proportion import proportion_confint
 from typer.testing import CliRunner
 
-from corridor.analytics.errors import AnalyticsQueryError
-from corridor.analytics.wallet import wallet_share, wallet_table
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.customers.wallet import wallet_share, wallet_table
 from corridor.api.app import create_app
 from corridor.cli import app as cli_app
 from corridor.settings import Settings

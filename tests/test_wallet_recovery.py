@@ -1,5 +1,5 @@
-"""Recovery of the planted share of wallet: :func:`corridor.analytics.wallet.wallet_table` on a
-simulated company finds, per segment, the share the simulator planted.
+"""Recovery of the planted share of wallet: :func:`corridor.analytics.customers.wallet.wallet_table`
+on a simulated company finds, per segment, the share the simulator planted.
 
 The simulator (``truth["wallet"]``, :mod:`corridor.simulate.wallet`) asks half of customers'
 NPS surveys how many brands of the category they use (N, 1–5, fixed per person, more in larger
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from corridor.analytics.wallet import wallet_table
+from corridor.analytics.customers.wallet import wallet_table
 from corridor.ingest.files import import_dataset
 from corridor.ingest.pipeline import Ingestor
 from corridor.simulate import simulate

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from corridor.analytics.gaps import gap_table
-from corridor.analytics.metrics import metric_table
+from corridor.analytics.feedback.gaps import gap_table
+from corridor.analytics.feedback.metrics import metric_table
 from corridor.auth.scope import Principal, Role, Scope
 from corridor.web import views
 

@@ -268,7 +268,7 @@ def _simulate(customers: int, months: int, seed: int, out: Path, fmt: str) -> An
 
 
 def _load_dataset(store_url: str | None, folder: Path) -> None:
-    from corridor.analytics.rollup import refresh
+    from corridor.analytics.feedback.rollup import refresh
     from corridor.ingest.files import import_dataset
 
     with _ingestor(store_url) as ing, _progress("loading") as progress:

@@ -11,9 +11,9 @@ import orjson
 import typer
 from rich.table import Table
 
-from corridor.analytics.catalog import ANALYSES, Analysis, parse_filters
-from corridor.analytics.dimensions import DIMENSIONS, PERIODS
-from corridor.analytics.result import AnalyticsResult
+from corridor.analytics.core.catalog import ANALYSES, Analysis, parse_filters
+from corridor.analytics.core.dimensions import DIMENSIONS, PERIODS
+from corridor.analytics.core.result import AnalyticsResult
 from corridor.cli_common import StoreOpt, console
 
 FORMATS = ("table", "json", "csv")

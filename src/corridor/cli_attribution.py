@@ -9,11 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
-from corridor.analytics.alignment import GROUPINGS, VIEWS, alignment_table
-from corridor.analytics.catalog import Analysis, parse_filters
-from corridor.analytics.result import AnalyticsResult
-from corridor.analytics.ripple import department_impact, ripple_table
-from corridor.analytics.scorecards import KINDS, partner_scorecard
+from corridor.analytics.attribution.alignment import GROUPINGS, VIEWS, alignment_table
+from corridor.analytics.attribution.ripple import department_impact, ripple_table
+from corridor.analytics.attribution.scorecards import KINDS, partner_scorecard
+from corridor.analytics.core.catalog import Analysis, parse_filters
+from corridor.analytics.core.result import AnalyticsResult
 from corridor.cli_analytics import (
     FORMATS,
     ConfOpt,

@@ -9,10 +9,10 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from corridor.analytics.catalog import Analysis, parse_filters
-from corridor.analytics.churn import cox_table, person_risk, risk_table, survival_table
-from corridor.analytics.lifetime import lifetime_params, lifetime_table, person_value
-from corridor.analytics.result import AnalyticsResult
+from corridor.analytics.core.catalog import Analysis, parse_filters
+from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.customers.churn import cox_table, person_risk, risk_table, survival_table
+from corridor.analytics.customers.lifetime import lifetime_params, lifetime_table, person_value
 from corridor.cli_analytics import FORMATS, ConfOpt, FormatOpt, UntilOpt, WhereOpt, render
 from corridor.cli_common import StoreOpt, console
 

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
-from corridor.analytics.catalog import Analysis, parse_filters
-from corridor.analytics.drivers import DRIVER_KINDS, OUTCOMES, driver_table
-from corridor.analytics.journeys import LEVELS, VIEWS, journey_table
-from corridor.analytics.result import AnalyticsResult
-from corridor.analytics.wallet import wallet_table
+from corridor.analytics.core.catalog import Analysis, parse_filters
+from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.customers.drivers import DRIVER_KINDS, OUTCOMES, driver_table
+from corridor.analytics.customers.journeys import LEVELS, VIEWS, journey_table
+from corridor.analytics.customers.wallet import wallet_table
 from corridor.cli_analytics import (
     FORMATS,
     ByOpt,

@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from corridor.analytics.catalog import Analysis, parse_filters
+from corridor.analytics.core.catalog import Analysis, parse_filters
 from corridor.cli_analytics import (
     FORMATS,
     ByOpt,
@@ -146,8 +146,8 @@ def _table_command(name: str, title: str, runner: str, brief: tuple[str, ...]) -
         fmt: FormatOpt = "table",
         store: StoreOpt = None,
     ) -> None:
+        from corridor.analytics.feedback import text as queries
         from corridor.store import open_store
-        from corridor.text import queries
 
         _check_format(fmt)
         run = getattr(queries, runner)
@@ -205,8 +205,8 @@ def comments(
     store: StoreOpt = None,
 ) -> None:
     """The latest (redacted) feedback texts with their sentiment, intent, emotions and theme."""
+    from corridor.analytics.feedback.text import recent_comments
     from corridor.store import open_store
-    from corridor.text.queries import recent_comments
 
     _check_format(fmt)
     with open_store(store) as s:
@@ -243,7 +243,7 @@ def discover(
 ) -> None:
     """Discover themes in the stored feedback texts, replace the active ones (analysts' names
     carry over) and assign every analysed text."""
-    from corridor.analytics.dimensions import check_time
+    from corridor.analytics.core.dimensions import check_time
     from corridor.store import open_store
     from corridor.text.jobs import discover_themes
 

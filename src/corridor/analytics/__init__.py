@@ -1,27 +1,37 @@
 """Analytics: functions take Ibis tables (a Store) plus parameters and return small results.
 
-Gap analytics (:mod:`~corridor.analytics.gaps`), the standard metrics NPS, CSAT and CES
-(:mod:`~corridor.analytics.metrics`), two-slice difference tests
-(:mod:`~corridor.analytics.compare`), promises kept and broken
-(:mod:`~corridor.analytics.promises`), expectation drift (:mod:`~corridor.analytics.drift`)
-and the functional/emotional and solicited/unsolicited facets
-(:mod:`~corridor.analytics.facets`) share one vocabulary of groupings, filters and periods
-(:mod:`~corridor.analytics.dimensions`) and one set of estimators working on sufficient
-statistics (:mod:`~corridor.analytics.stats`). Aggregation runs in the engine; only the
+Gap analytics (:mod:`~corridor.analytics.feedback.gaps`), the standard metrics NPS, CSAT and CES
+(:mod:`~corridor.analytics.feedback.metrics`), two-slice difference tests
+(:mod:`~corridor.analytics.feedback.compare`), promises kept and broken
+(:mod:`~corridor.analytics.feedback.promises`), expectation drift
+(:mod:`~corridor.analytics.feedback.drift`) and the functional/emotional and solicited/unsolicited
+facets (:mod:`~corridor.analytics.feedback.facets`) share one vocabulary of groupings, filters and
+periods (:mod:`~corridor.analytics.core.dimensions`) and one set of estimators working on sufficient
+statistics (:mod:`~corridor.analytics.estimators.stats`). Aggregation runs in the engine; only the
 aggregated frame comes back.
 """
 
 from __future__ import annotations
 
-from corridor.analytics.compare import ComparisonResult, Slice, compare
-from corridor.analytics.dimensions import DIMENSIONS, PERIODS, Query, feedback_facts
-from corridor.analytics.drift import DriftResult, drift_stats, expectation_drift
-from corridor.analytics.errors import AnalyticsQueryError
-from corridor.analytics.facets import FacetResult, SourceFacetResult, facet_table, source_facets
-from corridor.analytics.gaps import GapResult, gap_stats, gap_table, summarise_gaps
-from corridor.analytics.metrics import MetricResult, metric_stats, metric_table, summarise_metrics
-from corridor.analytics.promises import PromiseResult, promise_stats, promise_table
-from corridor.analytics.result import AnalyticsResult
+from corridor.analytics.core.dimensions import DIMENSIONS, PERIODS, Query, feedback_facts
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.feedback.compare import ComparisonResult, Slice, compare
+from corridor.analytics.feedback.drift import DriftResult, drift_stats, expectation_drift
+from corridor.analytics.feedback.facets import (
+    FacetResult,
+    SourceFacetResult,
+    facet_table,
+    source_facets,
+)
+from corridor.analytics.feedback.gaps import GapResult, gap_stats, gap_table, summarise_gaps
+from corridor.analytics.feedback.metrics import (
+    MetricResult,
+    metric_stats,
+    metric_table,
+    summarise_metrics,
+)
+from corridor.analytics.feedback.promises import PromiseResult, promise_stats, promise_table
 
 __all__ = [
     "DIMENSIONS",

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from corridor import errors as ce
-from corridor.analytics.errors import AnalyticsQueryError
+from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.api import routing
 
 log = logging.getLogger("corridor.api")

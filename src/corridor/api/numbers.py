@@ -14,7 +14,7 @@ import math
 import re
 from typing import Any
 
-from corridor.analytics.errors import AnalyticsQueryError
+from corridor.analytics.core.errors import AnalyticsQueryError
 
 _WHOLE = re.compile(r"[+-]?[0-9]{1,15}", re.ASCII)
 _DECIMAL = re.compile(

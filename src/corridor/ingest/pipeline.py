@@ -281,8 +281,8 @@ _MARK = "INSERT INTO rollup_dirty (day) SELECT DISTINCT CAST(occurred_at AS DATE
 
 def _mark_rollup_dirty(tx: Tx, kind: RecordKind) -> None:
     """Mark the UTC days whose feedback rollup rows the staged ``_batch`` may change (see
-    :mod:`corridor.analytics.rollup`): a feedback batch its own days; an interactions batch the
-    days of stored feedback about those interactions (feedback that arrived first). Nothing to
+    :mod:`corridor.analytics.feedback.rollup`): a feedback batch its own days; an interactions batch
+    the days of stored feedback about those interactions (feedback that arrived first). Nothing to
     do while no feedback is stored (a first import loads feedback last)."""
     if kind.name == "feedback":
         tx.execute(f"{_MARK}_batch ON CONFLICT (day) DO NOTHING")

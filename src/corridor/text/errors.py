@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from corridor.analytics.errors import AnalyticsQueryError
+from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.errors import CorridorError
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from corridor.analytics.result import AnalyticsResult
+from corridor.analytics.core.result import AnalyticsResult
 from corridor.auth.scope import Scope
 from corridor.store import Store
 from corridor.web.views import Window
@@ -14,7 +14,7 @@ from corridor.web.views import Window
 
 def ripples(store: Store, department: str, win: Window) -> list[dict[str, Any]]:
     """The department's operational events in the window with their estimated effects."""
-    from corridor.analytics.ripple import ripple_table
+    from corridor.analytics.attribution.ripple import ripple_table
 
     # churn=False: the churn effect costs one more query per event (seconds on a page);
     # `corridor ripple` and the API give it
@@ -25,7 +25,7 @@ def ripples(store: Store, department: str, win: Window) -> list[dict[str, Any]]:
 def partner_card(store: Store, scope: Scope, partner: str, win: Window) -> dict[str, Any] | None:
     """The partner's row of the empirical-Bayes scorecard (fitted over every partner, so the
     prior is the same for all), with the brand's own channels as the baseline row."""
-    from corridor.analytics.scorecards import partner_scorecard
+    from corridor.analytics.attribution.scorecards import partner_scorecard
 
     filters = {k: v for k, v in (scope.restrict(None) or {}).items() if k != "partner"}
     res: AnalyticsResult = partner_scorecard(
@@ -44,8 +44,8 @@ def customer_outlook(store: Store, person_id: str, *, refit: bool = False) -> di
     """Churn risk with its main reasons, and lifetime value (BG/NBD + Gamma-Gamma), from the
     models the background refresher fitted (``refit=False``: never fit on a page; ``status``
     is ``pending`` until the first fit is done)."""
-    from corridor.analytics.churn_risk import person_risk
-    from corridor.analytics.lifetime import person_value
+    from corridor.analytics.customers.churn_risk import person_risk
+    from corridor.analytics.customers.lifetime import person_value
 
     key = id(store)
     return {
@@ -56,7 +56,7 @@ def customer_outlook(store: Store, person_id: str, *, refit: bool = False) -> di
 
 def voice(store: Store, filters: dict[str, list[str | None]], touchpoint: str) -> dict[str, Any]:
     """Recent analysed comments (redacted, with sentiment, intent, theme) and the themes."""
-    from corridor.text.queries import recent_comments, theme_summary
+    from corridor.analytics.feedback.text import recent_comments, theme_summary
 
     scoped = {k: v for k, v in filters.items() if k != "touchpoint"}
     return {

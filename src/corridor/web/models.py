@@ -60,8 +60,8 @@ class ModelRefresher:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        from corridor.analytics.churn_risk import person_risk, store_state
-        from corridor.analytics.lifetime import person_value
+        from corridor.analytics.customers.churn_risk import person_risk, store_state
+        from corridor.analytics.customers.lifetime import person_value
 
         backend = self.store._make_ibis()  # its own cursor / connection
         tables = _Tables(backend)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from corridor.analytics.gaps import gap_table
-from corridor.analytics.stats import welch_difference
+from corridor.analytics.estimators.stats import welch_difference
+from corridor.analytics.feedback.gaps import gap_table
 from corridor.auth.scope import Scope
 from corridor.domain.corridor_map import CorridorMap
 from corridor.errors import PermissionDeniedError

@@ -22,7 +22,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 import corridor
-from corridor.analytics.errors import AnalyticsQueryError
+from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.api.deps import SESSION_COOKIE, current_principal
 from corridor.api.routes.analytics import _read_lock
 from corridor.auth import accounts

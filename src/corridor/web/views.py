@@ -15,12 +15,12 @@ from typing import Any
 
 import pandas as pd
 
-from corridor.analytics.dimensions import Query
-from corridor.analytics.drift import expectation_drift
-from corridor.analytics.gaps import GAP_SUMS, gap_sums, gap_table, summarise_gaps
-from corridor.analytics.metrics import METRIC_SUMS, metric_sums, summarise_metrics
-from corridor.analytics.promises import promise_table
-from corridor.analytics.result import frame_records
+from corridor.analytics.core.dimensions import Query
+from corridor.analytics.core.result import frame_records
+from corridor.analytics.feedback.drift import expectation_drift
+from corridor.analytics.feedback.gaps import GAP_SUMS, gap_sums, gap_table, summarise_gaps
+from corridor.analytics.feedback.metrics import METRIC_SUMS, metric_sums, summarise_metrics
+from corridor.analytics.feedback.promises import promise_table
 from corridor.auth.scope import Scope
 from corridor.domain.corridor_map import CorridorMap
 from corridor.store import Store

@@ -17,9 +17,9 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from corridor.analytics.catalog import ANALYSES, Analysis
-from corridor.analytics.dimensions import DIMENSIONS, PERIODS
-from corridor.analytics.errors import AnalyticsQueryError
+from corridor.analytics.core.catalog import ANALYSES, Analysis
+from corridor.analytics.core.dimensions import DIMENSIONS, PERIODS
+from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.api import numbers
 from corridor.api.deps import AnalystScopeDep, StoreDep
 from corridor.api.errors import error_responses

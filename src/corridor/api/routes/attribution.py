@@ -22,12 +22,12 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from corridor.analytics.alignment import alignment_table
-from corridor.analytics.dimensions import DIMENSIONS
-from corridor.analytics.errors import AnalyticsQueryError
-from corridor.analytics.result import AnalyticsResult
-from corridor.analytics.ripple import department_impact, ripple_table
-from corridor.analytics.scorecards import partner_scorecard
+from corridor.analytics.attribution.alignment import alignment_table
+from corridor.analytics.attribution.ripple import department_impact, ripple_table
+from corridor.analytics.attribution.scorecards import partner_scorecard
+from corridor.analytics.core.dimensions import DIMENSIONS
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.result import AnalyticsResult
 from corridor.api import numbers
 from corridor.api.deps import AnalystScopeDep, StoreDep
 from corridor.api.errors import error_responses

@@ -18,11 +18,11 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from corridor.analytics.churn import cox_table, person_risk, risk_table, survival_table
-from corridor.analytics.churn_people import ALLOWED_FILTERS
-from corridor.analytics.errors import AnalyticsQueryError
-from corridor.analytics.lifetime import lifetime_params, lifetime_table, person_value
-from corridor.analytics.result import AnalyticsResult
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.customers.churn import cox_table, person_risk, risk_table, survival_table
+from corridor.analytics.customers.churn_people import ALLOWED_FILTERS
+from corridor.analytics.customers.lifetime import lifetime_params, lifetime_table, person_value
 from corridor.api import numbers
 from corridor.api.deps import AnalystScopeDep, ScopeDep, StoreDep
 from corridor.api.errors import error_responses

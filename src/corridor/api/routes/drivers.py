@@ -17,12 +17,12 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from corridor.analytics.dimensions import DIMENSIONS
-from corridor.analytics.drivers import DRIVER_KINDS, OUTCOMES, driver_table
-from corridor.analytics.errors import AnalyticsQueryError
-from corridor.analytics.journeys import LEVELS, VIEWS, journey_table
-from corridor.analytics.result import AnalyticsResult
-from corridor.analytics.wallet import wallet_table
+from corridor.analytics.core.dimensions import DIMENSIONS
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.customers.drivers import DRIVER_KINDS, OUTCOMES, driver_table
+from corridor.analytics.customers.journeys import LEVELS, VIEWS, journey_table
+from corridor.analytics.customers.wallet import wallet_table
 from corridor.api import numbers
 from corridor.api.deps import AnalystScopeDep, StoreDep
 from corridor.api.errors import error_responses

@@ -15,15 +15,16 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from corridor.analytics.catalog import Analysis
-from corridor.analytics.dimensions import DIMENSIONS
-from corridor.analytics.errors import AnalyticsQueryError
+from corridor.analytics.core.catalog import Analysis
+from corridor.analytics.core.dimensions import DIMENSIONS
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.feedback import text as queries
 from corridor.api import numbers
 from corridor.api.deps import AnalystScopeDep, StoreDep, WriterScopeDep
 from corridor.api.errors import error_responses
 from corridor.api.routes.analytics import _read_lock, parse_query, run_analysis
 from corridor.store import Store
-from corridor.text import queries, themestore
+from corridor.text import themestore
 
 router = APIRouter(prefix="/api/v1/text", tags=["voice of the customer"])
 

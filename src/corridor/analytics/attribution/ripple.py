@@ -1,0 +1,400 @@
+"""Ripple effects: what each operational event did to customers, and which departments hurt most.
+
+Every ``operational_events`` row (a stock-out, a billing error, a carrier change …) is measured
+against comparable units it did not touch, over three customer outcomes:
+
+* **gap** — mean experience − expectation of the feedback about interactions in the window;
+* **complaint share** — share of records with ``experience ≤ 4`` (below the 0–10 scale's
+  midpoint; :data:`COMPLAINT_MAX`);
+* **churn** — share of the customers who had an interaction there who cancel (an interaction
+  with outcome ``cancel``) within :data:`CHURN_HORIZON_DAYS` days of their first one.
+
+**Where it acts.** The event's own ``touchpoints``; without them, the touch points its department
+owns in the corridor map; when the department owns none (e.g. HR), the whole corridor. Its
+``region`` (people's region) or every region.
+
+**When.** The *window* runs from the UTC day of ``started_at`` to that of ``ended_at`` (an
+open-ended event: :data:`~corridor.analytics.attribution.ripple_events.OPEN_DAYS` days, or to the
+end of the data). The *pre-window* is the same length just before it, at least
+:data:`~corridor.analytics.attribution.ripple_events.MIN_PRE_DAYS` and at most
+:data:`~corridor.analytics.attribution.ripple_events.MAX_PRE_DAYS` days. Feedback is placed at the
+time of the interaction it is about (its own time when it names none).
+
+**Against what** (``design``):
+
+* ``did-regions`` — a regional event: the same touch points in the other regions;
+* ``did-touchpoints`` — an event everywhere: the other touch points, in every region;
+* ``its`` — an event on the whole corridor everywhere has no untouched comparison: interrupted
+  time series on daily means (segmented regression with a common linear trend and a level change
+  at the start; Bernal, Cummins & Gasparrini 2017).
+
+Control units (touch point × region) named by *another* operational event, or by a market event,
+whose window overlaps the event's pre-window or window are left out; other events touching the
+event's own units in that span are listed in ``overlapping``.
+
+**Estimator.** Difference in differences with unit fixed effects, precision weights and a
+day-clustered standard error (notes in :mod:`corridor.analytics.estimators.ripple_estimators`;
+events and cells in :mod:`corridor.analytics.attribution.ripple_events`). p-values are adjusted over
+all events per measure by Benjamini & Hochberg (1995) (``q_value_…``); an event is ``significant``
+when ``q_value_gap < alpha``.
+
+**Department impact** (:func:`department_impact`): per department, the sum over its significant
+events of ``effect_gap × affected interactions`` (gap points × interactions in the event's units
+and window; negative = harm), with an interval from the events' standard errors, plus the excess
+churned customers ``Σ effect_churn × exposed customers`` over all its events; ranked most harmful
+first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from corridor.analytics.attribution.ripple_events import (
+    CHURN_HORIZON_DAYS,
+    COMPLAINT_MAX,
+    Event,
+    Scope,
+    churn_counts,
+    event_context,
+    feedback_cells,
+    interaction_cells,
+    load_events,
+    market_events,
+    phase_masks,
+    scope_of,
+    span_of,
+    unit_masks,
+)
+from corridor.analytics.core.dimensions import (
+    Source,
+    TimeLike,
+    check_confidence,
+    check_time,
+    get_table,
+)
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.estimators import stats
+from corridor.analytics.estimators.ripple_estimators import (
+    DAY,
+    Effect,
+    benjamini_hochberg,
+    did,
+    its,
+    proportion_did,
+)
+
+#: fewest records (customers, for churn) per group and phase for an estimate
+MIN_RECORDS = 30
+MEASURES = ("gap", "complaint", "churn")
+_NAN = float("nan")
+
+METHOD = (
+    "difference in differences per operational event: the change from the pre-window to the "
+    "event window at its touch points (and region) minus the change at untouched comparable "
+    "units (other regions, else other touch points), unit fixed effects, precision weights; SE = "
+    "max(independent, cluster-robust by day), t with G − 1 df; interrupted time series when "
+    "nothing comparable is untouched; Benjamini–Hochberg q over events"
+)
+
+
+def ripple_table(
+    source: Source,
+    *,
+    department: Sequence[str] | str | None = None,
+    event: Sequence[str] | str | None = None,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    confidence: float = 0.95,
+    alpha: float = 0.05,
+    churn: bool = True,
+) -> AnalyticsResult:
+    """One row per operational event (started in ``[since, until)``, of ``department`` /
+    ``event`` ids when given) with its effect on gap, complaint share and churn; columns in
+    :data:`COLUMNS`. BH q-values are computed over the events shown. ``churn=False`` skips the
+    per-event churn query (one engine query per event)."""
+    conf = check_confidence(confidence)
+    if not 0.0 < float(alpha) < 1.0:
+        raise AnalyticsQueryError(f"alpha must lie between 0 and 1 (e.g. 0.05), got {alpha!r}")
+    lo, hi = check_time(since, "since"), check_time(until, "until")
+    events = load_events(source)
+    chosen = _choose(events, department, event, lo, hi)
+    frame = _empty()
+    if chosen:
+        frame = _estimate(source, events, chosen, conf, float(alpha), churn)
+    n = int(frame["n_treated"].sum() + frame["n_control"].sum()) if len(frame) else 0
+    return AnalyticsResult(
+        frame=frame,
+        n=n,
+        confidence=conf,
+        method=METHOD,
+        query={
+            "department": _listed(department),
+            "event": _listed(event),
+            "since": lo.isoformat() if lo else None,
+            "until": hi.isoformat() if hi else None,
+            "alpha": float(alpha),
+            "complaint_max_experience": COMPLAINT_MAX,
+            "churn_horizon_days": CHURN_HORIZON_DAYS if churn else None,
+        },
+    )
+
+
+def _listed(v: Sequence[str] | str | None) -> list[str] | None:
+    return None if v is None else ([v] if isinstance(v, str) else list(v))
+
+
+def _choose(
+    events: list[Event],
+    department: Sequence[str] | str | None,
+    event: Sequence[str] | str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[Event]:
+    depts, ids = _listed(department), _listed(event)
+    if ids is not None:
+        unknown = sorted(set(ids) - {e.event_id for e in events})
+        if unknown:
+            raise AnalyticsQueryError(
+                f"unknown operational event {unknown[0]!r}; list them with `corridor ripple`"
+            )
+    return [
+        e
+        for e in events
+        if (depts is None or e.department in depts)
+        and (ids is None or e.event_id in ids)
+        and (since is None or e.start >= since)
+        and (until is None or e.start < until)
+    ]
+
+
+COLUMNS: tuple[str, ...] = (
+    "event_id", "department", "kind", "started_at", "ended_at", "region", "touchpoints",
+    "scope", "design", "window_days", "pre_days", "control_units", "overlapping",
+    "affected_interactions", "n_treated", "n_treated_pre", "n_control", "n_control_pre",
+    "mean_gap_pre", "mean_gap_window",
+    "effect_gap", "effect_gap_low", "effect_gap_high", "se_gap", "p_value_gap", "q_value_gap",
+    "complaint_share_pre", "complaint_share_window",
+    "effect_complaint", "effect_complaint_low", "effect_complaint_high", "p_value_complaint",
+    "q_value_complaint",
+    "n_exposed", "churn_share_pre", "churn_share_window",
+    "effect_churn", "effect_churn_low", "effect_churn_high", "p_value_churn", "q_value_churn",
+    "significant", "direction", "note",
+)  # fmt: skip
+
+
+def _enough(res: Effect, with_control: bool) -> Effect:
+    """``res`` without its estimate when the treated (or control) units have fewer than
+    :data:`MIN_RECORDS` records in the window or the pre-window."""
+    counts = [res.n_treated, res.n_treated_pre]
+    if with_control:
+        counts += [res.n_control, res.n_control_pre]
+    if min(counts) >= MIN_RECORDS:
+        return res
+    return res._replace(effect=_NAN, se=_NAN, low=_NAN, high=_NAN, p_value=_NAN)
+
+
+def _note(row: dict[str, Any], scope: Scope, overlapping: Sequence[str]) -> str | None:
+    notes = []
+    if min(row["n_treated"], row["n_treated_pre"]) < MIN_RECORDS:
+        notes.append(f"fewer than {MIN_RECORDS} rated records in the window or pre-window")
+    elif scope.design != "its" and min(row["n_control"], row["n_control_pre"]) < MIN_RECORDS:
+        notes.append("no comparable untouched units with enough records")
+    if overlapping:
+        notes.append(f"other events on the same units: {', '.join(overlapping)}")
+    if scope.source != "event":
+        notes.append(f"touch points taken from the {scope.source} (the event names none)")
+    return "; ".join(notes) or None
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+
+
+def _estimate(
+    source: Source,
+    events: list[Event],
+    chosen: list[Event],
+    conf: float,
+    alpha: float,
+    churn: bool,
+) -> pd.DataFrame:
+    cells = feedback_cells(source)
+    icells = interaction_cells(source)
+    market = market_events(source)
+    tp = get_table(source, "touchpoints").select("key", "department").to_pyarrow().to_pandas()
+    all_tps = tuple(tp["key"])
+    owned = tp.groupby("department")["key"].apply(tuple).to_dict()
+    data_end = (cells["day"].max() + DAY) if len(cells) else pd.Timestamp.now(tz="UTC")
+    rows = []
+    for ev in chosen:
+        scope = scope_of(ev, owned, all_tps)
+        span, others, overlapping = event_context(
+            ev, scope, span_of(ev, data_end), events, market, data_end
+        )
+        inside, during = phase_masks(cells, span)
+        treated, control = unit_masks(cells, scope, others)
+        row: dict[str, Any] = {
+            "event_id": ev.event_id,
+            "department": ev.department,
+            "kind": ev.kind,
+            "started_at": ev.start.to_pydatetime(),
+            "ended_at": None if ev.end is None else ev.end.to_pydatetime(),
+            "region": ev.region,
+            "touchpoints": ";".join(scope.touchpoints),
+            "scope": scope.source,
+            "design": scope.design,
+            "window_days": span.window_days,
+            "pre_days": span.pre_days,
+            "overlapping": ";".join(overlapping) or None,
+        }
+        sub = cells[inside & (treated | control)].assign(
+            _t=treated[inside & (treated | control)],
+            _w=during[inside & (treated | control)],
+        )
+        row["control_units"] = int(
+            sub.loc[~sub["_t"], ["touchpoint", "region"]].drop_duplicates().shape[0]
+        )
+        ii, iw = phase_masks(icells, span)
+        it, _ = unit_masks(icells, scope, [])
+        row["affected_interactions"] = int(icells.loc[ii & iw & it, "n_interactions"].sum())
+        estimator = its if scope.design == "its" else did
+        for name, cols in (
+            ("gap", ("n_gap", "sum_gap", "sumsq_gap")),
+            ("complaint", ("n_exp", "n_complaint", "n_complaint_sq")),
+        ):
+            res = _enough(estimator(sub, *cols, conf), scope.design != "its")
+            row[f"effect_{name}"] = res.effect
+            row[f"effect_{name}_low"] = res.low
+            row[f"effect_{name}_high"] = res.high
+            row[f"p_value_{name}"] = res.p_value
+            if name == "gap":
+                row["se_gap"] = res.se
+                row.update(
+                    n_treated=res.n_treated,
+                    n_treated_pre=res.n_treated_pre,
+                    n_control=res.n_control,
+                    n_control_pre=res.n_control_pre,
+                    mean_gap_pre=res.mean_pre,
+                    mean_gap_window=res.mean_window,
+                )
+            else:
+                row["complaint_share_pre"] = res.mean_pre
+                row["complaint_share_window"] = res.mean_window
+        if churn:
+            counts = churn_counts(source, scope, span, others, data_end)
+            res_c = _enough(proportion_did(counts, scope.design == "its", conf), False)
+            row.update(
+                n_exposed=res_c.n_treated,
+                churn_share_pre=res_c.mean_pre,
+                churn_share_window=res_c.mean_window,
+                effect_churn=res_c.effect,
+                effect_churn_low=res_c.low,
+                effect_churn_high=res_c.high,
+                p_value_churn=res_c.p_value,
+            )
+        row["note"] = _note(row, scope, overlapping)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for name in MEASURES:
+        p = frame.get(f"p_value_{name}")
+        frame[f"q_value_{name}"] = benjamini_hochberg(p) if p is not None else np.nan
+    sig = frame["q_value_gap"] < alpha
+    frame["significant"] = sig.fillna(False).astype(bool)
+    harm = np.where(frame["effect_gap"].to_numpy(float) < 0, "harmful", "helpful")
+    frame["direction"] = pd.Series(harm, dtype=object).where(frame["significant"].to_numpy())
+    for c in COLUMNS:
+        if c not in frame.columns:
+            frame[c] = np.nan
+    for c in ("n_treated", "n_treated_pre", "n_control", "n_control_pre", "n_exposed"):
+        frame[c] = pd.to_numeric(frame[c]).round().astype("Int64")
+    return frame[list(COLUMNS)].reset_index(drop=True)
+
+
+def department_impact(
+    source: Source,
+    *,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    confidence: float = 0.95,
+    alpha: float = 0.05,
+    churn: bool = True,
+    ripples: AnalyticsResult | None = None,
+) -> AnalyticsResult:
+    """Departments ranked by customer impact (see the module notes); pass an already computed
+    :func:`ripple_table` as ``ripples`` to avoid computing it again."""
+    conf = check_confidence(confidence)
+    res = ripples or ripple_table(
+        source, since=since, until=until, confidence=conf, alpha=alpha, churn=churn
+    )
+    frame = summarise_impact(res.frame, conf)
+    return AnalyticsResult(
+        frame=frame,
+        n=res.n,
+        confidence=conf,
+        method=(
+            "impact = Σ over a department's significant events (BH q < alpha) of effect_gap × "
+            "affected interactions, interval from Σ (SE × interactions)²; excess churned = "
+            "Σ over its events of effect_churn × exposed customers; " + res.method
+        ),
+        query=res.query,
+    )
+
+
+def summarise_impact(ripples: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Department rows from a :func:`ripple_table` frame. Pure."""
+    z = stats.z_critical(confidence)
+    cols = [
+        "department", "events", "significant_events", "harmful_events", "helpful_events",
+        "affected_interactions", "impact", "impact_low", "impact_high",
+        "excess_churned", "excess_churned_low", "excess_churned_high", "worst_event", "rank",
+    ]  # fmt: skip
+    if ripples.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+    rows = []
+    for dept, g in ripples.groupby("department", sort=True):
+        sig = g[g["significant"].astype(bool)]
+        n = sig["affected_interactions"].astype(float)
+        impact = float((sig["effect_gap"].astype(float) * n).sum())
+        se = float(np.sqrt(((sig["se_gap"].astype(float) * n) ** 2).sum()))
+        ch = g.dropna(subset=["effect_churn"]) if "effect_churn" in g else g.iloc[:0]
+        exp_n = ch["n_exposed"].astype(float)
+        excess = float((ch["effect_churn"].astype(float) * exp_n).sum()) if len(ch) else np.nan
+        half = ((ch["effect_churn_high"] - ch["effect_churn_low"]).astype(float) / 2.0) * exp_n
+        ch_se = float(np.sqrt(((half / z) ** 2).sum())) if len(ch) else np.nan
+        worst = sig.sort_values("effect_gap").iloc[0]["event_id"] if len(sig) else None
+        rows.append(
+            {
+                "department": dept,
+                "events": len(g),
+                "significant_events": len(sig),
+                "harmful_events": int((sig["effect_gap"] < 0).sum()),
+                "helpful_events": int((sig["effect_gap"] > 0).sum()),
+                "affected_interactions": int(g["affected_interactions"].sum()),
+                "impact": impact,
+                "impact_low": impact - z * se,
+                "impact_high": impact + z * se,
+                "excess_churned": excess,
+                "excess_churned_low": excess - z * ch_se,
+                "excess_churned_high": excess + z * ch_se,
+                "worst_event": worst,
+            }
+        )
+    out = pd.DataFrame(rows).sort_values(["impact", "department"], kind="mergesort")
+    out["rank"] = np.arange(1, len(out) + 1)
+    return out[cols].reset_index(drop=True)
+
+
+__all__ = [
+    "COLUMNS",
+    "COMPLAINT_MAX",
+    "benjamini_hochberg",
+    "department_impact",
+    "ripple_table",
+    "summarise_impact",
+]

@@ -1,0 +1,310 @@
+"""Churn: how long customers stay, what shortens it, and who is at risk now.
+
+* :func:`survival_table` — Kaplan–Meier retention curves by segment (or region, or none) read
+  at monthly milestones, with log-log intervals, and the log-rank test across the groups.
+* :func:`cox_table` — Cox proportional hazards of churn on each touch point's mean gap
+  (experience − expectation): hazard ratios per point of gap with intervals and p-values,
+  concordance, and a proportional-hazards check per covariate.
+* :func:`risk_table` / :func:`person_risk` — each active customer's probability of churning
+  within the next months, with the reasons that raise it most
+  (:mod:`corridor.analytics.customers.churn_risk`).
+
+Who counts as a customer, what churn is and how time is measured:
+:mod:`corridor.analytics.customers.churn_people`. Formulas and references:
+``docs/churn-and-lifetime.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from corridor.analytics.core.dimensions import Filters, Source, TimeLike, check_confidence
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.customers.churn_people import (
+    PERSON_FILTERS,
+    CustomerTable,
+    customer_table,
+    months_between,
+)
+from corridor.analytics.estimators.survival import CoxPH, kaplan_meier, log_rank, survival_at
+
+#: months at which retention curves are read
+MILESTONES: tuple[float, ...] = (1, 3, 6, 12, 18, 24, 36, 48, 60)
+#: touch points need this many rated customers to enter the Cox model
+MIN_RATED = 30
+
+KM_METHOD = (
+    "Kaplan–Meier product-limit estimate of the share of customers still customers t months "
+    "after they started (churn = first interaction with outcome 'cancel'; others censored at "
+    "the as-of time; customers who started before the data begins enter at its first day), "
+    "Greenwood variance, log-log pointwise intervals; log-rank (Mantel–Haenszel) test that "
+    "every group has the same curve"
+)
+COX_METHOD = (
+    "Cox proportional hazards (partial likelihood, Efron ties, delayed entry) of churn on "
+    "each touch point's latest gap per customer as a time-varying covariate (experience − "
+    "expectation of the customer's most recent rating there, centred on the touch point's "
+    "mean; the mean before the first rating); hazard ratio per point of gap with Wald "
+    "intervals; Harrell's C on each customer's final covariates; Grambsch–Therneau test of "
+    "proportional hazards (KM time scale)"
+)
+
+
+@dataclass(frozen=True, eq=False)
+class SurvivalResult(AnalyticsResult):
+    """Retention curves per group, read at :data:`MILESTONES` months.
+
+    ``frame`` columns: the grouping (when ``by``), ``month``, ``customers`` (in the group),
+    ``at_risk`` (still customers and observed at that month), ``churned`` (churn events up to
+    it), ``survival`` (share still a customer), ``survival_low``/``survival_high``. ``n`` is the
+    number of customers; ``test`` the log-rank test across groups (NaN with one group);
+    ``median`` the median lifetime per group where the curve crosses one half.
+    """
+
+    test: dict[str, Any] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), "test": self.test}
+
+
+@dataclass(frozen=True, eq=False)
+class CoxResult(AnalyticsResult):
+    """Cox model of churn. ``frame``: one row per covariate (``touchpoint``, ``covariate``,
+    ``rated`` customers, ``coef``, ``se``, ``hazard_ratio`` with ``_low``/``_high``, ``z``,
+    ``p_value``, ``ph_p_value``). ``model``: ``events``, ``concordance``, ``log_likelihood``,
+    ``ph_global_p_value``."""
+
+    model: dict[str, Any] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), "model": self.model}
+
+
+def _check_by(by: Sequence[str] | str | None) -> str | None:
+    names = [by] if isinstance(by, str) else list(by or [])
+    if not names:
+        return None
+    if len(names) > 1 or names[0] not in PERSON_FILTERS:
+        raise AnalyticsQueryError(
+            f"churn curves group by one of {', '.join(PERSON_FILTERS)} (or nothing), got "
+            f"{', '.join(map(str, names))}"
+        )
+    return names[0]
+
+
+def _query(by: str | None, filters: Filters | None, until: TimeLike, **extra: Any) -> dict:
+    return {
+        "by": [by] if by else [],
+        "filters": {
+            k: list(v) if isinstance(v, list | tuple) else [v] for k, v in (filters or {}).items()
+        },
+        "until": str(until) if until is not None else None,
+        **extra,
+    }
+
+
+def survival_table(
+    source: Source,
+    by: Sequence[str] | str | None = ("segment",),
+    filters: Filters | None = None,
+    until: TimeLike = None,
+    confidence: float = 0.95,
+    milestones: Sequence[float] = MILESTONES,
+    table: CustomerTable | None = None,
+) -> SurvivalResult:
+    """Kaplan–Meier retention by ``by`` (``segment``, ``region`` or none) at ``milestones``
+    months, with the log-rank test across groups."""
+    conf = check_confidence(confidence)
+    group = _check_by(by)
+    ct = table if table is not None else customer_table(source, until, filters)
+    people = ct.people
+    keys = (
+        people[group].fillna("(missing)").astype(str) if group else pd.Series("all", people.index)
+    )
+    rows = []
+    medians: dict[str, float | None] = {}
+    top = float(people["tenure"].max()) if len(people) else 0.0
+    months = [m for m in milestones if m <= max(top, milestones[0])]
+    for label in sorted(keys.unique()):
+        sel = people[keys == label]
+        curve = kaplan_meier(sel["tenure"], sel["event"], sel["entry"], conf)
+        at = survival_at(curve, months)
+        below = curve[curve["survival"] <= 0.5]
+        medians[label] = float(below["time"].iloc[0]) if len(below) else None
+        tenure = sel["tenure"].to_numpy()
+        entry = sel["entry"].to_numpy()
+        for m, (_, r) in zip(months, at.iterrows(), strict=True):
+            row: dict[str, Any] = {group: label} if group else {}
+            row.update(
+                month=m,
+                customers=len(sel),
+                at_risk=int(((entry < m) & (tenure >= m)).sum()),
+                churned=int(((sel["event"] == 1) & (tenure <= m)).sum()),
+                survival=float(r["survival"]),
+                survival_low=float(r["low"]),
+                survival_high=float(r["high"]),
+            )
+            rows.append(row)
+    test: dict[str, Any] = (
+        log_rank(people["tenure"], people["event"], keys, people["entry"]).as_dict()
+        if group and len(people)
+        else {"test": "log-rank", "chi2": None, "df": 0, "p_value": None, "groups": 1}
+    )
+    test["median_months"] = medians
+    frame = pd.DataFrame(rows)
+    return SurvivalResult(
+        frame=frame,
+        n=len(people),
+        confidence=conf,
+        method=KM_METHOD,
+        query=_query(group, filters, until),
+        test=_plain(test),
+    )
+
+
+def _plain(d: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out[k] = _plain(v)
+        elif isinstance(v, float | np.floating):
+            out[k] = float(v) if np.isfinite(v) else None
+        elif isinstance(v, np.integer):
+            out[k] = int(v)
+        else:
+            out[k] = v
+    return out
+
+
+def gap_episodes(
+    ct: CustomerTable, min_rated: int = MIN_RATED, touchpoints: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """Counting-process rows for a Cox model with time-varying covariates.
+
+    Each customer's time at risk is cut at every rating of a modelled touch point; in each
+    episode ``gap:<touchpoint>`` is the customer's most recent gap there (centred on the touch
+    point's mean over all ratings; 0, i.e. the mean, before the first rating). Touch points
+    need ``min_rated`` rated customers (and are among ``touchpoints`` when given).
+
+    Returns the episodes (``person_id``, ``start``, ``stop``, ``event``), the covariates (one
+    row per episode) and the rated customers per modelled touch point.
+    """
+    people = ct.people
+    if ct.rated.empty:
+        return pd.DataFrame(), pd.DataFrame(), pd.Series(dtype="int64")
+    rated_people = (ct.rated > 0).sum()
+    cols = [str(c) for c in rated_people.index if rated_people[c] >= min_rated]
+    if touchpoints is not None:
+        wanted = set(touchpoints)
+        cols = [c for c in cols if c in wanted]
+    if not cols:
+        return pd.DataFrame(), pd.DataFrame(), pd.Series(dtype="int64")
+    base = people[["person_id", "start", "entry", "tenure", "event"]]
+    r = ct.ratings[ct.ratings["touchpoint"].isin(cols)].merge(base, on="person_id")
+    r["t"] = np.maximum(months_between(r["start"], r["occurred_at"]), r["entry"].to_numpy())
+    r = r[r["t"] < r["tenure"]]
+    r["c"] = r["gap"] - r["touchpoint"].map(r.groupby("touchpoint")["gap"].mean())
+    wide = r.groupby(["person_id", "t", "touchpoint"])["c"].last().unstack()
+    wide = wide.reindex(columns=cols)
+    init = pd.DataFrame(
+        np.nan, index=pd.MultiIndex.from_arrays([base["person_id"], base["entry"]]), columns=cols
+    )
+    init.index.names = ["person_id", "t"]
+    both = pd.concat([init, wide])
+    both = both[~both.index.duplicated(keep="last")].sort_index()
+    both = both.groupby(level=0).ffill().fillna(0.0)
+    idx = both.index.to_frame(index=False)
+    info = base.set_index("person_id")
+    nxt = idx.groupby("person_id")["t"].shift(-1)
+    last = nxt.isna()
+    stop = nxt.fillna(idx["person_id"].map(info["tenure"]))
+    episodes = pd.DataFrame(
+        {
+            "person_id": idx["person_id"],
+            "start": idx["t"],
+            "stop": stop,
+            "event": np.where(last, idx["person_id"].map(info["event"]), 0).astype("int64"),
+        }
+    )
+    X = both.reset_index(drop=True)
+    X = X.loc[:, X.std() > 0]
+    X.columns = [f"gap:{c}" for c in X.columns]
+    keep = episodes["stop"] > episodes["start"]
+    kept = [c.removeprefix("gap:") for c in X.columns]
+    return (
+        episodes[keep].reset_index(drop=True),
+        X[keep].reset_index(drop=True),
+        rated_people[kept],
+    )
+
+
+def cox_table(
+    source: Source,
+    filters: Filters | None = None,
+    until: TimeLike = None,
+    confidence: float = 0.95,
+    min_rated: int = MIN_RATED,
+    touchpoints: Sequence[str] | None = None,
+    table: CustomerTable | None = None,
+) -> CoxResult:
+    """Cox model of churn on touch-point gaps (see :data:`COX_METHOD`); rows sorted by
+    p-value. Touch points need ``min_rated`` rated customers; ``touchpoints`` restricts them."""
+    conf = check_confidence(confidence)
+    if min_rated < 1:
+        raise AnalyticsQueryError(f"min_rated must be at least 1, got {min_rated}")
+    ct = table if table is not None else customer_table(source, until, filters)
+    episodes, X, rated = gap_episodes(ct, min_rated, touchpoints)
+    if X.shape[1] == 0:
+        raise AnalyticsQueryError(
+            f"no touch point has {min_rated} or more customers with rated feedback; lower "
+            "min_rated or widen the filters"
+        )
+    model = CoxPH(confidence=conf).fit(
+        episodes["stop"], episodes["event"], X, episodes["start"], episodes["person_id"]
+    )
+    summary = model.summary
+    ph = model.ph_test()
+    tps = [c.removeprefix("gap:") for c in summary["covariate"]]
+    frame = pd.DataFrame({"touchpoint": tps, "rated": rated.reindex(tps).to_numpy()}).join(summary)
+    frame["ph_p_value"] = ph["p_value"].iloc[:-1].to_numpy()
+    frame = frame.sort_values(["p_value", "touchpoint"], kind="mergesort").reset_index(drop=True)
+    info = {
+        "events": model.events_,
+        "episodes": model.n_,
+        "concordance": model.concordance_,
+        "log_likelihood": model.log_likelihood_,
+        "ph_global_chi2": float(ph["chi2"].iloc[-1]),
+        "ph_global_p_value": float(ph["p_value"].iloc[-1]),
+        "covariates": len(tps),
+    }
+    return CoxResult(
+        frame=frame,
+        n=model.subjects_,
+        confidence=conf,
+        method=COX_METHOD,
+        query=_query(None, filters, until, min_rated=min_rated),
+        model=_plain(info),
+    )
+
+
+from corridor.analytics.customers.churn_risk import RiskResult, person_risk, risk_table  # noqa: E402
+
+__all__ = [
+    "COX_METHOD",
+    "KM_METHOD",
+    "MILESTONES",
+    "CoxResult",
+    "RiskResult",
+    "SurvivalResult",
+    "cox_table",
+    "gap_episodes",
+    "person_risk",
+    "risk_table",
+    "survival_table",
+]

@@ -1,0 +1,450 @@
+"""Customer journeys: the paths people take through the corridor, where they drop off, how long
+each step takes, and how much each touch point contributes to conversion.
+
+A journey is one (canonical) person's interactions in time order (ties by interaction id),
+after the filters and time range; its elements are touch points (``level="touchpoint"``) or
+corridor stages (``level="stage"``), with **consecutive repeats merged** (three invoices in a
+row are one step). Views (``view``):
+
+* ``paths`` — the most common journeys, cut after ``max_length`` steps (a cut path ends in
+  ``…``): persons and share (Wilson interval), and how many of them converted (Wilson).
+* ``transitions`` — the directly-follows graph: how often step ``b`` immediately follows ``a``,
+  the share of ``a``'s next steps that go to ``b`` (Wilson), and the time from the last
+  interaction of ``a`` to the first of ``b`` (median with a distribution-free interval,
+  quartiles, n).
+* ``stages`` — drop-off and time per stage of the corridor map, in map order: of the persons
+  who reached stage k (any interaction there), the share who never reached stage k+1 after it
+  (Wilson), and the time from first reaching k to first reaching k+1 (median with interval,
+  quartiles, 90th percentile, n).
+* ``attribution`` — the Markov-chain removal effect of each step on conversion (Anderl et al.
+  2016; :mod:`corridor.analytics.estimators.markov`), with attributed conversions, first- and
+  last-touch counts for comparison, and seeded bootstrap percentile intervals over persons. A person
+  *converts* at their first interaction whose outcome is one of ``conversion`` (default
+  ``purchase``), looked up among all their interactions in the time range whatever the
+  filters; their path is what they did before it. Everyone else's path is all of it.
+
+The median's interval is the distribution-free one from order statistics: the ranks
+``j, k`` are the binomial(n, ½) quantiles around ``n/2`` (Conover 1999, *Practical
+Nonparametric Statistics*, 3rd ed., §3.2), so it holds for any distribution of times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+from scipy import stats as _sp
+
+from corridor.analytics.core.dimensions import (
+    DIMENSIONS,
+    Filters,
+    Query,
+    Source,
+    TimeLike,
+    apply_query,
+    check_confidence,
+    check_seed,
+    get_table,
+)
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.persons import canonical
+from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.estimators import markov, stats
+
+VIEWS = ("paths", "transitions", "stages", "attribution")
+LEVELS = ("touchpoint", "stage")
+#: dimensions an interaction has (feedback ``source`` has no meaning here)
+JOURNEY_DIMENSIONS = tuple(d for d in DIMENSIONS if d != "source")
+HOUR = 3600.0
+
+
+@dataclass(frozen=True, eq=False)
+class JourneyResult(AnalyticsResult):
+    """One journey view; ``summary`` holds the totals (persons, conversions, conversion rate
+    with its Wilson interval, and for attribution the model's conversion probability)."""
+
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), "summary": self.summary}
+
+
+def interaction_facts(source: Source, dimensions: Sequence[str] = ()) -> ir.Table:
+    """One row per interaction: ``interaction_id``, ``person`` (canonical), ``occurred_at``,
+    ``outcome``, ``touchpoint``, ``stage`` and the requested dimensions."""
+    bad = [d for d in dimensions if d not in JOURNEY_DIMENSIONS]
+    if bad:
+        raise AnalyticsQueryError(
+            f"journeys cannot be filtered by {', '.join(bad)}; allowed: "
+            f"{', '.join(JOURNEY_DIMENSIONS)}"
+        )
+    i = get_table(source, "interactions")
+    tp = get_table(source, "touchpoints")
+    tp = tp.select(_tp_key=tp.key, stage=tp.stage, department=tp.department)
+    t = i.left_join(tp, i.touchpoint == tp._tp_key)
+    with_people = bool({"segment", "region"} & set(dimensions))
+    if with_people:
+        # join people before naming the columns: the expressions below must refer to the
+        # joined table, whose columns keep their base names (partner_id, agent_id)
+        pe = get_table(source, "people")
+        pe = pe.select(_pe_id=pe.person_id, segment=pe.segment, region=pe.region)
+        t = t.left_join(pe, t.person_id == pe._pe_id)
+    cols: dict[str, Any] = {
+        "interaction_id": t.interaction_id,
+        "person_id": t.person_id,
+        "occurred_at": t.occurred_at,
+        "outcome": t.outcome,
+        "touchpoint": t.touchpoint,
+        "stage": t.stage,
+        "department": t.department,
+        "channel": t.channel,
+        "partner": t.partner_id,
+        "agent": t.agent_id,
+    }
+    if with_people:
+        cols |= {"segment": t.segment, "region": t.region}
+    keep = ["interaction_id", "person_id", "occurred_at", "outcome", "touchpoint", "stage"]
+    keep += [d for d in dimensions if d not in keep]
+    return canonical(t.select(**{k: cols[k] for k in keep}), source)
+
+
+def _sequence(source: Source, query: Query, level: str) -> pd.DataFrame:
+    """Merged journey steps, sorted: ``person``, ``element``, ``at`` (seconds, the first
+    interaction of the step) and ``last_at`` (its last interaction)."""
+    t = apply_query(interaction_facts(source, query.dimensions), query)
+    t = t.select("person", "interaction_id", at=t.occurred_at.epoch_seconds(), element=t[level])
+    t = t.filter(t.element.notnull())
+    df = t.to_pyarrow().to_pandas()
+    df = df.sort_values(["person", "at", "interaction_id"], kind="mergesort")
+    person = df["person"].to_numpy()
+    element = df["element"].to_numpy()
+    start = np.ones(len(df), dtype=bool)
+    start[1:] = (person[1:] != person[:-1]) | (element[1:] != element[:-1])
+    run = np.cumsum(start) - 1
+    last_at = np.zeros(int(start.sum()), dtype=np.int64)
+    np.maximum.at(last_at, run, df["at"].to_numpy(dtype=np.int64))
+    out = df.loc[start, ["person", "element", "at"]].reset_index(drop=True)
+    out["last_at"] = last_at
+    return out
+
+
+def _conversions(source: Source, query: Query, outcomes: Sequence[str]) -> pd.Series:
+    """Per person, the time (seconds) of their first converting interaction in the range."""
+    t = interaction_facts(source)
+    if query.since is not None:
+        t = t.filter(t.occurred_at >= ibis.literal(query.since))
+    if query.until is not None:
+        t = t.filter(t.occurred_at < ibis.literal(query.until))
+    t = t.filter(t.outcome.isin(list(outcomes)))
+    agg = t.group_by("person").aggregate(at=t.occurred_at.epoch_seconds().min())
+    df = agg.to_pyarrow().to_pandas()
+    return df.set_index("person")["at"]
+
+
+def journey_table(
+    source: Source,
+    view: str = "paths",
+    level: str = "touchpoint",
+    filters: Filters | None = None,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    confidence: float = 0.95,
+    conversion: Sequence[str] = ("purchase",),
+    max_length: int = 8,
+    limit: int = 20,
+    bootstrap: int = 200,
+    seed: int = 0,
+    by: Sequence[str] | str | None = None,
+    period: str | None = None,
+) -> JourneyResult:
+    """One journey view (see the module docstring) over the filtered interactions."""
+    if view not in VIEWS:
+        raise AnalyticsQueryError(f"unknown view {view!r}; allowed: {', '.join(VIEWS)}")
+    if level not in LEVELS:
+        raise AnalyticsQueryError(f"unknown level {level!r}; allowed: {', '.join(LEVELS)}")
+    if by:
+        raise AnalyticsQueryError(
+            "journeys are not grouped; filter instead (e.g. segment=consumer) and compare"
+        )
+    if period is not None:
+        raise AnalyticsQueryError("journeys have no period; narrow with since/until instead")
+    for name, value, lo in (("max_length", max_length, 1), ("limit", limit, 1)):
+        if not isinstance(value, int) or value < lo:
+            raise AnalyticsQueryError(f"{name} must be a whole number of at least {lo}")
+    if not isinstance(bootstrap, int) or not 20 <= bootstrap <= 10_000:
+        raise AnalyticsQueryError("bootstrap must be a whole number from 20 to 10000")
+    outcomes = tuple(dict.fromkeys(c.strip().lower() for c in conversion if c and c.strip()))
+    if not outcomes:
+        raise AnalyticsQueryError("conversion needs at least one interaction outcome")
+    conf = check_confidence(confidence)
+    seed = check_seed(seed)
+    query = Query.build(None, None, filters, since, until)
+    seq = _sequence(source, query, level)
+    conv = _conversions(source, query, outcomes)
+    if view == "paths":
+        frame, summary = _paths(seq, conv, max_length, limit, conf)
+        method = (
+            f"journeys of merged consecutive steps, cut after {max_length}; shares and "
+            "conversion rates with Wilson score intervals"
+        )
+    elif view == "transitions":
+        frame, summary = _transitions(seq, limit, conf)
+        method = (
+            "directly-follows counts of merged steps; share of the source step's next steps "
+            "with Wilson intervals; median time with a distribution-free order-statistic "
+            "interval"
+        )
+    elif view == "stages":
+        frame, summary = _stages(source, seq if level == "stage" else None, query, conf)
+        method = (
+            "per corridor stage in map order: share of persons reaching it who never reach "
+            "the next stage afterwards (Wilson interval); time from first reaching it to first "
+            "reaching the next (median with a distribution-free interval, quartiles)"
+        )
+    else:
+        frame, summary = _attribution(seq, conv, conf, bootstrap, seed)
+        method = (
+            "first-order Markov chain over merged steps (start → … → conversion/null); "
+            "removal effect of each step and conversions attributed in proportion (Anderl et "
+            f"al. 2016); percentile intervals from {bootstrap} seeded bootstrap resamples of "
+            "persons"
+        )
+    summary["conversion"] = list(outcomes)
+    return JourneyResult(
+        frame=frame,
+        n=int(summary.get("persons", 0)),
+        confidence=conf,
+        method=method,
+        query=query.describe() | {"view": view, "level": level, "conversion": list(outcomes)},
+        summary=summary,
+    )
+
+
+def _converted(seq: pd.DataFrame, conv: pd.Series) -> pd.Series:
+    persons = pd.Index(seq["person"].unique())
+    return pd.Series(persons.isin(conv.index), index=persons)
+
+
+def _paths(
+    seq: pd.DataFrame, conv: pd.Series, max_length: int, limit: int, conf: float
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    step = seq.groupby("person", sort=False).cumcount()
+    length = seq.groupby("person", sort=False)["element"].transform("size")
+    head = seq[step < max_length]
+    path = head.groupby("person", sort=False)["element"].agg(lambda s: " > ".join(map(str, s)))
+    cut = length.groupby(seq["person"], sort=False).first() > max_length
+    path = path.where(~cut.reindex(path.index), path + " > …")
+    converted = _converted(seq, conv).reindex(path.index)
+    df = pd.DataFrame({"path": path.to_numpy(), "converted": converted.to_numpy()})
+    g = df.groupby("path", sort=False).agg(
+        persons=("converted", "size"), conversions=("converted", "sum")
+    )
+    g = g.sort_values(["persons"], ascending=False, kind="mergesort").head(limit)
+    total = len(df)
+    share = stats.proportion(g["persons"], total, conf)
+    rate = stats.proportion(g["conversions"], g["persons"], conf)
+    frame = pd.DataFrame(
+        {
+            "path": g.index.astype(str),
+            "steps": [p.count(" > ") + 1 - p.endswith("…") for p in g.index],
+            "persons": g["persons"].astype("int64").to_numpy(),
+            "share": share.share,
+            "share_low": share.low,
+            "share_high": share.high,
+            "conversions": g["conversions"].astype("int64").to_numpy(),
+            "conversion_rate": rate.share,
+            "conversion_rate_low": rate.low,
+            "conversion_rate_high": rate.high,
+        }
+    )
+    return frame, _summary(total, int(df["converted"].sum()), conf)
+
+
+def _summary(persons: int, conversions: int, conf: float) -> dict[str, Any]:
+    rate = stats.proportion(conversions, persons, conf)
+    return {
+        "persons": persons,
+        "conversions": conversions,
+        "conversion_rate": float(rate.share) if persons else None,
+        "conversion_rate_low": float(rate.low) if persons else None,
+        "conversion_rate_high": float(rate.high) if persons else None,
+    }
+
+
+def median_interval(values: np.ndarray, conf: float) -> tuple[float, float, float]:
+    """Median and its distribution-free interval from order statistics (Conover 1999):
+    ranks ``j = b − 1`` and ``k = n − b`` (0-based) with ``b`` the binomial(n, ½) quantile
+    at (1 − confidence)/2; NaN bounds when n is too small for the confidence."""
+    x = np.sort(np.asarray(values, dtype=float))
+    n = len(x)
+    if n == 0:
+        return np.nan, np.nan, np.nan
+    med = float(np.median(x))
+    b = int(_sp.binom.ppf((1.0 - conf) / 2.0, n, 0.5))
+    if b < 1:
+        return med, np.nan, np.nan
+    return med, float(x[b - 1]), float(x[n - b])
+
+
+def _durations(hours: pd.Series, conf: float) -> dict[str, float]:
+    x = hours.to_numpy(dtype=float)
+    med, lo, hi = median_interval(x, conf)
+    q = np.quantile(x, [0.25, 0.75, 0.9]) if len(x) else [np.nan] * 3
+    return {
+        "median_hours": med,
+        "median_hours_low": lo,
+        "median_hours_high": hi,
+        "q25_hours": float(q[0]),
+        "q75_hours": float(q[1]),
+        "q90_hours": float(q[2]),
+    }
+
+
+def _transitions(seq: pd.DataFrame, limit: int, conf: float) -> tuple[pd.DataFrame, dict[str, Any]]:
+    same = seq["person"].shift(-1) == seq["person"]
+    pairs = pd.DataFrame(
+        {
+            "from": seq["element"][same].to_numpy(),
+            "to": seq["element"].shift(-1)[same].to_numpy(),
+            "hours": ((seq["at"].shift(-1) - seq["last_at"])[same] / HOUR).to_numpy(),
+        }
+    )
+    out_total = pairs.groupby("from").size()
+    grouped = pairs.groupby(["from", "to"])["hours"]
+    counts = grouped.size().sort_values(ascending=False, kind="mergesort")
+    rows = []
+    for key, count in counts.head(limit).items():
+        a, b = key if isinstance(key, tuple) else (key, key)
+        share = stats.proportion(count, out_total[a], conf)
+        hours = grouped.get_group((a, b))
+        rows.append(
+            {
+                "from": a,
+                "to": b,
+                "count": int(count),
+                "share_of_from": float(share.share),
+                "share_of_from_low": float(share.low),
+                "share_of_from_high": float(share.high),
+                "n": len(hours),
+                **_durations(hours, conf),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    return frame, {"persons": int(seq["person"].nunique()), "transitions": len(pairs)}
+
+
+def _stages(
+    source: Source, seq: pd.DataFrame | None, query: Query, conf: float
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    st = get_table(source, "stages").to_pyarrow().to_pandas().sort_values("position")
+    order = list(st["key"])
+    if seq is None:
+        seq = _sequence(source, query, "stage")
+    first = seq.groupby(["person", "element"])["at"].min().unstack()
+    rows = []
+    for a, b in pairwise(order):
+        reached = first[a].notna() if a in first else pd.Series(False, index=first.index)
+        nxt = first[b] if b in first else pd.Series(np.nan, index=first.index)
+        went = reached & nxt.notna() & (nxt >= first[a] if a in first else False)
+        n_reached, n_went = int(reached.sum()), int(went.sum())
+        drop = stats.proportion(n_reached - n_went, n_reached, conf)
+        hours = ((nxt - first[a]) / HOUR)[went] if a in first else pd.Series(dtype=float)
+        rows.append(
+            {
+                "stage": a,
+                "next_stage": b,
+                "reached": n_reached,
+                "continued": n_went,
+                "dropoff": float(drop.share),
+                "dropoff_low": float(drop.low),
+                "dropoff_high": float(drop.high),
+                "n": n_went,
+                **_durations(hours, conf),
+            }
+        )
+    return pd.DataFrame(rows), {"persons": len(first)}
+
+
+_ATTRIBUTION_COLUMNS = (
+    "step",
+    "persons",
+    "conversions_through",
+    "removal_effect",
+    "removal_effect_low",
+    "removal_effect_high",
+    "attributed_conversions",
+    "attributed_conversions_low",
+    "attributed_conversions_high",
+    "attribution_share",
+    "first_touch",
+    "last_touch",
+)
+
+
+def _attribution(
+    seq: pd.DataFrame, conv: pd.Series, conf: float, replicates: int, seed: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    if seq.empty:
+        return pd.DataFrame(columns=list(_ATTRIBUTION_COLUMNS)), _summary(0, 0, conf)
+    at_conv = seq["person"].map(conv)
+    before = seq[at_conv.isna() | (seq["at"] < at_conv)]
+    persons = pd.Index(seq["person"].unique())
+    converted = persons.isin(conv.index)
+    # converters whose filtered path is empty still count (start → conversion)
+    codes, names = pd.factorize(before["element"], sort=True)
+    journey = persons.get_indexer(before["person"])
+    paths = markov.Paths(codes.astype(np.int64), journey, converted, len(names))
+    point, boots = markov.markov_attribution(paths, replicates, seed)
+    summary = _summary(len(persons), int(converted.sum()), conf)
+    summary["model_conversion_probability"] = point.probability
+    k = len(names)
+    df = pd.DataFrame({"journey": journey, "element": codes})
+    touched = df.drop_duplicates().groupby("element").size().reindex(range(k), fill_value=0)
+    conv_j = converted[journey]
+    through = df[conv_j].drop_duplicates().groupby("element").size().reindex(range(k), fill_value=0)
+    ends = df.groupby("journey")["element"].agg(["first", "last"])
+    ends = ends[converted[ends.index]]
+    first_touch = ends["first"].value_counts().reindex(range(k), fill_value=0)
+    last_touch = ends["last"].value_counts().reindex(range(k), fill_value=0)
+    alpha = (1.0 - conf) / 2.0
+    re_b = np.array([b.removal_effect for b in boots]).reshape(-1, k)
+    at_b = np.array([b.attributed for b in boots]).reshape(-1, k)
+    with np.errstate(all="ignore"):
+        re_lo, re_hi = np.nanquantile(re_b, [alpha, 1 - alpha], axis=0)
+        at_lo, at_hi = np.nanquantile(at_b, [alpha, 1 - alpha], axis=0)
+    total = point.attributed.sum()
+    frame = pd.DataFrame(
+        {
+            "step": [str(n) for n in names],
+            "persons": touched.to_numpy(),
+            "conversions_through": through.to_numpy(),
+            "removal_effect": point.removal_effect,
+            "removal_effect_low": re_lo,
+            "removal_effect_high": re_hi,
+            "attributed_conversions": point.attributed,
+            "attributed_conversions_low": at_lo,
+            "attributed_conversions_high": at_hi,
+            "attribution_share": point.attributed / total if total > 0 else np.nan,
+            "first_touch": first_touch.to_numpy(),
+            "last_touch": last_touch.to_numpy(),
+        }
+    )
+    frame = frame.sort_values("removal_effect", ascending=False, kind="mergesort")
+    return frame.reset_index(drop=True), summary
+
+
+__all__ = [
+    "JOURNEY_DIMENSIONS",
+    "LEVELS",
+    "VIEWS",
+    "JourneyResult",
+    "interaction_facts",
+    "journey_table",
+    "median_interval",
+]

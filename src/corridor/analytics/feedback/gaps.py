@@ -1,0 +1,234 @@
+"""The gap between what customers expected and what they experienced, per group and period.
+
+Two separable steps:
+
+1. :func:`gap_stats` pushes one ``GROUP BY`` into the engine (DuckDB or PostgreSQL, through
+   Ibis) and brings back only the *sufficient statistics* per group (and period), the
+   :data:`GAP_SUMS` columns. They are additive, so a rollup table that keeps them per day ×
+   touch point × channel × … can stand in for this step: summing its rows over the wanted
+   groups gives exactly the same frame.
+2. :func:`summarise_gaps` turns such a frame into means, intervals and period-over-period
+   tests with :mod:`corridor.analytics.estimators.stats`, without touching the engine.
+
+:func:`gap_table` does both and returns a :class:`GapResult`.
+
+A feedback record counts when it has both ``expectation`` and ``experience`` (0–10); its gap is
+``experience − expectation`` (negative: worse than expected) and it is *below expectation* when
+``experience < expectation``. Means of expectation, experience and gap are over the same
+records, so ``mean_gap = mean_experience − mean_expectation``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from corridor.analytics.core.dimensions import (
+    Filters,
+    Query,
+    Source,
+    TimeLike,
+    aggregate,
+    check_by,
+    check_confidence,
+    check_period,
+    query_rows,
+)
+from corridor.analytics.core.periods import align_previous, labels
+from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.estimators import stats
+
+#: sufficient statistics per group: counts, sums and sums of squares (all additive)
+GAP_SUMS: tuple[str, ...] = (
+    "n",
+    "n_below",
+    "sum_expectation",
+    "sumsq_expectation",
+    "sum_experience",
+    "sumsq_experience",
+    "sum_gap",
+    "sumsq_gap",
+)
+
+METHOD = (
+    "gap = experience − expectation per feedback record with both; means with Student-t "
+    "intervals (df = n − 1); share below expectation (experience < expectation) with Wilson "
+    "score intervals; change against the group's previous calendar period by Welch's t-test "
+    "(mean gap) and the pooled two-proportion z-test (share below)"
+)
+
+
+def gap_aggregates(table: ir.Table, where: Any = None) -> dict[str, Any]:
+    """The Ibis aggregate expressions for :data:`GAP_SUMS` over rows that have both ratings
+    (measures already float64, so PostgreSQL sums doubles, never ``numeric``).
+
+    ``where`` restricts every aggregate to rows where it holds (the rollup aggregates all
+    feedback at once and counts only rated rows here); sums over no such row are null."""
+    e, x = table.expectation, table.experience
+    gap = x - e
+    below = x < e if where is None else (x < e) & where
+    return {
+        "n": table.count(where=where),
+        "n_below": table.count(where=below),
+        "sum_expectation": e.sum(where=where),
+        "sumsq_expectation": (e * e).sum(where=where),
+        "sum_experience": x.sum(where=where),
+        "sumsq_experience": (x * x).sum(where=where),
+        "sum_gap": gap.sum(where=where),
+        "sumsq_gap": (gap * gap).sum(where=where),
+    }
+
+
+def gap_stats(
+    source: Source,
+    by: Sequence[str] | str | None = None,
+    period: str | None = None,
+    filters: Filters | None = None,
+    since: TimeLike = None,
+    until: TimeLike = None,
+) -> pd.DataFrame:
+    """Sufficient statistics of the gap per group (and period), computed in the engine.
+
+    Columns: the ``by`` dimensions in order, ``period`` (UTC start, when a period is given),
+    then :data:`GAP_SUMS`. One row per group that has at least one rated record (with no
+    grouping, exactly one row, ``n = 0`` when nothing matches).
+    """
+    return gap_sums(source, Query.build(by, period, filters, since, until))
+
+
+def gap_sums(source: Source, query: Query) -> pd.DataFrame:
+    """:func:`gap_stats` for an already validated
+    :class:`~corridor.analytics.core.dimensions.Query`: from the store's rollup when the query
+    allows it (:mod:`corridor.analytics.feedback.rollup`; the same frame), else from the base
+    tables."""
+    from corridor.analytics.feedback import rollup  # the rollup builds on this module
+
+    sums = rollup.sums(source, query, "gap")
+    if sums is not None:
+        return sums
+    t = query_rows(source, query)
+    t = t.filter(t.expectation.notnull(), t.experience.notnull())
+    return aggregate(t, query.keys, gap_aggregates(t))
+
+
+def summarise_gaps(
+    sums: pd.DataFrame,
+    by: Sequence[str] | str | None = None,
+    period: str | None = None,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Estimates, intervals and period-over-period tests from a :data:`GAP_SUMS` frame.
+
+    ``sums`` has one row per group (``by`` columns) and, with ``period``, per UTC period start
+    (``period`` column) — as :func:`gap_stats` or a rollup produces it. Pure: no engine.
+    Returns the columns documented on :class:`GapResult`.
+    """
+    by_, period_ = check_by(by), check_period(period)
+    conf = check_confidence(confidence)
+    keys = [*by_, *(["period"] if period_ else [])]
+    out = sums[keys].copy()
+    if period_:
+        out["period_label"] = labels(sums["period"], period_)
+    n = sums["n"].to_numpy(dtype=float)
+    out["n"] = sums["n"].astype("int64")
+    out["n_below"] = sums["n_below"].astype("int64")
+    for name in ("expectation", "experience"):
+        est = stats.mean_interval(n, sums[f"sum_{name}"], sums[f"sumsq_{name}"], conf)
+        out[f"mean_{name}"] = est.mean
+        out[f"mean_{name}_low"] = est.low
+        out[f"mean_{name}_high"] = est.high
+    gap = stats.mean_interval(n, sums["sum_gap"], sums["sumsq_gap"], conf)
+    out["mean_gap"] = gap.mean
+    out["sd_gap"] = gap.sd
+    out["se_gap"] = gap.se
+    out["mean_gap_low"] = gap.low
+    out["mean_gap_high"] = gap.high
+    below = stats.proportion(sums["n_below"], n, conf)
+    out["share_below"] = below.share
+    out["share_below_low"] = below.low
+    out["share_below_high"] = below.high
+    if period_:
+        prev = align_previous(sums, by_, period_, ["n", "n_below", "sum_gap", "sumsq_gap"])
+        now = stats.moments(n, sums["sum_gap"], sums["sumsq_gap"])
+        before = stats.moments(prev["n"], prev["sum_gap"], prev["sumsq_gap"])
+        t = stats.welch_t_test(now.mean, now.var, n, before.mean, before.var, before.n)
+        z = stats.two_proportion_z_test(sums["n_below"], n, prev["n_below"], prev["n"])
+        with np.errstate(all="ignore"):
+            prev_share = np.where(prev["n"] > 0, prev["n_below"] / prev["n"], np.nan)
+        out["prev_n"] = prev["n"].astype("Int64")
+        out["delta_mean_gap"] = np.asarray(now.mean) - np.asarray(before.mean)
+        out["p_value_mean_gap"] = t.p_value
+        out["delta_share_below"] = np.asarray(below.share) - prev_share
+        out["p_value_share_below"] = z.p_value
+    return out.reset_index(drop=True)
+
+
+@dataclass(frozen=True, eq=False)
+class GapResult(AnalyticsResult):
+    """Expectation, experience and their gap per group (and period).
+
+    ``frame`` columns, in order:
+
+    * the grouping dimensions (``by``), then ``period`` (UTC start of the calendar period,
+      tz-aware) and ``period_label`` (``2025-03-14``, ``2025-W11``, ``2025-03``, ``2025-Q1``)
+      when a period was asked for;
+    * ``n`` — records with both ratings; ``n_below`` — of them, experience < expectation;
+    * ``mean_expectation``, ``mean_experience`` each with ``_low``/``_high`` (t interval);
+    * ``mean_gap`` (experience − expectation), ``sd_gap``, ``se_gap``, ``mean_gap_low``,
+      ``mean_gap_high`` (t interval, df = n − 1);
+    * ``share_below`` with ``share_below_low``/``share_below_high`` (Wilson interval);
+    * with a period: ``prev_n`` (records in the group's previous calendar period, missing if it
+      has none), ``delta_mean_gap`` and ``p_value_mean_gap`` (Welch t), ``delta_share_below``
+      and ``p_value_share_below`` (pooled two-proportion z); deltas are this period minus the
+      previous one.
+
+    Intervals and tests that need more data than there is (``n < 2``; no previous period) are
+    NaN. ``n`` on the result is the total number of rated records.
+    """
+
+
+def gap_table(
+    source: Source,
+    by: Sequence[str] | str | None = None,
+    period: str | None = None,
+    filters: Filters | None = None,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    confidence: float = 0.95,
+) -> GapResult:
+    """Gap analytics for any grouping among the
+    :data:`~corridor.analytics.core.dimensions.DIMENSIONS` and any period (``day``, ``week``,
+    ``month``, ``quarter`` or ``None``).
+
+    ``source`` is a :class:`~corridor.store.Store` (or a mapping of Ibis tables); ``filters``
+    maps dimensions to allowed values (``None`` selects missing); ``since`` (inclusive) and
+    ``until`` (exclusive) bound ``feedback.occurred_at``. Unknown groupings, filters or periods
+    raise :class:`~corridor.analytics.core.errors.AnalyticsQueryError` naming the allowed values.
+    """
+    conf = check_confidence(confidence)
+    query = Query.build(by, period, filters, since, until)
+    sums = gap_sums(source, query)
+    frame = summarise_gaps(sums, query.by, query.period, conf)
+    return GapResult(
+        frame=frame,
+        n=int(sums["n"].sum()),
+        confidence=conf,
+        method=METHOD,
+        query=query.describe(),
+    )
+
+
+__all__ = [
+    "GAP_SUMS",
+    "GapResult",
+    "gap_aggregates",
+    "gap_stats",
+    "gap_sums",
+    "gap_table",
+    "summarise_gaps",
+]

@@ -1,0 +1,218 @@
+"""The feedback rollup: additive sufficient statistics per UTC day × dimensions, kept fresh.
+
+``feedback_rollup`` (schema v3) holds, per UTC day of ``feedback.occurred_at`` and per
+touch point × channel × partner × segment × region × source, the :data:`GAP_SUMS` of the rated
+records (``gap_*`` columns) and the :data:`METRIC_SUMS` of the records with an NPS, CSAT or CES
+answer (``metric_*`` columns): counts, sums and sums of squares. They are additive, so summing
+rollup rows over any grouping and period gives exactly the frame :func:`gap_sums` /
+:func:`metric_sums` compute from the base tables, and intervals stay exact.
+
+The rows are built by the same Ibis expressions as the analytics
+(:func:`~corridor.analytics.core.dimensions.feedback_facts` with the rollup dimensions, aggregated
+with :func:`~corridor.analytics.feedback.gaps.gap_aggregates` and
+:func:`~corridor.analytics.feedback.metrics.metric_aggregates`), so a dimension means the same thing
+on both paths.
+
+Freshness: the ingest path marks the UTC days whose rows may have changed in ``rollup_dirty``
+inside the batch's own transaction (a feedback batch its days; an interactions batch the days
+of stored feedback about those interactions; a people batch the days of stored feedback by
+those persons). :func:`refresh` rebuilds exactly those days in one transaction; every rollup
+read refreshes first, so the first query after an ingest pays for the changed days only.
+
+A query uses the rollup when the source is a store, every grouping and filter is among
+:data:`ROLLUP_ELIGIBLE` (stage and department come from joining the corridor map's touch points
+at read time) and ``since``/``until`` fall on UTC midnights; otherwise the base tables answer.
+"""
+
+from __future__ import annotations
+
+import weakref
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from corridor.analytics.core.dimensions import PERIODS, Query, Source, aggregate, feedback_facts
+from corridor.analytics.feedback.gaps import GAP_SUMS, gap_aggregates
+from corridor.analytics.feedback.metrics import METRIC_SUMS, metric_aggregates
+from corridor.store.base import Store
+from corridor.store.migrations import V3
+
+#: the dimensions a rollup row is keyed by (besides its day)
+ROLLUP_DIMENSIONS: tuple[str, ...] = (
+    "touchpoint",
+    "channel",
+    "partner",
+    "segment",
+    "region",
+    "source",
+)
+#: groupings and filters the rollup can answer: its own, plus what the touch point determines
+ROLLUP_ELIGIBLE: frozenset[str] = frozenset({*ROLLUP_DIMENSIONS, "stage", "department"})
+
+#: sums name -> rollup column
+GAP_COLUMNS: dict[str, str] = {name: f"gap_{name}" for name in GAP_SUMS}
+METRIC_COLUMNS: dict[str, str] = {name: f"metric_{name}" for name in METRIC_SUMS}
+#: every column of ``feedback_rollup``, in order
+ROLLUP_COLUMNS: tuple[str, ...] = (
+    "day",
+    *ROLLUP_DIMENSIONS,
+    *GAP_COLUMNS.values(),
+    *METRIC_COLUMNS.values(),
+)
+#: the integer (count) columns; the rest are float sums
+_COUNTS = frozenset(
+    {"n", "n_below", "nps_n", "promoters", "detractors", "csat_n", "csat_top2", "ces_n", "ces_easy"}
+)
+
+Kind = Literal["gap", "metric"]
+
+#: stores known to have the rollup tables (schema v3 or later)
+_ready: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def has_rollup(store: Store) -> bool:
+    """Whether the store's schema has the rollup (v3+). Stores opened at an older schema
+    version (tests of the migrations) answer from the base tables."""
+    if store in _ready:
+        return True
+    if store.schema_version() >= V3.version:
+        _ready.add(store)
+        return True
+    return False
+
+
+def eligible(source: Source, query: Query) -> bool:
+    """Whether the rollup can answer ``query`` on ``source`` exactly."""
+    if not isinstance(source, Store):
+        return False
+    if not set(query.dimensions) <= ROLLUP_ELIGIBLE:
+        return False
+    for t in (query.since, query.until):
+        if t is not None and (t.hour, t.minute, t.second, t.microsecond) != (0, 0, 0, 0):
+            return False
+    return has_rollup(source)
+
+
+# -- building -------------------------------------------------------------------------------------
+def _aggregate_rows(t: ir.Table) -> ir.Table:
+    """Rollup rows of facts that carry a ``day``: gap sums over the rated records and metric
+    sums over the answered ones, per day and dimensions (sums over no record are 0)."""
+    rated = t.expectation.notnull() & t.experience.notnull()
+    answered = t.nps.notnull() | t.csat.notnull() | t.ces.notnull()
+    aggs: dict[str, Any] = {}
+    for name, expr in gap_aggregates(t, where=rated).items():
+        aggs[GAP_COLUMNS[name]] = expr if name in _COUNTS else expr.coalesce(0.0)
+    for name, expr in metric_aggregates(t, where=answered).items():
+        aggs[METRIC_COLUMNS[name]] = expr if name in _COUNTS else expr.coalesce(0.0)
+    rows = t.group_by(["day", *ROLLUP_DIMENSIONS]).aggregate(**aggs)
+    return rows.filter((rows.gap_n > 0) | (rows.metric_n > 0))
+
+
+def _unbound(store: Store, names: tuple[str, ...]) -> dict[str, ir.Table]:
+    """Tables named as in the store but bound to no backend, so the compiled SQL names them
+    plainly and runs inside a store transaction."""
+    return {n: ibis.table(store.table(n).schema(), name=n) for n in names}
+
+
+def refresh(store: Store) -> int:
+    """Rebuild the rollup rows of every day marked dirty, in one transaction (serialised with
+    ingest by the store's write lock). Returns the number of days rebuilt (0: nothing to do)."""
+    if not has_rollup(store):
+        return 0
+    with store.transaction() as tx:
+        (count, lo, hi), *_ = tx.fetchall("SELECT count(*), min(day), max(day) FROM rollup_dirty")
+        if not count:
+            return 0
+        tables = _unbound(store, ("feedback", "interactions", "people", "rollup_dirty"))
+        since, until = _midnight(lo), _midnight(hi) + timedelta(days=1)
+        t = feedback_facts(tables, ROLLUP_DIMENSIONS)
+        # the time range lets the engine skip old data; the semi-join picks the dirty days
+        t = t.filter(t.occurred_at >= ibis.literal(since), t.occurred_at < ibis.literal(until))
+        t = t.mutate(day=t.occurred_at.date())
+        t = t.filter(t.day.isin(tables["rollup_dirty"].day))
+        select = ibis.to_sql(_aggregate_rows(t), dialect=store.dialect)
+        cols = ", ".join(ROLLUP_COLUMNS)
+        tx.execute("DELETE FROM feedback_rollup WHERE day IN (SELECT day FROM rollup_dirty)")
+        tx.execute(f"INSERT INTO feedback_rollup ({cols}) SELECT {cols} FROM ({select}) AS r")
+        tx.execute("DELETE FROM rollup_dirty")
+    return int(count)
+
+
+def rebuild(store: Store) -> int:
+    """Mark every day with feedback dirty and refresh: the whole rollup from scratch."""
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM feedback_rollup")
+        tx.execute(
+            "INSERT INTO rollup_dirty (day) SELECT DISTINCT CAST(occurred_at AS DATE) "
+            "FROM feedback ON CONFLICT (day) DO NOTHING"
+        )
+    return refresh(store)
+
+
+def _midnight(d: date | datetime) -> datetime:
+    if isinstance(d, datetime):
+        d = d.date()
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+# -- reading --------------------------------------------------------------------------------------
+def sums(source: Source, query: Query, kind: Kind) -> pd.DataFrame | None:
+    """The :func:`~corridor.analytics.feedback.gaps.gap_sums` (``kind="gap"``) or
+    :func:`~corridor.analytics.feedback.metrics.metric_sums` (``"metric"``) frame of ``query``,
+    summed from the rollup after refreshing it; None when the rollup cannot answer the query."""
+    if not eligible(source, query):
+        return None
+    assert isinstance(source, Store)
+    refresh(source)
+    columns = GAP_COLUMNS if kind == "gap" else METRIC_COLUMNS
+    r = source.table("feedback_rollup")
+    joined: Any = r
+    cols: dict[str, Any] = {d: r[d] for d in ROLLUP_DIMENSIONS}
+    if {"stage", "department"} & set(query.dimensions):
+        tp = source.table("touchpoints")
+        tp = tp.select(_tp_key=tp.key, _tp_stage=tp.stage, _tp_department=tp.department)
+        joined = joined.left_join(tp, r.touchpoint == tp._tp_key)
+        cols.update(stage=tp._tp_stage, department=tp._tp_department)
+    t = joined.select(
+        day=r.day,
+        **{d: cols[d] for d in query.dimensions},
+        **{col: r[col] for col in columns.values()},
+    )
+    preds = [t[columns["n"]] > 0]
+    for name, values in query.filters.items():
+        col = t[name]
+        labels = [v for v in values if v is not None]
+        cond = col.isin(labels) if labels else None
+        if None in values:
+            cond = col.isnull() if cond is None else (cond | col.isnull())
+        preds.append(cond)
+    if query.since is not None:
+        preds.append(t.day >= ibis.literal(query.since.date()))
+    if query.until is not None:
+        preds.append(t.day < ibis.literal(query.until.date()))
+    t = t.filter(*preds)
+    if query.period is not None:
+        t = t.mutate(period=t.day.truncate(PERIODS[query.period]).cast("timestamp"))
+    aggs = {name: t[col].sum() for name, col in columns.items()}
+    df = aggregate(t, query.keys, aggs)
+    for name in columns:
+        if name in _COUNTS:
+            df[name] = df[name].astype("int64")
+    return df
+
+
+__all__ = [
+    "GAP_COLUMNS",
+    "METRIC_COLUMNS",
+    "ROLLUP_COLUMNS",
+    "ROLLUP_DIMENSIONS",
+    "ROLLUP_ELIGIBLE",
+    "eligible",
+    "has_rollup",
+    "rebuild",
+    "refresh",
+    "sums",
+]

@@ -1,0 +1,343 @@
+"""Reads over stored text analysis: sentiment, intents and emotions, themes, solicited against
+unsolicited — per touch point, department, partner or any feedback dimension, with n and
+intervals. Pages and surfaces read these; nothing is recomputed from the texts.
+
+Every function takes the parameters of :func:`corridor.analytics.feedback.gaps.gap_table` (``by``,
+``period``, ``filters``, ``since``, ``until``, ``confidence``) and returns an
+:class:`~corridor.analytics.core.result.AnalyticsResult`. Sums are computed in the engine (one
+``GROUP BY`` over ``feedback`` ⋈ ``text_analysis``); intervals come from
+:mod:`corridor.analytics.estimators.stats`: Student-t for mean sentiment (−1…+1), Wilson for shares,
+Welch and Newcombe for differences. A merged theme counts under the theme it was merged into.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from corridor.analytics.core.dimensions import (
+    Filters,
+    Query,
+    Source,
+    TimeLike,
+    aggregate,
+    check_confidence,
+    get_table,
+    query_rows,
+)
+from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.periods import labels as period_labels
+from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.estimators import stats
+from corridor.analytics.feedback.facets import SOLICITED, UNSOLICITED
+from corridor.text.affect import EMOTIONS, INTENTS
+
+__all__ = [
+    "intent_table",
+    "recent_comments",
+    "sentiment_table",
+    "source_sentiment",
+    "text_rows",
+    "theme_summary",
+    "theme_table",
+]
+
+
+def text_rows(source: Source, query: Query) -> ir.Table:
+    """Feedback rows of the query (its dimensions, filters, time range and period) that have a
+    text analysis, with ``sentiment``, ``sentiment_label``, ``intent``, ``emotions``, ``theme``
+    (merges resolved) and ``theme_label``."""
+    t = query_rows(source, query)
+    a = get_table(source, "text_analysis")
+    a = a.select(
+        _a_id=a.feedback_id,
+        sentiment=a.sentiment,
+        sentiment_label=a.sentiment_label,
+        intent=a.intent,
+        emotions=a.emotions,
+        _theme=a.theme_id,
+    )
+    th = get_table(source, "text_themes")
+    target = th.view()
+    themes = th.left_join(target, th.merged_into == target.theme_id).select(
+        _th_id=th.theme_id,
+        theme=ibis.coalesce(th.merged_into, th.theme_id),
+        theme_label=ibis.coalesce(target.label, th.label),
+    )
+    joined = t.inner_join(a, t.feedback_id == a._a_id).left_join(themes, a._theme == themes._th_id)
+    return joined.select(
+        *t.columns, "sentiment", "sentiment_label", "intent", "emotions", "theme", "theme_label"
+    )
+
+
+def _sentiment_sums(t: ir.Table) -> dict[str, Any]:
+    s = t.sentiment
+    return {
+        "n": t.count(),
+        "sum_sentiment": s.sum(),
+        "sumsq_sentiment": (s * s).sum(),
+        "n_positive": t.count(where=t.sentiment_label == "positive"),
+        "n_negative": t.count(where=t.sentiment_label == "negative"),
+    }
+
+
+def _add_sentiment(out: pd.DataFrame, sums: pd.DataFrame, conf: float, prefix: str = "") -> None:
+    n = sums["n"].to_numpy(dtype=float)
+    est = stats.mean_interval(n, sums["sum_sentiment"], sums["sumsq_sentiment"], conf)
+    out[f"{prefix}n"] = sums["n"].astype("int64").to_numpy()
+    out[f"{prefix}mean_sentiment"] = est.mean
+    out[f"{prefix}mean_sentiment_low"] = est.low
+    out[f"{prefix}mean_sentiment_high"] = est.high
+    for side in ("positive", "negative"):
+        p = stats.proportion(sums[f"n_{side}"], sums["n"], conf)
+        out[f"{prefix}share_{side}"] = p.share
+        out[f"{prefix}share_{side}_low"] = p.low
+        out[f"{prefix}share_{side}_high"] = p.high
+
+
+def _keys_frame(sums: pd.DataFrame, query: Query) -> pd.DataFrame:
+    out = sums[query.keys].copy()
+    if query.period:
+        out["period_label"] = period_labels(sums["period"], query.period)
+    return out
+
+
+SENTIMENT_METHOD = (
+    "sentiment of each feedback text (stored model score −1…+1; labels at ±0.05 for the "
+    "lexicon model); mean with a Student-t interval, shares positive and negative with Wilson "
+    "score intervals"
+)
+
+
+def sentiment_table(
+    source: Source,
+    by: Sequence[str] | str | None = ("touchpoint",),
+    period: str | None = None,
+    filters: Filters | None = None,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    confidence: float = 0.95,
+) -> AnalyticsResult:
+    """Mean text sentiment and shares positive/negative per group (and period)."""
+    conf = check_confidence(confidence)
+    query = Query.build(by, period, filters, since, until)
+    t = text_rows(source, query)
+    sums = aggregate(t, query.keys, _sentiment_sums(t))
+    out = _keys_frame(sums, query)
+    _add_sentiment(out, sums, conf)
+    return AnalyticsResult(out, int(sums["n"].sum()), conf, SENTIMENT_METHOD, query.describe())
+
+
+INTENT_METHOD = (
+    "intent (complaint, praise, suggestion, question) and emotion facets of each text by the "
+    "rules of corridor.text.affect; shares of the group's analysed texts with Wilson score "
+    "intervals (a text may carry several emotions)"
+)
+
+
+def intent_table(
+    source: Source,
+    by: Sequence[str] | str | None = ("touchpoint",),
+    period: str | None = None,
+    filters: Filters | None = None,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    confidence: float = 0.95,
+) -> AnalyticsResult:
+    """Share of each intent and each emotion facet per group (and period)."""
+    conf = check_confidence(confidence)
+    query = Query.build(by, period, filters, since, until)
+    t = text_rows(source, query)
+    aggs: dict[str, Any] = {"n": t.count()}
+    for i in INTENTS:
+        aggs[f"n_{i}"] = t.count(where=t.intent == i)
+    for e in EMOTIONS:
+        aggs[f"n_{e}"] = t.count(where=t.emotions.contains(e))
+    sums = aggregate(t, query.keys, aggs)
+    out = _keys_frame(sums, query)
+    out["n"] = sums["n"].astype("int64").to_numpy()
+    for name in (*INTENTS, *EMOTIONS):
+        p = stats.proportion(sums[f"n_{name}"], sums["n"], conf)
+        out[f"n_{name}"] = sums[f"n_{name}"].astype("int64").to_numpy()
+        out[f"share_{name}"] = p.share
+        out[f"share_{name}_low"] = p.low
+        out[f"share_{name}_high"] = p.high
+    return AnalyticsResult(out, int(sums["n"].sum()), conf, INTENT_METHOD, query.describe())
+
+
+THEME_METHOD = (
+    "texts per theme (merged themes counted under their target): share of the group's "
+    "analysed texts with a Wilson interval; mean sentiment with a Student-t interval; with a "
+    "period, the change in share against the previous period (Newcombe interval, pooled z-test)"
+)
+
+
+def theme_table(
+    source: Source,
+    by: Sequence[str] | str | None = None,
+    period: str | None = None,
+    filters: Filters | None = None,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    confidence: float = 0.95,
+) -> AnalyticsResult:
+    """Size, share, sentiment (and trend, with a period) of each theme per group."""
+    conf = check_confidence(confidence)
+    query = Query.build(by, period, filters, since, until)
+    if "theme" in query.by:
+        raise AnalyticsQueryError("themes are always a row key; leave 'theme' out of the grouping")
+    t = text_rows(source, query)
+    totals = aggregate(t, query.keys, {"group_n": t.count()})
+    themed = t.filter(t.theme.notnull())
+    sums = aggregate(themed, [*query.keys, "theme", "theme_label"], _sentiment_sums(themed))
+    sums = (
+        sums.merge(totals, on=query.keys, how="left")
+        if query.keys
+        else sums.assign(group_n=int(totals["group_n"].iloc[0]) if len(totals) else 0)
+    )
+    out = _keys_frame(sums, query)
+    out["theme"] = sums["theme"].to_numpy()
+    out["theme_label"] = sums["theme_label"].to_numpy()
+    _add_sentiment(out, sums, conf)
+    out["group_n"] = sums["group_n"].astype("int64").to_numpy()
+    share = stats.proportion(sums["n"], sums["group_n"], conf)
+    out["share"] = share.share
+    out["share_low"] = share.low
+    out["share_high"] = share.high
+    if query.period:
+        _add_trend(out, query, conf)
+    order = [*[k for k in query.by], "theme", *(["period"] if query.period else [])]
+    out = out.sort_values(order, na_position="last", kind="mergesort").reset_index(drop=True)
+    return AnalyticsResult(out, int(totals["group_n"].sum()), conf, THEME_METHOD,
+                           query.describe())  # fmt: skip
+
+
+def _add_trend(out: pd.DataFrame, query: Query, conf: float) -> None:
+    """Change in share against the previous period of the same group and theme (rows with no
+    texts in the theme in the previous period compare with a share of 0 over its total)."""
+    keys = [*query.by, "theme"]
+    out.sort_values([*keys, "period"], inplace=True, kind="mergesort")
+    prev = out.groupby(keys, dropna=False, sort=False)[["n", "group_n", "period"]].shift(1)
+    diff = stats.proportion_difference(out["n"], out["group_n"], prev["n"], prev["group_n"], conf)
+    out["delta_share"] = diff.delta
+    out["delta_share_low"] = diff.low
+    out["delta_share_high"] = diff.high
+    out["p_value_share"] = diff.p_value
+
+
+SOURCE_METHOD = (
+    "solicited = survey, unsolicited = review and social; per side: mean text sentiment with a "
+    "Student-t interval and share negative with a Wilson interval; unsolicited − solicited: "
+    "mean by Welch's t-test, negativity skew (share negative) by Newcombe's hybrid score "
+    "interval and the pooled two-proportion z-test"
+)
+
+
+def source_sentiment(
+    source: Source,
+    by: Sequence[str] | str | None = ("touchpoint",),
+    period: str | None = None,
+    filters: Filters | None = None,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    confidence: float = 0.95,
+) -> AnalyticsResult:
+    """Text sentiment of solicited against unsolicited feedback per group, with the negativity
+    skew (how much darker the public picture is than the representative one)."""
+    conf = check_confidence(confidence)
+    query = Query.build(by, period, filters, since, until)
+    if "source" in query.by:
+        raise AnalyticsQueryError(
+            "source_sentiment already splits by source (solicited: survey; unsolicited: review, "
+            "social); leave 'source' out of the grouping"
+        )
+    flt = dict(query.filters)
+    flt.setdefault("source", (*SOLICITED, *UNSOLICITED))
+    t = text_rows(source, replace(query, filters=flt))
+    side = ibis.cases(
+        (t.source.isin(list(SOLICITED)), "solicited"),
+        (t.source.isin(list(UNSOLICITED)), "unsolicited"),
+        else_=ibis.null("string"),
+    )
+    t = t.mutate(_side=side).filter(lambda r: r._side.notnull())
+    sums = aggregate(t, [*query.keys, "_side"], _sentiment_sums(t))
+    groups = (
+        sums[query.keys].drop_duplicates().reset_index(drop=True)
+        if query.keys
+        else (pd.DataFrame(index=range(1)))
+    )
+    out = groups.copy()
+    if query.period:
+        out["period_label"] = period_labels(out["period"], query.period)
+    per: dict[str, pd.DataFrame] = {}
+    for name in ("solicited", "unsolicited"):
+        rows = sums[sums["_side"] == name].drop(columns="_side")
+        side_sums = (groups.merge(rows, on=query.keys, how="left") if query.keys else
+                     rows.reset_index(drop=True).reindex(range(1)))  # fmt: skip
+        side_sums = side_sums.fillna({c: 0 for c in _sentiment_sums(t)})
+        per[name] = side_sums
+        _add_sentiment(out, side_sums, conf, prefix=f"{name}_")
+    s, u = per["solicited"], per["unsolicited"]
+    m_s = stats.moments(s["n"], s["sum_sentiment"], s["sumsq_sentiment"])
+    m_u = stats.moments(u["n"], u["sum_sentiment"], u["sumsq_sentiment"])
+    d = stats.welch_difference(m_u.mean, m_u.var, m_u.n, m_s.mean, m_s.var, m_s.n, conf)
+    out["delta_mean_sentiment"] = d.delta
+    out["delta_mean_sentiment_low"] = d.low
+    out["delta_mean_sentiment_high"] = d.high
+    out["p_value_mean_sentiment"] = d.p_value
+    skew = stats.proportion_difference(u["n_negative"], u["n"], s["n_negative"], s["n"], conf)
+    out["negativity_skew"] = skew.delta
+    out["negativity_skew_low"] = skew.low
+    out["negativity_skew_high"] = skew.high
+    out["p_value_skew"] = skew.p_value
+    n = int(sums["n"].sum()) if len(sums) else 0
+    return AnalyticsResult(out.reset_index(drop=True), n, conf, SOURCE_METHOD, query.describe())
+
+
+# -- for pages -------------------------------------------------------------------------------
+
+
+def recent_comments(
+    source: Source,
+    touchpoint: str | None = None,
+    limit: int = 20,
+    scope_filters: Filters | None = None,
+) -> list[dict[str, Any]]:
+    """The latest analysed (redacted) feedback texts, newest first, with sentiment, intent,
+    emotions and theme; ``touchpoint`` and ``scope_filters`` (e.g. an access scope's forced
+    department or partner) narrow them."""
+    if not 1 <= int(limit) <= 1000:
+        raise AnalyticsQueryError(f"limit must be 1…1000, got {limit}")
+    filters: dict[str, Any] = dict(scope_filters or {})
+    if touchpoint is not None:
+        filters["touchpoint"] = [touchpoint]
+    query = Query.build(["touchpoint", "source"], None, filters)
+    t = text_rows(source, query)
+    f = get_table(source, "feedback").view()
+    f = f.select(_f_id=f.feedback_id, text=f.text)
+    t = t.left_join(f, t.feedback_id == f._f_id).drop("_f_id")
+    t = t.order_by([ibis.desc(t.occurred_at), t.feedback_id]).limit(int(limit))
+    cols = ["feedback_id", "occurred_at", "touchpoint", "source", "text", "sentiment",
+            "sentiment_label", "intent", "emotions", "theme", "theme_label"]  # fmt: skip
+    df = t.select(*cols).to_pyarrow().to_pandas()
+    result = AnalyticsResult(df, len(df), 0.95, "")
+    rows = result.to_records()
+    for r in rows:
+        r["emotions"] = [e for e in (r["emotions"] or "").split(",") if e]
+    return rows
+
+
+def theme_summary(
+    source: Source, filters: Filters | None = None, confidence: float = 0.95
+) -> list[dict[str, Any]]:
+    """Every theme with its size, share of the analysed texts and mean sentiment (with
+    intervals), largest first — for a page's theme panel."""
+    result = theme_table(source, None, None, filters, confidence=confidence)
+    rows = result.to_records()
+    rows.sort(key=lambda r: -(r["n"] or 0))
+    return rows
