@@ -190,11 +190,11 @@ def test_attribution_on_the_store_matches_the_chain(loaded):
     f = res.frame.set_index("step")
     for n in names:
         assert f.loc[n, "removal_effect"] == pytest.approx(point.removal_effect[code[n]])
-    assert res.summary["conversions"] == 3 and res.n == 5
-    assert res.summary["model_conversion_probability"] == pytest.approx(0.6)
+    assert res.totals["conversions"] == 3 and res.n == 5
+    assert res.totals["model_conversion_probability"] == pytest.approx(0.6)
     assert f.loc["ad_click", "first_touch"] == 2 and f.loc["home_delivery", "last_touch"] == 1
     filtered = journey_table(loaded, view="attribution", filters={"touchpoint": ["ad_click"]})
-    assert filtered.summary["conversions"] == 2  # e has no ad click; conversions still seen
+    assert filtered.totals["conversions"] == 2  # e has no ad click; conversions still seen
 
 
 def test_errors_api_and_cli(loaded, store_url):

@@ -95,7 +95,7 @@ def test_shares_per_segment(loaded):
     assert f.loc["consumer", "mean_brands"] == pytest.approx(8 / 3)
     assert f.loc["business", "wallet_share"] == pytest.approx((1.0 + 0.3) / 2)
     assert f.loc["business", "n"] == 2
-    assert res.summary == {"answers": 8, "invalid": 2, "respondents": 5}
+    assert res.totals == {"answers": 8, "invalid": 2, "respondents": 5}
     assert res.n == 5
     whole = wallet_table(loaded, by=None, since="2025-01-06")
     assert whole.frame["n"].tolist() == [4]  # a (Feb), c, d, e; b answered before the range

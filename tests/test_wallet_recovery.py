@@ -86,7 +86,7 @@ def test_planted_share_of_wallet_is_recovered_per_segment(
     fb = company["feedback"]
     answered = fb[fb["brand_rank"].notna()]
     segment = answered["person_id"].map(company["people"].set_index("person_id")["segment"])
-    assert res.summary == {
+    assert res.totals == {
         "answers": len(answered),
         "invalid": 0,
         "respondents": answered["person_id"].nunique(),

@@ -52,6 +52,9 @@ class AnalyticsResult:
     confidence: float
     method: str
     query: dict[str, Any] = field(default_factory=dict)
+    #: metadata added on the way to the reader (e.g. ``reasons_withheld`` for a scoped role,
+    #: or the declared extras of a result read back over HTTP)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
         """Everything but the frame, JSON-friendly."""
@@ -61,7 +64,39 @@ class AnalyticsResult:
             "confidence": float(self.confidence),
             "method": self.method,
             "query": self.query,
+            **self.extra,
         }
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The result frame (a copy)."""
+        return self.frame.copy()
+
+    def summary(self) -> str:
+        """A few lines a person reads: what, on how many records, how, and the first rows."""
+        head = self.frame.head(10)
+        lines = [
+            f"{type(self).__name__}: {len(self.frame)} rows from n = {self.n:,} records, "
+            f"{self.confidence:.0%} intervals",
+            f"method: {self.method}",
+        ]
+        if not head.empty:
+            lines.append(head.to_string(index=False, max_colwidth=30))
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """Notebooks show the metadata line and the frame as a table."""
+        from html import escape
+
+        caption = escape(
+            f"n = {self.n:,} · {self.confidence:.0%} intervals · {self.method}", quote=False
+        )
+        table = self.frame.head(50).to_html(index=False, na_rep="–", float_format="{:.4g}".format)
+        more = (
+            f"<p>{len(self.frame) - 50} more rows: .frame holds all</p>"
+            if len(self.frame) > 50
+            else ""
+        )
+        return f"<div><p><b>{escape(type(self).__name__)}</b> — {caption}</p>{table}{more}</div>"
 
     def to_records(self) -> list[dict[str, Any]]:
         """The frame as a list of dicts (see :func:`frame_records`)."""

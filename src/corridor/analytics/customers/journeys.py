@@ -69,10 +69,10 @@ class JourneyResult(AnalyticsResult):
     """One journey view; ``summary`` holds the totals (persons, conversions, conversion rate
     with its Wilson interval, and for attribution the model's conversion probability)."""
 
-    summary: dict[str, Any] = field(default_factory=dict)
+    totals: dict[str, Any] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
-        return {**super().metadata(), "summary": self.summary}
+        return {**super().metadata(), "summary": self.totals}
 
 
 def interaction_facts(source: Source, dimensions: Sequence[str] = ()) -> ir.Table:
@@ -222,7 +222,7 @@ def journey_table(
         confidence=conf,
         method=method,
         query=query.describe() | {"view": view, "level": level, "conversion": list(outcomes)},
-        summary=summary,
+        totals=summary,
     )
 
 

@@ -38,6 +38,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import (
     Filters,
     Query,
@@ -80,10 +81,10 @@ class WalletResult(AnalyticsResult):
     ``first_choice_high`` (Wilson); ``mean_brands`` (N); ``mean_rank``.
     """
 
-    summary: dict[str, Any] = field(default_factory=dict)
+    totals: dict[str, Any] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
-        return {**super().metadata(), "summary": self.summary}
+        return {**super().metadata(), "summary": self.totals}
 
 
 def _number(value: ir.Value) -> ir.FloatingValue:
@@ -138,7 +139,7 @@ def wallet_table(
         & (rows.rank >= 1)
         & (rows.rank <= rows.brands)
     )
-    counts = rows.aggregate(total=rows.count(), invalid=rows.count(where=~valid))
+    counts = rows.aggregate(total=rows.count(), invalid=count_where(rows, ~valid))
     counted = counts.to_pyarrow().to_pylist()[0]
     ok = rows.filter(valid)
     w = ibis.window(
@@ -155,7 +156,7 @@ def wallet_table(
             "n": latest.count(),
             "sum_share": latest.share.sum(),
             "sumsq_share": (latest.share * latest.share).sum(),
-            "n_first": latest.count(where=latest.rank == 1),
+            "n_first": count_where(latest, latest.rank == 1),
             "sum_brands": latest.brands.sum(),
             "sum_rank": latest.rank.sum(),
         },
@@ -168,7 +169,7 @@ def wallet_table(
         confidence=conf,
         method=METHOD,
         query=query.describe(),
-        summary={
+        totals={
             "answers": int(counted["total"] or 0),
             "invalid": int(counted["invalid"] or 0),
             "respondents": int(sums["n"].sum()),

@@ -84,7 +84,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ibis.expr.types as ir
@@ -106,6 +106,7 @@ from corridor.analytics.core.dimensions import (
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import as_utc, labels
+from corridor.analytics.core.registry import DIMENSION_NAMES, PERIOD, Analysis, by_param, register
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 from corridor.analytics.estimators.changepoints import (
@@ -470,3 +471,26 @@ __all__ = [
     "segment_cost",
     "segment_series",
 ]
+
+
+register(
+    Analysis(
+        "drift",
+        "Expectation drift: change points in mean expectation",
+        expectation_drift,
+        path="/drift",
+        command=("drift",),
+        tag="feedback",
+        description="Change points in the mean expectation of each group's series (PELT with "
+        "a penalty for the false-alarm rate): the date, the size of each shift with its "
+        "interval and adjusted p-value, the means and n before and after, and market events "
+        "near it.",
+        by=by_param(("touchpoint",)),
+        period=replace(PERIOD, default="month", help="the series' period"),
+        filters=DIMENSION_NAMES,
+        brief=(
+            "date", "size", "size_low", "size_high", "p_value_adjusted", "mean_before",
+            "mean_after", "n_before", "n_after", "market_events",
+        ),
+    )
+)  # fmt: skip

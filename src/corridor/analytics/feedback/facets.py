@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _sp
 
+from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import (
     Filters,
     Query,
@@ -55,6 +56,7 @@ from corridor.analytics.core.dimensions import (
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import labels
+from corridor.analytics.core.registry import DIMENSION_NAMES, PERIOD, Analysis, by_param, register
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 
@@ -179,8 +181,8 @@ def facet_sums(source: Source, query: Query) -> pd.DataFrame:
             "n_emotion": y.count(),
             "sum_emotion": y.sum(),
             "sumsq_emotion": (y * y).sum(),
-            "n_negative_emotion": t.count(where=y < 0),
-            "n_both": t.count(where=both),
+            "n_negative_emotion": count_where(t, y < 0),
+            "n_both": count_where(t, both),
             "both_sum_experience": bx.sum(),
             "both_sum_emotion": by_.sum(),
             "both_sumsq_experience": (bx * bx).sum(),
@@ -342,8 +344,8 @@ def source_facet_sums(source: Source, query: Query, measure: str = "experience")
             "n": t.count(),
             "sum_value": t._v.sum(),
             "sumsq_value": (t._v * t._v).sum(),
-            "n_rated": t.count(where=t._rated),
-            "n_below": t.count(where=x < e),
+            "n_rated": count_where(t, t._rated),
+            "n_below": count_where(t, x < e),
         },
     )
     return sums.rename(columns={"_side": "side", "_bin": "bin"})
@@ -518,3 +520,46 @@ __all__ = [
     "summarise_facets",
     "summarise_source_facets",
 ]
+
+
+register(
+    Analysis(
+        "facets",
+        "Functional (experience) and emotional (emotion) facets",
+        facet_table,
+        path="/facets",
+        command=("facets",),
+        tag="feedback",
+        description="The functional facet (experience rating) and the emotional facet "
+        "(emotion rating) side by side per grouping and period: means with intervals and their "
+        "Pearson correlation with a Fisher-z interval.",
+        by=by_param(),
+        period=PERIOD,
+        filters=DIMENSION_NAMES,
+        brief=(
+            "n", "mean_experience", "mean_experience_low", "mean_experience_high",
+            "mean_emotion", "mean_emotion_low", "mean_emotion_high", "correlation",
+        ),
+    )
+)  # fmt: skip
+register(
+    Analysis(
+        "sources",
+        "Solicited (survey) against unsolicited (review, social) feedback",
+        source_facets,
+        path="/facets/sources",
+        command=("sources",),
+        tag="feedback",
+        description="Solicited (survey) against unsolicited (review, social) feedback per "
+        "grouping: means on each side and the negativity skew of unsolicited feedback with its "
+        "interval and p-value.",
+        by=by_param(("touchpoint",)),
+        period=PERIOD,
+        filters=DIMENSION_NAMES,
+        extras=("measure", "bins"),
+        brief=(
+            "solicited_n", "solicited_mean", "unsolicited_n", "unsolicited_mean",
+            "negativity_skew", "negativity_skew_low", "negativity_skew_high", "p_value_skew",
+        ),
+    )
+)  # fmt: skip

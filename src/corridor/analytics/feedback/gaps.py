@@ -28,6 +28,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import (
     Filters,
     Query,
@@ -40,6 +41,13 @@ from corridor.analytics.core.dimensions import (
     query_rows,
 )
 from corridor.analytics.core.periods import align_previous, labels
+from corridor.analytics.core.registry import (
+    DIMENSION_NAMES,
+    PERIOD,
+    Analysis,
+    by_param,
+    register,
+)
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 
@@ -73,8 +81,8 @@ def gap_aggregates(table: ir.Table, where: Any = None) -> dict[str, Any]:
     gap = x - e
     below = x < e if where is None else (x < e) & where
     return {
-        "n": table.count(where=where),
-        "n_below": table.count(where=below),
+        "n": count_where(table, where),
+        "n_below": count_where(table, below),
         "sum_expectation": e.sum(where=where),
         "sumsq_expectation": (e * e).sum(where=where),
         "sum_experience": x.sum(where=where),
@@ -232,3 +240,26 @@ __all__ = [
     "gap_table",
     "summarise_gaps",
 ]
+
+
+GAPS = register(
+    Analysis(
+        "gaps",
+        "Experience minus expectation",
+        gap_table,
+        path="/gaps",
+        command=("gaps",),
+        tag="feedback",
+        description="Mean expectation, experience and gap (experience minus expectation) "
+        "with intervals, the share of records below expectation, and the change against the "
+        "previous period with its p-value, per grouping and period. Filter by any "
+        "dimension (`region=north`; an empty value selects records without one).",
+        by=by_param(("touchpoint",)),
+        period=PERIOD,
+        filters=DIMENSION_NAMES,
+        brief=(
+            "n", "mean_expectation", "mean_experience", "mean_gap", "mean_gap_low",
+            "mean_gap_high", "share_below", "delta_mean_gap", "p_value_mean_gap",
+        ),
+    )
+)  # fmt: skip

@@ -25,6 +25,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import (
     Filters,
     Query,
@@ -37,6 +38,13 @@ from corridor.analytics.core.dimensions import (
     query_rows,
 )
 from corridor.analytics.core.periods import align_previous, labels
+from corridor.analytics.core.registry import (
+    DIMENSION_NAMES,
+    PERIOD,
+    Analysis,
+    by_param,
+    register,
+)
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 
@@ -81,14 +89,14 @@ def metric_aggregates(table: ir.Table, where: Any = None) -> dict[str, Any]:
         return cond if where is None else cond & where
 
     return {
-        "n": table.count(where=where),
+        "n": count_where(table, where),
         "nps_n": nps.count(where=where),
-        "promoters": table.count(where=both(nps >= PROMOTER_MIN)),
-        "detractors": table.count(where=both(nps <= DETRACTOR_MAX)),
+        "promoters": count_where(table, both(nps >= PROMOTER_MIN)),
+        "detractors": count_where(table, both(nps <= DETRACTOR_MAX)),
         "csat_n": csat.count(where=where),
-        "csat_top2": table.count(where=both(csat >= CSAT_TOP2_MIN)),
+        "csat_top2": count_where(table, both(csat >= CSAT_TOP2_MIN)),
         "ces_n": ces.count(where=where),
-        "ces_easy": table.count(where=both(ces >= CES_EASY_MIN)),
+        "ces_easy": count_where(table, both(ces >= CES_EASY_MIN)),
         "sum_ces": ces.sum(where=where),
         "sumsq_ces": (ces * ces).sum(where=where),
     }
@@ -265,3 +273,49 @@ __all__ = [
     "metric_table",
     "summarise_metrics",
 ]
+
+
+def _metric(
+    name: str, title: str, what: str, keep: tuple[str, ...], brief: tuple[str, ...]
+) -> None:
+    register(
+        Analysis(
+            name,
+            title,
+            metric_table,
+            path=f"/metrics/{name}",
+            command=(name,),
+            tag="feedback",
+            description=f"{what}, per grouping and period, with n, intervals and the change "
+            "against the previous period with its p-value. Filter by any dimension "
+            "(`region=north`; an empty value selects records without one).",
+            by=by_param(),
+            period=PERIOD,
+            filters=DIMENSION_NAMES,
+            keep_columns=keep,
+            brief=brief,
+        )
+    )
+
+
+_metric(
+    "nps", "Net Promoter Score",
+    "Net Promoter Score (share of promoters minus share of detractors, ×100) with Wald "
+    "intervals, and the shares of promoters, passives and detractors",
+    ("nps", "promoters", "passives", "detractors"),
+    ("nps_n", "nps", "nps_low", "nps_high", "promoters", "detractors", "delta_nps", "p_value_nps"),
+)  # fmt: skip
+_metric(
+    "csat", "Customer satisfaction, top-2-box",
+    "Customer satisfaction: the top-2-box share with a Wilson interval, and the mean",
+    ("csat",),
+    ("csat_n", "csat_top2_share", "csat_top2_share_low", "csat_top2_share_high",
+     "delta_csat_top2_share", "p_value_csat_top2_share"),
+)  # fmt: skip
+_metric(
+    "ces", "Customer effort score",
+    "Customer effort score: the mean with a t interval and the share of easy answers",
+    ("ces",),
+    ("ces_n", "ces_mean", "ces_mean_low", "ces_mean_high", "ces_easy_share", "delta_ces_mean",
+     "p_value_ces_mean"),
+)  # fmt: skip

@@ -53,6 +53,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import (
     DIMENSIONS,
     Filters,
@@ -68,6 +69,7 @@ from corridor.analytics.core.dimensions import (
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import labels
+from corridor.analytics.core.registry import PERIOD, Analysis, by_param, register
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 from corridor.analytics.feedback.facets import feedback_rows
@@ -80,8 +82,9 @@ OPERATORS: tuple[str, ...] = ("<=", ">=", "<", ">", "==")
 #: the dimensions promises can be grouped and filtered by
 PROMISE_DIMENSIONS: tuple[str, ...] = tuple(d for d in DIMENSIONS if d != "source")
 
-#: a JSON string that is a plain decimal number (optionally signed, with exponent)
-_NUMBER = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+#: a plain decimal number (optionally signed, with exponent) between blanks; the blanks are
+#: spelled out because ``\s`` means more on PostgreSQL and Spark (vertical tab) than on DuckDB
+_NUMBER = r"^[ \t\n\r\f]*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?[ \t\n\r\f]*$"
 
 #: sufficient statistics per promise and group (additive)
 PROMISE_SUMS: tuple[str, ...] = ("n", "n_kept", "sum_value", "sumsq_value")
@@ -182,14 +185,23 @@ def _kept(value: ir.NumericValue, operator: str, threshold: float) -> ir.Boolean
 def attribute_value(attributes: Any, key: str) -> ir.FloatingValue:
     """The number under ``key`` of a JSON ``attributes`` column as float64: a JSON number, a
     numeric string (CSV imports keep extra columns as strings) or a boolean (1/0); null for
-    anything else or when the key is absent."""
-    j = attributes[key]
-    text = j.str
-    as_text = ibis.ifelse(text.re_search(_NUMBER), text.cast("float64"), ibis.null("float64"))
-    flag = j.bool
-    as_flag = ibis.ifelse(flag, 1.0, 0.0)
-    as_flag = ibis.ifelse(flag.notnull(), as_flag, ibis.null("float64"))
-    return ibis.coalesce(j.float.cast("float64"), as_text, as_flag)
+    anything else or when the key is absent.
+
+    Read from the value's JSON text (a cast to string), never through Ibis's typed unwrapping
+    (``.str``, ``.float``, ``.bool``): PySpark runs those as Python UDFs, while casts, regular
+    expressions and comparisons compile to native SQL on DuckDB, PostgreSQL and Spark alike. The
+    text of a JSON number is the number; that of a string is quoted, with escapes (DuckDB,
+    PostgreSQL; Spark's ``get_json_object`` gives the bare string), so the quotes are dropped
+    and an escaped blank (``\\t``, ``\\n``, ``\\r``, ``\\f``) becomes a space before the number
+    is matched; any other escape leaves a backslash, which no number has. A boolean's text is
+    ``true`` or ``false`` (a *string* "true" keeps its quotes, so stays null — except on Spark,
+    whose bare strings cannot tell the two apart).
+    """
+    raw = attributes[key].cast("string")
+    text = raw.re_replace('"', "").re_replace(r"\\[tnrf]", " ")
+    number = ibis.ifelse(text.re_search(_NUMBER), text.cast("float64"), ibis.null("float64"))
+    flag = ibis.cases((raw == "true", 1.0), (raw == "false", 0.0), else_=ibis.null("float64"))
+    return ibis.coalesce(number, flag)
 
 
 def interaction_rows(source: Source, dimensions: Sequence[str], metric: str) -> ir.Table:
@@ -309,7 +321,7 @@ def promise_sums(
         keys,
         {
             "n": units.count(),
-            "n_kept": units.count(where=units.kept == 1),
+            "n_kept": count_where(units, units.kept == 1),
             "sum_value": units.value.sum(),
             "sumsq_value": (units.value * units.value).sum(),
         },
@@ -523,3 +535,26 @@ __all__ = [
     "promise_units",
     "summarise_promises",
 ]
+
+
+register(
+    Analysis(
+        "promises",
+        "Promises kept against their targets",
+        promise_table,
+        path="/promises",
+        command=("promises",),
+        tag="feedback",
+        description="Each promise of the corridor map (a delivery within 3 days, an answer "
+        "within an hour): the share of interactions that kept it with a Wilson interval, the "
+        "mean gap when kept and when broken, and their difference with a Welch p-value, per "
+        "grouping and period.",
+        by=by_param(choices=PROMISE_DIMENSIONS),
+        period=PERIOD,
+        filters=PROMISE_DIMENSIONS,
+        brief=(
+            "promise", "target", "n", "kept_rate", "kept_rate_low", "kept_rate_high",
+            "mean_gap_kept", "mean_gap_broken", "delta_gap", "p_value_gap",
+        ),
+    )
+)  # fmt: skip

@@ -20,6 +20,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import (
     Filters,
     Query,
@@ -32,6 +33,7 @@ from corridor.analytics.core.dimensions import (
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import labels as period_labels
+from corridor.analytics.core.registry import DIMENSION_NAMES, PERIOD, Analysis, by_param, register
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 from corridor.analytics.feedback.facets import SOLICITED, UNSOLICITED
@@ -81,8 +83,8 @@ def _sentiment_sums(t: ir.Table) -> dict[str, Any]:
         "n": t.count(),
         "sum_sentiment": s.sum(),
         "sumsq_sentiment": (s * s).sum(),
-        "n_positive": t.count(where=t.sentiment_label == "positive"),
-        "n_negative": t.count(where=t.sentiment_label == "negative"),
+        "n_positive": count_where(t, t.sentiment_label == "positive"),
+        "n_negative": count_where(t, t.sentiment_label == "negative"),
     }
 
 
@@ -155,9 +157,9 @@ def intent_table(
     t = text_rows(source, query)
     aggs: dict[str, Any] = {"n": t.count()}
     for i in INTENTS:
-        aggs[f"n_{i}"] = t.count(where=t.intent == i)
+        aggs[f"n_{i}"] = count_where(t, t.intent == i)
     for e in EMOTIONS:
-        aggs[f"n_{e}"] = t.count(where=t.emotions.contains(e))
+        aggs[f"n_{e}"] = count_where(t, t.emotions.contains(e))
     sums = aggregate(t, query.keys, aggs)
     out = _keys_frame(sums, query)
     out["n"] = sums["n"].astype("int64").to_numpy()
@@ -341,3 +343,46 @@ def theme_summary(
     rows = result.to_records()
     rows.sort(key=lambda r: -(r["n"] or 0))
     return rows
+
+
+def _text(
+    name: str, path: str, title: str, run: Any, description: str, by: tuple[str, ...]
+) -> None:
+    register(
+        Analysis(
+            f"text_{name}",
+            title,
+            run,
+            path=f"/text/{path}",
+            command=("text", name),
+            tag="voice of the customer",
+            description=description + " Read from the stored text analysis; per grouping and "
+            "period, filters by any dimension.",
+            by=by_param(by),
+            period=PERIOD,
+            filters=DIMENSION_NAMES,
+        )
+    )
+
+
+_text(
+    "sentiment", "sentiment", "Text sentiment", sentiment_table,
+    "Mean sentiment of feedback texts (−1 to 1) with its interval and the shares of negative, "
+    "neutral and positive texts with Wilson intervals.", ("touchpoint",),
+)  # fmt: skip
+_text(
+    "intents", "intents", "Intents and emotions in feedback text", intent_table,
+    "The share of texts with each intent (complaint, praise, question, ...) and emotion, with "
+    "Wilson intervals.", ("touchpoint",),
+)  # fmt: skip
+_text(
+    "sources", "sources", "Text sentiment, solicited (survey) against unsolicited (review, social)",
+    source_sentiment,
+    "Mean text sentiment of solicited against unsolicited feedback, their difference with its "
+    "interval and p-value.", ("touchpoint",),
+)  # fmt: skip
+_text(
+    "themes", "themes/stats", "Themes in feedback text", theme_table,
+    "Each theme's share of the analysed texts with a Wilson interval and its mean sentiment "
+    "with an interval.", (),
+)  # fmt: skip

@@ -15,66 +15,21 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from corridor.analytics.core.catalog import Analysis
 from corridor.analytics.core.dimensions import DIMENSIONS
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.feedback import text as queries
 from corridor.api import numbers
 from corridor.api.deps import AnalystScopeDep, StoreDep, WriterScopeDep
 from corridor.api.errors import error_responses
-from corridor.api.routes.analytics import _read_lock, parse_query, run_analysis
+from corridor.api.routes.analytics import _read_lock
 from corridor.store import Store
 from corridor.text import themestore
 
 router = APIRouter(prefix="/api/v1/text", tags=["voice of the customer"])
 
-TABLES = {
-    "sentiment": Analysis(
-        "text_sentiment", "Text sentiment", queries.sentiment_table, default_by=("touchpoint",)
-    ),
-    "intents": Analysis(
-        "text_intents",
-        "Intents and emotions in feedback text",
-        queries.intent_table,
-        default_by=("touchpoint",),
-    ),
-    "sources": Analysis(
-        "text_sources",
-        "Text sentiment, solicited (survey) against unsolicited (review, social)",
-        queries.source_sentiment,
-        default_by=("touchpoint",),
-    ),
-    "themes/stats": Analysis("text_themes", "Themes in feedback text", queries.theme_table),
-}
-
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-def _table_route(analysis: Analysis) -> Any:
-    async def endpoint(request: Request, store: StoreDep, scope: AnalystScopeDep) -> Response:
-        params = parse_query(request)
-        params["filters"] = scope.restrict(params["filters"])
-        return _json(await anyio.to_thread.run_sync(run_analysis, store, analysis, params))
-
-    endpoint.__name__ = analysis.name
-    endpoint.__doc__ = (
-        f"{analysis.title}, per grouping and period, with n and intervals. Query parameters as "
-        "for /api/v1/gaps: `by`, `period`, `since`, `until`, `confidence`, a filter per "
-        "dimension."
-    )
-    return endpoint
-
-
-for _path, _analysis in TABLES.items():
-    router.add_api_route(
-        f"/{_path}",
-        _table_route(_analysis),
-        methods=["GET"],
-        responses=error_responses(401, 403, 422),
-        summary=_analysis.title,
-    )
 
 
 def _themes(store: Store, filters: Any, include_retired: bool) -> dict[str, Any]:
