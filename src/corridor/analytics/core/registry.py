@@ -236,6 +236,39 @@ class Column:
     help: str = ""
 
 
+_TYPE_NAMES: dict[str, ColumnType] = {
+    "num": "number", "int": "integer", "str": "string", "bool": "boolean", "time": "datetime",
+    "obj": "object", "list": "array",
+}  # fmt: skip
+
+
+def _column_help(name: str) -> str:
+    for suffix, text in (
+        ("_low", "lower bound of the interval of "),
+        ("_high", "upper bound of the interval of "),
+    ):
+        if name.endswith(suffix):
+            return text + name.removesuffix(suffix)
+    if name.startswith("p_value_"):
+        return "p-value of " + name.removeprefix("p_value_")
+    if name.startswith("delta_"):
+        return "change against the previous period of " + name.removeprefix("delta_")
+    if name.endswith("_n"):
+        return "records with " + name.removesuffix("_n")
+    return ""
+
+
+def columns(spec: str, **help: str) -> tuple[Column, ...]:
+    """Result columns from a compact spec: whitespace-separated ``name[:type]`` (type one of
+    num — the default —, int, str, bool, time, obj, list); ``help`` gives a column its meaning
+    (intervals, p-values and changes are described from their names)."""
+    out = []
+    for item in spec.split():
+        name, _, kind = item.partition(":")
+        out.append(Column(name, _TYPE_NAMES[kind or "num"], help.get(name) or _column_help(name)))
+    return tuple(out)
+
+
 #: every dimension's name: what most analyses group and filter by
 DIMENSION_NAMES: tuple[str, ...] = tuple(DIMENSIONS)
 #: the common parameters, in the order every surface lists them
@@ -497,6 +530,7 @@ __all__ = [
     "Param",
     "analyses",
     "by_param",
+    "columns",
     "get",
     "register",
 ]

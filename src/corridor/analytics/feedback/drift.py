@@ -106,7 +106,14 @@ from corridor.analytics.core.dimensions import (
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import as_utc, labels
-from corridor.analytics.core.registry import DIMENSION_NAMES, PERIOD, Analysis, by_param, register
+from corridor.analytics.core.registry import (
+    DIMENSION_NAMES,
+    PERIOD,
+    Analysis,
+    by_param,
+    columns,
+    register,
+)
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 from corridor.analytics.estimators.changepoints import (
@@ -491,6 +498,11 @@ register(
         brief=(
             "date", "size", "size_low", "size_high", "p_value_adjusted", "mean_before",
             "mean_after", "n_before", "n_after", "market_events",
+        ),
+        columns=columns(
+            "date:time size size_low size_high statistic p_value p_value_adjusted mean_before "
+            "mean_after n_before:int n_after:int before_start:time after_end:time periods:int "
+            "overdispersion market_events:str"
         ),
     )
 )  # fmt: skip

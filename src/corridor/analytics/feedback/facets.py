@@ -56,7 +56,14 @@ from corridor.analytics.core.dimensions import (
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import labels
-from corridor.analytics.core.registry import DIMENSION_NAMES, PERIOD, Analysis, by_param, register
+from corridor.analytics.core.registry import (
+    DIMENSION_NAMES,
+    PERIOD,
+    Analysis,
+    by_param,
+    columns,
+    register,
+)
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 
@@ -540,6 +547,13 @@ register(
             "n", "mean_experience", "mean_experience_low", "mean_experience_high",
             "mean_emotion", "mean_emotion_low", "mean_emotion_high", "correlation",
         ),
+        columns=columns(
+            "n:int n_experience:int mean_experience mean_experience_low mean_experience_high "
+            "n_emotion:int mean_emotion mean_emotion_low mean_emotion_high "
+            "n_negative_emotion:int share_negative_emotion share_negative_emotion_low "
+            "share_negative_emotion_high n_both:int correlation correlation_low "
+            "correlation_high p_value_correlation"
+        ),
     )
 )  # fmt: skip
 register(
@@ -560,6 +574,16 @@ register(
         brief=(
             "solicited_n", "solicited_mean", "unsolicited_n", "unsolicited_mean",
             "negativity_skew", "negativity_skew_low", "negativity_skew_high", "p_value_skew",
+        ),
+        columns=columns(
+            "solicited_n:int solicited_mean solicited_mean_low solicited_mean_high "
+            "solicited_counts:list solicited_n_rated:int solicited_n_below:int "
+            "solicited_share_below solicited_share_below_low solicited_share_below_high "
+            "unsolicited_n:int unsolicited_mean unsolicited_mean_low unsolicited_mean_high "
+            "unsolicited_counts:list unsolicited_n_rated:int unsolicited_n_below:int "
+            "unsolicited_share_below unsolicited_share_below_low unsolicited_share_below_high "
+            "delta_mean delta_mean_low delta_mean_high p_value_mean negativity_skew "
+            "negativity_skew_low negativity_skew_high p_value_skew"
         ),
     )
 )  # fmt: skip

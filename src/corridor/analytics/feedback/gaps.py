@@ -46,6 +46,7 @@ from corridor.analytics.core.registry import (
     PERIOD,
     Analysis,
     by_param,
+    columns,
     register,
 )
 from corridor.analytics.core.result import AnalyticsResult
@@ -260,6 +261,12 @@ GAPS = register(
         brief=(
             "n", "mean_expectation", "mean_experience", "mean_gap", "mean_gap_low",
             "mean_gap_high", "share_below", "delta_mean_gap", "p_value_mean_gap",
+        ),
+        columns=columns(
+            "n:int n_below:int mean_expectation mean_expectation_low mean_expectation_high "
+            "mean_experience mean_experience_low mean_experience_high mean_gap sd_gap se_gap "
+            "mean_gap_low mean_gap_high share_below share_below_low share_below_high "
+            "prev_n:int delta_mean_gap p_value_mean_gap delta_share_below p_value_share_below"
         ),
     )
 )  # fmt: skip

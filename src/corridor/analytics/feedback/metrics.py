@@ -43,6 +43,7 @@ from corridor.analytics.core.registry import (
     PERIOD,
     Analysis,
     by_param,
+    columns,
     register,
 )
 from corridor.analytics.core.result import AnalyticsResult
@@ -276,7 +277,7 @@ __all__ = [
 
 
 def _metric(
-    name: str, title: str, what: str, keep: tuple[str, ...], brief: tuple[str, ...]
+    name: str, title: str, what: str, keep: tuple[str, ...], brief: tuple[str, ...], cols: str
 ) -> None:
     register(
         Analysis(
@@ -294,6 +295,7 @@ def _metric(
             filters=DIMENSION_NAMES,
             keep_columns=keep,
             brief=brief,
+            columns=columns(cols),
         )
     )
 
@@ -304,6 +306,10 @@ _metric(
     "intervals, and the shares of promoters, passives and detractors",
     ("nps", "promoters", "passives", "detractors"),
     ("nps_n", "nps", "nps_low", "nps_high", "promoters", "detractors", "delta_nps", "p_value_nps"),
+    (
+        "n:int nps_n:int promoters:int passives:int detractors:int nps nps_se nps_low "
+        "nps_high delta_nps p_value_nps"
+    ),
 )  # fmt: skip
 _metric(
     "csat", "Customer satisfaction, top-2-box",
@@ -311,6 +317,10 @@ _metric(
     ("csat",),
     ("csat_n", "csat_top2_share", "csat_top2_share_low", "csat_top2_share_high",
      "delta_csat_top2_share", "p_value_csat_top2_share"),
+    (
+        "n:int csat_n:int csat_top2:int csat_top2_share csat_top2_share_low "
+        "csat_top2_share_high delta_csat_top2_share p_value_csat_top2_share"
+    ),
 )  # fmt: skip
 _metric(
     "ces", "Customer effort score",
@@ -318,4 +328,9 @@ _metric(
     ("ces",),
     ("ces_n", "ces_mean", "ces_mean_low", "ces_mean_high", "ces_easy_share", "delta_ces_mean",
      "p_value_ces_mean"),
+    (
+        "n:int ces_n:int ces_mean ces_sd ces_mean_low ces_mean_high ces_easy:int "
+        "ces_easy_share ces_easy_share_low ces_easy_share_high delta_ces_mean "
+        "p_value_ces_mean delta_ces_easy_share p_value_ces_easy_share"
+    ),
 )  # fmt: skip

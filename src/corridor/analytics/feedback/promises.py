@@ -69,7 +69,7 @@ from corridor.analytics.core.dimensions import (
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import labels
-from corridor.analytics.core.registry import PERIOD, Analysis, by_param, register
+from corridor.analytics.core.registry import PERIOD, Analysis, by_param, columns, register
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 from corridor.analytics.feedback.facets import feedback_rows
@@ -555,6 +555,13 @@ register(
         brief=(
             "promise", "target", "n", "kept_rate", "kept_rate_low", "kept_rate_high",
             "mean_gap_kept", "mean_gap_broken", "delta_gap", "p_value_gap",
+        ),
+        columns=columns(
+            "promise:str metric:str target:str promise_source:str measured_on:str n:int "
+            "n_kept:int kept_rate kept_rate_low kept_rate_high mean_value mean_value_low "
+            "mean_value_high n_gap_kept:int mean_gap_kept mean_gap_kept_low "
+            "mean_gap_kept_high n_gap_broken:int mean_gap_broken mean_gap_broken_low "
+            "mean_gap_broken_high delta_gap delta_gap_low delta_gap_high p_value_gap"
         ),
     )
 )  # fmt: skip

@@ -16,8 +16,11 @@ on both paths.
 Freshness: the ingest path marks the UTC days whose rows may have changed in ``rollup_dirty``
 inside the batch's own transaction (a feedback batch its days; an interactions batch the days
 of stored feedback about those interactions; a people batch the days of stored feedback by
-those persons). :func:`refresh` rebuilds exactly those days in one transaction; every rollup
-read refreshes first, so the first query after an ingest pays for the changed days only.
+those persons). :func:`refresh` rebuilds exactly those days in one transaction; the
+:class:`~corridor.ingest.pipeline.Ingestor` calls it after each committed batch that may have
+marked days (a bulk import once, at its end), and a failed refresh is tried again after the next
+one. Reads never write: while any day is marked, :func:`sums` declines and the base tables
+answer (the same numbers, more slowly).
 
 A query uses the rollup when the source is a store, every grouping and filter is among
 :data:`ROLLUP_ELIGIBLE` (stage and department come from joining the corridor map's touch points
@@ -33,6 +36,7 @@ from typing import Any, Literal
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+from ibis.common.exceptions import TableNotFound
 
 from corridor.analytics.core.dimensions import PERIODS, Query, Source, aggregate, feedback_facts
 from corridor.analytics.feedback.gaps import GAP_SUMS, gap_aggregates
@@ -78,7 +82,11 @@ def has_rollup(store: Store) -> bool:
     version (tests of the migrations) answer from the base tables."""
     if store in _ready:
         return True
-    if store.schema_version() >= V3.version:
+    try:  # read, not store.schema_version(): that one runs in a write transaction
+        version = store.table("schema_migrations").version.max().execute()
+    except TableNotFound:  # a store never migrated
+        return False
+    if version is not None and int(version) >= V3.version:
         _ready.add(store)
         return True
     return False
@@ -159,14 +167,21 @@ def _midnight(d: date | datetime) -> datetime:
 
 
 # -- reading --------------------------------------------------------------------------------------
+def is_current(store: Store) -> bool:
+    """Whether the rollup holds every stored record: no day is marked dirty. A read."""
+    return int(store.table("rollup_dirty").count().execute()) == 0
+
+
 def sums(source: Source, query: Query, kind: Kind) -> pd.DataFrame | None:
     """The :func:`~corridor.analytics.feedback.gaps.gap_sums` (``kind="gap"``) or
     :func:`~corridor.analytics.feedback.metrics.metric_sums` (``"metric"``) frame of ``query``,
-    summed from the rollup after refreshing it; None when the rollup cannot answer the query."""
+    summed from the rollup; None when the rollup cannot answer the query, or is not current
+    (a day is marked dirty: the ingest path refreshes it, a read never does)."""
     if not eligible(source, query):
         return None
     assert isinstance(source, Store)
-    refresh(source)
+    if not is_current(source):
+        return None
     columns = GAP_COLUMNS if kind == "gap" else METRIC_COLUMNS
     r = source.table("feedback_rollup")
     joined: Any = r
@@ -212,6 +227,7 @@ __all__ = [
     "ROLLUP_ELIGIBLE",
     "eligible",
     "has_rollup",
+    "is_current",
     "rebuild",
     "refresh",
     "sums",

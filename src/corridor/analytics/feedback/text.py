@@ -33,7 +33,14 @@ from corridor.analytics.core.dimensions import (
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import labels as period_labels
-from corridor.analytics.core.registry import DIMENSION_NAMES, PERIOD, Analysis, by_param, register
+from corridor.analytics.core.registry import (
+    DIMENSION_NAMES,
+    PERIOD,
+    Analysis,
+    by_param,
+    columns,
+    register,
+)
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 from corridor.analytics.feedback.facets import SOLICITED, UNSOLICITED
@@ -346,7 +353,13 @@ def theme_summary(
 
 
 def _text(
-    name: str, path: str, title: str, run: Any, description: str, by: tuple[str, ...]
+    name: str,
+    path: str,
+    title: str,
+    run: Any,
+    description: str,
+    by: tuple[str, ...],
+    cols: str,
 ) -> None:
     register(
         Analysis(
@@ -361,6 +374,7 @@ def _text(
             by=by_param(by),
             period=PERIOD,
             filters=DIMENSION_NAMES,
+            columns=columns(cols),
         )
     )
 
@@ -369,20 +383,55 @@ _text(
     "sentiment", "sentiment", "Text sentiment", sentiment_table,
     "Mean sentiment of feedback texts (−1 to 1) with its interval and the shares of negative, "
     "neutral and positive texts with Wilson intervals.", ("touchpoint",),
+    (
+        "n:int mean_sentiment mean_sentiment_low mean_sentiment_high share_positive "
+        "share_positive_low share_positive_high share_negative share_negative_low "
+        "share_negative_high"
+    ),
 )  # fmt: skip
 _text(
     "intents", "intents", "Intents and emotions in feedback text", intent_table,
     "The share of texts with each intent (complaint, praise, question, ...) and emotion, with "
     "Wilson intervals.", ("touchpoint",),
+    (
+        "n:int n_complaint:int share_complaint share_complaint_low share_complaint_high "
+        "n_praise:int share_praise share_praise_low share_praise_high n_suggestion:int "
+        "share_suggestion share_suggestion_low share_suggestion_high n_question:int "
+        "share_question share_question_low share_question_high n_anger:int share_anger "
+        "share_anger_low share_anger_high n_frustration:int share_frustration "
+        "share_frustration_low share_frustration_high n_disappointment:int "
+        "share_disappointment share_disappointment_low share_disappointment_high n_worry:int "
+        "share_worry share_worry_low share_worry_high n_joy:int share_joy share_joy_low "
+        "share_joy_high n_trust:int share_trust share_trust_low share_trust_high "
+        "n_surprise:int share_surprise share_surprise_low share_surprise_high"
+    ),
 )  # fmt: skip
 _text(
     "sources", "sources", "Text sentiment, solicited (survey) against unsolicited (review, social)",
     source_sentiment,
     "Mean text sentiment of solicited against unsolicited feedback, their difference with its "
     "interval and p-value.", ("touchpoint",),
+    (
+        "solicited_n:int solicited_mean_sentiment solicited_mean_sentiment_low "
+        "solicited_mean_sentiment_high solicited_share_positive solicited_share_positive_low "
+        "solicited_share_positive_high solicited_share_negative solicited_share_negative_low "
+        "solicited_share_negative_high unsolicited_n:int unsolicited_mean_sentiment "
+        "unsolicited_mean_sentiment_low unsolicited_mean_sentiment_high "
+        "unsolicited_share_positive unsolicited_share_positive_low "
+        "unsolicited_share_positive_high unsolicited_share_negative "
+        "unsolicited_share_negative_low unsolicited_share_negative_high delta_mean_sentiment "
+        "delta_mean_sentiment_low delta_mean_sentiment_high p_value_mean_sentiment "
+        "negativity_skew negativity_skew_low negativity_skew_high p_value_skew"
+    ),
 )  # fmt: skip
 _text(
     "themes", "themes/stats", "Themes in feedback text", theme_table,
     "Each theme's share of the analysed texts with a Wilson interval and its mean sentiment "
     "with an interval.", (),
+    (
+        "theme:str theme_label:str n:int mean_sentiment mean_sentiment_low "
+        "mean_sentiment_high share_positive share_positive_low share_positive_high "
+        "share_negative share_negative_low share_negative_high group_n:int share share_low "
+        "share_high delta_share delta_share_low delta_share_high p_value_share"
+    ),
 )  # fmt: skip
