@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Annotated, Any
 
-import orjson
 import typer
 from rich.progress import (
     BarColumn,
@@ -19,18 +17,19 @@ from rich.progress import (
 from rich.table import Table
 
 from corridor.analytics.core.catalog import Analysis, parse_filters
-from corridor.cli_analytics import (
-    FORMATS,
+from corridor.cli.common import (
     ByOpt,
     ConfOpt,
     FormatOpt,
     PeriodOpt,
     SinceOpt,
+    StoreOpt,
     UntilOpt,
     WhereOpt,
-    render,
+    console,
+    err,
 )
-from corridor.cli_common import StoreOpt, console, err
+from corridor.cli.render import check_format, print_json, show
 from corridor.errors import CorridorError
 
 text_app = typer.Typer(
@@ -91,15 +90,6 @@ def analyze_after_ingest(store: Any) -> None:
     err.print(f"analysed {report.analysed:,} feedback text(s) in {report.seconds:.1f} s")
 
 
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise CorridorError(f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}")
-
-
-def _json(body: Any) -> None:
-    sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
 # -- text -------------------------------------------------------------------------------------
 
 
@@ -147,18 +137,15 @@ def _table_command(name: str, title: str, runner: str, brief: tuple[str, ...]) -
         store: StoreOpt = None,
     ) -> None:
         from corridor.analytics.feedback import text as queries
-        from corridor.store import open_store
 
-        _check_format(fmt)
+        check_format(fmt)
         run = getattr(queries, runner)
         kwargs: dict[str, Any] = {"period": period, "since": since, "until": until}
         if by:
             kwargs["by"] = by
-        with open_store(store) as s:
-            result = run(
-                s, filters=parse_filters(where or []) or None, confidence=confidence, **kwargs
-            )
-        render(Analysis(name, title, run, brief=brief), result, fmt)
+        filters = parse_filters(where or []) or None
+        show(Analysis(name, title, run, brief=brief), run, fmt, store, filters=filters,
+             confidence=confidence, **kwargs)  # fmt: skip
 
     command.__name__ = f"text_{name}"
     command.__doc__ = f"{title}, with n and intervals."
@@ -208,11 +195,11 @@ def comments(
     from corridor.analytics.feedback.text import recent_comments
     from corridor.store import open_store
 
-    _check_format(fmt)
+    check_format(fmt)
     with open_store(store) as s:
         rows = recent_comments(s, touchpoint, limit, parse_filters(where or []) or None)
     if fmt == "json":
-        _json(rows)
+        print_json(rows)
         return
     table = Table("when", "touch point", "source", "sentiment", "intent", "theme", "text")
     for r in rows:
@@ -275,11 +262,11 @@ def list_(
     from corridor.store import open_store
     from corridor.text.themestore import list_themes
 
-    _check_format(fmt)
+    check_format(fmt)
     with open_store(store) as s:
         themes = list_themes(s, include_retired=include_retired)
     if fmt == "json":
-        _json([t.as_dict() for t in themes])
+        print_json([t.as_dict() for t in themes])
         return
     _print_themes(themes)
     if not themes:

@@ -1,4 +1,6 @@
-"""The ``corridor`` command: Typer + Rich. Parses, calls down, renders; no logic of its own."""
+"""The ``corridor`` app: its entry point (:func:`main`) and the store commands (import, simulate,
+serve, demo, status, migrate, map); the analyses' commands register themselves from their
+modules."""
 
 from __future__ import annotations
 
@@ -17,14 +19,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from corridor.cli_analytics import register as register_analyses
-from corridor.cli_attribution import register as register_attribution
-from corridor.cli_auth import register as register_auth
-from corridor.cli_churn import register as register_churn
-from corridor.cli_common import NewStoreOpt, StoreOpt, console, err
-from corridor.cli_drivers import register as register_drivers
-from corridor.cli_text import analyze_after_ingest, ingest_text_options
-from corridor.cli_text import register as register_text
+from corridor.cli.analyses import register as register_analyses
+from corridor.cli.attribution import register as register_attribution
+from corridor.cli.auth import register as register_auth
+from corridor.cli.churn import register as register_churn
+from corridor.cli.common import NewStoreOpt, StoreOpt, console, err
+from corridor.cli.drivers import register as register_drivers
+from corridor.cli.text import analyze_after_ingest, ingest_text_options
+from corridor.cli.text import register as register_text
 from corridor.errors import CorridorError
 
 app = typer.Typer(
@@ -474,6 +476,3 @@ register_attribution(app)
 register_text(app)
 register_drivers(app)
 register_auth(app)
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,6 @@
-"""Options and consoles every ``corridor`` command shares."""
+"""Options and consoles every ``corridor`` command shares: ``--store``, and the options of the
+analyses (``--by``, ``--period``, ``--where``, ``--since``, ``--until``, ``--confidence``,
+``--format``)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from corridor.analytics.core.dimensions import DIMENSIONS, PERIODS
 
 console = Console()
 err = Console(stderr=True)
@@ -60,3 +64,20 @@ NewStoreOpt = Annotated[
         callback=_store_url,
     ),
 ]
+
+ByOpt = Annotated[
+    list[str] | None,
+    typer.Option("--by", help=f"group by (repeatable): {', '.join(DIMENSIONS)}"),
+]
+PeriodOpt = Annotated[str | None, typer.Option("--period", help=f"one of {', '.join(PERIODS)}")]
+WhereOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--where",
+        help="filter DIMENSION=VALUE[,VALUE...] (repeatable), e.g. --where region=north",
+    ),
+]
+SinceOpt = Annotated[str | None, typer.Option(help="from this time on (ISO-8601, inclusive)")]
+UntilOpt = Annotated[str | None, typer.Option(help="before this time (ISO-8601, exclusive)")]
+ConfOpt = Annotated[float, typer.Option(help="confidence level of every interval")]
+FormatOpt = Annotated[str, typer.Option("--format", help="table, json or csv")]

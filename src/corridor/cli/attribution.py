@@ -4,7 +4,6 @@ table|json|csv``, ``--store``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -13,17 +12,8 @@ from corridor.analytics.attribution.alignment import GROUPINGS, VIEWS, alignment
 from corridor.analytics.attribution.ripple import department_impact, ripple_table
 from corridor.analytics.attribution.scorecards import KINDS, partner_scorecard
 from corridor.analytics.core.catalog import Analysis, parse_filters
-from corridor.analytics.core.result import AnalyticsResult
-from corridor.cli_analytics import (
-    FORMATS,
-    ConfOpt,
-    FormatOpt,
-    SinceOpt,
-    UntilOpt,
-    WhereOpt,
-    render,
-)
-from corridor.cli_common import StoreOpt
+from corridor.cli.common import ConfOpt, FormatOpt, SinceOpt, StoreOpt, UntilOpt, WhereOpt
+from corridor.cli.render import show
 
 RIPPLE = Analysis(
     "ripple",
@@ -59,23 +49,6 @@ ALIGNMENT_BRIEF = {
 }  # fmt: skip
 
 
-def _run(
-    analysis: Analysis,
-    run: Callable[..., AnalyticsResult],
-    fmt: str,
-    store: str | None,
-    **params: Any,
-) -> None:
-    from corridor.errors import CorridorError
-    from corridor.store import open_store
-
-    if fmt not in FORMATS:
-        raise CorridorError(f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}")
-    with open_store(store) as s:
-        result = run(s, **params)
-    render(analysis, result, fmt)
-
-
 def register(app: typer.Typer) -> None:
     """Add ``ripple``, ``partners`` and ``alignment`` to ``app``."""
 
@@ -106,9 +79,9 @@ def register(app: typer.Typer) -> None:
             since=since, until=until, confidence=confidence, alpha=alpha, churn=churn
         )
         if departments:
-            _run(IMPACT, department_impact, fmt, store, **params)
+            show(IMPACT, department_impact, fmt, store, **params)
         else:
-            _run(RIPPLE, ripple_table, fmt, store, department=department, event=event, **params)
+            show(RIPPLE, ripple_table, fmt, store, department=department, event=event, **params)
 
     @app.command("partners")
     def partners(
@@ -125,7 +98,7 @@ def register(app: typer.Typer) -> None:
         complaint share, shrunk by empirical Bayes, ranked, with a select list."""
         card = Analysis(kind, f"{kind.capitalize()} scorecard", partner_scorecard,
                         brief=SCORECARD_BRIEF)  # fmt: skip
-        _run(card, partner_scorecard, fmt, store, kind=kind, min_n=min_n,
+        show(card, partner_scorecard, fmt, store, kind=kind, min_n=min_n,
              filters=parse_filters(where or []) or None, since=since, until=until,
              confidence=confidence)  # fmt: skip
 
@@ -153,6 +126,6 @@ def register(app: typer.Typer) -> None:
         }.get(view, "Alignment")
         card = Analysis("alignment", title, alignment_table,
                         brief=ALIGNMENT_BRIEF.get(view, ()))  # fmt: skip
-        _run(card, alignment_table, fmt, store, view=view, by=by, measure=measure,
+        show(card, alignment_table, fmt, store, view=view, by=by, measure=measure,
              filters=parse_filters(where or []) or None, since=since, until=until,
              confidence=confidence)  # fmt: skip

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 import typer
 
 from corridor.analytics.core.catalog import Analysis, parse_filters
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.customers.churn import cox_table, person_risk, risk_table, survival_table
 from corridor.analytics.customers.lifetime import lifetime_params, lifetime_table, person_value
-from corridor.cli_analytics import FORMATS, ConfOpt, FormatOpt, UntilOpt, WhereOpt, render
-from corridor.cli_common import StoreOpt, console
+from corridor.cli.common import ConfOpt, FormatOpt, StoreOpt, UntilOpt, WhereOpt, console
+from corridor.cli.render import check_format, print_fields, print_json, render
 
 CHURN_VIEWS = ("km", "cox", "risk")
 LIFETIME_VIEWS = ("params", "people")
@@ -95,19 +94,9 @@ DiscountOpt = Annotated[float, typer.Option(help="monthly discount rate of the C
 def _check(fmt: str, view: str, views: tuple[str, ...]) -> None:
     from corridor.errors import CorridorError
 
-    if fmt not in FORMATS:
-        raise CorridorError(f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    check_format(fmt)
     if view not in views:
         raise CorridorError(f"unknown --view {view!r}; use one of: {', '.join(views)}")
-
-
-def _person(body: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    table = Table("field", "value")
-    for k, v in body.items():
-        table.add_row(k, orjson.dumps(v, default=str).decode() if not isinstance(v, str) else v)
-    console.print(table)
 
 
 def churn(
@@ -133,9 +122,9 @@ def churn(
         if person is not None:
             body = person_risk(s, person, horizon)
             if fmt == "table":
-                _person(body)
+                print_fields(body)
             else:
-                typer.echo(orjson.dumps(body, default=str, option=orjson.OPT_INDENT_2).decode())
+                print_json(body, default=str)
             return
         filters = parse_filters(where or []) or None
         common: dict[str, Any] = {"filters": filters, "until": until, "confidence": confidence}
@@ -195,9 +184,9 @@ def lifetime(
             if fmt == "table":
                 if body.get("status") == "buyer" and body.get("clv") is None:
                     body = body | {"clv": f"not available: {body.get('clv_reason')}"}
-                _person(body)
+                print_fields(body)
             else:
-                typer.echo(orjson.dumps(body, default=str, option=orjson.OPT_INDENT_2).decode())
+                print_json(body, default=str)
             return
         filters = parse_filters(where or []) or None
         result: AnalyticsResult

@@ -14,17 +14,8 @@ from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.customers.drivers import DRIVER_KINDS, OUTCOMES, driver_table
 from corridor.analytics.customers.journeys import LEVELS, VIEWS, journey_table
 from corridor.analytics.customers.wallet import wallet_table
-from corridor.cli_analytics import (
-    FORMATS,
-    ByOpt,
-    ConfOpt,
-    FormatOpt,
-    SinceOpt,
-    UntilOpt,
-    WhereOpt,
-    render,
-)
-from corridor.cli_common import StoreOpt, console
+from corridor.cli.common import ByOpt, ConfOpt, FormatOpt, SinceOpt, StoreOpt, UntilOpt, WhereOpt
+from corridor.cli.render import check_format, print_notes, show
 
 BootOpt = Annotated[int, typer.Option(help="bootstrap resamples for the intervals (20–10000)")]
 SeedOpt = Annotated[int, typer.Option(help="seed of the bootstrap (same seed, same intervals)")]
@@ -98,30 +89,11 @@ def _run(
     where: list[str] | None,
     **params: Any,
 ) -> None:
-    from corridor.errors import CorridorError
-    from corridor.store import open_store
-
-    if fmt not in FORMATS:
-        raise CorridorError(f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    check_format(fmt)
     filters = parse_filters(where or [])
-    with open_store(store) as s:
-        result = run(s, filters=filters or None, **params)
-    render(analysis, result, fmt)
+    result = show(analysis, run, fmt, store, filters=filters or None, **params)
     if fmt == "table":
-        meta = result.metadata()
-        for note in meta.get("notes", []):
-            console.print(f"[yellow]note:[/] {note}")
-        summary = meta.get("summary")
-        if summary:
-            console.print(", ".join(f"{k} = {_fmt(v)}" for k, v in summary.items()))
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    if isinstance(v, list):
-        return ",".join(map(str, v))
-    return str(v)
+        print_notes(result)
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from corridor.auth.scope import ROLE_HELP, ROLES, Role
-from corridor.cli_common import StoreOpt, console, err
+from corridor.cli.common import StoreOpt, console, err
 
 if TYPE_CHECKING:
     from corridor.auth.accounts import ApiKey, User
