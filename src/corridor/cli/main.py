@@ -25,7 +25,7 @@ from corridor.cli.auth import register as register_auth
 from corridor.cli.churn import register as register_churn
 from corridor.cli.common import NewStoreOpt, StoreOpt, console, err
 from corridor.cli.drivers import register as register_drivers
-from corridor.cli.text import analyze_after_ingest, ingest_text_options
+from corridor.cli.text import analyze_after_ingest, ingest_text_options, text_app, themes_app
 from corridor.cli.text import register as register_text
 from corridor.errors import CorridorError
 
@@ -470,9 +470,9 @@ def migrate(store: NewStoreOpt = None) -> None:
         )
 
 
-register_analyses(app)
+register_text(app)
+register_analyses(app, groups={("text",): text_app, ("themes",): themes_app})
 register_churn(app)
 register_attribution(app)
-register_text(app)
 register_drivers(app)
 register_auth(app)

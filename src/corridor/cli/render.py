@@ -42,9 +42,16 @@ def show(
     return result
 
 
-def render(analysis: Analysis, result: AnalyticsResult, fmt: str) -> None:
+def render(analysis: Any, result: AnalyticsResult, fmt: str) -> None:
+    """``result`` of ``analysis`` (a registry declaration: its name, title and brief columns)
+    in ``fmt``; JSON is the API's reply, to the byte."""
     if fmt == "json":
-        print_json({"analysis": analysis.name, **result.metadata(), "rows": result.to_records()})
+        body = (
+            analysis.body(result)
+            if hasattr(analysis, "body")
+            else {"analysis": analysis.name, **result.metadata(), "rows": result.to_records()}
+        )
+        print_json(body)
         return
     if fmt == "csv":
         result.frame.to_csv(sys.stdout, index=False)
@@ -53,7 +60,8 @@ def render(analysis: Analysis, result: AnalyticsResult, fmt: str) -> None:
     keys = [c for c in frame.columns if c in DIMENSIONS]
     if "period_label" in frame.columns:
         keys.append("period_label")
-    shown = keys + [c for c in analysis.brief if c in frame.columns]
+    brief = analysis.brief or tuple(c for c in frame.columns if c not in keys)
+    shown = keys + [c for c in brief if c in frame.columns]
     table = Table(
         *shown, title=f"{analysis.title} — n = {result.n:,}, {result.confidence:.0%} intervals"
     )

@@ -16,20 +16,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from corridor.analytics.core.catalog import Analysis, parse_filters
+from corridor.analytics.core.catalog import parse_filters
 from corridor.cli.common import (
-    ByOpt,
-    ConfOpt,
     FormatOpt,
-    PeriodOpt,
     SinceOpt,
     StoreOpt,
-    UntilOpt,
     WhereOpt,
     console,
     err,
 )
-from corridor.cli.render import check_format, print_json, show
+from corridor.cli.render import check_format, print_json
 from corridor.errors import CorridorError
 
 text_app = typer.Typer(
@@ -125,64 +121,6 @@ def analyze(
     )
 
 
-def _table_command(name: str, title: str, runner: str, brief: tuple[str, ...]) -> Any:
-    def command(
-        by: ByOpt = None,
-        period: PeriodOpt = None,
-        where: WhereOpt = None,
-        since: SinceOpt = None,
-        until: UntilOpt = None,
-        confidence: ConfOpt = 0.95,
-        fmt: FormatOpt = "table",
-        store: StoreOpt = None,
-    ) -> None:
-        from corridor.analytics.feedback import text as queries
-
-        check_format(fmt)
-        run = getattr(queries, runner)
-        kwargs: dict[str, Any] = {"period": period, "since": since, "until": until}
-        if by:
-            kwargs["by"] = by
-        filters = parse_filters(where or []) or None
-        show(Analysis(name, title, run, brief=brief), run, fmt, store, filters=filters,
-             confidence=confidence, **kwargs)  # fmt: skip
-
-    command.__name__ = f"text_{name}"
-    command.__doc__ = f"{title}, with n and intervals."
-    return command
-
-
-_TABLES = (
-    (
-        "sentiment",
-        "Text sentiment",
-        "sentiment_table",
-        ("n", "mean_sentiment", "mean_sentiment_low", "mean_sentiment_high", "share_negative",
-         "share_negative_low", "share_negative_high"),
-    ),
-    (
-        "intents",
-        "Intents and emotions in feedback text",
-        "intent_table",
-        ("n", "share_complaint", "share_praise", "share_suggestion", "share_question",
-         "share_anger", "share_frustration", "share_joy"),
-    ),
-    (
-        "sources",
-        "Text sentiment, solicited (survey) against unsolicited (review, social)",
-        "source_sentiment",
-        ("solicited_n", "solicited_mean_sentiment", "unsolicited_n",
-         "unsolicited_mean_sentiment", "negativity_skew", "negativity_skew_low",
-         "negativity_skew_high", "p_value_skew"),
-    ),
-)  # fmt: skip
-
-for _name, _title, _runner, _brief in _TABLES:
-    text_app.command(_name, help=f"{_title}, with n and intervals.")(
-        _table_command(_name, _title, _runner, _brief)
-    )
-
-
 @text_app.command("comments")
 def comments(
     touchpoint: Annotated[str | None, typer.Option(help="only this touch point")] = None,
@@ -271,25 +209,6 @@ def list_(
     _print_themes(themes)
     if not themes:
         console.print("no themes yet; run `corridor themes discover`")
-
-
-themes_app.command("show", help="Size, share, sentiment (and trend) of each theme per group.")(
-    _table_command(
-        "themes",
-        "Themes in feedback text",
-        "theme_table",
-        (
-            "theme_label",
-            "n",
-            "share",
-            "share_low",
-            "share_high",
-            "mean_sentiment",
-            "delta_share",
-            "p_value_share",
-        ),
-    )
-)
 
 
 @themes_app.command("rename")

@@ -360,6 +360,8 @@ def _text(
     description: str,
     by: tuple[str, ...],
     cols: str,
+    brief: tuple[str, ...],
+    command: tuple[str, ...] = (),
 ) -> None:
     register(
         Analysis(
@@ -367,7 +369,7 @@ def _text(
             title,
             run,
             path=f"/text/{path}",
-            command=("text", name),
+            command=command or ("text", name),
             tag="voice of the customer",
             description=description + " Read from the stored text analysis; per grouping and "
             "period, filters by any dimension.",
@@ -375,6 +377,7 @@ def _text(
             period=PERIOD,
             filters=DIMENSION_NAMES,
             columns=columns(cols),
+            brief=brief,
         )
     )
 
@@ -388,6 +391,8 @@ _text(
         "share_positive_low share_positive_high share_negative share_negative_low "
         "share_negative_high"
     ),
+    ("n", "mean_sentiment", "mean_sentiment_low", "mean_sentiment_high", "share_negative",
+     "share_negative_low", "share_negative_high"),
 )  # fmt: skip
 _text(
     "intents", "intents", "Intents and emotions in feedback text", intent_table,
@@ -405,6 +410,8 @@ _text(
         "share_joy_high n_trust:int share_trust share_trust_low share_trust_high "
         "n_surprise:int share_surprise share_surprise_low share_surprise_high"
     ),
+    ("n", "share_complaint", "share_praise", "share_suggestion", "share_question",
+     "share_anger", "share_frustration", "share_joy"),
 )  # fmt: skip
 _text(
     "sources", "sources", "Text sentiment, solicited (survey) against unsolicited (review, social)",
@@ -423,6 +430,8 @@ _text(
         "delta_mean_sentiment_low delta_mean_sentiment_high p_value_mean_sentiment "
         "negativity_skew negativity_skew_low negativity_skew_high p_value_skew"
     ),
+    ("solicited_n", "solicited_mean_sentiment", "unsolicited_n", "unsolicited_mean_sentiment",
+     "negativity_skew", "negativity_skew_low", "negativity_skew_high", "p_value_skew"),
 )  # fmt: skip
 _text(
     "themes", "themes/stats", "Themes in feedback text", theme_table,
@@ -434,4 +443,7 @@ _text(
         "share_negative share_negative_low share_negative_high group_n:int share share_low "
         "share_high delta_share delta_share_low delta_share_high p_value_share"
     ),
+    ("theme_label", "n", "share", "share_low", "share_high", "mean_sentiment", "delta_share",
+     "p_value_share"),
+    ("themes", "show"),
 )  # fmt: skip
