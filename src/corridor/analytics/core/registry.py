@@ -242,19 +242,38 @@ _TYPE_NAMES: dict[str, ColumnType] = {
 }  # fmt: skip
 
 
+_GLOSSARY = {
+    "n": "records the row rests on",
+    "prev_n": "records in the previous period",
+    "rank": "rank (1 = first)",
+    "correlation": "Pearson correlation",
+    "statistic": "test statistic",
+    "p_value": "p-value",
+}
+_PREFIXES = (
+    ("p_value_", "p-value of the change in {} (against the previous period or the other side)"),
+    ("delta_", "difference in {} (against the previous period or the other side)"),
+    ("mean_", "mean {}"),
+    ("sd_", "standard deviation of {}"),
+    ("se_", "standard error of the mean {}"),
+    ("share_", "share {}"),
+    ("n_", "records: {}"),
+)
+
+
 def _column_help(name: str) -> str:
-    for suffix, text in (
-        ("_low", "lower bound of the interval of "),
-        ("_high", "upper bound of the interval of "),
-    ):
+    """A column's meaning read from its name (intervals, p-values, changes, means, shares)."""
+    for suffix, text in (("_low", "lower bound of the interval of "), ("_high", "upper bound "
+                         "of the interval of ")):  # fmt: skip
         if name.endswith(suffix):
             return text + name.removesuffix(suffix)
-    if name.startswith("p_value_"):
-        return "p-value of " + name.removeprefix("p_value_")
-    if name.startswith("delta_"):
-        return "change against the previous period of " + name.removeprefix("delta_")
+    if name in _GLOSSARY:
+        return _GLOSSARY[name]
+    for prefix, text in _PREFIXES:
+        if name.startswith(prefix):
+            return text.format(name.removeprefix(prefix).replace("_", " "))
     if name.endswith("_n"):
-        return "records with " + name.removesuffix("_n")
+        return "records with " + name.removesuffix("_n").replace("_", " ")
     return ""
 
 
