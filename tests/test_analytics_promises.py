@@ -358,7 +358,8 @@ def test_bad_requests_say_what_is_allowed(loaded, kwargs, match):
 
 def test_attribute_values_are_read_alike_on_every_engine(store):
     """JSON numbers, numeric strings (as CSV imports keep them) and flags become numbers;
-    anything else, or an absent key, is missing."""
+    anything else, or an absent key, is missing. (Read from the JSON text, without Python UDFs
+    on PySpark: see ``test_analytics_portable.py``.)"""
     docs = [
         '{"w": 3}',
         '{"w": -2.5}',
@@ -372,6 +373,11 @@ def test_attribute_values_are_read_alike_on_every_engine(store):
         '{"w": null}',
         '{"w": [1]}',
         '{"v": 1}',
+        '{"w": "true"}',
+        '{"w": {"a": 1}}',
+        '{"w": 1E2}',
+        '{"w": "\\t5\\r\\n"}',
+        '{"w": "4\\\\5"}',
     ]
     with store.transaction() as tx:
         for i, doc in enumerate(docs):
@@ -384,6 +390,7 @@ def test_attribute_values_are_read_alike_on_every_engine(store):
     t = store.table("interactions").order_by("interaction_id")
     got = t.select(v=attribute_value(t.attributes, "w")).to_pyarrow().column("v").to_pylist()
     expected = [3.0, -2.5, 25.0, 4.5, 100.0, None, None, 1.0, 0.0, None, None, None]
+    expected += [None, None, 100.0, 5.0, None]  # a string "true" is no flag; "\\t" is blank
     assert got == expected
 
 

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from corridor.analytics.core.dimensions import Query
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.customers import drivers as drivers_module
 from corridor.analytics.customers.drivers import driver_table, driver_values, quadrants
 from corridor.analytics.estimators import importance as imp
 from corridor.api.app import create_app
@@ -230,6 +231,32 @@ def test_groups_and_facets(loaded):
     assert res.n == N_PERSONS
     facets = driver_table(store, drivers="facet", bootstrap=30, min_n=10)
     assert set(facets.frame["driver"]) <= {"expectation", "experience"}  # the others: constant
+
+
+@pytest.mark.parametrize("by", [None, "segment"])
+def test_bootstrap_intervals_do_not_depend_on_the_order_rows_come_back_in(loaded, monkeypatch, by):
+    """Engines return rows in no fixed order (PySpark's differs from DuckDB's): the persons are
+    put in order before resampling, so one seed gives the same intervals whatever the order."""
+    store, _fb, _ix = loaded
+    real = drivers_module.driver_values
+
+    def frames(order: str) -> pd.DataFrame:
+        def reordered(*args, **kwargs):
+            agg, y = real(*args, **kwargs)
+            if order == "reversed":
+                return agg.iloc[::-1], y.iloc[::-1]
+            if order == "shuffled":
+                rng = np.random.default_rng(5)
+                return agg.iloc[rng.permutation(len(agg))], y.iloc[rng.permutation(len(y))]
+            return agg, y
+
+        monkeypatch.setattr(drivers_module, "driver_values", reordered)
+        return driver_table(store, outcome="nps", by=by, bootstrap=40, seed=3, min_n=10).frame
+
+    base = frames("as returned")
+    assert base["weight_low"].notna().all()
+    for order in ("reversed", "shuffled"):
+        pd.testing.assert_frame_equal(frames(order), base, check_exact=True)
 
 
 def test_errors_say_what_to_do(loaded):

@@ -15,6 +15,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import Source, get_table
 from corridor.analytics.core.periods import as_utc
 from corridor.analytics.estimators.ripple_estimators import DAY
@@ -140,11 +141,11 @@ def feedback_cells(source: Source) -> pd.DataFrame:
     gap = t.experience - t.expectation
     rated = t.expectation.notnull()
     expr = t.group_by(day=t.at.truncate("D"), touchpoint=t.touchpoint, region=t.region).aggregate(
-        n_gap=t.count(where=rated),
+        n_gap=count_where(t, rated),
         sum_gap=gap.sum(where=rated),
         sumsq_gap=(gap * gap).sum(where=rated),
         n_exp=t.count(),
-        n_complaint=t.count(where=t.experience <= COMPLAINT_MAX),
+        n_complaint=count_where(t, t.experience <= COMPLAINT_MAX),
     )
     df = expr.to_pyarrow().to_pandas()
     for c in ("sum_gap", "sumsq_gap"):
@@ -349,7 +350,7 @@ def churn_counts(
     )
     per = hit.group_by("person_id", "grp", "during").aggregate(churned=hit.cancel.count())
     agg = per.group_by("grp", "during").aggregate(
-        persons=per.count(), churned=per.count(where=per.churned > 0)
+        persons=per.count(), churned=count_where(per, per.churned > 0)
     )
     df = agg.to_pyarrow().to_pandas()
     out: dict[str, float] = {}

@@ -41,6 +41,7 @@ import pandas as pd
 from scipy import stats as _sp
 
 from corridor.analytics.attribution.ripple import COMPLAINT_MAX, benjamini_hochberg
+from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import (
     Filters,
     Query,
@@ -80,14 +81,14 @@ def scorecard_cells(source: Source, kind: Kind, query: Query) -> pd.DataFrame:
     rated = t.expectation.notnull() & t.experience.notnull()
     gap = t.experience - t.expectation
     aggs = {
-        "n": t.count(where=rated),
+        "n": count_where(t, rated),
         "sum_gap": gap.sum(where=rated),
         "sumsq_gap": (gap * gap).sum(where=rated),
-        "nps_n": t.count(where=t.nps.notnull()),
-        "promoters": t.count(where=t.nps >= 9),
-        "detractors": t.count(where=t.nps <= 6),
-        "n_exp": t.count(where=t.experience.notnull()),
-        "n_complaint": t.count(where=t.experience <= ibis.literal(COMPLAINT_MAX)),
+        "nps_n": count_where(t, t.nps.notnull()),
+        "promoters": count_where(t, t.nps >= 9),
+        "detractors": count_where(t, t.nps <= 6),
+        "n_exp": count_where(t, t.experience.notnull()),
+        "n_complaint": count_where(t, t.experience <= ibis.literal(COMPLAINT_MAX)),
     }
     return aggregate(t, ["unit", "touchpoint"], aggs)
 

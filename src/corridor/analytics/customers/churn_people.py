@@ -32,6 +32,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import Filters, Source, check_filters, check_time, get_table
 from corridor.analytics.core.errors import AnalyticsQueryError
 
@@ -141,7 +142,7 @@ def customer_table(
         last_at=ci.occurred_at.max(),
         churn_at=ci.occurred_at.min(where=is_churn),
         n_interactions=ci.count(),
-        n_recent=ci.count(where=ci.occurred_at >= ibis.literal(recent_from)),
+        n_recent=count_where(ci, ci.occurred_at >= ibis.literal(recent_from)),
     )
     p = get_table(source, "people")
     p = p.filter(ibis.coalesce(p.canonical_id, p.person_id) == p.person_id, p.kind == "customer")

@@ -18,7 +18,8 @@ split by Johnson's relative weights and by the exact LMG/Shapley decomposition o
 over persons. A person who never rated a touch point has no value there: it is filled with the
 driver's mean, so it carries no information (see :mod:`~corridor.analytics.estimators.importance`).
 For a 0/1 outcome the model is the linear probability model, whose R² is the share of the
-outcome's variance the drivers explain.
+outcome's variance the drivers explain. The persons are taken in order of their id before
+resampling, so a seed gives the same intervals whatever order the engine returns rows in.
 
 The importance × performance table (Martilla & James 1977) puts each driver in a quadrant,
 with the medians of importance (relative weight) and performance (mean value) as cut points.
@@ -357,7 +358,9 @@ def _analyse(
     where = f" in group {', '.join(map(str, key))}" if key else ""
     agg = agg.assign(mean=agg["total"] / agg["n"])
     wide = agg.pivot_table(index="person", columns="driver", values="mean", aggfunc="first")
-    yy = y.drop_duplicates("person").set_index("person")["y"].astype(float)
+    # persons in order of their id, not in the order the engine returned them (PySpark's is not
+    # DuckDB's): the bootstrap draws rows by position, so one seed gives one set of intervals
+    yy = y.drop_duplicates("person").set_index("person")["y"].astype(float).sort_index()
     wide = wide.reindex(yy.index.intersection(wide.index))
     reach = wide.notna().sum()
     low = [str(d) for d in reach.index if reach[d] < min_n]

@@ -205,7 +205,10 @@ class Bootstrap(NamedTuple):
 
 def bootstrap(z: np.ndarray, replicates: int, seed: int, lmg_too: bool = True) -> Bootstrap:
     """Case-resampling bootstrap (``n`` rows drawn with replacement, as counts per row): the
-    importance recomputed on each replicate. ``z``: predictors then the outcome (last column)."""
+    importance recomputed on each replicate. ``z``: predictors then the outcome (last column).
+
+    The draws pick rows by position, so ``seed`` reproduces the intervals only for rows in the
+    same order: callers put them in a fixed order first (drivers: by person id)."""
     rng = np.random.default_rng(seed)
     n, q = z.shape
     prepared = _prepare(z)
