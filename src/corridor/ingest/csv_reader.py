@@ -2,7 +2,7 @@
 
 pyarrow parses on one thread (``use_threads=False``) so its invalid-row handler knows where a
 malformed row is: a row with the wrong number of fields is skipped there and becomes a
-:class:`~corridor.ingest.readers.Problem`. pyarrow numbers *records* (header = 1, blank lines
+:class:`~corridor.ingest.chunks.Problem`. pyarrow numbers *records* (header = 1, blank lines
 count); a record spans more than one physical line when a quoted value holds a newline, so each
 good row's line number is worked out from the records before it: the malformed ones (whose
 numbers pyarrow reports, a little ahead of the batches it returns) and the newlines inside values.
@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from corridor.errors import PayloadError
-from corridor.ingest.readers import (
+from corridor.ingest.chunks import (
     ROW_FIELD,
     Chunk,
     Problem,

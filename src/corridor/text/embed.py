@@ -14,10 +14,7 @@ Sentiment head
     −1…+1; labels use the gold thresholds (±0.5 rating, i.e. ±0.125). Its reported figures are
     10-fold cross-validated: never measured on texts it was trained on.
 
-Themes
-    k-means on the embeddings; keywords by class-based TF-IDF (Grootendorst 2022): each
-    cluster's texts form one document, terms are weighted by ``tf · log(1 + A / f)`` with A the
-    mean words per cluster and f the term's frequency over all clusters.
+Themes from these embeddings (k-means, nearest centroid) are in :mod:`corridor.text.themes`.
 """
 
 from __future__ import annotations
@@ -127,50 +124,3 @@ def labels(values: np.ndarray) -> np.ndarray:
     return np.where(
         v >= POSITIVE_AT, "positive", np.where(v <= NEGATIVE_AT, "negative", "neutral")
     ).astype(object)
-
-
-# -- themes ------------------------------------------------------------------------------------
-
-
-def discover_themes(docs: Sequence[str], k: int, *, seed: int = 0) -> list[Any]:
-    from sklearn.cluster import KMeans
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    from corridor.text.themes import KEYWORDS, ThemeDraft, tokenize
-
-    emb = encode(docs)
-    km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(emb)
-    groups = km.labels_
-    counts = CountVectorizer(analyzer=tokenize, min_df=2).fit(docs)
-    x = counts.transform(docs)
-    terms = counts.get_feature_names_out()
-    per_class = np.vstack([np.asarray(x[groups == j].sum(axis=0)).ravel() for j in range(k)])
-    avg_words = per_class.sum() / k
-    idf = np.log1p(avg_words / np.maximum(per_class.sum(axis=0), 1))
-    ctfidf = per_class / np.maximum(per_class.sum(axis=1, keepdims=True), 1) * idf
-    drafts = []
-    for j in range(k):
-        top = np.argsort(-ctfidf[j])[:KEYWORDS]
-        centroid = km.cluster_centers_[j] / (np.linalg.norm(km.cluster_centers_[j]) or 1.0)
-        drafts.append(
-            ThemeDraft(
-                keywords=[str(terms[i]) for i in top],
-                model="embeddings",
-                model_data={"centroid": [round(float(c), 6) for c in centroid]},
-                size=int(np.sum(groups == j)),
-            )
-        )
-    return drafts
-
-
-def assign_themes(
-    themes: Sequence[tuple[str, str, dict[str, Any]]], texts: Sequence[str]
-) -> list[str | None]:
-    """Nearest centroid (cosine) of each text's embedding."""
-    if not texts:
-        return []
-    ids = [t[0] for t in themes]
-    centroids = np.asarray([t[2]["centroid"] for t in themes], dtype=np.float32)
-    sims = encode(texts) @ centroids.T
-    best = np.argmax(sims, axis=1)
-    return [ids[b] if t and t.strip() else None for b, t in zip(best, texts, strict=True)]

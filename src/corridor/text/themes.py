@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from corridor.store.base import Tx
+from corridor.text import embed
 from corridor.text.errors import TextAnalysisError
 
 __all__ = [
@@ -123,9 +124,7 @@ def discover(
             "Import more feedback with text, or ask for fewer themes (--k)"
         )
     if method == "embeddings":
-        import corridor.text.embed as embed
-
-        return embed.discover_themes(docs, k, seed=seed)
+        return _embedding_themes(docs, k, seed=seed)
     return _nmf(docs, k, min_df=min(min_df, max(1, len(docs) // 50)), seed=seed)
 
 
@@ -167,6 +166,51 @@ def _nmf(docs: Sequence[str], k: int, *, min_df: int, seed: int) -> list[ThemeDr
     return drafts
 
 
+def _embedding_themes(docs: Sequence[str], k: int, *, seed: int) -> list[ThemeDraft]:
+    """k-means on the sentence embeddings; keywords by class-based TF-IDF (Grootendorst 2022):
+    each cluster's texts form one document, terms are weighted by ``tf · log(1 + A / f)`` with A
+    the mean words per cluster and f the term's frequency over all clusters."""
+    from sklearn.cluster import KMeans
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    emb = embed.encode(docs)
+    km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(emb)
+    groups = km.labels_
+    counts = CountVectorizer(analyzer=tokenize, min_df=2).fit(docs)
+    x = counts.transform(docs)
+    terms = counts.get_feature_names_out()
+    per_class = np.vstack([np.asarray(x[groups == j].sum(axis=0)).ravel() for j in range(k)])
+    avg_words = per_class.sum() / k
+    idf = np.log1p(avg_words / np.maximum(per_class.sum(axis=0), 1))
+    ctfidf = per_class / np.maximum(per_class.sum(axis=1, keepdims=True), 1) * idf
+    drafts = []
+    for j in range(k):
+        top = np.argsort(-ctfidf[j])[:KEYWORDS]
+        centroid = km.cluster_centers_[j] / (np.linalg.norm(km.cluster_centers_[j]) or 1.0)
+        drafts.append(
+            ThemeDraft(
+                keywords=[str(terms[i]) for i in top],
+                model="embeddings",
+                model_data={"centroid": [round(float(c), 6) for c in centroid]},
+                size=int(np.sum(groups == j)),
+            )
+        )
+    return drafts
+
+
+def _nearest_centroid(
+    themes: Sequence[tuple[str, str, dict[str, Any]]], texts: Sequence[str]
+) -> list[str | None]:
+    """Nearest centroid (cosine) of each text's embedding."""
+    if not texts:
+        return []
+    ids = [t[0] for t in themes]
+    centroids = np.asarray([t[2]["centroid"] for t in themes], dtype=np.float32)
+    sims = embed.encode(texts) @ centroids.T
+    best = np.argmax(sims, axis=1)
+    return [ids[b] if t and t.strip() else None for b, t in zip(best, texts, strict=True)]
+
+
 class ThemeAssigner:
     """Assigns texts to stored themes (``(theme_id, model, model_data)`` triples)."""
 
@@ -185,9 +229,7 @@ class ThemeAssigner:
 
     def assign(self, texts: Sequence[str]) -> list[str | None]:
         if self.embedding:
-            import corridor.text.embed as embed
-
-            return embed.assign_themes(self.embedding, texts)
+            return _nearest_centroid(self.embedding, texts)
         return [self._one(t) for t in texts]
 
     def _one(self, text: str) -> str | None:

@@ -22,13 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import (
     Filters,
     Query,
@@ -51,18 +48,8 @@ from corridor.analytics.core.registry import (
 )
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
-
-#: sufficient statistics per group: counts, sums and sums of squares (all additive)
-GAP_SUMS: tuple[str, ...] = (
-    "n",
-    "n_below",
-    "sum_expectation",
-    "sumsq_expectation",
-    "sum_experience",
-    "sumsq_experience",
-    "sum_gap",
-    "sumsq_gap",
-)
+from corridor.analytics.feedback import rollup
+from corridor.analytics.feedback.sums import GAP_SUMS, gap_aggregates
 
 METHOD = (
     "gap = experience − expectation per feedback record with both; means with Student-t "
@@ -70,27 +57,6 @@ METHOD = (
     "score intervals; change against the group's previous calendar period by Welch's t-test "
     "(mean gap) and the pooled two-proportion z-test (share below)"
 )
-
-
-def gap_aggregates(table: ir.Table, where: Any = None) -> dict[str, Any]:
-    """The Ibis aggregate expressions for :data:`GAP_SUMS` over rows that have both ratings
-    (measures already float64, so PostgreSQL sums doubles, never ``numeric``).
-
-    ``where`` restricts every aggregate to rows where it holds (the rollup aggregates all
-    feedback at once and counts only rated rows here); sums over no such row are null."""
-    e, x = table.expectation, table.experience
-    gap = x - e
-    below = x < e if where is None else (x < e) & where
-    return {
-        "n": count_where(table, where),
-        "n_below": count_where(table, below),
-        "sum_expectation": e.sum(where=where),
-        "sumsq_expectation": (e * e).sum(where=where),
-        "sum_experience": x.sum(where=where),
-        "sumsq_experience": (x * x).sum(where=where),
-        "sum_gap": gap.sum(where=where),
-        "sumsq_gap": (gap * gap).sum(where=where),
-    }
 
 
 def gap_stats(
@@ -115,8 +81,6 @@ def gap_sums(source: Source, query: Query) -> pd.DataFrame:
     :class:`~corridor.analytics.core.dimensions.Query`: from the store's rollup when the query
     allows it (:mod:`corridor.analytics.feedback.rollup`; the same frame), else from the base
     tables."""
-    from corridor.analytics.feedback import rollup  # the rollup builds on this module
-
     sums = rollup.sums(source, query, "gap")
     if sums is not None:
         return sums

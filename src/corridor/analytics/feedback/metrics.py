@@ -19,13 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import (
     Filters,
     Query,
@@ -48,27 +45,14 @@ from corridor.analytics.core.registry import (
 )
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
-
-#: NPS 9–10 is a promoter, 0–6 a detractor
-PROMOTER_MIN = 9
-DETRACTOR_MAX = 6
-#: CSAT 4–5 of 1–5 is the top two boxes
-CSAT_TOP2_MIN = 4
-#: CES 5–7 of 1–7 counts as easy
-CES_EASY_MIN = 5
-
-#: sufficient statistics per group: counts, sums and sums of squares (all additive)
-METRIC_SUMS: tuple[str, ...] = (
-    "n",
-    "nps_n",
-    "promoters",
-    "detractors",
-    "csat_n",
-    "csat_top2",
-    "ces_n",
-    "ces_easy",
-    "sum_ces",
-    "sumsq_ces",
+from corridor.analytics.feedback import rollup
+from corridor.analytics.feedback.sums import (
+    CES_EASY_MIN,
+    CSAT_TOP2_MIN,
+    DETRACTOR_MAX,
+    METRIC_SUMS,
+    PROMOTER_MIN,
+    metric_aggregates,
 )
 
 METHOD = (
@@ -78,29 +62,6 @@ METHOD = (
     "group's previous calendar period by z-test (NPS, SEs combined), pooled two-proportion "
     "z-test (shares) and Welch's t-test (CES mean)"
 )
-
-
-def metric_aggregates(table: ir.Table, where: Any = None) -> dict[str, Any]:
-    """The Ibis aggregate expressions for :data:`METRIC_SUMS` (measures already float64);
-    ``where`` restricts every aggregate to rows where it holds, as in
-    :func:`corridor.analytics.feedback.gaps.gap_aggregates`."""
-    nps, csat, ces = table.nps, table.csat, table.ces
-
-    def both(cond: Any) -> Any:
-        return cond if where is None else cond & where
-
-    return {
-        "n": count_where(table, where),
-        "nps_n": nps.count(where=where),
-        "promoters": count_where(table, both(nps >= PROMOTER_MIN)),
-        "detractors": count_where(table, both(nps <= DETRACTOR_MAX)),
-        "csat_n": csat.count(where=where),
-        "csat_top2": count_where(table, both(csat >= CSAT_TOP2_MIN)),
-        "ces_n": ces.count(where=where),
-        "ces_easy": count_where(table, both(ces >= CES_EASY_MIN)),
-        "sum_ces": ces.sum(where=where),
-        "sumsq_ces": (ces * ces).sum(where=where),
-    }
 
 
 def metric_stats(
@@ -124,8 +85,6 @@ def metric_sums(source: Source, query: Query) -> pd.DataFrame:
     """:func:`metric_stats` for an already validated
     :class:`~corridor.analytics.core.dimensions.Query`: from the store's rollup when the query
     allows it (:mod:`corridor.analytics.feedback.rollup`), else from the base tables."""
-    from corridor.analytics.feedback import rollup  # the rollup builds on this module
-
     sums = rollup.sums(source, query, "metric")
     if sums is not None:
         return sums

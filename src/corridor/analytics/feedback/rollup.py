@@ -9,8 +9,8 @@ rollup rows over any grouping and period gives exactly the frame :func:`gap_sums
 
 The rows are built by the same Ibis expressions as the analytics
 (:func:`~corridor.analytics.core.dimensions.feedback_facts` with the rollup dimensions, aggregated
-with :func:`~corridor.analytics.feedback.gaps.gap_aggregates` and
-:func:`~corridor.analytics.feedback.metrics.metric_aggregates`), so a dimension means the same thing
+with :func:`~corridor.analytics.feedback.sums.gap_aggregates` and
+:func:`~corridor.analytics.feedback.sums.metric_aggregates`), so a dimension means the same thing
 on both paths.
 
 Freshness: the ingest path marks the UTC days whose rows may have changed in ``rollup_dirty``
@@ -39,8 +39,12 @@ import pandas as pd
 from ibis.common.exceptions import TableNotFound
 
 from corridor.analytics.core.dimensions import PERIODS, Query, Source, aggregate, feedback_facts
-from corridor.analytics.feedback.gaps import GAP_SUMS, gap_aggregates
-from corridor.analytics.feedback.metrics import METRIC_SUMS, metric_aggregates
+from corridor.analytics.feedback.sums import (
+    GAP_SUMS,
+    METRIC_SUMS,
+    gap_aggregates,
+    metric_aggregates,
+)
 from corridor.store.base import Store
 from corridor.store.migrations import V3
 
