@@ -21,6 +21,7 @@ import uvicorn
 from typer.testing import CliRunner
 
 import corridor
+from conftest import ENGINES, make_store_url
 from corridor.analytics.core import registry
 from corridor.analytics.core.dimensions import DIMENSIONS
 from corridor.analytics.core.registry import Analysis
@@ -31,7 +32,6 @@ from corridor.cli import app as cli_app
 from corridor.sdk import query_params
 from corridor.settings import Settings
 from corridor.store import open_store
-from conftest import ENGINES, make_store_url
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,10 @@ ANALYSES = [a for a in registry.analyses().values() if not a.person]
 #: parameters beyond the defaults, to reach groupings, periods, filters and lists; bootstrap
 #: kept small (parity, not precision)
 CASES: dict[str, dict[str, Any]] = {
-    "gaps": {"by": ["touchpoint", "region"], "period": "quarter", "filters": {"region": ["north", None]}},
+    "gaps": {
+        "by": ["touchpoint", "region"], "period": "quarter",
+        "filters": {"region": ["north", None]},
+    },
     "nps": {"by": ["segment"], "confidence": 0.9},
     "drivers": {"bootstrap": 20},
     "journeys": {"bootstrap": 20, "view": "attribution"},
