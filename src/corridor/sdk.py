@@ -136,9 +136,10 @@ def query_params(a: Analysis, params: Mapping[str, Any]) -> list[tuple[str, str]
         if key == "confidence" and value == 0.95 and not a.confidence:
             continue
         shown = _query_value(value)
-        out.extend((key, v) for v in shown) if isinstance(shown, list) else out.append(
-            (key, shown)
-        )
+        if isinstance(shown, list):
+            out.extend((key, v) for v in shown)
+        else:
+            out.append((key, shown))
     return out
 
 
