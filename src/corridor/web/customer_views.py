@@ -8,15 +8,15 @@ Department heads and partner managers see only the records within their scope.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from corridor.analytics.customers import timeline
 from corridor.api.routes.people import person_view, records_in_scope, sees_person
 from corridor.auth.scope import Scope
-from corridor.domain.contract import PHONE_SEPARATORS
 from corridor.store import Store
 from corridor.text.redact import redact
 from corridor.web import charts
+from corridor.web.insights import customer_outlook
 
 LIMIT = 500
 
@@ -24,21 +24,10 @@ LIMIT = 500
 def find_people(store: Store, query: str, scope: Scope) -> list[dict[str, Any]]:
     """People whose id, e-mail, phone, CRM id or device id is ``query`` (exact, normalised),
     among those ``scope`` may see."""
-    q = query.strip()
-    if not q:
-        return []
-    candidates = {q, q.lower(), re.sub(PHONE_SEPARATORS, "", q)}
-    marks = ", ".join("?" * len(candidates))
-    rows = store.query(
-        "SELECT DISTINCT COALESCE(p.canonical_id, p.person_id), p.segment, p.region FROM people p "
-        f"WHERE p.person_id IN ({marks}) OR p.person_id IN "
-        f"(SELECT person_id FROM identities WHERE id_value IN ({marks})) LIMIT 50",
-        [*candidates, *candidates],
-    )
     return [
-        {"person_id": r[0], "segment": r[1], "region": r[2]}
-        for r in rows
-        if sees_person(store, r[0], scope)
+        {"person_id": person, "segment": segment, "region": region}
+        for person, segment, region in timeline.find_people(store, query)
+        if sees_person(store, person, scope)
     ]
 
 
@@ -49,26 +38,7 @@ def customer(
     if view is None:
         return None
     group = view.canonical_id
-    members = "SELECT person_id FROM people WHERE canonical_id = ?"
-    in_inter, in_fb, params = records_in_scope(scope)
-    inter = store.query(
-        "SELECT i.occurred_at, i.touchpoint, i.channel, i.partner_id, i.agent_id, i.outcome, "
-        "i.value, i.duration_minutes, i.person_id, i.interaction_id, t.department "
-        "FROM interactions i LEFT JOIN touchpoints t ON t.key = i.touchpoint "
-        f"WHERE i.person_id IN ({members}) AND {in_inter} "
-        f"ORDER BY i.occurred_at DESC LIMIT {LIMIT}",
-        (group, *params),
-    )
-    fb = store.query(
-        "SELECT f.occurred_at, COALESCE(f.touchpoint, i.touchpoint), f.source, "
-        "COALESCE(f.partner_id, i.partner_id), f.expectation, f.experience, f.nps, f.csat, f.ces, "
-        "f.text, f.person_id, f.feedback_id, t.department FROM feedback f "
-        "LEFT JOIN interactions i ON i.interaction_id = f.interaction_id "
-        "LEFT JOIN touchpoints t ON t.key = COALESCE(f.touchpoint, i.touchpoint) "
-        f"WHERE f.person_id IN ({members}) AND {in_fb} "
-        f"ORDER BY f.occurred_at DESC LIMIT {LIMIT}",
-        (group, *params),
-    )
+    inter, fb = timeline.person_records(store, group, records_in_scope(scope), LIMIT)
     events: list[dict[str, Any]] = []
     for at, tp, channel, partner, agent, outcome, value, dur, pid, rid, _dept in inter:
         events.append(
@@ -120,8 +90,6 @@ def customer(
             ],
             title="Interactions and feedback over time, by channel or source",
         )
-    from corridor.web.insights import customer_outlook
-
     outlook = customer_outlook(store, group, refit=refit)
     return {
         "view": view,

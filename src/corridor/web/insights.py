@@ -9,7 +9,7 @@ from typing import Any
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.auth.scope import Scope
 from corridor.store import Store
-from corridor.web.views import Window
+from corridor.web.window import Window
 
 
 def ripples(store: Store, department: str, win: Window) -> list[dict[str, Any]]:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from corridor.analytics.attribution.ripple_events import department_events
 from corridor.analytics.estimators.stats import welch_difference
 from corridor.analytics.feedback.gaps import gap_table
+from corridor.analytics.feedback.rollup import values
 from corridor.auth.scope import Scope
 from corridor.domain.corridor_map import CorridorMap
 from corridor.errors import PermissionDeniedError
 from corridor.store import Store
 from corridor.web import charts
-from corridor.web.views import Window, _num, gap_band, metric_tiles
+from corridor.web.insights import partner_card, ripples
+from corridor.web.views import _num, gap_band, metric_tiles
+from corridor.web.window import Window
 
 
 def departments(cmap: CorridorMap, scope: Scope) -> list[str]:
@@ -19,10 +23,7 @@ def departments(cmap: CorridorMap, scope: Scope) -> list[str]:
 
 
 def partners(store: Store, scope: Scope) -> list[str]:
-    rows = store.query(
-        "SELECT DISTINCT partner FROM feedback_rollup WHERE partner IS NOT NULL ORDER BY 1"
-    )
-    return [r[0] for r in rows if scope.sees_partner(r[0])]
+    return [p for p in values(store, "partner") if scope.sees_partner(p)]
 
 
 def department(
@@ -46,7 +47,7 @@ def department(
     # a partner manager sees their partner's gaps at the department's touch points, but not
     # the department's own operational events or their ripple effects
     operations = scope.sees_operations(name)
-    events = _events(store, name, win) if operations else []
+    events = department_events(store, name, win.since, win.until) if operations else []
     wk = weekly.frame.sort_values("period") if len(weekly.frame) else weekly.frame
     chart = None
     if len(wk):
@@ -65,8 +66,6 @@ def department(
             + (", with the department's operational events shaded" if operations else ""),
             y_title="mean gap",
         )
-    from corridor.web.insights import ripples
-
     return {
         "name": name,
         "ripples": ripples(store, name, win) if operations else [],
@@ -78,24 +77,6 @@ def department(
         "n": by_tp.n,
         "confidence": by_tp.confidence,
     }
-
-
-def _events(store: Store, department: str, win: Window) -> list[dict[str, Any]]:
-    where: list[str] = ["department = ?"]
-    params: list[Any] = [department]
-    if win.since is not None:
-        where.append("COALESCE(ended_at, started_at) >= ?")
-        params.append(win.since)
-    if win.until is not None:
-        where.append("started_at < ?")
-        params.append(win.until)
-    rows = store.query(
-        "SELECT event_id, kind, started_at, ended_at, touchpoints, region, description "
-        f"FROM operational_events WHERE {' AND '.join(where)} ORDER BY started_at DESC LIMIT 200",
-        params,
-    )
-    keys = ("event_id", "kind", "started_at", "ended_at", "touchpoints", "region", "description")
-    return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
 def partner(
@@ -160,8 +141,6 @@ def partner(
             x_title="mean gap (experience − expectation)",
             height=max(220, 60 * len(rows) + 100),
         )
-    from corridor.web.insights import partner_card
-
     return {
         "partner": partner_id,
         "card": partner_card(store, scope, partner_id, win),

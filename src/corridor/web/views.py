@@ -9,7 +9,6 @@ region, source at whole days), so the overview stays fast on big stores.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -17,14 +16,18 @@ import pandas as pd
 
 from corridor.analytics.core.dimensions import Query
 from corridor.analytics.core.result import frame_records
+from corridor.analytics.feedback import records
 from corridor.analytics.feedback.drift import expectation_drift
 from corridor.analytics.feedback.gaps import GAP_SUMS, gap_sums, gap_table, summarise_gaps
 from corridor.analytics.feedback.metrics import METRIC_SUMS, metric_sums, summarise_metrics
 from corridor.analytics.feedback.promises import promise_table
+from corridor.analytics.feedback.rollup import values
 from corridor.auth.scope import Scope
 from corridor.domain.corridor_map import CorridorMap
 from corridor.store import Store
-from corridor.web import charts
+from corridor.text.redact import redact
+from corridor.web import charts, insights
+from corridor.web.window import Window
 
 #: time windows a page can show, ending at the latest day with feedback
 WINDOWS: dict[str, tuple[str, int | None]] = {
@@ -38,18 +41,9 @@ DEFAULT_WINDOW = "12m"
 FACETS = {"segment": "Segment", "region": "Region", "channel": "Channel"}
 
 
-@dataclass(frozen=True)
-class Window:
-    key: str
-    label: str
-    since: datetime | None
-    until: datetime | None
-
-
 def latest_day(store: Store) -> date | None:
-    rows = store.query("SELECT max(occurred_at) FROM feedback")
-    value = rows[0][0] if rows else None
-    return value.astimezone(UTC).date() if isinstance(value, datetime) else None
+    value = records.latest_at(store)
+    return value.astimezone(UTC).date() if value is not None else None
 
 
 def window(store: Store, key: str | None) -> Window:
@@ -64,13 +58,7 @@ def window(store: Store, key: str | None) -> Window:
 
 def facet_options(store: Store) -> dict[str, list[str]]:
     """The values each page filter offers (from the rollup: small, always current enough)."""
-    out: dict[str, list[str]] = {}
-    for dim in FACETS:
-        rows = store.query(
-            f"SELECT DISTINCT {dim} FROM feedback_rollup WHERE {dim} IS NOT NULL ORDER BY 1"
-        )
-        out[dim] = [str(r[0]) for r in rows]
-    return out
+    return {dim: values(store, dim) for dim in FACETS}
 
 
 def _num(value: Any) -> float | None:
@@ -286,22 +274,8 @@ def touchpoint(
 def _voice(store: Store, f: dict[str, list[str | None]], key: str, win: Window) -> dict[str, Any]:
     """Analysed comments (sentiment, intent, theme) when text analysis has run, else the plain
     latest comments; and the touch point's themes."""
-    from corridor.text.redact import redact
-    from corridor.web import insights
-
     v = insights.voice(store, f, key)
-    ids = [c["feedback_id"] for c in v["comments"]]
-    people = (
-        dict(
-            store.query(
-                "SELECT feedback_id, person_id FROM feedback "
-                f"WHERE feedback_id IN ({', '.join('?' * len(ids))})",
-                ids,
-            )
-        )
-        if ids
-        else {}
-    )
+    people = records.authors(store, [c["feedback_id"] for c in v["comments"]])
     comments = [
         {
             "at": c["occurred_at"],
@@ -323,40 +297,5 @@ def recent_comments(
     store: Store, filters: dict[str, list[str | None]], win: Window, limit: int = 8
 ) -> list[dict[str, Any]]:
     """The latest feedback texts within the scope's filters, with PII redacted for display."""
-    from corridor.text.redact import redact
-
-    where: list[str] = ["f.text IS NOT NULL", "f.text <> ''"]
-    params: list[Any] = []
-    tps = filters.get("touchpoint")
-    if tps:
-        where.append(f"COALESCE(f.touchpoint, i.touchpoint) IN ({', '.join('?' * len(tps))})")
-        params += list(tps)
-    partners = filters.get("partner")
-    if partners:
-        where.append(f"COALESCE(f.partner_id, i.partner_id) IN ({', '.join('?' * len(partners))})")
-        params += list(partners)
-    if win.since is not None:
-        where.append("f.occurred_at >= ?")
-        params.append(win.since)
-    if win.until is not None:
-        where.append("f.occurred_at < ?")
-        params.append(win.until)
-    rows = store.query(
-        "SELECT f.occurred_at, f.source, f.experience, f.nps, f.text, f.person_id, "
-        "COALESCE(f.partner_id, i.partner_id) FROM feedback f "
-        "LEFT JOIN interactions i ON i.interaction_id = f.interaction_id "
-        f"WHERE {' AND '.join(where)} ORDER BY f.occurred_at DESC LIMIT {int(limit)}",
-        params,
-    )
-    return [
-        {
-            "at": at,
-            "source": source,
-            "experience": experience,
-            "nps": nps,
-            "text": redact(text).text,
-            "person_id": person,
-            "partner": partner,
-        }
-        for at, source, experience, nps, text, person, partner in rows
-    ]
+    rows = records.latest_texts(store, filters, win.since, win.until, limit)
+    return [{**r, "text": redact(r["text"]).text} for r in rows]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import ibis
@@ -19,6 +20,7 @@ from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import Source, get_table
 from corridor.analytics.core.periods import as_utc
 from corridor.analytics.estimators.ripple_estimators import DAY
+from corridor.store.base import Store
 
 #: a record is a complaint when its experience is at most this (0–10 scale)
 COMPLAINT_MAX = 4.0
@@ -98,6 +100,37 @@ def load_events(source: Source) -> list[Event]:
         )
     out.sort(key=lambda e: (e.start, e.event_id))
     return out
+
+
+#: the fields of a listed event (:func:`department_events`), as stored
+EVENT_FIELDS = (
+    "event_id", "kind", "started_at", "ended_at", "touchpoints", "region", "description",
+)  # fmt: skip
+
+
+def department_events(
+    store: Store,
+    department: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """A department's operational events that act at some time in ``[since, until)``, newest
+    first, at most ``limit``: the :data:`EVENT_FIELDS` as stored (``touchpoints`` as ``a;b``)."""
+    where: list[str] = ["department = ?"]
+    params: list[Any] = [department]
+    if since is not None:
+        where.append("COALESCE(ended_at, started_at) >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("started_at < ?")
+        params.append(until)
+    rows = store.query(
+        f"SELECT {', '.join(EVENT_FIELDS)} FROM operational_events WHERE {' AND '.join(where)} "
+        f"ORDER BY started_at DESC LIMIT {int(limit)}",
+        params,
+    )
+    return [dict(zip(EVENT_FIELDS, r, strict=True)) for r in rows]
 
 
 Market = tuple[str, pd.Timestamp, tuple[str, ...]]
@@ -364,6 +397,7 @@ def churn_counts(
 __all__ = [
     "CHURN_HORIZON_DAYS",
     "COMPLAINT_MAX",
+    "EVENT_FIELDS",
     "MAX_PRE_DAYS",
     "MIN_PRE_DAYS",
     "OPEN_DAYS",
@@ -372,6 +406,7 @@ __all__ = [
     "Scope",
     "Span",
     "churn_counts",
+    "department_events",
     "event_context",
     "feedback_cells",
     "interaction_cells",

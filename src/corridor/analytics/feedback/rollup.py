@@ -223,6 +223,16 @@ def sums(source: Source, query: Query, kind: Kind) -> pd.DataFrame | None:
     return df
 
 
+def values(store: Store, dimension: str) -> list[str]:
+    """The values ``dimension`` (one of :data:`ROLLUP_DIMENSIONS`) takes in the rollup, sorted,
+    missing left out: what a filter can offer (small, and current enough for that)."""
+    if dimension not in ROLLUP_DIMENSIONS:
+        raise ValueError(f"not a rollup dimension: {dimension!r}")
+    r = store.table("feedback_rollup")
+    t = r.filter(r[dimension].notnull()).select(dimension).distinct().order_by(dimension)
+    return [str(v) for v in t.to_pyarrow().column(dimension).to_pylist()]
+
+
 __all__ = [
     "GAP_COLUMNS",
     "METRIC_COLUMNS",
@@ -235,4 +245,5 @@ __all__ = [
     "rebuild",
     "refresh",
     "sums",
+    "values",
 ]

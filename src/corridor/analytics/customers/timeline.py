@@ -1,0 +1,71 @@
+"""One customer's records for a page: the people found by any of their identities, and a person
+group's interactions and feedback, newest first."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from corridor.domain.contract import PHONE_SEPARATORS
+from corridor.store.base import Store
+
+#: the people of a merged group (``?``: its canonical id)
+_GROUP = "SELECT person_id FROM people WHERE canonical_id = ?"
+
+
+def find_people(store: Store, query: str, limit: int = 50) -> list[tuple[str, Any, Any]]:
+    """``(canonical id, segment, region)`` of the people whose id, e-mail, phone, CRM id or
+    device id is ``query`` (exact, normalised: as given, lower case, phone separators removed)."""
+    q = query.strip()
+    if not q:
+        return []
+    candidates = {q, q.lower(), re.sub(PHONE_SEPARATORS, "", q)}
+    marks = ", ".join("?" * len(candidates))
+    rows = store.query(
+        "SELECT DISTINCT COALESCE(p.canonical_id, p.person_id), p.segment, p.region FROM people p "
+        f"WHERE p.person_id IN ({marks}) OR p.person_id IN "
+        f"(SELECT person_id FROM identities WHERE id_value IN ({marks})) LIMIT {int(limit)}",
+        [*candidates, *candidates],
+    )
+    return [(str(r[0]), r[1], r[2]) for r in rows]
+
+
+def person_records(
+    store: Store,
+    canonical_id: str,
+    in_scope: tuple[str, str, Sequence[Any]] = ("TRUE", "TRUE", ()),
+    limit: int = 500,
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """(interactions, feedback) of the person group ``canonical_id``, newest first, at most
+    ``limit`` of each, kept by ``in_scope``: the SQL conditions on interactions (``i``, with
+    touch point ``t``) and on feedback (``f``, with interaction ``i`` and touch point ``t``) and
+    their parameters, as :func:`corridor.api.routes.people.records_in_scope` makes them.
+
+    An interaction: occurred_at, touchpoint, channel, partner_id, agent_id, outcome, value,
+    duration_minutes, person_id, interaction_id, department. A feedback record: occurred_at,
+    touchpoint, source, partner_id, expectation, experience, nps, csat, ces, text, person_id,
+    feedback_id, department (touch point and partner its own, else its interaction's)."""
+    in_inter, in_fb, params = in_scope
+    inter = store.query(
+        "SELECT i.occurred_at, i.touchpoint, i.channel, i.partner_id, i.agent_id, i.outcome, "
+        "i.value, i.duration_minutes, i.person_id, i.interaction_id, t.department "
+        "FROM interactions i LEFT JOIN touchpoints t ON t.key = i.touchpoint "
+        f"WHERE i.person_id IN ({_GROUP}) AND {in_inter} "
+        f"ORDER BY i.occurred_at DESC LIMIT {int(limit)}",
+        (canonical_id, *params),
+    )
+    fb = store.query(
+        "SELECT f.occurred_at, COALESCE(f.touchpoint, i.touchpoint), f.source, "
+        "COALESCE(f.partner_id, i.partner_id), f.expectation, f.experience, f.nps, f.csat, f.ces, "
+        "f.text, f.person_id, f.feedback_id, t.department FROM feedback f "
+        "LEFT JOIN interactions i ON i.interaction_id = f.interaction_id "
+        "LEFT JOIN touchpoints t ON t.key = COALESCE(f.touchpoint, i.touchpoint) "
+        f"WHERE f.person_id IN ({_GROUP}) AND {in_fb} "
+        f"ORDER BY f.occurred_at DESC LIMIT {int(limit)}",
+        (canonical_id, *params),
+    )
+    return inter, fb
+
+
+__all__ = ["find_people", "person_records"]
