@@ -64,10 +64,12 @@ def test_windows_end_at_the_latest_feedback_day(loaded):
 
 def test_customer_models_are_fitted_in_the_background(loaded, ingestor):
     """Pages never fit the churn and lifetime models: before the background refresher has run
-    they say "pending"; the refresher fits on its own connection and the page then reads it."""
+    they say "pending"; the refresher fits into the app's models (reading through a backend of
+    its own) and the page then reads them there."""
     import time
     from types import SimpleNamespace
 
+    from corridor.analytics.customers.models import FittedModels
     from corridor.web import insights, models
 
     ingestor.ingest(
@@ -84,16 +86,19 @@ def test_customer_models_are_fitted_in_the_background(loaded, ingestor):
             }
         ),
     )
-    before = insights.customer_outlook(loaded, "p1")
+    state = SimpleNamespace(models=FittedModels())
+    before = insights.customer_outlook(loaded, "p1", models=state.models)
     assert before["risk"]["status"] == before["value"]["status"] == "pending"
-    state = SimpleNamespace()
     refresher = models.refresher(state, loaded)
     try:
         deadline = time.monotonic() + 120
-        while insights.customer_outlook(loaded, "p1")["value"]["status"] == "pending":
+        while (
+            insights.customer_outlook(loaded, "p1", models=state.models)["value"]["status"]
+            == "pending"
+        ):
             assert time.monotonic() < deadline, refresher.last_error
             time.sleep(0.2)
-        after = insights.customer_outlook(loaded, "p1")
+        after = insights.customer_outlook(loaded, "p1", models=state.models)
         # a real answer from a fitted model (or the model's own reason it cannot fit yet)
         assert after["value"]["status"] in ("buyer", "unavailable")
         assert after["risk"]["status"] in ("active", "unavailable", "unknown")

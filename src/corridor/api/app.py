@@ -1,8 +1,9 @@
 """The app factory: ``create_app(settings)`` → a FastAPI app over one store.
 
-The store (unless a caller hands one in) and the one :class:`~corridor.ingest.pipeline.Ingestor`
-are built here, not as module globals, so tests and embedders bring their own; whatever the app
-opened it closes on shutdown.
+The store (unless a caller hands one in), the one :class:`~corridor.ingest.pipeline.Ingestor` and
+the fitted per-person models (:class:`~corridor.analytics.customers.models.FittedModels`,
+``app.state.models``) are built here, not as module globals, so tests and embedders bring their
+own; whatever the app opened it closes on shutdown.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 import corridor
+from corridor.analytics.customers.models import FittedModels
 from corridor.api import analyses, errors
 from corridor.api.middleware import CatchAll, NulGuard, RequestForgeryGuard
 from corridor.api.routes import admin as admin_routes
@@ -94,6 +96,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.store = the_store
     app.state.ingestor = ingestor
     app.state.text_worker = text_worker
+    #: the churn-risk and lifetime models fitted on this store, kept while the app runs
+    app.state.models = FittedModels()
     errors.install(app)
     app.add_middleware(
         RequestForgeryGuard,

@@ -135,10 +135,11 @@ def import_file(
         # Records of a file are new until a chunk finds some stored already (a re-run): new
         # ones take the store's fast plain INSERT; any stored one sends its chunk the safe way.
         fresh = True
-        for chunk in _prefetch(_validated(ingestor, k, reader.chunks())):
-            fresh = _import_chunk(ingestor, k, chunk, source, summary, out, assume_new=fresh)
-            if progress is not None:
-                progress(f"{summary.rows:,} rows", chunk.fraction)
+        with ingestor.bulk():  # the feedback rollup is refreshed once, after the last chunk
+            for chunk in _prefetch(_validated(ingestor, k, reader.chunks())):
+                fresh = _import_chunk(ingestor, k, chunk, source, summary, out, assume_new=fresh)
+                if progress is not None:
+                    progress(f"{summary.rows:,} rows", chunk.fraction)
     except BaseException:
         out.discard()
         raise
@@ -401,14 +402,15 @@ def import_dataset(
     total = sum(sizes.values()) or 1
     done = 0
     summaries: dict[str, ImportSummary] = {}
-    for kind, path in files.items():
+    with ingestor.bulk():  # the feedback rollup is refreshed once, after the last file
+        for kind, path in files.items():
 
-        def step(label: str, fraction: float, kind: str = kind, base: int = done) -> None:
-            if progress is not None:
-                progress(f"{kind} {label}", (base + fraction * sizes[kind]) / total)
+            def step(label: str, fraction: float, kind: str = kind, base: int = done) -> None:
+                if progress is not None:
+                    progress(f"{kind} {label}", (base + fraction * sizes[kind]) / total)
 
-        summaries[kind] = import_file(ingestor, path, kind, progress=step)
-        done += sizes[kind]
+            summaries[kind] = import_file(ingestor, path, kind, progress=step)
+            done += sizes[kind]
     return summaries
 
 

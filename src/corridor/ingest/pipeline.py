@@ -4,14 +4,23 @@ A batch either commits whole (its valid records, their persons, identities and m
 batch's line in ``ingest_batches``) or not at all; when :meth:`Ingestor.ingest` returns, what it
 reports as stored is durable. Records whose id is already stored are skipped, so a client that
 retries after a lost reply stores nothing twice.
+
+After a committed batch that may have changed the feedback rollup (feedback, interactions,
+people), the Ingestor brings the rollup up to date
+(:func:`~corridor.analytics.feedback.rollup.refresh`), so reads never have to; inside
+:meth:`Ingestor.bulk` (a file import's many chunks) once, at the end. A failed refresh is
+logged, never fails the batch, and is tried again after the next commit; meanwhile reads answer
+from the base tables.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +51,10 @@ TEXT_VERSION = V5.version
 
 _TS = pa.timestamp("us", tz="UTC")
 _PEOPLE_PROFILE = ("kind", "created_at", "segment", "region", "attributes")
+#: the kinds whose batches mark feedback rollup days dirty
+_ROLLUP_KINDS = frozenset({"feedback", "interactions", "people"})
+
+log = logging.getLogger("corridor.ingest")
 
 
 @dataclass
@@ -110,9 +123,44 @@ class Ingestor:
         self._validator = Validator(Vocabularies.from_map(self._map))
         self._has_rollup: bool | None = None
         self._has_text: bool | None = None
+        self._bulk = 0  # open bulk() blocks: rollup refreshes wait for the last to end
+        self._bulk_lock = threading.Lock()
+        self._refresh_failed = False  # the last rollup refresh failed: retry after any commit
 
     def close(self) -> None:
         self._validator.close()
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Batches ingested inside leave the feedback rollup to be refreshed once, when the
+        (outermost) block ends, instead of after each one: for imports of many chunks."""
+        with self._bulk_lock:
+            self._bulk += 1
+        try:
+            yield
+        finally:
+            with self._bulk_lock:
+                self._bulk -= 1
+                last = self._bulk == 0
+            if last:
+                self.refresh_rollup()
+
+    def refresh_rollup(self) -> int:
+        """Bring the feedback rollup up to date (rebuild the days marked dirty); returns the
+        number of days rebuilt. A failure is logged, not raised: the days stay marked, reads
+        answer from the base tables, and the next refresh tries again."""
+        if not self._rollup:
+            return 0
+        from corridor.analytics.feedback import rollup
+
+        try:
+            days = rollup.refresh(self.store)
+        except Exception:
+            self._refresh_failed = True
+            log.exception("refreshing the feedback rollup failed; it is tried again later")
+            return 0
+        self._refresh_failed = False
+        return days
 
     @property
     def _rollup(self) -> bool:
@@ -239,6 +287,11 @@ class Ingestor:
                     report.rejected,
                 ),
             )
+        if rollup and ((valid.num_rows and k.name in _ROLLUP_KINDS) or self._refresh_failed):
+            with self._bulk_lock:
+                deferred = self._bulk > 0
+            if not deferred:
+                self.refresh_rollup()
         if text and not self.analyze_text and self.on_pending_text is not None:
             self.on_pending_text()
         return report

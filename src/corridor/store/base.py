@@ -4,6 +4,10 @@ Writes go through :meth:`Store.transaction`, which yields a :class:`Tx` with a s
 vocabulary (execute, fetch, stage an Arrow table, bulk insert). SQL passed to a Tx uses ``?`` for
 parameters and the subset of SQL both DuckDB and PostgreSQL speak (``ON CONFLICT``,
 ``UPDATE ... FROM``), so logic above the store is written once.
+
+Reads go through Ibis tables (:meth:`Store.table`) and run concurrently under the store's one
+rule, :meth:`Store.reading`: at most :attr:`Store.max_readers` at a time (per engine), each
+thread on a backend (a DuckDB cursor, a PostgreSQL connection) no other thread uses.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -68,13 +72,25 @@ class Store(ABC):
     dialect: Dialect
     url: str
 
+    #: how many reads may run at once (:meth:`reading`); each engine sets its own
+    max_readers: int = 4
+
     def __init__(self) -> None:
         self._write_lock = threading.RLock()
-        self._ibis: Any = None
+        # reads: a slot of the semaphore and a backend of the pool while reading(); threads that
+        # read outside reading() (scripts, the CLI, tests) get a backend of their own
+        self._readers = threading.BoundedSemaphore(self.max_readers)
+        self._backends_lock = threading.Lock()
+        self._idle: list[Any] = []  # pooled backends no reader holds now
+        self._generation = 0  # bumped when the backends are closed (store closed or migrated)
+        self._own: dict[threading.Thread, Any] = {}  # per-thread backends outside reading()
+        self._local = threading.local()  # .backend: the pooled backend this thread holds
+        self._closed = False
 
     # -- lifecycle ----------------------------------------------------------------------------
     @abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the store: every read backend (call :meth:`_close_readers`), then the writer."""
 
     def __enter__(self) -> Store:
         return self
@@ -127,21 +143,97 @@ class Store(ABC):
         return applied
 
     def _after_migrate(self) -> None:
-        self._ibis = None
+        # backends made before the schema changed are not reused
+        self._close_readers(closing=False)
 
     # -- reads --------------------------------------------------------------------------------
+    # An Ibis backend (one DuckDB cursor, one PostgreSQL connection) is not safe to share
+    # between threads, so none is: a thread inside reading() holds a backend of the store's
+    # pool until it leaves, and a thread reading outside reading() gets one of its own. Reads
+    # therefore run concurrently, at most max_readers of them inside reading() at a time.
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Read inside this block: the store's rule for concurrent reads.
+
+        It waits for one of :attr:`max_readers` reader slots, and while it is held this thread's
+        :attr:`ibis` / :meth:`table` use a backend of the store's pool that no other thread
+        uses, so the pool (the store's read connections) never outgrows the slots. Execute the
+        table expressions taken inside the block inside it. Re-entrant: a nested block in the
+        same thread holds the same slot and backend."""
+        if getattr(self._local, "backend", None) is not None:
+            yield
+            return
+        with self._readers:
+            with self._backends_lock:
+                self._check_open()
+                generation = self._generation
+                backend = self._idle.pop() if self._idle else None
+            if backend is None:  # at most max_readers are ever made: one per slot
+                backend = self._make_ibis()
+            self._local.backend = backend
+            try:
+                yield
+            finally:
+                self._local.backend = None
+                with self._backends_lock:
+                    keep = generation == self._generation and not self._closed
+                    if keep:
+                        self._idle.append(backend)
+                if not keep:  # the store was closed (or migrated) while this reader held it
+                    self._close_ibis(backend)
+
     @property
     def ibis(self) -> Any:
-        """The Ibis backend over this store (built on first use)."""
-        if self._ibis is None:
-            self._ibis = self._make_ibis()
-        return self._ibis
+        """This thread's Ibis backend over the store: inside :meth:`reading`, the pooled one it
+        holds; outside, one of the thread's own (made on first use, closed once the thread has
+        ended or the store is closed)."""
+        held = getattr(self._local, "backend", None)
+        if held is not None:
+            return held
+        me = threading.current_thread()
+        with self._backends_lock:
+            self._check_open()
+            own = self._own.get(me)
+        if own is not None:
+            return own
+        own = self._make_ibis()
+        with self._backends_lock:
+            ended = [t for t in self._own if not t.is_alive()]
+            stale = [self._own.pop(t) for t in ended]
+            self._own[me] = own
+        for backend in stale:
+            self._close_ibis(backend)
+        return own
 
     @abstractmethod
-    def _make_ibis(self) -> Any: ...
+    def _make_ibis(self) -> Any:
+        """A new Ibis backend over the store, for one thread at a time."""
+
+    def _close_ibis(self, backend: Any) -> None:
+        # best effort: a connection already closed (or broken) is gone either way
+        with suppress(Exception):
+            backend.disconnect()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store {self.url} is closed")
+
+    def _close_readers(self, *, closing: bool = True) -> None:
+        """Close every read backend not held by a reader (a held one is closed when its reader
+        leaves); ``closing``: the store is being closed, and makes no new ones."""
+        with self._backends_lock:
+            if closing:
+                self._closed = True
+            self._generation += 1
+            backends = [*self._idle, *self._own.values()]
+            self._idle.clear()
+            self._own.clear()
+        for backend in backends:
+            self._close_ibis(backend)
 
     def table(self, name: str) -> Any:
-        """An Ibis table expression over one of the store's tables."""
+        """An Ibis table expression over one of the store's tables (through this thread's
+        backend: see :attr:`ibis`)."""
         return self.ibis.table(name)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +47,10 @@ class DuckDBTx(Tx):
 
 class DuckDBStore(Store):
     dialect = "duckdb"
+    #: Reads run in one process over one database, and DuckDB already spreads each query over
+    #: every core: more readers at once add memory (each query's own hash tables), not speed.
+    #: Four let a slow analysis run beside quick ones without queueing them behind it.
+    max_readers = 4
 
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         super().__init__()
@@ -82,12 +87,16 @@ class DuckDBStore(Store):
                 "permissions"
             ) from None
         self._con.execute("SET TimeZone = 'UTC'")
+        # Read cursors are made from a connection of their own, one at a time: the writer's is
+        # busy in another thread whenever a batch is being written.
+        self._cursor_root = self._con.cursor()
+        self._cursor_lock = threading.Lock()
 
     def close(self) -> None:
         with self._write_lock:
-            if self._ibis is not None:
-                self._ibis.con.close()
-                self._ibis = None
+            self._close_readers()
+            with self._cursor_lock:
+                self._cursor_root.close()
             self._con.close()
 
     @contextmanager
@@ -113,4 +122,7 @@ class DuckDBStore(Store):
 
         # A cursor is its own connection to the same database: Ibis reads never run inside
         # (or block on) a write transaction of the ingest path.
-        return ibis.duckdb.from_connection(self._con.cursor())
+        with self._cursor_lock:
+            self._check_open()
+            cursor = self._cursor_root.cursor()
+        return ibis.duckdb.from_connection(cursor)

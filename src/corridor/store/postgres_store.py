@@ -92,6 +92,10 @@ class PostgresTx(Tx):
 
 class PostgresStore(Store):
     dialect = "postgres"
+    #: Each reader is a server connection (a backend process) and the server runs them in
+    #: parallel; eight stay well inside the default max_connections (100) with several
+    #: Corridor processes and their writers on one server.
+    max_readers = 8
 
     def __init__(self, url: str) -> None:
         super().__init__()
@@ -108,12 +112,10 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         with self._write_lock:
-            if self._ibis is not None:
-                try:
-                    self._ibis.disconnect()
-                finally:
-                    self._ibis = None
-            self._con.close()
+            try:
+                self._close_readers()
+            finally:
+                self._con.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[Tx]:
@@ -130,11 +132,6 @@ class PostgresStore(Store):
         import ibis
 
         return ibis.connect("postgres://" + self.url.split("://", 1)[1])
-
-    def _after_migrate(self) -> None:
-        if self._ibis is not None:
-            self._ibis.disconnect()
-        self._ibis = None
 
 
 def _redact(url: str) -> str:

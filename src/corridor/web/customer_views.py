@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from corridor.analytics.customers import timeline
+from corridor.analytics.customers.models import FittedModels
 from corridor.api.routes.people import person_view, records_in_scope, sees_person
 from corridor.auth.scope import Scope
 from corridor.store import Store
@@ -32,7 +33,12 @@ def find_people(store: Store, query: str, scope: Scope) -> list[dict[str, Any]]:
 
 
 def customer(
-    store: Store, scope: Scope, person_id: str, *, refit: bool = False
+    store: Store,
+    scope: Scope,
+    person_id: str,
+    *,
+    models: FittedModels | None = None,
+    refit: bool = False,
 ) -> dict[str, Any] | None:
     view = person_view(store, person_id, scope)
     if view is None:
@@ -90,7 +96,7 @@ def customer(
             ],
             title="Interactions and feedback over time, by channel or source",
         )
-    outlook = customer_outlook(store, group, refit=refit)
+    outlook = customer_outlook(store, group, models=models, refit=refit)
     return {
         "view": view,
         "outlook": {k: scope.shown_outlook(v) for k, v in outlook.items()},

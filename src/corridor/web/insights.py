@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.customers.models import FittedModels
 from corridor.auth.scope import Scope
 from corridor.store import Store
 from corridor.web.window import Window
@@ -40,17 +41,18 @@ def partner_card(store: Store, scope: Scope, partner: str, win: Window) -> dict[
     return {"row": mine, "baseline": base, "ranked": ranked}
 
 
-def customer_outlook(store: Store, person_id: str, *, refit: bool = False) -> dict[str, Any]:
+def customer_outlook(
+    store: Store, person_id: str, *, models: FittedModels | None, refit: bool = False
+) -> dict[str, Any]:
     """Churn risk with its main reasons, and lifetime value (BG/NBD + Gamma-Gamma), from the
-    models the background refresher fitted (``refit=False``: never fit on a page; ``status``
-    is ``pending`` until the first fit is done)."""
+    app's ``models`` as the background refresher fitted them (``refit=False``: never fit on a
+    page; ``status`` is ``pending`` until the first fit is done)."""
     from corridor.analytics.customers.churn_risk import person_risk
     from corridor.analytics.customers.lifetime import person_value
 
-    key = id(store)
     return {
-        "risk": person_risk(store, person_id, cache_key=key, refit=refit),
-        "value": person_value(store, person_id, cache_key=key, refit=refit),
+        "risk": person_risk(store, person_id, models=models, refit=refit),
+        "value": person_value(store, person_id, models=models, refit=refit),
     }
 
 

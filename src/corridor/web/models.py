@@ -2,9 +2,11 @@
 
 On a large store a fit takes a minute or more (about 70 s at 10 M interactions), far too long
 for an agent waiting on a customer's page. So pages never fit: they read the latest fitted
-model (its ``as_of`` is shown), and one background thread per server fits it on its own
-connection to the store, first at start-up, then whenever the store has changed, at most once
-per ``min_interval`` seconds. Until the first fit is done, the page says so.
+model (its ``as_of`` is shown) from the app's
+:class:`~corridor.analytics.customers.models.FittedModels` (``app.state.models``), and one
+background thread per server fits the models into it (reading the store through a backend of
+its own), first at start-up, then whenever the store has changed, at most once per
+``min_interval`` seconds. Until the first fit is done, the page says so.
 """
 
 from __future__ import annotations
@@ -12,33 +14,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
 from typing import Any
 
+from corridor.analytics.customers.models import FittedModels
 from corridor.store import Store
 
 log = logging.getLogger("corridor.web")
 
 
-class _Tables(Mapping[str, Any]):
-    """The store's tables through a backend of the refresher's own (a separate connection)."""
-
-    def __init__(self, backend: Any) -> None:
-        self._backend = backend
-
-    def __getitem__(self, name: str) -> Any:
-        return self._backend.table(name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._backend.list_tables())
-
-    def __len__(self) -> int:
-        return len(self._backend.list_tables())
-
-
 class ModelRefresher:
-    def __init__(self, store: Store, min_interval: float = 600.0, poll: float = 60.0) -> None:
-        self.store, self.min_interval, self.poll = store, min_interval, poll
+    def __init__(
+        self,
+        store: Store,
+        models: FittedModels,
+        min_interval: float = 600.0,
+        poll: float = 60.0,
+    ) -> None:
+        self.store, self.models = store, models
+        self.min_interval, self.poll = min_interval, poll
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -60,41 +53,38 @@ class ModelRefresher:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        from corridor.analytics.customers.churn_risk import person_risk, store_state
+        from corridor.analytics.customers.churn_risk import person_risk
         from corridor.analytics.customers.lifetime import person_value
+        from corridor.analytics.customers.models import store_state
 
-        backend = self.store._make_ibis()  # its own cursor / connection
-        tables = _Tables(backend)
-        key = id(self.store)
+        # Outside store.reading(): a fit takes minutes on a large store and would hold a reader
+        # slot all that time. This thread reads through a backend of its own (the store's rule
+        # for a thread reading outside reading()), closed with the store.
+        store, models = self.store, self.models
         fitted_state: tuple[Any, ...] | None = None
         last_fit = -float("inf")
-        try:
-            while not self._stop.is_set():
-                try:
-                    state = store_state(tables)
-                    due = time.monotonic() - last_fit >= self.min_interval
-                    if state != fitted_state and (fitted_state is None or due):
-                        started = time.monotonic()
-                        # a lookup of nobody fits and caches both models under the store's key
-                        person_risk(tables, "", cache_key=key)
-                        person_value(tables, "", cache_key=key)
-                        fitted_state, last_fit = state, time.monotonic()
-                        log.info("models fitted in %.1f s", last_fit - started)
-                    self.last_error = None
-                except Exception as e:  # keep serving the last model; say why in the log
-                    self.last_error = str(e)
-                    log.exception("fitting the churn and lifetime models failed")
-                self._stop.wait(self.poll)
-        finally:
-            close = getattr(getattr(backend, "con", None), "close", None)
-            if close is not None:
-                close()
+        while not self._stop.is_set():
+            try:
+                state = store_state(store)
+                due = time.monotonic() - last_fit >= self.min_interval
+                if state != fitted_state and (fitted_state is None or due):
+                    started = time.monotonic()
+                    # a lookup of nobody fits both models and keeps them in the app's models
+                    person_risk(store, "", models=models)
+                    person_value(store, "", models=models)
+                    fitted_state, last_fit = state, time.monotonic()
+                    log.info("models fitted in %.1f s", last_fit - started)
+                self.last_error = None
+            except Exception as e:  # keep serving the last model; say why in the log
+                self.last_error = str(e)
+                log.exception("fitting the churn and lifetime models failed")
+            self._stop.wait(self.poll)
 
 
 def refresher(app_state: Any, store: Store) -> ModelRefresher:
-    """The app's refresher, started on first use."""
+    """The app's refresher (fitting into ``app_state.models``), started on first use."""
     r: ModelRefresher | None = getattr(app_state, "model_refresher", None)
     if r is None:
-        r = app_state.model_refresher = ModelRefresher(store)
+        r = app_state.model_refresher = ModelRefresher(store, app_state.models)
     r.start()
     return r

@@ -24,7 +24,6 @@ from markupsafe import Markup
 import corridor
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.api.deps import SESSION_COOKIE, current_principal
-from corridor.api.routes.analytics import _read_lock
 from corridor.auth import accounts
 from corridor.auth.scope import Principal, Role, Scope
 from corridor.auth.throttle import LoginThrottle
@@ -198,7 +197,7 @@ async def _page(
             scope.require_analyst_views()
 
         def work() -> dict[str, Any]:
-            with _read_lock(store):
+            with store.reading():
                 win = views.window(store, request.query_params.get("range"))
                 options = views.facet_options(store)
                 started = time.perf_counter()
@@ -422,7 +421,9 @@ async def customer(request: Request, person_id: str) -> Response:
 
     def build(store: Store, scope: Scope, cmap: Any, win: views.Window) -> dict[str, Any]:
         refit = settings.model_refresh == "on_request"
-        data = customer_views.customer(store, scope, person_id, refit=refit)
+        data = customer_views.customer(
+            store, scope, person_id, models=request.app.state.models, refit=refit
+        )
         if data is None:
             where = "" if scope.sees_every_customer else " within your scope"
             raise AnalyticsQueryError(

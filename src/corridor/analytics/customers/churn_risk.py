@@ -22,7 +22,6 @@ per feature, βₖ·(xₖ − x̄ₖ); the reasons are the features with the lar
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ from corridor.analytics.core.dimensions import Filters, Source, TimeLike, check_
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.customers.churn_people import MONTH_DAYS, CustomerTable, customer_table
+from corridor.analytics.customers.models import CHURN_RISK, FittedModels, store_state
 
 HORIZON_MONTHS = 3.0
 MIN_RATED = 30
@@ -373,53 +373,30 @@ class _Fitted:
     churned: dict[str, str]  # churned customers: canonical id -> ISO churn time
 
 
-_cache: dict[int, tuple[tuple[Any, ...], _Fitted]] = {}
-_cache_lock = threading.Lock()
-
-
-def store_state(source: Source) -> tuple[Any, ...]:
-    """A cheap fingerprint of what the risk model reads: row counts and latest times of
-    interactions and feedback, and the people count. Any ingest changes it."""
-    from corridor.analytics.core.dimensions import get_table
-
-    i = get_table(source, "interactions")
-    f = get_table(source, "feedback")
-    p = get_table(source, "people")
-    # to_pandas: an empty table's MAX is NULL, which to_pyarrow refuses on PostgreSQL
-    a = i.aggregate(n=i.count(), t=i.occurred_at.max()).to_pandas().iloc[0]
-    b = f.aggregate(n=f.count(), t=f.occurred_at.max()).to_pandas().iloc[0]
-    c = p.aggregate(n=p.count()).to_pandas().iloc[0]
-    return (int(a["n"]), str(a["t"]), int(b["n"]), str(b["t"]), int(c["n"]))
-
-
 def _fitted(
-    source: Source, horizon_months: float, cache_key: int | None = None, refit: bool = True
+    source: Source, horizon_months: float, models: FittedModels | None, refit: bool
 ) -> _Fitted | None:
-    slot = id(source) if cache_key is None else cache_key
-    if not refit:  # whatever model is cached, however old; None when there is none yet
-        with _cache_lock:
-            cached = _cache.get(slot)
-        return cached[1] if cached is not None and cached[0][-1] == float(horizon_months) else None
-    key = (*store_state(source), float(horizon_months))
-    with _cache_lock:
-        cached = _cache.get(slot)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    try:
-        result: RiskResult | None = risk_table(source, horizon_months)
-        reason = ""
-    except AnalyticsQueryError as e:
-        result, reason = None, str(e)
-    people = customer_table(source).people
-    gone = people[people["event"] == 1]
-    churned = {
-        str(pid): pd.Timestamp(t).isoformat()
-        for pid, t in zip(gone["person_id"], gone["churn_at"], strict=True)
-    }
-    fitted = _Fitted(result, reason, churned)
-    with _cache_lock:
-        _cache[slot] = (key, fitted)
-    return fitted
+    if not refit:  # whatever model is kept, however old; None when there is none yet
+        kept = models.latest(CHURN_RISK) if models is not None else None
+        return kept[1] if kept is not None and kept[0][-1] == float(horizon_months) else None
+
+    def fit() -> _Fitted:
+        try:
+            result: RiskResult | None = risk_table(source, horizon_months)
+            reason = ""
+        except AnalyticsQueryError as e:
+            result, reason = None, str(e)
+        people = customer_table(source).people
+        gone = people[people["event"] == 1]
+        churned = {
+            str(pid): pd.Timestamp(t).isoformat()
+            for pid, t in zip(gone["person_id"], gone["churn_at"], strict=True)
+        }
+        return _Fitted(result, reason, churned)
+
+    if models is None:
+        return fit()
+    return models.fitted(CHURN_RISK, (*store_state(source), float(horizon_months)), fit)
 
 
 def person_risk(
@@ -427,7 +404,7 @@ def person_risk(
     person_id: str,
     horizon_months: float = HORIZON_MONTHS,
     *,
-    cache_key: int | None = None,
+    models: FittedModels | None = None,
     refit: bool = True,
 ) -> dict[str, Any]:
     """One person's churn risk for a customer page: ``{person_id, canonical_id, status,
@@ -437,14 +414,15 @@ def person_risk(
     ``reasons`` — ``[{feature, log_odds}]`` — ``summary``, ``as_of``, ``cv_auc``),
     ``churned`` (with ``churned_at``), ``unknown`` (not a customer with interactions) or
     ``unavailable`` (the store cannot support a risk model yet, e.g. too few churns; ``reason``
-    says why). It never raises for lack of data, so a page can always show it. The model is
-    fitted once per store state (:func:`store_state`) and horizon and kept in memory; later
-    calls only look the person up, until an ingest changes the store.
+    says why). It never raises for lack of data, so a page can always show it.
 
-    ``cache_key`` names the cache slot (default: the source object), so a model fitted through
-    one connection can serve lookups through another. ``refit=False`` never fits: it uses the
-    cached model however old (``as_of`` says when) and answers ``status: pending`` when none
-    is cached yet — for pages, while a background job fits the model."""
+    ``models``: the owner's :class:`~corridor.analytics.customers.models.FittedModels` (the
+    app's ``app.state.models``), which keeps the model fitted once per store state
+    (:func:`~corridor.analytics.customers.models.store_state`) and horizon, so later calls only
+    look the person up until an ingest changes the store; without it the model is fitted for
+    this call alone. ``refit=False`` never fits: it uses the kept model however old (``as_of``
+    says when) and answers ``status: pending`` when none is kept (or no ``models`` is given) —
+    for pages, while a background job fits the model."""
     from corridor.analytics.core.dimensions import get_table
 
     if not 0 < float(horizon_months) <= 24:
@@ -454,7 +432,7 @@ def person_risk(
     p = get_table(source, "people")
     row = p.filter(p.person_id == person_id).select("canonical_id").to_pyarrow().to_pylist()
     canonical = (row[0]["canonical_id"] or person_id) if row else person_id
-    fitted = _fitted(source, horizon_months, cache_key, refit)
+    fitted = _fitted(source, horizon_months, models, refit)
     out: dict[str, Any] = {
         "person_id": person_id,
         "canonical_id": canonical,

@@ -22,7 +22,6 @@ expected value > 0, CLV ≥ 0, each inside its interval (:func:`_guard`).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +50,7 @@ from corridor.analytics.customers.churn_people import (
     canonical_interactions,
     check_person_filters,
 )
+from corridor.analytics.customers.models import LIFETIME, FittedModels, store_state
 from corridor.analytics.estimators.lifetime_models import BetaGeo, GammaGamma, clv
 
 PURCHASE_OUTCOME = "purchase"
@@ -373,10 +373,6 @@ def lifetime_table(
     )
 
 
-_cache: dict[int, tuple[tuple[Any, ...], pd.DataFrame, dict[str, Any]]] = {}
-_lock = threading.Lock()
-
-
 def person_value(
     source: Source,
     person_id: str,
@@ -384,7 +380,7 @@ def person_value(
     discount_monthly: float = 0.01,
     confidence: float = 0.95,
     *,
-    cache_key: int | None = None,
+    models: FittedModels | None = None,
     refit: bool = True,
 ) -> dict[str, Any]:
     """One person's lifetime figures for a customer page: ``{person_id, status, p_alive,
@@ -394,40 +390,36 @@ def person_value(
     or ``unavailable`` (too few buyers to fit the models yet; ``reason`` says why — it never
     raises for lack of data, so a page can always show it).
 
-    The models are fitted on the whole store once per store state
-    (:func:`corridor.analytics.customers.churn_risk.store_state`) and parameters, and kept in
-    memory. ``cache_key`` and ``refit`` as in
+    The models are fitted on the whole store; ``models`` (the owner's
+    :class:`~corridor.analytics.customers.models.FittedModels`) keeps them once per store state
+    (:func:`~corridor.analytics.customers.models.store_state`) and parameters, and without it
+    they are fitted for this call alone. ``refit`` as in
     :func:`corridor.analytics.customers.churn_risk.person_risk` (``status: pending`` when
-    ``refit=False`` finds no fitted model yet)."""
-    from corridor.analytics.customers.churn_risk import store_state
-
+    ``refit=False`` finds no fitted model kept)."""
     _check_horizon(horizon_months, discount_monthly)
     conf = check_confidence(confidence)
     p = get_table(source, "people")
     row = p.filter(p.person_id == person_id).select("canonical_id").to_pyarrow().to_pylist()
     canonical = (row[0]["canonical_id"] or person_id) if row else person_id
-    slot = id(source) if cache_key is None else cache_key
     params = (float(horizon_months), float(discount_monthly), conf)
-    with _lock:
-        cached = _cache.get(slot)
-    if not refit:  # whatever model is cached, however old; pending when there is none yet
-        if cached is None or cached[0][-3:] != params:
+
+    def fit() -> tuple[pd.DataFrame, dict[str, Any]]:
+        try:
+            lt = fit_lifetime(buyers(source), conf)
+            scored = score_people(lt, float(horizon_months), float(discount_monthly), conf)
+            return scored.set_index("person_id"), _model_info(lt)
+        except AnalyticsQueryError as e:  # too few buyers: say so, never fail a page
+            return pd.DataFrame(), {"as_of": None, "unavailable": str(e)}
+
+    if not refit:  # whatever model is kept, however old; pending when there is none yet
+        kept = models.latest(LIFETIME) if models is not None else None
+        if kept is None or kept[0][-3:] != params:
             return {"person_id": person_id, "canonical_id": canonical, "status": "pending"}
-        _, scored, info = cached
+        scored, info = kept[1]
+    elif models is None:
+        scored, info = fit()
     else:
-        key = (*store_state(source), *params)
-        if cached is not None and cached[0] == key:
-            _, scored, info = cached
-        else:
-            try:
-                fit = fit_lifetime(buyers(source), conf)
-                scored = score_people(fit, float(horizon_months), float(discount_monthly), conf)
-                scored = scored.set_index("person_id")
-                info = _model_info(fit)
-            except AnalyticsQueryError as e:  # too few buyers: say so, never fail a page
-                scored, info = pd.DataFrame(), {"as_of": None, "unavailable": str(e)}
-            with _lock:
-                _cache[slot] = (key, scored, info)
+        scored, info = models.fitted(LIFETIME, (*store_state(source), *params), fit)
     out: dict[str, Any] = {
         "person_id": person_id,
         "canonical_id": canonical,

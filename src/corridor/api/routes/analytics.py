@@ -5,13 +5,11 @@ The analysis routes themselves are generated from the registry (:mod:`corridor.a
 
 from __future__ import annotations
 
-import threading
+from contextlib import AbstractContextManager
 
 from corridor.store import Store
 
-# One reader at a time per store connection: DuckDB connections are not shared across threads.
-_read_locks: dict[int, threading.Lock] = {}
 
-
-def _read_lock(store: Store) -> threading.Lock:
-    return _read_locks.setdefault(id(store), threading.Lock())
+def _read_lock(store: Store) -> AbstractContextManager[None]:
+    """The store's rule for concurrent reads (:meth:`corridor.store.Store.reading`)."""
+    return store.reading()
