@@ -22,8 +22,8 @@ from corridor.analytics.customers.models import FittedModels
 from corridor.api import analyses, errors
 from corridor.api.middleware import CatchAll, NulGuard, RequestForgeryGuard
 from corridor.api.routes import admin as admin_routes
-from corridor.api.routes import attribution, drivers, health, ingest, people
 from corridor.api.routes import churn as churn_routes
+from corridor.api.routes import drivers, health, ingest, people
 from corridor.api.routes import map as map_routes
 from corridor.api.routes import text as text_routes
 from corridor.api.schemas import RECORD_MODELS
@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     app.add_middleware(NulGuard)  # a NUL in the URL: 422 before any route reads it
     app.add_middleware(CatchAll)  # outermost: a 500 answered here keeps the connection
-    for module in (ingest, map_routes, people, analyses, drivers, attribution, health, web_routes):
+    for module in (ingest, map_routes, people, analyses, drivers, health, web_routes):
         app.include_router(module.router)
     app.include_router(churn_routes.router)
     for admin_router in (admin_routes.router, admin_views.router):

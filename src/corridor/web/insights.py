@@ -6,39 +6,42 @@ from __future__ import annotations
 
 from typing import Any
 
+from corridor.analytics.core import registry
 from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.scoping import run_scoped
 from corridor.analytics.customers.models import FittedModels
 from corridor.auth.scope import Scope
 from corridor.store import Store
 from corridor.web.window import Window
 
 
-def ripples(store: Store, department: str, win: Window) -> list[dict[str, Any]]:
-    """The department's operational events in the window with their estimated effects."""
-    from corridor.analytics.attribution.ripple import ripple_table
-
+def ripples(store: Store, scope: Scope, department: str, win: Window) -> list[dict[str, Any]]:
+    """The department's operational events in the window with their estimated effects, as
+    ``scope`` may see them (the declared rule of the ``ripple`` analysis)."""
+    analysis = registry.get("ripple")
     # churn=False: the churn effect costs one more query per event (seconds on a page);
     # `corridor ripple` and the API give it
-    res = ripple_table(store, department=department, since=win.since, until=win.until, churn=False)
-    return res.to_records()
+    kwargs = analysis.bind(
+        {"department": [department], "since": win.since, "until": win.until, "churn": False}
+    )
+    return run_scoped(analysis, store, scope, kwargs).to_records()
 
 
 def partner_card(store: Store, scope: Scope, partner: str, win: Window) -> dict[str, Any] | None:
     """The partner's row of the empirical-Bayes scorecard (fitted over every partner, so the
-    prior is the same for all), with the brand's own channels as the baseline row."""
-    from corridor.analytics.attribution.scorecards import partner_scorecard
-
-    filters = {k: v for k, v in (scope.restrict(None) or {}).items() if k != "partner"}
-    res: AnalyticsResult = partner_scorecard(
-        store, kind="partner", filters=filters or None, since=win.since, until=win.until
+    prior is the same for all), with the brand's own channels as the baseline row, as
+    ``scope`` may see it (the declared rule of the ``partners`` analysis)."""
+    analysis = registry.get("partners")
+    kwargs = analysis.bind(
+        {"filters": {"partner": [partner]}, "since": win.since, "until": win.until}
     )
+    res: AnalyticsResult = run_scoped(analysis, store, scope, kwargs)
     rows = res.to_records()
     mine = next((r for r in rows if r.get("partner") == partner), None)
     if mine is None:
         return None
     base = next((r for r in rows if r.get("baseline")), {})
-    ranked = sum(1 for r in rows if not r.get("baseline") and r.get("rank") is not None)
-    return {"row": mine, "baseline": base, "ranked": ranked}
+    return {"row": mine, "baseline": base, "ranked": res.extra.get("ranked")}
 
 
 def customer_outlook(

@@ -68,7 +68,7 @@ def department(
         )
     return {
         "name": name,
-        "ripples": ripples(store, name, win) if operations else [],
+        "ripples": ripples(store, scope, name, win) if operations else [],
         "operations": operations,
         "touchpoints": rows,
         "events": events,

@@ -32,7 +32,9 @@ of correlation deduced from a small sample", *Metron* 1.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -51,9 +53,14 @@ from corridor.analytics.core.dimensions import (
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import labels
+from corridor.analytics.core.registry import DIMENSION_NAMES, Analysis, Param, columns, register
 from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.scoping import Row, ScopeRule
 from corridor.analytics.estimators import stats
 from corridor.analytics.feedback.facets import pearson
+
+if TYPE_CHECKING:
+    from corridor.auth.scope import Scope
 
 VIEWS: tuple[str, ...] = ("employees", "channels")
 GROUPINGS: tuple[str, ...] = ("department", "touchpoint")
@@ -300,3 +307,121 @@ __all__ = [
     "summarise_predictions",
     "welch_anova",
 ]
+
+
+# -- declarations --------------------------------------------------------------------------------
+
+
+def _sees_alignment_row(scope: Scope, kwargs: dict[str, Any]) -> Callable[[Row], bool]:
+    """Rows of departments and touch points outside the scope are dropped; a partner manager
+    sees the departments their partner's customers rated, not the other departments'
+    prediction counts."""
+
+    def keep(r: Row) -> bool:
+        dept_ok = "department" not in r or scope.sees_department(r["department"])
+        tp_ok = "touchpoint" not in r or scope.sees_touchpoint(r["touchpoint"])
+        return dept_ok and tp_ok and (scope.partners is None or bool(r.get("n_records")))
+
+    return keep
+
+
+def _partner_view(scope: Scope, run: Callable[..., Any]) -> Callable[..., Any]:
+    """For a partner manager, predictions left unmatched by the partner's feedback are the
+    departments' own: ``n_unmatched`` is not shown."""
+    if scope.partners is None:
+        return run
+
+    def partner_view(source: Source, **params: Any) -> AnalyticsResult:
+        res: AnalyticsResult = run(source, **params)
+        return replace(res, frame=res.frame.assign(n_unmatched=None))
+
+    return partner_view
+
+
+register(
+    Analysis(
+        "alignment",
+        "Employees' predictions against customers' experience",
+        alignment_table,
+        path="/alignment",
+        command=("alignment",),
+        tag="attribution",
+        description="Employees' predicted experience against customers' actual per department "
+        "(or touch point): bias with interval, mean absolute error, correlation with Fisher-z "
+        "interval. Filter by any dimension (`department` and `touchpoint` filters restrict "
+        "the predictions too).",
+        filters=DIMENSION_NAMES,
+        params=(
+            Param("by", "str", "department", "group the predictions by", GROUPINGS),
+        ),
+        fixed={"view": "employees"},
+        columns=columns(
+            "n:int n_records:int n_unmatched:int mean_predicted mean_actual bias bias_low "
+            "bias_high p_value_bias mean_absolute_error correlation correlation_low "
+            "correlation_high p_value_correlation",
+            n="predictions paired with customers' mean experience",
+            n_records="feedback records behind the actual means",
+            n_unmatched="predictions with no feedback that month (not shown to a partner "
+            "manager)",
+            mean_predicted="mean predicted experience over the pairs",
+            mean_actual="mean actual experience over the pairs",
+            bias="mean of predicted − actual (positive: staff think customers fare better than "
+            "they say); t interval over the pairs",
+            p_value_bias="t-test of bias = 0",
+            mean_absolute_error="mean |predicted − actual|",
+            correlation="Pearson's r of predicted and actual over the pairs (Fisher-z interval)",
+            p_value_correlation="t-test of r = 0",
+        ),
+        brief=(
+            "n", "mean_predicted", "mean_actual", "bias", "bias_low", "bias_high",
+            "correlation", "correlation_low", "correlation_high",
+        ),
+        scope=ScopeRule(
+            keep=_sees_alignment_row,
+            rerun=_partner_view,
+            recount=("n_records",),
+            note="filters forced to the scope; rows of departments and touch points outside "
+            "it dropped; a partner manager sees only departments their partner's customers "
+            "rated, without n_unmatched; n counts the rows shown",
+        ),
+    )
+)  # fmt: skip
+
+register(
+    Analysis(
+        "channels",
+        "Experience across channels of one touch point",
+        alignment_table,
+        path="/alignment/channels",
+        command=("channels",),
+        tag="attribution",
+        description="Per touch point served in several channels: channel means with "
+        "intervals, spread, standard deviation across channels and Welch's ANOVA of equal "
+        "means. Filter by any dimension.",
+        filters=DIMENSION_NAMES,
+        params=(
+            Param("measure", "str", "experience", "the measure compared", CHANNEL_MEASURES),
+        ),
+        fixed={"view": "channels"},
+        columns=columns(
+            "n:int mean mean_low mean_high deviation channels:int spread sd_channels statistic "
+            "df_between df_within p_value q_value",
+            n="records with the measure in the channel",
+            mean="channel mean of the measure (t interval)",
+            deviation="channel mean − the touch point's mean",
+            channels="channels serving the touch point",
+            spread="highest − lowest channel mean",
+            sd_channels="standard deviation of the channel means",
+            statistic="Welch's F",
+            df_between="its numerator degrees of freedom",
+            df_within="its denominator degrees of freedom",
+            p_value="Welch's ANOVA of equal channel means",
+            q_value="Benjamini–Hochberg q-value of p_value over touch points",
+        ),
+        brief=(
+            "n", "mean", "mean_low", "mean_high", "deviation", "spread", "sd_channels",
+            "p_value", "q_value",
+        ),
+        scope=ScopeRule(recount=("n",)),
+    )
+)  # fmt: skip

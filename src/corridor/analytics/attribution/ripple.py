@@ -47,9 +47,10 @@ first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,9 @@ from corridor.analytics.core.dimensions import (
     get_table,
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.registry import Analysis, Param, columns, register
 from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.scoping import ScopeRule, sees_row_operations
 from corridor.analytics.estimators import stats
 from corridor.analytics.estimators.ripple_estimators import (
     DAY,
@@ -88,6 +91,9 @@ from corridor.analytics.estimators.ripple_estimators import (
     its,
     proportion_did,
 )
+
+if TYPE_CHECKING:
+    from corridor.auth.scope import Scope as ViewScope
 
 #: fewest records (customers, for churn) per group and phase for an estimate
 MIN_RECORDS = 30
@@ -398,3 +404,169 @@ __all__ = [
     "ripple_table",
     "summarise_impact",
 ]
+
+
+# -- declarations --------------------------------------------------------------------------------
+
+
+def _own_departments(scope: ViewScope, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A department head's ``department`` is their own: asking for another is refused (403)."""
+    if scope.departments is None:
+        return kwargs
+    asked = kwargs.get("department")
+    scope.restrict({"department": asked} if asked else None)  # 403 outside the scope
+    return {**kwargs, "department": sorted(scope.departments)}
+
+
+def _own_impact(scope: ViewScope, run: Callable[..., Any]) -> Callable[..., Any]:
+    """A department head's impact comes from their own department's events only, so its n,
+    q-values and rank hold nothing of other departments (the rank is 1 of 1: dropped)."""
+    if scope.departments is None:
+        return run
+    departments = sorted(scope.departments)
+
+    def own_impact(source: Source, **params: Any) -> AnalyticsResult:
+        ripples = ripple_table(source, department=departments, **params)
+        res = department_impact(source, ripples=ripples, confidence=params["confidence"])
+        return replace(res, frame=res.frame.drop(columns=["rank"], errors="ignore"))
+
+    return own_impact
+
+
+ALPHA = Param(
+    "alpha", "float", 0.05,
+    "false discovery rate: an event is significant when its gap q-value is below it (0 "
+    "itself is refused)",
+    ge=0.0, lt=1.0,
+)  # fmt: skip
+CHURN = Param(
+    "churn", "bool", True, "estimate churn effects (false skips one engine query per event)"
+)
+
+RIPPLE_COLUMNS = columns(
+    "event_id:str kind:str started_at:time ended_at:time touchpoints:str scope:str design:str "
+    "window_days:int pre_days:int control_units:int overlapping:str affected_interactions:int "
+    "n_treated:int n_treated_pre:int n_control:int n_control_pre:int mean_gap_pre "
+    "mean_gap_window effect_gap effect_gap_low effect_gap_high se_gap p_value_gap q_value_gap "
+    "complaint_share_pre complaint_share_window effect_complaint effect_complaint_low "
+    "effect_complaint_high p_value_complaint q_value_complaint n_exposed:int churn_share_pre "
+    "churn_share_window effect_churn effect_churn_low effect_churn_high p_value_churn "
+    "q_value_churn significant:bool direction:str note:str",
+    event_id="the operational event",
+    kind="its kind",
+    started_at="its start (UTC)",
+    ended_at="its end (UTC; missing when open-ended)",
+    touchpoints="touch points it acts on, ;-joined",
+    scope="where they come from: event, department (the touch points it owns) or corridor",
+    design="did-regions, did-touchpoints or its (interrupted time series)",
+    window_days="days in the event window",
+    pre_days="days in the pre-window",
+    control_units="comparable untouched units (touch point × region)",
+    overlapping="other events on the same units in that span, ;-joined",
+    affected_interactions="interactions at its units in the window",
+    n_treated="rated records at its units in the window",
+    n_treated_pre="rated records at its units in the pre-window",
+    n_control="rated records at comparable units in the window",
+    n_control_pre="rated records at comparable units in the pre-window",
+    mean_gap_pre="mean gap at its units in the pre-window",
+    mean_gap_window="mean gap at its units in the window",
+    effect_gap="effect on the gap: difference in differences (window − pre-window, its units "
+    "− comparable ones)",
+    se_gap="standard error of effect_gap",
+    p_value_gap="p-value of effect_gap",
+    q_value_gap="Benjamini–Hochberg q-value of effect_gap over the events",
+    complaint_share_pre="share of complaints (experience ≤ 4) at its units, pre-window",
+    complaint_share_window="share of complaints at its units, window",
+    effect_complaint="effect on the complaint share (difference in differences)",
+    p_value_complaint="p-value of effect_complaint",
+    q_value_complaint="Benjamini–Hochberg q-value of effect_complaint over the events",
+    n_exposed="customers with an interaction at its units in the window",
+    churn_share_pre="share of exposed customers who cancel, pre-window",
+    churn_share_window="share of exposed customers who cancel, window",
+    effect_churn="effect on churn (difference in differences of shares)",
+    p_value_churn="p-value of effect_churn",
+    q_value_churn="Benjamini–Hochberg q-value of effect_churn over the events",
+    significant="q_value_gap below alpha",
+    direction="harmful or helpful, when significant",
+    note="why an estimate is missing, or what to read it with",
+)
+
+register(
+    Analysis(
+        "ripple",
+        "Ripple effects of operational events",
+        ripple_table,
+        path="/ripple",
+        command=("ripple",),
+        tag="attribution",
+        description="Per operational event: its effect on the gap, complaint share and churn "
+        "at the touch points (and region) it may affect, by difference in differences against "
+        "untouched comparable units (interrupted time series when there are none), with "
+        "intervals, p-values and Benjamini–Hochberg q-values. `since`/`until` select events by "
+        "their start.",
+        filters=(),
+        params=(
+            Param("department", "list", None, "only these departments' events"),
+            Param("event", "list", None, "only these events (operational event ids)"),
+            ALPHA,
+            CHURN,
+        ),
+        columns=RIPPLE_COLUMNS,
+        brief=(
+            "event_id", "n_treated", "effect_gap", "effect_gap_low",
+            "effect_gap_high", "q_value_gap", "effect_churn", "direction",
+        ),
+        scope=ScopeRule(
+            restrict_filters=False,
+            prepare=_own_departments,
+            keep=sees_row_operations,
+            recount=("n_treated", "n_control"),
+            note="a department head's department is forced (another is refused); rows of "
+            "other departments' events dropped (a partner manager sees none); n counts the "
+            "rows shown",
+        ),
+    )
+)  # fmt: skip
+
+register(
+    Analysis(
+        "department_impact",
+        "Departments by customer impact",
+        department_impact,
+        path="/departments/impact",
+        command=("impact",),
+        tag="attribution",
+        description="Departments ranked by customer impact: the sum over their significant "
+        "events of effect on the gap × affected interactions (with an interval), and excess "
+        "churned customers. `since`/`until` select events by their start.",
+        filters=(),
+        params=(ALPHA, CHURN),
+        columns=columns(
+            "events:int significant_events:int harmful_events:int helpful_events:int "
+            "affected_interactions:int impact impact_low impact_high excess_churned "
+            "excess_churned_low excess_churned_high worst_event:str rank:int",
+            events="its operational events",
+            significant_events="those with q_value_gap below alpha",
+            harmful_events="significant events that widened the gap",
+            helpful_events="significant events that narrowed it",
+            affected_interactions="interactions at its events' units in their windows",
+            impact="Σ effect_gap × affected interactions over its significant events "
+            "(negative: harm)",
+            excess_churned="Σ effect_churn × exposed customers over its events",
+            worst_event="its significant event with the lowest effect on the gap",
+            rank="1 = most harmful (not shown to a department head)",
+        ),
+        brief=(
+            "rank", "events", "significant_events", "affected_interactions",
+            "impact", "impact_low", "impact_high", "excess_churned", "worst_event",
+        ),
+        scope=ScopeRule(
+            restrict_filters=False,
+            rerun=_own_impact,
+            keep=sees_row_operations,
+            recount=(),
+            note="a department head's impact comes from their own department's events only "
+            "(no rank); a partner manager sees no departments",
+        ),
+    )
+)  # fmt: skip

@@ -33,6 +33,7 @@ channels, raw, for comparison.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 import ibis
@@ -52,7 +53,9 @@ from corridor.analytics.core.dimensions import (
     query_rows,
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.registry import DIMENSION_NAMES, Analysis, Param, columns, register
 from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.scoping import ScopeRule
 from corridor.analytics.estimators import stats
 from corridor.analytics.estimators.shrinkage import beta_binomial_shrinkage, normal_shrinkage
 from corridor.analytics.feedback.promises import load_promises, promise_sums
@@ -308,12 +311,145 @@ def select_list(result: AnalyticsResult) -> pd.DataFrame:
     return f[f["select"].notna()].reset_index(drop=True)
 
 
+def scorecard(
+    source: Source,
+    *,
+    kind: str = "partner",
+    filters: Filters | None = None,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    confidence: float = 0.95,
+    min_n: int = 1,
+) -> AnalyticsResult:
+    """:func:`partner_scorecard` as the cards serve it. On the partner card a ``partner`` filter
+    (forced to their own for a partner manager) selects the rows shown, next to the brand's
+    baseline row, rather than the records: the prior is fitted over every partner. ``n`` then
+    counts the rows shown; the extra ``ranked`` is the number of units ranked on the whole card
+    (the "of N" of a rank)."""
+    shown: set[str | None] | None = None
+    if kind == "partner" and filters and "partner" in filters:
+        asked = filters["partner"]
+        shown = {asked} if asked is None or isinstance(asked, str) else set(asked)
+        filters = {k: v for k, v in filters.items() if k != "partner"} or None
+    res = partner_scorecard(
+        source, kind=kind, filters=filters, since=since, until=until, confidence=confidence,
+        min_n=min_n,
+    )  # fmt: skip
+    frame = res.frame
+    base = frame["baseline"].eq(True)
+    ranked = int((frame["rank"].notna() & ~base).sum()) if "rank" in frame.columns else 0
+    n = res.n
+    if shown is not None:
+        keep = base | frame[kind].isin(shown)
+        if not keep.all():  # totals count only the rows shown
+            frame = frame[keep].reset_index(drop=True)
+            n = int(frame["n"].fillna(0).sum())
+    return replace(res, frame=frame, n=n, extra={**res.extra, "ranked": ranked})
+
+
 __all__ = [
     "KINDS",
     "partner_scorecard",
+    "scorecard",
     "scorecard_cells",
     "select_list",
     "standardised_effects",
     "summarise_scorecard",
     "two_way_effects",
 ]
+
+
+# -- declarations --------------------------------------------------------------------------------
+
+MIN_N = Param("min_n", "int", 1, "leave out units with fewer rated records")
+SCORECARD_COLUMNS = columns(
+    "baseline:bool n:int mean_gap mean_gap_low mean_gap_high nps_n:int nps nps_low nps_high "
+    "kept_rate_n:int kept_rate kept_rate_low kept_rate_high complaint_share_n:int "
+    "complaint_share complaint_share_low complaint_share_high adjusted_gap adjusted_gap_se "
+    "adjusted_gap_low adjusted_gap_high shrunk_gap shrunk_gap_low shrunk_gap_high "
+    "shrink_weight shrunk_nps shrunk_nps_low shrunk_nps_high shrunk_kept_rate "
+    "shrunk_kept_rate_low shrunk_kept_rate_high shrunk_complaint_share "
+    "shrunk_complaint_share_low shrunk_complaint_share_high p_value q_value rank:int "
+    "select:str",
+    baseline="the brand's own channels (records with no partner), raw, for comparison",
+    n="rated records (expectation and experience)",
+    mean_gap="raw mean gap",
+    nps="raw NPS",
+    kept_rate_n="promise measurements on the unit's interactions or feedback",
+    kept_rate="raw promise-kept rate",
+    complaint_share_n="records with an experience",
+    complaint_share="raw share of complaints (experience ≤ 4)",
+    adjusted_gap="effect on the gap at the same touch points (partners: against the brand's "
+    "own channels; agents: against the average agent)",
+    adjusted_gap_se="standard error of adjusted_gap",
+    shrunk_gap="empirical-Bayes posterior mean of adjusted_gap (interval: posterior)",
+    shrink_weight="weight of the unit's own estimate in shrunk_gap (1 = none shrunk)",
+    shrunk_nps="empirical-Bayes NPS",
+    shrunk_kept_rate="empirical-Bayes promise-kept rate (beta–binomial)",
+    shrunk_complaint_share="empirical-Bayes complaint share (beta–binomial)",
+    p_value="z-test of adjusted_gap = 0",
+    q_value="Benjamini–Hochberg q-value of p_value over the units",
+    rank="by shrunk_gap, 1 = best",
+    select="better or worse: the posterior interval of the adjusted gap lies wholly above or "
+    "below 0",
+)
+SCORECARD_BRIEF = (
+    "n", "mean_gap", "adjusted_gap", "shrunk_gap", "shrunk_gap_low", "shrunk_gap_high",
+    "shrunk_nps", "shrunk_kept_rate", "shrunk_complaint_share", "rank", "select",
+)  # fmt: skip
+
+register(
+    Analysis(
+        "partners",
+        "Partner scorecard",
+        scorecard,
+        path="/partners",
+        command=("partners",),
+        tag="attribution",
+        description="The partner scorecard: touch-point-adjusted gap, NPS, promise-kept rate "
+        "and complaint share with raw intervals and empirical-Bayes shrunk estimates with "
+        "posterior intervals, a rank and a `select` flag (credibly better/worse than the "
+        "brand's own channels), next to the brand's own baseline row. Filter by any dimension; "
+        "`partner=` selects the rows shown (the prior is fitted over every partner).",
+        filters=DIMENSION_NAMES,
+        params=(MIN_N,),
+        fixed={"kind": "partner"},
+        columns=SCORECARD_COLUMNS,
+        extras=("ranked",),
+        brief=SCORECARD_BRIEF,
+        scope=ScopeRule(
+            recount=("n",),
+            note="filters forced to the scope: a department head's card is computed over "
+            "their department's records; a partner manager's partner selects their row "
+            "(next to the baseline; the prior is still fitted over every partner), and n "
+            "counts the rows shown",
+        ),
+    )
+)  # fmt: skip
+
+register(
+    Analysis(
+        "agents",
+        "Agent scorecard",
+        scorecard,
+        path="/agents",
+        command=("agents",),
+        tag="attribution",
+        description="The agent scorecard: touch-point-adjusted gap, NPS, promise-kept rate and "
+        "complaint share with raw intervals and empirical-Bayes shrunk estimates with "
+        "posterior intervals, a rank and a `select` flag (credibly better/worse than the "
+        "average agent). Filter by any dimension but `agent` (the prior is fitted over every "
+        "agent).",
+        filters=DIMENSION_NAMES,
+        params=(MIN_N,),
+        fixed={"kind": "agent"},
+        columns=SCORECARD_COLUMNS,
+        extras=("ranked",),
+        brief=SCORECARD_BRIEF,
+        scope=ScopeRule(
+            recount=("n",),
+            note="filters forced to the scope: a department head's card is computed over "
+            "their department's records, a partner manager's over their partner's",
+        ),
+    )
+)  # fmt: skip
