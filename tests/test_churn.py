@@ -405,7 +405,7 @@ def test_api_routes(loaded):
         r = c.get("/api/v1/churn/survival", params={"by": "region", "segment": "consumer"})
         assert r.status_code == 200, r.text
         body = r.json()
-        assert body["analysis"] == "survival" and body["test"]["test"] == "log-rank"
+        assert body["analysis"] == "churn_survival" and body["test"]["test"] == "log-rank"
         assert {row["region"] for row in body["rows"]} == {"north", "south"}
         assert body["query"]["filters"] == {"segment": ["consumer"]}
         r = c.get("/api/v1/churn/cox", params={"min_rated": 10})
@@ -436,31 +436,35 @@ def test_cli_commands(ingestor, store_url):
     _load(ingestor)
     ingestor.store.close()  # the CLI opens the store itself
     run = CliRunner().invoke
-    r = run(app, ["churn", "--store", store_url, "--format", "json"], catch_exceptions=False)
+    r = run(
+        app, ["churn", "survival", "--store", store_url, "--format", "json"], catch_exceptions=False
+    )
     assert r.exit_code == 0, r.output
     body = json.loads(r.output)
     assert body["n"] == N and body["rows"][0]["segment"] == "business"
-    r = run(app, ["churn", "--view", "cox", "--min-rated", "10", "--store", store_url])
+    r = run(app, ["churn", "survival", "--store", store_url])
+    assert r.exit_code == 0 and "log-rank: chi2 = " in " ".join(r.output.split())
+    r = run(app, ["churn", "cox", "--min-rated", "10", "--store", store_url])
     assert r.exit_code == 0, r.output
-    assert "concordance" in r.output and "hazard ratio per point of gap" in r.output
-    r = run(
-        app,
-        ["churn", "--view", "cox", "--min-rated", "10", "--format", "json", "--store", store_url],
-    )
+    shown = " ".join(r.output.split())
+    assert "concordance" in shown and "hazard ratio per point of gap" in shown
+    r = run(app, ["churn", "cox", "--min-rated", "10", "--format", "json", "--store", store_url])
     assert json.loads(r.output)["rows"][0]["touchpoint"] == "support_call"
-    r = run(
-        app, ["churn", "--view", "risk", "--limit", "2", "--format", "csv", "--store", store_url]
-    )
+    r = run(app, ["churn", "risk", "--limit", "2", "--format", "csv", "--store", store_url])
     assert r.exit_code == 0 and len(r.output.strip().splitlines()) == 3
+    r = run(app, ["churn", "risk", "--store", store_url, "--format", "json"])
+    assert r.exit_code == 0 and len(json.loads(r.output)["rows"]) == 100  # the one default
     r = run(
         app,
-        ["lifetime", "--view", "people", "--limit", "3", "--format", "json", "--store", store_url],
+        ["lifetime", "people", "--limit", "3", "--format", "json", "--store", store_url],
     )
     assert r.exit_code == 0 and len(json.loads(r.output)["rows"]) == 3
-    r = run(app, ["lifetime", "--person", "c001", "--format", "json", "--store", store_url])
+    r = run(app, ["lifetime", "person", "c001", "--format", "json", "--store", store_url])
     assert r.exit_code == 0 and json.loads(r.output)["status"] == "buyer"
-    r = run(app, ["churn", "--view", "pie", "--store", store_url])
-    assert r.exit_code != 0 and "km, cox, risk" in str(r.exception)
+    r = run(app, ["churn", "person", "c001", "--format", "json", "--store", store_url])
+    assert r.exit_code == 0 and json.loads(r.output)["person_id"] == "c001"
+    r = run(app, ["churn", "pie", "--store", store_url])
+    assert r.exit_code != 0 and "pie" in r.output
 
 
 def test_person_accessors_never_fail_a_page_for_lack_of_data(ingestor):
@@ -557,3 +561,63 @@ def test_the_risk_table_shows_scoped_roles_no_reasons(loaded):
     body = r.json()
     assert body["rows"] and all("reasons" not in row for row in body["rows"])
     assert "score and its interval only" in body["reasons_withheld"]
+
+
+def test_scoped_models_read_the_departments_own_touch_points(loaded):
+    """Issue 12: the declared scope rules. A department head's Cox model and risk model read
+    their own touch points' gaps only; a driver selection naming another department's touch
+    point is refused (403), as a filter naming it would be."""
+    import uuid
+
+    from corridor.auth import accounts
+    from corridor.settings import Settings
+
+    store, _ = loaded
+    name = f"svc-{uuid.uuid4().hex[:6]}"
+    accounts.add_user(store, name, "a long password", "department_head", department="service")
+    _, key = accounts.create_key(store, name)
+    head = {"x-api-key": key}
+    with TestClient(create_app(Settings(), store=store)) as c:
+        r = c.get("/api/v1/churn/cox", params={"min_rated": 10}, headers=head)
+        assert r.status_code == 200, r.text
+        assert {row["touchpoint"] for row in r.json()["rows"]} == {"support_call"}
+        r = c.get("/api/v1/churn/risk", params={"limit": 2, "min_rated": 10}, headers=head)
+        assert r.status_code == 200, r.text
+        assert r.json()["model"]["touchpoints"] == ["support_call"]
+        r = c.get("/api/v1/drivers", params={"select": "checkout"}, headers=head)
+        assert r.status_code == 403, r.text
+        r = c.get("/api/v1/drivers", params={"drivers": "facet", "select": "csat"}, headers=head)
+        assert r.status_code != 403, r.text
+
+
+def test_person_routes_document_and_check_their_parameters(loaded):
+    """The per-person routes: typed, bounded query parameters and their answer's schema in
+    /openapi.json; values out of bounds and unknown parameters are refused (422)."""
+    from corridor.settings import Settings
+
+    store, _ = loaded
+    with TestClient(create_app(Settings(auth="off"), store=store)) as c:
+        spec = c.get("/openapi.json").json()
+        for path, params, model in (
+            ("/api/v1/churn/risk/{person_id}", {"horizon_months"}, "PersonChurnRisk"),
+            (
+                "/api/v1/lifetime/people/{person_id}",
+                {"horizon_months", "discount_monthly"},
+                "PersonLifetimeValue",
+            ),
+        ):
+            op = spec["paths"][path]["get"]
+            query = {p["name"]: p for p in op["parameters"] if p["in"] == "query"}
+            assert set(query) == params
+            assert all(p["description"] and "default" in p["schema"] for p in query.values())
+            ok = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+            assert ok.endswith(f"/{model}")
+            assert "status" in spec["components"]["schemas"][model]["properties"]
+        risk = spec["paths"]["/api/v1/churn/risk/{person_id}"]["get"]["parameters"]
+        horizon = next(p for p in risk if p["name"] == "horizon_months")["schema"]
+        assert (horizon["exclusiveMinimum"], horizon["maximum"]) == (0, 24)
+        assert c.get("/api/v1/churn/risk/c001", params={"horizon_months": 30}).status_code == 422
+        r = c.get("/api/v1/lifetime/people/c001", params={"discount_monthly": 1})
+        assert r.status_code == 422
+        r = c.get("/api/v1/churn/risk/c001", params={"colour": "red"})
+        assert r.status_code == 422 and "allowed: horizon_months" in r.json()["error"]["message"]

@@ -231,19 +231,19 @@ def test_api_and_customer_page_say_not_available(heavy):
 
 
 def test_cli_says_not_available(ingestor, store_url):
-    """``corridor lifetime --view people`` and ``--person`` say why a CLV is missing."""
+    """``corridor lifetime people`` and ``lifetime person`` say why a CLV is missing."""
     from corridor.cli import app
 
     ingestor.ingest("interactions", _company())
     ingestor.store.close()  # the CLI opens the store itself
     run = CliRunner().invoke
-    r = run(app, ["lifetime", "--view", "people", "--limit", "40", "--store", store_url])
+    r = run(app, ["lifetime", "people", "--limit", "40", "--store", store_url])
     assert r.exit_code == 0, r.output
     assert "CLV not available for 21 of 33 buyers" in " ".join(r.output.split())
-    r = run(app, ["lifetime", "--view", "params", "--store", store_url])
+    r = run(app, ["lifetime", "params", "--store", store_url])
     assert r.exit_code == 0 and "q = " in " ".join(r.output.split())
-    r = run(app, ["lifetime", "--person", "one03", "--format", "json", "--store", store_url])
+    r = run(app, ["lifetime", "person", "one03", "--format", "json", "--store", store_url])
     body = json.loads(r.output)
     assert body["clv"] is None and "q = " in body["clv_reason"]
-    r = run(app, ["lifetime", "--person", "one03", "--store", store_url])
+    r = run(app, ["lifetime", "person", "one03", "--store", store_url])
     assert r.exit_code == 0 and "not available: " in " ".join(r.output.split())

@@ -137,7 +137,7 @@ READ_COMMANDS = [
     ["status"],
     ["gaps"],
     ["nps"],
-    ["churn"],
+    ["churn", "survival"],
     ["map", "show"],
     ["users", "list"],
     ["text", "sentiment"],

@@ -130,7 +130,7 @@ def _endpoint(a: Analysis) -> Any:
 def add_routes(target: APIRouter) -> None:
     for a in registry.analyses().values():
         if a.person:
-            continue  # one person's answers: routes of their own (api/routes/people_outlook.py)
+            continue  # one person's answers: routes of their own (api/routes/outlook.py)
         target.add_api_route(
             a.path,
             _endpoint(a),

@@ -22,8 +22,7 @@ from corridor.analytics.customers.models import FittedModels
 from corridor.api import analyses, errors
 from corridor.api.middleware import CatchAll, NulGuard, RequestForgeryGuard
 from corridor.api.routes import admin as admin_routes
-from corridor.api.routes import churn as churn_routes
-from corridor.api.routes import drivers, health, ingest, people
+from corridor.api.routes import health, ingest, outlook, people
 from corridor.api.routes import map as map_routes
 from corridor.api.routes import text as text_routes
 from corridor.api.schemas import RECORD_MODELS
@@ -106,9 +105,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     app.add_middleware(NulGuard)  # a NUL in the URL: 422 before any route reads it
     app.add_middleware(CatchAll)  # outermost: a 500 answered here keeps the connection
-    for module in (ingest, map_routes, people, analyses, drivers, health, web_routes):
+    for module in (ingest, map_routes, people, analyses, outlook, health, web_routes):
         app.include_router(module.router)
-    app.include_router(churn_routes.router)
     for admin_router in (admin_routes.router, admin_views.router):
         app.include_router(admin_router)
     app.include_router(text_routes.router)

@@ -11,7 +11,7 @@ are checked alike and ``--format json`` prints exactly the API's reply.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -19,10 +19,14 @@ import typer
 from corridor.analytics.core import registry
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.registry import Analysis, Param
+from corridor.analytics.core.result import AnalyticsResult
 from corridor.cli.common import FormatOpt, StoreOpt
-from corridor.cli.render import check_format, render
+from corridor.cli.render import check_format, print_notes, render
 
 _METAVAR = {"int": "INTEGER", "float": "NUMBER", "time": "TIME", "list": "NAMES", "str": "TEXT"}
+#: what a table of an analysis shows under it beyond its notes and summary (the log-rank
+#: test, a model's facts), by analysis name; the modules with such analyses' commands add theirs
+FOOTERS: dict[str, Callable[[AnalyticsResult], None]] = {}
 
 
 def parse_where(pairs: Sequence[str], allowed: Sequence[str]) -> dict[str, list[str]]:
@@ -92,6 +96,11 @@ def run_command(a: Analysis, given: dict[str, Any]) -> None:
     with open_store(given["store"]) as s:
         result = run_scoped(a, s, None, kwargs)
     render(a, result, fmt)
+    if fmt == "table":
+        print_notes(result)
+        footer = FOOTERS.get(a.name)
+        if footer is not None:
+            footer(result)
 
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
@@ -151,4 +160,4 @@ def register(app: typer.Typer, groups: dict[tuple[str, ...], Any] | None = None)
         )
 
 
-__all__ = ["parse_where", "register", "run_command", "strings"]
+__all__ = ["FOOTERS", "parse_where", "register", "run_command", "strings"]

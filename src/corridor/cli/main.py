@@ -22,9 +22,9 @@ from rich.table import Table
 from corridor.cli.analyses import register as register_analyses
 from corridor.cli.attribution import register as register_attribution
 from corridor.cli.auth import register as register_auth
+from corridor.cli.churn import churn_app, lifetime_app
 from corridor.cli.churn import register as register_churn
 from corridor.cli.common import NewStoreOpt, StoreOpt, console, err
-from corridor.cli.drivers import register as register_drivers
 from corridor.cli.text import analyze_after_ingest, ingest_text_options, text_app, themes_app
 from corridor.cli.text import register as register_text
 from corridor.errors import CorridorError
@@ -471,8 +471,15 @@ def migrate(store: NewStoreOpt = None) -> None:
 
 
 register_text(app)
-register_analyses(app, groups={("text",): text_app, ("themes",): themes_app})
 register_churn(app)
+register_analyses(
+    app,
+    groups={
+        ("text",): text_app,
+        ("themes",): themes_app,
+        ("churn",): churn_app,
+        ("lifetime",): lifetime_app,
+    },
+)
 register_attribution(app)
-register_drivers(app)
 register_auth(app)

@@ -43,6 +43,14 @@ def sees_row_operations(scope: Scope, kwargs: dict[str, Any]) -> Callable[[Row],
     return lambda r: scope.sees_operations(r.get("department"))
 
 
+def own_touchpoints(scope: Scope, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A department head's own touch points as the ``touchpoints`` parameter (a model reads
+    only their gaps); other scopes leave it as it is."""
+    if scope.touchpoints is None:
+        return kwargs
+    return {**kwargs, "touchpoints": sorted(scope.touchpoints)}
+
+
 @dataclass(frozen=True)
 class ScopeRule:
     """The declared restriction of one analysis for scoped roles (admins and analysts see
@@ -101,4 +109,11 @@ def run_scoped(
     return replace(result, frame=frame.reset_index(drop=True), extra={**result.extra, **extra})
 
 
-__all__ = ["DEFAULT", "ScopeRule", "run_scoped", "sees_row_operations", "sees_row_touchpoint"]
+__all__ = [
+    "DEFAULT",
+    "ScopeRule",
+    "own_touchpoints",
+    "run_scoped",
+    "sees_row_operations",
+    "sees_row_touchpoint",
+]

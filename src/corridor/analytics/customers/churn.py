@@ -25,8 +25,12 @@ import pandas as pd
 
 from corridor.analytics.core.dimensions import Filters, Source, TimeLike, check_confidence
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.registry import Analysis, Column, Param, by_param, register
 from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.scoping import ScopeRule, own_touchpoints
 from corridor.analytics.customers.churn_people import (
+    ALLOWED_FILTERS,
+    FILTERS_NOTE,
     PERSON_FILTERS,
     CustomerTable,
     customer_table,
@@ -292,6 +296,84 @@ def cox_table(
         model=_plain(info),
     )
 
+
+CHURN_SURVIVAL = register(
+    Analysis(
+        "churn_survival",
+        "Retention curves (Kaplan–Meier)",
+        survival_table,
+        path="/churn/survival",
+        command=("churn", "survival"),
+        tag="churn and lifetime",
+        description="Share of customers still customers 1, 3, 6, 12, 18, 24, 36, 48 and 60 "
+        "months after they started, per `by` (segment — the default — or region; `by=` for "
+        "none), with log-log intervals, the log-rank test across groups and each group's "
+        f"median lifetime (`test`). {FILTERS_NOTE}",
+        by=by_param(
+            ("segment",), PERSON_FILTERS,
+            "group by the customer's segment or region (one of them); an empty value for no "
+            "grouping",
+        ),
+        filters=ALLOWED_FILTERS,
+        since=False,
+        columns=(
+            Column("month", "number", "months since the customer started"),
+            Column("customers", "integer", "customers in the group"),
+            Column("at_risk", "integer", "still customers and observed at that month"),
+            Column("churned", "integer", "churn events up to that month"),
+            Column("survival", "number", "share still a customer"),
+            Column("survival_low", "number", "lower end of its interval"),
+            Column("survival_high", "number", "upper end of its interval"),
+        ),
+        extras=("test",),
+    )
+)  # fmt: skip
+
+_MIN_RATED = Param(
+    "min_rated", "int", MIN_RATED,
+    "customers with a rating a touch point needs to enter the model", ge=1,
+)  # fmt: skip
+
+CHURN_COX = register(
+    Analysis(
+        "churn_cox",
+        "What drives churn (Cox model)",
+        cox_table,
+        path="/churn/cox",
+        command=("churn", "cox"),
+        tag="churn and lifetime",
+        description="Cox proportional hazards of churn on each touch point's latest gap "
+        "(time-varying): hazard ratio per point of gap with intervals and p-values, "
+        "concordance, and a proportional-hazards check (`model`). A department head's model "
+        f"reads their own touch points only. {FILTERS_NOTE}",
+        filters=ALLOWED_FILTERS,
+        since=False,
+        params=(_MIN_RATED,),
+        columns=(
+            Column("touchpoint", "string", "the touch point whose gap is the covariate"),
+            Column("rated", "integer", "customers with a rating there"),
+            Column("covariate", "string", "the model's covariate (gap:<touchpoint>)"),
+            Column("coef", "number", "log hazard ratio per point of gap"),
+            Column("se", "number", "its standard error"),
+            Column("hazard_ratio", "number", "hazard ratio per point of gap"),
+            Column("hazard_ratio_low", "number", "lower end of its interval"),
+            Column("hazard_ratio_high", "number", "upper end of its interval"),
+            Column("z", "number", "Wald statistic"),
+            Column("p_value", "number", "two-sided p-value"),
+            Column("ph_p_value", "number", "Grambsch–Therneau test of proportional hazards"),
+        ),
+        extras=("model",),
+        brief=(
+            "rated", "hazard_ratio", "hazard_ratio_low", "hazard_ratio_high", "p_value",
+            "ph_p_value",
+        ),
+        scope=ScopeRule(
+            prepare=own_touchpoints,
+            note="filters forced to the scope; a department head's model reads their own "
+            "touch points only",
+        ),
+    )
+)  # fmt: skip
 
 from corridor.analytics.customers.churn_risk import RiskResult, person_risk, risk_table  # noqa: E402
 

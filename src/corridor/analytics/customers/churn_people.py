@@ -44,6 +44,12 @@ PERSON_FILTERS = ("segment", "region")
 #: filters meaning "customers with at least one interaction there"
 INTERACTION_FILTERS = ("touchpoint", "stage", "department", "channel", "partner", "agent")
 ALLOWED_FILTERS = (*PERSON_FILTERS, *INTERACTION_FILTERS)
+#: what the filters and ``until`` mean, for the declarations of the churn and lifetime analyses
+FILTERS_NOTE = (
+    "Filter by the customer's `segment` or `region`, or by `touchpoint`, `stage`, "
+    "`department`, `channel`, `partner` or `agent` (customers with at least one interaction "
+    "there). `until` is the as-of time (default: the last interaction in the store)."
+)
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,16 @@ from scipy import stats as sps
 
 from corridor.analytics.core.dimensions import Filters, Source, TimeLike, check_confidence
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.registry import Analysis, Column, Param, register
 from corridor.analytics.core.result import AnalyticsResult
-from corridor.analytics.customers.churn_people import MONTH_DAYS, CustomerTable, customer_table
+from corridor.analytics.core.scoping import ScopeRule, own_touchpoints
+from corridor.analytics.customers.churn_people import (
+    ALLOWED_FILTERS,
+    FILTERS_NOTE,
+    MONTH_DAYS,
+    CustomerTable,
+    customer_table,
+)
 from corridor.analytics.customers.models import CHURN_RISK, FittedModels, store_state
 
 HORIZON_MONTHS = 3.0
@@ -466,6 +474,54 @@ def person_risk(
         "summary": r["reasons"],
     }
 
+
+register(
+    Analysis(
+        "churn_risk",
+        "Customers most likely to churn",
+        risk_table,
+        path="/churn/risk",
+        command=("churn", "risk"),
+        tag="churn and lifetime",
+        description="Active customers' probability of churning within `horizon_months`, "
+        "highest first, with intervals and the reasons that raise it most; the model's facts "
+        "(training set, cross-validated AUC, coefficients) in `model`. A department head's "
+        "model reads their own touch points only; department heads and partner managers get "
+        "no `reasons` (they draw on records outside their scope: `reasons_withheld` says so). "
+        f"{FILTERS_NOTE}",
+        filters=ALLOWED_FILTERS,
+        since=False,
+        params=(
+            Param(
+                "horizon_months", "float", HORIZON_MONTHS,
+                "months ahead the probability is for; above 0", le=24,
+            ),
+            Param(
+                "min_rated", "int", MIN_RATED,
+                "customers with a rating a touch point needs for its gap to be a feature", ge=1,
+            ),
+            Param("limit", "int", 100, "the riskiest customers shown", ge=1),
+        ),
+        columns=(
+            Column("person_id", "string", "the customer (canonical id)"),
+            Column("segment", "string", "the customer's segment"),
+            Column("region", "string", "the customer's region"),
+            Column("tenure_months", "number", "months a customer so far"),
+            Column("risk", "number", "probability of churning within the horizon"),
+            Column("risk_low", "number", "lower end of its interval"),
+            Column("risk_high", "number", "upper end of its interval"),
+            Column("reasons", "string", "the up to three features that raise the risk most"),
+        ),
+        extras=("model",),
+        brief=("person_id", "tenure_months", "risk", "risk_low", "risk_high", "reasons"),
+        scope=ScopeRule(
+            prepare=own_touchpoints,
+            withhold=("reasons",),
+            note="filters forced to the scope; a department head's model reads their own "
+            "touch points only; reasons withheld from department heads and partner managers",
+        ),
+    )
+)  # fmt: skip
 
 __all__ = [
     "HORIZON_MONTHS",

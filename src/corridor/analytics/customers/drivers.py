@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.expr.types as ir
@@ -49,9 +49,21 @@ from corridor.analytics.core.dimensions import (
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.persons import canonical, persons
+from corridor.analytics.core.registry import (
+    DIMENSION_NAMES,
+    Analysis,
+    Column,
+    Param,
+    by_param,
+    register,
+)
 from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.scoping import ScopeRule
 from corridor.analytics.estimators import importance as imp
 from corridor.analytics.estimators import stats
+
+if TYPE_CHECKING:
+    from corridor.auth.scope import Scope
 
 OUTCOMES: dict[str, str] = {
     "nps": "mean NPS score (0–10) of the person's feedback",
@@ -425,6 +437,90 @@ def quadrants(importance: pd.Series, performance: pd.Series) -> list[str]:
     hi_perf = performance >= performance.median()
     return [QUADRANTS[(bool(i), bool(p))] for i, p in zip(hi_imp, hi_perf, strict=True)]
 
+
+def _selection_in_scope(scope: Scope, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A ``select`` naming a touch point outside the scope is refused, as a filter naming it
+    would be (facets are not touch points)."""
+    if kwargs.get("select") and kwargs.get("drivers") != "facet":
+        hidden = [t for t in kwargs["select"] if not scope.sees_touchpoint(t)]
+        if hidden:
+            scope.restrict({"touchpoint": hidden})  # refuses with the scope's 403 message
+    return kwargs
+
+
+def _with_interval(name: str, help: str) -> tuple[Column, ...]:
+    return (
+        Column(name, "number", help),
+        Column(f"{name}_low", "number", "lower end of its interval"),
+        Column(f"{name}_high", "number", "upper end of its interval"),
+    )
+
+
+DRIVERS = register(
+    Analysis(
+        "drivers",
+        "Key drivers",
+        driver_table,
+        path="/drivers",
+        command=("drivers",),
+        tag="drivers and journeys",
+        description="Which touch-point gaps (or facets) drive an outcome: relative weights and "
+        "LMG shares of R² with bootstrap intervals, and the importance × performance quadrant "
+        "of each driver; drivers or groups left out, and why, in `notes`. Filter by any "
+        "dimension (`region=north`; an empty value selects records without one).",
+        by=by_param(),
+        filters=DIMENSION_NAMES,
+        params=(
+            Param(
+                "outcome", "str", "nps", "what the drivers explain: "
+                + "; ".join(f"{k} = {v}" for k, v in OUTCOMES.items()),
+                tuple(OUTCOMES),
+            ),
+            Param(
+                "drivers", "str", "touchpoint",
+                "the drivers: each touch point's mean gap, or each facet's mean",
+                DRIVER_KINDS,
+            ),
+            Param(
+                "select", "list", None,
+                f"the drivers to use, at most {imp.MAX_DRIVERS}: touch point keys, or facets "
+                f"({', '.join(FACETS)}) with drivers=facet; default: the touch points rated by "
+                "the most persons",
+            ),
+            Param("bootstrap", "int", 200, "bootstrap resamples of persons", ge=20, le=10_000),
+            Param("seed", "int", 0, "seed of the bootstrap", ge=0),
+            Param(
+                "min_n", "int", 30, "persons a driver (and a group) needs to be analysed", ge=5
+            ),
+        ),
+        columns=(
+            Column("driver", "string", "touch point key or facet"),
+            Column("rank", "integer", "1 = most important by relative weight"),
+            Column("n", "integer", "persons with a value for this driver"),
+            Column("coverage", "number", "their share of n_persons"),
+            Column("n_persons", "integer", "persons in the model"),
+            Column("outcome_mean", "number", "mean outcome: NPS, or churn/repurchase rate"),
+            Column("r", "number", "correlation with the outcome (its sign is the direction)"),
+            *_with_interval("weight", "raw relative weight (they sum to r2)"),
+            *_with_interval("share", "relative weight / r2"),
+            *_with_interval("lmg", "LMG (Shapley) share of R², raw"),
+            Column("lmg_share", "number", "lmg / r2"),
+            *_with_interval("r2", "R² of the model"),
+            *_with_interval("performance", "mean driver value: mean gap or facet"),
+            Column("quadrant", "string", "importance × performance quadrant"),
+        ),
+        extras=("notes",),
+        brief=(
+            "driver", "rank", "n", "r", "share", "share_low", "share_high", "lmg_share",
+            "performance", "quadrant",
+        ),
+        scope=ScopeRule(
+            prepare=_selection_in_scope,
+            note="filters forced to the scope; rows of touch points outside it dropped; a "
+            "select naming a touch point outside it refused",
+        ),
+    )
+)  # fmt: skip
 
 __all__ = [
     "DRIVER_KINDS",

@@ -54,6 +54,7 @@ from corridor.analytics.core.dimensions import (
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.persons import canonical
+from corridor.analytics.core.registry import Analysis, Param, columns, register
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import markov, stats
 
@@ -438,6 +439,85 @@ def _attribution(
     frame = frame.sort_values("removal_effect", ascending=False, kind="mergesort")
     return frame.reset_index(drop=True), summary
 
+
+JOURNEYS = register(
+    Analysis(
+        "journeys",
+        "Journeys",
+        journey_table,
+        path="/journeys",
+        command=("journeys",),
+        tag="drivers and journeys",
+        description="Customer journeys over the filtered interactions (consecutive repeats "
+        "merged): the top paths with their conversion rates (`view=paths`), the "
+        "directly-follows transitions with the time between steps (`transitions`), drop-off "
+        "and time between the corridor's stages (`stages`), or Markov removal-effect "
+        "attribution of conversions with bootstrap intervals (`attribution`); the totals "
+        "(persons, conversions, conversion rate) in `summary`. Not grouped: filter by any "
+        "dimension but source instead and compare.",
+        filters=JOURNEY_DIMENSIONS,
+        params=(
+            Param("view", "str", "paths", "what to show", VIEWS),
+            Param("level", "str", "touchpoint", "the steps: touch points or stages", LEVELS),
+            Param(
+                "conversion", "list", ["purchase"],
+                "interaction outcomes that count as converting",
+            ),
+            Param("max_length", "int", 8, "paths are cut after this many steps", ge=1),
+            Param("limit", "int", 20, "rows shown (paths, transitions)", ge=1),
+            Param(
+                "bootstrap", "int", 200, "bootstrap resamples of persons (attribution)",
+                ge=20, le=10_000,
+            ),
+            Param("seed", "int", 0, "seed of the bootstrap", ge=0),
+        ),
+        # every view's columns (a reply has its view's only)
+        columns=columns(
+            "path:str steps:int step:str from:str to:str next_stage:str persons:int share "
+            "share_low share_high conversions:int conversion_rate conversion_rate_low "
+            "conversion_rate_high count:int share_of_from share_of_from_low share_of_from_high "
+            "reached:int continued:int dropoff dropoff_low dropoff_high n:int median_hours "
+            "median_hours_low median_hours_high q25_hours q75_hours q90_hours "
+            "conversions_through:int removal_effect removal_effect_low removal_effect_high "
+            "attributed_conversions attributed_conversions_low attributed_conversions_high "
+            "attribution_share first_touch:int last_touch:int",
+            path="paths: the journey's steps, ' > '-joined (ending in … when cut)",
+            steps="paths: its steps",
+            step="attribution: the touch point or stage",
+            to="transitions: the step that immediately follows",
+            next_stage="stages: the stage after it in map order",
+            persons="persons on the path (paths) or through the step (attribution)",
+            share="paths: share of all persons",
+            conversions="paths: persons on the path who converted",
+            conversion_rate="paths: share of them who converted",
+            count="transitions: how often the next step follows",
+            share_of_from="transitions: share of the step's next steps",
+            reached="stages: persons who reached the stage",
+            continued="stages: of them, those who reached the next stage after it",
+            dropoff="stages: share of those who reached it who never reached the next",
+            n="durations the times rest on (transitions, stages)",
+            median_hours="median time to the next step or stage (hours)",
+            q25_hours="first quartile of the time (hours)",
+            q75_hours="third quartile of the time (hours)",
+            q90_hours="90th percentile of the time (hours)",
+            conversions_through="attribution: converting persons whose path passes through it",
+            removal_effect="attribution: share of conversions lost without the step",
+            attributed_conversions="attribution: conversions attributed to the step",
+            attribution_share="attribution: its share of the conversions",
+            first_touch="attribution: converting paths starting with the step",
+            last_touch="attribution: converting paths ending with the step",
+            **{"from": "transitions: the step"},
+        ),
+        brief=(
+            "step", "path", "from", "to", "next_stage", "persons", "share", "conversions",
+            "conversion_rate", "count", "share_of_from", "reached", "dropoff", "dropoff_low",
+            "dropoff_high", "median_hours", "median_hours_low", "median_hours_high", "q75_hours",
+            "n", "removal_effect", "removal_effect_low", "removal_effect_high",
+            "attributed_conversions", "attribution_share", "first_touch", "last_touch",
+        ),
+        extras=("summary",),
+    )
+)  # fmt: skip
 
 __all__ = [
     "JOURNEY_DIMENSIONS",

@@ -40,8 +40,11 @@ from corridor.analytics.core.dimensions import (
     get_table,
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.registry import Analysis, Column, Param, register
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.customers.churn_people import (
+    ALLOWED_FILTERS,
+    FILTERS_NOTE,
     INTERACTION_FILTERS,
     MONTH_DAYS,
     PERSON_FILTERS,
@@ -441,6 +444,87 @@ def person_value(
     }
     return out | {"status": "buyer"} | values
 
+
+def _interval_columns(name: str, help: str) -> tuple[Column, ...]:
+    return (
+        Column(name, "number", help),
+        Column(f"{name}_low", "number", "lower end of its interval"),
+        Column(f"{name}_high", "number", "upper end of its interval"),
+    )
+
+
+LIFETIME_PARAMS = register(
+    Analysis(
+        "lifetime",
+        "BG/NBD and Gamma-Gamma parameters",
+        lifetime_params,
+        path="/lifetime",
+        command=("lifetime", "params"),
+        tag="churn and lifetime",
+        description="The fitted BG/NBD (r, alpha, a, b) and Gamma-Gamma (p, q, gamma) "
+        "parameters with standard errors and intervals; the fits' log-likelihoods and the "
+        f"buyers they rest on in `model`. {FILTERS_NOTE}",
+        filters=ALLOWED_FILTERS,
+        since=False,
+        columns=(
+            Column("model", "string", "bg_nbd or gamma_gamma"),
+            Column("parameter", "string", "the parameter's name"),
+            Column("n", "integer", "buyers the fit rests on"),
+            Column("estimate", "number", "the fitted value"),
+            Column("se", "number", "its standard error"),
+            Column("low", "number", "lower end of its interval"),
+            Column("high", "number", "upper end of its interval"),
+        ),
+        extras=("model",),
+    )
+)  # fmt: skip
+
+LIFETIME_PEOPLE = register(
+    Analysis(
+        "lifetime_people",
+        "Customer lifetime value per buyer",
+        lifetime_table,
+        path="/lifetime/people",
+        command=("lifetime", "people"),
+        tag="churn and lifetime",
+        description="Per buyer, highest CLV first: P(alive), expected purchases in "
+        "`horizon_months`, expected value per purchase and CLV discounted at "
+        "`discount_monthly`, each with an interval; `clv_reason` says why a CLV is missing. "
+        f"{FILTERS_NOTE}",
+        filters=ALLOWED_FILTERS,
+        since=False,
+        params=(
+            Param(
+                "horizon_months", "float", 12.0,
+                "months ahead of the expected purchases and CLV; above 0", le=120,
+            ),
+            Param(
+                "discount_monthly", "float", 0.01,
+                "monthly discount rate of the CLV (0.01 for 1 % a month)", ge=0, lt=1,
+            ),
+            Param("limit", "int", 100, "the most valuable buyers shown", ge=1),
+        ),
+        columns=(
+            Column("person_id", "string", "the buyer (canonical id)"),
+            Column("segment", "string", "the buyer's segment"),
+            Column("region", "string", "the buyer's region"),
+            Column("frequency", "number", "transactions after the first (a day's purchases: one)"),
+            Column("recency_weeks", "number", "weeks from the first to the last purchase"),
+            Column("age_weeks", "number", "weeks from the first purchase to the as-of time"),
+            Column("monetary", "number", "mean value of the repeat transactions"),
+            *_interval_columns("p_alive", "probability the buyer is still active"),
+            *_interval_columns("expected_purchases", "purchases expected in the horizon"),
+            Column("expected_value", "number", "expected value per purchase (Gamma-Gamma)"),
+            *_interval_columns("clv", "customer lifetime value over the horizon, discounted"),
+            Column("clv_reason", "string", "why the CLV is not available, else null"),
+        ),
+        extras=("model",),
+        brief=(
+            "person_id", "frequency", "p_alive", "expected_purchases", "expected_value", "clv",
+            "clv_low", "clv_high",
+        ),
+    )
+)  # fmt: skip
 
 __all__ = [
     "PURCHASE_OUTCOME",

@@ -52,6 +52,7 @@ from corridor.analytics.core.dimensions import (
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.persons import canonical
+from corridor.analytics.core.registry import DIMENSION_NAMES, Analysis, Column, by_param, register
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 
@@ -196,6 +197,42 @@ def summarise_wallet(sums: pd.DataFrame, by: list[str], conf: float) -> pd.DataF
     out["mean_rank"] = sums["sum_rank"].to_numpy(dtype=float) / n
     return out.reset_index(drop=True)
 
+
+WALLET = register(
+    Analysis(
+        "wallet",
+        "Share of wallet",
+        wallet_table,
+        path="/wallet",
+        command=("wallet",),
+        tag="drivers and journeys",
+        description="Share of wallet by the Wallet Allocation Rule from customers' brand "
+        f"rankings (`{RANK_FIELD}`, `{BRANDS_FIELD}` feedback columns), per segment unless "
+        "`by` says otherwise: the mean share with its interval, the share ranking us first, "
+        "the mean number of brands and the mean rank; answers counted and left out in "
+        "`summary`. Filter by any dimension (`region=north`; an empty value selects records "
+        "without one).",
+        by=by_param(("segment",)),
+        filters=DIMENSION_NAMES,
+        columns=(
+            Column("n", "integer", "respondents (each person's latest answer)"),
+            Column("wallet_share", "number", "mean share of the category's spending"),
+            Column("wallet_share_low", "number", "lower end of its interval"),
+            Column("wallet_share_high", "number", "upper end of its interval"),
+            Column("sd_wallet_share", "number", "standard deviation of the shares"),
+            Column("first_choice", "number", "share of respondents ranking us first"),
+            Column("first_choice_low", "number", "lower end of its interval"),
+            Column("first_choice_high", "number", "upper end of its interval"),
+            Column("mean_brands", "number", "mean number of brands used"),
+            Column("mean_rank", "number", "mean rank of ours among them"),
+        ),
+        extras=("summary",),
+        brief=(
+            "n", "wallet_share", "wallet_share_low", "wallet_share_high", "first_choice",
+            "first_choice_low", "first_choice_high", "mean_brands", "mean_rank",
+        ),
+    )
+)  # fmt: skip
 
 __all__ = [
     "BRANDS_FIELD",
