@@ -25,7 +25,6 @@ from corridor.analytics.core.registry import Analysis, Column
 from corridor.analytics.core.scoping import run_scoped
 from corridor.api.deps import AnalystScopeDep, StoreDep
 from corridor.api.errors import error_responses
-from corridor.api.routes.analytics import _read_lock
 from corridor.auth.scope import Scope
 from corridor.store import Store
 
@@ -113,7 +112,7 @@ def query_lists(request: Request) -> dict[str, list[str]]:
 def answer(a: Analysis, store: Store, scope: Scope | None, query: dict[str, list[str]]) -> Any:
     """The body of a reply to ``a`` with these query values, as ``scope`` may see it."""
     kwargs = a.bind(a.parse(query))
-    with _read_lock(store):  # the store's read rule
+    with store.reading():  # the store's read rule (bounded, concurrent)
         result = run_scoped(a, store, scope, kwargs)
     return a.body(result)
 

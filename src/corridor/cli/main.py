@@ -20,7 +20,6 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from corridor.cli.analyses import register as register_analyses
-from corridor.cli.attribution import register as register_attribution
 from corridor.cli.auth import register as register_auth
 from corridor.cli.churn import churn_app, lifetime_app
 from corridor.cli.churn import register as register_churn
@@ -481,5 +480,4 @@ register_analyses(
         ("lifetime",): lifetime_app,
     },
 )
-register_attribution(app)
 register_auth(app)

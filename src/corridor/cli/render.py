@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 from rich.table import Table
 
-from corridor.analytics.core.catalog import Analysis
 from corridor.analytics.core.dimensions import DIMENSIONS
+from corridor.analytics.core.registry import Analysis
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.cli.common import console
 from corridor.errors import CorridorError
@@ -25,33 +25,11 @@ def check_format(fmt: str) -> None:
         raise CorridorError(f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}")
 
 
-def show(
-    analysis: Analysis,
-    run: Callable[..., AnalyticsResult],
-    fmt: str,
-    store: str | None,
-    **params: Any,
-) -> AnalyticsResult:
-    """``run(store, **params)`` on the opened store, rendered as ``analysis`` in ``fmt``."""
-    from corridor.store import open_store
-
-    check_format(fmt)
-    with open_store(store) as s:
-        result = run(s, **params)
-    render(analysis, result, fmt)
-    return result
-
-
-def render(analysis: Any, result: AnalyticsResult, fmt: str) -> None:
-    """``result`` of ``analysis`` (a registry declaration: its name, title and brief columns)
-    in ``fmt``; JSON is the API's reply, to the byte."""
+def render(analysis: Analysis, result: AnalyticsResult, fmt: str) -> None:
+    """``result`` of ``analysis`` (its title and brief columns) in ``fmt``; JSON is the API's
+    reply, to the byte."""
     if fmt == "json":
-        body = (
-            analysis.body(result)
-            if hasattr(analysis, "body")
-            else {"analysis": analysis.name, **result.metadata(), "rows": result.to_records()}
-        )
-        print_json(body)
+        print_json(analysis.body(result))
         return
     if fmt == "csv":
         result.frame.to_csv(sys.stdout, index=False)

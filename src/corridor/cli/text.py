@@ -16,7 +16,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from corridor.analytics.core.catalog import parse_filters
 from corridor.cli.common import (
     FormatOpt,
     SinceOpt,
@@ -135,7 +134,7 @@ def comments(
 
     check_format(fmt)
     with open_store(store) as s:
-        rows = recent_comments(s, touchpoint, limit, parse_filters(where or []) or None)
+        rows = recent_comments(s, touchpoint, limit, _filters(where or []) or None)
     if fmt == "json":
         print_json(rows)
         return
@@ -240,3 +239,14 @@ def merge(
     with open_store(store) as s:
         theme = merge_themes(s, theme_ids, into, label)
     console.print(f"merged {', '.join(theme_ids)} into {theme.theme_id} ({theme.label!r})")
+
+
+def _filters(pairs: list[str]) -> dict[str, list[str | None]]:
+    """``--where`` pairs as filters (an empty value selects records without one)."""
+    from corridor.analytics.core.dimensions import DIMENSIONS
+    from corridor.cli.analyses import parse_where
+
+    return {
+        k: [v.strip() or None for raw in vals for v in raw.split(",")]
+        for k, vals in parse_where(pairs, tuple(DIMENSIONS)).items()
+    }

@@ -47,6 +47,10 @@ _DECIMAL = re.compile(
     r"[+-]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][+-]?[0-9]{1,3})?", re.ASCII
 )
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+#: a time in a query string: an ISO-8601 date, or a date and time (seconds, fraction and offset
+#: optional; Z for UTC); empty means no bound
+TIME_PATTERN = r"^(\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?)?$"
+_TIME = re.compile(TIME_PATTERN, re.ASCII)
 
 
 def _shown(raw: str) -> str:
@@ -103,7 +107,12 @@ class Param:
                 raise AnalyticsQueryError(f"{self.name} {_shown(raw)} is not true or false")
             return raw.strip().lower() in _TRUE
         if self.kind == "time":
-            return raw.strip() or None  # the analysis reads it (check_time): one message
+            if not _TIME.fullmatch(raw):
+                raise AnalyticsQueryError(
+                    f"{self.name}={_shown(raw)} is not an ISO-8601 date or time, e.g. 2025-03-01 "
+                    "or 2025-03-01T12:00:00Z"
+                )
+            return raw or None  # the analysis checks its range (check_time): one message
         return self.check(raw)
 
     # -- Python values (SDK, in process) -----------------------------------------------------
@@ -191,7 +200,7 @@ class Param:
         elif self.kind == "bool":
             s = {"type": "boolean"}
         elif self.kind == "time":
-            s = {"type": "string", "format": "date-time", "examples": ["2025-03-01"]}
+            s = {"type": "string", "pattern": TIME_PATTERN, "examples": ["2025-03-01"]}
         else:
             s = {"type": "string"}
             if self.choices is not None:

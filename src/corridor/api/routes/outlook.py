@@ -24,7 +24,6 @@ from corridor.analytics.customers.churn_risk import HORIZON_MONTHS, person_risk
 from corridor.analytics.customers.lifetime import person_value
 from corridor.api.deps import ScopeDep, StoreDep
 from corridor.api.errors import error_responses
-from corridor.api.routes.analytics import _read_lock
 from corridor.api.routes.people import not_found, sees_person
 from corridor.auth.scope import Scope
 from corridor.store import Store
@@ -125,7 +124,7 @@ async def _person(
     models = getattr(request.app.state, "models", None)
 
     def call() -> dict[str, Any]:
-        with _read_lock(store):
+        with store.reading():
             body = run(store, pid, **params, models=models)
             if not sees_person(store, str(body.get("canonical_id") or pid), scope):
                 raise not_found(pid, scope)  # as for an unknown id: nothing is revealed

@@ -21,7 +21,6 @@ from corridor.analytics.feedback import text as queries
 from corridor.api import numbers
 from corridor.api.deps import AnalystScopeDep, StoreDep, WriterScopeDep
 from corridor.api.errors import error_responses
-from corridor.api.routes.analytics import _read_lock
 from corridor.store import Store
 from corridor.text import themestore
 
@@ -33,7 +32,7 @@ def _json(body: Any, status: int = 200) -> Response:
 
 
 def _themes(store: Store, filters: Any, include_retired: bool) -> dict[str, Any]:
-    with _read_lock(store):
+    with store.reading():
         stats = {r["theme"]: r for r in queries.theme_summary(store, filters)}
         themes = themestore.list_themes(store, include_retired=include_retired)
     rows = []
@@ -128,7 +127,7 @@ async def comments(request: Request, store: StoreDep, scope: AnalystScopeDep) ->
     restricted = scope.restrict(filters or None)
 
     def run() -> list[dict[str, Any]]:
-        with _read_lock(store):
+        with store.reading():
             return queries.recent_comments(store, None, limit, restricted)
 
     rows = await anyio.to_thread.run_sync(run)
