@@ -247,3 +247,16 @@ def test_a_read_never_writes_and_ingest_keeps_the_rollup_current(ingestor, store
     assert after == during
     base_gaps = gap_table(base(store), **params).to_records()  # type: ignore[arg-type]
     assert orjson.loads(orjson.dumps(base_gaps)) == during["gaps"]
+
+
+def test_serve_brings_a_stale_rollup_up_to_date_before_serving(ingestor, store):
+    """Reads never write, so a rollup left stale (an upgraded store, a failed refresh) would
+    answer from the base tables until the next ingest: `corridor serve` refreshes it first."""
+    from corridor.cli.main import _catch_up_rollup
+
+    with ingestor.bulk():
+        load(ingestor, dataset())
+        assert dirty_days(store) > 0
+        _catch_up_rollup(store)
+        assert dirty_days(store) == 0 and store.count("feedback_rollup") > 0
+    assert_same(store, dict(by=["touchpoint", "region"], period="month"))

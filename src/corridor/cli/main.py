@@ -348,11 +348,25 @@ def _serve(
     sock = sock or _listen_socket(host, port)
     with sock:
         application = create_app(settings)
+        _catch_up_rollup(application.state.store)
         console.print(f"Corridor is serving on [bold]http://{host}:{port}/[/]  (API docs: /docs)")
         # on an embedded store, `corridor users|keys` reach this server through a local credential
         with local_server.published(application, host, port):
             server = uvicorn.Server(uvicorn.Config(application, log_level="warning"))
             server.run(sockets=[sock])
+
+
+def _catch_up_rollup(store: Any) -> None:
+    """A rollup left stale (a store upgraded from schema v2, a refresh that failed after an
+    ingest) is brought up to date before serving: reads never write, so until then they would
+    answer from the base tables."""
+    from corridor.analytics.feedback import rollup
+
+    if rollup.has_rollup(store) and not rollup.is_current(store):
+        with _progress("bringing the rollup up to date") as progress:
+            days = rollup.refresh(store)
+            progress("rollup up to date", 1.0)
+        console.print(f"rollup: {days} stale day(s) rebuilt")
 
 
 @app.command()
