@@ -175,3 +175,21 @@ def test_five_ways_give_the_same_rows(company, server, a):
     _same(_plain(raw.json()["rows"]), expected, f"{a.name} api")
     _same(_plain(orjson.loads(cli.stdout)["rows"]), expected, f"{a.name} cli")
     assert over_http.n == in_process.n == direct.n == raw.json()["n"]
+
+
+def test_a_customers_outlook_is_typed_and_the_same_in_process_and_over_http(company, server):
+    """``person_risk`` / ``person_value``: typed answers (not dicts), equal both ways."""
+    base_url, key = server
+    with open_store(company) as s:
+        buyer = s.query(
+            "SELECT person_id FROM interactions WHERE outcome = 'purchase' GROUP BY 1 "
+            "ORDER BY count(*) DESC, 1 LIMIT 1"
+        )[0][0]
+    with corridor.connect(company) as cx:
+        local = (cx.person_risk(buyer), cx.person_value(buyer, horizon_months=6))
+    with corridor.Client(base_url, api_key=key) as api:
+        remote = (api.person_risk(buyer), api.person_value(buyer, horizon_months=6))
+    assert local[0].status in ("active", "churned") and local[1].status == "buyer"
+    for mine, theirs in zip(local, remote, strict=True):
+        assert type(mine) is type(theirs)
+        _same(_plain(mine.model_dump()), _plain(theirs.model_dump()), type(mine).__name__)

@@ -25,12 +25,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
 from corridor.analytics.core import registry
 from corridor.analytics.core.registry import Analysis
 from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.customers.outlook import PersonChurnRisk, PersonLifetimeValue
 from corridor.errors import (
     AuthenticationError,
     CorridorError,
@@ -83,14 +85,37 @@ class Connection(_Analyses):
     """Analyses in process, over a store opened from its URL (see :func:`connect`)."""
 
     def __init__(self, url: str | None = None) -> None:
+        from corridor.analytics.customers.models import FittedModels
         from corridor.store import open_store, require_store
 
         require_store(url)
         self.store = open_store(url)
+        #: the churn-risk and lifetime models this connection fitted (refitted when the store
+        #: changes): a second person's lookup reuses them
+        self.models = FittedModels()
 
     def run(self, name: str, **params: Any) -> AnalyticsResult:
         """Run the analysis ``name`` (the same as calling its method)."""
         return registry.get(name)(self.store, **params)
+
+    def person_risk(self, person_id: str, *, horizon_months: float = 3.0) -> PersonChurnRisk:
+        """One customer's probability of churning within ``horizon_months``, with its
+        interval and reasons (``status`` active, churned or unknown)."""
+        from corridor.analytics.customers.churn_risk import person_risk
+
+        found = person_risk(self.store, person_id, horizon_months, models=self.models)
+        return PersonChurnRisk.model_validate(found)
+
+    def person_value(
+        self, person_id: str, *, horizon_months: float = 12.0, discount_monthly: float = 0.01
+    ) -> PersonLifetimeValue:
+        """One buyer's P(alive), expected purchases, expected value and CLV with intervals."""
+        from corridor.analytics.customers.lifetime import person_value
+
+        found = person_value(
+            self.store, person_id, horizon_months, discount_monthly, models=self.models
+        )
+        return PersonLifetimeValue.model_validate(found)
 
     def close(self) -> None:
         self.store.close()
@@ -196,6 +221,20 @@ class Client(_Analyses):
         a.bind(params)  # the same checks and messages as in process, before any request
         return result_from_body(a, self.get(a.path, query_params(a, params)))
 
+    def person_risk(self, person_id: str, *, horizon_months: float = 3.0) -> PersonChurnRisk:
+        body = self.get(
+            f"/churn/risk/{quote(person_id, safe='')}", {"horizon_months": horizon_months}
+        )
+        return PersonChurnRisk.model_validate(body)
+
+    def person_value(
+        self, person_id: str, *, horizon_months: float = 12.0, discount_monthly: float = 0.01
+    ) -> PersonLifetimeValue:
+        """One buyer's P(alive), expected purchases, expected value and CLV with intervals."""
+        params = {"horizon_months": horizon_months, "discount_monthly": discount_monthly}
+        body = self.get(f"/lifetime/people/{quote(person_id, safe='')}", params)
+        return PersonLifetimeValue.model_validate(body)
+
     def close(self) -> None:
         self._http.close()
 
@@ -229,4 +268,13 @@ def result_from_body(a: Analysis, body: Mapping[str, Any]) -> AnalyticsResult:
     )
 
 
-__all__ = ["Client", "Connection", "RemoteResult", "connect", "query_params", "result_from_body"]
+__all__ = [
+    "Client",
+    "Connection",
+    "PersonChurnRisk",
+    "PersonLifetimeValue",
+    "RemoteResult",
+    "connect",
+    "query_params",
+    "result_from_body",
+]

@@ -11,17 +11,18 @@ The models are fitted on the whole store and kept by the app (``app.state.models
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.customers.churn_risk import HORIZON_MONTHS, person_risk
 from corridor.analytics.customers.lifetime import person_value
+from corridor.analytics.customers.outlook import PersonChurnRisk, PersonLifetimeValue
 from corridor.api.deps import ScopeDep, StoreDep
 from corridor.api.errors import error_responses
 from corridor.api.routes.people import not_found, sees_person
@@ -29,79 +30,6 @@ from corridor.auth.scope import Scope
 from corridor.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["churn and lifetime"])
-
-
-class RiskReason(BaseModel):
-    """One feature that raises the customer's churn risk."""
-
-    feature: str = Field(description="the feature (gap:<touchpoint>, tenure_months, ...)")
-    log_odds: float = Field(description="what it adds to the log-odds against the average")
-
-
-class _Outlook(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    person_id: str = Field(description="the id asked about")
-    canonical_id: str = Field(description="the person after identity merges")
-    as_of: str | None = Field(None, description="the time the model was fitted as of (ISO-8601)")
-    reason: str | None = Field(
-        None, description="why no model is available yet (status unavailable)"
-    )
-
-
-class PersonChurnRisk(_Outlook):
-    """One customer's probability of churning within ``horizon_months``."""
-
-    status: Literal["active", "churned", "unknown", "unavailable", "pending"] = Field(
-        description="active (with the risk), churned (with churned_at), unknown (not a "
-        "customer with interactions), unavailable (the store cannot support a model yet: "
-        "reason), pending (a page's lookup while the model is being fitted)"
-    )
-    horizon_months: float | None = Field(None, description="months ahead the risk is for")
-    churned_at: str | None = Field(None, description="when the customer churned (ISO-8601)")
-    cv_auc: float | None = Field(None, description="the model's cross-validated AUC")
-    risk: float | None = Field(None, description="probability of churning within the horizon")
-    risk_low: float | None = Field(None, description="lower end of its interval")
-    risk_high: float | None = Field(None, description="upper end of its interval")
-    confidence: float | None = Field(None, description="two-sided level of the interval")
-    reasons: list[RiskReason] | None = Field(
-        None, description="the up to three features that raise the risk most"
-    )
-    summary: str | None = Field(None, description="the reasons in words")
-    reasons_withheld: str | None = Field(
-        None, description="why the reasons are not shown to this role"
-    )
-
-
-class PersonLifetimeValue(_Outlook):
-    """One buyer's lifetime figures; a figure the models cannot give is null."""
-
-    status: Literal["buyer", "no_purchases", "unavailable", "pending"] = Field(
-        description="buyer (with the figures), no_purchases, unavailable (too few buyers to "
-        "fit the models yet: reason), pending (a page's lookup while the models are fitted)"
-    )
-    horizon_months: float | None = Field(None, description="months ahead of the figures")
-    discount_monthly: float | None = Field(None, description="monthly discount rate of the CLV")
-    confidence: float | None = Field(None, description="two-sided level of every interval")
-    segment: str | None = None
-    region: str | None = None
-    frequency: float | None = Field(None, description="transactions after the first")
-    recency_weeks: float | None = Field(None, description="weeks from first to last purchase")
-    age_weeks: float | None = Field(None, description="weeks from first purchase to as_of")
-    monetary: float | None = Field(None, description="mean value of the repeat transactions")
-    p_alive: float | None = Field(None, description="probability the buyer is still active")
-    p_alive_low: float | None = None
-    p_alive_high: float | None = None
-    expected_purchases: float | None = Field(
-        None, description="purchases expected within the horizon"
-    )
-    expected_purchases_low: float | None = None
-    expected_purchases_high: float | None = None
-    expected_value: float | None = Field(None, description="expected value per purchase")
-    clv: float | None = Field(None, description="customer lifetime value, discounted")
-    clv_low: float | None = None
-    clv_high: float | None = None
-    clv_reason: str | None = Field(None, description="why the CLV is not available")
 
 
 def _refuse_unknown(request: Request, allowed: tuple[str, ...]) -> None:
@@ -204,4 +132,4 @@ async def lifetime_person(
     return await _person(request, store, scope, person_value, person_id, params)
 
 
-__all__ = ["PersonChurnRisk", "PersonLifetimeValue", "RiskReason", "router"]
+__all__ = ["router"]
