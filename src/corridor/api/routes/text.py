@@ -1,24 +1,27 @@
-"""``/api/v1/text/…``: voice of the customer, read from the stored text analysis; thin.
+"""``/api/v1/text/themes``, ``/text/comments`` and the theme edits: the voice of the customer's
+listings, read from the stored text analysis; thin.
 
-GET routes take the analyses' query parameters (``by``, ``period``, ``since``, ``until``,
-``confidence`` and a filter per dimension, see :mod:`corridor.api.routes.analytics`), narrowed
-to the caller's scope. Renaming and merging themes needs an admin or analyst.
+The text analyses themselves (``/text/sentiment``, ``/text/intents``, ``/text/sources``,
+``/text/themes/stats``) are generated from the registry (:mod:`corridor.api.analyses`). These two
+listings declare their parameters the same way (:class:`~corridor.analytics.core.registry.Param`,
+read and documented by the same code), narrowed to the caller's scope. Renaming and merging
+themes needs an admin or analyst.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from corridor.analytics.core.dimensions import DIMENSIONS
-from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.registry import DIMENSION_NAMES, Analysis, Param
 from corridor.analytics.feedback import text as queries
-from corridor.api import numbers
+from corridor.api.analyses import openapi_parameters
 from corridor.api.deps import AnalystScopeDep, StoreDep, WriterScopeDep
 from corridor.api.errors import error_responses
 from corridor.store import Store
@@ -57,24 +60,87 @@ def _themes(store: Store, filters: Any, include_retired: bool) -> dict[str, Any]
     return {"themes": rows, "n": sum(r["n"] or 0 for r in rows if r["merged_into"] is None)}
 
 
-@router.get("/themes", responses=error_responses(401, 403, 422), summary="Themes")
+def _listing(name: str, *params: Param) -> Analysis:
+    """A listing's parameters, declared like an analysis' (not an analysis: no registry entry)."""
+    return Analysis(
+        name, name, _listing, path="", description="", since=False, until=False,
+        confidence=False, params=params, filters=DIMENSION_NAMES,
+    )  # fmt: skip
+
+
+THEMES = _listing("themes", Param("all", "bool", False, "also list retired themes"))
+COMMENTS = _listing("comments", Param("limit", "int", 20, "how many, newest first", ge=1, le=1000))
+
+
+class ThemeRow(BaseModel):
+    """A theme with its size and sentiment within the caller's scope."""
+
+    model_config = ConfigDict(extra="allow")
+    theme_id: str
+    label: str | None = None
+    keywords: Any = Field(None, description="the words that characterise it")
+    model: str | None = Field(None, description="how it was found")
+    renamed: bool | None = Field(None, description="an analyst named it")
+    merged_into: str | None = Field(None, description="the theme it was merged into")
+    created_at: str | None = None
+    retired_at: str | None = None
+    n: int | None = Field(None, description="analysed texts with the theme")
+    share: float | None = Field(None, description="share of the analysed texts")
+    share_low: float | None = None
+    share_high: float | None = None
+    mean_sentiment: float | None = None
+    mean_sentiment_low: float | None = None
+    mean_sentiment_high: float | None = None
+
+
+class ThemesReply(BaseModel):
+    themes: list[ThemeRow]
+    n: int = Field(description="analysed texts counted (merged themes once)")
+
+
+class Comment(BaseModel):
+    """One analysed feedback text, redacted."""
+
+    model_config = ConfigDict(extra="allow")
+    feedback_id: str
+    occurred_at: datetime | None = None
+    touchpoint: str | None = None
+    source: str | None = None
+    text: str | None = Field(None, description="the text, personal data redacted")
+    sentiment: float | None = Field(None, description="−1 … +1")
+    sentiment_label: str | None = None
+    intent: str | None = None
+    emotions: list[str] | None = None
+    theme: str | None = None
+    theme_label: str | None = None
+
+
+class CommentsReply(BaseModel):
+    n: int = Field(description="comments in the reply")
+    comments: list[Comment]
+
+
+def _read(listing: Analysis, request: Request) -> dict[str, Any]:
+    q = request.query_params
+    return listing.parse({k: q.getlist(k) for k in dict.fromkeys(q.keys())})
+
+
+@router.get(
+    "/themes",
+    responses={
+        200: {"model": ThemesReply, "description": "Themes"},
+        **error_responses(401, 403, 422),
+    },
+    summary="Themes",
+    openapi_extra={"parameters": openapi_parameters(THEMES)},
+)
 async def themes(request: Request, store: StoreDep, scope: AnalystScopeDep) -> Response:
     """The themes (id, label, keywords, merges) with their size, share of the analysed texts
     and mean sentiment (with 95 % intervals) within the caller's scope. `all=true` also lists
     retired themes; filters per dimension narrow the texts counted."""
-    q = request.query_params
-    unknown = [k for k in q if k != "all" and k not in DIMENSIONS]
-    if unknown:
-        raise AnalyticsQueryError(
-            f"unknown query parameter(s) {', '.join(sorted(set(unknown)))}; allowed: all, or a "
-            f"filter named after a dimension: {', '.join(DIMENSIONS)}"
-        )
-    filters = {
-        k: [v.strip() or None for raw in q.getlist(k) for v in raw.split(",")]
-        for k in dict.fromkeys(k for k in q if k in DIMENSIONS)
-    }
-    restricted = scope.restrict(filters or None)
-    body = await anyio.to_thread.run_sync(_themes, store, restricted, q.get("all") == "true")
+    given = _read(THEMES, request)
+    restricted = scope.restrict(given.get("filters"))
+    body = await anyio.to_thread.run_sync(_themes, store, restricted, bool(given.get("all")))
     return _json(body)
 
 
@@ -108,23 +174,21 @@ async def merge_themes(body: ThemeMerge, store: StoreDep, scope: WriterScopeDep)
     return _json(theme.as_dict())
 
 
-@router.get("/comments", responses=error_responses(401, 403, 422), summary="Recent comments")
+@router.get(
+    "/comments",
+    responses={
+        200: {"model": CommentsReply, "description": "Recent comments"},
+        **error_responses(401, 403, 422),
+    },
+    summary="Recent comments",
+    openapi_extra={"parameters": openapi_parameters(COMMENTS)},
+)
 async def comments(request: Request, store: StoreDep, scope: AnalystScopeDep) -> Response:
     """The latest redacted feedback texts with sentiment, intent, emotions and theme, newest
-    first. `touchpoint`, `limit` (1…1000, default 20) and filters per dimension."""
-    q = request.query_params
-    unknown = [k for k in q if k not in ("limit",) and k not in DIMENSIONS]
-    if unknown:
-        raise AnalyticsQueryError(
-            f"unknown query parameter(s) {', '.join(sorted(set(unknown)))}; allowed: limit, or a "
-            f"filter named after a dimension: {', '.join(DIMENSIONS)}"
-        )
-    limit = numbers.whole_number(q.get("limit", "20"), "limit", 20)
-    filters = {
-        k: [v.strip() or None for raw in q.getlist(k) for v in raw.split(",")]
-        for k in dict.fromkeys(k for k in q if k in DIMENSIONS)
-    }
-    restricted = scope.restrict(filters or None)
+    first. `limit` (1…1000, default 20) and filters per dimension."""
+    given = _read(COMMENTS, request)
+    limit = int(given.get("limit") or 20)
+    restricted = scope.restrict(given.get("filters"))
 
     def run() -> list[dict[str, Any]]:
         with store.reading():
