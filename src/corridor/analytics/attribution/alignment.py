@@ -41,16 +41,8 @@ import pandas as pd
 from scipy import stats as _sp
 
 from corridor.analytics.attribution.ripple import benjamini_hochberg
-from corridor.analytics.core.dimensions import (
-    Filters,
-    Query,
-    Source,
-    TimeLike,
-    aggregate,
-    check_confidence,
-    get_table,
-    query_rows,
-)
+from corridor.analytics.core import dimensions as dims
+from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import labels
 from corridor.analytics.core.registry import DIMENSION_NAMES, Analysis, Param, columns, register
@@ -95,7 +87,7 @@ def alignment_table(
     ``department``/``touchpoint``, the predictions)."""
     if view not in VIEWS:
         raise AnalyticsQueryError(f"unknown alignment view {view!r}; allowed: {', '.join(VIEWS)}")
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     query = Query.build(None, None, filters, since, until)
     if view == "channels":
         if measure not in CHANNEL_MEASURES:
@@ -128,17 +120,17 @@ def prediction_pairs(source: Source, query: Query) -> pd.DataFrame:
     """Every prediction with the actual mean experience of its touch point and month:
     ``department, touchpoint, period, predicted, n_records, actual`` (``actual`` missing and
     ``n_records`` 0 when no feedback matches)."""
-    dims = tuple(dict.fromkeys(("touchpoint", *query.filters)))
-    t = query_rows(source, Query(dims, "month", query.filters, query.since, query.until))
+    wanted = tuple(dict.fromkeys(("touchpoint", *query.filters)))
+    t = dims.query_rows(source, Query(wanted, "month", query.filters, query.since, query.until))
     t = t.filter(t.experience.notnull(), t.touchpoint.notnull())
-    actual = aggregate(
+    actual = dims.aggregate(
         t,
         ["touchpoint", "period"],
         {"n_records": t.count(), "sum_experience": t.experience.sum()},
     )
     actual["period"] = labels(actual["period"], "month")
     actual["actual"] = actual["sum_experience"] / actual["n_records"]
-    p = get_table(source, "employee_predictions")
+    p = dims.get_table(source, "employee_predictions")
     preds = p.select("department", "touchpoint", "period", "predicted_experience")
     df = preds.to_pyarrow().to_pandas().rename(columns={"predicted_experience": "predicted"})
     for dim in ("department", "touchpoint"):
@@ -224,12 +216,12 @@ def summarise_predictions(pairs: pd.DataFrame, by: str, confidence: float = 0.95
 
 def channel_sums(source: Source, query: Query, measure: str = "experience") -> pd.DataFrame:
     """``touchpoint, department, channel, n, sum, sumsq`` of the measure, from the engine."""
-    dims = tuple(dict.fromkeys(("touchpoint", "department", "channel", *query.filters)))
-    t = query_rows(source, Query(dims, None, query.filters, query.since, query.until))
+    wanted = tuple(dict.fromkeys(("touchpoint", "department", "channel", *query.filters)))
+    t = dims.query_rows(source, Query(wanted, None, query.filters, query.since, query.until))
     x: Any = t.experience if measure == "experience" else t.experience - t.expectation
     t = t.mutate(_x=x)
     t = t.filter(t._x.notnull(), t.touchpoint.notnull(), t.channel.notnull())
-    return aggregate(
+    return dims.aggregate(
         t,
         ["touchpoint", "department", "channel"],
         {"n": t.count(), "sum": t._x.sum(), "sumsq": (t._x * t._x).sum()},

@@ -71,13 +71,8 @@ from corridor.analytics.attribution.ripple_events import (
     span_of,
     unit_masks,
 )
-from corridor.analytics.core.dimensions import (
-    Source,
-    TimeLike,
-    check_confidence,
-    check_time,
-    get_table,
-)
+from corridor.analytics.core import dimensions as dims
+from corridor.analytics.core.dimensions import Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.registry import Analysis, Param, columns, register
 from corridor.analytics.core.result import AnalyticsResult
@@ -124,10 +119,10 @@ def ripple_table(
     ``event`` ids when given) with its effect on gap, complaint share and churn; columns in
     :data:`COLUMNS`. BH q-values are computed over the events shown. ``churn=False`` skips the
     per-event churn query (one engine query per event)."""
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     if not 0.0 < float(alpha) < 1.0:
         raise AnalyticsQueryError(f"alpha must lie between 0 and 1 (e.g. 0.05), got {alpha!r}")
-    lo, hi = check_time(since, "since"), check_time(until, "until")
+    lo, hi = dims.check_time(since, "since"), dims.check_time(until, "until")
     events = load_events(source)
     chosen = _choose(events, department, event, lo, hi)
     frame = _empty()
@@ -233,7 +228,7 @@ def _estimate(
     cells = feedback_cells(source)
     icells = interaction_cells(source)
     market = market_events(source)
-    tp = get_table(source, "touchpoints").select("key", "department").to_pyarrow().to_pandas()
+    tp = dims.get_table(source, "touchpoints").select("key", "department").to_pyarrow().to_pandas()
     all_tps = tuple(tp["key"])
     owned = tp.groupby("department")["key"].apply(tuple).to_dict()
     data_end = (cells["day"].max() + DAY) if len(cells) else pd.Timestamp.now(tz="UTC")
@@ -334,7 +329,7 @@ def department_impact(
 ) -> AnalyticsResult:
     """Departments ranked by customer impact (see the module notes); pass an already computed
     :func:`ripple_table` as ``ripples`` to avoid computing it again."""
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     res = ripples or ripple_table(
         source, since=since, until=until, confidence=conf, alpha=alpha, churn=churn
     )

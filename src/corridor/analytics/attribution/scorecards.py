@@ -42,16 +42,9 @@ import pandas as pd
 from scipy import stats as _sp
 
 from corridor.analytics.attribution.ripple import COMPLAINT_MAX, benjamini_hochberg
+from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core.counting import count_where
-from corridor.analytics.core.dimensions import (
-    Filters,
-    Query,
-    Source,
-    TimeLike,
-    aggregate,
-    check_confidence,
-    query_rows,
-)
+from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.registry import DIMENSION_NAMES, Analysis, Param, columns, register
 from corridor.analytics.core.result import AnalyticsResult
@@ -78,8 +71,8 @@ def scorecard_cells(source: Source, kind: Kind, query: Query) -> pd.DataFrame:
     """Sums per unit × touch point over the query's feedback: rated records (``n``,
     ``sum_gap``, ``sumsq_gap``), NPS answers (``nps_n``, ``promoters``, ``detractors``),
     records with an experience (``n_exp``, ``n_complaint``)."""
-    dims = tuple(dict.fromkeys((kind, "touchpoint", *query.filters)))
-    t = query_rows(source, Query(dims, None, query.filters, query.since, query.until))
+    wanted = tuple(dict.fromkeys((kind, "touchpoint", *query.filters)))
+    t = dims.query_rows(source, Query(wanted, None, query.filters, query.since, query.until))
     t = t.mutate(unit=t[kind])
     rated = t.expectation.notnull() & t.experience.notnull()
     gap = t.experience - t.expectation
@@ -93,7 +86,7 @@ def scorecard_cells(source: Source, kind: Kind, query: Query) -> pd.DataFrame:
         "n_exp": count_where(t, t.experience.notnull()),
         "n_complaint": count_where(t, t.experience <= ibis.literal(COMPLAINT_MAX)),
     }
-    return aggregate(t, ["unit", "touchpoint"], aggs)
+    return dims.aggregate(t, ["unit", "touchpoint"], aggs)
 
 
 def two_way_effects(cells: pd.DataFrame) -> pd.DataFrame:
@@ -192,7 +185,7 @@ def partner_scorecard(
     out of the frame (they still inform nothing: shrinkage needs data)."""
     if kind not in KINDS:
         raise AnalyticsQueryError(f"unknown scorecard kind {kind!r}; allowed: {', '.join(KINDS)}")
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     query = Query.build(None, None, filters, since, until)
     if kind in query.filters:
         raise AnalyticsQueryError(

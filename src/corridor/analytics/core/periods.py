@@ -52,6 +52,15 @@ def labels(starts: pd.Series, period: str) -> pd.Series:
     return out.astype(object)
 
 
+def key_frame(frame: pd.DataFrame, keys: Sequence[str], period: str | None) -> pd.DataFrame:
+    """The first columns of a result frame: ``keys`` of the aggregated ``frame`` (its groupings,
+    then ``period``) and, with a ``period``, each row's readable ``period_label``."""
+    out = frame[list(keys)].copy()
+    if period:
+        out["period_label"] = labels(frame["period"], period)
+    return out
+
+
 def previous_start(starts: pd.Series, period: str) -> pd.Series:
     """The start of the calendar period before each start."""
     return as_utc(starts) - _step(period)
@@ -84,4 +93,4 @@ def align_previous(
 _MISSING = "\x00missing"
 
 
-__all__ = ["align_previous", "as_utc", "labels", "previous_start"]
+__all__ = ["align_previous", "as_utc", "key_frame", "labels", "previous_start"]

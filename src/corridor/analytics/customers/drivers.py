@@ -36,17 +36,8 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from corridor.analytics.core.dimensions import (
-    Filters,
-    Query,
-    Source,
-    TimeLike,
-    apply_query,
-    check_confidence,
-    check_seed,
-    feedback_facts,
-    get_table,
-)
+from corridor.analytics.core import dimensions as dims
+from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.persons import canonical, persons
 from corridor.analytics.core.registry import (
@@ -154,9 +145,9 @@ def driver_values(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per unit (person and ``by`` groups) and driver: ``n``, ``total`` and ``total_sq`` of
     the driver values; and per unit the outcome ``y``. Computed in the engine."""
-    dims = tuple(dict.fromkeys(("touchpoint", *query.dimensions)))
-    facts = apply_query(feedback_facts(source, dims), query)
-    fb = get_table(source, "feedback")
+    wanted = tuple(dict.fromkeys(("touchpoint", *query.dimensions)))
+    facts = dims.apply_query(dims.feedback_facts(source, wanted), query)
+    fb = dims.get_table(source, "feedback")
     fb = fb.select(_fb_id=fb.feedback_id, person_id=fb.person_id, emotion=fb.emotion)
     rows = facts.inner_join(fb, facts.feedback_id == fb._fb_id)
     rows = canonical(rows, source)
@@ -211,7 +202,7 @@ def _events(source: Source, query: Query, long: ir.Table, outcomes: tuple[str, .
     """Per person, the first interaction with one of ``outcomes`` after their first rated
     feedback (within the query's time range): ``_e_person``, ``_e_at``."""
     first = long.group_by("person").aggregate(_first=long.occurred_at.min())
-    ix = get_table(source, "interactions")
+    ix = dims.get_table(source, "interactions")
     ix = ix.filter(ix.outcome.isin(list(outcomes)))
     if query.since is not None:
         ix = ix.filter(ix.occurred_at >= ibis.literal(query.since))
@@ -251,8 +242,8 @@ def driver_table(
             "key drivers have no period: narrow the time range with since/until instead"
         )
     outcome, drivers, bootstrap, min_n = _check(outcome, drivers, bootstrap, min_n)
-    conf = check_confidence(confidence)
-    seed = check_seed(seed)
+    conf = dims.check_confidence(confidence)
+    seed = dims.check_seed(seed)
     chosen = _check_selection(select, drivers)
     query = Query.build(by, None, filters, since, until)
     if drivers == "touchpoint" and "touchpoint" in query.by:

@@ -41,17 +41,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _sp
 
-from corridor.analytics.core.dimensions import (
-    DIMENSIONS,
-    Filters,
-    Query,
-    Source,
-    TimeLike,
-    apply_query,
-    check_confidence,
-    check_seed,
-    get_table,
-)
+from corridor.analytics.core import dimensions as dims
+from corridor.analytics.core.dimensions import DIMENSIONS, Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.persons import canonical
 from corridor.analytics.core.registry import Analysis, Param, columns, register
@@ -85,15 +76,15 @@ def interaction_facts(source: Source, dimensions: Sequence[str] = ()) -> ir.Tabl
             f"journeys cannot be filtered by {', '.join(bad)}; allowed: "
             f"{', '.join(JOURNEY_DIMENSIONS)}"
         )
-    i = get_table(source, "interactions")
-    tp = get_table(source, "touchpoints")
+    i = dims.get_table(source, "interactions")
+    tp = dims.get_table(source, "touchpoints")
     tp = tp.select(_tp_key=tp.key, stage=tp.stage, department=tp.department)
     t = i.left_join(tp, i.touchpoint == tp._tp_key)
     with_people = bool({"segment", "region"} & set(dimensions))
     if with_people:
         # join people before naming the columns: the expressions below must refer to the
         # joined table, whose columns keep their base names (partner_id, agent_id)
-        pe = get_table(source, "people")
+        pe = dims.get_table(source, "people")
         pe = pe.select(_pe_id=pe.person_id, segment=pe.segment, region=pe.region)
         t = t.left_join(pe, t.person_id == pe._pe_id)
     cols: dict[str, Any] = {
@@ -118,7 +109,7 @@ def interaction_facts(source: Source, dimensions: Sequence[str] = ()) -> ir.Tabl
 def _sequence(source: Source, query: Query, level: str) -> pd.DataFrame:
     """Merged journey steps, sorted: ``person``, ``element``, ``at`` (seconds, the first
     interaction of the step) and ``last_at`` (its last interaction)."""
-    t = apply_query(interaction_facts(source, query.dimensions), query)
+    t = dims.apply_query(interaction_facts(source, query.dimensions), query)
     t = t.select("person", "interaction_id", at=t.occurred_at.epoch_seconds(), element=t[level])
     t = t.filter(t.element.notnull())
     df = t.to_pyarrow().to_pandas()
@@ -183,8 +174,8 @@ def journey_table(
     outcomes = tuple(dict.fromkeys(c.strip().lower() for c in conversion if c and c.strip()))
     if not outcomes:
         raise AnalyticsQueryError("conversion needs at least one interaction outcome")
-    conf = check_confidence(confidence)
-    seed = check_seed(seed)
+    conf = dims.check_confidence(confidence)
+    seed = dims.check_seed(seed)
     query = Query.build(None, None, filters, since, until)
     seq = _sequence(source, query, level)
     conv = _conversions(source, query, outcomes)
@@ -343,7 +334,7 @@ def _transitions(seq: pd.DataFrame, limit: int, conf: float) -> tuple[pd.DataFra
 def _stages(
     source: Source, seq: pd.DataFrame | None, query: Query, conf: float
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    st = get_table(source, "stages").to_pyarrow().to_pandas().sort_values("position")
+    st = dims.get_table(source, "stages").to_pyarrow().to_pandas().sort_values("position")
     order = list(st["key"])
     if seq is None:
         seq = _sequence(source, query, "stage")

@@ -31,14 +31,8 @@ import pandas as pd
 from scipy import special
 from scipy import stats as sps
 
-from corridor.analytics.core.dimensions import (
-    Filters,
-    Source,
-    TimeLike,
-    check_confidence,
-    check_time,
-    get_table,
-)
+from corridor.analytics.core import dimensions as dims
+from corridor.analytics.core.dimensions import Filters, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.registry import Analysis, Column, Param, register
 from corridor.analytics.core.result import AnalyticsResult
@@ -80,7 +74,7 @@ class Buyers:
 def buyers(source: Source, until: TimeLike = None, filters: Filters | None = None) -> Buyers:
     """The RFM summary of every buyer (module docstring)."""
     flt = check_person_filters(filters)
-    until_t = check_time(until, "until")
+    until_t = dims.check_time(until, "until")
     ci = canonical_interactions(source)
     if until_t is not None:
         ci = ci.filter(ci.occurred_at < ibis.literal(until_t))
@@ -99,7 +93,7 @@ def buyers(source: Source, until: TimeLike = None, filters: Filters | None = Non
         .group_by(["cid", "day"])
         .aggregate(value=buys.value.sum(), valued=buys.value.count())
     )
-    p = get_table(source, "people")
+    p = dims.get_table(source, "people")
     p = p.filter(ibis.coalesce(p.canonical_id, p.person_id) == p.person_id)
     preds = [_isin(p[name], vals) for name, vals in flt.items() if name in PERSON_FILTERS]
     if preds:
@@ -225,7 +219,7 @@ def lifetime_params(
 ) -> LifetimeResult:
     """The fitted BG/NBD (r, alpha, a, b) and Gamma-Gamma (p, q, gamma) parameters with
     standard errors and intervals; ``n`` is the number of buyers."""
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     fit = fit_lifetime(buyers(source, until, filters), conf)
     parts = [fit.bgnbd.summary.assign(model="bg_nbd", n=fit.bgnbd.n_)]
     if fit.gg is not None:
@@ -349,7 +343,7 @@ def lifetime_table(
     ``clv`` (discounted at ``discount_monthly``), each with ``_low``/``_high``;
     ``expected_value`` per transaction (Gamma-Gamma); ``clv_reason`` says why a ``clv`` is
     NaN (buyers without one come last; ``model["clv_not_available"]`` counts them)."""
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     _check_horizon(horizon_months, discount_monthly)
     if limit is not None and limit < 1:
         raise AnalyticsQueryError(f"limit must be at least 1, got {limit}")
@@ -400,8 +394,8 @@ def person_value(
     :func:`corridor.analytics.customers.churn_risk.person_risk` (``status: pending`` when
     ``refit=False`` finds no fitted model kept)."""
     _check_horizon(horizon_months, discount_monthly)
-    conf = check_confidence(confidence)
-    p = get_table(source, "people")
+    conf = dims.check_confidence(confidence)
+    p = dims.get_table(source, "people")
     row = p.filter(p.person_id == person_id).select("canonical_id").to_pyarrow().to_pylist()
     canonical = (row[0]["canonical_id"] or person_id) if row else person_id
     params = (float(horizon_months), float(discount_monthly), conf)

@@ -38,18 +38,9 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core.counting import count_where
-from corridor.analytics.core.dimensions import (
-    Filters,
-    Query,
-    Source,
-    TimeLike,
-    aggregate,
-    apply_query,
-    check_confidence,
-    feedback_facts,
-    get_table,
-)
+from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.persons import canonical
 from corridor.analytics.core.registry import DIMENSION_NAMES, Analysis, Column, by_param, register
@@ -97,8 +88,8 @@ def _number(value: ir.Value) -> ir.FloatingValue:
 def wallet_rows(source: Source, query: Query) -> ir.Table:
     """One row per answer with both fields: the query's dimensions, ``person``,
     ``occurred_at``, ``rank``, ``brands`` (null when not a whole number)."""
-    facts = apply_query(feedback_facts(source, query.dimensions), query)
-    fb = get_table(source, "feedback")
+    facts = dims.apply_query(dims.feedback_facts(source, query.dimensions), query)
+    fb = dims.get_table(source, "feedback")
     fb = fb.select(
         _fb_id=fb.feedback_id,
         _who=ibis.coalesce(fb.person_id, "anonymous:" + fb.feedback_id),
@@ -130,7 +121,7 @@ def wallet_table(
     """Share of wallet per group (default: per segment); see the module docstring."""
     if period is not None:
         raise AnalyticsQueryError("share of wallet has no period; narrow with since/until")
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     query = Query.build(by, None, filters, since, until)
     rows = wallet_rows(source, query)
     valid = (
@@ -150,7 +141,7 @@ def wallet_table(
     ok = ok.mutate(_n=ibis.row_number().over(w))
     latest = ok.filter(ok._n == 0)
     latest = latest.mutate(share=wallet_share(latest.rank, latest.brands))
-    sums = aggregate(
+    sums = dims.aggregate(
         latest,
         list(query.by),
         {

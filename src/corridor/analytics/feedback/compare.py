@@ -30,14 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from corridor.analytics.core.dimensions import (
-    Filters,
-    Query,
-    Source,
-    TimeLike,
-    check_confidence,
-    query_rows,
-)
+from corridor.analytics.core import dimensions as dims
+from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 from corridor.analytics.feedback.gaps import gap_sums
@@ -112,7 +106,7 @@ def compare_sums(
 ) -> pd.DataFrame:
     """The comparison frame from one row of :data:`~corridor.analytics.feedback.gaps.GAP_SUMS` and
     of :data:`~corridor.analytics.feedback.metrics.METRIC_SUMS` per slice. Pure: no engine."""
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     rows = []
     ga, gb, ma, mb = gaps_a, gaps_b, metrics_a, metrics_b
 
@@ -166,12 +160,12 @@ def compare(source: Source, a: Slice, b: Slice, *, confidence: float = 0.95) -> 
     Two engine queries per slice (gap and metric sufficient statistics, no grouping); the tests
     run on the aggregated numbers. See the module docstring for the tests and intervals.
     """
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     qa, qb = a.query(), b.query()
     ga, gb = (_one_row(gap_sums(source, q)) for q in (qa, qb))
     ma, mb = (_one_row(metric_sums(source, q)) for q in (qa, qb))
     frame = compare_sums(ga, ma, gb, mb, conf)
-    n = sum(int(query_rows(source, q).count().to_pyarrow().as_py()) for q in (qa, qb))
+    n = sum(int(dims.query_rows(source, q).count().to_pyarrow().as_py()) for q in (qa, qb))
     return ComparisonResult(
         frame=frame,
         n=n,

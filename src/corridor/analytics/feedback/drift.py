@@ -91,29 +91,11 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from corridor.analytics.core.dimensions import (
-    MEASURES,
-    Filters,
-    Query,
-    Source,
-    TimeLike,
-    aggregate,
-    check_by,
-    check_confidence,
-    check_period,
-    get_table,
-    query_rows,
-)
+from corridor.analytics.core import dimensions as dims
+from corridor.analytics.core import registry
+from corridor.analytics.core.dimensions import MEASURES, Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import as_utc, labels
-from corridor.analytics.core.registry import (
-    DIMENSION_NAMES,
-    PERIOD,
-    Analysis,
-    by_param,
-    columns,
-    register,
-)
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 from corridor.analytics.estimators.changepoints import (
@@ -165,7 +147,7 @@ def _check_measure(measure: str) -> str:
 
 
 def _check_drift_period(period: str | None) -> str:
-    p = check_period(period)
+    p = dims.check_period(period)
     if p is None:
         raise AnalyticsQueryError(
             "drift needs a period to follow over time; give one of: day, week, month, quarter"
@@ -181,10 +163,10 @@ def _measure_expr(table: ir.Table, measure: str) -> ir.FloatingValue:
 
 def drift_sums(source: Source, query: Query, measure: str = "expectation") -> pd.DataFrame:
     """:func:`drift_stats` for an already validated query (which must have a period)."""
-    t = query_rows(source, query)
+    t = dims.query_rows(source, query)
     t = t.mutate(_x=_measure_expr(t, measure))
     t = t.filter(t._x.notnull())
-    return aggregate(
+    return dims.aggregate(
         t,
         query.keys,
         {"n": t.count(), "sum_value": t._x.sum(), "sumsq_value": (t._x * t._x).sum()},
@@ -233,9 +215,9 @@ def detect_drift(
     Returns ``(changes, series)``: the frames documented on :class:`DriftResult` (``changes``
     without the ``market_events`` column, which :func:`annotate_market_events` adds).
     """
-    by_ = list(check_by(by))
+    by_ = list(dims.check_by(by))
     period_ = _check_drift_period(period)
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     if not isinstance(min_segment, int | np.integer) or min_segment < 1:
         raise AnalyticsQueryError(f"min_segment must be a whole number ≥ 1, got {min_segment!r}")
     change_rows: list[dict[str, Any]] = []
@@ -343,7 +325,7 @@ def period_start(times: pd.Series, period: str) -> pd.Series:
 def market_events(source: Source) -> pd.DataFrame:
     """The market events table (small) as a frame: ``event_id``, ``occurred_at`` (UTC),
     ``kind``, ``touchpoints`` (a list of keys; empty = all touch points), ``description``."""
-    t = get_table(source, "market_events")
+    t = dims.get_table(source, "market_events")
     df = t.select("event_id", "occurred_at", "kind", "touchpoints", "description").to_pyarrow()
     out = df.to_pandas()
     out["occurred_at"] = pd.to_datetime(out["occurred_at"], utc=True)
@@ -441,7 +423,7 @@ def expectation_drift(
     filter on representative sources, e.g. ``filters={"source": ["survey"]}``.
     """
     m = _check_measure(measure)
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     query = Query.build(by, _check_drift_period(period), filters, since, until)
     assert query.period is not None
     sums = drift_sums(source, query, m)
@@ -480,8 +462,8 @@ __all__ = [
 ]
 
 
-register(
-    Analysis(
+registry.register(
+    registry.Analysis(
         "drift",
         "Expectation drift: change points in mean expectation",
         expectation_drift,
@@ -492,14 +474,14 @@ register(
         "a penalty for the false-alarm rate): the date, the size of each shift with its "
         "interval and adjusted p-value, the means and n before and after, and market events "
         "near it.",
-        by=by_param(("touchpoint",)),
-        period=replace(PERIOD, default="month", help="the series' period"),
-        filters=DIMENSION_NAMES,
+        by=registry.by_param(("touchpoint",)),
+        period=replace(registry.PERIOD, default="month", help="the series' period"),
+        filters=registry.DIMENSION_NAMES,
         brief=(
             "date", "size", "size_low", "size_high", "p_value_adjusted", "mean_before",
             "mean_after", "n_before", "n_after", "market_events",
         ),
-        columns=columns(
+        columns=registry.columns(
             "date:time size size_low size_high statistic p_value p_value_adjusted mean_before "
             "mean_after n_before:int n_after:int before_start:time after_end:time periods:int "
             "overdispersion market_events:str"

@@ -41,29 +41,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _sp
 
+from corridor.analytics.core import dimensions as dims
+from corridor.analytics.core import registry
 from corridor.analytics.core.counting import count_where
-from corridor.analytics.core.dimensions import (
-    Filters,
-    Query,
-    Source,
-    TimeLike,
-    aggregate,
-    check_by,
-    check_confidence,
-    check_period,
-    get_table,
-    query_rows,
-)
+from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.core.periods import labels
-from corridor.analytics.core.registry import (
-    DIMENSION_NAMES,
-    PERIOD,
-    Analysis,
-    by_param,
-    columns,
-    register,
-)
+from corridor.analytics.core.periods import key_frame
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 
@@ -83,11 +66,11 @@ def feedback_rows(source: Source, query: Query, extra: Sequence[str] = ("emotion
     """:func:`~corridor.analytics.core.dimensions.query_rows` plus feedback fields it does not carry
     (by default ``emotion``), as float64, joined back on the primary key ``feedback_id``
     (a LEFT JOIN on a key: never adds or drops rows)."""
-    t = query_rows(source, query)
+    t = dims.query_rows(source, query)
     missing = [c for c in extra if c not in t.columns]
     if not missing:
         return t
-    f = get_table(source, "feedback").view()  # a self-join needs its own alias
+    f = dims.get_table(source, "feedback").view()  # a self-join needs its own alias
     more = f.select(_fb_id=f.feedback_id, **{c: f[c].cast("float64") for c in missing})
     joined = t.left_join(more, t.feedback_id == more._fb_id)
     return joined.select(*t.columns, *missing)
@@ -177,7 +160,7 @@ def facet_sums(source: Source, query: Query) -> pd.DataFrame:
     both = x.notnull() & y.notnull()
     bx = ibis.ifelse(both, x, ibis.null("float64"))
     by_ = ibis.ifelse(both, y, ibis.null("float64"))
-    return aggregate(
+    return dims.aggregate(
         t,
         query.keys,
         {
@@ -219,12 +202,9 @@ def summarise_facets(
     confidence: float = 0.95,
 ) -> pd.DataFrame:
     """The columns documented on :class:`FacetResult` from a :data:`FACET_SUMS` frame. Pure."""
-    by_, period_ = check_by(by), check_period(period)
-    conf = check_confidence(confidence)
-    keys = [*by_, *(["period"] if period_ else [])]
-    out = sums[keys].copy()
-    if period_:
-        out["period_label"] = labels(sums["period"], period_)
+    query = Query.build(by, period)
+    conf = dims.check_confidence(confidence)
+    out = key_frame(sums, query.keys, query.period)
     out["n"] = sums["n"].astype("int64")
     for name in ("experience", "emotion"):
         k = sums[f"n_{name}"].to_numpy(dtype=float)
@@ -281,7 +261,7 @@ def facet_table(
     """Functional (experience) and emotional (emotion) facets side by side for any grouping,
     period, filters and time range — the parameters of
     :func:`corridor.analytics.feedback.gaps.gap_table`."""
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     query = Query.build(by, period, filters, since, until)
     sums = facet_sums(source, query)
     return FacetResult(
@@ -328,7 +308,7 @@ def source_facet_sums(source: Source, query: Query, measure: str = "experience")
     filters = dict(query.filters)
     if "source" not in filters:  # keep the two sides only, and carry the source column
         filters["source"] = (*SOLICITED, *UNSOLICITED)
-    t = query_rows(source, replace(query, filters=filters))
+    t = dims.query_rows(source, replace(query, filters=filters))
     e, x = t.expectation, t.experience
     value = x - e if measure == "gap" else x
     side = ibis.cases(
@@ -344,7 +324,7 @@ def source_facet_sums(source: Source, query: Query, measure: str = "experience")
     )
     t = t.filter(t._side.notnull(), t._v.notnull())
     e, x = t.expectation, t.experience
-    sums = aggregate(
+    sums = dims.aggregate(
         t,
         [*query.keys, "_side", "_bin"],
         {
@@ -384,12 +364,12 @@ def summarise_source_facets(
     frame (rows per group, side and bin, sorted by the group keys). Pure: no engine.
 
     With no grouping and no period there is exactly one row (zeros when nothing matched)."""
-    by_, period_ = check_by(by), check_period(period)
-    conf = check_confidence(confidence)
+    query = Query.build(by, period)
+    conf = dims.check_confidence(confidence)
     bins = BINS[_check_measure(measure)]
-    keys = [*by_, *(["period"] if period_ else [])]
+    keys = query.keys
     work = sums.copy()
-    for k in by_:  # one sentinel for missing labels, so pandas groups them as SQL does
+    for k in query.by:  # one sentinel for missing labels, so pandas groups them as SQL does
         work[k] = work[k].astype(object).where(work[k].notna(), _MISSING)
     if keys:
         groups = work[keys].drop_duplicates().reset_index(drop=True)
@@ -399,7 +379,7 @@ def summarise_source_facets(
         groups = pd.DataFrame(index=range(1))
         work["_g"] = 0
     size = len(groups)
-    out = groups.copy()
+    out = key_frame(groups, keys, query.period)
     totals: dict[str, pd.DataFrame] = {}
     for side in SIDES:
         rows = work[work["side"] == side]
@@ -439,10 +419,8 @@ def summarise_source_facets(
     out["negativity_skew_low"] = skew.low
     out["negativity_skew_high"] = skew.high
     out["p_value_skew"] = skew.p_value
-    for k in by_:
+    for k in query.by:
         out[k] = out[k].where(out[k] != _MISSING, None)
-    if period_:
-        out.insert(len(keys), "period_label", labels(out["period"], period_))
     return out.reset_index(drop=True)
 
 
@@ -492,7 +470,7 @@ def source_facets(
     """Score distributions of solicited against unsolicited feedback per touch point (or any
     grouping but ``source``), with the negativity skew. ``measure`` is ``experience`` or
     ``gap`` (experience − expectation)."""
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     m = _check_measure(measure)
     query = Query.build(by, period, filters, since, until)
     sums = source_facet_sums(source, query, m)
@@ -529,8 +507,8 @@ __all__ = [
 ]
 
 
-register(
-    Analysis(
+registry.register(
+    registry.Analysis(
         "facets",
         "Functional (experience) and emotional (emotion) facets",
         facet_table,
@@ -540,14 +518,14 @@ register(
         description="The functional facet (experience rating) and the emotional facet "
         "(emotion rating) side by side per grouping and period: means with intervals and their "
         "Pearson correlation with a Fisher-z interval.",
-        by=by_param(),
-        period=PERIOD,
-        filters=DIMENSION_NAMES,
+        by=registry.by_param(),
+        period=registry.PERIOD,
+        filters=registry.DIMENSION_NAMES,
         brief=(
             "n", "mean_experience", "mean_experience_low", "mean_experience_high",
             "mean_emotion", "mean_emotion_low", "mean_emotion_high", "correlation",
         ),
-        columns=columns(
+        columns=registry.columns(
             "n:int n_experience:int mean_experience mean_experience_low mean_experience_high "
             "n_emotion:int mean_emotion mean_emotion_low mean_emotion_high "
             "n_negative_emotion:int share_negative_emotion share_negative_emotion_low "
@@ -556,8 +534,8 @@ register(
         ),
     )
 )  # fmt: skip
-register(
-    Analysis(
+registry.register(
+    registry.Analysis(
         "sources",
         "Solicited (survey) against unsolicited (review, social) feedback",
         source_facets,
@@ -567,15 +545,15 @@ register(
         description="Solicited (survey) against unsolicited (review, social) feedback per "
         "grouping: means on each side and the negativity skew of unsolicited feedback with its "
         "interval and p-value.",
-        by=by_param(("touchpoint",)),
-        period=PERIOD,
-        filters=DIMENSION_NAMES,
+        by=registry.by_param(("touchpoint",)),
+        period=registry.PERIOD,
+        filters=registry.DIMENSION_NAMES,
         extras=("measure", "bins"),
         brief=(
             "solicited_n", "solicited_mean", "unsolicited_n", "unsolicited_mean",
             "negativity_skew", "negativity_skew_low", "negativity_skew_high", "p_value_skew",
         ),
-        columns=columns(
+        columns=registry.columns(
             "solicited_n:int solicited_mean solicited_mean_low solicited_mean_high "
             "solicited_counts:list solicited_n_rated:int solicited_n_below:int "
             "solicited_share_below solicited_share_below_low solicited_share_below_high "

@@ -26,26 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from corridor.analytics.core.dimensions import (
-    Filters,
-    Query,
-    Source,
-    TimeLike,
-    aggregate,
-    check_by,
-    check_confidence,
-    check_period,
-    query_rows,
-)
-from corridor.analytics.core.periods import align_previous, labels
-from corridor.analytics.core.registry import (
-    DIMENSION_NAMES,
-    PERIOD,
-    Analysis,
-    by_param,
-    columns,
-    register,
-)
+from corridor.analytics.core import dimensions as dims
+from corridor.analytics.core import registry
+from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
+from corridor.analytics.core.periods import align_previous, key_frame
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 from corridor.analytics.feedback import rollup
@@ -84,9 +68,9 @@ def gap_sums(source: Source, query: Query) -> pd.DataFrame:
     sums = rollup.sums(source, query, "gap")
     if sums is not None:
         return sums
-    t = query_rows(source, query)
+    t = dims.query_rows(source, query)
     t = t.filter(t.expectation.notnull(), t.experience.notnull())
-    return aggregate(t, query.keys, gap_aggregates(t))
+    return dims.aggregate(t, query.keys, gap_aggregates(t))
 
 
 def summarise_gaps(
@@ -101,12 +85,9 @@ def summarise_gaps(
     (``period`` column) — as :func:`gap_stats` or a rollup produces it. Pure: no engine.
     Returns the columns documented on :class:`GapResult`.
     """
-    by_, period_ = check_by(by), check_period(period)
-    conf = check_confidence(confidence)
-    keys = [*by_, *(["period"] if period_ else [])]
-    out = sums[keys].copy()
-    if period_:
-        out["period_label"] = labels(sums["period"], period_)
+    query = Query.build(by, period)
+    conf = dims.check_confidence(confidence)
+    out = key_frame(sums, query.keys, query.period)
     n = sums["n"].to_numpy(dtype=float)
     out["n"] = sums["n"].astype("int64")
     out["n_below"] = sums["n_below"].astype("int64")
@@ -125,8 +106,10 @@ def summarise_gaps(
     out["share_below"] = below.share
     out["share_below_low"] = below.low
     out["share_below_high"] = below.high
-    if period_:
-        prev = align_previous(sums, by_, period_, ["n", "n_below", "sum_gap", "sumsq_gap"])
+    if query.period:
+        prev = align_previous(
+            sums, query.by, query.period, ["n", "n_below", "sum_gap", "sumsq_gap"]
+        )
         now = stats.moments(n, sums["sum_gap"], sums["sumsq_gap"])
         before = stats.moments(prev["n"], prev["sum_gap"], prev["sumsq_gap"])
         t = stats.welch_t_test(now.mean, now.var, n, before.mean, before.var, before.n)
@@ -183,7 +166,7 @@ def gap_table(
     ``until`` (exclusive) bound ``feedback.occurred_at``. Unknown groupings, filters or periods
     raise :class:`~corridor.analytics.core.errors.AnalyticsQueryError` naming the allowed values.
     """
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     query = Query.build(by, period, filters, since, until)
     sums = gap_sums(source, query)
     frame = summarise_gaps(sums, query.by, query.period, conf)
@@ -207,8 +190,8 @@ __all__ = [
 ]
 
 
-GAPS = register(
-    Analysis(
+GAPS = registry.register(
+    registry.Analysis(
         "gaps",
         "Experience minus expectation",
         gap_table,
@@ -219,14 +202,14 @@ GAPS = register(
         "with intervals, the share of records below expectation, and the change against the "
         "previous period with its p-value, per grouping and period. Filter by any "
         "dimension (`region=north`; an empty value selects records without one).",
-        by=by_param(("touchpoint",)),
-        period=PERIOD,
-        filters=DIMENSION_NAMES,
+        by=registry.by_param(("touchpoint",)),
+        period=registry.PERIOD,
+        filters=registry.DIMENSION_NAMES,
         brief=(
             "n", "mean_expectation", "mean_experience", "mean_gap", "mean_gap_low",
             "mean_gap_high", "share_below", "delta_mean_gap", "p_value_mean_gap",
         ),
-        columns=columns(
+        columns=registry.columns(
             "n:int n_below:int mean_expectation mean_expectation_low mean_expectation_high "
             "mean_experience mean_experience_low mean_experience_high mean_gap sd_gap se_gap "
             "mean_gap_low mean_gap_high share_below share_below_low share_below_high "

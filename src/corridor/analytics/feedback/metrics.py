@@ -23,26 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from corridor.analytics.core.dimensions import (
-    Filters,
-    Query,
-    Source,
-    TimeLike,
-    aggregate,
-    check_by,
-    check_confidence,
-    check_period,
-    query_rows,
-)
-from corridor.analytics.core.periods import align_previous, labels
-from corridor.analytics.core.registry import (
-    DIMENSION_NAMES,
-    PERIOD,
-    Analysis,
-    by_param,
-    columns,
-    register,
-)
+from corridor.analytics.core import dimensions as dims
+from corridor.analytics.core import registry
+from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
+from corridor.analytics.core.periods import align_previous, key_frame
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 from corridor.analytics.feedback import rollup
@@ -88,9 +72,9 @@ def metric_sums(source: Source, query: Query) -> pd.DataFrame:
     sums = rollup.sums(source, query, "metric")
     if sums is not None:
         return sums
-    t = query_rows(source, query)
+    t = dims.query_rows(source, query)
     t = t.filter(t.nps.notnull() | t.csat.notnull() | t.ces.notnull())
-    return aggregate(t, query.keys, metric_aggregates(t))
+    return dims.aggregate(t, query.keys, metric_aggregates(t))
 
 
 def summarise_metrics(
@@ -102,12 +86,9 @@ def summarise_metrics(
     """Estimates, intervals and period-over-period tests from a :data:`METRIC_SUMS` frame (as
     :func:`metric_stats` or a rollup produces it). Pure: no engine. Returns the columns
     documented on :class:`MetricResult`."""
-    by_, period_ = check_by(by), check_period(period)
-    conf = check_confidence(confidence)
-    keys = [*by_, *(["period"] if period_ else [])]
-    out = sums[keys].copy()
-    if period_:
-        out["period_label"] = labels(sums["period"], period_)
+    query = Query.build(by, period)
+    conf = dims.check_confidence(confidence)
+    out = key_frame(sums, query.keys, query.period)
     out["n"] = sums["n"].astype("int64")
 
     nps_n = sums["nps_n"].to_numpy(dtype=float)
@@ -142,8 +123,8 @@ def summarise_metrics(
     out["ces_easy_share_low"] = easy.low
     out["ces_easy_share_high"] = easy.high
 
-    if period_:
-        prev = align_previous(sums, by_, period_, list(METRIC_SUMS))
+    if query.period:
+        prev = align_previous(sums, query.by, query.period, list(METRIC_SUMS))
         d_nps = stats.nps_difference(
             sums["promoters"],
             sums["detractors"],
@@ -207,7 +188,7 @@ def metric_table(
 ) -> MetricResult:
     """NPS, CSAT top-2-box and CES with intervals for any grouping, period, filters and time
     range — the same parameters as :func:`corridor.analytics.feedback.gaps.gap_table`."""
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     query = Query.build(by, period, filters, since, until)
     sums = metric_sums(source, query)
     frame = summarise_metrics(sums, query.by, query.period, conf)
@@ -238,8 +219,8 @@ __all__ = [
 def _metric(
     name: str, title: str, what: str, keep: tuple[str, ...], brief: tuple[str, ...], cols: str
 ) -> None:
-    register(
-        Analysis(
+    registry.register(
+        registry.Analysis(
             name,
             title,
             metric_table,
@@ -249,12 +230,12 @@ def _metric(
             description=f"{what}, per grouping and period, with n, intervals and the change "
             "against the previous period with its p-value. Filter by any dimension "
             "(`region=north`; an empty value selects records without one).",
-            by=by_param(),
-            period=PERIOD,
-            filters=DIMENSION_NAMES,
+            by=registry.by_param(),
+            period=registry.PERIOD,
+            filters=registry.DIMENSION_NAMES,
             keep_columns=keep,
             brief=brief,
-            columns=columns(cols),
+            columns=registry.columns(cols),
         )
     )
 

@@ -53,22 +53,11 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core.counting import count_where
-from corridor.analytics.core.dimensions import (
-    DIMENSIONS,
-    Filters,
-    Query,
-    Source,
-    TimeLike,
-    aggregate,
-    apply_query,
-    check_by,
-    check_confidence,
-    check_period,
-    get_table,
-)
+from corridor.analytics.core.dimensions import DIMENSIONS, Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.core.periods import labels
+from corridor.analytics.core.periods import key_frame
 from corridor.analytics.core.registry import PERIOD, Analysis, by_param, columns, register
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
@@ -125,10 +114,10 @@ class Promise:
 def load_promises(source: Source, keys: Sequence[str] | None = None) -> list[Promise]:
     """The promises of the corridor map, in the map's touch point order (then by key); only
     ``keys`` when given (an unknown key raises, naming the known ones)."""
-    p = get_table(source, "promises")
+    p = dims.get_table(source, "promises")
     rows = p.select("key", "touchpoint", "metric", "operator", "threshold", "target", "source")
     df = rows.to_pyarrow().to_pandas()
-    tp = get_table(source, "touchpoints").select("key", "position").to_pyarrow().to_pandas()
+    tp = dims.get_table(source, "touchpoints").select("key", "position").to_pyarrow().to_pandas()
     order = dict(zip(tp["key"], tp["position"], strict=True))
     found = [
         Promise(
@@ -208,8 +197,8 @@ def interaction_rows(source: Source, dimensions: Sequence[str], metric: str) -> 
     """One row per interaction: ``interaction_id``, ``occurred_at``, ``touchpoint``, ``value``
     (the metric as float64) and one column per requested dimension, joining the corridor map
     and people only when needed (LEFT JOINs on primary keys)."""
-    dims = tuple(dict.fromkeys(dimensions))
-    i = get_table(source, "interactions")
+    wanted = tuple(dict.fromkeys(dimensions))
+    i = dims.get_table(source, "interactions")
     joined: Any = i
     cols: dict[str, Any] = {
         "touchpoint": i.touchpoint,
@@ -217,13 +206,13 @@ def interaction_rows(source: Source, dimensions: Sequence[str], metric: str) -> 
         "partner": i.partner_id,
         "agent": i.agent_id,
     }
-    if {"stage", "department"} & set(dims):
-        tp = get_table(source, "touchpoints")
+    if {"stage", "department"} & set(wanted):
+        tp = dims.get_table(source, "touchpoints")
         tp = tp.select(_tp_key=tp.key, _tp_stage=tp.stage, _tp_department=tp.department)
         joined = joined.left_join(tp, i.touchpoint == tp._tp_key)
         cols.update(stage=tp._tp_stage, department=tp._tp_department)
-    if {"segment", "region"} & set(dims):
-        pe = get_table(source, "people")
+    if {"segment", "region"} & set(wanted):
+        pe = dims.get_table(source, "people")
         pe = pe.select(_pe_id=pe.person_id, _pe_segment=pe.segment, _pe_region=pe.region)
         joined = joined.left_join(pe, i.person_id == pe._pe_id)
         cols.update(segment=pe._pe_segment, region=pe._pe_region)
@@ -237,7 +226,7 @@ def interaction_rows(source: Source, dimensions: Sequence[str], metric: str) -> 
         occurred_at=i.occurred_at,
         value=value,
         **{"touchpoint": i.touchpoint},
-        **{d: cols[d] for d in dims if d != "touchpoint"},
+        **{d: cols[d] for d in wanted if d != "touchpoint"},
     )
 
 
@@ -263,10 +252,10 @@ def promise_units(source: Source, promise: Promise, query: Query) -> tuple[ir.Ta
         t = t.mutate(kept=ibis.ifelse(_kept(t.value, promise.operator, promise.threshold), 1, 0))
         rated = t.filter(t.gap.notnull())
         return _unit_columns(t, label, keys), _gap_columns(rated, label, keys, rated.gap)
-    t = apply_query(interaction_rows(source, q.dimensions, promise.metric), q)
+    t = dims.apply_query(interaction_rows(source, q.dimensions, promise.metric), q)
     t = t.filter(t.value.notnull())
     t = t.mutate(kept=ibis.ifelse(_kept(t.value, promise.operator, promise.threshold), 1, 0))
-    f = get_table(source, "feedback")
+    f = dims.get_table(source, "feedback")
     f = f.filter(f.interaction_id.notnull(), f.expectation.notnull(), f.experience.notnull())
     f = f.select(
         _fb_interaction=f.interaction_id,
@@ -316,7 +305,7 @@ def promise_sums(
     parts = [promise_units(source, p, query) for p in todo]
     units = ibis.union(*(u for u, _ in parts), distinct=False) if len(parts) > 1 else parts[0][0]
     gaps = ibis.union(*(g for _, g in parts), distinct=False) if len(parts) > 1 else parts[0][1]
-    unit_sums = aggregate(
+    unit_sums = dims.aggregate(
         units,
         keys,
         {
@@ -326,7 +315,7 @@ def promise_sums(
             "sumsq_value": (units.value * units.value).sum(),
         },
     )
-    gap_sums = aggregate(
+    gap_sums = dims.aggregate(
         gaps,
         [*keys, "kept"],
         {"n": gaps.count(), "sum_gap": gaps.gap.sum(), "sumsq_gap": (gaps.gap * gaps.gap).sum()},
@@ -370,9 +359,9 @@ def summarise_promises(
     """The columns documented on :class:`PromiseResult` from :func:`promise_stats`' frames.
     Pure: no engine. Without groupings and period, every promise in ``promises`` has exactly
     one row (``n = 0`` when nothing measured it)."""
-    by_, period_ = check_by(by), check_period(period)
-    conf = check_confidence(confidence)
-    keys = [*(d for d in by_ if d != "touchpoint"), *(["period"] if period_ else [])]
+    query = Query.build(by, period)
+    conf = dims.check_confidence(confidence)
+    keys = _group_keys(query)
     meta = pd.DataFrame(
         {
             # object dtype even when empty, so merging with the engine's keys never fails
@@ -404,12 +393,8 @@ def summarise_promises(
     for c in gap_cols:
         frame[c] = frame[c].astype(float).fillna(0.0)
 
-    out = frame[["promise", "touchpoint", "metric", "target", "promise_source", "measured_on"]]
-    out = out.copy()
-    for k in keys:
-        out[k] = frame[k]
-    if period_:
-        out["period_label"] = labels(frame["period"], period_)
+    meta_cols = ["promise", "touchpoint", "metric", "target", "promise_source", "measured_on"]
+    out = key_frame(frame, [*meta_cols, *keys], query.period)
     n = frame["n"].to_numpy(dtype=float)
     out["n"] = frame["n"].astype("int64")
     out["n_kept"] = frame["n_kept"].astype("int64")
@@ -500,7 +485,7 @@ def promise_table(
     """Kept rate against target and the gap when kept against broken, for every promise of the
     corridor map (or the ``promises`` keys given). ``by``, ``period``, ``filters``, ``since``
     and ``until`` as in :func:`corridor.analytics.feedback.gaps.gap_table`, except ``source``."""
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     query = Query.build(by, period, filters, since, until)
     _check_query(query)
     chosen = load_promises(source, _keys(promises))

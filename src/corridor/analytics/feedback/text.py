@@ -20,27 +20,12 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from corridor.analytics.core import dimensions as dims
+from corridor.analytics.core import registry
 from corridor.analytics.core.counting import count_where
-from corridor.analytics.core.dimensions import (
-    Filters,
-    Query,
-    Source,
-    TimeLike,
-    aggregate,
-    check_confidence,
-    get_table,
-    query_rows,
-)
+from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.core.periods import labels as period_labels
-from corridor.analytics.core.registry import (
-    DIMENSION_NAMES,
-    PERIOD,
-    Analysis,
-    by_param,
-    columns,
-    register,
-)
+from corridor.analytics.core.periods import key_frame
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 from corridor.analytics.feedback.facets import SOLICITED, UNSOLICITED
@@ -61,8 +46,8 @@ def text_rows(source: Source, query: Query) -> ir.Table:
     """Feedback rows of the query (its dimensions, filters, time range and period) that have a
     text analysis, with ``sentiment``, ``sentiment_label``, ``intent``, ``emotions``, ``theme``
     (merges resolved) and ``theme_label``."""
-    t = query_rows(source, query)
-    a = get_table(source, "text_analysis")
+    t = dims.query_rows(source, query)
+    a = dims.get_table(source, "text_analysis")
     a = a.select(
         _a_id=a.feedback_id,
         sentiment=a.sentiment,
@@ -71,7 +56,7 @@ def text_rows(source: Source, query: Query) -> ir.Table:
         emotions=a.emotions,
         _theme=a.theme_id,
     )
-    th = get_table(source, "text_themes")
+    th = dims.get_table(source, "text_themes")
     target = th.view()
     themes = th.left_join(target, th.merged_into == target.theme_id).select(
         _th_id=th.theme_id,
@@ -109,13 +94,6 @@ def _add_sentiment(out: pd.DataFrame, sums: pd.DataFrame, conf: float, prefix: s
         out[f"{prefix}share_{side}_high"] = p.high
 
 
-def _keys_frame(sums: pd.DataFrame, query: Query) -> pd.DataFrame:
-    out = sums[query.keys].copy()
-    if query.period:
-        out["period_label"] = period_labels(sums["period"], query.period)
-    return out
-
-
 SENTIMENT_METHOD = (
     "sentiment of each feedback text (stored model score −1…+1; labels at ±0.05 for the "
     "lexicon model); mean with a Student-t interval, shares positive and negative with Wilson "
@@ -133,11 +111,11 @@ def sentiment_table(
     confidence: float = 0.95,
 ) -> AnalyticsResult:
     """Mean text sentiment and shares positive/negative per group (and period)."""
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     query = Query.build(by, period, filters, since, until)
     t = text_rows(source, query)
-    sums = aggregate(t, query.keys, _sentiment_sums(t))
-    out = _keys_frame(sums, query)
+    sums = dims.aggregate(t, query.keys, _sentiment_sums(t))
+    out = key_frame(sums, query.keys, query.period)
     _add_sentiment(out, sums, conf)
     return AnalyticsResult(out, int(sums["n"].sum()), conf, SENTIMENT_METHOD, query.describe())
 
@@ -159,7 +137,7 @@ def intent_table(
     confidence: float = 0.95,
 ) -> AnalyticsResult:
     """Share of each intent and each emotion facet per group (and period)."""
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     query = Query.build(by, period, filters, since, until)
     t = text_rows(source, query)
     aggs: dict[str, Any] = {"n": t.count()}
@@ -167,8 +145,8 @@ def intent_table(
         aggs[f"n_{i}"] = count_where(t, t.intent == i)
     for e in EMOTIONS:
         aggs[f"n_{e}"] = count_where(t, t.emotions.contains(e))
-    sums = aggregate(t, query.keys, aggs)
-    out = _keys_frame(sums, query)
+    sums = dims.aggregate(t, query.keys, aggs)
+    out = key_frame(sums, query.keys, query.period)
     out["n"] = sums["n"].astype("int64").to_numpy()
     for name in (*INTENTS, *EMOTIONS):
         p = stats.proportion(sums[f"n_{name}"], sums["n"], conf)
@@ -196,20 +174,20 @@ def theme_table(
     confidence: float = 0.95,
 ) -> AnalyticsResult:
     """Size, share, sentiment (and trend, with a period) of each theme per group."""
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     query = Query.build(by, period, filters, since, until)
     if "theme" in query.by:
         raise AnalyticsQueryError("themes are always a row key; leave 'theme' out of the grouping")
     t = text_rows(source, query)
-    totals = aggregate(t, query.keys, {"group_n": t.count()})
+    totals = dims.aggregate(t, query.keys, {"group_n": t.count()})
     themed = t.filter(t.theme.notnull())
-    sums = aggregate(themed, [*query.keys, "theme", "theme_label"], _sentiment_sums(themed))
+    sums = dims.aggregate(themed, [*query.keys, "theme", "theme_label"], _sentiment_sums(themed))
     sums = (
         sums.merge(totals, on=query.keys, how="left")
         if query.keys
         else sums.assign(group_n=int(totals["group_n"].iloc[0]) if len(totals) else 0)
     )
-    out = _keys_frame(sums, query)
+    out = key_frame(sums, query.keys, query.period)
     out["theme"] = sums["theme"].to_numpy()
     out["theme_label"] = sums["theme_label"].to_numpy()
     _add_sentiment(out, sums, conf)
@@ -258,7 +236,7 @@ def source_sentiment(
 ) -> AnalyticsResult:
     """Text sentiment of solicited against unsolicited feedback per group, with the negativity
     skew (how much darker the public picture is than the representative one)."""
-    conf = check_confidence(confidence)
+    conf = dims.check_confidence(confidence)
     query = Query.build(by, period, filters, since, until)
     if "source" in query.by:
         raise AnalyticsQueryError(
@@ -274,15 +252,13 @@ def source_sentiment(
         else_=ibis.null("string"),
     )
     t = t.mutate(_side=side).filter(lambda r: r._side.notnull())
-    sums = aggregate(t, [*query.keys, "_side"], _sentiment_sums(t))
+    sums = dims.aggregate(t, [*query.keys, "_side"], _sentiment_sums(t))
     groups = (
         sums[query.keys].drop_duplicates().reset_index(drop=True)
         if query.keys
         else (pd.DataFrame(index=range(1)))
     )
-    out = groups.copy()
-    if query.period:
-        out["period_label"] = period_labels(out["period"], query.period)
+    out = key_frame(groups, query.keys, query.period)
     per: dict[str, pd.DataFrame] = {}
     for name in ("solicited", "unsolicited"):
         rows = sums[sums["_side"] == name].drop(columns="_side")
@@ -327,7 +303,7 @@ def recent_comments(
         filters["touchpoint"] = [touchpoint]
     query = Query.build(["touchpoint", "source"], None, filters)
     t = text_rows(source, query)
-    f = get_table(source, "feedback").view()
+    f = dims.get_table(source, "feedback").view()
     f = f.select(_f_id=f.feedback_id, text=f.text)
     t = t.left_join(f, t.feedback_id == f._f_id).drop("_f_id")
     t = t.order_by([ibis.desc(t.occurred_at), t.feedback_id]).limit(int(limit))
@@ -363,8 +339,8 @@ def _text(
     brief: tuple[str, ...],
     command: tuple[str, ...] = (),
 ) -> None:
-    register(
-        Analysis(
+    registry.register(
+        registry.Analysis(
             f"text_{name}",
             title,
             run,
@@ -373,10 +349,10 @@ def _text(
             tag="voice of the customer",
             description=description + " Read from the stored text analysis; per grouping and "
             "period, filters by any dimension.",
-            by=by_param(by),
-            period=PERIOD,
-            filters=DIMENSION_NAMES,
-            columns=columns(cols),
+            by=registry.by_param(by),
+            period=registry.PERIOD,
+            filters=registry.DIMENSION_NAMES,
+            columns=registry.columns(cols),
             brief=brief,
         )
     )
