@@ -331,14 +331,7 @@ def apply_query(t: ir.Table, query: Query) -> ir.Table:
     """The query's filters, time range and period on any table with its dimension columns and
     ``occurred_at``: filters as ``isin`` (``None`` selects missing), ``since`` inclusive,
     ``until`` exclusive, ``period`` the UTC start of each row's period."""
-    preds = []
-    for name, values in query.filters.items():
-        col = t[name]
-        labels = [v for v in values if v is not None]
-        cond = col.isin(labels) if labels else None
-        if None in values:
-            cond = col.isnull() if cond is None else (cond | col.isnull())
-        preds.append(cond)
+    preds = filter_predicates(t, query.filters)
     if query.since is not None:
         preds.append(t.occurred_at >= ibis.literal(query.since))
     if query.until is not None:
@@ -348,6 +341,22 @@ def apply_query(t: ir.Table, query: Query) -> ir.Table:
     if query.period is not None:
         t = t.mutate(period=t.occurred_at.truncate(PERIODS[query.period]))
     return t
+
+
+def filter_predicates(
+    t: ir.Table, filters: Mapping[str, tuple[FilterValue, ...]]
+) -> list[ir.BooleanValue]:
+    """One condition per filter on a table with the dimension columns: the column ``isin`` the
+    filter's labels, or missing where the filter names ``None``."""
+    preds = []
+    for name, values in filters.items():
+        col = t[name]
+        labels = [v for v in values if v is not None]
+        cond = col.isin(labels) if labels else None
+        if None in values:
+            cond = col.isnull() if cond is None else (cond | col.isnull())
+        preds.append(cond)
+    return preds
 
 
 def aggregate(table: ir.Table, keys: Sequence[str], aggregates: Mapping[str, Any]) -> pd.DataFrame:
@@ -384,6 +393,7 @@ __all__ = [
     "check_period",
     "check_time",
     "feedback_facts",
+    "filter_predicates",
     "get_table",
     "query_rows",
 ]

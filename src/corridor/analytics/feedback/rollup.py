@@ -38,7 +38,14 @@ import ibis.expr.types as ir
 import pandas as pd
 from ibis.common.exceptions import TableNotFound
 
-from corridor.analytics.core.dimensions import PERIODS, Query, Source, aggregate, feedback_facts
+from corridor.analytics.core.dimensions import (
+    PERIODS,
+    Query,
+    Source,
+    aggregate,
+    feedback_facts,
+    filter_predicates,
+)
 from corridor.analytics.feedback.sums import (
     GAP_SUMS,
     METRIC_SUMS,
@@ -200,14 +207,7 @@ def sums(source: Source, query: Query, kind: Kind) -> pd.DataFrame | None:
         **{d: cols[d] for d in query.dimensions},
         **{col: r[col] for col in columns.values()},
     )
-    preds = [t[columns["n"]] > 0]
-    for name, values in query.filters.items():
-        col = t[name]
-        labels = [v for v in values if v is not None]
-        cond = col.isin(labels) if labels else None
-        if None in values:
-            cond = col.isnull() if cond is None else (cond | col.isnull())
-        preds.append(cond)
+    preds = [t[columns["n"]] > 0, *filter_predicates(t, query.filters)]
     if query.since is not None:
         preds.append(t.day >= ibis.literal(query.since.date()))
     if query.until is not None:
