@@ -200,6 +200,14 @@ def _enough(res: Effect, with_control: bool) -> Effect:
     return res._replace(effect=_NAN, se=_NAN, low=_NAN, high=_NAN, p_value=_NAN)
 
 
+def _put_effect(row: dict[str, Any], name: str, res: Effect) -> None:
+    """``effect_<name>`` with its interval and ``p_value_<name>`` from an estimate."""
+    row[f"effect_{name}"] = res.effect
+    row[f"effect_{name}_low"] = res.low
+    row[f"effect_{name}_high"] = res.high
+    row[f"p_value_{name}"] = res.p_value
+
+
 def _note(row: dict[str, Any], scope: Scope, overlapping: Sequence[str]) -> str | None:
     notes = []
     if min(row["n_treated"], row["n_treated_pre"]) < MIN_RECORDS:
@@ -270,10 +278,7 @@ def _estimate(
             ("complaint", ("n_exp", "n_complaint", "n_complaint_sq")),
         ):
             res = _enough(estimator(sub, *cols, conf), scope.design != "its")
-            row[f"effect_{name}"] = res.effect
-            row[f"effect_{name}_low"] = res.low
-            row[f"effect_{name}_high"] = res.high
-            row[f"p_value_{name}"] = res.p_value
+            _put_effect(row, name, res)
             if name == "gap":
                 row["se_gap"] = res.se
                 row.update(
@@ -294,11 +299,8 @@ def _estimate(
                 n_exposed=res_c.n_treated,
                 churn_share_pre=res_c.mean_pre,
                 churn_share_window=res_c.mean_window,
-                effect_churn=res_c.effect,
-                effect_churn_low=res_c.low,
-                effect_churn_high=res_c.high,
-                p_value_churn=res_c.p_value,
             )
+            _put_effect(row, "churn", res_c)
         row["note"] = _note(row, scope, overlapping)
         rows.append(row)
     frame = pd.DataFrame(rows)

@@ -391,58 +391,48 @@ SCORECARD_BRIEF = (
     "shrunk_nps", "shrunk_kept_rate", "shrunk_complaint_share", "rank", "select",
 )  # fmt: skip
 
-register(
-    Analysis(
-        "partners",
-        "Partner scorecard",
-        scorecard,
-        path="/partners",
-        command=("partners",),
-        tag="attribution",
-        description="The partner scorecard: touch-point-adjusted gap, NPS, promise-kept rate "
-        "and complaint share with raw intervals and empirical-Bayes shrunk estimates with "
-        "posterior intervals, a rank and a `select` flag (credibly better/worse than the "
-        "brand's own channels), next to the brand's own baseline row. Filter by any dimension; "
-        "`partner=` selects the rows shown (the prior is fitted over every partner).",
-        filters=DIMENSION_NAMES,
-        params=(MIN_N,),
-        fixed={"kind": "partner"},
-        columns=SCORECARD_COLUMNS,
-        extras=("ranked",),
-        brief=SCORECARD_BRIEF,
-        scope=ScopeRule(
-            recount=("n",),
-            note="filters forced to the scope: a department head's card is computed over "
-            "their department's records; a partner manager's partner selects their row "
-            "(next to the baseline; the prior is still fitted over every partner), and n "
-            "counts the rows shown",
-        ),
-    )
-)  # fmt: skip
 
-register(
-    Analysis(
-        "agents",
-        "Agent scorecard",
-        scorecard,
-        path="/agents",
-        command=("agents",),
-        tag="attribution",
-        description="The agent scorecard: touch-point-adjusted gap, NPS, promise-kept rate and "
-        "complaint share with raw intervals and empirical-Bayes shrunk estimates with "
-        "posterior intervals, a rank and a `select` flag (credibly better/worse than the "
-        "average agent). Filter by any dimension but `agent` (the prior is fitted over every "
-        "agent).",
-        filters=DIMENSION_NAMES,
-        params=(MIN_N,),
-        fixed={"kind": "agent"},
-        columns=SCORECARD_COLUMNS,
-        extras=("ranked",),
-        brief=SCORECARD_BRIEF,
-        scope=ScopeRule(
-            recount=("n",),
-            note="filters forced to the scope: a department head's card is computed over "
-            "their department's records, a partner manager's over their partner's",
-        ),
+def _card(kind: str, title: str, description: str, scope_note: str) -> None:
+    """Declare the scorecard of one kind of unit: the same function, columns and parameters."""
+    register(
+        Analysis(
+            f"{kind}s",
+            title,
+            scorecard,
+            path=f"/{kind}s",
+            command=(f"{kind}s",),
+            tag="attribution",
+            description=description,
+            filters=DIMENSION_NAMES,
+            params=(MIN_N,),
+            fixed={"kind": kind},
+            columns=SCORECARD_COLUMNS,
+            extras=("ranked",),
+            brief=SCORECARD_BRIEF,
+            scope=ScopeRule(recount=("n",), note=scope_note),
+        )
     )
-)  # fmt: skip
+
+
+_card(
+    "partner",
+    "Partner scorecard",
+    "The partner scorecard: touch-point-adjusted gap, NPS, promise-kept rate and complaint "
+    "share with raw intervals and empirical-Bayes shrunk estimates with posterior intervals, a "
+    "rank and a `select` flag (credibly better/worse than the brand's own channels), next to "
+    "the brand's own baseline row. Filter by any dimension; `partner=` selects the rows shown "
+    "(the prior is fitted over every partner).",
+    "filters forced to the scope: a department head's card is computed over their "
+    "department's records; a partner manager's partner selects their row (next to the "
+    "baseline; the prior is still fitted over every partner), and n counts the rows shown",
+)
+_card(
+    "agent",
+    "Agent scorecard",
+    "The agent scorecard: touch-point-adjusted gap, NPS, promise-kept rate and complaint share "
+    "with raw intervals and empirical-Bayes shrunk estimates with posterior intervals, a rank "
+    "and a `select` flag (credibly better/worse than the average agent). Filter by any "
+    "dimension but `agent` (the prior is fitted over every agent).",
+    "filters forced to the scope: a department head's card is computed over their "
+    "department's records, a partner manager's over their partner's",
+)
