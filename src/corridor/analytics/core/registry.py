@@ -297,6 +297,15 @@ def columns(spec: str, **help: str) -> tuple[Column, ...]:
     return tuple(out)
 
 
+def interval_columns(name: str, help: str) -> tuple[Column, ...]:
+    """A number column and the two ends of its interval, ``<name>_low`` and ``<name>_high``."""
+    return (
+        Column(name, "number", help),
+        Column(f"{name}_low", "number", "lower end of its interval"),
+        Column(f"{name}_high", "number", "upper end of its interval"),
+    )
+
+
 #: every dimension's name: what most analyses group and filter by
 DIMENSION_NAMES: tuple[str, ...] = tuple(DIMENSIONS)
 #: the common parameters, in the order every surface lists them
@@ -560,5 +569,6 @@ __all__ = [
     "by_param",
     "columns",
     "get",
+    "interval_columns",
     "register",
 ]

@@ -25,7 +25,14 @@ import pandas as pd
 
 from corridor.analytics.core.dimensions import Filters, Source, TimeLike, check_confidence
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.core.registry import Analysis, Column, Param, by_param, register
+from corridor.analytics.core.registry import (
+    Analysis,
+    Column,
+    Param,
+    by_param,
+    interval_columns,
+    register,
+)
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.core.scoping import ScopeRule, own_touchpoints
 from corridor.analytics.customers.churn_people import (
@@ -321,9 +328,7 @@ CHURN_SURVIVAL = register(
             Column("customers", "integer", "customers in the group"),
             Column("at_risk", "integer", "still customers and observed at that month"),
             Column("churned", "integer", "churn events up to that month"),
-            Column("survival", "number", "share still a customer"),
-            Column("survival_low", "number", "lower end of its interval"),
-            Column("survival_high", "number", "upper end of its interval"),
+            *interval_columns("survival", "share still a customer"),
         ),
         extras=("test",),
     )
@@ -355,9 +360,7 @@ CHURN_COX = register(
             Column("covariate", "string", "the model's covariate (gap:<touchpoint>)"),
             Column("coef", "number", "log hazard ratio per point of gap"),
             Column("se", "number", "its standard error"),
-            Column("hazard_ratio", "number", "hazard ratio per point of gap"),
-            Column("hazard_ratio_low", "number", "lower end of its interval"),
-            Column("hazard_ratio_high", "number", "upper end of its interval"),
+            *interval_columns("hazard_ratio", "hazard ratio per point of gap"),
             Column("z", "number", "Wald statistic"),
             Column("p_value", "number", "two-sided p-value"),
             Column("ph_p_value", "number", "Grambsch–Therneau test of proportional hazards"),

@@ -33,7 +33,7 @@ from scipy import stats as sps
 
 from corridor.analytics.core.dimensions import Filters, Source, TimeLike, check_confidence
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.core.registry import Analysis, Column, Param, register
+from corridor.analytics.core.registry import Analysis, Column, Param, interval_columns, register
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.core.scoping import ScopeRule, own_touchpoints
 from corridor.analytics.customers.churn_people import (
@@ -507,9 +507,7 @@ register(
             Column("segment", "string", "the customer's segment"),
             Column("region", "string", "the customer's region"),
             Column("tenure_months", "number", "months a customer so far"),
-            Column("risk", "number", "probability of churning within the horizon"),
-            Column("risk_low", "number", "lower end of its interval"),
-            Column("risk_high", "number", "upper end of its interval"),
+            *interval_columns("risk", "probability of churning within the horizon"),
             Column("reasons", "string", "the up to three features that raise the risk most"),
         ),
         extras=("model",),

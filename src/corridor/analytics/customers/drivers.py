@@ -46,6 +46,7 @@ from corridor.analytics.core.registry import (
     Column,
     Param,
     by_param,
+    interval_columns,
     register,
 )
 from corridor.analytics.core.result import AnalyticsResult
@@ -439,14 +440,6 @@ def _selection_in_scope(scope: Scope, kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def _with_interval(name: str, help: str) -> tuple[Column, ...]:
-    return (
-        Column(name, "number", help),
-        Column(f"{name}_low", "number", "lower end of its interval"),
-        Column(f"{name}_high", "number", "upper end of its interval"),
-    )
-
-
 DRIVERS = register(
     Analysis(
         "drivers",
@@ -492,12 +485,12 @@ DRIVERS = register(
             Column("n_persons", "integer", "persons in the model"),
             Column("outcome_mean", "number", "mean outcome: NPS, or churn/repurchase rate"),
             Column("r", "number", "correlation with the outcome (its sign is the direction)"),
-            *_with_interval("weight", "raw relative weight (they sum to r2)"),
-            *_with_interval("share", "relative weight / r2"),
-            *_with_interval("lmg", "LMG (Shapley) share of R², raw"),
+            *interval_columns("weight", "raw relative weight (they sum to r2)"),
+            *interval_columns("share", "relative weight / r2"),
+            *interval_columns("lmg", "LMG (Shapley) share of R², raw"),
             Column("lmg_share", "number", "lmg / r2"),
-            *_with_interval("r2", "R² of the model"),
-            *_with_interval("performance", "mean driver value: mean gap or facet"),
+            *interval_columns("r2", "R² of the model"),
+            *interval_columns("performance", "mean driver value: mean gap or facet"),
             Column("quadrant", "string", "importance × performance quadrant"),
         ),
         extras=("notes",),

@@ -34,7 +34,7 @@ from scipy import stats as sps
 from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core.dimensions import Filters, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.core.registry import Analysis, Column, Param, register
+from corridor.analytics.core.registry import Analysis, Column, Param, interval_columns, register
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.customers.churn_people import (
     ALLOWED_FILTERS,
@@ -439,14 +439,6 @@ def person_value(
     return out | {"status": "buyer"} | values
 
 
-def _interval_columns(name: str, help: str) -> tuple[Column, ...]:
-    return (
-        Column(name, "number", help),
-        Column(f"{name}_low", "number", "lower end of its interval"),
-        Column(f"{name}_high", "number", "upper end of its interval"),
-    )
-
-
 LIFETIME_PARAMS = register(
     Analysis(
         "lifetime",
@@ -506,10 +498,10 @@ LIFETIME_PEOPLE = register(
             Column("recency_weeks", "number", "weeks from the first to the last purchase"),
             Column("age_weeks", "number", "weeks from the first purchase to the as-of time"),
             Column("monetary", "number", "mean value of the repeat transactions"),
-            *_interval_columns("p_alive", "probability the buyer is still active"),
-            *_interval_columns("expected_purchases", "purchases expected in the horizon"),
+            *interval_columns("p_alive", "probability the buyer is still active"),
+            *interval_columns("expected_purchases", "purchases expected in the horizon"),
             Column("expected_value", "number", "expected value per purchase (Gamma-Gamma)"),
-            *_interval_columns("clv", "customer lifetime value over the horizon, discounted"),
+            *interval_columns("clv", "customer lifetime value over the horizon, discounted"),
             Column("clv_reason", "string", "why the CLV is not available, else null"),
         ),
         extras=("model",),

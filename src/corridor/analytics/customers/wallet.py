@@ -43,7 +43,14 @@ from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.persons import canonical
-from corridor.analytics.core.registry import DIMENSION_NAMES, Analysis, Column, by_param, register
+from corridor.analytics.core.registry import (
+    DIMENSION_NAMES,
+    Analysis,
+    Column,
+    by_param,
+    interval_columns,
+    register,
+)
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.estimators import stats
 
@@ -207,13 +214,9 @@ WALLET = register(
         filters=DIMENSION_NAMES,
         columns=(
             Column("n", "integer", "respondents (each person's latest answer)"),
-            Column("wallet_share", "number", "mean share of the category's spending"),
-            Column("wallet_share_low", "number", "lower end of its interval"),
-            Column("wallet_share_high", "number", "upper end of its interval"),
+            *interval_columns("wallet_share", "mean share of the category's spending"),
             Column("sd_wallet_share", "number", "standard deviation of the shares"),
-            Column("first_choice", "number", "share of respondents ranking us first"),
-            Column("first_choice_low", "number", "lower end of its interval"),
-            Column("first_choice_high", "number", "upper end of its interval"),
+            *interval_columns("first_choice", "share of respondents ranking us first"),
             Column("mean_brands", "number", "mean number of brands used"),
             Column("mean_rank", "number", "mean rank of ours among them"),
         ),
