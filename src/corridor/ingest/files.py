@@ -49,15 +49,9 @@ DEFAULT_CHUNK_ROWS = 250_000
 QUARANTINE_HEADER = ("row", "id", "field", "reason", "record")
 MAP_FILES = ("corridor.yaml", "corridor.yml", "corridor.json")
 _GZ_SUFFIXES = (".csv", ".ndjson", ".jsonl", ".json")
-#: the order a dataset folder is loaded in: profiles first, so events find their people
-DATASET_ORDER = (
-    "people",
-    "interactions",
-    "feedback",
-    "operational_events",
-    "market_events",
-    "employee_predictions",
-)
+#: the order a dataset folder is loaded in: the contract's, profiles first, so events find their
+#: people
+DATASET_ORDER = tuple(KINDS)
 
 
 @dataclass

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from corridor.domain import contract
+
 from . import params as P
 from .arrowutil import DAY
 from .corridor_map import write_map
@@ -26,14 +28,8 @@ from .truth import IdentityTally, build_truth
 from .wallet import Wallet
 from .writer import FORMATS, Background, TableWriter, write_table
 
-KINDS: tuple[str, ...] = (
-    "people",
-    "interactions",
-    "feedback",
-    "operational_events",
-    "market_events",
-    "employee_predictions",
-)
+#: the record kinds written, one file each: every kind of the data contract
+KINDS: tuple[str, ...] = tuple(contract.KINDS)
 CHUNK_ROWS = 500_000  # interactions enriched and written at a time (bounds memory)
 Progress = Callable[[str, float], None]
 

@@ -15,28 +15,10 @@ from typing import Any
 
 import yaml
 
-STAGES: tuple[str, ...] = (
-    "awareness",
-    "research",
-    "purchase",
-    "delivery",
-    "use",
-    "support",
-    "renewal",
-)
-CHANNELS: tuple[str, ...] = ("web", "app", "chat", "voice", "email", "store", "social", "partner")
+from corridor.domain.contract import CHANNELS, STAGES
+
+#: channels where a person (agent, store staff, partner) serves the customer
 ASSISTED_CHANNELS: tuple[str, ...] = ("voice", "chat", "store", "partner")
-DEPARTMENTS: tuple[str, ...] = (
-    "finance",
-    "ecommerce",
-    "inventory",
-    "logistics",
-    "billing",
-    "hr",
-    "marketing",
-    "sales",
-    "service",
-)
 
 
 @dataclass(frozen=True)
