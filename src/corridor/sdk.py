@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 import pandas as pd
@@ -66,10 +66,20 @@ def _method(a: Analysis) -> Any:
 
 
 class _Analyses:
-    """One method per registered analysis (added below from the registry)."""
+    """What a connection and a client share: one method per registered analysis (added below
+    from the registry), and a ``with`` block that closes them."""
 
     def run(self, name: str, **params: Any) -> AnalyticsResult:
         raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def analyses(self) -> list[str]:
         """The names of the analyses this connection can run."""
@@ -119,12 +129,6 @@ class Connection(_Analyses):
 
     def close(self) -> None:
         self.store.close()
-
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"corridor.Connection({self.store.url!r})"
@@ -237,12 +241,6 @@ class Client(_Analyses):
 
     def close(self) -> None:
         self._http.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"corridor.Client({self.base_url!r})"

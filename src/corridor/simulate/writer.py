@@ -11,7 +11,7 @@ import queue
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 import numpy as np
 import pyarrow as pa
@@ -148,7 +148,25 @@ def ndjson_bytes(table: pa.Table) -> bytes:
     return memoryview(data)[int(off[0]) : int(off[-1])].tobytes()
 
 
-class TableWriter:
+class _ClosedOnExit:
+    """A context manager whose ``with`` block ends by calling ``close()``."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class TableWriter(_ClosedOnExit):
     """Append tables of one kind to ``path`` in ``fmt``; use as a context manager."""
 
     def __init__(self, path: Path, kind: str, fmt: str) -> None:
@@ -192,17 +210,6 @@ class TableWriter:
         if self._file is not None:
             self._file.close()
 
-    def __enter__(self) -> TableWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 def write_table(path: Path, kind: str, fmt: str, table: pa.Table) -> int:
     with TableWriter(path, kind, fmt) as w:
@@ -210,7 +217,7 @@ def write_table(path: Path, kind: str, fmt: str, table: pa.Table) -> int:
         return w.rows
 
 
-class Background:
+class Background(_ClosedOnExit):
     """Write tables on one background thread (Arrow releases the GIL while encoding), so the
     next chunk is generated while the last one is written. Order per writer is preserved;
     at most ``depth`` tables wait in the queue, which bounds memory."""
@@ -239,14 +246,3 @@ class Background:
         self._thread.join()
         if self._error is not None:
             raise self._error
-
-    def __enter__(self) -> Background:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
