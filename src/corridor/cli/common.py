@@ -4,7 +4,8 @@ analyses (``--by``, ``--period``, ``--where``, ``--since``, ``--until``, ``--con
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -42,28 +43,23 @@ def _store_url(ctx: typer.Context, value: str | None) -> str | None:
     return value
 
 
+def _store_option(help: str, check: Callable[[typer.Context, str | None], str | None]) -> Any:
+    """``--store`` (or ``CORRIDOR_STORE``), its help ending with ``help``, checked by ``check``."""
+    return typer.Option(
+        "--store",
+        envvar="CORRIDOR_STORE",
+        help=f"{_STORE_HELP}. {help}",
+        show_default=False,
+        callback=check,
+    )
+
+
 #: ``--store`` of a command that reads: the store must exist
 StoreOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--store",
-        envvar="CORRIDOR_STORE",
-        help=_STORE_HELP + ". It must exist (this command never creates one).",
-        show_default=False,
-        callback=_existing_store,
-    ),
+    str | None, _store_option("It must exist (this command never creates one).", _existing_store)
 ]
 #: ``--store`` of a command that may create the store (import, map load, demo, migrate, ...)
-NewStoreOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--store",
-        envvar="CORRIDOR_STORE",
-        help=_STORE_HELP + ". Created if missing.",
-        show_default=False,
-        callback=_store_url,
-    ),
-]
+NewStoreOpt = Annotated[str | None, _store_option("Created if missing.", _store_url)]
 
 ByOpt = Annotated[
     list[str] | None,

@@ -62,6 +62,13 @@ async def _person(
     return Response(orjson.dumps(body, default=str), media_type="application/json")
 
 
+def _months_ahead(most: int, what: str) -> Any:
+    """The horizon of a person's answer: months ahead, above 0 and at most ``most``."""
+    return Query(
+        gt=0, le=most, allow_inf_nan=False, description=f"{what}; above 0 and at most {most}"
+    )
+
+
 def _responses(model: type[BaseModel], what: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"model": model, "description": what}, **error_responses(401, 404, 422)}
 
@@ -77,13 +84,7 @@ async def churn_person(
     store: StoreDep,
     scope: ScopeDep,
     horizon_months: Annotated[
-        float,
-        Query(
-            gt=0,
-            le=24,
-            allow_inf_nan=False,
-            description="months ahead the probability is for; above 0 and at most 24",
-        ),
+        float, _months_ahead(24, "months ahead the probability is for")
     ] = HORIZON_MONTHS,
 ) -> Response:
     """One customer's probability of churning within `horizon_months`, with its interval and
@@ -106,13 +107,7 @@ async def lifetime_person(
     store: StoreDep,
     scope: ScopeDep,
     horizon_months: Annotated[
-        float,
-        Query(
-            gt=0,
-            le=120,
-            allow_inf_nan=False,
-            description="months ahead of the expected purchases and CLV; above 0 and at most 120",
-        ),
+        float, _months_ahead(120, "months ahead of the expected purchases and CLV")
     ] = 12.0,
     discount_monthly: Annotated[
         float,
