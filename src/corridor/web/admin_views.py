@@ -15,39 +15,32 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import URL
 
-from corridor.api.deps import current_principal
 from corridor.auth import accounts
 from corridor.auth.scope import ROLE_HELP, ROLES, Role, Scope
-from corridor.errors import AccountError, AuthenticationError
+from corridor.errors import AccountError
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import Store
-from corridor.web.routes import _home_for, render
+from corridor.web.routes import _home_for, _scope, render
 
 router = APIRouter(include_in_schema=False)
 
 
 async def _admin(request: Request) -> Scope | Response:
     """The admin's scope; else the sign-in redirect, or a 403 page for another role."""
-    try:
-        principal = await current_principal(request)
-    except AuthenticationError:
-        principal = None
-    if principal is None:
-        return RedirectResponse("/login?next=/admin", status_code=303)
-    ingestor: Ingestor = request.app.state.ingestor
-    scope = Scope.of(principal, ingestor.corridor_map)
-    if scope.role is not Role.ADMIN:
-        return render(
-            request,
-            "error.html",
-            status=403,
-            scope=scope,
-            title="Admins only",
-            message=f"{principal.username} ({principal.label}) may not manage users and API "
-            "keys; only an admin may. Ask one to make the change.",
-            home=_home_for(principal),
-        )
-    return scope
+    scope = await _scope(request, back="/admin")
+    if isinstance(scope, Response) or scope.role is Role.ADMIN:
+        return scope
+    principal = scope.principal
+    return render(
+        request,
+        "error.html",
+        status=403,
+        scope=scope,
+        title="Admins only",
+        message=f"{principal.username} ({principal.label}) may not manage users and API "
+        "keys; only an admin may. Ask one to make the change.",
+        home=_home_for(principal),
+    )
 
 
 def _listing(store: Store, cmap_departments: list[str]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ visitor without a session is sent to ``/login`` and back afterwards.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -150,13 +151,15 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
-async def _scope(request: Request) -> Scope | Response:
+async def _scope(request: Request, back: str | None = None) -> Scope | Response:
+    """The signed-in user's scope; else the sign-in page, which comes back to ``back`` (by
+    default this page) once signed in."""
     try:
         principal = await current_principal(request)
     except AuthenticationError:
         principal = None
     if principal is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        target = back or request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
     ingestor: Ingestor = request.app.state.ingestor
     return Scope.of(principal, ingestor.corridor_map)
@@ -251,6 +254,20 @@ def _throttle(request: Request) -> LoginThrottle:
     return throttle
 
 
+def _login_again(
+    request: Request, status: int, next: str, username: str, error: str
+) -> HTMLResponse:
+    """The sign-in form again, with the name given and why it was refused."""
+    return render(
+        request,
+        "login.html",
+        status=status,
+        next=_safe_next(next) or "",
+        error=error,
+        username=username,
+    )
+
+
 def _wait_text(seconds: float) -> str:
     whole = int(seconds) + 1
     return f"{whole} seconds" if whole < 120 else f"{(whole + 59) // 60} minutes"
@@ -271,27 +288,25 @@ async def login(
     address = request.client.host if request.client else "?"
     wait = await anyio.to_thread.run_sync(throttle.wait, username, address)
     if wait > 0:
-        return render(
+        return _login_again(
             request,
-            "login.html",
-            status=429,
-            next=_safe_next(next) or "",
-            error=f"Too many failed sign-ins as {username!r} from this address; try again in "
+            429,
+            next,
+            username,
+            f"Too many failed sign-ins as {username!r} from this address; try again in "
             f"{_wait_text(wait)}. Other accounts are not affected.",
-            username=username,
         )
     try:
         user = await anyio.to_thread.run_sync(accounts.verify_password, store, username, password)
     except AuthenticationError as e:
         await anyio.to_thread.run_sync(throttle.failed, username, address)
-        return render(
+        return _login_again(
             request,
-            "login.html",
-            status=401,
-            next=_safe_next(next) or "",
-            error=f"{e}. Check both and try again; an admin can reset a password with "
+            401,
+            next,
+            username,
+            f"{e}. Check both and try again; an admin can reset a password with "
             "`corridor users remove` and `corridor users add`.",
-            username=username,
         )
     await anyio.to_thread.run_sync(throttle.succeeded, username, address)
     token = await anyio.to_thread.run_sync(accounts.start_session, store, user)
@@ -355,18 +370,19 @@ async def touchpoint(request: Request, key: str) -> Response:
     return await _page(request, "touchpoint.html", build)
 
 
+def _links(title: str, prefix: str, names: Iterable[str]) -> dict[str, Any]:
+    """What ``list.html`` shows: a title and a link to ``prefix/name`` for every name."""
+    return {"title": title, "items": [{"href": f"{prefix}/{quote(n)}", "label": n} for n in names]}
+
+
 @router.get("/departments", response_class=HTMLResponse)
 async def department_list(request: Request) -> Response:
     return await _page(
         request,
         "list.html",
-        lambda store, scope, cmap, win: {
-            "title": "Departments",
-            "items": [
-                {"href": f"/departments/{quote(d)}", "label": d}
-                for d in org_views.departments(cmap, scope)
-            ],
-        },
+        lambda store, scope, cmap, win: _links(
+            "Departments", "/departments", org_views.departments(cmap, scope)
+        ),
     )
 
 
@@ -384,13 +400,9 @@ async def partner_list(request: Request) -> Response:
     return await _page(
         request,
         "list.html",
-        lambda store, scope, cmap, win: {
-            "title": "Partners",
-            "items": [
-                {"href": f"/partners/{quote(p)}", "label": p}
-                for p in org_views.partners(store, scope)
-            ],
-        },
+        lambda store, scope, cmap, win: _links(
+            "Partners", "/partners", org_views.partners(store, scope)
+        ),
     )
 
 
