@@ -395,6 +395,17 @@ def _values(key: str, records: Sequence[dict[str, Any]]) -> list[Any]:
     return [r.get(key) for r in records]
 
 
+def _typed(
+    key: str, records: Sequence[dict[str, Any]], arr: pa.Array | pa.ChunkedArray | None
+) -> tuple[pa.Array | pa.ChunkedArray | None, list[Any] | None]:
+    """``key``'s column as Arrow types it: ``arr`` when the one-pass read typed it, else inferred
+    from the values (None when Arrow cannot type them); and those values, when they were read."""
+    if arr is not None:
+        return arr, None
+    values = _values(key, records)
+    return _infer(values), values
+
+
 def _has_bool(values: list[Any]) -> bool:
     return bool in set(map(type, values))
 
@@ -404,10 +415,7 @@ def _field_column(
 ) -> tuple[pa.Array | pa.ChunkedArray, list[int]]:
     """A contract field: as typed when that is a scalar type the validator reads as it is,
     else text. Returns the indexes of values that are objects or arrays (no single value)."""
-    values: list[Any] | None = None
-    if arr is None:
-        values = _values(key, records)
-        arr = _infer(values)
+    arr, values = _typed(key, records, arr)
     if arr is not None:
         t = arr.type
         if pa.types.is_string(t) or pa.types.is_null(t) or pa.types.is_integer(t):
@@ -427,10 +435,7 @@ def _extra_column(
 ) -> pa.Array | pa.ChunkedArray:
     """An extra field (kept as an attribute): scalars as they are; anything nested or of mixed
     types as JSON, so the attribute keeps its exact value."""
-    values: list[Any] | None = None
-    if arr is None:
-        values = _values(key, records)
-        arr = _infer(values)
+    arr, values = _typed(key, records, arr)
     if arr is not None:
         t = arr.type
         if not pa.types.is_nested(t):

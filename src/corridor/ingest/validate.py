@@ -228,8 +228,9 @@ class _Compiler:
             return bool(pa.types.is_timestamp(t) or pa.types.is_date(t))
         return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
 
-    def _source(self, f: Field, raw: str, target: str) -> tuple[str, str]:
-        """(typed value, source text) expressions; a typed source is used as it is."""
+    def _source(self, f: Field, raw: str, target: str, unreadable: str) -> tuple[str, str]:
+        """(typed value, source text) expressions; a typed source is used as it is, a text that
+        does not read as ``target`` is refused with ``unreadable`` (SQL; ``{text}``: the text)."""
         n = _ident(f.name)
         if self._typed(f):
             self.selects.append(f"CAST({raw} AS {target}) AS {n}")
@@ -241,17 +242,17 @@ class _Compiler:
         self.selects.append(f"TRY_CAST(NULLIF(trim({raw}), '') AS {target}) AS {n}")
         v, sv = f"v.{n}", f"v.{src}"
         self._missing(f, sv)
+        self.err(f"{sv} IS NOT NULL AND {v} IS NULL", f.name, unreadable.format(text=sv))
         return v, sv
 
     def _timestamp(self, f: Field, raw: str) -> None:
-        v, sv = self._source(f, raw, "TIMESTAMPTZ")
-        if not self._typed(f):
-            self.err(
-                f"{sv} IS NOT NULL AND {v} IS NULL",
-                f.name,
-                f"'cannot read ''' || left({sv}, 60) || ''' as a time; use ISO-8601, "
-                "e.g. 2025-03-01T14:30:00Z (no offset means UTC)'",
-            )
+        v, sv = self._source(
+            f,
+            raw,
+            "TIMESTAMPTZ",
+            "'cannot read ''' || left({text}, 60) || ''' as a time; use ISO-8601, "
+            "e.g. 2025-03-01T14:30:00Z (no offset means UTC)'",
+        )
         self.err(
             f"{v} IS NOT NULL AND (year({v}) < 1970 OR year({v}) > 2100)",
             f.name,
@@ -259,13 +260,7 @@ class _Compiler:
         )
 
     def _number(self, f: Field, raw: str) -> None:
-        v, sv = self._source(f, raw, "DOUBLE")
-        if not self._typed(f):
-            self.err(
-                f"{sv} IS NOT NULL AND {v} IS NULL",
-                f.name,
-                f"'''' || left({sv}, 60) || ''' is not a number'",
-            )
+        v, sv = self._source(f, raw, "DOUBLE", "'''' || left({text}, 60) || ''' is not a number'")
         self.err(f"isnan({v}) OR isinf({v})", f.name, _lit("must be a finite number"))
         if f.type is FieldType.INTEGER:
             self.err(
