@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,11 +38,7 @@ class AnalyzeReport:
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "pending": self.pending,
-            "analysed": self.analysed,
-            "themed": self.themed,
+        return asdict(self) | {
             "seconds": round(self.seconds, 3),
             "texts_per_second": round(self.analysed / self.seconds, 1) if self.seconds else None,
         }

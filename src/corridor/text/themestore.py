@@ -9,7 +9,7 @@ rename sets ``renamed`` so rediscovery keeps it. Both persist until changed agai
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,13 +36,7 @@ class StoredTheme:
     retired_at: datetime | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "theme_id": self.theme_id,
-            "label": self.label,
-            "keywords": self.keywords,
-            "model": self.model,
-            "renamed": self.renamed,
-            "merged_into": self.merged_into,
+        return asdict(self) | {
             "created_at": self.created_at.isoformat(),
             "retired_at": self.retired_at.isoformat() if self.retired_at else None,
         }
