@@ -95,13 +95,9 @@ def alignment_table(
                 f"unknown measure {measure!r}; allowed: {', '.join(CHANNEL_MEASURES)}"
             )
         sums = channel_sums(source, query, measure)
-        return AnalyticsResult(
-            frame=summarise_channels(sums, conf),
-            n=int(sums["n"].sum()),
-            confidence=conf,
-            method=CHANNEL_METHOD,
-            query=query.describe() | {"view": view, "measure": measure},
-        )
+        meta = query.describe() | {"view": view, "measure": measure}
+        frame = summarise_channels(sums, conf)
+        return AnalyticsResult.from_sums(frame, sums, conf, CHANNEL_METHOD, meta)
     if by not in GROUPINGS:
         raise AnalyticsQueryError(
             f"unknown alignment grouping {by!r}; allowed: {', '.join(GROUPINGS)}"

@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -55,6 +55,21 @@ class AnalyticsResult:
     #: metadata added on the way to the reader (e.g. ``reasons_withheld`` for a scoped role,
     #: or the declared extras of a result read back over HTTP)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_sums(
+        cls,
+        frame: pd.DataFrame,
+        sums: pd.DataFrame,
+        confidence: float,
+        method: str,
+        query: dict[str, Any],
+        **more: Any,
+    ) -> Self:
+        """The result ``frame`` summarised from the engine's ``sums``: ``n`` is the total of
+        their ``n`` column, the records summed."""
+        n = int(sums["n"].sum())
+        return cls(frame=frame, n=n, confidence=confidence, method=method, query=query, **more)
 
     def metadata(self) -> dict[str, Any]:
         """Everything but the frame, JSON-friendly."""

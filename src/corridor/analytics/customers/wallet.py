@@ -162,18 +162,12 @@ def wallet_table(
     )
     sums = sums[sums["n"] > 0] if query.by else sums
     frame = summarise_wallet(sums, list(query.by), conf)
-    return WalletResult(
-        frame=frame,
-        n=int(sums["n"].sum()),
-        confidence=conf,
-        method=METHOD,
-        query=query.describe(),
-        totals={
-            "answers": int(counted["total"] or 0),
-            "invalid": int(counted["invalid"] or 0),
-            "respondents": int(sums["n"].sum()),
-        },
-    )
+    totals = {
+        "answers": int(counted["total"] or 0),
+        "invalid": int(counted["invalid"] or 0),
+        "respondents": int(sums["n"].sum()),
+    }
+    return WalletResult.from_sums(frame, sums, conf, METHOD, query.describe(), totals=totals)
 
 
 def summarise_wallet(sums: pd.DataFrame, by: list[str], conf: float) -> pd.DataFrame:

@@ -432,14 +432,7 @@ def expectation_drift(
     )
     changes = annotate_market_events(changes, market_events(source), query.period)
     meta = query.describe() | {"measure": m, "alpha": alpha, "min_segment": min_segment}
-    return DriftResult(
-        frame=changes,
-        n=int(sums["n"].sum()),
-        confidence=conf,
-        method=METHOD,
-        query=meta,
-        series=series,
-    )
+    return DriftResult.from_sums(changes, sums, conf, METHOD, meta, series=series)
 
 
 __all__ = [

@@ -264,13 +264,8 @@ def facet_table(
     conf = dims.check_confidence(confidence)
     query = Query.build(by, period, filters, since, until)
     sums = facet_sums(source, query)
-    return FacetResult(
-        frame=summarise_facets(sums, query.by, query.period, conf),
-        n=int(sums["n"].sum()),
-        confidence=conf,
-        method=FACET_METHOD,
-        query=query.describe(),
-    )
+    frame = summarise_facets(sums, query.by, query.period, conf)
+    return FacetResult.from_sums(frame, sums, conf, FACET_METHOD, query.describe())
 
 
 # -- solicited against unsolicited ---------------------------------------------------------------
@@ -474,14 +469,9 @@ def source_facets(
     m = _check_measure(measure)
     query = Query.build(by, period, filters, since, until)
     sums = source_facet_sums(source, query, m)
-    return SourceFacetResult(
-        frame=summarise_source_facets(sums, query.by, query.period, m, conf),
-        n=int(sums["n"].sum()),
-        confidence=conf,
-        method=SOURCE_METHOD,
-        query=query.describe() | {"measure": m},
-        measure=m,
-    )
+    frame = summarise_source_facets(sums, query.by, query.period, m, conf)
+    meta = query.describe() | {"measure": m}
+    return SourceFacetResult.from_sums(frame, sums, conf, SOURCE_METHOD, meta, measure=m)
 
 
 __all__ = [

@@ -170,13 +170,7 @@ def gap_table(
     query = Query.build(by, period, filters, since, until)
     sums = gap_sums(source, query)
     frame = summarise_gaps(sums, query.by, query.period, conf)
-    return GapResult(
-        frame=frame,
-        n=int(sums["n"].sum()),
-        confidence=conf,
-        method=METHOD,
-        query=query.describe(),
-    )
+    return GapResult.from_sums(frame, sums, conf, METHOD, query.describe())
 
 
 __all__ = [

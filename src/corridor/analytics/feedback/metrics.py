@@ -192,13 +192,7 @@ def metric_table(
     query = Query.build(by, period, filters, since, until)
     sums = metric_sums(source, query)
     frame = summarise_metrics(sums, query.by, query.period, conf)
-    return MetricResult(
-        frame=frame,
-        n=int(sums["n"].sum()),
-        confidence=conf,
-        method=METHOD,
-        query=query.describe(),
-    )
+    return MetricResult.from_sums(frame, sums, conf, METHOD, query.describe())
 
 
 __all__ = [

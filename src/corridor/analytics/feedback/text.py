@@ -117,7 +117,7 @@ def sentiment_table(
     sums = dims.aggregate(t, query.keys, _sentiment_sums(t))
     out = key_frame(sums, query.keys, query.period)
     _add_sentiment(out, sums, conf)
-    return AnalyticsResult(out, int(sums["n"].sum()), conf, SENTIMENT_METHOD, query.describe())
+    return AnalyticsResult.from_sums(out, sums, conf, SENTIMENT_METHOD, query.describe())
 
 
 INTENT_METHOD = (
@@ -154,7 +154,7 @@ def intent_table(
         out[f"share_{name}"] = p.share
         out[f"share_{name}_low"] = p.low
         out[f"share_{name}_high"] = p.high
-    return AnalyticsResult(out, int(sums["n"].sum()), conf, INTENT_METHOD, query.describe())
+    return AnalyticsResult.from_sums(out, sums, conf, INTENT_METHOD, query.describe())
 
 
 THEME_METHOD = (
@@ -280,8 +280,8 @@ def source_sentiment(
     out["negativity_skew_low"] = skew.low
     out["negativity_skew_high"] = skew.high
     out["p_value_skew"] = skew.p_value
-    n = int(sums["n"].sum()) if len(sums) else 0
-    return AnalyticsResult(out.reset_index(drop=True), n, conf, SOURCE_METHOD, query.describe())
+    frame = out.reset_index(drop=True)
+    return AnalyticsResult.from_sums(frame, sums, conf, SOURCE_METHOD, query.describe())
 
 
 # -- for pages -------------------------------------------------------------------------------
