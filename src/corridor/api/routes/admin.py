@@ -84,23 +84,11 @@ class KeyCreated(KeyOut):
 
 
 def _user(u: accounts.User) -> UserOut:
-    return UserOut(
-        username=u.username,
-        role=u.role,
-        department=u.department,
-        partner=u.partner,
-        created_at=u.created_at,
-    )
+    return UserOut.model_validate(u, from_attributes=True)
 
 
 def _key(k: accounts.ApiKey) -> KeyOut:
-    return KeyOut(
-        key_id=k.key_id,
-        username=k.username,
-        name=k.name,
-        created_at=k.created_at,
-        revoked_at=k.revoked_at,
-    )
+    return KeyOut.model_validate(k, from_attributes=True)
 
 
 def _no_user(username: str) -> HTTPException:
