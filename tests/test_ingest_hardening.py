@@ -217,3 +217,16 @@ def test_ndjson_file_with_a_broken_first_line_imports_the_rest(
     f.write_bytes(b'{"interaction_id": "i1",\n' + orjson.dumps(interaction(2)) + b"\n")
     s = import_file(ingestor, f, "interactions")
     assert (s.accepted, s.rejected) == (1, 1)
+
+
+@pytest.mark.parametrize("name", ["e", "x", "v", "_item", "E"])
+def test_an_extra_field_named_like_the_validators_own_names_is_kept(
+    client: TestClient, store: Store, name: str
+) -> None:
+    """Schemathesis found a 500: an extra field named ``e`` shadowed the validator's SQL
+    lambda parameter (DuckDB's binder refused the batch). Any extra field name is data."""
+    body = [interaction(1, **{name: {"k": 1}, "channels_seen": "web;app"}), interaction(2)]
+    r = client.post("/api/v1/interactions", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 2
+    assert attributes_of(store, "i1")[name] == {"k": 1}

@@ -111,6 +111,11 @@ class _Compiler:
         self.schema = schema
         self.vocab = vocab
         self.present = set(schema.names)
+        #: the name of every SQL lambda's parameter: one no input column has (a record may
+        #: carry any extra field, e.g. one named ``x`` or ``e``, which would shadow it)
+        self.lam = "_item"
+        while self.lam.lower() in {n.lower() for n in schema.names}:
+            self.lam += "_"
         self.selects: list[str] = []
         self.errors: list[str] = []
         self.conditions: list[str] = []
@@ -166,7 +171,8 @@ class _Compiler:
         if f.type is FieldType.KEY_LIST:
             s = (
                 f"NULLIF(array_to_string(list_filter(list_transform(string_split({s}, ';'), "
-                f"lambda x: trim(x)), lambda x: x <> ''), ';'), '')"
+                f"lambda {self.lam}: trim({self.lam})), lambda {self.lam}: {self.lam} <> ''), "
+                "';'), '')"
             )
         self.selects.append(f"{s} AS {n}")
         self._missing(f, f"v.{n}")
@@ -189,7 +195,7 @@ class _Compiler:
             if f.type is FieldType.KEY_LIST:
                 bad = (
                     f"list_filter(string_split({v}, ';'), "
-                    f"lambda x: NOT list_contains({allowed}, x))"
+                    f"lambda {self.lam}: NOT list_contains({allowed}, {self.lam}))"
                 )
                 self.err(
                     f"len({bad}) > 0",
@@ -337,9 +343,10 @@ class Validator:
             entries = ", ".join(
                 f"{{'k': {_lit(e)}, 'v': to_json(src.{_ident(e)})}}" for e in extras
             )
+            e = c.lam
             attrs = (
-                f"NULLIF(CAST(to_json(map_from_entries(list_filter([{entries}], lambda e: "
-                "e.v IS NOT NULL AND CAST(e.v AS VARCHAR) <> 'null'))) AS VARCHAR), '{}')"
+                f"NULLIF(CAST(to_json(map_from_entries(list_filter([{entries}], lambda {e}: "
+                f"{e}.v IS NOT NULL AND CAST({e}.v AS VARCHAR) <> 'null'))) AS VARCHAR), '{{}}')"
             )
             # a NUL in an extra field's value: JSON escapes it as \u0000, which PostgreSQL's
             # jsonb refuses (and no text column can hold)
@@ -354,7 +361,7 @@ class Validator:
         errors = (
             f"CASE WHEN {' OR '.join(c.conditions) or 'FALSE'} THEN list_filter(["
             + ", ".join(c.errors)
-            + "], lambda e: e IS NOT NULL) ELSE [] END"
+            + f"], lambda {c.lam}: {c.lam} IS NOT NULL) ELSE [] END"
         )
         sql = f"""
             WITH v AS (
