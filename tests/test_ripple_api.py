@@ -98,17 +98,17 @@ def test_cli_commands(loaded, store_url, engine):
     runner = CliRunner()
     for args in (
         ["ripple", "--no-churn", "--format", "json"],
-        ["ripple", "--departments", "--no-churn", "--format", "json"],
-        ["partners", "--kind", "agent", "--format", "json"],
+        ["impact", "--no-churn", "--format", "json"],
+        ["agents", "--format", "json"],
         ["partners", "--format", "csv"],
-        ["alignment", "--view", "channels", "--where", "touchpoint=checkout"],
+        ["channels", "--where", "touchpoint=checkout"],
         ["alignment", "--by", "touchpoint", "--format", "json"],
     ):
         r = runner.invoke(cli_app, [*args, "--store", store_url])
         assert r.exit_code == 0, (args, r.output)
         if "json" in args:
             assert json.loads(r.output)["rows"]
-    r = runner.invoke(cli_app, ["partners", "--kind", "dealer", "--store", store_url])
+    r = runner.invoke(cli_app, ["channels", "--measure", "colour", "--store", store_url])
     # corridor.cli.main turns a CorridorError into its message and exit code 2
     assert isinstance(r.exception, AnalyticsQueryError)
-    assert "allowed: partner, agent" in str(r.exception)
+    assert "allowed: experience, gap" in str(r.exception)

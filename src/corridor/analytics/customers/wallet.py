@@ -185,8 +185,10 @@ def summarise_wallet(sums: pd.DataFrame, by: list[str], conf: float) -> pd.DataF
     out["first_choice"] = first.share
     out["first_choice_low"] = first.low
     out["first_choice_high"] = first.high
-    out["mean_brands"] = sums["sum_brands"].to_numpy(dtype=float) / n
-    out["mean_rank"] = sums["sum_rank"].to_numpy(dtype=float) / n
+    # a group without respondents (the whole, on an empty store) has no mean: NaN, not 0/0
+    for col, total in (("mean_brands", "sum_brands"), ("mean_rank", "sum_rank")):
+        values = sums[total].to_numpy(dtype=float)
+        out[col] = np.divide(values, n, out=np.full(len(values), np.nan), where=n > 0)
     return out.reset_index(drop=True)
 
 

@@ -241,7 +241,8 @@ def detect_drift(
         level = np.empty(len(n))
         segment_no = np.empty(len(n), dtype=int)
         for i, (a, b) in enumerate(segs):
-            level[a:b] = s[a:b].sum() / n[a:b].sum()
+            total = n[a:b].sum()  # a segment of periods without answers has no level
+            level[a:b] = s[a:b].sum() / total if total > 0 else np.nan
             segment_no[a:b] = i
         est = stats.mean_interval(n, s, q, conf)
         part = pd.DataFrame({**{k: [v] * len(n) for k, v in label.items()}})
