@@ -306,6 +306,23 @@ def interval_columns(name: str, help: str) -> tuple[Column, ...]:
     )
 
 
+def described(*lines: str) -> tuple[Column, ...]:
+    """Result columns with their meanings, one line each: ``"name[:type][±] meaning"`` (type
+    as in :func:`columns`, num by default); ``±`` adds the interval's two ends,
+    ``<name>_low`` and ``<name>_high``."""
+    out: list[Column] = []
+    for line in lines:
+        head, _, meaning = line.strip().partition(" ")
+        name, _, kind = head.partition(":")
+        interval = (kind or name).endswith("±")
+        name, kind = name.rstrip("±"), kind.rstrip("±")
+        if interval:
+            out.extend(interval_columns(name, meaning.strip()))
+        else:
+            out.append(Column(name, _TYPE_NAMES[kind or "num"], meaning.strip()))
+    return tuple(out)
+
+
 #: every dimension's name: what most analyses group and filter by
 DIMENSION_NAMES: tuple[str, ...] = tuple(DIMENSIONS)
 #: the common parameters, in the order every surface lists them
@@ -568,6 +585,7 @@ __all__ = [
     "analyses",
     "by_param",
     "columns",
+    "described",
     "get",
     "interval_columns",
     "register",

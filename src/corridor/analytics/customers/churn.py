@@ -27,10 +27,9 @@ from corridor.analytics.core.dimensions import Filters, Source, TimeLike, check_
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.registry import (
     Analysis,
-    Column,
     Param,
     by_param,
-    interval_columns,
+    described,
     register,
 )
 from corridor.analytics.core.result import AnalyticsResult
@@ -323,12 +322,12 @@ CHURN_SURVIVAL = register(
         ),
         filters=ALLOWED_FILTERS,
         since=False,
-        columns=(
-            Column("month", "number", "months since the customer started"),
-            Column("customers", "integer", "customers in the group"),
-            Column("at_risk", "integer", "still customers and observed at that month"),
-            Column("churned", "integer", "churn events up to that month"),
-            *interval_columns("survival", "share still a customer"),
+        columns=described(
+            "month months since the customer started",
+            "customers:int customers in the group",
+            "at_risk:int still customers and observed at that month",
+            "churned:int churn events up to that month",
+            "survival± share still a customer",
         ),
         extras=("test",),
     )
@@ -354,16 +353,16 @@ CHURN_COX = register(
         filters=ALLOWED_FILTERS,
         since=False,
         params=(_MIN_RATED,),
-        columns=(
-            Column("touchpoint", "string", "the touch point whose gap is the covariate"),
-            Column("rated", "integer", "customers with a rating there"),
-            Column("covariate", "string", "the model's covariate (gap:<touchpoint>)"),
-            Column("coef", "number", "log hazard ratio per point of gap"),
-            Column("se", "number", "its standard error"),
-            *interval_columns("hazard_ratio", "hazard ratio per point of gap"),
-            Column("z", "number", "Wald statistic"),
-            Column("p_value", "number", "two-sided p-value"),
-            Column("ph_p_value", "number", "Grambsch–Therneau test of proportional hazards"),
+        columns=described(
+            "touchpoint:str the touch point whose gap is the covariate",
+            "rated:int customers with a rating there",
+            "covariate:str the model's covariate (gap:<touchpoint>)",
+            "coef log hazard ratio per point of gap",
+            "se its standard error",
+            "hazard_ratio± hazard ratio per point of gap",
+            "z Wald statistic",
+            "p_value two-sided p-value",
+            "ph_p_value Grambsch–Therneau test of proportional hazards",
         ),
         extras=("model",),
         brief=(

@@ -33,7 +33,12 @@ from scipy import stats as sps
 
 from corridor.analytics.core.dimensions import Filters, Source, TimeLike, check_confidence
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.core.registry import Analysis, Column, Param, interval_columns, register
+from corridor.analytics.core.registry import (
+    Analysis,
+    Param,
+    described,
+    register,
+)
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.core.scoping import ScopeRule, own_touchpoints
 from corridor.analytics.customers.churn_people import (
@@ -502,13 +507,13 @@ register(
             ),
             Param("limit", "int", 100, "the riskiest customers shown", ge=1),
         ),
-        columns=(
-            Column("person_id", "string", "the customer (canonical id)"),
-            Column("segment", "string", "the customer's segment"),
-            Column("region", "string", "the customer's region"),
-            Column("tenure_months", "number", "months a customer so far"),
-            *interval_columns("risk", "probability of churning within the horizon"),
-            Column("reasons", "string", "the up to three features that raise the risk most"),
+        columns=described(
+            "person_id:str the customer (canonical id)",
+            "segment:str the customer's segment",
+            "region:str the customer's region",
+            "tenure_months months a customer so far",
+            "risk± probability of churning within the horizon",
+            "reasons:str the up to three features that raise the risk most",
         ),
         extras=("model",),
         brief=("person_id", "tenure_months", "risk", "risk_low", "risk_high", "reasons"),

@@ -43,10 +43,9 @@ from corridor.analytics.core.persons import canonical, persons
 from corridor.analytics.core.registry import (
     DIMENSION_NAMES,
     Analysis,
-    Column,
     Param,
     by_param,
-    interval_columns,
+    described,
     register,
 )
 from corridor.analytics.core.result import AnalyticsResult
@@ -477,21 +476,21 @@ DRIVERS = register(
                 "min_n", "int", 30, "persons a driver (and a group) needs to be analysed", ge=5
             ),
         ),
-        columns=(
-            Column("driver", "string", "touch point key or facet"),
-            Column("rank", "integer", "1 = most important by relative weight"),
-            Column("n", "integer", "persons with a value for this driver"),
-            Column("coverage", "number", "their share of n_persons"),
-            Column("n_persons", "integer", "persons in the model"),
-            Column("outcome_mean", "number", "mean outcome: NPS, or churn/repurchase rate"),
-            Column("r", "number", "correlation with the outcome (its sign is the direction)"),
-            *interval_columns("weight", "raw relative weight (they sum to r2)"),
-            *interval_columns("share", "relative weight / r2"),
-            *interval_columns("lmg", "LMG (Shapley) share of R², raw"),
-            Column("lmg_share", "number", "lmg / r2"),
-            *interval_columns("r2", "R² of the model"),
-            *interval_columns("performance", "mean driver value: mean gap or facet"),
-            Column("quadrant", "string", "importance × performance quadrant"),
+        columns=described(
+            "driver:str touch point key or facet",
+            "rank:int 1 = most important by relative weight",
+            "n:int persons with a value for this driver",
+            "coverage their share of n_persons",
+            "n_persons:int persons in the model",
+            "outcome_mean mean outcome: NPS, or churn/repurchase rate",
+            "r correlation with the outcome (its sign is the direction)",
+            "weight± raw relative weight (they sum to r2)",
+            "share± relative weight / r2",
+            "lmg± LMG (Shapley) share of R², raw",
+            "lmg_share lmg / r2",
+            "r2± R² of the model",
+            "performance± mean driver value: mean gap or facet",
+            "quadrant:str importance × performance quadrant",
         ),
         extras=("notes",),
         brief=(

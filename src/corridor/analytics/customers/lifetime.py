@@ -34,7 +34,12 @@ from scipy import stats as sps
 from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core.dimensions import Filters, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.core.registry import Analysis, Column, Param, interval_columns, register
+from corridor.analytics.core.registry import (
+    Analysis,
+    Param,
+    described,
+    register,
+)
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.customers.churn_people import (
     ALLOWED_FILTERS,
@@ -452,14 +457,14 @@ LIFETIME_PARAMS = register(
         f"buyers they rest on in `model`. {FILTERS_NOTE}",
         filters=ALLOWED_FILTERS,
         since=False,
-        columns=(
-            Column("model", "string", "bg_nbd or gamma_gamma"),
-            Column("parameter", "string", "the parameter's name"),
-            Column("n", "integer", "buyers the fit rests on"),
-            Column("estimate", "number", "the fitted value"),
-            Column("se", "number", "its standard error"),
-            Column("low", "number", "lower end of its interval"),
-            Column("high", "number", "upper end of its interval"),
+        columns=described(
+            "model:str bg_nbd or gamma_gamma",
+            "parameter:str the parameter's name",
+            "n:int buyers the fit rests on",
+            "estimate the fitted value",
+            "se its standard error",
+            "low lower end of its interval",
+            "high upper end of its interval",
         ),
         extras=("model",),
     )
@@ -490,19 +495,19 @@ LIFETIME_PEOPLE = register(
             ),
             Param("limit", "int", 100, "the most valuable buyers shown", ge=1),
         ),
-        columns=(
-            Column("person_id", "string", "the buyer (canonical id)"),
-            Column("segment", "string", "the buyer's segment"),
-            Column("region", "string", "the buyer's region"),
-            Column("frequency", "number", "transactions after the first (a day's purchases: one)"),
-            Column("recency_weeks", "number", "weeks from the first to the last purchase"),
-            Column("age_weeks", "number", "weeks from the first purchase to the as-of time"),
-            Column("monetary", "number", "mean value of the repeat transactions"),
-            *interval_columns("p_alive", "probability the buyer is still active"),
-            *interval_columns("expected_purchases", "purchases expected in the horizon"),
-            Column("expected_value", "number", "expected value per purchase (Gamma-Gamma)"),
-            *interval_columns("clv", "customer lifetime value over the horizon, discounted"),
-            Column("clv_reason", "string", "why the CLV is not available, else null"),
+        columns=described(
+            "person_id:str the buyer (canonical id)",
+            "segment:str the buyer's segment",
+            "region:str the buyer's region",
+            "frequency transactions after the first (a day's purchases: one)",
+            "recency_weeks weeks from the first to the last purchase",
+            "age_weeks weeks from the first purchase to the as-of time",
+            "monetary mean value of the repeat transactions",
+            "p_alive± probability the buyer is still active",
+            "expected_purchases± purchases expected in the horizon",
+            "expected_value expected value per purchase (Gamma-Gamma)",
+            "clv± customer lifetime value over the horizon, discounted",
+            "clv_reason:str why the CLV is not available, else null",
         ),
         extras=("model",),
         brief=(

@@ -46,9 +46,8 @@ from corridor.analytics.core.persons import canonical
 from corridor.analytics.core.registry import (
     DIMENSION_NAMES,
     Analysis,
-    Column,
     by_param,
-    interval_columns,
+    described,
     register,
 )
 from corridor.analytics.core.result import AnalyticsResult
@@ -208,13 +207,13 @@ WALLET = register(
         "without one).",
         by=by_param(("segment",)),
         filters=DIMENSION_NAMES,
-        columns=(
-            Column("n", "integer", "respondents (each person's latest answer)"),
-            *interval_columns("wallet_share", "mean share of the category's spending"),
-            Column("sd_wallet_share", "number", "standard deviation of the shares"),
-            *interval_columns("first_choice", "share of respondents ranking us first"),
-            Column("mean_brands", "number", "mean number of brands used"),
-            Column("mean_rank", "number", "mean rank of ours among them"),
+        columns=described(
+            "n:int respondents (each person's latest answer)",
+            "wallet_share± mean share of the category's spending",
+            "sd_wallet_share standard deviation of the shares",
+            "first_choice± share of respondents ranking us first",
+            "mean_brands mean number of brands used",
+            "mean_rank mean rank of ours among them",
         ),
         extras=("summary",),
         brief=(
