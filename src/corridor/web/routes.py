@@ -9,7 +9,7 @@ visitor without a session is sent to ``/login`` and back afterwards.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -375,44 +375,46 @@ def _links(title: str, prefix: str, names: Iterable[str]) -> dict[str, Any]:
     return {"title": title, "items": [{"href": f"{prefix}/{quote(n)}", "label": n} for n in names]}
 
 
-@router.get("/departments", response_class=HTMLResponse)
-async def department_list(request: Request) -> Response:
-    return await _page(
-        request,
-        "list.html",
-        lambda store, scope, cmap, win: _links(
-            "Departments", "/departments", org_views.departments(cmap, scope)
-        ),
-    )
+def _org_pages(
+    kind: str,
+    title: str,
+    names: Callable[[Store, Scope, Any], Iterable[str]],
+    detail: Callable[[Store, Scope, Any, str, views.Window], dict[str, Any]],
+) -> None:
+    """Declare ``/{kind}s``, a page titled ``title`` linking to each of ``names``, and
+    ``/{kind}s/{name}``, the ``{kind}.html`` page of one of them, built by ``detail``."""
+    prefix = f"/{kind}s"
+
+    async def listing(request: Request) -> Response:
+        return await _page(
+            request,
+            "list.html",
+            lambda store, scope, cmap, win: _links(title, prefix, names(store, scope, cmap)),
+        )
+
+    async def page(request: Request, name: str) -> Response:
+        return await _page(
+            request,
+            f"{kind}.html",
+            lambda store, scope, cmap, win: detail(store, scope, cmap, name, win),
+        )
+
+    router.get(prefix, response_class=HTMLResponse, name=f"{kind}_list")(listing)
+    router.get(f"{prefix}/{{name}}", response_class=HTMLResponse, name=kind)(page)
 
 
-@router.get("/departments/{name}", response_class=HTMLResponse)
-async def department(request: Request, name: str) -> Response:
-    return await _page(
-        request,
-        "department.html",
-        lambda store, scope, cmap, win: org_views.department(store, scope, cmap, name, win),
-    )
-
-
-@router.get("/partners", response_class=HTMLResponse)
-async def partner_list(request: Request) -> Response:
-    return await _page(
-        request,
-        "list.html",
-        lambda store, scope, cmap, win: _links(
-            "Partners", "/partners", org_views.partners(store, scope)
-        ),
-    )
-
-
-@router.get("/partners/{partner_id}", response_class=HTMLResponse)
-async def partner(request: Request, partner_id: str) -> Response:
-    return await _page(
-        request,
-        "partner.html",
-        lambda store, scope, cmap, win: org_views.partner(store, scope, cmap, partner_id, win),
-    )
+_org_pages(
+    "department",
+    "Departments",
+    lambda store, scope, cmap: org_views.departments(cmap, scope),
+    org_views.department,
+)
+_org_pages(
+    "partner",
+    "Partners",
+    lambda store, scope, cmap: org_views.partners(store, scope),
+    org_views.partner,
+)
 
 
 @router.get("/customers", response_class=HTMLResponse)
