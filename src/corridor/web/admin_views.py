@@ -82,6 +82,39 @@ async def _page(
     )
 
 
+async def _missing(request: Request, scope: Scope, what: str, value: str) -> HTMLResponse:
+    """The admin page again, with a 404: there is no ``what`` ``value``."""
+    return await _page(
+        request, scope, status=404, error=f"No {what} {value!r}; the list below is current."
+    )
+
+
+def _confirm(
+    request: Request,
+    scope: Scope,
+    verb: str,
+    what: str,
+    value: str,
+    message: str,
+    *,
+    action: str,
+    field: str,
+) -> HTMLResponse:
+    """The page that asks before ``verb`` (Remove, Revoke) the ``what`` ``value``: its button
+    posts ``field=value`` with ``confirm=yes`` to ``action``."""
+    return render(
+        request,
+        "admin_confirm.html",
+        scope=scope,
+        title=f"{verb} {what} {value}?",
+        message=message,
+        action=action,
+        field=field,
+        value=value,
+        button=f"{verb} {value}",
+    )
+
+
 def _done(**params: str) -> RedirectResponse:
     return RedirectResponse(str(URL("/admin").include_query_params(**params)), status_code=303)
 
@@ -156,24 +189,21 @@ async def admin_remove_user(
     store: Store = request.app.state.store
     user = await anyio.to_thread.run_sync(accounts.get_user, store, username)
     if user is None:
-        return await _page(
-            request, scope, status=404, error=f"No user {username!r}; the list below is current."
-        )
+        return await _missing(request, scope, "user", username)
     if confirm != "yes":
         keys = await anyio.to_thread.run_sync(accounts.list_keys, store, username)
         live = sum(1 for k in keys if k.revoked_at is None)
-        return render(
+        return _confirm(
             request,
-            "admin_confirm.html",
-            scope=scope,
-            title=f"Remove user {username}?",
-            message=f"{username} ({user.principal().label}) will be removed, their {live} live "
-            "API key(s) revoked and their sessions ended, at once. This cannot be undone "
-            "(you can add the user again, with new keys).",
+            scope,
+            "Remove",
+            "user",
+            username,
+            f"{username} ({user.principal().label}) will be removed, their {live} live API "
+            "key(s) revoked and their sessions ended, at once. This cannot be undone (you can "
+            "add the user again, with new keys).",
             action="/admin/users/remove",
             field="username",
-            value=username,
-            button=f"Remove {username}",
         )
     try:
         await anyio.to_thread.run_sync(accounts.remove_user, store, username)
@@ -215,23 +245,20 @@ async def admin_revoke_key(
     store: Store = request.app.state.store
     key = await anyio.to_thread.run_sync(accounts.get_key, store, key_id)
     if key is None:
-        return await _page(
-            request, scope, status=404, error=f"No API key {key_id!r}; the list below is current."
-        )
+        return await _missing(request, scope, "API key", key_id)
     if confirm != "yes":
-        return render(
+        return _confirm(
             request,
-            "admin_confirm.html",
-            scope=scope,
-            title=f"Revoke API key {key.key_id}?",
-            message=f"Key {key.key_id} of {key.username}"
+            scope,
+            "Revoke",
+            "API key",
+            key.key_id,
+            f"Key {key.key_id} of {key.username}"
             + (f" ({key.name})" if key.name else "")
             + " will be refused from the next request on. This cannot be undone (create a new "
             "key instead).",
             action="/admin/keys/revoke",
             field="key_id",
-            value=key.key_id,
-            button=f"Revoke {key.key_id}",
         )
     await anyio.to_thread.run_sync(accounts.revoke_key, store, key.key_id)
     return _done(revoked=key.key_id)
