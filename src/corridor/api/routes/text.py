@@ -10,6 +10,7 @@ themes needs an admin or analyst.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,8 @@ from corridor.store import Store
 from corridor.text import themestore
 
 router = APIRouter(prefix="/api/v1/text", tags=["voice of the customer"])
+
+_Route = Callable[..., Awaitable[Response]]
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -125,15 +128,20 @@ def _read(listing: Analysis, request: Request) -> dict[str, Any]:
     return listing.parse({k: q.getlist(k) for k in dict.fromkeys(q.keys())})
 
 
-@router.get(
-    "/themes",
-    responses={
-        200: {"model": ThemesReply, "description": "Themes"},
-        **error_responses(401, 403, 422),
-    },
-    summary="Themes",
-    openapi_extra={"parameters": openapi_parameters(THEMES)},
-)
+def _get_listing(
+    path: str, listing: Analysis, reply: type[BaseModel], summary: str
+) -> Callable[[_Route], _Route]:
+    """Declare a listing's route: ``reply`` on success, its parameters documented from
+    ``listing`` (they are read from the query string by :func:`_read`, not by FastAPI)."""
+    return router.get(
+        path,
+        responses={200: {"model": reply, "description": summary}, **error_responses(401, 403, 422)},
+        summary=summary,
+        openapi_extra={"parameters": openapi_parameters(listing)},
+    )
+
+
+@_get_listing("/themes", THEMES, ThemesReply, "Themes")
 async def themes(request: Request, store: StoreDep, scope: AnalystScopeDep) -> Response:
     """The themes (id, label, keywords, merges) with their size, share of the analysed texts
     and mean sentiment (with 95 % intervals) within the caller's scope. `all=true` also lists
@@ -174,15 +182,7 @@ async def merge_themes(body: ThemeMerge, store: StoreDep, scope: WriterScopeDep)
     return _json(theme.as_dict())
 
 
-@router.get(
-    "/comments",
-    responses={
-        200: {"model": CommentsReply, "description": "Recent comments"},
-        **error_responses(401, 403, 422),
-    },
-    summary="Recent comments",
-    openapi_extra={"parameters": openapi_parameters(COMMENTS)},
-)
+@_get_listing("/comments", COMMENTS, CommentsReply, "Recent comments")
 async def comments(request: Request, store: StoreDep, scope: AnalystScopeDep) -> Response:
     """The latest redacted feedback texts with sentiment, intent, emotions and theme, newest
     first. `limit` (1…1000, default 20) and filters per dimension."""
