@@ -10,12 +10,13 @@ The models are fitted on the whole store and kept by the app (``app.state.models
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio.to_thread
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
@@ -31,6 +32,8 @@ from corridor.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["churn and lifetime"])
 
+_Route = Callable[..., Awaitable[Response]]
+
 
 def _refuse_unknown(request: Request, allowed: tuple[str, ...]) -> None:
     unknown = sorted({k for k in request.query_params if k not in allowed})
@@ -40,26 +43,38 @@ def _refuse_unknown(request: Request, allowed: tuple[str, ...]) -> None:
         )
 
 
-async def _person(
-    request: Request,
-    store: Store,
-    scope: Scope,
-    run: Callable[..., dict[str, Any]],
-    pid: str,
-    params: dict[str, Any],
-) -> Response:
-    _refuse_unknown(request, tuple(params))
-    models = getattr(request.app.state, "models", None)
+@dataclass(frozen=True)
+class _Asked:
+    """A question about one person (``person_id``): the request, the store, the asker's scope."""
 
-    def call() -> dict[str, Any]:
-        with store.reading():
-            body = run(store, pid, **params, models=models)
-            if not sees_person(store, str(body.get("canonical_id") or pid), scope):
-                raise not_found(pid, scope)  # as for an unknown id: nothing is revealed
-        return scope.shown_outlook(body)
+    person_id: str
+    request: Request
+    store: Store
+    scope: Scope
 
-    body = await anyio.to_thread.run_sync(call)
-    return Response(orjson.dumps(body, default=str), media_type="application/json")
+    async def answer(self, run: Callable[..., dict[str, Any]], params: dict[str, Any]) -> Response:
+        """``run(store, person_id, **params)`` off the event loop, as the scope may see it; a
+        query parameter not in ``params`` is refused."""
+        _refuse_unknown(self.request, tuple(params))
+        store, scope, pid = self.store, self.scope, self.person_id
+        models = getattr(self.request.app.state, "models", None)
+
+        def call() -> dict[str, Any]:
+            with store.reading():
+                body = run(store, pid, **params, models=models)
+                if not sees_person(store, str(body.get("canonical_id") or pid), scope):
+                    raise not_found(pid, scope)  # as for an unknown id: nothing is revealed
+            return scope.shown_outlook(body)
+
+        body = await anyio.to_thread.run_sync(call)
+        return Response(orjson.dumps(body, default=str), media_type="application/json")
+
+
+async def _asked(person_id: str, request: Request, store: StoreDep, scope: ScopeDep) -> _Asked:
+    return _Asked(person_id, request, store, scope)
+
+
+AskedDep = Annotated[_Asked, Depends(_asked)]
 
 
 def _months_ahead(most: int, what: str) -> Any:
@@ -69,20 +84,25 @@ def _months_ahead(most: int, what: str) -> Any:
     )
 
 
-def _responses(model: type[BaseModel], what: str) -> dict[int | str, dict[str, Any]]:
-    return {200: {"model": model, "description": what}, **error_responses(401, 404, 422)}
+def _get_person(
+    path: str, reply: type[BaseModel], what: str, summary: str
+) -> Callable[[_Route], _Route]:
+    """Declare a route about one person: ``reply`` (``what``) on success."""
+    return router.get(
+        path,
+        responses={200: {"model": reply, "description": what}, **error_responses(401, 404, 422)},
+        summary=summary,
+    )
 
 
-@router.get(
+@_get_person(
     "/churn/risk/{person_id}",
-    responses=_responses(PersonChurnRisk, "The customer's churn risk"),
-    summary="One customer's churn risk",
+    PersonChurnRisk,
+    "The customer's churn risk",
+    "One customer's churn risk",
 )
 async def churn_person(
-    person_id: str,
-    request: Request,
-    store: StoreDep,
-    scope: ScopeDep,
+    asked: AskedDep,
     horizon_months: Annotated[
         float, _months_ahead(24, "months ahead the probability is for")
     ] = HORIZON_MONTHS,
@@ -92,20 +112,17 @@ async def churn_person(
     and reused. Every signed-in role may ask (agents see it on the customer's timeline too); a
     department head or partner manager only about a customer with a record in their scope, and
     without the reasons (they count records outside it)."""
-    params = {"horizon_months": horizon_months}
-    return await _person(request, store, scope, person_risk, person_id, params)
+    return await asked.answer(person_risk, {"horizon_months": horizon_months})
 
 
-@router.get(
+@_get_person(
     "/lifetime/people/{person_id}",
-    responses=_responses(PersonLifetimeValue, "The buyer's lifetime value"),
-    summary="One customer's lifetime value",
+    PersonLifetimeValue,
+    "The buyer's lifetime value",
+    "One customer's lifetime value",
 )
 async def lifetime_person(
-    person_id: str,
-    request: Request,
-    store: StoreDep,
-    scope: ScopeDep,
+    asked: AskedDep,
     horizon_months: Annotated[
         float, _months_ahead(120, "months ahead of the expected purchases and CLV")
     ] = 12.0,
@@ -124,7 +141,7 @@ async def lifetime_person(
     `status` is buyer or no_purchases. Every signed-in role may ask, as for churn risk (scoped
     roles about customers in their scope only)."""
     params = {"horizon_months": horizon_months, "discount_monthly": discount_monthly}
-    return await _person(request, store, scope, person_value, person_id, params)
+    return await asked.answer(person_value, params)
 
 
 __all__ = ["router"]
