@@ -9,8 +9,9 @@ key or removed user is refused from the next request on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, Field
@@ -31,6 +32,7 @@ async def get_admin_scope(scope: ScopeDep) -> Scope:
 
 
 AdminDep = Annotated[Scope, Depends(get_admin_scope)]
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 
 class UserOut(BaseModel):
@@ -91,32 +93,39 @@ def _key(k: accounts.ApiKey) -> KeyOut:
     return KeyOut.model_validate(k, from_attributes=True)
 
 
+def _admin_route(
+    method: str, path: str, summary: str, reply: Any, *errors: int, status_code: int | None = None
+) -> Callable[[_Handler], _Handler]:
+    """Declare an admin route, its operation id the function's name: ``reply`` on success,
+    401 and 403 (not an admin) and ``errors``."""
+
+    def declare(handler: _Handler) -> _Handler:
+        return router.api_route(
+            path,
+            methods=[method],
+            operation_id=handler.__name__,
+            summary=summary,
+            status_code=status_code,
+            response_model=reply,
+            responses=error_responses(401, 403, *errors),
+        )(handler)
+
+    return declare
+
+
 def _no_user(username: str) -> HTTPException:
     return HTTPException(
         404, f"no user {username!r}; GET /api/v1/users lists them, POST /api/v1/users adds one"
     )
 
 
-@router.get(
-    "/users",
-    operation_id="list_users",
-    summary="List users",
-    response_model=list[UserOut],
-    responses=error_responses(401, 403),
-)
+@_admin_route("GET", "/users", "List users", list[UserOut])
 def list_users(store: StoreDep, scope: AdminDep) -> list[UserOut]:
     """Every user with their role and scope, by username. Admins only."""
     return [_user(u) for u in accounts.list_users(store)]
 
 
-@router.post(
-    "/users",
-    operation_id="add_user",
-    summary="Add a user",
-    status_code=201,
-    response_model=UserOut,
-    responses=error_responses(401, 403, 422),
-)
+@_admin_route("POST", "/users", "Add a user", UserOut, 422, status_code=201)
 def add_user(body: UserIn, store: StoreDep, scope: AdminDep) -> UserOut:
     """Create a user with a role; a department head needs ``department``, a partner manager
     ``partner``. A name that exists already, or a short password, is refused with 422."""
@@ -131,13 +140,7 @@ def add_user(body: UserIn, store: StoreDep, scope: AdminDep) -> UserOut:
     return _user(user)
 
 
-@router.delete(
-    "/users/{username}",
-    operation_id="remove_user",
-    summary="Remove a user",
-    response_model=UserOut,
-    responses=error_responses(401, 403, 404, 422),
-)
+@_admin_route("DELETE", "/users/{username}", "Remove a user", UserOut, 404, 422)
 def remove_user(
     username: Annotated[str, Path(description="the user to remove")],
     store: StoreDep,
@@ -157,13 +160,7 @@ def remove_user(
     return _user(user)
 
 
-@router.get(
-    "/keys",
-    operation_id="list_keys",
-    summary="List API keys",
-    response_model=list[KeyOut],
-    responses=error_responses(401, 403),
-)
+@_admin_route("GET", "/keys", "List API keys", list[KeyOut])
 def list_keys(
     store: StoreDep,
     scope: AdminDep,
@@ -173,14 +170,7 @@ def list_keys(
     return [_key(k) for k in accounts.list_keys(store, user)]
 
 
-@router.post(
-    "/keys",
-    operation_id="create_key",
-    summary="Create an API key",
-    status_code=201,
-    response_model=KeyCreated,
-    responses=error_responses(401, 403, 404, 422),
-)
+@_admin_route("POST", "/keys", "Create an API key", KeyCreated, 404, 422, status_code=201)
 def create_key(body: KeyIn, store: StoreDep, scope: AdminDep) -> KeyCreated:
     """A new API key for a user. The reply holds the whole key, once; keep it safe."""
     if accounts.get_user(store, body.username) is None:
@@ -189,13 +179,7 @@ def create_key(body: KeyIn, store: StoreDep, scope: AdminDep) -> KeyCreated:
     return KeyCreated(**_key(key).model_dump(), key=secret)
 
 
-@router.delete(
-    "/keys/{key_id}",
-    operation_id="revoke_key",
-    summary="Revoke an API key",
-    response_model=KeyOut,
-    responses=error_responses(401, 403, 404),
-)
+@_admin_route("DELETE", "/keys/{key_id}", "Revoke an API key", KeyOut, 404)
 def revoke_key(
     key_id: Annotated[str, Path(description="the key id (the part after cor_)")],
     store: StoreDep,
