@@ -51,6 +51,14 @@ def _run(
         return here(opened)
 
 
+def _delete(store: str | None, here: Callable[[Store], object], resource: str, name: str) -> None:
+    """``here(store)``; or, when a running server holds the store, ``DELETE
+    /api/v1/{resource}/{name}`` through it."""
+    from urllib.parse import quote
+
+    _run(store, here, lambda c: c.call("DELETE", f"/api/v1/{resource}/{quote(name, safe='')}"))
+
+
 def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -137,15 +145,9 @@ def users_remove(
     store: StoreOpt = None,
 ) -> None:
     """Remove a user: their API keys are revoked and their sessions end at once."""
-    from urllib.parse import quote
-
     from corridor.auth import accounts
 
-    _run(
-        store,
-        lambda s: accounts.remove_user(s, username),
-        lambda c: c.call("DELETE", f"/api/v1/users/{quote(username, safe='')}"),
-    )
+    _delete(store, lambda s: accounts.remove_user(s, username), "users", username)
     console.print(f"removed {username}; their API keys are revoked and their sessions ended")
 
 
@@ -201,16 +203,10 @@ def keys_revoke(
     store: StoreOpt = None,
 ) -> None:
     """Revoke an API key: requests with it are refused from now on."""
-    from urllib.parse import quote
-
     from corridor.auth import accounts
 
     key_id = accounts.key_id_of(key_id)
-    _run(
-        store,
-        lambda s: accounts.revoke_key(s, key_id),
-        lambda c: c.call("DELETE", f"/api/v1/keys/{quote(key_id, safe='')}"),
-    )
+    _delete(store, lambda s: accounts.revoke_key(s, key_id), "keys", key_id)
     console.print(f"revoked {key_id}")
 
 
