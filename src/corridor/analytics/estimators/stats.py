@@ -158,6 +158,19 @@ def welch_t_test(
     ``NaN`` where a group has fewer than two observations. When both variances are zero the
     test is decided by the means alone, as in scipy: ``p = 0`` if they differ, ``NaN`` if not.
     """
+    return _welch(mean1, var1, n1, mean2, var2, n2)[2]
+
+
+def _welch(
+    mean1: ArrayLike,
+    var1: ArrayLike,
+    n1: ArrayLike,
+    mean2: ArrayLike,
+    var2: ArrayLike,
+    n2: ArrayLike,
+) -> tuple[np.ndarray, np.ndarray, Significance]:
+    """``m₁ − m₂``, its standard error ``√(v₁/n₁ + v₂/n₂)`` and the test of
+    :func:`welch_t_test`."""
     m1, v1, k1, m2, v2, k2 = np.broadcast_arrays(
         _arr(mean1), _arr(var1), _arr(n1), _arr(mean2), _arr(var2), _arr(n2)
     )
@@ -165,14 +178,16 @@ def welch_t_test(
         a = np.where(k1 > 1, v1 / k1, np.nan)
         b = np.where(k2 > 1, v2 / k2, np.nan)
         se2 = a + b
-        t = (m1 - m2) / np.sqrt(se2)
+        delta = m1 - m2
+        se = np.sqrt(se2)
+        t = delta / se
         df = se2 * se2 / (a * a / (k1 - 1.0) + b * b / (k2 - 1.0))
         # Both variances zero: df is 0/0, but any df gives the same answer (t is ±inf, or NaN
         # when the means are equal too); scipy uses 1, and so do we.
         df = np.where(se2 == 0.0, 1.0, df)
         p = 2.0 * _sp.t.sf(np.abs(t), df)
     p = np.where(np.isnan(t) | np.isnan(df), np.nan, p)
-    return Significance(_out(t), _out(np.asarray(p, dtype=float)), _out(df))
+    return delta, se, Significance(_out(t), _out(np.asarray(p, dtype=float)), _out(df))
 
 
 class Difference(NamedTuple):
@@ -198,14 +213,9 @@ def welch_difference(
 ) -> Difference:
     """``m₁ − m₂`` with the Welch interval ``± t(1 − α/2; df_W) · √(v₁/n₁ + v₂/n₂)`` and the
     Welch t-test (see :func:`welch_t_test`)."""
-    test = welch_t_test(mean1, var1, n1, mean2, var2, n2)
-    m1, v1, k1, m2, v2, k2 = np.broadcast_arrays(
-        _arr(mean1), _arr(var1), _arr(n1), _arr(mean2), _arr(var2), _arr(n2)
-    )
+    delta, se, test = _welch(mean1, var1, n1, mean2, var2, n2)
     with np.errstate(all="ignore"):
-        se = np.sqrt(np.where(k1 > 1, v1 / k1, np.nan) + np.where(k2 > 1, v2 / k2, np.nan))
         half = _arr(t_critical(confidence, test.df)) * se
-    delta = m1 - m2
     return Difference(
         _out(delta), _out(se), _out(delta - half), _out(delta + half), test.statistic, test.p_value
     )
