@@ -33,12 +33,7 @@ from scipy import stats as sps
 
 from corridor.analytics.core.dimensions import Filters, Source, TimeLike, check_confidence
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.core.registry import (
-    Analysis,
-    Param,
-    described,
-    register,
-)
+from corridor.analytics.core.registry import Analysis, Param, described, register
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.core.scoping import ScopeRule, own_touchpoints
 from corridor.analytics.customers.churn_people import (
