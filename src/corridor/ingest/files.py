@@ -29,6 +29,7 @@ import pyarrow as pa
 from corridor.domain.contract import KINDS, RecordKind, get_kind
 from corridor.errors import ContractError, PayloadError
 from corridor.ingest import attributes
+from corridor.ingest.pipeline import RecordCounts
 from corridor.ingest.readers import (
     SUFFIXES,
     Chunk,
@@ -55,21 +56,13 @@ DATASET_ORDER = tuple(KINDS)
 
 
 @dataclass
-class ImportSummary:
+class ImportSummary(RecordCounts):
     """What one file import did."""
 
     path: Path
     kind: str
     #: records in the file (blank lines aside)
     rows: int = 0
-    #: valid records, now stored (new ones plus ones already stored)
-    accepted: int = 0
-    #: of the accepted, how many were new
-    inserted: int = 0
-    #: of the accepted, how many were already stored (or repeated in the file)
-    duplicates: int = 0
-    #: records quarantined
-    rejected: int = 0
     #: the quarantine file, when something was quarantined
     quarantine: Path | None = None
     seconds: float = 0.0
@@ -85,10 +78,7 @@ class ImportSummary:
             "path": str(self.path),
             "kind": self.kind,
             "rows": self.rows,
-            "accepted": self.accepted,
-            "inserted": self.inserted,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
+            **self.counts(),
             "quarantine": None if self.quarantine is None else str(self.quarantine),
             "seconds": round(self.seconds, 3),
             "merges": self.merges,
@@ -210,10 +200,7 @@ def _import_chunk(
         report = ingestor.ingest(
             kind, chunk.table, source=source, validated=chunk.validated, assume_new=assume_new
         )
-        summary.accepted += report.accepted
-        summary.inserted += report.inserted
-        summary.duplicates += report.duplicates
-        summary.rejected += report.rejected
+        summary.add_counts(report)
         summary.merges += len(report.merges)
         assume_new = report.duplicates == 0
         if report.errors:

@@ -57,26 +57,46 @@ _ROLLUP_KINDS = frozenset({"feedback", "interactions", "people"})
 log = logging.getLogger("corridor.ingest")
 
 
-@dataclass
-class IngestReport:
-    kind: str
-    received: int = 0
+@dataclass(kw_only=True)
+class RecordCounts:
+    """What became of records sent in: of a batch (:class:`IngestReport`) or of a file
+    (:class:`~corridor.ingest.files.ImportSummary`)."""
+
     #: valid records, now stored (new ones plus ones already stored)
     accepted: int = 0
     #: of the accepted, how many were new
     inserted: int = 0
-    #: of the accepted, how many were already stored (or repeated within the batch)
+    #: of the accepted, how many were already stored (or repeated within the batch or file)
     duplicates: int = 0
+    #: records refused (for a file: quarantined)
     rejected: int = 0
+
+    def add_counts(self, other: RecordCounts) -> None:
+        """Count ``other``'s records too."""
+        self.accepted += other.accepted
+        self.inserted += other.inserted
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "accepted": self.accepted,
+            "inserted": self.inserted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+        }
+
+
+@dataclass
+class IngestReport(RecordCounts):
+    kind: str
+    received: int = 0
     errors: list[Rejection] = field(default_factory=list)
     merges: list[identity.Merge] = field(default_factory=list)
 
     def add(self, other: IngestReport) -> None:
         self.received += other.received
-        self.accepted += other.accepted
-        self.inserted += other.inserted
-        self.duplicates += other.duplicates
-        self.rejected += other.rejected
+        self.add_counts(other)
         self.errors.extend(other.errors)
         self.merges.extend(other.merges)
 
@@ -85,10 +105,7 @@ class IngestReport:
         return {
             "kind": self.kind,
             "received": self.received,
-            "accepted": self.accepted,
-            "inserted": self.inserted,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
+            **self.counts(),
             "errors": [e.as_dict() for e in errors],
             "errors_truncated": len(errors) < len(self.errors),
             "merges": [
@@ -406,4 +423,4 @@ def _upsert_people(tx: Tx, staged: pa.Table, now: datetime, *, rollup: bool = Fa
     )
 
 
-__all__ = ["ROW", "IngestReport", "Ingestor"]
+__all__ = ["ROW", "IngestReport", "Ingestor", "RecordCounts"]
