@@ -161,19 +161,10 @@ def welch_t_test(
     return _welch(mean1, var1, n1, mean2, var2, n2)[2]
 
 
-def _welch(
-    mean1: ArrayLike,
-    var1: ArrayLike,
-    n1: ArrayLike,
-    mean2: ArrayLike,
-    var2: ArrayLike,
-    n2: ArrayLike,
-) -> tuple[np.ndarray, np.ndarray, Significance]:
-    """``m₁ − m₂``, its standard error ``√(v₁/n₁ + v₂/n₂)`` and the test of
-    :func:`welch_t_test`."""
-    m1, v1, k1, m2, v2, k2 = np.broadcast_arrays(
-        _arr(mean1), _arr(var1), _arr(n1), _arr(mean2), _arr(var2), _arr(n2)
-    )
+def _welch(*summaries: ArrayLike) -> tuple[np.ndarray, np.ndarray, Significance]:
+    """From ``mean1, var1, n1, mean2, var2, n2`` (as :func:`welch_t_test` takes them):
+    ``m₁ − m₂``, its standard error ``√(v₁/n₁ + v₂/n₂)`` and the test."""
+    m1, v1, k1, m2, v2, k2 = np.broadcast_arrays(*map(_arr, summaries))
     with np.errstate(all="ignore"):
         a = np.where(k1 > 1, v1 / k1, np.nan)
         b = np.where(k2 > 1, v2 / k2, np.nan)
