@@ -75,7 +75,7 @@ from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core.dimensions import Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.registry import Analysis, Param, columns, register
-from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.result import AnalyticsResult, put_interval
 from corridor.analytics.core.scoping import ScopeRule, sees_row_operations
 from corridor.analytics.estimators import stats
 from corridor.analytics.estimators.ripple_estimators import (
@@ -202,10 +202,14 @@ def _enough(res: Effect, with_control: bool) -> Effect:
 
 def _put_effect(row: dict[str, Any], name: str, res: Effect) -> None:
     """``effect_<name>`` with its interval and ``p_value_<name>`` from an estimate."""
-    row[f"effect_{name}"] = res.effect
-    row[f"effect_{name}_low"] = res.low
-    row[f"effect_{name}_high"] = res.high
-    row[f"p_value_{name}"] = res.p_value
+    put_interval(
+        row,
+        f"effect_{name}",
+        res.effect,
+        res.low,
+        res.high,
+        p_value=(f"p_value_{name}", res.p_value),
+    )
 
 
 def _note(row: dict[str, Any], scope: Scope, overlapping: Sequence[str]) -> str | None:

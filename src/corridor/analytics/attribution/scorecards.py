@@ -47,7 +47,7 @@ from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.registry import DIMENSION_NAMES, Analysis, Param, columns, register
-from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.result import AnalyticsResult, put_interval
 from corridor.analytics.core.scoping import ScopeRule
 from corridor.analytics.estimators import stats
 from corridor.analytics.estimators.shrinkage import beta_binomial_shrinkage, normal_shrinkage
@@ -232,9 +232,7 @@ def summarise_scorecard(
     out["adjusted_gap_low"] = units["effect"] - z * units["se"]
     out["adjusted_gap_high"] = units["effect"] + z * units["se"]
     sh = normal_shrinkage(units["effect"], units["se"], confidence=confidence)
-    out["shrunk_gap"] = sh.estimate
-    out["shrunk_gap_low"] = sh.low
-    out["shrunk_gap_high"] = sh.high
+    put_interval(out, "shrunk_gap", sh.estimate, sh.low, sh.high)
     out["shrink_weight"] = sh.weight
     nps = stats.nps(units["promoters"], units["detractors"], units["nps_n"], confidence)
     se_nps = np.where(np.asarray(nps.se) > 0, nps.se, np.nan)

@@ -37,6 +37,25 @@ def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+def put_interval(
+    frame: Any,
+    name: str,
+    value: Any,
+    low: Any,
+    high: Any,
+    *,
+    p_value: tuple[str, Any] | None = None,
+) -> None:
+    """Write an estimate and its interval into ``frame`` (a DataFrame or a row dict) as the
+    columns ``name``, ``name_low``, ``name_high`` — and, given ``p_value=(column, values)``, its
+    p-value — in that order, the layout of every result frame."""
+    frame[name] = value
+    frame[f"{name}_low"] = low
+    frame[f"{name}_high"] = high
+    if p_value is not None:
+        frame[p_value[0]] = p_value[1]
+
+
 @dataclass(frozen=True, eq=False)
 class AnalyticsResult:
     """A result frame with what a reader needs to trust it.
@@ -137,4 +156,4 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["AnalyticsResult"]
+__all__ = ["AnalyticsResult", "frame_records", "put_interval"]

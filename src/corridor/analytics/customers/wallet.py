@@ -50,7 +50,7 @@ from corridor.analytics.core.registry import (
     described,
     register,
 )
-from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.result import AnalyticsResult, put_interval
 from corridor.analytics.estimators import stats
 
 RANK_FIELD = "brand_rank"
@@ -181,9 +181,7 @@ def summarise_wallet(sums: pd.DataFrame, by: list[str], conf: float) -> pd.DataF
     out["wallet_share_low"] = np.clip(est.low, 0.0, 1.0)
     out["wallet_share_high"] = np.clip(est.high, 0.0, 1.0)
     out["sd_wallet_share"] = est.sd
-    out["first_choice"] = first.share
-    out["first_choice_low"] = first.low
-    out["first_choice_high"] = first.high
+    put_interval(out, "first_choice", first.share, first.low, first.high)
     # a group without respondents (the whole, on an empty store) has no mean: NaN, not 0/0
     for col, total in (("mean_brands", "sum_brands"), ("mean_rank", "sum_rank")):
         values = sums[total].to_numpy(dtype=float)

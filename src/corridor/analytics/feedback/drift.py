@@ -96,7 +96,7 @@ from corridor.analytics.core import registry
 from corridor.analytics.core.dimensions import MEASURES, Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import as_utc, labels
-from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.result import AnalyticsResult, put_interval
 from corridor.analytics.estimators import stats
 from corridor.analytics.estimators.changepoints import (
     Segmentation,
@@ -248,9 +248,7 @@ def detect_drift(
         part = pd.DataFrame({**{k: [v] * len(n) for k, v in label.items()}})
         part["period"] = starts
         part["n"] = n.astype("int64")
-        part["mean"] = est.mean
-        part["mean_low"] = est.low
-        part["mean_high"] = est.high
+        put_interval(part, "mean", est.mean, est.low, est.high)
         part["level"] = segment_no
         part["level_mean"] = level
         series_parts.append(part)

@@ -47,7 +47,7 @@ from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import key_frame
-from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.result import AnalyticsResult, put_interval
 from corridor.analytics.estimators import stats
 
 #: feedback sources on each side of :func:`source_facets`
@@ -210,14 +210,10 @@ def summarise_facets(
         k = sums[f"n_{name}"].to_numpy(dtype=float)
         est = stats.mean_interval(k, sums[f"sum_{name}"], sums[f"sumsq_{name}"], conf)
         out[f"n_{name}"] = sums[f"n_{name}"].astype("int64")
-        out[f"mean_{name}"] = est.mean
-        out[f"mean_{name}_low"] = est.low
-        out[f"mean_{name}_high"] = est.high
+        put_interval(out, f"mean_{name}", est.mean, est.low, est.high)
     neg = stats.proportion(sums["n_negative_emotion"], sums["n_emotion"], conf)
     out["n_negative_emotion"] = sums["n_negative_emotion"].astype("int64")
-    out["share_negative_emotion"] = neg.share
-    out["share_negative_emotion_low"] = neg.low
-    out["share_negative_emotion_high"] = neg.high
+    put_interval(out, "share_negative_emotion", neg.share, neg.low, neg.high)
     corr = pearson(
         sums["n_both"],
         sums["both_sum_experience"],
@@ -228,10 +224,14 @@ def summarise_facets(
         conf,
     )
     out["n_both"] = sums["n_both"].astype("int64")
-    out["correlation"] = corr.r
-    out["correlation_low"] = corr.low
-    out["correlation_high"] = corr.high
-    out["p_value_correlation"] = corr.p_value
+    put_interval(
+        out,
+        "correlation",
+        corr.r,
+        corr.low,
+        corr.high,
+        p_value=("p_value_correlation", corr.p_value),
+    )
     return out.reset_index(drop=True)
 
 
@@ -390,30 +390,29 @@ def summarise_source_facets(
         est = stats.mean_interval(n, tot["sum_value"], tot["sumsq_value"], conf)
         below = stats.proportion(tot["n_below"], tot["n_rated"], conf)
         out[f"{side}_n"] = tot["n"].to_numpy(dtype=np.int64)
-        out[f"{side}_mean"] = est.mean
-        out[f"{side}_mean_low"] = est.low
-        out[f"{side}_mean_high"] = est.high
+        put_interval(out, f"{side}_mean", est.mean, est.low, est.high)
         out[f"{side}_counts"] = [[int(c) for c in row] for row in counts]
         out[f"{side}_n_rated"] = tot["n_rated"].to_numpy(dtype=np.int64)
         out[f"{side}_n_below"] = tot["n_below"].to_numpy(dtype=np.int64)
-        out[f"{side}_share_below"] = below.share
-        out[f"{side}_share_below_low"] = below.low
-        out[f"{side}_share_below_high"] = below.high
+        put_interval(out, f"{side}_share_below", below.share, below.low, below.high)
     sol, uns = totals["solicited"], totals["unsolicited"]
     m_s = stats.moments(sol["n"], sol["sum_value"], sol["sumsq_value"])
     m_u = stats.moments(uns["n"], uns["sum_value"], uns["sumsq_value"])
     diff = stats.welch_difference(m_u.mean, m_u.var, m_u.n, m_s.mean, m_s.var, m_s.n, conf)
-    out["delta_mean"] = diff.delta
-    out["delta_mean_low"] = diff.low
-    out["delta_mean_high"] = diff.high
-    out["p_value_mean"] = diff.p_value
+    put_interval(
+        out, "delta_mean", diff.delta, diff.low, diff.high, p_value=("p_value_mean", diff.p_value)
+    )
     skew = stats.proportion_difference(
         uns["n_below"], uns["n_rated"], sol["n_below"], sol["n_rated"], conf
     )
-    out["negativity_skew"] = skew.delta
-    out["negativity_skew_low"] = skew.low
-    out["negativity_skew_high"] = skew.high
-    out["p_value_skew"] = skew.p_value
+    put_interval(
+        out,
+        "negativity_skew",
+        skew.delta,
+        skew.low,
+        skew.high,
+        p_value=("p_value_skew", skew.p_value),
+    )
     for k in query.by:
         out[k] = out[k].where(out[k] != _MISSING, None)
     return out.reset_index(drop=True)

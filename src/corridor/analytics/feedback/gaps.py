@@ -30,7 +30,7 @@ from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core import registry
 from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
 from corridor.analytics.core.periods import align_previous, key_frame
-from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.result import AnalyticsResult, put_interval
 from corridor.analytics.estimators import stats
 from corridor.analytics.feedback import rollup
 from corridor.analytics.feedback.sums import GAP_SUMS, gap_aggregates
@@ -93,9 +93,7 @@ def summarise_gaps(
     out["n_below"] = sums["n_below"].astype("int64")
     for name in ("expectation", "experience"):
         est = stats.mean_interval(n, sums[f"sum_{name}"], sums[f"sumsq_{name}"], conf)
-        out[f"mean_{name}"] = est.mean
-        out[f"mean_{name}_low"] = est.low
-        out[f"mean_{name}_high"] = est.high
+        put_interval(out, f"mean_{name}", est.mean, est.low, est.high)
     gap = stats.mean_interval(n, sums["sum_gap"], sums["sumsq_gap"], conf)
     out["mean_gap"] = gap.mean
     out["sd_gap"] = gap.sd
@@ -103,9 +101,7 @@ def summarise_gaps(
     out["mean_gap_low"] = gap.low
     out["mean_gap_high"] = gap.high
     below = stats.proportion(sums["n_below"], n, conf)
-    out["share_below"] = below.share
-    out["share_below_low"] = below.low
-    out["share_below_high"] = below.high
+    put_interval(out, "share_below", below.share, below.low, below.high)
     if query.period:
         prev = align_previous(
             sums, query.by, query.period, ["n", "n_below", "sum_gap", "sumsq_gap"]

@@ -27,7 +27,7 @@ from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core import registry
 from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
 from corridor.analytics.core.periods import align_previous, key_frame
-from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.result import AnalyticsResult, put_interval
 from corridor.analytics.estimators import stats
 from corridor.analytics.feedback import rollup
 from corridor.analytics.feedback.sums import (
@@ -106,9 +106,7 @@ def summarise_metrics(
     out["csat_n"] = sums["csat_n"].astype("int64")
     out["csat_top2"] = sums["csat_top2"].astype("int64")
     top2 = stats.proportion(sums["csat_top2"], csat_n, conf)
-    out["csat_top2_share"] = top2.share
-    out["csat_top2_share_low"] = top2.low
-    out["csat_top2_share_high"] = top2.high
+    put_interval(out, "csat_top2_share", top2.share, top2.low, top2.high)
 
     ces_n = sums["ces_n"].to_numpy(dtype=float)
     out["ces_n"] = sums["ces_n"].astype("int64")
@@ -119,9 +117,7 @@ def summarise_metrics(
     out["ces_mean_high"] = ces.high
     out["ces_easy"] = sums["ces_easy"].astype("int64")
     easy = stats.proportion(sums["ces_easy"], ces_n, conf)
-    out["ces_easy_share"] = easy.share
-    out["ces_easy_share_low"] = easy.low
-    out["ces_easy_share_high"] = easy.high
+    put_interval(out, "ces_easy_share", easy.share, easy.low, easy.high)
 
     if query.period:
         prev = align_previous(sums, query.by, query.period, list(METRIC_SUMS))

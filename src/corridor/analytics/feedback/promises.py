@@ -59,7 +59,7 @@ from corridor.analytics.core.dimensions import DIMENSIONS, Filters, Query, Sourc
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import key_frame
 from corridor.analytics.core.registry import PERIOD, Analysis, by_param, columns, register
-from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.result import AnalyticsResult, put_interval
 from corridor.analytics.estimators import stats
 from corridor.analytics.feedback.facets import feedback_rows
 
@@ -399,31 +399,24 @@ def summarise_promises(
     out["n"] = frame["n"].astype("int64")
     out["n_kept"] = frame["n_kept"].astype("int64")
     rate = stats.proportion(frame["n_kept"], n, conf)
-    out["kept_rate"] = rate.share
-    out["kept_rate_low"] = rate.low
-    out["kept_rate_high"] = rate.high
+    put_interval(out, "kept_rate", rate.share, rate.low, rate.high)
     value = stats.mean_interval(n, frame["sum_value"], frame["sumsq_value"], conf)
-    out["mean_value"] = value.mean
-    out["mean_value_low"] = value.low
-    out["mean_value_high"] = value.high
+    put_interval(out, "mean_value", value.mean, value.low, value.high)
     moments: dict[str, stats.Moments] = {}
     for name in ("kept", "broken"):
         cnt = frame[f"gap_n_{name}"].to_numpy(dtype=float)
         s1, s2 = frame[f"gap_sum_gap_{name}"], frame[f"gap_sumsq_gap_{name}"]
         est = stats.mean_interval(cnt, s1, s2, conf)
         out[f"n_gap_{name}"] = frame[f"gap_n_{name}"].astype("int64")
-        out[f"mean_gap_{name}"] = est.mean
-        out[f"mean_gap_{name}_low"] = est.low
-        out[f"mean_gap_{name}_high"] = est.high
+        put_interval(out, f"mean_gap_{name}", est.mean, est.low, est.high)
         moments[name] = stats.moments(cnt, s1, s2)
     kept, broken = moments["kept"], moments["broken"]
     diff = stats.welch_difference(
         kept.mean, kept.var, kept.n, broken.mean, broken.var, broken.n, conf
     )
-    out["delta_gap"] = diff.delta
-    out["delta_gap_low"] = diff.low
-    out["delta_gap_high"] = diff.high
-    out["p_value_gap"] = diff.p_value
+    put_interval(
+        out, "delta_gap", diff.delta, diff.low, diff.high, p_value=("p_value_gap", diff.p_value)
+    )
     return out.reset_index(drop=True)
 
 

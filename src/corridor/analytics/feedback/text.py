@@ -26,7 +26,7 @@ from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import key_frame
-from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.result import AnalyticsResult, put_interval
 from corridor.analytics.estimators import stats
 from corridor.analytics.feedback.facets import SOLICITED, UNSOLICITED
 from corridor.text.affect import EMOTIONS, INTENTS
@@ -84,14 +84,10 @@ def _add_sentiment(out: pd.DataFrame, sums: pd.DataFrame, conf: float, prefix: s
     n = sums["n"].to_numpy(dtype=float)
     est = stats.mean_interval(n, sums["sum_sentiment"], sums["sumsq_sentiment"], conf)
     out[f"{prefix}n"] = sums["n"].astype("int64").to_numpy()
-    out[f"{prefix}mean_sentiment"] = est.mean
-    out[f"{prefix}mean_sentiment_low"] = est.low
-    out[f"{prefix}mean_sentiment_high"] = est.high
+    put_interval(out, f"{prefix}mean_sentiment", est.mean, est.low, est.high)
     for side in ("positive", "negative"):
         p = stats.proportion(sums[f"n_{side}"], sums["n"], conf)
-        out[f"{prefix}share_{side}"] = p.share
-        out[f"{prefix}share_{side}_low"] = p.low
-        out[f"{prefix}share_{side}_high"] = p.high
+        put_interval(out, f"{prefix}share_{side}", p.share, p.low, p.high)
 
 
 SENTIMENT_METHOD = (
@@ -151,9 +147,7 @@ def intent_table(
     for name in (*INTENTS, *EMOTIONS):
         p = stats.proportion(sums[f"n_{name}"], sums["n"], conf)
         out[f"n_{name}"] = sums[f"n_{name}"].astype("int64").to_numpy()
-        out[f"share_{name}"] = p.share
-        out[f"share_{name}_low"] = p.low
-        out[f"share_{name}_high"] = p.high
+        put_interval(out, f"share_{name}", p.share, p.low, p.high)
     return AnalyticsResult.from_sums(out, sums, conf, INTENT_METHOD, query.describe())
 
 
@@ -193,9 +187,7 @@ def theme_table(
     _add_sentiment(out, sums, conf)
     out["group_n"] = sums["group_n"].astype("int64").to_numpy()
     share = stats.proportion(sums["n"], sums["group_n"], conf)
-    out["share"] = share.share
-    out["share_low"] = share.low
-    out["share_high"] = share.high
+    put_interval(out, "share", share.share, share.low, share.high)
     if query.period:
         _add_trend(out, query, conf)
     order = [*[k for k in query.by], "theme", *(["period"] if query.period else [])]
@@ -211,10 +203,9 @@ def _add_trend(out: pd.DataFrame, query: Query, conf: float) -> None:
     out.sort_values([*keys, "period"], inplace=True, kind="mergesort")
     prev = out.groupby(keys, dropna=False, sort=False)[["n", "group_n", "period"]].shift(1)
     diff = stats.proportion_difference(out["n"], out["group_n"], prev["n"], prev["group_n"], conf)
-    out["delta_share"] = diff.delta
-    out["delta_share_low"] = diff.low
-    out["delta_share_high"] = diff.high
-    out["p_value_share"] = diff.p_value
+    put_interval(
+        out, "delta_share", diff.delta, diff.low, diff.high, p_value=("p_value_share", diff.p_value)
+    )
 
 
 SOURCE_METHOD = (
@@ -271,15 +262,23 @@ def source_sentiment(
     m_s = stats.moments(s["n"], s["sum_sentiment"], s["sumsq_sentiment"])
     m_u = stats.moments(u["n"], u["sum_sentiment"], u["sumsq_sentiment"])
     d = stats.welch_difference(m_u.mean, m_u.var, m_u.n, m_s.mean, m_s.var, m_s.n, conf)
-    out["delta_mean_sentiment"] = d.delta
-    out["delta_mean_sentiment_low"] = d.low
-    out["delta_mean_sentiment_high"] = d.high
-    out["p_value_mean_sentiment"] = d.p_value
+    put_interval(
+        out,
+        "delta_mean_sentiment",
+        d.delta,
+        d.low,
+        d.high,
+        p_value=("p_value_mean_sentiment", d.p_value),
+    )
     skew = stats.proportion_difference(u["n_negative"], u["n"], s["n_negative"], s["n"], conf)
-    out["negativity_skew"] = skew.delta
-    out["negativity_skew_low"] = skew.low
-    out["negativity_skew_high"] = skew.high
-    out["p_value_skew"] = skew.p_value
+    put_interval(
+        out,
+        "negativity_skew",
+        skew.delta,
+        skew.low,
+        skew.high,
+        p_value=("p_value_skew", skew.p_value),
+    )
     frame = out.reset_index(drop=True)
     return AnalyticsResult.from_sums(frame, sums, conf, SOURCE_METHOD, query.describe())
 
