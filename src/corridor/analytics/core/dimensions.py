@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import ibis
 import ibis.expr.types as ir
@@ -221,6 +221,17 @@ def check_seed(seed: int) -> int:
     return seed
 
 
+class QueryArgs(TypedDict, total=False):
+    """The common query parameters, as keywords (``**args: Unpack[QueryArgs]``): groupings,
+    period, filters and time range, read by :meth:`Query.of`."""
+
+    by: Sequence[str] | str | None
+    period: str | None
+    filters: Filters | None
+    since: TimeLike
+    until: TimeLike
+
+
 @dataclass(frozen=True)
 class Query:
     """A validated feedback query: groupings, period, filters and time range."""
@@ -262,6 +273,12 @@ class Query:
     def keys(self) -> list[str]:
         """Columns of the aggregated frame that identify a row: groupings, then ``period``."""
         return [*self.by, *(["period"] if self.period else [])]
+
+    @classmethod
+    def of(cls, args: QueryArgs, **defaults: Any) -> Query:
+        """:meth:`build` from keyword arguments, with an analysis' own defaults (e.g.
+        ``by=("touchpoint",)``) where a keyword is left out."""
+        return cls.build(**{**defaults, **args})
 
     def describe(self) -> dict[str, Any]:
         """The query as JSON-friendly metadata."""

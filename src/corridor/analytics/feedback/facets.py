@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Unpack
 
 import ibis
 import ibis.expr.types as ir
@@ -44,7 +44,7 @@ from scipy import stats as _sp
 from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core import registry
 from corridor.analytics.core.counting import count_where
-from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
+from corridor.analytics.core.dimensions import Filters, Query, QueryArgs, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import key_frame
 from corridor.analytics.core.result import AnalyticsResult, put_interval
@@ -182,17 +182,10 @@ def facet_sums(source: Source, query: Query) -> pd.DataFrame:
     )
 
 
-def facet_stats(
-    source: Source,
-    by: Sequence[str] | str | None = None,
-    period: str | None = None,
-    filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
-) -> pd.DataFrame:
+def facet_stats(source: Source, **args: Unpack[QueryArgs]) -> pd.DataFrame:
     """Sufficient statistics (:data:`FACET_SUMS`) of experience and emotion per group (and
     period), computed in the engine over feedback with at least one of the two."""
-    return facet_sums(source, Query.build(by, period, filters, since, until))
+    return facet_sums(source, Query.of(args))
 
 
 def summarise_facets(
@@ -250,19 +243,13 @@ class FacetResult(AnalyticsResult):
 
 
 def facet_table(
-    source: Source,
-    by: Sequence[str] | str | None = None,
-    period: str | None = None,
-    filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
-    confidence: float = 0.95,
+    source: Source, *, confidence: float = 0.95, **args: Unpack[QueryArgs]
 ) -> FacetResult:
     """Functional (experience) and emotional (emotion) facets side by side for any grouping,
     period, filters and time range — the parameters of
     :func:`corridor.analytics.feedback.gaps.gap_table`."""
     conf = dims.check_confidence(confidence)
-    query = Query.build(by, period, filters, since, until)
+    query = Query.of(args)
     sums = facet_sums(source, query)
     frame = summarise_facets(sums, query.by, query.period, conf)
     return FacetResult.from_sums(frame, sums, conf, FACET_METHOD, query.describe())

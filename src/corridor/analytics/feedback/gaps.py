@@ -22,13 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Unpack
 
 import numpy as np
 import pandas as pd
 
 from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core import registry
-from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
+from corridor.analytics.core.dimensions import Query, QueryArgs, Source
 from corridor.analytics.core.periods import align_previous, key_frame
 from corridor.analytics.core.result import AnalyticsResult, put_interval
 from corridor.analytics.estimators import stats
@@ -43,21 +44,14 @@ METHOD = (
 )
 
 
-def gap_stats(
-    source: Source,
-    by: Sequence[str] | str | None = None,
-    period: str | None = None,
-    filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
-) -> pd.DataFrame:
+def gap_stats(source: Source, **args: Unpack[QueryArgs]) -> pd.DataFrame:
     """Sufficient statistics of the gap per group (and period), computed in the engine.
 
     Columns: the ``by`` dimensions in order, ``period`` (UTC start, when a period is given),
     then :data:`GAP_SUMS`. One row per group that has at least one rated record (with no
     grouping, exactly one row, ``n = 0`` when nothing matches).
     """
-    return gap_sums(source, Query.build(by, period, filters, since, until))
+    return gap_sums(source, Query.of(args))
 
 
 def gap_sums(source: Source, query: Query) -> pd.DataFrame:
@@ -144,15 +138,7 @@ class GapResult(AnalyticsResult):
     """
 
 
-def gap_table(
-    source: Source,
-    by: Sequence[str] | str | None = None,
-    period: str | None = None,
-    filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
-    confidence: float = 0.95,
-) -> GapResult:
+def gap_table(source: Source, *, confidence: float = 0.95, **args: Unpack[QueryArgs]) -> GapResult:
     """Gap analytics for any grouping among the
     :data:`~corridor.analytics.core.dimensions.DIMENSIONS` and any period (``day``, ``week``,
     ``month``, ``quarter`` or ``None``).
@@ -163,7 +149,7 @@ def gap_table(
     raise :class:`~corridor.analytics.core.errors.AnalyticsQueryError` naming the allowed values.
     """
     conf = dims.check_confidence(confidence)
-    query = Query.build(by, period, filters, since, until)
+    query = Query.of(args)
     sums = gap_sums(source, query)
     frame = summarise_gaps(sums, query.by, query.period, conf)
     return GapResult.from_sums(frame, sums, conf, METHOD, query.describe())

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Unpack
 
 import numpy as np
 import pandas as pd
 
 from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core import registry
-from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
+from corridor.analytics.core.dimensions import Query, QueryArgs, Source
 from corridor.analytics.core.periods import align_previous, key_frame
 from corridor.analytics.core.result import AnalyticsResult, put_interval
 from corridor.analytics.estimators import stats
@@ -48,21 +49,14 @@ METHOD = (
 )
 
 
-def metric_stats(
-    source: Source,
-    by: Sequence[str] | str | None = None,
-    period: str | None = None,
-    filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
-) -> pd.DataFrame:
+def metric_stats(source: Source, **args: Unpack[QueryArgs]) -> pd.DataFrame:
     """Sufficient statistics of NPS, CSAT and CES per group (and period), computed in the
     engine, over feedback records with at least one of the three answers.
 
     Columns: the ``by`` dimensions, ``period`` (UTC start, when given), then
     :data:`METRIC_SUMS`.
     """
-    return metric_sums(source, Query.build(by, period, filters, since, until))
+    return metric_sums(source, Query.of(args))
 
 
 def metric_sums(source: Source, query: Query) -> pd.DataFrame:
@@ -174,18 +168,12 @@ class MetricResult(AnalyticsResult):
 
 
 def metric_table(
-    source: Source,
-    by: Sequence[str] | str | None = None,
-    period: str | None = None,
-    filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
-    confidence: float = 0.95,
+    source: Source, *, confidence: float = 0.95, **args: Unpack[QueryArgs]
 ) -> MetricResult:
     """NPS, CSAT top-2-box and CES with intervals for any grouping, period, filters and time
     range — the same parameters as :func:`corridor.analytics.feedback.gaps.gap_table`."""
     conf = dims.check_confidence(confidence)
-    query = Query.build(by, period, filters, since, until)
+    query = Query.of(args)
     sums = metric_sums(source, query)
     frame = summarise_metrics(sums, query.by, query.period, conf)
     return MetricResult.from_sums(frame, sums, conf, METHOD, query.describe())

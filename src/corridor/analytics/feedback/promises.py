@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Unpack
 
 import ibis
 import ibis.expr.types as ir
@@ -55,7 +55,12 @@ import pandas as pd
 
 from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core.counting import count_where
-from corridor.analytics.core.dimensions import DIMENSIONS, Filters, Query, Source, TimeLike
+from corridor.analytics.core.dimensions import (
+    DIMENSIONS,
+    Query,
+    QueryArgs,
+    Source,
+)
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import key_frame
 from corridor.analytics.core.registry import PERIOD, Analysis, by_param, columns, register
@@ -324,13 +329,7 @@ def promise_sums(
 
 
 def promise_stats(
-    source: Source,
-    by: Sequence[str] | str | None = None,
-    period: str | None = None,
-    filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
-    promises: Sequence[str] | str | None = None,
+    source: Source, *, promises: Sequence[str] | str | None = None, **args: Unpack[QueryArgs]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Sufficient statistics per promise, computed in the engine: ``(units, gaps)``.
 
@@ -338,7 +337,7 @@ def promise_stats(
     ``period`` (with a period), then :data:`PROMISE_SUMS`. ``gaps``: the same keys, ``kept``
     (1 kept, 0 broken), then :data:`PROMISE_GAP_SUMS`.
     """
-    query = Query.build(by, period, filters, since, until)
+    query = Query.of(args)
     return promise_sums(source, query, load_promises(source, _keys(promises)))
 
 
@@ -467,19 +466,16 @@ class PromiseResult(AnalyticsResult):
 
 def promise_table(
     source: Source,
-    by: Sequence[str] | str | None = None,
-    period: str | None = None,
-    filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
+    *,
     confidence: float = 0.95,
     promises: Sequence[str] | str | None = None,
+    **args: Unpack[QueryArgs],
 ) -> PromiseResult:
     """Kept rate against target and the gap when kept against broken, for every promise of the
     corridor map (or the ``promises`` keys given). ``by``, ``period``, ``filters``, ``since``
     and ``until`` as in :func:`corridor.analytics.feedback.gaps.gap_table`, except ``source``."""
     conf = dims.check_confidence(confidence)
-    query = Query.build(by, period, filters, since, until)
+    query = Query.of(args)
     _check_query(query)
     chosen = load_promises(source, _keys(promises))
     tp_filter = query.filters.get("touchpoint")

@@ -12,9 +12,8 @@ Welch and Newcombe for differences. A merged theme counts under the theme it was
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Unpack
 
 import ibis
 import ibis.expr.types as ir
@@ -23,7 +22,7 @@ import pandas as pd
 from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core import registry
 from corridor.analytics.core.counting import count_where
-from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
+from corridor.analytics.core.dimensions import Filters, Query, QueryArgs, Source
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import key_frame
 from corridor.analytics.core.result import AnalyticsResult, put_interval
@@ -98,17 +97,11 @@ SENTIMENT_METHOD = (
 
 
 def sentiment_table(
-    source: Source,
-    by: Sequence[str] | str | None = ("touchpoint",),
-    period: str | None = None,
-    filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
-    confidence: float = 0.95,
+    source: Source, *, confidence: float = 0.95, **args: Unpack[QueryArgs]
 ) -> AnalyticsResult:
     """Mean text sentiment and shares positive/negative per group (and period)."""
     conf = dims.check_confidence(confidence)
-    query = Query.build(by, period, filters, since, until)
+    query = Query.of(args, by=("touchpoint",))
     t = text_rows(source, query)
     sums = dims.aggregate(t, query.keys, _sentiment_sums(t))
     out = key_frame(sums, query.keys, query.period)
@@ -124,17 +117,11 @@ INTENT_METHOD = (
 
 
 def intent_table(
-    source: Source,
-    by: Sequence[str] | str | None = ("touchpoint",),
-    period: str | None = None,
-    filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
-    confidence: float = 0.95,
+    source: Source, *, confidence: float = 0.95, **args: Unpack[QueryArgs]
 ) -> AnalyticsResult:
     """Share of each intent and each emotion facet per group (and period)."""
     conf = dims.check_confidence(confidence)
-    query = Query.build(by, period, filters, since, until)
+    query = Query.of(args, by=("touchpoint",))
     t = text_rows(source, query)
     aggs: dict[str, Any] = {"n": t.count()}
     for i in INTENTS:
@@ -159,17 +146,11 @@ THEME_METHOD = (
 
 
 def theme_table(
-    source: Source,
-    by: Sequence[str] | str | None = None,
-    period: str | None = None,
-    filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
-    confidence: float = 0.95,
+    source: Source, *, confidence: float = 0.95, **args: Unpack[QueryArgs]
 ) -> AnalyticsResult:
     """Size, share, sentiment (and trend, with a period) of each theme per group."""
     conf = dims.check_confidence(confidence)
-    query = Query.build(by, period, filters, since, until)
+    query = Query.of(args)
     if "theme" in query.by:
         raise AnalyticsQueryError("themes are always a row key; leave 'theme' out of the grouping")
     t = text_rows(source, query)
@@ -217,18 +198,12 @@ SOURCE_METHOD = (
 
 
 def source_sentiment(
-    source: Source,
-    by: Sequence[str] | str | None = ("touchpoint",),
-    period: str | None = None,
-    filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
-    confidence: float = 0.95,
+    source: Source, *, confidence: float = 0.95, **args: Unpack[QueryArgs]
 ) -> AnalyticsResult:
     """Text sentiment of solicited against unsolicited feedback per group, with the negativity
     skew (how much darker the public picture is than the representative one)."""
     conf = dims.check_confidence(confidence)
-    query = Query.build(by, period, filters, since, until)
+    query = Query.of(args, by=("touchpoint",))
     if "source" in query.by:
         raise AnalyticsQueryError(
             "source_sentiment already splits by source (solicited: survey; unsolicited: review, "
@@ -321,7 +296,7 @@ def theme_summary(
 ) -> list[dict[str, Any]]:
     """Every theme with its size, share of the analysed texts and mean sentiment (with
     intervals), largest first — for a page's theme panel."""
-    result = theme_table(source, None, None, filters, confidence=confidence)
+    result = theme_table(source, filters=filters, confidence=confidence)
     rows = result.to_records()
     rows.sort(key=lambda r: -(r["n"] or 0))
     return rows
