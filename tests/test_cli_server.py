@@ -145,6 +145,27 @@ def test_commands_go_through_the_running_server(db: Path, tmp_path: Path, server
     assert removed.returncode == 0 and "sessions ended" in removed.stdout
     assert httpx.get(f"{server.base}/api/v1/map", headers={"X-API-Key": key}).status_code == 401
 
+    # issue 13: analyses reach the server too, and print exactly what its API answers
+    own = {"Authorization": f"Bearer {json.loads(credential.read_text())['key']}"}
+    args = ("gaps", "--by", "touchpoint,region", "--where", "region=north,", "--period", "month")
+    gaps = corridor(*args, "--format", "json", *store)
+    assert gaps.returncode == 0, gaps.stderr
+    assert f"this went through it at {server.base}" in gaps.stderr
+    api = httpx.get(
+        f"{server.base}/api/v1/gaps",
+        params=[("by", "touchpoint,region"), ("region", "north,"), ("period", "month")],
+        headers=own,
+    )
+    assert json.loads(gaps.stdout) == api.json()
+    table = corridor("churn", "survival", "--by", "", *store)
+    assert table.returncode == 0 and "Kaplan–Meier" in table.stdout, table.stderr
+    wrong = corridor("gaps", "--by", "colour", *store)  # checked before any request
+    assert wrong.returncode == 2 and "unknown by 'colour'" in wrong.stderr
+    person = corridor("churn", "person", "nobody", "--format", "json", *store)
+    # an empty store has no model yet: the server says so (status and reason)
+    answer = json.loads(person.stdout)
+    assert person.returncode == 0 and answer["status"] == "unavailable" and answer["reason"]
+
     # a graceful stop takes the credential (and the key in it) away
     server.stop()
     assert not credential.exists(), server.output()

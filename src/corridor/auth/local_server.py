@@ -159,7 +159,7 @@ class ServerClient:
         path: str,
         *,
         json_body: Any = None,
-        params: dict[str, str] | None = None,
+        params: Any = None,
     ) -> Any:
         """One API call; its JSON answer, or the server's own error message raised."""
         try:

@@ -20,8 +20,8 @@ from corridor.analytics.core import registry
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.registry import Analysis, Param
 from corridor.analytics.core.result import AnalyticsResult
-from corridor.cli.common import FormatOpt, StoreOpt
-from corridor.cli.render import check_format, print_notes, render
+from corridor.cli.common import FormatOpt, StoreOpt, err
+from corridor.cli.render import check_format, print_json, print_notes, render
 
 _METAVAR = {"int": "INTEGER", "float": "NUMBER", "time": "TIME", "list": "NAMES", "str": "TEXT"}
 #: what a table of an analysis shows under it beyond its notes and summary (the log-rank
@@ -87,20 +87,52 @@ def strings(a: Analysis, given: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def run_command(a: Analysis, given: dict[str, Any]) -> None:
+    """Run ``a`` on the store; when a running ``corridor serve`` holds the (DuckDB) store, ask
+    that server instead, with the credential it publishes for its own user (owner-only file
+    next to the store; see :mod:`corridor.auth.local_server`), and say so in one line."""
     from corridor.analytics.core.scoping import run_scoped
+    from corridor.errors import StoreLockedError
     from corridor.store import open_store
 
     fmt = given["fmt"]
     check_format(fmt)
-    kwargs = a.bind(a.parse(strings(a, given)))
-    with open_store(given["store"]) as s:
-        result = run_scoped(a, s, None, kwargs)
+    query = strings(a, given)
+    kwargs = a.bind(a.parse(query))  # checked here first: the same messages either way
+    try:
+        opened = open_store(given["store"])
+    except StoreLockedError as locked:
+        result = _through_server(a, locked, query, fmt)
+        if result is None:
+            return
+    else:
+        with opened as s:
+            result = run_scoped(a, s, None, kwargs)
     render(a, result, fmt)
     if fmt == "table":
         print_notes(result)
         footer = FOOTERS.get(a.name)
         if footer is not None:
             footer(result)
+
+
+def _through_server(
+    a: Analysis, locked: Exception, query: dict[str, list[str]], fmt: str
+) -> AnalyticsResult | None:
+    """The server's answer to ``a``: printed as it came for ``--format json`` (None: done),
+    else as a result to render."""
+    from corridor.auth import local_server
+    from corridor.errors import StoreLockedError
+    from corridor.sdk import result_from_body
+
+    assert isinstance(locked, StoreLockedError)
+    server = local_server.client_for(locked)
+    pairs = [(k, v) for k, values in query.items() for v in values]
+    body = server.call("GET", f"/api/v1{a.path}", params=pairs)
+    err.print(f"the store is held by a running server: this went through it at {server.url}")
+    if fmt == "json":
+        print_json(body)
+        return None
+    return result_from_body(a, body)
 
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:

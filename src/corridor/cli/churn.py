@@ -6,7 +6,9 @@ model's facts, why CLVs are missing)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
@@ -14,7 +16,7 @@ from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.customers.churn_risk import HORIZON_MONTHS, person_risk
 from corridor.analytics.customers.lifetime import person_value
 from corridor.cli.analyses import FOOTERS
-from corridor.cli.common import ConfOpt, FormatOpt, StoreOpt, console
+from corridor.cli.common import ConfOpt, FormatOpt, StoreOpt, console, err
 from corridor.cli.render import check_format, print_fields, print_json
 
 churn_app = typer.Typer(
@@ -31,6 +33,28 @@ lifetime_app = typer.Typer(
 PersonArg = Annotated[str, typer.Argument(help="the person's id")]
 
 
+def _person(
+    store: str | None,
+    here: Callable[[Any], dict[str, Any]],
+    path: str,
+    params: dict[str, str],
+) -> dict[str, Any]:
+    """``here(store)``; or, when a running server holds the store, ``GET path`` through it."""
+    from corridor.auth import local_server
+    from corridor.errors import StoreLockedError
+    from corridor.store import open_store
+
+    try:
+        opened = open_store(store)
+    except StoreLockedError as locked:
+        server = local_server.client_for(locked)
+        body: dict[str, Any] = server.call("GET", path, params=params)
+        err.print(f"the store is held by a running server: this went through it at {server.url}")
+        return body
+    with opened as s:
+        return here(s)
+
+
 @churn_app.command("person")
 def churn_person(
     person: PersonArg,
@@ -42,11 +66,13 @@ def churn_person(
 ) -> None:
     """One customer's probability of churning within the horizon, with its interval and the
     reasons that raise it most (status active, churned or unknown)."""
-    from corridor.store import open_store
-
     check_format(fmt)
-    with open_store(store) as s:
-        body = person_risk(s, person, horizon_months)
+    body = _person(
+        store,
+        lambda s: person_risk(s, person, horizon_months),
+        f"/api/v1/churn/risk/{quote(person, safe='')}",
+        {"horizon_months": str(horizon_months)},
+    )
     if fmt == "table":
         print_fields(body)
     else:
@@ -68,11 +94,13 @@ def lifetime_person(
 ) -> None:
     """One buyer's P(alive), expected purchases, expected value and CLV with intervals (status
     buyer or no_purchases); a figure the models cannot give says why."""
-    from corridor.store import open_store
-
     check_format(fmt)
-    with open_store(store) as s:
-        body = person_value(s, person, horizon_months, discount_monthly, confidence)
+    body = _person(
+        store,
+        lambda s: person_value(s, person, horizon_months, discount_monthly, confidence),
+        f"/api/v1/lifetime/people/{quote(person, safe='')}",
+        {"horizon_months": str(horizon_months), "discount_monthly": str(discount_monthly)},
+    )
     if fmt != "table":
         print_json(body, default=str)
         return
