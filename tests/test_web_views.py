@@ -105,3 +105,54 @@ def test_customer_models_are_fitted_in_the_background(loaded, ingestor):
         assert refresher.last_error is None
     finally:
         refresher.stop()
+
+
+def test_partner_page_names_feedback_without_a_touch_point_and_customer_page_first_activity(
+    loaded, ingestor
+):
+    """Issue 13.4: feedback with no touch point of its own nor an interaction's was listed on
+    the partner page as a touch point called "None" (and compared with nothing, its filter
+    read as the string 'None'); the customer page said "known to Corridor since" the import
+    date instead of the customer's first interaction."""
+    from corridor.analytics.feedback.gaps import gap_table
+    from corridor.domain.corridor_map import CorridorMap
+    from corridor.store.maps import load_map
+    from corridor.web import customer_views, org_views
+
+    ingestor.ingest(
+        "interactions",
+        pa.table(
+            {
+                "interaction_id": ["i1", "i2"],
+                "person_id": ["p1", "p1"],
+                "occurred_at": ["2024-11-03T09:00:00Z", "2025-02-01T09:00:00Z"],
+                "touchpoint": ["checkout", "checkout"],
+                "channel": ["web", "web"],
+            }
+        ),
+    )
+    ingestor.ingest(
+        "feedback",
+        pa.table(
+            {
+                "feedback_id": [f"x{i}" for i in range(6)],
+                "occurred_at": [f"2025-03-0{1 + i}T08:00:00Z" for i in range(6)],
+                "partner_id": ["agency-1"] * 3 + [None] * 3,
+                "source": ["review"] * 6,
+                "expectation": [7, 8, 6, 7, 7, 8],
+                "experience": [5, 6, 4, 8, 7, 9],
+            }
+        ),
+    )
+    win = views.window(loaded, "all")
+    cmap = load_map(loaded)
+    assert isinstance(cmap, CorridorMap)
+    admin = Scope.of(Principal("admin", Role.ADMIN), cmap)
+    page = org_views.partner(loaded, admin, cmap, "agency-1", win)
+    (row,) = [r for r in page["touchpoints"] if r["touchpoint"] is None]
+    assert row["name"] == org_views.NO_TOUCHPOINT and row["n"] == 3
+    brand = gap_table(loaded, by=[], filters={"partner": [None], "touchpoint": [None]})
+    assert row["brand_n"] == brand.frame["n"].iloc[0] == 3  # compared with the brand's own
+
+    view = customer_views.customer(loaded, admin, "p1")
+    assert view is not None and view["since"].date().isoformat() == "2024-11-03"

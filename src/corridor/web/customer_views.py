@@ -44,7 +44,8 @@ def customer(
     if view is None:
         return None
     group = view.canonical_id
-    inter, fb = timeline.person_records(store, group, records_in_scope(scope), LIMIT)
+    in_scope = records_in_scope(scope)
+    inter, fb = timeline.person_records(store, group, in_scope, LIMIT)
     events: list[dict[str, Any]] = []
     for at, tp, channel, partner, agent, outcome, value, dur, pid, rid, _dept in inter:
         events.append(
@@ -99,6 +100,8 @@ def customer(
     outlook = customer_outlook(store, group, models=models, refit=refit)
     return {
         "view": view,
+        # the customer's own history, not when their record reached Corridor
+        "since": timeline.first_activity(store, group, in_scope),
         "outlook": {k: scope.shown_outlook(v) for k, v in outlook.items()},
         "events": events,
         "scoped": not scope.sees_every_customer,

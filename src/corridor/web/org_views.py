@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from corridor.analytics.attribution.ripple_events import department_events
 from corridor.analytics.estimators.stats import welch_difference
 from corridor.analytics.feedback.gaps import gap_table
@@ -15,6 +17,9 @@ from corridor.web import charts
 from corridor.web.insights import partner_card, ripples
 from corridor.web.views import _num, gap_band, metric_tiles
 from corridor.web.window import Window
+
+#: how a row of feedback with no touch point (its own or its interaction's) is labelled
+NO_TOUCHPOINT = "(no touch point)"
 
 
 def departments(cmap: CorridorMap, scope: Scope) -> list[str]:
@@ -82,7 +87,8 @@ def partner(
     as the yardstick their partner is held to, but not the other partners."""
     f = scope.restrict({"partner": [partner_id]}) or {}  # a partner outside the scope: 403
     ours = gap_table(store, by=["touchpoint"], filters=f, since=win.since, until=win.until)
-    tps = [str(t) for t in ours.frame["touchpoint"]] if len(ours.frame) else []
+    # feedback with no touch point of its own nor an interaction's is a row of its own (None)
+    tps = [None if pd.isna(t) else str(t) for t in ours.frame.get("touchpoint", [])]
     base_filters: dict[str, list[str | None]] = {"partner": [None]}
     if tps:
         base_filters["touchpoint"] = list(tps)
@@ -99,7 +105,7 @@ def partner(
         rows.append(
             {
                 **r,
-                "name": names.get(r["touchpoint"], r["touchpoint"]),
+                "name": names.get(r["touchpoint"], r["touchpoint"]) or NO_TOUCHPOINT,
                 "brand_n": br.get("n"),
                 "brand_gap": br.get("mean_gap"),
                 "brand_low": br.get("mean_gap_low"),

@@ -68,4 +68,24 @@ def person_records(
     return inter, fb
 
 
-__all__ = ["find_people", "person_records"]
+def first_activity(
+    store: Store, canonical_id: str, in_scope: tuple[str, str, Sequence[Any]] = ("TRUE", "TRUE", ())
+) -> Any:
+    """When the person group ``canonical_id`` first interacted or gave feedback (within
+    ``in_scope``, as for :func:`person_records`); None when it never did."""
+    in_inter, in_fb, params = in_scope
+    row = store.query(
+        "SELECT min(first_at) FROM ("
+        "SELECT min(i.occurred_at) AS first_at FROM interactions i "
+        "LEFT JOIN touchpoints t ON t.key = i.touchpoint "
+        f"WHERE i.person_id IN ({_GROUP}) AND {in_inter} "
+        "UNION ALL SELECT min(f.occurred_at) FROM feedback f "
+        "LEFT JOIN interactions i ON i.interaction_id = f.interaction_id "
+        "LEFT JOIN touchpoints t ON t.key = COALESCE(f.touchpoint, i.touchpoint) "
+        f"WHERE f.person_id IN ({_GROUP}) AND {in_fb}) AS firsts",
+        (canonical_id, *params, canonical_id, *params),
+    )
+    return row[0][0] if row else None
+
+
+__all__ = ["find_people", "first_activity", "person_records"]
