@@ -54,8 +54,8 @@ from schemathesis.checks import positive_data_acceptance
 from corridor.analytics.core import registry
 from corridor.analytics.core.dimensions import check_time
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.numbers import number, whole_number
 from corridor.api.app import create_app
-from corridor.api.numbers import number, whole_number
 from corridor.auth import accounts
 from corridor.settings import Settings
 from corridor.store import Store, open_store

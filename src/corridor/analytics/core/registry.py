@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from corridor.analytics.core import numbers
 from corridor.analytics.core.dimensions import DIMENSIONS, PERIODS
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.result import AnalyticsResult
@@ -42,19 +43,11 @@ if TYPE_CHECKING:
 Kind = Literal["str", "int", "float", "bool", "list", "time"]
 ColumnType = Literal["number", "integer", "string", "boolean", "datetime", "object", "array"]
 
-_WHOLE = re.compile(r"[+-]?[0-9]{1,15}", re.ASCII)
-_DECIMAL = re.compile(
-    r"[+-]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][+-]?[0-9]{1,3})?", re.ASCII
-)
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 #: a time in a query string: an ISO-8601 date, or a date and time (seconds, fraction and offset
 #: optional; Z for UTC); empty means no bound
 TIME_PATTERN = r"^(\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?)?$"
 _TIME = re.compile(TIME_PATTERN, re.ASCII)
-
-
-def _shown(raw: str) -> str:
-    return repr(raw if len(raw) <= 40 else raw[:40] + "…")
 
 
 @dataclass(frozen=True)
@@ -88,29 +81,18 @@ class Param:
         if len(raws) > 1 and len(set(raws)) > 1:
             raise AnalyticsQueryError(f"{self.name} is given {len(raws)} times; give it once")
         if self.kind == "int":
-            if not _WHOLE.fullmatch(raw):
-                raise AnalyticsQueryError(
-                    f"{self.name} {_shown(raw)} is not a whole number (ASCII digits, at most 15 "
-                    f"of them), e.g. {self._example()}"
-                )
-            return self.check(int(raw))
+            return self.check(numbers.whole_number(raw, self.name, self._example()))
         if self.kind == "float":
-            value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
-            if not math.isfinite(value):
-                raise AnalyticsQueryError(
-                    f"{self.name} {_shown(raw)} is not a number (give a finite decimal, e.g. "
-                    f"{self._example()})"
-                )
-            return self.check(value)
+            return self.check(numbers.number(raw, self.name, self._example()))
         if self.kind == "bool":
             if raw.strip().lower() not in (*_TRUE, *_FALSE):
-                raise AnalyticsQueryError(f"{self.name} {_shown(raw)} is not true or false")
+                raise AnalyticsQueryError(f"{self.name} {numbers.shown(raw)} is not true or false")
             return raw.strip().lower() in _TRUE
         if self.kind == "time":
             if not _TIME.fullmatch(raw):
                 raise AnalyticsQueryError(
-                    f"{self.name}={_shown(raw)} is not an ISO-8601 date or time, e.g. 2025-03-01 "
-                    "or 2025-03-01T12:00:00Z"
+                    f"{self.name}={numbers.shown(raw)} is not an ISO-8601 date or time, e.g. "
+                    "2025-03-01 or 2025-03-01T12:00:00Z"
                 )
             return raw or None  # the analysis checks its range (check_time): one message
         return self.check(raw)

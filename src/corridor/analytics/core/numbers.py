@@ -1,4 +1,5 @@
-"""Strict reading of numbers in query strings, for every analysis route.
+"""Strict reading of numbers given as text (query strings, command-line options), for every
+analysis parameter (:meth:`corridor.analytics.core.registry.Param.parse`).
 
 Python's ``int()`` and ``float()`` accept what no user means as a number in a URL: ``1_000``,
 full-width and other Unicode digits, surrounding spaces, ``nan`` and ``inf``; and ``int()``
@@ -22,7 +23,8 @@ _DECIMAL = re.compile(
 )
 
 
-def _shown(raw: str) -> str:
+def shown(raw: str) -> str:
+    """A raw value quoted for a message, cut at 40 characters."""
     return repr(raw if len(raw) <= 40 else raw[:40] + "…")
 
 
@@ -30,7 +32,7 @@ def whole_number(raw: str, key: str, example: Any = 1) -> int:
     """``raw`` as an int, or an :class:`AnalyticsQueryError` naming ``key``."""
     if not _WHOLE.fullmatch(raw):
         raise AnalyticsQueryError(
-            f"{key} {_shown(raw)} is not a whole number (ASCII digits, at most 15 of them), "
+            f"{key} {shown(raw)} is not a whole number (ASCII digits, at most 15 of them), "
             f"e.g. {example}"
         )
     return int(raw)
@@ -41,16 +43,6 @@ def number(raw: str, key: str, example: Any = 0.5) -> float:
     value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
     if not math.isfinite(value):
         raise AnalyticsQueryError(
-            f"{key} {_shown(raw)} is not a number (give a finite decimal, e.g. {example})"
+            f"{key} {shown(raw)} is not a number (give a finite decimal, e.g. {example})"
         )
     return value
-
-
-def parse_number(raw: str, key: str, kind: type, example: Any) -> Any:
-    """:func:`whole_number` for ``kind`` int, else :func:`number`."""
-    return whole_number(raw, key, example) if kind is int else number(raw, key, example)
-
-
-def confidence(raw: str | None) -> float:
-    """The ``confidence`` parameter (default 0.95); its range is checked by the analysis."""
-    return 0.95 if raw is None else number(raw, "confidence", "0.9, 0.95 or 0.99")
