@@ -20,7 +20,7 @@ from corridor.analytics.core import registry
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.registry import Analysis, Param
 from corridor.analytics.core.result import AnalyticsResult
-from corridor.cli.common import FormatOpt, StoreOpt, err
+from corridor.cli.common import FormatOpt, StoreOpt, on_store_or_server
 from corridor.cli.render import check_format, print_json, print_notes, render
 
 _METAVAR = {"int": "INTEGER", "float": "NUMBER", "time": "TIME", "list": "NAMES", "str": "TEXT"}
@@ -88,51 +88,32 @@ def strings(a: Analysis, given: dict[str, Any]) -> dict[str, list[str]]:
 
 def run_command(a: Analysis, given: dict[str, Any]) -> None:
     """Run ``a`` on the store; when a running ``corridor serve`` holds the (DuckDB) store, ask
-    that server instead, with the credential it publishes for its own user (owner-only file
-    next to the store; see :mod:`corridor.auth.local_server`), and say so in one line."""
+    that server instead (:func:`~corridor.cli.common.on_store_or_server`); ``--format json``
+    then prints its reply as it came."""
     from corridor.analytics.core.scoping import run_scoped
-    from corridor.errors import StoreLockedError
-    from corridor.store import open_store
+    from corridor.sdk import result_from_body
 
     fmt = given["fmt"]
     check_format(fmt)
     query = strings(a, given)
     kwargs = a.bind(a.parse(query))  # checked here first: the same messages either way
-    try:
-        opened = open_store(given["store"])
-    except StoreLockedError as locked:
-        result = _through_server(a, locked, query, fmt)
-        if result is None:
+    pairs = [(k, v) for k, values in query.items() for v in values]
+    answer: AnalyticsResult | dict[str, Any] = on_store_or_server(
+        given["store"],
+        lambda s: run_scoped(a, s, None, kwargs),
+        lambda c: c.call("GET", f"/api/v1{a.path}", params=pairs),
+    )
+    if isinstance(answer, dict):  # the server's reply
+        if fmt == "json":
+            print_json(answer)
             return
-    else:
-        with opened as s:
-            result = run_scoped(a, s, None, kwargs)
-    render(a, result, fmt)
+        answer = result_from_body(a, answer)
+    render(a, answer, fmt)
     if fmt == "table":
-        print_notes(result)
+        print_notes(answer)
         footer = FOOTERS.get(a.name)
         if footer is not None:
-            footer(result)
-
-
-def _through_server(
-    a: Analysis, locked: Exception, query: dict[str, list[str]], fmt: str
-) -> AnalyticsResult | None:
-    """The server's answer to ``a``: printed as it came for ``--format json`` (None: done),
-    else as a result to render."""
-    from corridor.auth import local_server
-    from corridor.errors import StoreLockedError
-    from corridor.sdk import result_from_body
-
-    assert isinstance(locked, StoreLockedError)
-    server = local_server.client_for(locked)
-    pairs = [(k, v) for k, values in query.items() for v in values]
-    body = server.call("GET", f"/api/v1{a.path}", params=pairs)
-    err.print(f"the store is held by a running server: this went through it at {server.url}")
-    if fmt == "json":
-        print_json(body)
-        return None
-    return result_from_body(a, body)
+            footer(answer)
 
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from corridor.auth.scope import ROLE_HELP, ROLES, Role
-from corridor.cli.common import StoreOpt, console, err
+from corridor.cli.common import StoreOpt, console, on_store_or_server
 
 if TYPE_CHECKING:
     from corridor.auth.accounts import ApiKey, User
     from corridor.auth.local_server import ServerClient
     from corridor.store import Store
 
-T = TypeVar("T")
 
 users_app = typer.Typer(help="Users and their roles (who may see what).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys for scripts and systems.", no_args_is_help=True)
@@ -30,33 +29,14 @@ keys_app = typer.Typer(help="API keys for scripts and systems.", no_args_is_help
 _ROLES_HELP = "; ".join(f"{r}: {h}" for r, h in ROLE_HELP.items())
 
 
-def _run(
-    store: str | None,
-    here: Callable[[Store], T],
-    via_server: Callable[[ServerClient], T],
-) -> T:
-    """``here(store)``; or, when a running server holds the store, ``via_server(client)``."""
-    from corridor.auth import local_server
-    from corridor.errors import StoreLockedError
-    from corridor.store import open_store
-
-    try:
-        opened = open_store(store)
-    except StoreLockedError as locked:
-        client = local_server.client_for(locked)
-        result = via_server(client)
-        err.print(f"the store is held by a running server: this went through it at {client.url}")
-        return result
-    with opened:
-        return here(opened)
-
-
 def _delete(store: str | None, here: Callable[[Store], object], resource: str, name: str) -> None:
     """``here(store)``; or, when a running server holds the store, ``DELETE
     /api/v1/{resource}/{name}`` through it."""
     from urllib.parse import quote
 
-    _run(store, here, lambda c: c.call("DELETE", f"/api/v1/{resource}/{quote(name, safe='')}"))
+    on_store_or_server(
+        store, here, lambda c: c.call("DELETE", f"/api/v1/{resource}/{quote(name, safe='')}")
+    )
 
 
 def _time(value: Any) -> datetime | None:
@@ -104,7 +84,7 @@ def users_add(
         "department": department,
         "partner": partner,
     }
-    user = _run(
+    user = on_store_or_server(
         store,
         lambda s: accounts.add_user(
             s, username, password, role, department=department, partner=partner
@@ -119,7 +99,7 @@ def users_list(store: StoreOpt = None) -> None:
     """List users, their roles and scopes."""
     from corridor.auth import accounts
 
-    users = _run(
+    users = on_store_or_server(
         store,
         accounts.list_users,
         lambda c: [_user_from(u) for u in c.call("GET", "/api/v1/users")],
@@ -164,7 +144,9 @@ def keys_create(
         made = c.call("POST", "/api/v1/keys", json_body={"username": username, "name": name})
         return _key_from(made), str(made["key"])
 
-    key, secret = _run(store, lambda s: accounts.create_key(s, username, name), remote)
+    key, secret = on_store_or_server(
+        store, lambda s: accounts.create_key(s, username, name), remote
+    )
     console.print(f"API key {key.key_id} for {username} (shown once; keep it safe):")
     # plain print: a key must not be wrapped or styled, so it can be copied whole
     print(secret)
@@ -180,7 +162,7 @@ def keys_list(
     from corridor.auth import accounts
 
     params = {"user": username} if username else None
-    keys = _run(
+    keys = on_store_or_server(
         store,
         lambda s: accounts.list_keys(s, username),
         lambda c: [_key_from(k) for k in c.call("GET", "/api/v1/keys", params=params)],

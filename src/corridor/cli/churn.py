@@ -16,7 +16,7 @@ from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.customers.churn_risk import HORIZON_MONTHS, person_risk
 from corridor.analytics.customers.lifetime import person_value
 from corridor.cli.analyses import FOOTERS
-from corridor.cli.common import ConfOpt, FormatOpt, StoreOpt, console, err
+from corridor.cli.common import ConfOpt, FormatOpt, StoreOpt, console, on_store_or_server
 from corridor.cli.render import check_format, print_fields, print_json
 
 churn_app = typer.Typer(
@@ -40,19 +40,7 @@ def _person(
     params: dict[str, str],
 ) -> dict[str, Any]:
     """``here(store)``; or, when a running server holds the store, ``GET path`` through it."""
-    from corridor.auth import local_server
-    from corridor.errors import StoreLockedError
-    from corridor.store import open_store
-
-    try:
-        opened = open_store(store)
-    except StoreLockedError as locked:
-        server = local_server.client_for(locked)
-        body: dict[str, Any] = server.call("GET", path, params=params)
-        err.print(f"the store is held by a running server: this went through it at {server.url}")
-        return body
-    with opened as s:
-        return here(s)
+    return on_store_or_server(store, here, lambda c: c.call("GET", path, params=params))
 
 
 @churn_app.command("person")

@@ -5,12 +5,18 @@ analyses (``--by``, ``--period``, ``--where``, ``--since``, ``--until``, ``--con
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from corridor.analytics.core.dimensions import DIMENSIONS, PERIODS
+
+if TYPE_CHECKING:
+    from corridor.auth.local_server import ServerClient
+    from corridor.store import Store
+
+T = TypeVar("T")
 
 console = Console()
 err = Console(stderr=True)
@@ -77,3 +83,26 @@ SinceOpt = Annotated[str | None, typer.Option(help="from this time on (ISO-8601,
 UntilOpt = Annotated[str | None, typer.Option(help="before this time (ISO-8601, exclusive)")]
 ConfOpt = Annotated[float, typer.Option(help="confidence level of every interval")]
 FormatOpt = Annotated[str, typer.Option("--format", help="table, json or csv")]
+
+
+def on_store_or_server(
+    store: str | None,
+    here: Callable[[Store], T],
+    via_server: Callable[[ServerClient], T],
+) -> T:
+    """``here(store)``; or, when a running ``corridor serve`` holds the (DuckDB) store,
+    ``via_server(client)`` with the credential it publishes for its owner (an owner-only file
+    next to the store, :mod:`corridor.auth.local_server`), saying so in one line."""
+    from corridor.auth import local_server
+    from corridor.errors import StoreLockedError
+    from corridor.store import open_store
+
+    try:
+        opened = open_store(store)
+    except StoreLockedError as locked:
+        client = local_server.client_for(locked)
+        result = via_server(client)
+        err.print(f"the store is held by a running server: this went through it at {client.url}")
+        return result
+    with opened:
+        return here(opened)

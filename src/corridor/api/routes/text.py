@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from corridor.analytics.core.registry import DIMENSION_NAMES, Analysis, Param
 from corridor.analytics.feedback import text as queries
-from corridor.api.analyses import openapi_parameters
+from corridor.api.analyses import openapi_parameters, query_lists
 from corridor.api.deps import AnalystScopeDep, StoreDep, WriterScopeDep
 from corridor.api.errors import error_responses
 from corridor.store import Store
@@ -124,8 +124,7 @@ class CommentsReply(BaseModel):
 
 
 def _read(listing: Analysis, request: Request) -> dict[str, Any]:
-    q = request.query_params
-    return listing.parse({k: q.getlist(k) for k in dict.fromkeys(q.keys())})
+    return listing.parse(query_lists(request))
 
 
 def _get_listing(
