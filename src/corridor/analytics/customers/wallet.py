@@ -182,10 +182,10 @@ def summarise_wallet(sums: pd.DataFrame, by: list[str], conf: float) -> pd.DataF
     out["wallet_share_high"] = np.clip(est.high, 0.0, 1.0)
     out["sd_wallet_share"] = est.sd
     put_interval(out, "first_choice", first.share, first.low, first.high)
-    # a group without respondents (the whole, on an empty store) has no mean: NaN, not 0/0
-    for col, total in (("mean_brands", "sum_brands"), ("mean_rank", "sum_rank")):
-        values = sums[total].to_numpy(dtype=float)
-        out[col] = np.divide(values, n, out=np.full(len(values), np.nan), where=n > 0)
+    # a group without respondents (the whole, on an empty store) has no mean: 0/0 is NaN
+    with np.errstate(all="ignore"):
+        out["mean_brands"] = sums["sum_brands"].to_numpy(dtype=float) / n
+        out["mean_rank"] = sums["sum_rank"].to_numpy(dtype=float) / n
     return out.reset_index(drop=True)
 
 
