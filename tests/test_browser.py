@@ -131,6 +131,9 @@ def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
 def sign_in(page, site, user: str) -> None:  # type: ignore[no-untyped-def]
     """With the keyboard only: the username field has focus, Tab to the password, Enter."""
     page.goto(site["base"] + "/login")
+    # Chromium applies `autofocus` at a rendering step that may come after "load": typing before
+    # it lands loses the first keys (CI saw a sign-in as "nalyst" bounce back to /login)
+    page.wait_for_function("() => document.activeElement && document.activeElement.id === 'username'")
     page.keyboard.type(user)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
