@@ -57,6 +57,40 @@ class Settings(BaseModel):
         "address whose pages may send changes with a session cookie: a reverse proxy's public "
         "address",
     )
+    scheduler: Literal["on", "off"] = Field(
+        default="on",
+        description="on: the server runs the scheduled jobs (webhook and e-mail delivery, "
+        "digests, SLA escalation, aggregate rules; `corridor jobs list`), one process at a time "
+        "per job; off: this process runs none (tests, or a server that only answers requests)",
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, description="seconds a webhook receiver has to answer one attempt"
+    )
+    outbox_max_attempts: int = Field(
+        default=8,
+        ge=1,
+        description="attempts to deliver one notification before it is marked failed "
+        "(`corridor webhooks redeliver` sends a failed one again)",
+    )
+    outbox_retry_base_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="delay before the first retry; each next one waits three times longer (with "
+        "jitter, at most 6 hours): 10 s, 30 s, 90 s, 4.5 min, 13.5 min, 40 min, 2 h",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for e-mail notifications (unset: e-mail is off)"
+    )
+    smtp_port: int = Field(default=25, description="SMTP port (587 with smtp_starttls)")
+    smtp_from: str = Field(
+        default="corridor@localhost", description="the From address of notification mails"
+    )
+    smtp_starttls: bool = Field(
+        default=False, description="upgrade the SMTP connection with STARTTLS before sending"
+    )
+    smtp_user: str | None = Field(default=None, description="SMTP login (unset: no login)")
+    smtp_password: str | None = Field(default=None, description="SMTP password")
+    smtp_timeout_s: float = Field(default=30.0, gt=0, description="SMTP connection timeout")
     host: str = "127.0.0.1"
     port: int = 8765
 

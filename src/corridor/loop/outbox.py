@@ -1,0 +1,520 @@
+"""The durable outbox: every notification is a row written in the transaction of the change that
+caused it, and delivered afterwards, at least once.
+
+:func:`enqueue` is what the rest of the loop calls (a case opened, an alert fired): inside the
+caller's :class:`~corridor.store.Tx` it writes one row per matching webhook endpoint, e-mail
+address and user, so the change and its notifications commit (or roll back) together. A
+dispatcher (:func:`dispatch`, run by the scheduler every second and woken by each enqueue)
+claims due rows (:func:`claim`: a lease, so two processes never send one row at once), hands
+each to the sender of its kind (signed webhook, SMTP mail), and records the outcome
+(:func:`finish`): delivered; retried later with exponential backoff and jitter; or failed after
+``max_attempts`` (visible, and sent again on request with :func:`redeliver`).
+
+A server killed between commit and delivery loses nothing: the row is still pending (or its
+claim runs out) and the next dispatcher sends it. It may then be sent twice (a crash after the
+receiver answered but before the outcome was written); every attempt carries the same
+idempotency key (``webhook-id``, the mail's ``Message-ID``) so a receiver can drop repeats.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from corridor.errors import CorridorError
+from corridor.store.base import Store, Tx
+
+__all__ = [
+    "Attempt",
+    "DeliveryAttempt",
+    "DispatchReport",
+    "Notification",
+    "NotificationNotFoundError",
+    "claim",
+    "dispatch",
+    "enqueue",
+    "envelope",
+    "finish",
+    "get_notification",
+    "list_attempts",
+    "list_notifications",
+    "matches",
+    "on_enqueue",
+    "redeliver",
+    "retry_delay",
+]
+
+log = logging.getLogger(__name__)
+
+# target kinds
+WEBHOOK, EMAIL, DIGEST = "webhook", "email", "digest"
+# states
+PENDING, DELIVERED, FAILED, DIGESTED, CANCELLED = (
+    "pending",
+    "delivered",
+    "failed",
+    "digested",
+    "cancelled",
+)
+STATES = (PENDING, DELIVERED, FAILED, DIGESTED, CANCELLED)
+#: the longest wait between two attempts
+MAX_DELAY_S = 6 * 3600.0
+#: each retry waits this many times longer than the one before
+BACKOFF_FACTOR = 3.0
+
+_COLUMNS = (
+    "id, idempotency_key, event_type, payload, created_at, target_kind, target, state, "
+    "attempts, next_attempt_at, lease_owner, lease_until, last_error, delivered_at"
+)
+
+
+class NotificationNotFoundError(CorridorError):
+    """No outbox row with that id."""
+
+    status_code = 404
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One outbox row: one event for one target."""
+
+    id: int
+    key: str
+    event_type: str
+    #: the envelope sent: ``{"type", "timestamp", "data"}``
+    payload: dict[str, Any]
+    created_at: datetime
+    target_kind: str
+    target: str
+    state: str
+    #: attempts since it was enqueued (or last redelivered)
+    attempts: int
+    next_attempt_at: datetime
+    lease_owner: str | None
+    lease_until: datetime | None
+    last_error: str | None
+    delivered_at: datetime | None
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> Notification:
+        doc = row[3]
+        payload = orjson.loads(doc) if isinstance(doc, str | bytes) else dict(doc)
+        return cls(
+            int(row[0]),
+            str(row[1]),
+            str(row[2]),
+            payload,
+            row[4],
+            str(row[5]),
+            str(row[6]),
+            str(row[7]),
+            int(row[8]),
+            row[9],
+            row[10],
+            row[11],
+            row[12],
+            row[13],
+        )
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    """One line of the delivery log."""
+
+    outbox_id: int
+    attempt: int
+    attempted_at: datetime
+    #: the HTTP status (webhooks) or SMTP reply code (mail); None when there was no answer
+    status_code: int | None
+    duration_ms: float
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What a sender reports for one attempt."""
+
+    ok: bool
+    status_code: int | None = None
+    error: str | None = None
+    #: a failure worth trying again (timeouts, connection errors, 408, 429, 5xx)
+    retry: bool = False
+    #: the receiver asked to wait this long (Retry-After)
+    retry_after_s: float | None = None
+    duration_ms: float = 0.0
+
+
+Sender = Callable[[Notification], Attempt]
+
+
+def envelope(event_type: str, data: Mapping[str, Any], at: datetime) -> dict[str, Any]:
+    """The Standard Webhooks payload: ``{"type": ..., "timestamp": ISO-8601, "data": {...}}``."""
+    return {"type": event_type, "timestamp": at.isoformat(), "data": dict(data)}
+
+
+def matches(event_types: str, event_type: str) -> bool:
+    """Does an endpoint's filter (comma-separated types, ``case.*`` prefixes; empty: all) take
+    ``event_type``?"""
+    wanted = [t.strip() for t in event_types.split(",") if t.strip()]
+    if not wanted:
+        return True
+    for t in wanted:
+        if t == "*" or t == event_type:
+            return True
+        if t.endswith("*") and event_type.startswith(t[:-1]):
+            return True
+    return False
+
+
+# -- enqueue ----------------------------------------------------------------------------------
+_wakers: list[Callable[[], None]] = []
+_wakers_lock = threading.Lock()
+
+
+def on_enqueue(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback`` whenever :func:`enqueue` writes rows (in this process); returns the
+    function that stops it. The dispatcher uses it to wake at once: its claim waits for the
+    store's write lock, so it reads the rows right after the enqueuing transaction commits."""
+    with _wakers_lock:
+        _wakers.append(callback)
+
+    def remove() -> None:
+        with _wakers_lock:
+            if callback in _wakers:
+                _wakers.remove(callback)
+
+    return remove
+
+
+def _wake() -> None:
+    with _wakers_lock:
+        callbacks = list(_wakers)
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # a waker never stops the caller's transaction
+            log.exception("outbox wake-up failed")
+
+
+def enqueue(
+    tx: Tx,
+    event_type: str,
+    payload: Mapping[str, Any],
+    *,
+    key: str,
+    emails: Sequence[str] = (),
+    users: Sequence[str] = (),
+    endpoints: Sequence[int] | None = None,
+) -> int:
+    """Write the notifications of one event inside the caller's transaction ``tx``; return how
+    many rows were written.
+
+    One row per enabled webhook endpoint whose filter takes ``event_type`` (only those in
+    ``endpoints`` when given), per address in ``emails``, and per user in ``users`` with a
+    notification preference (:mod:`corridor.loop.mail`: a mail at once, or a line of their next
+    digest). ``payload`` becomes the envelope's ``data`` (it must be JSON-serialisable).
+
+    ``key`` is the idempotency key: stable for one event (e.g. ``case-42-opened``), it is the
+    webhook's ``webhook-id`` and the mail's Message-ID, and enqueueing the same key again for the
+    same target writes nothing (so a retried caller does not notify twice).
+    """
+    if not key or not key.strip():
+        raise ValueError("enqueue needs an idempotency key")
+    now = datetime.now(UTC)
+    doc = orjson.dumps(envelope(event_type, payload, now)).decode()
+    targets: list[tuple[str, str]] = []
+    for endpoint_id, filt in tx.fetchall(
+        "SELECT id, event_types FROM webhook_endpoints WHERE enabled ORDER BY id"
+    ):
+        if (endpoints is None or int(endpoint_id) in endpoints) and matches(filt, event_type):
+            targets.append((WEBHOOK, str(endpoint_id)))
+    targets += [(EMAIL, a.strip()) for a in emails if a and a.strip()]
+    if users:
+        marks = ", ".join("?" for _ in users)
+        prefs = tx.fetchall(
+            f"SELECT username, email, mode FROM notification_prefs WHERE username IN ({marks}) "
+            "ORDER BY username",
+            list(users),
+        )
+        for username, address, mode in prefs:
+            if mode == "immediate":
+                targets.append((EMAIL, str(address)))
+            elif mode == "digest":
+                targets.append((DIGEST, str(username)))
+    targets = list(dict.fromkeys(targets))  # an address named twice is mailed once
+    if not targets:
+        return 0
+    values = ", ".join("(?, ?, ?, ?, ?, ?, ?, 0, ?)" for _ in targets)
+    params: list[Any] = []
+    for kind, target in targets:
+        params += [key, event_type, doc, now, kind, target, PENDING, now]
+    written = tx.fetchall(
+        "INSERT INTO outbox (idempotency_key, event_type, payload, created_at, target_kind, "
+        f"target, state, attempts, next_attempt_at) VALUES {values} "
+        "ON CONFLICT (idempotency_key, target_kind, target) DO NOTHING RETURNING id",
+        params,
+    )
+    if written:
+        _wake()
+    return len(written)
+
+
+# -- claim, send, finish ----------------------------------------------------------------------
+def claim(
+    store: Store,
+    owner: str,
+    *,
+    kinds: Sequence[str] = (WEBHOOK, EMAIL),
+    limit: int = 8,
+    lease_s: float = 60.0,
+    now: datetime | None = None,
+) -> list[Notification]:
+    """Claim up to ``limit`` due rows of ``kinds`` for ``owner`` for ``lease_s`` seconds, and
+    count the attempt. The one way rows are taken for sending.
+
+    Due: pending, its next attempt time reached, and not claimed by a live lease. On PostgreSQL
+    the rows are picked ``FOR UPDATE SKIP LOCKED``, so processes claiming at once take different
+    rows; on DuckDB one process holds the file, and the store's write lock (one write
+    transaction at a time) keeps two claims in it apart. A claim whose owner died runs out after
+    ``lease_s`` and the row is due again."""
+    now = now or datetime.now(UTC)
+    until = now + timedelta(seconds=lease_s)
+    kind_marks = ", ".join("?" for _ in kinds)
+    due = (
+        f"state = '{PENDING}' AND target_kind IN ({kind_marks}) AND next_attempt_at <= ? "
+        "AND (lease_until IS NULL OR lease_until < ?)"
+    )
+    with store.transaction() as tx:
+        lock = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgres" else ""
+        ids = [
+            int(r[0])
+            for r in tx.fetchall(
+                f"SELECT id FROM outbox WHERE {due} ORDER BY next_attempt_at, id LIMIT ?{lock}",
+                [*kinds, now, now, limit],
+            )
+        ]
+        if not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
+        tx.execute(
+            "UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1 "
+            f"WHERE id IN ({marks})",
+            [owner, until, *ids],
+        )
+        rows = tx.fetchall(f"SELECT {_COLUMNS} FROM outbox WHERE id IN ({marks}) ORDER BY id", ids)
+    return [Notification.of(r) for r in rows]
+
+
+def retry_delay(attempt: int, base_s: float, rng: random.Random | None = None) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1, 2, ...): ``base_s`` times
+    3^(attempt-1), at most 6 hours, with ±20 % jitter so that retries of many rows spread out."""
+    exp = min(attempt - 1, 60)
+    delay = min(MAX_DELAY_S, base_s * math.pow(BACKOFF_FACTOR, exp))
+    return delay * (rng or random).uniform(0.8, 1.2)
+
+
+def finish(
+    store: Store,
+    row: Notification,
+    attempt: Attempt,
+    *,
+    owner: str,
+    max_attempts: int,
+    base_s: float,
+    now: datetime | None = None,
+) -> str:
+    """Record one attempt on ``row`` (claimed by ``owner``): the delivery log line, and the row's
+    new state (delivered; pending again after a delay; failed). Returns that state."""
+    now = now or datetime.now(UTC)
+    if attempt.ok:
+        state, next_at, error = DELIVERED, now, None
+    elif attempt.retry and row.attempts < max_attempts:
+        delay = retry_delay(row.attempts, base_s)
+        if attempt.retry_after_s is not None:
+            delay = min(MAX_DELAY_S, max(attempt.retry_after_s, 0.0))
+        state, next_at, error = PENDING, now + timedelta(seconds=delay), attempt.error
+    else:
+        state, next_at, error = FAILED, now, attempt.error
+        if attempt.retry:
+            error = f"{attempt.error} (gave up after {row.attempts} attempts)"
+    with store.transaction() as tx:
+        number = tx.fetchall(
+            "SELECT coalesce(max(attempt), 0) + 1 FROM deliveries WHERE outbox_id = ?", [row.id]
+        )[0][0]
+        tx.execute(
+            "INSERT INTO deliveries (outbox_id, attempt, attempted_at, status_code, duration_ms, "
+            "error) VALUES (?, ?, ?, ?, ?, ?)",
+            [row.id, int(number), now, attempt.status_code, attempt.duration_ms, attempt.error],
+        )
+        tx.execute(
+            "UPDATE outbox SET state = ?, next_attempt_at = ?, last_error = ?, delivered_at = ?, "
+            "lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ? AND state = ?",
+            [state, next_at, error, now if attempt.ok else None, row.id, owner, PENDING],
+        )
+    return state
+
+
+@dataclass
+class DispatchReport:
+    """What one :func:`dispatch` run did."""
+
+    sent: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+    #: seconds from each delivered row's creation to its delivery
+    latencies: list[float] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.sent} sent: {self.delivered} delivered, {self.retrying} to retry, "
+            f"{self.failed} failed"
+        )
+
+
+def _send(sender: Sender | None, row: Notification) -> Attempt:
+    if sender is None:
+        return Attempt(False, error=f"no sender for {row.target_kind} notifications", retry=True)
+    try:
+        return sender(row)
+    except Exception as e:  # a sender's bug is one failed attempt, never a lost row
+        log.exception("sending outbox row %s failed", row.id)
+        return Attempt(False, error=f"{type(e).__name__}: {e}", retry=True)
+
+
+def dispatch(
+    store: Store,
+    senders: Mapping[str, Sender],
+    *,
+    owner: str,
+    max_attempts: int = 8,
+    base_s: float = 10.0,
+    lease_s: float = 60.0,
+    workers: int = 8,
+    stop: threading.Event | None = None,
+) -> DispatchReport:
+    """Send every due row: claim a few (``workers``) at a time, send them in parallel, record
+    each outcome, until none is due (or ``stop`` is set)."""
+    report = DispatchReport()
+    kinds = tuple(senders)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="corridor-send") as pool:
+        while stop is None or not stop.is_set():
+            rows = claim(store, owner, kinds=kinds, limit=workers, lease_s=lease_s)
+            if not rows:
+                break
+            outcomes = list(pool.map(lambda r: _send(senders.get(r.target_kind), r), rows))
+            for row, attempt in zip(rows, outcomes, strict=True):
+                state = finish(
+                    store, row, attempt, owner=owner, max_attempts=max_attempts, base_s=base_s
+                )
+                report.sent += 1
+                if state == DELIVERED:
+                    report.delivered += 1
+                    report.latencies.append((datetime.now(UTC) - row.created_at).total_seconds())
+                elif state == PENDING:
+                    report.retrying += 1
+                else:
+                    report.failed += 1
+    return report
+
+
+def release_leases(store: Store) -> int:
+    """Drop every claim (DuckDB at start: one process holds the file, so no claim is live)."""
+    with store.transaction() as tx:
+        return tx.execute(
+            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL"
+        )
+
+
+# -- reading and redelivery -------------------------------------------------------------------
+def list_notifications(
+    store: Store,
+    *,
+    state: str | None = None,
+    target_kind: str | None = None,
+    endpoint: int | None = None,
+    limit: int = 50,
+) -> list[Notification]:
+    """Outbox rows, newest first, optionally of one state, kind or webhook endpoint."""
+    where, params = [], []
+    if state is not None:
+        where.append("state = ?")
+        params.append(state)
+    if endpoint is not None:
+        where += ["target_kind = ?", "target = ?"]
+        params += [WEBHOOK, str(endpoint)]
+    elif target_kind is not None:
+        where.append("target_kind = ?")
+        params.append(target_kind)
+    clause = f"WHERE {' AND '.join(where)} " if where else ""
+    rows = store.query(
+        f"SELECT {_COLUMNS} FROM outbox {clause}ORDER BY id DESC LIMIT ?", [*params, limit]
+    )
+    return [Notification.of(r) for r in rows]
+
+
+def get_notification(store: Store, outbox_id: int) -> Notification:
+    rows = store.query(f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", [outbox_id])
+    if not rows:
+        raise NotificationNotFoundError(
+            f"no notification {outbox_id}; `corridor webhooks deliveries` (GET "
+            "/api/v1/admin/deliveries) lists them"
+        )
+    return Notification.of(rows[0])
+
+
+def list_attempts(store: Store, outbox_id: int) -> list[DeliveryAttempt]:
+    """The delivery log of one row, first attempt first."""
+    rows = store.query(
+        "SELECT outbox_id, attempt, attempted_at, status_code, duration_ms, error FROM deliveries "
+        "WHERE outbox_id = ? ORDER BY attempt",
+        [outbox_id],
+    )
+    return [DeliveryAttempt(int(r[0]), int(r[1]), r[2], r[3], float(r[4]), r[5]) for r in rows]
+
+
+class NotRedeliverableError(CorridorError):
+    status_code = 422
+
+
+def redeliver(store: Store, outbox_id: int) -> Notification:
+    """Send a row again (delivered, failed or pending): it is due at once with a fresh budget
+    of attempts, and keeps its idempotency key (a receiver that has processed it drops it)."""
+    with store.transaction() as tx:
+        rows = tx.fetchall("SELECT target_kind, state FROM outbox WHERE id = ?", [outbox_id])
+        if not rows:
+            raise NotificationNotFoundError(
+                f"no notification {outbox_id}; `corridor webhooks deliveries` lists them"
+            )
+        kind, state = rows[0]
+        if kind == DIGEST or state in (DIGESTED, CANCELLED):
+            raise NotRedeliverableError(
+                f"notification {outbox_id} is {state} ({kind}): only webhook and e-mail "
+                "notifications can be sent again (a digest line goes out in its digest mail)"
+            )
+        now = datetime.now(UTC)
+        tx.execute(
+            "UPDATE outbox SET state = ?, attempts = 0, next_attempt_at = ?, lease_owner = NULL, "
+            "lease_until = NULL WHERE id = ?",
+            [PENDING, now, outbox_id],
+        )
+    _wake()
+    return get_notification(store, outbox_id)
+
+
+def cancel_endpoint_rows(tx: Tx, endpoint_id: int) -> int:
+    """Pending rows for a removed endpoint are cancelled (kept, with the reason, in the log)."""
+    return tx.execute(
+        "UPDATE outbox SET state = ?, last_error = ?, lease_owner = NULL, lease_until = NULL "
+        "WHERE target_kind = ? AND target = ? AND state = ?",
+        [CANCELLED, "the webhook endpoint was removed", WEBHOOK, str(endpoint_id), PENDING],
+    )
