@@ -23,11 +23,13 @@ from corridor.api import analyses, errors
 from corridor.api.middleware import CatchAll, NulGuard, RequestForgeryGuard
 from corridor.api.routes import admin as admin_routes
 from corridor.api.routes import health, ingest, outlook, people
+from corridor.api.routes import loop as loop_routes
 from corridor.api.routes import map as map_routes
 from corridor.api.routes import text as text_routes
 from corridor.api.schemas import RECORD_MODELS
 from corridor.domain.corridor_map import CorridorMap
 from corridor.ingest.pipeline import Ingestor
+from corridor.loop import Scheduler
 from corridor.settings import Settings
 from corridor.store import Store, open_store
 from corridor.text.worker import TextWorker
@@ -68,13 +70,20 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     if text_worker is not None:
         ingestor.on_pending_text = text_worker.poke
 
+    # the loop's jobs (notification delivery, digests, SLA clocks, ...): one scheduler per server
+    jobs = Scheduler(the_store, settings) if settings.scheduler == "on" else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if text_worker is not None:
             text_worker.start()
+        if jobs is not None:
+            jobs.start()
         try:
             yield
         finally:
+            if jobs is not None:
+                jobs.stop()
             if text_worker is not None:
                 text_worker.stop()
             refresher = getattr(app.state, "model_refresher", None)
@@ -95,6 +104,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.store = the_store
     app.state.ingestor = ingestor
     app.state.text_worker = text_worker
+    app.state.scheduler = jobs
     #: the churn-risk and lifetime models fitted on this store, kept while the app runs
     app.state.models = FittedModels()
     errors.install(app)
@@ -107,7 +117,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.add_middleware(CatchAll)  # outermost: a 500 answered here keeps the connection
     for module in (ingest, map_routes, people, analyses, outlook, health, web_routes):
         app.include_router(module.router)
-    for admin_router in (admin_routes.router, admin_views.router):
+    for admin_router in (admin_routes.router, admin_views.router, loop_routes.router):
         app.include_router(admin_router)
     app.include_router(text_routes.router)
     app.include_router(ingest.fallback)

@@ -1,0 +1,279 @@
+"""Webhook endpoints, notifications and their delivery log, and the scheduler's jobs, for
+admins.
+
+``GET/POST /api/v1/admin/webhooks``, ``DELETE /api/v1/admin/webhooks/{endpoint_id}``,
+``POST /api/v1/admin/webhooks/{endpoint_id}/test``, ``GET /api/v1/admin/deliveries``,
+``GET /api/v1/admin/deliveries/{notification_id}``,
+``POST /api/v1/admin/deliveries/{notification_id}/redeliver`` and ``GET /api/v1/admin/jobs``.
+The ``corridor webhooks`` and ``corridor jobs`` commands call these when a running server holds
+an embedded store. Only an admin may add an endpoint that reaches private addresses
+(``allow_private``): every route here is for admins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field
+
+from corridor.api.deps import ScopeDep, StoreDep
+from corridor.api.errors import error_responses
+from corridor.auth.scope import Scope
+from corridor.loop import outbox, scheduler, webhooks
+from corridor.store import Store
+
+router = APIRouter(prefix="/api/v1/admin", tags=["webhooks and jobs"])
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+
+async def get_loop_admin(scope: ScopeDep) -> Scope:
+    """A scope that may manage webhooks and see deliveries and jobs (admin only)."""
+    scope.require_admin("manage webhooks, notifications and jobs")
+    return scope
+
+
+LoopAdminDep = Annotated[Scope, Depends(get_loop_admin)]
+EndpointId = Annotated[int, Path(description="the webhook endpoint's id", ge=1)]
+NotificationId = Annotated[int, Path(description="the notification's id (outbox row)", ge=1)]
+
+
+class EndpointIn(BaseModel):
+    url: str = Field(
+        description="where to POST events: http:// or https://, no credentials in it",
+        examples=["https://hooks.example.com/corridor"],
+    )
+    event_types: list[str] = Field(
+        default_factory=list,
+        description="event types to send ('case.*' for a prefix); empty: every event",
+        examples=[["case.*", "alert.fired"]],
+    )
+    allow_private: bool = Field(
+        default=False,
+        description="let this endpoint reach private, loopback and link-local addresses (a "
+        "receiver inside your network); refused by default",
+    )
+    description: str | None = Field(default=None, description="what the endpoint is for")
+
+
+class EndpointOut(BaseModel):
+    id: int = Field(description="the endpoint's id")
+    url: str
+    event_types: list[str] = Field(description="event types it receives; empty: every event")
+    enabled: bool
+    allow_private: bool = Field(description="may reach private and loopback addresses")
+    description: str | None
+    created_at: datetime
+
+
+class EndpointCreated(EndpointOut):
+    secret: str = Field(
+        description="the signing secret (whsec_…): the receiver verifies webhook-signature "
+        "with it (Standard Webhooks). Shown in this reply only"
+    )
+
+
+class NotificationOut(BaseModel):
+    id: int = Field(description="the notification's id (one event for one target)")
+    key: str = Field(description="the idempotency key: the webhook-id header, on every attempt")
+    event_type: str = Field(examples=["case.opened"])
+    target_kind: Literal["webhook", "email", "digest"] = Field(
+        description="webhook (target: endpoint id), email (an address) or digest (a username)"
+    )
+    target: str
+    state: Literal["pending", "delivered", "failed", "digested", "cancelled"]
+    attempts: int = Field(description="attempts since it was enqueued or last redelivered")
+    created_at: datetime
+    next_attempt_at: datetime = Field(description="state pending: when it is tried next")
+    last_error: str | None = Field(description="why the latest attempt failed")
+    delivered_at: datetime | None
+
+
+class AttemptOut(BaseModel):
+    attempt: int = Field(description="1 for the first attempt, counting every one")
+    attempted_at: datetime
+    status_code: int | None = Field(
+        description="the receiver's HTTP status (SMTP reply code for mail); null: no answer"
+    )
+    duration_ms: float
+    error: str | None
+
+
+class NotificationDetail(NotificationOut):
+    payload: dict[str, Any] = Field(
+        description="the body sent: {type, timestamp, data} (Standard Webhooks envelope)"
+    )
+    log: list[AttemptOut] = Field(description="every attempt, first first")
+
+
+class JobOut(BaseModel):
+    name: str = Field(examples=["outbox.dispatch"])
+    every_s: float = Field(description="seconds between two runs")
+    last_started_at: datetime | None
+    last_finished_at: datetime | None
+    next_run_at: datetime
+    running: bool = Field(description="a process holds its lease now")
+    lease_owner: str | None = Field(description="the process running it (host:pid:tag)")
+    last_status: Literal["ok", "failed"] | None = Field(description="null before the first run")
+    last_message: str | None
+    runs: int
+
+
+def _endpoint(e: webhooks.Endpoint) -> EndpointOut:
+    return EndpointOut(
+        id=e.id,
+        url=e.url,
+        event_types=list(e.event_types),
+        enabled=e.enabled,
+        allow_private=e.allow_private,
+        description=e.description,
+        created_at=e.created_at,
+    )
+
+
+def _notification(n: outbox.Notification) -> NotificationOut:
+    return NotificationOut.model_validate(n, from_attributes=True)
+
+
+def _detail(store: Store, notification_id: int) -> NotificationDetail:
+    n = outbox.get_notification(store, notification_id)
+    log = [
+        AttemptOut.model_validate(a, from_attributes=True)
+        for a in outbox.list_attempts(store, notification_id)
+    ]
+    return NotificationDetail(**_notification(n).model_dump(), payload=n.payload, log=log)
+
+
+def _route(
+    method: str, path: str, summary: str, reply: Any, *errors: int, status_code: int | None = None
+) -> Callable[[_Handler], _Handler]:
+    """Declare an admin route, its operation id the function's name: ``reply`` on success,
+    401 and 403 (not an admin) and ``errors``."""
+
+    def declare(handler: _Handler) -> _Handler:
+        return router.api_route(
+            path,
+            methods=[method],
+            operation_id=handler.__name__,
+            summary=summary,
+            status_code=status_code,
+            response_model=reply,
+            responses=error_responses(401, 403, *errors),
+        )(handler)
+
+    return declare
+
+
+@_route("GET", "/webhooks", "List webhook endpoints", list[EndpointOut])
+async def list_webhooks(store: StoreDep, scope: LoopAdminDep) -> list[EndpointOut]:
+    """Every webhook endpoint, by id (secrets are not listed)."""
+    found = await anyio.to_thread.run_sync(webhooks.list_endpoints, store)
+    return [_endpoint(e) for e in found]
+
+
+@_route("POST", "/webhooks", "Add a webhook endpoint", EndpointCreated, 422, status_code=201)
+async def add_webhook(body: EndpointIn, store: StoreDep, scope: LoopAdminDep) -> EndpointCreated:
+    """Add an endpoint; the reply holds its signing secret, once. A URL on a private,
+    loopback or link-local address is refused with 422 unless ``allow_private`` is set; a host
+    name is checked at every delivery, against every address it resolves to."""
+
+    def add() -> webhooks.Endpoint:
+        return webhooks.add_endpoint(
+            store,
+            body.url,
+            event_types=body.event_types,
+            allow_private=body.allow_private,
+            description=body.description,
+        )
+
+    made = await anyio.to_thread.run_sync(add)
+    return EndpointCreated(**_endpoint(made).model_dump(), secret=made.secret)
+
+
+@_route("DELETE", "/webhooks/{endpoint_id}", "Remove a webhook endpoint", EndpointOut, 404)
+async def remove_webhook(
+    endpoint_id: EndpointId, store: StoreDep, scope: LoopAdminDep
+) -> EndpointOut:
+    """Remove an endpoint; its notifications not yet delivered are cancelled (the log stays).
+    Returns the endpoint as it was."""
+    gone = await anyio.to_thread.run_sync(webhooks.remove_endpoint, store, endpoint_id)
+    return _endpoint(gone)
+
+
+@_route(
+    "POST",
+    "/webhooks/{endpoint_id}/test",
+    "Send a test event to a webhook endpoint",
+    NotificationOut,
+    404,
+    status_code=201,
+)
+async def test_webhook(
+    endpoint_id: EndpointId, store: StoreDep, scope: LoopAdminDep
+) -> NotificationOut:
+    """Enqueue a ``webhook.test`` event for this endpoint, delivered like any notification
+    (within a second while the scheduler runs). Follow it at ``/admin/deliveries/{id}``."""
+    made = await anyio.to_thread.run_sync(webhooks.send_test, store, endpoint_id)
+    return _notification(made)
+
+
+@_route("GET", "/deliveries", "List notifications and their delivery state", list[NotificationOut])
+async def list_deliveries(
+    store: StoreDep,
+    scope: LoopAdminDep,
+    state: Annotated[
+        Literal["pending", "delivered", "failed", "digested", "cancelled"] | None,
+        Query(description="only notifications in this state"),
+    ] = None,
+    endpoint: Annotated[
+        int | None, Query(description="only those for this webhook endpoint", ge=1)
+    ] = None,
+    limit: Annotated[int, Query(description="at most this many, newest first", ge=1, le=1000)] = 50,
+) -> list[NotificationOut]:
+    """Notifications (one event for one target), newest first."""
+
+    def read() -> list[outbox.Notification]:
+        return outbox.list_notifications(store, state=state, endpoint=endpoint, limit=limit)
+
+    return [_notification(n) for n in await anyio.to_thread.run_sync(read)]
+
+
+@_route(
+    "GET",
+    "/deliveries/{notification_id}",
+    "One notification with its delivery log",
+    NotificationDetail,
+    404,
+)
+async def get_delivery(
+    notification_id: NotificationId, store: StoreDep, scope: LoopAdminDep
+) -> NotificationDetail:
+    """The notification, the body it sends and every attempt (status, duration, error)."""
+    return await anyio.to_thread.run_sync(_detail, store, notification_id)
+
+
+@_route(
+    "POST",
+    "/deliveries/{notification_id}/redeliver",
+    "Send a notification again",
+    NotificationOut,
+    404,
+    422,
+)
+async def redeliver_delivery(
+    notification_id: NotificationId, store: StoreDep, scope: LoopAdminDep
+) -> NotificationOut:
+    """Due at once, with a fresh budget of attempts, whatever its state (a digest line and a
+    cancelled notification cannot be: 422). It keeps its ``webhook-id``, so a receiver that
+    already processed it can tell."""
+    return _notification(await anyio.to_thread.run_sync(outbox.redeliver, store, notification_id))
+
+
+@_route("GET", "/jobs", "List the scheduler's jobs", list[JobOut])
+async def list_jobs(store: StoreDep, scope: LoopAdminDep) -> list[JobOut]:
+    """Every scheduled job: when it ran, how that went, when it runs next, who runs it now."""
+    states = await anyio.to_thread.run_sync(scheduler.job_states, store)
+    return [JobOut(**s.__dict__, running=s.running) for s in states]
