@@ -26,6 +26,12 @@ churn risk and lifetime value as numbers with their intervals but not the reason
 records outside the scope (:meth:`Scope.sees_every_customer`, :meth:`Scope.sees_record`,
 :meth:`Scope.shown_identity`, :meth:`Scope.shown_outlook`).
 
+**Cases** (the closed loop, :mod:`corridor.loop`): a department head sees and works the cases of
+their department's touch points, a partner manager those of their partner, an agent sees the open
+cases of a customer (read only), admins and analysts every case; a case outside the scope is "not
+found", exactly as an unknown id (:meth:`Scope.sees_case`, :meth:`Scope.may_work_case`,
+:meth:`Scope.case_filter`).
+
 **Operations.** A department's operational events and their ripple effects are seen by those
 who see the department's operations: admins, analysts and that department's head; never by a
 partner manager (:meth:`Scope.sees_operations`). Totals in a reply (``n``) count only the rows
@@ -76,6 +82,9 @@ class Principal:
         what = self.department or self.partner
         return f"{self.role.value.replace('_', ' ')}" + (f" · {what}" if what else "")
 
+
+#: the states of a case still being worked (an agent sees these on a customer's timeline)
+OPEN_CASE_STATES: tuple[str, ...] = ("new", "open", "pending")
 
 #: the principal of a server run with ``auth = "off"`` (single-user, local): it sees everything
 LOCAL_ADMIN = Principal("local", Role.ADMIN)
@@ -148,6 +157,47 @@ class Scope:
     def sees_operations(self, department: str | None) -> bool:
         """A department's operational events and their ripple effects."""
         return self.partners is None and self.sees_department(department)
+
+    # -- cases (corridor.loop) -----------------------------------------------------------------
+    def sees_case(
+        self,
+        department: str | None,
+        partner: str | None,
+        *,
+        person_id: str | None = None,
+        state: str | None = None,
+    ) -> bool:
+        """A case of the closed loop, owned by ``department`` and/or ``partner``: admins and
+        analysts see every case; a department head those of their department's touch points; a
+        partner manager those of their partner (as with records, :meth:`sees_record`); an agent
+        the open cases about a customer (on the customer's timeline)."""
+        if self.role is Role.AGENT:
+            return person_id is not None and state in OPEN_CASE_STATES
+        if department is None and partner is None and not self.sees_all:
+            return False
+        return self.sees_record(department, partner)
+
+    def may_work_case(self, department: str | None, partner: str | None) -> bool:
+        """Whether the user may change a case they see (assign, note, change state): every role
+        but agent, within what they see."""
+        return self.role is not Role.AGENT and self.sees_case(department, partner)
+
+    def case_filter(self) -> tuple[str, list[str]]:
+        """The SQL condition over the columns of ``cases`` (``department``, ``partner_id``,
+        ``person_id``, ``state``) keeping the cases this user sees, and its parameters: the
+        same rule as :meth:`sees_case`, for lists and counts."""
+        if self.role is Role.AGENT:
+            marks = ", ".join("?" * len(OPEN_CASE_STATES))
+            return f"(person_id IS NOT NULL AND state IN ({marks}))", list(OPEN_CASE_STATES)
+        parts: list[str] = []
+        params: list[str] = []
+        if self.departments is not None:
+            parts.append(f"department IN ({', '.join('?' * len(self.departments))})")
+            params.extend(sorted(self.departments))
+        if self.partners is not None:
+            parts.append(f"partner_id IN ({', '.join('?' * len(self.partners))})")
+            params.extend(sorted(self.partners))
+        return ("(" + " AND ".join(parts) + ")" if parts else "TRUE"), params
 
     def shown_identity(self, id_type: str, value: str) -> str:
         """An identity value as this scope may see it."""

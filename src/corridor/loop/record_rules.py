@@ -1,0 +1,355 @@
+"""Record rules, evaluated on every committed batch (and over past data for a dry run).
+
+The ingest path (:class:`~corridor.ingest.pipeline.Ingestor`, the one write path of the HTTP
+API and of file imports alike) calls :func:`evaluate_batch` inside the batch's transaction, once
+its records are written: the alerts it raises, their cases and their notifications commit with
+the batch or not at all. Feedback texts analysed later (the background worker, ``corridor text
+analyze``) are checked by :func:`evaluate_texts` in the transaction that stores their analysis.
+
+Each rule reads the batch's records with what routing and scope need: the touch point (the
+record's own, else its interaction's), its department, the partner (the record's own, else its
+interaction's), the person's segment and region, and for feedback the text analysis. Records
+older than the rule's ``max_age`` when they arrive (an import of history) do not fire; a dry
+run (:func:`dry_run`) ignores that and shows what the rule would have fired on past data.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from corridor.loop import alerts
+from corridor.loop.alerts import Hit
+from corridor.loop.rules import Rule, active_rules
+from corridor.store import Store
+from corridor.store.base import Tx
+
+Row = Mapping[str, Any]
+
+#: the rule kinds that watch each record kind
+WATCHES: dict[str, tuple[str, ...]] = {
+    "feedback": ("detractor", "score_below", "broken_promise", "text"),
+    "interactions": ("broken_promise",),
+}
+FEEDBACK_SQL = """SELECT b.feedback_id AS record_id, b.person_id, b.occurred_at,
+    COALESCE(b.touchpoint, i.touchpoint) AS touchpoint,
+    COALESCE(b.partner_id, i.partner_id) AS partner_id, t.department, p.segment, p.region,
+    b.expectation, b.experience, b.nps, b.csat, b.ces, b.emotion, ta.intent, ta.theme_id
+FROM {src} b
+LEFT JOIN interactions i ON i.interaction_id = b.interaction_id
+LEFT JOIN touchpoints t ON t.key = COALESCE(b.touchpoint, i.touchpoint)
+LEFT JOIN people p ON p.person_id = b.person_id
+LEFT JOIN text_analysis ta ON ta.feedback_id = b.feedback_id"""
+INTERACTIONS_SQL = """SELECT b.interaction_id AS record_id, b.person_id, b.occurred_at,
+    b.touchpoint, b.partner_id, t.department, p.segment, p.region, b.duration_minutes, b.value,
+    CAST(b.attributes AS VARCHAR) AS attributes
+FROM {src} b
+LEFT JOIN touchpoints t ON t.key = b.touchpoint
+LEFT JOIN people p ON p.person_id = b.person_id"""
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
+    "==": operator.eq,
+}
+_FEEDBACK_FIELDS = ("expectation", "experience", "nps", "csat", "ces", "emotion")
+
+
+#: the columns each query above reads, in order
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "feedback": ("record_id", "person_id", "occurred_at", "touchpoint", "partner_id",
+                 "department", "segment", "region", "expectation", "experience", "nps", "csat",
+                 "ces", "emotion", "intent", "theme_id"),
+    "interactions": ("record_id", "person_id", "occurred_at", "touchpoint", "partner_id",
+                     "department", "segment", "region", "duration_minutes", "value",
+                     "attributes"),
+}  # fmt: skip
+
+
+def read_rows(
+    tx: Tx, record_kind: str, sql: str, params: Sequence[Any] = ()
+) -> list[dict[str, Any]]:
+    """The rows of one of the queries above (``sql``: it, with a WHERE clause) as dicts."""
+    names = COLUMNS[record_kind]
+    return [dict(zip(names, r, strict=True)) for r in tx.fetchall(sql, params)]
+
+
+def _value(row: Row, name: str) -> float | None:
+    if name == "gap":
+        e, x = row.get("experience"), row.get("expectation")
+        return None if e is None or x is None else float(e) - float(x)
+    v = row.get(name)
+    return None if v is None else float(v)
+
+
+def _in_scope(rule: Rule, row: Row) -> bool:
+    for key, allowed in rule.scope.items():
+        column = "partner_id" if key == "partner" else key
+        if row.get(column) not in allowed:
+            return False
+    return True
+
+
+def _subject(rule: Rule, row: Row, kind: str, extra: str = "") -> str:
+    per = rule.get("per")
+    tp = row.get("touchpoint")
+    if per == "touchpoint" and tp is not None:
+        base = f"touchpoint={tp}"
+    elif per == "customer" and row.get("person_id") is not None:
+        base = f"person={row['person_id']}|touchpoint={tp}"
+    else:
+        base = f"{kind}={row['record_id']}"
+    return base + extra
+
+
+def _hit(
+    rule: Rule, row: Row, kind: str, summary: str, evidence: dict[str, Any], extra: str = ""
+) -> Hit:
+    return Hit(
+        rule=rule,
+        subject=_subject(rule, row, kind, extra),
+        occurred_at=row["occurred_at"],
+        summary=summary,
+        record_kind=kind,
+        record_id=row["record_id"],
+        person_id=row.get("person_id"),
+        touchpoint=row.get("touchpoint"),
+        department=row.get("department"),
+        partner_id=row.get("partner_id"),
+        region=row.get("region"),
+        segment=row.get("segment"),
+        evidence={"record": {k: v for k, v in row.items() if v is not None}, **evidence},
+    )
+
+
+def _at(row: Row) -> str:
+    tp = row.get("touchpoint") or "no touch point"
+    who = f" (customer {row['person_id']})" if row.get("person_id") else ""
+    return f"at {tp}{who}"
+
+
+class _Context:
+    """What rules need beyond the rows, read once per evaluation: promises and themes."""
+
+    def __init__(self, tx: Tx, rules: Sequence[Rule]) -> None:
+        self.promises: dict[str, list[tuple[str, str, str, float, str]]] = {}
+        if any(r.kind == "broken_promise" for r in rules):
+            for key, tp, metric, op, threshold, target in tx.fetchall(
+                "SELECT key, touchpoint, metric, operator, threshold, target FROM promises "
+                "ORDER BY key"
+            ):
+                self.promises.setdefault(tp, []).append((key, metric, op, float(threshold), target))
+        self.themes: dict[str, set[str]] = {}
+        self.theme_labels: dict[str, str] = {}
+        wanted = {t for r in rules if r.kind == "text" for t in r.get("themes") or ()}
+        if wanted:
+            for theme_id, label, merged in tx.fetchall(
+                "SELECT theme_id, label, merged_into FROM text_themes"
+            ):
+                self.theme_labels[theme_id] = label
+                for name in (theme_id, label, merged):
+                    if name in wanted:
+                        self.themes.setdefault(name, set()).add(theme_id)
+
+    def theme_ids(self, names: Sequence[str]) -> set[str]:
+        return {t for n in names for t in self.themes.get(n, {n})}
+
+
+def _feedback_hits(rule: Rule, row: Row, ctx: _Context) -> Iterator[Hit]:
+    kind = rule.kind
+    if kind == "detractor":
+        nps = row.get("nps")
+        if nps is not None and nps <= float(rule.get("max_nps")):
+            yield _hit(rule, row, "feedback", f"Detractor: NPS {nps} {_at(row)}", {})
+    elif kind == "score_below":
+        name, below = rule.get("field"), float(rule.get("below"))
+        v = _value(row, name)
+        if v is not None and v < below:
+            yield _hit(
+                rule,
+                row,
+                "feedback",
+                f"{name} {v:g} below {below:g} {_at(row)}",
+                {"field": name, "value": v, "below": below},
+            )
+    elif kind == "text":
+        intents, themes = rule.get("intents") or (), rule.get("themes") or ()
+        intent, theme = row.get("intent"), row.get("theme_id")
+        if (intent is not None and intent in intents) or (
+            theme is not None and themes and theme in ctx.theme_ids(themes)
+        ):
+            label = ctx.theme_labels.get(theme or "", theme)
+            what = " and ".join(
+                x
+                for x in (
+                    intent if intent in intents else None,
+                    f"theme {label}" if theme and themes else None,
+                )
+                if x
+            )
+            yield _hit(
+                rule,
+                row,
+                "feedback",
+                f"Feedback text: {what} {_at(row)}",
+                {"intent": intent, "theme_id": theme, "theme": label},
+            )
+    elif kind == "broken_promise":
+        for key, metric, op, threshold, target in ctx.promises.get(str(row.get("touchpoint")), ()):
+            if metric in _FEEDBACK_FIELDS:
+                yield from _broken(
+                    rule, row, "feedback", key, metric, op, threshold, target, _value(row, metric)
+                )
+
+
+def _interaction_hits(rule: Rule, row: Row, ctx: _Context) -> Iterator[Hit]:
+    if rule.kind != "broken_promise":
+        return
+    attrs: dict[str, Any] | None = None
+    for key, metric, op, threshold, target in ctx.promises.get(str(row.get("touchpoint")), ()):
+        if metric in _FEEDBACK_FIELDS:
+            continue
+        if metric in ("duration_minutes", "value"):
+            v = _value(row, metric)
+        else:
+            if attrs is None:
+                raw = row.get("attributes")
+                try:
+                    attrs = json.loads(raw) if raw else {}
+                except ValueError:
+                    attrs = {}
+            v = _number(attrs.get(metric) if isinstance(attrs, dict) else None)
+        yield from _broken(rule, row, "interactions", key, metric, op, threshold, target, v)
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _broken(
+    rule: Rule,
+    row: Row,
+    kind: str,
+    key: str,
+    metric: str,
+    op: str,
+    threshold: float,
+    target: str,
+    v: float | None,
+) -> Iterator[Hit]:
+    wanted = rule.get("promises")
+    if v is None or (wanted and key not in wanted) or _OPS[op](v, threshold):
+        return
+    yield _hit(
+        rule,
+        row,
+        kind,
+        f"Promise {key} broken {_at(row)}: {metric} {v:g}, promised {target}",
+        {"promise": key, "metric": metric, "value": v, "target": target},
+        extra=f"|promise={key}",
+    )
+
+
+def find_hits(
+    tx: Tx, rules: Sequence[Rule], record_kind: str, rows: Sequence[Row], *, now: datetime | None
+) -> list[Hit]:
+    """What ``rules`` fire on ``rows`` of ``record_kind``; with ``now``, records older than a
+    rule's ``max_age`` are skipped (live evaluation)."""
+    ctx = _Context(tx, rules)
+    check = _feedback_hits if record_kind == "feedback" else _interaction_hits
+    hits: list[Hit] = []
+    for rule in rules:
+        cutoff = now - timedelta(seconds=int(rule.get("max_age"))) if now is not None else None
+        for row in rows:
+            if cutoff is not None and row["occurred_at"] < cutoff:
+                continue
+            if _in_scope(rule, row):
+                hits.extend(check(rule, row, ctx))
+    return hits
+
+
+def _watching(tx: Tx, record_kind: str) -> list[Rule]:
+    kinds = WATCHES.get(record_kind, ())
+    if not kinds:
+        return []
+    return [r for r in active_rules(tx, "record") if r.kind in kinds]
+
+
+def evaluate_batch(tx: Tx, record_kind: str, now: datetime) -> int:
+    """Fire the record rules on the batch staged as ``_batch`` (its records written already),
+    inside the batch's transaction; returns the number of alerts raised."""
+    rules = _watching(tx, record_kind)
+    if not rules:
+        return 0
+    oldest = now - timedelta(seconds=max(int(r.get("max_age")) for r in rules))
+    sql = (FEEDBACK_SQL if record_kind == "feedback" else INTERACTIONS_SQL).format(src="_batch")
+    rows = read_rows(tx, record_kind, f"{sql} WHERE b.occurred_at >= ?", (oldest,))
+    if not rows:
+        return 0
+    hits = find_hits(tx, rules, record_kind, rows, now=now)
+    return len(alerts.fire(tx, hits, now)) if hits else 0
+
+
+def evaluate_texts(tx: Tx, feedback_ids: Sequence[str], now: datetime) -> int:
+    """Fire the text rules on feedback whose text analysis was just stored (in that
+    transaction)."""
+    rules = [r for r in active_rules(tx, "record") if r.kind == "text"]
+    if not rules or not feedback_ids:
+        return 0
+    tx.stage("_loop_ids", pa.table({"feedback_id": pa.array(list(feedback_ids), pa.string())}))
+    sql = FEEDBACK_SQL.format(src="feedback")
+    rows = read_rows(
+        tx, "feedback", f"{sql} WHERE b.feedback_id IN (SELECT feedback_id FROM _loop_ids)"
+    )
+    hits = find_hits(tx, rules, "feedback", rows, now=now)
+    return len(alerts.fire(tx, hits, now)) if hits else 0
+
+
+def dry_run(
+    store: Store, rule: Rule, *, since: datetime | None = None, until: datetime | None = None
+) -> list[Hit]:
+    """What ``rule`` would have fired on the stored records (``since`` ≤ time < ``until``),
+    de-duplicated by its cooldown; nothing is written."""
+    kinds = [k for k, watched in WATCHES.items() if rule.kind in watched]
+    hits: list[Hit] = []
+    with store.transaction() as tx:
+        for kind in kinds:
+            sql = (FEEDBACK_SQL if kind == "feedback" else INTERACTIONS_SQL).format(src=kind)
+            conds, params = ["TRUE"], []
+            if since is not None:
+                conds.append("b.occurred_at >= ?")
+                params.append(since)
+            if until is not None:
+                conds.append("b.occurred_at < ?")
+                params.append(until)
+            rows = read_rows(tx, kind, f"{sql} WHERE {' AND '.join(conds)}", params)
+            hits.extend(find_hits(tx, [rule], kind, rows, now=None))
+    return alerts.dedup(hits)
+
+
+__all__ = [
+    "COLUMNS",
+    "FEEDBACK_SQL",
+    "INTERACTIONS_SQL",
+    "WATCHES",
+    "dry_run",
+    "evaluate_batch",
+    "evaluate_texts",
+    "find_hits",
+    "read_rows",
+]
