@@ -44,6 +44,8 @@ class Received:
     body: bytes
     verified: bool
     payload: dict[str, Any] | None
+    #: time.monotonic() when it arrived
+    at: float = 0.0
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     processed: dict[str, int] = field(default_factory=dict)  # webhook-id -> times processed
     duplicates: int = 0  # deliveries of an id already processed (dropped)
+    delay: float = 0.0  # seconds each request takes to answer
     lock: threading.Lock = field(default_factory=threading.Lock)
     arrived: threading.Condition = field(default_factory=threading.Condition)
 
@@ -82,6 +85,7 @@ class Receiver:
         return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
     def handle(self, h: BaseHTTPRequestHandler, body: bytes) -> None:
+        at = time.monotonic()
         headers = {k.lower(): v for k, v in h.headers.items()}
         payload, verified = None, False
         if self.secret is not None:
@@ -90,11 +94,20 @@ class Receiver:
                 verified = True
             except Exception:
                 verified = False
+        wid = headers.get("webhook-id", "")
+        got = Received(
+            wid,
+            headers.get("webhook-timestamp", ""),
+            headers.get("webhook-signature", ""),
+            body,
+            verified,
+            payload,
+            at,
+        )
         with self.lock:
-            status, extra, delay = self.script.pop(0) if self.script else (200, {}, 0.0)
+            status, extra, delay = self.script.pop(0) if self.script else (200, {}, self.delay)
         if delay:
             time.sleep(delay)
-        wid = headers.get("webhook-id", "")
         if 200 <= status < 300 and verified:
             with self.lock:  # processed once per webhook-id; a repeat is acknowledged, dropped
                 if wid in self.processed:
@@ -110,16 +123,7 @@ class Receiver:
         except OSError:  # the sender gave up waiting
             pass
         with self.arrived:
-            self.requests.append(
-                Received(
-                    wid,
-                    headers.get("webhook-timestamp", ""),
-                    headers.get("webhook-signature", ""),
-                    body,
-                    verified,
-                    payload,
-                )
-            )
+            self.requests.append(got)
             self.arrived.notify_all()
 
     def wait_for(self, n: int, timeout: float = 10.0) -> list[Received]:
@@ -446,10 +450,12 @@ def test_two_claimers_never_take_the_same_row(store: Store, store_url: str) -> N
             other.close()
     both = taken["a"] + taken["b"]
     assert len(both) == 60 and len(set(both)) == 60, "no row claimed twice, none missed"
-    # claimed rows are not due again until their lease runs out
+    # claimed rows are not due again until their lease runs out, except for the only sender
+    # (the scheduler's dispatch job), to which a claim of another owner is a dead run's
     assert outbox.claim(store, "c") == []
+    assert len(outbox.claim(store, "c", limit=5, exclusive=True)) == 5
     later = datetime.now(UTC) + timedelta(seconds=61)
-    assert len(outbox.claim(store, "c", limit=100, now=later)) == 60
+    assert len(outbox.claim(store, "d", limit=100, now=later)) == 60
 
 
 # -- e-mail -----------------------------------------------------------------------------------

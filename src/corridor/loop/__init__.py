@@ -33,6 +33,9 @@ def dispatch_job(ctx: JobContext) -> str | None:
             # a claim outlives the slowest attempt, so it is never sent twice at once
             lease_s=max(s.webhook_timeout_s, s.smtp_timeout_s) + 30.0,
             stop=ctx.stopping,
+            # the scheduler runs this job in one process at a time: a claim another process
+            # left is a dead run's, taken over at once (no wait for its lease to run out)
+            exclusive=True,
         )
     return report.summary() if report.sent else None
 

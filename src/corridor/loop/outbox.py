@@ -277,6 +277,7 @@ def claim(
     limit: int = 8,
     lease_s: float = 60.0,
     now: datetime | None = None,
+    exclusive: bool = False,
 ) -> list[Notification]:
     """Claim up to ``limit`` due rows of ``kinds`` for ``owner`` for ``lease_s`` seconds, and
     count the attempt. The one way rows are taken for sending.
@@ -285,13 +286,16 @@ def claim(
     the rows are picked ``FOR UPDATE SKIP LOCKED``, so processes claiming at once take different
     rows; on DuckDB one process holds the file, and the store's write lock (one write
     transaction at a time) keeps two claims in it apart. A claim whose owner died runs out after
-    ``lease_s`` and the row is due again."""
+    ``lease_s`` and the row is due again; ``exclusive``: the caller is the only sender now (the
+    scheduler's dispatch job, which runs in one process at a time), so a claim of another owner
+    is a dead run's and is taken over at once."""
     now = now or datetime.now(UTC)
     until = now + timedelta(seconds=lease_s)
     kind_marks = ", ".join("?" for _ in kinds)
+    others = " OR lease_owner <> ?" if exclusive else ""
     due = (
         f"state = '{PENDING}' AND target_kind IN ({kind_marks}) AND next_attempt_at <= ? "
-        "AND (lease_until IS NULL OR lease_until < ?)"
+        f"AND (lease_until IS NULL OR lease_until < ?{others})"
     )
     with store.transaction() as tx:
         lock = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgres" else ""
@@ -299,7 +303,7 @@ def claim(
             int(r[0])
             for r in tx.fetchall(
                 f"SELECT id FROM outbox WHERE {due} ORDER BY next_attempt_at, id LIMIT ?{lock}",
-                [*kinds, now, now, limit],
+                [*kinds, now, now, *([owner] if exclusive else []), limit],
             )
         ]
         if not ids:
@@ -401,14 +405,17 @@ def dispatch(
     lease_s: float = 60.0,
     workers: int = 8,
     stop: threading.Event | None = None,
+    exclusive: bool = False,
 ) -> DispatchReport:
     """Send every due row: claim a few (``workers``) at a time, send them in parallel, record
-    each outcome, until none is due (or ``stop`` is set)."""
+    each outcome, until none is due (or ``stop`` is set). ``exclusive``: see :func:`claim`."""
     report = DispatchReport()
     kinds = tuple(senders)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="corridor-send") as pool:
         while stop is None or not stop.is_set():
-            rows = claim(store, owner, kinds=kinds, limit=workers, lease_s=lease_s)
+            rows = claim(
+                store, owner, kinds=kinds, limit=workers, lease_s=lease_s, exclusive=exclusive
+            )
             if not rows:
                 break
             outcomes = list(pool.map(lambda r: _send(senders.get(r.target_kind), r), rows))

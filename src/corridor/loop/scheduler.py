@@ -34,7 +34,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from corridor.settings import Settings
 from corridor.store.base import Store
@@ -111,7 +111,7 @@ class JobState:
     lease_owner: str | None
     lease_until: datetime | None
     #: ok, failed, or None before the first run
-    last_status: str | None
+    last_status: Literal["ok", "failed"] | None
     last_message: str | None
     runs: int
 
@@ -329,7 +329,8 @@ class Scheduler:
         started = self._acquire(spec, force=force)
         if started is None:
             return False
-        status, message = "ok", None
+        status: Literal["ok", "failed"] = "ok"
+        message: str | None = None
         try:
             ctx = JobContext(self.store, self.settings, self.owner, self._stop)
             result = spec.fn(ctx)

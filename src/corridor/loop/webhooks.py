@@ -15,9 +15,11 @@ Redirects are not followed and proxies from the environment are not used.
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import secrets
 import socket
+import ssl
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -164,11 +166,17 @@ class _CheckedBackend(httpcore.SyncBackend):
         raise last
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context for every sender (loading the CA bundle takes tens of milliseconds)."""
+    return httpx.create_ssl_context()
+
+
 def _client(allow_private: bool, timeout: float) -> httpx.Client:
     transport = httpx.HTTPTransport(trust_env=False)
     # the pool's network backend is the one place every connection is made: check it there
     transport._pool = httpcore.ConnectionPool(
-        ssl_context=httpx.create_ssl_context(),
+        ssl_context=_ssl_context(),
         max_connections=16,
         network_backend=_CheckedBackend(allow_private),
     )
