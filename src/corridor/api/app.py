@@ -22,6 +22,7 @@ from corridor.analytics.customers.models import FittedModels
 from corridor.api import analyses, errors
 from corridor.api.middleware import CatchAll, NulGuard, RequestForgeryGuard
 from corridor.api.routes import admin as admin_routes
+from corridor.api.routes import cases as case_routes
 from corridor.api.routes import health, ingest, outlook, people
 from corridor.api.routes import loop as loop_routes
 from corridor.api.routes import map as map_routes
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     for admin_router in (admin_routes.router, admin_views.router, loop_routes.router):
         app.include_router(admin_router)
     app.include_router(text_routes.router)
+    app.include_router(case_routes.router)
     app.include_router(ingest.fallback)
     _document_records(app)
     return app

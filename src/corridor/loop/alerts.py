@@ -2,8 +2,9 @@
 
 :func:`fire` is the one way an alert is raised, for record and aggregate rules alike, inside
 the caller's transaction: hits whose subject the rule alerted within its cooldown (before or
-after, by the time of what fired it) are dropped, the rest are stored in ``alerts`` and open a
-case or join the open case of the same cause (:func:`corridor.loop.cases.take_alerts`).
+after, by the time of what fired it) are dropped, the rest are stored in ``alerts``, open a case
+or join the open case of the same cause (:func:`corridor.loop.cases.take_alerts`), and are sent
+to webhooks as ``alert.fired``.
 :func:`dedup` is the same de-duplication in memory, for dry runs.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from corridor.loop import cases
+from corridor.loop import cases, outbox
 from corridor.loop.casestore import ALERT_COLUMNS
 from corridor.loop.rules import Rule
 from corridor.store.base import Tx
@@ -86,7 +87,7 @@ def dedup(
         seen[key].extend(times)
     for hit in sorted(hits, key=lambda h: (h.rule.rule_id, h.subject, h.occurred_at)):
         key = (hit.rule.rule_id, hit.subject)
-        if _suppressed(hit.occurred_at, seen[key], timedelta(seconds=hit.rule.cooldown_s)):
+        if _suppressed(hit.occurred_at, seen[key], hit.rule.cooldown):
             continue
         seen[key].append(hit.occurred_at)
         kept.append(hit)
@@ -101,12 +102,8 @@ def _prior(tx: Tx, hits: Sequence[Hit]) -> dict[tuple[str, str], list[datetime]]
         {
             "rule_id": [h.rule.rule_id for h in hits],
             "subject": [h.subject for h in hits],
-            "lo": pa.array(
-                [h.occurred_at - timedelta(seconds=h.rule.cooldown_s) for h in hits], _TS
-            ),
-            "hi": pa.array(
-                [h.occurred_at + timedelta(seconds=h.rule.cooldown_s) for h in hits], _TS
-            ),
+            "lo": pa.array([h.occurred_at - h.rule.cooldown for h in hits], _TS),
+            "hi": pa.array([h.occurred_at + h.rule.cooldown for h in hits], _TS),
         }
     )
     tx.stage("_loop_hits", table)
@@ -167,6 +164,19 @@ def fire(tx: Tx, hits: Sequence[Hit], now: datetime) -> list[Hit]:
         cols = ", ".join(ALERT_COLUMNS)
         select = cols.replace("evidence", _json_cast(tx, "evidence"))
         tx.execute(f"INSERT INTO alerts ({cols}) SELECT {select} FROM _loop_alerts")
+    for h, row in zip(fresh, rows, strict=True):
+        alert_id, case_id = row[0], row[-1]
+        # to webhooks only (people hear of the case, not of each alert)
+        outbox.enqueue(
+            tx,
+            "alert.fired",
+            {
+                "title": h.summary,
+                "alert": {"alert_id": alert_id, **h.as_dict()},
+                "case_id": case_id,
+            },
+            key=f"alert-{alert_id}",
+        )
     return fresh
 
 

@@ -27,7 +27,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from corridor.errors import CorridorError
@@ -60,6 +60,8 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 DEFAULT_COOLDOWN_S = 7 * 86400
+#: a kind's own default cooldown: a drift's estimated date may move by a period between runs
+KIND_COOLDOWN_S: dict[str, int] = {"drift": 90 * 86400}
 #: records older than this when they arrive are history: record rules do not fire on them
 DEFAULT_MAX_AGE_S = 7 * 86400
 
@@ -102,7 +104,8 @@ class Rule:
     definition: Mapping[str, Any] = field(default_factory=dict)
     scope: Mapping[str, Sequence[str]] = field(default_factory=dict)
     name: str = ""
-    cooldown_s: int = DEFAULT_COOLDOWN_S
+    #: None: the kind's default (:data:`DEFAULT_COOLDOWN_S`, :data:`KIND_COOLDOWN_S`)
+    cooldown_s: int | None = None
     priority: str = "normal"
     team: str | None = None
     sla_policy: str | None = None
@@ -112,6 +115,14 @@ class Rule:
     created_by: str | None = None
     disabled_at: datetime | None = None
     evaluated_at: datetime | None = None
+
+    @property
+    def cooldown(self) -> timedelta:
+        """The cooldown (the kind's default when none was given)."""
+        seconds = self.cooldown_s
+        if seconds is None:
+            seconds = KIND_COOLDOWN_S.get(self.kind, DEFAULT_COOLDOWN_S)
+        return timedelta(seconds=seconds)
 
     @property
     def family(self) -> str:
@@ -134,8 +145,9 @@ class Rule:
             "text": lambda: (
                 "a feedback text with "
                 + " or ".join(
-                    [f"intent {', '.join(d('intents'))}"] * bool(d("intents"))
-                    + [f"theme {', '.join(d('themes'))}"] * bool(d("themes"))
+                    f"{what} {', '.join(d(key))}"
+                    for what, key in (("intent", "intents"), ("theme", "themes"))
+                    if d(key)
                 )
             ),
             "threshold": lambda: (
@@ -190,7 +202,10 @@ def check(rule: Rule) -> Rule:
         raise RuleError(f"unknown rule kind {rule.kind!r}; allowed: {', '.join(KINDS)}")
     if rule.priority not in PRIORITIES:
         raise RuleError(f"unknown priority {rule.priority!r}; allowed: {', '.join(PRIORITIES)}")
-    if rule.cooldown_s < 0:
+    cooldown = rule.cooldown_s
+    if cooldown is None:
+        cooldown = KIND_COOLDOWN_S.get(rule.kind, DEFAULT_COOLDOWN_S)
+    if cooldown < 0:
         raise RuleError("the cooldown cannot be negative")
     allowed = DEFINITION_KEYS[rule.kind]
     unknown = sorted(set(rule.definition) - set(allowed))
@@ -210,7 +225,9 @@ def check(rule: Rule) -> Rule:
     _check_definition(rule.kind, definition)
     if rule.kind == "ripple" and set(scope) - {"department", "touchpoint"}:
         raise RuleError("a ripple rule can be scoped by department and touchpoint only")
-    return replace(rule, definition=definition, scope=scope, name=rule.name or "")
+    return replace(
+        rule, definition=definition, scope=scope, name=rule.name or "", cooldown_s=int(cooldown)
+    )
 
 
 def _check_definition(kind: str, d: dict[str, Any]) -> None:

@@ -308,7 +308,7 @@ def get_policy(tx: Tx, name: str | None) -> Policy:
     if not rows:
         if name != DEFAULT_POLICY_NAME:
             raise SlaError(
-                f"no SLA policy {name!r}; `corridor cases sla set FILE` stores one "
+                f"no SLA policy {name!r}; `corridor cases sla NAME FILE` stores one "
                 "(the built-in one is 'default')"
             )
         return DEFAULT_POLICY

@@ -1,0 +1,377 @@
+"""Request and reply bodies of the rules and cases API (:mod:`corridor.api.routes.cases`)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from corridor.loop.rules import PER, SCORE_FIELDS, Rule
+
+
+def _printable(value: str) -> str:
+    if any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 for c in value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+#: a short name: printable, at most 200 characters
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
+Names = Annotated[list[Name], Field(max_length=200)]
+Priority = Literal["low", "normal", "high", "urgent"]
+State = Literal["new", "open", "pending", "resolved", "closed"]
+Kind = Literal[
+    "detractor", "score_below", "broken_promise", "text", "threshold", "change", "drift", "ripple"
+]
+Period = Literal["day", "week", "month", "quarter"]
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WORKWEEK: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri")
+DURATION = r"^\s*\d{1,9}(\.\d{1,6})?\s*[smhdw]?\s*$"
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+assert set(SCORE_FIELDS) == {"expectation", "experience", "gap", "nps", "csat", "ces", "emotion"}
+assert set(PER) == {"customer", "touchpoint", "record"}
+
+
+class RuleDefinition(BaseModel):
+    """What the rule watches; each kind takes some of these (the others are refused)."""
+
+    model_config = _STRICT
+
+    max_nps: float | None = Field(
+        default=None, ge=0, le=10, description="detractor: NPS at most this"
+    )
+    field: Literal["expectation", "experience", "gap", "nps", "csat", "ces", "emotion"] | None = (
+        Field(
+            default=None,
+            description="score_below: the feedback field (gap: experience − expectation)",
+        )
+    )
+    below: float | None = Field(
+        default=None, description="score_below, threshold: fires under this"
+    )
+    above: float | None = Field(default=None, description="threshold: fires over this")
+    per: Literal["customer", "touchpoint", "record"] | None = Field(
+        default=None,
+        description="record rules: alert once per cooldown per customer at a touch point "
+        "(default), per touch point, or every record",
+    )
+    max_age: str | None = Field(
+        default=None,
+        pattern=DURATION,
+        description="record rules: records older than this when they "
+        "arrive do not fire (default 7d)",
+    )
+    promises: Names | None = Field(
+        default=None, description="broken_promise: only these promise keys"
+    )
+    intents: list[Literal["complaint", "praise", "suggestion", "question"]] | None = Field(
+        default=None, description="text: texts of these intents"
+    )
+    themes: Names | None = Field(
+        default=None, description="text: texts of these themes (ids or labels)"
+    )
+    analysis: Name | None = Field(
+        default=None, description="threshold, change: a registered analysis"
+    )
+    column: Name | None = Field(default=None, description="threshold, change: its result column")
+    direction: Literal["down", "up", "any"] | None = Field(
+        default=None, description="change, drift, ripple: which way counts"
+    )
+    alpha: float | None = Field(
+        default=None,
+        gt=0,
+        le=0.5,
+        description="change, drift, ripple: significance level (p, adjusted p or q below it)",
+    )
+    min_n: int | None = Field(
+        default=None,
+        ge=0,
+        le=10**9,
+        description="threshold, change: records needed in the group and period",
+    )
+    period: Period | None = Field(default=None, description="threshold, change, drift: the period")
+    lookback: int | None = Field(
+        default=None,
+        ge=1,
+        le=104,
+        description="threshold, change: complete periods read at each scheduled run (default 1)",
+    )
+    by: Names | None = Field(
+        default=None, description="threshold, change, drift: grouping dimensions"
+    )
+    params: dict[Name, float | bool | Name | Names] | None = Field(
+        default=None, description="threshold, change: further parameters of the analysis"
+    )
+
+
+class RuleScope(BaseModel):
+    """Values the rule is limited to (empty: no limit)."""
+
+    model_config = _STRICT
+
+    touchpoint: Names | None = None
+    department: Names | None = None
+    partner: Names | None = None
+    segment: Names | None = None
+    region: Names | None = None
+
+
+class RuleIn(BaseModel):
+    model_config = _STRICT
+
+    rule_id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="the rule's id: 1-64 letters, digits, '.', '_' or '-'",
+        examples=["detractors"],
+    )
+    kind: Kind = Field(description="what the rule watches (see docs/closed-loop.md)")
+    name: Name | None = Field(default=None, description="a title (default: the rule in words)")
+    definition: RuleDefinition = Field(default_factory=lambda: RuleDefinition())
+    scope: RuleScope = Field(default_factory=lambda: RuleScope())
+    cooldown: str | None = Field(
+        default=None,
+        pattern=DURATION,
+        description="the same subject is not alerted twice within it: "
+        "seconds, or a number with s, m, h, d or w (default 7d; drift 90d)",
+        examples=["7d"],
+    )
+    priority: Priority = Field(default="normal", description="the priority of its cases")
+    team: Name | None = Field(default=None, description="a named team that owns its cases")
+    sla_policy: Name | None = Field(default=None, description="the SLA policy of its cases")
+    reopen_unverified: bool = Field(
+        False, description="reopen a resolved case when verification finds the gap still open"
+    )
+
+
+class RuleOut(BaseModel):
+    rule_id: str
+    name: str
+    family: Literal["record", "aggregate"]
+    kind: Kind
+    definition: dict[str, Any]
+    scope: dict[str, list[str]]
+    cooldown_s: int
+    priority: Priority
+    team: str | None
+    sla_policy: str | None
+    reopen_unverified: bool
+    enabled: bool
+    created_at: datetime | None
+    created_by: str | None
+    disabled_at: datetime | None
+    evaluated_at: datetime | None = Field(description="aggregate rules: the last scheduled run")
+    description: str = Field(description="the rule in words")
+
+    @classmethod
+    def of(cls, rule: Rule) -> RuleOut:
+        return cls(**rule.as_dict())
+
+
+class HitOut(BaseModel):
+    """An alert (fired, or one a dry run would fire)."""
+
+    rule_id: str
+    subject: str = Field(description="what de-duplication keys on")
+    occurred_at: datetime = Field(description="when what fired it happened")
+    summary: str
+    record_kind: str | None
+    record_id: str | None
+    person_id: str | None
+    touchpoint: str | None
+    department: str | None
+    partner_id: str | None
+    region: str | None
+    segment: str | None
+    event_id: str | None = Field(default=None, description="an operational event it is about")
+    evidence: dict[str, Any] = Field(description="the record or analysis row that fired it")
+
+
+class RuleTestOut(BaseModel):
+    rule: RuleOut
+    since: datetime | None
+    until: datetime | None
+    n: int = Field(description="alerts it would have fired (after de-duplication)")
+    alerts: list[HitOut] = Field(description="the first ones, by time")
+    truncated: bool
+
+
+class Owner(BaseModel):
+    kind: Literal["team", "partner", "department", "unrouted"]
+    name: str | None
+
+
+class SlaState(BaseModel):
+    clock: Literal["first_response", "resolution"]
+    status: Literal["on time", "due soon", "breached", "paused", "met"]
+    due: datetime | None
+
+
+class CaseOut(BaseModel):
+    case_id: str
+    title: str
+    rule_id: str | None
+    state: State
+    priority: Priority
+    assignee: str | None
+    department: str | None
+    partner_id: str | None
+    team: str | None
+    touchpoint: str | None
+    person_id: str | None
+    region: str | None
+    segment: str | None
+    opened_at: datetime
+    updated_at: datetime
+    last_alert_at: datetime | None
+    alerts: int = Field(description="alerts that opened or joined it")
+    sla_policy: str
+    first_response_due: datetime | None
+    resolution_due: datetime | None
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    paused_at: datetime | None = Field(description="set while the SLA clocks are stopped")
+    paused_minutes: float = Field(description="business minutes spent with clocks stopped")
+    first_response_breached_at: datetime | None
+    resolution_breached_at: datetime | None
+    escalation_level: int
+    root_cause: str | None
+    root_cause_event: str | None = Field(description="an operational event named as the cause")
+    verification: Literal["pending", "verified", "not_verified", "too_early"] | None
+    verify_after: datetime | None
+    verified_at: datetime | None
+    verification_detail: dict[str, Any] | None
+    owner: Owner
+    sla: SlaState
+
+
+class CaseEventOut(BaseModel):
+    event_id: str
+    seq: int
+    changed_at: datetime
+    actor: str
+    action: str = Field(examples=["opened", "assigned", "state", "note", "breached"])
+    field: str | None
+    old_value: str | None
+    new_value: str | None
+    note: str | None
+
+
+class AlertOut(BaseModel):
+    alert_id: str
+    rule_id: str
+    subject: str
+    occurred_at: datetime
+    fired_at: datetime
+    record_kind: str | None
+    record_id: str | None
+    person_id: str | None
+    touchpoint: str | None
+    department: str | None
+    partner_id: str | None
+    region: str | None
+    segment: str | None
+    summary: str
+    evidence: dict[str, Any] | None
+
+
+class CaseDetail(CaseOut):
+    history: list[CaseEventOut] = Field(description="who changed what, when, in order")
+    alerts_fired: list[AlertOut] = Field(description="the alerts behind the case")
+
+
+class CaseList(BaseModel):
+    total: int = Field(description="cases matching, in your scope")
+    limit: int
+    offset: int
+    cases: list[CaseOut]
+
+
+class AssignIn(BaseModel):
+    model_config = _STRICT
+    assignee: Name | None = Field(description="a username; null: back to the owner's queue")
+
+
+class NoteIn(BaseModel):
+    model_config = _STRICT
+    text: Annotated[str, Field(min_length=1, max_length=10_000), AfterValidator(_printable)]
+
+
+class StateIn(BaseModel):
+    model_config = _STRICT
+    state: State
+    root_cause: Name | None = Field(
+        default=None, description="required to resolve: a configured key"
+    )
+    root_cause_event: Name | None = Field(default=None, description="an operational event id")
+    note: Annotated[str, Field(max_length=10_000), AfterValidator(_printable)] | None = None
+
+
+class PriorityIn(BaseModel):
+    model_config = _STRICT
+    priority: Priority
+
+
+class RootCause(BaseModel):
+    model_config = _STRICT
+    key: Name
+    label: Name
+
+
+class TargetDoc(BaseModel):
+    model_config = _STRICT
+    first_response_minutes: float = Field(gt=0, le=10**7)
+    resolution_minutes: float = Field(gt=0, le=10**7)
+
+
+class CalendarDoc(BaseModel):
+    model_config = _STRICT
+    timezone: Name = "UTC"
+    days: list[Day] = Field(default_factory=lambda: list(WORKWEEK))
+    hours: str = Field(
+        default="09:00-17:00",
+        pattern=r"^(\d{2}:\d{2}-\d{2}:\d{2}|24/7)$",
+        description="working hours HH:MM-HH:MM, or 24/7",
+    )
+    holidays: Name | None = Field(
+        default=None, description="public holidays of this country (ISO code)"
+    )
+    subdivision: Name | None = Field(
+        default=None, description="and of this subdivision (state, region)"
+    )
+    closed: list[date] = Field(default_factory=list, max_length=1000)
+
+
+class PolicyIn(BaseModel):
+    model_config = _STRICT
+    calendar: CalendarDoc = Field(default_factory=lambda: CalendarDoc())
+    targets: dict[Priority, TargetDoc] = Field(
+        default_factory=dict, description="business minutes per priority (others: defaults)"
+    )
+
+
+class PolicyOut(PolicyIn):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+
+
+__all__ = [
+    "AlertOut",
+    "AssignIn",
+    "CaseDetail",
+    "CaseEventOut",
+    "CaseList",
+    "CaseOut",
+    "HitOut",
+    "NoteIn",
+    "PolicyIn",
+    "PolicyOut",
+    "PriorityIn",
+    "RootCause",
+    "RuleIn",
+    "RuleOut",
+    "RuleTestOut",
+    "StateIn",
+]

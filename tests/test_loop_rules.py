@@ -1,0 +1,410 @@
+"""Alert rules on both engines: record rules fire in the batch's transaction on every ingest
+path (with cooldown de-duplication, scope, text analysis and promises), aggregate rules over
+the registered analyses, and dry runs that write nothing. On a small simulated company the
+rules fire on the planted effects (detractors, the expectation drift, the ripples of the two
+harmful operational events, the billing error's drop in the gap at the invoice) and the quiet
+touch points and null events stay quiet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+import time_machine
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from conftest import ENGINES, make_store_url
+from corridor.api.app import create_app
+from corridor.cli.main import app as cli_app
+from corridor.ingest.files import import_dataset
+from corridor.ingest.pipeline import Ingestor
+from corridor.loop import aggregate_rules, cases, record_rules
+from corridor.loop.dryrun import dry_run
+from corridor.loop.rules import (
+    Rule,
+    RuleError,
+    RuleNotFoundError,
+    add_rule,
+    disable_rule,
+    get_rule,
+    list_rules,
+)
+from corridor.settings import Settings
+from corridor.simulate import simulate
+from corridor.store import Store, open_store
+from corridor.text import jobs
+
+TS = pa.timestamp("us", tz="UTC")
+
+
+def feedback(rows: list[dict[str, Any]]) -> pa.Table:
+    """Feedback records: each row's missing fields left out, times in UTC."""
+    now = datetime.now(UTC)
+    base = {"source": "survey", "occurred_at": now, "touchpoint": "checkout"}
+    full = [{**base, **r} for r in rows]
+    names = sorted({k for r in full for k in r})
+    cols = {n: [r.get(n) for r in full] for n in names}
+    return pa.table({n: pa.array(v, TS) if n == "occurred_at" else v for n, v in cols.items()})
+
+
+def alerts(store: Store) -> list[tuple[str, str]]:
+    return [tuple(r) for r in store.query("SELECT rule_id, subject FROM alerts ORDER BY 1, 2")]
+
+
+# -- declaring rules ------------------------------------------------------------------------------
+def test_rules_are_checked_stored_listed_and_disabled(store):
+    made = add_rule(store, Rule("detractors", "detractor", scope={"department": "logistics"}),
+                    actor="ana")  # fmt: skip
+    assert made.family == "record" and made.enabled and made.created_by == "ana"
+    assert made.cooldown_s == 7 * 86400 and made.scope == {"department": ["logistics"]}
+    assert made.name == "a detractor (NPS ≤ 6) [department logistics]"
+    drift = add_rule(store, Rule("drift", "drift"), actor="ana")
+    assert drift.family == "aggregate" and drift.cooldown_s == 90 * 86400
+    change = add_rule(
+        store,
+        Rule("gap-drop", "change", {"analysis": "gaps", "column": "mean_gap", "alpha": "0.01"},
+             cooldown_s=0),
+        actor="ana",
+    )  # fmt: skip
+    assert change.definition["alpha"] == 0.01 and change.get("period") == "week"
+    assert [r.rule_id for r in list_rules(store)] == ["detractors", "drift", "gap-drop"]
+    for bad, words in (
+        (Rule("detractors", "detractor"), "exists already"),
+        (Rule("x y", "detractor"), "rule id"),
+        (Rule("x", "sentiment"), "unknown rule kind"),
+        (Rule("x", "detractor", {"below": 3}), "takes no below"),
+        (Rule("x", "score_below", {"field": "nps"}), "needs below"),
+        (Rule("x", "score_below", {"field": "mood", "below": 3}), "needs field"),
+        (Rule("x", "text", {}), "intents"),
+        (Rule("x", "text", {"intents": ["rant"]}), "unknown intent"),
+        (Rule("x", "threshold", {"analysis": "gaps", "column": "nope", "below": 0}), "no column"),
+        (Rule("x", "threshold", {"analysis": "gaps", "column": "mean_gap"}), "exactly one"),
+        (Rule("x", "change", {"analysis": "gaps", "column": "mean_gap_low"}), "p-value"),
+        (Rule("x", "change", {"analysis": "nope", "column": "x"}), "unknown analysis"),
+        (Rule("x", "detractor", scope={"colour": ["red"]}), "unknown scope"),
+        (Rule("x", "detractor", priority="asap"), "priority"),
+        (Rule("x", "change", {"analysis": "gaps", "column": "mean_gap", "alpha": 2}), "alpha"),
+    ):
+        with pytest.raises(RuleError, match=words):
+            add_rule(store, bad, actor="ana")
+    off = disable_rule(store, "detractors", actor="ana")
+    assert not off.enabled and off.disabled_at is not None
+    assert get_rule(store, "detractors").enabled is False
+    with pytest.raises(RuleNotFoundError):
+        disable_rule(store, "nope", actor="ana")
+
+
+# -- record rules on ingest -------------------------------------------------------------------
+def test_detractors_fire_once_per_customer_and_touch_point_within_the_cooldown(store, ingestor):
+    add_rule(store, Rule("detractors", "detractor", cooldown_s=86400), actor="ana")
+    now = datetime.now(UTC)
+    ingestor.ingest("feedback", feedback([
+        {"feedback_id": "f1", "person_id": "p1", "nps": 6, "occurred_at": now - timedelta(hours=3)},
+        {"feedback_id": "f2", "person_id": "p1", "nps": 2, "occurred_at": now - timedelta(hours=1)},
+        {"feedback_id": "f3", "person_id": "p1", "nps": 1, "touchpoint": "support_call"},
+        {"feedback_id": "f4", "person_id": "p2", "nps": 7},  # a passive: no alert
+        {"feedback_id": "f5", "person_id": "p3", "experience": 2},  # no NPS: no alert
+    ]))  # fmt: skip
+    assert alerts(store) == [
+        ("detractors", "person=p1|touchpoint=checkout"),
+        ("detractors", "person=p1|touchpoint=support_call"),
+    ]
+    # the same records again (a retried request), and a new one within the cooldown: nothing
+    ingestor.ingest("feedback", feedback([{"feedback_id": "f2", "person_id": "p1", "nps": 2}]))
+    ingestor.ingest("feedback", feedback([{"feedback_id": "f6", "person_id": "p1", "nps": 0}]))
+    assert len(alerts(store)) == 2
+    # after the cooldown the customer is alerted again, and joins their open case
+    later = now + timedelta(days=2)
+    with time_machine.travel(later, tick=False):
+        ingestor.ingest("feedback", feedback([
+            {"feedback_id": "f7", "person_id": "p1", "nps": 3, "occurred_at": later}]))  # fmt: skip
+    assert len(alerts(store)) == 3
+    found, total = cases.list_cases(store, None)
+    assert total == 2
+    checkout = next(c for c in found if c["touchpoint"] == "checkout")
+    assert checkout["alerts"] == 2 and checkout["department"] == "ecommerce"
+    assert checkout["title"] == "Detractor: NPS 6 at checkout (customer p1)"
+    # history of records does not fire (older than max_age when they arrive), a dry run shows it
+    ingestor.ingest("feedback", feedback([
+        {"feedback_id": "old", "person_id": "p9", "nps": 0, "occurred_at": now - timedelta(days=30)}
+    ]))  # fmt: skip
+    assert len(alerts(store)) == 3
+    hits, _, _ = dry_run(store, None, get_rule(store, "detractors"), None, None)
+    assert {h.subject for h in hits} >= {"person=p9|touchpoint=checkout"}
+    assert len(alerts(store)) == 3  # the dry run wrote nothing
+
+
+def test_score_promise_and_scope(store, ingestor):
+    add_rule(store, Rule("gaps", "score_below", {"field": "gap", "below": -3},
+                         scope={"department": ["logistics"]}), actor="ana")  # fmt: skip
+    add_rule(store, Rule("promises", "broken_promise", {"per": "record"}), actor="ana")
+    ces = {"field": "ces", "below": 2, "per": "touchpoint"}
+    add_rule(store, Rule("urgent-ces", "score_below", ces, priority="urgent", team="ces-squad"),
+             actor="ana")  # fmt: skip
+    now = datetime.now(UTC)
+    ingestor.ingest("interactions", pa.table({
+        "interaction_id": ["i1", "i2", "i3"], "person_id": ["p1", "p2", "p3"],
+        "occurred_at": pa.array([now] * 3, TS),
+        "touchpoint": ["checkout", "checkout", "home_delivery"],
+        "channel": ["web", "web", "partner"],
+        "partner_id": [None, None, "dhl"], "duration_minutes": [2.5, 7.0, 30.0],
+    }))  # fmt: skip
+    ingestor.ingest("feedback", feedback([
+        # gap -5 at home delivery (logistics), through its interaction's partner
+        {"feedback_id": "f1", "person_id": "p3", "interaction_id": "i3", "touchpoint": None,
+         "expectation": 9, "experience": 4},
+        # gap -5 at checkout: outside the rule's scope
+        {"feedback_id": "f2", "person_id": "p1", "expectation": 9, "experience": 4},
+        {"feedback_id": "f3", "person_id": "p1", "ces": 1},
+        {"feedback_id": "f4", "person_id": "p2", "ces": 1},  # same touch point: one alert
+    ]))  # fmt: skip
+    assert alerts(store) == [
+        ("gaps", "person=p3|touchpoint=home_delivery"),
+        ("promises", "interactions=i2|promise=checkout-3min"),
+        ("urgent-ces", "touchpoint=checkout"),
+    ]
+    found, _ = cases.list_cases(store, None)
+    by_rule = {c["rule_id"]: c for c in found}
+    delivery = by_rule["gaps"]
+    assert delivery["partner_id"] == "dhl" and delivery["department"] == "logistics"
+    assert cases.owner(delivery) == {"kind": "partner", "name": "dhl"}
+    assert cases.owner(by_rule["urgent-ces"]) == {"kind": "team", "name": "ces-squad"}
+    assert by_rule["urgent-ces"]["priority"] == "urgent"
+    assert cases.owner(by_rule["promises"]) == {"kind": "department", "name": "ecommerce"}
+    assert "duration_minutes 7, promised <= 3" in by_rule["promises"]["title"]
+
+
+def test_text_rules_fire_inline_and_after_background_analysis(store, small_map):
+    add_rule(store, Rule("complaints", "text", {"intents": ["complaint"]}), actor="ana")
+    angry = "The parcel never arrived and nobody answers the phone. Terrible service!"
+    happy = "Lovely staff, quick and friendly, thank you so much!"
+    inline = Ingestor(store)
+    inline.load_map(small_map)
+    try:
+        inline.ingest("feedback", feedback([
+            {"feedback_id": "t1", "person_id": "p1", "text": angry},
+            {"feedback_id": "t2", "person_id": "p2", "text": happy},
+        ]))  # fmt: skip
+    finally:
+        inline.close()
+    assert alerts(store) == [("complaints", "person=p1|touchpoint=checkout")]
+    later = Ingestor(store, analyze_text=False)
+    try:
+        later.ingest("feedback", feedback([
+            {"feedback_id": "t3", "person_id": "p3", "text": angry}]))  # fmt: skip
+        assert len(alerts(store)) == 1  # not analysed yet
+        jobs.analyze_pending(store)
+    finally:
+        later.close()
+    assert alerts(store)[-1] == ("complaints", "person=p3|touchpoint=checkout")
+    jobs.analyze_pending(store, redo=True)  # analysed again: no second alert
+    assert len(alerts(store)) == 2
+
+
+def test_rules_fire_on_every_ingest_path(store, ingestor, tmp_path):
+    add_rule(store, Rule("detractors", "detractor"), actor="ana")
+    now = datetime.now(UTC).isoformat()
+    csv = tmp_path / "feedback.csv"
+    csv.write_text(
+        "feedback_id,person_id,occurred_at,touchpoint,source,nps\n"
+        f"c1,p1,{now},checkout,survey,1\nc2,p2,{now},checkout,survey,10\n"
+    )
+    from corridor.ingest.files import import_file
+
+    import_file(ingestor, csv, "feedback")
+    app = create_app(Settings(auth="off"), store=store)
+    with TestClient(app) as c:
+        r = c.post("/api/v1/feedback", json={"feedback_id": "h1", "person_id": "p3",
+                   "occurred_at": now, "touchpoint": "support_call", "source": "survey",
+                   "nps": 3})  # fmt: skip
+        assert r.status_code == 200, r.text
+    assert alerts(store) == [
+        ("detractors", "person=p1|touchpoint=checkout"),
+        ("detractors", "person=p3|touchpoint=support_call"),
+    ]
+
+
+# -- the CLI ----------------------------------------------------------------------------------
+def test_rules_commands(store_url, small_map):
+    with open_store(store_url) as s:
+        ing = Ingestor(s)
+        ing.load_map(small_map)
+        ing.ingest("feedback", feedback([
+            {"feedback_id": "f1", "person_id": "p1", "nps": 2,
+             "occurred_at": datetime.now(UTC) - timedelta(days=40)}]))  # fmt: skip
+        ing.close()
+    run = CliRunner()
+
+    def cli(*args: str) -> Any:
+        r = run.invoke(cli_app, [*args, "--store", store_url], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        return r.output
+
+    out = cli("rules", "add", "detractors", "--kind", "detractor", "--department", "ecommerce",
+              "--cooldown", "2d", "--priority", "high")  # fmt: skip
+    assert "added rule detractors: a detractor (NPS ≤ 6) [department ecommerce]" in out
+    cli("rules", "add", "gap-drop", "--kind", "change", "--analysis", "gaps", "--column",
+        "mean_gap", "--alpha", "0.01", "--period", "month")  # fmt: skip
+    import json
+
+    listed = json.loads(cli("rules", "list", "--format", "json"))
+    assert [r["rule_id"] for r in listed] == ["detractors", "gap-drop"]
+    assert listed[0]["cooldown_s"] == 2 * 86400 and listed[0]["priority"] == "high"
+    assert "detractors" in cli("rules", "list")
+    out = cli("rules", "test", "detractors")
+    assert "would have fired 1 alerts" in out
+    body = json.loads(cli("rules", "test", "detractors", "--format", "json"))
+    assert body["n"] == 1 and body["alerts"][0]["department"] == "ecommerce"
+    cli("rules", "disable", "detractors")
+    assert json.loads(cli("rules", "list", "--format", "json"))[0]["enabled"] is False
+    bad = run.invoke(cli_app, ["rules", "add", "x", "--kind", "nope", "--store", store_url])
+    assert bad.exit_code != 0
+
+
+# -- a simulated company: planted effects ---------------------------------------------------------
+CUSTOMERS, MONTHS, SEED = 3000, 12, 7
+END = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def company(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """3,000 customers over 2025 (seed 7: the drift at support_chat in July, a regional carrier
+    change hurting home_delivery and shipping_notice in the north in May, a billing error at
+    the invoice in September), imported once per engine; tests get its URL and truth."""
+    root: Path = tmp_path_factory.mktemp("company")
+    result = simulate(CUSTOMERS, MONTHS, SEED, root / "data", fmt="parquet")
+    url = make_store_url(str(request.param), root, request)
+    with open_store(url) as store:
+        ingestor = Ingestor(store)
+        try:
+            import_dataset(ingestor, root / "data")
+        finally:
+            ingestor.close()
+    yield url, result.truth
+
+
+@pytest.fixture
+def company_store(company) -> Iterator[Store]:
+    url, _ = company
+    with open_store(url) as s:
+        yield s
+        with s.transaction() as tx:  # each test starts without rules, alerts or cases
+            for table in ("alert_rules", "alerts", "cases", "case_events", "outbox"):
+                tx.execute(f"DELETE FROM {table}")
+
+
+def _rule(kind: str, definition: dict[str, Any] | None = None, **kw: Any) -> Rule:
+    from corridor.loop.rules import check
+
+    return check(Rule(kind, kind, definition or {}, **kw))
+
+
+@pytest.mark.slow
+def test_detractor_rule_finds_every_planted_detractor(company, company_store):
+    store = company_store
+    n = store.query("SELECT count(*) FROM feedback WHERE nps <= 6")[0][0]
+    assert n > 100
+    per_record = _rule("detractor", {"per": "record"}, cooldown_s=0)
+    hits, _, _ = dry_run(store, None, per_record, None, None)
+    assert len(hits) == n
+    assert all(h.evidence["record"]["nps"] <= 6 for h in hits)
+    # per customer and touch point with a cooldown of 30 days: fewer, none within 30 days
+    per_customer = _rule("detractor", cooldown_s=30 * 86400)
+    deduped, _, _ = dry_run(store, None, per_customer, None, None)
+    assert 0 < len(deduped) < n
+    last: dict[str, datetime] = {}
+    for h in deduped:
+        if h.subject in last:
+            assert h.occurred_at - last[h.subject] >= timedelta(days=30)
+        last[h.subject] = h.occurred_at
+
+
+@pytest.mark.slow
+def test_aggregate_rules_fire_on_the_planted_effects_and_quiet_ones_stay_quiet(
+    company, company_store
+):
+    store, truth = company_store, company[1]
+    # a new expectation drift: only the planted one, at its touch point, the month it starts
+    drift = truth["drift"]
+    hits = aggregate_rules.dry_run(store, _rule("drift", {"direction": "up"}), until=END)
+    assert [h.touchpoint for h in hits] == [drift["touchpoint"]]
+    assert hits[0].occurred_at.strftime("%Y-%m") == drift["date"][:7]
+    assert hits[0].department == "service"
+    # new harmful ripples: exactly the two planted events, none of the null events
+    hits = aggregate_rules.dry_run(store, _rule("ripple"), until=END)
+    planted = {r["event_id"]: r for r in truth["ripples"]}
+    assert {h.event_id for h in hits} == set(planted)
+    assert not {h.event_id for h in hits} & set(truth["null_events"]["operational"])
+    for h in hits:
+        r = planted[h.event_id]
+        assert h.department == r["department"] and h.region == r["region"]
+        assert set(h.evidence["touchpoints"]) == set(r["touchpoints"])
+    # a significant drop of the mean gap against the previous month, per touch point: the
+    # billing error's month at the invoice, and no other touch point in the whole year
+    gap_drop = _rule("change", {"analysis": "gaps", "column": "mean_gap", "alpha": 0.01,
+                                "period": "month", "min_n": 30}, cooldown_s=0)  # fmt: skip
+    hits = aggregate_rules.dry_run(store, gap_drop, until=END)
+    billing = next(r for r in truth["ripples"] if r["region"] is None)
+    assert [(h.touchpoint, h.occurred_at.strftime("%Y-%m")) for h in hits] == [
+        (billing["touchpoints"][0], billing["start"][:7])
+    ]
+    assert hits[0].evidence["row"]["delta_mean_gap"] < 0
+    # a threshold: months of NPS under -60 at a touch point with 30 answers or more
+    low = _rule("threshold", {"analysis": "nps", "column": "nps", "below": -60, "period":
+                              "month"}, cooldown_s=0)  # fmt: skip
+    for h in aggregate_rules.dry_run(store, low, until=END):
+        assert h.evidence["row"]["nps"] < -60 and h.evidence["row"]["nps_n"] >= 30
+
+
+@pytest.mark.slow
+def test_scheduled_evaluation_raises_each_alert_once_and_routes_its_case(company, company_store):
+    store, truth = company_store, company[1]
+    billing = next(r for r in truth["ripples"] if r["region"] is None)
+    at = datetime(2025, 10, 6, 8, tzinfo=UTC)  # September is complete
+    with time_machine.travel(at, tick=False):
+        add_rule(store, Rule("gap-drop", "change", {"analysis": "gaps", "column": "mean_gap",
+                 "alpha": 0.01, "period": "month"}), actor="ana")  # fmt: skip
+        add_rule(store, Rule("ripples", "ripple", priority="high"), actor="ana")
+        assert aggregate_rules.evaluate(store) == 3  # the invoice's September, two ripples
+        assert aggregate_rules.evaluate(store) == 0  # the next run: nothing new
+    found, total = cases.list_cases(store, None)
+    assert total == 3
+    invoice = next(c for c in found if c["rule_id"] == "gap-drop")
+    assert invoice["touchpoint"] == billing["touchpoints"][0]
+    assert (
+        invoice["department"]
+        == store.query(
+            "SELECT department FROM touchpoints WHERE key = ?", (invoice["touchpoint"],)
+        )[0][0]
+    )
+    ripple = {c["root_cause_event"]: c for c in found if c["rule_id"] == "ripples"}
+    assert set(ripple) == {r["event_id"] for r in truth["ripples"]}
+    for event_id, c in ripple.items():
+        r = next(x for x in truth["ripples"] if x["event_id"] == event_id)
+        assert c["department"] == r["department"] and c["priority"] == "high"
+        assert c["region"] == r["region"]
+    assert store.query("SELECT evaluated_at FROM alert_rules WHERE rule_id = 'ripples'")[0][0]
+
+
+@pytest.mark.slow
+def test_record_rule_fires_live_on_the_company(company, company_store):
+    """A record arriving now at the planted drift's touch point fires, routed to its owner."""
+    store = company_store
+    add_rule(store, Rule("detractors", "detractor"), actor="ana")
+    ing = Ingestor(store)
+    try:
+        ing.ingest("feedback", feedback([
+            {"feedback_id": "live-1", "person_id": "live-p", "touchpoint": "support_chat",
+             "nps": 0}]))  # fmt: skip
+    finally:
+        ing.close()
+    found, _ = cases.list_cases(store, None, filters={"touchpoint": ["support_chat"]})
+    assert [c["person_id"] for c in found] == ["live-p"] and found[0]["department"] == "service"
+    assert record_rules.WATCHES["feedback"][0] == "detractor"
