@@ -4,7 +4,7 @@ contract, for documentation only: validation is the contract's, vectorised) and 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -236,12 +236,34 @@ class MapInfo(BaseModel):
     promises: int
 
 
+class ModelInfo(BaseModel):
+    """How one of the per-person models (churn risk, lifetime value) stands in this server."""
+
+    status: Literal["not_fitted", "fitting", "ready", "failed"] = Field(
+        description="not_fitted (no fit yet), fitting (in progress; a kept older model, if "
+        "any, is still served), ready, failed (the latest fit; retried, the log says why)"
+    )
+    fitted_at: datetime | None = Field(None, description="when the kept model was fitted")
+    took_s: float | None = Field(None, description="seconds the latest finished fit took")
+    fitting_started_at: datetime | None = Field(
+        None, description="status fitting: when the fit in progress started"
+    )
+    ready_in_s: float | None = Field(
+        None, description="status fitting: seconds until it should be done (0: any moment)"
+    )
+
+
 class Health(BaseModel):
     status: str
     version: str
     store: StoreInfo
     corridor_map: MapInfo
     counts: dict[str, int]
+    models: dict[str, ModelInfo] = Field(
+        default_factory=dict,
+        description="the churn_risk and lifetime models the customer pages and the person "
+        "routes read",
+    )
 
 
 class MapLoaded(BaseModel):

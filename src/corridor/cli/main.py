@@ -293,7 +293,9 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the API (and the dashboard) over an existing store."""
+    """Serve the API (and the dashboard) over an existing store. The churn and lifetime models
+    start fitting in the background as it starts serving (customer pages say when they will be
+    ready)."""
     _serve(store, host, port, auth)
 
 
@@ -330,10 +332,10 @@ def _serve(
     port: int,
     auth: str | None = None,
     sock: socket.socket | None = None,
+    fit_first: bool = False,
 ) -> None:
     import uvicorn
 
-    from corridor.api.app import create_app
     from corridor.auth import local_server
     from corridor.settings import Settings
 
@@ -347,13 +349,52 @@ def _serve(
         )
     sock = sock or _listen_socket(host, port)
     with sock:
-        application = create_app(settings)
-        _catch_up_rollup(application.state.store)
+        application = _start_up(settings, fit_first=fit_first)
         console.print(f"Corridor is serving on [bold]http://{host}:{port}/[/]  (API docs: /docs)")
         # on an embedded store, `corridor users|keys` reach this server through a local credential
         with local_server.published(application, host, port):
             server = uvicorn.Server(uvicorn.Config(application, log_level="warning"))
             server.run(sockets=[sock])
+
+
+def _start_up(settings: Any, *, fit_first: bool = False) -> Any:
+    """The app :func:`_serve` serves, ready to serve: the rollup brought up to date and the
+    churn and lifetime models fitting in the background (``settings.model_refresh`` =
+    background) — after a first fit here, with a line on the console, when ``fit_first`` (the
+    demo: its first customer page shows the numbers)."""
+    from corridor.api.app import create_app
+    from corridor.web.models import refresher
+
+    application = create_app(settings)
+    store = application.state.store
+    _catch_up_rollup(store)
+    if settings.model_refresh == "background":
+        models = refresher(application.state, store, start=False)
+        if fit_first:
+            _fit_models(models)
+        models.start()
+    return application
+
+
+def _fit_models(models: Any) -> None:
+    """Fit the churn and lifetime models now, saying so; a failure is said and left to the
+    background refresher to retry (the pages say the models are being fitted)."""
+    t0 = time.perf_counter()
+    try:
+        with _progress("fitting churn and lifetime models") as progress:
+            took = models.fit_now(progress)
+    except Exception as e:
+        err.print(
+            f"[yellow]fitting the churn and lifetime models failed ({escape(str(e))}); "
+            "they are fitted again in the background[/]",
+            soft_wrap=True,
+        )
+        return
+    if took:
+        each = ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in took.items())
+        console.print(
+            f"churn and lifetime models fitted in {time.perf_counter() - t0:.1f} s ({each})"
+        )
 
 
 def _catch_up_rollup(store: Any) -> None:
@@ -379,7 +420,8 @@ def demo(
     port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8765,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="load, then exit")] = False,
 ) -> None:
-    """Create the embedded store, simulate a company, load it, and serve it."""
+    """Create the embedded store, simulate a company, load it, fit the churn and lifetime
+    models, and serve it."""
     from corridor.store import open_store
 
     sock = None if no_serve else _listen_socket(host, port)  # a port in use: say so first
@@ -394,8 +436,8 @@ def demo(
         console.print(f"demo company loaded into {url}")
         _demo_themes(store)
     _demo_users(store, host, port)
-    if sock is not None:
-        _serve(store, host, port, sock=sock)
+    if sock is not None:  # the models fitted first: the first customer page shows them
+        _serve(store, host, port, sock=sock, fit_first=True)
 
 
 DEMO_PASSWORD = "corridor-demo"

@@ -433,6 +433,8 @@ async def customer(request: Request, person_id: str) -> Response:
     if settings.model_refresh == "background":
         models.refresher(request.app.state, request.app.state.store)
 
+    reloads: list[int] = []
+
     def build(store: Store, scope: Scope, cmap: Any, win: views.Window) -> dict[str, Any]:
         refit = settings.model_refresh == "on_request"
         data = customer_views.customer(
@@ -444,9 +446,13 @@ async def customer(request: Request, person_id: str) -> Response:
                 f"no customer with id {person_id!r}{where}; search by id, e-mail or phone on "
                 "/customers"
             )
+        reloads.extend(o["wait"]["reload_s"] for o in data["outlook"].values() if o.get("wait"))
         return data
 
-    return await _page(request, "customer.html", build, need_analyses=False)
+    response = await _page(request, "customer.html", build, need_analyses=False)
+    if reloads and response.status_code == 200:  # a model is being fitted: come back when done
+        response.headers["Refresh"] = str(min(reloads))
+    return response
 
 
 # --- assets --------------------------------------------------------------------------------

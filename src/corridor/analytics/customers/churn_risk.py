@@ -430,7 +430,9 @@ def person_risk(
     look the person up until an ingest changes the store; without it the model is fitted for
     this call alone. ``refit=False`` never fits: it uses the kept model however old (``as_of``
     says when) and answers ``status: pending`` when none is kept (or no ``models`` is given) —
-    for pages, while a background job fits the model."""
+    for pages, while a background job fits the model; with ``models``, a pending answer says
+    when the fit in progress started and should be done (``fitting_started_at``,
+    ``ready_in_s``: :meth:`~corridor.analytics.customers.models.ModelState.pending`)."""
     from corridor.analytics.core.dimensions import get_table
 
     if not 0 < float(horizon_months) <= 24:
@@ -446,8 +448,8 @@ def person_risk(
         "canonical_id": canonical,
         "horizon_months": float(horizon_months),
     }
-    if fitted is None:
-        return out | {"status": "pending"}
+    if fitted is None:  # with when the fit in progress should be done, if one is
+        return out | {"status": "pending"} | (models.state(CHURN_RISK).pending() if models else {})
     if canonical in fitted.churned:
         return out | {"status": "churned", "churned_at": fitted.churned[canonical]}
     result = fitted.result

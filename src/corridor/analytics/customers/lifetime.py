@@ -392,7 +392,7 @@ def person_value(
     (:func:`~corridor.analytics.customers.models.store_state`) and parameters, and without it
     they are fitted for this call alone. ``refit`` as in
     :func:`corridor.analytics.customers.churn_risk.person_risk` (``status: pending`` when
-    ``refit=False`` finds no fitted model kept)."""
+    ``refit=False`` finds no fitted model kept, with when the fit in progress should be done)."""
     _check_horizon(horizon_months, discount_monthly)
     conf = dims.check_confidence(confidence)
     p = dims.get_table(source, "people")
@@ -411,7 +411,8 @@ def person_value(
     if not refit:  # whatever model is kept, however old; pending when there is none yet
         kept = models.latest(LIFETIME) if models is not None else None
         if kept is None or kept[0][-3:] != params:
-            return {"person_id": person_id, "canonical_id": canonical, "status": "pending"}
+            pending = {"person_id": person_id, "canonical_id": canonical, "status": "pending"}
+            return pending | (models.state(LIFETIME).pending() if models is not None else {})
         scored, info = kept[1]
     elif models is None:
         scored, info = fit()

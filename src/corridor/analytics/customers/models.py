@@ -12,13 +12,23 @@ Each model is kept with the key it was fitted under: the :func:`store_state` fin
 inputs and its parameters. A call whose key differs fits again (one fit at a time per model;
 callers asking meanwhile wait for it and share it), and ``refit=False`` callers take whatever
 model is kept, however old, without waiting.
+
+It also says how its fits are going (:meth:`FittedModels.state`): when the one in progress
+started, when the kept model was fitted and how long that took, whether the latest fit failed,
+and when the fit in progress should be done — the previous fit's time, or, before any, the
+estimate its fitter gave (:meth:`FittedModels.fitting_round`, from the store's size). Pages and
+the API tell a reader waiting for a first fit when to come back; the health route lists it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
 
 from ibis.common.exceptions import TableNotFound
 
@@ -31,14 +41,72 @@ CHURN_RISK = "churn_risk"
 LIFETIME = "lifetime"
 
 
+#: what a model is doing: never fitted, being fitted (or waiting its turn in a round that
+#: fits it), kept and idle, or its latest fit failed
+ModelStatus = Literal["not_fitted", "fitting", "ready", "failed"]
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """How one kept model stands (:meth:`FittedModels.state`); times are UTC."""
+
+    status: ModelStatus
+    #: when the kept model's fit finished; None when none is kept
+    fitted_at: datetime | None
+    #: how long the latest finished fit took, in seconds
+    took_s: float | None
+    #: when the fit in progress (or the round it waits in) started
+    started_at: datetime | None
+    #: seconds until the fit in progress should be done (0: any moment now); None when no fit
+    #: is in progress or nothing says how long it takes
+    ready_in_s: float | None
+
+    @property
+    def first_fit(self) -> bool:
+        """A fit is in progress and no model is kept yet: readers have nothing to read."""
+        return self.status == "fitting" and self.fitted_at is None
+
+    def pending(self) -> dict[str, Any]:
+        """The fields a ``pending`` answer adds: ``fitting_started_at`` and ``ready_in_s``
+        while a fit is in progress, ``reason`` when the latest one failed."""
+        out: dict[str, Any] = {}
+        if self.status == "fitting":
+            at = self.started_at
+            out["fitting_started_at"] = at.isoformat() if at is not None else None
+            out["ready_in_s"] = None if self.ready_in_s is None else round(self.ready_in_s, 1)
+        elif self.status == "failed":
+            out["reason"] = (
+                "the latest fit failed (the server's log says why); it is tried again shortly"
+            )
+        return out
+
+
+@dataclass
+class _Progress:
+    """One model's fits, as :class:`FittedModels` records them (its clock's seconds)."""
+
+    fitted_at: float | None = None  # when the kept model's fit finished
+    took_s: float | None = None
+    started: float | None = None  # the fit in progress
+    queued: float | None = None  # waiting its turn in a round since
+    since: float | None = None  # the fit in progress, or the round it is part of, started
+    estimate_s: float | None = None  # the fitter's estimate, until a fit has been timed
+    failed: bool = False
+
+
 class FittedModels:
     """The fitted churn-risk and lifetime models of one store, each with the key (input
-    fingerprint and parameters) it was fitted under. Thread-safe."""
+    fingerprint and parameters) it was fitted under, and how their fits are going. Thread-safe.
 
-    def __init__(self) -> None:
+    ``clock``: wall-clock seconds (``time.time``), for tests."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._kept: dict[str, tuple[tuple[Any, ...], Any]] = {}
         self._fitting: dict[str, threading.Lock] = {}
+        self._progress: dict[str, _Progress] = {}
+        self._round: tuple[str, ...] = ()  # the models a fitter is fitting, in order
 
     def latest(self, name: str) -> tuple[tuple[Any, ...], Any] | None:
         """The model kept under ``name`` and its key, however old; None when none is."""
@@ -54,17 +122,103 @@ class FittedModels:
         with gate:
             kept = self.latest(name)
             if kept is not None and kept[0] == key:
+                with self._lock:
+                    self._progress.setdefault(name, _Progress()).queued = None
                 value: T = kept[1]
                 return value
-            value = fit()
+            with self._lock:
+                p = self._progress.setdefault(name, _Progress())
+                p.started = self._clock()
+                p.since = p.queued if p.queued is not None else p.started
+                p.queued = None
+            try:
+                value = fit()
+            except BaseException:
+                with self._lock:
+                    p.started, p.failed = None, True
+                raise
             with self._lock:
                 self._kept[name] = (key, value)
+                now = self._clock()
+                assert p.started is not None
+                p.took_s, p.fitted_at = max(now - p.started, 0.0), now
+                p.started, p.failed = None, False
             return value
+
+    @contextmanager
+    def fitting_round(self, plan: Sequence[tuple[str, float | None]]) -> Iterator[None]:
+        """While the block fits the models ``plan`` names, one after the other, each counts as
+        being fitted from the start of the block (its :meth:`state` says when it should be
+        done: after the ones before it). With each name goes the fitter's estimate of its fit
+        in seconds (from the store's size), used until a fit of it has been timed."""
+        with self._lock:
+            now = self._clock()
+            for name, estimate in plan:
+                p = self._progress.setdefault(name, _Progress())
+                p.queued = p.since = now
+                p.estimate_s = estimate
+            self._round = tuple(name for name, _ in plan)
+        try:
+            yield
+        finally:
+            with self._lock:
+                for name in self._round:
+                    self._progress[name].queued = None
+                self._round = ()
+
+    def state(self, name: str) -> ModelState:
+        """How the model ``name`` stands: ``fitting`` while a fit of it is in progress or it
+        waits its turn in a :meth:`fitting_round` (``ready_in_s``: the previous fit's time, or
+        the round's estimate, after those before it), else ``failed`` when its latest fit
+        failed, ``ready`` when one is kept, ``not_fitted`` when none ever was."""
+        with self._lock:
+            now = self._clock()
+            p = self._progress.get(name) or _Progress()
+            ready_at = self._ready_at(name, now)
+            busy = p.started is not None or p.queued is not None
+            status: ModelStatus
+            if busy:
+                status = "fitting"
+            elif p.failed:
+                status = "failed"
+            else:
+                status = "ready" if name in self._kept else "not_fitted"
+            return ModelState(
+                status=status,
+                fitted_at=_utc(p.fitted_at) if name in self._kept else None,
+                took_s=p.took_s,
+                started_at=_utc(p.since) if busy else None,
+                ready_in_s=None if ready_at is None else max(ready_at - now, 0.0),
+            )
+
+    def _ready_at(self, name: str, now: float) -> float | None:
+        """When the fit of ``name`` in progress should be done (None when none is, or nothing
+        says how long it takes): each model of the round up to it ends its expected time after
+        it started, or after the one before it when waiting its turn; one that overran ends now
+        at the earliest. Under the lock."""
+        mine = self._progress.get(name)
+        if mine is None or (mine.started is None and mine.queued is None):
+            return None
+        order = self._round if name in self._round else (name,)
+        at = now
+        for n in order[: order.index(name) + 1]:
+            p = self._progress.get(n) or _Progress()
+            expected = p.took_s if p.took_s is not None else p.estimate_s
+            if p.started is None and p.queued is None:
+                continue  # done (or skipped) in this round
+            if expected is None:
+                return None
+            at = max(p.started + expected, now) if p.started is not None else at + expected
+        return at
 
     def clear(self) -> None:
         """Forget every kept model (the next call fits)."""
         with self._lock:
             self._kept.clear()
+
+
+def _utc(t: float | None) -> datetime | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC)
 
 
 def store_state(source: Source) -> tuple[Any, ...]:
@@ -105,4 +259,4 @@ def _optional(source: Source, name: str) -> Any:
         return None
 
 
-__all__ = ["CHURN_RISK", "LIFETIME", "FittedModels", "store_state"]
+__all__ = ["CHURN_RISK", "LIFETIME", "FittedModels", "ModelState", "ModelStatus", "store_state"]

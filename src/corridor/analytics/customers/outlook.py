@@ -28,7 +28,18 @@ class _Outlook(BaseModel):
     canonical_id: str = Field(description="the person after identity merges")
     as_of: str | None = Field(None, description="the time the model was fitted as of (ISO-8601)")
     reason: str | None = Field(
-        None, description="why no model is available yet (status unavailable)"
+        None,
+        description="why no model is available yet (status unavailable; status pending when "
+        "the latest fit failed)",
+    )
+    fitting_started_at: str | None = Field(
+        None, description="status pending: when the fit in progress started (ISO-8601)"
+    )
+    ready_in_s: float | None = Field(
+        None,
+        description="status pending: seconds until the fit in progress should be done (from "
+        "the previous fit's time, or an estimate from the store's size before any; 0 = any "
+        "moment now); the reply's Retry-After header says the same in whole seconds",
     )
 
 
@@ -38,7 +49,8 @@ class PersonChurnRisk(_Outlook):
     status: Literal["active", "churned", "unknown", "unavailable", "pending"] = Field(
         description="active (with the risk), churned (with churned_at), unknown (not a "
         "customer with interactions), unavailable (the store cannot support a model yet: "
-        "reason), pending (a page's lookup while the model is being fitted)"
+        "reason), pending (no model kept yet while the first fit runs: fitting_started_at, "
+        "ready_in_s)"
     )
     horizon_months: float | None = Field(None, description="months ahead the risk is for")
     churned_at: str | None = Field(None, description="when the customer churned (ISO-8601)")
@@ -61,7 +73,8 @@ class PersonLifetimeValue(_Outlook):
 
     status: Literal["buyer", "no_purchases", "unavailable", "pending"] = Field(
         description="buyer (with the figures), no_purchases, unavailable (too few buyers to "
-        "fit the models yet: reason), pending (a page's lookup while the models are fitted)"
+        "fit the models yet: reason), pending (no model kept yet while the first fit runs: "
+        "fitting_started_at, ready_in_s)"
     )
     horizon_months: float | None = Field(None, description="months ahead of the figures")
     discount_monthly: float | None = Field(None, description="monthly discount rate of the CLV")

@@ -1,14 +1,16 @@
-"""``GET /api/v1/health``: is the store reachable, at which schema version, what does it hold."""
+"""``GET /api/v1/health``: is the store reachable, at which schema version, what does it hold,
+and how the per-person models stand."""
 
 from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 import corridor
+from corridor.analytics.customers.models import CHURN_RISK, LIFETIME, FittedModels
 from corridor.api.deps import IngestorDep, StoreDep
-from corridor.api.schemas import Health, MapInfo, StoreInfo
+from corridor.api.schemas import Health, MapInfo, ModelInfo, StoreInfo
 from corridor.domain.contract import KINDS
 from corridor.store import Store
 
@@ -31,8 +33,9 @@ def record_counts(store: Store) -> dict[str, int]:
 @router.get(
     "/health", operation_id="health", summary="Store, schema and map status", response_model=Health
 )
-def health(store: StoreDep, ingestor: IngestorDep) -> Health:
-    """Answers 200 when the store can be read; the counts are exact row counts."""
+def health(request: Request, store: StoreDep, ingestor: IngestorDep) -> Health:
+    """Answers 200 when the store can be read; the counts are exact row counts. `models`: how
+    the churn-risk and lifetime models stand (fitted when, in how long, or being fitted)."""
     cmap = ingestor.corridor_map
     version = store.query("SELECT max(version) FROM schema_migrations")[0][0]
     return Health(
@@ -48,4 +51,22 @@ def health(store: StoreDep, ingestor: IngestorDep) -> Health:
             promises=sum(len(t.promises) for t in cmap.touchpoints) if cmap else 0,
         ),
         counts=record_counts(store),
+        models=model_info(getattr(request.app.state, "models", None)),
     )
+
+
+def model_info(models: FittedModels | None) -> dict[str, ModelInfo]:
+    """The state of each per-person model the app keeps."""
+    if models is None:
+        return {}
+    out: dict[str, ModelInfo] = {}
+    for name in (CHURN_RISK, LIFETIME):
+        st = models.state(name)
+        out[name] = ModelInfo(
+            status=st.status,
+            fitted_at=st.fitted_at,
+            took_s=None if st.took_s is None else round(st.took_s, 1),
+            fitting_started_at=st.started_at if st.status == "fitting" else None,
+            ready_in_s=None if st.ready_in_s is None else round(st.ready_in_s, 1),
+        )
+    return out

@@ -5,11 +5,16 @@ The tables over every customer (``/churn/risk``, ``/lifetime/people``) are gener
 registry (:mod:`corridor.api.analyses`); these two answer about one person, so every signed-in
 role may ask (scoped roles about customers with a record in their scope only, and without the
 reasons, which count records outside it: :meth:`~corridor.auth.scope.Scope.shown_outlook`).
-The models are fitted on the whole store and kept by the app (``app.state.models``).
+The models are fitted on the whole store and kept by the app (``app.state.models``). While the
+server's first fit of a model runs (``corridor serve`` starts it at once), a question about it
+is answered at once with ``status: pending``, ``ready_in_s`` and a ``Retry-After`` header,
+instead of waiting minutes for the fit on a large store; afterwards the kept model answers, and
+a question after an ingest waits for the refit.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -23,6 +28,7 @@ from starlette.responses import Response
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.customers.churn_risk import HORIZON_MONTHS, person_risk
 from corridor.analytics.customers.lifetime import person_value
+from corridor.analytics.customers.models import CHURN_RISK, LIFETIME, FittedModels
 from corridor.analytics.customers.outlook import PersonChurnRisk, PersonLifetimeValue
 from corridor.api.deps import ScopeDep, StoreDep
 from corridor.api.errors import error_responses
@@ -52,22 +58,33 @@ class _Asked:
     store: Store
     scope: Scope
 
-    async def answer(self, run: Callable[..., dict[str, Any]], params: dict[str, Any]) -> Response:
+    async def answer(
+        self, run: Callable[..., dict[str, Any]], model: str, params: dict[str, Any]
+    ) -> Response:
         """``run(store, person_id, **params)`` off the event loop, as the scope may see it; a
-        query parameter not in ``params`` is refused."""
+        query parameter not in ``params`` is refused. While the first fit of ``model`` runs
+        (none kept yet), ``run`` does not wait for it: the answer is ``pending``, with when to
+        ask again."""
         _refuse_unknown(self.request, tuple(params))
         store, scope, pid = self.store, self.scope, self.person_id
-        models = getattr(self.request.app.state, "models", None)
+        models: FittedModels | None = getattr(self.request.app.state, "models", None)
 
         def call() -> dict[str, Any]:
             with store.reading():
-                body = run(store, pid, **params, models=models)
+                wait = models is None or not models.state(model).first_fit
+                body = run(store, pid, **params, models=models, refit=wait)
                 if not sees_person(store, str(body.get("canonical_id") or pid), scope):
                     raise not_found(pid, scope)  # as for an unknown id: nothing is revealed
             return scope.shown_outlook(body)
 
         body = await anyio.to_thread.run_sync(call)
-        return Response(orjson.dumps(body, default=str), media_type="application/json")
+        headers = {}
+        if body.get("status") == "pending":
+            ready_in = body.get("ready_in_s")
+            headers["Retry-After"] = str(max(1, math.ceil(ready_in)) if ready_in else RETRY_S)
+        return Response(
+            orjson.dumps(body, default=str), media_type="application/json", headers=headers
+        )
 
 
 async def _asked(person_id: str, request: Request, store: StoreDep, scope: ScopeDep) -> _Asked:
@@ -84,13 +101,24 @@ def _months_ahead(most: int, what: str) -> Any:
     )
 
 
+#: Retry-After of a pending answer when nothing says how long the fit takes
+RETRY_S = 10
+
+
 def _get_person(
     path: str, reply: type[BaseModel], what: str, summary: str
 ) -> Callable[[_Route], _Route]:
     """Declare a route about one person: ``reply`` (``what``) on success."""
+    retry = {
+        "description": "only with status pending: seconds until the model should be fitted",
+        "schema": {"type": "integer", "minimum": 1},
+    }
     return router.get(
         path,
-        responses={200: {"model": reply, "description": what}, **error_responses(401, 404, 422)},
+        responses={
+            200: {"model": reply, "description": what, "headers": {"Retry-After": retry}},
+            **error_responses(401, 404, 422),
+        },
         summary=summary,
     )
 
@@ -109,10 +137,11 @@ async def churn_person(
 ) -> Response:
     """One customer's probability of churning within `horizon_months`, with its interval and
     reasons; `status` is active, churned or unknown. The model is fitted once per store state
-    and reused. Every signed-in role may ask (agents see it on the customer's timeline too); a
-    department head or partner manager only about a customer with a record in their scope, and
-    without the reasons (they count records outside it)."""
-    return await asked.answer(person_risk, {"horizon_months": horizon_months})
+    and reused; while the server's first fit runs, `status` is pending, with `ready_in_s` and a
+    `Retry-After` header saying when to ask again. Every signed-in role may ask (agents see it
+    on the customer's timeline too); a department head or partner manager only about a customer
+    with a record in their scope, and without the reasons (they count records outside it)."""
+    return await asked.answer(person_risk, CHURN_RISK, {"horizon_months": horizon_months})
 
 
 @_get_person(
@@ -138,10 +167,11 @@ async def lifetime_person(
     ] = 0.01,
 ) -> Response:
     """One buyer's P(alive), expected purchases, expected value and CLV with intervals;
-    `status` is buyer or no_purchases. Every signed-in role may ask, as for churn risk (scoped
-    roles about customers in their scope only)."""
+    `status` is buyer or no_purchases (pending, with `ready_in_s` and `Retry-After`, while the
+    server's first fit runs). Every signed-in role may ask, as for churn risk (scoped roles
+    about customers in their scope only)."""
     params = {"horizon_months": horizon_months, "discount_monthly": discount_monthly}
-    return await asked.answer(person_value, params)
+    return await asked.answer(person_value, LIFETIME, params)
 
 
 __all__ = ["router"]
