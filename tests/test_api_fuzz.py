@@ -129,7 +129,7 @@ DATES = [
     "2025-03-01T12:00:00+25:00",
     *TEXTS[:3],
 ]
-SKIPPED = ("/health", "/map", "/users", "/keys")
+SKIPPED = ("/health", "/map", "/users", "/keys", "/webhooks", "/deliveries", "/jobs")
 PASSWORD = "fuzz-password-1"
 COMPANY = ("--customers", "800", "--months", "6")
 
@@ -232,6 +232,8 @@ def _routes(c: TestClient, person: str | None) -> list[str]:
             if person is None or path == "/api/v1/people/{person_id}":
                 continue  # a person's page takes no query parameters
             path = path.replace("{person_id}", person)
+            if "{" in path:
+                continue  # one rule or case (an id the fuzz cannot guess)
         out.append(path)
     return out
 

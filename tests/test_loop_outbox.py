@@ -653,6 +653,11 @@ def test_admin_api_manages_endpoints_and_deliveries(store: Store, receiver: Rece
         made = r.json()
         assert made["secret"].startswith("whsec_") and made["event_types"] == ["webhook.*"]
         receiver.secret = made["secret"]
+        r = c.get("/api/v1/admin/deliveries", params={"nope": "1"}, headers=admin)
+        assert r.status_code == 422
+        assert "unknown query parameter(s) nope; allowed: state, endpoint, limit" in r.text
+        r = c.post("/api/v1/admin/webhooks", json={"url": "http://a.example/\x00"}, headers=admin)
+        assert r.status_code == 422 and "control characters" in r.text
         listed = c.get("/api/v1/admin/webhooks", headers=admin).json()
         assert [e["id"] for e in listed] == [made["id"]] and "secret" not in listed[0]
 

@@ -223,6 +223,12 @@ def add_endpoint(
 ) -> Endpoint:
     """Add a webhook endpoint (admins only: the surfaces check the role). ``allow_private``
     lets it reach private and loopback addresses (a receiver inside the network)."""
+    for text in (url, description or "", *event_types):
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+            raise InvalidEndpointError(
+                f"{text[:60]!r} holds control characters; an endpoint's URL, description and "
+                "event types are plain text"
+            )
     url = _check_url(url, allow_private)
     types = [t.strip() for t in event_types if t and t.strip()]
     for t in types:

@@ -17,9 +17,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
+from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.api.deps import ScopeDep, StoreDep
 from corridor.api.errors import error_responses
 from corridor.auth.scope import Scope
@@ -147,11 +148,31 @@ def _detail(store: Store, notification_id: int) -> NotificationDetail:
     return NotificationDetail(**_notification(n).model_dump(), payload=n.payload, log=log)
 
 
+def _known(names: tuple[str, ...]) -> Any:
+    """A dependency refusing (422) a query parameter not in ``names``, as the analyses do."""
+
+    async def refuse_unknown(request: Request) -> None:
+        unknown = sorted({k for k in request.query_params if k not in names})
+        if unknown:
+            raise AnalyticsQueryError(
+                f"unknown query parameter(s) {', '.join(unknown)}; allowed: "
+                f"{', '.join(names) or 'none'}"
+            )
+
+    return Depends(refuse_unknown)
+
+
 def _route(
-    method: str, path: str, summary: str, reply: Any, *errors: int, status_code: int | None = None
+    method: str,
+    path: str,
+    summary: str,
+    reply: Any,
+    *errors: int,
+    status_code: int | None = None,
+    query: tuple[str, ...] = (),
 ) -> Callable[[_Handler], _Handler]:
     """Declare an admin route, its operation id the function's name: ``reply`` on success,
-    401 and 403 (not an admin) and ``errors``."""
+    401 and 403 (not an admin), 422 for a query parameter not in ``query``, and ``errors``."""
 
     def declare(handler: _Handler) -> _Handler:
         return router.api_route(
@@ -161,7 +182,8 @@ def _route(
             summary=summary,
             status_code=status_code,
             response_model=reply,
-            responses=error_responses(401, 403, *errors),
+            responses=error_responses(401, 403, 422, *errors),
+            dependencies=[_known(query)],
         )(handler)
 
     return declare
@@ -174,7 +196,7 @@ async def list_webhooks(store: StoreDep, scope: LoopAdminDep) -> list[EndpointOu
     return [_endpoint(e) for e in found]
 
 
-@_route("POST", "/webhooks", "Add a webhook endpoint", EndpointCreated, 422, status_code=201)
+@_route("POST", "/webhooks", "Add a webhook endpoint", EndpointCreated, status_code=201)
 async def add_webhook(body: EndpointIn, store: StoreDep, scope: LoopAdminDep) -> EndpointCreated:
     """Add an endpoint; the reply holds its signing secret, once. A URL on a private,
     loopback or link-local address is refused with 422 unless ``allow_private`` is set; a host
@@ -220,7 +242,13 @@ async def test_webhook(
     return _notification(made)
 
 
-@_route("GET", "/deliveries", "List notifications and their delivery state", list[NotificationOut])
+@_route(
+    "GET",
+    "/deliveries",
+    "List notifications and their delivery state",
+    list[NotificationOut],
+    query=("state", "endpoint", "limit"),
+)
 async def list_deliveries(
     store: StoreDep,
     scope: LoopAdminDep,
@@ -261,7 +289,6 @@ async def get_delivery(
     "Send a notification again",
     NotificationOut,
     404,
-    422,
 )
 async def redeliver_delivery(
     notification_id: NotificationId, store: StoreDep, scope: LoopAdminDep
