@@ -253,6 +253,20 @@ class ModelInfo(BaseModel):
     )
 
 
+class JobInfo(BaseModel):
+    """One of the scheduler's jobs (``corridor jobs list`` says more)."""
+
+    name: str = Field(examples=["outbox.dispatch"])
+    last_status: Literal["ok", "failed"] | None = Field(
+        None, description="how its latest run ended; null before the first run"
+    )
+    last_finished_at: datetime | None = None
+    next_run_at: datetime
+    overdue: bool = Field(
+        description="its next run is more than a minute late (no server is running it?)"
+    )
+
+
 class Health(BaseModel):
     status: str
     version: str
@@ -263,6 +277,9 @@ class Health(BaseModel):
         default_factory=dict,
         description="the churn_risk and lifetime models the customer pages and the person "
         "routes read",
+    )
+    jobs: list[JobInfo] = Field(
+        default_factory=list, description="the scheduler's jobs: last outcome, next run"
     )
 
 

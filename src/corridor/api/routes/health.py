@@ -4,14 +4,16 @@ and how the per-person models stand."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 
 import corridor
 from corridor.analytics.customers.models import CHURN_RISK, LIFETIME, FittedModels
 from corridor.api.deps import IngestorDep, StoreDep
-from corridor.api.schemas import Health, MapInfo, ModelInfo, StoreInfo
+from corridor.api.schemas import Health, JobInfo, MapInfo, ModelInfo, StoreInfo
 from corridor.domain.contract import KINDS
+from corridor.loop.scheduler import job_states
 from corridor.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
@@ -52,7 +54,23 @@ def health(request: Request, store: StoreDep, ingestor: IngestorDep) -> Health:
         ),
         counts=record_counts(store),
         models=model_info(getattr(request.app.state, "models", None)),
+        jobs=job_info(store),
     )
+
+
+def job_info(store: Store) -> list[JobInfo]:
+    """The scheduler's jobs, as the ``jobs`` table has them."""
+    now = datetime.now(UTC)
+    return [
+        JobInfo(
+            name=j.name,
+            last_status=j.last_status,
+            last_finished_at=j.last_finished_at,
+            next_run_at=j.next_run_at,
+            overdue=(now - j.next_run_at).total_seconds() > 60,
+        )
+        for j in job_states(store)
+    ]
 
 
 def model_info(models: FittedModels | None) -> dict[str, ModelInfo]:
