@@ -133,7 +133,7 @@ def sign_in(page, site, user: str) -> None:  # type: ignore[no-untyped-def]
     page.goto(site["base"] + "/login")
     # Chromium applies `autofocus` at a rendering step that may come after "load": typing before
     # it lands loses the first keys (CI saw a sign-in as "nalyst" bounce back to /login)
-    page.wait_for_function("() => document.activeElement && document.activeElement.id === 'username'")
+    page.wait_for_function("() => document.activeElement?.id === 'username'")
     page.keyboard.type(user)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
