@@ -155,7 +155,9 @@ def test_due_times_pause_while_pending_and_breaches_escalate(store, ingestor):
     breach = [e for e in c["history"] if e["action"] == "breached"]
     assert len(breach) == 1 and breach[0]["actor"] == "sla" and breach[0]["field"] == "resolution"
     events = [r[0] for r in store.query("SELECT event_type FROM outbox ORDER BY id")]
-    assert events == ["case.opened", "case.state_changed", "case.state_changed", "case.breached"]
+    assert events == [
+        "case.opened", "alert.fired", "case.state_changed", "case.state_changed", "case.breached"
+    ]  # fmt: skip
 
 
 def test_first_response_breach_after_a_weekend_and_priorities(store, ingestor):

@@ -3,7 +3,7 @@
 :func:`fire` is the one way an alert is raised, for record and aggregate rules alike, inside
 the caller's transaction: hits whose subject the rule alerted within its cooldown (before or
 after, by the time of what fired it) are dropped, the rest are stored in ``alerts``, open a case
-or join the open case of the same cause (:func:`corridor.loop.cases.take_alerts`), and are sent
+or join the open case of the same cause (:func:`corridor.loop.opening.take_alerts`), and are sent
 to webhooks as ``alert.fired``.
 :func:`dedup` is the same de-duplication in memory, for dry runs.
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from corridor.loop import cases, outbox
+from corridor.loop import opening, outbox
 from corridor.loop.casestore import ALERT_COLUMNS
 from corridor.loop.rules import Rule
 from corridor.store.base import Tx
@@ -124,7 +124,7 @@ def fire(tx: Tx, hits: Sequence[Hit], now: datetime) -> list[Hit]:
     fresh = dedup(hits, _prior(tx, hits))
     if not fresh:
         return []
-    case_of = cases.take_alerts(tx, fresh, now)
+    case_of = opening.take_alerts(tx, fresh, now)
     rows = [
         (
             uuid.uuid4().hex,
