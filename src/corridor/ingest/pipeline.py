@@ -11,6 +11,10 @@ people), the Ingestor brings the rollup up to date
 :meth:`Ingestor.bulk` (a file import's many chunks) once, at the end. A failed refresh is
 logged, never fails the batch, and is tried again after the next commit; meanwhile reads answer
 from the base tables.
+
+Record rules (:mod:`corridor.loop.record_rules`) are evaluated inside each batch's transaction,
+once its records are written: the alerts, cases and notifications they raise commit with the
+batch or not at all, on every ingest path (HTTP and file imports alike).
 """
 
 from __future__ import annotations
@@ -39,15 +43,18 @@ from corridor.ingest.validate import (
     Validator,
     Vocabularies,
 )
+from corridor.loop import record_rules
 from corridor.store.base import Store, Tx
 from corridor.store.maps import load_map, save_map
-from corridor.store.migrations import V3, V5
+from corridor.store.migrations import V3, V5, V9
 from corridor.text import intake
 
 #: the schema version that brought the feedback rollup
 ROLLUP_VERSION = V3.version
 #: the schema version that brought text analysis (and kept originals)
 TEXT_VERSION = V5.version
+#: the schema version that brought alert rules (record rules run on every committed batch)
+LOOP_VERSION = V9.version
 
 _TS = pa.timestamp("us", tz="UTC")
 _PEOPLE_PROFILE = ("kind", "created_at", "segment", "region", "attributes")
@@ -140,6 +147,7 @@ class Ingestor:
         self._validator = Validator(Vocabularies.from_map(self._map))
         self._has_rollup: bool | None = None
         self._has_text: bool | None = None
+        self._has_loop: bool | None = None
         self._bulk = 0  # open bulk() blocks: rollup refreshes wait for the last to end
         self._bulk_lock = threading.Lock()
         self._refresh_failed = False  # the last rollup refresh failed: retry after any commit
@@ -192,6 +200,13 @@ class Ingestor:
         if self._has_text is None:
             self._has_text = self.store.schema_version() >= TEXT_VERSION
         return self._has_text
+
+    @property
+    def _loop(self) -> bool:
+        """Whether the store keeps alert rules (schema v9+), asked once."""
+        if self._has_loop is None:
+            self._has_loop = self.store.schema_version() >= LOOP_VERSION
+        return self._has_loop
 
     @property
     def corridor_map(self) -> CorridorMap | None:
@@ -275,6 +290,7 @@ class Ingestor:
         now = datetime.now(UTC)
         rollup = self._rollup
         text = k.name == "feedback" and self._text
+        rules = k.name in record_rules.WATCHES and self._loop
         with self.store.transaction() as tx:
             if valid.num_rows:
                 inserted, merges = _write(tx, k, valid, now, plain=plain, rollup=rollup)
@@ -287,6 +303,10 @@ class Ingestor:
                         keep_original=self.keep_original_text,
                         analyze=self.analyze_text,
                     )
+                if rules:
+                    # the record rules fire in the batch's transaction: its alerts, cases and
+                    # their notifications commit with the records or not at all
+                    record_rules.evaluate_batch(tx, k.name, now)
                 report.accepted = valid.num_rows + result.batch_duplicates
                 report.inserted = inserted
                 report.duplicates = report.accepted - inserted

@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from corridor.loop import record_rules
 from corridor.store.base import Store
 from corridor.text.analyze import analyze_texts, check_model, model_name
 from corridor.text.errors import TextAnalysisError
@@ -103,6 +104,8 @@ def analyze_pending(
                 key=["feedback_id"],
                 update=[c for c in table.schema.names if c != "feedback_id"],
             )
+            # text rules (a complaint, a theme) fire with the analysis, in its transaction
+            record_rules.evaluate_texts(tx, ids, datetime.now(UTC))
         done += len(rows)
         themed += sum(t is not None for t in themes or ())
         last = ids[-1]
