@@ -434,14 +434,6 @@ def dispatch(
     return report
 
 
-def release_leases(store: Store) -> int:
-    """Drop every claim (DuckDB at start: one process holds the file, so no claim is live)."""
-    with store.transaction() as tx:
-        return tx.execute(
-            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL"
-        )
-
-
 # -- reading and redelivery -------------------------------------------------------------------
 def list_notifications(
     store: Store,

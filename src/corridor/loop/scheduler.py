@@ -142,6 +142,11 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+#: owners of the schedulers running in this process
+_live: set[str] = set()
+_live_lock = threading.Lock()
+
+
 class _AdvisoryLocks:
     """PostgreSQL session advisory locks on a connection of their own (the store's writer
     connection is shared by every write transaction; a session lock there would outlive the
@@ -225,6 +230,8 @@ class Scheduler:
         and start a thread per job."""
         if self._threads:
             return
+        with _live_lock:
+            _live.add(self.owner)
         self.sync()
         for spec in self.jobs.values():
             if spec.wake_on is not None:
@@ -245,6 +252,8 @@ class Scheduler:
         for t in self._threads:
             t.join(timeout)
         self._threads.clear()
+        with _live_lock:
+            _live.discard(self.owner)
         if self._advisory is not None:
             self._advisory.close()
 
@@ -267,15 +276,16 @@ class Scheduler:
                     [spec.name, spec.every_s, now],
                 )
             if tx.dialect == "duckdb":
-                # one process holds a DuckDB file: a lease left in it is a dead process's
+                # one process holds a DuckDB file: a lease in it that no scheduler of this
+                # process holds is a dead process's (a killed server's)
+                with _live_lock:
+                    live = sorted(_live | {self.owner})
+                marks = ", ".join("?" for _ in live)
                 tx.execute(
                     "UPDATE jobs SET lease_owner = NULL, lease_until = NULL "
-                    "WHERE lease_owner IS NOT NULL"
+                    f"WHERE lease_owner IS NOT NULL AND lease_owner NOT IN ({marks})",
+                    live,
                 )
-        if self.store.dialect == "duckdb":
-            from corridor.loop.outbox import release_leases
-
-            release_leases(self.store)
 
     # -- one run ------------------------------------------------------------------------------
     def run_now(self, name: str, *, force: bool = True) -> bool:
