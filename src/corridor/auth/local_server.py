@@ -160,8 +160,10 @@ class ServerClient:
         *,
         json_body: Any = None,
         params: Any = None,
+        missing_ok: bool = False,
     ) -> Any:
-        """One API call; its JSON answer, or the server's own error message raised."""
+        """One API call; its JSON answer, or the server's own error message raised (with
+        ``missing_ok``, None for a 404)."""
         try:
             with httpx.Client(base_url=self.url, timeout=TIMEOUT) as client:
                 r = client.request(
@@ -178,6 +180,8 @@ class ServerClient:
             raise StoreError(_stale(self.credential, self.url, "it does not accept its key"))
         if r.is_success:
             return r.json() if r.content else None
+        if missing_ok and r.status_code == 404:
+            return None
         try:
             message = str(r.json()["error"]["message"])
         except (ValueError, KeyError, TypeError):
@@ -201,6 +205,18 @@ def _stale(credential: Path, url: str, why: str) -> str:
         f"{url}, but {why}: it was probably left behind by a server that was stopped abruptly "
         f"(it is replaced when a server starts). {_what_to_do(None)}"
     )
+
+
+def holder_url(locked: StoreLockedError) -> str | None:
+    """The address of the server that holds the store ``locked`` names, as its credential says
+    (None when there is no readable credential)."""
+    if locked.path is None:
+        return None
+    try:
+        raw = credential_path(Path(locked.path).resolve()).read_text(encoding="utf-8")
+        return str(json.loads(raw)["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def client_for(locked: StoreLockedError) -> ServerClient:

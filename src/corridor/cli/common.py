@@ -102,7 +102,33 @@ def on_store_or_server(
     except StoreLockedError as locked:
         client = local_server.client_for(locked)
         result = via_server(client)
-        err.print(f"the store is held by a running server: this went through it at {client.url}")
+        err.print(
+            f"the store is held by a running server: this went through it at {client.url}",
+            soft_wrap=True,
+        )
         return result
     with opened:
         return here(opened)
+
+
+def open_to_write(
+    store: str | None, command: str, instead: str = "", *, migrate: bool = True
+) -> Store:
+    """``open_store(store)`` for a command that must own the file (it writes it as a whole:
+    imports, migrations, text analysis); while a running server holds the DuckDB file, a
+    :class:`~corridor.errors.StoreError` saying in one line what to do (``instead``: another way,
+    such as the HTTP API, appended to it)."""
+    from corridor.auth import local_server
+    from corridor.errors import StoreError, StoreLockedError
+    from corridor.store import open_store
+
+    try:
+        return open_store(store, migrate=migrate)
+    except StoreLockedError as locked:
+        url = local_server.holder_url(locked)
+        raise StoreError(
+            f"the store {locked.path} is held by a running server"
+            + (f" ({url})" if url else " (`corridor serve` or `corridor demo`?)")
+            + f": `corridor {command}` writes the file itself, so stop that server (Ctrl-C where "
+            f"it runs) and run this again{instead}"
+        ) from None

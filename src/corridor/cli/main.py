@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -21,12 +21,25 @@ from rich.table import Table
 
 from corridor.cli.analyses import register as register_analyses
 from corridor.cli.auth import register as register_auth
+from corridor.cli.cases import register as register_cases
 from corridor.cli.churn import churn_app, lifetime_app
 from corridor.cli.churn import register as register_churn
-from corridor.cli.common import NewStoreOpt, StoreOpt, console, err
+from corridor.cli.common import (
+    NewStoreOpt,
+    StoreOpt,
+    console,
+    err,
+    on_store_or_server,
+    open_to_write,
+)
+from corridor.cli.loop import register as register_loop
 from corridor.cli.text import analyze_after_ingest, ingest_text_options, text_app, themes_app
 from corridor.cli.text import register as register_text
 from corridor.errors import CorridorError
+
+if TYPE_CHECKING:
+    from corridor.auth.local_server import ServerClient
+    from corridor.store import Store
 
 app = typer.Typer(
     name="corridor",
@@ -56,13 +69,15 @@ def main() -> None:
 
 
 @contextmanager
-def _ingestor(store_url: str | None) -> Iterator[Any]:
+def _ingestor(store_url: str | None, command: str, instead: str = "") -> Iterator[Any]:
+    """An ingestor for ``corridor COMMAND``, which must own the store (see
+    :func:`~corridor.cli.common.open_to_write`; ``instead``: another way while a server runs)."""
     from corridor.ingest.pipeline import Ingestor
-    from corridor.store import locate, open_store
+    from corridor.store import locate
 
     loc = locate(store_url)
     new = loc.path is not None and not loc.path.exists()
-    store = open_store(store_url)
+    store = open_to_write(store_url, command, instead)
     if new:
         err.print(f"created a new store at {escape(str(loc.path))}", soft_wrap=True)
     ing = Ingestor(store, **ingest_text_options())
@@ -104,22 +119,54 @@ def map_load(
 ) -> None:
     """Load (or replace) the corridor map: stages, touch points, channels, owners, promises."""
     from corridor.domain.corridor_map import CorridorMap
+    from corridor.ingest.pipeline import Ingestor
+    from corridor.store import locate
 
     cmap = CorridorMap.from_file(file)
-    with _ingestor(store) as ing:
-        version = ing.load_map(cmap, force=force)
-    n_promises = sum(len(t.promises) for t in cmap.touchpoints)
+
+    def here(s: Store) -> dict[str, int]:
+        ing = Ingestor(s, **ingest_text_options())
+        try:
+            version = ing.load_map(cmap, force=force)
+        finally:
+            ing.close()
+        n_promises = sum(len(t.promises) for t in cmap.touchpoints)
+        n = {"stages": len(cmap.stages), "touchpoints": len(cmap.touchpoints)}
+        return {"version": version, **n, "promises": n_promises}
+
+    def via_server(client: ServerClient) -> dict[str, int]:
+        doc = cmap.model_dump(mode="json", exclude_none=True)
+        return dict(client.call("PUT", "/api/v1/map", json_body=doc, params={"force": force}))
+
+    loc = locate(store)
+    new = loc.path is not None and not loc.path.exists()
+    done = on_store_or_server(store, here, via_server)
+    if new:
+        err.print(f"created a new store at {escape(str(loc.path))}", soft_wrap=True)
     console.print(
-        f"loaded corridor map v{version}: {len(cmap.stages)} stages, "
-        f"{len(cmap.touchpoints)} touch points, {n_promises} promises"
+        f"loaded corridor map v{done['version']}: {done['stages']} stages, "
+        f"{done['touchpoints']} touch points, {done['promises']} promises"
     )
 
 
 @map_app.command("show")
 def map_show(store: StoreOpt = None) -> None:
     """Show the current corridor map."""
-    with _ingestor(store) as ing:
-        cmap = ing.corridor_map
+    from corridor.domain.corridor_map import CorridorMap
+    from corridor.ingest.pipeline import Ingestor
+
+    def here(s: Store) -> CorridorMap | None:
+        ing = Ingestor(s)
+        try:
+            return ing.corridor_map
+        finally:
+            ing.close()
+
+    def via_server(client: ServerClient) -> CorridorMap | None:
+        doc = client.call("GET", "/api/v1/map", missing_ok=True)
+        return None if doc is None else CorridorMap.model_validate(doc)
+
+    cmap = on_store_or_server(store, here, via_server)
     if cmap is None:
         err.print("no corridor map is loaded yet; load one with `corridor map load FILE`")
         raise typer.Exit(EXIT_ERROR)
@@ -172,7 +219,13 @@ def import_(
     get_kind(kind)
     check_file(file)  # a wrong file name or format is said before a store is made
     detect_format(file, fmt)
-    with _ingestor(store) as ing, _progress(f"importing {file.name}") as progress:
+    instead = (
+        f", or send the records to it over HTTP: POST /api/v1/{get_kind(kind).name} (docs/api.md)"
+    )
+    with (
+        _ingestor(store, "import", instead) as ing,
+        _progress(f"importing {file.name}") as progress,
+    ):
         summary = import_file(
             ing,
             file,
@@ -184,11 +237,12 @@ def import_(
         )
     _print_summary([summary])
     if not summary.accepted:
-        why = (
-            "every row was quarantined; fix them and import the file again"
-            if summary.rows
-            else "it holds no rows"
-        )
+        why = "it holds no rows"
+        if summary.rows:
+            why = "every row was quarantined; fix them and import the file again"
+            common = summary.common_reasons(1)
+            if common and common[0][0] == summary.rejected:  # one cause for all: say it
+                why = f"every row was quarantined: {common[0][2].split('; allowed:')[0]}"
         err.print(f"nothing from {escape(file.name)} was stored: {why}", soft_wrap=True)
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_REJECTED if summary.rejected else EXIT_OK)
@@ -222,6 +276,9 @@ def _print_summary(summaries: list[Any]) -> None:
                 f"[yellow]{s.rejected:,} bad rows of {s.path.name} written to {s.quarantine}[/] "
                 "(row number, field, reason): fix them and import that file again"
             )
+            for n, fld, reason in s.common_reasons():
+                short = reason.split("; allowed:")[0]  # the full list is in the quarantine file
+                console.print(f"  {n:,} × {fld}: {escape(short)}", soft_wrap=True)
         if s.merges:
             console.print(f"{s.merges:,} persons merged through shared identities ({s.path.name})")
 
@@ -272,7 +329,7 @@ def _load_dataset(store_url: str | None, folder: Path) -> None:
     from corridor.analytics.feedback.rollup import refresh
     from corridor.ingest.files import import_dataset
 
-    with _ingestor(store_url) as ing, _progress("loading") as progress:
+    with _ingestor(store_url, "simulate --into-store") as ing, _progress("loading") as progress:
         summaries = import_dataset(ing, folder, progress=progress)
         progress("building rollups", 1.0)
         refresh(ing.store)  # so the first question after loading is answered at once
@@ -491,30 +548,44 @@ def _demo_users(store: str | None, host: str, port: int) -> None:
 def status(store: StoreOpt = None) -> None:
     """What the store holds: schema version, map, and rows per kind."""
     from corridor.domain.contract import KINDS
+    from corridor.ingest.pipeline import Ingestor
 
-    with _ingestor(store) as ing:
-        s = ing.store
-        table = Table("table", "rows")
-        for name in [*KINDS, "identities", "person_merges", "touchpoints"]:
-            table.add_row(name, f"{s.count(name):,}")
-        console.print(f"store {s.url}, schema version {s.schema_version()}")
-        cmap = ing.corridor_map
-        console.print(
-            f"corridor map: {len(cmap.touchpoints)} touch points"
-            if cmap
-            else "no corridor map loaded"
-        )
+    def here(s: Store) -> dict[str, Any]:
+        ing = Ingestor(s)
+        try:
+            cmap = ing.corridor_map
+        finally:
+            ing.close()
+        return {
+            "store": {"url": s.url, "schema_version": s.schema_version()},
+            "corridor_map": {"touchpoints": len(cmap.touchpoints) if cmap else 0},
+            "counts": {name: s.count(name) for name in (*KINDS, "identities", "person_merges")},
+        }
+
+    def via_server(client: ServerClient) -> dict[str, Any]:
+        return dict(client.call("GET", "/api/v1/health"))
+
+    got = on_store_or_server(store, here, via_server)
+    console.print(
+        f"store {got['store']['url']}, schema version {got['store']['schema_version']}",
+        markup=False,
+    )
+    n_tp = got["corridor_map"]["touchpoints"]
+    console.print(f"corridor map: {n_tp} touch points" if n_tp else "no corridor map loaded")
+    table = Table("table", "rows")
+    for name, n in got["counts"].items():
+        table.add_row(name, f"{n:,}")
     console.print(table)
 
 
 @app.command()
 def migrate(store: NewStoreOpt = None) -> None:
     """Bring the store's schema up to date (also done whenever a store is opened)."""
-    from corridor.store import locate, open_store
+    from corridor.store import locate
 
     loc = locate(store)
     new = loc.path is not None and not loc.path.exists()
-    with open_store(store, migrate=False) as s:
+    with open_to_write(store, "migrate", migrate=False) as s:
         before = s.schema_version()
         applied = s.migrate()
         if new:
@@ -537,3 +608,5 @@ register_analyses(
     },
 )
 register_auth(app)
+register_loop(app)
+register_cases(app)

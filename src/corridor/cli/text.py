@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.progress import (
@@ -23,16 +25,22 @@ from corridor.cli.common import (
     WhereOpt,
     console,
     err,
+    on_store_or_server,
+    open_to_write,
 )
 from corridor.cli.render import check_format, print_json
 from corridor.errors import CorridorError
+
+if TYPE_CHECKING:
+    from corridor.auth.local_server import ServerClient
+    from corridor.store import Store
 
 text_app = typer.Typer(
     help="Voice of the customer: analyse feedback text; sentiment, intents, emotions, sources.",
     no_args_is_help=True,
 )
 themes_app = typer.Typer(
-    help="Themes in feedback text: discover, list, show, rename, merge.", no_args_is_help=True
+    help="Themes in feedback text: discover, list, rename, merge.", no_args_is_help=True
 )
 
 
@@ -101,12 +109,11 @@ def analyze(
 ) -> None:
     """Analyse pending feedback texts (sentiment, intent, emotions, theme) and store the
     results, with a progress bar."""
-    from corridor.store import open_store
     from corridor.text.jobs import analyze_pending
 
     if batch_size < 1:
         raise CorridorError("--batch-size must be at least 1")
-    with open_store(store) as s:
+    with open_to_write(store, "text analyze", _SERVER_ANALYSES) as s:
         bar, update = _bar(f"analysing with {model}")
         with bar:
             report = analyze_pending(
@@ -130,11 +137,25 @@ def comments(
 ) -> None:
     """The latest (redacted) feedback texts with their sentiment, intent, emotions and theme."""
     from corridor.analytics.feedback.text import recent_comments
-    from corridor.store import open_store
 
     check_format(fmt)
-    with open_store(store) as s:
-        rows = recent_comments(s, touchpoint, limit, _filters(where or []) or None)
+    filters = _filters(where or [])
+    if touchpoint is not None:
+        filters["touchpoint"] = [touchpoint]
+
+    def here(s: Store) -> list[dict[str, Any]]:
+        return recent_comments(s, None, limit, filters or None)
+
+    def via_server(client: ServerClient) -> list[dict[str, Any]]:
+        params: list[tuple[str, Any]] = [("limit", limit)]
+        params += [(k, v or "") for k, vals in filters.items() for v in vals]
+        rows = client.call("GET", "/api/v1/text/comments", params=params)["comments"]
+        for r in rows:  # as the store gives them: a time, not its ISO text
+            if r.get("occurred_at"):
+                r["occurred_at"] = datetime.fromisoformat(r["occurred_at"])
+        return list(rows)
+
+    rows = on_store_or_server(store, here, via_server)
     if fmt == "json":
         print_json(rows)
         return
@@ -168,24 +189,30 @@ def discover(
     """Discover themes in the stored feedback texts, replace the active ones (analysts' names
     carry over) and assign every analysed text."""
     from corridor.analytics.core.dimensions import check_time
-    from corridor.store import open_store
     from corridor.text.jobs import discover_themes
 
-    with open_store(store) as s:
+    with open_to_write(store, "themes discover", _SERVER_ANALYSES) as s:
         bar, update = _bar("assigning texts to themes")
         with bar:
             saved = discover_themes(
                 s, k=k, method=method, sample=sample, since=check_time(since, "since"),
                 progress=update,
             )  # fmt: skip
-    console.print(f"{len(saved)} themes discovered ({method}); see `corridor themes show`")
-    _print_themes(saved)
+    console.print(f"{len(saved)} themes discovered ({method}); see `corridor themes list`")
+    _print_themes([t.as_dict() for t in saved])
 
 
-def _print_themes(themes: list[Any]) -> None:
-    table = Table("theme", "label", "keywords", "merged into")
+def _print_themes(themes: list[dict[str, Any]]) -> None:
+    sized = any(t.get("n") is not None for t in themes)
+    sizes = ["texts", "share"] if sized else []
+    table = Table("theme", "label", "keywords", "merged into", *sizes)
     for t in themes:
-        table.add_row(t.theme_id, t.label, ", ".join(t.keywords[:8]), t.merged_into or "")
+        cells = [t["theme_id"], t["label"], ", ".join((t["keywords"] or [])[:8])]
+        cells.append(t.get("merged_into") or "")
+        if sized:
+            share = t.get("share")
+            cells += [f"{t.get('n') or 0:,}", "-" if share is None else f"{share:.1%}"]
+        table.add_row(*cells)
     console.print(table)
 
 
@@ -195,15 +222,21 @@ def list_(
     fmt: FormatOpt = "table",
     store: StoreOpt = None,
 ) -> None:
-    """The themes: id, label, keywords, merges."""
-    from corridor.store import open_store
+    """The themes: id, label, keywords, merges (and, while a server runs, their size)."""
     from corridor.text.themestore import list_themes
 
     check_format(fmt)
-    with open_store(store) as s:
-        themes = list_themes(s, include_retired=include_retired)
+
+    def here(s: Store) -> list[dict[str, Any]]:
+        return [t.as_dict() for t in list_themes(s, include_retired=include_retired)]
+
+    def via_server(client: ServerClient) -> list[dict[str, Any]]:
+        reply = client.call("GET", "/api/v1/text/themes", params={"all": include_retired})
+        return list(reply["themes"])
+
+    themes = on_store_or_server(store, here, via_server)
     if fmt == "json":
-        print_json([t.as_dict() for t in themes])
+        print_json(themes)
         return
     _print_themes(themes)
     if not themes:
@@ -217,12 +250,17 @@ def rename(
     store: StoreOpt = None,
 ) -> None:
     """Give a theme an analyst's name; it persists across rediscoveries."""
-    from corridor.store import open_store
     from corridor.text.themestore import rename_theme
 
-    with open_store(store) as s:
-        theme = rename_theme(s, theme_id, label)
-    console.print(f"{theme.theme_id} is now {theme.label!r}")
+    def here(s: Store) -> dict[str, Any]:
+        return rename_theme(s, theme_id, label).as_dict()
+
+    def via_server(client: ServerClient) -> dict[str, Any]:
+        path = f"/api/v1/text/themes/{quote(theme_id, safe='')}"
+        return dict(client.call("PATCH", path, json_body={"label": label}))
+
+    theme = on_store_or_server(store, here, via_server)
+    console.print(f"{theme['theme_id']} is now {theme['label']!r}", markup=False)
 
 
 @themes_app.command("merge")
@@ -233,12 +271,27 @@ def merge(
     store: StoreOpt = None,
 ) -> None:
     """Merge themes into another; their texts count under it from then on."""
-    from corridor.store import open_store
     from corridor.text.themestore import merge_themes
 
-    with open_store(store) as s:
-        theme = merge_themes(s, theme_ids, into, label)
-    console.print(f"merged {', '.join(theme_ids)} into {theme.theme_id} ({theme.label!r})")
+    def here(s: Store) -> dict[str, Any]:
+        return merge_themes(s, theme_ids, into, label).as_dict()
+
+    def via_server(client: ServerClient) -> dict[str, Any]:
+        body = {"themes": theme_ids, "into": into, "label": label}
+        return dict(client.call("POST", "/api/v1/text/themes/merge", json_body=body))
+
+    theme = on_store_or_server(store, here, via_server)
+    console.print(
+        f"merged {', '.join(theme_ids)} into {theme['theme_id']} ({theme['label']!r})",
+        markup=False,
+    )
+
+
+#: what the text commands that own the store suggest while a server runs
+_SERVER_ANALYSES = (
+    " (a running server analyses new texts itself as they arrive; only a re-analysis or a "
+    "new discovery needs this command)"
+)
 
 
 def _filters(pairs: list[str]) -> dict[str, list[str | None]]:

@@ -18,8 +18,9 @@ import os
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,12 @@ class ImportSummary(RecordCounts):
     seconds: float = 0.0
     #: persons merged because records tied them together through a shared identity
     merges: int = 0
+    #: quarantined rows per (field, reason), to say the commonest problems in a line each
+    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def common_reasons(self, k: int = 3) -> list[tuple[int, str, str]]:
+        """The ``k`` commonest (count, field, reason) of the quarantined rows."""
+        return [(n, f, r) for (f, r), n in self.reasons.most_common(k)]
 
     @property
     def rows_per_second(self) -> float:
@@ -82,6 +89,9 @@ class ImportSummary(RecordCounts):
             "quarantine": None if self.quarantine is None else str(self.quarantine),
             "seconds": round(self.seconds, 3),
             "merges": self.merges,
+            "common_problems": [
+                {"rows": n, "field": f, "reason": r} for n, f, r in self.common_reasons()
+            ],
         }
 
 
@@ -210,6 +220,7 @@ def _import_chunk(
             records = dict(zip(wanted, chunk.records(positions), strict=True))
             lines.extend((e.row, e.id, e.field, e.reason, records[e.row]) for e in report.errors)
     if lines:
+        summary.reasons.update((line[2], line[3]) for line in lines)
         lines.sort(key=lambda x: x[0])
         out.write(lines)
     return assume_new

@@ -99,7 +99,12 @@ class Vocabularies:
         allowed = self.values(v)
         shown = ", ".join(allowed[:40]) + (" ..." if len(allowed) > 40 else "")
         what = {"touchpoint": "touch point", "channel": "channel", "department": "department"}[v]
-        suffix = " (not in the loaded corridor map)" if v is Vocabulary.TOUCHPOINT else ""
+        suffix = (
+            " (not in the loaded corridor map: add it there and `corridor map load` the map "
+            "again, or correct the row)"
+            if v is Vocabulary.TOUCHPOINT
+            else ""
+        )
         return f"'unknown {what} ''' || {value_sql} || '''{suffix}; allowed: {shown}'"
 
 
