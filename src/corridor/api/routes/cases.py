@@ -160,7 +160,9 @@ def test_rule(
 
 
 # -- cases ------------------------------------------------------------------------------------
-Filter = Annotated[list[str] | None, Query(max_length=100)]
+Filter = Annotated[
+    list[str], Query(default_factory=list, max_length=100, description="one or more values")
+]
 CASE_QUERY = (
     "state", "priority", "assignee", "department", "partner", "touchpoint", "person", "rule",
     "team", "breached", "limit", "offset",
@@ -171,15 +173,15 @@ CASE_QUERY = (
 def list_cases(
     store: StoreDep,
     scope: ScopeDep,
-    state: Filter = None,
-    priority: Filter = None,
-    assignee: Filter = None,
-    department: Filter = None,
-    partner: Filter = None,
-    touchpoint: Filter = None,
-    person: Filter = None,
-    rule: Filter = None,
-    team: Filter = None,
+    state: Filter,
+    priority: Filter,
+    assignee: Filter,
+    department: Filter,
+    partner: Filter,
+    touchpoint: Filter,
+    person: Filter,
+    rule: Filter,
+    team: Filter,
     breached: Annotated[bool | None, Query(description="with (true) or without a breach")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
