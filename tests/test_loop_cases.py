@@ -365,6 +365,9 @@ def test_cases_commands(store_url, small_map):
     assert "process" in cli("cases", "causes")
     listed = json.loads(cli("cases", "list", "--state", "resolved", "--format", "json"))
     assert listed["total"] == 1
+    report = json.loads(cli("cases", "report", "--format", "json"))
+    assert report["rows"][0]["group"] == "ecommerce" and report["rows"][0]["resolved_n"] == 1
+    assert "ecommerce" in cli("cases", "report")
     bad = run.invoke(cli_app, ["cases", "resolve", case_id, "--root-cause", "x", "--store",
                                store_url])  # fmt: skip
     assert bad.exit_code != 0
@@ -397,3 +400,62 @@ def test_scope_helpers_agree_with_the_sql_filter(store, world):
             elif principal.role is Role.AGENT:
                 with pytest.raises(PermissionDeniedError):
                     cases.add_note(store, scope, c["case_id"], "hello")
+
+
+# -- the report per department ---------------------------------------------------------------------
+def test_report_per_department_by_hand(store, ingestor):
+    from corridor.loop import reports, sla
+
+    webhooks.add_endpoint(store, "https://hooks.example.com/corridor")
+    add_rule(store, Rule("detractors", "detractor"), actor="ana")
+    monday = datetime(2025, 6, 2, 10, tzinfo=UTC)
+    with time_machine.travel(monday, tick=False):
+        ingestor.ingest("interactions", pa.table({
+            "interaction_id": ["i2"], "person_id": ["p2"], "occurred_at": pa.array([monday], TS),
+            "touchpoint": ["home_delivery"], "channel": ["web"]}))  # fmt: skip
+        ingest_feedback(ingestor, [
+            {"feedback_id": "f1", "person_id": "p1", "nps": 2, "occurred_at": monday},
+            {"feedback_id": "f2", "person_id": "p2", "nps": 2, "occurred_at": monday,
+             "touchpoint": "home_delivery"},
+        ])  # fmt: skip
+    found, _ = cases.list_cases(store, None)
+    shop = next(c["case_id"] for c in found if c["department"] == "ecommerce")
+    # ecommerce: a note after 2 business hours, then pending until Tuesday 12:00, resolved on
+    # Wednesday 10:00, and verified by the customer's next feedback
+    with time_machine.travel(monday + timedelta(hours=2), tick=False):
+        cases.add_note(store, None, shop, "called back", actor="eric")
+        cases.change_state(store, None, shop, "pending", actor="eric")
+    with time_machine.travel(monday + timedelta(days=1, hours=2), tick=False):  # Tue 12:00
+        cases.change_state(store, None, shop, "open", actor="eric")
+    with time_machine.travel(monday + timedelta(days=2), tick=False):  # Wed 10:00
+        cases.change_state(store, None, shop, "resolved", root_cause="staff", actor="eric")
+    later = monday + timedelta(days=9)
+    with time_machine.travel(later, tick=False):
+        ingest_feedback(ingestor, [{"feedback_id": "f3", "person_id": "p1", "nps": 10,
+                                    "occurred_at": later}])  # fmt: skip
+        verify.verify_due(store)
+        sla.escalate(store)  # logistics never answered: both clocks breached
+    rows = {r["group"]: r for r in reports.case_report(store, None)}
+    ecommerce, logistics = rows["ecommerce"], rows["logistics"]
+    assert ecommerce["opened"] == 1 and ecommerce["open_now"] == 0
+    assert ecommerce["first_response_median_min"] == 120
+    # Mon 10:00 to Wed 10:00 is 960 business minutes, less the 480 spent pending
+    # (Mon 12-17 = 300, Tue 9-12 = 180)
+    assert ecommerce["resolution_median_min"] == 480 and ecommerce["resolved_n"] == 1
+    assert ecommerce["breached"] == 0 and ecommerce["verified"] == 1
+    assert ecommerce["verified_share"] == 1.0
+    assert ecommerce["verified_share_low"] == pytest.approx(1 / (1 + 1.959964**2), abs=1e-4)
+    assert logistics["opened"] == 1 and logistics["open_now"] == 1
+    assert logistics["first_response_n"] == 0 and logistics["first_response_median_min"] is None
+    assert logistics["breached"] == 1 and logistics["breached_share"] == 1.0
+    assert logistics["verified_share"] is None
+    # the API gives the same rows, and a department head her own department's only
+    accounts.add_user(store, "lena", PASSWORD, "department_head", department="logistics")
+    app = create_app(Settings(), store=store)
+    with TestClient(app) as c:
+        r = c.get("/api/v1/case-report", headers=key(store, "lena"))
+        assert r.status_code == 200, r.text
+        assert [x["group"] for x in r.json()["rows"]] == ["logistics"]
+        r = c.get("/api/v1/case-report", params={"by": "touchpoint", "since": "2025-06-03"},
+                  headers=key(store, "lena"))  # fmt: skip
+        assert r.json()["rows"] == []

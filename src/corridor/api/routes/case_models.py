@@ -289,6 +289,34 @@ class CaseList(BaseModel):
     cases: list[CaseOut]
 
 
+class CaseReportRow(BaseModel):
+    group: str | None = Field(description="the department (partner, team...); null: none")
+    opened: int = Field(description="cases opened in the time range")
+    open_now: int = Field(description="of those, still new, open or pending")
+    first_response_n: int
+    first_response_median_min: float | None = Field(description="business minutes")
+    first_response_p90_min: float | None = Field(description="business minutes")
+    resolved_n: int
+    resolution_median_min: float | None = Field(
+        description="business minutes, time with clocks stopped left out"
+    )
+    resolution_p90_min: float | None
+    breached: int = Field(description="cases with a breached SLA clock")
+    breached_share: float
+    verification_decided: int = Field(description="verified or not verified")
+    verified: int
+    verified_share: float | None
+    verified_share_low: float | None = Field(description="Wilson interval")
+    verified_share_high: float | None
+
+
+class CaseReport(BaseModel):
+    by: Literal["department", "partner_id", "team", "touchpoint", "rule_id"]
+    since: datetime | None
+    until: datetime | None
+    rows: list[CaseReportRow]
+
+
 class AssignIn(BaseModel):
     model_config = _STRICT
     assignee: Name | None = Field(description="a username; null: back to the owner's queue")
@@ -364,6 +392,8 @@ __all__ = [
     "CaseEventOut",
     "CaseList",
     "CaseOut",
+    "CaseReport",
+    "CaseReportRow",
     "HitOut",
     "NoteIn",
     "PolicyIn",

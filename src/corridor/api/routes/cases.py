@@ -11,10 +11,11 @@ id, for reading and changing alike; an agent sees the open cases of a customer, 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from corridor.analytics.core.dimensions import check_time
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.registry import TIME_PATTERN
 from corridor.api.deps import AnalystScopeDep, ScopeDep, StoreDep, WriterScopeDep
@@ -24,6 +25,8 @@ from corridor.api.routes.case_models import (
     CaseDetail,
     CaseList,
     CaseOut,
+    CaseReport,
+    CaseReportRow,
     HitOut,
     NoteIn,
     PolicyIn,
@@ -35,7 +38,7 @@ from corridor.api.routes.case_models import (
     RuleTestOut,
     StateIn,
 )
-from corridor.loop import casejobs, cases, rules, sla
+from corridor.loop import casejobs, cases, reports, rules, sla
 from corridor.loop.dryrun import dry_run
 
 router = APIRouter(prefix="/api/v1", tags=["rules and cases"])
@@ -254,6 +257,31 @@ def customer_cases(
     """The open cases (new, open, pending) about one customer that you see: what an agent
     sees on the customer's timeline."""
     return [CaseOut(**c) for c in cases.customer_cases(store, scope, person_id)]
+
+
+@_route("GET", "/case-report", "How the loop performs, per department", CaseReport, 403,
+        query=("by", "since", "until"))  # fmt: skip
+def case_report(
+    store: StoreDep,
+    scope: AnalystScopeDep,
+    by: Annotated[
+        Literal["department", "partner_id", "team", "touchpoint", "rule_id"],
+        Query(description="one row per value of this"),
+    ] = "department",
+    since: Time = None,
+    until: Time = None,
+) -> CaseReport:
+    """Per department (or partner, team, touch point, rule), of the cases opened from
+    ``since`` to before ``until`` in your scope: opened, still open, time to first response
+    and to resolution in business minutes (median, p90), SLA breaches, and the share of fixes
+    verified from the customer's side with its Wilson interval."""
+    rows = reports.case_report(store, scope, by=by, since=since, until=until)
+    return CaseReport(
+        by=by,
+        since=check_time(since, "since"),
+        until=check_time(until, "until"),
+        rows=[CaseReportRow(**r) for r in rows],
+    )
 
 
 # -- configuration ----------------------------------------------------------------------------

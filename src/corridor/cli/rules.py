@@ -1,0 +1,250 @@
+"""``corridor rules add|list|disable|test``, and what the rules and cases commands share.
+
+Each opens the store itself (the actor in a case's history is the user running the command);
+when a running server holds an embedded store, the command goes through that server's API
+instead (``/api/v1/rules``, ``/api/v1/cases``), as ``corridor users`` does.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
+
+import typer
+from rich.markup import escape
+from rich.table import Column, Table
+
+from corridor.cli.common import FormatOpt, StoreOpt, console, on_store_or_server
+from corridor.cli.render import check_format, print_json
+from corridor.errors import CorridorError
+
+if TYPE_CHECKING:
+    from corridor.auth.local_server import ServerClient
+    from corridor.store import Store
+
+rules_app = typer.Typer(help="Alert rules: what opens a case.", no_args_is_help=True)
+
+_KINDS = "detractor, score_below, broken_promise, text (record rules); threshold, change, drift, ripple (aggregate rules)"  # noqa: E501
+Many = Annotated[list[str] | None, typer.Option()]
+
+
+def actor() -> str:
+    """Who runs the command, for a case's history."""
+    try:
+        return f"{getpass.getuser()} (cli)"
+    except Exception:  # no user name in the environment
+        return "cli"
+
+
+def quoted(part: str) -> str:
+    return quote(part, safe="")
+
+
+def when(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return f"{at:%Y-%m-%d %H:%M}"
+
+
+def _jsonable(body: Any) -> Any:
+    """A reply as the API gives it (times as ISO-8601 text)."""
+    import orjson
+
+    return orjson.loads(orjson.dumps(body, default=str))
+
+
+def here_or_server(
+    store: str | None, here: Callable[[Store], Any], via: Callable[[ServerClient], Any]
+) -> Any:
+    """``here(store)``, or ``via(client)`` through a running server; as the API's JSON."""
+    return _jsonable(on_store_or_server(store, here, via))
+
+
+def _params(items: list[str] | None) -> dict[str, Any] | None:
+    if not items:
+        return None
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CorridorError(f"--param {item!r}: write NAME=VALUE, e.g. --param alpha=0.01")
+        word = value.strip().lower()
+        if word in ("true", "false"):
+            out[key.strip()] = word == "true"
+            continue
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+@rules_app.command("add")
+def rules_add(
+    rule_id: Annotated[str, typer.Argument(help="the rule's id, e.g. detractors-delivery")],
+    kind: Annotated[str, typer.Option(help=f"what it watches: {_KINDS}")],
+    name: Annotated[str | None, typer.Option(help="a title (default: the rule in words)")] = None,
+    max_nps: Annotated[float | None, typer.Option(help="detractor: NPS at most this (6)")] = None,
+    field: Annotated[
+        str | None,
+        typer.Option(help="score_below: expectation, experience, gap, nps, csat, ces, emotion"),
+    ] = None,
+    below: Annotated[float | None, typer.Option(help="score_below, threshold: under this")] = None,
+    above: Annotated[float | None, typer.Option(help="threshold: over this")] = None,
+    per: Annotated[
+        str | None, typer.Option(help="record rules: customer (default), touchpoint or record")
+    ] = None,
+    max_age: Annotated[
+        str | None, typer.Option(help="record rules: older records do not fire (7d)")
+    ] = None,
+    promise: Many = None,
+    intent: Many = None,
+    theme: Many = None,
+    analysis: Annotated[str | None, typer.Option(help="threshold, change: an analysis")] = None,
+    column: Annotated[str | None, typer.Option(help="threshold, change: its column")] = None,
+    direction: Annotated[str | None, typer.Option(help="down (default), up or any")] = None,
+    alpha: Annotated[float | None, typer.Option(help="change, drift, ripple: level")] = None,
+    min_n: Annotated[int | None, typer.Option(help="threshold, change: records needed")] = None,
+    period: Annotated[str | None, typer.Option(help="day, week, month or quarter")] = None,
+    lookback: Annotated[int | None, typer.Option(help="complete periods read per run")] = None,
+    by: Many = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="another parameter of the analysis, NAME=VALUE")
+    ] = None,
+    touchpoint: Many = None,
+    department: Many = None,
+    partner: Many = None,
+    segment: Many = None,
+    region: Many = None,
+    cooldown: Annotated[
+        str | None, typer.Option(help="no second alert for a subject within it (7d)")
+    ] = None,
+    priority: Annotated[str, typer.Option(help="low, normal, high or urgent")] = "normal",
+    team: Annotated[str | None, typer.Option(help="a named team that owns its cases")] = None,
+    sla: Annotated[str | None, typer.Option(help="the SLA policy of its cases")] = None,
+    reopen_unverified: Annotated[
+        bool, typer.Option(help="reopen a case when verification finds the gap still open")
+    ] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Add an alert rule (scope options repeat: --department logistics --department sales)."""
+    from corridor.loop import rules
+
+    definition = {
+        "max_nps": max_nps, "field": field, "below": below, "above": above, "per": per,
+        "max_age": max_age, "promises": promise, "intents": intent, "themes": theme,
+        "analysis": analysis, "column": column, "direction": direction, "alpha": alpha,
+        "min_n": min_n, "period": period, "lookback": lookback, "by": by,
+        "params": _params(param),
+    }  # fmt: skip
+    definition = {k: v for k, v in definition.items() if v is not None}
+    given = {"touchpoint": touchpoint, "department": department, "partner": partner,
+             "segment": segment, "region": region}  # fmt: skip
+    scope: dict[str, list[str]] = {k: v for k, v in given.items() if v}
+    body = {
+        "rule_id": rule_id, "kind": kind, "name": name, "definition": definition,
+        "scope": scope, "cooldown": cooldown, "priority": priority, "team": team,
+        "sla_policy": sla, "reopen_unverified": reopen_unverified,
+    }  # fmt: skip
+
+    def here(s: Store) -> dict[str, Any]:
+        rule = rules.Rule(
+            rule_id, kind, definition, scope, name=name or "",
+            cooldown_s=rules.parse_duration(cooldown) if cooldown else None,
+            priority=priority, team=team, sla_policy=sla, reopen_unverified=reopen_unverified,
+        )  # fmt: skip
+        return rules.add_rule(s, rule, actor=actor()).as_dict()
+
+    made = here_or_server(store, here, lambda c: c.call("POST", "/api/v1/rules", json_body=body))
+    console.print(f"added rule {made['rule_id']}: {escape(made['description'])}", soft_wrap=True)
+
+
+@rules_app.command("list")
+def rules_list(store: StoreOpt = None, fmt: FormatOpt = "table") -> None:
+    """List alert rules."""
+    from corridor.loop import rules
+
+    check_format(fmt)
+    found = here_or_server(
+        store,
+        lambda s: [r.as_dict() for r in rules.list_rules(s)],
+        lambda c: c.call("GET", "/api/v1/rules"),
+    )
+    if fmt != "table":
+        print_json(found)
+        return
+    if not found:
+        console.print("no rules yet; add one with `corridor rules add ID --kind detractor`")
+        return
+    table = Table(Column("rule", no_wrap=True), "kind", "watches", "cooldown", "priority",
+                  "owner", "enabled")  # fmt: skip
+    for r in found:
+        table.add_row(
+            r["rule_id"], r["kind"], r["description"], f"{r['cooldown_s'] / 86400:g}d",
+            r["priority"], r["team"] or "(routed)", "yes" if r["enabled"] else "no",
+        )  # fmt: skip
+    console.print(table)
+
+
+@rules_app.command("disable")
+def rules_disable(
+    rule_id: Annotated[str, typer.Argument(help="the rule's id")], store: StoreOpt = None
+) -> None:
+    """Stop a rule from firing (its alerts and cases stay)."""
+    from corridor.loop import rules
+
+    here_or_server(
+        store,
+        lambda s: rules.disable_rule(s, rule_id, actor=actor()).as_dict(),
+        lambda c: c.call("POST", f"/api/v1/rules/{quoted(rule_id)}/disable"),
+    )
+    console.print(f"disabled rule {rule_id}")
+
+
+@rules_app.command("test")
+def rules_test(
+    rule_id: Annotated[str, typer.Argument(help="the rule's id")],
+    since: Annotated[str | None, typer.Option(help="from this time on (ISO-8601)")] = None,
+    until: Annotated[str | None, typer.Option(help="before this time (ISO-8601)")] = None,
+    limit: Annotated[int, typer.Option(help="alerts listed")] = 20,
+    store: StoreOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """What the rule would have fired on past data (a dry run: nothing is written)."""
+    from corridor.loop import rules
+    from corridor.loop.dryrun import dry_run
+
+    check_format(fmt)
+    limit = max(1, min(limit, 500))
+
+    def here(s: Store) -> dict[str, Any]:
+        rule = rules.get_rule(s, rule_id)
+        hits, lo, hi = dry_run(s, None, rule, since, until)
+        n = len(hits)
+        return {"rule": rule.as_dict(), "since": lo, "until": hi, "n": n,
+                "alerts": [h.as_dict() for h in hits[:limit]], "truncated": n > limit}  # fmt: skip
+
+    params = {k: v for k, v in (("since", since), ("until", until), ("limit", limit)) if v}
+    out = here_or_server(
+        store, here, lambda c: c.call("GET", f"/api/v1/rules/{quoted(rule_id)}/test", params=params)
+    )
+    if fmt != "table":
+        print_json(out)
+        return
+    console.print(f"rule {rule_id} ({escape(out['rule']['description'])}) would have fired "
+                  f"{out['n']:,} alerts", soft_wrap=True)  # fmt: skip
+    table = Table("when", "subject", "summary", "owner")
+    for a in out["alerts"]:
+        owner = a["partner_id"] or a["department"] or ""
+        table.add_row(when(a["occurred_at"]), a["subject"], escape(a["summary"]), owner)
+    if out["alerts"]:
+        console.print(table)
+    if out["truncated"]:
+        console.print(f"[dim]the first {limit}; --limit shows more, --format json all fields[/]")
+
+
+__all__ = ["Many", "actor", "here_or_server", "quoted", "rules_app", "when"]
