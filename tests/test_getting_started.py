@@ -14,6 +14,7 @@ Then the errors a newcomer meets (issue 13.5): each is one line saying what to d
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -30,6 +31,7 @@ import httpx
 import pytest
 
 from conftest import PG_ENV
+from test_docs import _code_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "getting-started.md"
@@ -245,6 +247,40 @@ def test_section_2_other_commands_while_the_demo_serves(demo: Demo) -> None:
         assert len(lines) == 1, (cmd, done.stderr)
         assert "held by a running server (http://127.0.0.1:8765)" in lines[0]
         assert "stop that server (Ctrl-C where it runs) and run this again" in lines[0]
+
+
+def test_api_examples_run_as_printed(demo: Demo) -> None:
+    """docs/api.md's curl examples against the demo, with the keys its authentication section
+    makes (run once; the keys kept in the shell's environment, as a reader's shell keeps them):
+    each answers JSON that is not an error — the ingestion example's bad record is named in a
+    report that still stores the good one. `KEY_ID` is the key id the example's POST answered,
+    as the guide says."""
+    blocks = [body for lang, body in _code_blocks((ROOT / "docs" / "api.md").read_text())
+              if lang == "bash"]  # fmt: skip
+    (keys,) = [b for b in blocks if "export CORRIDOR_KEY" in b]
+    shown = bash(keys + '\necho "CORRIDOR_KEY=$CORRIDOR_KEY"; echo "ADMIN_KEY=$ADMIN_KEY"\n',
+                 demo.cwd, env_for(demo.cwd))  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    env = env_for(demo.cwd) | dict(
+        re.findall(r"^(CORRIDOR_KEY|ADMIN_KEY)=(cor_\S+)$", shown.stdout, re.M)
+    )
+    assert {"CORRIDOR_KEY", "ADMIN_KEY"} <= set(env)
+    # a command runs from its `curl` line to the next one (its JSON body may span lines)
+    curls = ["curl" + c.rstrip() for b in blocks for c in re.split(r"^curl", b, flags=re.M)[1:]]
+    assert len(curls) >= 10
+    key_id = None
+    for cmd in curls:
+        if "KEY_ID" in cmd:
+            assert key_id is not None, "the guide deletes a key before making one"
+            cmd = cmd.replace("KEY_ID", key_id)
+        done = bash(cmd, demo.cwd, env)
+        assert done.returncode == 0, (cmd, done.stderr)
+        reply = json.loads(done.stdout)
+        assert not (isinstance(reply, dict) and "error" in reply), (cmd, reply)
+        if "/api/v1/keys" in cmd and "-X POST" in cmd:
+            key_id = reply["key_id"]
+        if "/api/v1/interactions" in cmd:
+            assert reply["accepted"] == 1 and reply["rejected"] == 1, reply
 
 
 @pytest.fixture(scope="module")
