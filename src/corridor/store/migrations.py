@@ -220,9 +220,7 @@ V7 = Migration(
             END $$""",
             _trigram("people_id_trgm", "people", "lower(person_id)"),
             _trigram("identities_value_trgm", "identities", "lower(id_value)"),
-            _trigram(
-                "identities_phone_trgm", "identities", _PHONE_DIGITS, "id_type = 'phone'"
-            ),
+            _trigram("identities_phone_trgm", "identities", _PHONE_DIGITS, "id_type = 'phone'"),
         ),
     },
 )
@@ -311,15 +309,15 @@ V9 = Migration(
             updated_at {ts} NOT NULL, last_alert_at {ts}, alerts INTEGER NOT NULL,
             sla_policy VARCHAR NOT NULL, first_response_due {ts}, resolution_due {ts},
             first_response_at {ts}, resolved_at {ts}, closed_at {ts}, paused_at {ts},
-            paused_minutes {double} NOT NULL, first_response_breached_at {ts}, resolution_breached_at {ts},
-            escalation_level INTEGER NOT NULL, root_cause VARCHAR, root_cause_event VARCHAR,
-            verification VARCHAR, verify_after {ts}, verified_at {ts},
-            verification_detail {json})""",
+            paused_minutes {double} NOT NULL, first_response_breached_at {ts},
+            resolution_breached_at {ts}, escalation_level INTEGER NOT NULL,
+            root_cause VARCHAR, root_cause_event VARCHAR, verification VARCHAR,
+            verify_after {ts}, verified_at {ts}, verification_detail {json})""",
         # Who changed what, when: every change of a case, notes included (action 'note').
         """CREATE TABLE case_events (
             event_id VARCHAR PRIMARY KEY, case_id VARCHAR NOT NULL, seq INTEGER NOT NULL,
-            changed_at {ts} NOT NULL, actor VARCHAR NOT NULL, action VARCHAR NOT NULL, field VARCHAR,
-            old_value VARCHAR, new_value VARCHAR, note VARCHAR)""",
+            changed_at {ts} NOT NULL, actor VARCHAR NOT NULL, action VARCHAR NOT NULL,
+            field VARCHAR, old_value VARCHAR, new_value VARCHAR, note VARCHAR)""",
         "CREATE INDEX case_events_case ON case_events (case_id)",
         # The root causes a case may be given (configurable; these are the defaults).
         """CREATE TABLE case_root_causes (
