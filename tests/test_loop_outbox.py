@@ -747,3 +747,83 @@ def test_cli_webhooks(store_url: str, receiver: Receiver) -> None:
     r = run("webhooks", "deliveries", "1")
     assert "cancelled" in r.output
     assert "no webhook endpoints" in run("webhooks", "list").output
+
+
+def test_a_paused_endpoint_keeps_its_events_until_resumed(store: Store, receiver: Receiver) -> None:
+    """Disable = pause (a receiver down for maintenance): events before and during the pause are
+    queued, none is sent or cancelled while it lasts, and all go out once it is enabled again."""
+    e = hook(store, receiver)
+    notify(store, key="before-pause")
+    assert not webhooks.set_enabled(store, e.id, False).enabled
+    notify(store, key="during-pause")
+    report = run_dispatch(store)
+    assert receiver.processed == {}
+    rows = outbox.list_notifications(store)
+    assert sorted(r.key for r in rows) == ["before-pause", "during-pause"]
+    assert {r.state for r in rows} == {"pending"} and {r.attempts for r in rows} == {0}
+    assert webhooks.set_enabled(store, e.id, True).enabled
+    report = run_dispatch(store)
+    receiver.wait_for(2)
+    assert receiver.processed == {"before-pause": 1, "during-pause": 1}, report
+    with pytest.raises(webhooks.EndpointNotFoundError):
+        webhooks.set_enabled(store, 999, True)
+
+
+def test_admin_api_pauses_endpoints_and_sets_mail_preferences(
+    store: Store, receiver: Receiver
+) -> None:
+    keys = _seed_users(store)
+    app = create_app(Settings(text_analysis="off", model_refresh="on_request"), store=store)
+    with TestClient(app) as c:
+        admin, analyst = keys["root"], keys["ana"]
+        made = hook(store, receiver)
+        url = f"/api/v1/admin/webhooks/{made.id}"
+        assert c.patch(url, json={"enabled": False}, headers=analyst).status_code == 403
+        r = c.patch(url, json={"enabled": False}, headers=admin)
+        assert r.status_code == 200 and r.json()["enabled"] is False
+        assert c.patch(url, json={"enabled": "maybe"}, headers=admin).status_code == 422
+        assert c.patch(url, json={"enabled": True, "url": "x"}, headers=admin).status_code == 422
+        r = c.patch("/api/v1/admin/webhooks/999", json={"enabled": True}, headers=admin)
+        assert r.status_code == 404
+        assert c.patch(url, json={"enabled": True}, headers=admin).json()["enabled"] is True
+
+        prefs = "/api/v1/admin/users/ana/notifications"
+        r = c.get(prefs, headers=admin)
+        assert r.status_code == 404 and "corridor users notify ana" in r.json()["error"]["message"]
+        body = {"email": "ana@example.com", "mode": "digest", "digest": "hourly"}
+        assert c.put(prefs, json=body, headers=analyst).status_code == 403
+        r = c.put(prefs, json=body, headers=admin)
+        assert r.status_code == 200, r.text
+        assert r.json() | {"last_digest_at": None} == body | {
+            "username": "ana",
+            "last_digest_at": None,
+        }
+        assert c.get(prefs, headers=admin).json()["mode"] == "digest"
+        assert mail.get_preference(store, "ana") is not None
+        bad = c.put(prefs, json=body | {"mode": "loud"}, headers=admin)
+        assert bad.status_code == 422
+        bad = c.put(prefs, json=body | {"email": "nobody"}, headers=admin)
+        assert bad.status_code == 422 and "not an e-mail address" in bad.text
+        r = c.put("/api/v1/admin/users/nobody/notifications", json=body, headers=admin)
+        assert r.status_code == 404 and "no user 'nobody'" in r.text
+
+
+def test_cli_pauses_endpoints_and_sets_mail_preferences(store_url: str, receiver: Receiver) -> None:
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(cli_app, [*args, "--store", store_url], env={"COLUMNS": "200"})
+
+    with open_store(store_url) as s:
+        made = hook(s, receiver)
+        accounts.add_user(s, "lena", "lena-pass-1", "analyst")
+    r = run("webhooks", "disable", str(made.id))
+    assert r.exit_code == 0 and "paused" in r.output, r.output
+    r = run("webhooks", "enable", str(made.id))
+    assert r.exit_code == 0 and "resumed" in r.output, r.output
+    r = run("webhooks", "disable", "999")
+    assert r.exit_code != 0
+    r = run("users", "notify", "lena", "--email", "lena@example.com", "--mode", "digest")
+    assert r.exit_code == 0 and "lena gets a daily digest at lena@example.com" in r.output
+    r = run("users", "notify", "nobody", "--email", "x@example.com")
+    assert r.exit_code != 0 and "no user 'nobody'" in str(r.exception or r.output)

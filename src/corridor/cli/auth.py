@@ -1,4 +1,4 @@
-"""``corridor users add|list|remove`` and ``corridor keys create|list|revoke``.
+"""``corridor users add|list|remove|notify`` and ``corridor keys create|list|revoke``.
 
 Each opens the store itself; when a running server holds an embedded store (a DuckDB file opens
 in one process at a time), the command goes through that server's API instead, with the local
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.table import Table
@@ -117,6 +118,39 @@ def users_list(store: StoreOpt = None) -> None:
             f"{u.created_at:%Y-%m-%d %H:%M}",
         )
     console.print(table)
+
+
+@users_app.command("notify")
+def users_notify(
+    username: Annotated[str, typer.Argument(help="login name")],
+    email: Annotated[str, typer.Option(help="where their notifications go")],
+    mode: Annotated[
+        str, typer.Option(help="immediate (each at once), digest or off")
+    ] = "immediate",
+    digest: Annotated[str, typer.Option(help="a digest's period: hourly or daily")] = "daily",
+    store: StoreOpt = None,
+) -> None:
+    """How a user hears of the cases they own or follow, by e-mail."""
+    from corridor.auth import accounts
+    from corridor.errors import AccountError
+    from corridor.loop import mail
+
+    def here(s: Store) -> dict[str, Any]:
+        if accounts.get_user(s, username) is None:
+            raise AccountError(f"no user {username!r}; `corridor users list` shows who exists")
+        p = mail.set_preference(s, username, email, mode=mode, digest=digest)
+        return {"username": p.username, "email": p.email, "mode": p.mode, "digest": p.digest}
+
+    def via_server(c: ServerClient) -> dict[str, Any]:
+        body = {"email": email, "mode": mode, "digest": digest}
+        return dict(c.call("PUT", f"/api/v1/admin/users/{quote(username, safe='')}/notifications",
+                           json_body=body))  # fmt: skip
+
+    p = on_store_or_server(store, here, via_server)
+    how = {"immediate": "each notification at once", "off": "no notifications"}.get(
+        p["mode"], f"a {p['digest']} digest"
+    )
+    console.print(f"{p['username']} gets {how} at {p['email']}", markup=False)
 
 
 @users_app.command("remove")

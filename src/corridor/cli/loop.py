@@ -1,4 +1,5 @@
-"""``corridor webhooks add|list|remove|test|deliveries|redeliver`` and ``corridor jobs list``.
+"""``corridor webhooks add|list|remove|enable|disable|test|deliveries|redeliver`` and
+``corridor jobs list``.
 
 Each opens the store itself; when a running server holds an embedded store, the command goes
 through that server's admin API instead (``/api/v1/admin/...``), as ``corridor users`` does.
@@ -150,6 +151,39 @@ def webhooks_remove(
         lambda c: c.call("DELETE", f"/api/v1/admin/webhooks/{endpoint_id}"),
     )
     console.print(f"removed webhook endpoint {gone['id']} ({escape(gone['url'])})", soft_wrap=True)
+
+
+def _set_enabled(store: str | None, endpoint_id: int, enabled: bool) -> None:
+    from corridor.loop import webhooks
+
+    done = on_store_or_server(
+        store,
+        lambda s: _endpoint_dict(webhooks.set_enabled(s, endpoint_id, enabled)),
+        lambda c: c.call(
+            "PATCH", f"/api/v1/admin/webhooks/{endpoint_id}", json_body={"enabled": enabled}
+        ),
+    )
+    what = "resumed: what waited goes out now" if enabled else "paused: its events wait for it"
+    console.print(f"webhook endpoint {done['id']} ({escape(done['url'])}) {what}", soft_wrap=True)
+
+
+@webhooks_app.command("disable")
+def webhooks_disable(
+    endpoint_id: Annotated[int, typer.Argument(help="the endpoint's id (webhooks list)")],
+    store: StoreOpt = None,
+) -> None:
+    """Pause an endpoint (its receiver is down for maintenance?): its events are queued as ever
+    and wait, neither sent nor cancelled, until `corridor webhooks enable`."""
+    _set_enabled(store, endpoint_id, False)
+
+
+@webhooks_app.command("enable")
+def webhooks_enable(
+    endpoint_id: Annotated[int, typer.Argument(help="the endpoint's id (webhooks list)")],
+    store: StoreOpt = None,
+) -> None:
+    """Resume a paused endpoint; what waited for it goes out."""
+    _set_enabled(store, endpoint_id, True)
 
 
 @webhooks_app.command("test")

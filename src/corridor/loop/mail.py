@@ -38,6 +38,7 @@ __all__ = [
     "PERIODS",
     "MailSender",
     "Preference",
+    "PreferenceNotFoundError",
     "build_message",
     "get_preference",
     "send_digests",
@@ -51,6 +52,12 @@ PERIODS = {"hourly": 3600, "daily": 86400}
 
 class PreferenceError(CorridorError, ValueError):
     status_code = 422
+
+
+class PreferenceNotFoundError(CorridorError):
+    """A user without e-mail notification settings (none is sent to them)."""
+
+    status_code = 404
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ __all__ = [
     "on_enqueue",
     "redeliver",
     "retry_delay",
+    "wake",
 ]
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,9 @@ def on_enqueue(callback: Callable[[], None]) -> Callable[[], None]:
     return remove
 
 
-def _wake() -> None:
+def wake() -> None:
+    """Wake the dispatcher: rows may be due now (after a commit that queued some, a redelivery,
+    an endpoint resumed)."""
     with _wakers_lock:
         callbacks = list(_wakers)
     for callback in callbacks:
@@ -218,8 +221,8 @@ def enqueue(
     """Write the notifications of one event inside the caller's transaction ``tx``; return how
     many rows were written.
 
-    One row per enabled webhook endpoint whose filter takes ``event_type`` (only those in
-    ``endpoints`` when given), per address in ``emails``, and per user in ``users`` with a
+    One row per webhook endpoint (a paused one's waits) whose filter takes ``event_type`` (only
+    those in ``endpoints`` when given), per address in ``emails``, and per user in ``users`` with a
     notification preference (:mod:`corridor.loop.mail`: a mail at once, or a line of their next
     digest). ``payload`` becomes the envelope's ``data`` (it must be JSON-serialisable).
 
@@ -232,8 +235,9 @@ def enqueue(
     now = datetime.now(UTC)
     doc = orjson.dumps(envelope(event_type, payload, now)).decode()
     targets: list[tuple[str, str]] = []
+    # a paused (disabled) endpoint's rows are written too: they wait for it (see claim)
     for endpoint_id, filt in tx.fetchall(
-        "SELECT id, event_types FROM webhook_endpoints WHERE enabled ORDER BY id"
+        "SELECT id, event_types FROM webhook_endpoints ORDER BY id"
     ):
         if (endpoints is None or int(endpoint_id) in endpoints) and matches(filt, event_type):
             targets.append((WEBHOOK, str(endpoint_id)))
@@ -264,7 +268,7 @@ def enqueue(
         params,
     )
     if written:
-        _wake()
+        wake()
     return len(written)
 
 
@@ -293,9 +297,14 @@ def claim(
     until = now + timedelta(seconds=lease_s)
     kind_marks = ", ".join("?" for _ in kinds)
     others = " OR lease_owner <> ?" if exclusive else ""
+    # a disabled endpoint's rows wait (paused, not cancelled) until it is enabled again
+    paused = (
+        f"(target_kind <> '{WEBHOOK}' OR target IN "
+        "(SELECT CAST(id AS VARCHAR) FROM webhook_endpoints WHERE enabled))"
+    )
     due = (
         f"state = '{PENDING}' AND target_kind IN ({kind_marks}) AND next_attempt_at <= ? "
-        f"AND (lease_until IS NULL OR lease_until < ?{others})"
+        f"AND (lease_until IS NULL OR lease_until < ?{others}) AND {paused}"
     )
     with store.transaction() as tx:
         lock = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgres" else ""
@@ -506,7 +515,7 @@ def redeliver(store: Store, outbox_id: int) -> Notification:
             "lease_until = NULL WHERE id = ?",
             [PENDING, now, outbox_id],
         )
-    _wake()
+    wake()
     return get_notification(store, outbox_id)
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "new_secret",
     "remove_endpoint",
     "send_test",
+    "set_enabled",
     "sign",
 ]
 
@@ -279,6 +280,17 @@ def remove_endpoint(store: Store, endpoint_id: int) -> Endpoint:
         tx.execute("DELETE FROM webhook_endpoints WHERE id = ?", [endpoint_id])
         outbox.cancel_endpoint_rows(tx, endpoint_id)
     return Endpoint.of(rows[0])
+
+
+def set_enabled(store: Store, endpoint_id: int, enabled: bool) -> Endpoint:
+    """Pause (``enabled`` False) or resume an endpoint. While paused, its events are queued as
+    ever but wait, neither sent nor cancelled, to go out in order once it is resumed."""
+    get_endpoint(store, endpoint_id)  # an unknown id is said as such
+    with store.transaction() as tx:
+        tx.execute("UPDATE webhook_endpoints SET enabled = ? WHERE id = ?", [enabled, endpoint_id])
+    if enabled:
+        outbox.wake()  # what waited is due now
+    return get_endpoint(store, endpoint_id)
 
 
 def send_test(store: Store, endpoint_id: int) -> Notification:

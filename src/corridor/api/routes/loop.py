@@ -1,7 +1,8 @@
 """Webhook endpoints, notifications and their delivery log, and the scheduler's jobs, for
 admins.
 
-``GET/POST /api/v1/admin/webhooks``, ``DELETE /api/v1/admin/webhooks/{endpoint_id}``,
+``GET/POST /api/v1/admin/webhooks``, ``PATCH|DELETE /api/v1/admin/webhooks/{endpoint_id}``,
+``GET|PUT /api/v1/admin/users/{username}/notifications``,
 ``POST /api/v1/admin/webhooks/{endpoint_id}/test``, ``GET /api/v1/admin/deliveries``,
 ``GET /api/v1/admin/deliveries/{notification_id}``,
 ``POST /api/v1/admin/deliveries/{notification_id}/redeliver`` and ``GET /api/v1/admin/jobs``.
@@ -18,13 +19,14 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.api.deps import ScopeDep, StoreDep
 from corridor.api.errors import error_responses
+from corridor.auth import accounts
 from corridor.auth.scope import Scope
-from corridor.loop import outbox, scheduler, webhooks
+from corridor.loop import mail, outbox, scheduler, webhooks
 from corridor.store import Store
 
 router = APIRouter(prefix="/api/v1/admin", tags=["webhooks and jobs"])
@@ -223,6 +225,105 @@ async def remove_webhook(
     Returns the endpoint as it was."""
     gone = await anyio.to_thread.run_sync(webhooks.remove_endpoint, store, endpoint_id)
     return _endpoint(gone)
+
+
+class EndpointPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = Field(
+        description="false pauses the endpoint: its events are queued as ever and wait "
+        "(neither sent nor cancelled) until it is true again"
+    )
+
+
+@_route("PATCH", "/webhooks/{endpoint_id}", "Pause or resume a webhook endpoint", EndpointOut, 404)
+async def patch_webhook(
+    endpoint_id: EndpointId, body: EndpointPatch, store: StoreDep, scope: LoopAdminDep
+) -> EndpointOut:
+    """Pause (`enabled: false`) or resume an endpoint, e.g. while its receiver is down for
+    maintenance: nothing queued for it is lost or sent meanwhile."""
+    changed = await anyio.to_thread.run_sync(webhooks.set_enabled, store, endpoint_id, body.enabled)
+    return _endpoint(changed)
+
+
+class NotificationPrefs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(description="where the user's notifications go", max_length=320)
+    mode: Literal["immediate", "digest", "off"] = Field(
+        "immediate", description="each notification at once, in a digest, or none"
+    )
+    digest: Literal["hourly", "daily"] = Field("daily", description="how often a digest goes")
+
+
+class NotificationPrefsOut(NotificationPrefs):
+    username: str
+    last_digest_at: datetime | None = None
+
+
+def _known_user(store: Store, username: str) -> None:
+    if accounts.get_user(store, username) is None:
+        raise mail.PreferenceNotFoundError(
+            f"no user {username!r}; `corridor users list` shows who exists"
+        )
+
+
+def _prefs_out(p: Any) -> NotificationPrefsOut:
+    return NotificationPrefsOut(
+        username=p.username,
+        email=p.email,
+        mode=p.mode,
+        digest=p.digest,
+        last_digest_at=p.last_digest_at,
+    )
+
+
+@_route(
+    "PUT",
+    "/users/{username}/notifications",
+    "Set how a user is notified by e-mail",
+    NotificationPrefsOut,
+    404,
+)
+async def put_notifications(
+    username: Annotated[str, Path(description="the user", max_length=64)],
+    body: NotificationPrefs,
+    store: StoreDep,
+    scope: LoopAdminDep,
+) -> NotificationPrefsOut:
+    """Where and how a user hears of the cases they own or follow: each notification at once,
+    an hourly or daily digest, or none."""
+
+    def put() -> Any:
+        _known_user(store, username)
+        return mail.set_preference(store, username, body.email, mode=body.mode, digest=body.digest)
+
+    return _prefs_out(await anyio.to_thread.run_sync(put))
+
+
+@_route(
+    "GET",
+    "/users/{username}/notifications",
+    "How a user is notified by e-mail",
+    NotificationPrefsOut,
+    404,
+)
+async def get_notifications(
+    username: Annotated[str, Path(description="the user", max_length=64)],
+    store: StoreDep,
+    scope: LoopAdminDep,
+) -> NotificationPrefsOut:
+    """The user's e-mail notification settings (404 when none are set: no e-mail is sent)."""
+
+    def get() -> Any:
+        _known_user(store, username)
+        found = mail.get_preference(store, username)
+        if found is None:
+            raise mail.PreferenceNotFoundError(
+                f"{username} has no e-mail notification settings: set them with PUT (or "
+                f"`corridor users notify {username} --email ADDRESS`)"
+            )
+        return found
+
+    return _prefs_out(await anyio.to_thread.run_sync(get))
 
 
 @_route(
