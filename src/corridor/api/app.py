@@ -34,7 +34,7 @@ from corridor.loop import Scheduler
 from corridor.settings import Settings
 from corridor.store import Store, open_store
 from corridor.text.worker import TextWorker
-from corridor.web import admin_views
+from corridor.web import admin_views, case_pages
 from corridor.web import routes as web_routes
 
 DESCRIPTION = """
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     app.add_middleware(NulGuard)  # a NUL in the URL: 422 before any route reads it
     app.add_middleware(CatchAll)  # outermost: a 500 answered here keeps the connection
-    for module in (ingest, map_routes, people, analyses, outlook, health, web_routes):
+    for module in (ingest, map_routes, people, analyses, outlook, health, web_routes, case_pages):
         app.include_router(module.router)
     for admin_router in (admin_routes.router, admin_views.router, loop_routes.router):
         app.include_router(admin_router)
