@@ -7,8 +7,8 @@ One run generates (deterministically, with numpy) a corridor map of 30 touch poi
 and a Parquet file of interactions, then measures on fresh stores:
 
 (a) the import path: ``import_file`` on a store that already has the map and the people;
-(b) the raw bulk path on the same file into an identical table with the same primary key:
-    DuckDB ``INSERT INTO ... SELECT ... FROM read_parquet(...)``; PostgreSQL ``COPY FROM STDIN``
+(b) the raw bulk path on the same file into an identical table (the same primary key and
+    person index): DuckDB ``INSERT INTO ... SELECT ... FROM read_parquet(...)``; PostgreSQL ``COPY FROM STDIN``
     of a CSV that DuckDB wrote from the Parquet file (the conversion is not timed);
 (c) the ratio import/raw in rows per second (target: >= 0.7);
 (d) HTTP: a real ``corridor serve`` on a fresh DuckDB store, posting JSON arrays of interactions
@@ -46,7 +46,7 @@ from corridor.ingest.files import import_file
 from corridor.ingest.pipeline import Ingestor
 from corridor.ingest.validate import ValidationResult
 from corridor.store import open_store
-from corridor.store.migrations import TYPES, V1
+from corridor.store.migrations import MIGRATIONS, TYPES, V1
 
 SEED = 20250301
 STAGES = ["awareness", "research", "purchase", "delivery", "use", "support", "renewal"]
@@ -184,9 +184,12 @@ class TimedIngestor(Ingestor):
             self.write_s += time.perf_counter() - t
 
 
-def table_ddl(dialect: str) -> str:
+def table_ddl(dialect: str) -> list[str]:
+    """The store's interactions table: its V1 definition and the indexes later migrations put
+    on it (migration 7's person index), so the raw path maintains what the import maintains."""
     ddl = next(s for s in V1.statements if "CREATE TABLE interactions" in s)
-    return ddl.format(**TYPES[dialect])
+    indexes = [s for m in MIGRATIONS for s in m.sql(dialect) if " ON interactions " in s]
+    return [ddl.format(**TYPES[dialect]), *indexes]
 
 
 def to_format(data: Data, fmt: str) -> Path:
@@ -226,7 +229,8 @@ def import_path(
 def duckdb_raw(path: Path, data: Data, timing: Timing) -> None:
     con = duckdb.connect(str(path))
     try:
-        con.execute(table_ddl("duckdb"))
+        for stmt in table_ddl("duckdb"):
+            con.execute(stmt)
         cols = ", ".join(COLUMNS)
         t = time.perf_counter()
         con.execute(
@@ -243,7 +247,8 @@ def pg_raw(url: str, csv_path: Path, data: Data, timing: Timing) -> None:
     import psycopg
 
     with psycopg.connect(url) as con:
-        con.execute(table_ddl("postgres"))
+        for stmt in table_ddl("postgres"):
+            con.execute(stmt)
         con.commit()
         t = time.perf_counter()
         with (

@@ -318,6 +318,7 @@ def test_overview_for_an_analyst_shows_every_touch_point(app):
 OPEN_TO_ALL = {"/api/v1/health"}
 #: a customer's own view: the agent's timeline shows their churn risk and lifetime value
 AGENT_MAY = {
+    "/api/v1/people",
     "/api/v1/people/{person_id}",
     "/api/v1/map",
     "/api/v1/churn/risk/{person_id}",

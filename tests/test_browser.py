@@ -57,9 +57,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     assert made.returncode == 0, made.stderr
     with open_store(store) as s:
         users = {r[1]: r[0] for r in s.query("SELECT username, role FROM users")}
-        email = s.query(
-            "SELECT i.id_value, p.canonical_id FROM identities i JOIN people p "
-            "ON p.person_id = i.person_id WHERE i.id_type = 'email' AND p.person_id IN "
+        email = s.query(  # a customer with an e-mail, a phone and records
+            "SELECT i.id_value, p.canonical_id, f.id_value FROM identities i JOIN people p "
+            "ON p.person_id = i.person_id JOIN identities f ON f.person_id = i.person_id "
+            "AND f.id_type = 'phone' WHERE i.id_type = 'email' AND p.person_id IN "
             "(SELECT person_id FROM interactions) ORDER BY i.id_value LIMIT 1"
         )[0]
         partner = s.query("SELECT partner FROM users WHERE role = 'partner_manager'")[0][0]
@@ -88,6 +89,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             "base": base,
             "email": email[0],
             "person": email[1],
+            "phone": email[2],
             "partner": partner,
             **{f"user_{role}": name for role, name in users.items()},
         }
@@ -235,6 +237,39 @@ def test_agent_finds_a_customer_by_email_and_sees_the_timeline(page, site):
             assert page.url.endswith("/customers")
         else:
             assert r.status == 403, path
+
+
+def _search_and_open(page, site, query: str, cell: str) -> None:  # type: ignore[no-untyped-def]
+    """From the customer search: type ``query``, press Enter, and open (with the keyboard) the
+    result whose row shows ``cell``; the site's customer's timeline must open."""
+    page.goto(site["base"] + "/customers")
+    page.wait_for_function("() => document.activeElement && document.activeElement.id === 'q'")
+    page.keyboard.type(query)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/customers?q=*")
+    rows = page.locator("table.results tbody tr")
+    assert rows.count() >= 1, page.content()
+    link = rows.filter(has=page.locator("td", has_text=cell)).locator("a").first
+    assert link.get_attribute("href") == f"/customers/{site['person']}"
+    link.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/customers/{site['person']}")
+    assert page.locator("h1").inner_text() == f"Customer {site['person']}"
+    assert site["email"] in page.content() and site["phone"] in page.content()
+
+
+def test_agent_finds_a_customer_by_part_of_the_email_and_by_the_phones_last_digits(page, site):
+    """Issue 13.3: part of an e-mail (its middle, in capitals) and the last four digits of the
+    phone each find the customer, and the keyboard opens the right timeline."""
+    sign_in(page, site, site["user_agent"])
+    local, domain = site["email"].split("@")
+    _search_and_open(page, site, f"{local[2:]}@{domain[:4]}".upper(), site["email"])
+    shot(page, "agent-search-email-part")
+    digits = "".join(c for c in site["phone"] if c.isdigit())
+    _search_and_open(page, site, digits[-4:], site["phone"])
+    page.goto(f"{site['base']}/customers?q={digits[-4:]}")
+    assert "customer" in page.locator("[role=status]").first.inner_text()
+    shot(page, "agent-search-phone-digits")
 
 
 def test_accessibility_basics(page, site):

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from corridor.domain.contract import KINDS, FieldType, RecordKind
+from corridor.store.people_search import MIN_PARTIAL
 
 _PY: dict[FieldType, Any] = {
     FieldType.STRING: str,
@@ -221,6 +222,43 @@ class PersonView(BaseModel):
     merges: list[PersonMergeOut] = Field(description="the merges that formed the group")
     interactions: int = Field(description="interactions of the whole group")
     feedback: int = Field(description="feedback of the whole group")
+
+
+class PersonFound(BaseModel):
+    """One person group a search found (identities masked for scoped roles)."""
+
+    person_id: str = Field(description="the canonical person: open its timeline with this id")
+    kind: str
+    segment: str | None
+    region: str | None
+    matched: Literal["person_id", "email", "phone", "crm_id", "device_id"] = Field(
+        description="what matched the query"
+    )
+    matched_value: str = Field(description="the value that matched")
+    match: Literal["whole", "start", "part", "anywhere"] = Field(
+        description="how: the whole value, its start, its end or the start of a part of it "
+        "(a phone's last digits, the surname in an e-mail), or anywhere; results are ranked so"
+    )
+    email: str | None = Field(description="the matched e-mail, else the person's first")
+    phone: str | None = Field(description="the matched phone, else the person's first")
+    last_activity: datetime | None = Field(
+        description="the latest interaction or feedback (of those the caller may see)"
+    )
+    interactions: int = Field(description="interactions of the group the caller may see")
+    feedback: int = Field(description="feedback of the group the caller may see")
+
+
+class PeopleFound(BaseModel):
+    """The people matching a search, best match first."""
+
+    query: str
+    people: list[PersonFound]
+    more: bool = Field(description="more people matched than were returned: refine the query")
+    limit: int
+    partial: bool = Field(
+        description=f"whether the query was long enough (at least {MIN_PARTIAL} characters) to "
+        "match anywhere in a value; shorter ones match whole values and their starts"
+    )
 
 
 class StoreInfo(BaseModel):

@@ -1,18 +1,21 @@
-"""The customer timeline: one person's interactions and feedback across channels and partners.
+"""The customer search and timeline: one person's interactions and feedback across channels and
+partners.
 
-A person is found by person id, e-mail or phone (normalised as ingest normalises them). The
-timeline covers the whole merged group (everyone resolved into the same canonical person), newest
-first, so what the customer just did on the web is in front of the agent on the phone.
+A person is found by part of their id, e-mail or phone (:func:`find_people`). The timeline
+covers the whole merged group (everyone resolved into the same canonical person), newest first,
+so what the customer just did on the web is in front of the agent on the phone.
 Department heads and partner managers see only the records within their scope.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from corridor.analytics.customers import timeline
 from corridor.analytics.customers.models import FittedModels
-from corridor.api.routes.people import person_view, records_in_scope, sees_person
+from corridor.api.routes import people
+from corridor.api.routes.people import person_view, records_in_scope
 from corridor.auth.scope import Scope
 from corridor.store import Store
 from corridor.text.redact import redact
@@ -22,14 +25,32 @@ from corridor.web.insights import customer_outlook
 LIMIT = 500
 
 
-def find_people(store: Store, query: str, scope: Scope) -> list[dict[str, Any]]:
-    """People whose id, e-mail, phone, CRM id or device id is ``query`` (exact, normalised),
-    among those ``scope`` may see."""
-    return [
-        {"person_id": person, "segment": segment, "region": region}
-        for person, segment, region in timeline.find_people(store, query)
-        if sees_person(store, person, scope)
-    ]
+def find_people(store: Store, query: str, scope: Scope) -> dict[str, Any]:
+    """The search page's answer: the people matching ``query`` that ``scope`` may find, best
+    first, as :func:`corridor.api.routes.people.find_people` gives them to the API, each with
+    its last activity in words."""
+    found = people.find_people(store, query, scope)
+    now = datetime.now(UTC)
+    return {
+        "people": [{**p.model_dump(), "ago": ago(p.last_activity, now)} for p in found.people],
+        "more": found.more,
+        "limit": found.limit,
+        "partial": found.partial,
+        "scoped": not scope.sees_every_customer,
+    }
+
+
+def ago(at: datetime | None, now: datetime) -> str:
+    """``at`` in words, from ``now``: "today", "yesterday", "3 days ago", "2 months ago"."""
+    if at is None or at > now:
+        return ""
+    days = (now - at).days
+    if days < 2:
+        return ("today", "yesterday")[days]
+    for size, unit in ((365, "year"), (30, "month"), (7, "week")):
+        if days >= 2 * size:
+            return f"{days // size} {unit}s ago"
+    return f"{days} days ago"
 
 
 def customer(

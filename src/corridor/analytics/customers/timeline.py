@@ -1,34 +1,15 @@
-"""One customer's records for a page: the people found by any of their identities, and a person
-group's interactions and feedback, newest first."""
+"""One customer's records for a page: a person group's interactions and feedback, newest first
+(the people are found by :mod:`corridor.store.people_search`)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from corridor.domain.contract import PHONE_SEPARATORS
 from corridor.store.base import Store
 
 #: the people of a merged group (``?``: its canonical id)
 _GROUP = "SELECT person_id FROM people WHERE canonical_id = ?"
-
-
-def find_people(store: Store, query: str, limit: int = 50) -> list[tuple[str, Any, Any]]:
-    """``(canonical id, segment, region)`` of the people whose id, e-mail, phone, CRM id or
-    device id is ``query`` (exact, normalised: as given, lower case, phone separators removed)."""
-    q = query.strip()
-    if not q:
-        return []
-    candidates = {q, q.lower(), re.sub(PHONE_SEPARATORS, "", q)}
-    marks = ", ".join("?" * len(candidates))
-    rows = store.query(
-        "SELECT DISTINCT COALESCE(p.canonical_id, p.person_id), p.segment, p.region FROM people p "
-        f"WHERE p.person_id IN ({marks}) OR p.person_id IN "
-        f"(SELECT person_id FROM identities WHERE id_value IN ({marks})) LIMIT {int(limit)}",
-        [*candidates, *candidates],
-    )
-    return [(str(r[0]), r[1], r[2]) for r in rows]
 
 
 def person_records(
@@ -88,4 +69,4 @@ def first_activity(
     return row[0][0] if row else None
 
 
-__all__ = ["find_people", "first_activity", "person_records"]
+__all__ = ["first_activity", "person_records"]

@@ -1,19 +1,29 @@
-"""``GET /api/v1/people/{person_id}``: a person, the canonical person it resolves to, and the
-whole merged group, so an identity merge is visible, never silent."""
+"""``GET /api/v1/people?q=``: finding people by part of an id, e-mail or phone; and
+``GET /api/v1/people/{person_id}``: a person, the canonical person it resolves to, and the whole
+merged group, so an identity merge is visible, never silent."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 
 from corridor.api.deps import ScopeDep, StoreDep
 from corridor.api.errors import error_responses
-from corridor.api.schemas import IdentityOut, PersonMergeOut, PersonOut, PersonView
+from corridor.api.schemas import (
+    IdentityOut,
+    PeopleFound,
+    PersonFound,
+    PersonMergeOut,
+    PersonOut,
+    PersonView,
+)
 from corridor.auth.scope import Scope
+from corridor.domain.contract import MAX_ID_LENGTH
 from corridor.store import Store
+from corridor.store import people_search as ps
 
 router = APIRouter(prefix="/api/v1", tags=["people"])
 
@@ -72,6 +82,52 @@ def _scoped_counts(store: Store, canonical: str, scope: Scope | None) -> tuple[i
 def sees_person(store: Store, canonical: str, scope: Scope) -> bool:
     """Whether ``scope`` may find the person group ``canonical`` at all."""
     return scope.sees_every_customer or sum(_scoped_counts(store, canonical, scope)) > 0
+
+
+def find_people(store: Store, query: str, scope: Scope, limit: int = 50) -> PeopleFound:
+    """The people matching ``query`` that ``scope`` may find, best first (see
+    :mod:`corridor.store.people_search`), their identities as ``scope`` may see them.
+
+    A department head or partner manager finds only people with a record in their scope, with
+    the counts and last activity of those records; and since they see identities masked, their
+    e-mails, phones and CRM ids match whole only (a part matched would spell out, one query at
+    a time, what the mask hides); ids match in part for everyone."""
+    whole = scope.sees_every_customer
+    found = ps.search_people(
+        store,
+        query,
+        limit=limit,
+        in_scope=None if whole else records_in_scope(scope),
+        partial_identities=whole,
+    )
+    shown = scope.shown_identity
+    return PeopleFound(
+        query=found.query,
+        people=[
+            PersonFound(
+                person_id=p.person_id,
+                kind=p.kind,
+                segment=p.segment,
+                region=p.region,
+                matched=p.matched,  # type: ignore[arg-type]
+                matched_value=(
+                    p.matched_value
+                    if p.matched == "person_id"
+                    else shown(p.matched, p.matched_value)
+                ),
+                match=ps.RANK_NAMES[p.rank],  # type: ignore[arg-type]
+                email=shown("email", p.email) if p.email else None,
+                phone=shown("phone", p.phone) if p.phone else None,
+                last_activity=p.last_activity,
+                interactions=p.interactions,
+                feedback=p.feedback,
+            )
+            for p in found.people
+        ],
+        more=found.more,
+        limit=found.limit,
+        partial=found.partial,
+    )
 
 
 def person_view(store: Store, person_id: str, scope: Scope | None = None) -> PersonView | None:
@@ -136,6 +192,40 @@ def person_view(store: Store, person_id: str, scope: Scope | None = None) -> Per
         interactions=n_interactions,
         feedback=n_feedback,
     )
+
+
+@router.get(
+    "/people",
+    operation_id="search_people",
+    summary="Find people by part of an id, e-mail or phone",
+    response_model=PeopleFound,
+    responses=error_responses(401, 422),
+)
+def search_people(
+    store: StoreDep,
+    scope: ScopeDep,
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=MAX_ID_LENGTH,
+            description="what to look for: a person id or part of it (576 finds c-000576), an "
+            "e-mail or part of it (lopez finds maria.lopez@example.com; any capitalisation), a "
+            "phone in any formatting or its last digits (+1 (555) 123-4567, 555-123, 4567). "
+            f"Under {ps.MIN_PARTIAL} characters: whole values and starts only",
+        ),
+    ],
+    limit: Annotated[int, Query(ge=1, le=ps.MAX_LIMIT, description="most people returned")] = 50,
+) -> PeopleFound:
+    """People whose id, e-mail, phone or CRM id matches `q` (a device id matches whole), one
+    row per person group (merged people together), ranked: the whole value first, then its
+    start, then its end or the start of a part of it (a phone's last digits, the surname of an
+    e-mail), then anywhere; each with its last activity and its numbers of interactions and
+    feedback. `more` says there were more than `limit`. A department head or partner manager
+    finds only people with a record in their scope, sees the counts of those records and masked
+    identities, and finds e-mails, phones and CRM ids by their whole value only (see the scope
+    rules in the API guide)."""
+    return find_people(store, q, scope, limit)
 
 
 @router.get(
