@@ -32,7 +32,7 @@ from corridor.errors import AuthenticationError, PermissionDeniedError
 from corridor.ingest.pipeline import Ingestor
 from corridor.settings import Settings
 from corridor.store import Store
-from corridor.web import customer_views, models, org_views, views
+from corridor.web import case_views, customer_views, models, org_views, views
 
 router = APIRouter(include_in_schema=False)
 
@@ -113,6 +113,9 @@ def _nav(scope: Scope) -> list[dict[str, str]]:
         items.append({"href": "/departments", "label": "Departments"})
         items.append({"href": "/partners", "label": "Partners"})
     items.append({"href": "/customers", "label": "Customers"})
+    items.append({"href": "/cases", "label": "Cases"})
+    if scope.may_analyse:
+        items.append({"href": "/rules", "label": "Rules"})
     return items
 
 
@@ -447,6 +450,7 @@ async def customer(request: Request, person_id: str) -> Response:
                 "/customers"
             )
         reloads.extend(o["wait"]["reload_s"] for o in data["outlook"].values() if o.get("wait"))
+        data["open_cases"] = case_views.customer_open_cases(store, scope, data["view"], cmap)
         return data
 
     response = await _page(request, "customer.html", build, need_analyses=False)
