@@ -476,6 +476,13 @@ def demo(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8765,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="load, then exit")] = False,
+    rules: Annotated[
+        bool,
+        typer.Option(
+            "--rules/--no-rules",
+            help="add the demo's alert rules and open the cases they find in the simulated year",
+        ),
+    ] = True,
 ) -> None:
     """Create the embedded store, simulate a company, load it, fit the churn and lifetime
     models, and serve it."""
@@ -492,12 +499,53 @@ def demo(
             _load_dataset(store, Path(tmp))
         console.print(f"demo company loaded into {url}")
         _demo_themes(store)
+        if rules:
+            _demo_loop(store)
     _demo_users(store, host, port)
     if sock is not None:  # the models fitted first: the first customer page shows them
         _serve(store, host, port, sock=sock, fit_first=True)
 
 
 DEMO_PASSWORD = "corridor-demo"
+
+
+#: the demo's alert rules: a detractor opens a case; a month's significant drop of a touch
+#: point's gap, a new expectation drift and a new harmful ripple of an operational event too
+DEMO_RULES: tuple[tuple[str, str, dict[str, Any], str], ...] = (
+    ("detractors", "detractor", {}, "normal"),
+    ("gap-drop", "change",
+     {"analysis": "gaps", "column": "mean_gap", "alpha": 0.01, "period": "month"}, "normal"),
+    ("expectation-drift", "drift", {}, "normal"),
+    ("ripples", "ripple", {}, "high"),
+)  # fmt: skip
+
+
+def _demo_loop(store: str | None) -> None:
+    """The closed loop on the demo: its rules, and the cases they open today for what they find
+    in the simulated year (aggregate rules replayed over it; detractors fire from now on)."""
+    from datetime import UTC, datetime
+
+    from corridor.loop import aggregate_rules, alerts
+    from corridor.loop.rules import Rule, add_rule
+    from corridor.store import open_store
+
+    with open_store(store) as s:
+        added = [
+            add_rule(s, Rule(rid, kind, definition, priority=prio), actor="demo")
+            for rid, kind, definition, prio in DEMO_RULES
+        ]
+        (end,) = s.query("SELECT max(occurred_at) FROM feedback")[0]
+        opened = 0
+        for rule in added:
+            if rule.family != "aggregate" or end is None:
+                continue
+            hits = aggregate_rules.dry_run(s, rule, until=end)
+            with s.transaction() as tx:
+                opened += len(alerts.fire(tx, hits, datetime.now(UTC)))
+    console.print(
+        f"{len(added)} alert rules added; {opened} alerts raised on the simulated year open the "
+        "demo's cases (see /cases and /rules)"
+    )
 
 
 def _demo_themes(store: str | None) -> None:
