@@ -18,9 +18,9 @@ timed ``--repeat`` times after one warm-up:
 (a) store: ``search_people(store, q)`` as an agent runs it (ranked, at most 50, each with its
     last activity and numbers of interactions and feedback, one query), and as a partner
     manager runs it (only people with a record of the partner; identities match whole);
-(b) pandas: the people and their e-mails and phones read once into a DataFrame (timed
+(b) pandas: the people and their e-mails, CRM ids and phones read once into a DataFrame (timed
     separately), then ``str.contains`` (case-insensitive, no regex) on the id, the e-mails and
-    the phone digits; no ranking, no counts: the floor of doing it in Python.
+    CRM ids, and the phone digits; no ranking, no counts: the floor of doing it in Python.
 
 The match counts of (a) and (b) are compared where (a) was not truncated. It prints a table and
 a last line starting with ``RESULT``.
@@ -155,7 +155,8 @@ def ms(seconds: list[float], q: float = 50) -> float:
 
 
 def people_frame(store: Any) -> tuple[float, pd.DataFrame]:
-    """One row per person: id, its person group, e-mails and phone digits, lower-cased."""
+    """One row per identity: the person's id and group, the e-mail or CRM id in lower case, the
+    phone's digits."""
     t = time.perf_counter()
     rows = store.query(
         "SELECT p.person_id, p.canonical_id, i.id_type, i.id_value FROM people p "
@@ -168,11 +169,12 @@ def people_frame(store: Any) -> tuple[float, pd.DataFrame]:
     df["phone_digits"] = ""
     df.loc[phone, "phone_digits"] = df.loc[phone, "id_value"].str.replace(r"\D", "", regex=True)
     df.loc[phone, "value_lower"] = ""
+    df.loc[df["id_type"] == "device_id", "value_lower"] = ""  # opaque: matched whole only
     return time.perf_counter() - t, df
 
 
 def pandas_search(df: pd.DataFrame, q: str) -> int:
-    """How many person groups match ``q`` anywhere (id, e-mail and other ids, phone digits)."""
+    """How many person groups match ``q`` anywhere (id, e-mail, CRM id, phone digits)."""
     text = " ".join(q.split()).lower()
     hit = df["id_lower"].str.contains(text, regex=False) | df["value_lower"].str.contains(
         text, regex=False
