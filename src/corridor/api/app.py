@@ -18,7 +18,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 import corridor
-from corridor.analytics.customers.models import FittedModels
+from corridor.analytics.customers.models import CHURN_RISK, FittedModels
 from corridor.api import analyses, errors
 from corridor.api.middleware import CatchAll, NulGuard, RequestForgeryGuard
 from corridor.api.routes import admin as admin_routes
@@ -30,7 +30,7 @@ from corridor.api.routes import text as text_routes
 from corridor.api.schemas import RECORD_MODELS
 from corridor.domain.corridor_map import CorridorMap
 from corridor.ingest.pipeline import Ingestor
-from corridor.loop import Scheduler
+from corridor.loop import Scheduler, churn_jump
 from corridor.settings import Settings
 from corridor.store import Store, open_store
 from corridor.text.worker import TextWorker
@@ -108,6 +108,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.scheduler = jobs
     #: the churn-risk and lifetime models fitted on this store, kept while the app runs
     app.state.models = FittedModels()
+    # after each refit of the churn model: score every customer, check the churn_jump rules
+    app.state.models.on_fitted(CHURN_RISK, churn_jump.listener(the_store))
     errors.install(app)
     app.add_middleware(
         RequestForgeryGuard,

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 rules_app = typer.Typer(help="Alert rules: what opens a case.", no_args_is_help=True)
 
-_KINDS = "detractor, score_below, broken_promise, text (record rules); threshold, change, drift, ripple (aggregate rules)"  # noqa: E501
+_KINDS = "detractor, score_below, broken_promise, text, churn_jump (record rules); threshold, change, drift, ripple (aggregate rules)"  # noqa: E501
 Many = Annotated[list[str] | None, typer.Option()]
 
 
@@ -101,6 +101,12 @@ def rules_add(
     max_age: Annotated[
         str | None, typer.Option(help="record rules: older records do not fire (7d)")
     ] = None,
+    jump: Annotated[
+        float | None, typer.Option(help="churn_jump: rise of the churn risk, absolute (0.15)")
+    ] = None,
+    min_risk: Annotated[
+        float | None, typer.Option(help="churn_jump: churn risk at least this after it (0.4)")
+    ] = None,
     promise: Many = None,
     intent: Many = None,
     theme: Many = None,
@@ -139,7 +145,7 @@ def rules_add(
         "max_age": max_age, "promises": promise, "intents": intent, "themes": theme,
         "analysis": analysis, "column": column, "direction": direction, "alpha": alpha,
         "min_n": min_n, "period": period, "lookback": lookback, "by": by,
-        "params": _params(param),
+        "params": _params(param), "jump": jump, "min_risk": min_risk,
     }  # fmt: skip
     definition = {k: v for k, v in definition.items() if v is not None}
     given = {"touchpoint": touchpoint, "department": department, "partner": partner,

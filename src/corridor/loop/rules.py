@@ -6,7 +6,10 @@ Two families (see ``docs/closed-loop.md``):
   (:mod:`corridor.loop.record_rules`): ``detractor`` (NPS ≤ ``max_nps``, 6 by default),
   ``score_below`` (a feedback field — expectation, experience, gap, nps, csat, ces, emotion —
   under ``below``), ``broken_promise`` (a promise of the corridor map not kept by an interaction
-  or a feedback record), ``text`` (a feedback text of one of ``intents`` or ``themes``);
+  or a feedback record), ``text`` (a feedback text of one of ``intents`` or ``themes``), and
+  ``churn_jump`` (a customer's predicted churn risk up by ``jump`` since the last scoring and
+  now at least ``min_risk``: evaluated after each refit of the churn model, by
+  :mod:`corridor.loop.churn_jump`, not inside the ingest transaction);
 * **aggregate rules**, evaluated on a schedule over any registered analysis
   (:mod:`corridor.loop.aggregate_rules`): ``threshold`` (a column of an analysis under
   ``below`` or over ``above`` in a complete period), ``change`` (a significant change against
@@ -46,10 +49,13 @@ class RuleNotFoundError(RuleError):
     status_code = 404
 
 
-RECORD_KINDS: tuple[str, ...] = ("detractor", "score_below", "broken_promise", "text")
+RECORD_KINDS: tuple[str, ...] = ("detractor", "score_below", "broken_promise", "text",
+                                 "churn_jump")  # fmt: skip
 AGGREGATE_KINDS: tuple[str, ...] = ("threshold", "change", "drift", "ripple")
 KINDS: tuple[str, ...] = (*RECORD_KINDS, *AGGREGATE_KINDS)
 SCOPE_KEYS: tuple[str, ...] = ("touchpoint", "department", "partner", "segment", "region")
+#: the scope keys of a rule about a person rather than a record (churn_jump)
+PERSON_SCOPE_KEYS: tuple[str, ...] = ("segment", "region")
 #: feedback fields a score rule can watch (gap: experience − expectation)
 SCORE_FIELDS: tuple[str, ...] = ("expectation", "experience", "gap", "nps", "csat", "ces",
                                  "emotion")  # fmt: skip
@@ -72,6 +78,7 @@ DEFINITION_KEYS: dict[str, dict[str, Any]] = {
                     "max_age": DEFAULT_MAX_AGE_S},
     "broken_promise": {"promises": None, "per": "customer", "max_age": DEFAULT_MAX_AGE_S},
     "text": {"intents": None, "themes": None, "per": "customer", "max_age": DEFAULT_MAX_AGE_S},
+    "churn_jump": {"jump": 0.15, "min_risk": 0.4, "per": "customer"},
     "threshold": {"analysis": None, "column": None, "below": None, "above": None,
                   "by": ["touchpoint"], "period": "week", "min_n": 30, "lookback": 1,
                   "params": None},
@@ -150,6 +157,10 @@ class Rule:
                     if d(key)
                 )
             ),
+            "churn_jump": lambda: (
+                f"a churn-risk jump of at least {float(d('jump')):g} to at least "
+                f"{float(d('min_risk')):g}"
+            ),
             "threshold": lambda: (
                 f"{d('analysis')}.{d('column')} "
                 + (f"below {d('below')}" if d("below") is not None else f"above {d('above')}")
@@ -225,6 +236,11 @@ def check(rule: Rule) -> Rule:
     _check_definition(rule.kind, definition)
     if rule.kind == "ripple" and set(scope) - {"department", "touchpoint"}:
         raise RuleError("a ripple rule can be scoped by department and touchpoint only")
+    if rule.kind == "churn_jump" and set(scope) - set(PERSON_SCOPE_KEYS):
+        raise RuleError(
+            "a churn_jump rule is about a customer, not a record: it can be scoped by segment "
+            f"and region only, not by {', '.join(sorted(set(scope) - set(PERSON_SCOPE_KEYS)))}"
+        )
     return replace(
         rule, definition=definition, scope=scope, name=rule.name or "", cooldown_s=int(cooldown)
     )
@@ -255,6 +271,10 @@ def _check_definition(kind: str, d: dict[str, Any]) -> None:
     for key in ("max_nps", "below", "above"):
         number(key)
     number("alpha", low=1e-9, high=0.5)
+    number("jump", low=1e-9, high=1)
+    number("min_risk", low=0, high=1)
+    if kind == "churn_jump" and d.get("per", "customer") != "customer":
+        raise RuleError("a churn_jump rule alerts per customer only (per: customer)")
     number("min_n", low=0)
     number("lookback", low=1, high=104)
     for key in ("promises", "intents", "themes", "by"):
@@ -438,6 +458,7 @@ def disable_rule(store: Store, rule_id: str, *, actor: str) -> Rule:
 __all__ = [
     "AGGREGATE_KINDS",
     "KINDS",
+    "PERSON_SCOPE_KEYS",
     "RECORD_KINDS",
     "SCOPE_KEYS",
     "Rule",

@@ -339,7 +339,18 @@ V9 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9)
+V10 = Migration(
+    10,
+    "churn-risk scores per person, the baseline of churn_jump rules",
+    (
+        # Each person's churn risk at the latest scoring (after each refit of the churn model):
+        # a churn_jump rule compares the next scoring with it.
+        """CREATE TABLE churn_scores (
+            person_id VARCHAR PRIMARY KEY, risk {double}, scored_at {ts} NOT NULL)""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10)
 LATEST = MIGRATIONS[-1].version
 
 BOOKKEEPING = """CREATE TABLE IF NOT EXISTS schema_migrations (

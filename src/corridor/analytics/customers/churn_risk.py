@@ -407,6 +407,24 @@ def _fitted(
     return models.fitted(CHURN_RISK, (*store_state(source), float(horizon_months)), fit)
 
 
+def fitted_scores(
+    key: tuple[Any, ...], fitted: Any, horizon_months: float = HORIZON_MONTHS
+) -> tuple[dict[str, float], str] | None:
+    """Every active customer's risk from a churn model kept by
+    :class:`~corridor.analytics.customers.models.FittedModels` (what a listener of its fits,
+    :meth:`~corridor.analytics.customers.models.FittedModels.on_fitted`, receives): canonical
+    person id → probability of churning within ``horizon_months``, and the model's as-of time.
+    None when the model was fitted for another horizon or the store could not support one."""
+    if not key or key[-1] != float(horizon_months) or not isinstance(fitted, _Fitted):
+        return None
+    result = fitted.result
+    if result is None:
+        return None
+    frame = result.frame
+    risks = {str(p): float(r) for p, r in zip(frame["person_id"], frame["risk"], strict=True)}
+    return risks, str(result.model["as_of"])
+
+
 def person_risk(
     source: Source,
     person_id: str,
@@ -530,6 +548,7 @@ __all__ = [
     "cross_validated_auc",
     "customer_features",
     "design_matrix",
+    "fitted_scores",
     "person_risk",
     "risk_table",
     "roc_auc",

@@ -18,10 +18,16 @@ started, when the kept model was fitted and how long that took, whether the late
 and when the fit in progress should be done — the previous fit's time, or, before any, the
 estimate its fitter gave (:meth:`FittedModels.fitting_round`, from the store's size). Pages and
 the API tell a reader waiting for a first fit when to come back; the health route lists it.
+
+Its owner can listen to fits (:meth:`FittedModels.on_fitted`): after each successful fit of a
+model, its listeners are called with the key and the model (the app scores every customer with
+a fresh churn model and checks the ``churn_jump`` alert rules). A listener that fails is
+logged; the fit and the kept model stand.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,6 +41,9 @@ from ibis.common.exceptions import TableNotFound
 from corridor.analytics.core.dimensions import Source, get_table
 
 T = TypeVar("T")
+log = logging.getLogger("corridor.analytics")
+#: called after a successful fit with the model's key and the model
+Listener = Callable[[tuple[Any, ...], Any], None]
 
 #: the kept models' names
 CHURN_RISK = "churn_risk"
@@ -107,6 +116,14 @@ class FittedModels:
         self._fitting: dict[str, threading.Lock] = {}
         self._progress: dict[str, _Progress] = {}
         self._round: tuple[str, ...] = ()  # the models a fitter is fitting, in order
+        self._listeners: dict[str, list[Listener]] = {}
+
+    def on_fitted(self, name: str, listener: Listener) -> None:
+        """Call ``listener(key, model)`` after each successful fit of the model ``name`` (in
+        the fitting thread, before a caller waiting for that fit gets it; an exception it
+        raises is logged, never passed on)."""
+        with self._lock:
+            self._listeners.setdefault(name, []).append(listener)
 
     def latest(self, name: str) -> tuple[tuple[Any, ...], Any] | None:
         """The model kept under ``name`` and its key, however old; None when none is."""
@@ -143,6 +160,12 @@ class FittedModels:
                 assert p.started is not None
                 p.took_s, p.fitted_at = max(now - p.started, 0.0), now
                 p.started, p.failed = None, False
+                listeners = list(self._listeners.get(name, ()))
+            for listener in listeners:
+                try:
+                    listener(key, value)
+                except Exception:
+                    log.exception("a listener of the %s model's fits failed", name)
             return value
 
     @contextmanager
@@ -259,4 +282,12 @@ def _optional(source: Source, name: str) -> Any:
         return None
 
 
-__all__ = ["CHURN_RISK", "LIFETIME", "FittedModels", "ModelState", "ModelStatus", "store_state"]
+__all__ = [
+    "CHURN_RISK",
+    "LIFETIME",
+    "FittedModels",
+    "Listener",
+    "ModelState",
+    "ModelStatus",
+    "store_state",
+]

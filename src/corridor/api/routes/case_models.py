@@ -22,8 +22,9 @@ Names = Annotated[list[Name], Field(max_length=200)]
 Priority = Literal["low", "normal", "high", "urgent"]
 State = Literal["new", "open", "pending", "resolved", "closed"]
 Kind = Literal[
-    "detractor", "score_below", "broken_promise", "text", "threshold", "change", "drift", "ripple"
-]
+    "detractor", "score_below", "broken_promise", "text", "churn_jump", "threshold", "change",
+    "drift", "ripple",
+]  # fmt: skip
 Period = Literal["day", "week", "month", "quarter"]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WORKWEEK: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri")
@@ -71,6 +72,19 @@ class RuleDefinition(BaseModel):
     )
     themes: Names | None = Field(
         default=None, description="text: texts of these themes (ids or labels)"
+    )
+    jump: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="churn_jump: rise of the customer's churn risk since the last scoring "
+        "(absolute probability, default 0.15)",
+    )
+    min_risk: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="churn_jump: churn risk at least this after the rise (default 0.4)",
     )
     analysis: Name | None = Field(
         default=None, description="threshold, change: a registered analysis"
