@@ -254,3 +254,23 @@ def test_the_app_alerts_the_customer_whose_experience_collapsed(
         assert len(alerted) < 0.05 * len(base)
         (team,) = store.query("SELECT DISTINCT team FROM cases")[0]
         assert team == "retention"
+
+
+def test_a_fit_on_request_scores_every_customer(ingestor, store):
+    """The app's listener also runs when a request fits the model (inside the store's reading
+    block): the scores are stored, and a later fit compares with them."""
+    from test_churn import _load
+
+    _load(ingestor)
+    app = create_app(Settings(auth="off", model_refresh="on_request"), store=store)
+    with TestClient(app) as client:
+        r = client.get("/api/v1/churn/risk/c003")
+        assert r.status_code == 200, r.text
+        kept = app.state.models.latest(CHURN_RISK)
+        assert kept is not None
+        risk = kept[1].result.frame.set_index("person_id")["risk"]
+        assert len(risk) > 0
+        assert churn_jump.scores(store) == pytest.approx(risk.to_dict())
+        first = str(risk.index[0])
+        r = client.get(f"/api/v1/churn/risk/{first}")  # the kept model: no refit
+        assert r.json()["risk"] == pytest.approx(churn_jump.scores(store)[first])
