@@ -323,6 +323,12 @@ AGENT_MAY = {
     "/api/v1/map",
     "/api/v1/churn/risk/{person_id}",
     "/api/v1/lifetime/people/{person_id}",
+    # the open cases of a customer, read only (the loop's scope rule: auth.scope.sees_case),
+    # and the root causes' names those cases show
+    "/api/v1/cases",
+    "/api/v1/cases/{case_id}",
+    "/api/v1/people/{person_id}/cases",
+    "/api/v1/case-root-causes",
 }
 
 
