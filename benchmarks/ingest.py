@@ -8,8 +8,9 @@ and a Parquet file of interactions, then measures on fresh stores:
 
 (a) the import path: ``import_file`` on a store that already has the map and the people;
 (b) the raw bulk path on the same file into an identical table (the same primary key and
-    person index): DuckDB ``INSERT INTO ... SELECT ... FROM read_parquet(...)``; PostgreSQL ``COPY FROM STDIN``
-    of a CSV that DuckDB wrote from the Parquet file (the conversion is not timed);
+    person index): DuckDB ``INSERT INTO ... SELECT ... FROM read_parquet(...)``; PostgreSQL
+    ``COPY FROM STDIN`` of a CSV that DuckDB wrote from the Parquet file (the conversion is
+    not timed);
 (c) the ratio import/raw in rows per second (target: >= 0.7);
 (d) HTTP: a real ``corridor serve`` on a fresh DuckDB store, posting JSON arrays of interactions
     with httpx (target: >= 50,000 interactions/s).
