@@ -5,7 +5,7 @@ They are ``async`` so FastAPI calls them on the event loop instead of sending ea
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
@@ -126,3 +126,19 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 ScopeDep = Annotated[Scope, Depends(get_scope)]
 AnalystScopeDep = Annotated[Scope, Depends(get_analyst_scope)]
 WriterScopeDep = Annotated[Scope, Depends(get_writer_scope)]
+
+
+def only_query(*names: str) -> Any:
+    """A route dependency refusing (422 ``invalid_query``) a query parameter not in ``names``,
+    worded as the analyses word it, before the route's own parameters are read."""
+    from corridor.analytics.core.errors import AnalyticsQueryError
+
+    async def refuse_unknown(request: Request) -> None:
+        unknown = sorted({k for k in request.query_params if k not in names})
+        if unknown:
+            raise AnalyticsQueryError(
+                f"unknown query parameter(s) {', '.join(unknown)}; allowed: "
+                f"{', '.join(names) or 'none'}"
+            )
+
+    return Depends(refuse_unknown)

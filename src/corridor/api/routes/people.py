@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, HTTPException, Query
 
-from corridor.api.deps import ScopeDep, StoreDep
+from corridor.api.deps import ScopeDep, StoreDep, only_query
 from corridor.api.errors import error_responses
 from corridor.api.schemas import (
     IdentityOut,
@@ -200,6 +200,7 @@ def person_view(store: Store, person_id: str, scope: Scope | None = None) -> Per
     summary="Find people by part of an id, e-mail or phone",
     response_model=PeopleFound,
     responses=error_responses(401, 422),
+    dependencies=[only_query("q", "limit")],
 )
 def search_people(
     store: StoreDep,
