@@ -13,12 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 
 from corridor.analytics.core.dimensions import check_time
-from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.registry import TIME_PATTERN
-from corridor.api.deps import AnalystScopeDep, ScopeDep, StoreDep, WriterScopeDep
+from corridor.api.deps import AnalystScopeDep, ScopeDep, StoreDep, WriterScopeDep, only_query
 from corridor.api.errors import error_responses
 from corridor.api.routes.case_models import (
     AssignIn,
@@ -51,20 +50,6 @@ Time = Annotated[str | None, Query(pattern=TIME_PATTERN, description="ISO-8601 d
 MAX_TEST_ALERTS = 500
 
 
-def _known(names: tuple[str, ...]) -> Any:
-    """A dependency refusing (422) a query parameter not in ``names``, as the analyses do."""
-
-    async def refuse_unknown(request: Request) -> None:
-        unknown = sorted({k for k in request.query_params if k not in names})
-        if unknown:
-            raise AnalyticsQueryError(
-                f"unknown query parameter(s) {', '.join(unknown)}; allowed: "
-                f"{', '.join(names) or 'none'}"
-            )
-
-    return Depends(refuse_unknown)
-
-
 def _route(
     method: str,
     path: str,
@@ -86,7 +71,7 @@ def _route(
             status_code=status_code,
             response_model=reply,
             responses=error_responses(401, *errors, *((422,) if method == "GET" else ())),
-            dependencies=[_known(query)] if method == "GET" else None,
+            dependencies=[only_query(*query)] if method == "GET" else None,
         )(handler)
 
     return declare

@@ -18,11 +18,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.api.deps import ScopeDep, StoreDep
+from corridor.api.deps import ScopeDep, StoreDep, only_query
 from corridor.api.errors import error_responses
 from corridor.auth import accounts
 from corridor.auth.scope import Scope
@@ -150,20 +149,6 @@ def _detail(store: Store, notification_id: int) -> NotificationDetail:
     return NotificationDetail(**_notification(n).model_dump(), payload=n.payload, log=log)
 
 
-def _known(names: tuple[str, ...]) -> Any:
-    """A dependency refusing (422) a query parameter not in ``names``, as the analyses do."""
-
-    async def refuse_unknown(request: Request) -> None:
-        unknown = sorted({k for k in request.query_params if k not in names})
-        if unknown:
-            raise AnalyticsQueryError(
-                f"unknown query parameter(s) {', '.join(unknown)}; allowed: "
-                f"{', '.join(names) or 'none'}"
-            )
-
-    return Depends(refuse_unknown)
-
-
 def _route(
     method: str,
     path: str,
@@ -185,7 +170,7 @@ def _route(
             status_code=status_code,
             response_model=reply,
             responses=error_responses(401, 403, 422, *errors),
-            dependencies=[_known(query)],
+            dependencies=[only_query(*query)],
         )(handler)
 
     return declare
