@@ -124,7 +124,8 @@ def fire(tx: Tx, hits: Sequence[Hit], now: datetime) -> list[Hit]:
     fresh = dedup(hits, _prior(tx, hits))
     if not fresh:
         return []
-    case_of = opening.take_alerts(tx, fresh, now)
+    events: list[outbox.Event] = []
+    case_of = opening.take_alerts(tx, fresh, now, events)
     rows = [
         (
             uuid.uuid4().hex,
@@ -167,16 +168,19 @@ def fire(tx: Tx, hits: Sequence[Hit], now: datetime) -> list[Hit]:
     for h, row in zip(fresh, rows, strict=True):
         alert_id, case_id = row[0], row[-1]
         # to webhooks only (people hear of the case, not of each alert)
-        outbox.enqueue(
-            tx,
-            "alert.fired",
-            {
-                "title": h.summary,
-                "alert": {"alert_id": alert_id, **h.as_dict()},
-                "case_id": case_id,
-            },
-            key=f"alert-{alert_id}",
+        events.append(
+            outbox.Event(
+                "alert.fired",
+                {
+                    "title": h.summary,
+                    "alert": {"alert_id": alert_id, **h.as_dict()},
+                    "case_id": case_id,
+                },
+                f"alert-{alert_id}",
+            )
         )
+    # the cases' notifications and the alerts', in one write
+    outbox.enqueue_many(tx, events)
     return fresh
 
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import pyarrow as pa
 
 from corridor.loop import outbox
 from corridor.store.base import Tx
@@ -34,6 +37,7 @@ EVENT_COLUMNS = (
     "event_id", "case_id", "seq", "changed_at", "actor", "action", "field", "old_value",
     "new_value", "note",
 )  # fmt: skip
+_TS = pa.timestamp("us", tz="UTC")
 _SELECT = f"SELECT {', '.join(CASE_COLUMNS)} FROM cases"
 
 
@@ -84,14 +88,117 @@ def record(
     note: str | None = None,
 ) -> str:
     """Add one line to the case's history; returns its event id."""
-    seq = int(tx.fetchall("SELECT count(*) FROM case_events WHERE case_id = ?", (case_id,))[0][0])
-    event_id = uuid.uuid4().hex
-    tx.execute(
-        f"INSERT INTO case_events ({', '.join(EVENT_COLUMNS)}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (event_id, case_id, seq, at, actor, action, field, _text(old), _text(new), note),
+    return record_many(tx, [Line(case_id, actor, action, at, field, old, new, note)])[0]
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a case's history, to write (see :func:`record_many`)."""
+
+    case_id: str
+    actor: str
+    action: str
+    at: datetime
+    field: str | None = None
+    old: Any = None
+    new: Any = None
+    note: str | None = None
+
+
+def record_many(tx: Tx, lines: Sequence[Line], *, new: Set[str] = frozenset()) -> list[str]:
+    """Add history lines (several cases, several lines per case: numbered in the order
+    given, after the lines each case has; ``new``: cases created in this transaction, which
+    have none yet) in one write; returns their event ids."""
+    if not lines:
+        return []
+    seq: dict[str, int] = {line.case_id: 0 for line in lines}
+    case_ids = sorted(c for c in seq if c not in new)
+    for start in range(0, len(case_ids), 500):
+        chunk = case_ids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for case_id, n in tx.fetchall(
+            f"SELECT case_id, count(*) FROM case_events WHERE case_id IN ({marks}) "
+            "GROUP BY case_id",
+            chunk,
+        ):
+            seq[str(case_id)] = int(n)
+    rows = []
+    for line in lines:
+        rows.append(
+            (
+                uuid.uuid4().hex,
+                line.case_id,
+                seq[line.case_id],
+                line.at,
+                line.actor,
+                line.action,
+                line.field,
+                _text(line.old),
+                _text(line.new),
+                line.note,
+            )
+        )
+        seq[line.case_id] += 1
+    cols = ", ".join(EVENT_COLUMNS)
+    if len(rows) == 1:
+        tx.execute(
+            f"INSERT INTO case_events ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows[0]
+        )
+    else:
+        tx.stage("_case_lines", _table(EVENT_COLUMNS, rows, {"seq": pa.int32()}))
+        tx.execute(f"INSERT INTO case_events ({cols}) SELECT {cols} FROM _case_lines")
+    return [r[0] for r in rows]
+
+
+def _table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], types: Mapping[str, pa.DataType]
+) -> pa.Table:
+    """Rows as an Arrow table to stage: text columns unless ``types`` says otherwise, times
+    for columns ending in ``_at``, ``_due`` or ``_after``."""
+    data = list(zip(*rows, strict=True))
+    out = {}
+    for name, values in zip(columns, data, strict=True):
+        if name in types:
+            kind = types[name]
+        elif name.endswith(("_at", "_due", "_after")):
+            kind = _TS
+        else:
+            kind = pa.string()
+        out[name] = pa.array(list(values), kind)
+    return pa.table(out)
+
+
+def insert_cases(tx: Tx, cases: Sequence[Mapping[str, Any]]) -> None:
+    """Write new case rows (every column of :data:`CASE_COLUMNS`) in one statement."""
+    if not cases:
+        return
+    cols = CASE_COLUMNS
+    rows = [
+        [
+            json.dumps(c[name], default=str)
+            if name == "verification_detail" and c[name] is not None
+            else c[name]
+            for name in cols
+        ]
+        for c in cases
+    ]
+    if len(rows) == 1:
+        tx.execute(
+            f"INSERT INTO cases ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            rows[0],
+        )
+        return
+    types = {
+        "alerts": pa.int32(),
+        "escalation_level": pa.int32(),
+        "paused_minutes": pa.float64(),
+    }
+    tx.stage("_new_cases", _table(cols, rows, types))
+    json_type = "JSONB" if tx.dialect == "postgres" else "JSON"
+    select = ", ".join(
+        f"CAST({c} AS {json_type})" if c == "verification_detail" else c for c in cols
     )
-    return event_id
+    tx.execute(f"INSERT INTO cases ({', '.join(cols)}) SELECT {select} FROM _new_cases")
 
 
 def history(tx: Tx, case_id: str) -> list[dict[str, Any]]:
@@ -144,13 +251,33 @@ def _jsonable(value: Any) -> Any:
 def recipients(tx: Tx, case: Mapping[str, Any]) -> list[str]:
     """Who hears of a change by e-mail (as their notification preferences say): the assignee,
     and the heads of the case's department or the managers of its partner."""
-    rows = tx.fetchall(
-        "SELECT u.username FROM users u WHERE u.username = ? "
-        "OR (u.role = 'department_head' AND u.department = ?) "
-        "OR (u.role = 'partner_manager' AND u.partner = ?) ORDER BY u.username",
-        (case.get("assignee"), case.get("department"), case.get("partner_id")),
+    return recipients_many(tx, [case])[0]
+
+
+def recipients_many(tx: Tx, cases: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    """:func:`recipients` of several cases, read with one query."""
+    assignees = sorted({str(c["assignee"]) for c in cases if c.get("assignee")})
+    marks = ", ".join("?" for _ in assignees)
+    named = f" OR username IN ({marks})" if assignees else ""
+    users = tx.fetchall(
+        "SELECT username, role, department, partner FROM users "
+        f"WHERE role IN ('department_head', 'partner_manager'){named} ORDER BY username",
+        assignees,
     )
-    return [r[0] for r in rows]
+    out = []
+    for c in cases:
+        out.append(
+            [
+                str(username)
+                for username, role, department, partner in users
+                if username == c.get("assignee")
+                or (role == "department_head" and department == c.get("department")
+                    and department is not None)
+                or (role == "partner_manager" and partner == c.get("partner_id")
+                    and partner is not None)
+            ]
+        )  # fmt: skip
+    return out
 
 
 def notify(
@@ -165,30 +292,60 @@ def notify(
 ) -> None:
     """Write the notification of one case change to the outbox, in the caller's transaction
     (its idempotency key is the history line's id)."""
-    payload = {
-        "title": f"{case['case_id']}: {case.get('title')}",
-        "case": payload_case(case),
-        "change": {k: _jsonable(v) for k, v in (change or {}).items()},
-        "actor": actor,
-        "at": _jsonable(at or case.get("updated_at")),
-        "history_id": event_id,
-    }
-    # the outbox (corridor.loop.outbox) delivers it to webhooks and by e-mail after the commit
-    outbox.enqueue(tx, event_type, payload, key=event_id, users=recipients(tx, case))
+    notice = Notice(event_type, case, event_id, actor=actor, change=change, at=at)
+    outbox.enqueue_many(tx, notices(tx, [notice]))
+
+
+@dataclass(frozen=True)
+class Notice:
+    """The notification of one case change (see :func:`notices`)."""
+
+    event_type: str
+    case: Mapping[str, Any]
+    event_id: str
+    actor: str | None = None
+    change: Mapping[str, Any] | None = None
+    at: datetime | None = None
+
+
+def notices(tx: Tx, items: Sequence[Notice]) -> list[outbox.Event]:
+    """The outbox events of case changes (the recipients of every case read at once), for
+    :func:`corridor.loop.outbox.enqueue_many` in the caller's transaction."""
+    who = recipients_many(tx, [n.case for n in items]) if items else []
+    events = []
+    for n, users in zip(items, who, strict=True):
+        payload = {
+            "title": f"{n.case['case_id']}: {n.case.get('title')}",
+            "case": payload_case(n.case),
+            "change": {k: _jsonable(v) for k, v in (n.change or {}).items()},
+            "actor": n.actor,
+            "at": _jsonable(n.at or n.case.get("updated_at")),
+            "history_id": n.event_id,
+        }
+        # the outbox (corridor.loop.outbox) delivers it to webhooks and by e-mail after the
+        # commit
+        events.append(outbox.Event(n.event_type, payload, n.event_id, users=users))
+    return events
 
 
 __all__ = [
     "ALERT_COLUMNS",
     "CASE_COLUMNS",
+    "Line",
+    "Notice",
     "alerts_of_case",
     "as_case",
     "history",
+    "insert_cases",
     "json_value",
+    "notices",
     "notify",
     "payload_case",
     "read_case",
     "recipients",
+    "recipients_many",
     "record",
+    "record_many",
     "select_cases",
     "write_fields",
 ]

@@ -14,9 +14,11 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from corridor.loop import casestore, sla
+import pyarrow as pa
+
+from corridor.loop import casestore, outbox, sla
 from corridor.loop.cases import owner
 from corridor.store.base import Tx
 
@@ -24,9 +26,14 @@ if TYPE_CHECKING:
     from corridor.loop.alerts import Hit
 
 
-def take_alerts(tx: Tx, hits: Sequence[Hit], now: datetime) -> dict[int, str]:
+def take_alerts(
+    tx: Tx, hits: Sequence[Hit], now: datetime, events: list[outbox.Event] | None = None
+) -> dict[int, str]:
     """Open a case for each new cause among ``hits`` and let the others join the open case of
-    their cause; returns ``id(hit)`` → case id."""
+    their cause; returns ``id(hit)`` → case id. Written as a batch: the new cases, the joined
+    cases' counts, the history lines and the notifications go in a few statements whatever the
+    number of hits. The notifications are appended to ``events`` when given (the caller writes
+    them with its own, in one :func:`corridor.loop.outbox.enqueue_many`), else written here."""
     causes = sorted({h.cause for h in hits})
     open_case: dict[str, str] = {}
     for start in range(0, len(causes), 500):
@@ -41,7 +48,10 @@ def take_alerts(tx: Tx, hits: Sequence[Hit], now: datetime) -> dict[int, str]:
     for h in hits:
         groups[h.cause].append(h)
     policies: dict[str | None, sla.Policy] = {}
+    dues: dict[tuple[str | None, str], tuple[datetime, datetime]] = {}  # one `now` for all
     out: dict[int, str] = {}
+    opened: list[tuple[dict[str, Any], Hit]] = []
+    joins: list[tuple[str, list[Hit]]] = []
     for cause, group in groups.items():
         group.sort(key=lambda h: h.occurred_at)
         case_id = open_case.get(cause)
@@ -51,21 +61,66 @@ def take_alerts(tx: Tx, hits: Sequence[Hit], now: datetime) -> dict[int, str]:
             name = first.rule.sla_policy
             if name not in policies:
                 policies[name] = sla.get_policy(tx, name)
-            case_id = _open(tx, first, policies[name], now)
+            if (name, first.rule.priority) not in dues:
+                dues[(name, first.rule.priority)] = policies[name].dues(first.rule.priority, now)
+            case = _new_case(first, policies[name], dues[(name, first.rule.priority)], now)
+            opened.append((case, first))
+            case_id = case["case_id"]
             joining = group[1:]
         if joining:
-            _join(tx, case_id, joining, now)
+            joins.append((case_id, joining))
         for h in group:
             out[id(h)] = case_id
+    casestore.insert_cases(tx, [case for case, _ in opened])
+    lines = [
+        casestore.Line(
+            case["case_id"], f"rule:{hit.rule.rule_id}", "opened", now, "state", None, "new",
+            hit.summary,
+        )
+        for case, hit in opened
+    ]  # fmt: skip
+    notices: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
+        ("case.opened", case, f"rule:{hit.rule.rule_id}",
+         {"alert": hit.as_dict(), "owner": owner(case)})
+        for case, hit in opened
+    ]  # fmt: skip
+    joined = _join(tx, joins, {case["case_id"]: case for case, _ in opened}, now)
+    for case_id, group, before, after in joined:
+        summary = (
+            group[-1].summary
+            if len(group) == 1
+            else f"{len(group)} more alerts; last: {group[-1].summary}"
+        )
+        actor = f"rule:{group[0].rule.rule_id}"
+        lines.append(
+            casestore.Line(
+                case_id, actor, "alert_added", now, "alerts", before["alerts"],
+                after["alerts"], summary,
+            )
+        )  # fmt: skip
+        notices.append(("case.alert_added", after, actor, {"alerts": [h.as_dict() for h in group]}))
+    event_ids = casestore.record_many(tx, lines, new={case["case_id"] for case, _ in opened})
+    batch = casestore.notices(
+        tx,
+        [
+            casestore.Notice(kind, case, event_id, actor=actor, change=change, at=now)
+            for (kind, case, actor, change), event_id in zip(notices, event_ids, strict=True)
+        ],
+    )
+    if events is None:
+        outbox.enqueue_many(tx, batch)
+    else:
+        events.extend(batch)
     return out
 
 
-def _open(tx: Tx, hit: Hit, policy: sla.Policy, now: datetime) -> str:
+def _new_case(
+    hit: Hit, policy: sla.Policy, due: tuple[datetime, datetime], now: datetime
+) -> dict[str, Any]:
     rule = hit.rule
-    case_id = "case-" + uuid.uuid4().hex[:12]
-    fr_due, res_due = policy.dues(rule.priority, now)
-    case = {c: None for c in casestore.CASE_COLUMNS} | {
-        "case_id": case_id,
+    fr_due, res_due = due
+    return {c: None for c in casestore.CASE_COLUMNS} | {
+        "case_id": "case-" + uuid.uuid4().hex[:12],
         "title": hit.summary[:500],
         "rule_id": rule.rule_id,
         "cause": hit.cause,
@@ -89,57 +144,51 @@ def _open(tx: Tx, hit: Hit, policy: sla.Policy, now: datetime) -> str:
         "escalation_level": 0,
         "root_cause_event": hit.event_id,
     }
-    cols = casestore.CASE_COLUMNS
+
+
+def _join(
+    tx: Tx,
+    joins: Sequence[tuple[str, list[Hit]]],
+    fresh: dict[str, dict[str, Any]],
+    now: datetime,
+) -> list[tuple[str, list[Hit], dict[str, Any], dict[str, Any]]]:
+    """Add each group of hits to its case (stored, or ``fresh``: opened in this batch): the
+    case's alert count and last alert time, in one update; returns (case id, hits, the case
+    before, the case after)."""
+    if not joins:
+        return []
+    stored_ids = sorted({case_id for case_id, _ in joins if case_id not in fresh})
+    cases = dict(fresh)
+    for start in range(0, len(stored_ids), 500):
+        chunk = stored_ids[start : start + 500]
+        where = f"case_id IN ({', '.join('?' * len(chunk))})"
+        cases.update({c["case_id"]: c for c in casestore.select_cases(tx, where, chunk)})
+    out = []
+    for case_id, group in joins:
+        case = cases[case_id]
+        last = max([h.occurred_at for h in group] + [case["last_alert_at"] or group[0].occurred_at])
+        after = {**case, "alerts": int(case["alerts"]) + len(group), "last_alert_at": last,
+                 "updated_at": now}  # fmt: skip
+        out.append((case_id, group, case, after))
+        cases[case_id] = after
+    tx.stage(
+        "_joined_cases",
+        pa.table(
+            {
+                "case_id": pa.array([c for c, _, _, _ in out], pa.string()),
+                "alerts": pa.array([a["alerts"] for _, _, _, a in out], pa.int32()),
+                "last_alert_at": pa.array(
+                    [a["last_alert_at"] for _, _, _, a in out], pa.timestamp("us", tz="UTC")
+                ),
+            }
+        ),
+    )
     tx.execute(
-        f"INSERT INTO cases ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-        [case[c] for c in cols],
+        "UPDATE cases SET alerts = j.alerts, last_alert_at = j.last_alert_at, updated_at = ? "
+        "FROM _joined_cases j WHERE cases.case_id = j.case_id",
+        [now],
     )
-    actor = f"rule:{rule.rule_id}"
-    event = casestore.record(
-        tx, case_id, actor, "opened", at=now, field="state", new="new", note=hit.summary
-    )
-    casestore.notify(
-        tx,
-        "case.opened",
-        case,
-        event,
-        actor=actor,
-        at=now,
-        change={"alert": hit.as_dict(), "owner": owner(case)},
-    )
-    return case_id
-
-
-def _join(tx: Tx, case_id: str, hits: Sequence[Hit], now: datetime) -> None:
-    case = casestore.read_case(tx, case_id)
-    assert case is not None
-    last = max([h.occurred_at for h in hits] + [case["last_alert_at"] or hits[0].occurred_at])
-    changes = {"alerts": int(case["alerts"]) + len(hits), "last_alert_at": last}
-    casestore.write_fields(tx, case_id, changes, now)
-    actor = f"rule:{hits[0].rule.rule_id}"
-    summary = (
-        hits[-1].summary if len(hits) == 1 else f"{len(hits)} more alerts; last: {hits[-1].summary}"
-    )
-    event = casestore.record(
-        tx,
-        case_id,
-        actor,
-        "alert_added",
-        at=now,
-        field="alerts",
-        old=case["alerts"],
-        new=changes["alerts"],
-        note=summary,
-    )
-    casestore.notify(
-        tx,
-        "case.alert_added",
-        {**case, **changes, "updated_at": now},
-        event,
-        actor=actor,
-        at=now,
-        change={"alerts": [h.as_dict() for h in hits]},
-    )
+    return out
 
 
 __all__ = ["take_alerts"]

@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from corridor.errors import CorridorError
 from corridor.store.base import Store, Tx
@@ -37,13 +38,16 @@ __all__ = [
     "Attempt",
     "DeliveryAttempt",
     "DispatchReport",
+    "Event",
     "Notification",
     "NotificationNotFoundError",
     "claim",
     "dispatch",
     "enqueue",
+    "enqueue_many",
     "envelope",
     "finish",
+    "finish_many",
     "get_notification",
     "list_attempts",
     "list_notifications",
@@ -55,6 +59,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_TS = pa.timestamp("us", tz="UTC")
 
 # target kinds
 WEBHOOK, EMAIL, DIGEST = "webhook", "email", "digest"
@@ -208,6 +214,18 @@ def wake() -> None:
             log.exception("outbox wake-up failed")
 
 
+@dataclass(frozen=True)
+class Event:
+    """One event to notify (see :func:`enqueue`)."""
+
+    event_type: str
+    payload: Mapping[str, Any]
+    key: str
+    emails: Sequence[str] = ()
+    users: Sequence[str] = ()
+    endpoints: Sequence[int] | None = None
+
+
 def enqueue(
     tx: Tx,
     event_type: str,
@@ -230,43 +248,86 @@ def enqueue(
     webhook's ``webhook-id`` and the mail's Message-ID, and enqueueing the same key again for the
     same target writes nothing (so a retried caller does not notify twice).
     """
-    if not key or not key.strip():
-        raise ValueError("enqueue needs an idempotency key")
-    now = datetime.now(UTC)
-    doc = orjson.dumps(envelope(event_type, payload, now)).decode()
-    targets: list[tuple[str, str]] = []
-    # a paused (disabled) endpoint's rows are written too: they wait for it (see claim)
-    for endpoint_id, filt in tx.fetchall(
-        "SELECT id, event_types FROM webhook_endpoints ORDER BY id"
-    ):
-        if (endpoints is None or int(endpoint_id) in endpoints) and matches(filt, event_type):
-            targets.append((WEBHOOK, str(endpoint_id)))
-    targets += [(EMAIL, a.strip()) for a in emails if a and a.strip()]
-    if users:
-        marks = ", ".join("?" for _ in users)
-        prefs = tx.fetchall(
-            f"SELECT username, email, mode FROM notification_prefs WHERE username IN ({marks}) "
-            "ORDER BY username",
-            list(users),
-        )
-        for username, address, mode in prefs:
-            if mode == "immediate":
-                targets.append((EMAIL, str(address)))
-            elif mode == "digest":
-                targets.append((DIGEST, str(username)))
-    targets = list(dict.fromkeys(targets))  # an address named twice is mailed once
-    if not targets:
+    return enqueue_many(tx, [Event(event_type, payload, key, emails, users, endpoints)])
+
+
+#: up to this many rows are written as one statement with parameters; more are staged
+_VALUES_ROWS = 16
+
+
+def enqueue_many(tx: Tx, events: Sequence[Event]) -> int:
+    """:func:`enqueue` for several events at once, as one write: the endpoints and the users'
+    preferences are read once, and every row goes in with one ``INSERT`` (a batch of alerts
+    and cases notifies in a few statements, not a few per event). Returns the rows written."""
+    for e in events:
+        if not e.key or not e.key.strip():
+            raise ValueError("enqueue needs an idempotency key")
+    if not events:
         return 0
-    values = ", ".join("(?, ?, ?, ?, ?, ?, ?, 0, ?)" for _ in targets)
-    params: list[Any] = []
-    for kind, target in targets:
-        params += [key, event_type, doc, now, kind, target, PENDING, now]
-    written = tx.fetchall(
-        "INSERT INTO outbox (idempotency_key, event_type, payload, created_at, target_kind, "
-        f"target, state, attempts, next_attempt_at) VALUES {values} "
-        "ON CONFLICT (idempotency_key, target_kind, target) DO NOTHING RETURNING id",
-        params,
+    now = datetime.now(UTC)
+    # a paused (disabled) endpoint's rows are written too: they wait for it (see claim)
+    endpoints = tx.fetchall("SELECT id, event_types FROM webhook_endpoints ORDER BY id")
+    wanted_users = sorted({u for e in events for u in e.users})
+    prefs: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(wanted_users), 500):
+        chunk = wanted_users[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for username, address, mode in tx.fetchall(
+            f"SELECT username, email, mode FROM notification_prefs WHERE username IN ({marks})",
+            chunk,
+        ):
+            prefs[str(username)] = (str(address), str(mode))
+    rows: dict[tuple[str, str, str], tuple[str, str]] = {}  # (key, kind, target) -> type, doc
+    for e in events:
+        doc = orjson.dumps(envelope(e.event_type, e.payload, now)).decode()
+        targets: list[tuple[str, str]] = [
+            (WEBHOOK, str(endpoint_id))
+            for endpoint_id, filt in endpoints
+            if (e.endpoints is None or int(endpoint_id) in e.endpoints)
+            and matches(filt, e.event_type)
+        ]
+        targets += [(EMAIL, a.strip()) for a in e.emails if a and a.strip()]
+        for username in sorted(set(e.users)):
+            address, mode = prefs.get(username, ("", "off"))
+            if mode == "immediate":
+                targets.append((EMAIL, address))
+            elif mode == "digest":
+                targets.append((DIGEST, username))
+        for kind, target in targets:  # an address named twice is mailed once
+            rows.setdefault((e.key, kind, target), (e.event_type, doc))
+    if not rows:
+        return 0
+    cols = (
+        "idempotency_key, event_type, payload, created_at, target_kind, target, state, "
+        "attempts, next_attempt_at"
     )
+    conflict = "ON CONFLICT (idempotency_key, target_kind, target) DO NOTHING RETURNING id"
+    if len(rows) <= _VALUES_ROWS:
+        values = ", ".join("(?, ?, ?, ?, ?, ?, ?, 0, ?)" for _ in rows)
+        params: list[Any] = []
+        for (key, kind, target), (event_type, doc) in rows.items():
+            params += [key, event_type, doc, now, kind, target, PENDING, now]
+        written = tx.fetchall(f"INSERT INTO outbox ({cols}) VALUES {values} {conflict}", params)
+    else:
+        keys = list(rows)
+        tx.stage(
+            "_outbox_rows",
+            pa.table(
+                {
+                    "k": pa.array([k for k, _, _ in keys], pa.string()),
+                    "event_type": pa.array([rows[k][0] for k in keys], pa.string()),
+                    "doc": pa.array([rows[k][1] for k in keys], pa.string()),
+                    "target_kind": pa.array([kind for _, kind, _ in keys], pa.string()),
+                    "target": pa.array([t for _, _, t in keys], pa.string()),
+                }
+            ),
+        )
+        json_type = "JSONB" if tx.dialect == "postgres" else "JSON"
+        written = tx.fetchall(
+            f"INSERT INTO outbox ({cols}) SELECT k, event_type, CAST(doc AS {json_type}), ?, "
+            f"target_kind, target, '{PENDING}', 0, ? FROM _outbox_rows {conflict}",
+            [now, now],
+        )
     if written:
         wake()
     return len(written)
@@ -347,33 +408,87 @@ def finish(
 ) -> str:
     """Record one attempt on ``row`` (claimed by ``owner``): the delivery log line, and the row's
     new state (delivered; pending again after a delay; failed). Returns that state."""
-    now = now or datetime.now(UTC)
+    return finish_many(
+        store, [(row, attempt)], owner=owner, max_attempts=max_attempts, base_s=base_s, now=now
+    )[0]
+
+
+def _outcome(
+    row: Notification, attempt: Attempt, max_attempts: int, base_s: float, now: datetime
+) -> tuple[str, datetime, str | None]:
+    """The row's next state, next attempt time and error after ``attempt``."""
     if attempt.ok:
-        state, next_at, error = DELIVERED, now, None
-    elif attempt.retry and row.attempts < max_attempts:
+        return DELIVERED, now, None
+    if attempt.retry and row.attempts < max_attempts:
         delay = retry_delay(row.attempts, base_s)
         if attempt.retry_after_s is not None:
             delay = min(MAX_DELAY_S, max(attempt.retry_after_s, 0.0))
-        state, next_at, error = PENDING, now + timedelta(seconds=delay), attempt.error
-    else:
-        state, next_at, error = FAILED, now, attempt.error
-        if attempt.retry:
-            error = f"{attempt.error} (gave up after {row.attempts} attempts)"
+        return PENDING, now + timedelta(seconds=delay), attempt.error
+    if attempt.retry:
+        return FAILED, now, f"{attempt.error} (gave up after {row.attempts} attempts)"
+    return FAILED, now, attempt.error
+
+
+def finish_many(
+    store: Store,
+    done: Sequence[tuple[Notification, Attempt]],
+    *,
+    owner: str,
+    max_attempts: int,
+    base_s: float,
+    now: datetime | None = None,
+) -> list[str]:
+    """:func:`finish` for several rows, in one transaction (the dispatcher records a round of
+    parallel sends at once); returns each row's new state."""
+    if not done:
+        return []
+    now = now or datetime.now(UTC)
+    outcomes = [_outcome(row, attempt, max_attempts, base_s, now) for row, attempt in done]
+    ids = sorted({row.id for row, _ in done})
+    marks = ", ".join("?" for _ in ids)
     with store.transaction() as tx:
-        number = tx.fetchall(
-            "SELECT coalesce(max(attempt), 0) + 1 FROM deliveries WHERE outbox_id = ?", [row.id]
-        )[0][0]
+        number = {
+            int(outbox_id): int(n)
+            for outbox_id, n in tx.fetchall(
+                f"SELECT outbox_id, max(attempt) FROM deliveries WHERE outbox_id IN ({marks}) "
+                "GROUP BY outbox_id",
+                ids,
+            )
+        }
+        log_rows, updates = [], []
+        for (row, attempt), (state, next_at, error) in zip(done, outcomes, strict=True):
+            number[row.id] = number.get(row.id, 0) + 1
+            log_rows += [
+                row.id, number[row.id], now, attempt.status_code, attempt.duration_ms,
+                attempt.error,
+            ]  # fmt: skip
+            updates.append((row.id, state, next_at, error, now if attempt.ok else None))
+        values = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in done)
         tx.execute(
             "INSERT INTO deliveries (outbox_id, attempt, attempted_at, status_code, duration_ms, "
-            "error) VALUES (?, ?, ?, ?, ?, ?)",
-            [row.id, int(number), now, attempt.status_code, attempt.duration_ms, attempt.error],
+            f"error) VALUES {values}",
+            log_rows,
+        )
+        tx.stage(
+            "_finished",
+            pa.table(
+                {
+                    "id": pa.array([u[0] for u in updates], pa.int64()),
+                    "state": pa.array([u[1] for u in updates], pa.string()),
+                    "next_at": pa.array([u[2] for u in updates], _TS),
+                    "error": pa.array([u[3] for u in updates], pa.string()),
+                    "delivered_at": pa.array([u[4] for u in updates], _TS),
+                }
+            ),
         )
         tx.execute(
-            "UPDATE outbox SET state = ?, next_attempt_at = ?, last_error = ?, delivered_at = ?, "
-            "lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ? AND state = ?",
-            [state, next_at, error, now if attempt.ok else None, row.id, owner, PENDING],
+            "UPDATE outbox SET state = f.state, next_attempt_at = f.next_at, "
+            "last_error = f.error, delivered_at = f.delivered_at, lease_owner = NULL, "
+            "lease_until = NULL FROM _finished f WHERE outbox.id = f.id "
+            "AND outbox.lease_owner = ? AND outbox.state = ?",
+            [owner, PENDING],
         )
-    return state
+    return [state for state, _, _ in outcomes]
 
 
 @dataclass
@@ -412,7 +527,7 @@ def dispatch(
     max_attempts: int = 8,
     base_s: float = 10.0,
     lease_s: float = 60.0,
-    workers: int = 8,
+    workers: int = 16,
     stop: threading.Event | None = None,
     exclusive: bool = False,
 ) -> DispatchReport:
@@ -428,10 +543,14 @@ def dispatch(
             if not rows:
                 break
             outcomes = list(pool.map(lambda r: _send(senders.get(r.target_kind), r), rows))
-            for row, attempt in zip(rows, outcomes, strict=True):
-                state = finish(
-                    store, row, attempt, owner=owner, max_attempts=max_attempts, base_s=base_s
-                )
+            states = finish_many(
+                store,
+                list(zip(rows, outcomes, strict=True)),
+                owner=owner,
+                max_attempts=max_attempts,
+                base_s=base_s,
+            )
+            for row, state in zip(rows, states, strict=True):
                 report.sent += 1
                 if state == DELIVERED:
                     report.delivered += 1
