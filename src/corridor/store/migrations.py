@@ -350,7 +350,54 @@ V10 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10)
+V11 = Migration(
+    11,
+    "hosted surveys: definitions and their versions, personal and anonymous links, responses",
+    (
+        # A survey and its latest version; every version's document is kept in survey_versions
+        # (a response keeps the version it answered). touchpoints: ';'-separated keys.
+        """CREATE TABLE surveys (
+            survey_id VARCHAR PRIMARY KEY, title VARCHAR NOT NULL, version INTEGER NOT NULL,
+            touchpoints VARCHAR NOT NULL, languages VARCHAR NOT NULL,
+            fallback_language VARCHAR NOT NULL, created_at {ts} NOT NULL,
+            updated_at {ts} NOT NULL)""",
+        """CREATE TABLE survey_versions (
+            survey_id VARCHAR NOT NULL, version INTEGER NOT NULL, digest VARCHAR NOT NULL,
+            document {json} NOT NULL, loaded_at {ts} NOT NULL, loaded_by VARCHAR,
+            PRIMARY KEY (survey_id, version))""",
+        # A link: kind personal (one person, optionally the interaction it asks about; one
+        # completed response) or anonymous (a touch point; many responses). Only the SHA-256 of
+        # its token is kept. version: the survey's version when the link was made; channel: how
+        # it reaches people (email, sms, qr, web, ...). used_at: a personal link's response was
+        # submitted.
+        """CREATE TABLE survey_links (
+            link_id VARCHAR PRIMARY KEY, token_hash VARCHAR NOT NULL UNIQUE,
+            kind VARCHAR NOT NULL, survey_id VARCHAR NOT NULL, version INTEGER NOT NULL,
+            person_id VARCHAR, interaction_id VARCHAR, touchpoint VARCHAR NOT NULL,
+            channel VARCHAR, language VARCHAR, created_at {ts} NOT NULL, created_by VARCHAR,
+            expires_at {ts}, revoked_at {ts}, used_at {ts})""",
+        "CREATE INDEX survey_links_survey ON survey_links (survey_id)",
+        # A response: opened (created_at) on the first visit, started at the first saved
+        # answer, saved_at at each save, submitted_at when sent. state: open, submitting (the
+        # answer is acknowledged and its feedback record is being written; finished by the next
+        # visit or by the server's start), submitted, rejected (the ingest refused the record;
+        # error says why). form_hash: SHA-256 of the form's token (the hidden field against
+        # forged posts; the resume cookie of an anonymous response). record: the feedback
+        # record as acknowledged, written again as is after a crash; feedback_id is derived
+        # from response_id, so it is stored once.
+        """CREATE TABLE survey_responses (
+            response_id VARCHAR PRIMARY KEY, link_id VARCHAR NOT NULL,
+            survey_id VARCHAR NOT NULL, version INTEGER NOT NULL, kind VARCHAR NOT NULL,
+            person_id VARCHAR, interaction_id VARCHAR, touchpoint VARCHAR NOT NULL,
+            channel VARCHAR, language VARCHAR NOT NULL, form_hash VARCHAR NOT NULL UNIQUE,
+            state VARCHAR NOT NULL, page INTEGER NOT NULL, answers {json} NOT NULL,
+            created_at {ts} NOT NULL, started_at {ts}, saved_at {ts}, submitted_at {ts},
+            feedback_id VARCHAR, record {json}, error VARCHAR)""",
+        "CREATE INDEX survey_responses_link ON survey_responses (link_id)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11)
 LATEST = MIGRATIONS[-1].version
 
 BOOKKEEPING = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -1,0 +1,367 @@
+"""Responses: opened, saved page by page, resumed, submitted, and stored as feedback once.
+
+**Opening.** A personal link has one response (its id derived from the link's, so two first
+visits at once make one row); an anonymous link makes a new response per visitor, found again by
+its form token (kept by the browser in a cookie and in the form). The response answers the
+survey's version of the moment it was opened, and keeps it.
+
+**Form tokens.** Every form carries a token the store knows only as a SHA-256: a post without
+the token of its response is refused, so another site cannot post answers in a visitor's name.
+A personal response's token is derived from the link's token, which only the person has.
+
+**Submitting, exactly once.** A submit (1) freezes the feedback record in the response row,
+marks the row ``submitting`` and a personal link used, in one transaction: from then on the
+answer is acknowledged; (2) hands the record to :meth:`Ingestor.ingest` (validation, PII
+redaction, identity, text analysis, rollup, the closed loop's record rules) with a
+``feedback_id`` derived from the response id, so a second attempt stores nothing twice; (3) marks
+the row ``submitted``. A crash between (1) and (3) leaves the row ``submitting``: the next visit
+of the link, a retried post, or :func:`recover` (run when a server starts) repeats (2) and (3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from corridor.domain.contract import FEEDBACK
+from corridor.ingest.payload import records_to_table
+from corridor.ingest.pipeline import Ingestor
+from corridor.store import Store
+from corridor.surveys import answers as answering
+from corridor.surveys import catalog
+from corridor.surveys.definition import Survey
+from corridor.surveys.errors import FormTokenError
+from corridor.surveys.links import Link, refusal
+
+log = logging.getLogger("corridor.surveys")
+
+OPEN, SUBMITTING, SUBMITTED, REJECTED = "open", "submitting", "submitted", "rejected"
+FEEDBACK_PREFIX = "survey-"
+
+
+def feedback_id(response_id: str) -> str:
+    """The feedback record's id: the same for every attempt to store one response."""
+    return FEEDBACK_PREFIX + response_id
+
+
+@dataclass
+class Response:
+    response_id: str
+    link_id: str
+    survey_id: str
+    version: int
+    kind: str
+    person_id: str | None
+    interaction_id: str | None
+    touchpoint: str
+    channel: str | None
+    language: str
+    state: str
+    page: int
+    answers: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None = None
+    saved_at: datetime | None = None
+    submitted_at: datetime | None = None
+    feedback_id: str | None = None
+    error: str | None = None
+    #: the form token (known only to whoever opened it; the store keeps its hash)
+    form_token: str = field(default="", repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.state != OPEN
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            k: getattr(self, k)
+            for k in ("response_id", "link_id", "survey_id", "version", "kind", "person_id",
+                      "interaction_id", "touchpoint", "channel", "language", "state", "page",
+                      "answers", "created_at", "started_at", "saved_at", "submitted_at",
+                      "feedback_id", "error")
+        }  # fmt: skip
+
+
+_COLUMNS = (
+    "response_id, link_id, survey_id, version, kind, person_id, interaction_id, touchpoint, "
+    "channel, language, state, page, answers, created_at, started_at, saved_at, submitted_at, "
+    "feedback_id, error"
+)
+
+
+def _response(r: tuple[Any, ...], form_token: str = "") -> Response:
+    u = catalog.utc
+    return Response(
+        str(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4]), r[5], r[6], str(r[7]), r[8],
+        str(r[9]), str(r[10]), int(r[11]), dict(catalog.as_json(r[12]) or {}),
+        u(r[13]), u(r[14]), u(r[15]), u(r[16]), r[17], r[18], form_token,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def find_by_form(store: Store, link: Link, form_token: str | None) -> Response | None:
+    """The response of ``link`` whose form token is ``form_token`` (any state), or None."""
+    if not form_token or len(form_token) > 64:
+        return None
+    row = _get(store, "form_hash = ? AND link_id = ?", (_hash(form_token), link.link_id))
+    return None if row is None else _response(row, form_token)
+
+
+def personal_form_token(link_token: str) -> str:
+    """A personal response's form token: derived from the link's token (which only the person
+    has), so any visit of the link can show the form again without storing a secret."""
+    return hmac.new(link_token.encode(), b"corridor-survey-form", hashlib.sha256).hexdigest()[:32]
+
+
+def _personal_response_id(link: Link) -> str:
+    return "rsp-" + link.link_id.removeprefix("lnk-")
+
+
+def _get(store: Store, where: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    rows = store.query(f"SELECT {_COLUMNS} FROM survey_responses WHERE {where}", params)
+    return rows[0] if rows else None
+
+
+def get(store: Store, response_id: str) -> Response | None:
+    row = _get(store, "response_id = ?", (response_id,))
+    return None if row is None else _response(row)
+
+
+def for_link(store: Store, link: Link) -> list[Response]:
+    rows = store.query(
+        f"SELECT {_COLUMNS} FROM survey_responses WHERE link_id = ? ORDER BY created_at",
+        (link.link_id,),
+    )
+    return [_response(r) for r in rows]
+
+
+def open_response(
+    store: Store,
+    link: Link,
+    link_token: str,
+    *,
+    form_token: str | None = None,
+    language: str,
+    now: datetime | None = None,
+) -> Response:
+    """The response a visit of ``link`` continues, or a new one.
+
+    Personal: the link's one response (made on the first visit). Anonymous: the response of
+    ``form_token`` (from the visitor's cookie or form) if it is one of this link's and still
+    open, else a new one. Raises :class:`LinkGoneError` for a link that can no longer be
+    answered (expired, revoked, used)."""
+    now = now or datetime.now(UTC)
+    gone = refusal(link, now)
+    if gone is not None:
+        raise gone
+    if link.kind == "personal":
+        token = personal_form_token(link_token)
+        row = _get(store, "response_id = ?", (_personal_response_id(link),))
+        if row is not None:
+            return _response(row, token)
+        return _create(store, link, _personal_response_id(link), token, language, now)
+    if form_token:
+        row = _get(store, "form_hash = ? AND link_id = ?", (_hash(form_token), link.link_id))
+        if row is not None and row[10] == OPEN:
+            return _response(row, form_token)
+    token = secrets.token_urlsafe(24)
+    return _create(store, link, f"rsp-{uuid.uuid4().hex}", token, language, now)
+
+
+def _create(
+    store: Store, link: Link, response_id: str, token: str, language: str, now: datetime
+) -> Response:
+    version = catalog.get(store, link.survey_id).version
+    with store.transaction() as tx:
+        tx.execute(
+            f"INSERT INTO survey_responses ({_COLUMNS}, form_hash) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (response_id) DO NOTHING",
+            (
+                response_id, link.link_id, link.survey_id, version, link.kind, link.person_id,
+                link.interaction_id, link.touchpoint, link.channel, language, OPEN, 1, "{}",
+                now, None, None, None, None, None, _hash(token),
+            ),
+        )  # fmt: skip
+    row = _get(store, "response_id = ?", (response_id,))
+    assert row is not None
+    return _response(row, token)
+
+
+def check_form(response: Response, posted: str | None) -> None:
+    """The post must carry the form token of ``response``."""
+    if not posted or not hmac.compare_digest(posted, response.form_token):
+        raise FormTokenError(
+            "This form has expired or was not sent from the survey page. Please open the survey "
+            "link again; your saved answers are kept."
+        )
+
+
+def save(
+    store: Store,
+    response: Response,
+    values: dict[str, Any],
+    *,
+    page: int,
+    language: str | None = None,
+    now: datetime | None = None,
+) -> Response:
+    """Merge ``values`` into the response's answers and note where the customer is."""
+    if response.done:
+        return response
+    now = now or datetime.now(UTC)
+    merged = {**response.answers, **values}
+    started = response.started_at or (now if any(v is not None for v in values.values()) else None)
+    lang = language or response.language
+    with store.transaction() as tx:
+        tx.execute(
+            "UPDATE survey_responses SET answers = ?, page = ?, language = ?, started_at = ?, "
+            "saved_at = ? WHERE response_id = ? AND state = ?",
+            (json.dumps(merged), page, lang, started, now, response.response_id, OPEN),
+        )
+    return replace(
+        response, answers=merged, page=page, language=lang, started_at=started, saved_at=now
+    )
+
+
+def set_language(store: Store, response: Response, language: str) -> Response:
+    """The customer chose another language: later visits show it too."""
+    if response.done or language == response.language:
+        return replace(response, language=language)
+    with store.transaction() as tx:
+        tx.execute(
+            "UPDATE survey_responses SET language = ? WHERE response_id = ? AND state = ?",
+            (language, response.response_id, OPEN),
+        )
+    return replace(response, language=language)
+
+
+def record(response: Response, survey: Survey, submitted_at: datetime) -> dict[str, Any]:
+    """The feedback record a response becomes."""
+    attrs: dict[str, Any] = {
+        "survey_id": response.survey_id,
+        "survey_version": response.version,
+        "survey_response": response.response_id,
+        "survey_language": response.language,
+    }
+    if response.channel:
+        attrs["survey_channel"] = response.channel
+    rec: dict[str, Any] = {
+        "feedback_id": feedback_id(response.response_id),
+        "occurred_at": submitted_at.isoformat(),
+        "source": "survey",
+        "touchpoint": response.touchpoint,
+    }
+    if response.person_id:
+        rec["person_id"] = response.person_id
+    if response.interaction_id:
+        rec["interaction_id"] = response.interaction_id
+    for qid, value in answering.kept(survey, response.answers).items():
+        q = survey.question(qid)
+        assert q is not None
+        if q.is_column:
+            rec[q.target] = value
+        else:
+            attrs[q.target] = value
+    rec["attributes"] = attrs
+    return rec
+
+
+def submit(
+    store: Store,
+    ingestor: Ingestor,
+    response: Response,
+    survey: Survey,
+    now: datetime | None = None,
+) -> Response:
+    """Acknowledge the response (one transaction), then store it as feedback (see the module
+    docstring). Submitting a response that is already submitted (a retried post) only finishes
+    what is left, and stores nothing twice."""
+    if response.state == OPEN:
+        now = now or datetime.now(UTC)
+        rec = record(response, survey, now)
+        with store.transaction() as tx:
+            changed = tx.execute(
+                "UPDATE survey_responses SET state = ?, submitted_at = ?, record = ?, "
+                "feedback_id = ? WHERE response_id = ? AND state = ?",
+                (SUBMITTING, now, json.dumps(rec), rec["feedback_id"], response.response_id,
+                 OPEN),
+            )  # fmt: skip
+            if changed and response.kind == "personal":
+                tx.execute(
+                    "UPDATE survey_links SET used_at = ? WHERE link_id = ? AND used_at IS NULL",
+                    (now, response.link_id),
+                )
+    return finish(store, ingestor, response.response_id) or response
+
+
+def finish(store: Store, ingestor: Ingestor, response_id: str) -> Response | None:
+    """Store an acknowledged response's feedback record (again: idempotent), mark it done."""
+    rows = store.query(
+        "SELECT state, record FROM survey_responses WHERE response_id = ?", (response_id,)
+    )
+    if not rows:
+        return None
+    state, rec = rows[0]
+    if state == SUBMITTING:
+        record_ = catalog.as_json(rec)
+        table = records_to_table(FEEDBACK, [record_], [1])
+        survey_id = record_["attributes"]["survey_id"]
+        report = ingestor.ingest("feedback", table, source=f"survey:{survey_id}")
+        if report.accepted:
+            new_state, error = SUBMITTED, None
+        else:
+            new_state = REJECTED
+            error = "; ".join(f"{e.field}: {e.reason}" for e in report.errors)[:2000]
+            log.error("survey response %s was refused by the ingest: %s", response_id, error)
+        with store.transaction() as tx:
+            tx.execute(
+                "UPDATE survey_responses SET state = ?, error = ? WHERE response_id = ? "
+                "AND state = ?",
+                (new_state, error, response_id, SUBMITTING),
+            )
+    return get(store, response_id)
+
+
+def recover(store: Store, ingestor: Ingestor) -> int:
+    """Finish every acknowledged response whose feedback record may not be stored yet (after
+    a crash); returns how many. Safe to run at any time, by any number of processes."""
+    rows = store.query(
+        "SELECT response_id FROM survey_responses WHERE state = ? ORDER BY submitted_at",
+        (SUBMITTING,),
+    )
+    for (response_id,) in rows:
+        finish(store, ingestor, str(response_id))
+    return len(rows)
+
+
+__all__ = [
+    "OPEN",
+    "REJECTED",
+    "SUBMITTED",
+    "SUBMITTING",
+    "Response",
+    "check_form",
+    "feedback_id",
+    "find_by_form",
+    "finish",
+    "for_link",
+    "get",
+    "open_response",
+    "personal_form_token",
+    "record",
+    "recover",
+    "save",
+    "set_language",
+    "submit",
+]
