@@ -20,6 +20,7 @@ import ipaddress
 import secrets
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -174,7 +175,8 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 def _client(allow_private: bool, timeout: float) -> httpx.Client:
-    transport = httpx.HTTPTransport(trust_env=False)
+    # verify= the shared context: else the transport loads the CA bundle again for its own
+    transport = httpx.HTTPTransport(verify=_ssl_context(), trust_env=False)
     # the pool's network backend is the one place every connection is made: check it there
     transport._pool = httpcore.ConnectionPool(
         ssl_context=_ssl_context(),
@@ -339,6 +341,9 @@ class WebhookSender:
         self.store = store
         self.timeout_s = timeout_s
         self._clients: dict[bool, httpx.Client] = {}
+        #: endpoints read once per sender (one dispatch run): id -> endpoint, None if removed
+        self._endpoints: dict[int, Endpoint | None] = {}
+        self._lock = threading.Lock()
 
     def __enter__(self) -> WebhookSender:
         return self
@@ -352,18 +357,25 @@ class WebhookSender:
         self._clients.clear()
 
     def _client_for(self, allow_private: bool) -> httpx.Client:
-        client = self._clients.get(allow_private)
-        if client is None:
-            client = self._clients[allow_private] = _client(allow_private, self.timeout_s)
+        with self._lock:
+            client = self._clients.get(allow_private)
+            if client is None:
+                client = self._clients[allow_private] = _client(allow_private, self.timeout_s)
         return client
 
+    def _endpoint(self, endpoint_id: int) -> Endpoint | None:
+        with self._lock:
+            if endpoint_id not in self._endpoints:
+                rows = self.store.query(
+                    f"SELECT {_COLUMNS} FROM webhook_endpoints WHERE id = ?", [endpoint_id]
+                )
+                self._endpoints[endpoint_id] = Endpoint.of(rows[0]) if rows else None
+            return self._endpoints[endpoint_id]
+
     def deliver(self, row: Notification) -> Attempt:
-        rows = self.store.query(
-            f"SELECT {_COLUMNS} FROM webhook_endpoints WHERE id = ?", [int(row.target)]
-        )
-        if not rows:
+        endpoint = self._endpoint(int(row.target))
+        if endpoint is None:
             return Attempt(False, error="the webhook endpoint was removed")
-        endpoint = Endpoint.of(rows[0])
         body = orjson.dumps(row.payload).decode()
         at = datetime.now(UTC)
         headers = {
