@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
@@ -26,6 +27,7 @@ from corridor.api.routes import cases as case_routes
 from corridor.api.routes import health, ingest, outlook, people
 from corridor.api.routes import loop as loop_routes
 from corridor.api.routes import map as map_routes
+from corridor.api.routes import surveys as survey_routes
 from corridor.api.routes import text as text_routes
 from corridor.api.schemas import RECORD_MODELS
 from corridor.domain.corridor_map import CorridorMap
@@ -34,7 +36,7 @@ from corridor.loop import Scheduler, churn_jump
 from corridor.settings import Settings
 from corridor.store import Store, open_store
 from corridor.text.worker import TextWorker
-from corridor.web import admin_views, case_pages
+from corridor.web import admin_views, case_pages, survey_admin, survey_pages
 from corridor.web import routes as web_routes
 
 DESCRIPTION = """
@@ -76,6 +78,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # survey answers a crash left acknowledged but not yet stored as feedback
+        await anyio.to_thread.run_sync(survey_pages.recover_on_start, the_store, ingestor)
         if text_worker is not None:
             text_worker.start()
         if jobs is not None:
@@ -124,6 +128,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.include_router(admin_router)
     app.include_router(text_routes.router)
     app.include_router(case_routes.router)
+    app.include_router(survey_routes.router)
+    app.include_router(survey_pages.router)
+    app.include_router(survey_admin.router)
     app.include_router(ingest.fallback)
     _document_records(app)
     return app

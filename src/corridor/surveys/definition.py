@@ -334,12 +334,13 @@ def parse(doc: dict[str, Any], *, source: str = "the definition") -> Survey:
         qs_raw = []
     if len(qs_raw) > MAX_QUESTIONS:
         p.add("questions", f"at most {MAX_QUESTIONS} questions; split the survey")
-    questions: list[Question] = []
+    numbered: list[tuple[int, Question]] = []
     for i, q in enumerate(qs_raw[:MAX_QUESTIONS]):
         made = _question(q, f"questions[{i}]", langs, fallback, p)
         if made is not None:
-            questions.append(made)
-    _cross_checks(questions, p)
+            numbered.append((i, made))
+    _cross_checks(numbered, p)
+    questions = [q for _, q in numbered]
     if p.found:
         raise SurveyDefinitionError(source, p.found)
     pages = sorted({q.page for q in questions})
@@ -514,10 +515,10 @@ def _condition(c: Any, where: str, p: _Problems) -> Condition | None:
     return Condition(c["question"], below=below, above=above, equals=equals, among=among)
 
 
-def _cross_checks(questions: list[Question], p: _Problems) -> None:
+def _cross_checks(questions: list[tuple[int, Question]], p: _Problems) -> None:
     seen: dict[str, Question] = {}
     targets: dict[str, str] = {}
-    for i, q in enumerate(questions):
+    for i, q in questions:
         where = f"questions[{i}] ({q.id})"
         if q.id in seen:
             p.add(f"{where}.id", f"{q.id!r} is used by another question; ids must be unique")
