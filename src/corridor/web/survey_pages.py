@@ -395,6 +395,8 @@ async def _post(request: Request, token: str, embed: bool) -> Response:
             target = visible[max(here - 1, 0)]
         elif here + 1 < len(visible):
             target = visible[here + 1]
+        elif action != "submit":  # the last page, sent without its button: stay on it
+            target = page
         else:  # the last page: send
             missing = answering.missing_required(survey, response.answers)
             if missing is not None:
@@ -470,6 +472,14 @@ async def survey_embed_post(request: Request, token: str) -> Response:
 @router.get("/s/{token}/embed/thanks", response_class=HTMLResponse)
 async def survey_embed_thanks(request: Request, token: str) -> Response:
     return await _thanks(request, token, embed=True)
+
+
+@router.api_route("/s/{rest:path}", methods=["GET", "POST"], response_class=HTMLResponse)
+async def survey_unknown(request: Request, rest: str) -> Response:
+    """Anything else under /s/: the page an unknown link gets (a link cut or mangled in a
+    mail), not the API's JSON."""
+    lang = _ui_language(request)
+    return _message(lang, "unknown_title", survey_words.refusal(lang, "unknown"), 404, embed=False)
 
 
 def recover_on_start(store: Store, ingestor: Ingestor) -> int:
