@@ -91,6 +91,11 @@ class Settings(BaseModel):
     smtp_user: str | None = Field(default=None, description="SMTP login (unset: no login)")
     smtp_password: str | None = Field(default=None, description="SMTP password")
     smtp_timeout_s: float = Field(default=30.0, gt=0, description="SMTP connection timeout")
+    public_url: str | None = Field(
+        default=None,
+        description="the address customers reach this server at, for the survey links in "
+        "invitation mails (e.g. https://feedback.example.com; unset: http://host:port)",
+    )
     host: str = "127.0.0.1"
     port: int = 8765
 

@@ -46,6 +46,9 @@ __all__ = [
 ]
 
 MODES = ("immediate", "digest", "off")
+#: events whose mails go to customers (survey invitations and reminders): their subject and
+#: text are the event's, with no envelope attached
+CUSTOMER_PREFIX = "survey."
 #: digest periods, in seconds
 PERIODS = {"hourly": 3600, "daily": 86400}
 
@@ -133,6 +136,13 @@ def build_message(row: Notification, sender: str) -> EmailMessage:
     msg["Message-ID"] = f"<{digest}@{domain}>"
     msg["X-Corridor-Event"] = row.event_type
     msg["X-Corridor-Key"] = row.key
+    data = row.payload.get("data") or {}
+    if str(row.payload.get("type", "")).startswith(CUSTOMER_PREFIX):
+        # a mail to a customer (a survey invitation): its own subject and words, nothing else
+        del msg["Subject"]
+        msg["Subject"] = str(data.get("subject") or "How did we do?")
+        msg.set_content(str(data.get("text") or "") + "\n")
+        return msg
     if row.payload.get("type") == "digest":
         items = (row.payload.get("data") or {}).get("items") or []
         body = [f"{len(items)} notifications since your last digest:", ""]

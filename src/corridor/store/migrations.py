@@ -397,7 +397,41 @@ V11 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11)
+V12 = Migration(
+    12,
+    "survey invitations: triggers, invitations with reminders, contact-frequency rules",
+    (
+        # What invites people to a survey: kind interaction (each interaction at touchpoint, after
+        # delay_s) or case_resolved (the customer of each resolved case: the recovery survey);
+        # remind_s: one reminder that long after the invitation when not answered (NULL: none).
+        """CREATE TABLE survey_triggers (
+            trigger_id VARCHAR PRIMARY KEY, survey_id VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+            touchpoint VARCHAR, delay_s BIGINT NOT NULL, remind_s BIGINT, channel VARCHAR NOT NULL,
+            enabled BOOLEAN NOT NULL, created_at {ts} NOT NULL, created_by VARCHAR)""",
+        # One invitation of one person to one survey. source_key makes each cause invite once
+        # (a trigger and its interaction or case; a list and the person). state: scheduled
+        # (until due_at), held (a contact rule stopped it: held_rule, held_reason), sent (a
+        # personal link made, the mail queued in the outbox), answered, failed (no address).
+        # remind_s: one reminder that long after it is sent (remind_at, once sent).
+        """CREATE TABLE survey_invitations (
+            invitation_id VARCHAR PRIMARY KEY, source_key VARCHAR NOT NULL UNIQUE,
+            survey_id VARCHAR NOT NULL, trigger_id VARCHAR, person_id VARCHAR NOT NULL,
+            interaction_id VARCHAR, case_id VARCHAR, touchpoint VARCHAR, channel VARCHAR NOT NULL,
+            created_at {ts} NOT NULL, due_at {ts} NOT NULL, state VARCHAR NOT NULL,
+            held_rule VARCHAR, held_reason VARCHAR, link_id VARCHAR, sent_at {ts},
+            remind_s BIGINT, remind_at {ts}, reminded_at {ts}, answered_at {ts},
+            error VARCHAR)""",
+        "CREATE INDEX survey_invitations_person ON survey_invitations (person_id)",
+        # Contact-frequency rules, across every survey and channel: kind max_per_period
+        # (count, period_s), min_gap (period_s), exclude (field: segment, region, attributes.X;
+        # values), open_case, recent_complaint (period_s).
+        """CREATE TABLE contact_rules (
+            rule_id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, definition {json} NOT NULL,
+            enabled BOOLEAN NOT NULL, created_at {ts} NOT NULL, created_by VARCHAR)""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12)
 LATEST = MIGRATIONS[-1].version
 
 BOOKKEEPING = """CREATE TABLE IF NOT EXISTS schema_migrations (
