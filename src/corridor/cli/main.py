@@ -33,6 +33,7 @@ from corridor.cli.common import (
     open_to_write,
 )
 from corridor.cli.loop import register as register_loop
+from corridor.cli.surveys import register as register_surveys
 from corridor.cli.text import analyze_after_ingest, ingest_text_options, text_app, themes_app
 from corridor.cli.text import register as register_text
 from corridor.errors import CorridorError
@@ -658,3 +659,4 @@ register_analyses(
 register_auth(app)
 register_loop(app)
 register_cases(app)
+register_surveys(app)
