@@ -5,6 +5,7 @@ through the one ingest path, on both engines."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -286,3 +287,36 @@ def test_anonymous_links_take_many_responses(store, ingestor, loaded):
     # a submitted response's form token starts a new response, never reopens the old one
     after = responses.open_response(store, link, token, form_token=first.form_token, language="en")
     assert after.response_id not in (first.response_id, second.response_id)
+
+
+def test_unfinished_responses_are_sent_as_they_are_when_the_survey_allows(store, ingestor):
+    from corridor.loop.scheduler import JobContext
+    from corridor.settings import Settings
+    from corridor.surveys import upkeep
+
+    catalog.save(store, definition.parse(delivery(partial_after_days=3)))
+    survey = catalog.get(store, "delivery-pulse").survey
+    assert survey.partial_after_days == 3
+    now = datetime.now(UTC)
+    made = {p: links.create(store, "delivery-pulse", person_id=p) for p in ("a", "b", "c", "d")}
+    opened = {p: responses.open_response(store, link, token, language="en")
+              for p, (link, token) in made.items()}  # fmt: skip
+    old = now - timedelta(days=4)
+    responses.save(store, opened["a"], {"experience": 2}, page=1, now=old)  # abandoned
+    responses.save(store, opened["b"], {"experience": 9}, page=1, now=now)  # still going
+    # "c" opened but never answered; "d" answered, abandoned, then its link withdrawn
+    responses.save(store, opened["d"], {"experience": 4}, page=1, now=old)
+    links.revoke(store, made["d"][0].link_id)
+    ctx = JobContext(store, Settings(), "test", threading.Event())
+    assert "1 unfinished one(s) sent" in upkeep.responses_job(ctx)
+    rows = store.query("SELECT person_id, experience, attributes FROM feedback")
+    assert [(r[0], r[1]) for r in rows] == [("a", 2)]
+    assert catalog.as_json(rows[0][2])["survey_partial"] is True
+    assert upkeep.responses_job(ctx) is None  # nothing more to do
+    assert links.get(store, made["a"][0].link_id).state() == "used"
+    # a survey that does not allow it keeps unfinished answers open
+    catalog.save(store, definition.parse(delivery()))
+    link, token = links.create(store, "delivery-pulse", person_id="e")
+    r = responses.open_response(store, link, token, language="en")
+    responses.save(store, r, {"experience": 1}, page=1, now=now - timedelta(days=30))
+    assert responses.send_abandoned(store, ingestor) == 0

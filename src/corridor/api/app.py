@@ -36,11 +36,13 @@ from corridor.loop import Scheduler, churn_jump
 from corridor.settings import Settings
 from corridor.store import Store, open_store
 from corridor.surveys import jobs as survey_jobs
+from corridor.surveys import upkeep as survey_upkeep
 from corridor.text.worker import TextWorker
 from corridor.web import admin_views, case_pages, survey_admin, survey_pages
 from corridor.web import routes as web_routes
 
 assert survey_jobs  # importing it registers the invitations job with the scheduler
+assert survey_upkeep  # and the responses' job (crash recovery, unfinished responses sent)
 
 DESCRIPTION = """
 Corridor measures the gap between what customers expected and what they experienced at every

@@ -51,7 +51,14 @@ ATTRIBUTE_FIELDS = frozenset({"brand_rank", "brands_used"})
 CUSTOM_TYPES = ("choice", "scale", "text")
 #: attributes every survey feedback record carries; a custom question may not use these names
 RESERVED_ATTRIBUTES = frozenset(
-    {"survey_id", "survey_version", "survey_response", "survey_language", "survey_channel"}
+    {
+        "survey_id",
+        "survey_version",
+        "survey_response",
+        "survey_language",
+        "survey_channel",
+        "survey_partial",
+    }
 )
 _CONTRACT = frozenset(f.name for f in FEEDBACK.fields)
 DEFAULT_TEXT_LENGTH = 2000
@@ -153,6 +160,8 @@ class Survey:
     thanks: dict[str, str] = dc_field(default_factory=dict)
     #: how long a personal link stays valid unless its maker says otherwise
     link_days: int = 30
+    #: a response left with answers for this many days is sent as it is (None: never)
+    partial_after_days: int | None = None
     #: the definition as read (normalised), kept with the version
     document: dict[str, Any] = dc_field(default_factory=dict, compare=False)
 
@@ -279,7 +288,7 @@ def parse(doc: dict[str, Any], *, source: str = "the definition") -> Survey:
     """Validate a definition; every problem is listed as (where, how to fix it)."""
     p = _Problems()
     known = {"id", "title", "intro", "thanks", "touchpoints", "languages", "fallback_language",
-             "questions", "link_days"}  # fmt: skip
+             "questions", "link_days", "partial_after_days"}  # fmt: skip
     for key in doc:
         if key not in known:
             p.add(str(key), f"unknown key; allowed: {', '.join(sorted(known))}")
@@ -328,6 +337,9 @@ def parse(doc: dict[str, Any], *, source: str = "the definition") -> Survey:
     intro = _texts(doc["intro"], "intro", langs, fallback, p) if "intro" in doc else {}
     thanks = _texts(doc["thanks"], "thanks", langs, fallback, p) if "thanks" in doc else {}
     link_days = _int(doc.get("link_days", 30), "link_days", p, 1, 3650) or 30
+    partial = doc.get("partial_after_days")
+    if partial is not None:
+        partial = _int(partial, "partial_after_days", p, 1, 365)
     qs_raw = doc.get("questions")
     if not isinstance(qs_raw, list) or not qs_raw:
         p.add("questions", "required: a list of questions (each with id and text)")
@@ -357,6 +369,7 @@ def parse(doc: dict[str, Any], *, source: str = "the definition") -> Survey:
         intro=intro,
         thanks=thanks,
         link_days=link_days,
+        partial_after_days=partial,
     )
     return _with_document(survey)
 
@@ -589,6 +602,8 @@ def to_document(s: Survey) -> dict[str, Any]:
         "link_days": s.link_days,
         "questions": [q_doc(q) for q in s.questions],
     }
+    if s.partial_after_days is not None:
+        doc["partial_after_days"] = s.partial_after_days
     if s.intro:
         doc["intro"] = s.intro
     if s.thanks:

@@ -27,7 +27,7 @@ import logging
 import secrets
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from corridor.domain.contract import FEEDBACK
@@ -246,14 +246,18 @@ def set_language(store: Store, response: Response, language: str) -> Response:
     return replace(response, language=language)
 
 
-def record(response: Response, survey: Survey, submitted_at: datetime) -> dict[str, Any]:
-    """The feedback record a response becomes."""
+def record(
+    response: Response, survey: Survey, submitted_at: datetime, *, partial: bool = False
+) -> dict[str, Any]:
+    """The feedback record a response becomes (``partial``: left unfinished, sent as it is)."""
     attrs: dict[str, Any] = {
         "survey_id": response.survey_id,
         "survey_version": response.version,
         "survey_response": response.response_id,
         "survey_language": response.language,
     }
+    if partial:
+        attrs["survey_partial"] = True
     if response.channel:
         attrs["survey_channel"] = response.channel
     rec: dict[str, Any] = {
@@ -283,13 +287,15 @@ def submit(
     response: Response,
     survey: Survey,
     now: datetime | None = None,
+    *,
+    partial: bool = False,
 ) -> Response:
     """Acknowledge the response (one transaction), then store it as feedback (see the module
     docstring). Submitting a response that is already submitted (a retried post) only finishes
-    what is left, and stores nothing twice."""
+    what is left, and stores nothing twice. ``partial``: an abandoned response sent as it is."""
     if response.state == OPEN:
         now = now or datetime.now(UTC)
-        rec = record(response, survey, now)
+        rec = record(response, survey, now, partial=partial)
         with store.transaction() as tx:
             changed = tx.execute(
                 "UPDATE survey_responses SET state = ?, submitted_at = ?, record = ?, "
@@ -345,6 +351,38 @@ def recover(store: Store, ingestor: Ingestor) -> int:
     return len(rows)
 
 
+def send_abandoned(store: Store, ingestor: Ingestor, now: datetime | None = None) -> int:
+    """Send, as they are, the responses left unfinished (with at least one answer, not saved
+    for the survey's ``partial_after_days``) of surveys that allow it; returns how many. The
+    record says ``survey_partial: true``; a revoked link's response is never sent."""
+    now = now or datetime.now(UTC)
+    rows = store.query(
+        f"SELECT {', '.join('r.' + c.strip() for c in _COLUMNS.split(','))} "
+        "FROM survey_responses r JOIN survey_links l ON l.link_id = r.link_id "
+        "WHERE r.state = ? AND r.started_at IS NOT NULL AND l.revoked_at IS NULL "
+        "AND r.saved_at <= ? ORDER BY r.saved_at",
+        (OPEN, now - timedelta(days=1)),
+    )
+    sent = 0
+    surveys: dict[tuple[str, int], Survey] = {}
+    for row in rows:
+        response = _response(row)
+        key = (response.survey_id, response.version)
+        if key not in surveys:
+            surveys[key] = catalog.get(store, *key).survey
+        survey = surveys[key]
+        days = survey.partial_after_days
+        if days is None or response.saved_at is None:
+            continue
+        if response.saved_at > now - timedelta(days=days):
+            continue
+        if not answering.kept(survey, response.answers):
+            continue
+        submit(store, ingestor, response, survey, now, partial=True)
+        sent += 1
+    return sent
+
+
 __all__ = [
     "OPEN",
     "REJECTED",
@@ -362,6 +400,7 @@ __all__ = [
     "record",
     "recover",
     "save",
+    "send_abandoned",
     "set_language",
     "submit",
 ]
