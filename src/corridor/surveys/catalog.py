@@ -183,4 +183,24 @@ def list_all(store: Store) -> list[Stored]:
     return [_stored(r) for r in rows]
 
 
-__all__ = ["Stored", "as_json", "check_touchpoints", "exists", "get", "list_all", "save", "utc"]
+def activity(store: Store) -> dict[str, tuple[int, int, int]]:
+    """Per survey: (links made, responses opened, responses sent)."""
+    rows = store.query(
+        "SELECT l.survey_id, count(DISTINCT l.link_id), count(r.response_id), "
+        "count(r.submitted_at) FROM survey_links l "
+        "LEFT JOIN survey_responses r ON r.link_id = l.link_id GROUP BY l.survey_id"
+    )
+    return {str(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in rows}
+
+
+__all__ = [
+    "Stored",
+    "activity",
+    "as_json",
+    "check_touchpoints",
+    "exists",
+    "get",
+    "list_all",
+    "save",
+    "utc",
+]

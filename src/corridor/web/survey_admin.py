@@ -18,14 +18,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _listing(store: Store) -> list[dict[str, Any]]:
-    counts = {
-        str(r[0]): (int(r[1]), int(r[2]), int(r[3]))
-        for r in store.query(
-            "SELECT l.survey_id, count(DISTINCT l.link_id), "
-            "count(r.response_id), count(r.submitted_at) FROM survey_links l "
-            "LEFT JOIN survey_responses r ON r.link_id = l.link_id GROUP BY l.survey_id"
-        )
-    }
+    counts = catalog.activity(store)
     out = []
     for s in catalog.list_all(store):
         sv = s.survey
