@@ -79,6 +79,9 @@ def test_question_problems_name_the_question():
         "put this question on a later page" in problems["questions[6] (same_page).show_if.question"]
     )
     assert "survey attribute" in problems["questions[7] (survey_id).attribute"]
+    doc = delivery()
+    doc["questions"][3]["show_if"] = {"question": "experience", "below": float("nan")}
+    assert "expected a number" in _problems(doc)["questions[3] (what_went_wrong).show_if.below"]
 
 
 def test_a_definition_reads_from_yaml_and_a_broken_file_says_the_line(tmp_path):
@@ -97,6 +100,9 @@ def test_a_definition_reads_from_yaml_and_a_broken_file_says_the_line(tmp_path):
         definition.read_file(bad)
     with pytest.raises(SurveyDefinitionError, match="no such file"):
         definition.read_file(tmp_path / "missing.yaml")
+    for junk in (b"[" * 100_000, b"\xff\xfe\x00", b"- just\n- a list\n", b"42"):
+        with pytest.raises(SurveyDefinitionError):
+            definition.read_document(junk)
 
 
 def test_skip_logic_and_translations():

@@ -16,6 +16,7 @@ Nothing here touches the store: :func:`parse` gives a :class:`Survey` or raises
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, replace
 from dataclasses import field as dc_field
@@ -219,6 +220,10 @@ def read_document(data: bytes | str, source: str = "the definition") -> dict[str
         at = f"line {where.line + 1}, column {where.column + 1}" if where else "(document)"
         raise SurveyDefinitionError(
             source, [(at, f"not YAML or JSON ({getattr(e, 'problem', e)}); fix the syntax")]
+        ) from None
+    except RecursionError:
+        raise SurveyDefinitionError(
+            source, [("(document)", "nested too deeply to be a survey definition")]
         ) from None
     if not isinstance(doc, dict):
         raise SurveyDefinitionError(
@@ -510,7 +515,7 @@ def _condition(c: Any, where: str, p: _Problems) -> Condition | None:
     for name in ("below", "above"):
         if name in c:
             v = c[name]
-            if isinstance(v, bool) or not isinstance(v, int | float):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
                 p.add(f"{where}.{name}", "expected a number")
                 return None
             if name == "below":
@@ -519,6 +524,9 @@ def _condition(c: Any, where: str, p: _Problems) -> Condition | None:
                 above = float(v)
     if "equals" in c:
         v = c["equals"]
+        if isinstance(v, float) and not math.isfinite(v):
+            p.add(f"{where}.equals", "expected a finite number or a choice value")
+            return None
         equals = float(v) if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
     if "in" in c:
         if not isinstance(c["in"], list) or not c["in"]:
