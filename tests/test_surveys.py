@@ -275,6 +275,28 @@ def test_a_crash_mid_submit_loses_nothing_and_stores_once(store, small_map, load
     ing.close()
 
 
+def test_a_double_submit_at_once_stores_one_record(store, ingestor, loaded):
+    from concurrent.futures import ThreadPoolExecutor
+
+    link, token = links.create(store, "delivery-pulse", person_id="p4")
+    r = responses.open_response(store, link, token, language="en")
+    r = _answer(store, loaded, r, 1, {"experience": "5", "expectation": "5"})
+    barrier = threading.Barrier(4)
+
+    def send(_: int) -> str:
+        barrier.wait()
+        return responses.submit(store, ingestor, r, loaded).state
+
+    with ThreadPoolExecutor(4) as pool:
+        states = list(pool.map(send, range(4)))
+    assert states == [responses.SUBMITTED] * 4
+    assert store.query("SELECT count(*), min(feedback_id) FROM feedback") == [
+        (1, f"survey-{r.response_id}")
+    ]
+    batches = store.query("SELECT sum(accepted) FROM ingest_batches WHERE kind = 'feedback'")
+    assert batches == [(1,)]  # handed to the ingest once
+
+
 def test_anonymous_links_take_many_responses(store, ingestor, loaded):
     link, token = links.create(store, "delivery-pulse", anonymous=True, channel="qr")
     first = responses.open_response(store, link, token, language="en")

@@ -25,6 +25,7 @@ import hmac
 import json
 import logging
 import secrets
+import threading
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -312,12 +313,24 @@ def submit(
 
 
 def finish(store: Store, ingestor: Ingestor, response_id: str) -> Response | None:
-    """Store an acknowledged response's feedback record (again: idempotent), mark it done."""
+    """Store an acknowledged response's feedback record (again: idempotent), mark it done.
+
+    One at a time in a process: a double submit's second thread finds the row done and stores
+    nothing (across processes the ingest's idempotence on ``feedback_id`` keeps it once)."""
+    with _finishing:
+        _finish(store, ingestor, response_id)
+    return get(store, response_id)
+
+
+_finishing = threading.Lock()
+
+
+def _finish(store: Store, ingestor: Ingestor, response_id: str) -> None:
     rows = store.query(
         "SELECT state, record FROM survey_responses WHERE response_id = ?", (response_id,)
     )
     if not rows:
-        return None
+        return
     state, rec = rows[0]
     if state == SUBMITTING:
         record_ = catalog.as_json(rec)
@@ -336,7 +349,6 @@ def finish(store: Store, ingestor: Ingestor, response_id: str) -> Response | Non
                 "AND state = ?",
                 (new_state, error, response_id, SUBMITTING),
             )
-    return get(store, response_id)
 
 
 def recover(store: Store, ingestor: Ingestor) -> int:
