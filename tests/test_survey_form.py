@@ -289,6 +289,8 @@ def test_the_survey_api_loads_lists_shows_and_makes_links(store, app):
                       f"{link['link_id']}/revoke").status_code == 404  # fmt: skip
         admin = c.get("/admin/surveys")
         assert admin.status_code == 200 and '<td data-label="Survey">counter</td>' in admin.text
+        assert admin.text.count('aria-current="page"') == 1
+        assert '<a href="/admin/surveys" aria-current="page">Surveys</a>' in admin.text
 
 
 @pytest.mark.parametrize("engine", ["duckdb"])

@@ -116,6 +116,8 @@ def _nav(scope: Scope) -> list[dict[str, str]]:
     items.append({"href": "/cases", "label": "Cases"})
     if scope.may_analyse:
         items.append({"href": "/rules", "label": "Rules"})
+    if scope.may_write:
+        items.append({"href": "/admin/surveys", "label": "Surveys"})
     return items
 
 
