@@ -116,6 +116,10 @@ def phone(browser, locale: str):  # type: ignore[no-untyped-def]  # noqa: F811
     return context, page, errors
 
 
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+    .filter(el => !el.labels || el.labels.length === 0).map(el => el.name)"""
+
+
 def tab_to(page, selector: str, most: int = 60) -> None:  # type: ignore[no-untyped-def]
     """Press Tab until the element ``selector`` has the focus (the keyboard only)."""
     for _ in range(most):
@@ -157,6 +161,11 @@ def test_a_customer_answers_on_a_phone_by_keyboard_in_two_languages(browser, sur
     assert page.locator("h1").inner_text() == "Wie war Ihre Lieferung?"
     assert "Seite 1 von 2" in page.inner_text("main")
     no_overflow(page)
+    # every field has a label a screen reader reads; each group of options is named by its
+    # question
+    assert page.evaluate(UNLABELLED) == []
+    assert page.get_by_role("radiogroup", name="Wie war es? (Pflichtfeld)").count() == 1
+    assert page.get_by_role("radio", name="8").count() == 3
     shot(page, "survey-phone-de")
     # sending without the required answer: the error is tied to its field
     tab_to(page, "button[value=next]")
@@ -185,6 +194,7 @@ def test_a_customer_answers_on_a_phone_by_keyboard_in_two_languages(browser, sur
     page.goto(link)
     assert "Seite 2 von 2" in page.inner_text("main")  # the language they chose is kept
     assert page.locator("textarea").input_value() == "Das Paket kam eine Woche zu spät."
+    assert page.evaluate(UNLABELLED) == []
     tab_to(page, "#lang")
     page.keyboard.press("ArrowUp")  # Deutsch -> English
     assert page.locator("#lang").input_value() == "en"
