@@ -24,7 +24,7 @@ from corridor.api import analyses, errors
 from corridor.api.middleware import CatchAll, NulGuard, RequestForgeryGuard
 from corridor.api.routes import admin as admin_routes
 from corridor.api.routes import cases as case_routes
-from corridor.api.routes import health, ingest, outlook, people
+from corridor.api.routes import health, ingest, outlook, people, survey_invitations
 from corridor.api.routes import loop as loop_routes
 from corridor.api.routes import map as map_routes
 from corridor.api.routes import surveys as survey_routes
@@ -134,6 +134,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(text_routes.router)
     app.include_router(case_routes.router)
     app.include_router(survey_routes.router)
+    app.include_router(survey_invitations.router)
     app.include_router(survey_pages.router)
     app.include_router(survey_admin.router)
     app.include_router(ingest.fallback)

@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from corridor.cli import invitations  # noqa: F401  (adds its commands to `corridor surveys`)
 from corridor.cli.analyses import register as register_analyses
 from corridor.cli.auth import register as register_auth
 from corridor.cli.cases import register as register_cases
@@ -34,6 +35,7 @@ from corridor.cli.common import (
 )
 from corridor.cli.loop import register as register_loop
 from corridor.cli.surveys import register as register_surveys
+from corridor.cli.surveys import surveys_app
 from corridor.cli.text import analyze_after_ingest, ingest_text_options, text_app, themes_app
 from corridor.cli.text import register as register_text
 from corridor.errors import CorridorError
@@ -654,6 +656,7 @@ register_analyses(
         ("themes",): themes_app,
         ("churn",): churn_app,
         ("lifetime",): lifetime_app,
+        ("surveys",): surveys_app,
     },
 )
 register_auth(app)

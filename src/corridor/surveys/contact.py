@@ -29,7 +29,7 @@ from typing import Any
 from corridor.loop.rules import parse_duration
 from corridor.store import Store
 from corridor.store.base import Tx
-from corridor.surveys.errors import SurveyError
+from corridor.surveys.errors import SurveyError, SurveyNotFoundError
 
 KINDS = ("max_per_period", "min_gap", "exclude", "open_case", "recent_complaint")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
@@ -151,7 +151,9 @@ def add(store: Store, rule: ContactRule, *, by: str | None = None) -> ContactRul
 def remove(store: Store, rule_id: str) -> None:
     with store.transaction() as tx:
         if not tx.fetchall("SELECT 1 FROM contact_rules WHERE rule_id = ?", [rule_id]):
-            raise SurveyError(f"no contact rule {rule_id!r}; `corridor surveys rules` lists them")
+            raise SurveyNotFoundError(
+                f"no contact rule {rule_id!r}; `corridor surveys contact list` lists them"
+            )
         tx.execute("DELETE FROM contact_rules WHERE rule_id = ?", [rule_id])
 
 

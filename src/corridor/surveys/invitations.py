@@ -33,7 +33,7 @@ from corridor.loop import outbox
 from corridor.loop.rules import parse_duration
 from corridor.store import Store
 from corridor.surveys import catalog, contact, links
-from corridor.surveys.errors import SurveyError
+from corridor.surveys.errors import SurveyError, SurveyNotFoundError
 
 TRIGGER_KINDS = ("interaction", "case_resolved")
 #: how far back the job looks for interactions and resolved cases it has not invited for yet
@@ -139,10 +139,18 @@ def list_triggers(store: Store, survey_id: str | None = None) -> list[Trigger]:
     return [_trigger(r) for r in rows]
 
 
-def remove_trigger(store: Store, trigger_id: str) -> None:
+def remove_trigger(store: Store, trigger_id: str, survey_id: str | None = None) -> None:
+    """Stop a trigger (of ``survey_id`` when given); the invitations it made stay."""
     with store.transaction() as tx:
-        if not tx.fetchall("SELECT 1 FROM survey_triggers WHERE trigger_id = ?", [trigger_id]):
-            raise SurveyError(f"no trigger {trigger_id!r}; `corridor surveys triggers` lists them")
+        found = tx.fetchall(
+            "SELECT survey_id FROM survey_triggers WHERE trigger_id = ?", [trigger_id]
+        )
+        if not found or (survey_id is not None and found[0][0] != survey_id):
+            raise SurveyNotFoundError(
+                f"no trigger {trigger_id!r}"
+                + (f" of survey {survey_id!r}" if survey_id else "")
+                + "; `corridor surveys triggers SURVEY` lists them"
+            )
         tx.execute("UPDATE survey_triggers SET enabled = FALSE WHERE trigger_id = ?", [trigger_id])
 
 

@@ -529,6 +529,7 @@ MODULES: tuple[str, ...] = (
     "corridor.analytics.attribution.ripple",
     "corridor.analytics.attribution.scorecards",
     "corridor.analytics.attribution.alignment",
+    "corridor.analytics.surveys.response_rates",
 )
 
 

@@ -1,0 +1,2 @@
+"""Analyses of the hosted surveys themselves: response rates and non-response bias
+(:mod:`~corridor.analytics.surveys.response_rates`)."""
