@@ -144,3 +144,41 @@ def test_bad_queries_are_refused(store: Store) -> None:
         a.run(store, **a.bind({"by": []}) | {"filters": {"source": ["survey"]}})
     empty = a.run(store, **a.bind({}))
     assert empty.frame.empty and empty.n == 0
+
+
+def test_dropoff_per_question(store: Store, ingestor: Ingestor) -> None:
+    """Planted: 10 responses opened; 6 answer page 1 and stop; 2 of them answered experience
+    below 5 (so are asked what went wrong on page 2); 3 submit; 1 opens and answers nothing.
+    The counts follow, and the rates' intervals are Wilson's (statsmodels)."""
+    survey = definition.parse(delivery())
+    catalog.save(store, survey, by="ana")
+    now = datetime.now(UTC)
+    for i in range(10):
+        link, token = links.create(store, "delivery-pulse", person_id=f"d{i}", now=now)
+        r = responses.open_response(store, link, token, language="en")
+        if i == 9:
+            continue  # opened, nothing answered: stopped at the first question
+        low = i < 2
+        r = responses.save(store, r, {"experience": 3 if low else 8, "expectation": 7}, page=1)
+        if i >= 6:
+            r = responses.save(store, r, {"issue": "late"}, page=2)
+            responses.submit(store, ingestor, r, survey)
+    a = registry.get("survey_dropoff")
+    result = a.run(store, **a.bind({"survey": "delivery-pulse"}))
+    f = result.frame.set_index("question")
+    assert result.n == 10
+    assert list(f.index) == ["expectation", "experience", "nps", "what_went_wrong", "issue"]
+    assert f.loc["experience", "shown"] == 10 and f.loc["experience", "answered"] == 9
+    assert f.loc["expectation", "stopped_here"] == 1  # the one who answered nothing
+    # nps (page 1) was never answered: the 6 who left after page 1 stopped there
+    assert f.loc["nps", "shown"] == 10 and f.loc["nps", "answered"] == 0
+    assert f.loc["nps", "stopped_here"] == 6
+    assert f.loc["what_went_wrong", "shown"] == 0  # the two asked never reached page 2
+    assert f.loc["issue", "answered"] == 3
+    low, high = proportion_confint(9, 10, alpha=0.05, method="wilson")
+    assert f.loc["experience", "answer_rate_low"] == pytest.approx(low)
+    assert f.loc["experience", "answer_rate_high"] == pytest.approx(high)
+    with pytest.raises(AnalyticsQueryError, match="name the survey"):
+        a.run(store, **a.bind({}))
+    with pytest.raises(AnalyticsQueryError):
+        a.run(store, **a.bind({"survey": "nope"}))

@@ -530,6 +530,7 @@ MODULES: tuple[str, ...] = (
     "corridor.analytics.attribution.scorecards",
     "corridor.analytics.attribution.alignment",
     "corridor.analytics.surveys.response_rates",
+    "corridor.analytics.surveys.dropoff",
 )
 
 
