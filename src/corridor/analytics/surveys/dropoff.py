@@ -58,7 +58,8 @@ def survey_dropoff(
         definition = catalog.get(store, survey).survey
     except SurveyError as e:
         raise AnalyticsQueryError(str(e)) from None
-    conds, params = ["survey_id = ?"], [survey]
+    conds: list[str] = ["survey_id = ?"]
+    params: list[Any] = [survey]
     lo, hi = dims.check_time(since, "since"), dims.check_time(until, "until")
     if lo is not None:
         conds.append("created_at >= ?")
