@@ -16,9 +16,12 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pyarrow as pa
@@ -70,6 +73,7 @@ def survey_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         _, token = links.create(
             s, "delivery-pulse", person_id="c-42", interaction_id="i-981", channel="email"
         )
+        _, anonymous = links.create(s, "delivery-pulse", anonymous=True, channel="web")
     port = _free_port()
     log = tmp_path_factory.mktemp("survey-browser-log") / "serve.log"
     with log.open("wb") as out:
@@ -92,7 +96,8 @@ def survey_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"corridor serve did not come up:\n{log.read_text()}")
             time.sleep(0.2)
-        yield {"base": base, "store": store_url, "link": f"{base}/s/{token}"}
+        yield {"base": base, "store": store_url, "link": f"{base}/s/{token}",
+               "anonymous": anonymous}  # fmt: skip
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -144,6 +149,46 @@ def send(page) -> None:  # type: ignore[no-untyped-def]
     """Enter on the focused button, and wait for the page it brings."""
     with page.expect_navigation():
         page.keyboard.press("Enter")
+
+
+def gaps_at_delivery(store: str) -> list[dict[str, object]]:
+    """``corridor gaps`` for the delivery touch point, through the running server."""
+    r = _cli("gaps", "--by", "touchpoint", "--where", "touchpoint=home_delivery",
+             "--format", "json", "--store", store)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return list(json.loads(r.stdout)["rows"])
+
+
+def answered(store: str) -> int:
+    """How many answers ``corridor gaps`` counts at the delivery touch point."""
+    rows = gaps_at_delivery(store)
+    return int(rows[0]["n"]) if rows else 0  # type: ignore[call-overload]
+
+
+@contextmanager
+def brand_site(html: str) -> Iterator[str]:
+    """A brand's own web site: one page, served from another origin than Corridor's."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def no_overflow(page) -> None:  # type: ignore[no-untyped-def]
@@ -224,9 +269,41 @@ def test_a_customer_answers_on_a_phone_by_keyboard_in_two_languages(browser, sur
     context.close()
     assert not errors, errors
     # -- the answer is feedback at its touch point ------------------------------------------------
-    r = _cli("gaps", "--by", "touchpoint", "--where", "touchpoint=home_delivery",
-             "--format", "json", "--store", survey_site["store"])  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    (row,) = json.loads(r.stdout)["rows"]
+    (row,) = gaps_at_delivery(survey_site["store"])
     assert row["touchpoint"] == "home_delivery" and row["n"] == 1
     assert row["mean_gap"] == pytest.approx(3 - 8)
+
+
+def test_the_brand_s_own_page_embeds_the_form_and_nothing_else_frames_it(browser, survey_site):  # noqa: F811
+    """A page of the brand's own site (another origin) loads survey-embed.js, which frames the
+    embeddable form; a plain survey page in an iframe is refused by the browser."""
+    base, token = survey_site["base"], survey_site["anonymous"]
+    brand = (
+        "<!doctype html><html><head><title>Brand shop</title></head><body><h1>Your order</h1>"
+        f'<div data-corridor-survey="{token}" data-lang="de" data-height="900"></div>'
+        f'<iframe id="plain" src="{base}/s/{token}" title="not allowed"></iframe>'
+        f'<script src="{base}/static/survey-embed.js" async></script></body></html>'
+    )
+    from playwright.sync_api import expect
+
+    before = answered(survey_site["store"])
+    context = browser.new_context(viewport={"width": 1000, "height": 1200})
+    page = context.new_page()
+    with brand_site(brand) as shop:  # another origin: the same host, another port
+        page.goto(f"{shop}/order")
+        page.wait_for_selector("[data-corridor-survey] iframe")
+        embedded = page.frame_locator("[data-corridor-survey] iframe")
+        expect(embedded.locator("h1")).to_have_text("Wie war Ihre Lieferung?")
+        embedded.locator("label[for=q-expectation-9]").click()  # 8 of 0..10
+        embedded.locator("label[for=q-experience-10]").click()  # 9
+        embedded.locator("button[value=next]").click()
+        expect(embedded.locator("main")).to_contain_text("Seite 2 von 2")
+        embedded.locator("button[value=submit]").click()
+        expect(embedded.locator("main")).to_contain_text("Danke für Ihre Antworten!")
+        shot(page, "survey-embedded")
+        # the plain page in an iframe: the browser refuses to show it (X-Frame-Options DENY,
+        # frame-ancestors 'none')
+        plain = page.locator("#plain").element_handle().content_frame()
+        assert plain is not None and plain.url == "chrome-error://chromewebdata/", plain.url
+    context.close()
+    assert answered(survey_site["store"]) == before + 1

@@ -475,7 +475,7 @@ async def plotly_js() -> Response:
 
 @router.get("/static/{name}")
 async def static(name: str) -> Response:
-    if name not in ("corridor.css", "corridor.js", "survey.css"):
+    if name not in ("corridor.css", "corridor.js", "survey.css", "survey-embed.js"):
         raise HTTPException(404, f"no static file {name!r}")
     media = "text/css" if name.endswith(".css") else "text/javascript"
     return Response(
