@@ -307,3 +307,24 @@ def test_the_brand_s_own_page_embeds_the_form_and_nothing_else_frames_it(browser
         assert plain is not None and plain.url == "chrome-error://chromewebdata/", plain.url
     context.close()
     assert answered(survey_site["store"]) == before + 1
+
+
+def test_the_survey_commands_go_through_the_running_server(survey_site, tmp_path):
+    """While the server holds the DuckDB file, ``corridor surveys`` goes through its API."""
+    store = survey_site["store"]
+    changed = tmp_path / "delivery.yaml"
+    changed.write_text(json.dumps(delivery(link_days=14)))
+    r = _cli("surveys", "load", str(changed), "--store", store)
+    assert r.returncode == 0 and "version 2" in r.stdout, r.stdout + r.stderr
+    assert "went through it" in r.stderr
+    r = _cli("surveys", "link", "delivery-pulse", "--person", "c-7", "--format", "json",
+             "--store", store)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (made,) = json.loads(r.stdout)
+    assert made["url"] == f"{survey_site['base']}/s/{made['token']}" and made["version"] == 2
+    assert httpx.get(made["url"]).status_code == 200
+    r = _cli("surveys", "revoke", "delivery-pulse", made["link_id"], "--store", store)
+    assert r.returncode == 0, r.stderr
+    assert httpx.get(made["url"]).status_code == 410
+    listed = json.loads(_cli("surveys", "list", "--format", "json", "--store", store).stdout)
+    assert [(s["survey_id"], s["version"]) for s in listed] == [("delivery-pulse", 2)]
