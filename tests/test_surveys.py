@@ -348,3 +348,22 @@ def test_unfinished_responses_are_sent_as_they_are_when_the_survey_allows(store,
     r = responses.open_response(store, link, token, language="en")
     responses.save(store, r, {"experience": 1}, page=1, now=now - timedelta(days=30))
     assert responses.send_abandoned(store, ingestor) == 0
+
+
+def test_a_record_the_ingest_refuses_is_kept_with_the_reason(store, ingestor, loaded, caplog):
+    from conftest import SMALL_MAP
+    from corridor.domain.corridor_map import CorridorMap
+
+    link, token = links.create(store, "delivery-pulse", person_id="p5")
+    r = responses.open_response(store, link, token, language="en")
+    r = _answer(store, loaded, r, 1, {"experience": "4"})
+    # the touch point leaves the corridor map while the customer answers
+    smaller = {**SMALL_MAP, "touchpoints": [t for t in SMALL_MAP["touchpoints"]
+                                            if t["key"] != "home_delivery"]}  # fmt: skip
+    ingestor.load_map(CorridorMap.from_dict(smaller), force=True)
+    done = responses.submit(store, ingestor, r, loaded)
+    assert done.state == responses.REJECTED and "touchpoint" in done.error
+    assert store.count("feedback") == 0 and "refused by the ingest" in caplog.text
+    # the answers are kept with the response, and nothing is retried
+    assert responses.get(store, r.response_id).answers["experience"] == 4
+    assert responses.recover(store, ingestor) == 0
