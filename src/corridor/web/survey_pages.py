@@ -312,13 +312,13 @@ async def _show(request: Request, token: str, embed: bool) -> Response:
             lang_error=lang_error,
         )
         if link.kind == "anonymous" and not embed:
-            _remember(reply, token, response.form_token)
+            _remember(reply, token, response.form_token, request.app.state.settings.secure_cookies)
         return reply
 
     return await anyio.to_thread.run_sync(work)
 
 
-def _remember(reply: Response, token: str, form_token: str) -> None:
+def _remember(reply: Response, token: str, form_token: str, secure: bool) -> None:
     """An anonymous visitor's browser keeps the form token: the same link resumes the same
     response."""
     reply.set_cookie(
@@ -328,6 +328,7 @@ def _remember(reply: Response, token: str, form_token: str) -> None:
         path=links.path(token),
         httponly=True,
         samesite="lax",
+        secure=secure,
     )
 
 
