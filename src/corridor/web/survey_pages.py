@@ -293,9 +293,12 @@ async def _show(request: Request, token: str, embed: bool) -> Response:
             return _refused(request, gone, embed, link)
         latest = catalog.get(store, link.survey_id).survey
         lang, lang_error, chosen = _choose_language(request, latest, link, None)
-        response = responses.open_response(
-            store, link, token, form_token=None if embed else cookie, language=lang
-        )
+        try:
+            response = responses.open_response(
+                store, link, token, form_token=None if embed else cookie, language=lang
+            )
+        except LinkGoneError as e:  # expired (or withdrawn) a moment ago
+            return _refused(request, e, embed, link)
         survey = catalog.get(store, response.survey_id, response.version).survey
         lang, lang_error, chosen = _choose_language(request, survey, link, response.language)
         if chosen:
