@@ -367,3 +367,15 @@ def test_a_record_the_ingest_refuses_is_kept_with_the_reason(store, ingestor, lo
     # the answers are kept with the response, and nothing is retried
     assert responses.get(store, r.response_id).answers["experience"] == 4
     assert responses.recover(store, ingestor) == 0
+
+
+def test_the_example_in_the_docs_is_a_valid_definition():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "surveys.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
+    survey = definition.parse(definition.read_document(block))
+    assert survey.id == "delivery-pulse" and survey.partial_after_days == 7
+    assert survey.question("issue").attribute == "delivery_issue"
+    assert definition.parse(delivery()).questions == survey.questions
