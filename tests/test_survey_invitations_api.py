@@ -113,3 +113,14 @@ def test_invitations_cli(store_url, store, ingestor, app, tmp_path):
     assert run("surveys", "contact", "remove", "two").exit_code == 0
     r = run("surveys", "contact", "remove", "two")
     assert isinstance(r.exception, CorridorError) and "no contact rule 'two'" in str(r.exception)
+
+
+def test_the_demo_survey_is_the_one_in_the_docs():
+    """`corridor demo` loads the example of docs/surveys.md: the two must not drift apart."""
+    from pathlib import Path
+
+    from corridor.surveys.example import DELIVERY_PULSE_YAML, delivery_pulse
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "surveys.md").read_text()
+    assert doc.split("```yaml\n", 1)[1].split("```", 1)[0] == DELIVERY_PULSE_YAML
+    assert delivery_pulse().touchpoints == ("home_delivery",)

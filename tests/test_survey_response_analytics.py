@@ -178,7 +178,10 @@ def test_dropoff_per_question(store: Store, ingestor: Ingestor) -> None:
     low, high = proportion_confint(9, 10, alpha=0.05, method="wilson")
     assert f.loc["experience", "answer_rate_low"] == pytest.approx(low)
     assert f.loc["experience", "answer_rate_high"] == pytest.approx(high)
-    with pytest.raises(AnalyticsQueryError, match="name the survey"):
+    assert a.run(store, **a.bind({})).query["survey"] == "delivery-pulse"  # the latest
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM surveys")
+    with pytest.raises(AnalyticsQueryError, match="no survey is loaded yet"):
         a.run(store, **a.bind({}))
     with pytest.raises(AnalyticsQueryError):
         a.run(store, **a.bind({"survey": "nope"}))

@@ -504,6 +504,7 @@ def demo(
         _demo_themes(store)
         if rules:
             _demo_loop(store)
+        _demo_survey(store)
     _demo_users(store, host, port)
     if sock is not None:  # the models fitted first: the first customer page shows them
         _serve(store, host, port, sock=sock, fit_first=True)
@@ -548,6 +549,21 @@ def _demo_loop(store: str | None) -> None:
     console.print(
         f"{len(added)} alert rules added; {opened} alerts raised on the simulated year open the "
         "demo's cases (see /cases and /rules)"
+    )
+
+
+def _demo_survey(store: str | None) -> None:
+    """The example delivery survey (docs/surveys.md), ready to link and answer."""
+    from corridor.store import open_store
+    from corridor.surveys import catalog
+    from corridor.surveys.example import delivery_pulse
+
+    with open_store(store) as s:
+        survey = delivery_pulse()
+        catalog.save(s, survey, by="demo")
+    console.print(
+        f"survey {survey.id} loaded: `corridor surveys link {survey.id} --person ID` makes a "
+        "personal link to its form"
     )
 
 

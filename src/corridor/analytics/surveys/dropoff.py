@@ -50,10 +50,14 @@ def survey_dropoff(
     from corridor.surveys import catalog
     from corridor.surveys.errors import SurveyError
 
-    if not survey:
-        raise AnalyticsQueryError(
-            "name the survey: survey=delivery-pulse (`corridor surveys list` lists them)"
-        )
+    if not survey:  # the survey changed last
+        latest = store.query("SELECT survey_id FROM surveys ORDER BY updated_at DESC LIMIT 1")
+        if not latest:
+            raise AnalyticsQueryError(
+                "no survey is loaded yet: load one with `corridor surveys load FILE` (or PUT "
+                "/api/v1/surveys/{survey_id})"
+            )
+        survey = str(latest[0][0])
     try:
         definition = catalog.get(store, survey).survey
     except SurveyError as e:
@@ -139,7 +143,14 @@ DROPOFF = register(
         "the responses that reached it and were asked it, those that answered (answer rate, "
         "Wilson interval), and those left unfinished at it (`stopped_here`, as a share of the "
         "responses opened). `since`/`until` select responses by when they were opened.",
-        params=(Param("survey", "str", help="the survey's id", example="delivery-pulse"),),
+        params=(
+            Param(
+                "survey",
+                "str",
+                help="the survey's id (default: the survey changed last)",
+                example="delivery-pulse",
+            ),
+        ),
         columns=described(
             "question:str the question's id",
             "page:int its page",
