@@ -7,6 +7,7 @@ so a response is always shown and stored with the version it started on.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -136,9 +137,17 @@ _SELECT = (
 )
 
 
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str, source: str) -> Survey:
+    """A stored version's definition, validated once per content (a version never changes:
+    the form pages read it on every request)."""
+    return parse(json.loads(text), source=source)
+
+
 def _stored(row: tuple[Any, ...]) -> Stored:
-    doc = as_json(row[7])
-    survey = parse(doc, source=f"survey {row[0]} version {row[1]}")
+    raw = row[7]
+    text = raw if isinstance(raw, str) else json.dumps(as_json(raw), sort_keys=True)
+    survey = _parsed(text, f"survey {row[0]} version {row[1]}")
     return Stored(
         survey=survey,
         version=int(row[1]),
