@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from corridor.store import open_store
+from shared_builds import demo_store, private_copy
 
 pytestmark = pytest.mark.slow
 
@@ -40,24 +41,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "corridor.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
-        timeout=300,
-    )
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    store = f"duckdb:///{tmp_path_factory.mktemp('browser') / 'corridor.duckdb'}"
-    # without the demo's rules: the loop's browser tests add their own and count their cases
-    made = _cli(
-        "demo", "--no-serve", "--no-rules", "--customers", "800", "--months", "6", "--store", store
-    )
-    assert made.returncode == 0, made.stderr
+    # without the demo's rules: the loop's browser tests add their own and count their cases.
+    # Made once a run; each module using this fixture (tests/test_browser_cases.py too) serves
+    # a copy of its own
+    demo = demo_store(tmp_path_factory, "--no-rules", "--customers", "800", "--months", "6")
+    store = f"duckdb:///{private_copy(demo, tmp_path_factory.mktemp('browser'))}"
     with open_store(store) as s:
         users = {r[1]: r[0] for r in s.query("SELECT username, role FROM users")}
         email = s.query(  # a customer with an e-mail, a phone and records

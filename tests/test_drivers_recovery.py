@@ -19,32 +19,26 @@ followed by an order confirmation 60 s + U(0.0005, 0.01) days later
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from corridor.analytics.customers.drivers import driver_table
 from corridor.analytics.customers.journeys import journey_table
-from corridor.ingest.files import import_dataset
-from corridor.ingest.pipeline import Ingestor
-from corridor.simulate import simulate
 from corridor.store import Store, open_store
+from shared_builds import private_copy, simulated_company
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, dict[str, Any]]]:
-    root: Path = tmp_path_factory.mktemp("drivers-recovery")
-    result = simulate(20_000, 12, 7, root / "data", fmt="parquet")
-    store = open_store(f"duckdb:///{root / 'corridor.duckdb'}")
-    ingestor = Ingestor(store)
-    try:
-        import_dataset(ingestor, root / "data")
-    finally:
-        ingestor.close()
-    yield store, result.truth
+    # the same company as tests/test_ripple_recovery.py: simulated and imported once a run,
+    # this module reads its own copy of the store
+    shared, truth = simulated_company(tmp_path_factory, 20_000, 12, 7)
+    copy = private_copy(shared, tmp_path_factory.mktemp("drivers-recovery"))
+    store = open_store(f"duckdb:///{copy}")
+    yield store, truth
     store.close()
 
 

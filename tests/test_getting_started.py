@@ -14,6 +14,7 @@ Then the errors a newcomer meets (issue 13.5): each is one line saying what to d
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -182,7 +183,22 @@ class Demo:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, guide: dict[str, list[str]]) -> Iterator[Demo]:
+def port_held() -> Iterator[None]:
+    """The guide's port is this module's alone while it runs: a machine-wide lock, so another
+    test run on this machine (or a pytest-xdist worker) waits here instead of finding it taken.
+    Nothing else in the suite listens on it (the others bind port 0: 32768 and up)."""
+    with (Path(tempfile.gettempdir()) / f"corridor-tests-port-{PORT}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="module")
+def demo(
+    tmp_path_factory: pytest.TempPathFactory, guide: dict[str, list[str]], port_held: None
+) -> Iterator[Demo]:
     """Section 1: the README's first command, its `corridor demo` run as printed, serving."""
     (install,) = guide["1"]
     readme = (ROOT / "README.md").read_text()

@@ -26,7 +26,6 @@ adjusted
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,10 +36,8 @@ from scipy import stats as sp
 from corridor.analytics.attribution.alignment import alignment_table
 from corridor.analytics.attribution.ripple import department_impact, ripple_table
 from corridor.analytics.attribution.scorecards import partner_scorecard
-from corridor.ingest.files import import_dataset
-from corridor.ingest.pipeline import Ingestor
-from corridor.simulate import simulate
 from corridor.store import Store, open_store
+from shared_builds import private_copy, simulated_company
 
 CUSTOMERS = 20_000
 MONTHS = 12
@@ -51,17 +48,12 @@ pytestmark = pytest.mark.slow  # ~25 s: simulate, import ~900 k records, analyse
 
 @pytest.fixture(scope="module")
 def company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, dict[str, Any]]]:
-    root: Path = tmp_path_factory.mktemp("attribution")
-    result = simulate(CUSTOMERS, MONTHS, SEED, root / "data", fmt="parquet")
-    store = open_store(f"duckdb:///{root / 'corridor.duckdb'}")
-    ingestor = Ingestor(store)
-    try:
-        summaries = import_dataset(ingestor, root / "data")
-    finally:
-        ingestor.close()
-    for kind, summary in summaries.items():
-        assert summary.rejected == 0, (kind, summary.as_dict())
-    yield store, result.truth
+    # the same company as tests/test_drivers_recovery.py: simulated and imported once a run,
+    # this module reads its own copy of the store
+    shared, truth = simulated_company(tmp_path_factory, CUSTOMERS, MONTHS, SEED)
+    copy = private_copy(shared, tmp_path_factory.mktemp("attribution"))
+    store = open_store(f"duckdb:///{copy}")
+    yield store, truth
     store.close()
 
 
