@@ -20,6 +20,11 @@ from corridor.domain.corridor_map import CorridorMap
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import Store, open_store
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # an xdist worker starts with COLUMNS=80 in its environment (a plain run has none): the CLI's
+    # rich consoles, made on import, would keep 80 columns even where a test asks for 200
+    os.environ.pop("COLUMNS", None)
+
 PG_ENV = "CORRIDOR_TEST_POSTGRES"
 ENGINES = ["duckdb", "postgres"]
 
