@@ -52,11 +52,8 @@ def survey_dropoff(
 
     if not survey:  # the survey changed last
         latest = store.query("SELECT survey_id FROM surveys ORDER BY updated_at DESC LIMIT 1")
-        if not latest:
-            raise AnalyticsQueryError(
-                "no survey is loaded yet: load one with `corridor surveys load FILE` (or PUT "
-                "/api/v1/surveys/{survey_id})"
-            )
+        if not latest:  # no survey yet: no question to report on
+            return _empty(conf)
         survey = str(latest[0][0])
     try:
         definition = catalog.get(store, survey).survey
@@ -129,6 +126,16 @@ def survey_dropoff(
             "until": hi.isoformat() if hi else None,
         },
     )
+
+
+def _empty(conf: float) -> AnalyticsResult:
+    columns = ["question", "page", "text", "shown", "answered", "answer_rate", "answer_rate_low",
+               "answer_rate_high", "stopped_here", "stopped_share", "stopped_share_low",
+               "stopped_share_high"]  # fmt: skip
+    return AnalyticsResult(
+        frame=pd.DataFrame(columns=columns), n=0, confidence=conf, method=METHOD,
+        query={"survey": None, "since": None, "until": None},
+    )  # fmt: skip
 
 
 DROPOFF = register(

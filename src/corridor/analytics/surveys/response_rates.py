@@ -85,7 +85,7 @@ def _store(source: Any) -> Any:
 def _where(
     by: Sequence[str], filters: Filters | None, since: TimeLike, until: TimeLike
 ) -> tuple[list[str], list[str], list[Any]]:
-    groups = list(by)
+    groups = list(dict.fromkeys(by))  # a group named twice groups once
     for g in groups:
         if g not in GROUPS:
             raise AnalyticsQueryError(f"unknown group {g!r}; allowed: {', '.join(GROUPS)}")
@@ -262,6 +262,7 @@ RESPONSE_RATES = register(
         by=by_param(("survey", "touchpoint"), choices=tuple(GROUPS)),
         filters=FILTERS,
         columns=described(
+            "survey:str the survey (when grouped by it)",
             "invited:int invitations made",
             "held:int held back by a contact rule",
             "sent:int sent (a personal link mailed)",
@@ -303,6 +304,7 @@ NONRESPONSE = register(
         by=by_param((), choices=tuple(GROUPS)),
         filters=FILTERS,
         columns=described(
+            "survey:str the survey (when grouped by it)",
             "measure:str " + "; ".join(f"{k}: {v}" for k, v in MEASURES.items()),
             "responders_n:int responders with the measure",
             "responders_mean mean among responders",
