@@ -124,3 +124,14 @@ def test_the_demo_survey_is_the_one_in_the_docs():
     doc = (Path(__file__).resolve().parent.parent / "docs" / "surveys.md").read_text()
     assert doc.split("```yaml\n", 1)[1].split("```", 1)[0] == DELIVERY_PULSE_YAML
     assert delivery_pulse().touchpoints == ("home_delivery",)
+
+
+@pytest.mark.parametrize("engine", ["duckdb"])
+def test_an_error_quoting_a_lone_surrogate_is_a_clear_422(store, app):
+    """Schemathesis sent a definition whose keys held lone surrogates (valid JSON escapes):
+    the error quoting them could not be encoded and became a 500."""
+    with TestClient(app, raise_server_exceptions=False) as c:
+        body = b'{"\\udc80o": 1, "id": "x"}'
+        r = c.put("/api/v1/surveys/x", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 422, r.text
+        assert "unknown key" in r.json()["error"]["message"]

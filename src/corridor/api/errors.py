@@ -74,11 +74,23 @@ def error_response(
 ) -> Response:
     body = {"error": {"code": code, "message": message, "details": details or []}}
     return Response(
-        orjson.dumps(jsonable_encoder(body)),
+        orjson.dumps(_utf8(jsonable_encoder(body))),
         status_code=status,
         media_type="application/json",
         headers=headers,
     )
+
+
+def _utf8(value: Any) -> Any:
+    """``value`` with every string valid UTF-8: an error quoting what was sent may quote a lone
+    surrogate (``\\udc80`` in a JSON key), which JSON cannot carry; it is shown as ``?``."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_utf8(k): _utf8(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_utf8(v) for v in value]
+    return value
 
 
 def corridor_code(exc: ce.CorridorError) -> str:
