@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from corridor.analytics.feedback.gaps import gap_table
 from corridor.api.app import create_app
 from corridor.settings import Settings
-from corridor.surveys import catalog, definition, links
+from corridor.surveys import catalog, definition, links, responses
 from corridor.web.survey_pages import LinkLimiter
 from survey_fixtures import delivery
 
@@ -136,6 +136,50 @@ def test_anonymous_links_resume_by_cookie_and_take_many_answers(store, app):
         assert fresh.status_code == 200 and form_token(fresh.text) != form_token(pa.text)
     assert sorted(r[0] for r in store.query("SELECT experience FROM feedback")) == [2, 8]
     assert store.query("SELECT DISTINCT person_id FROM feedback") == [(None,)]
+
+
+def test_a_submit_is_answered_once_acknowledged_and_stored_with_others_as_one_group(
+    store, app
+):
+    """The customer waits for the acknowledgement (one transaction), not for the ingest: with
+    the finisher held up, three submits are answered 303 and kept ``submitting``; once it runs,
+    it stores the three with one ingest."""
+    tokens = [links.create(store, "delivery-pulse", person_id=p)[1] for p in ("p1", "p2", "p3")]
+    with TestClient(app) as c:
+        assert app.state.survey_finisher.wait_idle(timeout=30)
+        with responses._finishing:  # the finisher cannot store anything meanwhile
+            for k, token in enumerate(tokens):
+                first = c.get(f"/s/{token}")
+                second = post(c, token, first.text, 1, "next", experience=str(5 + k))
+                done = post(c, token, second.text, 2, "submit", issue="none")
+                assert done.status_code == 303
+            states = store.query("SELECT state FROM survey_responses")
+            assert sorted(r[0] for r in states) == ["submitting"] * 3
+            assert store.count("feedback") == 0
+        assert app.state.survey_finisher.wait_idle(timeout=30)
+        assert sorted(r[0] for r in store.query("SELECT experience FROM feedback")) == [5, 6, 7]
+        batches = store.query(
+            "SELECT accepted FROM ingest_batches WHERE source = 'survey:delivery-pulse'"
+        )
+        assert batches == [(3,)]
+        assert {r[0] for r in store.query("SELECT state FROM survey_responses")} == {"submitted"}
+
+
+def test_a_server_stores_the_answers_a_crash_left_acknowledged_when_it_starts(
+    store, ingestor, app
+):
+    link, token = links.create(store, "delivery-pulse", person_id="p1")
+    survey = catalog.get(store, "delivery-pulse").survey
+    r = responses.open_response(store, link, token, language="en")
+    r = responses.save(store, r, {"experience": 4}, page=2)
+    acked = responses.submit(store, ingestor, r, survey, finish_now=False)
+    assert acked.state == responses.SUBMITTING and store.count("feedback") == 0
+    with TestClient(app):  # the server starts: its finisher looks first
+        assert app.state.survey_finisher.wait_idle(timeout=30)
+        assert store.query("SELECT feedback_id, experience FROM feedback") == [
+            (acked.feedback_id, 4)
+        ]
+    assert responses.get(store, r.response_id).state == responses.SUBMITTED
 
 
 # -- bad input --------------------------------------------------------------------------------

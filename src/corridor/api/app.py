@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
@@ -36,10 +35,12 @@ from corridor.loop import Scheduler, churn_jump
 from corridor.settings import Settings
 from corridor.store import Store, open_store
 from corridor.surveys import jobs as survey_jobs
+from corridor.surveys import responses
 from corridor.surveys import upkeep as survey_upkeep
 from corridor.text.worker import TextWorker
 from corridor.web import admin_views, case_pages, survey_admin, survey_pages
 from corridor.web import routes as web_routes
+from corridor.workers import PokedWorker
 
 assert survey_jobs  # importing it registers the invitations job with the scheduler
 assert survey_upkeep  # and the responses' job (crash recovery, unfinished responses sent)
@@ -78,13 +79,21 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     if text_worker is not None:
         ingestor.on_pending_text = text_worker.poke
 
+    # survey answers are stored as feedback off the request path, right after they are
+    # acknowledged, as a group; on start, those a crash left acknowledged but not stored
+    survey_finisher = PokedWorker(
+        lambda: responses.finish_pending(the_store, ingestor),
+        name="corridor-survey-answers",
+        interval=10.0,
+        drain=True,
+    )
+
     # the loop's jobs (notification delivery, digests, SLA clocks, ...): one scheduler per server
     jobs = Scheduler(the_store, settings) if settings.scheduler == "on" else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # survey answers a crash left acknowledged but not yet stored as feedback
-        await anyio.to_thread.run_sync(survey_pages.recover_on_start, the_store, ingestor)
+        survey_finisher.start()
         if text_worker is not None:
             text_worker.start()
         if jobs is not None:
@@ -94,6 +103,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         finally:
             if jobs is not None:
                 jobs.stop()
+            survey_finisher.stop(timeout=60.0)
             if text_worker is not None:
                 text_worker.stop()
             refresher = getattr(app.state, "model_refresher", None)
@@ -114,6 +124,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.store = the_store
     app.state.ingestor = ingestor
     app.state.text_worker = text_worker
+    app.state.survey_finisher = survey_finisher
     app.state.scheduler = jobs
     #: the churn-risk and lifetime models fitted on this store, kept while the app runs
     app.state.models = FittedModels()

@@ -104,8 +104,14 @@ class Store(ABC):
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         """One writer at a time: the store serialises write transactions."""
-        with self._write_lock, self._transaction() as tx:
-            yield tx
+        with self._write_lock:
+            depth = getattr(self._local, "writing", 0)
+            self._local.writing = depth + 1
+            try:
+                with self._transaction() as tx:
+                    yield tx
+            finally:
+                self._local.writing = depth
 
     # -- schema -----------------------------------------------------------------------------
     def schema_version(self) -> int:
@@ -237,9 +243,23 @@ class Store(ABC):
         return self.ibis.table(name)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """A small read in plain SQL (``?`` parameters), for bookkeeping rather than analytics."""
+        """A small read in plain SQL (``?`` parameters), for bookkeeping rather than analytics.
+
+        It sees what is committed. Inside a :meth:`transaction` of this thread it reads through
+        that transaction (and sees its writes so far); outside, an engine that can read beside
+        the writer (:meth:`_read`) does, so small reads never queue behind a batch being
+        written."""
+        if getattr(self._local, "writing", 0) == 0:
+            rows = self._read(sql, params)
+            if rows is not None:
+                return rows
         with self.transaction() as tx:
             return tx.fetchall(sql, params)
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        """Run a read outside the write lock and return its rows, or None where the engine
+        reads through the writer (the default)."""
+        return None
 
     def count(self, table: str) -> int:
         return int(self.query(f"SELECT count(*) FROM {table}")[0][0])

@@ -91,13 +91,38 @@ class DuckDBStore(Store):
         # busy in another thread whenever a batch is being written.
         self._cursor_root = self._con.cursor()
         self._cursor_lock = threading.Lock()
+        # Store.query's cursors: one per thread that reads, each its own connection
+        self._query_cursors: dict[threading.Thread, duckdb.DuckDBPyConnection] = {}
 
     def close(self) -> None:
         with self._write_lock:
             self._close_readers()
             with self._cursor_lock:
+                for cursor in self._query_cursors.values():
+                    cursor.close()
+                self._query_cursors.clear()
                 self._cursor_root.close()
             self._con.close()
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        # A cursor is a connection of its own to the same database: it reads the last
+        # committed state while the writer's connection is inside a transaction.
+        cursor = getattr(self._local, "query_cursor", None)
+        if cursor is None:
+            me = threading.current_thread()
+            with self._cursor_lock:
+                self._check_open()
+                for gone in [t for t in self._query_cursors if not t.is_alive()]:
+                    self._query_cursors.pop(gone).close()
+                cursor = self._cursor_root.cursor()
+                self._query_cursors[me] = cursor
+            self._local.query_cursor = cursor
+        try:
+            return cursor.execute(sql, list(params)).fetchall()
+        except duckdb.ConnectionException:  # closed under it (the store was closed)
+            self._local.query_cursor = None
+            self._check_open()
+            raise
 
     @contextmanager
     def _transaction(self) -> Iterator[Tx]:

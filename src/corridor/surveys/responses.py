@@ -16,6 +16,9 @@ redaction, identity, text analysis, rollup, the closed loop's record rules) with
 ``feedback_id`` derived from the response id, so a second attempt stores nothing twice; (3) marks
 the row ``submitted``. A crash between (1) and (3) leaves the row ``submitting``: the next visit
 of the link, a retried post, or :func:`recover` (run when a server starts) repeats (2) and (3).
+A server answers once (1) has committed and leaves (2) and (3) to its finisher thread
+(:func:`finish_pending`), which stores every answer acknowledged meanwhile as one group: the
+customer does not wait for the ingest, and answers sent at once cost one ingest, not one each.
 """
 
 from __future__ import annotations
@@ -290,10 +293,13 @@ def submit(
     now: datetime | None = None,
     *,
     partial: bool = False,
+    finish_now: bool = True,
 ) -> Response:
     """Acknowledge the response (one transaction), then store it as feedback (see the module
     docstring). Submitting a response that is already submitted (a retried post) only finishes
-    what is left, and stores nothing twice. ``partial``: an abandoned response sent as it is."""
+    what is left, and stores nothing twice. ``partial``: an abandoned response sent as it is.
+    ``finish_now=False``: only acknowledge (durable from then on) and return the response in
+    state ``submitting``; :func:`finish_pending` (a server's finisher) stores it."""
     if response.state == OPEN:
         now = now or datetime.now(UTC)
         rec = record(response, survey, now, partial=partial)
@@ -309,6 +315,12 @@ def submit(
                     "UPDATE survey_links SET used_at = ? WHERE link_id = ? AND used_at IS NULL",
                     (now, response.link_id),
                 )
+        if not finish_now:
+            return replace(
+                response, state=SUBMITTING, submitted_at=now, feedback_id=rec["feedback_id"]
+            )
+    if not finish_now:
+        return response
     return finish(store, ingestor, response.response_id) or response
 
 
@@ -330,20 +342,43 @@ _finishing = threading.Lock()
 GROUP = 500
 
 
-def _finish(store: Store, ingestor: Ingestor, response_id: str) -> None:
-    mine = store.query("SELECT state FROM survey_responses WHERE response_id = ?", (response_id,))
-    if not mine or mine[0][0] != SUBMITTING:
-        return
-    rows = store.query(
+def finish_pending(store: Store, ingestor: Ingestor) -> int:
+    """Store every acknowledged response not stored yet, in groups of up to :data:`GROUP`
+    (one ingest per survey each); returns how many were stored or refused. A server's finisher
+    runs it after each acknowledgement; like :func:`finish`, it is safe beside other processes."""
+    handled = 0
+    while True:
+        with _finishing:
+            rows = _waiting(store)
+            if rows:
+                _store_group(store, ingestor, rows)
+        handled += len(rows)
+        if len(rows) < GROUP:
+            return handled
+
+
+def _waiting(store: Store) -> list[tuple[Any, ...]]:
+    return store.query(
         "SELECT response_id, record FROM survey_responses WHERE state = ? "
         "ORDER BY submitted_at, response_id LIMIT ?",
         (SUBMITTING, GROUP),
     )
+
+
+def _finish(store: Store, ingestor: Ingestor, response_id: str) -> None:
+    mine = store.query("SELECT state FROM survey_responses WHERE response_id = ?", (response_id,))
+    if not mine or mine[0][0] != SUBMITTING:
+        return
+    rows = _waiting(store)
     if response_id not in {str(r[0]) for r in rows}:  # more than GROUP waiting: ours too
         rows += store.query(
             "SELECT response_id, record FROM survey_responses WHERE response_id = ?",
             (response_id,),
         )
+    _store_group(store, ingestor, rows)
+
+
+def _store_group(store: Store, ingestor: Ingestor, rows: list[tuple[Any, ...]]) -> None:
     by_survey: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for rid, rec in rows:
         record_ = catalog.as_json(rec)
@@ -434,6 +469,7 @@ __all__ = [
     "feedback_id",
     "find_by_form",
     "finish",
+    "finish_pending",
     "for_link",
     "get",
     "open_response",

@@ -267,6 +267,16 @@ def _slow(request: Request, token: str, embed: bool) -> HTMLResponse | None:
     return _message(lang, "slow_title", text, 429, embed=embed, **{"Retry-After": str(s)})
 
 
+def _finish(request: Request, store: Store, ingestor: Ingestor, response_id: str) -> None:
+    """An acknowledged response not stored yet: the server's finisher stores it soon (without
+    one, this request does)."""
+    finisher = request.app.state.survey_finisher
+    if finisher is not None:
+        finisher.poke()
+    else:
+        responses.finish(store, ingestor, response_id)
+
+
 def _base(token: str, embed: bool) -> str:
     return links.path(token) + ("/embed" if embed else "")
 
@@ -289,7 +299,7 @@ async def _show(request: Request, token: str, embed: bool) -> Response:
             if link.kind == "personal":  # finish an answer a crash left half stored
                 for r in responses.for_link(store, link):
                     if r.state == responses.SUBMITTING:
-                        responses.finish(store, ingestor, r.response_id)
+                        _finish(request, store, ingestor, r.response_id)
             return _refused(request, gone, embed, link)
         latest = catalog.get(store, link.survey_id).survey
         lang, lang_error, chosen = _choose_language(request, latest, link, None)
@@ -363,7 +373,7 @@ async def _post(request: Request, token: str, embed: bool) -> Response:
         response = responses.find_by_form(store, link, posted.get("form"))
         base = _base(token, embed)
         if response is not None and response.done:  # a retried submit: acknowledged already
-            responses.finish(store, ingestor, response.response_id)
+            _finish(request, store, ingestor, response.response_id)
             return RedirectResponse(f"{base}/thanks?lang={response.language}", status_code=303)
         gone = links.refusal(link)
         if gone is not None:
@@ -409,7 +419,10 @@ async def _post(request: Request, token: str, embed: bool) -> Response:
                 errors = {qid: answering.message(lang, "required")}
                 return _form(survey=survey, response=response, page=at, lang=lang, action=base,
                              embed=embed, status=422, errors=errors)  # fmt: skip
-            responses.submit(store, ingestor, response, survey)
+            finisher = request.app.state.survey_finisher
+            responses.submit(store, ingestor, response, survey, finish_now=finisher is None)
+            if finisher is not None:  # stored as feedback right after, with any sent meanwhile
+                finisher.poke()
             reply = RedirectResponse(f"{base}/thanks?lang={lang}", status_code=303)
             if link.kind == "anonymous" and not embed:
                 reply.delete_cookie(COOKIE, path=links.path(token))
@@ -486,14 +499,4 @@ async def survey_unknown(request: Request, rest: str) -> Response:
     return _message(lang, "unknown_title", survey_words.refusal(lang, "unknown"), 404, embed=False)
 
 
-def recover_on_start(store: Store, ingestor: Ingestor) -> int:
-    """Finish the responses a crash left acknowledged but not stored (the server's start); a
-    failure is logged and never stops the server (the next visit of the link tries again)."""
-    try:
-        return responses.recover(store, ingestor)
-    except Exception:
-        log.exception("finishing survey responses left by a crash failed; tried again later")
-        return 0
-
-
-__all__ = ["EMBED_HEADERS", "HEADERS", "LinkLimiter", "recover_on_start", "router"]
+__all__ = ["EMBED_HEADERS", "HEADERS", "LinkLimiter", "router"]
