@@ -157,8 +157,10 @@ def open_response(
     form_token: str | None = None,
     language: str,
     now: datetime | None = None,
+    version: int | None = None,
 ) -> Response:
-    """The response a visit of ``link`` continues, or a new one.
+    """The response a visit of ``link`` continues, or a new one (answering ``version``, the
+    survey's latest when not given).
 
     Personal: the link's one response (made on the first visit). Anonymous: the response of
     ``form_token`` (from the visitor's cookie or form) if it is one of this link's and still
@@ -173,21 +175,28 @@ def open_response(
         row = _get(store, "response_id = ?", (_personal_response_id(link),))
         if row is not None:
             return _response(row, token)
-        return _create(store, link, _personal_response_id(link), token, language, now)
+        return _create(store, link, _personal_response_id(link), token, language, now, version)
     if form_token:
         row = _get(store, "form_hash = ? AND link_id = ?", (_hash(form_token), link.link_id))
         if row is not None and row[10] == OPEN:
             return _response(row, form_token)
     token = secrets.token_urlsafe(24)
-    return _create(store, link, f"rsp-{uuid.uuid4().hex}", token, language, now)
+    return _create(store, link, f"rsp-{uuid.uuid4().hex}", token, language, now, version)
 
 
 def _create(
-    store: Store, link: Link, response_id: str, token: str, language: str, now: datetime
+    store: Store,
+    link: Link,
+    response_id: str,
+    token: str,
+    language: str,
+    now: datetime,
+    version: int | None,
 ) -> Response:
-    version = catalog.get(store, link.survey_id).version
+    if version is None:
+        version = catalog.get(store, link.survey_id).version
     with store.transaction() as tx:
-        tx.execute(
+        made = tx.execute(
             f"INSERT INTO survey_responses ({_COLUMNS}, form_hash) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (response_id) DO NOTHING",
@@ -197,7 +206,13 @@ def _create(
                 now, None, None, None, None, None, _hash(token),
             ),
         )  # fmt: skip
-    row = _get(store, "response_id = ?", (response_id,))
+    if made == 1:
+        return Response(
+            response_id, link.link_id, link.survey_id, version, link.kind, link.person_id,
+            link.interaction_id, link.touchpoint, link.channel, language, OPEN, 1, {}, now,
+            form_token=token,
+        )  # fmt: skip
+    row = _get(store, "response_id = ?", (response_id,))  # made by another visit at once
     assert row is not None
     return _response(row, token)
 
@@ -223,16 +238,33 @@ def save(
     """Merge ``values`` into the response's answers and note where the customer is."""
     if response.done:
         return response
-    now = now or datetime.now(UTC)
-    merged = {**response.answers, **values}
-    started = response.started_at or (now if any(v is not None for v in values.values()) else None)
-    lang = language or response.language
+    merged = merge(response, values, page=page, language=language, now=now)
     with store.transaction() as tx:
         tx.execute(
             "UPDATE survey_responses SET answers = ?, page = ?, language = ?, started_at = ?, "
             "saved_at = ? WHERE response_id = ? AND state = ?",
-            (json.dumps(merged), page, lang, started, now, response.response_id, OPEN),
-        )
+            (json.dumps(merged.answers), merged.page, merged.language, merged.started_at,
+             merged.saved_at, response.response_id, OPEN),
+        )  # fmt: skip
+    return merged
+
+
+def merge(
+    response: Response,
+    values: dict[str, Any],
+    *,
+    page: int,
+    language: str | None = None,
+    now: datetime | None = None,
+) -> Response:
+    """The response with ``values`` merged into its answers, at ``page``, not written yet
+    (:func:`save` writes it; :func:`submit` writes it with the acknowledgement)."""
+    if response.done:
+        return response
+    now = now or datetime.now(UTC)
+    merged = {**response.answers, **values}
+    started = response.started_at or (now if any(v is not None for v in values.values()) else None)
+    lang = language or response.language
     return replace(
         response, answers=merged, page=page, language=lang, started_at=started, saved_at=now
     )
@@ -304,11 +336,14 @@ def submit(
         now = now or datetime.now(UTC)
         rec = record(response, survey, now, partial=partial)
         with store.transaction() as tx:
+            # the answers as given (the last page's may not be saved yet) with the record
             changed = tx.execute(
                 "UPDATE survey_responses SET state = ?, submitted_at = ?, record = ?, "
-                "feedback_id = ? WHERE response_id = ? AND state = ?",
-                (SUBMITTING, now, json.dumps(rec), rec["feedback_id"], response.response_id,
-                 OPEN),
+                "feedback_id = ?, answers = ?, page = ?, language = ?, started_at = ?, "
+                "saved_at = ? WHERE response_id = ? AND state = ?",
+                (SUBMITTING, now, json.dumps(rec), rec["feedback_id"],
+                 json.dumps(response.answers), response.page, response.language,
+                 response.started_at, response.saved_at or now, response.response_id, OPEN),
             )  # fmt: skip
             if changed and response.kind == "personal":
                 tx.execute(
@@ -472,6 +507,7 @@ __all__ = [
     "finish_pending",
     "for_link",
     "get",
+    "merge",
     "open_response",
     "personal_form_token",
     "record",

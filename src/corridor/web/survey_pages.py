@@ -301,15 +301,24 @@ async def _show(request: Request, token: str, embed: bool) -> Response:
                     if r.state == responses.SUBMITTING:
                         _finish(request, store, ingestor, r.response_id)
             return _refused(request, gone, embed, link)
-        latest = catalog.get(store, link.survey_id).survey
-        lang, lang_error, chosen = _choose_language(request, latest, link, None)
+        latest = catalog.get(store, link.survey_id)
+        lang, lang_error, chosen = _choose_language(request, latest.survey, link, None)
         try:
             response = responses.open_response(
-                store, link, token, form_token=None if embed else cookie, language=lang
+                store,
+                link,
+                token,
+                form_token=None if embed else cookie,
+                language=lang,
+                version=latest.version,
             )
         except LinkGoneError as e:  # expired (or withdrawn) a moment ago
             return _refused(request, e, embed, link)
-        survey = catalog.get(store, response.survey_id, response.version).survey
+        survey = (
+            latest.survey
+            if response.version == latest.version
+            else catalog.get(store, response.survey_id, response.version).survey
+        )
         lang, lang_error, chosen = _choose_language(request, survey, link, response.language)
         if chosen:
             response = responses.set_language(store, response, lang)
@@ -395,15 +404,22 @@ async def _post(request: Request, token: str, embed: bool) -> Response:
         given = answering.read_page(
             survey, page, posted, response.answers, lang, check_required=strict
         )
-        response = responses.save(store, response, given.values, page=page, language=lang)
+        # the answers given are written once, with where the customer goes next (or with the
+        # acknowledgement of a submit)
+        before = response
+
+        def saved(at: int) -> responses.Response:
+            return responses.save(store, before, given.values, page=at, language=lang)
+
+        response = responses.merge(before, given.values, page=page, language=lang)
         if given.errors:
-            return _form(survey=survey, response=response, page=page, lang=lang, action=base,
+            return _form(survey=survey, response=saved(page), page=page, lang=lang, action=base,
                          embed=embed, status=422, errors=given.errors, raw=given.raw)  # fmt: skip
         visible = survey.visible_pages(response.answers) or [1]
         here = visible.index(page) if page in visible else 0
         if action == "save":
             w = survey_words.words(lang)
-            return _form(survey=survey, response=response, page=page, lang=lang, action=base,
+            return _form(survey=survey, response=saved(page), page=page, lang=lang, action=base,
                          embed=embed, notice=w["saved"])  # fmt: skip
         if action == "back":
             target = visible[max(here - 1, 0)]
@@ -415,7 +431,7 @@ async def _post(request: Request, token: str, embed: bool) -> Response:
             missing = answering.missing_required(survey, response.answers)
             if missing is not None:
                 at, qid = missing
-                response = responses.save(store, response, {}, page=at)
+                response = saved(at)
                 errors = {qid: answering.message(lang, "required")}
                 return _form(survey=survey, response=response, page=at, lang=lang, action=base,
                              embed=embed, status=422, errors=errors)  # fmt: skip
@@ -427,8 +443,7 @@ async def _post(request: Request, token: str, embed: bool) -> Response:
             if link.kind == "anonymous" and not embed:
                 reply.delete_cookie(COOKIE, path=links.path(token))
             return reply
-        response = responses.save(store, response, {}, page=target)
-        return _form(survey=survey, response=response, page=target, lang=lang, action=base,
+        return _form(survey=survey, response=saved(target), page=target, lang=lang, action=base,
                      embed=embed)  # fmt: skip
 
     return await anyio.to_thread.run_sync(work)
