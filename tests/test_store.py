@@ -174,3 +174,54 @@ def test_ibis_tables_read_the_same_on_both_engines(ingestor, store):
     ]
     ts = store.query("SELECT occurred_at FROM interactions WHERE interaction_id = 'b'")[0][0]
     assert ts == datetime(2025, 1, 2, 8, 0, tzinfo=UTC)
+
+
+def test_small_reads_and_writes_beside_a_batch_being_written(store):
+    """``Store.query`` and ``Store.write_beside`` do not queue behind a write transaction held
+    open in another thread on DuckDB (they did: every small read took the write lock); a write
+    beside that conflicts with the open transaction's row runs again, after it, and nothing is
+    lost. On PostgreSQL both are ordinary transactions: the same results, after the writer."""
+    import threading
+
+    with store.transaction() as tx:
+        tx.execute("CREATE TABLE beside (id INTEGER PRIMARY KEY, v INTEGER)")
+        tx.execute("INSERT INTO beside VALUES (1, 0), (2, 0)")
+    holding, release = threading.Event(), threading.Event()
+
+    def long_batch() -> None:
+        with store.transaction() as tx:
+            tx.execute("UPDATE beside SET v = 10 WHERE id = 1")
+            holding.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=long_batch)
+    writer.start()
+    assert holding.wait(30)
+    done: list[object] = []
+
+    def small_work() -> None:
+        done.append(store.query("SELECT v FROM beside ORDER BY id"))  # the committed state
+        done.append(
+            store.write_beside(lambda tx: tx.execute("UPDATE beside SET v = 2 WHERE id = 2"))
+        )
+
+    worker = threading.Thread(target=small_work)
+    worker.start()
+    worker.join(5)
+    if store.dialect == "duckdb":
+        assert not worker.is_alive() and done == [[(0,), (0,)], 1]
+    conflicting: list[object] = []
+    other = threading.Thread(
+        target=lambda: conflicting.append(
+            store.write_beside(lambda tx: tx.execute("UPDATE beside SET v = v + 5 WHERE id = 1"))
+        )
+    )
+    other.start()
+    release.set()
+    writer.join(30)
+    worker.join(30)
+    other.join(30)
+    assert done == [[(0,), (0,)], 1] or store.dialect == "postgres"
+    assert conflicting == [1]
+    # the conflicting write ran after the batch: 10 + 5, not 0 + 5 over it
+    assert store.query("SELECT id, v FROM beside ORDER BY id") == [(1, 15), (2, 2)]

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pyarrow as pa
 
@@ -25,6 +25,7 @@ from corridor.errors import SchemaVersionError, StoreError
 from corridor.store import migrations as mig
 
 Dialect = Literal["duckdb", "postgres"]
+T = TypeVar("T")
 
 
 class Tx(ABC):
@@ -112,6 +113,18 @@ class Store(ABC):
                     yield tx
             finally:
                 self._local.writing = depth
+
+    def write_beside(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work`` in a short write transaction of its own, committed when it returns, and
+        give back what it returned.
+
+        For small bookkeeping writes to rows the ingest never touches (a survey response being
+        answered): an engine that can write beside the main writer (:class:`DuckDBStore`) does,
+        so they do not queue behind a batch being ingested; ``work`` may then run again after
+        a write conflict, so it must do nothing but write through ``tx``. Elsewhere (and inside
+        a :meth:`transaction` of this thread) it is an ordinary :meth:`transaction`."""
+        with self.transaction() as tx:
+            return work(tx)
 
     # -- schema -----------------------------------------------------------------------------
     def schema_version(self) -> int:

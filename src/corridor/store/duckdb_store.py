@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from corridor.errors import StoreError, StoreLockedError
-from corridor.store.base import Store, Tx
+from corridor.store.base import Store, T, Tx
 
 
 class DuckDBTx(Tx):
@@ -93,16 +93,52 @@ class DuckDBStore(Store):
         self._cursor_lock = threading.Lock()
         # Store.query's cursors: one per thread that reads, each its own connection
         self._query_cursors: dict[threading.Thread, duckdb.DuckDBPyConnection] = {}
+        # write_beside's connection, one writer at a time
+        self._side: duckdb.DuckDBPyConnection | None = None
+        self._side_lock = threading.Lock()
 
     def close(self) -> None:
         with self._write_lock:
             self._close_readers()
-            with self._cursor_lock:
-                for cursor in self._query_cursors.values():
-                    cursor.close()
-                self._query_cursors.clear()
-                self._cursor_root.close()
+            with self._side_lock:  # (taken before the cursor lock, as write_beside does)
+                if self._side is not None:
+                    self._side.close()
+                    self._side = None
+                with self._cursor_lock:
+                    for cursor in self._query_cursors.values():
+                        cursor.close()
+                    self._query_cursors.clear()
+                    self._cursor_root.close()
             self._con.close()
+
+    def write_beside(self, work: Callable[[Tx], T]) -> T:
+        if getattr(self._local, "writing", 0):  # inside this thread's transaction: join it
+            return super().write_beside(work)
+        # One connection of its own writes beside the main writer (DuckDB checks conflicts row
+        # by row); after a conflict the work runs again, then, should it conflict again, as an
+        # ordinary transaction, after the main writer's.
+        for _ in range(2):
+            with self._side_lock:
+                if self._side is None:
+                    with self._cursor_lock:
+                        self._check_open()
+                        self._side = self._cursor_root.cursor()
+                con = self._side
+                tx = DuckDBTx(con)
+                con.begin()
+                try:
+                    result = work(tx)
+                    con.commit()
+                except duckdb.TransactionException:
+                    con.rollback()
+                    continue
+                except BaseException:
+                    con.rollback()
+                    raise
+                finally:
+                    tx.release()
+                return result
+        return super().write_beside(work)
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
         # A cursor is a connection of its own to the same database: it reads the last

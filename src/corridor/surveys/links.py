@@ -268,11 +268,13 @@ def revoke(store: Store, link_id: str, now: datetime | None = None) -> Link:
     """Withdraw a link: from now on it is refused (410). Revoking twice changes nothing."""
     now = now or datetime.now(UTC)
     get(store, link_id)
-    with store.transaction() as tx:
-        tx.execute(
+    # beside the main writer, like the acknowledgement of an answer that marks it used
+    store.write_beside(
+        lambda tx: tx.execute(
             "UPDATE survey_links SET revoked_at = ? WHERE link_id = ? AND revoked_at IS NULL",
             (now, link_id),
         )
+    )
     return get(store, link_id)
 
 

@@ -38,6 +38,7 @@ from corridor.domain.contract import FEEDBACK
 from corridor.ingest.payload import records_to_table
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import Store
+from corridor.store.base import Tx
 from corridor.surveys import answers as answering
 from corridor.surveys import catalog
 from corridor.surveys.definition import Survey
@@ -195,8 +196,8 @@ def _create(
 ) -> Response:
     if version is None:
         version = catalog.get(store, link.survey_id).version
-    with store.transaction() as tx:
-        made = tx.execute(
+    made = store.write_beside(
+        lambda tx: tx.execute(
             f"INSERT INTO survey_responses ({_COLUMNS}, form_hash) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (response_id) DO NOTHING",
@@ -205,7 +206,8 @@ def _create(
                 link.interaction_id, link.touchpoint, link.channel, language, OPEN, 1, "{}",
                 now, None, None, None, None, None, _hash(token),
             ),
-        )  # fmt: skip
+        )
+    )  # fmt: skip
     if made == 1:
         return Response(
             response_id, link.link_id, link.survey_id, version, link.kind, link.person_id,
@@ -239,13 +241,14 @@ def save(
     if response.done:
         return response
     merged = merge(response, values, page=page, language=language, now=now)
-    with store.transaction() as tx:
-        tx.execute(
+    store.write_beside(
+        lambda tx: tx.execute(
             "UPDATE survey_responses SET answers = ?, page = ?, language = ?, started_at = ?, "
             "saved_at = ? WHERE response_id = ? AND state = ?",
             (json.dumps(merged.answers), merged.page, merged.language, merged.started_at,
              merged.saved_at, response.response_id, OPEN),
-        )  # fmt: skip
+        )
+    )  # fmt: skip
     return merged
 
 
@@ -274,11 +277,12 @@ def set_language(store: Store, response: Response, language: str) -> Response:
     """The customer chose another language: later visits show it too."""
     if response.done or language == response.language:
         return replace(response, language=language)
-    with store.transaction() as tx:
-        tx.execute(
+    store.write_beside(
+        lambda tx: tx.execute(
             "UPDATE survey_responses SET language = ? WHERE response_id = ? AND state = ?",
             (language, response.response_id, OPEN),
         )
+    )
     return replace(response, language=language)
 
 
@@ -335,7 +339,8 @@ def submit(
     if response.state == OPEN:
         now = now or datetime.now(UTC)
         rec = record(response, survey, now, partial=partial)
-        with store.transaction() as tx:
+
+        def acknowledge(tx: Tx) -> None:
             # the answers as given (the last page's may not be saved yet) with the record
             changed = tx.execute(
                 "UPDATE survey_responses SET state = ?, submitted_at = ?, record = ?, "
@@ -350,6 +355,8 @@ def submit(
                     "UPDATE survey_links SET used_at = ? WHERE link_id = ? AND used_at IS NULL",
                     (now, response.link_id),
                 )
+
+        store.write_beside(acknowledge)
         if not finish_now:
             return replace(
                 response, state=SUBMITTING, submitted_at=now, feedback_id=rec["feedback_id"]
