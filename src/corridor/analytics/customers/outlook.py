@@ -17,8 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field
 class RiskReason(BaseModel):
     """One feature that raises the customer's churn risk."""
 
-    feature: str = Field(description="the feature (gap:<touchpoint>, tenure_months, ...)")
-    log_odds: float = Field(description="what it adds to the log-odds against the average")
+    feature: str = Field(
+        description="the feature (gap:<touchpoint>, tenure_months, unresolved_90d, ...; a "
+        "boosted model names a categorical group, e.g. segment)"
+    )
+    log_odds: float = Field(
+        description="what it adds to the log-odds: against the average customer (logistic "
+        "model), or against the customer's own log-odds were this feature typical (boosted "
+        "model; reasons_method says which)"
+    )
 
 
 class _Outlook(BaseModel):
@@ -54,7 +61,18 @@ class PersonChurnRisk(_Outlook):
     )
     horizon_months: float | None = Field(None, description="months ahead the risk is for")
     churned_at: str | None = Field(None, description="when the customer churned (ISO-8601)")
+    model_kind: Literal["logistic", "boosted"] | None = Field(
+        None,
+        description="the model chosen for this store: logistic (ridge logistic regression) or "
+        "boosted (calibrated gradient-boosted trees)",
+    )
     cv_auc: float | None = Field(None, description="the model's cross-validated AUC")
+    cv_brier: float | None = Field(
+        None, description="the model's cross-validated Brier score (lower is better)"
+    )
+    model_choice: str | None = Field(
+        None, description="why this model was chosen, with both models' AUC and Brier score"
+    )
     risk: float | None = Field(None, description="probability of churning within the horizon")
     risk_low: float | None = Field(None, description="lower end of its interval")
     risk_high: float | None = Field(None, description="upper end of its interval")
@@ -63,6 +81,7 @@ class PersonChurnRisk(_Outlook):
         None, description="the up to three features that raise the risk most"
     )
     summary: str | None = Field(None, description="the reasons in words")
+    reasons_method: str | None = Field(None, description="what a reason's log_odds mean")
     reasons_withheld: str | None = Field(
         None, description="why the reasons are not shown to this role"
     )
