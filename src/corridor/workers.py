@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 class PokedWorker:
     """Runs ``job`` in a thread of its own (named ``name``) after :meth:`poke`, and every
-    ``interval`` seconds. ``drain``: :meth:`stop` first does the work poked so far."""
+    ``interval`` seconds. ``drain``: :meth:`stop` first does the work poked so far.
+    ``settle``: seconds to wait after a poke before starting, so that work poked meanwhile is
+    done in the same round (one round for many pokes costs less than one each)."""
 
     def __init__(
         self,
@@ -29,11 +31,13 @@ class PokedWorker:
         name: str,
         interval: float = 30.0,
         drain: bool = False,
+        settle: float = 0.0,
     ) -> None:
         self.job = job
         self.name = name
         self.interval = interval
         self.drain = drain
+        self.settle = settle
         self._poked = False
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -76,6 +80,10 @@ class PokedWorker:
             self._wake.wait(self.interval)
             self._wake.clear()
             poked, self._poked = self._poked, False
+            if poked and self.settle > 0:
+                self._stop.wait(self.settle)  # let more work arrive (a stop ends the wait)
+                self._wake.clear()  # what was poked meanwhile is done by this round
+                self._poked = False
             if self._stop.is_set():
                 if poked and self.drain:  # poked before the stop: that work first
                     self._round()

@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         name="corridor-survey-answers",
         interval=10.0,
         drain=True,
+        settle=0.2,
     )
 
     # the loop's jobs (notification delivery, digests, SLA clocks, ...): one scheduler per server

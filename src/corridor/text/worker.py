@@ -18,8 +18,16 @@ __all__ = ["TextWorker"]
 
 
 class TextWorker(PokedWorker):
-    def __init__(self, store: Store, *, interval: float = 30.0, batch_size: int = 5_000) -> None:
-        super().__init__(self._analyse, name="corridor-text", interval=interval)
+    def __init__(
+        self,
+        store: Store,
+        *,
+        interval: float = 30.0,
+        batch_size: int = 5_000,
+        settle: float = 0.2,
+    ) -> None:
+        # texts of the batches committed within ``settle`` seconds are analysed as one
+        super().__init__(self._analyse, name="corridor-text", interval=interval, settle=settle)
         self.store = store
         self.batch_size = batch_size
         self.analysed = 0
