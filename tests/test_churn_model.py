@@ -6,22 +6,32 @@ the API reply, and the scores the closed loop's churn_jump rules read."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
+from fastapi.testclient import TestClient
 
+from conftest import ENGINES, SMALL_MAP, make_store_url
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.customers.churn_features import (
-    design_matrix,
-)
+from corridor.analytics.customers.churn_features import design_matrix, store_features
+from corridor.analytics.customers.churn_people import customer_table
+from corridor.analytics.customers.churn_risk import fitted_scores, risk_table
+from corridor.analytics.customers.models import CHURN_RISK
+from corridor.analytics.customers.outlook import PersonChurnRisk
 from corridor.analytics.estimators.risk_boosted import BoostedRiskModel
+from corridor.analytics.estimators.risk_logistic import roc_auc
 from corridor.analytics.estimators.risk_selection import (
     brier_score,
     calibration_deciles,
     select_risk_model,
 )
+from corridor.api.app import create_app
+from corridor.domain.corridor_map import CorridorMap
+from corridor.ingest.pipeline import Ingestor
+from corridor.store import open_store
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 END = datetime(2025, 12, 31, tzinfo=UTC)
@@ -154,3 +164,230 @@ def test_few_churners_keep_the_logistic_model_and_bad_candidates_are_refused():
         select_risk_model(X, y, candidates=("forest",))  # type: ignore[arg-type]
     with pytest.raises(AnalyticsQueryError, match="churners"):
         select_risk_model(X, np.r_[np.ones(3, int), np.zeros(297, int)])
+
+
+# --------------------------------------------------------------------------------------------
+# a store whose churners show precursors
+
+COMPLAINTS = ["Awful support, nobody helps.", "Nobody solved my problem, this is the third call."]
+PRAISE = ["Great service, thank you!", "Lovely staff, quick answer."]
+N = 1200
+
+
+def _ts(values: list[datetime]) -> pa.Array:
+    return pa.array(values, pa.timestamp("us", tz="UTC"))
+
+
+def precursor_company(seed: int = 11) -> dict[str, pa.Table]:
+    """N customers over 2025, 30 % of them in trouble: they call support more (Poisson 1.0 a
+    month against 0.3), their calls end unresolved more often (60 % against 15 %), their
+    checkouts break the 3-minute promise more often, their spend falls, they complain in
+    texts, and they get saved at a cancellation request now and then; they churn at 15 % a
+    month against 1 %. Churn = a support call with outcome ``cancel``. ``trouble``: the
+    hidden flag (one row per customer), for the ceiling a model can reach."""
+    rng = np.random.default_rng(seed)
+    cols = ("interaction_id", "person_id", "occurred_at", "touchpoint", "channel", "outcome",
+            "value", "duration_minutes")  # fmt: skip
+    people: dict[str, list] = {k: [] for k in ("person_id", "kind", "created_at", "segment",
+                                                "region")}  # fmt: skip
+    inter: dict[str, list] = {k: [] for k in cols}
+    troubled: list[bool] = []
+    fb: dict[str, list] = {k: [] for k in ("feedback_id", "person_id", "occurred_at",
+                                           "interaction_id", "touchpoint", "source",
+                                           "expectation", "experience", "text")}  # fmt: skip
+
+    def add(iid, pid, t, tp, outcome, value=None, duration=None):
+        for k, v in zip(cols, (iid, pid, t, tp, "voice" if tp == "support_call" else "web",
+                               outcome, value, duration), strict=True):  # fmt: skip
+            inter[k].append(v)
+
+    for i in range(N):
+        pid = f"k{i:04d}"
+        trouble = rng.random() < 0.3
+        troubled.append(trouble)
+        people["person_id"].append(pid)
+        people["kind"].append("customer")
+        people["created_at"].append(START - timedelta(days=int(rng.integers(30, 600))))
+        people["segment"].append(["consumer", "business"][i % 2])
+        people["region"].append(["north", "south"][(i // 2) % 2])
+        for m in range(12):
+            t = START + timedelta(days=30 * m + int(rng.integers(0, 20)))
+            spend = rng.gamma(4, 25) * ((1 - 0.07 * m) if trouble else 1.0)
+            slow = rng.lognormal(np.log(4.0 if trouble else 2.0), 0.3)
+            add(f"{pid}-b{m}", pid, t, "checkout", "purchase", round(float(spend), 2),
+                round(float(slow), 2))  # fmt: skip
+            for c in range(rng.poisson(1.0 if trouble else 0.3)):
+                iid = f"{pid}-s{m}-{c}"
+                at = t + timedelta(days=2 + c)
+                bad = rng.random() < (0.6 if trouble else 0.15)
+                add(iid, pid, at, "support_call", "unresolved" if bad else "resolved")
+                if rng.random() < 0.3:
+                    exp = float(rng.integers(6, 10))
+                    fb["feedback_id"].append(f"{iid}-f")
+                    fb["person_id"].append(pid)
+                    fb["occurred_at"].append(at + timedelta(hours=1))
+                    fb["interaction_id"].append(iid)
+                    fb["touchpoint"].append("support_call")
+                    fb["source"].append("survey")
+                    fb["expectation"].append(exp)
+                    fb["experience"].append(float(np.clip(exp - 3 * bad + rng.normal(), 0, 10)))
+                    pool = COMPLAINTS if bad else PRAISE
+                    fb["text"].append(pool[int(rng.integers(0, 2))])
+            if trouble and rng.random() < 0.15:
+                add(f"{pid}-r{m}", pid, t + timedelta(days=8), "support_call", "retained")
+            if rng.random() < (0.15 if trouble else 0.01):
+                add(f"{pid}-x", pid, t + timedelta(days=12), "support_call", "cancel")
+                break
+    return {
+        "people": pa.table({**people, "created_at": _ts(people["created_at"])}),
+        "trouble": pa.table({"person_id": people["person_id"], "trouble": troubled}),
+        "interactions": pa.table(
+            {
+                **inter,
+                "occurred_at": _ts(inter["occurred_at"]),
+                "value": pa.array(inter["value"], pa.float64()),
+                "duration_minutes": pa.array(inter["duration_minutes"], pa.float64()),
+            }
+        ),
+        "feedback": pa.table(
+            {
+                **fb,
+                "occurred_at": _ts(fb["occurred_at"]),
+                "expectation": pa.array(fb["expectation"], pa.float64()),
+                "experience": pa.array(fb["experience"], pa.float64()),
+            }
+        ),
+    }
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def company(request, tmp_path_factory):
+    url = make_store_url(request.param, tmp_path_factory.mktemp("churn-model"), request)
+    store = open_store(url)
+    ingestor = Ingestor(store)
+    ingestor.load_map(CorridorMap.from_dict(SMALL_MAP))
+    data = precursor_company()
+    for kind in ("people", "interactions", "feedback"):
+        report = ingestor.ingest(kind, data[kind])
+        assert report.rejected == 0, report.as_dict(max_errors=5)
+    result = risk_table(store)
+    yield store, data, result
+    ingestor.close()
+    store.close()
+
+
+def _by_hand(data: dict[str, pa.Table], store, as_of: datetime) -> pd.DataFrame:
+    """The features of churn_features' docstring, from the raw tables in pandas."""
+    i = data["interactions"].to_pandas()
+    i = i[i["occurred_at"] < as_of]
+    d30, d90, d180 = (as_of - timedelta(days=d) for d in (30, 90, 180))
+    w90 = i["occurred_at"] >= d90
+    g = i.assign(
+        contacts_30d=i["occurred_at"] >= d30,
+        unresolved_90d=w90 & (i["outcome"] == "unresolved"),
+        unresolved_all=i["outcome"] == "unresolved",
+        retained_all=i["outcome"] == "retained",
+        broken_promises_all=(i["touchpoint"] == "checkout") & (i["duration_minutes"] > 3),
+        broken_promises_90d=w90 & (i["touchpoint"] == "checkout") & (i["duration_minutes"] > 3),
+        spend_90d=np.where(w90, i["value"].fillna(0).clip(lower=0), 0.0),
+        spend_prev=np.where(~w90 & (i["occurred_at"] >= d180), i["value"].fillna(0), 0.0),
+    ).groupby("person_id")
+    counted = ["contacts_30d", "unresolved_90d", "unresolved_all", "retained_all",
+               "broken_promises_all", "broken_promises_90d", "spend_90d", "spend_prev"]  # fmt: skip
+    out = g[counted].sum()
+    pair = i[w90 & (i["touchpoint"] == "support_call") & (i["outcome"] == "unresolved")]
+    out["contacts_90d:support_call:unresolved"] = pair.groupby("person_id").size()
+    f = data["feedback"].to_pandas()
+    f = f[f["occurred_at"] < as_of]
+    analysed = pd.DataFrame(
+        store.query("SELECT feedback_id, intent, sentiment FROM text_analysis"),
+        columns=["feedback_id", "intent", "sentiment"],
+    )
+    f = f.merge(analysed, on="feedback_id")
+    out["complaints_all"] = f[f["intent"] == "complaint"].groupby("person_id").size()
+    out["sentiment_mean"] = f.groupby("person_id")["sentiment"].mean()
+    return out.fillna(0.0)
+
+
+def test_store_features_match_a_reading_of_the_raw_records(company):
+    store, data, _ = company
+    as_of = datetime(2025, 10, 1, tzinfo=UTC)
+    got = store_features(store, as_of, as_of)
+    want = _by_hand(data, store, as_of)
+    assert set(got.index) == set(want.index)
+    got = got.loc[want.index]
+    for col in want.columns.drop("spend_prev"):
+        assert got[col].to_numpy() == pytest.approx(want[col].to_numpy(), abs=1e-9), col
+    change = np.log1p(want["spend_90d"]) - np.log1p(want["spend_prev"])
+    assert got["spend_change"].to_numpy() == pytest.approx(change.to_numpy(), abs=1e-9)
+    assert got["broken_share"].between(0, 1).all() and got["texts_all"].sum() > 100
+    # a department head's features read their own touch points only
+    mine = store_features(store, as_of, as_of, touchpoints=["support_call"])
+    assert (mine["broken_promises_all"] == 0).all() and (mine["spend_90d"] == 0).all()
+    assert not [c for c in mine.columns if c.startswith("contacts_30d:checkout")]
+
+
+def test_the_precursors_drive_the_risk_and_its_reasons(company):
+    """The look-back model gets within 0.05 of the AUC of the hidden trouble flag itself (the
+    ceiling: churn is drawn from it alone) on the same training customers; the riskiest
+    customers are the troubled ones, and their reasons are the precursors."""
+    store, data, result = company
+    m = result.model
+    trouble = data["trouble"].to_pandas().set_index("person_id")["trouble"]
+    cut = datetime.fromisoformat(m["training_cutoff"])
+    before = customer_table(store, cut).people
+    train = before[before["event"] == 0]
+    churn_at = customer_table(store).people.set_index("person_id")["churn_at"]
+    label = churn_at.reindex(train["person_id"]).notna().to_numpy()
+    ceiling = roc_auc(trouble.reindex(train["person_id"]).to_numpy(float), label)
+    assert len(train) == m["training_customers"] and label.sum() == m["training_churners"]
+    assert {c["model"] for c in m["candidates"]} == {"logistic", "boosted"}
+    assert m["model_kind"] in ("logistic", "boosted") and m["model_kind"] in m["choice"]
+    assert m["cv_auc"] > ceiling - 0.05, (m["cv_auc"], ceiling)
+    assert 0 < m["cv_brier"] < label.mean() * (1 - label.mean())  # beats the base rate
+    assert m["cv_auc_low"] < m["cv_auc"] < m["cv_auc_high"]
+    cal = pd.DataFrame(m["calibration"])
+    assert len(cal) == 10 and cal["n"].sum() == m["training_customers"]
+    assert any(c.startswith("contacts_90d:support_call:unresolved") for c in m["features"])
+    f = result.frame
+    assert ((f["risk_low"] <= f["risk"]) & (f["risk"] <= f["risk_high"])).all()
+    assert trouble.reindex(f["person_id"].head(20)).mean() >= 0.8
+    precursor = "unresolved|saved cancellation|complaint|broken|spend|gap at support_call"
+    assert f["reasons"].head(20).str.contains(precursor).mean() >= 0.8, f["reasons"].head(20)
+
+
+@pytest.mark.slow  # ~15 s: three fits through the API
+def test_the_api_reply_names_the_model_and_its_reasons(company):
+    """The person route (what pages and the SDK read) gives the chosen model, both figures and
+    the reasons; a forced boosted model reports its occlusion reasons; the closed loop reads
+    the kept model's scores."""
+    from corridor.settings import Settings
+
+    store, _, result = company
+    pid = result.frame["person_id"].iloc[0]
+    with TestClient(create_app(Settings(auth="off"), store=store)) as c:
+        one = c.get(f"/api/v1/churn/risk/{pid}").json()
+        forced = {
+            kind: c.get("/api/v1/churn/risk", params={"model": kind, "limit": 5}).json()
+            for kind in ("logistic", "boosted")
+        }
+        bad = c.get("/api/v1/churn/risk", params={"model": "forest"})
+        models = c.app.state.models  # the app's kept model, fitted by the person route
+    assert one["status"] == "active" and one["model_kind"] == result.model["model_kind"]
+    assert one["cv_auc"] == pytest.approx(result.model["cv_auc"])
+    assert one["cv_brier"] == pytest.approx(result.model["cv_brier"])
+    assert "Brier" in one["model_choice"] and one["reasons_method"]
+    assert one["reasons"] and all(r["log_odds"] > 0 for r in one["reasons"])
+    reply = PersonChurnRisk.model_validate(one)
+    assert reply.model_kind == one["model_kind"] and reply.cv_brier == one["cv_brier"]
+    for kind, reply in forced.items():
+        m = reply["model"]
+        assert m["model_kind"] == kind and f"{kind} forced" in m["choice"]
+        assert reply["rows"][0]["reasons"]
+        assert ("occlusion" if kind == "boosted" else "exact split") in m["reasons_method"]
+    assert bad.status_code == 422 and "auto" in bad.text
+    key, fitted = models.latest(CHURN_RISK)
+    scores, as_of = fitted_scores(key, fitted)
+    assert as_of == result.model["as_of"]
+    assert scores[pid] == pytest.approx(result.frame["risk"].iloc[0])
+    assert len(scores) == result.model["active_customers"]

@@ -82,6 +82,23 @@ LOGGED: tuple[str, ...] = (
     "complaints_",
     "texts_all",
 )
+#: the columns every customer has (0 where a family has no records, e.g. no promises)
+FIXED: tuple[str, ...] = (
+    "contacts_30d",
+    "unresolved_90d",
+    "unresolved_all",
+    "retained_90d",
+    "retained_all",
+    "broken_promises_90d",
+    "broken_promises_all",
+    "broken_share",
+    "spend_90d",
+    "spend_change",
+    "complaints_90d",
+    "complaints_all",
+    "texts_all",
+    "sentiment_mean",
+)
 #: the prefixes of the columns made per touch point, outcome or promise
 PER_KEY: tuple[str, ...] = ("contacts_30d:", "contacts_90d:", "broken_90d:")
 
@@ -170,8 +187,10 @@ def store_features(
         _text_features(source, until, d90, touchpoints),
     ]
     out = pd.concat([p for p in parts if p is not None], axis=1)
+    keyed = sorted(c for c in out.columns if c not in FIXED)
+    out = out.reindex(columns=[*FIXED, *keyed]).fillna(0.0)
     out.index.name = "person_id"
-    return out.fillna(0.0)
+    return out
 
 
 def _pivot(rows: pd.DataFrame, keys: list[str], prefix: str) -> pd.DataFrame:
@@ -433,6 +452,7 @@ def model_columns(features: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = [
+    "FIXED",
     "LOGGED",
     "MIN_CUSTOMERS",
     "MIN_SHARE",

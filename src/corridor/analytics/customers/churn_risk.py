@@ -174,12 +174,16 @@ def risk_table(
     candidates: tuple[Kind, ...] = ("logistic",) if model == "logistic" else KINDS
     choice = select_risk_model(X_train, label, k=FOLDS, seed=0, candidates=candidates,
                                groups=groups)  # fmt: skip
-    if model == "boosted" and choice.kind != "boosted":
+    if model == "boosted":
         if "boosted" not in choice.scores:  # too few churners to cross-fit it
             raise AnalyticsQueryError(choice.reason)
-        fitted = BoostedRiskModel(seed=0).fit(X_train, label, groups)
-        choice = replace(choice, kind="boosted", model=fitted,
-                         reason="boosted forced by model=boosted; " + choice.reason)  # fmt: skip
+        fitted = (
+            choice.model
+            if choice.kind == "boosted"
+            else BoostedRiskModel(seed=0).fit(X_train, label, groups)
+        )
+        why = f"boosted forced by model=boosted; {choice.reason}"
+        choice = replace(choice, kind="boosted", model=fitted, reason=why)
     elif model == "logistic":
         choice = replace(choice, reason="logistic forced by model=logistic")
     fitted_model = choice.model
