@@ -531,6 +531,7 @@ MODULES: tuple[str, ...] = (
     "corridor.analytics.attribution.alignment",
     "corridor.analytics.surveys.response_rates",
     "corridor.analytics.surveys.dropoff",
+    "corridor.analytics.anticipation.forecasts",
 )
 
 
