@@ -14,6 +14,9 @@ from statsmodels.stats.proportion import proportion_confint
 
 from corridor.analytics.core import registry
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.scoping import run_scoped
+from corridor.auth.scope import Principal, Role, Scope
+from corridor.domain.corridor_map import CorridorMap
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import Store
 from corridor.surveys import catalog, definition, invitations, links, responses
@@ -155,7 +158,7 @@ def test_bad_queries_are_refused(store: Store) -> None:
         )
 
 
-def test_dropoff_per_question(store: Store, ingestor: Ingestor) -> None:
+def test_dropoff_per_question(store: Store, ingestor: Ingestor, small_map: CorridorMap) -> None:
     """Planted: 10 responses opened; 6 answer page 1 and stop; 2 of them answered experience
     below 5 (so are asked what went wrong on page 2); 3 submit; 1 opens and answers nothing.
     The counts follow, and the rates' intervals are Wilson's (statsmodels)."""
@@ -188,6 +191,13 @@ def test_dropoff_per_question(store: Store, ingestor: Ingestor) -> None:
     assert f.loc["experience", "answer_rate_low"] == pytest.approx(low)
     assert f.loc["experience", "answer_rate_high"] == pytest.approx(high)
     assert a.run(store, **a.bind({})).query["survey"] == "delivery-pulse"  # the latest
+    # scoped: logistics owns home delivery and sees every response; marketing none; a partner
+    # manager only responses about interactions through the partner (these have none)
+    for who, n in ((Principal("lena", Role.DEPARTMENT_HEAD, department="logistics"), 10),
+                   (Principal("mark", Role.DEPARTMENT_HEAD, department="marketing"), 0),
+                   (Principal("paul", Role.PARTNER_MANAGER, partner="dhl"), 0)):  # fmt: skip
+        seen = run_scoped(a, store, Scope.of(who, small_map), a.bind({"survey": "delivery-pulse"}))
+        assert seen.n == n and int(seen.frame["shown"].sum()) == (n and int(f["shown"].sum()))
     with store.transaction() as tx:
         tx.execute("DELETE FROM surveys")
     nothing = a.run(store, **a.bind({}))  # no survey loaded: no question to report on

@@ -11,7 +11,8 @@ versions count for the questions they share (by question id).
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -23,6 +24,9 @@ from corridor.analytics.core.result import AnalyticsResult, put_interval
 from corridor.analytics.core.scoping import ScopeRule
 from corridor.analytics.estimators import stats
 from corridor.analytics.surveys.response_rates import _store
+
+if TYPE_CHECKING:
+    from corridor.auth.scope import Scope
 
 METHOD = (
     "per question of the latest version, in order: responses that reached its page and were "
@@ -43,8 +47,12 @@ def survey_dropoff(
     since: TimeLike = None,
     until: TimeLike = None,
     confidence: float = 0.95,
+    touchpoints: Sequence[str] | None = None,
+    partners: Sequence[str] | None = None,
 ) -> AnalyticsResult:
-    """Drop-off per question of ``survey`` (see the module)."""
+    """Drop-off per question of ``survey`` (see the module). ``touchpoints`` / ``partners``:
+    only responses about those touch points / about interactions through those partners (a
+    scoped user's, set by the scope rule)."""
     store = _store(source)
     conf = dims.check_confidence(confidence)
     from corridor.surveys import catalog
@@ -68,6 +76,15 @@ def survey_dropoff(
     if hi is not None:
         conds.append("created_at < ?")
         params.append(hi)
+    if touchpoints is not None:
+        conds.append(f"touchpoint IN ({', '.join('?' for _ in touchpoints) or 'NULL'})")
+        params.extend(touchpoints)
+    if partners is not None:
+        conds.append(
+            "interaction_id IN (SELECT interaction_id FROM interactions WHERE partner_id IN "
+            f"({', '.join('?' for _ in partners) or 'NULL'}))"
+        )
+        params.extend(partners)
     rows = store.query(
         f"SELECT state, page, answers FROM survey_responses WHERE {' AND '.join(conds)}", params
     )
@@ -128,6 +145,15 @@ def survey_dropoff(
     )
 
 
+def _in_scope(scope: Scope, kwargs: dict[str, Any]) -> dict[str, Any]:
+    kwargs = {**kwargs}
+    if scope.touchpoints is not None:
+        kwargs["touchpoints"] = sorted(scope.touchpoints)
+    if scope.partners is not None:
+        kwargs["partners"] = sorted(scope.partners)
+    return kwargs
+
+
 def _empty(conf: float) -> AnalyticsResult:
     columns = ["question", "page", "text", "shown", "answered", "answer_rate", "answer_rate_low",
                "answer_rate_high", "stopped_here", "stopped_share", "stopped_share_low",
@@ -177,7 +203,12 @@ DROPOFF = register(
             "stopped_here",
             "stopped_share",
         ),
-        scope=ScopeRule(keep=None, note="the survey's questions as they are"),
+        scope=ScopeRule(
+            keep=None,
+            prepare=_in_scope,
+            note="counts only the responses about the scope's touch points (a department "
+            "head) or about interactions through the scope's partner (a partner manager)",
+        ),
     )
 )
 
