@@ -7,7 +7,7 @@ Usage::
     res.files["interactions"], res.counts["feedback"], res.truth["ripples"]
 
 ``simulate(customers, months, seed, out_dir, fmt="parquet", start=date(2025, 1, 1),
-progress=None)`` writes into ``out_dir``:
+progress=None, precursors=False)`` writes into ``out_dir``:
 
 - ``corridor.yaml``: the corridor map (contract format): 7 stages, 34 touch points with channels,
   owning department and (for 13 of them) 15 promises;
@@ -78,6 +78,13 @@ of the output does not depend on it).
   touch points support_call (-0.35), home_delivery (-0.30) and invoice (-0.25), where gap is the
   customer's latest latent gap there (decaying x0.8 a month); churn is a ``cancellation`` with
   outcome ``cancel`` and nothing after it (other cancellation contacts end ``retained``);
+  ``precursors`` is null, or with ``precursors=True`` (:mod:`corridor.simulate.precursors`) the
+  at-risk model — a fired hazard is a decision to leave, the cancellation follows 10-13 weeks
+  later, and meanwhile the customer makes unresolved support contacts, a retention call, uses
+  less, buys nothing and waits longer — and its ``ceiling``: the AUC of the simulator's own
+  probability of churning within the product's 3-month horizon, at the cut-off one horizon
+  before the end (only the interactions and feedback change; people, partners, events,
+  predictions, the map and the rest of ``truth.json`` stay those of the seed);
 - ``identity``: ``merges`` (groups of person_ids that share an e-mail or device id: 1.5 % of
   prospects return as a new customer record) and ``identity_only_interactions`` (count per
   column and a sample; ~1 % of interactions carry only the identity their channel knows:

@@ -24,6 +24,7 @@ from .journeys import ACQUISITION, PROSPECT, Rows, expand, expand_mix
 from .lifecycle import NEVER, Customers
 from .partners import make_partners
 from .people import People, make_people
+from .precursors import AtRisk, horizon_cut
 from .truth import IdentityTally, build_truth
 from .wallet import Wallet
 from .writer import FORMATS, Background, TableWriter, write_table
@@ -60,8 +61,11 @@ def simulate(
     fmt: str = "parquet",
     start: date = date(2025, 1, 1),
     progress: Progress | None = None,
+    precursors: bool = False,
 ) -> SimulationResult:
-    """Generate a believable company with planted effects; see the package docstring."""
+    """Generate a believable company with planted effects; see the package docstring.
+    ``precursors=True`` plants churn precursors (:mod:`corridor.simulate.precursors`); without
+    them the output is exactly that of the simulator before they existed."""
     if customers < 1 or months < 1:
         raise ValueError("customers and months must both be at least 1")
     if fmt not in FORMATS:
@@ -69,10 +73,12 @@ def simulate(
     report: Progress = progress or (lambda stage, done: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    # spawn(n) children do not depend on n: the ninth stream (share of wallet) was added last
-    # and leaves everything the first eight draw unchanged
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(9)]
-    r_people, r_partners, r_events, r_journeys, r_world, r_life, r_rows, r_fb, r_wallet = streams
+    # spawn(n) children do not depend on n: the ninth stream (share of wallet) and the tenth
+    # (churn precursors) were added last and leave everything the earlier ones draw unchanged
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(10)]
+    r_people, r_partners, r_events, r_journeys, r_world, r_life, r_rows, r_fb, r_wallet, r_risk = (
+        streams
+    )
     bounds = [_epoch(add_months(start, m)) for m in range(months + 1)]
     t_start, t_end = bounds[0], bounds[-1]
 
@@ -99,7 +105,10 @@ def simulate(
     }
 
     pending, life_start = _journeys(people, t_start, r_journeys)
-    state = Customers(customers, people.n, life_start, people.segment, r_life)
+    risk = AtRisk(people.n, r_risk) if precursors else None
+    state = Customers(customers, people.n, life_start, people.segment, r_life, risk)
+    pending = Rows.concat([pending, state.warm_up(t_start)])
+    cut = horizon_cut(months)
     tally = IdentityTally(people.ids)
     report("setup", 1.0)
     n_ix = n_fb = 0
@@ -110,6 +119,9 @@ def simulate(
     ):
         for m in range(months):
             ms, me = bounds[m], bounds[m + 1]
+            if risk is not None and m == cut:  # score everyone for the ceiling in truth.json
+                starts = np.array(bounds[m:])
+                risk.project(state.projected_hazard(starts[:-1]), starts, state.churn_time, t_end)
             rows = state.drop_after_churn(Rows.concat([pending, state.month(ms, me, r_life)]))
             due = rows.time < me
             pending = rows.select(np.flatnonzero(~due))
@@ -120,6 +132,8 @@ def simulate(
                     now.select(np.arange(lo, min(lo + CHUNK_ROWS, len(now)))), r_rows
                 )
                 batch.first_id = n_ix
+                if risk is not None:
+                    risk.observe(batch, state.churn_time)
                 table = world.table(batch)
                 bg.submit(ix_out, table)
                 tally.add(batch, table)
@@ -145,8 +159,9 @@ def simulate(
         people=people,
         partners=partners,
         events=events,
-        churned=state.churned(),
+        churned=state.churned(t_end),
         identity=tally,
+        precursors=risk.truth(state.churn_time) if risk is not None else None,
     )
     files["truth"] = out_dir / "truth.json"
     files["truth"].write_bytes(orjson.dumps(truth, option=orjson.OPT_INDENT_2) + b"\n")

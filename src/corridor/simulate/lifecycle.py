@@ -8,7 +8,9 @@ Churn (monthly, for customers onboarded before the month starts)::
 where g_k is the customer's latest latent gap (experience - expectation, integers) at driver
 touch point k, decaying by CHURN_GAP_DECAY per month without a new interaction there (0 before
 the first). A churner gets a ``cancellation`` interaction with outcome ``cancel`` at a random
-time in the month and nothing after it.
+time in the month and nothing after it. With precursors (:mod:`corridor.simulate.precursors`)
+a fired hazard is the decision to leave: the cancellation follows a notice period later, and
+the customer is at risk, and shows it, in between.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .arrowutil import DAY
 from .corridor_map import OUTCOME_INDEX, TP_INDEX
 from .interactions import Batch
 from .journeys import REPEAT, REPEAT_MIX, Rows, daytime, expand_mix
+from .precursors import AtRisk
 
 NEVER = np.iinfo(np.int64).max
 MONTH = 30.44 * DAY
@@ -41,8 +44,10 @@ class Customers:
         life_start: np.ndarray,
         segment: np.ndarray,
         rng: np.random.Generator,
+        risk: AtRisk | None = None,
     ) -> None:
         self.n = n
+        self.risk = risk  # None: churn is the cancellation itself, with no precursors
         self.life_start = life_start  # int64: first day of the post-purchase life
         self.segment = segment[:n]
         self.bill_offset = rng.integers(0, 28 * DAY, n)
@@ -58,10 +63,16 @@ class Customers:
         u = rng.random(n)
         churns = eligible & (u < hazard)
         when = ms + (rng.random(n) * (me - ms)).astype(np.int64)
-        churn_time[churns] = when[churns]
+        leaving = np.flatnonzero(churns)
+        if self.risk is None:
+            churn_time[leaving] = when[leaving]
+            parts = []
+        else:  # a decision to leave: the cancellation follows the notice period
+            churn_time[leaving], precursors = self.risk.decide(leaving, when[leaving])
+            parts = [precursors]
         saved = eligible & ~churns & (rng.random(n) < P.RETENTION_CONTACT_FACTOR * hazard)
-        parts = [
-            _rows(np.flatnonzero(churns), when[churns], "cancellation", "cancel"),
+        parts[:0] = [
+            _rows(leaving, churn_time[leaving], "cancellation", "cancel"),
             _rows(
                 np.flatnonzero(saved),
                 ms + (rng.random(int(saved.sum())) * (me - ms)).astype(np.int64),
@@ -80,14 +91,13 @@ class Customers:
         times = ws[who] + (rng.random(len(cell)) * length[who]).astype(np.int64)
         shaped = daytime(times, rng)
         times = np.where((shaped >= ws[who]) & (shaped < we[who]), shaped, times)
-        parts.append(
-            Rows(
-                active[who].astype(np.int32),
-                times,
-                _LC_TPS[cell % len(_LC_TPS)],
-                np.full(len(cell), -1, np.int8),
-            )
+        usage = Rows(
+            active[who].astype(np.int32),
+            times,
+            _LC_TPS[cell % len(_LC_TPS)],
+            np.full(len(cell), -1, np.int8),
         )
+        parts.append(usage if self.risk is None else self.risk.thin_usage(usage, churn_time))
 
         bill = ms + self.bill_offset[active]
         billed = (bill >= ws) & (bill < we)
@@ -100,9 +110,33 @@ class Customers:
         buys = rng.random(len(active)) < rate
         start = ws[buys] + (rng.random(int(buys.sum())) * length[buys]).astype(np.int64)
         choice = np.searchsorted(np.cumsum(REPEAT_MIX), rng.random(len(start)), side="right")
-        rows, _ = expand_mix(REPEAT, np.minimum(choice, len(REPEAT) - 1), active[buys], start, rng)
+        buyer = active[buys]
+        if self.risk is not None:  # an at-risk customer starts no new purchase
+            keep = ~self.risk.at_risk(buyer, start, churn_time)
+            buyer, start, choice = buyer[keep], start[keep], choice[keep]
+        rows, _ = expand_mix(REPEAT, np.minimum(choice, len(REPEAT) - 1), buyer, start, rng)
         parts.append(rows)
         return Rows.concat(parts)
+
+    def warm_up(self, t_start: int) -> Rows:
+        """With precursors: existing customers already in their notice period at ``t_start``
+        (:meth:`AtRisk.warm_up`); their precursor and cancellation rows."""
+        if self.risk is None:
+            return Rows.empty()
+        existing = np.flatnonzero(self.life_start <= t_start)
+        who, cancel, rows = self.risk.warm_up(existing, t_start, P.CHURN_BASE_MONTHLY)
+        self.churn_time[who] = cancel
+        return Rows.concat([rows, _rows(who, cancel, "cancellation", "cancel")])
+
+    def projected_hazard(self, starts: np.ndarray) -> np.ndarray:
+        """(month, customer): the churn hazard in the months beginning at ``starts`` if no new
+        interaction came at the driver touch points (the gaps decay), 0 before the customer's
+        life starts."""
+        out = np.zeros((len(starts), self.n))
+        for k, ms in enumerate(starts):
+            eta = CHURN_ALPHA + (self.gaps * P.CHURN_GAP_DECAY**k) @ _DRIVER_BETA
+            out[k] = np.where(self.life_start < ms, 1.0 / (1.0 + np.exp(-eta)), 0.0)
+        return out
 
     def drop_after_churn(self, rows: Rows) -> Rows:
         """Remove rows of churned customers that fall after their cancellation."""
@@ -131,8 +165,9 @@ class Customers:
         gap = b.experience[sel].astype(np.float64) - b.expectation[sel].astype(np.float64)
         return b.person[sel], b.tp[sel], gap
 
-    def churned(self) -> int:
-        return int((self.churn_time[: self.n] != NEVER).sum())
+    def churned(self, end: int) -> int:
+        """Customers who cancelled before ``end`` (later cancellations are never written)."""
+        return int((self.churn_time[: self.n] < end).sum())
 
 
 def _rows(person: np.ndarray, time: np.ndarray, tp: str, outcome: str | None) -> Rows:

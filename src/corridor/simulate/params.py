@@ -89,6 +89,32 @@ CHURN_DRIVERS: dict[str, float] = {  # logit coefficient per point of latest gap
 }
 CHURN_GAP_DECAY = 0.8  # monthly decay of a driver gap without a new interaction there
 
+# churn precursors (corridor.simulate.precursors): a customer who decides to leave (the hazard
+# above) cancels a notice period later, and shows it in the meantime
+NOTICE_WEEKS: tuple[float, float] = (10.0, 13.0)  # uniform: decision to leave -> cancellation
+PRECURSOR_TRIGGER_SHARE = 0.9  # decisions that begin with an unresolved contact, made twice
+PRECURSOR_RETENTION_SHARE = 0.7  # at-risk customers who ask to cancel and are "retained" first
+PRECURSOR_CONTACTS_PER_MONTH = 1.5  # further support contacts while at risk
+PRECURSOR_UNRESOLVED_SHARE = 0.7  # of those, ending "unresolved" (others: by experience)
+PRECURSOR_TOUCHPOINTS: dict[str, float] = {  # where they are made (no churn-driver touch point)
+    "support_chat": 0.40,
+    "support_email": 0.25,
+    "help_center": 0.20,
+    "social_care": 0.15,
+}
+PRECURSOR_USAGE_TOUCHPOINTS: tuple[str, ...] = ("app_usage", "account_portal", "loyalty_program")
+PRECURSOR_USAGE_KEPT = 0.2  # share of those interactions an at-risk customer still has
+PRECURSOR_SLOW_TOUCHPOINTS: tuple[str, ...] = (
+    "support_chat",
+    "support_call",
+    "support_email",
+    "social_care",
+)
+PRECURSOR_DURATION_FACTOR = 1.6  # an at-risk customer's support contacts take longer
+# the ceiling in truth.json: the horizon of the product's churn risk (analytics churn_risk)
+CEILING_HORIZON_MONTHS = 3.0
+CEILING_MONTH_DAYS = 30.44
+
 # feedback
 FEEDBACK_SOURCES: tuple[str, ...] = ("survey", "review", "social", "transcript", "field_note")
 FEEDBACK_FIELDS: tuple[str, ...] = (

@@ -65,6 +65,7 @@ def build_truth(
     events: Events,
     churned: int,
     identity: IdentityTally,
+    precursors: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     ids = people.ids
     merges = [
@@ -165,6 +166,7 @@ def build_truth(
             f"(month mean), decaying x{P.CHURN_GAP_DECAY} per month without a "
             "new interaction there; 0 before the first",
             "hazard": "logit(monthly hazard) = intercept_logit + sum(coefficient * gap)",
+            "precursors": precursors,
         },
         "identity": {
             "merges": merges,
