@@ -196,10 +196,10 @@ def store_features(
 def _pivot(rows: pd.DataFrame, keys: list[str], prefix: str) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame(index=pd.Index([], dtype=object, name="cid"))
-    rows = rows.assign(
-        cid=rows["cid"].astype(str),
-        column=prefix + ":" + rows[keys].astype(str).agg(":".join, axis=1),
-    )
+    column = pd.Series(prefix, index=rows.index, dtype=object)
+    for k in keys:
+        column = column + ":" + rows[k].astype(str)
+    rows = rows.assign(cid=rows["cid"].astype(str), column=column)
     wide = rows.pivot_table(index="cid", columns="column", values="n", aggfunc="sum")
     wide.columns.name = None
     return wide.astype(float)

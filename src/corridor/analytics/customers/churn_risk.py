@@ -43,6 +43,7 @@ from corridor.analytics.core.registry import Analysis, Param, described, registe
 from corridor.analytics.core.result import AnalyticsResult
 from corridor.analytics.core.scoping import ScopeRule, own_touchpoints
 from corridor.analytics.customers.churn_features import (
+    PER_KEY,
     customer_features,
     design_matrix,
     occlusion_groups,
@@ -172,8 +173,9 @@ def risk_table(
     centres = train_ct.latest.reindex(index=train_ct.people["person_id"], columns=tps).mean()
     groups = occlusion_groups(list(X_train.columns))
     candidates: tuple[Kind, ...] = ("logistic",) if model == "logistic" else KINDS
+    core = [c for c in X_train.columns if not c.startswith(PER_KEY)]
     choice = select_risk_model(X_train, label, k=FOLDS, seed=0, candidates=candidates,
-                               groups=groups)  # fmt: skip
+                               groups=groups, logistic_columns=core)  # fmt: skip
     if model == "boosted":
         if "boosted" not in choice.scores:  # too few churners to cross-fit it
             raise AnalyticsQueryError(choice.reason)

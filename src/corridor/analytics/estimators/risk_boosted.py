@@ -44,6 +44,7 @@ from scipy import special
 from scipy import stats as sps
 
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.estimators.risk_logistic import one_thread
 
 LEARNING_RATE = 0.1
 MAX_LEAF_NODES = 8
@@ -54,16 +55,6 @@ PATIENCE = 20
 EPS = 1e-4
 
 Calibration = Literal["sigmoid", "isotonic"]
-
-
-def _one_thread() -> Any:
-    """Boosting and its calibration run on one thread (OpenMP and BLAS): on a few rows (a
-    store's look-back set, a fold) the threads' start-up dominates, and on a loaded machine
-    spinning threads slowed a fit of 600 rows from 0.1 s to 2 s (30,000 rows: 0.3 s against
-    20 s; 2 cores at load 4.5)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -127,7 +118,7 @@ class BoostedRiskModel:
             random_state=self.seed,
         )
         cv = StratifiedKFold(self.k, shuffle=True, random_state=self.seed)
-        with warnings.catch_warnings(), _one_thread():
+        with warnings.catch_warnings(), one_thread():
             warnings.simplefilter("ignore", UserWarning)  # feature names: plain arrays here
             self.model_ = CalibratedClassifierCV(trees, method=method, cv=cv, ensemble=True)
             self.model_.fit(x, yy)
@@ -149,7 +140,7 @@ class BoostedRiskModel:
 
     def _members(self, x: np.ndarray) -> np.ndarray:
         """Each member's calibrated probability: k × rows."""
-        with _one_thread():
+        with one_thread():
             members = [m.predict_proba(x)[:, 1] for m in self.model_.calibrated_classifiers_]
         return np.vstack(members)
 
@@ -158,7 +149,7 @@ class BoostedRiskModel:
         return self._proba(X[self.columns_].to_numpy(float))
 
     def _proba(self, x: np.ndarray) -> np.ndarray:
-        with _one_thread():
+        with one_thread():
             return np.asarray(self.model_.predict_proba(x)[:, 1])
 
     def decision(self, X: pd.DataFrame) -> np.ndarray:

@@ -20,6 +20,17 @@ from scipy import stats as sps
 from corridor.analytics.core.errors import AnalyticsQueryError
 
 
+def one_thread() -> Any:
+    """A context in which BLAS and OpenMP run on one thread. The risk models' matrices are small
+    (thousands of rows, tens to hundreds of columns), so threads' start-up dominates, and on a
+    loaded machine spinning threads made them many times slower: a boosted fit of 600 rows
+    took 2 s instead of 0.1 s (30,000 rows: 20 s instead of 0.3 s), the SVD of a 123 × 123
+    information matrix 0.5 s (2 cores at load 4.5)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1)
+
+
 class RiskModel:
     """Ridge-penalised logistic regression on standardised features.
 
@@ -33,6 +44,10 @@ class RiskModel:
         self.l2 = l2
 
     def fit(self, X: pd.DataFrame, y: Any) -> RiskModel:
+        with one_thread():
+            return self._fit(X, y)
+
+    def _fit(self, X: pd.DataFrame, y: Any) -> RiskModel:
         x = X.to_numpy(float)
         yy = np.asarray(y, float)
         if len(np.unique(yy)) < 2:
@@ -132,4 +147,4 @@ def cross_validated_auc(
     return float(np.mean(aucs)), aucs
 
 
-__all__ = ["RiskModel", "cross_validated_auc", "roc_auc", "stratified_folds"]
+__all__ = ["RiskModel", "cross_validated_auc", "one_thread", "roc_auc", "stratified_folds"]

@@ -126,15 +126,17 @@ def cross_validate(
     l2: float = 10.0,
     seed: int = 0,
     groups: Mapping[str, Sequence[str]] | None = None,
+    logistic_columns: Sequence[str] | None = None,
 ) -> CandidateScore:
-    """Out-of-fold probabilities, AUC and Brier of one candidate on the given folds."""
+    """Out-of-fold probabilities, AUC and Brier of one candidate on the given folds (the
+    logistic model reading ``logistic_columns`` only, when given)."""
     yy = np.asarray(y, int)
     oof = np.empty(len(yy))
     aucs, briers = [], []
     for f in range(int(folds.max()) + 1):
         train, test = folds != f, folds == f
         if kind == "logistic":
-            lm = RiskModel(l2).fit(X[train], yy[train])
+            lm = RiskModel(l2).fit(_columns(X, logistic_columns)[train], yy[train])
             p = lm.predict(X[test])["risk"].to_numpy()
         else:
             bm = BoostedRiskModel(seed=seed).fit(X[train], yy[train], groups)
@@ -145,6 +147,10 @@ def cross_validate(
     return CandidateScore(kind, aucs, briers, oof)
 
 
+def _columns(X: pd.DataFrame, columns: Sequence[str] | None) -> pd.DataFrame:
+    return X if columns is None else X[list(columns)]
+
+
 def select_risk_model(
     X: pd.DataFrame,
     y: Any,
@@ -153,10 +159,13 @@ def select_risk_model(
     candidates: tuple[Kind, ...] = KINDS,
     l2: float = 10.0,
     groups: Mapping[str, Sequence[str]] | None = None,
+    logistic_columns: Sequence[str] | None = None,
 ) -> ModelChoice:
     """Cross-validate the ``candidates`` on the same ``k`` stratified folds, choose by the rule
     of the module docstring, and fit the chosen one (and the logistic) on every row.
-    ``groups``: the boosted model's occlusion groups (default: by ``column=level`` names)."""
+    ``groups``: the boosted model's occlusion groups (default: by ``column=level`` names);
+    ``logistic_columns``: the columns the logistic model reads (default: all; the boosted
+    model always reads all)."""
     yy = np.asarray(y, int)
     bad = [c for c in candidates if c not in KINDS]
     if bad or not candidates:
@@ -166,8 +175,10 @@ def select_risk_model(
             f"cross-validation over {k} folds needs at least {k} churners and {k} non-churners"
         )
     folds = stratified_folds(yy, k, seed)
-    logistic = RiskModel(l2).fit(X, yy)
-    scores = {"logistic": cross_validate(X, yy, "logistic", folds, l2, seed)}
+    logistic = RiskModel(l2).fit(_columns(X, logistic_columns), yy)
+    scores = {
+        "logistic": cross_validate(X, yy, "logistic", folds, l2, seed, None, logistic_columns)
+    }
     events = int(yy.sum())
     if "boosted" not in candidates:
         reason = "the logistic model was the only candidate"
