@@ -197,16 +197,16 @@ class AtRisk:
             p_gap += survive * hazards[k] * fits
             survive *= 1.0 - hazards[k]
         ct = churn_time[:n]
-        active = self.decided[:n] < cut
+        deciding = (self.decided[:n] < cut) & (ct > cut)  # at risk at the cut-off
         alive = np.flatnonzero(self.seen[:n] & (ct > cut))
-        score = np.where(active & (ct > cut), (ct < until).astype(float), p_gap)
+        score = np.where(deciding, (ct < until).astype(float), p_gap)
         self._projection = {
             "cut": cut,
             "until": until,
             "who": alive,
             "score": score[alive],
             "gaps_only": p_gap[alive],
-            "at_risk": int(active[alive].sum()),
+            "at_risk": int(deciding[alive].sum()),
         }
 
     def ceiling(self, churn_time: np.ndarray) -> dict[str, Any] | None:
