@@ -381,3 +381,22 @@ def test_the_example_in_the_docs_is_a_valid_definition():
     assert survey.id == "delivery-pulse" and survey.partial_after_days == 7
     assert survey.question("issue").attribute == "delivery_issue"
     assert definition.parse(delivery()).questions == survey.questions
+
+
+def test_first_visits_of_a_personal_link_at_once_make_one_response(store, ingestor, loaded):
+    """Eight first visits of one personal link at the same moment (each thread writing beside
+    the main writer on a connection of its own): one response row, and every visit continues
+    it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    link, token = links.create(store, "delivery-pulse", person_id="p5")
+    barrier = threading.Barrier(8)
+
+    def visit(_: int) -> str:
+        barrier.wait()
+        return responses.open_response(store, link, token, language="en").response_id
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(visit, range(8)))
+    assert len(ids) == 1
+    assert store.query("SELECT count(*) FROM survey_responses") == [(1,)]

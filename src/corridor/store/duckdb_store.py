@@ -91,74 +91,71 @@ class DuckDBStore(Store):
         # busy in another thread whenever a batch is being written.
         self._cursor_root = self._con.cursor()
         self._cursor_lock = threading.Lock()
-        # Store.query's cursors: one per thread that reads, each its own connection
-        self._query_cursors: dict[threading.Thread, duckdb.DuckDBPyConnection] = {}
-        # write_beside's connection, one writer at a time
-        self._side: duckdb.DuckDBPyConnection | None = None
-        self._side_lock = threading.Lock()
+        # Store.query's and write_beside's connections: one per thread that uses them
+        self._thread_cursors: dict[threading.Thread, duckdb.DuckDBPyConnection] = {}
 
     def close(self) -> None:
         with self._write_lock:
             self._close_readers()
-            with self._side_lock:  # (taken before the cursor lock, as write_beside does)
-                if self._side is not None:
-                    self._side.close()
-                    self._side = None
-                with self._cursor_lock:
-                    for cursor in self._query_cursors.values():
-                        cursor.close()
-                    self._query_cursors.clear()
-                    self._cursor_root.close()
+            with self._cursor_lock:
+                for cursor in self._thread_cursors.values():
+                    cursor.close()
+                self._thread_cursors.clear()
+                self._cursor_root.close()
             self._con.close()
 
     def write_beside(self, work: Callable[[Tx], T]) -> T:
         if getattr(self._local, "writing", 0):  # inside this thread's transaction: join it
             return super().write_beside(work)
-        # One connection of its own writes beside the main writer (DuckDB checks conflicts row
-        # by row); after a conflict the work runs again, then, should it conflict again, as an
-        # ordinary transaction, after the main writer's.
+        # The thread's own connection writes beside the main writer and the other threads'
+        # (DuckDB checks conflicts row by row); after a conflict the work runs again, then,
+        # should it conflict again, as an ordinary transaction, after the main writer's.
         for _ in range(2):
-            with self._side_lock:
-                if self._side is None:
-                    with self._cursor_lock:
-                        self._check_open()
-                        self._side = self._cursor_root.cursor()
-                con = self._side
-                tx = DuckDBTx(con)
-                con.begin()
-                try:
-                    result = work(tx)
-                    con.commit()
-                except duckdb.TransactionException:
-                    con.rollback()
-                    continue
-                except BaseException:
-                    con.rollback()
-                    raise
-                finally:
-                    tx.release()
-                return result
+            con = self._thread_cursor()
+            tx = DuckDBTx(con)
+            con.begin()
+            try:
+                result = work(tx)
+                con.commit()
+            except (duckdb.TransactionException, duckdb.ConstraintException):
+                # a row another connection changed, or a key another one inserted, meanwhile
+                # (ON CONFLICT sees only committed keys): a genuine constraint error is raised
+                # again by the last attempt
+                con.rollback()
+                continue
+            except BaseException:
+                con.rollback()
+                raise
+            finally:
+                tx.release()
+            return result
         return super().write_beside(work)
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
-        # A cursor is a connection of its own to the same database: it reads the last
-        # committed state while the writer's connection is inside a transaction.
-        cursor = getattr(self._local, "query_cursor", None)
+        cursor = self._thread_cursor()
+        try:
+            return cursor.execute(sql, list(params)).fetchall()
+        except duckdb.ConnectionException:  # closed under it (the store was closed)
+            self._local.cursor = None
+            self._check_open()
+            raise
+
+    def _thread_cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's connection for small reads and writes beside the main writer: a
+        cursor is a connection of its own to the same database, reading the last committed
+        state while the writer's connection is inside a transaction."""
+        self._check_open()
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
         if cursor is None:
             me = threading.current_thread()
             with self._cursor_lock:
                 self._check_open()
-                for gone in [t for t in self._query_cursors if not t.is_alive()]:
-                    self._query_cursors.pop(gone).close()
+                for gone in [t for t in self._thread_cursors if not t.is_alive()]:
+                    self._thread_cursors.pop(gone).close()
                 cursor = self._cursor_root.cursor()
-                self._query_cursors[me] = cursor
-            self._local.query_cursor = cursor
-        try:
-            return cursor.execute(sql, list(params)).fetchall()
-        except duckdb.ConnectionException:  # closed under it (the store was closed)
-            self._local.query_cursor = None
-            self._check_open()
-            raise
+                self._thread_cursors[me] = cursor
+            self._local.cursor = cursor
+        return cursor
 
     @contextmanager
     def _transaction(self) -> Iterator[Tx]:
