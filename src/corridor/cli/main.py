@@ -300,6 +300,14 @@ def simulate(
         bool, typer.Option("--into-store", help="load the simulated company into the store")
     ] = False,
     store: NewStoreOpt = None,
+    precursors: Annotated[
+        bool,
+        typer.Option(
+            "--precursors",
+            help="plant churn precursors: churners first make unresolved support contacts, a "
+            "retention call, use less and wait longer (truth.json records the churn ceiling)",
+        ),
+    ] = False,
 ) -> None:
     """Simulate a believable company, with planted effects written to truth.json."""
     if out is None and not into_store:
@@ -310,19 +318,23 @@ def simulate(
         raise typer.Exit(EXIT_ERROR)
     with tempfile.TemporaryDirectory(prefix="corridor-sim-") as tmp:
         target = out or Path(tmp)
-        _simulate(customers, months, seed, target, fmt)
+        _simulate(customers, months, seed, target, fmt, precursors=precursors)
         if into_store:
             _load_dataset(store, target)
     if out is not None:
         console.print(f"wrote {out} (truth.json lists the planted effects)")
 
 
-def _simulate(customers: int, months: int, seed: int, out: Path, fmt: str) -> Any:
+def _simulate(
+    customers: int, months: int, seed: int, out: Path, fmt: str, *, precursors: bool = False
+) -> Any:
     from corridor.simulate import simulate as run_simulation
 
     t0 = time.perf_counter()
     with _progress("simulating") as progress:
-        res = run_simulation(customers, months, seed, out, fmt=fmt, progress=progress)
+        res = run_simulation(
+            customers, months, seed, out, fmt=fmt, progress=progress, precursors=precursors
+        )
     counts = ", ".join(f"{v:,} {k}" for k, v in res.counts.items())
     console.print(f"simulated {counts} in {time.perf_counter() - t0:.1f} s")
     return res
