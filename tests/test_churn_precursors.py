@@ -212,3 +212,21 @@ def test_the_churn_risk_model_gets_within_005_of_the_ceiling(
     ceiling = truth["churn"]["precursors"]["ceiling"]["auc"]
     auc = _product_auc(store, truth, at_cutoff)
     assert auc >= ceiling - 0.05, (auc, ceiling)
+
+
+def test_the_cli_plants_precursors_only_when_asked(tmp_path):
+    """``corridor simulate --precursors`` records the churn ceiling in truth.json; without the
+    flag the simulator is the one before precursors existed (no ceiling)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from corridor.cli.main import app
+
+    for flag, planted in (("--precursors", True), (None, False)):
+        out = tmp_path / str(planted)
+        args = ["simulate", "--customers", "200", "--months", "6", "--out", str(out)]
+        result = CliRunner().invoke(app, [*args, *([flag] if flag else [])])
+        assert result.exit_code == 0, result.output
+        recorded = json.loads((out / "truth.json").read_text())["churn"]["precursors"]
+        assert (recorded is not None) == planted
