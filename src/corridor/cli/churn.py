@@ -119,7 +119,15 @@ def _risk_model(result: AnalyticsResult) -> None:
         f"{m['active_customers']:,} active customers; model trained on "
         f"{m['training_customers']:,} ({m['training_churners']} churned), "
         f"5-fold AUC {m['cv_auc']:.3f}"
+        + (
+            f" [{m['cv_auc_low']:.3f}, {m['cv_auc_high']:.3f}]"
+            if m.get("cv_auc_low") is not None and m.get("cv_auc_high") is not None
+            else ""
+        )
+        + (f", Brier {m['cv_brier']:.4f}" if m.get("cv_brier") is not None else "")
     )
+    if m.get("model_kind"):
+        console.print(f"model: {m['model_kind']} ({m.get('choice') or m.get('model')})")
 
 
 def _lifetime_notes(result: AnalyticsResult) -> None:
