@@ -12,7 +12,8 @@ analysed in the background, the scheduler running):
 
 (a) **forms**: ``--clients`` threads, each with its own HTTP connection, answer links as fast as
     they can, as a phone would: ``GET /s/<token>`` (the form), ``POST`` page 1 (``next``), ``POST``
-    page 2 (``submit``; answered with 303 once the feedback record is stored). Every request's
+    page 2 (``submit``; answered with 303 once the answer is acknowledged, stored as feedback by
+    the server's finisher right after). Every request's
     time is kept; p50/p95/max per step and overall, submissions per second. Target: p95 < 100 ms.
 (b) **baseline**: the same number of clients post one feedback record each to
     ``POST /api/v1/feedback`` (an admin's API key) as fast as they can, as many records as there
