@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 rules_app = typer.Typer(help="Alert rules: what opens a case.", no_args_is_help=True)
 
-_KINDS = "detractor, score_below, broken_promise, text, churn_jump (record rules); threshold, change, drift, ripple (aggregate rules)"  # noqa: E501
+_KINDS = "detractor, score_below, broken_promise, text, churn_jump (record rules); threshold, change, drift, ripple, forecast (aggregate rules)"  # noqa: E501
 Many = Annotated[list[str] | None, typer.Option()]
 
 
@@ -93,8 +93,10 @@ def rules_add(
         str | None,
         typer.Option(help="score_below: expectation, experience, gap, nps, csat, ces, emotion"),
     ] = None,
-    below: Annotated[float | None, typer.Option(help="score_below, threshold: under this")] = None,
-    above: Annotated[float | None, typer.Option(help="threshold: over this")] = None,
+    below: Annotated[
+        float | None, typer.Option(help="score_below, threshold, forecast: under this")
+    ] = None,
+    above: Annotated[float | None, typer.Option(help="threshold, forecast: over this")] = None,
     per: Annotated[
         str | None, typer.Option(help="record rules: customer (default), touchpoint or record")
     ] = None,
@@ -107,6 +109,24 @@ def rules_add(
     min_risk: Annotated[
         float | None, typer.Option(help="churn_jump: churn risk at least this after it (0.4)")
     ] = None,
+    measure: Annotated[
+        str | None,
+        typer.Option(help="forecast: gap (default), nps, csat, ces, feedback or interactions"),
+    ] = None,
+    ratio: Annotated[
+        float | None,
+        typer.Option(help="forecast: reaching this multiple of the last period (2: doubles)"),
+    ] = None,
+    horizon: Annotated[int | None, typer.Option(help="forecast: periods ahead (2)")] = None,
+    bound: Annotated[
+        str | None,
+        typer.Option(
+            help="forecast: point (the point forecast, default) or interval (its whole 80 % band)"
+        ),
+    ] = None,
+    min_periods: Annotated[
+        int | None, typer.Option(help="forecast: periods a series needs to fire (6)")
+    ] = None,
     promise: Many = None,
     intent: Many = None,
     theme: Many = None,
@@ -114,7 +134,9 @@ def rules_add(
     column: Annotated[str | None, typer.Option(help="threshold, change: its column")] = None,
     direction: Annotated[str | None, typer.Option(help="down (default), up or any")] = None,
     alpha: Annotated[float | None, typer.Option(help="change, drift, ripple: level")] = None,
-    min_n: Annotated[int | None, typer.Option(help="threshold, change: records needed")] = None,
+    min_n: Annotated[
+        int | None, typer.Option(help="threshold, change, forecast: records needed")
+    ] = None,
     period: Annotated[str | None, typer.Option(help="day, week, month or quarter")] = None,
     lookback: Annotated[int | None, typer.Option(help="complete periods read per run")] = None,
     by: Many = None,
@@ -145,7 +167,8 @@ def rules_add(
         "max_age": max_age, "promises": promise, "intents": intent, "themes": theme,
         "analysis": analysis, "column": column, "direction": direction, "alpha": alpha,
         "min_n": min_n, "period": period, "lookback": lookback, "by": by,
-        "params": _params(param), "jump": jump, "min_risk": min_risk,
+        "params": _params(param), "jump": jump, "min_risk": min_risk, "measure": measure,
+        "ratio": ratio, "horizon": horizon, "bound": bound, "min_periods": min_periods,
     }  # fmt: skip
     definition = {k: v for k, v in definition.items() if v is not None}
     given = {"touchpoint": touchpoint, "department": department, "partner": partner,

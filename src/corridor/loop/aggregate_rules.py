@@ -10,7 +10,14 @@
   ``alpha``) not alerted before;
 * ``ripple``: an operational event with a significant harmful effect on the gap (the ``ripple``
   analysis; q below ``alpha``) not alerted before. Its case goes to the event's department, with
-  the event proposed as the root cause.
+  the event proposed as the root cause;
+* ``forecast``: a group's ``measure`` (the ``forecast`` analysis, from the periods complete
+  before the run) forecast to cross ``below`` or ``above``, or to reach ``ratio`` times its last
+  observed period, within ``horizon`` periods, read on the point forecast or on the whole 80 %
+  band (``bound``; :func:`corridor.analytics.anticipation.warnings.crossing`). The evidence is
+  the forecast with its intervals, model, backtest and n. A dry run replays the rule at each
+  period start of its window (the last :data:`REPLAY_DEFAULT` periods without ``since``), as if
+  it had run then on the data stored before it.
 
 Only complete periods count: a scheduled run at time *t* reads the ``lookback`` periods before
 the one *t* falls in (and the one before those, for the change). The subject of an alert is
@@ -30,6 +37,7 @@ from typing import Any
 
 import pandas as pd
 
+from corridor.analytics.anticipation import warnings
 from corridor.analytics.core import registry
 from corridor.loop import alerts
 from corridor.loop.alerts import Hit
@@ -40,6 +48,11 @@ log = logging.getLogger("corridor.loop")
 
 #: how far before a drift or ripple rule's creation its findings still count as new
 HISTORY: dict[str, timedelta] = {"drift": timedelta(days=92), "ripple": timedelta(days=183)}
+#: a forecast rule's dry run without ``since`` replays this many period starts; at most
+#: :data:`REPLAY_MAX` (the latest) with one
+REPLAY_DEFAULT, REPLAY_MAX = 12, 60
+#: backtest origins of the forecast a forecast rule reads (its evidence reports the backtest)
+FORECAST_ORIGINS = 6
 #: the scope keys as analysis filters
 _FILTER = {
     "touchpoint": "touchpoint",
@@ -252,12 +265,92 @@ def _ripple_hits(store: Store, rule: Rule, until: datetime, first: datetime | No
     return hits
 
 
+def _forecast_hits(store: Store, rule: Rule, origin: datetime) -> list[Hit]:
+    """A forecast rule as if run at ``origin`` (a period start): each group's forecast from the
+    periods complete before it, and the groups whose forecast crosses the rule's line."""
+    period, measure = str(rule.get("period")), str(rule.get("measure"))
+    horizon, bound = int(rule.get("horizon")), str(rule.get("bound"))
+    by = list(rule.get("by") or [])
+    line = {k: float(rule.definition[k]) for k in ("below", "above", "ratio")
+            if rule.definition.get(k) is not None}  # fmt: skip
+    filters = {_FILTER[k]: list(v) for k, v in rule.scope.items()}
+    result = registry.get("forecast")(
+        store, by=by, period=period, until=origin, filters=filters or None, measure=measure,
+        horizon=horizon, origins=FORECAST_ORIGINS,
+    )  # fmt: skip
+    frame = result.frame
+    # a store whose data stopped before the last period has no forecast of the coming ones
+    if frame.empty or _ts(frame["period"].min()) != origin:
+        return []
+    depts = _Departments(store)
+    word = warnings.LABELS[measure]
+    hits = []
+    for keys, rows in warnings.groups(frame, by):
+        first = rows.iloc[0]
+        n, periods = _num(first["n"]) or 0, _num(first["n_periods"]) or 0
+        if n < float(rule.get("min_n")) or periods < int(rule.get("min_periods")):
+            continue
+        hit = warnings.crossing(rows, horizon=horizon, bound=bound, **line)
+        if hit is None:
+            continue
+        where = ", ".join(f"{b}={keys.get(b)}" for b in by) or "overall"
+        what = (f"reach {line['ratio']:g}× its last {period} ({hit['target']:.4g})"
+                if "ratio" in line else
+                f"fall below {line['below']:g}" if "below" in line else
+                f"rise above {line['above']:g}")  # fmt: skip
+        summary = (
+            f"{word} at {where} forecast to {what} by {hit['period_label']}: "
+            f"{hit['forecast']:.3g} [80 %: {hit['low_80']:.3g}, {hit['high_80']:.3g}] from "
+            f"{first['last_value']:.3g} in {first['last_period']} ({first['model']}, n = {n:,.0f})"
+        )
+        tp = keys.get("touchpoint")
+        hits.append(Hit(
+            rule=rule, subject=_subject(by, keys), occurred_at=origin, summary=summary,
+            touchpoint=tp, department=keys.get("department") or depts.of.get(tp),
+            partner_id=keys.get("partner"), region=keys.get("region"),
+            segment=keys.get("segment"),
+            evidence={
+                "analysis": "forecast", "measure": measure, "period": period,
+                "horizon": horizon, "bound": bound, "group": keys,
+                "line": {**line, "target": hit["target"], "direction": hit["direction"]},
+                "crossing": {"step": int(hit["step"]), "period_label": hit["period_label"],
+                             "value": hit["read"], "forecast": hit["forecast"]},
+                **warnings.evidence(rows, horizon=horizon),
+                "query": {"by": by, "filters": filters},
+            },
+        ))  # fmt: skip
+    return hits
+
+
+def _forecast_origins(now: datetime, since: datetime | None, period: str, live: bool) -> list:
+    """The period starts a forecast rule runs at: the current one live; in a dry run every one
+    from ``since`` (else the last :data:`REPLAY_DEFAULT`) to the current one, at most
+    :data:`REPLAY_MAX` (the latest)."""
+    last = period_start(now, period)
+    if live:
+        return [last]
+    first = period_start(since, period) if since is not None else None
+    if first is None or first < step_back(last, period, REPLAY_MAX - 1):
+        first = step_back(last, period, (REPLAY_DEFAULT if since is None else REPLAY_MAX) - 1)
+    out = [first]
+    while out[-1] < last:
+        out.append(step_back(out[-1], period, -1))
+    return out
+
+
 def find_hits(
     store: Store, rule: Rule, *, now: datetime, since: datetime | None = None, live: bool = True
 ) -> list[Hit]:
     """What ``rule`` finds in the periods complete at ``now`` (live: the ``lookback`` latest;
     else every period from ``since``)."""
     first: datetime | None
+    if rule.kind == "forecast":
+        period = str(rule.get("period"))
+        return [
+            hit
+            for origin in _forecast_origins(now, since, period, live)
+            for hit in _forecast_hits(store, rule, origin)
+        ]
     if rule.kind in ("threshold", "change"):
         period = str(rule.get("period"))
         until = period_start(now, period)
@@ -313,4 +406,14 @@ def evaluate(store: Store, now: datetime | None = None) -> int:
     return raised
 
 
-__all__ = ["HISTORY", "dry_run", "evaluate", "find_hits", "period_start", "step_back"]
+__all__ = [
+    "FORECAST_ORIGINS",
+    "HISTORY",
+    "REPLAY_DEFAULT",
+    "REPLAY_MAX",
+    "dry_run",
+    "evaluate",
+    "find_hits",
+    "period_start",
+    "step_back",
+]

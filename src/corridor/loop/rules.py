@@ -14,8 +14,9 @@ Two families (see ``docs/closed-loop.md``):
   (:mod:`corridor.loop.aggregate_rules`): ``threshold`` (a column of an analysis under
   ``below`` or over ``above`` in a complete period), ``change`` (a significant change against
   the previous period by the analysis' own p-value, with at least ``min_n`` records),
-  ``drift`` (a new expectation drift) and ``ripple`` (a new harmful ripple effect of an
-  operational event).
+  ``drift`` (a new expectation drift), ``ripple`` (a new harmful ripple effect of an
+  operational event) and ``forecast`` (a group's forecast crossing a line within ``horizon``
+  periods: :mod:`corridor.analytics.anticipation.warnings`).
 
 Every rule has a **scope** (touch point, department, partner, segment, region: lists of values
 it is limited to), a **cooldown** (the same subject — a customer at a touch point, a group of
@@ -51,7 +52,7 @@ class RuleNotFoundError(RuleError):
 
 RECORD_KINDS: tuple[str, ...] = ("detractor", "score_below", "broken_promise", "text",
                                  "churn_jump")  # fmt: skip
-AGGREGATE_KINDS: tuple[str, ...] = ("threshold", "change", "drift", "ripple")
+AGGREGATE_KINDS: tuple[str, ...] = ("threshold", "change", "drift", "ripple", "forecast")
 KINDS: tuple[str, ...] = (*RECORD_KINDS, *AGGREGATE_KINDS)
 SCOPE_KEYS: tuple[str, ...] = ("touchpoint", "department", "partner", "segment", "region")
 #: the scope keys of a rule about a person rather than a record (churn_jump)
@@ -87,6 +88,9 @@ DEFINITION_KEYS: dict[str, dict[str, Any]] = {
                "params": None},
     "drift": {"alpha": 0.01, "by": ["touchpoint"], "period": "month", "direction": "any"},
     "ripple": {"alpha": 0.05, "direction": "down"},
+    "forecast": {"measure": "gap", "below": None, "above": None, "ratio": None, "horizon": 2,
+                 "bound": "point", "by": ["touchpoint"], "period": "month", "min_n": 30,
+                 "min_periods": 6},
 }  # fmt: skip
 
 
@@ -175,6 +179,7 @@ class Rule:
             "ripple": lambda: (
                 f"a new harmful ripple effect of an operational event (q < {d('alpha')})"
             ),
+            "forecast": lambda: _forecast_words(d),
         }[self.kind]()
         where = "; ".join(f"{k} {', '.join(v)}" for k, v in self.scope.items() if v)
         return text.replace("  ", " ") + (f" [{where}]" if where else "")
@@ -277,6 +282,9 @@ def _check_definition(kind: str, d: dict[str, Any]) -> None:
         raise RuleError("a churn_jump rule alerts per customer only (per: customer)")
     number("min_n", low=0)
     number("lookback", low=1, high=104)
+    number("ratio", low=1e-6, high=1e6)
+    number("horizon", low=1, high=24)
+    number("min_periods", low=2, high=1000)
     for key in ("promises", "intents", "themes", "by"):
         names(key)
     if "direction" in d and d["direction"] not in ("down", "up", "any"):
@@ -296,6 +304,23 @@ def _check_definition(kind: str, d: dict[str, Any]) -> None:
             raise RuleError(f"unknown intent(s) {', '.join(bad)}; allowed: {', '.join(INTENTS)}")
     if kind in ("threshold", "change"):
         _check_analysis(kind, d)
+    if kind == "forecast":
+        _check_forecast(d)
+
+
+def _forecast_words(d: Any) -> str:
+    from corridor.analytics.anticipation.warnings import describe
+
+    return describe(d)
+
+
+def _check_forecast(d: dict[str, Any]) -> None:
+    from corridor.analytics.anticipation.warnings import check_definition
+
+    try:
+        check_definition(d)
+    except CorridorError as e:
+        raise RuleError(str(e)) from None
 
 
 def _check_analysis(kind: str, d: dict[str, Any]) -> None:

@@ -213,7 +213,8 @@ def _short(iso: str | None) -> str:
 
 def _evidence(alert: Mapping[str, Any], texts: Mapping[str, str | None]) -> dict[str, Any]:
     """What fired an alert, for the page: the record's scores (and its text, when the
-    customer's timeline holds it), or the aggregate's value with its n and interval."""
+    customer's timeline holds it), the aggregate's value with its n and interval, or the
+    forecast that crossed a forecast rule's line, with its intervals, model and backtest."""
     ev = alert.get("evidence") or {}
     out: dict[str, Any] = {"kind": "other", "items": []}
     if "record" in ev:
@@ -225,6 +226,12 @@ def _evidence(alert: Mapping[str, Any], texts: Mapping[str, str | None]) -> dict
             items.append(("gap", float(e) - float(x)))
         out["items"] = items
         out["text"] = texts.get(alert.get("record_id") or "")
+    elif ev.get("analysis") == "forecast" and isinstance(ev.get("forecast"), list):
+        out["kind"] = "forecast"  # a forecast rule: the forecast, its intervals and backtest
+        keys = ("measure", "period", "horizon", "bound", "line", "crossing", "model", "n",
+                "n_periods", "last_period", "last_value", "backtest", "forecast")  # fmt: skip
+        out.update({k: ev.get(k) for k in keys})
+        out["backtest"] = ev.get("backtest") or {}
     elif "row" in ev:
         row, column = ev["row"], ev.get("column")
         out["kind"] = "aggregate"

@@ -15,6 +15,9 @@ MUTED = "#5b6675"
 LINE = "#2f6fb0"
 BAND = "rgba(47, 111, 176, 0.18)"
 MARK = "#b4531d"
+FORECAST = "#6b4fa0"
+FORECAST_80 = "rgba(107, 79, 160, 0.30)"
+FORECAST_95 = "rgba(107, 79, 160, 0.13)"
 
 
 def _clean(values: list[float | None]) -> list[float | None]:
@@ -121,6 +124,50 @@ def band(
         layout["yaxis"]["zerolinewidth"] = 2
     layout["shapes"], layout["annotations"] = shapes, annotations
     return {"data": traces, "layout": layout, "title": title}
+
+
+def forecast_band(
+    spec: dict[str, Any],
+    x: list[str],
+    y: list[float | None],
+    bands: dict[int, tuple[list[float | None], list[float | None]]],
+    *,
+    start: tuple[str, float] | None = None,
+) -> dict[str, Any]:
+    """``spec`` (a :func:`band` chart) continued by a forecast: the 95 % and 80 % prediction
+    intervals as two shaded bands (``bands``: level → (low, high)), the point forecast dashed,
+    drawn from ``start`` (the last observed period and value), and a label where it begins."""
+    if not x:
+        return spec
+    traces: list[dict[str, Any]] = []
+    for level, colour in ((95, FORECAST_95), (80, FORECAST_80)):
+        low, high = bands[level]
+        traces += [
+            {"x": x, "y": _clean(high), "mode": "lines", "line": {"width": 0},
+             "hoverinfo": "skip", "showlegend": False, "name": f"{level} % upper",
+             "legendgroup": f"fc{level}"},
+            {"x": x, "y": _clean(low), "mode": "lines", "line": {"width": 0}, "fill": "tonexty",
+             "fillcolor": colour, "name": f"{level} % forecast interval",
+             "legendgroup": f"fc{level}", "hoverinfo": "skip"},
+        ]  # fmt: skip
+    line_x, line_y = ([start[0], *x], [start[1], *_clean(y)]) if start else (x, _clean(y))
+    traces.append(
+        {
+            "x": line_x,
+            "y": line_y,
+            "mode": "lines+markers",
+            "line": {"color": FORECAST, "width": 2, "dash": "dash"},
+            "marker": {"size": 5, "symbol": "diamond"},
+            "name": "forecast",
+        }
+    )
+    layout = dict(spec["layout"])
+    layout["annotations"] = [
+        *layout.get("annotations", []),
+        {"x": x[0], "yref": "paper", "y": 0, "text": "forecast →", "showarrow": False,
+         "font": {"color": FORECAST, "size": 11}, "xanchor": "left", "yanchor": "bottom"},
+    ]  # fmt: skip
+    return {**spec, "data": [*spec["data"], *traces], "layout": layout}
 
 
 def spans(

@@ -32,7 +32,7 @@ from corridor.errors import AuthenticationError, PermissionDeniedError
 from corridor.ingest.pipeline import Ingestor
 from corridor.settings import Settings
 from corridor.store import Store
-from corridor.web import case_views, customer_views, models, org_views, views
+from corridor.web import case_views, customer_views, forecast_views, models, org_views, views
 
 router = APIRouter(include_in_schema=False)
 
@@ -351,8 +351,18 @@ async def overview(request: Request) -> Response:
     return await _page(
         request,
         "overview.html",
-        lambda store, scope, cmap, win: views.overview(store, scope, cmap, win, filters),
+        lambda store, scope, cmap, win: views.overview(
+            store, scope, cmap, win, filters, _forecasts(request)
+        ),
     )
+
+
+def _forecasts(request: Request) -> forecast_views.ForecastCache:
+    """The app's cache of the overview's forecasts (made on first use)."""
+    cache: forecast_views.ForecastCache | None = getattr(request.app.state, "forecasts", None)
+    if cache is None:
+        cache = request.app.state.forecasts = forecast_views.ForecastCache()
+    return cache
 
 
 @router.get("/touchpoints/{key}", response_class=HTMLResponse)

@@ -35,6 +35,8 @@ KIND_HELP: dict[str, str] = {
     "change": "a significant change of an analysis' column against the previous period",
     "drift": "a new expectation drift",
     "ripple": "a new harmful ripple effect of an operational event",
+    "forecast": "a forecast crossing a line (below, above, or ratio × the last period) within "
+    "horizon periods",
 }
 DEFINITION_EXAMPLES: dict[str, str] = {
     "detractor": '{"max_nps": 6}',
@@ -46,6 +48,7 @@ DEFINITION_EXAMPLES: dict[str, str] = {
     "change": '{"analysis": "gaps", "column": "mean_gap", "alpha": 0.01, "period": "month"}',
     "drift": "{}",
     "ripple": "{}",
+    "forecast": '{"measure": "gap", "below": -1, "horizon": 2, "period": "month"}',
 }
 
 

@@ -26,7 +26,7 @@ from corridor.auth.scope import Scope
 from corridor.domain.corridor_map import CorridorMap
 from corridor.store import Store
 from corridor.text.redact import redact
-from corridor.web import charts, insights
+from corridor.web import charts, forecast_views, insights
 from corridor.web.window import Window
 
 #: time windows a page can show, ending at the latest day with feedback
@@ -173,9 +173,13 @@ def overview(
     cmap: CorridorMap,
     win: Window,
     filters: dict[str, list[str | None]] | None,
+    forecasts: forecast_views.ForecastCache | None = None,
 ) -> dict[str, Any]:
+    """The corridor's cards (each touch point's gap, trend and whether its gap is forecast to
+    worsen) and tiles; ``forecasts``: the app's cache of the forecasts."""
     f = scope.restrict(filters)
     now, monthly, n = window_and_months(store, "gap", ["touchpoint"], f, win)
+    worsening = forecast_views.worsening_touchpoints(store, f, win, forecasts)
     by_tp = {r["touchpoint"]: r for r in now.to_dict("records")}
     series: dict[str, pd.DataFrame] = {
         str(k): g.sort_values("period") for k, g in monthly.groupby("touchpoint")
@@ -207,6 +211,7 @@ def overview(
                     "cls": cls,
                     "words": words,
                     "trend": tr,
+                    "forecast": worsening.get(t.key),
                     "spark": [
                         round(v, 3) if (v := _num(x)) is not None else None
                         for x in (s["mean_gap"] if s is not None else [])
@@ -220,6 +225,7 @@ def overview(
         "n": n,
         "tiles": metric_tiles(store, f, win),
         "confidence": 0.95,
+        "worsen_horizon": forecast_views.WORSEN_HORIZON,
     }
 
 
@@ -256,10 +262,13 @@ def touchpoint(
             markers=markers,
             zero_line=True,
         )
+    forecast = forecast_views.touchpoint_forecast(store, f, win)
+    chart = forecast_views.with_forecast(chart, forecast)
     by_channel = gap_table(store, by=["channel"], filters=f, since=win.since, until=win.until)
     promises = promise_table(store, by=[], filters=f, since=win.since, until=win.until)
     return {
         "chart": chart,
+        "forecast": forecast,
         "months": frame_records(fr),
         "drift": drift.to_records(),
         "channels": by_channel.to_records(),

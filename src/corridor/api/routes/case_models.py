@@ -23,7 +23,7 @@ Priority = Literal["low", "normal", "high", "urgent"]
 State = Literal["new", "open", "pending", "resolved", "closed"]
 Kind = Literal[
     "detractor", "score_below", "broken_promise", "text", "churn_jump", "threshold", "change",
-    "drift", "ripple",
+    "drift", "ripple", "forecast",
 ]  # fmt: skip
 Period = Literal["day", "week", "month", "quarter"]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -50,9 +50,9 @@ class RuleDefinition(BaseModel):
         )
     )
     below: float | None = Field(
-        default=None, description="score_below, threshold: fires under this"
+        default=None, description="score_below, threshold, forecast: fires under this"
     )
-    above: float | None = Field(default=None, description="threshold: fires over this")
+    above: float | None = Field(default=None, description="threshold, forecast: fires over this")
     per: Literal["customer", "touchpoint", "record"] | None = Field(
         default=None,
         description="record rules: alert once per cooldown per customer at a touch point "
@@ -86,6 +86,30 @@ class RuleDefinition(BaseModel):
         le=1,
         description="churn_jump: churn risk at least this after the rise (default 0.4)",
     )
+    measure: Literal["gap", "nps", "csat", "ces", "feedback", "interactions"] | None = Field(
+        default=None, description="forecast: what is forecast (default gap)"
+    )
+    ratio: float | None = Field(
+        default=None,
+        gt=0,
+        le=1e6,
+        description="forecast: fires when the forecast reaches this multiple of the last "
+        "observed period (2: doubles, 0.5: halves)",
+    )
+    horizon: int | None = Field(
+        default=None, ge=1, le=24, description="forecast: periods ahead (default 2)"
+    )
+    bound: Literal["point", "interval"] | None = Field(
+        default=None,
+        description="forecast: read the point forecast (default) or the far side of the 80 % "
+        "interval (the whole band beyond the line)",
+    )
+    min_periods: int | None = Field(
+        default=None,
+        ge=2,
+        le=1000,
+        description="forecast: periods observed in a group's series for it to fire (default 6)",
+    )
     analysis: Name | None = Field(
         default=None, description="threshold, change: a registered analysis"
     )
@@ -103,9 +127,12 @@ class RuleDefinition(BaseModel):
         default=None,
         ge=0,
         le=10**9,
-        description="threshold, change: records needed in the group and period",
+        description="threshold, change: records needed in the group and period; forecast: "
+        "records the group's series rests on",
     )
-    period: Period | None = Field(default=None, description="threshold, change, drift: the period")
+    period: Period | None = Field(
+        default=None, description="threshold, change, drift, forecast: the period"
+    )
     lookback: int | None = Field(
         default=None,
         ge=1,
@@ -113,7 +140,7 @@ class RuleDefinition(BaseModel):
         description="threshold, change: complete periods read at each scheduled run (default 1)",
     )
     by: Names | None = Field(
-        default=None, description="threshold, change, drift: grouping dimensions"
+        default=None, description="threshold, change, drift, forecast: grouping dimensions"
     )
     params: dict[Name, float | bool | Name | Names] | None = Field(
         default=None, description="threshold, change: further parameters of the analysis"
