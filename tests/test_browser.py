@@ -172,7 +172,18 @@ def test_analyst_clicks_overview_to_touch_point_to_customer(page, site):
     assert charts_drawn(page) == 4  # three tiles and the gap trend with its band
     band = page.locator("[data-rendered=true] .main-svg .scatterlayer .trace.scatter")
     assert band.count() >= 3  # upper bound, lower bound filled, estimate
+    # the gap trend continues with the forecast: its 95 % and 80 % bands (two traces each) and
+    # its dashed line, and the legend under the chart says what the bands mean
+    trend = page.locator("section[aria-labelledby=trend-h] .main-svg .scatterlayer .trace.scatter")
+    assert trend.count() == 3 + 5
+    assert page.locator("#forecast-legend").is_visible()
+    assert "four times in five" in page.locator("#forecast-legend").inner_text()
     shot(page, "touchpoint-home-delivery")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    assert charts_drawn(page) == 4 and trend.count() == 3 + 5
+    shot(page, "touchpoint-home-delivery-phone")
+    page.set_viewport_size({"width": 1400, "height": 1000})
 
     link = page.locator(".comments a[href^='/customers/']").first
     person = link.get_attribute("href")
