@@ -9,8 +9,8 @@ After a committed batch that may have changed the feedback rollup (feedback, int
 people), the Ingestor brings the rollup up to date
 (:func:`~corridor.analytics.feedback.rollup.refresh`), so reads never have to; inside
 :meth:`Ingestor.bulk` (a file import's many chunks) once, at the end. A failed refresh is
-logged, never fails the batch, and is tried again after the next commit; meanwhile reads answer
-from the base tables.
+logged, never fails the batch, and is tried again after the next commit; meanwhile reads take
+the marked days from the base tables.
 
 Record rules (:mod:`corridor.loop.record_rules`) are evaluated inside each batch's transaction,
 once its records are written: the alerts, cases and notifications they raise commit with the

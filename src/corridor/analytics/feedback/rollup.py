@@ -19,8 +19,9 @@ of stored feedback about those interactions; a people batch the days of stored f
 those persons). :func:`refresh` rebuilds exactly those days in one transaction; the
 :class:`~corridor.ingest.pipeline.Ingestor` calls it after each committed batch that may have
 marked days (a bulk import once, at its end), and a failed refresh is tried again after the next
-one. Reads never write: while any day is marked, :func:`sums` declines and the base tables
-answer (the same numbers, more slowly).
+one. Reads never write: while days are marked, :func:`sums` reads those days' rows from the
+base tables and the others' from the rollup, in one query (the same numbers; only the marked days,
+usually the few just written, cost a base-table read).
 
 A query uses the rollup when the source is a store, every grouping and filter is among
 :data:`ROLLUP_ELIGIBLE` (stage and department come from joining the corridor map's touch points
@@ -220,15 +221,20 @@ def is_current(store: Store) -> bool:
 def sums(source: Source, query: Query, kind: Kind) -> pd.DataFrame | None:
     """The :func:`~corridor.analytics.feedback.gaps.gap_sums` (``kind="gap"``) or
     :func:`~corridor.analytics.feedback.metrics.metric_sums` (``"metric"``) frame of ``query``,
-    summed from the rollup; None when the rollup cannot answer the query, or is not current
-    (a day is marked dirty: the ingest path refreshes it, a read never does)."""
+    summed from the rollup; None when the rollup cannot answer the query.
+
+    Days marked dirty (records committed since the last refresh: the ingest path refreshes
+    them, a read never does) are summed from the base tables instead, in the same query, so the
+    answer is exact at the query's snapshot while writes go on: the rollup's rows of the days
+    not marked, and the base tables' rows of the days marked (few: those just written)."""
     if not eligible(source, query):
         return None
     assert isinstance(source, Store)
-    if not is_current(source):
-        return None
     columns = GAP_COLUMNS if kind == "gap" else METRIC_COLUMNS
-    r = source.table("feedback_rollup")
+    dirty = source.table("rollup_dirty").day
+    stored = source.table("feedback_rollup").select(*ROLLUP_COLUMNS)
+    fresh = _fresh_rows(source, dirty).cast(stored.schema())
+    r = stored.filter(stored.day.notin(dirty)).union(fresh, distinct=False)
     joined: Any = r
     cols: dict[str, Any] = {d: r[d] for d in ROLLUP_DIMENSIONS}
     if {"stage", "department"} & set(query.dimensions):
@@ -255,6 +261,14 @@ def sums(source: Source, query: Query, kind: Kind) -> pd.DataFrame | None:
         if name in _COUNTS:
             df[name] = df[name].astype("int64")
     return df
+
+
+def _fresh_rows(store: Store, dirty: ir.Column) -> ir.Table:
+    """Rollup rows of the days marked dirty, from the base tables (as a refresh makes them)."""
+    t = feedback_facts(store, ROLLUP_DIMENSIONS)
+    t = t.mutate(day=t.occurred_at.date())
+    rows = _aggregate_rows(t.filter(t.day.isin(dirty)))
+    return rows.select(*ROLLUP_COLUMNS)
 
 
 def values(store: Store, dimension: str) -> list[str]:
