@@ -21,7 +21,8 @@ those persons). :func:`refresh` rebuilds exactly those days in one transaction; 
 marked days (a bulk import once, at its end), and a failed refresh is tried again after the next
 one. Reads never write: while days are marked, :func:`sums` reads those days' rows from the
 base tables and the others' from the rollup, in one query (the same numbers; only the marked days,
-usually the few just written, cost a base-table read).
+usually the few just written, cost a base-table read). A day marked after the read looked is
+summed as the rollup holds it, as a read a moment earlier would have.
 
 A query uses the rollup when the source is a store, every grouping and filter is among
 :data:`ROLLUP_ELIGIBLE` (stage and department come from joining the corridor map's touch points
@@ -231,10 +232,19 @@ def sums(source: Source, query: Query, kind: Kind) -> pd.DataFrame | None:
         return None
     assert isinstance(source, Store)
     columns = GAP_COLUMNS if kind == "gap" else METRIC_COLUMNS
-    dirty = source.table("rollup_dirty").day
-    stored = source.table("feedback_rollup").select(*ROLLUP_COLUMNS)
-    fresh = _fresh_rows(source, dirty).cast(stored.schema())
-    r = stored.filter(stored.day.notin(dirty)).union(fresh, distinct=False)
+    r = source.table("feedback_rollup").select(*ROLLUP_COLUMNS)
+    marked = source.table("rollup_dirty")
+    days = marked.day.cast("string")  # (an empty min() reads as a null on every engine)
+    bounds = marked.aggregate(lo=days.min(), hi=days.max()).execute()
+    lo, hi = bounds["lo"].iloc[0], bounds["hi"].iloc[0]
+    if isinstance(lo, str) and isinstance(hi, str):
+        # The days marked between lo and hi at the query's snapshot come from the base tables
+        # (the refresh's own query), the others from the rollup. A day marked after the bounds
+        # were read, outside them, is summed as the rollup holds it: as a read a moment earlier.
+        first, last = date.fromisoformat(lo[:10]), date.fromisoformat(hi[:10])
+        in_range = (r.day >= ibis.literal(first)) & (r.day <= ibis.literal(last))
+        stale = in_range & r.day.isin(marked.day)
+        r = r.filter(~stale).union(_fresh_rows(source, first, last), distinct=False)
     joined: Any = r
     cols: dict[str, Any] = {d: r[d] for d in ROLLUP_DIMENSIONS}
     if {"stage", "department"} & set(query.dimensions):
@@ -263,12 +273,17 @@ def sums(source: Source, query: Query, kind: Kind) -> pd.DataFrame | None:
     return df
 
 
-def _fresh_rows(store: Store, dirty: ir.Column) -> ir.Table:
-    """Rollup rows of the days marked dirty, from the base tables (as a refresh makes them)."""
-    t = feedback_facts(store, ROLLUP_DIMENSIONS)
-    t = t.mutate(day=t.occurred_at.date())
-    rows = _aggregate_rows(t.filter(t.day.isin(dirty)))
-    return rows.select(*ROLLUP_COLUMNS)
+def _fresh_rows(store: Store, lo: date, hi: date) -> ir.Table:
+    """Rollup rows of the days marked dirty between ``lo`` and ``hi``, from the base tables:
+    the refresh's query (compiled once per store), read, not written."""
+    sql, order = _refresh_select(store)
+    since, until = _midnight(lo), _midnight(hi) + timedelta(days=1)
+    for which in order:  # the time range as literals (dates of the store's own marks)
+        at = (since if which == 1 else until).isoformat()
+        sql = sql.replace("CAST(? AS TIMESTAMPTZ)", f"CAST('{at}' AS TIMESTAMPTZ)", 1)
+    # declared as the rollup's own columns (the engine casts the union's rows alike)
+    schema = store.table("feedback_rollup").select(*ROLLUP_COLUMNS).schema()
+    return store.ibis.sql(sql, schema=schema, dialect=store.dialect).select(*ROLLUP_COLUMNS)
 
 
 def values(store: Store, dimension: str) -> list[str]:
