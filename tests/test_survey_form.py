@@ -138,9 +138,7 @@ def test_anonymous_links_resume_by_cookie_and_take_many_answers(store, app):
     assert store.query("SELECT DISTINCT person_id FROM feedback") == [(None,)]
 
 
-def test_a_submit_is_answered_once_acknowledged_and_stored_with_others_as_one_group(
-    store, app
-):
+def test_a_submit_is_answered_once_acknowledged_and_stored_with_others_as_one_group(store, app):
     """The customer waits for the acknowledgement (one transaction), not for the ingest: with
     the finisher held up, three submits are answered 303 and kept ``submitting``; once it runs,
     it stores the three with one ingest."""
@@ -165,9 +163,7 @@ def test_a_submit_is_answered_once_acknowledged_and_stored_with_others_as_one_gr
         assert {r[0] for r in store.query("SELECT state FROM survey_responses")} == {"submitted"}
 
 
-def test_a_server_stores_the_answers_a_crash_left_acknowledged_when_it_starts(
-    store, ingestor, app
-):
+def test_a_server_stores_the_answers_a_crash_left_acknowledged_when_it_starts(store, ingestor, app):
     link, token = links.create(store, "delivery-pulse", person_id="p1")
     survey = catalog.get(store, "delivery-pulse").survey
     r = responses.open_response(store, link, token, language="en")
