@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,13 @@ class DuckDBTx(Tx):
         for name in self._staged:
             self._con.unregister(name)
         self._staged.clear()
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the connection's transaction, if one is still open (a commit that failed on a
+    conflict has ended it already)."""
+    with suppress(duckdb.TransactionException):
+        con.rollback()
 
 
 class DuckDBStore(Store):
@@ -121,10 +128,10 @@ class DuckDBStore(Store):
                 # a row another connection changed, or a key another one inserted, meanwhile
                 # (ON CONFLICT sees only committed keys): a genuine constraint error is raised
                 # again by the last attempt
-                con.rollback()
+                _rollback(con)
                 continue
             except BaseException:
-                con.rollback()
+                _rollback(con)
                 raise
             finally:
                 tx.release()
