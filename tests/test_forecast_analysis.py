@@ -1,6 +1,7 @@
 """The forecast analysis (issue 16.1–16.2) on both engines: series read from the rollup equal
 those of the base tables, a planted trend is continued and a flat touch point's true mean is
-inside its interval, volumes are counted as pandas counts them, the unfinished period is left
+inside its interval, a backtested forecast's intervals are calibrated and never narrower than the
+model's, volumes are counted as pandas counts them, the unfinished period is left
 out, every measure answers with its backtest, and the declaration refuses what it cannot do."""
 
 from __future__ import annotations
@@ -90,6 +91,24 @@ def test_the_gap_forecast_continues_a_planted_trend_on_both_engines(company):
     pooled = r.extra["backtest"]
     assert pooled["groups"] == 2 and pooled["points"] > 0 and pooled["mase"] > 0
     assert r.n == int(r.frame.drop_duplicates("touchpoint")["n"].sum())
+
+
+def test_a_backtested_forecast_is_calibrated_and_never_narrower(company):
+    """With a backtest, the intervals are calibrated by each group's out-of-sample errors
+    (docs/anticipation.md, "The method" 5): the same point forecasts, intervals at least as
+    wide as the model's own, which ``origins=0`` (no backtest, one fit) gives."""
+    store, _ = company
+    calibrated = forecast_table(store, horizon=3, now=NOW).frame
+    model = forecast_table(store, horizon=3, origins=0, now=NOW).frame
+    np.testing.assert_allclose(calibrated["forecast"], model["forecast"], rtol=1e-12)
+    for lv in (80, 95):
+        assert (calibrated[f"low_{lv}"] <= model[f"low_{lv}"] + 1e-12).all()
+        assert (calibrated[f"high_{lv}"] >= model[f"high_{lv}"] - 1e-12).all()
+    wider = calibrated["high_80"] - calibrated["low_80"] > model["high_80"] - model["low_80"] + 1e-9
+    # checkout's falling gap: its out-of-sample errors outgrow the model's band; the flat
+    # support_call's do not, and its intervals stay the model's
+    assert wider[calibrated["touchpoint"] == "checkout"].all()
+    assert not wider[calibrated["touchpoint"] == "support_call"].any()
 
 
 def test_the_rollup_and_the_base_tables_give_the_same_forecasts(company):

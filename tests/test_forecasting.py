@@ -16,7 +16,9 @@ from scipy import stats as sp
 
 from corridor.analytics.estimators import ets
 from corridor.analytics.estimators.forecasting import (
+    backtest_batch,
     backtest_series,
+    conformal_quantile,
     forecast_batch,
     forecast_series,
 )
@@ -51,16 +53,28 @@ def test_simple_exponential_smoothing_of_oil_is_fpp2s():
     aic = len(y) * np.log(sse) + 2 * 3  # forecast::ets: n·log(SSE) + 2k, k = α, ℓ0, σ
     assert aic == pytest.approx(178.1430, abs=0.01)
 
-    f = forecast_series(y, 5, log=False)
+    f = forecast_series(y, 5, log=False, calibration=0)  # the model's own interval
     assert f.model == "ETS(A,N,N)"
     assert f.mean[0] == pytest.approx(542.68, abs=0.05)
     assert f.sigma == pytest.approx(29.8282, abs=0.005)
     half = sp.t.ppf(0.9, len(y) - 2) * f.sigma
     assert f.high[0.8][0] - f.mean[0] == pytest.approx(half, rel=1e-6)
     assert f.low[0.8][0] < 504.45 and f.high[0.8][0] > 580.91
+    assert f.widening == {0.8: 1.0, 0.95: 1.0} and f.calibration_n == 0
     # h steps ahead: σ²(1 + (h − 1)α²) (FPP2 Table 7.8), plus the initial level's uncertainty
     widths = f.high[0.95] - f.low[0.95]
     assert np.all(np.diff(widths) > 0)
+
+    # calibrated: the model's 80 % interval held half the points of the last 12 origins out of
+    # sample, so the calibrated one is wider (same centre, each end further out)
+    model = backtest_series(y, 5, origins=12, log=False, calibration=0)
+    assert model.coverage[0.8][0] == pytest.approx(0.5, abs=0.01)
+    c = forecast_series(y, 5, log=False)
+    np.testing.assert_allclose(c.mean, f.mean)
+    assert c.calibration_n >= 19 and c.widening[0.8] > 1.3
+    for lv in (0.8, 0.95):
+        assert (c.low[lv] < f.low[lv]).all() and (c.high[lv] > f.high[lv]).all()
+        np.testing.assert_allclose(c.high[lv] - c.mean, (f.high[lv] - f.mean) * c.widening[lv])
 
 
 @pytest.mark.parametrize(
@@ -137,6 +151,89 @@ def test_intervals_cover_what_they_claim_on_series_of_known_law():
         for lv, tol in ((0.8, 0.05), (0.95, 0.035)):
             inside = (f.low[lv][:, 0] <= y[:, -1]) & (y[:, -1] <= f.high[lv][:, 0])
             assert abs(inside.mean() - lv) < tol, (lv, inside.mean())
+
+
+def test_the_conformal_quantile_is_the_split_conformal_rank():
+    """Lei et al. (2018, §2.2): of n scores, the ⌈(n + 1)·level⌉-th smallest; none (∞) when the
+    rank passes n — 19 scores are the fewest a 95 % quantile needs."""
+    scores = np.arange(19.0, 0.0, -1.0)  # 19 … 1, unsorted
+    assert conformal_quantile(scores, 0.95) == 19.0
+    assert conformal_quantile(scores, 0.8) == 16.0
+    assert conformal_quantile(scores[1:], 0.95) == np.inf
+    assert conformal_quantile(np.arange(1.0, 41.0), 0.8) == 33.0
+
+
+def _local_level(rng: np.random.Generator, rows: int, sd: np.ndarray) -> np.ndarray:
+    """ETS(A,N,N) series (α = 0.3, level 10) whose noise has standard deviation ``sd[t]``."""
+    e = rng.normal(0, 1, (rows, len(sd))) * sd
+    level = np.full((rows, len(sd)), 10.0)
+    for t in range(1, len(sd)):
+        level[:, t] = level[:, t - 1] + 0.3 * e[:, t - 1]
+    return level + e
+
+
+def _pooled(b) -> dict[float, float]:
+    return {lv: float(np.concatenate(b.hits[lv]).mean()) for lv in (0.8, 0.95)}
+
+
+def test_calibration_widens_the_intervals_of_a_series_whose_noise_grew():
+    """60 local-level series of 48 periods whose noise grew 2.5-fold after period 30: σ² (read
+    from the last 24 one-step errors) lags behind, so the model's intervals held 67.5 % and
+    85.2 % of the last 6 origins' points; calibrated by the 12 origins before each, 82.5 % and
+    93.8 %. The calibrated intervals always contain the model's. A horizon of 1 (at most 12
+    errors, fewer than the 19 a 95 % rank needs) keeps the model's."""
+    rng = np.random.default_rng(11)
+    y = _local_level(rng, 60, np.where(np.arange(48) < 30, 1.0, 2.5))
+    model = _pooled(backtest_batch(y, 6, origins=6, log=False, calibration=0))
+    calibrated = backtest_batch(y, 6, origins=6, log=False)
+    assert model[0.8] == pytest.approx(0.675, abs=0.01)
+    assert model[0.95] == pytest.approx(0.852, abs=0.01)
+    assert _pooled(calibrated) == pytest.approx({0.8: 0.825, 0.95: 0.938}, abs=0.01)
+
+    f0 = forecast_batch(y, 6, log=False, calibration=0)
+    f = forecast_batch(y, 6, log=False)
+    assert (f.calibration_n == 57).all()  # 12 origins: 1 + 2 + … + 6 + 6 × 6 errors up to now
+    assert np.median(f.widening[0.8]) > 1.15
+    for lv in (0.8, 0.95):
+        assert (f.low[lv] <= f0.low[lv] + 1e-9).all() and (f.high[lv] >= f0.high[lv] - 1e-9).all()
+        assert (f.widening[lv] >= 1).all()
+    one = forecast_batch(y, 1, log=False)
+    assert (one.calibration_n == 0).all() and (one.widening[0.8] == 1).all()
+    short = forecast_batch(y[:, :12], 6, log=False)  # 8 origins of 4 to 11 periods
+    assert (short.calibration_n == 1 + 2 + 3 + 4 + 5 + 6 + 6 + 6).all()
+
+
+def test_calibration_of_a_well_specified_model_is_conservative():
+    """The same series with constant noise: the model (fitted, and chosen among trends, on 30 to
+    46 periods) is a little narrow out of sample, and the calibrated intervals, never narrower
+    than the model's, overshoot: 77.5 % → 84.3 % and 94.8 % → 96.8 % (within 5 and 2 points)."""
+    rng = np.random.default_rng(11)
+    y = _local_level(rng, 60, np.ones(48))
+    model = _pooled(backtest_batch(y, 6, origins=6, log=False, calibration=0))
+    calibrated = _pooled(backtest_batch(y, 6, origins=6, log=False))
+    assert model == pytest.approx({0.8: 0.775, 0.95: 0.948}, abs=0.01)
+    assert calibrated == pytest.approx({0.8: 0.843, 0.95: 0.968}, abs=0.01)
+
+
+def test_a_backtest_origin_is_calibrated_only_by_what_came_before_it():
+    """No leakage: each backtest origin's intervals are those of the forecast made from the data
+    up to it. Shocks of ±40 after the first scored origin would widen its intervals to hold them
+    if its calibration saw them; they are outside every one of its intervals."""
+    rng = np.random.default_rng(2)
+    y = 20 + np.sin(np.arange(60) * np.pi / 2) + rng.normal(0, 0.3, 60)
+    y[-4:] += np.array([40.0, -40.0, 40.0, -40.0])
+    b = backtest_series(y, 4, origins=4, season=4, log=False)
+    start = 0
+    for o in range(len(y) - 5, len(y) - 1):  # the 4 scored origins
+        f = forecast_series(y[: o + 1], 4, season=4, log=False)
+        t = np.arange(o + 1, min(o + 5, len(y)))
+        for lv in (0.8, 0.95):
+            inside = (f.low[lv][: len(t)] <= y[t]) & (y[t] <= f.high[lv][: len(t)])
+            np.testing.assert_array_equal(b.hits[lv][0][start : start + len(t)], inside)
+        if o == len(y) - 5:
+            assert f.calibration_n >= 19 and not inside.any()
+        start += len(t)
+    assert start == b.points[0] == 10
 
 
 def test_a_batch_is_each_series_alone():

@@ -3,13 +3,15 @@ intervals and the rolling-origin backtest that says how far to trust them.
 
 For each group (touch point by default) the measure's period series
 (:mod:`corridor.analytics.anticipation.series`) is forecast ``horizon`` periods past the last
-complete period by :func:`~corridor.analytics.estimators.forecasting.forecast_batch`: automatic
-exponential smoothing (ETS) selected by AICc, seasonal where two full seasons are there, the
-mean of the series where it is too short for a model, intervals widened where the answers per
-period are few. Every group is also backtested: the whole procedure refitted at each of the last
-``origins`` periods and scored on what followed — MASE against the seasonal naive forecast on the
-same points, and the share of actual values inside the 80 % and 95 % intervals. The method and
-its validation on real series: ``docs/anticipation.md``.
+complete period by :func:`~corridor.analytics.estimators.forecasting.forecast_and_backtest`:
+automatic exponential smoothing (ETS) selected by AICc, seasonal where two full seasons are there,
+the mean of the series where it is too short for a model, intervals widened where the answers per
+period are few and where the group's own out-of-sample errors at the 12 origins before say the
+model's intervals are too narrow (split conformal calibration). Every group is also backtested:
+the whole procedure (calibration included) refitted at each of the last ``origins`` periods and
+scored on what followed — MASE against the seasonal naive forecast on the same points, and the
+share of actual values inside the 80 % and 95 % intervals. The method and its validation on real
+series: ``docs/anticipation.md``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from corridor.analytics.core.dimensions import PERIODS, Query, QueryArgs, Source
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import labels
 from corridor.analytics.core.result import AnalyticsResult
-from corridor.analytics.estimators.forecasting import backtest_batch, forecast_batch
+from corridor.analytics.estimators.forecasting import CALIBRATION, forecast_and_backtest
 
 METHOD = (
     "per group, the measure's period series forecast by automatic exponential smoothing "
@@ -36,7 +38,10 @@ METHOD = (
     "with least-squares initial states; 80 % and 95 % intervals from the model's forecast "
     "variance with σ² from the recent one-step errors and Student-t quantiles, at least the "
     "sampling variance of the period estimates (widened where the recent periods rest on "
-    "fewer answers); under 6 periods, the series' mean. Backtest: the procedure refitted at "
+    "fewer answers), widened to the split-conformal quantile of the group's own out-of-sample "
+    "errors at the 12 origins before where that is wider (never narrower than the model's; "
+    "not with `origins` 0); "
+    "under 6 periods, the series' mean. Backtest: the procedure refitted at "
     "each of the last `origins` periods; MASE (scaled by the in-sample seasonal naive error) "
     "for the forecasts and for the seasonal naive forecast on the same points, and the share "
     "of actual values inside each interval"
@@ -73,8 +78,11 @@ def forecast_table(
     """Forecast ``measure`` (:data:`~corridor.analytics.anticipation.series.MEASURES`) per
     group ``horizon`` periods ahead, with the backtest of the last ``origins`` periods; the
     grouping, filters, period and time range of :func:`~corridor.analytics.feedback.gaps.
-    gap_table` (a period is required: ``month`` by default). ``now`` stands for the present
-    (tests): the period that holds it is unfinished and left out."""
+    gap_table` (a period is required: ``month`` by default). With a backtest, the intervals
+    (the forecast's and each backtest origin's) are calibrated by the out-of-sample errors of
+    the 12 origins before; ``origins=0`` is the one-fit path: no backtest, and the model's own
+    intervals, which nothing here has checked. ``now`` stands for the present (tests): the
+    period that holds it is unfinished and left out."""
     measure = ser.check_measure(measure)
     args = {"by": ("touchpoint",), **args}
     args["period"] = ser.check_period(args.get("period", "month"))
@@ -91,13 +99,10 @@ def forecast_table(
     summary: dict[str, Any] = {"groups": 0, "points": 0, "mase": None, "mase_naive": None,
                                "coverage_80": None, "coverage_95": None}  # fmt: skip
     if len(s.keys):
-        fc = forecast_batch(
-            s.values, horizon, season=season, levels=LEVELS, log=log,
-            sampling_variance=s.variance, bounds=bounds,
-        )  # fmt: skip
-        bt = backtest_batch(
+        fc, bt = forecast_and_backtest(
             s.values, horizon, origins=origins, season=season, levels=LEVELS, log=log,
             sampling_variance=s.variance, bounds=bounds,
+            calibration=CALIBRATION if origins > 0 else 0,
         )  # fmt: skip
         frame = _frame(query, s, fc, bt, horizon)
         summary = _pool(bt, len(s.keys))
@@ -213,7 +218,9 @@ FORECAST = registry.register(
             registry.Param("horizon", "int", 6, "periods ahead", ge=1, le=60),
             registry.Param(
                 "origins", "int", 6, "backtest origins: the last periods the forecast is "
-                "refitted at and scored from (0: no backtest)", ge=0, le=36,
+                "refitted at and scored from; with a backtest, the intervals are calibrated by "
+                "the out-of-sample errors of the 12 origins before each (0: no backtest, and "
+                "the model's own intervals)", ge=0, le=36,
             ),
         ),
         extras=("measure", "horizon", "season", "backtest"),
