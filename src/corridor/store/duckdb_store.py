@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -117,7 +118,9 @@ class DuckDBStore(Store):
         # The thread's own connection writes beside the main writer and the other threads'
         # (DuckDB checks conflicts row by row); after a conflict the work runs again, then,
         # should it conflict again, as an ordinary transaction, after the main writer's.
-        for _ in range(2):
+        for attempt in range(8):
+            if attempt:  # others writing the same row: let them commit first
+                time.sleep(0.002 * attempt)
             con = self._thread_cursor()
             tx = DuckDBTx(con)
             con.begin()
