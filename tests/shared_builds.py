@@ -68,14 +68,21 @@ def private_copy(src: Path, dest_dir: Path) -> Path:
 
 
 def simulated_company(
-    factory: pytest.TempPathFactory, customers: int, months: int, seed: int
+    factory: pytest.TempPathFactory,
+    customers: int,
+    months: int,
+    seed: int,
+    *,
+    precursors: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
-    """``simulate(customers, months, seed)`` as parquet files imported into a fresh DuckDB
-    store (every record accepted): the store file (shared: take a :func:`private_copy`) and the
-    simulation's truth."""
+    """``simulate(customers, months, seed, precursors=precursors)`` as parquet files imported
+    into a fresh DuckDB store (every record accepted): the store file (shared: take a
+    :func:`private_copy`; its folder's ``data`` holds the files) and the simulation's truth."""
 
     def build(work: Path) -> None:
-        result = simulate(customers, months, seed, work / "data", fmt="parquet")
+        result = simulate(
+            customers, months, seed, work / "data", fmt="parquet", precursors=precursors
+        )
         with open_store(f"duckdb:///{work / 'corridor.duckdb'}") as store:
             ingestor = Ingestor(store)
             try:
@@ -86,7 +93,8 @@ def simulated_company(
             assert summary.rejected == 0, (kind, summary.as_dict())
         assert result.truth == json.loads((work / "data" / "truth.json").read_text())
 
-    done = built_once(factory, f"company-{customers}-{months}-{seed}", build)
+    name = f"company-{'precursors-' if precursors else ''}{customers}-{months}-{seed}"
+    done = built_once(factory, name, build)
     truth = json.loads((done / "data" / "truth.json").read_text())
     return done / "corridor.duckdb", truth
 

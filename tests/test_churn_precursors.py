@@ -33,11 +33,9 @@ import yaml
 from scipy import stats
 
 from corridor.analytics.customers.churn_risk import HORIZON_MONTHS, risk_table
-from corridor.ingest.files import import_dataset
-from corridor.ingest.pipeline import Ingestor
 from corridor.simulate import params, simulate
 from corridor.store import Store, open_store
-from shared_builds import built_once, private_copy
+from shared_builds import private_copy, simulated_company
 
 pytestmark = pytest.mark.slow  # ~30 s: simulate and import 6,000 customers, fit the risk model
 
@@ -49,19 +47,9 @@ USAGE = ("app_usage", "account_portal", "loyalty_program")
 
 @pytest.fixture(scope="module")
 def company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, dict[str, Any]]]:
-    def build(work: Path) -> None:
-        simulate(CUSTOMERS, MONTHS, SEED, work / "data", fmt="parquet", precursors=True)
-        with open_store(f"duckdb:///{work / 'corridor.duckdb'}") as store:
-            ingestor = Ingestor(store)
-            try:
-                summaries = import_dataset(ingestor, work / "data")
-            finally:
-                ingestor.close()
-        assert all(s.rejected == 0 for s in summaries.values())
-
-    done = built_once(tmp_path_factory, f"company-precursors-{CUSTOMERS}-{MONTHS}-{SEED}", build)
+    shared, truth = simulated_company(tmp_path_factory, CUSTOMERS, MONTHS, SEED, precursors=True)
+    done = shared.parent
     path = private_copy(done / "corridor.duckdb", tmp_path_factory.mktemp("precursors"))
-    truth = json.loads((done / "data" / "truth.json").read_text())
     truth["_map"] = yaml.safe_load((done / "data" / "corridor.yaml").read_text())
     with open_store(f"duckdb:///{path}") as store:
         yield store, truth
@@ -217,7 +205,6 @@ def test_the_churn_risk_model_gets_within_005_of_the_ceiling(
 def test_the_cli_plants_precursors_only_when_asked(tmp_path):
     """``corridor simulate --precursors`` records the churn ceiling in truth.json; without the
     flag the simulator is the one before precursors existed (no ceiling)."""
-    import json
 
     from typer.testing import CliRunner
 
