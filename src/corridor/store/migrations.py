@@ -431,7 +431,41 @@ V12 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12)
+V13 = Migration(
+    13,
+    "privacy: settings, the erasure ledger, privacy requests, the audit log",
+    (
+        # Privacy settings by key (corridor.privacy.settings): the salt of the identity hashes,
+        # what a record naming an erased identity meets (resurrection: refuse or accept), and
+        # the retention periods per record kind.
+        """CREATE TABLE privacy_settings (
+            key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL, updated_at {ts} NOT NULL,
+            updated_by VARCHAR)""",
+        # One row per identity (and person id) of an erased person: only a salted SHA-256 of
+        # "type:value", so a later record naming it is recognised without the value being kept.
+        """CREATE TABLE erased_identities (
+            id_hash VARCHAR PRIMARY KEY, request_id VARCHAR NOT NULL, erased_at {ts} NOT NULL)""",
+        # An erasure or anonymisation and its progress: each step is idempotent, and a request
+        # left running (a crash) is carried on from its step. persons: the person group's ids
+        # while it runs (NULL once done); subject: the salted hash of the canonical person id;
+        # summary: rows removed or changed per table.
+        """CREATE TABLE privacy_requests (
+            request_id VARCHAR PRIMARY KEY, action VARCHAR NOT NULL, subject VARCHAR NOT NULL,
+            state VARCHAR NOT NULL, step VARCHAR NOT NULL, persons {json},
+            requested_by VARCHAR NOT NULL, requested_at {ts} NOT NULL, finished_at {ts},
+            summary {json})""",
+        # Append-only: who did what, when, from where. target: what it was done to (a person
+        # only as a salted hash, never an identity or a name); detail: counts, kinds, ids of
+        # rules, cases and keys, never personal data.
+        "CREATE SEQUENCE audit_ids START 1",
+        """CREATE TABLE audit_log (
+            seq BIGINT PRIMARY KEY DEFAULT nextval('audit_ids'), logged_at {ts} NOT NULL,
+            actor VARCHAR NOT NULL, actor_kind VARCHAR NOT NULL, action VARCHAR NOT NULL,
+            target_kind VARCHAR, target VARCHAR, address VARCHAR, detail {json})""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13)
 LATEST = MIGRATIONS[-1].version
 
 BOOKKEEPING = """CREATE TABLE IF NOT EXISTS schema_migrations (
