@@ -21,6 +21,7 @@ from corridor.analytics.core.dimensions import Source, get_table
 from corridor.analytics.core.periods import as_utc
 from corridor.analytics.estimators.ripple_estimators import DAY
 from corridor.store.base import Store
+from corridor.store.sql import add_time_range
 
 #: a record is a complaint when its experience is at most this (0–10 scale)
 COMPLAINT_MAX = 4.0
@@ -119,12 +120,7 @@ def department_events(
     first, at most ``limit``: the :data:`EVENT_FIELDS` as stored (``touchpoints`` as ``a;b``)."""
     where: list[str] = ["department = ?"]
     params: list[Any] = [department]
-    if since is not None:
-        where.append("COALESCE(ended_at, started_at) >= ?")
-        params.append(since)
-    if until is not None:
-        where.append("started_at < ?")
-        params.append(until)
+    add_time_range(where, params, since, until, "started_at", ends="COALESCE(ended_at, started_at)")
     rows = store.query(
         f"SELECT {', '.join(EVENT_FIELDS)} FROM operational_events WHERE {' AND '.join(where)} "
         f"ORDER BY started_at DESC LIMIT {int(limit)}",

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from corridor.store.base import Store
+from corridor.store.sql import add_time_range
 
 
 def latest_at(store: Store) -> datetime | None:
@@ -49,12 +50,7 @@ def latest_texts(
     if partners:
         where.append(f"COALESCE(f.partner_id, i.partner_id) IN ({', '.join('?' * len(partners))})")
         params += list(partners)
-    if since is not None:
-        where.append("f.occurred_at >= ?")
-        params.append(since)
-    if until is not None:
-        where.append("f.occurred_at < ?")
-        params.append(until)
+    add_time_range(where, params, since, until, "f.occurred_at")
     rows = store.query(
         "SELECT f.occurred_at, f.source, f.experience, f.nps, f.text, f.person_id, "
         "COALESCE(f.partner_id, i.partner_id) FROM feedback f "

@@ -24,6 +24,7 @@ from corridor.analytics.core.result import AnalyticsResult, put_interval
 from corridor.analytics.core.scoping import ScopeRule
 from corridor.analytics.estimators import stats
 from corridor.analytics.surveys.response_rates import _store
+from corridor.store.sql import add_time_range
 
 if TYPE_CHECKING:
     from corridor.auth.scope import Scope
@@ -70,12 +71,7 @@ def survey_dropoff(
     conds: list[str] = ["survey_id = ?"]
     params: list[Any] = [survey]
     lo, hi = dims.check_time(since, "since"), dims.check_time(until, "until")
-    if lo is not None:
-        conds.append("created_at >= ?")
-        params.append(lo)
-    if hi is not None:
-        conds.append("created_at < ?")
-        params.append(hi)
+    add_time_range(conds, params, lo, hi, "created_at")
     if touchpoints is not None:
         conds.append(f"touchpoint IN ({', '.join('?' for _ in touchpoints) or 'NULL'})")
         params.extend(touchpoints)

@@ -33,6 +33,7 @@ from corridor.analytics.core.registry import Analysis, by_param, described, regi
 from corridor.analytics.core.result import AnalyticsResult, put_interval
 from corridor.analytics.core.scoping import ScopeRule
 from corridor.analytics.estimators import stats
+from corridor.store.sql import add_time_range
 
 #: what a group or filter can name, and the column it reads
 GROUPS: dict[str, str] = {
@@ -106,12 +107,7 @@ def _where(
             parts.append(f"{GROUPS[name]} IS NULL")
         conds.append(f"({' OR '.join(parts)})")
     lo, hi = dims.check_time(since, "since"), dims.check_time(until, "until")
-    if lo is not None:
-        conds.append("i.due_at >= ?")
-        params.append(lo)
-    if hi is not None:
-        conds.append("i.due_at < ?")
-        params.append(hi)
+    add_time_range(conds, params, lo, hi, "i.due_at")
     return groups, conds, params
 
 
