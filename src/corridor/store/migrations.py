@@ -465,7 +465,32 @@ V13 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13)
+V14 = Migration(
+    14,
+    "reports: schedules of the CX report and the deliveries made (one per period and user)",
+    (
+        # A scheduled report: cadence weekly (Monday) or monthly (the 1st) at hour o'clock in
+        # each recipient's time zone (notification_prefs.time_zone, else time_zone here); the
+        # recipients are the users of role (and department or partner, when given) with an
+        # e-mail address; subject: what the report is about (department=X, partner=Y,
+        # touchpoint=Z, corridor), NULL for each recipient's own scope.
+        """CREATE TABLE report_schedules (
+            schedule_id VARCHAR PRIMARY KEY, cadence VARCHAR NOT NULL, subject VARCHAR,
+            role VARCHAR NOT NULL, department VARCHAR, partner VARCHAR,
+            time_zone VARCHAR NOT NULL, hour INTEGER NOT NULL, enabled BOOLEAN NOT NULL,
+            created_at {ts} NOT NULL, created_by VARCHAR)""",
+        # One row per report queued in the outbox, written in the same transaction as the
+        # outbox row: a period's report reaches a user once, across restarts.
+        """CREATE TABLE report_deliveries (
+            schedule_id VARCHAR NOT NULL, period_key VARCHAR NOT NULL, username VARCHAR NOT NULL,
+            outbox_key VARCHAR NOT NULL, queued_at {ts} NOT NULL,
+            PRIMARY KEY (schedule_id, period_key, username))""",
+        # the time zone a user's scheduled reports follow (IANA name; NULL: the schedule's)
+        "ALTER TABLE notification_prefs ADD COLUMN time_zone VARCHAR",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14)
 LATEST = MIGRATIONS[-1].version
 
 BOOKKEEPING = """CREATE TABLE IF NOT EXISTS schema_migrations (
