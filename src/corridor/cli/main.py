@@ -34,6 +34,7 @@ from corridor.cli.common import (
     open_to_write,
 )
 from corridor.cli.loop import register as register_loop
+from corridor.cli.people import register as register_people
 from corridor.cli.surveys import register as register_surveys
 from corridor.cli.surveys import surveys_app
 from corridor.cli.text import analyze_after_ingest, ingest_text_options, text_app, themes_app
@@ -690,4 +691,5 @@ register_analyses(
 register_auth(app)
 register_loop(app)
 register_cases(app)
+register_people(app)
 register_surveys(app)

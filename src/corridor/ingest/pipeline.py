@@ -44,15 +44,18 @@ from corridor.ingest.validate import (
     Vocabularies,
 )
 from corridor.loop import record_rules
+from corridor.privacy import ledger
 from corridor.store.base import Store, Tx
 from corridor.store.maps import load_map, save_map
-from corridor.store.migrations import V3, V5, V9
+from corridor.store.migrations import V3, V5, V9, V13
 from corridor.text import intake
 
 #: the schema version that brought the feedback rollup
 ROLLUP_VERSION = V3.version
 #: the schema version that brought text analysis (and kept originals)
 TEXT_VERSION = V5.version
+#: the schema version that brought the erasure ledger (records naming erased people refused)
+PRIVACY_VERSION = V13.version
 #: the schema version that brought alert rules (record rules run on every committed batch)
 LOOP_VERSION = V9.version
 
@@ -148,6 +151,7 @@ class Ingestor:
         self._has_rollup: bool | None = None
         self._has_text: bool | None = None
         self._has_loop: bool | None = None
+        self._has_privacy: bool | None = None
         self._bulk = 0  # open bulk() blocks: rollup refreshes wait for the last to end
         self._bulk_lock = threading.Lock()
         self._refresh_failed = False  # the last rollup refresh failed: retry after any commit
@@ -200,6 +204,13 @@ class Ingestor:
         if self._has_text is None:
             self._has_text = self.store.schema_version() >= TEXT_VERSION
         return self._has_text
+
+    @property
+    def _privacy(self) -> bool:
+        """Whether the store keeps the erasure ledger (schema v13+), asked once."""
+        if self._has_privacy is None:
+            self._has_privacy = self.store.schema_version() >= PRIVACY_VERSION
+        return self._has_privacy
 
     @property
     def _loop(self) -> bool:
@@ -255,6 +266,15 @@ class Ingestor:
             result = self.validate(k, batch)
         else:
             result = ValidationResult(pa.table({}))
+        if self._privacy:  # records naming an erased person: the one place they are caught
+            kept, refused, n_refused = ledger.guard_batch(self.store, k, result.valid)
+            if n_refused:
+                result = dataclasses.replace(
+                    result,
+                    valid=kept,
+                    rejections=[*result.rejections, *refused],
+                    rejected_rows=result.rejected_rows + n_refused,
+                )
         early_rows = len({r.row for r in early_rejections})
         report = IngestReport(
             k.name,

@@ -1,0 +1,83 @@
+"""Retention: personal data kept no longer than the privacy settings say, applied by the
+scheduler's ``privacy.retention`` job (daily) or ``corridor people retention``.
+
+Per record kind (:mod:`corridor.privacy.settings`, 0 days turns one off):
+
+- ``retention.feedback_text_days``: feedback free text older than this (by ``occurred_at``) is
+  removed; the scores, the text's analysis (sentiment, theme) and the record stay;
+- ``retention.original_text_days``: kept original texts stored longer ago than this are removed;
+- ``retention.prospect_days``: a prospect (a person group whose canonical person is of kind
+  ``prospect``) first seen, and with no interaction or feedback, within this many days is
+  erased whole (:func:`corridor.privacy.requests.request`, identities to the ledger).
+
+Each run writes one audit line ``retention.run`` with what it removed (counts only).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from corridor.loop import scheduler
+from corridor.privacy import audit, requests, settings
+from corridor.store.base import Store
+
+#: prospects erased per run at most (the next run takes the rest)
+MAX_PROSPECTS = 500
+JOB = "privacy.retention"
+
+
+def apply(
+    store: Store, *, now: datetime | None = None, actor: audit.Actor = audit.SYSTEM
+) -> dict[str, Any]:
+    """Apply every retention setting once; returns what was removed."""
+    now = now or datetime.now(UTC)
+    conf = settings.read_settings(store)
+    days = {k: int(conf[k]) for k in settings.RETENTION}
+    done: dict[str, Any] = {"settings": days}
+    text_days = days["retention.feedback_text_days"]
+    orig_days = days["retention.original_text_days"]
+    with store.transaction() as tx:
+        if text_days:
+            done["feedback_texts"] = max(
+                tx.execute(
+                    "UPDATE feedback SET text = NULL WHERE text IS NOT NULL AND occurred_at < ?",
+                    (now - timedelta(days=text_days),),
+                ),
+                0,
+            )
+        if orig_days:
+            done["original_texts"] = max(
+                tx.execute(
+                    "DELETE FROM feedback_text_original WHERE stored_at < ?",
+                    (now - timedelta(days=orig_days),),
+                ),
+                0,
+            )
+    prospect_days = days["retention.prospect_days"]
+    if prospect_days:
+        cutoff = now - timedelta(days=prospect_days)
+        stale = store.query(
+            "SELECT p.person_id FROM people p WHERE p.person_id = p.canonical_id "
+            "AND p.kind = 'prospect' AND p.first_seen_at < ? AND NOT EXISTS ("
+            "SELECT 1 FROM people m JOIN interactions i ON i.person_id = m.person_id "
+            "WHERE m.canonical_id = p.person_id AND i.occurred_at >= ?) AND NOT EXISTS ("
+            "SELECT 1 FROM people m JOIN feedback f ON f.person_id = m.person_id "
+            "WHERE m.canonical_id = p.person_id AND f.occurred_at >= ?) "
+            "ORDER BY p.person_id LIMIT ?",
+            (cutoff, cutoff, cutoff, MAX_PROSPECTS),
+        )
+        for (pid,) in stale:
+            requests.request(store, str(pid), "erase", actor=actor)
+        done["prospects_erased"] = len(stale)
+    audit.log(store, actor, "retention.run", detail=done)
+    return done
+
+
+def _job(ctx: scheduler.JobContext) -> str:
+    done = apply(ctx.store)
+    parts = [f"{k.replace('_', ' ')} {v}" for k, v in done.items() if k != "settings"]
+    return "; ".join(parts) or "no retention set"
+
+
+scheduler.register(JOB, 86400, _job)
