@@ -56,29 +56,21 @@ are the ones that calibrate the forecast.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TypedDict, Unpack, overload
 
 import numpy as np
-from scipy import stats as sp
 
-from corridor.analytics.estimators import ets
+from corridor.analytics.estimators.forecast_backtest import Backtest, score
+from corridor.analytics.estimators.forecast_conformal import (
+    CALIBRATION,
+    MIN_SCORES,
+    calibrate,
+    conformal_quantile,
+)
+from corridor.analytics.estimators.forecast_fit import fit_rows, intervals
 
 LEVELS: tuple[float, ...] = (0.8, 0.95)
-#: fewer observations than this: the series' mean instead of a model (ETS(A,N,N) needs 6)
-MIN_MODEL = ets.Spec("N", "N").min_obs()
-#: periods whose sampling variance sets the expected variance of the next period's estimate
-RECENT = 3
-#: candidates whose first-grid AICc is within this of the best are refined
-SHORTLIST = 6.0
-#: the fewest recent one-step errors that set σ² (see :func:`recent_window`)
-RECENT_WINDOW = 24
-#: backtest origins before a forecast origin whose out-of-sample errors calibrate its intervals
-CALIBRATION = 12
-#: the fewest calibration errors that may widen an interval (fewer: the model's interval): the
-#: fewest for which the 95 % conformal rank exists, ⌈(n + 1)·0.95⌉ ≤ n; with n + 1 = 20 the
-#: expected coverage of the conformal quantile, ⌈(n + 1)·level⌉ / (n + 1), is the level itself
-#: at 80 % and 95 %, where fewer scores overshoot it (n = 12: 11/13 at 80 %)
-MIN_SCORES = 19
 #: the fewest observations a backtest or calibration origin is refitted on
 MIN_TRAIN = 4
 
@@ -118,292 +110,43 @@ class SeriesForecast:
     calibration_n: int
 
 
-@dataclass(frozen=True)
-class Backtest:
-    """Rolling-origin accuracy per row: ``mase`` of the forecasts, ``mase_naive`` of the
-    seasonal naive forecast on the same points, ``coverage`` per level, ``points`` scored; the
-    scaled errors and hits of every point are kept for pooling (``scaled``, ``naive_scaled``,
-    ``hits``: lists of arrays, one per row)."""
+class SeriesOptions(TypedDict, total=False):
+    """How a series is forecast (:func:`forecast_series`, :func:`backtest_series`):
+    ``season`` the seasonal period (12 for months, 4 for quarters; 1, the default, for none);
+    ``levels`` the intervals' levels (default :data:`LEVELS`); ``log`` whether a model of the
+    logarithm may be chosen (only for a series whose values are all positive; default True);
+    ``bounds`` the range the values can take (forecasts and intervals are clipped to it);
+    ``calibration`` how many earlier origins are refitted for the out-of-sample errors that
+    calibrate the intervals (default :data:`CALIBRATION`; 0: the model's intervals)."""
 
-    mase: np.ndarray
-    mase_naive: np.ndarray
-    coverage: dict[float, np.ndarray]
-    points: np.ndarray
-    scaled: list[np.ndarray] = field(repr=False)
-    naive_scaled: list[np.ndarray] = field(repr=False)
-    hits: dict[float, list[np.ndarray]] = field(repr=False)
-
-
-def _masks(y: np.ndarray) -> np.ndarray:
-    """Observed, missing (between observations) and outside (before the first observation)."""
-    seen = ~np.isnan(y)
-    started = np.cumsum(seen, axis=1) > 0
-    return np.where(seen, ets.OBSERVED, np.where(started, ets.MISSING, ets.OUTSIDE)).astype(np.int8)
+    season: int
+    levels: Sequence[float]
+    log: bool
+    bounds: tuple[float, float]
+    calibration: int
 
 
-def _standardise(y: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = obs.sum(axis=1)
-    with np.errstate(all="ignore"):
-        centre = np.where(n > 0, np.nansum(np.where(obs, y, 0.0), axis=1) / np.maximum(n, 1), 0.0)
-        dev = np.where(obs, y - centre[:, None], 0.0)
-        scale = np.sqrt((dev**2).sum(axis=1) / np.maximum(n, 1))
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    return np.where(obs, (y - centre[:, None]) / scale[:, None], 0.0), centre, scale
+class BatchOptions(TypedDict, total=False):
+    """How the rows of a matrix are forecast (:func:`forecast_batch`): as
+    :class:`SeriesOptions`, with ``log`` per row or for all, ``sampling_variance`` (the shape
+    of ``y``) the variance of each period's value where it is an estimate, and ``min_train``
+    the fewest observations an origin refitted for calibration (or a backtest) rests on
+    (default :data:`MIN_TRAIN`)."""
+
+    season: int
+    levels: Sequence[float]
+    log: bool | np.ndarray
+    sampling_variance: np.ndarray | None
+    bounds: tuple[float, float]
+    calibration: int
+    min_train: int
 
 
-@dataclass
-class _Choice:
-    aicc: np.ndarray
-    spec: list[ets.Spec | None]
-    log: np.ndarray
-    params: dict[str, np.ndarray]
-    x0: list[np.ndarray | None]
-    sse: np.ndarray
+class BacktestOptions(BatchOptions, total=False):
+    """:class:`BatchOptions` and ``origins``, the last origins a backtest refits at (default
+    12)."""
 
-
-def _select(
-    y: np.ndarray, mask: np.ndarray, season: int, log: np.ndarray
-) -> tuple[_Choice, dict[bool, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """Fit every candidate to every row; keep each row's best by AICc."""
-    rows = len(y)
-    obs = mask == ets.OBSERVED
-    n = obs.sum(axis=1)
-    gaps = (mask == ets.MISSING).any(axis=1)
-    choice = _Choice(
-        aicc=np.full(rows, np.inf),
-        spec=[None] * rows,
-        log=np.zeros(rows, bool),
-        params={k: np.zeros(rows) for k in ("alpha", "beta", "gamma", "phi")},
-        x0=[None] * rows,
-        sse=np.full(rows, np.nan),
-    )
-    scaled: dict[bool, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    # the first grid for every candidate; only those near the best are refined
-    found: list[tuple[ets.Spec, bool, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-    first = np.full(rows, np.inf)
-    for logged in (False, True):
-        use = log if logged else np.ones(rows, bool)
-        if not use.any():
-            continue
-        with np.errstate(all="ignore"):
-            values = np.where(obs & use[:, None], np.log(np.where(obs, y, 1.0)), y) if logged else y
-        z, centre, scale = _standardise(values, obs)
-        scaled[logged] = (z, centre, scale)
-        jacobian = 2 * np.where(obs, values, 0.0).sum(axis=1) if logged else np.zeros(rows)
-        for spec in ets.family(season):
-            idx = np.flatnonzero(use & (n >= spec.min_obs()) & ~(spec.seasonal & gaps))
-            if not len(idx):
-                continue
-            q, sse = ets.search(spec, z[idx], mask[idx])
-            aicc = _aicc(spec, n[idx], sse * scale[idx] ** 2) + jacobian[idx]
-            first[idx] = np.minimum(first[idx], aicc)
-            found.append((spec, logged, idx, q, sse, aicc))
-    for spec, logged, idx, q, sse, aicc in found:
-        keep = aicc <= first[idx] + SHORTLIST
-        idx, q, sse = idx[keep], q[keep], sse[keep]
-        if not len(idx):
-            continue
-        z, _, scale = scaled[logged]
-        p, x0, sse = ets.refine(spec, z[idx], mask[idx], q, sse)
-        jacobian = (
-            2 * np.where(obs[idx], np.log(np.where(obs[idx], y[idx], 1.0)), 0.0).sum(axis=1)
-            if logged
-            else 0.0
-        )
-        aicc = _aicc(spec, n[idx], sse * scale[idx] ** 2) + jacobian
-        better = aicc < choice.aicc[idx]
-        for j in np.flatnonzero(better):
-            r = idx[j]
-            choice.aicc[r] = aicc[j]
-            choice.spec[r] = spec
-            choice.log[r] = logged
-            for name in choice.params:
-                choice.params[name][r] = getattr(p, name)[j]
-            choice.x0[r] = x0[j]
-            choice.sse[r] = sse[j]
-    return choice, scaled
-
-
-def _aicc(spec: ets.Spec, n: np.ndarray, sse: np.ndarray) -> np.ndarray:
-    """AICc up to a constant of the data (as forecast::ets: n·log SSE + 2k + 2k(k+1)/(n−k−1),
-    k the smoothing parameters, initial states and σ²)."""
-    k = spec.n_params + 1
-    nn = n.astype(float)
-    with np.errstate(all="ignore"):
-        return nn * np.log(np.maximum(sse, 1e-300)) + 2 * k + 2 * k * (k + 1) / (nn - k - 1)
-
-
-def _variance(
-    errors: np.ndarray, obs: np.ndarray, n: np.ndarray, spec: ets.Spec, season: int
-) -> np.ndarray:
-    """σ² of the one-step errors, SSE / (n − parameters) as forecast::ets, over the last
-    :func:`recent_window` observations only, so a series whose noise grew (or shrank) is
-    forecast with the noise it has now; a series no longer than the window uses all of it."""
-    window = recent_window(season)
-    out = np.empty(len(errors))
-    for i in range(len(errors)):
-        e = errors[i][obs[i]][-window:]
-        out[i] = (e**2).mean() * n[i] / (n[i] - spec.n_params)
-    return out
-
-
-def recent_window(season: int) -> int:
-    """Observations whose one-step errors set σ²: four seasons, at least 24."""
-    return max(RECENT_WINDOW, 4 * season)
-
-
-def _quantiles(levels: Sequence[float], df: np.ndarray) -> dict[float, np.ndarray]:
-    with np.errstate(all="ignore"):
-        return {
-            lv: np.where(df >= 1, sp.t.ppf(0.5 + lv / 2, np.maximum(df, 1)), np.nan)
-            for lv in levels
-        }
-
-
-@dataclass(frozen=True)
-class _Fit:
-    """Forecasts of the rows of a matrix before their intervals: the point forecast on the
-    data's scale (``point``, unclipped), the mean and the forecast standard deviation on the
-    scale fitted (``centre``, ``sd``; the logarithm's for a model of the log), ``unit`` the
-    standard deviation of one step after the last observation without the growth of the
-    forecast variance (σ, with the sampling variance where it counts), the degrees of freedom
-    of the model's quantiles, and what :class:`BatchForecast` reports."""
-
-    point: np.ndarray
-    centre: np.ndarray
-    sd: np.ndarray
-    unit: np.ndarray
-    df: np.ndarray
-    log: np.ndarray
-    model: list[str]
-    n: np.ndarray
-    sigma: np.ndarray
-    aicc: np.ndarray
-
-
-def _fit(
-    y: np.ndarray,
-    horizon: int,
-    season: int,
-    log: np.ndarray,
-    sampling_variance: np.ndarray | None,
-) -> _Fit:
-    """Steps 1–4 of the module docstring for each row of ``y``, forecast from its last column."""
-    rows, periods = y.shape
-    mask = _masks(y)
-    obs = mask == ets.OBSERVED
-    n = obs.sum(axis=1)
-    positive = np.where(obs, y, 1.0).min(axis=1) > 0
-    choice, scaled = _select(y, mask, max(1, int(season)), log & positive)
-
-    mean = np.full((rows, horizon), np.nan)
-    base = np.full(rows, np.nan)  # σ² on the scale fitted
-    mult = np.ones((rows, horizon))  # the forecast variance is base · mult
-    df = np.full(rows, np.nan)
-    names = ["none"] * rows
-    last = np.where(obs.any(axis=1), periods - 1 - np.argmax(obs[:, ::-1], axis=1), 0)
-    lag = periods - 1 - last  # periods between the last observation and the forecast origin
-    for logged, (z, centre, scale) in scaled.items():
-        for spec in {s for s in choice.spec if s is not None}:
-            idx = np.flatnonzero(
-                np.array([s == spec for s in choice.spec]) & (choice.log == logged)
-            )
-            if not len(idx):
-                continue
-            p = ets.Params(**{k: v[idx] for k, v in choice.params.items()})
-            x0 = np.stack([choice.x0[i] for i in idx])  # type: ignore[misc]
-            errors, state = ets.run_filter(spec, z[idx], mask[idx], p, x0)
-            means, m = ets.paths(spec, p, state, horizon + int(lag[idx].max()))
-            take = lag[idx][:, None] + np.arange(horizon)[None, :]
-            mean[idx] = means[:, :horizon] * scale[idx, None] + centre[idx, None]
-            extra = ets.state_uncertainty(spec, z[idx], mask[idx], p, horizon)
-            mult[idx] = np.take_along_axis(m, take, axis=1) + extra
-            base[idx] = _variance(errors, obs[idx], n[idx], spec, season) * scale[idx] ** 2
-            df[idx] = n[idx] - spec.n_params
-            for i in idx:
-                names[i] = spec.name + (" of log" if logged else "")
-    # too short for a model: the mean, with the interval of a new observation
-    for i in np.flatnonzero((choice.aicc == np.inf) & (n >= 1)):
-        vals = y[i, obs[i]]
-        mean[i] = vals.mean()
-        names[i] = "mean" if len(vals) > 1 else "last value"
-        if len(vals) > 1:
-            base[i] = vals.var(ddof=1)
-            mult[i] = 1 + 1 / len(vals)
-            df[i] = len(vals) - 1
-    sigma = np.sqrt(base)
-    var = base[:, None] * mult
-    unit = base.copy()
-    if sampling_variance is not None:
-        sv = np.where(obs, np.asarray(sampling_variance, dtype=float), np.nan)
-        for i in np.flatnonzero(~choice.log & (n >= 1)):
-            past = sv[i][np.isfinite(sv[i])]
-            if not len(past):
-                continue
-            typical, recent = float(past.mean()), float(past[-RECENT:].mean())
-            if np.isfinite(base[i]):  # σ² at least the mean sampling variance
-                var[i] = max(base[i], typical) * mult[i] + max(0.0, recent - typical)
-                unit[i] = max(base[i], typical) + max(0.0, recent - typical)
-            else:  # one observation: its own sampling variance, normal quantiles
-                var[i] = unit[i] = recent
-                df[i] = np.inf
-    with np.errstate(all="ignore"):
-        point = np.where(choice.log[:, None], np.exp(mean), mean)
-        sd = np.sqrt(var)
-    aicc = np.where(np.isfinite(choice.aicc), choice.aicc, np.nan)
-    return _Fit(point, mean, sd, np.sqrt(unit), df, choice.log.copy(), names, n, sigma, aicc)
-
-
-def _errors(fit: _Fit, actual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each forecast's absolute out-of-sample errors divided by its model's growth of the
-    forecast standard deviation over the steps since the last observation (``sd_h / unit``),
-    so that the errors of every step are in units of a one-step error: on the values and on
-    their logarithm (members × horizon; ``NaN`` where nothing was observed; on the log scale
-    +∞ where the value or the forecast is not positive: no interval of a model of the log can
-    hold it)."""
-    with np.errstate(all="ignore"):
-        growth = fit.sd / fit.unit[:, None]
-        positive = (actual > 0) & (fit.point > 0)
-        on_log = np.where(
-            positive,
-            np.log(np.where(positive, actual, 1.0)) - np.log(np.where(positive, fit.point, 1.0)),
-            np.inf,
-        )
-        usable = np.isfinite(actual) & np.isfinite(fit.point) & np.isfinite(growth) & (growth > 0)
-        value = np.where(usable, np.abs(actual - fit.point) / growth, np.nan)
-        log = np.where(usable, np.abs(on_log) / growth, np.nan)
-    return value, log
-
-
-def conformal_quantile(scores: np.ndarray, level: float) -> float:
-    """The ⌈(n + 1)·level⌉-th smallest of ``n`` scores: the split-conformal quantile (Vovk,
-    Gammerman & Shafer 2005; Lei et al. 2018, §2.2), which a new exchangeable score stays under
-    with probability at least ``level``. ``inf`` when ``n`` is too small for that rank."""
-    s = np.sort(np.asarray(scores, dtype=float))
-    rank = int(np.ceil((len(s) + 1) * level))
-    return float(s[rank - 1]) if 1 <= rank <= len(s) else np.inf
-
-
-def _widths(
-    levels: Sequence[float], model: dict[float, float], scores: np.ndarray
-) -> dict[float, float]:
-    """The quantile each level's interval is drawn with, in forecast standard deviations: the
-    model's, or the conformal quantile of the calibration ``scores`` where that is larger and
-    there are at least :data:`MIN_SCORES` of them — never narrower than the model's interval,
-    and never narrower at a level than at a lower one."""
-    out: dict[float, float] = {}
-    floor = 0.0
-    for lv in sorted(levels):
-        k = model[lv]
-        if len(scores) >= MIN_SCORES and np.isfinite(k):
-            q = conformal_quantile(scores, lv)
-            if np.isfinite(q):
-                k = max(k, q)
-        if np.isfinite(k):
-            k = max(k, floor)
-            floor = k
-        out[lv] = k
-    return out
+    origins: int
 
 
 def _run(
@@ -411,14 +154,14 @@ def _run(
     horizon: int,
     *,
     final: bool,
-    origins: int,
-    calibration: int,
-    min_train: int,
-    season: int,
-    levels: Sequence[float],
-    log: bool | np.ndarray,
-    sampling_variance: np.ndarray | None,
-    bounds: tuple[float, float],
+    origins: int = 12,
+    calibration: int = CALIBRATION,
+    min_train: int = MIN_TRAIN,
+    season: int = 1,
+    levels: Sequence[float] = LEVELS,
+    log: bool | np.ndarray = True,
+    sampling_variance: np.ndarray | None = None,
+    bounds: tuple[float, float] = (-np.inf, np.inf),
 ) -> tuple[BatchForecast | None, Backtest]:
     """The forecast from the last column (``final``) and the backtest of the last ``origins``
     origins of each row of ``y``, from one fit of every window they need: theirs and, for each
@@ -450,11 +193,11 @@ def _run(
         ends.append(e)
         scored.append(mine)
     at = {m: j for j, m in enumerate(members)}
+    at = {m: j for j, m in enumerate(members)}
     if not members:  # nothing to fit (no origin to score): an empty backtest
         none = {lv: np.empty((0, horizon)) for lv in levels}
-        return None, _score(y, horizon, season, levels, scored, at, np.empty((0, horizon)), none,
-                            none)  # fmt: skip
-
+        return None, score(y, horizon, season, levels, scored, at, np.empty((0, horizon)), none,
+                           none)  # fmt: skip
     if members == [(r, periods - 1) for r in range(rows)]:  # only the last columns: no copies
         aligned, sv_aligned = y, sampling_variance
     else:  # every window's end on the last column: its forecasts start after it
@@ -465,53 +208,13 @@ def _run(
             aligned[j, shift:] = y[r, : o + 1]
             if sv_aligned is not None and sampling_variance is not None:
                 sv_aligned[j, shift:] = sampling_variance[r, : o + 1]
-    fit = _fit(
+    fit = fit_rows(
         aligned, horizon, season, np.array([logs[r] for r, _ in members], dtype=bool), sv_aligned
     )
-
-    # the out-of-sample errors of every window, and the period each error is of
-    target = np.array([o for _, o in members])[:, None] + 1 + np.arange(horizon)[None, :]
-    row_of = np.array([r for r, _ in members])
-    inside = target < periods
-    actual = np.where(inside, y[row_of[:, None], np.minimum(target, periods - 1)], np.nan)
-    on_values, on_log = _errors(fit, actual)
-    model_q = _quantiles(levels, fit.df)
-    k = {lv: model_q[lv].copy() for lv in levels}
-    widened = {lv: np.ones(len(members)) for lv in levels}
-    used = np.zeros(len(members), dtype=np.int64)
     calibrated = {(r, o) for r in range(rows) for o in scored[r]}
     calibrated |= {(r, periods - 1) for r in range(rows)} if final else set()
-    for j, (r, o) in enumerate(members):
-        if (r, o) not in calibrated:
-            continue
-        before = ends[r][: np.searchsorted(ends[r], o)]  # the backtest origins before o
-        cal = [at[(r, c)] for c in before[max(0, len(before) - calibration) :]]
-        if cal and calibration:  # their errors of periods up to o, on o's scale, in its sd
-            err, t = (on_log if fit.log[j] else on_values)[cal], target[cal]
-            pool = err[(t <= o) & ~np.isnan(err)] / fit.unit[j]
-        else:
-            pool = np.empty(0)
-        if not (np.isfinite(fit.unit[j]) and fit.unit[j] > 0):
-            pool = np.empty(0)
-        used[j] = len(pool)
-        ks = _widths(levels, {lv: float(model_q[lv][j]) for lv in levels}, pool)
-        for lv in levels:
-            k[lv][j] = ks[lv]
-            if np.isfinite(model_q[lv][j]) and model_q[lv][j] > 0:
-                widened[lv][j] = ks[lv] / model_q[lv][j]
-
-    lo_b, hi_b = bounds
-    low, high = {}, {}
-    with np.errstate(all="ignore"):
-        for lv in levels:
-            half = k[lv][:, None] * fit.sd
-            lo, hi = fit.centre - half, fit.centre + half
-            if fit.log.any():
-                lo = np.where(fit.log[:, None], np.exp(lo), lo)
-                hi = np.where(fit.log[:, None], np.exp(hi), hi)
-            low[lv] = np.clip(lo, lo_b, hi_b)
-            high[lv] = np.clip(hi, lo_b, hi_b)
-    point = np.clip(fit.point, lo_b, hi_b)
+    k, widened, used = calibrate(fit, y, members, ends, calibrated, calibration, levels)
+    point, low, high = intervals(fit, k, levels, bounds)
 
     forecast = None
     if final:
@@ -522,34 +225,22 @@ def _run(
             fit.sigma[last], fit.aicc[last], {lv: v[last] for lv, v in widened.items()},
             used[last],
         )  # fmt: skip
-    return forecast, _score(y, horizon, season, levels, scored, at, point, low, high)
+    return forecast, score(y, horizon, season, levels, scored, at, point, low, high)
 
 
-def forecast_batch(
-    y: np.ndarray,
-    horizon: int,
-    *,
-    season: int = 1,
-    levels: Sequence[float] = LEVELS,
-    log: bool | np.ndarray = True,
-    sampling_variance: np.ndarray | None = None,
-    bounds: tuple[float, float] = (-np.inf, np.inf),
-    calibration: int = CALIBRATION,
-    min_train: int = MIN_TRAIN,
-) -> BatchForecast:
+@overload
+def _row(values: Sequence[float] | np.ndarray) -> np.ndarray: ...
+@overload
+def _row(values: None) -> None: ...
+def _row(values: Sequence[float] | np.ndarray | None) -> np.ndarray | None:
+    """One series as the single row of a matrix (None stays None)."""
+    return None if values is None else np.asarray(values, dtype=float)[None, :]
+
+
+def forecast_batch(y: np.ndarray, horizon: int, **options: Unpack[BatchOptions]) -> BatchForecast:
     """Forecasts of each row of ``y`` (rows × periods, ``NaN`` missing) from its last column,
-    ``horizon`` periods ahead. ``log``: whether a model of the logarithm may be chosen (per
-    row or for all; only rows whose values are all positive); ``sampling_variance`` (same
-    shape) the variance of each period's value where it is an estimate; ``bounds`` the range
-    the values can take (forecasts and intervals are clipped to it); ``calibration``: how many
-    earlier origins (each with at least ``min_train`` observations) are refitted for the
-    out-of-sample errors that calibrate the intervals (0: the model's intervals). See the
-    module docstring."""
-    fc, _ = _run(
-        y, horizon, final=True, origins=0, calibration=calibration, min_train=min_train,
-        season=season, levels=levels, log=log, sampling_variance=sampling_variance,
-        bounds=bounds,
-    )  # fmt: skip
+    ``horizon`` periods ahead, as :class:`BatchOptions` say. See the module docstring."""
+    fc, _ = _run(y, horizon, final=True, **options, origins=0)
     assert fc is not None
     return fc
 
@@ -558,20 +249,12 @@ def forecast_series(
     y: Sequence[float] | np.ndarray,
     horizon: int = 6,
     *,
-    season: int = 1,
-    levels: Sequence[float] = LEVELS,
-    log: bool = True,
     sampling_variance: Sequence[float] | np.ndarray | None = None,
-    bounds: tuple[float, float] = (-np.inf, np.inf),
-    calibration: int = CALIBRATION,
+    **options: Unpack[SeriesOptions],
 ) -> SeriesForecast:
-    """Forecast one series ``horizon`` periods ahead (see the module docstring): ``season``
-    is the seasonal period (12 for months, 4 for quarters; 1 for none)."""
-    sv = None if sampling_variance is None else np.asarray(sampling_variance, float)[None, :]
-    b = forecast_batch(
-        np.asarray(y, dtype=float)[None, :], horizon, season=season, levels=levels, log=log,
-        sampling_variance=sv, bounds=bounds, calibration=calibration,
-    )  # fmt: skip
+    """Forecast one series ``horizon`` periods ahead (see the module docstring), as
+    :class:`SeriesOptions` say; ``sampling_variance`` as :class:`BatchOptions`."""
+    b = forecast_batch(_row(y), horizon, sampling_variance=_row(sampling_variance), **options)
     return SeriesForecast(
         b.mean[0], {k: v[0] for k, v in b.low.items()}, {k: v[0] for k, v in b.high.items()},
         b.model[0], int(b.n[0]), float(b.sigma[0]), float(b.aicc[0]),
@@ -579,124 +262,22 @@ def forecast_series(
     )  # fmt: skip
 
 
-# -- backtests ------------------------------------------------------------------------------------
-def _naive(train: np.ndarray, steps: int, season: int) -> tuple[np.ndarray, float]:
-    """Seasonal naive forecasts of ``steps`` periods after ``train`` (naive without a full
-    season) and the in-sample MAE of that method on ``train`` (the MASE scale)."""
-    seen = np.flatnonzero(~np.isnan(train))
-    lag = season if season > 1 and len(seen) and len(train) - seen[0] > season else 1
-    diffs = np.abs(train[lag:] - train[:-lag])
-    diffs = diffs[np.isfinite(diffs)]
-    scale = float(diffs.mean()) if len(diffs) else np.nan
-    out = np.full(steps, np.nan)
-    filled = train.copy()
-    for j in range(len(filled)):  # carry the last value over missing periods
-        if np.isnan(filled[j]) and j > 0:
-            filled[j] = filled[j - 1]
-    hist = list(filled)
-    for h in range(steps):
-        hist.append(hist[-lag])
-        out[h] = hist[-1]
-    return out, scale
-
-
-def _score(
-    y: np.ndarray,
-    horizon: int,
-    season: int,
-    levels: Sequence[float],
-    scored: list[list[int]],
-    at: dict[tuple[int, int], int],
-    point: np.ndarray,
-    low: dict[float, np.ndarray],
-    high: dict[float, np.ndarray],
-) -> Backtest:
-    """MASE, the seasonal naive's MASE and interval hits of the backtest's forecasts."""
-    rows, periods = y.shape
-    obs = ~np.isnan(y)
-    scaled: list[list[float]] = [[] for _ in range(rows)]
-    naive_scaled: list[list[float]] = [[] for _ in range(rows)]
-    hits: dict[float, list[list[float]]] = {lv: [[] for _ in range(rows)] for lv in levels}
-    for r in range(rows):
-        for o in scored[r]:
-            j = at[(r, o)]
-            naive, scale = _naive(y[r, : o + 1], horizon, season)
-            for h in range(horizon):
-                t = o + 1 + h
-                if t >= periods or not obs[r, t] or not np.isfinite(point[j, h]):
-                    continue
-                if np.isfinite(scale) and scale > 0:
-                    scaled[r].append(abs(y[r, t] - point[j, h]) / scale)
-                    naive_scaled[r].append(abs(y[r, t] - naive[h]) / scale)
-                for lv in levels:
-                    lo, hi = low[lv][j, h], high[lv][j, h]
-                    if np.isfinite(lo) and np.isfinite(hi):
-                        hits[lv][r].append(float(lo <= y[r, t] <= hi))
-    arrays = [np.asarray(v) for v in scaled]
-    naive_arrays = [np.asarray(v) for v in naive_scaled]
-    hit_arrays = {lv: [np.asarray(v) for v in hits[lv]] for lv in levels}
-
-    def mean_of(vs: list[np.ndarray]) -> np.ndarray:
-        return np.array([v.mean() if len(v) else np.nan for v in vs])
-
-    return Backtest(
-        mase=mean_of(arrays),
-        mase_naive=mean_of(naive_arrays),
-        coverage={lv: mean_of(hit_arrays[lv]) for lv in levels},
-        points=np.array([len(v) for v in hit_arrays[levels[0]]] if levels else []),
-        scaled=arrays,
-        naive_scaled=naive_arrays,
-        hits=hit_arrays,
-    )
-
-
-def backtest_batch(
-    y: np.ndarray,
-    horizon: int,
-    *,
-    origins: int = 12,
-    min_train: int = MIN_TRAIN,
-    season: int = 1,
-    levels: Sequence[float] = LEVELS,
-    log: bool | np.ndarray = True,
-    sampling_variance: np.ndarray | None = None,
-    bounds: tuple[float, float] = (-np.inf, np.inf),
-    calibration: int = CALIBRATION,
-) -> Backtest:
+def backtest_batch(y: np.ndarray, horizon: int, **options: Unpack[BacktestOptions]) -> Backtest:
     """Rolling-origin evaluation of :func:`forecast_batch` on each row of ``y``: refit at each
     of the last ``origins`` periods that leave a later observation to score (and at least
     ``min_train`` observations to fit), forecast up to ``horizon`` ahead, score every observed
     period reached. Each origin's intervals are calibrated as :func:`forecast_batch` calibrates
     them, from the ``calibration`` origins before it (refitted too) and only the errors of
     periods up to it. See the module docstring for MASE and coverage."""
-    _, bt = _run(
-        y, horizon, final=False, origins=origins, calibration=calibration, min_train=min_train,
-        season=season, levels=levels, log=log, sampling_variance=sampling_variance,
-        bounds=bounds,
-    )  # fmt: skip
-    return bt
+    return _run(y, horizon, final=False, **options)[1]
 
 
 def forecast_and_backtest(
-    y: np.ndarray,
-    horizon: int,
-    *,
-    origins: int = 12,
-    min_train: int = MIN_TRAIN,
-    season: int = 1,
-    levels: Sequence[float] = LEVELS,
-    log: bool | np.ndarray = True,
-    sampling_variance: np.ndarray | None = None,
-    bounds: tuple[float, float] = (-np.inf, np.inf),
-    calibration: int = CALIBRATION,
+    y: np.ndarray, horizon: int, **options: Unpack[BacktestOptions]
 ) -> tuple[BatchForecast, Backtest]:
     """:func:`forecast_batch` and :func:`backtest_batch` of the same rows from one fit: the
     windows the backtest refits are the ones that calibrate the forecast's intervals."""
-    fc, bt = _run(
-        y, horizon, final=True, origins=origins, calibration=calibration, min_train=min_train,
-        season=season, levels=levels, log=log, sampling_variance=sampling_variance,
-        bounds=bounds,
-    )  # fmt: skip
+    fc, bt = _run(y, horizon, final=True, **options)
     assert fc is not None
     return fc, bt
 
@@ -706,27 +287,30 @@ def backtest_series(
     horizon: int = 6,
     *,
     origins: int = 12,
-    season: int = 1,
-    levels: Sequence[float] = LEVELS,
-    log: bool = True,
     sampling_variance: Sequence[float] | np.ndarray | None = None,
-    bounds: tuple[float, float] = (-np.inf, np.inf),
-    calibration: int = CALIBRATION,
+    **options: Unpack[SeriesOptions],
 ) -> Backtest:
     """:func:`backtest_batch` of one series."""
-    sv = None if sampling_variance is None else np.asarray(sampling_variance, float)[None, :]
     return backtest_batch(
-        np.asarray(y, dtype=float)[None, :], horizon, origins=origins, season=season,
-        levels=levels, log=log, sampling_variance=sv, bounds=bounds, calibration=calibration,
-    )  # fmt: skip
+        _row(y),
+        horizon,
+        origins=origins,
+        sampling_variance=_row(sampling_variance),
+        **options,
+    )
 
 
 __all__ = [
     "CALIBRATION",
     "LEVELS",
+    "MIN_SCORES",
+    "MIN_TRAIN",
     "Backtest",
+    "BacktestOptions",
     "BatchForecast",
+    "BatchOptions",
     "SeriesForecast",
+    "SeriesOptions",
     "backtest_batch",
     "backtest_series",
     "conformal_quantile",
