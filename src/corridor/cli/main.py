@@ -35,6 +35,7 @@ from corridor.cli.common import (
 )
 from corridor.cli.loop import register as register_loop
 from corridor.cli.people import register as register_people
+from corridor.cli.report import register as register_report
 from corridor.cli.surveys import register as register_surveys
 from corridor.cli.surveys import surveys_app
 from corridor.cli.text import analyze_after_ingest, ingest_text_options, text_app, themes_app
@@ -693,3 +694,4 @@ register_loop(app)
 register_cases(app)
 register_people(app)
 register_surveys(app)
+register_report(app)

@@ -14,6 +14,7 @@ e-mail is off and mail rows wait (and are retried) until one is set.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import smtplib
 import ssl
@@ -49,6 +50,8 @@ MODES = ("immediate", "digest", "off")
 #: events whose mails go to customers (survey invitations and reminders): their subject and
 #: text are the event's, with no envelope attached
 CUSTOMER_PREFIX = "survey."
+#: a rendered report: its own subject, text, HTML with inline chart images and a PDF attached
+REPORT = "report"
 #: digest periods, in seconds
 PERIODS = {"hourly": 3600, "daily": 86400}
 
@@ -143,6 +146,8 @@ def build_message(row: Notification, sender: str) -> EmailMessage:
         msg["Subject"] = str(data.get("subject") or "How did we do?")
         msg.set_content(str(data.get("text") or "") + "\n")
         return msg
+    if row.payload.get("type") == REPORT:
+        return _report_mail(msg, data)
     if row.payload.get("type") == "digest":
         items = (row.payload.get("data") or {}).get("items") or []
         body = [f"{len(items)} notifications since your last digest:", ""]
@@ -157,6 +162,30 @@ def build_message(row: Notification, sender: str) -> EmailMessage:
         subtype="json",
         filename="event.json",
     )
+    return msg
+
+
+def _report_mail(msg: EmailMessage, data: dict[str, Any]) -> EmailMessage:
+    """A report (:mod:`corridor.reports.schedules`): its subject, a plain-text part, an HTML
+    alternative with its charts as related images (``cid:``), and its attachments (the PDF);
+    everything comes rendered in the row, so every retry sends the same mail."""
+    del msg["Subject"]
+    msg["Subject"] = str(data.get("subject") or "Corridor report")
+    msg.set_content(str(data.get("text") or ""))
+    msg.add_alternative(str(data.get("html") or ""), subtype="html")
+    html_part = msg.get_body(("html",))
+    assert isinstance(html_part, EmailMessage)
+    for cid, encoded in (data.get("images") or {}).items():
+        html_part.add_related(
+            base64.b64decode(encoded), maintype="image", subtype="png", cid=f"<{cid}>",
+            filename=f"{cid.partition('@')[0]}.png", disposition="inline",
+        )  # fmt: skip
+    for item in data.get("attachments") or ():
+        maintype, _, subtype = str(item["content_type"]).partition("/")
+        msg.add_attachment(
+            base64.b64decode(item["data"]), maintype=maintype, subtype=subtype,
+            filename=str(item["filename"]),
+        )  # fmt: skip
     return msg
 
 

@@ -26,8 +26,9 @@ from corridor.analytics.core.scoping import run_scoped
 from corridor.analytics.estimators import stats
 from corridor.auth.scope import LOCAL_ADMIN, Scope
 from corridor.loop.reports import case_report
-from corridor.reports.periods import ReportPeriod, Subject
+from corridor.reports.periods import ReportPeriod, ReportRequestError, Subject
 from corridor.store import Store
+from corridor.store.maps import load_map
 from corridor.text.redact import redact
 
 #: a change is called real below this p-value
@@ -462,6 +463,25 @@ def cases(run: _Runner) -> Cases:
     )
 
 
+def check_subject(store: Store, subject: Subject) -> None:
+    """A department or touch point the corridor map does not know is refused, naming those it
+    does (a partner is an id in the records: one without any gives an empty report)."""
+    if subject.kind not in ("department", "touchpoint"):
+        return
+    cmap = load_map(store)
+    if cmap is None:
+        return
+    known = sorted(
+        {t.department for t in cmap.touchpoints if t.department}
+        if subject.kind == "department"
+        else {t.key for t in cmap.touchpoints}
+    )
+    if subject.value not in known:
+        raise ReportRequestError(
+            f"no {subject.kind} {subject.value!r} in the corridor map; known: {', '.join(known)}"
+        )
+
+
 def build_report(
     store: Store,
     subject: Subject,
@@ -473,6 +493,7 @@ def build_report(
 ) -> Report:
     """The report on ``subject`` for ``period`` as ``scope`` (default: everything) sees it."""
     scope = scope or Scope.of(LOCAL_ADMIN, None)
+    check_subject(store, subject)
     run = _Runner(store, scope, subject, period, confidence)
     with store.reading():
         head = headline(run)

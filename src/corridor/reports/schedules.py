@@ -1,0 +1,365 @@
+"""Scheduled reports: weekly (Monday) or monthly (the 1st) at an hour of each recipient's time
+zone, to the users of a role (and department or partner), through the closed loop's outbox.
+
+A schedule names its recipients by role (and, optionally, one department or partner); each of
+them with an e-mail address (``corridor loop mail-prefs``; mode not ``off``) gets the report as
+*they* may see it: built with their own :class:`~corridor.auth.scope.Scope`, about the
+schedule's subject or, when it names none, about their own department or partner (the whole
+corridor for admins and analysts). A recipient's time zone is theirs
+(:func:`set_time_zone`), else the schedule's.
+
+The ``reports.send`` job (every five minutes) finds, for each schedule and recipient, the last
+send time that has passed (the last Monday or 1st at ``hour`` in their zone, not before the
+schedule was made) and, unless that period's report was queued already, renders it (the e-mail
+with its charts and the PDF attached) and writes the outbox row and a ``report_deliveries`` row
+in one transaction. The row's key (schedule, period, user) is the primary key, so a report is
+queued once per period and user whatever restarts or second processes happen; a server that was
+down at 08:00 sends it at its next run. The outbox then delivers it at least once, with the same
+``Message-ID`` on every attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+
+from corridor.auth import accounts
+from corridor.auth.scope import ROLES, Principal, Role, Scope
+from corridor.errors import CorridorError
+from corridor.loop import outbox, scheduler
+from corridor.loop.scheduler import JobContext
+from corridor.reports import render
+from corridor.reports.content import build_report
+from corridor.reports.periods import ReportPeriod, ReportRequestError, Subject
+from corridor.store import Store
+from corridor.store.maps import load_map
+
+log = logging.getLogger(__name__)
+
+#: cadences and the report period each sends
+CADENCES: dict[str, str] = {"weekly": "week", "monthly": "month"}
+#: the outbox event of a report mail
+EVENT = "report"
+EVERY_S = 300.0
+
+
+class ScheduleNotFoundError(CorridorError):
+    """No report schedule with that id (or no e-mail settings for a user)."""
+
+    status_code = 404
+
+
+@dataclass(frozen=True)
+class Schedule:
+    schedule_id: str
+    cadence: str
+    subject: str | None
+    role: str
+    department: str | None
+    partner: str | None
+    time_zone: str
+    hour: int
+    enabled: bool
+    created_at: datetime
+    created_by: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["created_at"] = self.created_at.isoformat()
+        return out
+
+
+_COLUMNS = (
+    "schedule_id, cadence, subject, role, department, partner, time_zone, hour, enabled, "
+    "created_at, created_by"
+)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise ReportRequestError(
+            f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin or UTC"
+        ) from e
+
+
+def add_schedule(
+    store: Store,
+    *,
+    cadence: str,
+    role: str,
+    department: str | None = None,
+    partner: str | None = None,
+    subject: str | None = None,
+    time_zone: str = "UTC",
+    hour: int = 8,
+    created_by: str | None = None,
+    now: datetime | None = None,
+) -> Schedule:
+    """A new schedule (see the module notes); every value checked with a message that says
+    how to fix it."""
+    if cadence not in CADENCES:
+        raise ReportRequestError(f"cadence {cadence!r}: use one of {', '.join(CADENCES)}")
+    if role not in ROLES or role == Role.AGENT:
+        allowed = ", ".join(r for r in ROLES if r != Role.AGENT)
+        raise ReportRequestError(f"role {role!r}: reports go to {allowed} (agents see none)")
+    if not 0 <= int(hour) <= 23:
+        raise ReportRequestError(f"hour {hour}: give an hour of the day, 0 to 23")
+    _zone(time_zone)
+    spec = Subject.parse(subject).spec if subject else None
+    sid = "rs_" + secrets.token_hex(5)
+    with store.transaction() as tx:
+        tx.execute(
+            f"INSERT INTO report_schedules ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [sid, cadence, spec, role, department, partner, time_zone, int(hour), True,
+             now or datetime.now(UTC), created_by],
+        )  # fmt: skip
+    return get_schedule(store, sid)
+
+
+def get_schedule(store: Store, schedule_id: str) -> Schedule:
+    rows = store.query(
+        f"SELECT {_COLUMNS} FROM report_schedules WHERE schedule_id = ?", [schedule_id]
+    )
+    if not rows:
+        raise ScheduleNotFoundError(
+            f"no report schedule {schedule_id!r}; `corridor report schedules` lists them"
+        )
+    return Schedule(*rows[0])
+
+
+def list_schedules(store: Store) -> list[Schedule]:
+    rows = store.query(f"SELECT {_COLUMNS} FROM report_schedules ORDER BY created_at")
+    return [Schedule(*r) for r in rows]
+
+
+def remove_schedule(store: Store, schedule_id: str) -> None:
+    get_schedule(store, schedule_id)
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM report_schedules WHERE schedule_id = ?", [schedule_id])
+
+
+def set_time_zone(store: Store, username: str, time_zone: str | None) -> None:
+    """The time zone ``username``'s scheduled reports follow (None: the schedule's)."""
+    if time_zone is not None:
+        _zone(time_zone)
+    with store.transaction() as tx:
+        found = tx.fetchall(
+            "SELECT username FROM notification_prefs WHERE username = ?", [username]
+        )
+        if not found:
+            raise ScheduleNotFoundError(
+                f"{username} has no e-mail settings yet: set them first with "
+                "`corridor loop mail-prefs USERNAME EMAIL`"
+            )
+        tx.execute(
+            "UPDATE notification_prefs SET time_zone = ? WHERE username = ?",
+            [time_zone, username],
+        )
+
+
+@dataclass(frozen=True)
+class Recipient:
+    principal: Principal
+    email: str
+    time_zone: str
+
+
+def recipients(store: Store, schedule: Schedule) -> list[Recipient]:
+    """The users the schedule reaches: its role (and department or partner), with an address
+    and e-mail not switched off."""
+    prefs = {
+        str(r[0]): (str(r[1]), r[2])
+        for r in store.query(
+            "SELECT username, email, time_zone FROM notification_prefs WHERE mode <> 'off'"
+        )
+    }
+    out = []
+    for user in accounts.list_users(store):
+        if user.role != schedule.role or user.username not in prefs:
+            continue
+        if schedule.department and user.department != schedule.department:
+            continue
+        if schedule.partner and user.partner != schedule.partner:
+            continue
+        email, zone = prefs[user.username]
+        principal = Principal(user.username, Role(user.role), user.department, user.partner)
+        out.append(Recipient(principal, email, zone or schedule.time_zone))
+    return out
+
+
+def last_send_time(schedule: Schedule, time_zone: str, now: datetime) -> datetime:
+    """The last Monday (weekly) or 1st (monthly) at ``hour`` in ``time_zone`` not after
+    ``now``, in UTC."""
+    local = pd.Timestamp(now).tz_convert(_zone(time_zone))
+    day = local.normalize()
+    if schedule.cadence == "weekly":
+        day -= pd.Timedelta(days=day.weekday())
+        step = pd.DateOffset(weeks=1)
+    else:
+        day = day.replace(day=1)
+        step = pd.DateOffset(months=1)
+    at = day.replace(hour=schedule.hour)  # wall-clock time: 08:00 on either side of DST
+    if at > local:
+        at = (day - step).replace(hour=schedule.hour)
+    return at.tz_convert(UTC).to_pydatetime()
+
+
+def due_period(schedule: Schedule, time_zone: str, now: datetime) -> ReportPeriod | None:
+    """The period whose report is due for a recipient in ``time_zone`` at ``now`` (None before
+    the schedule's first send time)."""
+    sent_at = last_send_time(schedule, time_zone, now)
+    if sent_at < schedule.created_at:
+        return None
+    local_day = pd.Timestamp(sent_at).tz_convert(_zone(time_zone)).date()
+    return ReportPeriod.last_full(CADENCES[schedule.cadence], local_day)
+
+
+def subject_for(schedule: Schedule, principal: Principal) -> Subject:
+    if schedule.subject:
+        return Subject.parse(schedule.subject)
+    if principal.role is Role.DEPARTMENT_HEAD and principal.department:
+        return Subject("department", principal.department)
+    if principal.role is Role.PARTNER_MANAGER and principal.partner:
+        return Subject("partner", principal.partner)
+    return Subject()
+
+
+@dataclass
+class SendReport:
+    queued: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    def summary(self) -> str:
+        return f"{self.queued} reports queued, {self.skipped} skipped, {self.failed} failed"
+
+
+def _payload(schedule: Schedule, recipient: Recipient, store: Store, period: ReportPeriod,
+             scope: Scope, with_pdf: bool) -> dict[str, Any]:  # fmt: skip
+    import base64
+
+    subject = subject_for(schedule, recipient.principal)
+    report = build_report(store, subject, period, scope=scope)
+    parts = render.mail(report)
+    data = parts.as_payload()
+    data.update(schedule_id=schedule.schedule_id, period=period.key, scope=subject.spec)
+    if with_pdf:
+        from corridor.reports.pdf import to_pdf
+
+        pdf = to_pdf(render.html(report))
+        name = f"cx-report-{subject.spec.replace('=', '-')}-{period.key}.pdf"
+        data["attachments"] = [
+            {"filename": name, "content_type": "application/pdf",
+             "data": base64.b64encode(pdf).decode()}
+        ]  # fmt: skip
+    return data
+
+
+def _queue(store: Store, schedule: Schedule, period: ReportPeriod, user: str, key: str,
+           now: datetime, data: dict[str, Any], email: str) -> bool:  # fmt: skip
+    """The delivery row and the outbox row in one transaction; False when the report was
+    queued meanwhile (another process: the delivery's primary key refuses a second)."""
+    try:
+        with store.transaction() as tx:
+            if tx.fetchall(
+                "SELECT 1 FROM report_deliveries WHERE schedule_id = ? AND period_key = ? "
+                "AND username = ?",
+                [schedule.schedule_id, period.key, user],
+            ):
+                return False
+            tx.execute(
+                "INSERT INTO report_deliveries (schedule_id, period_key, username, outbox_key, "
+                "queued_at) VALUES (?, ?, ?, ?, ?)",
+                [schedule.schedule_id, period.key, user, key, now],
+            )
+            outbox.enqueue(tx, EVENT, data, key=key, emails=[email])
+    except Exception:
+        if _queued(store, schedule, period, user):
+            return False
+        raise
+    return True
+
+
+def _queued(store: Store, schedule: Schedule, period: ReportPeriod, user: str) -> bool:
+    return bool(
+        store.query(
+            "SELECT 1 FROM report_deliveries WHERE schedule_id = ? AND period_key = ? "
+            "AND username = ?",
+            [schedule.schedule_id, period.key, user],
+        )
+    )
+
+
+def send_due(store: Store, *, now: datetime | None = None, with_pdf: bool = True) -> SendReport:
+    """Queue every report that is due and not yet queued (see the module notes)."""
+    now = now or datetime.now(UTC)
+    done = SendReport()
+    schedules = [s for s in list_schedules(store) if s.enabled]
+    if not schedules:
+        return done
+    cmap = load_map(store)
+    for schedule in schedules:
+        for rcpt in recipients(store, schedule):
+            period = due_period(schedule, rcpt.time_zone, now)
+            if period is None:
+                continue
+            user = rcpt.principal.username
+            if _queued(store, schedule, period, user):
+                continue
+            key = f"report-{schedule.schedule_id}-{period.key}-{user}"
+            try:
+                scope = Scope.of(rcpt.principal, cmap)
+                data = _payload(schedule, rcpt, store, period, scope, with_pdf)
+            except CorridorError as e:  # a subject outside the user's scope, no Chromium
+                log.warning("report %s for %s not sent: %s", key, user, e)
+                done.failed += 1
+                continue
+            if _queue(store, schedule, period, user, key, now, data, rcpt.email):
+                done.queued += 1
+            else:
+                done.skipped += 1
+    return done
+
+
+def deliveries(store: Store, schedule_id: str | None = None) -> list[dict[str, Any]]:
+    where, args = ("WHERE schedule_id = ?", [schedule_id]) if schedule_id else ("", [])
+    rows = store.query(
+        "SELECT schedule_id, period_key, username, outbox_key, queued_at FROM report_deliveries "
+        f"{where} ORDER BY queued_at, username",
+        args,
+    )
+    names = ("schedule_id", "period", "username", "outbox_key", "queued_at")
+    return [dict(zip(names, r, strict=True)) for r in rows]
+
+
+def reports_job(ctx: JobContext) -> str | None:
+    done = send_due(ctx.store)
+    return done.summary() if (done.queued or done.failed) else None
+
+
+scheduler.register("reports.send", EVERY_S, reports_job)
+
+__all__ = [
+    "CADENCES",
+    "EVENT",
+    "Schedule",
+    "ScheduleNotFoundError",
+    "SendReport",
+    "add_schedule",
+    "deliveries",
+    "due_period",
+    "get_schedule",
+    "last_send_time",
+    "list_schedules",
+    "remove_schedule",
+    "send_due",
+    "set_time_zone",
+]
