@@ -45,10 +45,17 @@ def build(store: Store, ingestor: Ingestor) -> None:
     ingestor.ingest(
         "people",
         pa.table(
-            {"person_id": [MERGED], "kind": ["customer"], "email": [EMAIL], "crm_id": [CRM],
-             "phone": [PHONE], "segment": ["smb"], "region": ["north"]}
+            {
+                "person_id": [MERGED],
+                "kind": ["customer"],
+                "email": [EMAIL],
+                "crm_id": [CRM],
+                "phone": [PHONE],
+                "segment": ["smb"],
+                "region": ["north"],
+            }
         ),
-    )  # fmt: skip
+    )
     persons = [*OTHERS, SUBJECT, MERGED]
     n = len(persons)
     ingestor.ingest(
@@ -96,6 +103,9 @@ def build(store: Store, ingestor: Ingestor) -> None:
             emails=[EMAIL],
         )
         outbox.enqueue(
-            tx, "survey.invitation", {"person_id": "o-01"}, key="inv-o-01",
+            tx,
+            "survey.invitation",
+            {"person_id": "o-01"},
+            key="inv-o-01",
             emails=["o-01@example.com"],
-        )  # fmt: skip
+        )

@@ -26,12 +26,14 @@ from corridor.api.routes import cases as case_routes
 from corridor.api.routes import health, ingest, outlook, people, survey_invitations
 from corridor.api.routes import loop as loop_routes
 from corridor.api.routes import map as map_routes
+from corridor.api.routes import privacy as privacy_routes
 from corridor.api.routes import surveys as survey_routes
 from corridor.api.routes import text as text_routes
 from corridor.api.schemas import RECORD_MODELS
 from corridor.domain.corridor_map import CorridorMap
 from corridor.ingest.pipeline import Ingestor
 from corridor.loop import Scheduler, churn_jump
+from corridor.privacy import retention
 from corridor.settings import Settings
 from corridor.store import Store, open_store
 from corridor.surveys import jobs as survey_jobs
@@ -43,6 +45,7 @@ from corridor.web import routes as web_routes
 from corridor.workers import PokedWorker
 
 assert survey_jobs  # importing it registers the invitations job with the scheduler
+assert retention  # importing it registers the privacy.retention job with the scheduler
 assert survey_upkeep  # and the responses' job (crash recovery, unfinished responses sent)
 
 DESCRIPTION = """
@@ -145,6 +148,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.include_router(admin_router)
     app.include_router(text_routes.router)
     app.include_router(case_routes.router)
+    app.include_router(privacy_routes.router)
     app.include_router(survey_routes.router)
     app.include_router(survey_invitations.router)
     app.include_router(survey_pages.router)

@@ -37,8 +37,11 @@ YesOpt = Annotated[bool, typer.Option("--yes", help="do it without asking")]
 
 
 def _ref(ref: str | None, email: str | None, phone: str | None, crm: str | None) -> tuple[str, str]:
-    given = [(v, k) for v, k in ((ref, "person_id"), (email, "email"), (phone, "phone"),
-                                 (crm, "crm_id")) if v]  # fmt: skip
+    given = [
+        (v, k)
+        for v, k in ((ref, "person_id"), (email, "email"), (phone, "phone"), (crm, "crm_id"))
+        if v
+    ]
     if len(given) != 1:
         raise CorridorError(
             "name the person once: a person id, or --email, --phone or --crm-id "
@@ -61,8 +64,10 @@ def _preview_table(out: dict[str, Any]) -> None:
     for p in out["parts"]:
         table.add_row(p["part"], p["table"], str(p["rows"]), escape(p["about"]))
     console.print(table)
-    console.print(f"{out['persons']} person(s), {out['identities']} identities, "
-                  f"{out['total_rows']} rows in all")  # fmt: skip
+    console.print(
+        f"{out['persons']} person(s), {out['identities']} identities, "
+        f"{out['total_rows']} rows in all"
+    )
 
 
 @people_app.command("export")
@@ -111,8 +116,16 @@ def preview(
     _preview_table(out)
 
 
-def _run(action: str, ref: str | None, email: str | None, phone: str | None, crm: str | None,
-         yes: bool, store: str | None, fmt: str) -> None:  # fmt: skip
+def _run(
+    action: str,
+    ref: str | None,
+    email: str | None,
+    phone: str | None,
+    crm: str | None,
+    yes: bool,
+    store: str | None,
+    fmt: str,
+) -> None:
     from corridor.privacy import audit, requests
     from corridor.privacy.subject import PersonNotFoundError
 
@@ -134,8 +147,10 @@ def _run(action: str, ref: str | None, email: str | None, phone: str | None, crm
         console.print(f"already done: request {out['request_id']} ({out['action']})")
         return
     rows = sum(out["removed"].values())
-    console.print(f"{action} done: request {out['request_id']}, {rows} rows; run `corridor "
-                  "people compact` to remove the old bytes from the store's files")  # fmt: skip
+    console.print(
+        f"{action} done: request {out['request_id']}, {rows} rows; run `corridor "
+        "people compact` to remove the old bytes from the store's files"
+    )
 
 
 @people_app.command("erase")
@@ -262,8 +277,14 @@ def audit_list(
         return
     table = Table("seq", "when", "who", "what", "target", "from")
     for e in lines:
-        table.add_row(str(e["seq"]), e["at"][:19], escape(f"{e['actor']} ({e['actor_kind']})"),
-                      e["action"], (e["target"] or "")[:16], e["address"] or "")  # fmt: skip
+        table.add_row(
+            str(e["seq"]),
+            e["at"][:19],
+            escape(f"{e['actor']} ({e['actor_kind']})"),
+            e["action"],
+            (e["target"] or "")[:16],
+            e["address"] or "",
+        )
     console.print(table)
     console.print(f"{len(lines)} of {total}")
 

@@ -63,8 +63,12 @@ def compact_duckdb(path: str | Path) -> dict[str, object]:
         os.fsync(f.fileno())
     os.replace(fresh, path)
     path.with_name(path.name + ".wal").unlink(missing_ok=True)
-    return {"engine": "duckdb", "path": str(path), "bytes_before": before,
-            "bytes_after": path.stat().st_size}  # fmt: skip
+    return {
+        "engine": "duckdb",
+        "path": str(path),
+        "bytes_before": before,
+        "bytes_after": path.stat().st_size,
+    }
 
 
 def compact_postgres(url: str) -> dict[str, object]:

@@ -55,8 +55,16 @@ def collect(store: Store, group: Group) -> dict[str, list[dict[str, Any]]]:
         for p in PARTS:
             if p.table not in tables:
                 continue
-            rows = tx.fetch_arrow(f"SELECT * FROM {p.table} WHERE {p.where}").to_pylist()
-            out[p.name] = [{k: _plain(v) for k, v in r.items()} for r in rows]
+            names = [
+                str(r[0])
+                for r in tx.fetchall(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                    "current_schema() AND table_name = ? ORDER BY ordinal_position",
+                    (p.table,),
+                )
+            ]
+            rows = tx.fetchall(f"SELECT {', '.join(names)} FROM {p.table} WHERE {p.where}")
+            out[p.name] = [{k: _plain(v) for k, v in zip(names, r, strict=True)} for r in rows]
     return out
 
 

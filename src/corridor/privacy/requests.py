@@ -304,8 +304,15 @@ _DROP = (
     "notifications",
 )
 #: tables whose person_id is re-keyed to the member's pseudonym
-_REKEY = ("interactions", "feedback", "survey_responses", "survey_links", "survey_invitations",
-          "alerts", "cases")  # fmt: skip
+_REKEY = (
+    "interactions",
+    "feedback",
+    "survey_responses",
+    "survey_links",
+    "survey_invitations",
+    "alerts",
+    "cases",
+)
 
 
 def _anonymise(tx: Tx, tables: set[str], persons: list[str]) -> dict[str, int]:
@@ -360,8 +367,16 @@ def requests_list(store: Store, *, limit: int = 100) -> list[dict[str, Any]]:
         "finished_at, summary FROM privacy_requests ORDER BY requested_at DESC LIMIT ?",
         (limit,),
     )
-    keys = ("request_id", "action", "subject", "state", "step", "requested_by", "requested_at",
-            "finished_at")  # fmt: skip
+    keys = (
+        "request_id",
+        "action",
+        "subject",
+        "state",
+        "step",
+        "requested_by",
+        "requested_at",
+        "finished_at",
+    )
     out = []
     for r in rows:
         item = {
