@@ -27,6 +27,7 @@ from corridor.api.routes import health, ingest, outlook, people, survey_invitati
 from corridor.api.routes import loop as loop_routes
 from corridor.api.routes import map as map_routes
 from corridor.api.routes import privacy as privacy_routes
+from corridor.api.routes import reports as report_routes
 from corridor.api.routes import surveys as survey_routes
 from corridor.api.routes import text as text_routes
 from corridor.api.schemas import RECORD_MODELS
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     for admin_router in (admin_routes.router, admin_views.router, loop_routes.router):
         app.include_router(admin_router)
     app.include_router(text_routes.router)
+    app.include_router(report_routes.router)  # importing it registers reports.send
     app.include_router(case_routes.router)
     app.include_router(privacy_routes.router)
     app.include_router(survey_routes.router)

@@ -97,8 +97,8 @@ class DriftFinding:
     touchpoint: str
     period_label: str
     size: float
-    low: float
-    high: float
+    low: float | None
+    high: float | None
     p_value: float | None
     n_before: int
     n_after: int
@@ -114,8 +114,8 @@ class RippleFinding:
     kind: str
     started: str
     effect: float
-    low: float
-    high: float
+    low: float | None
+    high: float | None
     q_value: float | None
     significant: bool
     n_treated: int
@@ -370,7 +370,7 @@ def drift(run: _Runner, limit: int = 5) -> tuple[DriftFinding, ...]:
     f = f.sort_values("date", ascending=False).head(limit)
     return tuple(
         DriftFinding(str(r["touchpoint"]), str(r["period_label"]), float(r["size"]),
-                     float(r["size_low"]), float(r["size_high"]), _num(r["p_value_adjusted"]),
+                     _num(r["size_low"]), _num(r["size_high"]), _num(r["p_value_adjusted"]),
                      _int(r["n_before"]), _int(r["n_after"]), float(r["mean_before"]),
                      float(r["mean_after"]))
         for _, r in f.iterrows()
@@ -395,8 +395,8 @@ def ripple(run: _Runner, limit: int = 5) -> tuple[RippleFinding, ...] | None:
     f = f.assign(_q=f["q_value_gap"].fillna(1.0)).sort_values("_q").head(limit)
     return tuple(
         RippleFinding(str(r["event_id"]), str(r["kind"]), str(r["started_at"])[:10],
-                      float(r["effect_gap"]), float(r["effect_gap_low"]),
-                      float(r["effect_gap_high"]), _num(r["q_value_gap"]),
+                      float(r["effect_gap"]), _num(r["effect_gap_low"]),
+                      _num(r["effect_gap_high"]), _num(r["q_value_gap"]),
                       bool(r["significant"]), _int(r["n_treated"]))
         for _, r in f.iterrows()
     )  # fmt: skip
@@ -530,6 +530,7 @@ def as_dict(report: Report) -> dict[str, Any]:
     out["subject"] = {"kind": report.subject.kind, "value": report.subject.value}
     out["period"] = {
         "kind": report.period.kind,
+        "previous_start": report.period.previous_start.isoformat(),
         "key": report.period.key,
         "label": report.period.label,
         "start": report.period.start.isoformat(),
