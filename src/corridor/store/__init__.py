@@ -9,6 +9,9 @@ Store URLs, exactly as :func:`locate` reads them:
   slash (``duckdb:/abs/path``) name the same absolute path.
 - ``duckdb:rel/path/corridor.duckdb`` (no slash after the colon): a path **relative** to the
   current directory.
+- ``spark://local[2]?lake=PATH&ops=STORE_URL`` (or ``sc://host:15002?...``, Spark Connect): the
+  lake store, the analytics on Apache Spark over the lake's Parquet files
+  (:mod:`corridor.store.lake_store`).
 - a bare path, ``corridor-data/corridor.duckdb`` or ``/abs/path/corridor.duckdb``: the same as
   ``duckdb:`` followed by that path.
 
@@ -49,7 +52,7 @@ class StoreLocation:
 
     #: the URL as given (or the default, or ``$CORRIDOR_STORE``)
     url: str
-    engine: str  # "duckdb" or "postgres"
+    engine: str  # "duckdb", "postgres" or "spark"
     #: the DuckDB file, absolute; None for PostgreSQL
     path: Path | None = None
     #: where the URL came from: "--store" (given), "CORRIDOR_STORE" or "default"
@@ -78,6 +81,8 @@ def locate(url: str | None = None, *, origin: str | None = None) -> StoreLocatio
                 f"store URL {url!r}: a PostgreSQL URL reads postgresql://user@host:5432/database"
             )
         return StoreLocation(url, "postgres", origin=origin)
+    if scheme in ("spark", "sc"):  # read in full by corridor.store.lake_store.parse
+        return StoreLocation(url, "spark", origin=origin)
     if scheme == "duckdb":
         rest = url[len("duckdb:") :]
         if rest.startswith("//"):
@@ -157,6 +162,10 @@ def open_store(
         from corridor.store.postgres_store import PostgresStore
 
         store = PostgresStore(loc.url)
+    elif loc.engine == "spark":
+        from corridor.store.lake_store import open_lake_store
+
+        store = open_lake_store(loc.url)
     else:
         from corridor.store.duckdb_store import DuckDBStore
 

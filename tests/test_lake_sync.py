@@ -1,0 +1,240 @@
+"""Issue 18: ``corridor lake sync`` writes the operational store's fact tables to the lake as
+Hive-partitioned Parquet, incrementally and idempotently, and a sync killed half-way leaves no
+gap and, once run again, no duplicate. Read back with DuckDB (no Spark here); the lake store's
+URLs are read without starting Spark."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from corridor.cli import app as cli_app
+from corridor.errors import StoreError
+from corridor.store import locate, open_store
+from corridor.store.base import Store
+from corridor.store.lake import FACTS, STAMP, data_files, json_as_text
+from corridor.store.lake_store import parse
+from corridor.store.lake_sync import sync
+from shared_builds import private_copy, simulated_company
+
+#: a small company, shared with test_lake_spark.py
+COMPANY = (150, 6, 3)
+
+
+class Killed(BaseException):
+    """Stands for the process being killed at that point (nothing after it runs)."""
+
+
+@pytest.fixture
+def company(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
+    shared, _ = simulated_company(tmp_path_factory, *COMPANY)
+    return private_copy(shared, tmp_path / "store")
+
+
+def _store_rows(store: Store, table: str) -> pa.Table:
+    return json_as_text(store.table(table)).to_pyarrow()
+
+
+def _lake_rows(con: duckdb.DuckDBPyConnection, lake: Path, table: str) -> pa.Table | None:
+    files = data_files(lake / table)
+    if not files:
+        return None
+    return con.sql(
+        "SELECT * EXCLUDE (month, _hash) FROM read_parquet(?, hive_partitioning = true)",
+        params=[[str(f) for f in files]],
+    ).to_arrow_table()
+
+
+def assert_lake_is_store(store: Store, lake: Path) -> None:
+    """Every fact table: the lake holds exactly the store's records (as multisets: no record
+    missing, none twice), each in the folder of its own month."""
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        for name, fact in FACTS.items():
+            mine = _store_rows(store, name)
+            held = _lake_rows(con, lake, name)
+            if held is None:
+                assert mine.num_rows == 0, f"{name}: the lake holds none of {mine.num_rows}"
+                continue
+            con.register("s", mine)
+            con.register("l", held)
+            missing = con.sql("SELECT count(*) FROM (FROM s EXCEPT ALL FROM l)").fetchall()[0][0]
+            extra = con.sql("SELECT count(*) FROM (FROM l EXCEPT ALL FROM s)").fetchall()[0][0]
+            assert (missing, extra) == (0, 0), f"{name}: {missing} missing, {extra} extra"
+            misplaced = con.sql(
+                f"SELECT count(*) FROM read_parquet(?, hive_partitioning = true) "
+                f"WHERE strftime({fact.time}, '%Y-%m') <> month",
+                params=[[str(f) for f in data_files(lake / name)]],
+            ).fetchall()[0][0]
+            assert misplaced == 0, name
+            con.unregister("s")
+            con.unregister("l")
+
+
+def _files(lake: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in data_files(lake)}
+
+
+def test_a_sync_writes_every_record_once_and_a_second_writes_nothing(company, tmp_path):
+    lake = tmp_path / "lake"
+    with open_store(str(company)) as store:
+        first = sync(store, lake)
+        assert_lake_is_store(store, lake)
+        counts = {t.table: t.rows for t in first.tables}
+        assert counts["interactions"] > 1000 and counts["feedback"] > 100
+        assert first.written == sum(counts.values())
+        before = _files(lake)
+        assert len({p.parent.name for p in before}) >= COMPANY[1]  # a folder per month
+        again = sync(store, lake)
+    assert again.written == 0
+    assert sum(t.removed + t.files_written + t.files_removed for t in again.tables) == 0
+    assert _files(lake) == before  # not a file touched
+    stamp = orjson.loads((lake / STAMP).read_bytes())
+    assert stamp["tables"] == counts
+
+
+def _change_some(store: Store) -> dict[str, str]:
+    """One new interaction (in a month of its own), one changed person, one feedback gone."""
+    with store.transaction() as tx:
+        pid, fid = tx.fetchall(
+            "SELECT person_id, feedback_id FROM feedback WHERE person_id IS NOT NULL "
+            "ORDER BY feedback_id LIMIT 1"
+        )[0]
+        tx.execute(
+            "INSERT INTO interactions (interaction_id, person_id, occurred_at, touchpoint, "
+            "channel) SELECT 'lake-new-1', person_id, ?, touchpoint, channel FROM interactions "
+            "ORDER BY interaction_id LIMIT 1",
+            (datetime(2031, 5, 17, 9, 30, tzinfo=UTC),),
+        )
+        tx.execute("UPDATE people SET segment = 'lake-changed' WHERE person_id = ?", (pid,))
+        tx.execute("DELETE FROM text_analysis WHERE feedback_id = ?", (fid,))
+        tx.execute("DELETE FROM feedback WHERE feedback_id = ?", (fid,))
+    return {"person": pid, "feedback": fid}
+
+
+def test_only_new_changed_and_removed_records_are_written(company, tmp_path):
+    lake = tmp_path / "lake"
+    with open_store(str(company)) as store:
+        sync(store, lake)
+        before = _files(lake)
+        _change_some(store)
+        report = {t.table: t for t in sync(store, lake).tables}
+        assert_lake_is_store(store, lake)
+        assert sync(store, lake).written == 0
+    assert (report["interactions"].new, report["interactions"].changed) == (1, 0)
+    assert (report["people"].new, report["people"].changed) == (0, 1)
+    assert report["feedback"].removed == 1 and report["feedback"].new == 0
+    after = _files(lake)
+    written = set(after) - set(before)
+    # the new interaction's month is a new folder of one file; the person's month and the
+    # feedback's month were written again; every other file is as it was
+    assert any("month=2031-05" in str(p) for p in written)
+    untouched = {p for p in before if p in after and after[p] == before[p]}
+    assert len(untouched) >= len(before) - 4
+
+
+@pytest.mark.parametrize(("first", "second"), [(1, 1), (11, 3)])
+def test_a_sync_killed_half_way_leaves_no_gap_and_no_duplicate(company, tmp_path, first, second):
+    """Killed after the first-th file written (appends: the first sync), then after the
+    second-th file written or removed of the next sync (months rewritten: killed between
+    writing a month's new file and removing its old ones, a month held twice): the next sync
+    completes the lake, every record once."""
+    lake = tmp_path / "lake"
+    steps: list[tuple[str, Path]] = []
+
+    def kill_at(at: int) -> Callable[[str, Path], None]:
+        steps.clear()
+
+        def step(what: str, path: Path) -> None:
+            steps.append((what, path))
+            if len(steps) == at:
+                raise Killed
+
+        return step
+
+    with open_store(str(company)) as store:
+        with pytest.raises(Killed):
+            sync(store, lake, on_step=kill_at(first))
+        sync(store, lake)
+        assert_lake_is_store(store, lake)
+        _change_some(store)
+        with pytest.raises(Killed):
+            sync(store, lake, on_step=kill_at(second))
+        assert steps[-1][0] == "written"  # the month's old files still there
+        # a half-written file of a killed process, left behind under its hidden name
+        (lake / "people").mkdir(exist_ok=True)
+        stray = next((lake / "people").iterdir()) / ".part-x.parquet.1.tmp"
+        stray.write_bytes(b"PAR1 half")
+        sync(store, lake)
+        assert_lake_is_store(store, lake)
+        assert not stray.exists()
+        assert sync(store, lake).written == 0
+
+
+def test_the_cli_syncs_and_says_when_the_lake_was_up_to_date(company, tmp_path):
+    lake = tmp_path / "lake"
+    args = ["lake", "sync", "--store", str(company), "--lake", str(lake)]
+    first = CliRunner().invoke(cli_app, [*args, "--format", "json"])
+    assert first.exit_code == 0, first.output
+    body = orjson.loads(first.stdout)
+    assert sum(t["new"] for t in body["tables"]) > 1000
+    again = CliRunner().invoke(cli_app, args)
+    assert again.exit_code == 0, again.output
+    assert "0 records written" in again.stdout and "up to date" in again.stdout
+
+
+def test_a_lake_store_is_not_synced_into_itself(company, tmp_path):
+    lake = tmp_path / "lake"
+    with open_store(str(company)) as store:
+        sync(store, lake)
+    url = f"spark://local[2]?lake={lake}&ops=duckdb:///{company}"
+
+    class Lakeish:
+        pass
+
+    fake = Lakeish()
+    fake.lake = lake  # type: ignore[attr-defined]
+    with pytest.raises(StoreError, match="ops= store instead"):
+        sync(fake, lake)  # type: ignore[arg-type]
+    assert locate(url).engine == "spark"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("spark://local[2]?ops=duckdb:///x.duckdb", "gives no lake="),
+        ("spark://local[2]?lake=/tmp/l", "gives no ops="),
+        ("spark://?lake=/tmp/l&ops=x", "names no Spark master"),
+        ("spark://local[2]?lake=/tmp/l&ops=x&fast=1", "unknown parameter(s) fast"),
+        ("spark://local[2]?lake=/tmp/l&ops=sc://h:1", "not a lake store"),
+    ],
+)
+def test_a_lake_url_that_does_not_read_says_what_is_wrong(url, says):
+    with pytest.raises(StoreError, match=r".*") as e:
+        parse(url)
+    assert says in str(e.value)
+
+
+def test_lake_urls_name_the_master_or_the_server(tmp_path):
+    local = parse(f"spark://local[2]?lake={tmp_path}&ops=duckdb:///x.duckdb")
+    assert (local.master, local.remote, local.lake, local.ops) == (
+        "local[2]",
+        None,
+        tmp_path,
+        "duckdb:///x.duckdb",
+    )
+    assert parse("spark://head:7077?lake=l&ops=o").master == "spark://head:7077"
+    connect = parse("sc://head:15002?lake=l&ops=postgresql://u@db:5432/c%3Fx%26y")
+    assert connect.remote == "sc://head:15002" and connect.ops == "postgresql://u@db:5432/c?x&y"
+
+
+def test_opening_a_lake_store_before_any_sync_says_how_to_make_the_lake(company, tmp_path):
+    with pytest.raises(StoreError, match="corridor lake sync --store OPS_URL --lake"):
+        open_store(f"spark://local[2]?lake={tmp_path / 'none'}&ops=duckdb:///{company}")
