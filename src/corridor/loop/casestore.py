@@ -113,13 +113,10 @@ def record_many(tx: Tx, lines: Sequence[Line], *, new: Set[str] = frozenset()) -
         return []
     seq: dict[str, int] = {line.case_id: 0 for line in lines}
     case_ids = sorted(c for c in seq if c not in new)
-    for start in range(0, len(case_ids), 500):
-        chunk = case_ids[start : start + 500]
-        marks = ", ".join("?" for _ in chunk)
+    if case_ids:
         for case_id, n in tx.fetchall(
-            f"SELECT case_id, count(*) FROM case_events WHERE case_id IN ({marks}) "
-            "GROUP BY case_id",
-            chunk,
+            "SELECT case_id, count(*) FROM case_events WHERE case_id IN "
+            f"({tx.stage_keys('_line_cases', case_ids)}) GROUP BY case_id"
         ):
             seq[str(case_id)] = int(n)
     rows = []

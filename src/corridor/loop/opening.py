@@ -34,16 +34,12 @@ def take_alerts(
     cases' counts, the history lines and the notifications go in a few statements whatever the
     number of hits. The notifications are appended to ``events`` when given (the caller writes
     them with its own, in one :func:`corridor.loop.outbox.enqueue_many`), else written here."""
-    causes = sorted({h.cause for h in hits})
-    open_case: dict[str, str] = {}
-    for start in range(0, len(causes), 500):
-        chunk = causes[start : start + 500]
-        rows = tx.fetchall(
-            "SELECT cause, case_id FROM cases WHERE state IN ('new', 'open', 'pending') "
-            f"AND cause IN ({', '.join('?' * len(chunk))}) ORDER BY opened_at",
-            chunk,
-        )
-        open_case.update({cause: case_id for cause, case_id in rows})
+    causes = tx.stage_keys("_alert_causes", sorted({h.cause for h in hits}))
+    rows = tx.fetchall(
+        "SELECT cause, case_id FROM cases WHERE state IN ('new', 'open', 'pending') "
+        f"AND cause IN ({causes}) ORDER BY opened_at"
+    )
+    open_case: dict[str, str] = {cause: case_id for cause, case_id in rows}
     groups: dict[str, list[Hit]] = defaultdict(list)
     for h in hits:
         groups[h.cause].append(h)
@@ -159,10 +155,9 @@ def _join(
         return []
     stored_ids = sorted({case_id for case_id, _ in joins if case_id not in fresh})
     cases = dict(fresh)
-    for start in range(0, len(stored_ids), 500):
-        chunk = stored_ids[start : start + 500]
-        where = f"case_id IN ({', '.join('?' * len(chunk))})"
-        cases.update({c["case_id"]: c for c in casestore.select_cases(tx, where, chunk)})
+    if stored_ids:
+        where = f"case_id IN ({tx.stage_keys('_joined_ids', stored_ids)})"
+        cases.update({c["case_id"]: c for c in casestore.select_cases(tx, where, ())})
     out = []
     for case_id, group in joins:
         case = cases[case_id]

@@ -47,6 +47,13 @@ class Tx(ABC):
     def stage(self, name: str, table: pa.Table) -> None:
         """Make ``table`` readable as a temporary relation ``name`` until the transaction ends."""
 
+    def stage_keys(self, name: str, keys: Sequence[str]) -> str:
+        """Stage ``keys`` (text) as the one-column relation ``name`` (column ``k``) and return
+        ``SELECT k FROM name``, for ``column IN (...)`` over many values: one staged table
+        instead of a parameter each (which both engines plan slowly by the hundred)."""
+        self.stage(name, pa.table({"k": pa.array(list(keys), pa.string())}))
+        return f"SELECT k FROM {name}"
+
     def insert(
         self,
         target: str,
