@@ -501,7 +501,8 @@ def build_report(
         if head[0].n == 0:
             notes.append(
                 f"No rated feedback of {subject.label} in {period.label}: the figures below "
-                "are empty. Ask for an earlier period (--at on the command line, at= in the API) or another subject."
+                "are empty. Ask for an earlier period (--at on the command line, at= in the "
+                "API) or another subject."
             )
         return Report(
             subject=subject,
