@@ -410,3 +410,43 @@ def test_the_api_answers_requests_for_admins_only(store: Store, built: Ingestor)
         )
         assert r.status_code == 200 and r.json()["resurrection"] == "accept"
         assert c.get("/api/v1/privacy/settings", headers=admin).json() == r.json()
+
+
+def test_the_privacy_page_previews_then_erases_after_confirmation(
+    store: Store, built: Ingestor
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from corridor.api.app import create_app
+    from corridor.auth import accounts
+    from corridor.settings import Settings
+
+    accounts.add_user(store, "root", "password-1", "admin")
+    accounts.add_user(store, "ana", "password-2", "analyst")
+    app = create_app(Settings(scheduler="off", model_refresh="on_request"), store=store)
+    own = {"origin": "http://testserver"}
+    with TestClient(app, headers=own) as ana:
+        ana.post("/login", data={"username": "ana", "password": "password-2"})
+        r = ana.get(f"/admin/privacy?by=email&ref={EMAIL}")
+        assert r.status_code == 403 and EMAIL not in r.text
+        r = ana.post(
+            "/admin/privacy/request",
+            data={"person_id": SUBJECT, "action": "erase", "confirm": "yes"},
+        )
+        assert r.status_code == 403 and store.count("people") == len(OTHERS) + 2
+    with TestClient(app, headers=own) as c:
+        c.post("/login", data={"username": "root", "password": "password-1"})
+        r = c.get("/admin/privacy?by=email&ref=ZELDA.quux@example.org")
+        assert r.status_code == 200 and "What would go: web-77" in r.text
+        assert "crm-77" in r.text and "feedback_text_original" in r.text
+        r = c.get("/admin/privacy?by=phone&ref=%2B0000")
+        assert r.status_code == 404 and "no person with phone" in r.text
+        r = c.post("/admin/privacy/request", data={"person_id": SUBJECT, "action": "erase"})
+        assert "cannot be undone" in r.text and store.count("people") == len(OTHERS) + 2
+        r = c.post(
+            "/admin/privacy/request",
+            data={"person_id": SUBJECT, "action": "erase", "confirm": "yes"},
+        )
+        assert r.status_code == 200 and "Done: erase of web-77" in r.text
+        assert store.count("people") == len(OTHERS)
+        assert "person.erase" in r.text and EMAIL not in r.text

@@ -41,7 +41,7 @@ from corridor.surveys import jobs as survey_jobs
 from corridor.surveys import responses
 from corridor.surveys import upkeep as survey_upkeep
 from corridor.text.worker import TextWorker
-from corridor.web import admin_views, case_pages, survey_admin, survey_pages
+from corridor.web import admin_views, case_pages, privacy_views, survey_admin, survey_pages
 from corridor.web import routes as web_routes
 from corridor.workers import PokedWorker
 
@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(report_routes.router)  # importing it registers reports.send
     app.include_router(case_routes.router)
     app.include_router(privacy_routes.router)
+    app.include_router(privacy_views.router)
     app.include_router(survey_routes.router)
     app.include_router(survey_invitations.router)
     app.include_router(survey_pages.router)

@@ -127,6 +127,13 @@ def entries(
     return [_entry(r) for r in rows], total
 
 
+def latest(store: Store, *, limit: int = 30) -> tuple[list[dict[str, Any]], int]:
+    """The latest ``limit`` lines, newest first, and how many there are."""
+    total = int(store.query("SELECT count(*) FROM audit_log")[0][0])
+    rows = store.query(f"SELECT {_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT ?", (limit,))
+    return [_entry(r) for r in rows], total
+
+
 def export_lines(store: Store, *, batch: int = 5000) -> Iterator[bytes]:
     """Every line, oldest first, as JSON lines."""
     after = 0
