@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from corridor.domain.contract import RecordKind, get_kind
 from corridor.domain.corridor_map import CorridorMap
+from corridor.errors import StoreError
 from corridor.ingest import identity
 from corridor.ingest.validate import (
     ATTRIBUTES,
@@ -141,6 +142,9 @@ class Ingestor:
         lexicon model inside the ingest transaction (else they are pending, and
         :attr:`on_pending_text`, when set, is called after each committed feedback batch — a
         server's background worker — or ``corridor text analyze`` scores them)."""
+        refusal = getattr(store, "ingest_refusal", None)  # a lake store takes no records
+        if refusal:
+            raise StoreError(refusal)
         self.store = store
         self.keep_original_text = keep_original_text
         self.analyze_text = analyze_text
