@@ -88,12 +88,26 @@ def _value(row: Row, name: str) -> float | None:
     return None if v is None else float(v)
 
 
-def _in_scope(rule: Rule, row: Row) -> bool:
-    for key, allowed in rule.scope.items():
-        column = "partner_id" if key == "partner" else key
-        if row.get(column) not in allowed:
-            return False
-    return True
+def _scope_test(rule: Rule) -> Callable[[Row], bool]:
+    """Whether a row is in the rule's scope (every scope key's column holds an allowed value),
+    with the allowed values as sets, made once per rule."""
+    wanted = [
+        ("partner_id" if key == "partner" else key, frozenset(allowed))
+        for key, allowed in rule.scope.items()
+    ]
+    return lambda row: all(row.get(column) in allowed for column, allowed in wanted)
+
+
+def _candidate(rule: Rule) -> Callable[[Row], bool]:
+    """A quick test a row must pass before the rule's full check (most rows fail it): a
+    detractor's NPS, a score under its threshold; every row for the other kinds."""
+    if rule.kind == "detractor":
+        most = float(rule.get("max_nps"))
+        return lambda row: row.get("nps") is not None and row["nps"] <= most
+    if rule.kind == "score_below":
+        name, below = rule.get("field"), float(rule.get("below"))
+        return lambda row: (v := _value(row, name)) is not None and v < below
+    return lambda row: True
 
 
 def _subject(rule: Rule, row: Row, kind: str, extra: str = "") -> str:
@@ -275,10 +289,11 @@ def find_hits(
     hits: list[Hit] = []
     for rule in rules:
         cutoff = now - timedelta(seconds=int(rule.get("max_age"))) if now is not None else None
+        in_scope, candidate = _scope_test(rule), _candidate(rule)
         for row in rows:
             if cutoff is not None and row["occurred_at"] < cutoff:
                 continue
-            if _in_scope(rule, row):
+            if candidate(row) and in_scope(row):
                 hits.extend(check(rule, row, ctx))
     return hits
 
