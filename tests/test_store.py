@@ -225,3 +225,28 @@ def test_small_reads_and_writes_beside_a_batch_being_written(store):
     assert conflicting == [1]
     # the conflicting write ran after the batch: 10 + 5, not 0 + 5 over it
     assert store.query("SELECT id, v FROM beside ORDER BY id") == [(1, 15), (2, 2)]
+
+
+def test_row_counts_are_exact_unless_a_big_table_is_estimated(store):
+    """Health's counts: exact on both engines for tables under the size limit; on PostgreSQL a
+    table over it is counted from the planner's statistics (``pg_class.reltuples``, which
+    ANALYZE sets to the exact count on a table this small) and named as estimated."""
+    now = datetime(2025, 3, 1, tzinfo=UTC)
+    with store.transaction() as tx:
+        for i in range(7):
+            tx.execute(
+                "INSERT INTO people (person_id, kind, first_seen_at) VALUES (?, ?, ?)",
+                (f"p{i}", "customer", now),
+            )
+    counts, estimated = store.row_counts(["people", "interactions"])
+    assert counts == {"people": 7, "interactions": 0} and estimated == []
+    if store.dialect != "postgres":
+        return
+    store.query("SELECT 1")  # the reader connections exist before ANALYZE is run beside them
+    with store.transaction() as tx:
+        tx.execute("ANALYZE people")
+        tx.execute("ANALYZE interactions")
+    store.estimate_above_bytes = 0  # every table with pages counts as big
+    counts, estimated = store.row_counts(["people", "interactions"])
+    assert "people" in estimated and counts["people"] == 7
+    assert counts["interactions"] == 0

@@ -311,6 +311,11 @@ class Health(BaseModel):
     store: StoreInfo
     corridor_map: MapInfo
     counts: dict[str, int]
+    counts_estimated: list[str] = Field(
+        default_factory=list,
+        description="the tables of `counts` whose count is the engine's estimate (PostgreSQL "
+        "tables over 64 MiB, from the planner's statistics), not an exact count",
+    )
     models: dict[str, ModelInfo] = Field(
         default_factory=dict,
         description="the churn_risk and lifetime models the customer pages and the person "
