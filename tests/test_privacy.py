@@ -20,6 +20,7 @@ import pytest
 
 from corridor.analytics.customers.models import store_state
 from corridor.domain.corridor_map import CorridorMap
+from corridor.errors import CorridorError
 from corridor.ingest.pipeline import Ingestor
 from corridor.loop import scheduler
 from corridor.privacy import audit, compact, requests, retention, settings, subject
@@ -450,3 +451,51 @@ def test_the_privacy_page_previews_then_erases_after_confirmation(
         assert r.status_code == 200 and "Done: erase of web-77" in r.text
         assert store.count("people") == len(OTHERS)
         assert "person.erase" in r.text and EMAIL not in r.text
+
+
+@pytest.mark.parametrize("engine", ["duckdb"])  # the CLI opens either engine alike
+def test_the_cli_exports_erases_and_lists_the_audit_log(
+    engine: str, store_url: str, store: Store, built: Ingestor, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from corridor.cli.main import app
+
+    store.close()
+    run = CliRunner().invoke
+    out = tmp_path / "p.zip"
+    r = run(
+        app, ["people", "export", "--email", EMAIL.upper(), "--out", str(out), "--store", store_url]
+    )
+    assert r.exit_code == 0, r.output
+    assert set(orjson.loads(zipfile.ZipFile(out).read("manifest.json"))["persons"]) == {
+        SUBJECT,
+        MERGED,
+    }
+    r = run(app, ["people", "erase", "--phone", PHONE, "--store", store_url], input="n\n")
+    assert r.exit_code == 1 and "21 rows in all" in r.output  # previewed, declined
+    r = run(app, ["people", "erase", SUBJECT, "--yes", "--store", store_url])
+    assert r.exit_code == 0 and "erase done" in r.output, r.output
+    r = run(app, ["people", "erase", SUBJECT, "--yes", "--store", store_url])
+    assert r.exit_code == 0 and "already done" in r.output
+    r = run(app, ["people", "erase", "nobody", "--yes", "--store", store_url])
+    assert isinstance(r.exception, CorridorError) and "no person with person id 'nobody'" in str(
+        r.exception
+    )
+    r = run(app, ["people", "erase", SUBJECT, "--email", EMAIL, "--store", store_url])
+    assert isinstance(r.exception, CorridorError) and "name the person once" in str(r.exception)
+    r = run(app, ["people", "settings", "resurrection=sometimes", "--store", store_url])
+    assert isinstance(r.exception, CorridorError) and "refuse, accept" in str(r.exception)
+    r = run(app, ["people", "settings", "retention.prospect_days=365", "--store", store_url])
+    assert r.exit_code == 0 and "retention.prospect_days = 365" in r.output
+    r = run(app, ["audit", "list", "--format", "json", "--store", store_url])
+    actions = [e["action"] for e in orjson.loads(r.output)["entries"]]
+    assert actions == [
+        "person.export",
+        "person.erase.requested",
+        "person.erase",
+        "privacy.settings",
+    ]
+    r = run(app, ["people", "compact", "--store", store_url])
+    assert r.exit_code == 0, r.output
+    assert _scan_duckdb(Path(store_url[len("duckdb://") :])) == dict.fromkeys(NEEDLES, 0)

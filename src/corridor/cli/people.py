@@ -153,32 +153,31 @@ def _run(
     )
 
 
-@people_app.command("erase")
-def erase(
-    ref: RefArg = None,
-    email: EmailOpt = None,
-    phone: PhoneOpt = None,
-    crm_id: CrmOpt = None,
-    yes: YesOpt = False,
-    store: StoreOpt = None,
-    fmt: FormatOpt = "table",
-) -> None:
-    """Erase a person and everyone merged into them, everywhere (rollups refreshed)."""
-    _run("erase", ref, email, phone, crm_id, yes, store, fmt)
+def _request_command(action: str, doc: str) -> None:
+    """Register ``corridor people ACTION`` (erase, anonymise)."""
+
+    def command(
+        ref: RefArg = None,
+        email: EmailOpt = None,
+        phone: PhoneOpt = None,
+        crm_id: CrmOpt = None,
+        yes: YesOpt = False,
+        store: StoreOpt = None,
+        fmt: FormatOpt = "table",
+    ) -> None:
+        _run(action, ref, email, phone, crm_id, yes, store, fmt)
+
+    command.__doc__ = doc
+    people_app.command(action)(command)
 
 
-@people_app.command("anonymise")
-def anonymise(
-    ref: RefArg = None,
-    email: EmailOpt = None,
-    phone: PhoneOpt = None,
-    crm_id: CrmOpt = None,
-    yes: YesOpt = False,
-    store: StoreOpt = None,
-    fmt: FormatOpt = "table",
-) -> None:
-    """Keep a person's records for aggregates under a random id; remove identifiers and text."""
-    _run("anonymise", ref, email, phone, crm_id, yes, store, fmt)
+_request_command(
+    "erase", "Erase a person and everyone merged into them, everywhere (rollups refreshed)."
+)
+_request_command(
+    "anonymise",
+    "Keep a person's records for aggregates under a random id; remove identifiers and text.",
+)
 
 
 @people_app.command("resume")

@@ -111,15 +111,17 @@ async def privacy_request(
         verb = "Erase" if action == "erase" else "Anonymise"
         return render(
             request,
-            "privacy_confirm.html",
+            "admin_confirm.html",
             scope=scope,
             title=f"{verb} {person_id} and everyone merged into them?",
             message="This cannot be undone. Erase removes every record; anonymise keeps the "
             "records under a random id for aggregates and removes every identifier and text. "
             "Either way the identities' salted hashes are kept so the person is not silently "
             "brought back, and the action is logged.",
-            action=action,
+            action="/admin/privacy/request",
+            field="person_id",
             value=person_id,
+            extra={"action": action},
             button=f"{verb} {person_id}",
             cancel=str(URL("/admin/privacy").include_query_params(ref=person_id)),
         )

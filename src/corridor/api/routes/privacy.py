@@ -22,7 +22,6 @@ from corridor.domain.contract import IDENTITY_TYPES, MAX_ID_LENGTH
 from corridor.privacy import audit, requests, settings
 from corridor.privacy.export import archive
 from corridor.privacy.subject import find_group
-from corridor.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["privacy"])
 
@@ -110,10 +109,6 @@ def _settings_out(values: dict[str, str]) -> PrivacySettings:
     return PrivacySettings.model_validate({k.replace(".", "_"): v for k, v in values.items()})
 
 
-def _run(store: Store, person_id: str, by: str, action: str, actor: audit.Actor) -> Any:
-    return requests.request(store, person_id, action, by=by, actor=actor)  # type: ignore[arg-type]
-
-
 @router.get(
     "/people/{person_id}/export",
     operation_id="export_person",
@@ -166,41 +161,46 @@ def preview_erasure(
     return PreviewOut.model_validate(requests.preview(store, group))
 
 
-@router.post(
-    "/people/{person_id}/erase",
-    operation_id="erase_person",
-    summary="Erase a person and everyone merged into them",
-    response_model=RequestOut,
-    responses=error_responses(401, 403, 404, 422),
-    dependencies=[only_query("by")],
-)
-def erase_person(
-    person_id: str, request: Request, store: StoreDep, scope: PrivacyDep, by: By = "person_id"
-) -> RequestOut:
+def _request_route(action: str, summary: str, doc: str) -> None:
+    """``POST /api/v1/people/{person_id}/ACTION`` (erase, anonymise)."""
+
+    def route(
+        person_id: str,
+        request: Request,
+        store: StoreDep,
+        scope: PrivacyDep,
+        by: By = "person_id",
+    ) -> RequestOut:
+        ref = person_id[:MAX_ID_LENGTH]
+        out = requests.request(store, ref, action, by=by, actor=_actor(request, scope))  # type: ignore[arg-type]
+        return RequestOut.model_validate(out)
+
+    route.__doc__ = doc
+    router.post(
+        f"/people/{{person_id}}/{action}",
+        operation_id=f"{action}_person",
+        summary=summary,
+        response_model=RequestOut,
+        responses=error_responses(401, 403, 404, 422),
+        dependencies=[only_query("by")],
+    )(route)
+
+
+_request_route(
+    "erase",
+    "Erase a person and everyone merged into them",
     """Removes every row of the person group everywhere, keeps salted hashes of their
     identities (so a later record naming one is refused, or taken as a new person, as the
     `resurrection` setting says), and brings the rollup and the fitted models up to date.
-    Idempotent: again, it answers `already: true`. Logged as `person.erase`."""
-    out = _run(store, person_id[:MAX_ID_LENGTH], by, "erase", _actor(request, scope))
-    return RequestOut.model_validate(out)
-
-
-@router.post(
-    "/people/{person_id}/anonymise",
-    operation_id="anonymise_person",
-    summary="Anonymise a person: records kept for aggregates, identifiers and text removed",
-    response_model=RequestOut,
-    responses=error_responses(401, 403, 404, 422),
-    dependencies=[only_query("by")],
+    Idempotent: again, it answers `already: true`. Logged as `person.erase`.""",
 )
-def anonymise_person(
-    person_id: str, request: Request, store: StoreDep, scope: PrivacyDep, by: By = "person_id"
-) -> RequestOut:
+_request_route(
+    "anonymise",
+    "Anonymise a person: records kept for aggregates, identifiers and text removed",
     """The records stay under a random person id (segment, region and kind kept, so every
     aggregate is unchanged); identities, merges, attributes, texts, survey answers, case notes,
-    scores and notifications go. Idempotent; logged as `person.anonymise`."""
-    out = _run(store, person_id[:MAX_ID_LENGTH], by, "anonymise", _actor(request, scope))
-    return RequestOut.model_validate(out)
+    scores and notifications go. Idempotent; logged as `person.anonymise`.""",
+)
 
 
 @router.get(
