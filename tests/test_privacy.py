@@ -442,6 +442,8 @@ def test_the_privacy_page_previews_then_erases_after_confirmation(
         assert "crm-77" in r.text and "feedback_text_original" in r.text
         r = c.get("/admin/privacy?by=phone&ref=%2B0000")
         assert r.status_code == 404 and "no person with phone" in r.text
+        r = c.get(f"/api/v1/people/{SUBJECT}/export")  # the page's download link
+        assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
         r = c.post("/admin/privacy/request", data={"person_id": SUBJECT, "action": "erase"})
         assert "cannot be undone" in r.text and store.count("people") == len(OTHERS) + 2
         r = c.post(
