@@ -3,6 +3,7 @@ clear 4xx in one JSON shape (never a 500 or a traceback), idempotency, visible m
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -370,6 +371,9 @@ def test_health_and_home(client: TestClient, store: Store) -> None:
     assert h["store"]["schema_version"] >= 2
     assert h["corridor_map"] == {"loaded": True, "stages": 7, "touchpoints": 4, "promises": 1}
     assert h["counts"]["interactions"] == 2 and h["counts"]["people"] == 1
+    # every answer says the server's own time (W3C Server-Timing), pages and errors alike
+    for r in (client.get("/api/v1/health"), client.get("/api/v1/nothing-here")):
+        assert re.fullmatch(r"app;dur=\d+\.\d", r.headers["server-timing"]), r.headers
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "Corridor" in page.text and 'href="/docs"' in page.text
