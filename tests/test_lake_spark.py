@@ -1,0 +1,125 @@
+"""Issue 18: every registered analysis on the lake store (Apache Spark, ``local[2]``, over the
+lake ``corridor lake sync`` wrote) gives DuckDB's answer on the same small company, to 1e-9.
+
+One Spark session for the run (its start is most of the cost), one company and lake for the
+module. Select these with ``-m spark``; without pyspark installed (``pip install -e
+".[lake]"``) the module is skipped, saying so."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from corridor.analytics.core import registry
+from corridor.analytics.core.scoping import run_scoped
+from corridor.errors import StoreError
+from corridor.ingest.pipeline import Ingestor
+from corridor.store import open_store
+from corridor.store.base import Store
+from corridor.store.lake_store import LakeStore, open_lake_store, spark_session
+from corridor.store.lake_sync import sync
+from corridor.text.jobs import discover_themes
+from shared_builds import private_copy, simulated_company
+from test_lake_sync import COMPANY
+from test_parity import CASES, _plain, _same
+
+pytest.importorskip("pyspark", reason="the lake store needs pyspark: pip install -e '.[lake]'")
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+ANALYSES = [a for a in registry.analyses().values() if not a.person]
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    session = spark_session("local[2]")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def company(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The small company (texts analysed on import, themes discovered) and its lake."""
+    shared, _ = simulated_company(tmp_path_factory, *COMPANY)
+    path = private_copy(shared, tmp_path_factory.mktemp("lake-company"))
+    lake = path.parent / "lake"
+    with open_store(str(path)) as s:
+        discover_themes(s, k=4, sample=100)
+        sync(s, lake)
+    return path, lake
+
+
+@pytest.fixture(scope="module")
+def stores(spark: Any, company: tuple[Path, Path]) -> Iterator[tuple[Store, LakeStore]]:
+    path, lake = company
+    duck = open_store(str(path))
+    on_spark = open_lake_store(f"spark://local[2]?lake={lake}&ops=duckdb:///{path}", session=spark)
+    yield duck, on_spark
+    on_spark.close()
+    duck.close()
+
+
+@pytest.mark.parametrize("a", ANALYSES, ids=lambda a: a.name)
+def test_every_analysis_gives_duckdbs_answer_on_spark(stores, a):
+    duck, on_spark = stores
+    kwargs = CASES.get(a.name, {})
+    expected = run_scoped(a, duck, None, a.bind(dict(kwargs)))
+    got = run_scoped(a, on_spark, None, a.bind(dict(kwargs)))
+    assert got.n == expected.n
+    assert list(got.frame.columns) == list(expected.frame.columns)
+    _same(_plain(got.to_records()), _plain(expected.to_records()), f"{a.name} spark")
+
+
+def test_plain_reads_run_on_spark_or_on_the_operational_store(stores):
+    duck, on_spark = stores
+    sql = "SELECT max(occurred_at), count(*) FROM feedback WHERE source = ?"
+    last, n = on_spark.query(sql, ("survey",))[0]
+    assert (last, n) == tuple(duck.query(sql, ("survey",))[0])
+    assert last.tzinfo is not None and n > 0
+    joined = (
+        "SELECT count(*) FROM feedback f JOIN touchpoints t ON t.key = f.touchpoint "
+        "WHERE t.stage = ?"
+    )
+    stage = duck.query("SELECT stage FROM touchpoints ORDER BY position LIMIT 1")[0][0]
+    assert on_spark.query(joined, (stage,)) == duck.query(joined, (stage,))
+    # operational only: the operational store answers (users, keys, cases are never copied)
+    assert on_spark.query("SELECT count(*) FROM users") == duck.query("SELECT count(*) FROM users")
+    for table in ("feedback_rollup", "schema_migrations"):
+        with pytest.raises(Exception, match="keeps no"):
+            on_spark.table(table)
+
+
+def test_records_are_refused_and_reach_the_lake_through_the_operational_store(
+    spark, company, tmp_path
+):
+    path, _ = company
+    ops_path = private_copy(path, tmp_path)
+    mine = tmp_path / "lake"
+    with open_store(str(ops_path)) as ops:
+        sync(ops, mine)
+    url = f"spark://local[2]?lake={mine}&ops=duckdb:///{ops_path}"
+    with open_lake_store(url, session=spark) as on_spark:
+        before = on_spark.count("interactions")
+        with pytest.raises(StoreError, match="corridor lake sync --store OPS_URL"):
+            Ingestor(on_spark)
+        with open_store(str(ops_path)) as ops:
+            with ops.transaction() as tx:
+                tx.execute(
+                    "INSERT INTO interactions (interaction_id, person_id, occurred_at, "
+                    "touchpoint, channel) SELECT 'spark-new', person_id, ?, touchpoint, channel "
+                    "FROM interactions ORDER BY interaction_id LIMIT 1",
+                    (datetime(2032, 1, 2, tzinfo=UTC),),
+                )
+            assert on_spark.count("interactions") == before  # not in the lake yet
+            assert sync(ops, mine).written == 1
+        # the open store reads the lake as the sync left it
+        assert on_spark.count("interactions") == before + 1
+        t = on_spark.table("interactions")
+        got = t.filter(t.interaction_id == "spark-new").occurred_at.to_pyarrow()
+        assert got.type == pa.timestamp("us", "UTC")
+        assert got.to_pylist() == [datetime(2032, 1, 2, tzinfo=UTC)]
