@@ -2,7 +2,7 @@
 zone, to the users of a role (and department or partner), through the closed loop's outbox.
 
 A schedule names its recipients by role (and, optionally, one department or partner); each of
-them with an e-mail address (``corridor loop mail-prefs``; mode not ``off``) gets the report as
+them with an e-mail address (``corridor users notify``; mode not ``off``) gets the report as
 *they* may see it: built with their own :class:`~corridor.auth.scope.Scope`, about the
 schedule's subject or, when it names none, about their own department or partner (the whole
 corridor for admins and analysts). A recipient's time zone is theirs
@@ -157,7 +157,7 @@ def set_time_zone(store: Store, username: str, time_zone: str | None) -> None:
         if not found:
             raise ScheduleNotFoundError(
                 f"{username} has no e-mail settings yet: set them first with "
-                "`corridor loop mail-prefs USERNAME EMAIL`"
+                "`corridor users notify USERNAME --email ADDRESS`"
             )
         tx.execute(
             "UPDATE notification_prefs SET time_zone = ? WHERE username = ?",
