@@ -1,0 +1,278 @@
+"""Delivering the outbox: claiming due rows under a lease, sending them in parallel, recording
+each outcome (delivered; retried later with exponential backoff and jitter; failed) — see
+:mod:`corridor.loop.outbox`."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+
+from corridor.loop.outbox_rows import (
+    COLUMNS,
+    DELIVERED,
+    EMAIL,
+    FAILED,
+    PENDING,
+    WEBHOOK,
+    Attempt,
+    Notification,
+    Sender,
+)
+from corridor.store.base import Store
+
+#: the outbox's logger (its messages keep the name they had before the module was split)
+log = logging.getLogger("corridor.loop.outbox")
+
+_TS = pa.timestamp("us", tz="UTC")
+#: the longest wait between two attempts
+MAX_DELAY_S = 6 * 3600.0
+#: each retry waits this many times longer than the one before
+BACKOFF_FACTOR = 3.0
+
+
+def claim(
+    store: Store,
+    owner: str,
+    *,
+    kinds: Sequence[str] = (WEBHOOK, EMAIL),
+    limit: int = 8,
+    lease_s: float = 60.0,
+    now: datetime | None = None,
+    exclusive: bool = False,
+) -> list[Notification]:
+    """Claim up to ``limit`` due rows of ``kinds`` for ``owner`` for ``lease_s`` seconds, and
+    count the attempt. The one way rows are taken for sending.
+
+    Due: pending, its next attempt time reached, and not claimed by a live lease. On PostgreSQL
+    the rows are picked ``FOR UPDATE SKIP LOCKED``, so processes claiming at once take different
+    rows; on DuckDB one process holds the file, and the store's write lock (one write
+    transaction at a time) keeps two claims in it apart. A claim whose owner died runs out after
+    ``lease_s`` and the row is due again; ``exclusive``: the caller is the only sender now (the
+    scheduler's dispatch job, which runs in one process at a time), so a claim of another owner
+    is a dead run's and is taken over at once."""
+    now = now or datetime.now(UTC)
+    until = now + timedelta(seconds=lease_s)
+    kind_marks = ", ".join("?" for _ in kinds)
+    others = " OR lease_owner <> ?" if exclusive else ""
+    # a disabled endpoint's rows wait (paused, not cancelled) until it is enabled again
+    paused = (
+        f"(target_kind <> '{WEBHOOK}' OR target IN "
+        "(SELECT CAST(id AS VARCHAR) FROM webhook_endpoints WHERE enabled))"
+    )
+    due = (
+        f"state = '{PENDING}' AND target_kind IN ({kind_marks}) AND next_attempt_at <= ? "
+        f"AND (lease_until IS NULL OR lease_until < ?{others}) AND {paused}"
+    )
+    with store.transaction() as tx:
+        lock = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgres" else ""
+        ids = [
+            int(r[0])
+            for r in tx.fetchall(
+                f"SELECT id FROM outbox WHERE {due} ORDER BY next_attempt_at, id LIMIT ?{lock}",
+                [*kinds, now, now, *([owner] if exclusive else []), limit],
+            )
+        ]
+        if not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
+        tx.execute(
+            "UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1 "
+            f"WHERE id IN ({marks})",
+            [owner, until, *ids],
+        )
+        rows = tx.fetchall(f"SELECT {COLUMNS} FROM outbox WHERE id IN ({marks}) ORDER BY id", ids)
+    return [Notification.of(r) for r in rows]
+
+
+def retry_delay(attempt: int, base_s: float, rng: random.Random | None = None) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1, 2, ...): ``base_s`` times
+    3^(attempt-1), at most 6 hours, with ±20 % jitter so that retries of many rows spread out."""
+    exp = min(attempt - 1, 60)
+    delay = min(MAX_DELAY_S, base_s * math.pow(BACKOFF_FACTOR, exp))
+    return delay * (rng or random).uniform(0.8, 1.2)
+
+
+def finish(
+    store: Store,
+    row: Notification,
+    attempt: Attempt,
+    *,
+    owner: str,
+    max_attempts: int,
+    base_s: float,
+    now: datetime | None = None,
+) -> str:
+    """Record one attempt on ``row`` (claimed by ``owner``): the delivery log line, and the row's
+    new state (delivered; pending again after a delay; failed). Returns that state."""
+    return finish_many(
+        store, [(row, attempt)], owner=owner, max_attempts=max_attempts, base_s=base_s, now=now
+    )[0]
+
+
+def _outcome(
+    row: Notification, attempt: Attempt, max_attempts: int, base_s: float, now: datetime
+) -> tuple[str, datetime, str | None]:
+    """The row's next state, next attempt time and error after ``attempt``."""
+    if attempt.ok:
+        return DELIVERED, now, None
+    if attempt.retry and row.attempts < max_attempts:
+        delay = retry_delay(row.attempts, base_s)
+        if attempt.retry_after_s is not None:
+            delay = min(MAX_DELAY_S, max(attempt.retry_after_s, 0.0))
+        return PENDING, now + timedelta(seconds=delay), attempt.error
+    if attempt.retry:
+        return FAILED, now, f"{attempt.error} (gave up after {row.attempts} attempts)"
+    return FAILED, now, attempt.error
+
+
+def finish_many(
+    store: Store,
+    done: Sequence[tuple[Notification, Attempt]],
+    *,
+    owner: str,
+    max_attempts: int,
+    base_s: float,
+    now: datetime | None = None,
+) -> list[str]:
+    """:func:`finish` for several rows, in one transaction (the dispatcher records a round of
+    parallel sends at once); returns each row's new state."""
+    if not done:
+        return []
+    now = now or datetime.now(UTC)
+    outcomes = [_outcome(row, attempt, max_attempts, base_s, now) for row, attempt in done]
+    ids = sorted({row.id for row, _ in done})
+    marks = ", ".join("?" for _ in ids)
+    with store.transaction() as tx:
+        number = {
+            int(outbox_id): int(n)
+            for outbox_id, n in tx.fetchall(
+                f"SELECT outbox_id, max(attempt) FROM deliveries WHERE outbox_id IN ({marks}) "
+                "GROUP BY outbox_id",
+                ids,
+            )
+        }
+        log_rows, updates = [], []
+        for (row, attempt), (state, next_at, error) in zip(done, outcomes, strict=True):
+            number[row.id] = number.get(row.id, 0) + 1
+            log_rows += [
+                row.id, number[row.id], now, attempt.status_code, attempt.duration_ms,
+                attempt.error,
+            ]  # fmt: skip
+            updates.append((row.id, state, next_at, error, now if attempt.ok else None))
+        values = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in done)
+        tx.execute(
+            "INSERT INTO deliveries (outbox_id, attempt, attempted_at, status_code, duration_ms, "
+            f"error) VALUES {values}",
+            log_rows,
+        )
+        tx.stage(
+            "_finished",
+            pa.table(
+                {
+                    "id": pa.array([u[0] for u in updates], pa.int64()),
+                    "state": pa.array([u[1] for u in updates], pa.string()),
+                    "next_at": pa.array([u[2] for u in updates], _TS),
+                    "error": pa.array([u[3] for u in updates], pa.string()),
+                    "delivered_at": pa.array([u[4] for u in updates], _TS),
+                }
+            ),
+        )
+        tx.execute(
+            "UPDATE outbox SET state = f.state, next_attempt_at = f.next_at, "
+            "last_error = f.error, delivered_at = f.delivered_at, lease_owner = NULL, "
+            "lease_until = NULL FROM _finished f WHERE outbox.id = f.id "
+            "AND outbox.lease_owner = ? AND outbox.state = ?",
+            [owner, PENDING],
+        )
+    return [state for state, _, _ in outcomes]
+
+
+@dataclass
+class DispatchReport:
+    """What one :func:`dispatch` run did."""
+
+    sent: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+    #: seconds from each delivered row's creation to its delivery
+    latencies: list[float] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.sent} sent: {self.delivered} delivered, {self.retrying} to retry, "
+            f"{self.failed} failed"
+        )
+
+
+def _send(sender: Sender | None, row: Notification) -> Attempt:
+    if sender is None:
+        return Attempt(False, error=f"no sender for {row.target_kind} notifications", retry=True)
+    try:
+        return sender(row)
+    except Exception as e:  # a sender's bug is one failed attempt, never a lost row
+        log.exception("sending outbox row %s failed", row.id)
+        return Attempt(False, error=f"{type(e).__name__}: {e}", retry=True)
+
+
+def dispatch(
+    store: Store,
+    senders: Mapping[str, Sender],
+    *,
+    owner: str,
+    max_attempts: int = 8,
+    base_s: float = 10.0,
+    lease_s: float = 60.0,
+    workers: int = 16,
+    stop: threading.Event | None = None,
+    exclusive: bool = False,
+) -> DispatchReport:
+    """Send every due row: claim a few (``workers``) at a time, send them in parallel, record
+    each outcome, until none is due (or ``stop`` is set). ``exclusive``: see :func:`claim`."""
+    report = DispatchReport()
+    kinds = tuple(senders)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="corridor-send") as pool:
+        while stop is None or not stop.is_set():
+            rows = claim(
+                store, owner, kinds=kinds, limit=workers, lease_s=lease_s, exclusive=exclusive
+            )
+            if not rows:
+                break
+            outcomes = list(pool.map(lambda r: _send(senders.get(r.target_kind), r), rows))
+            states = finish_many(
+                store,
+                list(zip(rows, outcomes, strict=True)),
+                owner=owner,
+                max_attempts=max_attempts,
+                base_s=base_s,
+            )
+            for row, state in zip(rows, states, strict=True):
+                report.sent += 1
+                if state == DELIVERED:
+                    report.delivered += 1
+                    report.latencies.append((datetime.now(UTC) - row.created_at).total_seconds())
+                elif state == PENDING:
+                    report.retrying += 1
+                else:
+                    report.failed += 1
+    return report
+
+
+__all__ = [
+    "BACKOFF_FACTOR",
+    "MAX_DELAY_S",
+    "DispatchReport",
+    "claim",
+    "dispatch",
+    "finish",
+    "finish_many",
+    "retry_delay",
+]
