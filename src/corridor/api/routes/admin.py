@@ -9,15 +9,14 @@ key or removed user is refused from the next request on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
+from corridor.api.declare import RouteDeclarer
 from corridor.api.deps import ScopeDep, StoreDep
-from corridor.api.errors import error_responses
 from corridor.auth import accounts
 from corridor.auth.scope import ROLE_HELP, ROLES, Role, Scope
 from corridor.errors import AccountError
@@ -32,7 +31,6 @@ async def get_admin_scope(scope: ScopeDep) -> Scope:
 
 
 AdminDep = Annotated[Scope, Depends(get_admin_scope)]
-_Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 
 class UserOut(BaseModel):
@@ -93,24 +91,8 @@ def _key(k: accounts.ApiKey) -> KeyOut:
     return KeyOut.model_validate(k, from_attributes=True)
 
 
-def _admin_route(
-    method: str, path: str, summary: str, reply: Any, *errors: int, status_code: int | None = None
-) -> Callable[[_Handler], _Handler]:
-    """Declare an admin route, its operation id the function's name: ``reply`` on success,
-    401 and 403 (not an admin) and ``errors``."""
-
-    def declare(handler: _Handler) -> _Handler:
-        return router.api_route(
-            path,
-            methods=[method],
-            operation_id=handler.__name__,
-            summary=summary,
-            status_code=status_code,
-            response_model=reply,
-            responses=error_responses(401, 403, *errors),
-        )(handler)
-
-    return declare
+#: an admin route: 401 and 403 (not an admin) and its own errors
+_admin_route = RouteDeclarer(router, (401, 403), refuse_query="none")
 
 
 def _no_user(username: str) -> HTTPException:

@@ -10,15 +10,14 @@ id, for reading and changing alike; an agent sees the open cases of a customer, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 
 from corridor.analytics.core.dimensions import check_time
 from corridor.analytics.core.registry import TIME_PATTERN
-from corridor.api.deps import AnalystScopeDep, ScopeDep, StoreDep, WriterScopeDep, only_query
-from corridor.api.errors import error_responses
+from corridor.api.declare import RouteDeclarer
+from corridor.api.deps import AnalystScopeDep, ScopeDep, StoreDep, WriterScopeDep
 from corridor.api.routes.case_models import (
     AssignIn,
     CaseDetail,
@@ -41,7 +40,6 @@ from corridor.loop import casejobs, cases, reports, rules, sla
 from corridor.loop.dryrun import dry_run
 
 router = APIRouter(prefix="/api/v1", tags=["rules and cases"])
-_Handler = TypeVar("_Handler", bound=Callable[..., Any])
 assert casejobs  # importing it registers the scheduled jobs of rules and cases
 
 RuleId = Annotated[str, Path(description="the rule's id", max_length=64)]
@@ -50,31 +48,8 @@ Time = Annotated[str | None, Query(pattern=TIME_PATTERN, description="ISO-8601 d
 MAX_TEST_ALERTS = 500
 
 
-def _route(
-    method: str,
-    path: str,
-    summary: str,
-    reply: Any,
-    *errors: int,
-    status_code: int | None = None,
-    query: tuple[str, ...] = (),
-) -> Callable[[_Handler], _Handler]:
-    """Declare a route, its operation id the function's name: ``reply`` on success, 401 and
-    ``errors``; a GET refuses query parameters other than ``query``."""
-
-    def declare(handler: _Handler) -> _Handler:
-        return router.api_route(
-            path,
-            methods=[method],
-            operation_id=handler.__name__,
-            summary=summary,
-            status_code=status_code,
-            response_model=reply,
-            responses=error_responses(401, *errors, *((422,) if method == "GET" else ())),
-            dependencies=[only_query(*query)] if method == "GET" else None,
-        )(handler)
-
-    return declare
+#: a route: 401, its own errors and, for a GET, 422 for a query parameter not in ``query``
+_route = RouteDeclarer(router, (401,), refuse_query="GET")
 
 
 # -- rules ------------------------------------------------------------------------------------

@@ -13,23 +13,21 @@ an embedded store. Only an admin may add an endpoint that reaches private addres
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from corridor.api.deps import ScopeDep, StoreDep, only_query
-from corridor.api.errors import error_responses
+from corridor.api.declare import RouteDeclarer
+from corridor.api.deps import ScopeDep, StoreDep
 from corridor.auth import accounts
 from corridor.auth.scope import Scope
 from corridor.loop import mail, outbox, scheduler, webhooks
 from corridor.store import Store
 
 router = APIRouter(prefix="/api/v1/admin", tags=["webhooks and jobs"])
-_Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 
 async def get_loop_admin(scope: ScopeDep) -> Scope:
@@ -149,31 +147,9 @@ def _detail(store: Store, notification_id: int) -> NotificationDetail:
     return NotificationDetail(**_notification(n).model_dump(), payload=n.payload, log=log)
 
 
-def _route(
-    method: str,
-    path: str,
-    summary: str,
-    reply: Any,
-    *errors: int,
-    status_code: int | None = None,
-    query: tuple[str, ...] = (),
-) -> Callable[[_Handler], _Handler]:
-    """Declare an admin route, its operation id the function's name: ``reply`` on success,
-    401 and 403 (not an admin), 422 for a query parameter not in ``query``, and ``errors``."""
-
-    def declare(handler: _Handler) -> _Handler:
-        return router.api_route(
-            path,
-            methods=[method],
-            operation_id=handler.__name__,
-            summary=summary,
-            status_code=status_code,
-            response_model=reply,
-            responses=error_responses(401, 403, 422, *errors),
-            dependencies=[only_query(*query)],
-        )(handler)
-
-    return declare
+#: an admin route: 401 and 403 (not an admin), 422 for a query parameter not in ``query``, and
+#: its own errors
+_route = RouteDeclarer(router, (401, 403, 422))
 
 
 @_route("GET", "/webhooks", "List webhook endpoints", list[EndpointOut])
