@@ -33,6 +33,7 @@ from corridor.cli.common import (
     on_store_or_server,
     open_to_write,
 )
+from corridor.cli.lake import register as register_lake
 from corridor.cli.loop import register as register_loop
 from corridor.cli.people import register as register_people
 from corridor.cli.report import register as register_report
@@ -691,6 +692,7 @@ register_analyses(
 )
 register_auth(app)
 register_loop(app)
+register_lake(app)
 register_cases(app)
 register_people(app)
 register_surveys(app)
