@@ -36,20 +36,33 @@ class RouteDeclarer:
         *errors: int,
         status_code: int | None = None,
         query: tuple[str, ...] = (),
+        operation_id: str | None = None,
+        unreadable: bool = False,
+        **extra: Any,
     ) -> Callable[[Handler], Handler]:
+        """The decorator declaring one route: ``reply`` its reply model, ``errors`` the error
+        statuses of its own, ``query`` the query parameters it takes; ``operation_id`` when it is
+        not the handler's name; ``unreadable``: it reads a body of its own and documents 400 for
+        one it cannot read (first); ``extra``: further arguments of ``APIRouter.api_route``."""
         refuses = self.refuse_query == "all" or self.refuse_query == method
-        statuses = (*self.always, *errors, *((422,) if refuses else ()))
+        statuses = (
+            *((400,) if unreadable else ()),
+            *self.always,
+            *errors,
+            *((422,) if refuses else ()),
+        )
 
         def declare(handler: Handler) -> Handler:
             return self.router.api_route(
                 path,
                 methods=[method],
-                operation_id=handler.__name__,
+                operation_id=operation_id or handler.__name__,
                 summary=summary,
                 status_code=status_code,
                 response_model=reply,
                 responses=error_responses(*statuses),
                 dependencies=[only_query(*query)] if refuses else None,
+                **extra,
             )(handler)
 
         return declare

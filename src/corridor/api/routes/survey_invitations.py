@@ -18,11 +18,14 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from corridor.api.deps import StoreDep, WriterScopeDep, only_query
-from corridor.api.errors import error_responses
+from corridor.api.declare import RouteDeclarer
+from corridor.api.deps import StoreDep, WriterScopeDep
 from corridor.surveys import contact, invitations
 
 router = APIRouter(prefix="/api/v1", tags=["surveys"])
+#: a route for admins and analysts: 401, 403, its own errors, and 422 for a query parameter it
+#: does not take
+_route = RouteDeclarer(router, (401, 403))
 SurveyId = Annotated[str, Path(description="the survey's id", max_length=64)]
 Duration = Annotated[
     str, Field(max_length=20, pattern=r"^\d+(\.\d+)?[smhdw]?$", description="e.g. 2h, 3d")
@@ -116,14 +119,14 @@ class ContactRuleOut(BaseModel):
     description: str
 
 
-@router.post(
+@_route(
+    "POST",
     "/surveys/{survey_id}/triggers",
-    operation_id="add_survey_trigger",
-    summary="Invite after each interaction at a touch point, or each resolved case",
-    response_model=TriggerOut,
+    "Invite after each interaction at a touch point, or each resolved case",
+    TriggerOut,
+    404,
     status_code=201,
-    responses=error_responses(401, 403, 404, 422),
-    dependencies=[only_query()],
+    operation_id="add_survey_trigger",
 )
 async def add_trigger(
     survey_id: SurveyId, body: TriggerIn, store: StoreDep, scope: WriterScopeDep
@@ -137,13 +140,12 @@ async def add_trigger(
     return TriggerOut(**(await anyio.to_thread.run_sync(add)).as_dict())
 
 
-@router.get(
+@_route(
+    "GET",
     "/surveys/{survey_id}/triggers",
+    "A survey's triggers",
+    list[TriggerOut],
     operation_id="list_survey_triggers",
-    summary="A survey's triggers",
-    response_model=list[TriggerOut],
-    responses=error_responses(401, 403, 422),
-    dependencies=[only_query()],
 )
 async def list_triggers(
     survey_id: SurveyId, store: StoreDep, scope: WriterScopeDep
@@ -152,13 +154,13 @@ async def list_triggers(
     return [TriggerOut(**t.as_dict()) for t in found]
 
 
-@router.post(
+@_route(
+    "POST",
     "/surveys/{survey_id}/triggers/{trigger_id}/disable",
+    "Stop a trigger (its invitations already made stay)",
+    list[TriggerOut],
+    404,
     operation_id="disable_survey_trigger",
-    summary="Stop a trigger (its invitations already made stay)",
-    response_model=list[TriggerOut],
-    responses=error_responses(401, 403, 404, 422),
-    dependencies=[only_query()],
 )
 async def disable_trigger(
     survey_id: SurveyId,
@@ -171,14 +173,14 @@ async def disable_trigger(
     return [TriggerOut(**t.as_dict()) for t in found]
 
 
-@router.post(
+@_route(
+    "POST",
     "/surveys/{survey_id}/invitations",
-    operation_id="invite_to_survey",
-    summary="Invite a list of people (sent by the server's surveys.invitations job)",
-    response_model=Invited,
+    "Invite a list of people (sent by the server's surveys.invitations job)",
+    Invited,
+    404,
     status_code=201,
-    responses=error_responses(401, 403, 404, 422),
-    dependencies=[only_query()],
+    operation_id="invite_to_survey",
 )
 async def invite(
     survey_id: SurveyId, body: InviteIn, store: StoreDep, scope: WriterScopeDep
@@ -189,13 +191,13 @@ async def invite(
     return Invited(invited=await anyio.to_thread.run_sync(make))
 
 
-@router.get(
+@_route(
+    "GET",
     "/surveys/{survey_id}/invitations",
+    "A survey's invitations, newest first (held ones with the rule and reason)",
+    list[InvitationOut],
+    query=("state", "limit"),
     operation_id="list_survey_invitations",
-    summary="A survey's invitations, newest first (held ones with the rule and reason)",
-    response_model=list[InvitationOut],
-    responses=error_responses(401, 403, 422),
-    dependencies=[only_query("state", "limit")],
 )
 async def list_invitations(
     survey_id: SurveyId,
@@ -212,28 +214,18 @@ async def list_invitations(
     return [InvitationOut(**i.as_dict()) for i in await anyio.to_thread.run_sync(read)]
 
 
-@router.get(
+@_route(
+    "GET",
     "/contact-rules",
-    operation_id="list_contact_rules",
-    summary="The contact-frequency rules every invitation is checked against",
-    response_model=list[ContactRuleOut],
-    responses=error_responses(401, 403, 422),
-    dependencies=[only_query()],
+    "The contact-frequency rules every invitation is checked against",
+    list[ContactRuleOut],
 )
 async def list_contact_rules(store: StoreDep, scope: WriterScopeDep) -> list[ContactRuleOut]:
     found = await anyio.to_thread.run_sync(contact.list_rules, store)
     return [ContactRuleOut(**r.as_dict()) for r in found]
 
 
-@router.post(
-    "/contact-rules",
-    operation_id="add_contact_rule",
-    summary="Add a contact-frequency rule",
-    response_model=ContactRuleOut,
-    status_code=201,
-    responses=error_responses(401, 403, 422),
-    dependencies=[only_query()],
-)
+@_route("POST", "/contact-rules", "Add a contact-frequency rule", ContactRuleOut, status_code=201)
 async def add_contact_rule(
     body: ContactRuleIn, store: StoreDep, scope: WriterScopeDep
 ) -> ContactRuleOut:
@@ -247,13 +239,13 @@ async def add_contact_rule(
     return ContactRuleOut(**(await anyio.to_thread.run_sync(add)).as_dict())
 
 
-@router.delete(
+@_route(
+    "DELETE",
     "/contact-rules/{rule_id}",
-    operation_id="remove_contact_rule",
-    summary="Remove a contact-frequency rule",
+    "Remove a contact-frequency rule",
+    None,
+    404,
     status_code=204,
-    responses=error_responses(401, 403, 404, 422),
-    dependencies=[only_query()],
 )
 async def remove_contact_rule(
     rule_id: Annotated[str, Path(max_length=64)], store: StoreDep, scope: WriterScopeDep

@@ -19,13 +19,16 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from corridor.api.body import read_body
-from corridor.api.deps import IngestorDep, SettingsDep, StoreDep, WriterScopeDep, only_query
-from corridor.api.errors import error_responses
+from corridor.api.declare import RouteDeclarer
+from corridor.api.deps import IngestorDep, SettingsDep, StoreDep, WriterScopeDep
 from corridor.surveys import catalog, links
 from corridor.surveys.definition import parse, read_document
 from corridor.surveys.errors import LinkNotFoundError, SurveyDefinitionError
 
 router = APIRouter(prefix="/api/v1/surveys", tags=["surveys"])
+#: a route for admins and analysts: 401, 403, its own errors, and 422 for a query parameter it
+#: does not take
+_route = RouteDeclarer(router, (401, 403))
 
 SurveyId = Annotated[str, Path(description="the survey's id", max_length=64)]
 LinkId = Annotated[str, Path(description="the link's id (lnk-…)", max_length=64)]
@@ -131,14 +134,14 @@ def _out(s: catalog.Stored) -> SurveyOut:
     return SurveyOut(**d)
 
 
-@router.put(
+@_route(
+    "PUT",
     "/{survey_id}",
-    operation_id="put_survey",
-    summary="Load a survey definition (a changed one becomes the next version)",
-    response_model=SurveyLoaded,
-    responses=error_responses(400, 401, 403, 413, 422),
+    "Load a survey definition (a changed one becomes the next version)",
+    SurveyLoaded,
+    413,
+    unreadable=True,
     openapi_extra=_DEFINITION_BODY,
-    dependencies=[only_query()],
 )
 async def put_survey(
     request: Request,
@@ -171,26 +174,19 @@ async def put_survey(
     return SurveyLoaded(survey_id=survey.id, version=version, created=created)
 
 
-@router.get(
-    "",
-    operation_id="list_surveys",
-    summary="List surveys (their latest versions)",
-    response_model=list[SurveyOut],
-    responses=error_responses(401, 403, 422),
-    dependencies=[only_query()],
-)
+@_route("GET", "", "List surveys (their latest versions)", list[SurveyOut])
 async def list_surveys(store: StoreDep, scope: WriterScopeDep) -> list[SurveyOut]:
     found = await anyio.to_thread.run_sync(catalog.list_all, store)
     return [_out(s) for s in found]
 
 
-@router.get(
+@_route(
+    "GET",
     "/{survey_id}",
-    operation_id="get_survey",
-    summary="A survey's definition (the latest version, or ?version=)",
-    response_model=SurveyDetail,
-    responses=error_responses(401, 403, 404, 422),
-    dependencies=[only_query("version")],
+    "A survey's definition (the latest version, or ?version=)",
+    SurveyDetail,
+    404,
+    query=("version",),
 )
 async def get_survey(
     survey_id: SurveyId,
@@ -202,14 +198,15 @@ async def get_survey(
     return SurveyDetail(**found.as_dict())
 
 
-@router.post(
+@_route(
+    "POST",
     "/{survey_id}/links",
-    operation_id="create_survey_link",
-    summary="Make a personal or anonymous link (its token is shown once)",
-    response_model=LinkCreated,
+    "Make a personal or anonymous link (its token is shown once)",
+    LinkCreated,
+    404,
     status_code=201,
-    responses=error_responses(400, 401, 403, 404, 422),
-    dependencies=[only_query()],
+    operation_id="create_survey_link",
+    unreadable=True,
 )
 async def create_link(
     request: Request, survey_id: SurveyId, body: LinkIn, store: StoreDep, scope: WriterScopeDep
@@ -235,13 +232,14 @@ async def create_link(
     return LinkCreated(**link.as_dict(), token=token, path=path, url=url)
 
 
-@router.get(
+@_route(
+    "GET",
     "/{survey_id}/links",
+    "A survey's links, newest first (no tokens)",
+    list[LinkOut],
+    404,
+    query=("limit",),
     operation_id="list_survey_links",
-    summary="A survey's links, newest first (no tokens)",
-    response_model=list[LinkOut],
-    responses=error_responses(401, 403, 404, 422),
-    dependencies=[only_query("limit")],
 )
 async def list_links(
     survey_id: SurveyId,
@@ -256,13 +254,13 @@ async def list_links(
     return [LinkOut(**k.as_dict()) for k in await anyio.to_thread.run_sync(found)]
 
 
-@router.post(
+@_route(
+    "POST",
     "/{survey_id}/links/{link_id}/revoke",
+    "Withdraw a link: from now on it is refused (410)",
+    LinkOut,
+    404,
     operation_id="revoke_survey_link",
-    summary="Withdraw a link: from now on it is refused (410)",
-    response_model=LinkOut,
-    responses=error_responses(401, 403, 404, 422),
-    dependencies=[only_query()],
 )
 async def revoke_link(
     survey_id: SurveyId, link_id: LinkId, store: StoreDep, scope: WriterScopeDep
