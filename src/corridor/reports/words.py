@@ -6,7 +6,8 @@ from __future__ import annotations
 from corridor.reports.content import Figure, Report, format_p
 
 
-def _sign(x: float, digits: int = 2) -> str:
+def signed(x: float, digits: int = 2) -> str:
+    """``x`` with its sign and a true minus (``+0.13``, ``−1.08``)."""
     return f"{x:+.{digits}f}".replace("-", "−")
 
 
@@ -21,9 +22,9 @@ def value(fig: Figure) -> str:
     if fig.unit == "share":
         return f"{fig.value:.0%}"
     if fig.unit == "points":
-        return _sign(fig.value)
+        return signed(fig.value)
     if fig.key == "nps":
-        return _sign(fig.value, 1)
+        return signed(fig.value, 1)
     return _plain(fig.value)
 
 
@@ -35,7 +36,7 @@ def interval(fig: Figure, confidence: float) -> str:
         lo, hi = f"{fig.low:.0%}", f"{fig.high:.0%}"
     elif fig.unit == "points" or fig.key == "nps":
         digits = 1 if fig.key == "nps" else 2
-        lo, hi = _sign(fig.low, digits), _sign(fig.high, digits)
+        lo, hi = signed(fig.low, digits), signed(fig.high, digits)
     else:
         lo, hi = _plain(fig.low), _plain(fig.high)
     return f"{confidence:.0%} CI {lo} to {hi}; n = {fig.n:,}"
@@ -46,10 +47,10 @@ def delta(fig: Figure) -> str:
     if fig.delta is None:
         return ""
     if fig.unit == "share":
-        return f"{_sign(fig.delta * 100, 1)} percentage points"
-    if fig.unit == "points":
-        return f"{_sign(fig.delta)} points"
-    return _sign(fig.delta, 1 if fig.key == "nps" else 2)
+        return f"{signed(fig.delta * 100, 1)} percentage points"
+    if fig.unit == "points" or fig.key == "nps":
+        return f"{signed(fig.delta, 1 if fig.key == 'nps' else 2)} points"
+    return signed(fig.delta, 1 if fig.key == "nps" else 2)
 
 
 def change(fig: Figure) -> str:
@@ -92,7 +93,7 @@ def summary(report: Report) -> list[str]:
         )
         out.append(
             f"The touch point that moved most is {m.touchpoint}: its gap changed by "
-            f"{_sign(m.delta)} points to {_sign(m.gap)} (n = {m.n:,}), {sure}."
+            f"{signed(m.delta)} points to {signed(m.gap)} (n = {m.n:,}), {sure}."
         )
     steps = [d for d in report.drift if d.p_value is not None and d.p_value < 0.05]
     if steps:
@@ -107,7 +108,7 @@ def summary(report: Report) -> list[str]:
             r = hits[0]
             out.append(
                 f"Operational event {r.event_id} ({r.kind}, from {r.started}) moved the gap by "
-                f"{_sign(r.effect)} points where it reached customers."
+                f"{signed(r.effect)} points where it reached customers."
             )
     c = report.cases
     if c.opened:
@@ -123,10 +124,10 @@ def summary(report: Report) -> list[str]:
     if report.forecast and report.forecast.points:
         f = report.forecast.points[0]
         out.append(
-            f"The gap is forecast at {_sign(f.value)} for {f.label} (80 % interval "
-            f"{_sign(f.low_80)} to {_sign(f.high_80)})."
+            f"The gap is forecast at {signed(f.value)} for {f.label} (80 % interval "
+            f"{signed(f.low_80)} to {signed(f.high_80)})."
         )
     return out
 
 
-__all__ = ["change", "delta", "interval", "summary", "value"]
+__all__ = ["change", "delta", "interval", "signed", "summary", "value"]
