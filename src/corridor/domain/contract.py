@@ -140,6 +140,60 @@ def _ids(*, email_phone: bool = True) -> tuple[Field, ...]:
     return tuple(fields) if email_phone else ()
 
 
+# the fields several kinds declare alike
+def _unique_id(name: str) -> Field:
+    return Field(name, FieldType.STRING, "unique id", required=True)
+
+
+def _text(name: str, description: str) -> Field:
+    return Field(name, FieldType.TEXT, description)
+
+
+def _label(name: str, description: str, *, required: bool = False) -> Field:
+    """A free label, stored lowercase (``outcome``, an event's ``kind``)."""
+    return Field(name, FieldType.STRING, description, required=required, lowercase=True)
+
+
+def _choice(name: str, description: str, choices: tuple[str, ...]) -> Field:
+    """A required value out of a fixed list, matched lowercase."""
+    return Field(
+        name, FieldType.STRING, description, required=True, choices=choices, lowercase=True
+    )
+
+
+def _scale(
+    name: str,
+    description: str,
+    low: float,
+    high: float,
+    *,
+    field_type: FieldType = FieldType.NUMBER,
+    required: bool = False,
+) -> Field:
+    """A score between ``low`` and ``high``."""
+    return Field(name, field_type, description, required=required, minimum=low, maximum=high)
+
+
+def _touchpoint(description: str, *, required: bool = False) -> Field:
+    """A touch point key of the corridor map."""
+    return Field(
+        "touchpoint", FieldType.STRING, description, required=required,
+        vocabulary=Vocabulary.TOUCHPOINT,
+    )  # fmt: skip
+
+
+def _touchpoints(description: str) -> Field:
+    """';'-separated touch point keys of the corridor map."""
+    return Field("touchpoints", FieldType.KEY_LIST, description, vocabulary=Vocabulary.TOUCHPOINT)
+
+
+def _in_map(name: str, description: str, vocabulary: Vocabulary) -> Field:
+    """A required channel or department of the corridor map, matched lowercase."""
+    return Field(
+        name, FieldType.STRING, description, required=True, vocabulary=vocabulary, lowercase=True
+    )
+
+
 PEOPLE = RecordKind(
     name="people",
     id_field="person_id",
@@ -149,14 +203,7 @@ PEOPLE = RecordKind(
     time_field="created_at",
     fields=(
         Field("person_id", FieldType.STRING, "sender's id", required=True),
-        Field(
-            "kind",
-            FieldType.STRING,
-            "customer or prospect",
-            required=True,
-            choices=PERSON_KINDS,
-            lowercase=True,
-        ),
+        _choice("kind", "customer or prospect", PERSON_KINDS),
         Field("created_at", FieldType.TIMESTAMP, "first seen"),
         Field("segment", FieldType.STRING, "free label used for slicing"),
         Field("region", FieldType.STRING, "free label used for slicing"),
@@ -172,29 +219,14 @@ INTERACTIONS = RecordKind(
     person_required=True,
     time_field="occurred_at",
     fields=(
-        Field("interaction_id", FieldType.STRING, "unique id", required=True),
+        _unique_id("interaction_id"),
         Field("person_id", FieldType.STRING, "sender's person id (or give an identity column)"),
         Field("occurred_at", FieldType.TIMESTAMP, "when", required=True),
-        Field(
-            "touchpoint",
-            FieldType.STRING,
-            "touch point key from the corridor map",
-            required=True,
-            vocabulary=Vocabulary.TOUCHPOINT,
-        ),
-        Field(
-            "channel",
-            FieldType.STRING,
-            "channel",
-            required=True,
-            vocabulary=Vocabulary.CHANNEL,
-            lowercase=True,
-        ),
+        _touchpoint("touch point key from the corridor map", required=True),
+        _in_map("channel", "channel", Vocabulary.CHANNEL),
         Field("partner_id", FieldType.STRING, "partner that delivered it for the brand"),
         Field("agent_id", FieldType.STRING, "employee or partner agent who handled it"),
-        Field(
-            "outcome", FieldType.STRING, "e.g. purchase, abandon, resolved, cancel", lowercase=True
-        ),
+        _label("outcome", "e.g. purchase, abandon, resolved, cancel"),
         Field("value", FieldType.NUMBER, "money involved, in the account currency"),
         Field("duration_minutes", FieldType.NUMBER, "how long it took the customer", minimum=0.0),
         *_ids(),
@@ -208,46 +240,20 @@ FEEDBACK = RecordKind(
     has_person=True,
     time_field="occurred_at",
     fields=(
-        Field("feedback_id", FieldType.STRING, "unique id", required=True),
+        _unique_id("feedback_id"),
         Field("person_id", FieldType.STRING, "absent for anonymous reviews"),
         Field("occurred_at", FieldType.TIMESTAMP, "when given", required=True),
-        Field(
-            "touchpoint",
-            FieldType.STRING,
-            "touch point key from the corridor map",
-            vocabulary=Vocabulary.TOUCHPOINT,
-        ),
+        _touchpoint("touch point key from the corridor map"),
         Field("interaction_id", FieldType.STRING, "the interaction it is about"),
         Field("partner_id", FieldType.STRING, "partner that delivered it for the brand"),
-        Field(
-            "source",
-            FieldType.STRING,
-            "survey, review, social, transcript or field_note",
-            required=True,
-            choices=FEEDBACK_SOURCES,
-            lowercase=True,
-        ),
-        Field(
-            "expectation",
-            FieldType.NUMBER,
-            "0-10: what the customer expected",
-            minimum=0.0,
-            maximum=10.0,
-        ),
-        Field(
-            "experience",
-            FieldType.NUMBER,
-            "0-10: what the customer experienced",
-            minimum=0.0,
-            maximum=10.0,
-        ),
-        Field("nps", FieldType.INTEGER, "0-10 likelihood to recommend", minimum=0.0, maximum=10.0),
-        Field("csat", FieldType.INTEGER, "1-5 satisfaction", minimum=1.0, maximum=5.0),
-        Field("ces", FieldType.INTEGER, "1-7 ease (7 = very easy)", minimum=1.0, maximum=7.0),
-        Field(
-            "emotion", FieldType.INTEGER, "-3..+3 how it made them feel", minimum=-3.0, maximum=3.0
-        ),
-        Field("text", FieldType.TEXT, "free text"),
+        _choice("source", "survey, review, social, transcript or field_note", FEEDBACK_SOURCES),
+        _scale("expectation", "0-10: what the customer expected", 0.0, 10.0),
+        _scale("experience", "0-10: what the customer experienced", 0.0, 10.0),
+        _scale("nps", "0-10 likelihood to recommend", 0.0, 10.0, field_type=FieldType.INTEGER),
+        _scale("csat", "1-5 satisfaction", 1.0, 5.0, field_type=FieldType.INTEGER),
+        _scale("ces", "1-7 ease (7 = very easy)", 1.0, 7.0, field_type=FieldType.INTEGER),
+        _scale("emotion", "-3..+3 how it made them feel", -3.0, 3.0, field_type=FieldType.INTEGER),
+        _text("text", "free text"),
     ),
 )
 
@@ -257,32 +263,14 @@ OPERATIONAL_EVENTS = RecordKind(
     description="What departments did inside the company (stock-outs, billing errors, ...).",
     time_field="started_at",
     fields=(
-        Field("event_id", FieldType.STRING, "unique id", required=True),
-        Field(
-            "department",
-            FieldType.STRING,
-            "who inside the company",
-            required=True,
-            vocabulary=Vocabulary.DEPARTMENT,
-            lowercase=True,
-        ),
-        Field(
-            "kind",
-            FieldType.STRING,
-            "e.g. stockout, billing_error, carrier_change",
-            required=True,
-            lowercase=True,
-        ),
+        _unique_id("event_id"),
+        _in_map("department", "who inside the company", Vocabulary.DEPARTMENT),
+        _label("kind", "e.g. stockout, billing_error, carrier_change", required=True),
         Field("started_at", FieldType.TIMESTAMP, "start", required=True),
         Field("ended_at", FieldType.TIMESTAMP, "end; open-ended if absent"),
-        Field(
-            "touchpoints",
-            FieldType.KEY_LIST,
-            "';'-separated touch point keys it may affect",
-            vocabulary=Vocabulary.TOUCHPOINT,
-        ),
+        _touchpoints("';'-separated touch point keys it may affect"),
         Field("region", FieldType.STRING, "scope"),
-        Field("description", FieldType.TEXT, "what happened"),
+        _text("description", "what happened"),
     ),
 )
 
@@ -292,23 +280,11 @@ MARKET_EVENTS = RecordKind(
     description="Things outside the company that move expectations.",
     time_field="occurred_at",
     fields=(
-        Field("event_id", FieldType.STRING, "unique id", required=True),
+        _unique_id("event_id"),
         Field("occurred_at", FieldType.TIMESTAMP, "when", required=True),
-        Field(
-            "kind",
-            FieldType.STRING,
-            "competitor_move, innovation, campaign or other",
-            required=True,
-            choices=MARKET_EVENT_KINDS,
-            lowercase=True,
-        ),
-        Field(
-            "touchpoints",
-            FieldType.KEY_LIST,
-            "';'-separated touch point keys",
-            vocabulary=Vocabulary.TOUCHPOINT,
-        ),
-        Field("description", FieldType.TEXT, "what happened"),
+        _choice("kind", "competitor_move, innovation, campaign or other", MARKET_EVENT_KINDS),
+        _touchpoints("';'-separated touch point keys"),
+        _text("description", "what happened"),
     ),
 )
 
@@ -317,31 +293,11 @@ EMPLOYEE_PREDICTIONS = RecordKind(
     id_field="prediction_id",
     description="What staff believe customers experience, to compare with what customers say.",
     fields=(
-        Field("prediction_id", FieldType.STRING, "unique id", required=True),
-        Field(
-            "department",
-            FieldType.STRING,
-            "department",
-            required=True,
-            vocabulary=Vocabulary.DEPARTMENT,
-            lowercase=True,
-        ),
-        Field(
-            "touchpoint",
-            FieldType.STRING,
-            "touch point key",
-            required=True,
-            vocabulary=Vocabulary.TOUCHPOINT,
-        ),
+        _unique_id("prediction_id"),
+        _in_map("department", "department", Vocabulary.DEPARTMENT),
+        _touchpoint("touch point key", required=True),
         Field("period", FieldType.PERIOD, "month, YYYY-MM", required=True),
-        Field(
-            "predicted_experience",
-            FieldType.NUMBER,
-            "0-10",
-            required=True,
-            minimum=0.0,
-            maximum=10.0,
-        ),
+        _scale("predicted_experience", "0-10", 0.0, 10.0, required=True),
     ),
 )
 
