@@ -31,6 +31,13 @@ WORKWEEK: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri")
 DURATION = r"^\s*\d{1,9}(\.\d{1,6})?\s*[smhdw]?\s*$"
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
+
+def _option(description: str, **constraints: Any) -> Any:
+    """An optional field of a request body: None unless given, ``description`` and
+    ``constraints`` (bounds, a pattern) in the schema."""
+    return Field(default=None, description=description, **constraints)
+
+
 assert set(SCORE_FIELDS) == {"expectation", "experience", "gap", "nps", "csat", "ces", "emotion"}
 assert set(PER) == {"customer", "touchpoint", "record"}
 
@@ -40,110 +47,72 @@ class RuleDefinition(BaseModel):
 
     model_config = _STRICT
 
-    max_nps: float | None = Field(
-        default=None, ge=0, le=10, description="detractor: NPS at most this"
-    )
+    max_nps: float | None = _option("detractor: NPS at most this", ge=0, le=10)
     field: Literal["expectation", "experience", "gap", "nps", "csat", "ces", "emotion"] | None = (
-        Field(
-            default=None,
-            description="score_below: the feedback field (gap: experience − expectation)",
-        )
+        _option("score_below: the feedback field (gap: experience − expectation)")
     )
-    below: float | None = Field(
-        default=None, description="score_below, threshold, forecast: fires under this"
+    below: float | None = _option("score_below, threshold, forecast: fires under this")
+    above: float | None = _option("threshold, forecast: fires over this")
+    per: Literal["customer", "touchpoint", "record"] | None = _option(
+        "record rules: alert once per cooldown per customer at a touch point "
+        "(default), per touch point, or every record"
     )
-    above: float | None = Field(default=None, description="threshold, forecast: fires over this")
-    per: Literal["customer", "touchpoint", "record"] | None = Field(
-        default=None,
-        description="record rules: alert once per cooldown per customer at a touch point "
-        "(default), per touch point, or every record",
-    )
-    max_age: str | None = Field(
-        default=None,
+    max_age: str | None = _option(
+        "record rules: records older than this when they arrive do not fire (default 7d)",
         pattern=DURATION,
-        description="record rules: records older than this when they "
-        "arrive do not fire (default 7d)",
     )
-    promises: Names | None = Field(
-        default=None, description="broken_promise: only these promise keys"
+    promises: Names | None = _option("broken_promise: only these promise keys")
+    intents: list[Literal["complaint", "praise", "suggestion", "question"]] | None = _option(
+        "text: texts of these intents"
     )
-    intents: list[Literal["complaint", "praise", "suggestion", "question"]] | None = Field(
-        default=None, description="text: texts of these intents"
-    )
-    themes: Names | None = Field(
-        default=None, description="text: texts of these themes (ids or labels)"
-    )
-    jump: float | None = Field(
-        default=None,
+    themes: Names | None = _option("text: texts of these themes (ids or labels)")
+    jump: float | None = _option(
+        "churn_jump: rise of the customer's churn risk since the last scoring "
+        "(absolute probability, default 0.15)",
         gt=0,
         le=1,
-        description="churn_jump: rise of the customer's churn risk since the last scoring "
-        "(absolute probability, default 0.15)",
     )
-    min_risk: float | None = Field(
-        default=None,
-        ge=0,
-        le=1,
-        description="churn_jump: churn risk at least this after the rise (default 0.4)",
+    min_risk: float | None = _option(
+        "churn_jump: churn risk at least this after the rise (default 0.4)", ge=0, le=1
     )
-    measure: Literal["gap", "nps", "csat", "ces", "feedback", "interactions"] | None = Field(
-        default=None, description="forecast: what is forecast (default gap)"
+    measure: Literal["gap", "nps", "csat", "ces", "feedback", "interactions"] | None = _option(
+        "forecast: what is forecast (default gap)"
     )
-    ratio: float | None = Field(
-        default=None,
+    ratio: float | None = _option(
+        "forecast: fires when the forecast reaches this multiple of the last "
+        "observed period (2: doubles, 0.5: halves)",
         gt=0,
         le=1e6,
-        description="forecast: fires when the forecast reaches this multiple of the last "
-        "observed period (2: doubles, 0.5: halves)",
     )
-    horizon: int | None = Field(
-        default=None, ge=1, le=24, description="forecast: periods ahead (default 2)"
+    horizon: int | None = _option("forecast: periods ahead (default 2)", ge=1, le=24)
+    bound: Literal["point", "interval"] | None = _option(
+        "forecast: read the point forecast (default) or the far side of the 80 % "
+        "interval (the whole band beyond the line)"
     )
-    bound: Literal["point", "interval"] | None = Field(
-        default=None,
-        description="forecast: read the point forecast (default) or the far side of the 80 % "
-        "interval (the whole band beyond the line)",
+    min_periods: int | None = _option(
+        "forecast: periods observed in a group's series for it to fire (default 6)", ge=2, le=1000
     )
-    min_periods: int | None = Field(
-        default=None,
-        ge=2,
-        le=1000,
-        description="forecast: periods observed in a group's series for it to fire (default 6)",
+    analysis: Name | None = _option("threshold, change: a registered analysis")
+    column: Name | None = _option("threshold, change: its result column")
+    direction: Literal["down", "up", "any"] | None = _option(
+        "change, drift, ripple: which way counts"
     )
-    analysis: Name | None = Field(
-        default=None, description="threshold, change: a registered analysis"
+    alpha: float | None = _option(
+        "change, drift, ripple: significance level (p, adjusted p or q below it)", gt=0, le=0.5
     )
-    column: Name | None = Field(default=None, description="threshold, change: its result column")
-    direction: Literal["down", "up", "any"] | None = Field(
-        default=None, description="change, drift, ripple: which way counts"
-    )
-    alpha: float | None = Field(
-        default=None,
-        gt=0,
-        le=0.5,
-        description="change, drift, ripple: significance level (p, adjusted p or q below it)",
-    )
-    min_n: int | None = Field(
-        default=None,
+    min_n: int | None = _option(
+        "threshold, change: records needed in the group and period; forecast: "
+        "records the group's series rests on",
         ge=0,
         le=10**9,
-        description="threshold, change: records needed in the group and period; forecast: "
-        "records the group's series rests on",
     )
-    period: Period | None = Field(
-        default=None, description="threshold, change, drift, forecast: the period"
+    period: Period | None = _option("threshold, change, drift, forecast: the period")
+    lookback: int | None = _option(
+        "threshold, change: complete periods read at each scheduled run (default 1)", ge=1, le=104
     )
-    lookback: int | None = Field(
-        default=None,
-        ge=1,
-        le=104,
-        description="threshold, change: complete periods read at each scheduled run (default 1)",
-    )
-    by: Names | None = Field(
-        default=None, description="threshold, change, drift, forecast: grouping dimensions"
-    )
-    params: dict[Name, float | bool | Name | Names] | None = Field(
-        default=None, description="threshold, change: further parameters of the analysis"
+    by: Names | None = _option("threshold, change, drift, forecast: grouping dimensions")
+    params: dict[Name, float | bool | Name | Names] | None = _option(
+        "threshold, change: further parameters of the analysis"
     )
 
 
@@ -168,19 +137,18 @@ class RuleIn(BaseModel):
         examples=["detractors"],
     )
     kind: Kind = Field(description="what the rule watches (see docs/closed-loop.md)")
-    name: Name | None = Field(default=None, description="a title (default: the rule in words)")
+    name: Name | None = _option("a title (default: the rule in words)")
     definition: RuleDefinition = Field(default_factory=lambda: RuleDefinition())
     scope: RuleScope = Field(default_factory=lambda: RuleScope())
-    cooldown: str | None = Field(
-        default=None,
-        pattern=DURATION,
-        description="the same subject is not alerted twice within it: "
+    cooldown: str | None = _option(
+        "the same subject is not alerted twice within it: "
         "seconds, or a number with s, m, h, d or w (default 7d; drift 90d)",
+        pattern=DURATION,
         examples=["7d"],
     )
     priority: Priority = Field(default="normal", description="the priority of its cases")
-    team: Name | None = Field(default=None, description="a named team that owns its cases")
-    sla_policy: Name | None = Field(default=None, description="the SLA policy of its cases")
+    team: Name | None = _option("a named team that owns its cases")
+    sla_policy: Name | None = _option("the SLA policy of its cases")
     reopen_unverified: bool = Field(
         False, description="reopen a resolved case when verification finds the gap still open"
     )
@@ -225,7 +193,7 @@ class HitOut(BaseModel):
     partner_id: str | None
     region: str | None
     segment: str | None
-    event_id: str | None = Field(default=None, description="an operational event it is about")
+    event_id: str | None = _option("an operational event it is about")
     evidence: dict[str, Any] = Field(description="the record or analysis row that fired it")
 
 
@@ -371,10 +339,8 @@ class NoteIn(BaseModel):
 class StateIn(BaseModel):
     model_config = _STRICT
     state: State
-    root_cause: Name | None = Field(
-        default=None, description="required to resolve: a configured key"
-    )
-    root_cause_event: Name | None = Field(default=None, description="an operational event id")
+    root_cause: Name | None = _option("required to resolve: a configured key")
+    root_cause_event: Name | None = _option("an operational event id")
     note: Annotated[str, Field(max_length=10_000), AfterValidator(_printable)] | None = None
 
 
@@ -404,12 +370,8 @@ class CalendarDoc(BaseModel):
         pattern=r"^(\d{2}:\d{2}-\d{2}:\d{2}|24/7)$",
         description="working hours HH:MM-HH:MM, or 24/7",
     )
-    holidays: Name | None = Field(
-        default=None, description="public holidays of this country (ISO code)"
-    )
-    subdivision: Name | None = Field(
-        default=None, description="and of this subdivision (state, region)"
-    )
+    holidays: Name | None = _option("public holidays of this country (ISO code)")
+    subdivision: Name | None = _option("and of this subdivision (state, region)")
     closed: list[date] = Field(default_factory=list, max_length=1000)
 
 
