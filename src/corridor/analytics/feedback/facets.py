@@ -382,30 +382,47 @@ def summarise_source_facets(
         out[f"{side}_n_rated"] = tot["n_rated"].to_numpy(dtype=np.int64)
         out[f"{side}_n_below"] = tot["n_below"].to_numpy(dtype=np.int64)
         put_interval(out, f"{side}_share_below", below.share, below.low, below.high)
-    sol, uns = totals["solicited"], totals["unsolicited"]
-    m_s = stats.moments(sol["n"], sol["sum_value"], sol["sumsq_value"])
-    m_u = stats.moments(uns["n"], uns["sum_value"], uns["sumsq_value"])
-    diff = stats.welch_difference(m_u.mean, m_u.var, m_u.n, m_s.mean, m_s.var, m_s.n, conf)
-    put_interval(
-        out, "delta_mean", diff.delta, diff.low, diff.high, p_value=("p_value_mean", diff.p_value)
-    )
-    skew = stats.proportion_difference(
-        uns["n_below"], uns["n_rated"], sol["n_below"], sol["n_rated"], conf
-    )
-    put_interval(
-        out,
-        "negativity_skew",
-        skew.delta,
-        skew.low,
-        skew.high,
-        p_value=("p_value_skew", skew.p_value),
-    )
+    put_side_differences(
+        out, totals["solicited"], totals["unsolicited"], conf, value="value", below="n_below",
+        rated="n_rated", mean_column="delta_mean",
+    )  # fmt: skip
     for k in query.by:
         out[k] = out[k].where(out[k] != _MISSING, None)
     return out.reset_index(drop=True)
 
 
 _MISSING = "\x00missing"
+
+
+def put_side_differences(
+    out: pd.DataFrame,
+    solicited: pd.DataFrame,
+    unsolicited: pd.DataFrame,
+    conf: float,
+    *,
+    value: str,
+    below: str,
+    rated: str,
+    mean_column: str,
+) -> None:
+    """Unsolicited minus solicited, per row of the two sides' sums: the difference of the mean
+    ``value`` (Welch; ``sum_<value>``, ``sumsq_<value>`` and ``n``) as ``mean_column`` with its
+    p-value (``p_value`` + what follows ``delta`` in the name), and of the share of ``below``
+    among ``rated`` as ``negativity_skew`` (with ``p_value_skew``)."""
+    m_s = stats.moments(solicited["n"], solicited[f"sum_{value}"], solicited[f"sumsq_{value}"])
+    m_u = stats.moments(
+        unsolicited["n"], unsolicited[f"sum_{value}"], unsolicited[f"sumsq_{value}"]
+    )
+    diff = stats.welch_difference(m_u.mean, m_u.var, m_u.n, m_s.mean, m_s.var, m_s.n, conf)
+    p_mean = "p_value" + mean_column.removeprefix("delta")
+    put_interval(out, mean_column, diff.delta, diff.low, diff.high, p_value=(p_mean, diff.p_value))
+    skew = stats.proportion_difference(
+        unsolicited[below], unsolicited[rated], solicited[below], solicited[rated], conf
+    )
+    put_interval(
+        out, "negativity_skew", skew.delta, skew.low, skew.high,
+        p_value=("p_value_skew", skew.p_value),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -475,6 +492,7 @@ __all__ = [
     "facet_table",
     "feedback_rows",
     "pearson",
+    "put_side_differences",
     "source_facet_stats",
     "source_facet_sums",
     "source_facets",

@@ -27,7 +27,7 @@ from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import key_frame
 from corridor.analytics.core.result import AnalyticsResult, put_interval
 from corridor.analytics.estimators import stats
-from corridor.analytics.feedback.facets import SOLICITED, UNSOLICITED
+from corridor.analytics.feedback.facets import SOLICITED, UNSOLICITED, put_side_differences
 from corridor.text.affect import EMOTIONS, INTENTS
 
 __all__ = [
@@ -233,27 +233,10 @@ def source_sentiment(
         side_sums = side_sums.fillna({c: 0 for c in _sentiment_sums(t)})
         per[name] = side_sums
         _add_sentiment(out, side_sums, conf, prefix=f"{name}_")
-    s, u = per["solicited"], per["unsolicited"]
-    m_s = stats.moments(s["n"], s["sum_sentiment"], s["sumsq_sentiment"])
-    m_u = stats.moments(u["n"], u["sum_sentiment"], u["sumsq_sentiment"])
-    d = stats.welch_difference(m_u.mean, m_u.var, m_u.n, m_s.mean, m_s.var, m_s.n, conf)
-    put_interval(
-        out,
-        "delta_mean_sentiment",
-        d.delta,
-        d.low,
-        d.high,
-        p_value=("p_value_mean_sentiment", d.p_value),
-    )
-    skew = stats.proportion_difference(u["n_negative"], u["n"], s["n_negative"], s["n"], conf)
-    put_interval(
-        out,
-        "negativity_skew",
-        skew.delta,
-        skew.low,
-        skew.high,
-        p_value=("p_value_skew", skew.p_value),
-    )
+    put_side_differences(
+        out, per["solicited"], per["unsolicited"], conf, value="sentiment", below="n_negative",
+        rated="n", mean_column="delta_mean_sentiment",
+    )  # fmt: skip
     frame = out.reset_index(drop=True)
     return AnalyticsResult.from_sums(frame, sums, conf, SOURCE_METHOD, query.describe())
 
