@@ -23,7 +23,7 @@ from corridor.domain.corridor_map import CorridorMap
 from corridor.errors import CorridorError
 from corridor.ingest.pipeline import Ingestor
 from corridor.loop import scheduler
-from corridor.privacy import audit, compact, requests, retention, settings, subject
+from corridor.privacy import audit, compact, ledger, requests, retention, settings, subject
 from corridor.privacy.export import archive
 from corridor.store import Store, open_store
 from privacy_fixtures import CRM, EMAIL, MERGED, OTHERS, PHONE, PHRASE, SUBJECT, build
@@ -411,6 +411,27 @@ def test_the_api_answers_requests_for_admins_only(store: Store, built: Ingestor)
         )
         assert r.status_code == 200 and r.json()["resurrection"] == "accept"
         assert c.get("/api/v1/privacy/settings", headers=admin).json() == r.json()
+        # other changes and a customer's reads are in the log too (the route, never the id)
+        r = c.post(
+            "/api/v1/users",
+            headers=admin,
+            json={
+                "username": "dept",
+                "password": "password-3",
+                "role": "department_head",
+                "department": "ecommerce",
+            },
+        )
+        assert r.status_code in (200, 201), r.text
+        assert c.get("/api/v1/people/o-03", headers=analyst).status_code == 200
+        lines = audit.latest(store, limit=5)[0]
+        by_action = {e["action"]: e for e in lines}
+        assert by_action["POST /api/v1/users"]["actor"] == "root"
+        read = by_action["person.read"]
+        assert read["actor"] == "ana" and read["actor_kind"] == "key"
+        with store.transaction() as tx:
+            assert read["target"] == ledger.subject_hash(tx, "o-03")
+        assert "o-03" not in orjson.dumps(lines).decode()
 
 
 def test_the_privacy_page_previews_then_erases_after_confirmation(

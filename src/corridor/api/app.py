@@ -20,6 +20,7 @@ from pydantic import BaseModel
 import corridor
 from corridor.analytics.customers.models import CHURN_RISK, FittedModels
 from corridor.api import analyses, errors
+from corridor.api.audit_trail import AuditTrail
 from corridor.api.middleware import CatchAll, NulGuard, RequestForgeryGuard
 from corridor.api.routes import admin as admin_routes
 from corridor.api.routes import cases as case_routes
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         trusted_origins=[o for o in settings.trusted_origins.split(",") if o.strip()],
         https_only=settings.secure_cookies,
     )
+    app.add_middleware(AuditTrail)  # changes and reads of a customer, in the audit log
     app.add_middleware(NulGuard)  # a NUL in the URL: 422 before any route reads it
     app.add_middleware(CatchAll)  # outermost: a 500 answered here keeps the connection
     for module in (ingest, map_routes, people, analyses, outlook, health, web_routes, case_pages):
