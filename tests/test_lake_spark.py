@@ -14,11 +14,15 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from fastapi.testclient import TestClient
 
 from corridor.analytics.core import registry
 from corridor.analytics.core.scoping import run_scoped
+from corridor.api.app import create_app
+from corridor.auth import accounts
 from corridor.errors import StoreError
 from corridor.ingest.pipeline import Ingestor
+from corridor.settings import Settings
 from corridor.store import open_store
 from corridor.store.base import Store
 from corridor.store.lake_store import LakeStore, open_lake_store, spark_session
@@ -105,8 +109,14 @@ def test_records_are_refused_and_reach_the_lake_through_the_operational_store(
     url = f"spark://local[2]?lake={mine}&ops=duckdb:///{ops_path}"
     with open_lake_store(url, session=spark) as on_spark:
         before = on_spark.count("interactions")
-        with pytest.raises(StoreError, match="corridor lake sync --store OPS_URL"):
-            Ingestor(on_spark)
+        ingestor = Ingestor(on_spark)  # a server makes one: the map, reads, are fine
+        try:
+            assert ingestor.corridor_map is not None
+            batch = pa.table({"interaction_id": ["x"], "person_id": ["p"]})
+            with pytest.raises(StoreError, match="corridor lake sync --store OPS_URL"):
+                ingestor.ingest("interactions", batch)
+        finally:
+            ingestor.close()
         with open_store(str(ops_path)) as ops:
             with ops.transaction() as tx:
                 tx.execute(
@@ -123,3 +133,22 @@ def test_records_are_refused_and_reach_the_lake_through_the_operational_store(
         got = t.filter(t.interaction_id == "spark-new").occurred_at.to_pyarrow()
         assert got.type == pa.timestamp("us", "UTC")
         assert got.to_pylist() == [datetime(2032, 1, 2, tzinfo=UTC)]
+
+
+def test_a_server_on_the_lake_store_answers_and_refuses_records_clearly(stores):
+    duck, on_spark = stores
+    accounts.add_user(duck, "lake-analyst", "lake-password-1", "analyst")
+    _, key = accounts.create_key(duck, "lake-analyst", "lake test")
+    app = create_app(Settings(store_url=on_spark.url, model_refresh="on_request"), store=on_spark)
+    auth = {"Authorization": f"Bearer {key}"}
+    with TestClient(app) as client:
+        got = client.get("/api/v1/gaps", params={"by": "touchpoint"}, headers=auth)
+        assert got.status_code == 200, got.text
+        a = registry.analyses()["gaps"]
+        expected = run_scoped(a, duck, None, a.bind({"by": ["touchpoint"]}))
+        _same(_plain(got.json()["rows"]), _plain(expected.to_records()), "gaps over HTTP")
+        sent = client.post(
+            "/api/v1/interactions", headers=auth, json=[{"interaction_id": "over-http"}]
+        )
+    assert 400 <= sent.status_code < 600 and sent.status_code != 500
+    assert "corridor lake sync" in sent.json()["error"]["message"]

@@ -142,9 +142,6 @@ class Ingestor:
         lexicon model inside the ingest transaction (else they are pending, and
         :attr:`on_pending_text`, when set, is called after each committed feedback batch — a
         server's background worker — or ``corridor text analyze`` scores them)."""
-        refusal = getattr(store, "ingest_refusal", None)  # a lake store takes no records
-        if refusal:
-            raise StoreError(refusal)
         self.store = store
         self.keep_original_text = keep_original_text
         self.analyze_text = analyze_text
@@ -263,6 +260,9 @@ class Ingestor:
         INSERT ... ON CONFLICT (on DuckDB); should one be stored already after all, the
         transaction is rolled back and written again the careful way. The result is the same.
         """
+        refusal = getattr(self.store, "ingest_refusal", None)  # a lake store takes no records
+        if refusal:
+            raise StoreError(refusal)
         k = get_kind(kind) if isinstance(kind, str) else kind
         if validated is not None:
             result = validated
