@@ -15,8 +15,11 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
+from conftest import make_store_url
 from corridor.cli import app as cli_app
 from corridor.errors import StoreError
+from corridor.ingest.files import import_dataset
+from corridor.ingest.pipeline import Ingestor
 from corridor.store import locate, open_store
 from corridor.store.base import Store
 from corridor.store.lake import FACTS, STAMP, data_files, json_as_text
@@ -238,3 +241,29 @@ def test_lake_urls_name_the_master_or_the_server(tmp_path):
 def test_opening_a_lake_store_before_any_sync_says_how_to_make_the_lake(company, tmp_path):
     with pytest.raises(StoreError, match="corridor lake sync --store OPS_URL --lake"):
         open_store(f"spark://local[2]?lake={tmp_path / 'none'}&ops=duckdb:///{company}")
+
+
+def test_a_postgresql_store_syncs_alike(tmp_path_factory, tmp_path, request):
+    """The same company imported into PostgreSQL: the lake holds its records, each once, a
+    second sync writes nothing, and a change is written alone."""
+    shared, _ = simulated_company(tmp_path_factory, *COMPANY)
+    url = make_store_url("postgres", tmp_path, request)
+    lake = tmp_path / "lake"
+    with open_store(url) as store:
+        ingestor = Ingestor(store)
+        try:
+            import_dataset(ingestor, shared.parent / "data")
+        finally:
+            ingestor.close()
+        first = sync(store, lake)
+        assert first.written > 1000
+        assert_lake_is_store(store, lake)
+        assert sync(store, lake).written == 0
+        _change_some(store)
+        again = {t.table: t for t in sync(store, lake).tables}
+        assert_lake_is_store(store, lake)
+    assert (again["interactions"].new, again["people"].changed, again["feedback"].removed) == (
+        1,
+        1,
+        1,
+    )
