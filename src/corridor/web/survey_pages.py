@@ -25,6 +25,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -282,9 +283,6 @@ def _base(token: str, embed: bool) -> str:
 
 
 async def _show(request: Request, token: str, embed: bool) -> Response:
-    slow = _slow(request, token, embed)
-    if slow is not None:
-        return slow
     store: Store = request.app.state.store
     ingestor: Ingestor = request.app.state.ingestor
     cookie = request.cookies.get(COOKIE)
@@ -355,9 +353,6 @@ def _remember(reply: Response, token: str, form_token: str, secure: bool) -> Non
 
 
 async def _post(request: Request, token: str, embed: bool) -> Response:
-    slow = _slow(request, token, embed)
-    if slow is not None:
-        return slow
     store: Store = request.app.state.store
     ingestor: Ingestor = request.app.state.ingestor
     lang = _ui_language(request)
@@ -450,9 +445,6 @@ async def _post(request: Request, token: str, embed: bool) -> Response:
 
 
 async def _thanks(request: Request, token: str, embed: bool) -> Response:
-    slow = _slow(request, token, embed)
-    if slow is not None:
-        return slow
     store: Store = request.app.state.store
 
     def work() -> Response:
@@ -476,34 +468,37 @@ async def _thanks(request: Request, token: str, embed: bool) -> Response:
     return await anyio.to_thread.run_sync(work)
 
 
-@router.get("/s/{token}", response_class=HTMLResponse)
-async def survey_page(request: Request, token: str) -> Response:
-    return await _show(request, token, embed=False)
+_Handler = Callable[[Request, str, bool], Awaitable[Response]]
 
 
-@router.post("/s/{token}", response_class=HTMLResponse)
-async def survey_post(request: Request, token: str) -> Response:
-    return await _post(request, token, embed=False)
+def _paced(handler: _Handler, embed: bool) -> Callable[[Request, str], Awaitable[Response]]:
+    """``handler`` as a route's endpoint, behind the link limiter: a link or address asking too
+    often is told to wait (429) before anything is read."""
+
+    async def endpoint(request: Request, token: str) -> Response:
+        slow = _slow(request, token, embed)
+        if slow is not None:
+            return slow
+        return await handler(request, token, embed)
+
+    return endpoint
 
 
-@router.get("/s/{token}/thanks", response_class=HTMLResponse)
-async def survey_thanks(request: Request, token: str) -> Response:
-    return await _thanks(request, token, embed=False)
+def _declare_pages(prefix: str, embed: bool) -> None:
+    """The form (GET shows a page, POST answers it) and its thanks page at ``prefix``: the
+    survey on its own page, or ``embed``-ded in another site's page."""
+    name = "survey_embed" if embed else "survey"  # the route names: survey_page, survey_post...
+    for path, method, handler, route_name in (
+        (prefix, "GET", _show, name if embed else f"{name}_page"),
+        (prefix, "POST", _post, f"{name}_post"),
+        (f"{prefix}/thanks", "GET", _thanks, f"{name}_thanks"),
+    ):
+        router.add_api_route(path, _paced(handler, embed), methods=[method],
+                             response_class=HTMLResponse, name=route_name)  # fmt: skip
 
 
-@router.get("/s/{token}/embed", response_class=HTMLResponse)
-async def survey_embed(request: Request, token: str) -> Response:
-    return await _show(request, token, embed=True)
-
-
-@router.post("/s/{token}/embed", response_class=HTMLResponse)
-async def survey_embed_post(request: Request, token: str) -> Response:
-    return await _post(request, token, embed=True)
-
-
-@router.get("/s/{token}/embed/thanks", response_class=HTMLResponse)
-async def survey_embed_thanks(request: Request, token: str) -> Response:
-    return await _thanks(request, token, embed=True)
+_declare_pages("/s/{token}", embed=False)
+_declare_pages("/s/{token}/embed", embed=True)
 
 
 @router.api_route("/s/{rest:path}", methods=["GET", "POST"], response_class=HTMLResponse)
