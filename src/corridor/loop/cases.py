@@ -16,7 +16,7 @@ unknown id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -213,6 +213,35 @@ def _change(
     return after
 
 
+def _edit(
+    store: Store,
+    scope: Scope | None,
+    case_id: str,
+    actor: str | None,
+    fields: Callable[[Tx, dict[str, Any]], dict[str, Any]],
+    *,
+    event_type: str,
+    action: str,
+    field: str | None = None,
+    note: str | None = None,
+    responds: bool = True,
+) -> dict[str, Any]:
+    """A user's change to a case they may work, in one transaction: ``fields(tx, case)`` the
+    fields it sets (it may refuse the change), ``field`` the one its history line names (its
+    old and new values), the rest as :func:`_change`. Returns the case's view after it."""
+    now = datetime.now(UTC)
+    with store.transaction() as tx:
+        case = _workable(tx, scope, case_id)
+        changed = fields(tx, case)
+        after = _change(
+            tx, case, changed, actor=_actor(scope, actor), human=True, now=now,
+            event_type=event_type, action=action, field=field,
+            old=case[field] if field else None, new=changed[field] if field else None,
+            note=note, responds=responds,
+        )  # fmt: skip
+    return view(after, now)
+
+
 def assign(
     store: Store,
     scope: Scope | None,
@@ -222,30 +251,20 @@ def assign(
     actor: str | None = None,
 ) -> dict[str, Any]:
     """Give the case to a user (``None``: back to the owner's queue)."""
-    now = datetime.now(UTC)
-    with store.transaction() as tx:
-        case = _workable(tx, scope, case_id)
+
+    def fields(tx: Tx, case: dict[str, Any]) -> dict[str, Any]:
         if assignee is not None:
             known = tx.fetchall(
                 "SELECT count(*), count(*) FILTER (WHERE username = ?) FROM users", (assignee,)
             )[0]
             if int(known[0]) and not int(known[1]):
                 raise CaseError(f"no user {assignee!r}; `corridor users list` shows them")
-        after = _change(
-            tx,
-            case,
-            {"assignee": assignee},
-            actor=_actor(scope, actor),
-            human=True,
-            now=now,
-            event_type="case.assigned",
-            action="assigned",
-            field="assignee",
-            old=case["assignee"],
-            new=assignee,
-            responds=False,
-        )
-    return view(after, now)
+        return {"assignee": assignee}
+
+    return _edit(
+        store, scope, case_id, actor, fields, event_type="case.assigned", action="assigned",
+        field="assignee", responds=False,
+    )  # fmt: skip
 
 
 def add_note(
@@ -256,22 +275,10 @@ def add_note(
         raise CaseError("a note needs some text")
     if len(text) > _MAX_NOTE:
         raise CaseError(f"a note holds at most {_MAX_NOTE} characters")
-    now = datetime.now(UTC)
-    with store.transaction() as tx:
-        case = _workable(tx, scope, case_id)
-        after = _change(
-            tx,
-            case,
-            {},
-            actor=_actor(scope, actor),
-            human=True,
-            now=now,
-            event_type="case.note_added",
-            action="note",
-            field=None,
-            note=text,
-        )
-    return view(after, now)
+    return _edit(
+        store, scope, case_id, actor, lambda tx, case: {}, event_type="case.note_added",
+        action="note", note=text,
+    )  # fmt: skip
 
 
 def set_priority(
@@ -279,28 +286,15 @@ def set_priority(
 ) -> dict[str, Any]:
     if priority not in sla.PRIORITIES:
         raise CaseError(f"unknown priority {priority!r}; allowed: {', '.join(sla.PRIORITIES)}")
-    now = datetime.now(UTC)
-    with store.transaction() as tx:
-        case = _workable(tx, scope, case_id)
-        fields: dict[str, Any] = {"priority": priority}
-        fields.update(
-            sla.on_priority_change(sla.get_policy(tx, case["sla_policy"]), case, priority)
-        )
-        after = _change(
-            tx,
-            case,
-            fields,
-            actor=_actor(scope, actor),
-            human=True,
-            now=now,
-            event_type="case.priority_changed",
-            action="priority",
-            field="priority",
-            old=case["priority"],
-            new=priority,
-            responds=False,
-        )
-    return view(after, now)
+
+    def fields(tx: Tx, case: dict[str, Any]) -> dict[str, Any]:
+        policy = sla.get_policy(tx, case["sla_policy"])
+        return {"priority": priority, **sla.on_priority_change(policy, case, priority)}
+
+    return _edit(
+        store, scope, case_id, actor, fields, event_type="case.priority_changed",
+        action="priority", field="priority", responds=False,
+    )  # fmt: skip
 
 
 def root_causes(tx: Tx) -> list[tuple[str, str]]:
