@@ -94,6 +94,11 @@ def build(store: Store, ingestor: Ingestor) -> None:
     case_id = store.query("SELECT case_id FROM cases WHERE person_id = ?", (MERGED,))
     case_id = case_id or store.query("SELECT case_id FROM cases WHERE person_id = ?", (SUBJECT,))
     cases.add_note(store, None, case_id[0][0], f"called {PHONE}, {PHRASE} again", actor="ana")
+    # someone else's case quotes the subject's CRM id and e-mail in a note
+    other = store.query(
+        "SELECT case_id FROM cases WHERE person_id NOT IN (?, ?) LIMIT 1", (SUBJECT, MERGED)
+    )[0][0]
+    cases.add_note(store, None, other, f"same issue as {CRM} ({EMAIL})", actor="ana")
     with store.transaction() as tx:
         outbox.enqueue(
             tx,

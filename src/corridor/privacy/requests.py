@@ -250,6 +250,7 @@ def _remove(store: Store, request_id: str, action: str, persons: list[str]) -> d
         ledger.record(tx, request_id, [*((ledger.PERSON, p) for p in persons), *identities], now)
         erase = action == "erase"
         removed = _erase(tx, tables) if erase else _anonymise(tx, tables, persons)
+        removed["free_text_elsewhere"] = _sweep(tx, tables, [v for _, v in identities])
         tx.execute(
             "INSERT INTO ingest_batches (batch_id, kind, source, received_at, accepted, "
             "duplicates, rejected) VALUES (?, 'people', ?, ?, 1, 0, 0)",
@@ -270,6 +271,24 @@ def _mark_days(tx: Tx) -> None:
         "(SELECT interaction_id FROM interactions WHERE person_id IN "
         "(SELECT person_id FROM _subject)) ON CONFLICT (day) DO NOTHING"
     )
+
+
+def _sweep(tx: Tx, tables: set[str], values: list[str]) -> int:
+    """Replace the identities where anyone typed them in free text (see
+    :data:`~corridor.privacy.subject.FREE_TEXT`); returns the fields changed."""
+    changed = 0
+    for value in sorted({v for v in values if len(v) >= subject.MIN_SWEPT}):
+        for table, column in subject.FREE_TEXT:
+            if table in tables:
+                changed += max(
+                    tx.execute(
+                        f"UPDATE {table} SET {column} = replace({column}, ?, ?) "
+                        f"WHERE strpos({column}, ?) > 0",
+                        (value, subject.ERASED_MARK, value),
+                    ),
+                    0,
+                )
+    return changed
 
 
 def _erase(tx: Tx, tables: set[str]) -> dict[str, int]:

@@ -106,6 +106,22 @@ PARTS: tuple[Part, ...] = (
 )
 PART_TABLES = frozenset(p.table for p in PARTS)
 
+#: free-text columns of anyone's records where staff or customers may have typed a person's
+#: identity (a note in another customer's case); an erase or anonymise replaces it there
+FREE_TEXT: tuple[tuple[str, str], ...] = (
+    ("case_events", "note"),
+    ("case_events", "old_value"),
+    ("case_events", "new_value"),
+    ("cases", "title"),
+    ("alerts", "summary"),
+    ("feedback", "text"),
+    ("feedback_text_original", "text"),
+)
+#: what an identity typed in free text becomes
+ERASED_MARK = "[erased]"
+#: identity values shorter than this are not looked for in free text (too many false matches)
+MIN_SWEPT = 6
+
 
 @dataclass(frozen=True)
 class Group:
