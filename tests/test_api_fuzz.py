@@ -388,7 +388,9 @@ def test_no_query_string_gives_a_server_error_on_a_company(company_store, half, 
 
 #: analysis routes compute on every request (model fits, bootstraps): fewer examples each, and
 #: resampling counts kept small, so the whole run stays within a few minutes
-ANALYSIS_PATHS = {f"/api/v1{a.path}" for a in registry.analyses().values()}
+ANALYSIS_PATHS = {f"/api/v1{a.path}" for a in registry.analyses().values()} | {
+    "/api/v1/reports"  # a dozen analyses, charts and (format=pdf) a Chromium launch per call
+}
 ANALYSIS_EXAMPLES, OTHER_EXAMPLES, MAX_BOOTSTRAP = 6, 25, 40
 
 

@@ -167,6 +167,16 @@ def test_department_heads_pdf_shows_the_analyses_numbers_and_nothing_else(
         content.build_report(company, Subject("department", "billing"), JUNE, scope=scope)
 
 
+def test_a_period_without_answers_says_so_and_still_renders(company: Store) -> None:
+    empty = ReportPeriod.last_full("month", "2024-03-01")
+    report = content.build_report(company, Subject(), empty)
+    assert report.gap.n == 0 and report.trend == () and report.movers == ()
+    assert report.notes and "No rated feedback" in report.notes[0]
+    page = render.html(report)
+    assert "February 2024" in page and "<svg" not in page
+    assert "no answers in this period" in render.text(report)
+
+
 def test_change_in_words_follows_the_test() -> None:
     def fig(delta: float | None, p: float | None) -> content.Figure:
         return content.Figure("gaps", "Gap", -0.5, -0.9, -0.1, 40, "points", True, delta, p, 35)

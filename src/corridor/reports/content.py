@@ -387,7 +387,7 @@ def ripple(run: _Runner, limit: int = 5) -> tuple[RippleFinding, ...] | None:
         given["department"] = run.subject.value
     elif run.subject.kind == "touchpoint":
         return None
-    result = run.run("ripple", **given)
+    result = run.run("ripple", churn=False, **given)
     f = result.frame
     if f.empty:
         return ()

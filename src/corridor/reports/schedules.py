@@ -130,7 +130,7 @@ def get_schedule(store: Store, schedule_id: str) -> Schedule:
     )
     if not rows:
         raise ScheduleNotFoundError(
-            f"no report schedule {schedule_id!r}; `corridor report schedules` lists them"
+            f"no report schedule {schedule_id!r}; `corridor report-schedules list` shows them"
         )
     return Schedule(*rows[0])
 
@@ -183,16 +183,21 @@ def recipients(store: Store, schedule: Schedule) -> list[Recipient]:
     }
     out = []
     for user in accounts.list_users(store):
-        if user.role != schedule.role or user.username not in prefs:
-            continue
-        if schedule.department and user.department != schedule.department:
-            continue
-        if schedule.partner and user.partner != schedule.partner:
-            continue
-        email, zone = prefs[user.username]
         principal = Principal(user.username, Role(user.role), user.department, user.partner)
-        out.append(Recipient(principal, email, zone or schedule.time_zone))
+        if user.username in prefs and reaches(schedule, principal):
+            email, zone = prefs[user.username]
+            out.append(Recipient(principal, email, zone or schedule.time_zone))
     return out
+
+
+def reaches(schedule: Schedule, principal: Principal) -> bool:
+    """Whether the schedule is meant for ``principal`` (their role, and the schedule's
+    department or partner when it names one)."""
+    if principal.role.value != schedule.role:
+        return False
+    if schedule.department and principal.department != schedule.department:
+        return False
+    return not (schedule.partner and principal.partner != schedule.partner)
 
 
 def last_send_time(schedule: Schedule, time_zone: str, now: datetime) -> datetime:
@@ -359,6 +364,7 @@ __all__ = [
     "get_schedule",
     "last_send_time",
     "list_schedules",
+    "reaches",
     "remove_schedule",
     "send_due",
     "set_time_zone",

@@ -161,16 +161,18 @@ class ScheduleOut(BaseModel):
 @router.get(
     "/report-schedules",
     operation_id="list_report_schedules",
-    summary="The report schedules",
+    summary="The report schedules (a scoped reader: those that reach them)",
     response_model=list[ScheduleOut],
     responses=error_responses(401, 403, 422),
     dependencies=[only_query()],
 )
-def list_report_schedules(store: StoreDep, scope: ScopeDep) -> list[dict[str, Any]]:
-    """Every schedule (admins and analysts)."""
+def list_report_schedules(store: StoreDep, scope: AnalystScopeDep) -> list[dict[str, Any]]:
+    """Every schedule for admins and analysts; for a department head or partner manager, the
+    schedules that send them reports."""
+    found = schedules.list_schedules(store)
     if not scope.sees_all:
-        scope.require_write("see the report schedules")
-    return [s.as_dict() for s in schedules.list_schedules(store)]
+        found = [s for s in found if schedules.reaches(s, scope.principal)]
+    return [s.as_dict() for s in found]
 
 
 @router.post(
