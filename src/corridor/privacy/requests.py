@@ -31,7 +31,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
@@ -195,12 +195,17 @@ def advance(
     }
 
 
-def resume(store: Store, *, actor: audit.Actor) -> list[dict[str, Any]]:
-    """Carry on every request left running (after a crash)."""
+def resume(
+    store: Store, *, actor: audit.Actor, older_than: timedelta = timedelta(0)
+) -> list[dict[str, Any]]:
+    """Carry on every request left running (after a crash), or those running since longer
+    than ``older_than`` (the scheduler's job: leaving alone the ones being worked on)."""
     ids = [
         str(r[0])
         for r in store.query(
-            "SELECT request_id FROM privacy_requests WHERE state = 'running' ORDER BY requested_at"
+            "SELECT request_id FROM privacy_requests WHERE state = 'running' "
+            "AND requested_at <= ? ORDER BY requested_at",
+            (datetime.now(UTC) - older_than,),
         )
     ]
     return [advance(store, i, actor=actor) for i in ids]
@@ -218,11 +223,13 @@ def _finish(
         (target,) = tx.fetchall(
             "SELECT subject FROM privacy_requests WHERE request_id = ?", (request_id,)
         )[0]
-        tx.execute(
+        finished = tx.execute(
             "UPDATE privacy_requests SET state = 'done', step = 'done', persons = NULL, "
             "finished_at = ? WHERE request_id = ? AND state = 'running'",
             (datetime.now(UTC), request_id),
         )
+        if finished != 1:  # another run of this request finished it
+            return
         audit.append(
             tx,
             actor,
@@ -237,6 +244,11 @@ def _remove(store: Store, request_id: str, action: str, persons: list[str]) -> d
     """Step 2, in one transaction: every part, the ledger, the rollup's marks, the marker."""
     now = datetime.now(UTC)
     with store.transaction() as tx:
+        (step, summary), *_ = tx.fetchall(
+            "SELECT step, summary FROM privacy_requests WHERE request_id = ?", (request_id,)
+        )
+        if step != "collected":  # another run of this request did this step already
+            return dict(_json(summary).get("removed", {}))
         marks = ", ".join("?" for _ in persons)
         identities = [
             (str(t), str(v))

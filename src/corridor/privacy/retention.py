@@ -11,6 +11,10 @@ Per record kind (:mod:`corridor.privacy.settings`, 0 days turns one off):
   erased whole (:func:`corridor.privacy.requests.request`, identities to the ledger).
 
 Each run writes one audit line ``retention.run`` with what it removed (counts only).
+
+The same module registers ``privacy.resume`` (every 5 minutes): an erasure or anonymisation
+running for more than 10 minutes was left by a crash, and is carried on
+(:func:`corridor.privacy.requests.resume`; each step is idempotent).
 """
 
 from __future__ import annotations
@@ -81,3 +85,16 @@ def _job(ctx: scheduler.JobContext) -> str:
 
 
 scheduler.register(JOB, 86400, _job)
+
+#: the job carrying on requests a crash left part-way
+RESUME_JOB = "privacy.resume"
+#: a request running longer than this is taken to have been left by a crash
+STALE = timedelta(minutes=10)
+
+
+def _resume_job(ctx: scheduler.JobContext) -> str:
+    done = requests.resume(ctx.store, actor=audit.SYSTEM, older_than=STALE)
+    return f"{len(done)} request(s) carried on" if done else "none left running"
+
+
+scheduler.register(RESUME_JOB, 300, _resume_job)
