@@ -8,7 +8,9 @@ Layout, readable by any engine (Spark, DuckDB, Trino, pandas)::
     LAKE/_corridor_lake.json        what the last complete sync wrote (per table and month)
 
 Each file holds the table's columns as the operational store has them (JSON columns as text)
-and ``_hash``, the MD5 of the record's canonical JSON: how :mod:`corridor.store.lake_sync` tells
+and ``_hash``, DuckDB's 64-bit hash of the record (``hash(struct)``: 4.5x cheaper than an MD5 of
+its JSON, measured; a DuckDB release that changed it would have the next sync write the lake
+again once, each record still once): how :mod:`corridor.store.lake_sync` tells
 a new or changed record from one the lake holds already. ``month`` (``YYYY-MM``, UTC) is the
 month of the table's time column. Files whose names start with ``.`` or ``_`` are not data
 (Spark, Hive and DuckDB's globbing below leave them out).

@@ -2,7 +2,7 @@
 
 For every fact table (:data:`corridor.store.lake.FACTS`) and every month, the store's records of
 that month are read (one month at a time, so memory grows with a month, not the table), each
-given the MD5 of its canonical JSON, and compared by key with what the lake's folder of that
+given a 64-bit hash of its values, and compared by key with what the lake's folder of that
 month holds:
 
 - records the lake lacks are written to a new file of that month (an append);
@@ -197,7 +197,7 @@ def _sync_month(
     fields = ", ".join(f'"{c}" := "{c}"' for c in rows.column_names)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE o AS SELECT {names}, "
-        f"md5(to_json(struct_pack({fields}))) AS {HASH} FROM store_rows"
+        f"hash(struct_pack({fields})) AS {HASH} FROM store_rows"
     )
     con.unregister("store_rows")
     key = ", ".join(f'"{k}"' for k in fact.key)
