@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -267,3 +268,26 @@ def test_a_postgresql_store_syncs_alike(tmp_path_factory, tmp_path, request):
         1,
         1,
     )
+
+
+def test_import_into_lake_stores_the_file_and_brings_the_lake_up_to_date(
+    company, tmp_path, tmp_path_factory
+):
+    lake = tmp_path / "lake"
+    with open_store(str(company)) as store:
+        sync(store, lake)
+    shared, _ = simulated_company(tmp_path_factory, *COMPANY)
+    rows = pq.read_table(shared.parent / "data" / "interactions.parquet").slice(0, 5)
+    ids = [f"into-lake-{i}" for i in range(5)]
+    rows = rows.set_column(rows.schema.get_field_index("interaction_id"), "interaction_id", [ids])
+    file = tmp_path / "more.parquet"
+    pq.write_table(rows, file)
+    args = ["import", str(file), "--kind", "interactions", "--store", str(company)]
+    done = CliRunner().invoke(cli_app, [*args, "--into-lake", str(lake)])
+    assert done.exit_code == 0, done.output
+    assert "5 records written" in done.output
+    with open_store(str(company)) as store:
+        assert_lake_is_store(store, lake)
+    with duckdb.connect() as con:
+        held = _lake_rows(con, lake, "interactions")
+        assert held is not None and set(ids) <= set(held.column("interaction_id").to_pylist())

@@ -70,3 +70,26 @@ def sync_command(
         f"{report.written:,} records written in {report.seconds:.1f} s"
         + ("" if report.written else " (the lake was up to date)")
     )
+
+
+#: ``corridor import … --into-lake PATH``
+IntoLakeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--into-lake",
+        help="after the import, bring the lake at this folder up to date (corridor lake sync)",
+    ),
+]
+
+
+def sync_after_import(store: str | None, lake: Path) -> None:
+    """``corridor lake sync`` of the store just imported into, said in one line."""
+    from corridor.cli.common import err
+    from corridor.store.lake_sync import sync
+
+    with open_to_write(store, "import --into-lake") as s:
+        report = sync(s, lake)
+    err.print(
+        f"lake {report.lake}: {report.written:,} records written in {report.seconds:.1f} s",
+        soft_wrap=True,
+    )

@@ -33,6 +33,7 @@ from corridor.cli.common import (
     on_store_or_server,
     open_to_write,
 )
+from corridor.cli.lake import IntoLakeOpt, sync_after_import
 from corridor.cli.lake import register as register_lake
 from corridor.cli.loop import register as register_loop
 from corridor.cli.people import register as register_people
@@ -212,6 +213,7 @@ def import_(
         typer.Option(help="where bad rows go (default: FILE.quarantine.csv next to the file)"),
     ] = None,
     chunk_rows: Annotated[int, typer.Option(help="rows per committed chunk")] = 250_000,
+    into_lake: IntoLakeOpt = None,
 ) -> None:
     """Import a contract file. Bad rows go to a quarantine file and never stop the good ones.
 
@@ -242,6 +244,8 @@ def import_(
             progress=progress,
         )
     _print_summary([summary])
+    if into_lake is not None and summary.accepted:
+        sync_after_import(store, into_lake)
     if not summary.accepted:
         why = "it holds no rows"
         if summary.rows:
