@@ -112,17 +112,21 @@ def _sequence(source: Source, query: Query, level: str) -> pd.DataFrame:
     t = dims.apply_query(interaction_facts(source, query.dimensions), query)
     t = t.select("person", "interaction_id", at=t.occurred_at.epoch_seconds(), element=t[level])
     t = t.filter(t.element.notnull())
-    df = t.to_pyarrow().to_pandas()
-    df = df.sort_values(["person", "at", "interaction_id"], kind="mergesort")
-    person = df["person"].to_numpy()
-    element = df["element"].to_numpy()
-    start = np.ones(len(df), dtype=bool)
-    start[1:] = (person[1:] != person[:-1]) | (element[1:] != element[:-1])
-    run = np.cumsum(start) - 1
-    last_at = np.zeros(int(start.sum()), dtype=np.int64)
-    np.maximum.at(last_at, run, df["at"].to_numpy(dtype=np.int64))
-    out = df.loc[start, ["person", "element", "at"]].reset_index(drop=True)
-    out["last_at"] = last_at
+    # Runs of one element merged by the engine (window functions), so what comes back is one
+    # row per step, not per interaction: a run starts where the person's previous element
+    # (in time order, ties by interaction id) differs; its number is the starts so far.
+    w = ibis.window(group_by=t.person, order_by=[t.at, t.interaction_id])
+    prev = t.element.lag().over(w)
+    t = t.mutate(start=ibis.ifelse(prev.isnull() | (prev != t.element), 1, 0))
+    t = t.mutate(run=t.start.cumsum().over(w))
+    steps = t.group_by(["person", "run"]).aggregate(
+        element=t.element.max(), at=t.at.min(), last_at=t.at.max()
+    )
+    df = steps.to_pyarrow().to_pandas()
+    df = df.sort_values(["person", "run"], kind="mergesort")
+    out = df[["person", "element", "at", "last_at"]].reset_index(drop=True)
+    out["at"] = out["at"].astype(np.int64)
+    out["last_at"] = out["last_at"].astype(np.int64)
     return out
 
 
