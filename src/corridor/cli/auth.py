@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 
 from corridor.auth.scope import ROLE_HELP, ROLES, Role
-from corridor.cli.common import StoreOpt, console, on_store_or_server
+from corridor.cli.common import StoreOpt, UsernameArg, console, on_store_or_server
 
 if TYPE_CHECKING:
     from corridor.auth.accounts import ApiKey, User
@@ -60,7 +60,7 @@ def _key_from(d: dict[str, Any]) -> ApiKey:
 
 @users_app.command("add")
 def users_add(
-    username: Annotated[str, typer.Argument(help="login name")],
+    username: UsernameArg,
     role: Annotated[str, typer.Option(help=f"one of {', '.join(ROLES)}. {_ROLES_HELP}")],
     password: Annotated[
         str,
@@ -122,7 +122,7 @@ def users_list(store: StoreOpt = None) -> None:
 
 @users_app.command("notify")
 def users_notify(
-    username: Annotated[str, typer.Argument(help="login name")],
+    username: UsernameArg,
     email: Annotated[str, typer.Option(help="where their notifications go")],
     mode: Annotated[
         str, typer.Option(help="immediate (each at once), digest or off")
@@ -154,10 +154,7 @@ def users_notify(
 
 
 @users_app.command("remove")
-def users_remove(
-    username: Annotated[str, typer.Argument(help="login name")],
-    store: StoreOpt = None,
-) -> None:
+def users_remove(username: UsernameArg, store: StoreOpt = None) -> None:
     """Remove a user: their API keys are revoked and their sessions end at once."""
     from corridor.auth import accounts
 

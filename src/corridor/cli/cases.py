@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from corridor.cli.common import FormatOpt, StoreOpt, console
+from corridor.cli.common import CaseIdArg, FormatOpt, StoreOpt, console
 from corridor.cli.render import check_format, print_json
 from corridor.cli.rules import Many, actor, here_or_server, quoted, rules_app, when
 from corridor.errors import CorridorError
@@ -87,11 +87,7 @@ def cases_list(
 
 
 @cases_app.command("show")
-def cases_show(
-    case_id: Annotated[str, typer.Argument(help="the case's id")],
-    store: StoreOpt = None,
-    fmt: FormatOpt = "table",
-) -> None:
+def cases_show(case_id: CaseIdArg, store: StoreOpt = None, fmt: FormatOpt = "table") -> None:
     """One case: its fields, its history and the alerts behind it."""
     from corridor.loop import cases
 
@@ -140,7 +136,7 @@ def _change(
 
 @cases_app.command("assign")
 def cases_assign(
-    case_id: Annotated[str, typer.Argument(help="the case's id")],
+    case_id: CaseIdArg,
     user: Annotated[str | None, typer.Argument(help="a username; leave out to unassign")] = None,
     store: StoreOpt = None,
 ) -> None:
@@ -154,7 +150,7 @@ def cases_assign(
 
 @cases_app.command("note")
 def cases_note(
-    case_id: Annotated[str, typer.Argument(help="the case's id")],
+    case_id: CaseIdArg,
     text: Annotated[str, typer.Argument(help="the note")],
     store: StoreOpt = None,
 ) -> None:
@@ -178,7 +174,7 @@ def _state(store: str | None, case_id: str, state: str, **extra: Any) -> dict[st
 
 @cases_app.command("resolve")
 def cases_resolve(
-    case_id: Annotated[str, typer.Argument(help="the case's id")],
+    case_id: CaseIdArg,
     root_cause: Annotated[
         str, typer.Option(help="one of the configured root causes (`corridor cases causes`)")
     ],
@@ -195,7 +191,7 @@ def cases_resolve(
 
 @cases_app.command("state")
 def cases_state(
-    case_id: Annotated[str, typer.Argument(help="the case's id")],
+    case_id: CaseIdArg,
     state: Annotated[str, typer.Argument(help="open, pending (clocks stop), closed")],
     note: Annotated[str | None, typer.Option(help="why")] = None,
     store: StoreOpt = None,

@@ -84,6 +84,13 @@ UntilOpt = Annotated[str | None, typer.Option(help="before this time (ISO-8601, 
 ConfOpt = Annotated[float, typer.Option(help="confidence level of every interval")]
 FormatOpt = Annotated[str, typer.Option("--format", help="table, json or csv")]
 
+#: the arguments naming what a command acts on, alike in every command
+SurveyIdArg = Annotated[str, typer.Argument(help="the survey's id")]
+CaseIdArg = Annotated[str, typer.Argument(help="the case's id")]
+EndpointIdArg = Annotated[int, typer.Argument(help="the endpoint's id (webhooks list)")]
+RuleIdArg = Annotated[str, typer.Argument(help="the rule's id")]
+UsernameArg = Annotated[str, typer.Argument(help="login name")]
+
 
 def on_store_or_server(
     store: str | None,

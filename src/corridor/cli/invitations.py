@@ -15,9 +15,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from corridor.cli.common import FormatOpt, StoreOpt, console
-from corridor.cli.render import check_format, print_json
-from corridor.cli.rules import actor, here_or_server, quoted, when
+from corridor.cli.common import FormatOpt, RuleIdArg, StoreOpt, SurveyIdArg, console
+from corridor.cli.rules import actor, here_or_server, listing, quoted, when
 from corridor.cli.surveys import BaseUrlOpt, surveys_app
 from corridor.errors import CorridorError
 
@@ -33,7 +32,7 @@ surveys_app.add_typer(contact_app, name="contact")
 
 @surveys_app.command("trigger")
 def surveys_trigger(
-    survey_id: Annotated[str, typer.Argument(help="the survey's id")],
+    survey_id: SurveyIdArg,
     after: Annotated[
         str, typer.Option(help="interaction (at --touchpoint) or case_resolved (recovery)")
     ],
@@ -70,24 +69,21 @@ def _delay(seconds: int | None) -> str:
 
 @surveys_app.command("triggers")
 def surveys_triggers(
-    survey_id: Annotated[str, typer.Argument(help="the survey's id")],
+    survey_id: SurveyIdArg,
     store: StoreOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """List a survey's triggers."""
     from corridor.surveys import invitations
 
-    check_format(fmt)
-    found = here_or_server(
+    found = listing(
         store,
+        fmt,
         lambda s: [t.as_dict() for t in invitations.list_triggers(s, survey_id)],
         lambda c: c.call("GET", f"/api/v1/surveys/{quoted(survey_id)}/triggers"),
+        f"no triggers for {survey_id}; add one with `corridor surveys trigger`",
     )
-    if fmt != "table":
-        print_json(found)
-        return
-    if not found:
-        console.print(f"no triggers for {survey_id}; add one with `corridor surveys trigger`")
+    if found is None:
         return
     table = Table("trigger", "after", "touch point", "delay", "reminder", "enabled", "made")
     for t in found:
@@ -101,7 +97,7 @@ def surveys_triggers(
 
 @surveys_app.command("invite")
 def surveys_invite(
-    survey_id: Annotated[str, typer.Argument(help="the survey's id")],
+    survey_id: SurveyIdArg,
     person: Annotated[list[str] | None, typer.Option(help="a person id (repeatable)")] = None,
     file: Annotated[
         Path | None, typer.Option(help="a text file of person ids, one per line")
@@ -136,7 +132,7 @@ def surveys_invite(
 
 @surveys_app.command("invitations")
 def surveys_invitations(
-    survey_id: Annotated[str, typer.Argument(help="the survey's id")],
+    survey_id: SurveyIdArg,
     state: Annotated[
         str | None, typer.Option(help="scheduled, held, sent, answered or failed")
     ] = None,
@@ -147,21 +143,18 @@ def surveys_invitations(
     """List a survey's invitations; held ones say which contact rule held them and why."""
     from corridor.surveys import invitations
 
-    check_format(fmt)
     params: dict[str, Any] = {"limit": limit, **({"state": state} if state else {})}
-    found = here_or_server(
+    found = listing(
         store,
+        fmt,
         lambda s: [
             i.as_dict()
             for i in invitations.list_invitations(s, survey_id=survey_id, state=state, limit=limit)
         ],
         lambda c: c.call("GET", f"/api/v1/surveys/{quoted(survey_id)}/invitations", params=params),
+        f"no invitations to {survey_id}" + (f" {state}" if state else ""),
     )
-    if fmt != "table":
-        print_json(found)
-        return
-    if not found:
-        console.print(f"no invitations to {survey_id}" + (f" {state}" if state else ""))
+    if found is None:
         return
     table = Table("person", "due", "state", "why / when")
     for i in found:
@@ -229,17 +222,14 @@ def contact_list(store: StoreOpt = None, fmt: FormatOpt = "table") -> None:
     """List the contact-frequency rules."""
     from corridor.surveys import contact
 
-    check_format(fmt)
-    found = here_or_server(
+    found = listing(
         store,
+        fmt,
         lambda s: [r.as_dict() for r in contact.list_rules(s)],
         lambda c: c.call("GET", "/api/v1/contact-rules"),
+        "no contact rules: anyone may be invited any time",
     )
-    if fmt != "table":
-        print_json(found)
-        return
-    if not found:
-        console.print("no contact rules: anyone may be invited any time")
+    if found is None:
         return
     table = Table("rule", "kind", "rule in words")
     for r in found:
@@ -248,9 +238,7 @@ def contact_list(store: StoreOpt = None, fmt: FormatOpt = "table") -> None:
 
 
 @contact_app.command("remove")
-def contact_remove(
-    rule_id: Annotated[str, typer.Argument(help="the rule's id")], store: StoreOpt = None
-) -> None:
+def contact_remove(rule_id: RuleIdArg, store: StoreOpt = None) -> None:
     """Remove a contact-frequency rule."""
     from corridor.surveys import contact
 

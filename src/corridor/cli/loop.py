@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from corridor.cli.common import StoreOpt, console, on_store_or_server
+from corridor.cli.common import EndpointIdArg, StoreOpt, console, on_store_or_server
 
 if TYPE_CHECKING:
     from corridor.store import Store
@@ -138,10 +138,7 @@ def webhooks_list(store: StoreOpt = None) -> None:
 
 
 @webhooks_app.command("remove")
-def webhooks_remove(
-    endpoint_id: Annotated[int, typer.Argument(help="the endpoint's id (webhooks list)")],
-    store: StoreOpt = None,
-) -> None:
+def webhooks_remove(endpoint_id: EndpointIdArg, store: StoreOpt = None) -> None:
     """Remove a webhook endpoint; its undelivered notifications are cancelled."""
     from corridor.loop import webhooks
 
@@ -168,29 +165,20 @@ def _set_enabled(store: str | None, endpoint_id: int, enabled: bool) -> None:
 
 
 @webhooks_app.command("disable")
-def webhooks_disable(
-    endpoint_id: Annotated[int, typer.Argument(help="the endpoint's id (webhooks list)")],
-    store: StoreOpt = None,
-) -> None:
+def webhooks_disable(endpoint_id: EndpointIdArg, store: StoreOpt = None) -> None:
     """Pause an endpoint (its receiver is down for maintenance?): its events are queued as ever
     and wait, neither sent nor cancelled, until `corridor webhooks enable`."""
     _set_enabled(store, endpoint_id, False)
 
 
 @webhooks_app.command("enable")
-def webhooks_enable(
-    endpoint_id: Annotated[int, typer.Argument(help="the endpoint's id (webhooks list)")],
-    store: StoreOpt = None,
-) -> None:
+def webhooks_enable(endpoint_id: EndpointIdArg, store: StoreOpt = None) -> None:
     """Resume a paused endpoint; what waited for it goes out."""
     _set_enabled(store, endpoint_id, True)
 
 
 @webhooks_app.command("test")
-def webhooks_test(
-    endpoint_id: Annotated[int, typer.Argument(help="the endpoint's id (webhooks list)")],
-    store: StoreOpt = None,
-) -> None:
+def webhooks_test(endpoint_id: EndpointIdArg, store: StoreOpt = None) -> None:
     """Enqueue a webhook.test event for one endpoint (a running server sends it at once)."""
     from corridor.loop import webhooks
 

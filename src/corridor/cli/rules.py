@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from corridor.cli.common import FormatOpt, StoreOpt, console, on_store_or_server
+from corridor.cli.common import FormatOpt, RuleIdArg, StoreOpt, console, on_store_or_server
 from corridor.cli.render import check_format, print_json
 from corridor.errors import CorridorError
 
@@ -62,6 +62,27 @@ def here_or_server(
 ) -> Any:
     """``here(store)``, or ``via(client)`` through a running server; as the API's JSON."""
     return _jsonable(on_store_or_server(store, here, via))
+
+
+def listing(
+    store: str | None,
+    fmt: str,
+    here: Callable[[Store], Any],
+    via: Callable[[ServerClient], Any],
+    empty: str,
+) -> list[dict[str, Any]] | None:
+    """What a list command shows: the rows (:func:`here_or_server`) to put in its table, or
+    None when nothing is left to do — they were printed as JSON (``--format json``), or there
+    are none (``empty`` says so and how to add one)."""
+    check_format(fmt)
+    found = here_or_server(store, here, via)
+    if fmt != "table":
+        print_json(found)
+        return None
+    if not found:
+        console.print(empty)
+        return None
+    return list(found)
 
 
 def _params(items: list[str] | None) -> dict[str, Any] | None:
@@ -197,17 +218,14 @@ def rules_list(store: StoreOpt = None, fmt: FormatOpt = "table") -> None:
     """List alert rules."""
     from corridor.loop import rules
 
-    check_format(fmt)
-    found = here_or_server(
+    found = listing(
         store,
+        fmt,
         lambda s: [r.as_dict() for r in rules.list_rules(s)],
         lambda c: c.call("GET", "/api/v1/rules"),
+        "no rules yet; add one with `corridor rules add ID --kind detractor`",
     )
-    if fmt != "table":
-        print_json(found)
-        return
-    if not found:
-        console.print("no rules yet; add one with `corridor rules add ID --kind detractor`")
+    if found is None:
         return
     table = Table(Column("rule", no_wrap=True), "kind", "watches", "cooldown", "priority",
                   "owner", "enabled")  # fmt: skip
@@ -220,9 +238,7 @@ def rules_list(store: StoreOpt = None, fmt: FormatOpt = "table") -> None:
 
 
 @rules_app.command("disable")
-def rules_disable(
-    rule_id: Annotated[str, typer.Argument(help="the rule's id")], store: StoreOpt = None
-) -> None:
+def rules_disable(rule_id: RuleIdArg, store: StoreOpt = None) -> None:
     """Stop a rule from firing (its alerts and cases stay)."""
     from corridor.loop import rules
 
@@ -236,7 +252,7 @@ def rules_disable(
 
 @rules_app.command("test")
 def rules_test(
-    rule_id: Annotated[str, typer.Argument(help="the rule's id")],
+    rule_id: RuleIdArg,
     since: Annotated[str | None, typer.Option(help="from this time on (ISO-8601)")] = None,
     until: Annotated[str | None, typer.Option(help="before this time (ISO-8601)")] = None,
     limit: Annotated[int, typer.Option(help="alerts listed")] = 20,

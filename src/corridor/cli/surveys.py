@@ -14,9 +14,9 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from corridor.cli.common import FormatOpt, StoreOpt, console
-from corridor.cli.render import check_format, print_json
-from corridor.cli.rules import actor, here_or_server, quoted, when
+from corridor.cli.common import FormatOpt, StoreOpt, SurveyIdArg, console
+from corridor.cli.render import print_json
+from corridor.cli.rules import actor, here_or_server, listing, quoted, when
 
 if TYPE_CHECKING:
     from corridor.store import Store
@@ -66,8 +66,6 @@ def surveys_list(store: StoreOpt = None, fmt: FormatOpt = "table") -> None:
     """List the surveys (their latest versions)."""
     from corridor.surveys import catalog
 
-    check_format(fmt)
-
     def here(s: Store) -> list[dict[str, Any]]:
         out = []
         for found in catalog.list_all(s):
@@ -76,12 +74,14 @@ def surveys_list(store: StoreOpt = None, fmt: FormatOpt = "table") -> None:
             out.append(d)
         return out
 
-    found = here_or_server(store, here, lambda c: c.call("GET", "/api/v1/surveys"))
-    if fmt != "table":
-        print_json(found)
-        return
-    if not found:
-        console.print("no surveys yet; load one with `corridor surveys load FILE`")
+    found = listing(
+        store,
+        fmt,
+        here,
+        lambda c: c.call("GET", "/api/v1/surveys"),
+        "no surveys yet; load one with `corridor surveys load FILE`",
+    )
+    if found is None:
         return
     table = Table(Column("survey", no_wrap=True), "title", "version", "touch points",
                   "languages", "questions", "changed")  # fmt: skip
@@ -97,7 +97,7 @@ def surveys_list(store: StoreOpt = None, fmt: FormatOpt = "table") -> None:
 
 @surveys_app.command("show")
 def surveys_show(
-    survey_id: Annotated[str, typer.Argument(help="the survey's id")],
+    survey_id: SurveyIdArg,
     version: Annotated[int | None, typer.Option(help="an older version")] = None,
     store: StoreOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="yaml or json")] = "yaml",
@@ -133,7 +133,7 @@ def surveys_show(
 
 @surveys_app.command("link")
 def surveys_link(
-    survey_id: Annotated[str, typer.Argument(help="the survey's id")],
+    survey_id: SurveyIdArg,
     person: Annotated[
         list[str] | None,
         typer.Option(help="a personal link for this person (repeat for several)"),
@@ -162,7 +162,6 @@ def surveys_link(
     from corridor.errors import CorridorError
     from corridor.surveys import links
 
-    check_format(fmt)
     people = person or []
     if anonymous == bool(people):
         raise CorridorError("give --person PERSON_ID (repeatable) or --anonymous, one of the two")
@@ -201,7 +200,7 @@ def surveys_link(
 
 @surveys_app.command("links")
 def surveys_links(
-    survey_id: Annotated[str, typer.Argument(help="the survey's id")],
+    survey_id: SurveyIdArg,
     limit: Annotated[int, typer.Option(help="most links listed, newest first")] = 100,
     store: StoreOpt = None,
     fmt: FormatOpt = "table",
@@ -209,25 +208,22 @@ def surveys_links(
     """List a survey's links (never their tokens)."""
     from corridor.surveys import catalog, links
 
-    check_format(fmt)
     limit = max(1, min(limit, 10_000))
 
     def here(s: Store) -> list[dict[str, Any]]:
         catalog.get(s, survey_id)
         return [k.as_dict() for k in links.list_links(s, survey_id, limit)]
 
-    found = here_or_server(
+    found = listing(
         store,
+        fmt,
         here,
         lambda c: c.call(
             "GET", f"/api/v1/surveys/{quoted(survey_id)}/links", params={"limit": limit}
         ),
+        f"no links to {survey_id} yet; make one with `corridor surveys link`",
     )
-    if fmt != "table":
-        print_json(found)
-        return
-    if not found:
-        console.print(f"no links to {survey_id} yet; make one with `corridor surveys link`")
+    if found is None:
         return
     table = Table(Column("link", no_wrap=True), "kind", "person", "touch point", "channel",
                   "made", "expires", "state")  # fmt: skip
@@ -242,7 +238,7 @@ def surveys_links(
 
 @surveys_app.command("revoke")
 def surveys_revoke(
-    survey_id: Annotated[str, typer.Argument(help="the survey's id")],
+    survey_id: SurveyIdArg,
     link_id: Annotated[str, typer.Argument(help="the link's id (lnk-…), from `surveys links`")],
     store: StoreOpt = None,
 ) -> None:
