@@ -177,6 +177,30 @@ def test_a_period_without_answers_says_so_and_still_renders(company: Store) -> N
     assert "no answers in this period" in render.text(report)
 
 
+def test_partner_managers_report_is_their_partners(company: Store) -> None:
+    partner = company.query(
+        "SELECT partner_id FROM feedback WHERE partner_id IS NOT NULL AND text IS NOT NULL "
+        "AND occurred_at >= '2025-06-01' GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+    )[0][0]
+    manager = Scope.of(Principal("pm", Role.PARTNER_MANAGER, partner=partner), load_map(company))
+    report = content.build_report(company, Subject(), JUNE, scope=manager)
+    own = get("gaps")(
+        company, filters={"partner": [partner]}, since=JUNE.start, until=JUNE.end, by=[]
+    ).frame
+    assert report.gap.n == int(own["n"].iloc[0]) > 0
+    assert report.ripple is None  # operations belong to departments
+    theirs = {
+        r[0]
+        for r in company.query(
+            "SELECT text FROM feedback WHERE partner_id = ? AND text IS NOT NULL", [partner]
+        )
+    }
+    quotes = [q for t in report.themes for q in t.quotes]
+    assert quotes and all(q in theirs for q in quotes)
+    with pytest.raises(PermissionDeniedError):
+        content.build_report(company, Subject("partner", "someone-else"), JUNE, scope=manager)
+
+
 def test_change_in_words_follows_the_test() -> None:
     def fig(delta: float | None, p: float | None) -> content.Figure:
         return content.Figure("gaps", "Gap", -0.5, -0.9, -0.1, 40, "points", True, delta, p, 35)

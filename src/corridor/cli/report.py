@@ -81,6 +81,12 @@ def make_report(
 def _via_server(client: ServerClient, params: dict[str, str]) -> bytes:
     import httpx
 
+    if "as" in params:
+        raise CorridorError(
+            f"--as reads the store itself, which the server at {client.url} holds: stop it and "
+            "run this again, or ask the server with that user's API key (GET /api/v1/reports)"
+        )
+
     with httpx.Client(base_url=client.url, timeout=120.0) as http:
         r = http.get(
             "/api/v1/reports", params=params, headers={"Authorization": f"Bearer {client.key}"}

@@ -20,8 +20,10 @@ down at 08:00 sends it at its next run. The outbox then delivers it at least onc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -247,83 +249,95 @@ class SendReport:
         return f"{self.queued} reports queued, {self.skipped} skipped, {self.failed} failed"
 
 
-def _payload(schedule: Schedule, recipient: Recipient, store: Store, period: ReportPeriod,
-             scope: Scope, with_pdf: bool) -> dict[str, Any]:  # fmt: skip
+def _payload(
+    schedule: Schedule, recipient: Recipient, store: Store, period: ReportPeriod, scope: Scope,
+    pdf_from: Callable[[str], bytes] | None, no_pdf: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The outbox row's data: the rendered mail and, given ``pdf_from``, the PDF (else the
+    text says why it is missing, ``no_pdf``)."""
     import base64
 
     subject = subject_for(schedule, recipient.principal)
     report = build_report(store, subject, period, scope=scope)
-    parts = render.mail(report)
-    data = parts.as_payload()
+    data = render.mail(report).as_payload()
     data.update(schedule_id=schedule.schedule_id, period=period.key, scope=subject.spec)
-    if with_pdf:
-        from corridor.reports.pdf import to_pdf
-
-        pdf = to_pdf(render.html(report))
+    if pdf_from is not None:
         name = f"cx-report-{subject.spec.replace('=', '-')}-{period.key}.pdf"
-        data["attachments"] = [
-            {"filename": name, "content_type": "application/pdf",
-             "data": base64.b64encode(pdf).decode()}
-        ]  # fmt: skip
+        pdf = base64.b64encode(pdf_from(render.html(report))).decode()
+        data["attachments"] = [{"filename": name, "content_type": "application/pdf", "data": pdf}]
+    elif no_pdf:
+        data["text"] += f"\n(The PDF could not be attached: {no_pdf}.)\n"
     return data
+
+
+_DELIVERED = (
+    "SELECT 1 FROM report_deliveries WHERE schedule_id = ? AND period_key = ? AND username = ?"
+)
 
 
 def _queue(store: Store, schedule: Schedule, period: ReportPeriod, user: str, key: str,
            now: datetime, data: dict[str, Any], email: str) -> bool:  # fmt: skip
     """The delivery row and the outbox row in one transaction; False when the report was
     queued meanwhile (another process: the delivery's primary key refuses a second)."""
+    ids = [schedule.schedule_id, period.key, user]
     try:
         with store.transaction() as tx:
-            if tx.fetchall(
-                "SELECT 1 FROM report_deliveries WHERE schedule_id = ? AND period_key = ? "
-                "AND username = ?",
-                [schedule.schedule_id, period.key, user],
-            ):
+            if tx.fetchall(_DELIVERED, ids):
                 return False
             tx.execute(
                 "INSERT INTO report_deliveries (schedule_id, period_key, username, outbox_key, "
                 "queued_at) VALUES (?, ?, ?, ?, ?)",
-                [schedule.schedule_id, period.key, user, key, now],
+                [*ids, key, now],
             )
             outbox.enqueue(tx, EVENT, data, key=key, emails=[email])
     except Exception:
-        if _queued(store, schedule, period, user):
+        if store.query(_DELIVERED, ids):
             return False
         raise
     return True
 
 
-def _queued(store: Store, schedule: Schedule, period: ReportPeriod, user: str) -> bool:
-    return bool(
-        store.query(
-            "SELECT 1 FROM report_deliveries WHERE schedule_id = ? AND period_key = ? "
-            "AND username = ?",
-            [schedule.schedule_id, period.key, user],
-        )
-    )
+def _due(store: Store, now: datetime) -> list[tuple[Schedule, Recipient, ReportPeriod]]:
+    """Every (schedule, recipient, period) due at ``now`` and not yet queued."""
+    out = []
+    for schedule in list_schedules(store):
+        if not schedule.enabled:
+            continue
+        for rcpt in recipients(store, schedule):
+            period = due_period(schedule, rcpt.time_zone, now)
+            ids = [schedule.schedule_id, period.key if period else "", rcpt.principal.username]
+            if period is not None and not store.query(_DELIVERED, ids):
+                out.append((schedule, rcpt, period))
+    return out
 
 
 def send_due(store: Store, *, now: datetime | None = None, with_pdf: bool = True) -> SendReport:
-    """Queue every report that is due and not yet queued (see the module notes)."""
+    """Queue every report that is due and not yet queued (see the module notes). One Chromium
+    prints every PDF of the run; without one, the mails go without the PDF and say why."""
+    from corridor.reports.pdf import PdfUnavailableError, printer
+
     now = now or datetime.now(UTC)
     done = SendReport()
-    schedules = [s for s in list_schedules(store) if s.enabled]
-    if not schedules:
+    due = _due(store, now)
+    if not due:
         return done
     cmap = load_map(store)
-    for schedule in schedules:
-        for rcpt in recipients(store, schedule):
-            period = due_period(schedule, rcpt.time_zone, now)
-            if period is None:
-                continue
+    with contextlib.ExitStack() as stack:
+        pdf_from: Callable[[str], bytes] | None = None
+        no_pdf = None
+        if with_pdf:
+            try:
+                pdf_from = stack.enter_context(printer()).pdf
+            except PdfUnavailableError as e:
+                log.warning("reports go without their PDF: %s", e)
+                no_pdf = str(e)
+        for schedule, rcpt, period in due:
             user = rcpt.principal.username
-            if _queued(store, schedule, period, user):
-                continue
             key = f"report-{schedule.schedule_id}-{period.key}-{user}"
             try:
                 scope = Scope.of(rcpt.principal, cmap)
-                data = _payload(schedule, rcpt, store, period, scope, with_pdf)
-            except CorridorError as e:  # a subject outside the user's scope, no Chromium
+                data = _payload(schedule, rcpt, store, period, scope, pdf_from, no_pdf)
+            except CorridorError as e:  # e.g. a subject outside the user's scope
                 log.warning("report %s for %s not sent: %s", key, user, e)
                 done.failed += 1
                 continue
