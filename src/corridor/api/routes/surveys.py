@@ -212,19 +212,8 @@ async def create_link(
     request: Request, survey_id: SurveyId, body: LinkIn, store: StoreDep, scope: WriterScopeDep
 ) -> LinkCreated:
     def make() -> tuple[links.Link, str]:
-        return links.create(
-            store,
-            survey_id,
-            person_id=body.person_id,
-            interaction_id=body.interaction_id,
-            touchpoint=body.touchpoint,
-            channel=body.channel,
-            language=body.language,
-            valid_days=body.valid_days,
-            expires_at=body.expires_at,
-            anonymous=body.anonymous,
-            by=scope.principal.username,
-        )
+        # the body's fields are links.create's options, name for name
+        return links.create(store, survey_id, **body.model_dump(), by=scope.principal.username)
 
     link, token = await anyio.to_thread.run_sync(make)
     path = links.path(token)
