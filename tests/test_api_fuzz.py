@@ -133,6 +133,10 @@ SKIPPED = ("/health", "/map", "/users", "/keys", "/webhooks", "/deliveries", "/j
 #: routes for admins and analysts only (survey definitions, contact rules): a department head
 #: is refused, checked as such, and the fuzz runs them as an analyst
 ANALYST_ONLY = ("/api/v1/surveys", "/api/v1/contact-rules")
+#: routes for admins only (privacy: a person's export and erasure preview, the audit log, the
+#: privacy settings): analysts and department heads are refused, checked as such; the empty
+#: store's fuzz runs them as an admin
+ADMIN_ONLY = ("/export", "/erasure-preview", "/api/v1/audit", "/api/v1/privacy/settings")
 PASSWORD = "fuzz-password-1"
 COMPANY = ("--customers", "800", "--months", "6")
 
@@ -372,6 +376,11 @@ def test_no_query_string_gives_a_server_error_on_a_company(company_store, half, 
     with TestClient(app, raise_server_exceptions=False) as c:
         routes = _routes(c, person)
         assert len(routes) >= 27
+        admin_only = [r for r in routes if r.endswith(ADMIN_ONLY)]
+        assert len(admin_only) == 5, admin_only
+        for path in admin_only:
+            assert c.get(path, headers=headers).status_code == 403, path
+        routes = [r for r in routes if r not in admin_only]
         if role == "department_head":
             for path in ANALYST_ONLY:
                 assert c.get(path, headers=headers).status_code == 403, path
