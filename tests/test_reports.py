@@ -208,6 +208,7 @@ def test_change_in_words_follows_the_test() -> None:
     assert fig(-0.4, 0.003).change_words() == "worse, and the change is real: p = 0.003"
     assert fig(0.4, 0.2).change_words() == "better, but the change could be chance: p = 0.200"
     assert fig(None, None).change_words() == "no previous period to compare with"
+    assert fig(0.0, None).change_words() == "unchanged"
 
 
 # -- e-mail and schedules ----------------------------------------------------------------------

@@ -67,8 +67,10 @@ class Figure:
         """The change against the previous period in words, with its p-value."""
         if self.value is None:
             return "no answers in this period"
-        if self.delta is None or self.p_value is None:
+        if self.delta is None:
             return "no previous period to compare with"
+        if self.p_value is None:  # no spread to test against (e.g. every answer alike)
+            return "unchanged" if self.direction == "unchanged" else f"{self.direction} (untested)"
         p = format_p(self.p_value)
         if self.direction == "unchanged":
             return f"unchanged ({p})"
