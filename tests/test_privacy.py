@@ -102,6 +102,8 @@ def test_export_holds_the_merged_persons_records(store: Store, built: Ingestor) 
     assert b"feedback_id" in z.read("csv/feedback.csv") and PHRASE.encode() in z.read(
         "csv/feedback.csv"
     )
+    people_csv = z.read("csv/people.csv").decode()
+    assert EMAIL in people_csv and CRM in people_csv and "person_id" in people_csv
     # nobody else's records
     assert not any(o in z.read(parts["feedback"]["file"]).decode() for o in OTHERS)
     lines, _ = audit.entries(store, action="person.export")

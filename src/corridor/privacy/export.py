@@ -70,7 +70,7 @@ def collect(store: Store, group: Group) -> dict[str, list[dict[str, Any]]]:
 
 def _csv(kind: str, rows: list[dict[str, Any]]) -> bytes:
     k = get_kind(kind)
-    names = [f.name for f in k.stored_fields]
+    names = [f.name for f in k.fields]
     flat = []
     for r in rows:
         item = {n: r.get(n) for n in names}
@@ -82,6 +82,25 @@ def _csv(kind: str, rows: list[dict[str, Any]]) -> bytes:
     buf = io.BytesIO()
     pacsv.write_csv(table, buf)
     return buf.getvalue()
+
+
+def _with_identities(
+    people: list[dict[str, Any]], identities: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The profiles with their identities as the contract's columns (email, phone, ...; a
+    person with two of one type gets a row per extra value)."""
+    out: list[dict[str, Any]] = []
+    for person in people:
+        own = [i for i in identities if i.get("person_id") == person.get("person_id")]
+        rows = [dict(person)]
+        for ident in own:
+            row = next((r for r in rows if ident["id_type"] not in r), None)
+            if row is None:
+                row = {"person_id": person.get("person_id"), "kind": person.get("kind")}
+                rows.append(row)
+            row[ident["id_type"]] = ident["id_value"]
+        out.extend(rows)
+    return out
 
 
 def archive(store: Store, group: Group, *, actor: audit.Actor) -> bytes:
@@ -112,10 +131,14 @@ def archive(store: Store, group: Group, *, actor: audit.Actor) -> bytes:
                     "about": p.about,
                 }
             )
-        kinds = {"people": "profile", "interactions": "interactions", "feedback": "feedback"}
+        records = {
+            "people": _with_identities(parts.get("profile", []), parts.get("identities", [])),
+            "interactions": parts.get("interactions", []),
+            "feedback": parts.get("feedback", []),
+        }
         for kind in CSV_KINDS:
             name = f"csv/{kind}.csv"
-            z.writestr(name, _csv(kind, parts.get(kinds[kind], [])))
+            z.writestr(name, _csv(kind, records[kind]))
             manifest["csv"].append(
                 {"file": name, "kind": kind, "about": f"{kind} in the data contract's columns"}
             )
