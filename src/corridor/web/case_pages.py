@@ -23,13 +23,12 @@ from starlette.datastructures import URL
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.auth.scope import Scope
 from corridor.errors import PermissionDeniedError
-from corridor.ingest.pipeline import Ingestor
 from corridor.loop import cases, rules
 from corridor.loop.cases import CaseError, CaseNotFoundError
 from corridor.loop.rules import RuleError, RuleNotFoundError
 from corridor.store import Store
 from corridor.web import case_views, rule_views
-from corridor.web.routes import _home_for, _scope, render
+from corridor.web.routes import _home_for, _scope, _signed_in, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -76,12 +75,10 @@ async def _show(
 ) -> Response:
     """Sign-in first; run ``build(store, scope, cmap)`` off the event loop and render it; the
     loop's errors become pages that say what to do."""
-    scope = await _scope(request)
-    if isinstance(scope, Response):
-        return scope
-    store: Store = request.app.state.store
-    ingestor: Ingestor = request.app.state.ingestor
-    cmap = ingestor.corridor_map
+    found = await _signed_in(request)
+    if isinstance(found, Response):
+        return found
+    scope, store, cmap = found
 
     def work() -> dict[str, Any]:
         if analyses:
