@@ -35,6 +35,7 @@ from corridor.errors import PermissionDeniedError
 from corridor.loop import casestore, mail, outbox, scheduler
 from corridor.loop.reports import case_report
 from corridor.reports import content, render, schedules
+from corridor.reports.model import Figure
 from corridor.reports.pdf import printer, to_pdf
 from corridor.reports.periods import ReportPeriod, ReportRequestError, Subject
 from corridor.settings import Settings
@@ -202,8 +203,8 @@ def test_partner_managers_report_is_their_partners(company: Store) -> None:
 
 
 def test_change_in_words_follows_the_test() -> None:
-    def fig(delta: float | None, p: float | None) -> content.Figure:
-        return content.Figure("gaps", "Gap", -0.5, -0.9, -0.1, 40, "points", True, delta, p, 35)
+    def fig(delta: float | None, p: float | None) -> Figure:
+        return Figure("gaps", "Gap", -0.5, -0.9, -0.1, 40, "points", True, delta, p, 35)
 
     assert fig(-0.4, 0.003).change_words() == "worse, and the change is real: p = 0.003"
     assert fig(0.4, 0.2).change_words() == "better, but the change could be chance: p = 0.200"

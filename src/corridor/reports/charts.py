@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from corridor.reports.content import Report
+from corridor.reports.model import Report, is_real
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -113,7 +113,7 @@ def movers_chart(report: Report) -> Chart | None:
     def paint(ax: Axes) -> None:
         ys = list(range(len(movers)))[::-1]
         for y, m in zip(ys, movers, strict=True):
-            real = m.p_value is not None and m.p_value < 0.05
+            real = is_real(m.p_value)
             colour = (BETTER if m.delta > 0 else WORSE) if real else INK
             ax.errorbar(
                 [m.gap], [y], xerr=[[m.gap - m.low], [m.high - m.gap]], color=colour,

@@ -12,7 +12,6 @@ the previous period with its p-value; :meth:`Figure.change_words` says it in wor
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,192 +25,27 @@ from corridor.analytics.core.scoping import run_scoped
 from corridor.analytics.estimators import stats
 from corridor.auth.scope import LOCAL_ADMIN, Scope
 from corridor.loop.reports import case_report
+from corridor.reports.model import (
+    Cases,
+    DriftFinding,
+    Figure,
+    Forecast,
+    ForecastPoint,
+    Mover,
+    Report,
+    RippleFinding,
+    Theme,
+    TrendPoint,
+)
 from corridor.reports.periods import ReportPeriod, ReportRequestError, Subject
 from corridor.store import Store
 from corridor.store.maps import load_map
 from corridor.text.redact import redact
 
-#: a change is called real below this p-value
-ALPHA = 0.05
 #: periods shown in the trend (the reported one included)
 TREND_PERIODS = 6
 #: forecast periods after the reported one
 HORIZON = 3
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One headline figure: its value, interval and n, and the change against the previous
-    period with its p-value (None where there is no previous period to compare)."""
-
-    key: str
-    label: str
-    value: float | None
-    low: float | None
-    high: float | None
-    n: int
-    unit: str
-    higher_is_better: bool
-    delta: float | None = None
-    p_value: float | None = None
-    previous_n: int = 0
-    method: str = ""
-
-    @property
-    def direction(self) -> str | None:
-        if self.delta is None or self.delta == 0:
-            return None if self.delta is None else "unchanged"
-        return "better" if (self.delta > 0) == self.higher_is_better else "worse"
-
-    def change_words(self) -> str:
-        """The change against the previous period in words, with its p-value."""
-        if self.value is None:
-            return "no answers in this period"
-        if self.delta is None:
-            return "no previous period to compare with"
-        if self.p_value is None:  # no spread to test against (e.g. every answer alike)
-            return "unchanged" if self.direction == "unchanged" else f"{self.direction} (untested)"
-        p = format_p(self.p_value)
-        if self.direction == "unchanged":
-            return f"unchanged ({p})"
-        if self.p_value < ALPHA:
-            return f"{self.direction}, and the change is real: {p}"
-        return f"{self.direction}, but the change could be chance: {p}"
-
-
-@dataclass(frozen=True)
-class Mover:
-    """A touch point whose gap moved against the previous period."""
-
-    touchpoint: str
-    gap: float
-    low: float
-    high: float
-    n: int
-    delta: float
-    p_value: float | None
-
-
-@dataclass(frozen=True)
-class DriftFinding:
-    """A step in what customers expect at a touch point (a change point of the drift analysis)."""
-
-    touchpoint: str
-    period_label: str
-    size: float
-    low: float | None
-    high: float | None
-    p_value: float | None
-    n_before: int
-    n_after: int
-    mean_before: float
-    mean_after: float
-
-
-@dataclass(frozen=True)
-class RippleFinding:
-    """An operational event's effect on the gap at the touch points it touched."""
-
-    event_id: str
-    kind: str
-    started: str
-    effect: float
-    low: float | None
-    high: float | None
-    q_value: float | None
-    significant: bool
-    n_treated: int
-
-
-@dataclass(frozen=True)
-class Theme:
-    """A theme of the voice of the customer in the period, with two redacted quotes."""
-
-    label: str
-    n: int
-    share: float
-    low: float
-    high: float
-    group_n: int
-    delta: float | None
-    p_value: float | None
-    sentiment: float | None
-    quotes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Cases:
-    """The closed loop's cases opened in the period (:func:`corridor.loop.reports.case_report`)."""
-
-    opened: int
-    open_now: int
-    breached: int
-    decided: int
-    verified: int
-    verified_share: float | None
-    verified_low: float | None
-    verified_high: float | None
-
-
-@dataclass(frozen=True)
-class TrendPoint:
-    label: str
-    value: float
-    low: float
-    high: float
-    n: int
-
-
-@dataclass(frozen=True)
-class ForecastPoint:
-    label: str
-    value: float
-    low_80: float
-    high_80: float
-    low_95: float
-    high_95: float
-
-
-@dataclass(frozen=True)
-class Forecast:
-    model: str
-    n: int
-    n_periods: int
-    mase: float | None
-    mase_naive: float | None
-    points: tuple[ForecastPoint, ...]
-
-
-@dataclass(frozen=True)
-class Report:
-    """Everything a report says, for one reader, subject and period."""
-
-    subject: Subject
-    period: ReportPeriod
-    reader: str
-    generated_at: datetime
-    confidence: float
-    headline: tuple[Figure, ...]
-    movers: tuple[Mover, ...]
-    trend: tuple[TrendPoint, ...]
-    forecast: Forecast | None
-    drift: tuple[DriftFinding, ...]
-    ripple: tuple[RippleFinding, ...] | None
-    themes: tuple[Theme, ...]
-    cases: Cases
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def title(self) -> str:
-        return f"Customer experience report — {self.subject.label}, {self.period.label}"
-
-    @property
-    def gap(self) -> Figure:
-        return self.headline[0]
-
-
-def format_p(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def _num(value: Any) -> float | None:
@@ -545,4 +379,4 @@ def as_dict(report: Report) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Report", "as_dict", "build_report", "format_p"]
+__all__ = ["HORIZON", "TREND_PERIODS", "as_dict", "build_report", "check_subject"]

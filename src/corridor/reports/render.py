@@ -14,7 +14,8 @@ from markupsafe import Markup
 
 from corridor.reports import words
 from corridor.reports.charts import Chart, charts
-from corridor.reports.content import TREND_PERIODS, Report, format_p
+from corridor.reports.content import TREND_PERIODS
+from corridor.reports.model import Report, format_p, is_real
 
 #: the width of the e-mail's body (px): what common clients show without scrolling
 MAIL_WIDTH = 640
@@ -51,6 +52,7 @@ def _render(report: Report, drawn: dict[str, Chart], *, for_print: bool) -> str:
             charts=drawn,
             img=img,
             fmt_p=format_p,
+            real=is_real,
             for_print=for_print,
             width=720 if for_print else MAIL_WIDTH,
             trend_periods=TREND_PERIODS,

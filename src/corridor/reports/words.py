@@ -3,7 +3,7 @@ and n, and writes the summary an analyst would, for the HTML and the plain text 
 
 from __future__ import annotations
 
-from corridor.reports.content import Figure, Report, format_p
+from corridor.reports.model import Figure, Report, format_p, is_real
 
 
 def signed(x: float, digits: int = 2) -> str:
@@ -77,7 +77,7 @@ def summary(report: Report) -> list[str]:
             f"({interval(gap, report.confidence)}). Against the period before it is "
             f"{gap.change_words()}."
         )
-    real = [f for f in report.headline[1:] if f.p_value is not None and f.p_value < 0.05]
+    real = [f for f in report.headline[1:] if is_real(f.p_value)]
     if real:
         said = [f"{f.label} {f.direction} ({delta(f)}, {format_p(f.p_value or 0)})" for f in real]
         out.append("Changes that are unlikely to be chance: " + "; ".join(said) + ".")
@@ -85,17 +85,14 @@ def summary(report: Report) -> list[str]:
         out.append("None of NPS, CSAT and CES changed by more than chance would explain.")
     if report.movers:
         m = report.movers[0]
-        sure = (
-            f"a real change ({format_p(m.p_value)})"
-            if m.p_value is not None and m.p_value < 0.05
-            else "within what chance would explain"
-            + (f" ({format_p(m.p_value)})" if m.p_value is not None else "")
-        )
+        sure = "a real change" if is_real(m.p_value) else "within what chance would explain"
+        if m.p_value is not None:
+            sure += f" ({format_p(m.p_value)})"
         out.append(
             f"The touch point that moved most is {m.touchpoint}: its gap changed by "
             f"{signed(m.delta)} points to {signed(m.gap)} (n = {m.n:,}), {sure}."
         )
-    steps = [d for d in report.drift if d.p_value is not None and d.p_value < 0.05]
+    steps = [d for d in report.drift if is_real(d.p_value)]
     if steps:
         d = steps[0]
         out.append(

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from corridor.api.deps import AnalystScopeDep, ScopeDep, StoreDep, only_query
 from corridor.api.errors import error_responses
 from corridor.reports import content, render, schedules
+from corridor.reports.model import Report
 from corridor.reports.periods import ReportPeriod, Subject
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
@@ -52,7 +53,7 @@ _OTHER_FORMATS: dict[int | str, dict[str, Any]] = {
     "/reports",
     operation_id="get_report",
     summary="The CX report of a scope and period",
-    response_model=content.Report,
+    response_model=Report,
     responses=_OTHER_FORMATS,
     dependencies=[only_query(*_REPORT_PARAMS)],
 )
