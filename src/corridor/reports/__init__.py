@@ -2,8 +2,10 @@
 
 - :mod:`corridor.reports.periods` — the report's period (the last full week, month or quarter)
   and the subject it covers (the whole corridor, a department, a partner, a touch point);
-- :mod:`corridor.reports.content` — the report as a typed object, built from the registered
-  analyses run as the reader's :class:`~corridor.auth.scope.Scope` sees them;
+- :mod:`corridor.reports.model` — the report as typed values; :mod:`corridor.reports.content`
+  builds it from the registered analyses run as the reader's
+  :class:`~corridor.auth.scope.Scope` sees them; :mod:`corridor.reports.words` says its
+  figures and findings in words;
 - :mod:`corridor.reports.charts` — its charts (matplotlib, offline): SVG for the PDF, PNG for
   the e-mail;
 - :mod:`corridor.reports.render` — HTML (for the PDF and the e-mail) and plain text from the
