@@ -202,6 +202,19 @@ def test_partner_managers_report_is_their_partners(company: Store) -> None:
         content.build_report(company, Subject("partner", "someone-else"), JUNE, scope=manager)
 
 
+def test_a_missing_chromium_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from corridor.reports.pdf import PdfUnavailableError, chromium_path
+
+    monkeypatch.setenv("CORRIDOR_CHROMIUM", "/nowhere/chromium")
+    with pytest.raises(PdfUnavailableError, match="does not exist"):
+        chromium_path()
+    monkeypatch.delenv("CORRIDOR_CHROMIUM")
+    monkeypatch.setenv("PATH", "/nowhere")
+    with pytest.raises(PdfUnavailableError, match="apt-get install chromium") as e:
+        chromium_path()
+    assert e.value.status_code == 503 and "--format html" in str(e.value)
+
+
 def test_change_in_words_follows_the_test() -> None:
     def fig(delta: float | None, p: float | None) -> Figure:
         return Figure("gaps", "Gap", -0.5, -0.9, -0.1, 40, "points", True, delta, p, 35)
