@@ -48,12 +48,7 @@ def text_rows(source: Source, query: Query) -> ir.Table:
     t = dims.query_rows(source, query)
     a = dims.get_table(source, "text_analysis")
     a = a.select(
-        _a_id=a.feedback_id,
-        sentiment=a.sentiment,
-        sentiment_label=a.sentiment_label,
-        intent=a.intent,
-        emotions=a.emotions,
-        _theme=a.theme_id,
+        "sentiment", "sentiment_label", "intent", "emotions", _a_id=a.feedback_id, _theme=a.theme_id
     )
     th = dims.get_table(source, "text_themes")
     target = th.view()
