@@ -170,7 +170,8 @@ class LakeStore(Store):
     ingest_refusal = (
         "a lake store (spark:// or sc://) is read-only for records: import into the operational "
         "store (its ops= URL) and run `corridor lake sync --store OPS_URL --lake PATH` "
-        "to bring them to the lake"
+        "to bring them to the lake, or both at once: `corridor import FILE --kind KIND --store "
+        "OPS_URL --into-lake PATH`"
     )
 
     def __init__(self, url: str, session: Any, lake: Path, ops_store: Store) -> None:
