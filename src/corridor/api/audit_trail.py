@@ -24,6 +24,7 @@ from typing import Any
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from corridor.domain.contract import KINDS
 from corridor.privacy import audit, ledger
 from corridor.store.base import Tx
 
@@ -42,17 +43,7 @@ PERSON_READS = frozenset(
 )
 #: writes that log themselves (in more detail) or are records, not changes
 _QUIET_PREFIXES = ("/api/v1/people/{person_id}/", "/admin/privacy", "/api/v1/privacy/", "/s/")
-_INGEST = frozenset(
-    f"/api/v1/{kind}"
-    for kind in (
-        "people",
-        "interactions",
-        "feedback",
-        "operational_events",
-        "market_events",
-        "employee_predictions",
-    )
-)
+_INGEST = frozenset(f"/api/v1/{kind}" for kind in KINDS)
 
 
 def _line(scope: Scope, status: int) -> tuple[str, str | None] | None:
