@@ -62,7 +62,9 @@ def company(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def stores(spark: Any, company: tuple[Path, Path]) -> Iterator[tuple[Store, LakeStore]]:
     path, lake = company
     duck = open_store(str(path))
-    on_spark = open_lake_store(f"spark://local[2]?lake={lake}&ops=duckdb:///{path}", session=spark)
+    on_spark = open_lake_store(
+        f"spark://local[2]?lake={lake}&ops=duckdb:///{path}", open_store, session=spark
+    )
     yield duck, on_spark
     on_spark.close()
     duck.close()
@@ -107,7 +109,7 @@ def test_records_are_refused_and_reach_the_lake_through_the_operational_store(
     with open_store(str(ops_path)) as ops:
         sync(ops, mine)
     url = f"spark://local[2]?lake={mine}&ops=duckdb:///{ops_path}"
-    with open_lake_store(url, session=spark) as on_spark:
+    with open_lake_store(url, open_store, session=spark) as on_spark:
         before = on_spark.count("interactions")
         ingestor = Ingestor(on_spark)  # a server makes one: the map, reads, are fine
         try:

@@ -165,7 +165,7 @@ def open_store(
     elif loc.engine == "spark":
         from corridor.store.lake_store import open_lake_store
 
-        store = open_lake_store(loc.url)
+        store = open_lake_store(loc.url, open_store)
     else:
         from corridor.store.duckdb_store import DuckDBStore
 

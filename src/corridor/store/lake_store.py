@@ -139,14 +139,13 @@ def spark_session(master: str | None = None, remote: str | None = None) -> Any:
     return session
 
 
-def open_lake_store(url: str, *, session: Any = None) -> LakeStore:
-    """The lake store ``url`` names (see the module docstring); ``session``: a Spark session to
-    use instead of the one the URL names (tests share one)."""
-    from corridor.store import open_store
-
+def open_lake_store(url: str, open_ops: Callable[..., Store], *, session: Any = None) -> LakeStore:
+    """The lake store ``url`` names (see the module docstring), its operational store opened by
+    ``open_ops`` (:func:`corridor.store.open_store`, passed in: this module is below it);
+    ``session``: a Spark session to use instead of the one the URL names (tests share one)."""
     where = parse(url)
     require_lake(where.lake)
-    ops_store = open_store(where.ops, create=False)
+    ops_store = open_ops(where.ops, create=False)
     try:
         if session is None:
             session = spark_session(where.master, where.remote)
