@@ -12,8 +12,10 @@ per-person models are fitted (the API answers those analyses "pending" until the
 first fit took is reported), then:
 
 (a) every analysis of the registry (``corridor.analytics.core.registry``), ``GET /api/v1/<path>``
-    with its defaults and an analyst's API key: one warm-up request, then ``--repeat`` timed
-    ones; p50 and p95 of the whole request, and p95 of the server's own time (the
+    with its defaults and an analyst's API key: one first request (its time is reported as
+    "first": the answer computed, as after every change of the data), then ``--repeat`` timed
+    ones (answered from the app's answer cache on an embedded store while the data stands);
+    p50 and p95 of the whole request, and p95 of the server's own time (the
     ``Server-Timing: app;dur=`` header every answer carries);
 (b) every page an analyst opens (overview, a touch point, the department and partner lists and
     one of each, the customer search and one customer, cases, rules), signed in through the
@@ -53,6 +55,8 @@ class Timing:
     url: str
     wall_ms: list[float] = field(default_factory=list)
     server_ms: list[float] = field(default_factory=list)
+    #: the first request's time: computed, not yet kept by the app's answer cache
+    cold_ms: float = float("nan")
     error: str | None = None
 
     def p(self, q: float, server: bool = False) -> float:
@@ -137,7 +141,9 @@ def measure(client: Any, timing: Timing, repeat: int) -> None:
         if r.status_code != 200:
             timing.error = f"{r.status_code}: {r.text[:160]}"
             return
-        if i:
+        if not i:
+            timing.cold_ms = wall
+        else:
             timing.wall_ms.append(wall)
             dur = r.headers.get("server-timing", "app;dur=nan").split("dur=")[1]
             timing.server_ms.append(float(dur))
@@ -195,14 +201,14 @@ def main(argv: list[str] | None = None) -> int:
 
     measured, fit_s = results["measured"]
     base = {(t.kind, t.name): t for t in results["baseline"][0]}
-    print(f"{'':5} {'name':22} {'p50 ms':>9} {'p95 ms':>9} {'server p95':>11} "
-          f"{'baseline p50':>13} {'growth':>7}  target")  # fmt: skip
+    print(f"{'':5} {'name':22} {'first ms':>9} {'p50 ms':>9} {'p95 ms':>9} {'server p95':>11} "
+          f"{'baseline first':>15} {'growth':>7}  target")  # fmt: skip
     for t in measured:
         b = base[(t.kind, t.name)]
-        growth = t.p(50) / b.p(50) if b.wall_ms and t.wall_ms else float("nan")
+        growth = t.cold_ms / b.cold_ms if b.wall_ms and t.wall_ms else float("nan")
         mark = "ok" if t.met else ("FAILED " + t.error if t.error else "over")
-        print(f"{t.kind:5} {t.name:22} {t.p(50):9,.0f} {t.p(95):9,.0f} "
-              f"{t.p(95, server=True):11,.0f} {b.p(50):13,.0f} {growth:7.1f}  "
+        print(f"{t.kind:5} {t.name:22} {t.cold_ms:9,.0f} {t.p(50):9,.0f} {t.p(95):9,.0f} "
+              f"{t.p(95, server=True):11,.0f} {b.cold_ms:15,.0f} {growth:7.1f}  "
               f"< {t.target:,.0f}: {mark}")  # fmt: skip
     apis = [t for t in measured if t.kind == "api"]
     pgs = [t for t in measured if t.kind == "page"]
@@ -211,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         f"models_fit_s={fit_s:.0f} api_within={sum(t.met for t in apis)}/{len(apis)} "
         f"pages_within={sum(t.met for t in pgs)}/{len(pgs)} "
         f"api_p95_max_ms={max(t.p(95) for t in apis if t.wall_ms):.0f} "
+        f"api_first_max_ms={max(t.cold_ms for t in apis if t.wall_ms):.0f} "
+        f"first_within={sum(t.cold_ms < t.target for t in measured)}/{len(measured)} "
         f"page_server_p95_max_ms={max(t.p(95, server=True) for t in pgs if t.wall_ms):.0f} "
         f"failed={sum(t.error is not None for t in measured)} "
         f"pass={all(t.met for t in measured)}"

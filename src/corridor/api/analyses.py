@@ -23,6 +23,7 @@ from corridor.analytics.core import registry
 from corridor.analytics.core.dimensions import DIMENSIONS
 from corridor.analytics.core.registry import Analysis, Column
 from corridor.analytics.core.scoping import run_scoped
+from corridor.api.answer_cache import AnswerCache
 from corridor.api.deps import AnalystScopeDep, StoreDep
 from corridor.api.errors import error_responses
 from corridor.auth.scope import Scope
@@ -119,8 +120,19 @@ def answer(a: Analysis, store: Store, scope: Scope | None, query: dict[str, list
 
 def _endpoint(a: Analysis) -> Any:
     async def endpoint(request: Request, store: StoreDep, scope: AnalystScopeDep) -> Response:
-        body = await anyio.to_thread.run_sync(answer, a, store, scope, query_lists(request))
-        return Response(orjson.dumps(body), media_type="application/json")
+        query = query_lists(request)
+
+        def compute() -> bytes:
+            return orjson.dumps(answer(a, store, scope, query))
+
+        cache: AnswerCache | None = getattr(request.app.state, "answers", None)
+        if cache is None:
+            body = await anyio.to_thread.run_sync(compute)
+        else:  # kept until the data changes (see corridor.api.answer_cache)
+            body = await anyio.to_thread.run_sync(
+                cache.get_or_compute, store, a.name, query, scope, compute
+            )
+        return Response(body, media_type="application/json")
 
     endpoint.__name__ = f"analysis_{a.name}"
     return endpoint

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 import corridor
 from corridor.analytics.customers.models import CHURN_RISK, FittedModels
 from corridor.api import analyses, errors
+from corridor.api.answer_cache import AnswerCache
 from corridor.api.audit_trail import AuditTrail
 from corridor.api.middleware import CatchAll, NulGuard, RequestForgeryGuard
 from corridor.api.routes import admin as admin_routes
@@ -131,6 +132,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.ingestor = ingestor
     app.state.text_worker = text_worker
     app.state.survey_finisher = survey_finisher
+    #: the analysis routes' answers, kept until the data they read changes
+    app.state.answers = AnswerCache()
     app.state.scheduler = jobs
     #: the churn-risk and lifetime models fitted on this store, kept while the app runs
     app.state.models = FittedModels()

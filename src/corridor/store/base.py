@@ -12,6 +12,7 @@ thread on a backend (a DuckDB cursor, a PostgreSQL connection) no other thread u
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -28,10 +29,40 @@ Dialect = Literal["duckdb", "postgres"]
 T = TypeVar("T")
 
 
+#: the table a statement writes to (INSERT, UPDATE, DELETE, and DDL)
+_WRITES = re.compile(
+    r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?|"
+    r"(?:CREATE|ALTER|DROP)\s+(?:TABLE|INDEX|VIEW)(?:\s+IF(?:\s+NOT)?\s+EXISTS)?)\s+(\w+)",
+    re.IGNORECASE,
+)
+#: statements that change no table's rows
+_NO_CHANGE = ("SELECT", "WITH", "SET", "ANALYZE", "CHECKPOINT", "VACUUM", "PRAGMA", "SHOW")
+#: the store's operational tables, which no analysis reads: writes to them (the scheduler's
+#: leases, deliveries, sessions, cases) leave :meth:`Store.data_version` as it is
+OPERATIONAL = frozenset(
+    {
+        "jobs", "outbox", "deliveries", "webhook_endpoints", "notification_prefs", "alerts",
+        "cases", "case_events", "case_root_causes", "alert_rules", "sla_policies", "users",
+        "api_keys", "login_failures", "web_sessions", "audit_log", "report_schedules",
+        "report_deliveries",
+    }
+)  # fmt: skip
+
+
 class Tx(ABC):
     """A write transaction. Leaving the ``with`` block commits; an exception rolls back."""
 
     dialect: Dialect
+    #: the tables this transaction wrote to ("*": a statement whose target is not known)
+    touched: set[str]
+
+    def _note(self, sql: str) -> None:
+        """Record the table ``sql`` writes to, if it writes (see :meth:`Store.data_version`)."""
+        m = _WRITES.match(sql)
+        if m:
+            self.touched.add(m.group(1).lower())
+        elif not sql.lstrip()[:10].upper().startswith(_NO_CHANGE):
+            self.touched.add("*")
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -94,6 +125,8 @@ class Store(ABC):
         self._own: dict[threading.Thread, Any] = {}  # per-thread backends outside reading()
         self._local = threading.local()  # .backend: the pooled backend this thread holds
         self._closed = False
+        self._data_version = 0
+        self._version_lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------------
     @abstractmethod
@@ -118,8 +151,26 @@ class Store(ABC):
             try:
                 with self._transaction() as tx:
                     yield tx
+                self._committed(tx)
             finally:
                 self._local.writing = depth
+
+    def _committed(self, tx: Tx) -> None:
+        """A transaction committed: a write to a table an analysis may read bumps the data
+        version (after the commit, so a reader that sees the new version sees the data)."""
+        if getattr(tx, "touched", {"*"}) - OPERATIONAL:
+            self._bump()
+
+    def _bump(self) -> None:
+        with self._version_lock:
+            self._data_version += 1
+
+    def data_version(self) -> int | None:
+        """A number that changes after every committed write to a table the analyses read, for
+        caching their answers (:class:`corridor.api.answer_cache.AnswerCache`); None when
+        other processes may write to the store unseen (a server database), so nothing may be
+        cached on it."""
+        return None
 
     def write_beside(self, work: Callable[[Tx], T]) -> T:
         """Run ``work`` in a short write transaction of its own, committed when it returns, and

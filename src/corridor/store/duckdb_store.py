@@ -22,8 +22,10 @@ class DuckDBTx(Tx):
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
         self._staged: list[str] = []
+        self.touched = set()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._note(sql)
         rows = self._con.execute(sql, list(params)).fetchall()
         if sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
             return int(rows[0][0]) if rows else 0
@@ -44,6 +46,11 @@ class DuckDBTx(Tx):
         for name in self._staged:
             self._con.unregister(name)
         self._staged.clear()
+
+
+#: committed writes to analysed tables, per database file (see Store.data_version)
+_VERSIONS: dict[str, int] = {}
+_VERSIONS_LOCK = threading.Lock()
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
@@ -127,6 +134,7 @@ class DuckDBStore(Store):
             try:
                 result = work(tx)
                 con.commit()
+                self._committed(tx)
             except (duckdb.TransactionException, duckdb.ConstraintException):
                 # a row another connection changed, or a key another one inserted, meanwhile
                 # (ON CONFLICT sees only committed keys): a genuine constraint error is raised
@@ -180,6 +188,20 @@ class DuckDBStore(Store):
         else:
             self._con.commit()
             tx.release()
+
+    def data_version(self) -> int | None:
+        # one process holds the file, and every write to it passes through a store of this
+        # process: the count is kept per file, whichever store object of it wrote
+        with _VERSIONS_LOCK:
+            return _VERSIONS.get(self._key, 0)
+
+    def _bump(self) -> None:
+        with _VERSIONS_LOCK:
+            _VERSIONS[self._key] = _VERSIONS.get(self._key, 0) + 1
+
+    @property
+    def _key(self) -> str:
+        return str(self.path.resolve())
 
     def checkpoint(self) -> None:
         with self._write_lock:

@@ -51,8 +51,10 @@ class PostgresTx(Tx):
 
     def __init__(self, con: psycopg.Connection[Any]) -> None:
         self._con = con
+        self.touched = set()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._note(sql)
         with self._con.cursor() as cur:
             cur.execute(_qmarks(sql) if params else sql, list(params) or None)
             return cur.rowcount

@@ -24,14 +24,15 @@ from markupsafe import Markup
 
 import corridor
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.api.answer_cache import PAGE_WEIGHT, AnswerCache
 from corridor.api.deps import SESSION_COOKIE, current_principal
 from corridor.auth import accounts
 from corridor.auth.scope import Principal, Role, Scope
 from corridor.auth.throttle import LoginThrottle
+from corridor.domain.corridor_map import CorridorMap
 from corridor.errors import AuthenticationError, PermissionDeniedError
 from corridor.ingest.pipeline import Ingestor
 from corridor.settings import Settings
-from corridor.domain.corridor_map import CorridorMap
 from corridor.store import Store
 from corridor.web import case_views, customer_views, forecast_views, models, org_views, views
 
@@ -192,10 +193,14 @@ async def _page(
     build: Any,
     *,
     need_analyses: bool = True,
+    keep: bool = False,
     **ctx: Any,
 ) -> Response:
     """Run ``build(store, scope, cmap, win)`` off the event loop and render it; errors become
-    pages that say what to do."""
+    pages that say what to do. ``keep``: the page shows analyses of the data only (nothing of
+    cases, models being fitted or the user), so what ``build`` gave is kept in the app's
+    answer cache (:mod:`corridor.api.answer_cache`) for the same URL and scope until the data
+    changes."""
     found = await _signed_in(request)
     if isinstance(found, Response):
         return found
@@ -222,7 +227,21 @@ async def _page(
                 data["server_ms"] = (time.perf_counter() - started) * 1000
                 return {"win": win, "options": options, **data}
 
-        data = await anyio.to_thread.run_sync(work)
+        cache: AnswerCache | None = getattr(request.app.state, "answers", None)
+        if keep and cache is not None:
+            started = time.perf_counter()
+            data = await anyio.to_thread.run_sync(
+                cache.get_or_compute,
+                store,
+                f"page:{request.url.path}",
+                {k: request.query_params.getlist(k) for k in request.query_params},
+                scope,
+                work,
+                lambda _: PAGE_WEIGHT,
+            )
+            data = {**data, "server_ms": (time.perf_counter() - started) * 1000}
+        else:
+            data = await anyio.to_thread.run_sync(work)
     except PermissionDeniedError as e:
         return render(
             request,
@@ -363,6 +382,7 @@ async def overview(request: Request) -> Response:
         lambda store, scope, cmap, win: views.overview(
             store, scope, cmap, win, filters, _forecasts(request)
         ),
+        keep=True,
     )
 
 
@@ -391,7 +411,7 @@ async def touchpoint(request: Request, key: str) -> Response:
             )
         return {"tp": tp, **views.touchpoint(store, scope, cmap, key, win, filters)}
 
-    return await _page(request, "touchpoint.html", build)
+    return await _page(request, "touchpoint.html", build, keep=True)
 
 
 def _links(title: str, prefix: str, names: Iterable[str]) -> dict[str, Any]:
@@ -421,6 +441,7 @@ def _org_pages(
             request,
             f"{kind}.html",
             lambda store, scope, cmap, win: detail(store, scope, cmap, name, win),
+            keep=True,
         )
 
     router.get(prefix, response_class=HTMLResponse, name=f"{kind}_list")(listing)
