@@ -185,6 +185,7 @@ def test_partner_managers_report_is_their_partners(company: Store) -> None:
     )[0][0]
     manager = Scope.of(Principal("pm", Role.PARTNER_MANAGER, partner=partner), load_map(company))
     report = content.build_report(company, Subject(), JUNE, scope=manager)
+    assert report.subject == Subject("partner", partner)  # their own, and titled so
     own = get("gaps")(
         company, filters={"partner": [partner]}, since=JUNE.start, until=JUNE.end, by=[]
     ).frame

@@ -299,6 +299,18 @@ def cases(run: _Runner) -> Cases:
     )
 
 
+def reader_subject(subject: Subject, scope: Scope) -> Subject:
+    """A report on "the whole corridor" for a department head or partner manager is about
+    their department or partner (what they see of it), and says so."""
+    if subject.kind is not None or scope.sees_all:
+        return subject
+    if scope.departments is not None:
+        return Subject("department", sorted(scope.departments)[0])
+    if scope.partners is not None:
+        return Subject("partner", sorted(scope.partners)[0])
+    return subject
+
+
 def check_subject(store: Store, subject: Subject) -> None:
     """A department or touch point the corridor map does not know is refused, naming those it
     does (a partner is an id in the records: one without any gives an empty report)."""
@@ -329,6 +341,7 @@ def build_report(
 ) -> Report:
     """The report on ``subject`` for ``period`` as ``scope`` (default: everything) sees it."""
     scope = scope or Scope.of(LOCAL_ADMIN, None)
+    subject = reader_subject(subject, scope)
     check_subject(store, subject)
     run = _Runner(store, scope, subject, period, confidence)
     with store.reading():
@@ -379,4 +392,6 @@ def as_dict(report: Report) -> dict[str, Any]:
     return out
 
 
-__all__ = ["HORIZON", "TREND_PERIODS", "as_dict", "build_report", "check_subject"]
+__all__ = [
+    "HORIZON", "TREND_PERIODS", "as_dict", "build_report", "check_subject", "reader_subject",
+]  # fmt: skip

@@ -94,12 +94,7 @@ async def get_report(
     period in words with its p-value; the touch points that moved most; drift and ripple
     findings; the largest themes with two redacted quotes each; the closed loop's cases; and
     the gap's forecast — everything within what the caller may see."""
-    subject = Subject.parse(about)
-    if subject.kind is None and not scope.sees_all:
-        if scope.departments is not None:
-            subject = Subject("department", sorted(scope.departments)[0])
-        elif scope.partners is not None:
-            subject = Subject("partner", sorted(scope.partners)[0])
+    subject = content.reader_subject(Subject.parse(about), scope)
     when = ReportPeriod.last_full(period, at or None)
 
     def make() -> bytes:
