@@ -229,14 +229,10 @@ def due_period(schedule: Schedule, time_zone: str, now: datetime) -> ReportPerio
     return ReportPeriod.last_full(CADENCES[schedule.cadence], local_day)
 
 
-def subject_for(schedule: Schedule, principal: Principal) -> Subject:
-    if schedule.subject:
-        return Subject.parse(schedule.subject)
-    if principal.role is Role.DEPARTMENT_HEAD and principal.department:
-        return Subject("department", principal.department)
-    if principal.role is Role.PARTNER_MANAGER and principal.partner:
-        return Subject("partner", principal.partner)
-    return Subject()
+def subject_for(schedule: Schedule) -> Subject:
+    """The schedule's subject; none: the whole corridor, which for a department head or partner
+    manager is their department or partner (:func:`~corridor.reports.content.reader_subject`)."""
+    return Subject.parse(schedule.subject) if schedule.subject else Subject()
 
 
 @dataclass
@@ -250,19 +246,19 @@ class SendReport:
 
 
 def _payload(
-    schedule: Schedule, recipient: Recipient, store: Store, period: ReportPeriod, scope: Scope,
+    schedule: Schedule, store: Store, period: ReportPeriod, scope: Scope,
     pdf_from: Callable[[str], bytes] | None, no_pdf: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     """The outbox row's data: the rendered mail and, given ``pdf_from``, the PDF (else the
     text says why it is missing, ``no_pdf``)."""
     import base64
 
-    subject = subject_for(schedule, recipient.principal)
-    report = build_report(store, subject, period, scope=scope)
+    report = build_report(store, subject_for(schedule), period, scope=scope)
+    spec = report.subject.spec
     data = render.mail(report).as_payload()
-    data.update(schedule_id=schedule.schedule_id, period=period.key, scope=subject.spec)
+    data.update(schedule_id=schedule.schedule_id, period=period.key, scope=spec)
     if pdf_from is not None:
-        name = f"cx-report-{subject.spec.replace('=', '-')}-{period.key}.pdf"
+        name = f"cx-report-{spec.replace('=', '-')}-{period.key}.pdf"
         pdf = base64.b64encode(pdf_from(render.html(report))).decode()
         data["attachments"] = [{"filename": name, "content_type": "application/pdf", "data": pdf}]
     elif no_pdf:
@@ -336,7 +332,7 @@ def send_due(store: Store, *, now: datetime | None = None, with_pdf: bool = True
             key = f"report-{schedule.schedule_id}-{period.key}-{user}"
             try:
                 scope = Scope.of(rcpt.principal, cmap)
-                data = _payload(schedule, rcpt, store, period, scope, pdf_from, no_pdf)
+                data = _payload(schedule, store, period, scope, pdf_from, no_pdf)
             except CorridorError as e:  # e.g. a subject outside the user's scope
                 log.warning("report %s for %s not sent: %s", key, user, e)
                 done.failed += 1
