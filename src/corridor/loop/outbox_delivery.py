@@ -232,17 +232,28 @@ def dispatch(
     base_s: float = 10.0,
     lease_s: float = 60.0,
     workers: int = 16,
+    batch: int = 64,
     stop: threading.Event | None = None,
     exclusive: bool = False,
 ) -> DispatchReport:
-    """Send every due row: claim a few (``workers``) at a time, send them in parallel, record
-    each outcome, until none is due (or ``stop`` is set). ``exclusive``: see :func:`claim`."""
+    """Send every due row: claim ``batch`` at a time, send them ``workers`` in parallel, record
+    the batch's outcomes in one transaction, until none is due (or ``stop`` is set).
+    A claim and a finish are write transactions, queued behind the ingest's: a batch of
+    several rows per worker keeps them few when thousands of notifications are due.
+    ``lease_s`` covers one attempt; a claim lasts as many as a worker may make in a row.
+    ``exclusive``: see :func:`claim`."""
     report = DispatchReport()
     kinds = tuple(senders)
+    rounds = max(1, math.ceil(batch / workers))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="corridor-send") as pool:
         while stop is None or not stop.is_set():
             rows = claim(
-                store, owner, kinds=kinds, limit=workers, lease_s=lease_s, exclusive=exclusive
+                store,
+                owner,
+                kinds=kinds,
+                limit=batch,
+                lease_s=lease_s * rounds,
+                exclusive=exclusive,
             )
             if not rows:
                 break
