@@ -12,6 +12,12 @@ class CorridorError(Exception):
     status_code: int = 400
 
 
+class NotFoundError(CorridorError):
+    """What was asked for by its id or name does not exist."""
+
+    status_code = 404
+
+
 class ContractError(CorridorError, ValueError):
     """Input that does not follow the data contract as a whole (not a single bad record)."""
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from corridor.errors import CorridorError
+from corridor.errors import CorridorError, NotFoundError
 from corridor.loop import outbox
 from corridor.loop.outbox import Attempt, Notification
 from corridor.settings import Settings
@@ -60,10 +60,8 @@ class PreferenceError(CorridorError, ValueError):
     status_code = 422
 
 
-class PreferenceNotFoundError(CorridorError):
+class PreferenceNotFoundError(NotFoundError):
     """A user without e-mail notification settings (none is sent to them)."""
-
-    status_code = 404
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from corridor.errors import CorridorError
+from corridor.errors import NotFoundError
 from corridor.store.base import Store
 
 # target kinds
@@ -32,10 +32,8 @@ COLUMNS = (
 )
 
 
-class NotificationNotFoundError(CorridorError):
+class NotificationNotFoundError(NotFoundError):
     """No outbox row with that id."""
-
-    status_code = 404
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ import orjson
 from standardwebhooks import Webhook
 
 import corridor
-from corridor.errors import CorridorError
+from corridor.errors import CorridorError, NotFoundError
 from corridor.loop import outbox
 from corridor.loop.outbox import Attempt, Notification
 from corridor.store.base import Store
@@ -61,8 +61,8 @@ RETRY_STATUS = (408, 429)
 _COLUMNS = "id, url, secret, event_types, enabled, allow_private, description, created_at"
 
 
-class EndpointNotFoundError(CorridorError):
-    status_code = 404
+class EndpointNotFoundError(NotFoundError):
+    """No webhook endpoint with that id."""
 
 
 class InvalidEndpointError(CorridorError, ValueError):

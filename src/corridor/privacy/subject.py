@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from corridor.domain.contract import IDENTITY_TYPES
-from corridor.errors import CorridorError
+from corridor.errors import NotFoundError
 from corridor.store.base import Store, Tx
 
 #: columns naming a person, wherever they appear
@@ -32,10 +32,8 @@ PERSON_COLUMNS = ("person_id", "from_person", "into_person")
 _S = "(SELECT person_id FROM _subject)"
 
 
-class PersonNotFoundError(CorridorError, LookupError):
+class PersonNotFoundError(NotFoundError, LookupError):
     """No person with that id or identity."""
-
-    status_code = 404
 
 
 @dataclass(frozen=True)

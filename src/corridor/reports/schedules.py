@@ -33,7 +33,7 @@ import pandas as pd
 
 from corridor.auth import accounts
 from corridor.auth.scope import ROLES, Principal, Role, Scope
-from corridor.errors import CorridorError
+from corridor.errors import CorridorError, NotFoundError
 from corridor.loop import outbox, scheduler
 from corridor.loop.scheduler import JobContext
 from corridor.reports import render
@@ -51,10 +51,8 @@ EVENT = "report"
 EVERY_S = 300.0
 
 
-class ScheduleNotFoundError(CorridorError):
+class ScheduleNotFoundError(NotFoundError):
     """No report schedule with that id (or no e-mail settings for a user)."""
-
-    status_code = 404
 
 
 @dataclass(frozen=True)
