@@ -23,12 +23,6 @@ if TYPE_CHECKING:
     from corridor.store import Store
 
 FORMATS = ("pdf", "html", "text", "json")
-MEDIA = {
-    "pdf": "application/pdf",
-    "html": "text/html",
-    "text": "text/plain",
-    "json": "application/json",
-}
 
 _ROLES = "admin, analyst, department_head or partner_manager"
 
@@ -48,8 +42,6 @@ def make_report(
     confidence: float,
 ) -> bytes:
     """The report in ``fmt`` (see :func:`report`)."""
-    import orjson
-
     from corridor.auth import accounts
     from corridor.auth.scope import Principal, Role, Scope
     from corridor.reports import content, render
@@ -66,16 +58,7 @@ def make_report(
         principal = Principal(user.username, Role(user.role), user.department, user.partner)
         scope = Scope.of(principal, load_map(store))
     report = content.build_report(store, subject, when, scope=scope, confidence=confidence)
-    if fmt == "json":
-        return orjson.dumps(content.as_dict(report), default=str, option=orjson.OPT_INDENT_2)
-    if fmt == "text":
-        return render.text(report).encode()
-    page = render.html(report)
-    if fmt == "html":
-        return page.encode()
-    from corridor.reports.pdf import to_pdf
-
-    return to_pdf(page)
+    return render.as_file(report, fmt, indent=True)
 
 
 def _via_server(client: ServerClient, params: dict[str, str]) -> bytes:
@@ -278,4 +261,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(schedules_app, name="report-schedules")
 
 
-__all__ = ["FORMATS", "MEDIA", "make_report", "register"]
+__all__ = ["FORMATS", "make_report", "register"]

@@ -101,14 +101,20 @@ class ReportPeriod:
         p = pd.Timestamp(self.start.replace(tzinfo=None)).to_period(PERIOD_KINDS[self.kind])
         return (p - periods).start_time.tz_localize(UTC).to_pydatetime()
 
-    @property
-    def label(self) -> str:
+    def _names(self) -> tuple[str, str]:
+        """The period's :attr:`label` and :attr:`key`, from one reading of its kind."""
         if self.kind == "week":
             iso = self.start.isocalendar()
-            return f"week {iso.week} of {iso.year} ({self.start:%d %b} – {self.last_day:%d %b %Y})"
+            span = f"{self.start:%d %b} – {self.last_day:%d %b %Y}"
+            return f"week {iso.week} of {iso.year} ({span})", f"{iso.year}-W{iso.week:02d}"
         if self.kind == "month":
-            return f"{self.start:%B %Y}"
-        return f"Q{(self.start.month - 1) // 3 + 1} {self.start.year}"
+            return f"{self.start:%B %Y}", f"{self.start:%Y-%m}"
+        quarter = (self.start.month - 1) // 3 + 1
+        return f"Q{quarter} {self.start.year}", f"{self.start.year}-Q{quarter}"
+
+    @property
+    def label(self) -> str:
+        return self._names()[0]
 
     @property
     def last_day(self) -> date:
@@ -117,12 +123,7 @@ class ReportPeriod:
     @property
     def key(self) -> str:
         """A short stable name of the period (``2025-06``, ``2025-W23``, ``2025-Q2``)."""
-        if self.kind == "week":
-            iso = self.start.isocalendar()
-            return f"{iso.year}-W{iso.week:02d}"
-        if self.kind == "month":
-            return f"{self.start:%Y-%m}"
-        return f"{self.start.year}-Q{(self.start.month - 1) // 3 + 1}"
+        return self._names()[1]
 
 
 __all__ = ["PERIOD_KINDS", "SUBJECT_KINDS", "ReportPeriod", "ReportRequestError", "Subject"]

@@ -10,11 +10,12 @@ from functools import cache
 from typing import Any
 
 import jinja2
+import orjson
 from markupsafe import Markup
 
 from corridor.reports import words
 from corridor.reports.charts import Chart, charts
-from corridor.reports.content import TREND_PERIODS
+from corridor.reports.content import TREND_PERIODS, as_dict
 from corridor.reports.model import Report, format_p, is_real
 
 #: the width of the e-mail's body (px): what common clients show without scrolling
@@ -63,6 +64,23 @@ def _render(report: Report, drawn: dict[str, Chart], *, for_print: bool) -> str:
 def html(report: Report) -> str:
     """The report as one self-contained HTML page with vector charts (what the PDF prints)."""
     return _render(report, charts(report), for_print=True)
+
+
+def as_file(report: Report, fmt: str, *, indent: bool = False) -> bytes:
+    """The report as a file of ``fmt``: json (indented with ``indent``), text, html or pdf (the
+    HTML printed by Chromium)."""
+    if fmt == "json":
+        return orjson.dumps(
+            as_dict(report), default=str, option=orjson.OPT_INDENT_2 if indent else None
+        )
+    if fmt == "text":
+        return text(report).encode()
+    page = html(report)
+    if fmt == "html":
+        return page.encode()
+    from corridor.reports.pdf import to_pdf
+
+    return to_pdf(page)
 
 
 def text(report: Report) -> str:

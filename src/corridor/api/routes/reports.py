@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-import orjson
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from starlette.responses import Response
@@ -99,16 +98,7 @@ async def get_report(
 
     def make() -> bytes:
         report = content.build_report(store, subject, when, scope=scope, confidence=confidence)
-        if fmt == "json":
-            return orjson.dumps(content.as_dict(report), default=str)
-        if fmt == "text":
-            return render.text(report).encode()
-        page = render.html(report)
-        if fmt == "html":
-            return page.encode()
-        from corridor.reports.pdf import to_pdf
-
-        return to_pdf(page)
+        return render.as_file(report, fmt)
 
     data = await anyio.to_thread.run_sync(make)
     headers = {}
