@@ -22,8 +22,9 @@ import logging
 from typing import Any
 
 import anyio.to_thread
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from corridor.api.middleware import HttpMiddleware
 from corridor.domain.contract import KINDS
 from corridor.privacy import audit, ledger
 from corridor.store.base import Tx
@@ -76,14 +77,8 @@ def _write(tx: Tx, actor: audit.Actor, action: str, person: str | None, status: 
     )
 
 
-class AuditTrail:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class AuditTrail(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         status = 0
 
         async def watching(message: Message) -> None:

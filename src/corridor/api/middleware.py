@@ -126,16 +126,28 @@ class RequestForgeryGuard:
         return netloc == own
 
 
-class NulGuard:
-    """Refuse (422) a request whose path or query string holds a NUL character."""
+class HttpMiddleware:
+    """An ASGI middleware that sees HTTP requests only, in :meth:`http`; anything else (the
+    lifespan, a websocket) passes through untouched."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (
-            "\x00" in scope["path"] or b"\x00" in unquote_to_bytes(scope["query_string"])
-        ):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class NulGuard(HttpMiddleware):
+    """Refuse (422) a request whose path or query string holds a NUL character."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if "\x00" in scope["path"] or b"\x00" in unquote_to_bytes(scope["query_string"]):
             where = "path" if "\x00" in scope["path"] else "query string"
             response = errors.error_response(
                 422,
@@ -148,18 +160,12 @@ class NulGuard:
         await self.app(scope, receive, send)
 
 
-class CatchAll:
+class CatchAll(HttpMiddleware):
     """Answer an unexpected exception with the one error shape's 500, keeping the connection.
     Every answer also says how long the server took until it started (W3C ``Server-Timing:
     app;dur=<ms>``): a page's or an analysis' own time, apart from the network's."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
         began = time.perf_counter()
 
