@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from conftest import ENGINES, SMALL_MAP, make_store_url
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.registry import analyses
 from corridor.analytics.customers.churn_features import design_matrix, store_features
 from corridor.analytics.customers.churn_people import customer_table
 from corridor.analytics.customers.churn_risk import fitted_scores, risk_table
@@ -373,6 +374,17 @@ def test_the_api_reply_names_the_model_and_its_reasons(company):
         }
         bad = c.get("/api/v1/churn/risk", params={"model": "forest"})
         models = c.app.state.models  # the app's kept model, fitted by the person route
+        # the analysis with its defaults is answered from that kept fit: the same rows
+        kept = analyses()["churn_risk"].reuse
+        assert kept is not None
+        bound = analyses()["churn_risk"].bind({"limit": 7})
+        assert kept(models, store, dict(bound)) is not None
+        assert kept(models, store, {**bound, "min_rated": 3}) is None  # not what was fitted
+        plain = c.get("/api/v1/churn/risk", params={"limit": 7}).json()
+    assert [r["person_id"] for r in plain["rows"]] == list(result.frame["person_id"].head(7))
+    assert [r["risk"] for r in plain["rows"]] == pytest.approx(list(result.frame["risk"].head(7)))
+    assert plain["model"]["cv_auc"] == pytest.approx(result.model["cv_auc"])
+    assert plain["n"] == result.n
     assert one["status"] == "active" and one["model_kind"] == result.model["model_kind"]
     assert one["cv_auc"] == pytest.approx(result.model["cv_auc"])
     assert one["cv_brier"] == pytest.approx(result.model["cv_brier"])

@@ -23,6 +23,7 @@ from corridor.analytics.core import registry
 from corridor.analytics.core.dimensions import DIMENSIONS
 from corridor.analytics.core.registry import Analysis, Column
 from corridor.analytics.core.scoping import run_scoped
+from corridor.analytics.customers.models import FittedModels
 from corridor.api.answer_cache import AnswerCache
 from corridor.api.deps import AnalystScopeDep, StoreDep
 from corridor.api.errors import error_responses
@@ -110,11 +111,22 @@ def query_lists(request: Request) -> dict[str, list[str]]:
     return {k: q.getlist(k) for k in dict.fromkeys(q.keys())}
 
 
-def answer(a: Analysis, store: Store, scope: Scope | None, query: dict[str, list[str]]) -> Any:
-    """The body of a reply to ``a`` with these query values, as ``scope`` may see it."""
+def answer(
+    a: Analysis,
+    store: Store,
+    scope: Scope | None,
+    query: dict[str, list[str]],
+    models: FittedModels | None = None,
+) -> Any:
+    """The body of a reply to ``a`` with these query values, as ``scope`` may see it; from the
+    app's background fit (``models``) when it holds this very answer for a user who sees
+    everything (:attr:`Analysis.reuse`)."""
     kwargs = a.bind(a.parse(query))
     with store.reading():  # the store's read rule (bounded, concurrent)
-        result = run_scoped(a, store, scope, kwargs)
+        kept = None
+        if a.reuse is not None and models is not None and (scope is None or scope.sees_all):
+            kept = a.reuse(models, store, dict(kwargs))
+        result = a.finish(kept) if kept is not None else run_scoped(a, store, scope, kwargs)
     return a.body(result)
 
 
@@ -122,8 +134,10 @@ def _endpoint(a: Analysis) -> Any:
     async def endpoint(request: Request, store: StoreDep, scope: AnalystScopeDep) -> Response:
         query = query_lists(request)
 
+        models = getattr(request.app.state, "models", None)
+
         def compute() -> bytes:
-            return orjson.dumps(answer(a, store, scope, query))
+            return orjson.dumps(answer(a, store, scope, query, models))
 
         cache: AnswerCache | None = getattr(request.app.state, "answers", None)
         if cache is None:

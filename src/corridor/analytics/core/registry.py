@@ -372,6 +372,10 @@ class Analysis:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     #: keep only measure columns starting with these prefixes (one function, several views)
     keep_columns: tuple[str, ...] | None = None
+    #: the answer an owner's fitted models (:class:`~corridor.analytics.customers.models.
+    #: FittedModels`, fitted in the background) already hold for these bound keywords, on the
+    #: store as it is now; None when they hold none (then the analysis runs)
+    reuse: Callable[[Any, Any, dict[str, Any]], AnalyticsResult | None] | None = None
 
     # -- parameters ---------------------------------------------------------------------------
     def parameters(self) -> list[Param]:

@@ -294,6 +294,32 @@ def _fitted(
     return models.fitted(CHURN_RISK, (*store_state(source), float(horizon_months)), fit)
 
 
+def from_background_fit(
+    models: FittedModels, source: Source, kwargs: dict[str, Any]
+) -> RiskResult | None:
+    """The churn-risk analysis' answer from the model the owner keeps (the app fits it in the
+    background after each change of the data, with every default), when the query asks for
+    just that (any ``limit``) and the kept model was fitted on the store as it is now; None
+    otherwise (the analysis then fits its own). The same rows, in the same order, as
+    :func:`risk_table` with those keywords gives."""
+    limit = kwargs.pop("limit", None)
+    defaults = {"until": None, "confidence": 0.95, "horizon_months": float(HORIZON_MONTHS),
+                "min_rated": MIN_RATED, "model": "auto", "filters": None}  # fmt: skip
+    if kwargs != defaults:
+        return None
+    kept = models.latest(CHURN_RISK)
+    if kept is None or kept[0] != (*store_state(source), float(HORIZON_MONTHS)):
+        return None
+    fitted = kept[1]
+    if not isinstance(fitted, _Fitted) or fitted.result is None:
+        return None
+    result = fitted.result
+    if limit is None:
+        return result
+    contributions = None if result.contributions is None else result.contributions.head(limit)
+    return replace(result, frame=result.frame.head(limit), contributions=contributions)
+
+
 def fitted_scores(
     key: tuple[Any, ...], fitted: Any, horizon_months: float = HORIZON_MONTHS
 ) -> tuple[dict[str, float], str] | None:
@@ -437,6 +463,7 @@ register(
         ),
         extras=("model",),
         brief=("person_id", "tenure_months", "risk", "risk_low", "risk_high", "reasons"),
+        reuse=from_background_fit,
         scope=ScopeRule(
             prepare=own_touchpoints,
             withhold=("reasons",),
