@@ -169,7 +169,8 @@ def run(path: Path, repeat: int, log: Callable[[str], None]) -> tuple[list[Timin
         for timing in out:
             measure(api if timing.kind == "api" else web, timing, repeat)
             log(
-                f"  {timing.kind} {timing.name}: p50 {timing.p(50):,.0f} ms, server p95 "
+                f"  {timing.kind} {timing.name}: first {timing.cold_ms:,.0f} ms, "
+                f"p50 {timing.p(50):,.0f} ms, server p95 "
                 f"{timing.p(95, server=True):,.0f} ms{' ' + timing.error if timing.error else ''}"
             )
     return out, fit_s
