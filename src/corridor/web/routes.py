@@ -24,6 +24,7 @@ from markupsafe import Markup
 
 import corridor
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.api.analyses import query_lists
 from corridor.api.answer_cache import PAGE_WEIGHT, AnswerCache
 from corridor.api.deps import SESSION_COOKIE, current_principal
 from corridor.auth import accounts
@@ -234,7 +235,7 @@ async def _page(
                 cache.get_or_compute,
                 store,
                 f"page:{request.url.path}",
-                {k: request.query_params.getlist(k) for k in request.query_params},
+                query_lists(request),
                 scope,
                 work,
                 lambda _: PAGE_WEIGHT,

@@ -25,6 +25,7 @@ AUC no lower (``model`` says which, both models' figures and why). ``model="logi
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -303,9 +304,12 @@ def from_background_fit(
     otherwise (the analysis then fits its own). The same rows, in the same order, as
     :func:`risk_table` with those keywords gives."""
     limit = kwargs.pop("limit", None)
-    defaults = {"until": None, "confidence": 0.95, "horizon_months": float(HORIZON_MONTHS),
-                "min_rated": MIN_RATED, "model": "auto", "filters": None}  # fmt: skip
-    if kwargs != defaults:
+    fitted_with = {  # what the background fit (risk_table(source, horizon)) leaves at default
+        name: p.default
+        for name, p in inspect.signature(risk_table).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    if any(name not in fitted_with or v != fitted_with[name] for name, v in kwargs.items()):
         return None
     kept = models.latest(CHURN_RISK)
     if kept is None or kept[0] != (*store_state(source), float(HORIZON_MONTHS)):
