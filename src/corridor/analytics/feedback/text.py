@@ -12,6 +12,7 @@ Welch and Newcombe for differences. A merged theme counts under the theme it was
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Unpack
 
@@ -84,6 +85,25 @@ def _add_sentiment(out: pd.DataFrame, sums: pd.DataFrame, conf: float, prefix: s
         put_interval(out, f"{prefix}share_{side}", p.share, p.low, p.high)
 
 
+def _per_group(
+    source: Source,
+    confidence: float,
+    args: QueryArgs,
+    sums_of: Callable[[ir.Table], dict[str, Any]],
+    add: Callable[[pd.DataFrame, pd.DataFrame, float], None],
+    method: str,
+) -> AnalyticsResult:
+    """One row per group (touch point by default) and period: the engine's ``sums_of`` the
+    query's text rows, then ``add`` puts the estimates from those sums on the key frame."""
+    conf = dims.check_confidence(confidence)
+    query = Query.of(args, by=("touchpoint",))
+    t = text_rows(source, query)
+    sums = dims.aggregate(t, query.keys, sums_of(t))
+    out = key_frame(sums, query.keys, query.period)
+    add(out, sums, conf)
+    return AnalyticsResult.from_sums(out, sums, conf, method, query.describe())
+
+
 SENTIMENT_METHOD = (
     "sentiment of each feedback text (stored model score −1…+1; labels at ±0.05 for the "
     "lexicon model); mean with a Student-t interval, shares positive and negative with Wilson "
@@ -95,13 +115,7 @@ def sentiment_table(
     source: Source, *, confidence: float = 0.95, **args: Unpack[QueryArgs]
 ) -> AnalyticsResult:
     """Mean text sentiment and shares positive/negative per group (and period)."""
-    conf = dims.check_confidence(confidence)
-    query = Query.of(args, by=("touchpoint",))
-    t = text_rows(source, query)
-    sums = dims.aggregate(t, query.keys, _sentiment_sums(t))
-    out = key_frame(sums, query.keys, query.period)
-    _add_sentiment(out, sums, conf)
-    return AnalyticsResult.from_sums(out, sums, conf, SENTIMENT_METHOD, query.describe())
+    return _per_group(source, confidence, args, _sentiment_sums, _add_sentiment, SENTIMENT_METHOD)
 
 
 INTENT_METHOD = (
@@ -115,22 +129,24 @@ def intent_table(
     source: Source, *, confidence: float = 0.95, **args: Unpack[QueryArgs]
 ) -> AnalyticsResult:
     """Share of each intent and each emotion facet per group (and period)."""
-    conf = dims.check_confidence(confidence)
-    query = Query.of(args, by=("touchpoint",))
-    t = text_rows(source, query)
+    return _per_group(source, confidence, args, _intent_sums, _add_intents, INTENT_METHOD)
+
+
+def _intent_sums(t: ir.Table) -> dict[str, Any]:
     aggs: dict[str, Any] = {"n": t.count()}
     for i in INTENTS:
         aggs[f"n_{i}"] = count_where(t, t.intent == i)
     for e in EMOTIONS:
         aggs[f"n_{e}"] = count_where(t, t.emotions.contains(e))
-    sums = dims.aggregate(t, query.keys, aggs)
-    out = key_frame(sums, query.keys, query.period)
+    return aggs
+
+
+def _add_intents(out: pd.DataFrame, sums: pd.DataFrame, conf: float) -> None:
     out["n"] = sums["n"].astype("int64").to_numpy()
     for name in (*INTENTS, *EMOTIONS):
         p = stats.proportion(sums[f"n_{name}"], sums["n"], conf)
         out[f"n_{name}"] = sums[f"n_{name}"].astype("int64").to_numpy()
         put_interval(out, f"share_{name}", p.share, p.low, p.high)
-    return AnalyticsResult.from_sums(out, sums, conf, INTENT_METHOD, query.describe())
 
 
 THEME_METHOD = (
