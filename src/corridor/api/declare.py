@@ -38,13 +38,17 @@ class RouteDeclarer:
         query: tuple[str, ...] = (),
         operation_id: str | None = None,
         unreadable: bool = False,
+        refuses: bool | None = None,
         **extra: Any,
     ) -> Callable[[Handler], Handler]:
         """The decorator declaring one route: ``reply`` its reply model, ``errors`` the error
         statuses of its own, ``query`` the query parameters it takes; ``operation_id`` when it is
         not the handler's name; ``unreadable``: it reads a body of its own and documents 400 for
-        one it cannot read (first); ``extra``: further arguments of ``APIRouter.api_route``."""
-        refuses = self.refuse_query == "all" or self.refuse_query == method
+        one it cannot read (first); ``refuses``: whether it refuses a query parameter not in
+        ``query`` (default: the router's rule); ``extra``: further arguments of
+        ``APIRouter.api_route``."""
+        if refuses is None:
+            refuses = self.refuse_query == "all" or self.refuse_query == method
         statuses = (
             *((400,) if unreadable else ()),
             *self.always,

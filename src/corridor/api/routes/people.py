@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, HTTPException, Query
 
-from corridor.api.deps import ScopeDep, StoreDep, only_query
-from corridor.api.errors import error_responses
+from corridor.api.declare import RouteDeclarer
+from corridor.api.deps import ScopeDep, StoreDep
 from corridor.api.schemas import (
     IdentityOut,
     PeopleFound,
@@ -26,6 +26,8 @@ from corridor.store import Store
 from corridor.store import people_search as ps
 
 router = APIRouter(prefix="/api/v1", tags=["people"])
+#: every route documents 401; the search refuses a query parameter it does not take (422)
+_route = RouteDeclarer(router, (401,), refuse_query="none")
 
 _GROUP = "SELECT person_id FROM people WHERE canonical_id = ?"
 
@@ -194,13 +196,13 @@ def person_view(store: Store, person_id: str, scope: Scope | None = None) -> Per
     )
 
 
-@router.get(
+@_route(
+    "GET",
     "/people",
-    operation_id="search_people",
-    summary="Find people by part of an id, e-mail or phone",
-    response_model=PeopleFound,
-    responses=error_responses(401, 422),
-    dependencies=[only_query("q", "limit")],
+    "Find people by part of an id, e-mail or phone",
+    PeopleFound,
+    query=("q", "limit"),
+    refuses=True,
 )
 def search_people(
     store: StoreDep,
@@ -229,13 +231,7 @@ def search_people(
     return find_people(store, q, scope, limit)
 
 
-@router.get(
-    "/people/{person_id}",
-    operation_id="get_person",
-    summary="A person and its merged group",
-    response_model=PersonView,
-    responses=error_responses(401, 404),
-)
+@_route("GET", "/people/{person_id}", "A person and its merged group", PersonView, 404)
 def get_person(person_id: str, store: StoreDep, scope: ScopeDep) -> PersonView:
     """The person as stored, the canonical person its history is merged into, every person
     in the same group, their identities, the merges that formed the group (with the identity

@@ -15,6 +15,7 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from corridor.api.declare import RouteDeclarer
 from corridor.api.deps import ScopeDep, StoreDep, only_query
 from corridor.api.errors import error_responses
 from corridor.auth.scope import Scope
@@ -24,6 +25,8 @@ from corridor.privacy.export import archive
 from corridor.privacy.subject import find_group
 
 router = APIRouter(prefix="/api/v1", tags=["privacy"])
+#: an admin's route: 401, 403, its own errors, and 422 for a query parameter it does not take
+_route = RouteDeclarer(router, (401, 403))
 
 
 async def get_privacy_scope(scope: ScopeDep) -> Scope:
@@ -145,13 +148,13 @@ async def export_person(
     )
 
 
-@router.get(
+@_route(
+    "GET",
     "/people/{person_id}/erasure-preview",
-    operation_id="preview_erasure",
-    summary="What an erase or anonymise of a person would touch",
-    response_model=PreviewOut,
-    responses=error_responses(401, 403, 404, 422),
-    dependencies=[only_query("by")],
+    "What an erase or anonymise of a person would touch",
+    PreviewOut,
+    404,
+    query=("by",),
 )
 def preview_erasure(
     person_id: str, store: StoreDep, scope: PrivacyDep, by: By = "person_id"
@@ -176,13 +179,14 @@ def _request_route(action: str, summary: str, doc: str) -> None:
         return RequestOut.model_validate(out)
 
     route.__doc__ = doc
-    router.post(
+    _route(
+        "POST",
         f"/people/{{person_id}}/{action}",
+        summary,
+        RequestOut,
+        404,
+        query=("by",),
         operation_id=f"{action}_person",
-        summary=summary,
-        response_model=RequestOut,
-        responses=error_responses(401, 403, 404, 422),
-        dependencies=[only_query("by")],
     )(route)
 
 
@@ -203,14 +207,7 @@ _request_route(
 )
 
 
-@router.get(
-    "/audit",
-    operation_id="list_audit",
-    summary="The audit log",
-    response_model=AuditPage,
-    responses=error_responses(401, 403, 422),
-    dependencies=[only_query("action", "after", "limit")],
-)
+@_route("GET", "/audit", "The audit log", AuditPage, query=("action", "after", "limit"))
 def list_audit(
     store: StoreDep,
     scope: PrivacyDep,
@@ -259,14 +256,7 @@ def get_privacy_settings(store: StoreDep, scope: PrivacyDep) -> PrivacySettings:
     return _settings_out(settings.read_settings(store))
 
 
-@router.put(
-    "/privacy/settings",
-    operation_id="put_privacy_settings",
-    summary="Change the privacy settings",
-    response_model=PrivacySettings,
-    responses=error_responses(401, 403, 422),
-    dependencies=[only_query()],
-)
+@_route("PUT", "/privacy/settings", "Change the privacy settings", PrivacySettings)
 def put_privacy_settings(
     body: PrivacySettings, request: Request, store: StoreDep, scope: PrivacyDep
 ) -> PrivacySettings:
