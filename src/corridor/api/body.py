@@ -3,6 +3,8 @@ while it streams in, so a client that sends more than it announced is stopped to
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import HTTPException, Request
 from starlette.requests import ClientDisconnect
 
@@ -11,6 +13,21 @@ from corridor.ingest.payload import NDJSON_TYPES, media_type
 
 #: JSON media types besides the NDJSON ones (``application/<anything>+json`` is JSON too)
 JSON_TYPES = frozenset({"application/json", "text/json"})
+
+
+def document_body(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """The ``openapi_extra`` of a route that reads a required document of its own (with
+    :func:`read_body`): ``schema`` in JSON or YAML."""
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {
+                "application/json": {"schema": dict(schema)},
+                "application/yaml": {"schema": dict(schema)},
+            },
+        }
+    }
 
 
 def _too_large(limit: int, size: str) -> PayloadTooLargeError:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from corridor.api.body import read_body
+from corridor.api.body import document_body, read_body
 from corridor.api.deps import IngestorDep, ScopeDep, SettingsDep, WriterScopeDep
 from corridor.api.errors import error_responses
 from corridor.api.schemas import MapLoaded
@@ -18,18 +18,11 @@ from corridor.store.maps import describe, orphaned_touchpoints
 
 router = APIRouter(prefix="/api/v1", tags=["corridor map"])
 
-_MAP_BODY = {
-    "requestBody": {
-        "required": True,
-        "description": "The corridor map: stages in order, and touch points with their stage, "
-        "channels, owning department and promises. YAML, or JSON with content type "
-        "application/json.",
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/CorridorMap"}},
-            "application/yaml": {"schema": {"$ref": "#/components/schemas/CorridorMap"}},
-        },
-    }
-}
+_MAP_BODY = document_body(
+    "The corridor map: stages in order, and touch points with their stage, channels, owning "
+    "department and promises. YAML, or JSON with content type application/json.",
+    {"$ref": "#/components/schemas/CorridorMap"},
+)
 
 
 @router.put(

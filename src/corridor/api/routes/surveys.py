@@ -18,7 +18,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from corridor.api.body import read_body
+from corridor.api.body import document_body, read_body
 from corridor.api.declare import RouteDeclarer
 from corridor.api.deps import IngestorDep, SettingsDep, StoreDep, WriterScopeDep
 from corridor.surveys import catalog, links
@@ -33,18 +33,11 @@ _route = RouteDeclarer(router, (401, 403))
 SurveyId = Annotated[str, Path(description="the survey's id", max_length=64)]
 LinkId = Annotated[str, Path(description="the link's id (lnk-…)", max_length=64)]
 
-_DEFINITION_BODY = {
-    "requestBody": {
-        "required": True,
-        "description": "The survey definition, YAML or JSON (see docs/surveys.md): id, title, "
-        "touchpoints, languages, questions (bound to feedback fields or custom), show_if, "
-        "translations.",
-        "content": {
-            "application/json": {"schema": {"type": "object"}},
-            "application/yaml": {"schema": {"type": "object"}},
-        },
-    }
-}
+_DEFINITION_BODY = document_body(
+    "The survey definition, YAML or JSON (see docs/surveys.md): id, title, touchpoints, "
+    "languages, questions (bound to feedback fields or custom), show_if, translations.",
+    {"type": "object"},
+)
 
 
 class SurveyLoaded(BaseModel):
