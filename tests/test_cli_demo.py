@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from corridor.analytics.customers import churn_risk
 from corridor.analytics.customers.models import CHURN_RISK, LIFETIME
 from corridor.cli import app
-from corridor.cli.main import _start_up
+from corridor.cli.serve import _start_up
 from corridor.settings import Settings
 from corridor.store import open_store
 

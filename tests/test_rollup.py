@@ -261,7 +261,7 @@ def test_a_read_never_writes_and_ingest_keeps_the_rollup_current(ingestor, store
 def test_serve_brings_a_stale_rollup_up_to_date_before_serving(ingestor, store):
     """Reads never write, so a rollup left stale (an upgraded store, a failed refresh) would
     answer from the base tables until the next ingest: `corridor serve` refreshes it first."""
-    from corridor.cli.main import _catch_up_rollup
+    from corridor.cli.serve import _catch_up_rollup
 
     with ingestor.bulk():
         load(ingestor, dataset())

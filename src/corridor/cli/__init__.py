@@ -1,9 +1,9 @@
 """The ``corridor`` command: Typer + Rich. Parses, calls down, renders; no logic of its own.
 
-:mod:`.main` holds the app and the store commands; :mod:`.common` the shared options and
+:mod:`.main` holds the app and its entry point; :mod:`.common` the shared options and
 consoles; :mod:`.render` the one way results are shown (table, json, csv); one module per family
-of commands (:mod:`.analyses`, :mod:`.churn`, :mod:`.drivers`, :mod:`.attribution`, :mod:`.text`,
-:mod:`.auth`).
+of commands (:mod:`.ingest`, :mod:`.serve`, :mod:`.demo`, :mod:`.store`, :mod:`.analyses`,
+:mod:`.churn`, :mod:`.text`, :mod:`.auth`, ...), each adding its commands with ``register``.
 """
 
 from corridor.cli.main import app, main

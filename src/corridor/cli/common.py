@@ -4,11 +4,14 @@ analyses (``--by``, ``--period``, ``--where``, ``--since``, ``--until``, ``--con
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from corridor.analytics.core.dimensions import DIMENSIONS, PERIODS
 
@@ -20,6 +23,9 @@ T = TypeVar("T")
 
 console = Console()
 err = Console(stderr=True)
+
+#: a command's exit codes: done; done in part (an import with quarantined rows); nothing done
+EXIT_OK, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
 
 _STORE_HELP = (
     "Store URL: duckdb:///abs/path.duckdb (an absolute path), duckdb:rel/path.duckdb or a plain "
@@ -139,3 +145,31 @@ def open_to_write(
             + f": `corridor {command}` writes the file itself, so stop that server (Ctrl-C where "
             f"it runs) and run this again{instead}"
         ) from None
+
+
+def new_store_path(store: str | None) -> Path | None:
+    """The file an embedded store at ``store`` will be created in when it is opened, or None
+    (it exists already, or it is not a file)."""
+    from corridor.store import locate
+
+    loc = locate(store)
+    return loc.path if loc.path is not None and not loc.path.exists() else None
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[str, float], None]]:
+    """A Rich progress bar on stderr driven by ``callback(label, fraction_done)``."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=1.0)
+
+        def update(label: str, fraction: float) -> None:
+            bar.update(task, description=f"{description}: {label}", completed=min(fraction, 1.0))
+
+        yield update
