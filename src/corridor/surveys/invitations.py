@@ -43,8 +43,15 @@ INVITATION = "survey.invitation"
 REMINDER = "survey.reminder"
 
 
+class _Record:
+    """A stored row as a frozen dataclass: :meth:`as_dict` gives its fields, in order."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
 @dataclass(frozen=True)
-class Trigger:
+class Trigger(_Record):
     trigger_id: str
     survey_id: str
     kind: str
@@ -55,9 +62,6 @@ class Trigger:
     enabled: bool
     created_at: datetime
     created_by: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 _TRIGGER_COLUMNS = (
@@ -156,7 +160,7 @@ def remove_trigger(store: Store, trigger_id: str, survey_id: str | None = None) 
 
 # -- invitations ----------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Invitation:
+class Invitation(_Record):
     invitation_id: str
     survey_id: str
     trigger_id: str | None
@@ -177,9 +181,6 @@ class Invitation:
     reminded_at: datetime | None
     answered_at: datetime | None
     error: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 _COLUMNS = (
