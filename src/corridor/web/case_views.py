@@ -172,9 +172,9 @@ def inbox(
             "sla": sla_state,
         },
         "state_choices": STATE_CHOICES,
-        "priorities": sla.PRIORITIES,
+        "priorities": [(p, p) for p in sla.PRIORITIES],
         "touchpoints": [(t.key, t.name) for t in tps],
-        "sla_states": SLA_STATES,
+        "sla_states": [(s, s) for s in SLA_STATES],
         "read_only": scope.role is Role.AGENT,
     }
 
