@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from corridor.loop import alerts
 from corridor.loop.alerts import Hit
@@ -279,22 +280,81 @@ def _broken(
     )
 
 
+def _python_pick(rule: Rule, rows: Sequence[Row], cutoff: datetime | None) -> list[int]:
+    """The rows that pass ``rule``'s scope, its quick candidate test and the age cutoff, row by
+    row (rows given as dicts: a verification's one record)."""
+    in_scope, candidate = _scope_test(rule), _candidate(rule)
+    return [
+        i
+        for i, row in enumerate(rows)
+        if (cutoff is None or row["occurred_at"] >= cutoff) and candidate(row) and in_scope(row)
+    ]
+
+
+def _number_column(table: pa.Table, name: str) -> Any:
+    if name == "gap":
+        return pc.subtract(
+            _number_column(table, "experience"), _number_column(table, "expectation")
+        )
+    return pc.cast(table[name], pa.float64())
+
+
+def _column_pick(rule: Rule, table: pa.Table, cutoff: datetime | None) -> list[int]:
+    """:func:`_python_pick` column-wise over the batch read as Arrow (most rows fail a rule's
+    scope or threshold: only the few that pass become Python objects)."""
+    conds = []
+    for key, allowed in rule.scope.items():
+        column = pc.cast(table["partner_id" if key == "partner" else key], pa.string())
+        conds.append(pc.is_in(column, value_set=pa.array(sorted(allowed), pa.string())))
+    if rule.kind == "detractor":
+        conds.append(pc.less_equal(_number_column(table, "nps"), float(rule.get("max_nps"))))
+    elif rule.kind == "score_below":
+        value = _number_column(table, rule.get("field"))
+        conds.append(pc.less(value, float(rule.get("below"))))
+    if cutoff is not None:
+        at = table["occurred_at"]
+        conds.append(pc.greater_equal(at, pa.scalar(cutoff).cast(at.type)))
+    if not conds:
+        return list(range(table.num_rows))
+    mask = conds[0]
+    for cond in conds[1:]:
+        mask = pc.and_kleene(mask, cond)
+    return [int(i) for i in pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist()]
+
+
 def find_hits(
-    tx: Tx, rules: Sequence[Rule], record_kind: str, rows: Sequence[Row], *, now: datetime | None
+    tx: Tx,
+    rules: Sequence[Rule],
+    record_kind: str,
+    rows: pa.Table | Sequence[Row],
+    *,
+    now: datetime | None,
 ) -> list[Hit]:
-    """What ``rules`` fire on ``rows`` of ``record_kind``; with ``now``, records older than a
-    rule's ``max_age`` are skipped (live evaluation)."""
+    """What ``rules`` fire on ``rows`` of ``record_kind`` (an Arrow table of the queries above,
+    or their rows as dicts); with ``now``, records older than a rule's ``max_age`` are skipped
+    (live evaluation)."""
     ctx = _Context(tx, rules)
     check = _feedback_hits if record_kind == "feedback" else _interaction_hits
+    cutoffs = [
+        now - timedelta(seconds=int(rule.get("max_age"))) if now is not None else None
+        for rule in rules
+    ]
+    if isinstance(rows, pa.Table):
+        try:
+            picks = [_column_pick(r, rows, c) for r, c in zip(rules, cutoffs, strict=True)]
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            return find_hits(tx, rules, record_kind, rows.to_pylist(), now=now)
+        wanted = sorted({i for pick in picks for i in pick})
+        by_index: Mapping[int, Row] = dict(
+            zip(wanted, rows.take(pa.array(wanted, pa.int64())).to_pylist(), strict=True)
+        )
+    else:
+        picks = [_python_pick(r, rows, c) for r, c in zip(rules, cutoffs, strict=True)]
+        by_index = dict(enumerate(rows))
     hits: list[Hit] = []
-    for rule in rules:
-        cutoff = now - timedelta(seconds=int(rule.get("max_age"))) if now is not None else None
-        in_scope, candidate = _scope_test(rule), _candidate(rule)
-        for row in rows:
-            if cutoff is not None and row["occurred_at"] < cutoff:
-                continue
-            if candidate(row) and in_scope(row):
-                hits.extend(check(rule, row, ctx))
+    for rule, pick in zip(rules, picks, strict=True):
+        for i in pick:
+            hits.extend(check(rule, by_index[i], ctx))
     return hits
 
 
@@ -313,8 +373,8 @@ def evaluate_batch(tx: Tx, record_kind: str, now: datetime) -> int:
         return 0
     oldest = now - timedelta(seconds=max(int(r.get("max_age")) for r in rules))
     sql = (FEEDBACK_SQL if record_kind == "feedback" else INTERACTIONS_SQL).format(src="_batch")
-    rows = read_rows(tx, record_kind, f"{sql} WHERE b.occurred_at >= ?", (oldest,))
-    if not rows:
+    rows = tx.fetch_arrow(f"{sql} WHERE b.occurred_at >= ?", (oldest,))
+    if not rows.num_rows:
         return 0
     hits = find_hits(tx, rules, record_kind, rows, now=now)
     return len(alerts.fire(tx, hits, now)) if hits else 0
@@ -328,9 +388,7 @@ def evaluate_texts(tx: Tx, feedback_ids: Sequence[str], now: datetime) -> int:
         return 0
     tx.stage("_loop_ids", pa.table({"feedback_id": pa.array(list(feedback_ids), pa.string())}))
     sql = FEEDBACK_SQL.format(src="feedback")
-    rows = read_rows(
-        tx, "feedback", f"{sql} WHERE b.feedback_id IN (SELECT feedback_id FROM _loop_ids)"
-    )
+    rows = tx.fetch_arrow(f"{sql} WHERE b.feedback_id IN (SELECT feedback_id FROM _loop_ids)")
     hits = find_hits(tx, rules, "feedback", rows, now=now)
     return len(alerts.fire(tx, hits, now)) if hits else 0
 
@@ -352,7 +410,7 @@ def dry_run(
             if until is not None:
                 conds.append("b.occurred_at < ?")
                 params.append(until)
-            rows = read_rows(tx, kind, f"{sql} WHERE {' AND '.join(conds)}", params)
+            rows = tx.fetch_arrow(f"{sql} WHERE {' AND '.join(conds)}", params)
             hits.extend(find_hits(tx, [rule], kind, rows, now=None))
     return alerts.dedup(hits)
 

@@ -35,7 +35,8 @@ class DuckDBTx(Tx):
         return self._con.execute(sql, list(params)).fetchall()
 
     def fetch_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        return self._con.execute(sql, list(params)).to_arrow_table()
+        # a relation, not a DB-API result: its Arrow output is the rows as DuckDB made them
+        return self._con.sql(sql, params=list(params) or None).to_arrow_table()
 
     def stage(self, name: str, table: pa.Table) -> None:
         # Zero-copy: DuckDB scans the Arrow table in place.
