@@ -827,3 +827,110 @@ def test_cli_pauses_endpoints_and_sets_mail_preferences(store_url: str, receiver
     assert r.exit_code == 0 and "lena gets a daily digest at lena@example.com" in r.output
     r = run("users", "notify", "nobody", "--email", "x@example.com")
     assert r.exit_code != 0 and "no user 'nobody'" in str(r.exception or r.output)
+
+
+# -- batches: an endpoint that takes several events per request -----------------------------
+def batch_dispatch(store: Store, *, owner: str = OWNER, exclusive: bool = False) -> Any:
+    with webhooks.WebhookSender(store, timeout_s=5.0) as s:
+        return outbox.dispatch(
+            store,
+            {"webhook": s.deliver},
+            batch_senders={"webhook": s.deliver_batch},
+            owner=owner,
+            base_s=60.0,
+            lease_s=30,
+            workers=1,  # one request at a time: the batches arrive in order
+            exclusive=exclusive,
+        )
+
+
+def _events(got: Received) -> list[str]:
+    assert got.verified and got.payload is not None and got.payload["type"] == "batch", got
+    return [e["id"] for e in got.payload["data"]["events"]]
+
+
+def test_a_batch_goes_as_one_request_and_is_retried_whole_under_its_id(
+    store: Store, receiver: Receiver
+) -> None:
+    hook(store, receiver, batch_max=3)
+    for i in range(7):
+        notify(store, key=f"case-{i}-opened")
+    receiver.script = [(503, {}, 0.0)]  # the first request fails, the rest go through
+    report = batch_dispatch(store)
+    assert (report.sent, report.messages, report.delivered, report.retrying) == (7, 3, 4, 3)
+    make_due(store)
+    report = batch_dispatch(store)
+    assert (report.sent, report.messages, report.delivered) == (3, 1, 3)
+    got = receiver.wait_for(4)
+    # (the receiver records a request after answering it: two may be recorded out of order)
+    assert sorted(_events(g) for g in got) == [
+        ["case-0-opened", "case-1-opened", "case-2-opened"],
+        ["case-0-opened", "case-1-opened", "case-2-opened"],  # the retry: the same events
+        ["case-3-opened", "case-4-opened", "case-5-opened"],
+        ["case-6-opened"],
+    ]
+    first, retry = (g for g in got if _events(g)[0] == "case-0-opened")
+    assert retry.webhook_id == first.webhook_id, "a retried batch keeps its webhook-id"
+    assert len({g.webhook_id for g in got}) == 3 and all(
+        g.webhook_id.startswith("batch_") for g in got
+    )
+    event = first.payload["data"]["events"][0]  # type: ignore[index]
+    assert event["type"] == "case.opened" and event["data"] == {"case": 1} and event["timestamp"]
+    assert receiver.processed == {g.webhook_id: 1 for g in got}
+    rows = {n.key: n for n in outbox.list_notifications(store)}
+    assert {n.state for n in rows.values()} == {"delivered"}
+    assert rows["case-0-opened"].batch_key == first.webhook_id
+    log = outbox.list_attempts(store, rows["case-1-opened"].id)
+    assert [(a.attempt, a.status_code) for a in log] == [(1, 503), (2, 200)]
+    assert [a.status_code for a in outbox.list_attempts(store, rows["case-4-opened"].id)] == [200]
+
+
+def test_a_batch_claimed_by_a_dead_sender_is_sent_as_it_was_formed(
+    store: Store, receiver: Receiver
+) -> None:
+    """The batch is written with the claim: a sender that dies after claiming (before or while
+    sending) leaves it to the next, which sends the same events under the same webhook-id — and
+    a claim of one row brings the rest of its batch."""
+    hook(store, receiver, batch_max=4)
+    for i in range(6):
+        notify(store, key=f"k{i}")
+    dead = outbox.claim(store, "dead-process", limit=10)
+    formed = {n.key: n.batch_key for n in dead}
+    assert len(set(formed.values())) == 2 and None not in formed.values()
+    # the lease of the dead sender holds the rows for anyone but an exclusive dispatcher
+    assert outbox.claim(store, "someone", limit=10) == []
+    with store.transaction() as tx:  # its lease runs out
+        tx.execute("UPDATE outbox SET lease_until = ?", [datetime.now(UTC) - timedelta(seconds=1)])
+    one_row = outbox.claim(store, "careful", limit=1, lease_s=0.0)
+    assert len(one_row) == 4 and {n.batch_key for n in one_row} == {formed["k0"]}
+    with store.transaction() as tx:
+        tx.execute("UPDATE outbox SET lease_until = ?", [datetime.now(UTC) - timedelta(seconds=1)])
+    report = batch_dispatch(store, exclusive=True)
+    assert (report.sent, report.messages, report.delivered) == (6, 2, 6)
+    got = receiver.wait_for(2)
+    assert {g.webhook_id: tuple(_events(g)) for g in got} == {
+        key: tuple(sorted((k for k, b in formed.items() if b == key), key=lambda k: int(k[1:])))
+        for key in set(formed.values())
+    }
+    # sent again by hand, a row goes alone or in a new batch; its event keeps its id
+    row = next(n for n in outbox.list_notifications(store) if n.key == "k5")
+    outbox.redeliver(store, row.id)
+    batch_dispatch(store)
+    again = receiver.wait_for(3)[2]
+    assert _events(again) == ["k5"] and again.webhook_id not in formed.values()
+
+
+def test_batch_size_is_checked_where_an_endpoint_is_made(store: Store, receiver: Receiver) -> None:
+    with pytest.raises(webhooks.InvalidEndpointError, match="batch_max 0"):
+        webhooks.add_endpoint(store, receiver.url, allow_private=True, batch_max=0)
+    keys = _seed_users(store)
+    app = create_app(Settings(text_analysis="off", model_refresh="on_request"), store=store)
+    with TestClient(app) as c:
+        url = "/api/v1/admin/webhooks"
+        body = {"url": receiver.url, "allow_private": True}
+        r = c.post(url, json={**body, "batch_max": 1001}, headers=keys["root"])
+        assert r.status_code == 422 and "batch_max" in r.text
+        r = c.post(url, json={**body, "batch_max": 50}, headers=keys["root"])
+        assert r.status_code == 201 and r.json()["batch_max"] == 50
+        assert [e["batch_max"] for e in c.get(url, headers=keys["root"]).json()] == [50]
+    assert webhooks.list_endpoints(store)[0].batch_max == 50

@@ -19,6 +19,9 @@ from corridor.loop.scheduler import JobContext, Scheduler
 
 __all__ = ["JobContext", "Scheduler", "digests_job", "dispatch_job"]
 
+#: the most outbox rows one claim of the dispatch job takes
+MAX_CLAIM = 2000
+
 
 def dispatch_job(ctx: JobContext) -> str | None:
     """Send every due webhook and e-mail notification."""
@@ -27,6 +30,9 @@ def dispatch_job(ctx: JobContext) -> str | None:
         report = outbox.dispatch(
             ctx.store,
             {outbox.WEBHOOK: hooks.deliver, outbox.EMAIL: mail.MailSender(s).deliver},
+            batch_senders={outbox.WEBHOOK: hooks.deliver_batch},
+            # enough rows per claim for a full batch per parallel sender
+            batch=min(MAX_CLAIM, max(64, 16 * hooks.largest_batch())),
             owner=ctx.owner,
             max_attempts=s.outbox_max_attempts,
             base_s=s.outbox_retry_base_s,

@@ -54,6 +54,7 @@ from corridor.loop.outbox_rows import (
     STATES,
     WEBHOOK,
     Attempt,
+    BatchSender,
     DeliveryAttempt,
     Notification,
     NotificationNotFoundError,
@@ -79,6 +80,7 @@ __all__ = [
     "STATES",
     "WEBHOOK",
     "Attempt",
+    "BatchSender",
     "DeliveryAttempt",
     "DispatchReport",
     "Event",
@@ -264,7 +266,8 @@ class NotRedeliverableError(CorridorError):
 
 def redeliver(store: Store, outbox_id: int) -> Notification:
     """Send a row again (delivered, failed or pending): it is due at once with a fresh budget
-    of attempts, and keeps its idempotency key (a receiver that has processed it drops it)."""
+    of attempts, and keeps its idempotency key (a receiver that has processed it drops it; for
+    an endpoint that takes batches, the event's ``id`` inside a new batch)."""
     with store.transaction() as tx:
         rows = tx.fetchall("SELECT target_kind, state FROM outbox WHERE id = ?", [outbox_id])
         if not rows:
@@ -279,8 +282,9 @@ def redeliver(store: Store, outbox_id: int) -> Notification:
             )
         now = datetime.now(UTC)
         tx.execute(
+            # sent again alone, or in a new batch (its event keeps its id inside it)
             "UPDATE outbox SET state = ?, attempts = 0, next_attempt_at = ?, lease_owner = NULL, "
-            "lease_until = NULL WHERE id = ?",
+            "lease_until = NULL, batch_key = NULL WHERE id = ?",
             [PENDING, now, outbox_id],
         )
     wake()

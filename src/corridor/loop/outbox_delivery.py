@@ -4,10 +4,12 @@ each outcome (delivered; retried later with exponential backoff and jitter; fail
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,10 +25,11 @@ from corridor.loop.outbox_rows import (
     PENDING,
     WEBHOOK,
     Attempt,
+    BatchSender,
     Notification,
     Sender,
 )
-from corridor.store.base import Store
+from corridor.store.base import Store, Tx
 
 #: the outbox's logger (its messages keep the name they had before the module was split)
 log = logging.getLogger("corridor.loop.outbox")
@@ -50,6 +53,11 @@ def claim(
 ) -> list[Notification]:
     """Claim up to ``limit`` due rows of ``kinds`` for ``owner`` for ``lease_s`` seconds, and
     count the attempt. The one way rows are taken for sending.
+
+    Rows for an endpoint that takes batches (``batch_max`` > 1) are claimed by batch: a row sent
+    before brings the rest of its batch (``batch_key``), and rows claimed for the first time are
+    put into batches of at most ``batch_max``, written in the claim's transaction, so every
+    retry sends the same events under the same webhook-id (see :func:`dispatch`).
 
     Due: pending, its next attempt time reached, and not claimed by a live lease. On PostgreSQL
     the rows are picked ``FOR UPDATE SKIP LOCKED``, so processes claiming at once take different
@@ -83,13 +91,63 @@ def claim(
         if not ids:
             return []
         marks = ", ".join("?" for _ in ids)
+        # the rest of the batches these rows were sent in before (a batch is retried whole)
+        free = "lease_until IS NULL OR lease_until < ?" + (
+            " OR lease_owner <> ?" if exclusive else ""
+        )
+        ids += [
+            int(r[0])
+            for r in tx.fetchall(
+                f"SELECT id FROM outbox WHERE state = '{PENDING}' AND id NOT IN ({marks}) "
+                f"AND ({free}) AND batch_key IN (SELECT batch_key FROM outbox "
+                f"WHERE id IN ({marks}) AND batch_key IS NOT NULL){lock}",
+                [*ids, now, *([owner] if exclusive else []), *ids],
+            )
+        ]
+        marks = ", ".join("?" for _ in ids)
         tx.execute(
             "UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1 "
             f"WHERE id IN ({marks})",
             [owner, until, *ids],
         )
         rows = tx.fetchall(f"SELECT {COLUMNS} FROM outbox WHERE id IN ({marks}) ORDER BY id", ids)
-    return [Notification.of(r) for r in rows]
+        return _into_batches(tx, [Notification.of(r) for r in rows])
+
+
+def _into_batches(tx: Tx, rows: list[Notification]) -> list[Notification]:
+    """``rows`` with a batch key for those sent for the first time to an endpoint that takes
+    batches: in id order, at most its ``batch_max`` to a batch; written with the claim."""
+    if not any(r.target_kind == WEBHOOK and r.batch_key is None for r in rows):
+        return rows
+    sizes = {
+        str(endpoint_id): int(most)
+        for endpoint_id, most in tx.fetchall(
+            "SELECT id, batch_max FROM webhook_endpoints WHERE batch_max > 1"
+        )
+    }
+    fresh: dict[str, list[Notification]] = {}
+    for r in rows:
+        if r.target_kind == WEBHOOK and r.batch_key is None and r.target in sizes:
+            fresh.setdefault(r.target, []).append(r)
+    if not fresh:
+        return rows
+    keys: dict[int, str] = {}
+    for target, waiting in fresh.items():
+        size = sizes[target]
+        for start in range(0, len(waiting), size):
+            key = f"batch_{uuid.uuid4().hex}"
+            keys.update((r.id, key) for r in waiting[start : start + size])
+    tx.stage(
+        "_batched",
+        pa.table(
+            {
+                "id": pa.array(list(keys), pa.int64()),
+                "batch_key": pa.array(list(keys.values()), pa.string()),
+            }
+        ),
+    )
+    tx.execute("UPDATE outbox SET batch_key = b.batch_key FROM _batched b WHERE outbox.id = b.id")
+    return [dataclasses.replace(r, batch_key=keys[r.id]) if r.id in keys else r for r in rows]
 
 
 def retry_delay(attempt: int, base_s: float, rng: random.Random | None = None) -> float:
@@ -200,6 +258,8 @@ class DispatchReport:
     """What one :func:`dispatch` run did."""
 
     sent: int = 0
+    #: the messages that carried them (a batch carries several rows)
+    messages: int = 0
     delivered: int = 0
     retrying: int = 0
     failed: int = 0
@@ -223,10 +283,44 @@ def _send(sender: Sender | None, row: Notification) -> Attempt:
         return Attempt(False, error=f"{type(e).__name__}: {e}", retry=True)
 
 
+def _send_unit(
+    senders: Mapping[str, Sender],
+    batch_senders: Mapping[str, BatchSender],
+    unit: list[Notification],
+) -> Attempt:
+    """Send one message: a row alone, or the rows of one batch (one attempt for them all)."""
+    first = unit[0]
+    if first.batch_key is None:
+        return _send(senders.get(first.target_kind), first)
+    sender = batch_senders.get(first.target_kind)
+    if sender is None:
+        return Attempt(False, error=f"no batch sender for {first.target_kind}", retry=True)
+    try:
+        return sender(unit)
+    except Exception as e:  # a sender's bug is one failed attempt, never a lost row
+        log.exception("sending outbox batch %s failed", first.batch_key)
+        return Attempt(False, error=f"{type(e).__name__}: {e}", retry=True)
+
+
+def _units(rows: Sequence[Notification]) -> list[list[Notification]]:
+    """The messages of claimed rows: each batch's rows together, every other row alone."""
+    units: list[list[Notification]] = []
+    batches: dict[str, list[Notification]] = {}
+    for r in rows:
+        if r.batch_key is None:
+            units.append([r])
+        elif r.batch_key in batches:
+            batches[r.batch_key].append(r)
+        else:
+            units.append(batches.setdefault(r.batch_key, [r]))
+    return units
+
+
 def dispatch(
     store: Store,
     senders: Mapping[str, Sender],
     *,
+    batch_senders: Mapping[str, BatchSender] | None = None,
     owner: str,
     max_attempts: int = 8,
     base_s: float = 10.0,
@@ -241,8 +335,10 @@ def dispatch(
     A claim and a finish are write transactions, queued behind the ingest's: a batch of
     several rows per worker keeps them few when thousands of notifications are due.
     ``lease_s`` covers one attempt; a claim lasts as many as a worker may make in a row.
-    ``exclusive``: see :func:`claim`."""
+    ``exclusive``: see :func:`claim`. ``batch_senders``: how rows claimed in a batch (an
+    endpoint that takes several events per request) are sent, by target kind."""
     report = DispatchReport()
+    grouped = batch_senders or {}
     kinds = tuple(senders)
     rounds = max(1, math.ceil(batch / workers))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="corridor-send") as pool:
@@ -257,10 +353,14 @@ def dispatch(
             )
             if not rows:
                 break
-            outcomes = list(pool.map(lambda r: _send(senders.get(r.target_kind), r), rows))
+            units = _units(rows)
+            attempts = list(pool.map(lambda u: _send_unit(senders, grouped, u), units))
+            report.messages += len(units)
+            done = [(r, a) for unit, a in zip(units, attempts, strict=True) for r in unit]
+            rows = [r for r, _ in done]
             states = finish_many(
                 store,
-                list(zip(rows, outcomes, strict=True)),
+                done,
                 owner=owner,
                 max_attempts=max_attempts,
                 base_s=base_s,

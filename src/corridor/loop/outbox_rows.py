@@ -28,7 +28,7 @@ STATES = (PENDING, DELIVERED, FAILED, DIGESTED, CANCELLED)
 #: the columns of an outbox row, in the order :meth:`Notification.of` reads them
 COLUMNS = (
     "id, idempotency_key, event_type, payload, created_at, target_kind, target, state, "
-    "attempts, next_attempt_at, lease_owner, lease_until, last_error, delivered_at"
+    "attempts, next_attempt_at, lease_owner, lease_until, last_error, delivered_at, batch_key"
 )
 
 
@@ -56,6 +56,8 @@ class Notification:
     lease_until: datetime | None
     last_error: str | None
     delivered_at: datetime | None
+    #: the batch it is sent in (an endpoint taking several events per request), else None
+    batch_key: str | None = None
 
     @classmethod
     def of(cls, row: Sequence[Any]) -> Notification:
@@ -76,6 +78,7 @@ class Notification:
             row[11],
             row[12],
             row[13],
+            row[14] if len(row) > 14 else None,
         )
 
 
@@ -107,6 +110,8 @@ class Attempt:
 
 
 Sender = Callable[[Notification], Attempt]
+#: sends several rows for one target as one message (a batch); one attempt for them all
+BatchSender = Callable[[Sequence[Notification]], Attempt]
 
 
 def envelope(event_type: str, data: Mapping[str, Any], at: datetime) -> dict[str, Any]:
@@ -186,6 +191,7 @@ __all__ = [
     "STATES",
     "WEBHOOK",
     "Attempt",
+    "BatchSender",
     "DeliveryAttempt",
     "Notification",
     "NotificationNotFoundError",

@@ -5,6 +5,12 @@ the headers ``webhook-id`` (the outbox row's idempotency key, the same on every 
 ``webhook-timestamp`` (seconds since the epoch, of this attempt) and ``webhook-signature``
 (``v1,<base64 HMAC-SHA256 of "id.timestamp.body">`` under the endpoint's ``whsec_`` secret).
 
+An endpoint with ``batch_max`` > 1 takes up to that many events per request: the envelope
+``{"type": "batch", "timestamp", "data": {"events": [...]}}``, each event its usual envelope
+with its ``id`` (the row's idempotency key) added, under a ``webhook-id`` of the batch's own.
+Which rows go together is written when they are first claimed (the outbox's ``batch_key``), so
+a retry sends the same events under the same webhook-id.
+
 Targets on private, loopback, link-local (cloud metadata), multicast or otherwise non-global
 addresses are refused unless an admin allowed them for that endpoint: the host is resolved when
 the connection is made and every address it resolves to is checked, and the connection goes to
@@ -38,9 +44,12 @@ import corridor
 from corridor.errors import CorridorError, NotFoundError
 from corridor.loop import outbox
 from corridor.loop.outbox import Attempt, Notification
+from corridor.loop.outbox_rows import envelope
 from corridor.store.base import Store
 
 __all__ = [
+    "BATCH_EVENT",
+    "MAX_BATCH",
     "Endpoint",
     "EndpointNotFoundError",
     "PrivateTargetError",
@@ -58,7 +67,13 @@ __all__ = [
 
 #: status codes worth another attempt besides 5xx
 RETRY_STATUS = (408, 429)
-_COLUMNS = "id, url, secret, event_types, enabled, allow_private, description, created_at"
+_COLUMNS = (
+    "id, url, secret, event_types, enabled, allow_private, description, created_at, batch_max"
+)
+#: the most events one request may carry (an endpoint's ``batch_max``)
+MAX_BATCH = 1000
+#: the envelope type of a request that carries several events
+BATCH_EVENT = "batch"
 
 
 class EndpointNotFoundError(NotFoundError):
@@ -88,12 +103,23 @@ class Endpoint:
     allow_private: bool
     description: str | None
     created_at: datetime
+    #: the most events one request carries: 1, one event per request (the usual webhook); more,
+    #: a batch (``{"type": "batch", "data": {"events": [...]}}``) under a webhook-id of its own
+    batch_max: int = 1
 
     @classmethod
     def of(cls, row: Sequence[Any]) -> Endpoint:
         types = tuple(t for t in str(row[3]).split(",") if t)
         return cls(
-            int(row[0]), str(row[1]), str(row[2]), types, bool(row[4]), bool(row[5]), row[6], row[7]
+            int(row[0]),
+            str(row[1]),
+            str(row[2]),
+            types,
+            bool(row[4]),
+            bool(row[5]),
+            row[6],
+            row[7],
+            int(row[8] or 1),
         )
 
 
@@ -223,9 +249,15 @@ def add_endpoint(
     allow_private: bool = False,
     description: str | None = None,
     secret: str | None = None,
+    batch_max: int = 1,
 ) -> Endpoint:
     """Add a webhook endpoint (admins only: the surfaces check the role). ``allow_private``
-    lets it reach private and loopback addresses (a receiver inside the network)."""
+    lets it reach private and loopback addresses (a receiver inside the network);
+    ``batch_max`` > 1: up to that many events per request (a receiver of many events)."""
+    if not 1 <= batch_max <= MAX_BATCH:
+        raise InvalidEndpointError(
+            f"batch_max {batch_max}: give 1 (one event per request) to {MAX_BATCH:,}"
+        )
     for text in (url, description or "", *event_types):
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
             raise InvalidEndpointError(
@@ -247,8 +279,17 @@ def add_endpoint(
     with store.transaction() as tx:
         rows = tx.fetchall(
             "INSERT INTO webhook_endpoints (url, secret, event_types, enabled, allow_private, "
-            f"description, created_at) VALUES (?, ?, ?, TRUE, ?, ?, ?) RETURNING {_COLUMNS}",
-            [url, secret, ",".join(types), allow_private, description, datetime.now(UTC)],
+            f"description, created_at, batch_max) VALUES (?, ?, ?, TRUE, ?, ?, ?, ?) "
+            f"RETURNING {_COLUMNS}",
+            [
+                url,
+                secret,
+                ",".join(types),
+                allow_private,
+                description,
+                datetime.now(UTC),
+                batch_max,
+            ],
         )
     return Endpoint.of(rows[0])
 
@@ -343,6 +384,7 @@ class WebhookSender:
         self._clients: dict[bool, httpx.Client] = {}
         #: endpoints read once per sender (one dispatch run): id -> endpoint, None if removed
         self._endpoints: dict[int, Endpoint | None] = {}
+        self._largest: int | None = None
         self._lock = threading.Lock()
 
     def __enter__(self) -> WebhookSender:
@@ -372,18 +414,40 @@ class WebhookSender:
                 self._endpoints[endpoint_id] = Endpoint.of(rows[0]) if rows else None
             return self._endpoints[endpoint_id]
 
+    def largest_batch(self) -> int:
+        """The largest ``batch_max`` of the endpoints (1 when none batches), read once."""
+        with self._lock:
+            if self._largest is None:
+                rows = self.store.query("SELECT max(batch_max) FROM webhook_endpoints")
+                self._largest = max(1, int(rows[0][0] or 1)) if rows else 1
+            return self._largest
+
     def deliver(self, row: Notification) -> Attempt:
-        endpoint = self._endpoint(int(row.target))
+        """Send one row: its envelope, under its own key as webhook-id."""
+        return self._post(int(row.target), row.key, orjson.dumps(row.payload).decode())
+
+    def deliver_batch(self, rows: Sequence[Notification]) -> Attempt:
+        """Send rows for one endpoint as one request, under their batch's key as webhook-id:
+        ``{"type": "batch", "timestamp", "data": {"events": [{"id", "type", "timestamp",
+        "data"}, ...]}}``, each event with its own id (a row's idempotency key)."""
+        first = rows[0]
+        events = [{"id": r.key, **r.payload} for r in rows]
+        doc = envelope(BATCH_EVENT, {"events": events}, datetime.now(UTC))
+        return self._post(
+            int(first.target), first.batch_key or first.key, orjson.dumps(doc).decode()
+        )
+
+    def _post(self, endpoint_id: int, msg_id: str, body: str) -> Attempt:
+        endpoint = self._endpoint(endpoint_id)
         if endpoint is None:
             return Attempt(False, error="the webhook endpoint was removed")
-        body = orjson.dumps(row.payload).decode()
         at = datetime.now(UTC)
         headers = {
             "content-type": "application/json",
             "user-agent": f"Corridor/{corridor.__version__}",
-            "webhook-id": row.key,
+            "webhook-id": msg_id,
             "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": sign(endpoint.secret, row.key, at, body),
+            "webhook-signature": sign(endpoint.secret, msg_id, at, body),
         }
         started = time.perf_counter()
         try:

@@ -490,7 +490,21 @@ V14 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14)
+V15 = Migration(
+    15,
+    "webhook batches: an endpoint may take several events in one request",
+    (
+        # the most events one request to the endpoint carries (NULL: one, the usual webhook)
+        "ALTER TABLE webhook_endpoints ADD COLUMN batch_max INTEGER",
+        # the batch an outbox row was first sent in: its webhook-id, and the rows sent with it,
+        # are the same on every retry (NULL: the row is sent alone, under its own key)
+        "ALTER TABLE outbox ADD COLUMN batch_key VARCHAR",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15,
+)  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 
 BOOKKEEPING = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -57,6 +57,14 @@ class EndpointIn(BaseModel):
         "receiver inside your network); refused by default",
     )
     description: str | None = Field(default=None, description="what the endpoint is for")
+    batch_max: int = Field(
+        default=1,
+        ge=1,
+        le=webhooks.MAX_BATCH,
+        description="the most events one request carries: 1, one event per request; more, a "
+        'batch {"type": "batch", "data": {"events": [...]}} under a webhook-id of its own, '
+        "for a receiver of many events",
+    )
 
 
 class EndpointOut(BaseModel):
@@ -67,6 +75,7 @@ class EndpointOut(BaseModel):
     allow_private: bool = Field(description="may reach private and loopback addresses")
     description: str | None
     created_at: datetime
+    batch_max: int = Field(description="the most events one request carries (1: one each)")
 
 
 class EndpointCreated(EndpointOut):
@@ -78,7 +87,10 @@ class EndpointCreated(EndpointOut):
 
 class NotificationOut(BaseModel):
     id: int = Field(description="the notification's id (one event for one target)")
-    key: str = Field(description="the idempotency key: the webhook-id header, on every attempt")
+    key: str = Field(
+        description="the idempotency key: the webhook-id header, on every attempt (in a batch: "
+        "the event's id)"
+    )
     event_type: str = Field(examples=["case.opened"])
     target_kind: Literal["webhook", "email", "digest"] = Field(
         description="webhook (target: endpoint id), email (an address) or digest (a username)"
@@ -90,6 +102,11 @@ class NotificationOut(BaseModel):
     next_attempt_at: datetime = Field(description="state pending: when it is tried next")
     last_error: str | None = Field(description="why the latest attempt failed")
     delivered_at: datetime | None
+    batch_key: str | None = Field(
+        default=None,
+        description="the batch it is sent in (its webhook-id) for an endpoint that takes "
+        "several events per request; null: sent alone",
+    )
 
 
 class AttemptOut(BaseModel):
@@ -131,6 +148,7 @@ def _endpoint(e: webhooks.Endpoint) -> EndpointOut:
         allow_private=e.allow_private,
         description=e.description,
         created_at=e.created_at,
+        batch_max=e.batch_max,
     )
 
 
@@ -172,6 +190,7 @@ async def add_webhook(body: EndpointIn, store: StoreDep, scope: LoopAdminDep) ->
             event_types=body.event_types,
             allow_private=body.allow_private,
             description=body.description,
+            batch_max=body.batch_max,
         )
 
     made = await anyio.to_thread.run_sync(add)
