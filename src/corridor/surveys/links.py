@@ -70,23 +70,8 @@ class Link:
         return "active"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "link_id": self.link_id,
-            "kind": self.kind,
-            "survey_id": self.survey_id,
-            "version": self.version,
-            "person_id": self.person_id,
-            "interaction_id": self.interaction_id,
-            "touchpoint": self.touchpoint,
-            "channel": self.channel,
-            "language": self.language,
-            "created_at": self.created_at,
-            "created_by": self.created_by,
-            "expires_at": self.expires_at,
-            "revoked_at": self.revoked_at,
-            "used_at": self.used_at,
-            "state": self.state(),
-        }
+        """Its fields, in order, and its :meth:`state`."""
+        return {**vars(self), "state": self.state()}
 
 
 _COLUMNS = (
