@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 
 from corridor.auth.scope import ROLE_HELP, ROLES, Role
-from corridor.cli.common import StoreOpt, UsernameArg, console, on_store_or_server
+from corridor.cli.common import KeyIdArg, StoreOpt, UsernameArg, console, on_store_or_server
 
 if TYPE_CHECKING:
     from corridor.auth.accounts import ApiKey, User
@@ -33,8 +33,6 @@ _ROLES_HELP = "; ".join(f"{r}: {h}" for r, h in ROLE_HELP.items())
 def _delete(store: str | None, here: Callable[[Store], object], resource: str, name: str) -> None:
     """``here(store)``; or, when a running server holds the store, ``DELETE
     /api/v1/{resource}/{name}`` through it."""
-    from urllib.parse import quote
-
     on_store_or_server(
         store, here, lambda c: c.call("DELETE", f"/api/v1/{resource}/{quote(name, safe='')}")
     )
@@ -211,10 +209,7 @@ def keys_list(
 
 
 @keys_app.command("revoke")
-def keys_revoke(
-    key_id: Annotated[str, typer.Argument(help="the key id (or the whole key)")],
-    store: StoreOpt = None,
-) -> None:
+def keys_revoke(key_id: KeyIdArg, store: StoreOpt = None) -> None:
     """Revoke an API key: requests with it are refused from now on."""
     from corridor.auth import accounts
 

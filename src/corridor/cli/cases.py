@@ -16,8 +16,8 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from corridor.cli.common import CaseIdArg, FormatOpt, StoreOpt, console
-from corridor.cli.render import check_format, print_json
+from corridor.cli.common import CaseIdArg, FormatOpt, LimitOpt, StoreOpt, console
+from corridor.cli.render import check_format, json_instead
 from corridor.cli.rules import Many, actor, here_or_server, quoted, rules_app, when
 from corridor.errors import CorridorError
 
@@ -44,7 +44,7 @@ def cases_list(
         bool | None,
         typer.Option("--breached/--not-breached", help="only with (or without) a breach"),
     ] = None,
-    limit: Annotated[int, typer.Option(help="at most this many")] = 100,
+    limit: LimitOpt = 100,
     store: StoreOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
@@ -67,8 +67,7 @@ def cases_list(
         return {"total": total, "limit": limit, "offset": 0, "cases": found}
 
     out = here_or_server(store, here, lambda c: c.call("GET", "/api/v1/cases", params=params))
-    if fmt != "table":
-        print_json(out)
+    if json_instead(fmt, out):
         return
     if not out["cases"]:
         console.print("no cases match")
@@ -97,8 +96,7 @@ def cases_show(case_id: CaseIdArg, store: StoreOpt = None, fmt: FormatOpt = "tab
         lambda s: cases.get_case(s, None, case_id),
         lambda c: c.call("GET", f"/api/v1/cases/{quoted(case_id)}"),
     )
-    if fmt != "table":
-        print_json(out)
+    if json_instead(fmt, out):
         return
     sla_state = out["sla"]
     console.print(f"[bold]{out['case_id']}[/] {escape(out['title'])}", soft_wrap=True)
@@ -288,8 +286,7 @@ def cases_report(
 
     params = {k: v for k, v in (("by", by), ("since", since), ("until", until)) if v}
     out = here_or_server(store, here, lambda c: c.call("GET", "/api/v1/case-report", params=params))
-    if fmt != "table":
-        print_json(out)
+    if json_instead(fmt, out):
         return
     table = Table(by, "cases", "open", "1st response median/p90", "resolution median/p90",
                   "breached", "verified")  # fmt: skip

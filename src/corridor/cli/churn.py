@@ -17,7 +17,7 @@ from corridor.analytics.customers.churn_risk import HORIZON_MONTHS, person_risk
 from corridor.analytics.customers.lifetime import person_value
 from corridor.cli.analyses import FOOTERS
 from corridor.cli.common import ConfOpt, FormatOpt, StoreOpt, console, on_store_or_server
-from corridor.cli.render import check_format, print_fields, print_json
+from corridor.cli.render import check_format, json_instead, print_fields
 
 churn_app = typer.Typer(
     help="Churn: retention curves (survival), what drives it (cox), who is at risk (risk, or "
@@ -61,10 +61,8 @@ def churn_person(
         f"/api/v1/churn/risk/{quote(person, safe='')}",
         {"horizon_months": str(horizon_months)},
     )
-    if fmt == "table":
+    if not json_instead(fmt, body, default=str):
         print_fields(body)
-    else:
-        print_json(body, default=str)
 
 
 @lifetime_app.command("person")
@@ -89,8 +87,7 @@ def lifetime_person(
         f"/api/v1/lifetime/people/{quote(person, safe='')}",
         {"horizon_months": str(horizon_months), "discount_monthly": str(discount_monthly)},
     )
-    if fmt != "table":
-        print_json(body, default=str)
+    if json_instead(fmt, body, default=str):
         return
     if body.get("status") == "buyer" and body.get("clv") is None:
         body = body | {"clv": f"not available: {body.get('clv_reason')}"}

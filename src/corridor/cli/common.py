@@ -1,6 +1,7 @@
-"""Options and consoles every ``corridor`` command shares: ``--store``, and the options of the
+"""Options and consoles every ``corridor`` command shares: ``--store``, the options of the
 analyses (``--by``, ``--period``, ``--where``, ``--since``, ``--until``, ``--confidence``,
-``--format``)."""
+``--format``) and the arguments naming what a command acts on; the store opened here or through
+a running server; the progress bar and the exit codes."""
 
 from __future__ import annotations
 
@@ -96,6 +97,13 @@ CaseIdArg = Annotated[str, typer.Argument(help="the case's id")]
 EndpointIdArg = Annotated[int, typer.Argument(help="the endpoint's id (webhooks list)")]
 RuleIdArg = Annotated[str, typer.Argument(help="the rule's id")]
 UsernameArg = Annotated[str, typer.Argument(help="login name")]
+KeyIdArg = Annotated[str, typer.Argument(help="the key id (or the whole key)")]
+NotificationIdArg = Annotated[int, typer.Argument(help="the notification's id (deliveries)")]
+LinkIdArg = Annotated[str, typer.Argument(help="the link's id (lnk-…), from `surveys links`")]
+ThemeIdArg = Annotated[str, typer.Argument(help="theme id (corridor themes list)")]
+
+#: ``--limit`` of a list command: at most this many
+LimitOpt = Annotated[int, typer.Option(help="at most this many")]
 
 
 def on_store_or_server(

@@ -7,6 +7,7 @@ through that server's admin API instead (``/api/v1/admin/...``), as ``corridor u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,7 +15,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from corridor.cli.common import EndpointIdArg, StoreOpt, console, on_store_or_server
+from corridor.cli.common import (
+    EndpointIdArg,
+    NotificationIdArg,
+    StoreOpt,
+    console,
+    on_store_or_server,
+)
 
 if TYPE_CHECKING:
     from corridor.store import Store
@@ -34,33 +41,42 @@ def _when(value: Any) -> str:
     return f"{at:%Y-%m-%d %H:%M:%S}"
 
 
+def _fields(record: Any, names: str) -> dict[str, Any]:
+    """The attributes ``names`` (space-separated) of ``record``, as the admin API gives them."""
+    return {name: getattr(record, name) for name in names.split()}
+
+
 def _endpoint_dict(e: Any) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "url": e.url,
-        "event_types": list(e.event_types),
-        "enabled": e.enabled,
-        "allow_private": e.allow_private,
-        "description": e.description,
-        "created_at": e.created_at,
-        "secret": e.secret,
-    }
+    fields = "id url event_types enabled allow_private description created_at secret"
+    return _fields(e, fields) | {"event_types": list(e.event_types)}
 
 
 def _notification_dict(n: Any) -> dict[str, Any]:
-    return {
-        "id": n.id,
-        "key": n.key,
-        "event_type": n.event_type,
-        "target_kind": n.target_kind,
-        "target": n.target,
-        "state": n.state,
-        "attempts": n.attempts,
-        "created_at": n.created_at,
-        "next_attempt_at": n.next_attempt_at,
-        "last_error": n.last_error,
-        "delivered_at": n.delivered_at,
-    }
+    return _fields(
+        n,
+        "id key event_type target_kind target state attempts created_at next_attempt_at "
+        "last_error delivered_at",
+    )
+
+
+def _on_endpoint(
+    store: str | None,
+    endpoint_id: int,
+    method: str,
+    act: Callable[[Store, int], Any],
+    suffix: str = "",
+    as_dict: Callable[[Any], dict[str, Any]] = _endpoint_dict,
+    **request: Any,
+) -> dict[str, Any]:
+    """``act(store, endpoint_id)`` as ``as_dict`` gives it; or, when a running server holds the
+    store, ``METHOD /api/v1/admin/webhooks/ID[SUFFIX]`` through it."""
+    path = f"/api/v1/admin/webhooks/{endpoint_id}{suffix}"
+    done: dict[str, Any] = on_store_or_server(
+        store,
+        lambda s: as_dict(act(s, endpoint_id)),
+        lambda c: c.call(method, path, **request),
+    )
+    return done
 
 
 @webhooks_app.command("add")
@@ -142,23 +158,19 @@ def webhooks_remove(endpoint_id: EndpointIdArg, store: StoreOpt = None) -> None:
     """Remove a webhook endpoint; its undelivered notifications are cancelled."""
     from corridor.loop import webhooks
 
-    gone = on_store_or_server(
-        store,
-        lambda s: _endpoint_dict(webhooks.remove_endpoint(s, endpoint_id)),
-        lambda c: c.call("DELETE", f"/api/v1/admin/webhooks/{endpoint_id}"),
-    )
+    gone = _on_endpoint(store, endpoint_id, "DELETE", webhooks.remove_endpoint)
     console.print(f"removed webhook endpoint {gone['id']} ({escape(gone['url'])})", soft_wrap=True)
 
 
 def _set_enabled(store: str | None, endpoint_id: int, enabled: bool) -> None:
     from corridor.loop import webhooks
 
-    done = on_store_or_server(
+    done = _on_endpoint(
         store,
-        lambda s: _endpoint_dict(webhooks.set_enabled(s, endpoint_id, enabled)),
-        lambda c: c.call(
-            "PATCH", f"/api/v1/admin/webhooks/{endpoint_id}", json_body={"enabled": enabled}
-        ),
+        endpoint_id,
+        "PATCH",
+        lambda s, i: webhooks.set_enabled(s, i, enabled),
+        json_body={"enabled": enabled},
     )
     what = "resumed: what waited goes out now" if enabled else "paused: its events wait for it"
     console.print(f"webhook endpoint {done['id']} ({escape(done['url'])}) {what}", soft_wrap=True)
@@ -182,11 +194,7 @@ def webhooks_test(endpoint_id: EndpointIdArg, store: StoreOpt = None) -> None:
     """Enqueue a webhook.test event for one endpoint (a running server sends it at once)."""
     from corridor.loop import webhooks
 
-    made = on_store_or_server(
-        store,
-        lambda s: _notification_dict(webhooks.send_test(s, endpoint_id)),
-        lambda c: c.call("POST", f"/api/v1/admin/webhooks/{endpoint_id}/test"),
-    )
+    made = _on_endpoint(store, endpoint_id, "POST", webhooks.send_test, "/test", _notification_dict)
     console.print(
         f"test event enqueued as notification {made['id']} (webhook-id {made['key']}); follow "
         f"it with `corridor webhooks deliveries {made['id']}`"
@@ -194,13 +202,7 @@ def webhooks_test(endpoint_id: EndpointIdArg, store: StoreOpt = None) -> None:
 
 
 def _attempt_dict(a: Any) -> dict[str, Any]:
-    return {
-        "attempt": a.attempt,
-        "attempted_at": a.attempted_at,
-        "status_code": a.status_code,
-        "duration_ms": a.duration_ms,
-        "error": a.error,
-    }
+    return _fields(a, "attempt attempted_at status_code duration_ms error")
 
 
 @webhooks_app.command("deliveries")
@@ -287,10 +289,7 @@ def _show_delivery(store: str | None, notification_id: int) -> None:
 
 
 @webhooks_app.command("redeliver")
-def webhooks_redeliver(
-    notification_id: Annotated[int, typer.Argument(help="the notification's id (deliveries)")],
-    store: StoreOpt = None,
-) -> None:
+def webhooks_redeliver(notification_id: NotificationIdArg, store: StoreOpt = None) -> None:
     """Send a notification again, with a fresh budget of attempts (same webhook-id)."""
     from corridor.loop import outbox
 

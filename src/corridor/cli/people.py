@@ -6,20 +6,23 @@ the HTTP API (``/api/v1/people/{id}/...``) instead."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from corridor.cli.common import FormatOpt, StoreOpt, console, open_to_write
-from corridor.cli.render import check_format, print_json
+from corridor.cli.common import FormatOpt, LimitOpt, StoreOpt, console, open_to_write
+from corridor.cli.render import check_format, json_instead
 from corridor.errors import CorridorError
 
 if TYPE_CHECKING:
     from corridor.privacy.subject import Group
     from corridor.store import Store
+
+T = TypeVar("T")
 
 people_app = typer.Typer(
     help="A person's data: export, erase or anonymise it on request (docs/privacy.md).",
@@ -57,6 +60,15 @@ def _group(s: Store, ref: str, by: str) -> Group:
     from corridor.privacy.subject import find_group
 
     return find_group(s, ref, by=by)
+
+
+def _answer(store: str | None, command: str, fmt: str, do: Callable[[Store], T]) -> T | None:
+    """``do(store)`` for ``corridor people COMMAND``, which owns the store: its answer for the
+    caller to show, or None when it was printed as JSON (``--format`` json or csv)."""
+    check_format(fmt)
+    with open_to_write(store, f"people {command}", _INSTEAD) as s:
+        out = do(s)
+    return None if json_instead(fmt, out) else out
 
 
 def _preview_table(out: dict[str, Any]) -> None:
@@ -110,8 +122,7 @@ def preview(
     value, by = _ref(ref, email, phone, crm_id)
     with open_to_write(store, "people preview", _INSTEAD) as s:
         out = requests.preview(s, _group(s, value, by))
-    if fmt != "table":
-        print_json(out)
+    if json_instead(fmt, out):
         return
     _preview_table(out)
 
@@ -140,8 +151,7 @@ def _run(
             else:
                 typer.confirm(f"{action} all of this?", abort=True)
         out = requests.request(s, value, action, by=by, actor=audit.Actor.cli())  # type: ignore[arg-type]
-    if fmt != "table":
-        print_json(out)
+    if json_instead(fmt, out):
         return
     if out["already"]:
         console.print(f"already done: request {out['request_id']} ({out['action']})")
@@ -185,13 +195,9 @@ def resume(store: StoreOpt = None, fmt: FormatOpt = "table") -> None:
     """Carry on erasures and anonymisations left part-way (after a crash)."""
     from corridor.privacy import audit, requests
 
-    check_format(fmt)
-    with open_to_write(store, "people resume", _INSTEAD) as s:
-        out = requests.resume(s, actor=audit.Actor.cli())
-    if fmt != "table":
-        print_json(out)
-        return
-    console.print(f"{len(out)} request(s) carried on" if out else "no request was left running")
+    out = _answer(store, "resume", fmt, lambda s: requests.resume(s, actor=audit.Actor.cli()))
+    if out is not None:
+        console.print(f"{len(out)} request(s) carried on" if out else "no request was left running")
 
 
 @people_app.command("compact")
@@ -213,13 +219,9 @@ def retention(store: StoreOpt = None, fmt: FormatOpt = "table") -> None:
     from corridor.privacy import audit
     from corridor.privacy import retention as ret
 
-    check_format(fmt)
-    with open_to_write(store, "people retention", _INSTEAD) as s:
-        out = ret.apply(s, actor=audit.Actor.cli())
-    if fmt != "table":
-        print_json(out)
-        return
-    console.print(", ".join(f"{k}: {v}" for k, v in out.items()))
+    out = _answer(store, "retention", fmt, lambda s: ret.apply(s, actor=audit.Actor.cli()))
+    if out is not None:
+        console.print(", ".join(f"{k}: {v}" for k, v in out.items()))
 
 
 @people_app.command("settings")
@@ -250,8 +252,7 @@ def settings_cmd(
             audit.log(s, actor, "privacy.settings", detail=changes)
         else:
             out = settings.read_settings(s)
-    if fmt != "table":
-        print_json(out)
+    if json_instead(fmt, out):
         return
     for k, v in out.items():
         console.print(f"{k} = {v}")
@@ -261,7 +262,7 @@ def settings_cmd(
 def audit_list(
     action: Annotated[str | None, typer.Option(help="an action, or a prefix: person.*")] = None,
     after: Annotated[int, typer.Option(help="lines after this sequence number")] = 0,
-    limit: Annotated[int, typer.Option(help="at most this many")] = 100,
+    limit: LimitOpt = 100,
     store: StoreOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
@@ -271,8 +272,7 @@ def audit_list(
     check_format(fmt)
     with open_to_write(store, "audit list", " (or GET /api/v1/audit)") as s:
         lines, total = audit.entries(s, action=action, after=after, limit=limit)
-    if fmt != "table":
-        print_json({"total": total, "entries": lines})
+    if json_instead(fmt, {"total": total, "entries": lines}):
         return
     table = Table("seq", "when", "who", "what", "target", "from")
     for e in lines:

@@ -66,6 +66,15 @@ def print_json(body: Any, default: Callable[[Any], Any] | None = None) -> None:
     sys.stdout.write("\n")
 
 
+def json_instead(fmt: str, body: Any, default: Callable[[Any], Any] | None = None) -> bool:
+    """``body`` printed as JSON unless ``--format`` is table (csv too: records with nested parts
+    have no one CSV shape); True when it was printed, so the caller's table is not wanted."""
+    if fmt == "table":
+        return False
+    print_json(body, default)
+    return True
+
+
 def print_fields(body: dict[str, Any]) -> None:
     """One record as a field/value table (a string as it is, anything else as JSON)."""
     table = Table("field", "value")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from corridor.cli.common import StoreOpt, console, err, on_store_or_server
+from corridor.cli.common import ConfOpt, StoreOpt, console, err, on_store_or_server
 from corridor.cli.render import print_json
 from corridor.errors import CorridorError
 
@@ -110,7 +110,7 @@ def report(
         str | None,
         typer.Option("--as", help="make it as this user sees it (their role and scope)"),
     ] = None,
-    confidence: Annotated[float, typer.Option(help="confidence level of every interval")] = 0.95,
+    confidence: ConfOpt = 0.95,
     store: StoreOpt = None,
 ) -> None:
     """A CX report for a department, partner, touch point or the whole corridor over the last

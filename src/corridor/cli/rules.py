@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from corridor.cli.common import FormatOpt, RuleIdArg, StoreOpt, console, on_store_or_server
-from corridor.cli.render import check_format, print_json
+from corridor.cli.render import check_format, json_instead
 from corridor.errors import CorridorError
 
 if TYPE_CHECKING:
@@ -76,8 +76,7 @@ def listing(
     are none (``empty`` says so and how to add one)."""
     check_format(fmt)
     found = here_or_server(store, here, via)
-    if fmt != "table":
-        print_json(found)
+    if json_instead(fmt, found):
         return None
     if not found:
         console.print(empty)
@@ -277,8 +276,7 @@ def rules_test(
     out = here_or_server(
         store, here, lambda c: c.call("GET", f"/api/v1/rules/{quoted(rule_id)}/test", params=params)
     )
-    if fmt != "table":
-        print_json(out)
+    if json_instead(fmt, out):
         return
     console.print(f"rule {rule_id} ({escape(out['rule']['description'])}) would have fired "
                   f"{out['n']:,} alerts", soft_wrap=True)  # fmt: skip

@@ -14,8 +14,8 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from corridor.cli.common import FormatOpt, StoreOpt, SurveyIdArg, console
-from corridor.cli.render import print_json
+from corridor.cli.common import FormatOpt, LinkIdArg, StoreOpt, SurveyIdArg, console
+from corridor.cli.render import json_instead, print_json
 from corridor.cli.rules import actor, here_or_server, listing, quoted, when
 
 if TYPE_CHECKING:
@@ -187,8 +187,7 @@ def surveys_link(
     base = (base_url or "").rstrip("/")
     for m in made:
         m["url"] = base + m["path"] if base else m.get("url", m["path"])
-    if fmt != "table":
-        print_json(made)
+    if json_instead(fmt, made):
         return
     table = Table(Column("link", no_wrap=True), "for", "expires", Column("url", no_wrap=True))
     for m in made:
@@ -237,11 +236,7 @@ def surveys_links(
 
 
 @surveys_app.command("revoke")
-def surveys_revoke(
-    survey_id: SurveyIdArg,
-    link_id: Annotated[str, typer.Argument(help="the link's id (lnk-…), from `surveys links`")],
-    store: StoreOpt = None,
-) -> None:
+def surveys_revoke(survey_id: SurveyIdArg, link_id: LinkIdArg, store: StoreOpt = None) -> None:
     """Withdraw a link: from now on it is refused with a clear page (410)."""
     from corridor.errors import CorridorError
     from corridor.surveys import links

@@ -22,6 +22,7 @@ from corridor.cli.common import (
     FormatOpt,
     SinceOpt,
     StoreOpt,
+    ThemeIdArg,
     WhereOpt,
     console,
     err,
@@ -245,7 +246,7 @@ def list_(
 
 @themes_app.command("rename")
 def rename(
-    theme_id: Annotated[str, typer.Argument(help="theme id (corridor themes list)")],
+    theme_id: ThemeIdArg,
     label: Annotated[str, typer.Argument(help="the new name")],
     store: StoreOpt = None,
 ) -> None:
