@@ -10,7 +10,7 @@ import math
 import random
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -258,13 +258,13 @@ class DispatchReport:
     """What one :func:`dispatch` run did."""
 
     sent: int = 0
-    #: the messages that carried them (a batch carries several rows)
-    messages: int = 0
     delivered: int = 0
     retrying: int = 0
     failed: int = 0
     #: seconds from each delivered row's creation to its delivery
     latencies: list[float] = field(default_factory=list)
+    #: the messages that carried the rows sent (a batch carries several)
+    messages: int = 0
 
     def summary(self) -> str:
         return (
@@ -273,13 +273,11 @@ class DispatchReport:
         )
 
 
-def _send(sender: Sender | None, row: Notification) -> Attempt:
-    if sender is None:
-        return Attempt(False, error=f"no sender for {row.target_kind} notifications", retry=True)
+def _guarded(send: Callable[[], Attempt], what: str) -> Attempt:
     try:
-        return sender(row)
+        return send()
     except Exception as e:  # a sender's bug is one failed attempt, never a lost row
-        log.exception("sending outbox row %s failed", row.id)
+        log.exception("sending %s failed", what)
         return Attempt(False, error=f"{type(e).__name__}: {e}", retry=True)
 
 
@@ -291,15 +289,15 @@ def _send_unit(
     """Send one message: a row alone, or the rows of one batch (one attempt for them all)."""
     first = unit[0]
     if first.batch_key is None:
-        return _send(senders.get(first.target_kind), first)
-    sender = batch_senders.get(first.target_kind)
-    if sender is None:
+        sender = senders.get(first.target_kind)
+        if sender is None:
+            why = f"no sender for {first.target_kind} notifications"
+            return Attempt(False, error=why, retry=True)
+        return _guarded(lambda: sender(first), f"outbox row {first.id}")
+    batch_sender = batch_senders.get(first.target_kind)
+    if batch_sender is None:
         return Attempt(False, error=f"no batch sender for {first.target_kind}", retry=True)
-    try:
-        return sender(unit)
-    except Exception as e:  # a sender's bug is one failed attempt, never a lost row
-        log.exception("sending outbox batch %s failed", first.batch_key)
-        return Attempt(False, error=f"{type(e).__name__}: {e}", retry=True)
+    return _guarded(lambda: batch_sender(unit), f"outbox batch {first.batch_key}")
 
 
 def _units(rows: Sequence[Notification]) -> list[list[Notification]]:
