@@ -186,13 +186,8 @@ def _feedback_hits(rule: Rule, row: Row, ctx: _Context) -> Iterator[Hit]:
         name, below = rule.get("field"), float(rule.get("below"))
         v = _value(row, name)
         if v is not None and v < below:
-            yield _hit(
-                rule,
-                row,
-                "feedback",
-                f"{name} {v:g} below {below:g} {_at(row)}",
-                {"field": name, "value": v, "below": below},
-            )
+            what = f"{name} {v:g} below {below:g} {_at(row)}"
+            yield _hit(rule, row, "feedback", what, {"field": name, "value": v, "below": below})
     elif kind == "text":
         intents, themes = rule.get("intents") or (), rule.get("themes") or ()
         intent, theme = row.get("intent"), row.get("theme_id")
@@ -208,13 +203,8 @@ def _feedback_hits(rule: Rule, row: Row, ctx: _Context) -> Iterator[Hit]:
                 )
                 if x
             )
-            yield _hit(
-                rule,
-                row,
-                "feedback",
-                f"Feedback text: {what} {_at(row)}",
-                {"intent": intent, "theme_id": theme, "theme": label},
-            )
+            evidence = {"intent": intent, "theme_id": theme, "theme": label}
+            yield _hit(rule, row, "feedback", f"Feedback text: {what} {_at(row)}", evidence)
     elif kind == "broken_promise":
         for key, metric, op, threshold, target in ctx.promises.get(str(row.get("touchpoint")), ()):
             if metric in _FEEDBACK_FIELDS:
