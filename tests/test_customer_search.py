@@ -16,19 +16,30 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
+from conftest import ENGINES, SMALL_MAP, make_store_url
 from corridor.api.app import create_app
 from corridor.api.routes.people import find_people, records_in_scope
 from corridor.auth import accounts
 from corridor.auth.scope import Principal, Role, Scope
+from corridor.domain.corridor_map import CorridorMap
+from corridor.ingest.pipeline import Ingestor
 from corridor.settings import Settings
+from corridor.store import open_store
 from corridor.store.people_search import search_people, terms
 from test_auth import PASSWORD, USERS, key_for, login
 
 BULK = 55  # more people than one page of results
 
 
-@pytest.fixture
-def world(ingestor, store):
+@pytest.fixture(scope="module", params=ENGINES)
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The people, records and users below, on each engine, made once for the module: the
+    tests only read them (a key or a session one adds changes no search)."""
+    store = open_store(
+        make_store_url(str(request.param), tmp_path_factory.mktemp("search"), request)
+    )
+    ingestor = Ingestor(store)
+    ingestor.load_map(CorridorMap.from_dict(SMALL_MAP))
     ingestor.ingest(
         "people",
         pa.table(
@@ -96,7 +107,9 @@ def world(ingestor, store):
     )
     for name, (role, extra) in USERS.items():
         accounts.add_user(store, name, PASSWORD, role, **extra)
-    return store
+    yield store
+    ingestor.close()
+    store.close()
 
 
 def ids(store, q, **kw):
