@@ -29,6 +29,9 @@ contact_app = typer.Typer(
 )
 surveys_app.add_typer(contact_app, name="contact")
 
+#: ``--remind`` of the triggers and of a list of people invited
+RemindOpt = Annotated[str | None, typer.Option(help="one reminder this long after")]
+
 
 @surveys_app.command("trigger")
 def surveys_trigger(
@@ -38,7 +41,7 @@ def surveys_trigger(
     ],
     touchpoint: Annotated[str | None, typer.Option(help="interaction triggers")] = None,
     delay: Annotated[str, typer.Option(help="how long after, e.g. 2h, 1d")] = "1h",
-    remind: Annotated[str | None, typer.Option(help="one reminder this long after")] = None,
+    remind: RemindOpt = None,
     store: StoreOpt = None,
 ) -> None:
     """Invite after each interaction at a touch point, or each resolved case."""
@@ -102,7 +105,7 @@ def surveys_invite(
     file: Annotated[
         Path | None, typer.Option(help="a text file of person ids, one per line")
     ] = None,
-    remind: Annotated[str | None, typer.Option(help="one reminder this long after")] = None,
+    remind: RemindOpt = None,
     store: StoreOpt = None,
 ) -> None:
     """Invite a list of people (the contact rules apply when each is sent)."""
