@@ -10,11 +10,15 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
+from conftest import ENGINES, SMALL_MAP, make_store_url
 from corridor.api.app import create_app
 from corridor.auth import accounts
 from corridor.auth.scope import Principal, Role, Scope
+from corridor.domain.corridor_map import CorridorMap
 from corridor.errors import AccountError, AuthenticationError, PermissionDeniedError
+from corridor.ingest.pipeline import Ingestor
 from corridor.settings import Settings
+from corridor.store import Store, open_store
 
 PASSWORD = "correct horse battery"
 USERS = {
@@ -26,8 +30,7 @@ USERS = {
 }
 
 
-@pytest.fixture
-def seeded(ingestor, store):
+def _seed(ingestor: Ingestor, store: Store) -> Store:
     n = 48
     tps = ["ad_click", "checkout", "home_delivery", "support_call"]
     ingestor.ingest(
@@ -67,8 +70,32 @@ def seeded(ingestor, store):
 
 
 @pytest.fixture
+def seeded(ingestor, store):
+    """The records and users above in a store of the test's own: for tests that change what
+    another reads (users, the sign-in throttle)."""
+    return _seed(ingestor, store)
+
+
+@pytest.fixture
 def app(seeded):
     return create_app(Settings(), store=seeded)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The same, made once per engine for the tests that only read it (the keys and sessions
+    they add change nothing another reads)."""
+    store = open_store(make_store_url(str(request.param), tmp_path_factory.mktemp("auth"), request))
+    ingestor = Ingestor(store)
+    ingestor.load_map(CorridorMap.from_dict(SMALL_MAP))
+    yield _seed(ingestor, store)
+    ingestor.close()
+    store.close()
+
+
+@pytest.fixture
+def shared_app(shared):
+    return create_app(Settings(), store=shared)
 
 
 def key_for(store, user: str) -> dict[str, str]:
@@ -79,14 +106,14 @@ def key_for(store, user: str) -> dict[str, str]:
 # -- accounts ---------------------------------------------------------------------------------
 
 
-def test_passwords_are_hashed_with_argon2id_and_verified(seeded):
-    stored = seeded.query("SELECT password_hash FROM users WHERE username = 'ana'")[0][0]
+def test_passwords_are_hashed_with_argon2id_and_verified(shared):
+    stored = shared.query("SELECT password_hash FROM users WHERE username = 'ana'")[0][0]
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
-    assert accounts.verify_password(seeded, "ana", PASSWORD).role is Role.ANALYST
+    assert accounts.verify_password(shared, "ana", PASSWORD).role is Role.ANALYST
     with pytest.raises(AuthenticationError, match="wrong username or password"):
-        accounts.verify_password(seeded, "ana", "not the password")
+        accounts.verify_password(shared, "ana", "not the password")
     with pytest.raises(AuthenticationError, match="wrong username or password"):
-        accounts.verify_password(seeded, "nobody", PASSWORD)
+        accounts.verify_password(shared, "nobody", PASSWORD)
 
 
 @pytest.mark.parametrize(
@@ -101,22 +128,22 @@ def test_passwords_are_hashed_with_argon2id_and_verified(seeded):
         (("ana", PASSWORD, "analyst"), {}, "already exists"),
     ],
 )
-def test_bad_users_are_refused_with_a_reason(seeded, args, kwargs, message):
+def test_bad_users_are_refused_with_a_reason(shared, args, kwargs, message):
     with pytest.raises(AccountError, match=message):
-        accounts.add_user(seeded, *args, **kwargs)
+        accounts.add_user(shared, *args, **kwargs)
 
 
-def test_api_keys_are_stored_hashed_and_can_be_revoked(seeded):
-    key, secret = accounts.create_key(seeded, "ana", "etl")
+def test_api_keys_are_stored_hashed_and_can_be_revoked(shared):
+    key, secret = accounts.create_key(shared, "ana", "etl")
     assert secret.startswith(f"cor_{key.key_id}_")
-    stored = seeded.query("SELECT key_hash FROM api_keys WHERE key_id = ?", (key.key_id,))[0][0]
+    stored = shared.query("SELECT key_hash FROM api_keys WHERE key_id = ?", (key.key_id,))[0][0]
     assert secret.split("_", 2)[2] not in stored and len(stored) == 64
-    assert accounts.authenticate_key(seeded, secret).username == "ana"
+    assert accounts.authenticate_key(shared, secret).username == "ana"
     with pytest.raises(AuthenticationError, match="unknown API key"):
-        accounts.authenticate_key(seeded, secret[:-2] + "xx")
-    accounts.revoke_key(seeded, key.key_id)
+        accounts.authenticate_key(shared, secret[:-2] + "xx")
+    accounts.revoke_key(shared, key.key_id)
     with pytest.raises(AuthenticationError, match="revoked"):
-        accounts.authenticate_key(seeded, secret)
+        accounts.authenticate_key(shared, secret)
 
 
 def test_removing_a_user_revokes_keys_and_ends_sessions(seeded):
@@ -157,8 +184,8 @@ def test_scope_forces_and_refuses(small_map):
 # -- API --------------------------------------------------------------------------------------
 
 
-def test_every_api_route_needs_credentials(app):
-    with TestClient(app) as c:
+def test_every_api_route_needs_credentials(shared_app):
+    with TestClient(shared_app) as c:
         for method, path in [
             ("GET", "/api/v1/gaps"),
             ("GET", "/api/v1/metrics/nps"),
@@ -176,9 +203,9 @@ def test_every_api_route_needs_credentials(app):
         assert c.get("/api/v1/health").status_code == 200  # liveness stays open
 
 
-def test_department_head_cannot_read_another_department_by_api(app, seeded):
-    with TestClient(app) as c:
-        h = key_for(seeded, "lena")
+def test_department_head_cannot_read_another_department_by_api(shared_app, shared):
+    with TestClient(shared_app) as c:
+        h = key_for(shared, "lena")
         mine = c.get("/api/v1/gaps", params={"by": "department"}, headers=h)
         assert mine.status_code == 200
         assert {r["department"] for r in mine.json()["rows"]} == {"logistics"}
@@ -194,13 +221,13 @@ def test_department_head_cannot_read_another_department_by_api(app, seeded):
         # writing is for admins and analysts
         r = c.post("/api/v1/feedback", json=[], headers=h)
         assert r.status_code == 403
-        analyst = c.get("/api/v1/gaps", params={"by": "department"}, headers=key_for(seeded, "ana"))
+        analyst = c.get("/api/v1/gaps", params={"by": "department"}, headers=key_for(shared, "ana"))
         assert len(analyst.json()["rows"]) == 4 and analyst.json()["n"] == 48
 
 
-def test_partner_manager_sees_only_their_partner(app, seeded):
-    with TestClient(app) as c:
-        h = key_for(seeded, "paul")
+def test_partner_manager_sees_only_their_partner(shared_app, shared):
+    with TestClient(shared_app) as c:
+        h = key_for(shared, "paul")
         r = c.get("/api/v1/gaps", params={"by": "partner"}, headers=h)
         assert r.status_code == 200
         assert [row["partner"] for row in r.json()["rows"]] == ["dhl"]
@@ -208,9 +235,9 @@ def test_partner_manager_sees_only_their_partner(app, seeded):
         assert c.get("/api/v1/gaps", params={"partner": "ups"}, headers=h).status_code == 403
 
 
-def test_agents_see_people_but_no_analyses(app, seeded):
-    with TestClient(app) as c:
-        h = key_for(seeded, "aggie")
+def test_agents_see_people_but_no_analyses(shared_app, shared):
+    with TestClient(shared_app) as c:
+        h = key_for(shared, "aggie")
         assert c.get("/api/v1/people/p1", headers=h).status_code == 200
         r = c.get("/api/v1/gaps", headers=h)
         assert r.status_code == 403 and "agents see customer timelines" in r.text
@@ -260,8 +287,8 @@ def test_pages_send_visitors_to_sign_in_and_back(app):
         assert c.get("/", follow_redirects=False).status_code == 303
 
 
-def test_department_head_pages_are_scoped(app):
-    with TestClient(app) as c:
+def test_department_head_pages_are_scoped(shared_app):
+    with TestClient(shared_app) as c:
         login(c, "lena")
         home = c.get("/", follow_redirects=False)
         assert home.headers["location"] == "/departments/logistics"
@@ -286,13 +313,13 @@ def test_department_head_pages_are_scoped(app):
         assert "record(s)" not in other.text and "/touchpoints/checkout" not in other.text
 
 
-def test_partner_manager_and_agent_pages(app):
-    with TestClient(app) as c:
+def test_partner_manager_and_agent_pages(shared_app):
+    with TestClient(shared_app) as c:
         login(c, "paul")
         assert c.get("/partners/dhl").status_code == 200
         assert c.get("/partners/ups").status_code == 403
         assert c.get("/departments/logistics").status_code == 200  # scoped to dhl's records
-    with TestClient(app) as c:
+    with TestClient(shared_app) as c:
         login(c, "aggie")
         assert c.get("/", follow_redirects=False).headers["location"] == "/customers"
         found = c.get("/customers", params={"q": "p1"})
@@ -304,8 +331,8 @@ def test_partner_manager_and_agent_pages(app):
             assert c.get(path).status_code == 403, path
 
 
-def test_overview_for_an_analyst_shows_every_touch_point(app):
-    with TestClient(app) as c:
+def test_overview_for_an_analyst_shows_every_touch_point(shared_app):
+    with TestClient(shared_app) as c:
         login(c, "ana")
         page = c.get("/", params={"range": "all"}).text
         for tp in ("ad_click", "checkout", "home_delivery", "support_call"):
@@ -340,14 +367,14 @@ def _get_paths(app) -> list[str]:
     )
 
 
-def test_every_get_route_is_scoped(app, seeded):
+def test_every_get_route_is_scoped(shared_app, shared):
     """Walks the OpenAPI description, so a route added without the scope dependency fails here:
     no credentials -> 401; an agent -> 403 on every analysis; a department head naming another
     department -> refused (403, or 422 where the route takes no department filter), never
     answered."""
-    with TestClient(app) as c:
-        agent, head = key_for(seeded, "aggie"), key_for(seeded, "lena")
-        paths = _get_paths(app)
+    with TestClient(shared_app) as c:
+        agent, head = key_for(shared, "aggie"), key_for(shared, "lena")
+        paths = _get_paths(shared_app)
         assert len(paths) >= 8
         for path in paths:
             url = path.replace("{person_id}", "p1").replace("{theme_id}", "1")
