@@ -20,7 +20,7 @@ from corridor.analytics.core import registry
 from corridor.analytics.core.scoping import run_scoped
 from corridor.api.app import create_app
 from corridor.auth import accounts
-from corridor.errors import StoreError
+from corridor.errors import StoreReadOnlyError
 from corridor.ingest.pipeline import Ingestor
 from corridor.settings import Settings
 from corridor.store import open_store
@@ -115,7 +115,7 @@ def test_records_are_refused_and_reach_the_lake_through_the_operational_store(
         try:
             assert ingestor.corridor_map is not None
             batch = pa.table({"interaction_id": ["x"], "person_id": ["p"]})
-            with pytest.raises(StoreError, match="corridor lake sync --store OPS_URL"):
+            with pytest.raises(StoreReadOnlyError, match="corridor lake sync --store OPS_URL"):
                 ingestor.ingest("interactions", batch)
         finally:
             ingestor.close()
@@ -152,5 +152,7 @@ def test_a_server_on_the_lake_store_answers_and_refuses_records_clearly(stores):
         sent = client.post(
             "/api/v1/interactions", headers=auth, json=[{"interaction_id": "over-http"}]
         )
-    assert 400 <= sent.status_code < 600 and sent.status_code != 500
+    # 409 Conflict: the store is set up to take no records (not 503: nothing is unavailable)
+    assert sent.status_code == 409, sent.text
+    assert sent.json()["error"]["code"] == "store_read_only"
     assert "corridor lake sync" in sent.json()["error"]["message"]

@@ -50,6 +50,13 @@ class StoreError(CorridorError, RuntimeError):
     status_code = 503
 
 
+class StoreReadOnlyError(StoreError):
+    """A store configured to take no records (a lake store: they go through its operational
+    store and ``corridor lake sync``): a conflict with the store's setup, not an outage."""
+
+    status_code = 409
+
+
 class SchemaVersionError(StoreError):
     """The store was written by a newer Corridor than this one."""
 

@@ -44,6 +44,7 @@ CODES: dict[type[ce.CorridorError], str] = {
     ce.PayloadTooLargeError: "payload_too_large",
     ce.PayloadError: "invalid_payload",
     ce.SchemaVersionError: "schema_version_too_new",
+    ce.StoreReadOnlyError: "store_read_only",
     ce.StoreError: "store_unavailable",
     ce.AuthenticationError: "unauthenticated",
     ce.PermissionDeniedError: "forbidden",

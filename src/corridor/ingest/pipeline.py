@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 
 from corridor.domain.contract import RecordKind, get_kind
 from corridor.domain.corridor_map import CorridorMap
-from corridor.errors import StoreError
+from corridor.errors import StoreReadOnlyError
 from corridor.ingest import identity
 from corridor.ingest.validate import (
     ATTRIBUTES,
@@ -262,7 +262,7 @@ class Ingestor:
         """
         refusal = getattr(self.store, "ingest_refusal", None)  # a lake store takes no records
         if refusal:
-            raise StoreError(refusal)
+            raise StoreReadOnlyError(refusal)
         k = get_kind(kind) if isinstance(kind, str) else kind
         if validated is not None:
             result = validated
