@@ -742,6 +742,14 @@ def test_cli_webhooks(store_url: str, receiver: Receiver) -> None:
     assert r.exit_code == 0 and "webhook.test" in r.output
     r = run("webhooks", "deliveries", "--state", "nonsense")
     assert r.exit_code != 0
+    r = run("webhooks", "add", receiver.url, "--allow-private", "--batch-max", "5000")
+    assert r.exit_code != 0 and "1,000" in str(r.exception or r.output)
+    r = run("webhooks", "add", receiver.url, "--allow-private", "--batch-max", "25")
+    assert r.exit_code == 0 and "up to 25 events per request" in r.output, r.output
+    with open_store(store_url) as s:
+        assert [e.batch_max for e in webhooks.list_endpoints(s)] == [1, 25]
+    r = run("webhooks", "remove", "2")
+    assert r.exit_code == 0
     r = run("webhooks", "remove", "1")
     assert r.exit_code == 0 and "removed webhook endpoint 1" in r.output
     r = run("webhooks", "deliveries", "1")

@@ -47,7 +47,7 @@ def _fields(record: Any, names: str) -> dict[str, Any]:
 
 
 def _endpoint_dict(e: Any) -> dict[str, Any]:
-    fields = "id url event_types enabled allow_private description created_at secret"
+    fields = "id url event_types enabled allow_private description created_at secret batch_max"
     return _fields(e, fields) | {"event_types": list(e.event_types)}
 
 
@@ -96,6 +96,14 @@ def webhooks_add(
         ),
     ] = False,
     description: Annotated[str | None, typer.Option(help="what the endpoint is for")] = None,
+    batch_max: Annotated[
+        int,
+        typer.Option(
+            "--batch-max",
+            help="up to this many events per request, in one envelope of type batch "
+            "(1: one event per request; at most 1000)",
+        ),
+    ] = 1,
     store: StoreOpt = None,
 ) -> None:
     """Add a webhook endpoint; its signing secret is printed once."""
@@ -106,11 +114,17 @@ def webhooks_add(
         "event_types": event or [],
         "allow_private": allow_private,
         "description": description,
+        "batch_max": batch_max,
     }
 
     def here(s: Store) -> dict[str, Any]:
         made = webhooks.add_endpoint(
-            s, url, event_types=event or [], allow_private=allow_private, description=description
+            s,
+            url,
+            event_types=event or [],
+            allow_private=allow_private,
+            description=description,
+            batch_max=batch_max,
         )
         return _endpoint_dict(made)
 
@@ -118,8 +132,10 @@ def webhooks_add(
         store, here, lambda c: c.call("POST", "/api/v1/admin/webhooks", json_body=body)
     )
     types = ", ".join(made["event_types"]) or "every event"
+    batches = made.get("batch_max", 1)
     console.print(
         f"webhook endpoint {made['id']}: {escape(made['url'])} ({types})"
+        + (f", up to {batches} events per request" if batches > 1 else "")
         + (" [yellow](private targets allowed)[/]" if made["allow_private"] else ""),
         soft_wrap=True,
     )
@@ -140,12 +156,13 @@ def webhooks_list(store: StoreOpt = None) -> None:
     if not found:
         console.print("no webhook endpoints yet; add one with `corridor webhooks add URL`")
         return
-    table = Table("id", "url", "events", "private ok", "description", "created")
+    table = Table("id", "url", "events", "batch", "private ok", "description", "created")
     for e in found:
         table.add_row(
             str(e["id"]),
             escape(e["url"]),
             ", ".join(e["event_types"]) or "all",
+            str(e.get("batch_max", 1)),
             "yes" if e["allow_private"] else "",
             escape(e["description"] or ""),
             _when(e["created_at"]),
