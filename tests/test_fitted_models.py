@@ -89,6 +89,29 @@ def test_models_are_kept_until_an_input_changes_and_a_profile_update_is_one(
     assert models.latest(LIFETIME) is not None
 
 
+def test_another_horizon_never_evicts_the_default_model(company, fits):
+    """Any signed-in role may ask one customer's risk for another horizon; that fit is kept in
+    a slot of its own, so it neither throws away the model pages read (they would show pending
+    until the next background fit) nor reaches the listeners, and however many horizons are
+    asked at most one extra model is held."""
+    models = FittedModels()
+    heard: list[float] = []
+    models.on_fitted(CHURN_RISK, lambda key, _model: heard.append(key[-1]))
+    default = person_risk(company, "c003", models=models)
+    for months in (1.0, 2.0, 1.0):
+        assert person_risk(company, "c003", months, models=models)["horizon_months"] == months
+    assert fits["risk"] == 4  # the default, then each change of the other horizon
+    assert person_risk(company, "c003", models=models, refit=False) == default
+    assert person_risk(company, "c003", models=models) == default and fits["risk"] == 4
+    assert heard == [3.0]  # the churn-jump listener heard the default fit only
+    assert models.latest(CHURN_RISK)[0][-1] == 3.0  # type: ignore[index]
+    assert models.latest(f"{CHURN_RISK}:other")[0][-1] == 1.0  # type: ignore[index]
+    value = person_value(company, "c001", models=models)
+    assert person_value(company, "c001", 6.0, models=models)["horizon_months"] == 6.0
+    assert person_value(company, "c001", models=models, refit=False) == value
+    assert fits["value"] == 2
+
+
 def test_without_models_every_call_fits_and_nothing_is_kept(company, fits):
     a = person_risk(company, "c003")
     assert person_risk(company, "c003") == a

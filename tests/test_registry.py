@@ -107,3 +107,29 @@ def test_python_values_are_checked_by_the_declaration_too():
         gaps.bind({"limit": 5})
     with pytest.raises(AnalyticsQueryError, match="unknown filter 'colour'"):
         gaps.bind({"filters": {"colour": ["red"]}})
+
+
+ALL = list(registry.analyses().values())
+
+
+@pytest.mark.parametrize("a", ALL, ids=lambda a: a.name)
+def test_every_number_is_bounded_below(a):
+    """A count, size, horizon or level below its meaning (``/agents?min_n=-999`` was taken) is
+    refused by the declaration, with the bound in the message and in the OpenAPI schema."""
+    for p in a.parameters():
+        if p.kind not in ("int", "float"):
+            continue
+        assert p.ge is not None or p.gt is not None, f"{a.name}.{p.name} has no lower bound"
+        low = (p.ge if p.ge is not None else p.gt) - 1
+        with pytest.raises(AnalyticsQueryError, match=f"{p.name} must be"):
+            p.parse([str(low)])
+        schema = p.schema()
+        assert "minimum" in schema or "exclusiveMinimum" in schema
+
+
+def test_an_exclusive_lower_bound_refuses_the_bound_itself():
+    horizon = next(p for p in registry.get("churn_risk").parameters() if p.name == "horizon_months")
+    with pytest.raises(AnalyticsQueryError, match="horizon_months must be above 0 and at most 24"):
+        horizon.parse(["0"])
+    assert horizon.parse(["0.5"]) == 0.5
+    assert horizon.schema()["exclusiveMinimum"] == 0

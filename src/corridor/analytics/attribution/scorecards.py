@@ -352,7 +352,7 @@ __all__ = [
 
 # -- declarations --------------------------------------------------------------------------------
 
-MIN_N = Param("min_n", "int", 1, "leave out units with fewer rated records")
+MIN_N = Param("min_n", "int", 1, "leave out units with fewer rated records (at least 1)", ge=1)
 SCORECARD_COLUMNS = columns(
     "baseline:bool n:int mean_gap mean_gap_low mean_gap_high nps_n:int nps nps_low nps_high "
     "kept_rate_n:int kept_rate kept_rate_low kept_rate_high complaint_share_n:int "

@@ -67,8 +67,9 @@ class Param:
     choices: tuple[str, ...] | None = None
     ge: float | None = None
     le: float | None = None
-    #: strict upper bound (``lt``), for levels such as confidence
+    #: strict bounds (``gt``, ``lt``): a horizon above 0, a level below 1
     lt: float | None = None
+    gt: float | None = None
     example: Any = None
 
     # -- strings (URL, command line) ---------------------------------------------------------
@@ -121,7 +122,9 @@ class Param:
                 raise AnalyticsQueryError(f"{self.name} must be a whole number, got {value!r}")
             if not math.isfinite(value):
                 raise AnalyticsQueryError(f"{self.name} must be finite, got {value!r}")
-            low = self.ge is not None and value < self.ge
+            low = (self.ge is not None and value < self.ge) or (
+                self.gt is not None and value <= self.gt
+            )
             high = (self.le is not None and value > self.le) or (
                 self.lt is not None and value >= self.lt
             )
@@ -150,6 +153,8 @@ class Param:
         parts = []
         if self.ge is not None:
             parts.append(f"at least {_num(self.ge)}")
+        if self.gt is not None:
+            parts.append(f"above {_num(self.gt)}")
         if self.le is not None:
             parts.append(f"at most {_num(self.le)}")
         if self.lt is not None:
@@ -193,6 +198,8 @@ class Param:
             s["maximum"] = self.le
         if self.lt is not None:
             s["exclusiveMaximum"] = self.lt
+        if self.gt is not None:
+            s["exclusiveMinimum"] = self.gt
         if self.default is not None:
             s["default"] = self.default
         return s
@@ -206,7 +213,7 @@ class Param:
                 if self.kind != "list"
                 else (f"; any of {', '.join(self.choices)} (comma-separated or repeated)")
             )
-        if self.kind in ("int", "float") and (self.ge, self.le, self.lt) != (None, None, None):
+        if self.kind in ("int", "float") and (self.ge, self.gt, self.le, self.lt) != (None,) * 4:
             text += f"; {self.range()}"
         if self.default is not None and self.default != [] and self.default != ():
             shown = ",".join(self.default) if self.kind == "list" else self.default

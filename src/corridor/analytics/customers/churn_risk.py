@@ -59,7 +59,7 @@ from corridor.analytics.customers.churn_people import (
     CustomerTable,
     customer_table,
 )
-from corridor.analytics.customers.models import CHURN_RISK, FittedModels, store_state
+from corridor.analytics.customers.models import CHURN_RISK, FittedModels, slot, store_state
 from corridor.analytics.estimators.risk_boosted import BoostedRiskModel
 from corridor.analytics.estimators.risk_logistic import (
     RiskModel,
@@ -272,8 +272,9 @@ class _Fitted:
 def _fitted(
     source: Source, horizon_months: float, models: FittedModels | None, refit: bool
 ) -> _Fitted | None:
+    name = slot(CHURN_RISK, (horizon_months,), (HORIZON_MONTHS,))
     if not refit:  # whatever model is kept, however old; None when there is none yet
-        kept = models.latest(CHURN_RISK) if models is not None else None
+        kept = models.latest(name) if models is not None else None
         return kept[1] if kept is not None and kept[0][-1] == float(horizon_months) else None
 
     def fit() -> _Fitted:
@@ -292,7 +293,7 @@ def _fitted(
 
     if models is None:
         return fit()
-    return models.fitted(CHURN_RISK, (*store_state(source), float(horizon_months)), fit)
+    return models.fitted(name, (*store_state(source), float(horizon_months)), fit)
 
 
 def from_background_fit(
@@ -443,7 +444,7 @@ register(
         params=(
             Param(
                 "horizon_months", "float", HORIZON_MONTHS,
-                "months ahead the probability is for; above 0", le=24,
+                "months ahead the probability is for", gt=0, le=24,
             ),
             Param(
                 "min_rated", "int", MIN_RATED,

@@ -47,7 +47,7 @@ from corridor.analytics.customers.churn_people import (
     canonical_interactions,
     check_person_filters,
 )
-from corridor.analytics.customers.models import LIFETIME, FittedModels, store_state
+from corridor.analytics.customers.models import LIFETIME, FittedModels, slot, store_state
 from corridor.analytics.estimators.lifetime_models import BetaGeo, GammaGamma, clv
 
 PURCHASE_OUTCOME = "purchase"
@@ -370,6 +370,10 @@ def lifetime_table(
     )
 
 
+#: person_value's horizon, discount and confidence by default: the model the app keeps
+_PERSON_DEFAULTS = (12.0, 0.01, 0.95)
+
+
 def person_value(
     source: Source,
     person_id: str,
@@ -408,8 +412,9 @@ def person_value(
         except AnalyticsQueryError as e:  # too few buyers: say so, never fail a page
             return pd.DataFrame(), {"as_of": None, "unavailable": str(e)}
 
+    name = slot(LIFETIME, params, _PERSON_DEFAULTS)
     if not refit:  # whatever model is kept, however old; pending when there is none yet
-        kept = models.latest(LIFETIME) if models is not None else None
+        kept = models.latest(name) if models is not None else None
         if kept is None or kept[0][-3:] != params:
             pending = {"person_id": person_id, "canonical_id": canonical, "status": "pending"}
             return pending | (models.state(LIFETIME).pending() if models is not None else {})
@@ -417,7 +422,7 @@ def person_value(
     elif models is None:
         scored, info = fit()
     else:
-        scored, info = models.fitted(LIFETIME, (*store_state(source), *params), fit)
+        scored, info = models.fitted(name, (*store_state(source), *params), fit)
     out: dict[str, Any] = {
         "person_id": person_id,
         "canonical_id": canonical,
@@ -483,7 +488,7 @@ LIFETIME_PEOPLE = register(
         params=(
             Param(
                 "horizon_months", "float", 12.0,
-                "months ahead of the expected purchases and CLV; above 0", le=120,
+                "months ahead of the expected purchases and CLV", gt=0, le=120,
             ),
             Param(
                 "discount_monthly", "float", 0.01,

@@ -50,6 +50,15 @@ CHURN_RISK = "churn_risk"
 LIFETIME = "lifetime"
 
 
+def slot(name: str, params: tuple[float, ...], defaults: tuple[float, ...]) -> str:
+    """The name a model with these parameters is kept under: ``name`` itself for the defaults
+    (what the app fits in the background, pages read and listeners hear of), ``name:other``
+    for any other parameters, one slot for all of them. A query with another horizon is
+    fitted and kept there, so it never evicts the default model that pages and the churn-jump
+    rules rely on, and however many horizons are asked, at most one extra model is held."""
+    return name if tuple(map(float, params)) == tuple(map(float, defaults)) else f"{name}:other"
+
+
 #: what a model is doing: never fitted, being fitted (or waiting its turn in a round that
 #: fits it), kept and idle, or its latest fit failed
 ModelStatus = Literal["not_fitted", "fitting", "ready", "failed"]
