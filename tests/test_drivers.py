@@ -55,6 +55,25 @@ def test_lmg_matches_brute_force_ols_over_all_subsets_on_longley():
     assert got.lmg.sum() == pytest.approx(got.r2, abs=1e-9)
 
 
+@pytest.mark.filterwarnings("ignore:The design matrix is rank-deficient")
+@pytest.mark.parametrize("collinear", [False, True])
+def test_every_subsets_r2_is_the_ols_r2_of_that_subset(collinear):
+    """Reference: statsmodels OLS of each of the 2^7 subsets of seven predictors; R²(S) is
+    built from its parent by one row of the inverse Cholesky factor, and a subset whose
+    predictors are collinear (an exact copy, ``collinear``) is solved directly instead."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(300, 7)) @ rng.normal(size=(7, 7))
+    if collinear:
+        x[:, 4] = 2 * x[:, 1] - x[:, 2]
+    y = x @ rng.normal(size=7) + 3 * rng.normal(size=300)
+    c = imp.correlation(imp.moments(np.column_stack([x, y])))
+    got = imp.subset_r2(c[:-1, :-1], c[:-1, -1])
+    for k in range(1, 8):
+        for s in itertools.combinations(range(7), k):
+            ols = sm.OLS(y, sm.add_constant(x[:, list(s)])).fit().rsquared
+            assert got[sum(1 << j for j in s)] == pytest.approx(ols, abs=1e-7), s
+
+
 def test_relative_weights_match_johnsons_procedure_on_the_data():
     """Reference: Johnson (2000, Multivariate Behavioral Research 35(1), pp. 8–9): the
     standardised predictors X = PΔQ' are replaced by their closest orthonormal counterparts

@@ -10,7 +10,12 @@ the person-level data and calls it.
 * **LMG** (Lindeman, Merenda & Gold 1980; Shapley value of R², Grömping 2007): the share of
   ``R²`` of predictor ``j`` is its extra ``R²`` averaged over every order of entering the model,
   ``LMG_j = Σ_{S ⊆ P∖{j}} |S|! (p − |S| − 1)! / p! · (R²(S ∪ {j}) − R²(S))``. Exact: all
-  ``2^p`` subsets are solved, batched by size (``p ≤ 15``: 32,768 subsets).
+  ``2^p`` subsets are evaluated, batched by size (``p ≤ 15``: 32,768 subsets). Each subset
+  extends its parent (itself without its last predictor) by one row of the inverse Cholesky
+  factor of ``R_SS``: ``R²(S ∪ {j}) = R²(S) + ((r_j − l'w_S) / d)²`` with ``l = L_S⁻¹ R_Sj``,
+  ``d² = 1 − l'l`` and ``w_S = L_S⁻¹ r_S`` — ``O(k²)`` per subset of size ``k`` instead of a
+  ``k × k`` solve (1.5–2 times faster); from the first size with a subset too close to
+  collinear for that (``d²`` near 0), by each subset's pseudo-inverse (least squares).
 * **Relative weights** (Johnson 2000): with ``R = V Λ V'``, ``R^{1/2} = V Λ^{1/2} V'`` are the
   loadings of the predictors on their closest orthogonal counterparts ``Z``, ``β = R^{-1/2} r``
   the regression of the outcome on ``Z``, and ``ε_j = Σ_k (R^{1/2})_{jk}² β_k²``. The weights sum
@@ -62,19 +67,63 @@ def _subsets(p: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     return tuple(out)
 
 
+@cache
+def _tree(p: int) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
+    """For each size k = 1..p (the order of :func:`_subsets`): each k-subset's parent (its
+    position among the (k−1)-subsets: the subset without its last, largest predictor), that
+    last predictor, and the subset's bitmask."""
+    out = []
+    position = np.zeros(1 << p, dtype=np.intp)  # bitmask → position within its size
+    for idx, masks in _subsets(p):
+        last = idx[:, -1]
+        parent = position[masks - (np.int64(1) << last.astype(np.int64))]
+        position[masks] = np.arange(len(masks))
+        out.append((parent, last, masks))
+    return tuple(out)
+
+
+#: below this, d² = 1 − l'l says the subset is (nearly) collinear: solved directly instead
+_COLLINEAR = 1e-10
+
+
+def _solved_r2(rxx: np.ndarray, rxy: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``R²`` of the subsets ``idx`` (C × k) through the pseudo-inverse of each ``R_SS``: the
+    least-squares answer when predictors are collinear (a plain solve of a matrix singular but
+    for rounding gives huge coefficients and a meaningless ``R²``)."""
+    a = rxx[idx[:, :, None], idx[:, None, :]]
+    b = rxy[idx]
+    sol = np.einsum("cij,cj->ci", np.linalg.pinv(a, rcond=1e-10, hermitian=True), b)
+    r2: np.ndarray = np.einsum("ci,ci->c", b, sol)
+    return r2
+
+
 def subset_r2(rxx: np.ndarray, rxy: np.ndarray) -> np.ndarray:
     """``R²`` of every subset of the predictors, indexed by bitmask (bit j = predictor j);
-    entry 0 (no predictor) is 0."""
+    entry 0 (no predictor) is 0. Each subset from its parent by one row of the inverse
+    Cholesky factor (module notes); a size with a near-collinear subset is solved directly."""
     p = len(rxy)
     r2 = np.zeros(1 << p)
-    for idx, masks in _subsets(p):
-        a = rxx[idx[:, :, None], idx[:, None, :]]
-        b = rxy[idx]
-        try:
-            sol = np.linalg.solve(a, b[..., None])[..., 0]
-        except np.linalg.LinAlgError:  # a singular subset (collinear predictors)
-            sol = np.einsum("cij,cj->ci", np.linalg.pinv(a), b)
-        r2[masks] = np.einsum("ci,ci->c", b, sol)
+    inv = np.ones((1, 0, 0))  # L_P⁻¹ of each parent P (the empty set's: 0 × 0)
+    w = np.zeros((1, 0))  # w_P = L_P⁻¹ r_P
+    base = np.zeros(1)  # R²(P)
+    for (idx, _), (parent, last, masks) in zip(_subsets(p), _tree(p), strict=True):
+        k = idx.shape[1]
+        lp, wp = inv[parent], w[parent]  # (C, k−1, k−1), (C, k−1)
+        row = np.einsum("cij,cj->ci", lp, rxx[idx[:, :-1], last[:, None]])
+        d2 = rxx[last, last] - np.einsum("ci,ci->c", row, row)
+        if np.any(d2 < _COLLINEAR):  # rare: this size and the larger ones by pseudo-inverses
+            for idx_k, masks_k in _subsets(p)[k - 1 :]:
+                r2[masks_k] = _solved_r2(rxx, rxy, idx_k)
+            break
+        d = np.sqrt(d2)
+        step = (rxy[last] - np.einsum("ci,ci->c", row, wp)) / d
+        level = base[parent] + step * step
+        r2[masks] = level
+        grown = np.zeros((len(masks), k, k))
+        grown[:, : k - 1, : k - 1] = lp
+        grown[:, k - 1, : k - 1] = -np.einsum("ci,cij->cj", row, lp) / d[:, None]
+        grown[:, k - 1, k - 1] = 1.0 / d
+        inv, w, base = grown, np.concatenate([wp, step[:, None]], axis=1), level
     return np.clip(r2, 0.0, 1.0)
 
 
