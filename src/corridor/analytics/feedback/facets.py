@@ -248,11 +248,9 @@ def facet_table(
     """Functional (experience) and emotional (emotion) facets side by side for any grouping,
     period, filters and time range — the parameters of
     :func:`corridor.analytics.feedback.gaps.gap_table`."""
-    conf = dims.check_confidence(confidence)
-    query = Query.of(args)
-    sums = facet_sums(source, query)
-    frame = summarise_facets(sums, query.by, query.period, conf)
-    return FacetResult.from_sums(frame, sums, conf, FACET_METHOD, query.describe())
+    return FacetResult.per_group(
+        source, confidence, args, facet_sums, summarise_facets, FACET_METHOD
+    )
 
 
 # -- solicited against unsolicited ---------------------------------------------------------------
