@@ -32,7 +32,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from corridor.domain.contract import FEEDBACK
 from corridor.ingest.payload import records_to_table
@@ -228,19 +228,22 @@ def check_form(response: Response, posted: str | None) -> None:
         )
 
 
+class Where(TypedDict, total=False):
+    """Where the customer is, as :func:`merge` and :func:`save` take it: the page (required),
+    the language chosen (default: the response's) and the time (default: now)."""
+
+    page: Required[int]
+    language: str | None
+    now: datetime | None
+
+
 def save(
-    store: Store,
-    response: Response,
-    values: dict[str, Any],
-    *,
-    page: int,
-    language: str | None = None,
-    now: datetime | None = None,
+    store: Store, response: Response, values: dict[str, Any], **where: Unpack[Where]
 ) -> Response:
     """Merge ``values`` into the response's answers and note where the customer is."""
     if response.done:
         return response
-    merged = merge(response, values, page=page, language=language, now=now)
+    merged = merge(response, values, **where)
     store.write_beside(
         lambda tx: tx.execute(
             "UPDATE survey_responses SET answers = ?, page = ?, language = ?, started_at = ?, "
@@ -507,6 +510,7 @@ __all__ = [
     "SUBMITTED",
     "SUBMITTING",
     "Response",
+    "Where",
     "check_form",
     "feedback_id",
     "find_by_form",

@@ -34,7 +34,7 @@ channels, raw, for comparison.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 import ibis
 import numpy as np
@@ -302,15 +302,21 @@ def select_list(result: AnalyticsResult) -> pd.DataFrame:
     return f[f["select"].notna()].reset_index(drop=True)
 
 
+class _PassedOn(TypedDict, total=False):
+    """What :func:`scorecard` passes on to :func:`partner_scorecard` as it is."""
+
+    since: TimeLike
+    until: TimeLike
+    confidence: float
+    min_n: int
+
+
 def scorecard(
     source: Source,
     *,
     kind: str = "partner",
     filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
-    confidence: float = 0.95,
-    min_n: int = 1,
+    **args: Unpack[_PassedOn],
 ) -> AnalyticsResult:
     """:func:`partner_scorecard` as the cards serve it. On the partner card a ``partner`` filter
     (forced to their own for a partner manager) selects the rows shown, next to the brand's
@@ -322,10 +328,7 @@ def scorecard(
         asked = filters["partner"]
         shown = {asked} if asked is None or isinstance(asked, str) else set(asked)
         filters = {k: v for k, v in filters.items() if k != "partner"} or None
-    res = partner_scorecard(
-        source, kind=kind, filters=filters, since=since, until=until, confidence=confidence,
-        min_n=min_n,
-    )  # fmt: skip
+    res = partner_scorecard(source, kind=kind, filters=filters, **args)
     frame = res.frame
     base = frame["baseline"].eq(True)
     ranked = int((frame["rank"].notna() & ~base).sum()) if "rank" in frame.columns else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Self
@@ -11,6 +12,8 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+from corridor.analytics.core.dimensions import Query, QueryArgs, Source, check_confidence
 
 
 def _plain(value: Any) -> Any:
@@ -89,6 +92,25 @@ class AnalyticsResult:
         their ``n`` column, the records summed."""
         n = int(sums["n"].sum())
         return cls(frame=frame, n=n, confidence=confidence, method=method, query=query, **more)
+
+    @classmethod
+    def per_group(
+        cls,
+        source: Source,
+        confidence: float,
+        args: QueryArgs,
+        sums_of: Callable[[Source, Query], pd.DataFrame],
+        summarise: Callable[[pd.DataFrame, Sequence[str], str | None, float], pd.DataFrame],
+        method: str,
+    ) -> Self:
+        """The result of a query's keyword ``args``: the engine's ``sums_of`` the query, then
+        ``summarise`` (a pure function of those sums, the groupings, the period and the level)
+        gives the frame, one row per group (and period)."""
+        conf = check_confidence(confidence)
+        query = Query.of(args)
+        sums = sums_of(source, query)
+        frame = summarise(sums, query.by, query.period, conf)
+        return cls.from_sums(frame, sums, conf, method, query.describe())
 
     def metadata(self) -> dict[str, Any]:
         """Everything but the frame, JSON-friendly."""

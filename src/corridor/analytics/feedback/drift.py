@@ -85,7 +85,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Unpack
 
 import ibis.expr.types as ir
 import numpy as np
@@ -93,7 +93,7 @@ import pandas as pd
 
 from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core import registry
-from corridor.analytics.core.dimensions import MEASURES, Filters, Query, Source, TimeLike
+from corridor.analytics.core.dimensions import MEASURES, Query, QueryArgs, Source
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import as_utc, labels
 from corridor.analytics.core.result import AnalyticsResult, put_interval
@@ -155,6 +155,13 @@ def _check_drift_period(period: str | None) -> str:
     return p
 
 
+def _drift_query(args: QueryArgs) -> Query:
+    """The query of a drift analysis: per touch point and month unless told otherwise; it must
+    have a period."""
+    period = _check_drift_period(args.get("period", "month"))
+    return Query.of({**args, "period": period}, by=("touchpoint",))
+
+
 def _measure_expr(table: ir.Table, measure: str) -> ir.FloatingValue:
     if measure == "gap":
         return table.experience - table.expectation
@@ -174,13 +181,7 @@ def drift_sums(source: Source, query: Query, measure: str = "expectation") -> pd
 
 
 def drift_stats(
-    source: Source,
-    by: Sequence[str] | str | None = "touchpoint",
-    period: str = "month",
-    filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
-    measure: str = "expectation",
+    source: Source, *, measure: str = "expectation", **args: Unpack[QueryArgs]
 ) -> pd.DataFrame:
     """Sufficient statistics of ``measure`` per series (the ``by`` groups) and period, computed
     in the engine over the feedback records that have it.
@@ -189,8 +190,7 @@ def drift_stats(
     ``measure`` is one of :data:`DRIFT_MEASURES` (``gap`` = experience − expectation).
     """
     m = _check_measure(measure)
-    query = Query.build(by, _check_drift_period(period), filters, since, until)
-    return drift_sums(source, query, m)
+    return drift_sums(source, _drift_query(args), m)
 
 
 # -- change points on one series -----------------------------------------------------------------
@@ -396,17 +396,13 @@ class DriftResult(AnalyticsResult):
 
 def expectation_drift(
     source: Source,
-    by: Sequence[str] | str | None = "touchpoint",
-    period: str = "month",
-    filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
     *,
     measure: str = "expectation",
     alpha: float = 0.01,
     min_segment: int = 1,
     correct_overdispersion: bool = True,
     confidence: float = 0.95,
+    **args: Unpack[QueryArgs],
 ) -> DriftResult:
     """Change points in the mean expectation per touch point (or per any grouping) over time.
 
@@ -423,7 +419,7 @@ def expectation_drift(
     """
     m = _check_measure(measure)
     conf = dims.check_confidence(confidence)
-    query = Query.build(by, _check_drift_period(period), filters, since, until)
+    query = _drift_query(args)
     assert query.period is not None
     sums = drift_sums(source, query, m)
     changes, series = detect_drift(

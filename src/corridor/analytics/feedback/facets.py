@@ -44,7 +44,7 @@ from scipy import stats as _sp
 from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core import registry
 from corridor.analytics.core.counting import count_where
-from corridor.analytics.core.dimensions import Filters, Query, QueryArgs, Source, TimeLike
+from corridor.analytics.core.dimensions import Query, QueryArgs, Source
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import key_frame
 from corridor.analytics.core.result import AnalyticsResult, put_interval
@@ -248,11 +248,9 @@ def facet_table(
     """Functional (experience) and emotional (emotion) facets side by side for any grouping,
     period, filters and time range — the parameters of
     :func:`corridor.analytics.feedback.gaps.gap_table`."""
-    conf = dims.check_confidence(confidence)
-    query = Query.of(args)
-    sums = facet_sums(source, query)
-    frame = summarise_facets(sums, query.by, query.period, conf)
-    return FacetResult.from_sums(frame, sums, conf, FACET_METHOD, query.describe())
+    return FacetResult.per_group(
+        source, confidence, args, facet_sums, summarise_facets, FACET_METHOD
+    )
 
 
 # -- solicited against unsolicited ---------------------------------------------------------------
@@ -321,18 +319,12 @@ def source_facet_sums(source: Source, query: Query, measure: str = "experience")
 
 
 def source_facet_stats(
-    source: Source,
-    by: Sequence[str] | str | None = "touchpoint",
-    period: str | None = None,
-    filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
-    measure: str = "experience",
+    source: Source, *, measure: str = "experience", **args: Unpack[QueryArgs]
 ) -> pd.DataFrame:
     """Sufficient statistics per group (and period), side (``solicited``/``unsolicited``) and
     score bin, computed in the engine: the ``by`` columns, ``period``, ``side``, ``bin``, then
     :data:`SOURCE_SUMS`. ``measure`` is ``experience`` (bins 0…10) or ``gap`` (−10…10)."""
-    return source_facet_sums(source, Query.build(by, period, filters, since, until), measure)
+    return source_facet_sums(source, Query.of(args, by=("touchpoint",)), measure)
 
 
 def summarise_source_facets(
@@ -457,20 +449,17 @@ class SourceFacetResult(AnalyticsResult):
 
 def source_facets(
     source: Source,
-    by: Sequence[str] | str | None = "touchpoint",
-    period: str | None = None,
-    filters: Filters | None = None,
-    since: TimeLike = None,
-    until: TimeLike = None,
+    *,
     measure: str = "experience",
     confidence: float = 0.95,
+    **args: Unpack[QueryArgs],
 ) -> SourceFacetResult:
     """Score distributions of solicited against unsolicited feedback per touch point (or any
     grouping but ``source``), with the negativity skew. ``measure`` is ``experience`` or
     ``gap`` (experience − expectation)."""
     conf = dims.check_confidence(confidence)
     m = _check_measure(measure)
-    query = Query.build(by, period, filters, since, until)
+    query = Query.of(args, by=("touchpoint",))
     sums = source_facet_sums(source, query, m)
     frame = summarise_source_facets(sums, query.by, query.period, m, conf)
     meta = query.describe() | {"measure": m}

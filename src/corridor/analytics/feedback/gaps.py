@@ -59,12 +59,7 @@ def gap_sums(source: Source, query: Query) -> pd.DataFrame:
     :class:`~corridor.analytics.core.dimensions.Query`: from the store's rollup when the query
     allows it (:mod:`corridor.analytics.feedback.rollup`; the same frame), else from the base
     tables."""
-    sums = rollup.sums(source, query, "gap")
-    if sums is not None:
-        return sums
-    t = dims.query_rows(source, query)
-    t = t.filter(t.expectation.notnull(), t.experience.notnull())
-    return dims.aggregate(t, query.keys, gap_aggregates(t))
+    return rollup.sums_or_base(source, query, "gap")
 
 
 def summarise_gaps(
@@ -148,11 +143,7 @@ def gap_table(source: Source, *, confidence: float = 0.95, **args: Unpack[QueryA
     ``until`` (exclusive) bound ``feedback.occurred_at``. Unknown groupings, filters or periods
     raise :class:`~corridor.analytics.core.errors.AnalyticsQueryError` naming the allowed values.
     """
-    conf = dims.check_confidence(confidence)
-    query = Query.of(args)
-    sums = gap_sums(source, query)
-    frame = summarise_gaps(sums, query.by, query.period, conf)
-    return GapResult.from_sums(frame, sums, conf, METHOD, query.describe())
+    return GapResult.per_group(source, confidence, args, gap_sums, summarise_gaps, METHOD)
 
 
 __all__ = [

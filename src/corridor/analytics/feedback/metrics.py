@@ -63,12 +63,7 @@ def metric_sums(source: Source, query: Query) -> pd.DataFrame:
     """:func:`metric_stats` for an already validated
     :class:`~corridor.analytics.core.dimensions.Query`: from the store's rollup when the query
     allows it (:mod:`corridor.analytics.feedback.rollup`), else from the base tables."""
-    sums = rollup.sums(source, query, "metric")
-    if sums is not None:
-        return sums
-    t = dims.query_rows(source, query)
-    t = t.filter(t.nps.notnull() | t.csat.notnull() | t.ces.notnull())
-    return dims.aggregate(t, query.keys, metric_aggregates(t))
+    return rollup.sums_or_base(source, query, "metric")
 
 
 def summarise_metrics(
@@ -172,11 +167,7 @@ def metric_table(
 ) -> MetricResult:
     """NPS, CSAT top-2-box and CES with intervals for any grouping, period, filters and time
     range — the same parameters as :func:`corridor.analytics.feedback.gaps.gap_table`."""
-    conf = dims.check_confidence(confidence)
-    query = Query.of(args)
-    sums = metric_sums(source, query)
-    frame = summarise_metrics(sums, query.by, query.period, conf)
-    return MetricResult.from_sums(frame, sums, conf, METHOD, query.describe())
+    return MetricResult.per_group(source, confidence, args, metric_sums, summarise_metrics, METHOD)
 
 
 __all__ = [

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 import weakref
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
@@ -48,6 +49,7 @@ from corridor.analytics.core.dimensions import (
     aggregate,
     feedback_facts,
     filter_predicates,
+    query_rows,
 )
 from corridor.analytics.feedback.sums import (
     GAP_SUMS,
@@ -87,6 +89,23 @@ _COUNTS = frozenset(
 
 Kind = Literal["gap", "metric"]
 
+
+def rated(t: ir.Table) -> ir.BooleanValue:
+    """The records the gap sums are over: with both an expectation and an experience."""
+    return t.expectation.notnull() & t.experience.notnull()
+
+
+def answered(t: ir.Table) -> ir.BooleanValue:
+    """The records the metric sums are over: with at least one of NPS, CSAT and CES."""
+    return t.nps.notnull() | t.csat.notnull() | t.ces.notnull()
+
+
+#: kind -> the records its sums are over, and those sums' aggregates
+_BASE: dict[Kind, tuple[Callable[[ir.Table], ir.BooleanValue], Callable[..., dict[str, Any]]]] = {
+    "gap": (rated, gap_aggregates),
+    "metric": (answered, metric_aggregates),
+}
+
 #: stores known to have the rollup tables (schema v3 or later)
 _ready: weakref.WeakSet[Store] = weakref.WeakSet()
 
@@ -122,12 +141,10 @@ def eligible(source: Source, query: Query) -> bool:
 def _aggregate_rows(t: ir.Table) -> ir.Table:
     """Rollup rows of facts that carry a ``day``: gap sums over the rated records and metric
     sums over the answered ones, per day and dimensions (sums over no record are 0)."""
-    rated = t.expectation.notnull() & t.experience.notnull()
-    answered = t.nps.notnull() | t.csat.notnull() | t.ces.notnull()
     aggs: dict[str, Any] = {}
-    for name, expr in gap_aggregates(t, where=rated).items():
+    for name, expr in gap_aggregates(t, where=rated(t)).items():
         aggs[GAP_COLUMNS[name]] = expr if name in _COUNTS else expr.coalesce(0.0)
-    for name, expr in metric_aggregates(t, where=answered).items():
+    for name, expr in metric_aggregates(t, where=answered(t)).items():
         aggs[METRIC_COLUMNS[name]] = expr if name in _COUNTS else expr.coalesce(0.0)
     rows = t.group_by(["day", *ROLLUP_DIMENSIONS]).aggregate(**aggs)
     return rows.filter((rows.gap_n > 0) | (rows.metric_n > 0))
@@ -271,6 +288,18 @@ def sums(source: Source, query: Query, kind: Kind) -> pd.DataFrame | None:
         if name in _COUNTS:
             df[name] = df[name].astype("int64")
     return df
+
+
+def sums_or_base(source: Source, query: Query, kind: Kind) -> pd.DataFrame:
+    """:func:`sums` where the rollup can answer ``query``, else the same frame summed from the
+    base tables (over the records :func:`rated` or :func:`answered`)."""
+    found = sums(source, query, kind)
+    if found is not None:
+        return found
+    keep, aggregates = _BASE[kind]
+    t = query_rows(source, query)
+    t = t.filter(keep(t))
+    return aggregate(t, query.keys, aggregates(t))
 
 
 def _fresh_rows(store: Store, lo: date, hi: date) -> ir.Table:
