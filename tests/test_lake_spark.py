@@ -188,3 +188,33 @@ def test_the_lake_sync_job_of_a_server_on_the_lake_store_syncs_its_operational_s
         assert state.last_status == "ok", state.last_message
         assert state.last_message is not None and "1 records written" in state.last_message
         assert on_spark.count("interactions") == before + 1
+
+
+def test_a_delta_lake_reads_as_the_parquet_lake_does(spark, company, tmp_path):
+    """A lake synced with --table-format delta: the lake store reads each Delta table's current
+    version (its Parquet files; a replaced month's old files, still on disk, are not read)."""
+    path, _ = company
+    ops_path = private_copy(path, tmp_path)
+    delta = tmp_path / "delta"
+    with open_store(str(ops_path)) as ops:
+        sync(ops, delta, table_format="delta")
+    url = f"spark://local[2]?lake={delta}&ops=duckdb:///{ops_path}"
+    with open_store(str(ops_path)) as duck, open_lake_store(url, open_store, session=spark) as lake:
+        for name in ("gaps", "nps", "journeys"):
+            a = registry.analyses()[name]
+            kwargs = CASES.get(name, {})
+            expected = run_scoped(a, duck, None, a.bind(dict(kwargs)))
+            got = run_scoped(a, lake, None, a.bind(dict(kwargs)))
+            assert got.n == expected.n > 0
+            _same(_plain(got.to_records()), _plain(expected.to_records()), f"{name} on Delta")
+        with duck.transaction() as tx:  # every person of one month changed: a month replaced
+            tx.execute(
+                "UPDATE people SET segment = 'delta-changed' WHERE strftime(first_seen_at, "
+                "'%Y-%m') = (SELECT min(strftime(first_seen_at, '%Y-%m')) FROM people)"
+            )
+        report = {t.table: t for t in sync(duck, delta).tables}
+        assert report["people"].changed > 0 and report["people"].files_removed > 0
+        assert lake.count("people") == duck.count("people")
+        t = lake.table("people")
+        changed = t.filter(t.segment == "delta-changed").count().to_pyarrow().as_py()
+        assert changed == report["people"].changed

@@ -28,7 +28,15 @@ from corridor.ingest.pipeline import Ingestor
 from corridor.settings import Settings
 from corridor.store import locate, open_store
 from corridor.store.base import Store
-from corridor.store.lake import FACTS, STAMP, data_files, json_as_text, month_dir
+from corridor.store.lake import (
+    FACTS,
+    STAMP,
+    data_files,
+    is_delta,
+    json_as_text,
+    month_dir,
+    table_files,
+)
 from corridor.store.lake_store import parse
 from corridor.store.lake_sync import sync
 from shared_builds import private_copy, simulated_company
@@ -53,7 +61,7 @@ def _store_rows(store: Store, table: str) -> pa.Table:
 
 
 def _lake_rows(con: duckdb.DuckDBPyConnection, lake: Path, table: str) -> pa.Table | None:
-    files = data_files(lake / table)
+    files = table_files(lake, table)
     if not files:
         return None
     return con.sql(
@@ -64,7 +72,8 @@ def _lake_rows(con: duckdb.DuckDBPyConnection, lake: Path, table: str) -> pa.Tab
 
 def assert_lake_is_store(store: Store, lake: Path) -> None:
     """Every fact table: the lake holds exactly the store's records (as multisets: no record
-    missing, none twice), each in the folder of its own month."""
+    missing, none twice), each in the folder of its own month; of a Delta lake, its tables'
+    current versions."""
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         for name, fact in FACTS.items():
@@ -81,7 +90,7 @@ def assert_lake_is_store(store: Store, lake: Path) -> None:
             misplaced = con.sql(
                 f"SELECT count(*) FROM read_parquet(?, hive_partitioning = true) "
                 f"WHERE strftime({fact.time}, '%Y-%m') <> month",
-                params=[[str(f) for f in data_files(lake / name)]],
+                params=[[str(f) for f in table_files(lake, name)]],
             ).fetchall()[0][0]
             assert misplaced == 0, name
             con.unregister("s")
@@ -198,6 +207,14 @@ def test_the_cli_syncs_and_says_when_the_lake_was_up_to_date(company, tmp_path):
     again = CliRunner().invoke(cli_app, args)
     assert again.exit_code == 0, again.output
     assert "0 records written" in again.stdout and "up to date" in again.stdout
+    delta = ["lake", "sync", "--store", str(company), "--lake", str(tmp_path / "delta")]
+    made = CliRunner().invoke(cli_app, [*delta, "--table-format", "delta", "--format", "json"])
+    assert made.exit_code == 0, made.output
+    assert orjson.loads(made.stdout)["format"] == "delta"
+    assert is_delta(tmp_path / "delta" / "interactions")
+    wrong = CliRunner().invoke(cli_app, [*args, "--table-format", "delta"])
+    assert isinstance(wrong.exception, StoreError)  # `corridor` prints it as one line
+    assert "holds parquet tables" in str(wrong.exception)
 
 
 def test_a_lake_store_is_not_synced_into_itself(company, tmp_path):
@@ -378,3 +395,54 @@ def test_a_server_with_lake_sync_set_syncs_new_records_into_the_lake(company, tm
             "SELECT last_status, runs FROM jobs WHERE name = 'lake.sync'"
         )
         assert status == "ok" and runs >= 2
+
+
+def test_a_delta_lake_is_synced_alike_each_change_one_commit(company, tmp_path):
+    """--table-format delta: the same records as Delta tables (deltalake, no JVM), a second
+    sync commits nothing, a change rewrites only its months, and a sync killed between two
+    commits is completed by the next, every record once."""
+    from deltalake import DeltaTable
+
+    lake = tmp_path / "lake"
+    steps: list[str] = []
+
+    def killed_after(at: int) -> Callable[[str, Path], None]:
+        def step(what: str, path: Path) -> None:
+            steps.append(what)
+            if len(steps) == at:
+                raise Killed
+
+        return step
+
+    with open_store(str(company)) as store:
+        with pytest.raises(Killed):  # after the 3rd commit of the first sync
+            sync(store, lake, table_format="delta", on_step=killed_after(3))
+        first = sync(store, lake)  # the lake's own format from now on
+        assert first.table_format == "delta"
+        assert all(is_delta(lake / name) for name in FACTS)
+        assert_lake_is_store(store, lake)
+        versions = {n: DeltaTable(str(lake / n)).version() for n in FACTS}
+        again = sync(store, lake, table_format="delta")
+        assert again.written == 0
+        assert {n: DeltaTable(str(lake / n)).version() for n in FACTS} == versions
+        changed = _change_some(store)
+        report = {t.table: t for t in sync(store, lake).tables}
+        assert_lake_is_store(store, lake)
+        assert (report["interactions"].new, report["people"].changed) == (1, 1)
+        assert report["feedback"].removed == 1
+        people = DeltaTable(str(lake / "people"))
+        assert people.version() == versions["people"] + 1  # one month replaced: one commit
+        assert changed["person"] in {
+            r["person_id"]
+            for r in people.to_pyarrow_table(filters=[("segment", "=", "lake-changed")]).to_pylist()
+        }
+        assert sync(store, lake).written == 0
+        with pytest.raises(StoreError, match="holds delta tables, not parquet"):
+            sync(store, lake, table_format="parquet")
+        with pytest.raises(StoreError, match="unknown lake table format"):
+            sync(store, tmp_path / "other", table_format="iceberg")
+    plain = tmp_path / "plain"
+    with open_store(str(company)) as store:
+        sync(store, plain)
+        with pytest.raises(StoreError, match="holds parquet tables, not delta"):
+            sync(store, plain, table_format="delta")

@@ -40,10 +40,11 @@ from corridor.store.base import Store, T, Tx
 from corridor.store.lake import (
     FACTS,
     STAMP,
-    data_files,
+    is_delta,
     json_as_text,
     require_lake,
     table_dir,
+    table_files,
 )
 
 SCHEMES = ("spark", "sc")
@@ -251,8 +252,12 @@ class LakeStore(Store):
 
         schema = self._schema(name)
         folder = table_dir(self.lake, name)
-        if data_files(folder):
-            df = self._spark.read.option("basePath", str(folder)).parquet(str(folder))
+        files = table_files(self.lake, name)
+        if files:
+            # a Delta table is read as the Parquet files of its current version (Spark's own
+            # Delta reader needs the delta-spark JARs); the month comes from their folders
+            paths = [str(folder)] if not is_delta(folder) else [str(f) for f in files]
+            df = self._spark.read.option("basePath", str(folder)).parquet(*paths)
             df = df.select(*schema.names)
         else:
             df = self._spark.createDataFrame([], PySparkSchema.from_ibis(_text_schema(schema)))
