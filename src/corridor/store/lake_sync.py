@@ -371,6 +371,7 @@ class _DeltaLake(_Target):
             rows.append_column("month", months),
             partition_by=["month"],
             schema_mode="merge",  # a column the operational store gained joins the table
+            writer_properties=self._dl.WriterProperties(compression="ZSTD"),  # as plain files
             **how,
         )
         self._step("written", self._path(fact))
