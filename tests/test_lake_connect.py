@@ -167,14 +167,15 @@ def test_two_lakes_on_one_server_and_a_sync_seen_by_the_open_store(
     connect_server, stores, company, tmp_path
 ):
     """Each lake store has a Connect session of its own (its own temporary views): a second
-    lake on the same server changes nothing the first reads; records go through the
-    operational store and a sync, which the open store then reads."""
+    lake on the same server (a Delta lake, read as its current files) changes nothing the
+    first reads; records go through the operational store and a sync, which the open store
+    then reads."""
     duck, on_connect = stores
     path, _ = company
     ops_path = private_copy(path, tmp_path)
     mine = tmp_path / "lake"
     with open_store(str(ops_path)) as ops:
-        sync(ops, mine)
+        sync(ops, mine, table_format="delta")
     before = on_connect.count("interactions")
     with open_store(f"{connect_server}?lake={mine}&ops=duckdb:///{ops_path}") as second:
         assert second.count("interactions") == before
