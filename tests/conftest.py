@@ -90,6 +90,7 @@ LONGEST_FIRST = [
     "test_lake_spark.py",  # 252 (one Spark session for the file)
     "test_getting_started.py",  # 237
     "test_churn.py",  # 189
+    "test_lake_connect.py",  # 55-110 (a Spark Connect server of its own, 20-35 s to start)
     "test_parity.py",  # 150
     "test_store_urls.py",  # 68
     "test_api.py",  # 65

@@ -46,10 +46,11 @@ def _free_port() -> int:
 class Server:
     """``corridor serve`` on a DuckDB file, in a process of its own."""
 
-    def __init__(self, db: Path, log: Path) -> None:
+    def __init__(self, db: Path, log: Path, *options: str) -> None:
+        """``options``: more of ``corridor serve``'s options."""
         self.db, self.log, self.port = db, log, _free_port()
         cmd = [sys.executable, "-m", "corridor.cli", "serve", "--store", f"duckdb:///{db}"]
-        cmd += ["--host", "127.0.0.1", "--port", str(self.port)]
+        cmd += ["--host", "127.0.0.1", "--port", str(self.port), *options]
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 cmd,

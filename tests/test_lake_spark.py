@@ -22,6 +22,8 @@ from corridor.api.app import create_app
 from corridor.auth import accounts
 from corridor.errors import StoreReadOnlyError
 from corridor.ingest.pipeline import Ingestor
+from corridor.loop import Scheduler, lake
+from corridor.loop.scheduler import job_states
 from corridor.settings import Settings
 from corridor.store import open_store
 from corridor.store.base import Store
@@ -156,3 +158,63 @@ def test_a_server_on_the_lake_store_answers_and_refuses_records_clearly(stores):
     assert sent.status_code == 409, sent.text
     assert sent.json()["error"]["code"] == "store_read_only"
     assert "corridor lake sync" in sent.json()["error"]["message"]
+
+
+def test_the_lake_sync_job_of_a_server_on_the_lake_store_syncs_its_operational_store(
+    spark, company, tmp_path
+):
+    """``corridor serve --store 'spark://…?lake=L&ops=O' --lake-sync L``: the job syncs O (the
+    records' store) into L, and the open lake store then reads what it wrote."""
+    path, _ = company
+    ops_path = private_copy(path, tmp_path)
+    mine = tmp_path / "lake"
+    with open_store(str(ops_path)) as ops:
+        sync(ops, mine)
+    url = f"spark://local[2]?lake={mine}&ops=duckdb:///{ops_path}"
+    with open_lake_store(url, open_store, session=spark) as on_spark:
+        before = on_spark.count("interactions")
+        with on_spark.transaction() as tx:  # the operational store's transaction
+            tx.execute(
+                "INSERT INTO interactions (interaction_id, person_id, occurred_at, touchpoint, "
+                "channel) SELECT 'job-new', person_id, ?, touchpoint, channel FROM interactions "
+                "ORDER BY interaction_id LIMIT 1",
+                (datetime(2032, 2, 3, tzinfo=UTC),),
+            )
+        settings = Settings(store_url=url, lake_sync=str(mine))
+        jobs = Scheduler(on_spark, settings, lake.jobs(settings))
+        jobs.sync()
+        assert jobs.run_now("lake.sync")
+        (state,) = [j for j in job_states(on_spark) if j.name == "lake.sync"]
+        assert state.last_status == "ok", state.last_message
+        assert state.last_message is not None and "1 records written" in state.last_message
+        assert on_spark.count("interactions") == before + 1
+
+
+def test_a_delta_lake_reads_as_the_parquet_lake_does(spark, company, tmp_path):
+    """A lake synced with --table-format delta: the lake store reads each Delta table's current
+    version (its Parquet files; a replaced month's old files, still on disk, are not read)."""
+    path, _ = company
+    ops_path = private_copy(path, tmp_path)
+    delta = tmp_path / "delta"
+    with open_store(str(ops_path)) as ops:
+        sync(ops, delta, table_format="delta")
+    url = f"spark://local[2]?lake={delta}&ops=duckdb:///{ops_path}"
+    with open_store(str(ops_path)) as duck, open_lake_store(url, open_store, session=spark) as lake:
+        for name in ("gaps", "nps", "journeys"):
+            a = registry.analyses()[name]
+            kwargs = CASES.get(name, {})
+            expected = run_scoped(a, duck, None, a.bind(dict(kwargs)))
+            got = run_scoped(a, lake, None, a.bind(dict(kwargs)))
+            assert got.n == expected.n > 0
+            _same(_plain(got.to_records()), _plain(expected.to_records()), f"{name} on Delta")
+        with duck.transaction() as tx:  # every person of one month changed: a month replaced
+            tx.execute(
+                "UPDATE people SET segment = 'delta-changed' WHERE strftime(first_seen_at, "
+                "'%Y-%m') = (SELECT min(strftime(first_seen_at, '%Y-%m')) FROM people)"
+            )
+        report = {t.table: t for t in sync(duck, delta).tables}
+        assert report["people"].changed > 0 and report["people"].files_removed > 0
+        assert lake.count("people") == duck.count("people")
+        t = lake.table("people")
+        changed = t.filter(t.segment == "delta-changed").count().to_pyarrow().as_py()
+        assert changed == report["people"].changed

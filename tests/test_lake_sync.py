@@ -5,11 +5,13 @@ URLs are read without starting Spark."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import httpx
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,16 +19,28 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import make_store_url
+from corridor.api.app import create_app
+from corridor.auth import accounts
 from corridor.cli import app as cli_app
 from corridor.errors import StoreError
 from corridor.ingest.files import import_dataset
 from corridor.ingest.pipeline import Ingestor
+from corridor.settings import Settings
 from corridor.store import locate, open_store
 from corridor.store.base import Store
-from corridor.store.lake import FACTS, STAMP, data_files, json_as_text
+from corridor.store.lake import (
+    FACTS,
+    STAMP,
+    data_files,
+    is_delta,
+    json_as_text,
+    month_dir,
+    table_files,
+)
 from corridor.store.lake_store import parse
 from corridor.store.lake_sync import sync
 from shared_builds import private_copy, simulated_company
+from test_cli_server import PASSWORD, Server, corridor
 
 #: a small company, shared with test_lake_spark.py
 COMPANY = (150, 6, 3)
@@ -47,7 +61,7 @@ def _store_rows(store: Store, table: str) -> pa.Table:
 
 
 def _lake_rows(con: duckdb.DuckDBPyConnection, lake: Path, table: str) -> pa.Table | None:
-    files = data_files(lake / table)
+    files = table_files(lake, table)
     if not files:
         return None
     return con.sql(
@@ -58,7 +72,8 @@ def _lake_rows(con: duckdb.DuckDBPyConnection, lake: Path, table: str) -> pa.Tab
 
 def assert_lake_is_store(store: Store, lake: Path) -> None:
     """Every fact table: the lake holds exactly the store's records (as multisets: no record
-    missing, none twice), each in the folder of its own month."""
+    missing, none twice), each in the folder of its own month; of a Delta lake, its tables'
+    current versions."""
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         for name, fact in FACTS.items():
@@ -75,7 +90,7 @@ def assert_lake_is_store(store: Store, lake: Path) -> None:
             misplaced = con.sql(
                 f"SELECT count(*) FROM read_parquet(?, hive_partitioning = true) "
                 f"WHERE strftime({fact.time}, '%Y-%m') <> month",
-                params=[[str(f) for f in data_files(lake / name)]],
+                params=[[str(f) for f in table_files(lake, name)]],
             ).fetchall()[0][0]
             assert misplaced == 0, name
             con.unregister("s")
@@ -192,6 +207,14 @@ def test_the_cli_syncs_and_says_when_the_lake_was_up_to_date(company, tmp_path):
     again = CliRunner().invoke(cli_app, args)
     assert again.exit_code == 0, again.output
     assert "0 records written" in again.stdout and "up to date" in again.stdout
+    delta = ["lake", "sync", "--store", str(company), "--lake", str(tmp_path / "delta")]
+    made = CliRunner().invoke(cli_app, [*delta, "--table-format", "delta", "--format", "json"])
+    assert made.exit_code == 0, made.output
+    assert orjson.loads(made.stdout)["format"] == "delta"
+    assert is_delta(tmp_path / "delta" / "interactions")
+    wrong = CliRunner().invoke(cli_app, [*args, "--table-format", "delta"])
+    assert isinstance(wrong.exception, StoreError)  # `corridor` prints it as one line
+    assert "holds parquet tables" in str(wrong.exception)
 
 
 def test_a_lake_store_is_not_synced_into_itself(company, tmp_path):
@@ -291,3 +314,135 @@ def test_import_into_lake_stores_the_file_and_brings_the_lake_up_to_date(
     with duckdb.connect() as con:
         held = _lake_rows(con, lake, "interactions")
         assert held is not None and set(ids) <= set(held.column("interaction_id").to_pylist())
+
+
+def test_the_lake_sync_job_is_the_servers_only_when_a_lake_is_set(company, tmp_path):
+    lake = str(tmp_path / "lake")
+    with open_store(str(company)) as store:
+        for settings, every in ((Settings(), None), (Settings(lake_sync=lake), 900.0)):
+            app = create_app(settings.model_copy(update={"store_url": store.url}), store=store)
+            try:
+                spec = app.state.scheduler.jobs.get("lake.sync")
+                assert (spec and spec.every_s) == every
+            finally:
+                app.state.ingestor.close()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CORRIDOR_LAKE_SYNC", lake)
+        env.setenv("CORRIDOR_LAKE_SYNC_EVERY_S", "30")
+        from_env = Settings.from_env()
+        assert (from_env.lake_sync, from_env.lake_sync_every_s) == (lake, 30)
+
+
+def _lake_ids(lake: Path, month: str) -> set[str]:
+    files = data_files(month_dir(lake, "interactions", month))
+    if not files:
+        return set()
+    got = duckdb.sql("SELECT interaction_id FROM read_parquet(?)", params=[[str(f) for f in files]])
+    return {r[0] for r in got.fetchall()}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_server_with_lake_sync_set_syncs_new_records_into_the_lake(company, tmp_path):
+    """``corridor serve --lake-sync LAKE``: the scheduler's lake.sync job syncs at the start,
+    and records sent to the server afterwards reach the lake without anyone running a sync."""
+    lake = tmp_path / "lake"
+    with open_store(str(company)) as store:
+        accounts.add_user(store, "root", PASSWORD, "admin")
+        _, secret = accounts.create_key(store, "root", "lake sync test")
+        ((touchpoint, channel, person),) = store.query(
+            "SELECT touchpoint, channel, person_id FROM interactions ORDER BY interaction_id "
+            "LIMIT 1"
+        )
+    options = ("--lake-sync", str(lake), "--lake-sync-every", "2")
+    server = Server(company, tmp_path / "server.log", *options)
+    auth = {"Authorization": f"Bearer {secret}"}
+
+    def wait_for(what: str, done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 300  # when to give up, not a measure
+        while not done():
+            if server.proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{what}: not seen (server: {server.proc.poll()})\n{server.output()}")
+            time.sleep(0.2)
+
+    try:
+        wait_for("the first scheduled sync", lambda: (lake / STAMP).exists())
+        record = {
+            "interaction_id": "served-then-synced",
+            "person_id": person,
+            "occurred_at": "2031-05-06T07:08:09Z",
+            "touchpoint": touchpoint,
+            "channel": channel,
+        }
+        sent = httpx.post(f"{server.base}/api/v1/interactions", headers=auth, json=[record])
+        assert sent.status_code == 200, sent.text
+        wait_for(
+            "the new record in the lake",
+            lambda: "served-then-synced" in _lake_ids(lake, "2031-05"),
+        )
+        health = httpx.get(f"{server.base}/api/v1/health", headers=auth).json()
+        assert "lake.sync" in [j["name"] for j in health["jobs"]]
+        listed = corridor("jobs", "list", "--store", f"duckdb:///{company}")
+        assert listed.returncode == 0, listed.stderr
+        row = next(line for line in listed.stdout.splitlines() if "lake.sync" in line)
+        assert " 2 s " in row and " ok " in row, listed.stdout
+    finally:
+        server.stop()
+    assert "lake.sync" in server.output() or "synced every 2 s" in server.output()
+    with open_store(str(company)) as store:
+        assert_lake_is_store(store, lake)
+        ((status, runs),) = store.query(
+            "SELECT last_status, runs FROM jobs WHERE name = 'lake.sync'"
+        )
+        assert status == "ok" and runs >= 2
+
+
+def test_a_delta_lake_is_synced_alike_each_change_one_commit(company, tmp_path):
+    """--table-format delta: the same records as Delta tables (deltalake, no JVM), a second
+    sync commits nothing, a change rewrites only its months, and a sync killed between two
+    commits is completed by the next, every record once."""
+    from deltalake import DeltaTable
+
+    lake = tmp_path / "lake"
+    steps: list[str] = []
+
+    def killed_after(at: int) -> Callable[[str, Path], None]:
+        def step(what: str, path: Path) -> None:
+            steps.append(what)
+            if len(steps) == at:
+                raise Killed
+
+        return step
+
+    with open_store(str(company)) as store:
+        with pytest.raises(Killed):  # after the 3rd commit of the first sync
+            sync(store, lake, table_format="delta", on_step=killed_after(3))
+        first = sync(store, lake)  # the lake's own format from now on
+        assert first.table_format == "delta"
+        assert all(is_delta(lake / name) for name in FACTS)
+        assert_lake_is_store(store, lake)
+        versions = {n: DeltaTable(str(lake / n)).version() for n in FACTS}
+        again = sync(store, lake, table_format="delta")
+        assert again.written == 0
+        assert {n: DeltaTable(str(lake / n)).version() for n in FACTS} == versions
+        changed = _change_some(store)
+        report = {t.table: t for t in sync(store, lake).tables}
+        assert_lake_is_store(store, lake)
+        assert (report["interactions"].new, report["people"].changed) == (1, 1)
+        assert report["feedback"].removed == 1
+        people = DeltaTable(str(lake / "people"))
+        assert people.version() == versions["people"] + 1  # one month replaced: one commit
+        assert changed["person"] in {
+            r["person_id"]
+            for r in people.to_pyarrow_table(filters=[("segment", "=", "lake-changed")]).to_pylist()
+        }
+        assert sync(store, lake).written == 0
+        with pytest.raises(StoreError, match="holds delta tables, not parquet"):
+            sync(store, lake, table_format="parquet")
+        with pytest.raises(StoreError, match="unknown lake table format"):
+            sync(store, tmp_path / "other", table_format="iceberg")
+    plain = tmp_path / "plain"
+    with open_store(str(company)) as store:
+        sync(store, plain)
+        with pytest.raises(StoreError, match="holds parquet tables, not delta"):
+            sync(store, plain, table_format="delta")

@@ -63,6 +63,18 @@ class Settings(BaseModel):
         "digests, SLA escalation, aggregate rules; `corridor jobs list`), one process at a time "
         "per job; off: this process runs none (tests, or a server that only answers requests)",
     )
+    lake_sync: str | None = Field(
+        default=None,
+        description="a lake folder (see `corridor lake sync`): the server's scheduler brings it up "
+        "to date with the store every lake_sync_every_s seconds (job lake.sync, one process at a "
+        "time; on a lake store, its ops= store is synced); unset: no scheduled sync",
+    )
+    lake_sync_every_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="seconds between two scheduled lake syncs (a sync that finds nothing new "
+        "still reads every record of the store: about 12 s for 1.5 M records)",
+    )
     webhook_timeout_s: float = Field(
         default=10.0, gt=0, description="seconds a webhook receiver has to answer one attempt"
     )

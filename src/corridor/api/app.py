@@ -35,7 +35,7 @@ from corridor.api.routes import text as text_routes
 from corridor.api.schemas import RECORD_MODELS
 from corridor.domain.corridor_map import CorridorMap
 from corridor.ingest.pipeline import Ingestor
-from corridor.loop import Scheduler, churn_jump
+from corridor.loop import Scheduler, churn_jump, lake, scheduler
 from corridor.privacy import retention
 from corridor.settings import Settings
 from corridor.store import Store, open_store
@@ -95,8 +95,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         settle=0.2,
     )
 
-    # the loop's jobs (notification delivery, digests, SLA clocks, ...): one scheduler per server
-    jobs = Scheduler(the_store, settings) if settings.scheduler == "on" else None
+    # the loop's jobs (notification delivery, digests, SLA clocks, ...): one scheduler per server,
+    # with the scheduled lake sync when the settings name a lake
+    specs = [*scheduler.REGISTRY.values(), *lake.jobs(settings)]
+    jobs = Scheduler(the_store, settings, specs) if settings.scheduler == "on" else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

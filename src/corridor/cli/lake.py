@@ -33,6 +33,14 @@ def sync_command(
     ],
     store: StoreOpt = None,
     fmt: FormatOpt = "table",
+    table_format: Annotated[
+        str | None,
+        typer.Option(
+            "--table-format",
+            help="parquet (plain Hive-partitioned files) or delta (Delta Lake tables); "
+            "default: the lake's own, parquet for a new lake",
+        ),
+    ] = None,
 ) -> None:
     """Write what the operational store holds to the lake: only new or changed records, each
     once (run it again and it writes nothing), by table and month."""
@@ -40,7 +48,7 @@ def sync_command(
 
     check_format(fmt)
     with open_to_write(store, "lake sync") as s:
-        report = sync(s, lake)
+        report = sync(s, lake, table_format=table_format)
     if fmt == "json":
         print_json(report.to_dict())
         return
@@ -52,7 +60,7 @@ def sync_command(
                 f"{t.files_removed}"
             )
         return
-    table = Table(title=f"lake {report.lake}")
+    table = Table(title=f"lake {report.lake} ({report.table_format})")
     for col in ("table", "records", "new", "changed", "removed", "files written", "removed"):
         table.add_column(col, justify="left" if col == "table" else "right")
     for t in report.tables:

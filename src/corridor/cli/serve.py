@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import socket
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -34,11 +35,35 @@ def serve(
             "(single-user machines only)"
         ),
     ] = None,
+    lake_sync: Annotated[
+        Path | None,
+        typer.Option(
+            "--lake-sync",
+            help="bring this lake folder up to date with the store on a schedule (the job "
+            "lake.sync; `corridor lake sync` by hand); env CORRIDOR_LAKE_SYNC",
+        ),
+    ] = None,
+    lake_sync_every: Annotated[
+        float | None,
+        typer.Option(
+            "--lake-sync-every",
+            min=1,
+            help="seconds between two scheduled lake syncs (default 900); env "
+            "CORRIDOR_LAKE_SYNC_EVERY_S",
+        ),
+    ] = None,
 ) -> None:
     """Serve the API (and the dashboard) over an existing store. The churn and lifetime models
     start fitting in the background as it starts serving (customer pages say when they will be
     ready)."""
-    run_server(store, host, port, auth)
+    run_server(
+        store,
+        host,
+        port,
+        auth,
+        lake_sync=None if lake_sync is None else str(lake_sync.expanduser().absolute()),
+        lake_sync_every_s=lake_sync_every,
+    )
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -75,8 +100,12 @@ def run_server(
     auth: str | None = None,
     sock: socket.socket | None = None,
     fit_first: bool = False,
+    *,
+    lake_sync: str | None = None,
+    lake_sync_every_s: float | None = None,
 ) -> None:
-    """Serve ``store`` on ``host:port`` (on ``sock`` when it is bound already) until stopped."""
+    """Serve ``store`` on ``host:port`` (on ``sock`` when it is bound already) until stopped;
+    ``lake_sync``: a lake folder the scheduler keeps up to date (every ``lake_sync_every_s``)."""
     import uvicorn
 
     from corridor.auth import local_server
@@ -84,7 +113,14 @@ def run_server(
 
     if auth not in (None, "on", "off"):
         raise CorridorError(f"--auth {auth!r}: use on or off")
-    settings = Settings.from_env(store_url=store, host=host, port=port, auth=auth)
+    settings = Settings.from_env(
+        store_url=store,
+        host=host,
+        port=port,
+        auth=auth,
+        lake_sync=lake_sync,
+        lake_sync_every_s=lake_sync_every_s,
+    )
     if settings.auth == "off":
         console.print(
             "[bold yellow]warning:[/] authentication is off: anyone who reaches this port is "
@@ -94,6 +130,12 @@ def run_server(
     with sock:
         application = _start_up(settings, fit_first=fit_first)
         console.print(f"Corridor is serving on [bold]http://{host}:{port}/[/]  (API docs: /docs)")
+        if settings.lake_sync and settings.scheduler == "on":
+            console.print(
+                f"the lake {escape(settings.lake_sync)} is synced every "
+                f"{settings.lake_sync_every_s:g} s (job lake.sync: `corridor jobs list`)",
+                soft_wrap=True,
+            )
         # on an embedded store, `corridor users|keys` reach this server through a local credential
         with local_server.published(application, host, port):
             server = uvicorn.Server(uvicorn.Config(application, log_level="warning"))

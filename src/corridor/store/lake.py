@@ -89,6 +89,51 @@ def months(lake: Path, table: str) -> list[str]:
     return sorted(p.name[len("month=") :] for p in folder.iterdir() if p.name.startswith("month="))
 
 
+#: the table formats a lake may be written in: plain Hive-partitioned Parquet, or Delta Lake
+#: tables (the same Parquet files and folders, plus a ``_delta_log`` of commits)
+FORMATS = ("parquet", "delta")
+DELTA_LOG = "_delta_log"
+
+
+def is_delta(folder: Path) -> bool:
+    """Whether the table folder ``folder`` is a Delta table."""
+    return (folder / DELTA_LOG).is_dir()
+
+
+def lake_format(lake: Path) -> str | None:
+    """The format the lake's tables are in (None: no table written yet); a StoreError when
+    some tables are Delta and others plain Parquet."""
+    found = set()
+    for name in FACTS:
+        folder = table_dir(lake, name)
+        if is_delta(folder):
+            found.add("delta")
+        elif data_files(folder):
+            found.add("parquet")
+    if len(found) > 1:
+        raise StoreError(f"the lake {lake} holds both Delta and plain Parquet tables")
+    return found.pop() if found else None
+
+
+def delta_files(folder: Path, month: str | None = None) -> list[Path]:
+    """The data files of the Delta table ``folder``'s current version (of one ``month``), as
+    Parquet files Hive-partitioned by month: removed files a vacuum has not deleted yet are
+    left out."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(str(folder))
+    filters = None if month is None else [("month", "=", month)]
+    return sorted(Path(u.removeprefix("file://")) for u in table.file_uris(filters))
+
+
+def table_files(lake: Path, table: str, month: str | None = None) -> list[Path]:
+    """The Parquet files holding ``table`` (of one ``month``) now, whatever the lake's format."""
+    folder = table_dir(lake, table)
+    if is_delta(folder):
+        return delta_files(folder, month)
+    return data_files(folder if month is None else month_dir(lake, table, month))
+
+
 def require_lake(lake: Path) -> Path:
     """``lake``, which must be a lake (a folder a sync has written); else a StoreError saying
     how to make one."""

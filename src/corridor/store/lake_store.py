@@ -40,10 +40,11 @@ from corridor.store.base import Store, T, Tx
 from corridor.store.lake import (
     FACTS,
     STAMP,
-    data_files,
+    is_delta,
     json_as_text,
     require_lake,
     table_dir,
+    table_files,
 )
 
 SCHEMES = ("spark", "sc")
@@ -110,8 +111,9 @@ def parse(url: str) -> LakeURL:
 
 
 def spark_session(master: str | None = None, remote: str | None = None) -> Any:
-    """The process' Spark session for ``master`` (or Spark Connect to ``remote``), made with
-    :data:`SPARK_CONF`; an existing one is reused with those settings applied."""
+    """The process' Spark session for ``master``, made with :data:`SPARK_CONF` (an existing
+    one is reused with those settings applied); or, for ``remote``, a new Spark Connect
+    session on that server (a session of the caller's own: stop it when done)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -119,11 +121,18 @@ def spark_session(master: str | None = None, remote: str | None = None) -> Any:
             f"a lake store runs on Apache Spark, which is not installed; {INSTALL}"
         ) from None
     builder = SparkSession.builder
-    builder = builder.remote(remote) if remote else builder.master(master or "local[2]")
-    for key, value in SPARK_CONF.items():
+    if remote:
+        # a Connect server's static settings (its UI) are its own: a client may not set them
+        builder = builder.remote(remote)
+        settings = _session_conf()
+    else:
+        builder = builder.master(master or "local[2]")
+        settings = SPARK_CONF
+    for key, value in settings.items():
         builder = builder.config(key, value)
     try:
-        session = builder.appName("corridor").getOrCreate()
+        builder = builder.appName("corridor")
+        session = builder.create() if remote else builder.getOrCreate()
     except Exception as e:  # no Java, or a master/server that does not answer
         where = remote or master
         raise StoreError(
@@ -131,12 +140,37 @@ def spark_session(master: str | None = None, remote: str | None = None) -> Any:
             "check that Java 17 is installed (java -version) and the master or Spark Connect "
             "server is reachable"
         ) from None
-    for key, value in SPARK_CONF.items():
-        if not key.startswith("spark.ui"):
-            session.conf.set(key, value)
+    _configure(session)
     if remote is None:
         session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def _session_conf() -> dict[str, str]:
+    """The settings of :data:`SPARK_CONF` a session (not the application) holds."""
+    return {k: v for k, v in SPARK_CONF.items() if not k.startswith("spark.ui")}
+
+
+def _configure(session: Any) -> None:
+    for key, value in _session_conf().items():
+        session.conf.set(key, value)
+
+
+def is_connect(session: Any) -> bool:
+    """Whether ``session`` is a Spark Connect client's session (no SparkContext, no
+    ``newSession``: a Connect server keeps one session per client session id)."""
+    return type(session).__module__.startswith("pyspark.sql.connect")
+
+
+def _own_session(session: Any, remote: str | None) -> Any:
+    """A session of its own (its own temporary views) beside ``session``: a new session of
+    the same Spark context, or over Spark Connect a new client session on the server
+    ``remote`` (the store URL's ``sc://`` address)."""
+    if not is_connect(session):
+        return session.newSession()
+    if remote is None:  # a Connect session given for a spark:// URL: share it
+        return session
+    return spark_session(remote=remote)
 
 
 def open_lake_store(url: str, open_ops: Callable[..., Store], *, session: Any = None) -> LakeStore:
@@ -148,7 +182,8 @@ def open_lake_store(url: str, open_ops: Callable[..., Store], *, session: Any = 
     ops_store = open_ops(where.ops, create=False)
     try:
         if session is None:
-            session = spark_session(where.master, where.remote)
+            made = spark_session(where.master, where.remote)
+            return LakeStore(url, made, where.lake, ops_store, owned=True)
         return LakeStore(url, session, where.lake, ops_store)
     except BaseException:
         ops_store.close()
@@ -173,16 +208,23 @@ class LakeStore(Store):
         "OPS_URL --into-lake PATH`"
     )
 
-    def __init__(self, url: str, session: Any, lake: Path, ops_store: Store) -> None:
+    def __init__(
+        self, url: str, session: Any, lake: Path, ops_store: Store, *, owned: bool = False
+    ) -> None:
+        """``owned``: ``session`` was made for this store (a Spark Connect session is then
+        used as it is, and stopped when the store closes)."""
         super().__init__()
         self.url = url
         self.lake = lake
         self.ops = ops_store
-        # a session of its own (its own temporary views) over the shared Spark context
-        try:
-            self._spark = session.newSession()
-        except Exception:  # Spark Connect: one session per client
+        # a session of its own (its own temporary views) over the shared Spark context or
+        # Connect server, so that two lake stores of one process never see each other's views
+        if owned and is_connect(session):
             self._spark = session
+        else:
+            self._spark = _own_session(session, parse(url).remote)
+        # a Connect session of its own is released on the server when the store closes
+        self._release = is_connect(self._spark) and (owned or self._spark is not session)
         self._lock = threading.RLock()
         self._stamp: int | None = None
         self._schemas: dict[str, Any] = {}
@@ -210,8 +252,12 @@ class LakeStore(Store):
 
         schema = self._schema(name)
         folder = table_dir(self.lake, name)
-        if data_files(folder):
-            df = self._spark.read.option("basePath", str(folder)).parquet(str(folder))
+        files = table_files(self.lake, name)
+        if files:
+            # a Delta table is read as the Parquet files of its current version (Spark's own
+            # Delta reader needs the delta-spark JARs); the month comes from their folders
+            paths = [str(folder)] if not is_delta(folder) else [str(f) for f in files]
+            df = self._spark.read.option("basePath", str(folder)).parquet(*paths)
             df = df.select(*schema.names)
         else:
             df = self._spark.createDataFrame([], PySparkSchema.from_ibis(_text_schema(schema)))
@@ -225,7 +271,13 @@ class LakeStore(Store):
             t = self.ops.table(name)
             rows = json_as_text(t).to_pyarrow()
             self._schemas[name] = t.schema()
-            self._spark.createDataFrame(rows).createOrReplaceTempView(name)
+            if rows.num_rows:
+                df = self._spark.createDataFrame(rows)
+            else:  # Spark Connect infers no schema from no rows: give Arrow's
+                from pyspark.sql.pandas.types import from_arrow_schema
+
+                df = self._spark.createDataFrame([], from_arrow_schema(rows.schema))
+            df.createOrReplaceTempView(name)
             self._copied.add(name)
 
     def table(self, name: str) -> Any:
@@ -291,6 +343,8 @@ class LakeStore(Store):
     def close(self) -> None:
         try:
             self._close_readers()
+            if self._release:  # the server drops the session's views and cached relations
+                self._spark.stop()
         finally:
             self.ops.close()
 
