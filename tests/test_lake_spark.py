@@ -186,7 +186,7 @@ def test_the_lake_sync_job_of_a_server_on_the_lake_store_syncs_its_operational_s
         assert jobs.run_now("lake.sync")
         (state,) = [j for j in job_states(on_spark) if j.name == "lake.sync"]
         assert state.last_status == "ok", state.last_message
-        assert state.last_message is not None and "1 records written" in state.last_message
+        assert state.last_message is not None and "1 record written" in state.last_message
         assert on_spark.count("interactions") == before + 1
 
 

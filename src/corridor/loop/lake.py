@@ -49,7 +49,8 @@ def lake_sync_job(ctx: JobContext) -> str:
         report = sync(store, lake, on_step=step)
     if not report.written:
         return f"{report.lake}: up to date ({report.seconds:.1f} s)"
-    return f"{report.lake}: {report.written:,} records written in {report.seconds:.1f} s"
+    noun = "record" if report.written == 1 else "records"
+    return f"{report.lake}: {report.written:,} {noun} written in {report.seconds:.1f} s"
 
 
 def jobs(settings: Settings) -> list[JobSpec]:
