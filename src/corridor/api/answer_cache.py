@@ -166,12 +166,13 @@ class AnswerCache:
                     return Answer(kept[2], behind or 0.0)
             self.misses += 1
             flight = self._flights.get(key)
-            if flight is not None and self._usable(store, flight.version, version):
+            lag = None if flight is None else self._lag(store, flight.version, version)
+            if flight is not None and lag is not None:
                 self.joined += 1
                 owner = False
             else:
                 flight = self._flights[key] = _Flight(version)
-                owner = True
+                owner, lag = True, 0.0
         if owner:
             self._run(key, flight, now, compute, weight)
         else:
@@ -179,15 +180,20 @@ class AnswerCache:
         if flight.error is not None:
             raise flight.error
         value: T = flight.value
-        return Answer(value, store.data_behind(flight.version) or 0.0)
+        # behind as this request came: it sees every write committed before it came, or
+        # misses those of the last ``lag`` seconds (less than the bound)
+        return Answer(value, lag)
 
-    def _usable(self, store: Store, computing: int, version: int) -> bool:
-        """Whether a computation on data version ``computing`` may answer a request that came
-        at ``version``: the same data, or data less than the bound behind it."""
-        if computing == version:
-            return True
+    def _lag(self, store: Store, computing: int, version: int) -> float | None:
+        """How far behind a computation on data version ``computing`` is for a request that
+        came at ``version``: 0 on the same data; None (not to be used) when it is not less
+        than the bound behind."""
+        if computing >= version:
+            return 0.0
         behind = store.data_behind(computing)
-        return behind is None or behind < self.max_stale_s
+        if behind is None:
+            return 0.0
+        return behind if behind < self.max_stale_s else None
 
     def _refresh(
         self,
