@@ -18,8 +18,9 @@ not seen). It is still served while it is less than ``max_stale_s`` behind (the 
 more than half that bound behind starts one recomputation in the background, which replaces
 it when done. An answer more than ``max_stale_s`` behind is never served: the request waits for
 a fresh one. With ``max_stale_s`` 0 every write makes the next answer fresh. A write that
-removed or rewrote records (an erasure, a retention purge, a merge of identities) is a fence:
-no answer computed before it is served again, whatever the bound (:mod:`corridor.store.versions`).
+removed or rewrote records (an erasure, a retention purge, a merge of identities, a corridor map
+loaded) is a fence: no answer computed before it is served again, whatever the bound
+(:mod:`corridor.store.versions`).
 :meth:`AnswerCache.get` says how far behind the answer it gives is; the routes send it as the
 ``Corridor-Data-Behind`` header (seconds, ``0`` for an answer of the latest data).
 
@@ -94,7 +95,8 @@ class _Flight:
 class AnswerCache:
     """Response bodies by (analysis, query, scope), served while the store's data version
     stands or they are less than ``max_stale_s`` behind it; at most ``max_bytes`` in all, each
-    for at most ``max_age_s`` seconds; one computation per key at a time."""
+    for at most ``max_age_s`` seconds; concurrent requests for a key share the computation in
+    progress (single flight)."""
 
     def __init__(
         self,

@@ -6,8 +6,9 @@ is the time since the first of them (:meth:`DataVersions.behind`). Writes that o
 refresh data (an ingest batch, the rollup's refresh, text analysis) let a kept answer lag within
 the cache's bound; a write that removes or rewrites rows of an analysed table (an erasure, a
 retention purge, a merge of identities, a migration, any statement whose target is not known)
-is a *fence*: no answer computed before it is served again (:meth:`DataVersions.behind` is
-infinite), so erased data never lingers in a kept answer.
+is a *fence* (so is a corridor map loaded: it replaces the touch points' rows): no answer
+computed before it is served again (:meth:`DataVersions.behind` is infinite), so erased data
+never lingers in a kept answer.
 """
 
 from __future__ import annotations
