@@ -22,9 +22,12 @@ and waits until the per-person models are fitted. One first request of each read
     short text) one after the other, as fast as the server answers.
 
 Per phase and kind: requests/s, p50 and p95 of the whole request, and p95 of the server's own
-time (the ``Server-Timing: app;dur=`` header). Any answer other than 200 (or a batch not fully
-accepted) is counted as an error and not timed. With ``--profile DIR`` it also records the
-server with py-spy during the mix (``DIR/mix.txt``, collapsed stacks per thread).
+time (the ``Server-Timing: app;dur=`` header); with the writers, how far behind the latest
+write the answers were (p95 and most of the ``Corridor-Data-Behind`` header: kept answers are
+served up to ``CORRIDOR_ANSWER_MAX_STALE_S`` behind, NaN from a server that does not say).
+Any answer other than 200 (or a batch not fully accepted) is counted as an error and not timed.
+With ``--profile DIR`` it also records the server with py-spy during the mix (``DIR/mix.txt``,
+collapsed stacks per thread).
 
 Targets (issue 17, with the mix, on the 10 M company): gaps p95 < 300 ms, overview p95 < 1 s,
 read throughput with writers at least half of reads alone. It prints a table and a last line
@@ -75,12 +78,19 @@ class Samples:
 
     wall_ms: list[float] = field(default_factory=list)
     server_ms: list[float] = field(default_factory=list)
+    #: how far behind the latest write each answer was (``Corridor-Data-Behind``), seconds
+    behind_s: list[float] = field(default_factory=list)
     errors: int = 0
     last_error: str = ""
 
     def p(self, q: float, server: bool = False) -> float:
         values = self.server_ms if server else self.wall_ms
         return float(np.percentile(values, q)) if values else float("nan")
+
+    def behind(self) -> tuple[float, float]:
+        """(p95, max) of how far behind the latest write the answers were (NaN: not said)."""
+        v = self.behind_s
+        return (float(np.percentile(v, 95)), max(v)) if v else (float("nan"), float("nan"))
 
 
 def prepare(path: Path, sample: int, seed: int) -> dict[str, Any]:
@@ -229,6 +239,9 @@ def record(out: Samples, r: Any, wall_ms: float, ok: bool) -> None:
     out.wall_ms.append(wall_ms)
     dur = r.headers.get("server-timing", "app;dur=nan").split("dur=")[1]
     out.server_ms.append(float(dur.split(",")[0].split(";")[0]))
+    behind = r.headers.get("corridor-data-behind")
+    if behind is not None:
+        out.behind_s.append(float(behind))
 
 
 def first(base: str, key: str) -> dict[str, float]:
@@ -336,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{s.p(95, server=True):>12,.0f}{len(s.wall_ms):>7}{s.errors:>8}")  # fmt: skip
             if s.errors:
                 print(f"    last error: {s.last_error}")
+    for kind in ("gaps", "overview"):
+        p95, most = mix[kind].behind()
+        print(f"{kind} answers with writers: behind the latest write p95 {p95:.1f} s, "
+              f"at most {most:.1f} s (Corridor-Data-Behind)")  # fmt: skip
     checks = [
         ("gaps p95 with writers", f"{gaps_p95:,.0f} ms", f"< {GAPS_TARGET_MS:,.0f} ms",
          gaps_p95 < GAPS_TARGET_MS),
@@ -356,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         f"gaps_alone_p95_ms={alone['gaps'].p(95):.0f} gaps_mix_p95_ms={gaps_p95:.0f} "
         f"overview_alone_p95_ms={alone['overview'].p(95):.0f} "
         f"overview_mix_p95_ms={overview_p95:.0f} "
+        f"gaps_mix_behind_max_s={mix['gaps'].behind()[1]:.1f} "
+        f"overview_mix_behind_max_s={mix['overview'].behind()[1]:.1f} "
         f"write_batches_per_s={rps(w, mix_s):.2f} "
         f"write_records_per_s={rps(w, mix_s) * args.batch:.1f} write_p95_ms={w.p(95):.0f} "
         f"errors={errors} pass={passed}"

@@ -335,16 +335,17 @@ def test_worsening_needs_a_fall_beyond_the_noise():
     assert warnings.worsening(rows([-0.5], -0.0, 0.2)) is None
 
 
-def test_the_overview_keeps_its_forecasts_until_the_store_changes(store, monkeypatch):
+def test_the_overview_keeps_its_forecasts_until_the_series_change(store, monkeypatch):
     """The app's cache answers the same overview again without refitting, and refits once an
-    ingest changes the store (here a rating at the ad click, left for the later tests: one
-    record in January of the first year, too few to forecast)."""
+    ingest changes the series fitted (here a rating at the ad click, left for the later tests:
+    one record in January of the first year, too few to forecast); an ingest that changes no
+    series (a person) refits nothing."""
     from corridor.auth.scope import Principal, Role, Scope
     from corridor.web import forecast_views, views
 
     fits: list[int] = []
-    real = forecast_views.forecast_table
-    monkeypatch.setattr(forecast_views, "forecast_table",
+    real = forecast_views.forecasts.fit
+    monkeypatch.setattr(forecast_views.forecasts, "fit",
                         lambda *a, **k: fits.append(1) or real(*a, **k))  # fmt: skip
     cmap = CorridorMap.from_dict(SMALL_MAP)
     scope = Scope.of(Principal("ana", Role.ANALYST), cmap)
@@ -365,6 +366,13 @@ def test_the_overview_keeps_its_forecasts_until_the_store_changes(store, monkeyp
                                        "expectation": 5.0, "experience": 6.0}])  # fmt: skip
         assert ingestor.ingest("feedback", table).rejected == 0
         ingestor.refresh_rollup()
+    finally:
+        ingestor.close()
+    assert marked() == {"checkout"} and len(fits) == 2 and len(cache) == 2
+    ingestor = Ingestor(store)
+    try:
+        person = pa.Table.from_pylist([{"person_id": "p-forecast-cache", "kind": "customer"}])
+        assert ingestor.ingest("people", person).rejected == 0
     finally:
         ingestor.close()
     assert marked() == {"checkout"} and len(fits) == 2 and len(cache) == 2

@@ -51,6 +51,14 @@ class Settings(BaseModel):
         "thread (pages show the latest fit, never wait), or on the request that finds the store "
         "changed (small stores, tests)",
     )
+    answer_max_stale_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="seconds a kept analysis answer (API or dashboard page) may lag the latest "
+        "write and still be served, while one background recomputation replaces it; the "
+        "Corridor-Data-Behind header says by how much (0: every write makes the next answer "
+        "fresh; an erasure or any other removal always does)",
+    )
     trusted_origins: str = Field(
         default="",
         description="comma-separated origins (https://cx.example.com) besides the server's own "

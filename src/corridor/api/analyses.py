@@ -24,7 +24,7 @@ from corridor.analytics.core.dimensions import DIMENSIONS
 from corridor.analytics.core.registry import Analysis, Column
 from corridor.analytics.core.scoping import run_scoped
 from corridor.analytics.customers.models import FittedModels
-from corridor.api.answer_cache import AnswerCache
+from corridor.api.answer_cache import AnswerCache, behind_header
 from corridor.api.deps import AnalystScopeDep, StoreDep
 from corridor.api.errors import error_responses
 from corridor.auth.scope import Scope
@@ -142,11 +142,10 @@ def _endpoint(a: Analysis) -> Any:
         cache: AnswerCache | None = getattr(request.app.state, "answers", None)
         if cache is None:
             body = await anyio.to_thread.run_sync(compute)
-        else:  # kept until the data changes (see corridor.api.answer_cache)
-            body = await anyio.to_thread.run_sync(
-                cache.get_or_compute, store, a.name, query, scope, compute
-            )
-        return Response(body, media_type="application/json")
+            return Response(body, media_type="application/json")
+        # kept while the data stands, or lags it within a bound (see corridor.api.answer_cache)
+        got = await anyio.to_thread.run_sync(cache.get, store, a.name, query, scope, compute)
+        return Response(got.value, media_type="application/json", headers=behind_header(got))
 
     endpoint.__name__ = f"analysis_{a.name}"
     return endpoint

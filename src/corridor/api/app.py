@@ -134,8 +134,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.ingestor = ingestor
     app.state.text_worker = text_worker
     app.state.survey_finisher = survey_finisher
-    #: the analysis routes' answers, kept until the data they read changes
-    app.state.answers = AnswerCache()
+    #: the analysis routes' answers, kept while the data they read stands (or lags it by less
+    #: than settings.answer_max_stale_s), one computation of each at a time
+    app.state.answers = AnswerCache(max_stale_s=settings.answer_max_stale_s)
     app.state.scheduler = jobs
     #: the churn-risk and lifetime models fitted on this store, kept while the app runs
     app.state.models = FittedModels()

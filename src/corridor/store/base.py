@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from corridor.errors import SchemaVersionError, StoreError
 from corridor.store import migrations as mig
+from corridor.store.versions import DERIVED, DataVersions
 
 Dialect = Literal["duckdb", "postgres"]
 T = TypeVar("T")
@@ -55,14 +56,21 @@ class Tx(ABC):
     dialect: Dialect
     #: the tables this transaction wrote to ("*": a statement whose target is not known)
     touched: set[str]
+    #: those of them it may have removed or rewritten rows of (any statement but an INSERT)
+    rewrote: set[str]
 
     def _note(self, sql: str) -> None:
-        """Record the table ``sql`` writes to, if it writes (see :meth:`Store.data_version`)."""
+        """Record the table ``sql`` writes to, if it writes, and whether it may remove or
+        rewrite rows (see :meth:`Store.data_version` and :mod:`corridor.store.versions`)."""
         m = _WRITES.match(sql)
         if m:
-            self.touched.add(m.group(1).lower())
+            table = m.group(1).lower()
+            self.touched.add(table)
+            if not sql.lstrip()[:6].upper().startswith("INSERT"):
+                self.rewrote.add(table)
         elif not sql.lstrip()[:10].upper().startswith(_NO_CHANGE):
             self.touched.add("*")
+            self.rewrote.add("*")
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -125,8 +133,7 @@ class Store(ABC):
         self._own: dict[threading.Thread, Any] = {}  # per-thread backends outside reading()
         self._local = threading.local()  # .backend: the pooled backend this thread holds
         self._closed = False
-        self._data_version = 0
-        self._version_lock = threading.Lock()
+        self._versions = DataVersions()
 
     # -- lifecycle ----------------------------------------------------------------------------
     @abstractmethod
@@ -157,13 +164,11 @@ class Store(ABC):
 
     def _committed(self, tx: Tx) -> None:
         """A transaction committed: a write to a table an analysis may read bumps the data
-        version (after the commit, so a reader that sees the new version sees the data)."""
+        version (after the commit, so a reader that sees the new version sees the data); one
+        that removed or rewrote rows of such a table (not only derived ones) is a fence."""
         if getattr(tx, "touched", {"*"}) - OPERATIONAL:
-            self._bump()
-
-    def _bump(self) -> None:
-        with self._version_lock:
-            self._data_version += 1
+            rewrote = getattr(tx, "rewrote", {"*"}) - OPERATIONAL - DERIVED
+            self._versions.bump(fence=bool(rewrote))
 
     def data_version(self) -> int | None:
         """A number that changes after every committed write to a table the analyses read, for
@@ -171,6 +176,12 @@ class Store(ABC):
         other processes may write to the store unseen (a server database), so nothing may be
         cached on it."""
         return None
+
+    def data_behind(self, version: int) -> float | None:
+        """How far an answer computed at data version ``version`` is behind: seconds since the
+        first write after it committed; None while ``version`` is the latest; infinite after a
+        write that removed or rewrote analysed rows (see :mod:`corridor.store.versions`)."""
+        return self._versions.behind(version)
 
     def write_beside(self, work: Callable[[Tx], T]) -> T:
         """Run ``work`` in a short write transaction of its own, committed when it returns, and

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from corridor.errors import StoreError, StoreLockedError
 from corridor.store.base import Store, T, Tx
+from corridor.store.versions import DataVersions
 
 
 class DuckDBTx(Tx):
@@ -23,6 +24,7 @@ class DuckDBTx(Tx):
         self._con = con
         self._staged: list[str] = []
         self.touched = set()
+        self.rewrote = set()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._note(sql)
@@ -50,7 +52,7 @@ class DuckDBTx(Tx):
 
 
 #: committed writes to analysed tables, per database file (see Store.data_version)
-_VERSIONS: dict[str, int] = {}
+_VERSIONS: dict[str, DataVersions] = {}
 _VERSIONS_LOCK = threading.Lock()
 
 
@@ -73,6 +75,8 @@ class DuckDBStore(Store):
         self.path = Path(path)
         #: the absolute form (``duckdb:///abs/path``), whatever the path given
         self.url = f"duckdb://{self.path.absolute()}"
+        with _VERSIONS_LOCK:  # one count per file, whichever store object of it writes
+            self._versions = _VERSIONS.setdefault(self._key, DataVersions())
         if self.path.is_dir():
             raise StoreError(
                 f"the store {self.path} is a folder, not a DuckDB file; name the file, e.g. "
@@ -193,12 +197,7 @@ class DuckDBStore(Store):
     def data_version(self) -> int | None:
         # one process holds the file, and every write to it passes through a store of this
         # process: the count is kept per file, whichever store object of it wrote
-        with _VERSIONS_LOCK:
-            return _VERSIONS.get(self._key, 0)
-
-    def _bump(self) -> None:
-        with _VERSIONS_LOCK:
-            _VERSIONS[self._key] = _VERSIONS.get(self._key, 0) + 1
+        return self._versions.version
 
     @property
     def _key(self) -> str:

@@ -52,6 +52,7 @@ class PostgresTx(Tx):
     def __init__(self, con: psycopg.Connection[Any]) -> None:
         self._con = con
         self.touched = set()
+        self.rewrote = set()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._note(sql)

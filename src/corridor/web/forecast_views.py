@@ -8,10 +8,12 @@ ends (the latest day with feedback when the window is "all time"): the month tha
 unfinished and is the first month forecast.
 
 Fitting every touch point's models (seasonal ones once two years are stored) is most of the
-overview's forecast, so the overview keeps what it computed in a :class:`ForecastCache` the app
-owns (``app.state.forecasts``), keyed by the filters, the window's end and the store's
-fingerprint (:func:`~corridor.analytics.customers.models.store_state`: any ingest that changes
-a record changes it). A touch point's one series is cheap and always computed.
+overview's forecast, so the overview keeps what it fitted in a :class:`ForecastCache` the app
+owns (``app.state.forecasts``), keyed by a digest of exactly what the fit reads
+(:meth:`~corridor.analytics.anticipation.forecasts.Prepared.fingerprint`: the query and every
+touch point's monthly series, read from the rollup, which is cheap): a write that changes no
+complete month's sums (feedback about the current month, interactions, people) fits nothing
+again, and one that does refits. A touch point's one series is cheap and always computed.
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ from collections.abc import Callable, Hashable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from corridor.analytics.anticipation import warnings
+from corridor.analytics.anticipation import forecasts, warnings
 from corridor.analytics.anticipation.forecasts import forecast_table
-from corridor.analytics.customers.models import store_state
 from corridor.analytics.feedback import records
 from corridor.store import Store
 from corridor.web import charts
@@ -126,21 +127,17 @@ def worsening_touchpoints(
     until = _until(store, win)
     if until is None:
         return {}
+    prepared = forecasts.prepare(store, by=["touchpoint"], period="month", filters=filters,
+                                 until=until)  # fmt: skip
     if cache is None:
-        return _worsening(store, filters, until)
-    given = tuple(sorted((k, tuple(map(str, v))) for k, v in (filters or {}).items()))
-    key = ("worsening", given, until, store_state(store))
-    found: dict[str, dict[str, Any]] = cache.get(key, lambda: _worsening(store, filters, until))
+        return _worsening(prepared)
+    key = ("worsening", prepared.fingerprint())
+    found: dict[str, dict[str, Any]] = cache.get(key, lambda: _worsening(prepared))
     return found
 
 
-def _worsening(
-    store: Store, filters: dict[str, list[str | None]] | None, until: datetime
-) -> dict[str, dict[str, Any]]:
-    result = forecast_table(
-        store, by=["touchpoint"], period="month", filters=filters, until=until,
-        horizon=warnings.WORSEN_HORIZON, origins=0,
-    )  # fmt: skip
+def _worsening(prepared: forecasts.Prepared) -> dict[str, dict[str, Any]]:
+    result = forecasts.fit(prepared, horizon=warnings.WORSEN_HORIZON, origins=0)
     out: dict[str, dict[str, Any]] = {}
     for keys, rows in warnings.groups(result.frame, ["touchpoint"]):
         found = warnings.worsening(rows)

@@ -25,7 +25,7 @@ from markupsafe import Markup
 import corridor
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.api.analyses import query_lists
-from corridor.api.answer_cache import PAGE_WEIGHT, AnswerCache
+from corridor.api.answer_cache import PAGE_WEIGHT, AnswerCache, behind_header
 from corridor.api.deps import SESSION_COOKIE, current_principal
 from corridor.auth import accounts
 from corridor.auth.scope import Principal, Role, Scope
@@ -229,10 +229,11 @@ async def _page(
                 return {"win": win, "options": options, **data}
 
         cache: AnswerCache | None = getattr(request.app.state, "answers", None)
+        headers: dict[str, str] = {}
         if keep and cache is not None:
             started = time.perf_counter()
-            data = await anyio.to_thread.run_sync(
-                cache.get_or_compute,
+            got = await anyio.to_thread.run_sync(
+                cache.get,
                 store,
                 f"page:{request.url.path}",
                 query_lists(request),
@@ -240,7 +241,8 @@ async def _page(
                 work,
                 lambda _: PAGE_WEIGHT,
             )
-            data = {**data, "server_ms": (time.perf_counter() - started) * 1000}
+            data = {**got.value, "server_ms": (time.perf_counter() - started) * 1000}
+            headers = behind_header(got)
         else:
             data = await anyio.to_thread.run_sync(work)
     except PermissionDeniedError as e:
@@ -257,7 +259,7 @@ async def _page(
         return render(
             request, "error.html", status=422, scope=scope, title="Cannot show that", message=str(e)
         )
-    return render(
+    page = render(
         request,
         template,
         scope=scope,
@@ -267,6 +269,8 @@ async def _page(
         **ctx,
         **data,
     )
+    page.headers.update(headers)
+    return page
 
 
 # --- sign-in -------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ series: ``docs/anticipation.md``.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Unpack
@@ -83,15 +84,66 @@ def forecast_table(
     the 12 origins before; ``origins=0`` is the one-fit path: no backtest, and the model's own
     intervals, which nothing here has checked. ``now`` stands for the present (tests): the
     period that holds it is unfinished and left out."""
+    query, measure = _query(measure, args)
+    _check_horizon(horizon)
+    return fit(_series(source, query, measure, now), horizon, origins)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a forecast is fitted to: the query as read, the measure and its period series
+    (read from the rollup: cheap); :func:`fit` does the rest (the models: most of the time)."""
+
+    query: Query
+    measure: str
+    series: ser.Series
+
+    def fingerprint(self) -> str:
+        """A digest of everything :func:`fit` reads: equal digests, equal forecasts."""
+        s = self.series
+        h = hashlib.sha256(repr((self.query.describe(), self.measure)).encode())
+        h.update(pd.util.hash_pandas_object(s.keys, index=False).to_numpy().tobytes())
+        h.update(s.starts.asi8.tobytes())
+        for a in (s.values, s.variance, s.records):
+            h.update(b"-" if a is None else repr((a.dtype.str, a.shape)).encode())
+            if a is not None:
+                h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
+
+
+def prepare(
+    source: Source, *, measure: str = "gap", now: datetime | None = None, **args: Unpack[QueryArgs]
+) -> Prepared:
+    """The query and period series :func:`forecast_table` would fit (see there)."""
+    query, measure = _query(measure, args)
+    return _series(source, query, measure, now)
+
+
+def _query(measure: str, args: QueryArgs) -> tuple[Query, str]:
     measure = ser.check_measure(measure)
     args = {"by": ("touchpoint",), **args}
     args["period"] = ser.check_period(args.get("period", "month"))
-    query = Query.of(args)
-    assert query.period is not None
+    return Query.of(args), measure
+
+
+def _check_horizon(horizon: int) -> None:
     if not 1 <= int(horizon) <= 60:
         raise AnalyticsQueryError(f"horizon must be from 1 to 60, got {horizon!r}")
+
+
+def _series(source: Source, query: Query, measure: str, now: datetime | None) -> Prepared:
+    assert query.period is not None
     sums = ser.sums(source, query, measure)
     s = ser.layout(sums, query.by, query.period, measure, query.since, query.until, now)
+    return Prepared(query, measure, s)
+
+
+def fit(prepared: Prepared, horizon: int = 6, origins: int = 6) -> ForecastResult:
+    """The forecasts (and backtest) of a series made by :func:`prepare` (see
+    :func:`forecast_table`)."""
+    query, measure, s = prepared.query, prepared.measure, prepared.series
+    assert query.period is not None
+    _check_horizon(horizon)
     season = ser.SEASON[query.period]
     bounds = ser.MEASURES[measure][1]
     log = measure in ser.VOLUMES
@@ -248,4 +300,4 @@ FORECAST = registry.register(
 )  # fmt: skip
 
 
-__all__ = ["FORECAST", "LEVELS", "ForecastResult", "forecast_table"]
+__all__ = ["FORECAST", "LEVELS", "ForecastResult", "Prepared", "fit", "forecast_table", "prepare"]
