@@ -80,16 +80,31 @@ class PostgresTx(Tx):
         with self._con.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {name}")
             cur.execute(f"CREATE TEMP TABLE {name} ({cols}) ON COMMIT DROP")
-            if table.num_rows == 0:
-                return
-            buf = io.BytesIO()
-            pacsv.write_csv(
-                _naive_utc(table), buf, write_options=pacsv.WriteOptions(include_header=False)
-            )
-            data = buf.getbuffer()
-            with cur.copy(f"COPY {name} FROM STDIN (FORMAT csv)") as copy:
-                for start in range(0, len(data), _COPY_CHUNK):
-                    copy.write(data[start : start + _COPY_CHUNK])
+            _copy(cur, name, table)
+
+    def append(self, target: str, table: pa.Table) -> int:
+        # Straight into the table, as a plain COPY: staging in a temporary table and inserting
+        # from there wrote every row twice. The text is what staging reads, so the values stored
+        # are the same (the validator's types are the columns' types).
+        self._note(f"INSERT INTO {target}")
+        with self._con.cursor() as cur:
+            _copy(cur, target, table, columns=True)
+        return table.num_rows
+
+
+def _copy(cur: psycopg.Cursor[Any], target: str, table: pa.Table, *, columns: bool = False) -> None:
+    """COPY ``table`` into ``target`` as CSV (pyarrow writes it, in C++); ``columns``: name the
+    target's columns (else the table's are the target's, in order)."""
+    if table.num_rows == 0:
+        return
+    buf = io.BytesIO()
+    pacsv.write_csv(_naive_utc(table), buf, write_options=pacsv.WriteOptions(include_header=False))
+    data = buf.getbuffer()
+    names = ", ".join(f'"{n}"' for n in table.schema.names)
+    into = f"{target} ({names})" if columns else target
+    with cur.copy(f"COPY {into} FROM STDIN (FORMAT csv)") as copy:
+        for start in range(0, len(data), _COPY_CHUNK):
+            copy.write(data[start : start + _COPY_CHUNK])
 
 
 class PostgresStore(Store):
