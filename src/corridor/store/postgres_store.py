@@ -150,29 +150,34 @@ class PostgresStore(Store):
 
         return ibis.connect("postgres://" + self.url.split("://", 1)[1])
 
-    #: tables bigger than this on disk are counted from the planner's statistics
-    #: (``pg_class.reltuples``, kept by ANALYZE and autovacuum) instead of ``count(*)``, which
-    #: reads the whole table (seconds at 10 M rows)
+    #: tables bigger than this on disk are counted from the server's statistics instead of
+    #: ``count(*)``, which reads the whole table (seconds at 10 M rows)
     estimate_above_bytes = 64 * 1024 * 1024
 
     def row_counts(self, tables: Sequence[str]) -> tuple[dict[str, int], list[str]]:
+        """A big table's count is estimated as the planner does: the rows per page of the last
+        ANALYZE (``pg_class.reltuples / relpages``, kept by autovacuum) times the pages the
+        table has now; a table not analysed since it had rows takes the statistics system's
+        live-row count (``pg_stat_all_tables.n_live_tup``, kept as writes commit). Only a big
+        table with neither (statistics reset, ``track_counts`` off) is counted exactly."""
         names = ", ".join(f"'{t}'" for t in tables)
-        stats = {
-            str(name): (float(tuples), int(size))
-            for name, tuples, size in self.query(
-                "SELECT c.relname, c.reltuples, pg_total_relation_size(c.oid) FROM pg_class c "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                f"WHERE n.nspname = current_schema() AND c.relname IN ({names})"
-            )
-        }
-        # a big table never analysed (reltuples -1) is counted exactly, once, until it is
-        estimated = [
-            t for t in tables
-            if t in stats and stats[t][1] > self.estimate_above_bytes and stats[t][0] >= 0
-        ]  # fmt: skip
-        counts = self._exact_counts([t for t in tables if t not in estimated])
-        counts.update({t: round(stats[t][0]) for t in estimated})
-        return {t: counts[t] for t in tables}, estimated
+        estimates: dict[str, int] = {}
+        for name, tuples, pages, now_pages, total, live in self.query(
+            "SELECT c.relname, c.reltuples, c.relpages, "
+            "pg_relation_size(c.oid) / current_setting('block_size')::int, "
+            "pg_total_relation_size(c.oid), pg_stat_get_live_tuples(c.oid) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE n.nspname = current_schema() AND c.relname IN ({names})"
+        ):
+            if int(total) <= self.estimate_above_bytes:
+                continue
+            if float(tuples) >= 0 and int(pages) > 0:
+                estimates[str(name)] = round(float(tuples) / int(pages) * int(now_pages))
+            elif int(live or 0) > 0:
+                estimates[str(name)] = int(live)
+        counts = self._exact_counts([t for t in tables if t not in estimates])
+        counts.update(estimates)
+        return {t: counts[t] for t in tables}, [t for t in tables if t in estimates]
 
 
 def _redact(url: str) -> str:
