@@ -15,7 +15,8 @@ import pyarrow.csv as pacsv
 from corridor.errors import StoreError
 from corridor.store.base import Store, Tx
 
-_COPY_CHUNK = 1 << 20
+#: rows per slice of a COPY's CSV (about 1 MB of it)
+_COPY_ROWS = 10_000
 
 
 def _pg_type(t: pa.DataType) -> str:
@@ -97,14 +98,15 @@ def _copy(cur: psycopg.Cursor[Any], target: str, table: pa.Table, *, columns: bo
     target's columns (else the table's are the target's, in order)."""
     if table.num_rows == 0:
         return
-    buf = io.BytesIO()
-    pacsv.write_csv(_naive_utc(table), buf, write_options=pacsv.WriteOptions(include_header=False))
-    data = buf.getbuffer()
     names = ", ".join(f'"{n}"' for n in table.schema.names)
     into = f"{target} ({names})" if columns else target
+    options = pacsv.WriteOptions(include_header=False)
     with cur.copy(f"COPY {into} FROM STDIN (FORMAT csv)") as copy:
-        for start in range(0, len(data), _COPY_CHUNK):
-            copy.write(data[start : start + _COPY_CHUNK])
+        # a slice at a time: the server parses one while pyarrow writes the next
+        for batch in _naive_utc(table).to_batches(max_chunksize=_COPY_ROWS):
+            buf = io.BytesIO()
+            pacsv.write_csv(batch, buf, write_options=options)
+            copy.write(buf.getbuffer())
 
 
 class PostgresStore(Store):
