@@ -10,7 +10,7 @@ and a Parquet file of interactions, then measures on fresh stores:
 (b) the raw bulk path on the same file into an identical table (the same primary key and
     person index): DuckDB ``INSERT INTO ... SELECT ... FROM read_parquet(...)``; PostgreSQL
     ``COPY FROM STDIN`` of a CSV that DuckDB wrote from the Parquet file (the conversion is
-    not timed);
+    not timed); for comparison also the same rows as binary COPY (PostgreSQL's own output);
 (c) the ratio import/raw in rows per second (target: >= 0.7); on PostgreSQL also the ratio in
     rows per CPU second, the client's and its server backends' (read from /proc when the
     server runs on this machine), which a machine busy with other work moves much less;
@@ -304,19 +304,22 @@ def duckdb_raw(path: Path, data: Data, timing: Timing) -> None:
         con.close()
 
 
-def pg_raw(url: str, csv_path: Path, data: Data, timing: Timing) -> None:
+def pg_raw(url: str, path: Path, data: Data, timing: Timing, fmt: str = "csv") -> None:
+    """COPY ``path`` (``fmt``: csv or binary) into a fresh interactions table; after a CSV run,
+    the table is written out as binary COPY beside it (not timed) for the binary runs."""
     import psycopg
 
     with psycopg.connect(url) as con:
         for stmt in table_ddl("postgres"):
             con.execute(stmt)
         con.commit()
+        cols = ", ".join(COLUMNS)
         with pg_cpu(url, timing) as done:
             t = time.perf_counter()
             with (
                 con.cursor() as cur,
-                cur.copy(f"COPY interactions ({', '.join(COLUMNS)}) FROM STDIN (FORMAT csv)") as cp,
-                csv_path.open("rb") as f,
+                cur.copy(f"COPY interactions ({cols}) FROM STDIN (FORMAT {fmt})") as cp,
+                path.open("rb") as f,
             ):
                 while block := f.read(1 << 20):
                     cp.write(block)
@@ -325,6 +328,15 @@ def pg_raw(url: str, csv_path: Path, data: Data, timing: Timing) -> None:
             done()
         row = con.execute("SELECT count(*) FROM interactions").fetchone()
         assert row is not None and row[0] == data.rows
+        binary = path.with_suffix(".bin")
+        if fmt == "csv" and not binary.exists():
+            with (
+                con.cursor() as cur,
+                cur.copy(f"COPY interactions ({cols}) TO STDOUT (FORMAT binary)") as cp,
+                binary.open("wb") as out,
+            ):
+                for block in cp:
+                    out.write(block)
 
 
 def fresh_duckdb(path: Path) -> Path:
@@ -487,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         engines = ["duckdb", "postgres"] if args.engine == "both" else [args.engine]
         for engine in engines:
             imp, raw = Timing(), Timing()
+            raw_binary = Timing()  # PostgreSQL: the same COPY from binary (for comparison)
             for _ in range(args.repeat):
                 if engine == "duckdb":
                     duckdb_raw(fresh_duckdb(work / "raw.duckdb"), data, raw)
@@ -503,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
                         pg_raw(url, csv_path, data, raw)
                     with pg_database(args.pg_url) as url:
                         import_path(url, data, chunk_rows, imp)
+                    with pg_database(args.pg_url) as url:
+                        pg_raw(url, csv_path.with_suffix(".bin"), data, raw_binary, "binary")
             imp_rs, raw_rs = args.rows / imp.best(), args.rows / raw.best()
             short = "pg" if engine == "postgres" else engine
             results[f"{short}_import_rows_s"] = f"{imp_rs:.0f}"
@@ -512,6 +527,15 @@ def main(argv: list[str] | None = None) -> int:
             lines.append((f"{engine}: corridor import", f"{imp.best():.2f} s", f"{imp_rs:,.0f}"))
             lines.append((f"{engine}: raw {raw_name}", f"{raw.best():.2f} s", f"{raw_rs:,.0f}"))
             lines.append((f"{engine}: ratio import/raw", "", f"{imp_rs / raw_rs:.2f}"))
+            if raw_binary.seconds:
+                bin_rs = args.rows / raw_binary.best()
+                results[f"{short}_raw_binary_rows_s"] = f"{bin_rs:.0f}"
+                results[f"{short}_ratio_to_binary"] = f"{imp_rs / bin_rs:.2f}"
+                lines.append(
+                    (f"{engine}: raw COPY FROM STDIN (binary)", f"{raw_binary.best():.2f} s",
+                     f"{bin_rs:,.0f}")
+                )  # fmt: skip
+                lines.append((f"{engine}: ratio import/raw binary", "", f"{imp_rs / bin_rs:.2f}"))
             if imp.cpu and raw.cpu:  # rows per CPU second: import / raw
                 cpu_ratio = min(raw.cpu) / min(imp.cpu)
                 results[f"{short}_cpu_ratio"] = f"{cpu_ratio:.2f}"
