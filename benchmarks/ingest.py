@@ -10,8 +10,10 @@ and a Parquet file of interactions, then measures on fresh stores:
 (b) the raw bulk path on the same file into an identical table (the same primary key and
     person index): DuckDB ``INSERT INTO ... SELECT ... FROM read_parquet(...)``; PostgreSQL
     ``COPY FROM STDIN`` of a CSV that DuckDB wrote from the Parquet file (the conversion is
-    not timed);
-(c) the ratio import/raw in rows per second (target: >= 0.7);
+    not timed); for comparison also the same rows as binary COPY (PostgreSQL's own output);
+(c) the ratio import/raw in rows per second (target: >= 0.7); on PostgreSQL also the ratio in
+    rows per CPU second, the client's and its server backends' (read from /proc when the
+    server runs on this machine), which a machine busy with other work moves much less;
 (d) HTTP: a real ``corridor serve`` on a fresh DuckDB store, posting JSON arrays of interactions
     with httpx (target: >= 50,000 interactions/s).
 
@@ -157,9 +159,60 @@ def generate(folder: Path, rows: int, n_people: int) -> Data:
 class Timing:
     seconds: list[float] = field(default_factory=list)
     notes: dict[str, float] = field(default_factory=dict)
+    #: CPU seconds of each run: this process and the PostgreSQL backends of its database
+    cpu: list[float] = field(default_factory=list)
+    #: each run's CPU seconds as (this process, the server backends)
+    cpu_parts: list[tuple[float, float]] = field(default_factory=list)
+
+    def least_cpu(self) -> str:
+        client, server = min(self.cpu_parts, key=sum)
+        return f"{client + server:.2f} s (client {client:.2f} s + server {server:.2f} s)"
 
     def best(self) -> float:
         return min(self.seconds)
+
+
+def _backend_cpu(url: str) -> dict[int, float] | None:
+    """CPU seconds used so far by each server backend connected to ``url``'s database, or None
+    when they cannot be read (the server on another machine)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as con:
+        me = con.info.backend_pid
+        pids = [
+            int(r[0])
+            for r in con.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            ).fetchall()
+            if r[0] != me
+        ]
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return out
+
+
+@contextlib.contextmanager
+def pg_cpu(url: str, timing: Timing) -> Iterator[Callable[[], None]]:
+    """Yields a function to call at the end of the measured work, while its connections are
+    still open: it adds the CPU seconds of this process and of the database's backends since
+    the block began to ``timing.cpu`` (nothing when the backends cannot be read)."""
+    before, t0 = _backend_cpu(url) or {}, time.process_time()
+
+    def done() -> None:
+        client = time.process_time() - t0
+        after = _backend_cpu(url)
+        if after is not None:
+            server = sum(v - before.get(p, 0.0) for p, v in after.items())
+            timing.cpu.append(client + server)
+            timing.cpu_parts.append((client, server))
+
+    yield done
 
 
 class TimedIngestor(Ingestor):
@@ -215,16 +268,23 @@ def import_path(
             ing.load_map(data.cmap)
             import_file(ing, data.people, "people", chunk_rows=chunk_rows)
             ing.validate_s = ing.write_s = 0.0
-            t = time.perf_counter()
             source = path or data.interactions
-            s = import_file(ing, source, "interactions", chunk_rows=chunk_rows)
-            seconds = time.perf_counter() - t
+            with pg_cpu(url, timing) if store.dialect == "postgres" else _no_cpu() as done:
+                t = time.perf_counter()
+                s = import_file(ing, source, "interactions", chunk_rows=chunk_rows)
+                seconds = time.perf_counter() - t
+                done()
             assert s.inserted == data.rows and s.rejected == 0, s
             if not timing.seconds or seconds < timing.best():  # the breakdown of the best run
                 timing.notes = {"validate_s": ing.validate_s, "write_s": ing.write_s}
             timing.seconds.append(seconds)
         finally:
             ing.close()
+
+
+@contextlib.contextmanager
+def _no_cpu() -> Iterator[Callable[[], None]]:
+    yield lambda: None
 
 
 def duckdb_raw(path: Path, data: Data, timing: Timing) -> None:
@@ -244,25 +304,39 @@ def duckdb_raw(path: Path, data: Data, timing: Timing) -> None:
         con.close()
 
 
-def pg_raw(url: str, csv_path: Path, data: Data, timing: Timing) -> None:
+def pg_raw(url: str, path: Path, data: Data, timing: Timing, fmt: str = "csv") -> None:
+    """COPY ``path`` (``fmt``: csv or binary) into a fresh interactions table; after a CSV run,
+    the table is written out as binary COPY beside it (not timed) for the binary runs."""
     import psycopg
 
     with psycopg.connect(url) as con:
         for stmt in table_ddl("postgres"):
             con.execute(stmt)
         con.commit()
-        t = time.perf_counter()
-        with (
-            con.cursor() as cur,
-            cur.copy(f"COPY interactions ({', '.join(COLUMNS)}) FROM STDIN (FORMAT csv)") as cp,
-            csv_path.open("rb") as f,
-        ):
-            while block := f.read(1 << 20):
-                cp.write(block)
-        con.commit()
-        timing.seconds.append(time.perf_counter() - t)
+        cols = ", ".join(COLUMNS)
+        with pg_cpu(url, timing) as done:
+            t = time.perf_counter()
+            with (
+                con.cursor() as cur,
+                cur.copy(f"COPY interactions ({cols}) FROM STDIN (FORMAT {fmt})") as cp,
+                path.open("rb") as f,
+            ):
+                while block := f.read(1 << 20):
+                    cp.write(block)
+            con.commit()
+            timing.seconds.append(time.perf_counter() - t)
+            done()
         row = con.execute("SELECT count(*) FROM interactions").fetchone()
         assert row is not None and row[0] == data.rows
+        binary = path.with_suffix(".bin")
+        if fmt == "csv" and not binary.exists():
+            with (
+                con.cursor() as cur,
+                cur.copy(f"COPY interactions ({cols}) TO STDOUT (FORMAT binary)") as cp,
+                binary.open("wb") as out,
+            ):
+                for block in cp:
+                    out.write(block)
 
 
 def fresh_duckdb(path: Path) -> Path:
@@ -425,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         engines = ["duckdb", "postgres"] if args.engine == "both" else [args.engine]
         for engine in engines:
             imp, raw = Timing(), Timing()
+            raw_binary = Timing()  # PostgreSQL: the same COPY from binary (for comparison)
             for _ in range(args.repeat):
                 if engine == "duckdb":
                     duckdb_raw(fresh_duckdb(work / "raw.duckdb"), data, raw)
@@ -441,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
                         pg_raw(url, csv_path, data, raw)
                     with pg_database(args.pg_url) as url:
                         import_path(url, data, chunk_rows, imp)
+                    with pg_database(args.pg_url) as url:
+                        pg_raw(url, csv_path.with_suffix(".bin"), data, raw_binary, "binary")
             imp_rs, raw_rs = args.rows / imp.best(), args.rows / raw.best()
             short = "pg" if engine == "postgres" else engine
             results[f"{short}_import_rows_s"] = f"{imp_rs:.0f}"
@@ -450,6 +527,24 @@ def main(argv: list[str] | None = None) -> int:
             lines.append((f"{engine}: corridor import", f"{imp.best():.2f} s", f"{imp_rs:,.0f}"))
             lines.append((f"{engine}: raw {raw_name}", f"{raw.best():.2f} s", f"{raw_rs:,.0f}"))
             lines.append((f"{engine}: ratio import/raw", "", f"{imp_rs / raw_rs:.2f}"))
+            if raw_binary.seconds:
+                bin_rs = args.rows / raw_binary.best()
+                results[f"{short}_raw_binary_rows_s"] = f"{bin_rs:.0f}"
+                results[f"{short}_ratio_to_binary"] = f"{imp_rs / bin_rs:.2f}"
+                lines.append(
+                    (f"{engine}: raw COPY FROM STDIN (binary)", f"{raw_binary.best():.2f} s",
+                     f"{bin_rs:,.0f}")
+                )  # fmt: skip
+                lines.append((f"{engine}: ratio import/raw binary", "", f"{imp_rs / bin_rs:.2f}"))
+            if imp.cpu and raw.cpu:  # rows per CPU second: import / raw
+                cpu_ratio = min(raw.cpu) / min(imp.cpu)
+                results[f"{short}_cpu_ratio"] = f"{cpu_ratio:.2f}"
+                log(f"{engine} CPU: import {imp.least_cpu()}, raw {raw.least_cpu()}")
+                lines.append(
+                    (f"{engine}: CPU import (client + server)", f"{min(imp.cpu):.2f} s", "")
+                )
+                lines.append((f"{engine}: CPU raw (client + server)", f"{min(raw.cpu):.2f} s", ""))
+                lines.append((f"{engine}: ratio in rows per CPU second", "", f"{cpu_ratio:.2f}"))
             lines.append(
                 (
                     f"{engine}:   of which validation (overlapped)",

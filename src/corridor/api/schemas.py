@@ -314,7 +314,7 @@ class Health(BaseModel):
     counts_estimated: list[str] = Field(
         default_factory=list,
         description="the tables of `counts` whose count is the engine's estimate (PostgreSQL "
-        "tables over 64 MiB, from the planner's statistics), not an exact count",
+        "tables over 64 MiB, from the server's statistics), not an exact count",
     )
     models: dict[str, ModelInfo] = Field(
         default_factory=dict,

@@ -256,9 +256,10 @@ class Ingestor:
         ``early_rejections`` are items a reader already refused (not JSON, wrong shape): they
         are counted and listed with the rest, and logged with the batch.
         ``assume_new`` says the caller expects none of the records to be stored yet (a file
-        imported for the first time): they are written with a plain INSERT, much cheaper than
-        INSERT ... ON CONFLICT (on DuckDB); should one be stored already after all, the
-        transaction is rolled back and written again the careful way. The result is the same.
+        imported for the first time): they are written with a plain INSERT (DuckDB) or COPY'd
+        straight into their table (PostgreSQL), much cheaper than INSERT ... ON CONFLICT from a
+        staged copy; should one be stored already after all, the transaction is rolled back and
+        written again the careful way. The result is the same.
         """
         refusal = getattr(self.store, "ingest_refusal", None)  # a lake store takes no records
         if refusal:
@@ -317,7 +318,7 @@ class Ingestor:
         rules = k.name in record_rules.WATCHES and self._loop
         with self.store.transaction() as tx:
             if valid.num_rows:
-                inserted, merges = _write(tx, k, valid, now, plain=plain, rollup=rollup)
+                inserted, merges, batch = _write(tx, k, valid, now, plain=plain, rollup=rollup)
                 if text:
                     intake.store_batch(
                         tx,
@@ -330,7 +331,7 @@ class Ingestor:
                 if rules:
                     # the record rules fire in the batch's transaction: its alerts, cases and
                     # their notifications commit with the records or not at all
-                    record_rules.evaluate_batch(tx, k.name, now)
+                    record_rules.evaluate_batch(tx, k.name, now, staged=batch)
                 report.accepted = valid.num_rows + result.batch_duplicates
                 report.inserted = inserted
                 report.duplicates = report.accepted - inserted
@@ -358,6 +359,23 @@ class Ingestor:
         return report
 
 
+class _Staged:
+    """A batch's records, staged as ``_batch`` when something first asks for them by name (the
+    rollup marks and record rules read them in SQL): a plain insert copies them straight into
+    their table and often needs no staged copy at all."""
+
+    def __init__(self, tx: Tx, rows: pa.Table) -> None:
+        self._tx = tx
+        self.rows = rows
+        self._staged = False
+
+    def __call__(self) -> str:
+        if not self._staged:
+            self._tx.stage("_batch", self.rows)
+            self._staged = True
+        return "_batch"
+
+
 def _write(
     tx: Tx,
     kind: RecordKind,
@@ -366,8 +384,9 @@ def _write(
     *,
     plain: bool = False,
     rollup: bool = False,
-) -> tuple[int, list[identity.Merge]]:
-    """Write one validated batch; ``rollup``: also mark the feedback rollup days it changes."""
+) -> tuple[int, list[identity.Merge], _Staged | None]:
+    """Write one validated batch; ``rollup``: also mark the feedback rollup days it changes.
+    Returns the rows inserted, the merges made, and the records written (None for people)."""
     columns = [f.name for f in kind.stored_fields] + [ATTRIBUTES]
     merges: list[identity.Merge] = []
     if kind.has_person:
@@ -380,29 +399,32 @@ def _write(
         if kind.upsert:
             inserted = _upsert_people(tx, valid.select(columns), now, rollup=rollup)
             identity.apply(tx, res, now)
-            return inserted, merges
+            return inserted, merges, None
         _ensure_people(tx, valid, now)
         identity.apply(tx, res, now)
-    tx.stage("_batch", valid.select(columns))
-    inserted = _insert_records(tx, kind, columns, plain)
+    batch = _Staged(tx, valid.select(columns))
+    if plain:  # all new (or the transaction fails on the first stored id, and is written again)
+        inserted = tx.append(kind.name, batch.rows)
+    else:
+        inserted = tx.insert(kind.name, batch(), columns, key=[kind.id_field])
     if rollup:
-        _mark_rollup_dirty(tx, kind)
-    return inserted, merges
+        _mark_rollup_dirty(tx, kind, batch)
+    return inserted, merges, batch
 
 
 _MARK = "INSERT INTO rollup_dirty (day) SELECT DISTINCT CAST(occurred_at AS DATE) FROM "
 
 
-def _mark_rollup_dirty(tx: Tx, kind: RecordKind) -> None:
-    """Mark the UTC days whose feedback rollup rows the staged ``_batch`` may change (see
+def _mark_rollup_dirty(tx: Tx, kind: RecordKind, batch: _Staged) -> None:
+    """Mark the UTC days whose feedback rollup rows the batch may change (see
     :mod:`corridor.analytics.feedback.rollup`): a feedback batch its own days; an interactions batch
     the days of stored feedback about those interactions (feedback that arrived first). Nothing to
     do while no feedback is stored (a first import loads feedback last)."""
     if kind.name == "feedback":
-        tx.execute(f"{_MARK}_batch ON CONFLICT (day) DO NOTHING")
+        tx.execute(f"{_MARK}{batch()} ON CONFLICT (day) DO NOTHING")
     elif kind.name == "interactions" and tx.fetchall("SELECT 1 FROM feedback LIMIT 1"):
         tx.execute(
-            f"{_MARK}feedback WHERE interaction_id IN (SELECT interaction_id FROM _batch) "
+            f"{_MARK}feedback WHERE interaction_id IN (SELECT interaction_id FROM {batch()}) "
             "ON CONFLICT (day) DO NOTHING"
         )
 
@@ -420,14 +442,6 @@ def _mark_rollup_people(tx: Tx) -> None:
         "OR (s.region IS NOT NULL AND s.region IS DISTINCT FROM p.region)) "
         "ON CONFLICT (day) DO NOTHING"
     )
-
-
-def _insert_records(tx: Tx, kind: RecordKind, columns: list[str], plain: bool) -> int:
-    """Insert the staged ``_batch``; ``plain`` fails on a stored id instead of skipping it."""
-    if plain:
-        cols = ", ".join(columns)
-        return tx.execute(f"INSERT INTO {kind.name} ({cols}) SELECT {cols} FROM _batch")
-    return tx.insert(kind.name, "_batch", columns, key=[kind.id_field])
 
 
 def _ensure_people(tx: Tx, valid: pa.Table, now: datetime) -> None:

@@ -355,14 +355,18 @@ def _watching(tx: Tx, record_kind: str) -> list[Rule]:
     return [r for r in active_rules(tx, "record") if r.kind in kinds]
 
 
-def evaluate_batch(tx: Tx, record_kind: str, now: datetime) -> int:
+def evaluate_batch(
+    tx: Tx, record_kind: str, now: datetime, *, staged: Callable[[], str] | None = None
+) -> int:
     """Fire the record rules on the batch staged as ``_batch`` (its records written already),
-    inside the batch's transaction; returns the number of alerts raised."""
+    inside the batch's transaction; returns the number of alerts raised. ``staged``, when given,
+    stages the batch if it is not yet and returns its name: called only when a rule watches."""
     rules = _watching(tx, record_kind)
     if not rules:
         return 0
     oldest = now - timedelta(seconds=max(int(r.get("max_age")) for r in rules))
-    sql = (FEEDBACK_SQL if record_kind == "feedback" else INTERACTIONS_SQL).format(src="_batch")
+    src = staged() if staged is not None else "_batch"
+    sql = (FEEDBACK_SQL if record_kind == "feedback" else INTERACTIONS_SQL).format(src=src)
     rows = tx.fetch_arrow(f"{sql} WHERE b.occurred_at >= ?", (oldest,))
     if not rows.num_rows:
         return 0

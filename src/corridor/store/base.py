@@ -93,6 +93,15 @@ class Tx(ABC):
         self.stage(name, pa.table({"k": pa.array(list(keys), pa.string())}))
         return f"SELECT k FROM {name}"
 
+    def append(self, target: str, table: pa.Table) -> int:
+        """Insert every row of ``table`` into ``target`` (columns by name), none skipped: a row
+        whose key is stored already fails the statement, and with it the transaction. For
+        records known to be new; returns the rows inserted. This staging version suits an
+        engine that reads a staged table in place; PostgreSQL copies straight into ``target``."""
+        self.stage("_append", table)
+        cols = ", ".join(table.schema.names)
+        return self.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM _append")
+
     def insert(
         self,
         target: str,

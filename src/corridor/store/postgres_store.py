@@ -13,9 +13,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from corridor.errors import StoreError
+from corridor.store import pg_binary
 from corridor.store.base import Store, Tx
 
-_COPY_CHUNK = 1 << 20
+#: rows per slice of a COPY's CSV (about 1 MB of it)
+_COPY_ROWS = 10_000
 
 
 def _pg_type(t: pa.DataType) -> str:
@@ -81,16 +83,53 @@ class PostgresTx(Tx):
         with self._con.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {name}")
             cur.execute(f"CREATE TEMP TABLE {name} ({cols}) ON COMMIT DROP")
-            if table.num_rows == 0:
-                return
-            buf = io.BytesIO()
-            pacsv.write_csv(
-                _naive_utc(table), buf, write_options=pacsv.WriteOptions(include_header=False)
+            _copy(cur, name, table)
+
+    def append(self, target: str, table: pa.Table) -> int:
+        # Straight into the table, as a plain COPY: staging in a temporary table and inserting
+        # from there wrote every row twice. In binary when every column has a binary form that
+        # is the value its CSV text gives (see pg_binary), else as the CSV staging reads.
+        self._note(f"INSERT INTO {target}")
+        if table.num_rows == 0:
+            return 0
+        with self._con.cursor() as cur:
+            cur.execute(
+                "SELECT a.attname, t.typname FROM pg_attribute a "
+                "JOIN pg_type t ON t.oid = a.atttypid "
+                "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+                [target],
             )
-            data = buf.getbuffer()
-            with cur.copy(f"COPY {name} FROM STDIN (FORMAT csv)") as copy:
-                for start in range(0, len(data), _COPY_CHUNK):
-                    copy.write(data[start : start + _COPY_CHUNK])
+            types = dict(cur.fetchall())
+            names = table.schema.names
+            pg = [types.get(n, "") for n in names]
+            if not all(
+                pg_binary.encodable(f.type, t) for f, t in zip(table.schema, pg, strict=True)
+            ):
+                _copy(cur, target, table, columns=True)
+                return table.num_rows
+            cols = ", ".join(f'"{n}"' for n in names)
+            with cur.copy(f"COPY {target} ({cols}) FROM STDIN (FORMAT binary)") as copy:
+                copy.write(pg_binary.HEADER)
+                for batch in table.to_batches(max_chunksize=_COPY_ROWS):
+                    copy.write(pg_binary.encode(batch, pg))
+                copy.write(pg_binary.TRAILER)
+        return table.num_rows
+
+
+def _copy(cur: psycopg.Cursor[Any], target: str, table: pa.Table, *, columns: bool = False) -> None:
+    """COPY ``table`` into ``target`` as CSV (pyarrow writes it, in C++); ``columns``: name the
+    target's columns (else the table's are the target's, in order)."""
+    if table.num_rows == 0:
+        return
+    names = ", ".join(f'"{n}"' for n in table.schema.names)
+    into = f"{target} ({names})" if columns else target
+    options = pacsv.WriteOptions(include_header=False)
+    with cur.copy(f"COPY {into} FROM STDIN (FORMAT csv)") as copy:
+        # a slice at a time: the server parses one while pyarrow writes the next
+        for batch in _naive_utc(table).to_batches(max_chunksize=_COPY_ROWS):
+            buf = io.BytesIO()
+            pacsv.write_csv(batch, buf, write_options=options)
+            copy.write(buf.getbuffer())
 
 
 class PostgresStore(Store):
@@ -136,29 +175,34 @@ class PostgresStore(Store):
 
         return ibis.connect("postgres://" + self.url.split("://", 1)[1])
 
-    #: tables bigger than this on disk are counted from the planner's statistics
-    #: (``pg_class.reltuples``, kept by ANALYZE and autovacuum) instead of ``count(*)``, which
-    #: reads the whole table (seconds at 10 M rows)
+    #: tables bigger than this on disk are counted from the server's statistics instead of
+    #: ``count(*)``, which reads the whole table (seconds at 10 M rows)
     estimate_above_bytes = 64 * 1024 * 1024
 
     def row_counts(self, tables: Sequence[str]) -> tuple[dict[str, int], list[str]]:
+        """A big table's count is estimated as the planner does: the rows per page of the last
+        ANALYZE (``pg_class.reltuples / relpages``, kept by autovacuum) times the pages the
+        table has now; a table not analysed since it had rows takes the statistics system's
+        live-row count (``pg_stat_all_tables.n_live_tup``, kept as writes commit). Only a big
+        table with neither (statistics reset, ``track_counts`` off) is counted exactly."""
         names = ", ".join(f"'{t}'" for t in tables)
-        stats = {
-            str(name): (float(tuples), int(size))
-            for name, tuples, size in self.query(
-                "SELECT c.relname, c.reltuples, pg_total_relation_size(c.oid) FROM pg_class c "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                f"WHERE n.nspname = current_schema() AND c.relname IN ({names})"
-            )
-        }
-        # a big table never analysed (reltuples -1) is counted exactly, once, until it is
-        estimated = [
-            t for t in tables
-            if t in stats and stats[t][1] > self.estimate_above_bytes and stats[t][0] >= 0
-        ]  # fmt: skip
-        counts = self._exact_counts([t for t in tables if t not in estimated])
-        counts.update({t: round(stats[t][0]) for t in estimated})
-        return {t: counts[t] for t in tables}, estimated
+        estimates: dict[str, int] = {}
+        for name, tuples, pages, now_pages, total, live in self.query(
+            "SELECT c.relname, c.reltuples, c.relpages, "
+            "pg_relation_size(c.oid) / current_setting('block_size')::int, "
+            "pg_total_relation_size(c.oid), pg_stat_get_live_tuples(c.oid) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE n.nspname = current_schema() AND c.relname IN ({names})"
+        ):
+            if int(total) <= self.estimate_above_bytes:
+                continue
+            if float(tuples) >= 0 and int(pages) > 0:
+                estimates[str(name)] = round(float(tuples) / int(pages) * int(now_pages))
+            elif int(live or 0) > 0:
+                estimates[str(name)] = int(live)
+        counts = self._exact_counts([t for t in tables if t not in estimates])
+        counts.update(estimates)
+        return {t: counts[t] for t in tables}, [t for t in tables if t in estimates]
 
 
 def _redact(url: str) -> str:

@@ -38,8 +38,8 @@ def record_counts(store: Store) -> tuple[dict[str, int], list[str]]:
 )
 def health(request: Request, store: StoreDep, ingestor: IngestorDep) -> Health:
     """Answers 200 when the store can be read. `counts`: rows of each record table, exact
-    except those named in `counts_estimated` (on PostgreSQL, tables over 64 MiB are counted from
-    the planner's statistics rather than read whole). `models`: how the churn-risk and lifetime
+    except those named in `counts_estimated` (on PostgreSQL, tables over 64 MiB are estimated
+    from the server's statistics rather than read whole). `models`: how the churn-risk and lifetime
     models stand (fitted when, in how long, or being fitted)."""
     cmap = ingestor.corridor_map
     counts, estimated = record_counts(store)
