@@ -308,7 +308,10 @@ def test_risk_table_ranks_the_customers_it_should(loaded):
     active = ct.people[ct.people["event"] == 0]
     assert set(f["person_id"]) == set(active["person_id"])
     top = risk_table(store, horizon_months=3, min_rated=10, limit=5)
-    assert list(top.frame["person_id"]) == list(f["person_id"].head(5))
+    # a limit explains only the rows it keeps: the same rows, reasons and contributions
+    pd.testing.assert_frame_equal(top.frame, f.head(5))
+    assert result.contributions is not None and top.contributions is not None
+    pd.testing.assert_frame_equal(top.contributions, result.contributions.head(5))
     # the riskiest customers' first reason is their bad latest support call
     assert top.frame["reasons"].str.contains("support_call").all()
 

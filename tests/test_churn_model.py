@@ -114,6 +114,9 @@ def test_telco_boosted_reasons_and_intervals(telco_choice):
     assert typical and (c.loc[monthly, "contract"] == 0).all()
     two_year = X.head(3000)["contract=Two year"] == 1
     assert c.loc[two_year, "contract"].median() < -0.5
+    # each row's reasons stand alone (risk_table explains only the rows a limit keeps)
+    some = X.head(3000).iloc[[2999, 5, 17, 1200]]
+    pd.testing.assert_frame_equal(m.contributions(some), c.loc[some.index])
 
 
 # --------------------------------------------------------------------------------------------

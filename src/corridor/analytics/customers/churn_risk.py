@@ -196,7 +196,6 @@ def risk_table(
     scoring = store_features(source, now.as_of, check_time(until, "until"), touchpoints)
     X = customer_features(act_ct, tps, list(X_train.columns), centres, activity=scoring)
     pred = fitted_model.predict(X, conf)
-    contrib = fitted_model.contributions(X)
     frame = pd.DataFrame(
         {
             "person_id": active["person_id"],
@@ -206,14 +205,20 @@ def risk_table(
             "risk": pred["risk"].to_numpy(),
             "risk_low": pred["risk_low"].to_numpy(),
             "risk_high": pred["risk_high"].to_numpy(),
-            "reasons": reason_texts(contrib, X, REASONS),
         }
     )
-    order = frame.sort_values(["risk", "person_id"], ascending=[False, True], kind="mergesort")
-    frame = order.reset_index(drop=True)
-    contrib = contrib.loc[order.index].reset_index(drop=True)
+    order = frame.sort_values(
+        ["risk", "person_id"], ascending=[False, True], kind="mergesort"
+    ).index
     if limit is not None:
-        frame, contrib = frame.head(limit), contrib.head(limit)
+        order = order[:limit]
+    # the reasons of the rows kept only: each row's stand alone (its features against the
+    # model's typical or average customer), and for the boosted model they are most of the
+    # scoring's time (the occluded rows are scored again, one per feature group)
+    kept = X.iloc[order]
+    contrib = fitted_model.contributions(kept).reset_index(drop=True)
+    frame = frame.loc[order].reset_index(drop=True)
+    frame["reasons"] = reason_texts(contrib, kept, REASONS)
     chosen = choice.chosen.summary(conf)
     info = {
         "model": f"{DESCRIPTION[choice.kind]}, look-back training",
