@@ -46,7 +46,7 @@ def fits(monkeypatch) -> dict[str, int]:
 
         return run
 
-    monkeypatch.setattr(churn_risk, "risk_table", counted("risk", churn_risk.risk_table))
+    monkeypatch.setattr(churn_risk, "_score", counted("risk", churn_risk._score))
     monkeypatch.setattr(lifetime, "fit_lifetime", counted("value", lifetime.fit_lifetime))
     return counts
 
@@ -227,14 +227,14 @@ def blocked_fit(monkeypatch):
     """The churn model's fit waits until ``release`` is set (``started`` says it is waiting):
     a fit in progress for as long as a test needs, without sleeping."""
     started, release = threading.Event(), threading.Event()
-    real = churn_risk.risk_table
+    real = churn_risk._score
 
     def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
         started.set()
         assert release.wait(120), "the test never released the fit"
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(churn_risk, "risk_table", slow)
+    monkeypatch.setattr(churn_risk, "_score", slow)
     yield started, release
     release.set()  # whatever the test did, let the fitting thread finish
 

@@ -26,7 +26,7 @@ AUC no lower (``model`` says which, both models' figures and why). ``model="logi
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -117,6 +117,10 @@ def _ct(base: CustomerTable, people: pd.DataFrame, as_of: Any) -> CustomerTable:
     )
 
 
+#: the contributions and reasons of a scored table's rows at these positions (None: every row)
+Explainer = Callable[[Sequence[int] | None], tuple[pd.DataFrame, list[str]]]
+
+
 def risk_table(
     source: Source,
     horizon_months: float = HORIZON_MONTHS,
@@ -132,13 +136,42 @@ def risk_table(
     as-of time (``until``, else the last interaction), highest first; ``limit`` keeps the top
     rows; ``touchpoints`` limits the features to those touch points' records; ``model``
     chooses the model by cross-validation (``auto``) or forces one."""
+    if limit is not None and limit < 1:
+        raise AnalyticsQueryError(f"limit must be at least 1, got {limit}")
+    scored, explain = _score(source, horizon_months, filters, until, confidence, min_rated,
+                             touchpoints, model)  # fmt: skip
+    return explained(scored, explain, limit)
+
+
+def explained(scored: RiskResult, explain: Explainer, limit: int | None) -> RiskResult:
+    """``scored`` (rows without reasons, highest risk first) cut to its first ``limit`` rows,
+    with their reasons and contributions. Only the rows kept are explained: each row's reasons
+    stand alone (its features against the model's typical or average customer), and for the
+    boosted model they are most of the scoring's time (the occluded rows scored again, one per
+    feature group)."""
+    frame = scored.frame if limit is None else scored.frame.head(limit)
+    contrib, texts = explain(None if limit is None else range(len(frame)))
+    frame = frame.assign(reasons=texts)
+    return replace(scored, frame=frame, contributions=contrib)
+
+
+def _score(
+    source: Source,
+    horizon_months: float = HORIZON_MONTHS,
+    filters: Filters | None = None,
+    until: TimeLike = None,
+    confidence: float = 0.95,
+    min_rated: int = MIN_RATED,
+    touchpoints: Sequence[str] | None = None,
+    model: ModelParam = "auto",
+) -> tuple[RiskResult, Explainer]:
+    """:func:`risk_table`'s rows, every active customer's, without their reasons; and what
+    explains the first rows."""
     conf = check_confidence(confidence)
     if not 0 < float(horizon_months) <= 24:
         raise AnalyticsQueryError(
             f"horizon_months must be above 0 and at most 24, got {horizon_months!r}"
         )
-    if limit is not None and limit < 1:
-        raise AnalyticsQueryError(f"limit must be at least 1, got {limit}")
     if model not in ("auto", *KINDS):
         raise AnalyticsQueryError(f"model must be auto, logistic or boosted, got {model!r}")
     now = customer_table(source, until, filters)
@@ -210,15 +243,14 @@ def risk_table(
     order = frame.sort_values(
         ["risk", "person_id"], ascending=[False, True], kind="mergesort"
     ).index
-    if limit is not None:
-        order = order[:limit]
-    # the reasons of the rows kept only: each row's stand alone (its features against the
-    # model's typical or average customer), and for the boosted model they are most of the
-    # scoring's time (the occluded rows are scored again, one per feature group)
-    kept = X.iloc[order]
-    contrib = fitted_model.contributions(kept).reset_index(drop=True)
     frame = frame.loc[order].reset_index(drop=True)
-    frame["reasons"] = reason_texts(contrib, kept, REASONS)
+    ranked = X.iloc[order].reset_index(drop=True)
+
+    def explain(at: Sequence[int] | None) -> tuple[pd.DataFrame, list[str]]:
+        rows = ranked if at is None else ranked.iloc[list(at)].reset_index(drop=True)
+        contrib = fitted_model.contributions(rows)
+        return contrib, reason_texts(contrib, rows, REASONS)
+
     chosen = choice.chosen.summary(conf)
     info = {
         "model": f"{DESCRIPTION[choice.kind]}, look-back training",
@@ -263,15 +295,17 @@ def risk_table(
             "model": model,
         },
         model=info,
-        contributions=contrib,
-    )
+    ), explain
 
 
 @dataclass(frozen=True)
 class _Fitted:
-    result: RiskResult | None  # None when the store cannot support a model yet
+    result: RiskResult | None  # None when the store cannot support a model yet; no reasons
     reason: str  # why not, then
     churned: dict[str, str]  # churned customers: canonical id -> ISO churn time
+    #: the reasons of the result's rows, asked for the rows shown (a page's one customer, a
+    #: list's top rows), not worked out for every active customer at each fit
+    explain: Explainer | None = None
 
 
 def _fitted(
@@ -283,8 +317,10 @@ def _fitted(
         return kept[1] if kept is not None and kept[0][-1] == float(horizon_months) else None
 
     def fit() -> _Fitted:
+        explain: Explainer | None = None
         try:
-            result: RiskResult | None = risk_table(source, horizon_months)
+            result: RiskResult | None
+            result, explain = _score(source, horizon_months)
             reason = ""
         except AnalyticsQueryError as e:
             result, reason = None, str(e)
@@ -294,7 +330,7 @@ def _fitted(
             str(pid): pd.Timestamp(t).isoformat()
             for pid, t in zip(gone["person_id"], gone["churn_at"], strict=True)
         }
-        return _Fitted(result, reason, churned)
+        return _Fitted(result, reason, churned, explain)
 
     if models is None:
         return fit()
@@ -321,13 +357,9 @@ def from_background_fit(
     if kept is None or kept[0] != (*store_state(source), float(HORIZON_MONTHS)):
         return None
     fitted = kept[1]
-    if not isinstance(fitted, _Fitted) or fitted.result is None:
+    if not isinstance(fitted, _Fitted) or fitted.result is None or fitted.explain is None:
         return None
-    result = fitted.result
-    if limit is None:
-        return result
-    contributions = None if result.contributions is None else result.contributions.head(limit)
-    return replace(result, frame=result.frame.head(limit), contributions=contributions)
+    return explained(fitted.result, fitted.explain, limit)
 
 
 def fitted_scores(
@@ -410,8 +442,9 @@ def person_risk(
         return out | {"status": "unknown"}
     i = int(hit[0])
     r = result.frame.iloc[i]
-    assert result.contributions is not None
-    c = result.contributions.iloc[i].sort_values(ascending=False)
+    assert fitted.explain is not None
+    contrib, summary = fitted.explain([i])
+    c = contrib.iloc[0].sort_values(ascending=False)
     reasons = [
         {"feature": str(k), "log_odds": float(v)} for k, v in c.head(REASONS).items() if v > 0
     ]
@@ -422,7 +455,7 @@ def person_risk(
         "risk_high": float(r["risk_high"]),
         "confidence": result.confidence,
         "reasons": reasons,
-        "summary": r["reasons"],
+        "summary": summary[0],
         "reasons_method": m["reasons_method"],
     }
 
