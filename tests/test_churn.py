@@ -316,6 +316,38 @@ def test_risk_table_ranks_the_customers_it_should(loaded):
     assert top.frame["reasons"].str.contains("support_call").all()
 
 
+def test_a_large_training_set_is_sampled_and_says_so(loaded, monkeypatch):
+    """Above TRAIN_MAX training customers the model is fitted on a seeded sample stratified by
+    churn (same draw every time, whatever order the engine returns rows in); every active
+    customer is still scored, and the result says it was a sample."""
+    from corridor.analytics.customers import churn_risk
+
+    store, _ = loaded
+    full = risk_table(store, horizon_months=3, min_rated=10)
+    eligible = full.model["training_customers"]
+    assert full.model["training_sample"] is None and "sample" not in full.method
+    monkeypatch.setattr(churn_risk, "TRAIN_MAX", eligible // 2)
+    one = risk_table(store, horizon_months=3, min_rated=10)
+    assert one.model["training_customers"] == pytest.approx(eligible // 2, abs=1)
+    share = full.model["training_churners"] / eligible
+    assert one.model["training_churners"] / one.model["training_customers"] == pytest.approx(
+        share, abs=0.01
+    )
+    assert f"of the {eligible:,} customers" in one.model["training_sample"]
+    assert "seeded sample" in one.method
+    assert set(one.frame["person_id"]) == set(full.frame["person_id"])  # all scored
+    again = risk_table(store, horizon_months=3, min_rated=10)
+    pd.testing.assert_frame_equal(again.frame, one.frame)
+    # drawn from person-id order: the engine's row order does not change the draw
+    train = pd.DataFrame({"person_id": [f"p{i:03d}" for i in range(200)]})
+    label = np.array([i % 5 == 0 for i in range(200)], int)
+    a, la = churn_risk._sample(train, label, 60)
+    shuffled = train.sample(frac=1, random_state=3)
+    b, lb = churn_risk._sample(shuffled.reset_index(drop=True), label[shuffled.index], 60)
+    assert list(a["person_id"]) == list(b["person_id"]) and (la == lb).all()
+    assert len(a) == 60 and la.sum() == 12
+
+
 def test_person_risk_for_active_churned_merged_and_unknown(loaded):
     store, _ = loaded
     table = risk_table(store, horizon_months=3)
