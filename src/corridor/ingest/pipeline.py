@@ -292,7 +292,14 @@ class Ingestor:
         if k.name == "feedback":  # no unredacted text is written to the feedback table
             redacted, originals = intake.redact_batch(valid)
             result = dataclasses.replace(result, valid=redacted)
-        plain = assume_new and valid.num_rows > 0 and not k.upsert
+        # a record repeated within the batch would fail the plain path's COPY (and be written
+        # again the careful way): take the careful way at once
+        plain = (
+            assume_new
+            and valid.num_rows > 0
+            and not k.upsert
+            and pc.count_distinct(valid[k.id_field]).as_py() == valid.num_rows
+        )
         try:
             return self._store(k, result, report, source, plain=plain, originals=originals)
         except Exception:
