@@ -99,6 +99,38 @@ def test_a_write_within_the_bound_serves_the_kept_answer_and_one_beyond_it_recom
     assert len(made) == 3 and cache.refreshes == 1
 
 
+def test_closing_waits_for_a_background_recomputation_and_starts_no_more(clock):
+    """At shutdown the app closes the cache before its store: a recomputation running in the
+    background reads the store, so close() waits for it, and none starts after (a store
+    closed under one failed the suite's teardown: 'connection is busy')."""
+    cache, store = AnswerCache(max_stale_s=10.0), FakeStore()
+    running, release = threading.Event(), threading.Event()
+    done: list[str] = []
+
+    def compute() -> str:
+        if cache.computed > 1:  # the background one
+            running.set()
+            assert release.wait(WAIT)
+            done.append("background")
+        return f"version {store.data_version()}"
+
+    _ask(cache, store, compute)
+    store.versions.bump()
+    clock.now += 6
+    _ask(cache, store, compute)  # served behind; the recomputation starts
+    assert running.wait(WAIT) and cache.refreshes == 1
+    closing = threading.Thread(target=cache.close)
+    closing.start()
+    closing.join(0.2)
+    assert closing.is_alive() and done == []  # waiting for the recomputation
+    release.set()
+    closing.join(WAIT)
+    assert not closing.is_alive() and done == ["background"]
+    store.versions.bump()
+    clock.now += 6
+    assert _ask(cache, store, compute).behind_s == 6.0 and cache.refreshes == 1  # none started
+
+
 def test_a_removal_is_never_served_around(clock):
     """An erasure (a write that removed or rewrote records) fences off every answer computed
     before it, however large the bound."""

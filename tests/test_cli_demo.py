@@ -59,14 +59,14 @@ def test_the_demo_fits_the_models_before_it_serves(demo_store, capsys):
 @pytest.mark.timeout(300)
 def test_serve_starts_at_once_and_fits_in_the_background_right_away(demo_store, monkeypatch):
     started, release = threading.Event(), threading.Event()
-    real = churn_risk.risk_table
+    real = churn_risk._score
 
     def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
         started.set()
         assert release.wait(120), "the test never released the fit"
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(churn_risk, "risk_table", slow)
+    monkeypatch.setattr(churn_risk, "_score", slow)
     try:
         # returns while the fit is held: start-up never waits for it
         application = _start_up(Settings(store_url=demo_store, auth="off"))

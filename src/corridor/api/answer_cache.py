@@ -123,6 +123,8 @@ class AnswerCache:
         self.computed = 0
         #: of them, the background recomputations of answers served behind the data
         self.refreshes = 0
+        self._threads: set[threading.Thread] = set()
+        self._closed = False
 
     def get_or_compute(
         self,
@@ -209,16 +211,33 @@ class AnswerCache:
         """Start one background recomputation of ``key`` (under the lock), unless one on data
         newer than the kept answer's is under way."""
         flight = self._flights.get(key)
-        if flight is not None and flight.version > kept:
+        if self._closed or (flight is not None and flight.version > kept):
             return
         flight = self._flights[key] = _Flight(version)
         self.refreshes += 1
 
         def run() -> None:
-            with contextlib.suppress(BaseException):  # a waiter gets the error; nobody else
-                self._run(key, flight, time.monotonic(), compute, weight)
+            try:
+                with contextlib.suppress(BaseException):  # a waiter gets the error; nobody else
+                    self._run(key, flight, time.monotonic(), compute, weight)
+            finally:
+                with self._lock:
+                    self._threads.discard(thread)
 
-        threading.Thread(target=run, name="corridor-answer-refresh", daemon=True).start()
+        thread = threading.Thread(target=run, name="corridor-answer-refresh", daemon=True)
+        self._threads.add(thread)
+        thread.start()
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Start no more background recomputations and wait (up to ``timeout`` seconds in
+        all) for those running: the app calls it at shutdown, before its store is closed
+        under them."""
+        with self._lock:
+            self._closed = True
+            running = list(self._threads)
+        deadline = time.monotonic() + timeout
+        for thread in running:
+            thread.join(max(deadline - time.monotonic(), 0.0))
 
     def _run(
         self,

@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             refresher = getattr(app.state, "model_refresher", None)
             if refresher is not None:
                 refresher.stop()
+            app.state.answers.close()  # its background recomputations read the store
             ingestor.close()
             if owns_store:
                 the_store.close()
