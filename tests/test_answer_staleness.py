@@ -68,6 +68,22 @@ def _settled(cache: AnswerCache) -> None:
         assert flight.done.wait(WAIT)
 
 
+def _release_once_joined(
+    cache: AnswerCache, joined: int, release: threading.Event, threads: list[threading.Thread]
+) -> None:
+    """Start ``threads``, set ``release`` once ``joined`` of them wait for another's
+    computation (or after WAIT seconds), and wait for them all."""
+    for t in threads:
+        t.start()
+    for _ in range(WAIT * 100):
+        if cache.joined == joined:
+            break
+        threading.Event().wait(0.01)
+    release.set()
+    for t in threads:
+        t.join(WAIT)
+
+
 def test_a_write_within_the_bound_serves_the_kept_answer_and_one_beyond_it_recomputes(clock):
     cache, store = AnswerCache(max_stale_s=10.0), FakeStore()
     made: list[int] = []
@@ -177,15 +193,7 @@ def test_concurrent_misses_compute_once():
         threading.Thread(target=lambda: got.append(_ask(cache, store, compute).value))
         for _ in range(6)
     ]
-    for t in threads:
-        t.start()
-    for _ in range(WAIT * 100):  # until the five others are waiting for the one computation
-        if cache.joined == 5:
-            break
-        threading.Event().wait(0.01)
-    release.set()
-    for t in threads:
-        t.join(WAIT)
+    _release_once_joined(cache, 5, release, threads)  # the five others wait for the one
     assert got == ["the answer"] * 6 and len(made) == 1
     assert cache.misses == 6 and cache.joined == 5 and cache.computed == 1
 
@@ -207,15 +215,7 @@ def test_a_failed_computation_fails_those_waiting_for_it():
             errors.append(e)
 
     threads = [threading.Thread(target=ask) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for _ in range(WAIT * 100):
-        if cache.joined == 2:
-            break
-        threading.Event().wait(0.01)
-    release.set()
-    for t in threads:
-        t.join(WAIT)
+    _release_once_joined(cache, 2, release, threads)
     assert len(errors) == 3 and cache.computed == 1
     assert _ask(cache, store, lambda: "now one").value == "now one"  # nothing kept of it
 

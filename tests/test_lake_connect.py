@@ -31,9 +31,7 @@ from corridor.store import open_store
 from corridor.store.base import Store
 from corridor.store.lake_store import LakeStore
 from corridor.store.lake_sync import sync
-from corridor.text.jobs import discover_themes
-from shared_builds import private_copy, simulated_company
-from test_lake_sync import COMPANY
+from test_lake_sync import company_and_lake, own_lake
 from test_parity import CASES, _plain, _same
 
 INSTALL = "pip install -e '.[lake]'"
@@ -111,13 +109,7 @@ def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def company(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The small company (texts analysed on import, themes discovered) and its lake."""
-    shared, _ = simulated_company(tmp_path_factory, *COMPANY)
-    path = private_copy(shared, tmp_path_factory.mktemp("connect-company"))
-    lake = path.parent / "lake"
-    with open_store(str(path)) as s:
-        discover_themes(s, k=4, sample=100)
-        sync(s, lake)
-    return path, lake
+    return company_and_lake(tmp_path_factory, "connect-company")
 
 
 @pytest.fixture(scope="module")
@@ -171,11 +163,7 @@ def test_two_lakes_on_one_server_and_a_sync_seen_by_the_open_store(
     first reads; records go through the operational store and a sync, which the open store
     then reads."""
     duck, on_connect = stores
-    path, _ = company
-    ops_path = private_copy(path, tmp_path)
-    mine = tmp_path / "lake"
-    with open_store(str(ops_path)) as ops:
-        sync(ops, mine, table_format="delta")
+    ops_path, mine = own_lake(company[0], tmp_path, "delta")
     before = on_connect.count("interactions")
     with open_store(f"{connect_server}?lake={mine}&ops=duckdb:///{ops_path}") as second:
         assert second.count("interactions") == before

@@ -29,9 +29,7 @@ from corridor.store import open_store
 from corridor.store.base import Store
 from corridor.store.lake_store import LakeStore, open_lake_store, spark_session
 from corridor.store.lake_sync import sync
-from corridor.text.jobs import discover_themes
-from shared_builds import private_copy, simulated_company
-from test_lake_sync import COMPANY
+from test_lake_sync import company_and_lake, own_lake
 from test_parity import CASES, _plain, _same
 
 pytest.importorskip("pyspark", reason="the lake store needs pyspark: pip install -e '.[lake]'")
@@ -51,13 +49,7 @@ def spark() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def company(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The small company (texts analysed on import, themes discovered) and its lake."""
-    shared, _ = simulated_company(tmp_path_factory, *COMPANY)
-    path = private_copy(shared, tmp_path_factory.mktemp("lake-company"))
-    lake = path.parent / "lake"
-    with open_store(str(path)) as s:
-        discover_themes(s, k=4, sample=100)
-        sync(s, lake)
-    return path, lake
+    return company_and_lake(tmp_path_factory, "lake-company")
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +97,7 @@ def test_plain_reads_run_on_spark_or_on_the_operational_store(stores):
 def test_records_are_refused_and_reach_the_lake_through_the_operational_store(
     spark, company, tmp_path
 ):
-    path, _ = company
-    ops_path = private_copy(path, tmp_path)
-    mine = tmp_path / "lake"
-    with open_store(str(ops_path)) as ops:
-        sync(ops, mine)
+    ops_path, mine = own_lake(company[0], tmp_path)
     url = f"spark://local[2]?lake={mine}&ops=duckdb:///{ops_path}"
     with open_lake_store(url, open_store, session=spark) as on_spark:
         before = on_spark.count("interactions")
@@ -165,11 +153,7 @@ def test_the_lake_sync_job_of_a_server_on_the_lake_store_syncs_its_operational_s
 ):
     """``corridor serve --store 'spark://…?lake=L&ops=O' --lake-sync L``: the job syncs O (the
     records' store) into L, and the open lake store then reads what it wrote."""
-    path, _ = company
-    ops_path = private_copy(path, tmp_path)
-    mine = tmp_path / "lake"
-    with open_store(str(ops_path)) as ops:
-        sync(ops, mine)
+    ops_path, mine = own_lake(company[0], tmp_path)
     url = f"spark://local[2]?lake={mine}&ops=duckdb:///{ops_path}"
     with open_lake_store(url, open_store, session=spark) as on_spark:
         before = on_spark.count("interactions")
@@ -193,11 +177,7 @@ def test_the_lake_sync_job_of_a_server_on_the_lake_store_syncs_its_operational_s
 def test_a_delta_lake_reads_as_the_parquet_lake_does(spark, company, tmp_path):
     """A lake synced with --table-format delta: the lake store reads each Delta table's current
     version (its Parquet files; a replaced month's old files, still on disk, are not read)."""
-    path, _ = company
-    ops_path = private_copy(path, tmp_path)
-    delta = tmp_path / "delta"
-    with open_store(str(ops_path)) as ops:
-        sync(ops, delta, table_format="delta")
+    ops_path, delta = own_lake(company[0], tmp_path, "delta")
     url = f"spark://local[2]?lake={delta}&ops=duckdb:///{ops_path}"
     with open_store(str(ops_path)) as duck, open_lake_store(url, open_store, session=spark) as lake:
         for name in ("gaps", "nps", "journeys"):

@@ -42,8 +42,32 @@ from corridor.store.lake_sync import sync
 from shared_builds import private_copy, simulated_company
 from test_cli_server import PASSWORD, Server, corridor
 
-#: a small company, shared with test_lake_spark.py
+#: a small company, shared with test_lake_spark.py and test_lake_connect.py
 COMPANY = (150, 6, 3)
+
+
+def company_and_lake(factory: pytest.TempPathFactory, name: str) -> tuple[Path, Path]:
+    """A module's own copy of the small company (texts analysed on import, themes discovered)
+    and its lake, synced."""
+    from corridor.text.jobs import discover_themes
+
+    shared, _ = simulated_company(factory, *COMPANY)
+    path = private_copy(shared, factory.mktemp(name))
+    lake = path.parent / "lake"
+    with open_store(str(path)) as s:
+        discover_themes(s, k=4, sample=100)
+        sync(s, lake)
+    return path, lake
+
+
+def own_lake(path: Path, folder: Path, table_format: str = "parquet") -> tuple[Path, Path]:
+    """A test's own operational store (a copy of ``path`` in ``folder``) and its lake, synced
+    in ``table_format``: for tests that write records."""
+    ops_path = private_copy(path, folder)
+    lake = folder / table_format
+    with open_store(str(ops_path)) as ops:
+        sync(ops, lake, table_format=table_format)
+    return ops_path, lake
 
 
 class Killed(BaseException):
