@@ -160,15 +160,24 @@ def explained(scored: RiskResult, explain: Explainer, limit: int | None) -> Risk
     return replace(scored, frame=frame, contributions=contrib)
 
 
+def _defaults() -> dict[str, Any]:
+    """:func:`risk_table`'s defaults (the background fit's query), but ``limit``."""
+    return {
+        name: p.default
+        for name, p in inspect.signature(risk_table).parameters.items()
+        if p.default is not inspect.Parameter.empty and name != "limit"
+    }
+
+
 def _score(
     source: Source,
-    horizon_months: float = HORIZON_MONTHS,
-    filters: Filters | None = None,
-    until: TimeLike = None,
-    confidence: float = 0.95,
-    min_rated: int = MIN_RATED,
-    touchpoints: Sequence[str] | None = None,
-    model: ModelParam = "auto",
+    horizon_months: float,
+    filters: Filters | None,
+    until: TimeLike,
+    confidence: float,
+    min_rated: int,
+    touchpoints: Sequence[str] | None,
+    model: ModelParam,
 ) -> tuple[RiskResult, Explainer]:
     """:func:`risk_table`'s rows, every active customer's, without their reasons; and what
     explains the first rows."""
@@ -350,7 +359,7 @@ def _fitted(
         explain: Explainer | None = None
         try:
             result: RiskResult | None
-            result, explain = _score(source, horizon_months)
+            result, explain = _score(source, **(_defaults() | {"horizon_months": horizon_months}))
             reason = ""
         except AnalyticsQueryError as e:
             result, reason = None, str(e)
@@ -376,11 +385,7 @@ def from_background_fit(
     otherwise (the analysis then fits its own). The same rows, in the same order, as
     :func:`risk_table` with those keywords gives."""
     limit = kwargs.pop("limit", None)
-    fitted_with = {  # what the background fit (risk_table(source, horizon)) leaves at default
-        name: p.default
-        for name, p in inspect.signature(risk_table).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
+    fitted_with = _defaults()  # what the background fit leaves at default
     if any(name not in fitted_with or v != fitted_with[name] for name, v in kwargs.items()):
         return None
     kept = models.latest(CHURN_RISK)
