@@ -370,10 +370,6 @@ def lifetime_table(
     )
 
 
-#: person_value's horizon, discount and confidence by default: the model the app keeps
-_PERSON_DEFAULTS = (12.0, 0.01, 0.95)
-
-
 def person_value(
     source: Source,
     person_id: str,
@@ -412,7 +408,9 @@ def person_value(
         except AnalyticsQueryError as e:  # too few buyers: say so, never fail a page
             return pd.DataFrame(), {"as_of": None, "unavailable": str(e)}
 
-    name = slot(LIFETIME, params, _PERSON_DEFAULTS)
+    # the model the app keeps: person_value's own defaults
+    defaults = person_value.__defaults__ or ()
+    name = slot(LIFETIME, params, tuple(defaults[:3]))
     if not refit:  # whatever model is kept, however old; pending when there is none yet
         kept = models.latest(name) if models is not None else None
         if kept is None or kept[0][-3:] != params:
