@@ -338,7 +338,11 @@ class Ingestor:
                 if rules:
                     # the record rules fire in the batch's transaction: its alerts, cases and
                     # their notifications commit with the records or not at all
-                    record_rules.evaluate_batch(tx, k.name, now, staged=batch)
+                    # (text rules: here when the texts were analysed above, else when the
+                    # background worker stores their analysis)
+                    record_rules.evaluate_batch(
+                        tx, k.name, now, staged=batch, texts_analysed=self.analyze_text
+                    )
                 report.accepted = valid.num_rows + result.batch_duplicates
                 report.inserted = inserted
                 report.duplicates = report.accepted - inserted

@@ -37,15 +37,23 @@ WATCHES: dict[str, tuple[str, ...]] = {
     "feedback": ("detractor", "score_below", "broken_promise", "text"),
     "interactions": ("broken_promise",),
 }
-FEEDBACK_SQL = """SELECT b.feedback_id AS record_id, b.person_id, b.occurred_at,
+_FEEDBACK = """SELECT b.feedback_id AS record_id, b.person_id, b.occurred_at,
     COALESCE(b.touchpoint, i.touchpoint) AS touchpoint,
     COALESCE(b.partner_id, i.partner_id) AS partner_id, t.department, p.segment, p.region,
-    b.expectation, b.experience, b.nps, b.csat, b.ces, b.emotion, ta.intent, ta.theme_id
-FROM {src} b
+    b.expectation, b.experience, b.nps, b.csat, b.ces, b.emotion, {text}
+FROM {{src}} b
 LEFT JOIN interactions i ON i.interaction_id = b.interaction_id
 LEFT JOIN touchpoints t ON t.key = COALESCE(b.touchpoint, i.touchpoint)
-LEFT JOIN people p ON p.person_id = b.person_id
-LEFT JOIN text_analysis ta ON ta.feedback_id = b.feedback_id"""
+LEFT JOIN people p ON p.person_id = b.person_id{text_join}"""
+FEEDBACK_SQL = _FEEDBACK.format(
+    text="ta.intent, ta.theme_id",
+    text_join="\nLEFT JOIN text_analysis ta ON ta.feedback_id = b.feedback_id",
+)
+#: :data:`FEEDBACK_SQL` for a batch whose texts are not analysed yet (no text rule can fire on
+#: it): the same columns, without reading the text analysis
+FEEDBACK_SQL_UNANALYSED = _FEEDBACK.format(
+    text="CAST(NULL AS VARCHAR) AS intent, CAST(NULL AS VARCHAR) AS theme_id", text_join=""
+)
 INTERACTIONS_SQL = """SELECT b.interaction_id AS record_id, b.person_id, b.occurred_at,
     b.touchpoint, b.partner_id, t.department, p.segment, p.region, b.duration_minutes, b.value,
     CAST(b.attributes AS VARCHAR) AS attributes
@@ -356,17 +364,30 @@ def _watching(tx: Tx, record_kind: str) -> list[Rule]:
 
 
 def evaluate_batch(
-    tx: Tx, record_kind: str, now: datetime, *, staged: Callable[[], str] | None = None
+    tx: Tx,
+    record_kind: str,
+    now: datetime,
+    *,
+    staged: Callable[[], str] | None = None,
+    texts_analysed: bool = True,
 ) -> int:
     """Fire the record rules on the batch staged as ``_batch`` (its records written already),
     inside the batch's transaction; returns the number of alerts raised. ``staged``, when given,
-    stages the batch if it is not yet and returns its name: called only when a rule watches."""
-    rules = _watching(tx, record_kind)
+    stages the batch if it is not yet and returns its name: called only when a rule watches.
+    ``texts_analysed=False``: the batch's feedback texts are analysed later (a server's
+    background worker), so the text rules are left to :func:`evaluate_texts`, which runs when
+    the analysis is stored, and the text analysis is not read here."""
+    rules = [r for r in _watching(tx, record_kind) if texts_analysed or r.kind != "text"]
     if not rules:
         return 0
     oldest = now - timedelta(seconds=max(int(r.get("max_age")) for r in rules))
     src = staged() if staged is not None else "_batch"
-    sql = (FEEDBACK_SQL if record_kind == "feedback" else INTERACTIONS_SQL).format(src=src)
+    if record_kind != "feedback":
+        sql = INTERACTIONS_SQL.format(src=src)
+    elif texts_analysed:
+        sql = FEEDBACK_SQL.format(src=src)
+    else:
+        sql = FEEDBACK_SQL_UNANALYSED.format(src=src)
     rows = tx.fetch_arrow(f"{sql} WHERE b.occurred_at >= ?", (oldest,))
     if not rows.num_rows:
         return 0
@@ -412,6 +433,7 @@ def dry_run(
 __all__ = [
     "COLUMNS",
     "FEEDBACK_SQL",
+    "FEEDBACK_SQL_UNANALYSED",
     "INTERACTIONS_SQL",
     "WATCHES",
     "dry_run",
