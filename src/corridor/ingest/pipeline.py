@@ -84,18 +84,12 @@ class RecordCounts:
 
     def add_counts(self, other: RecordCounts) -> None:
         """Count ``other``'s records too."""
-        self.accepted += other.accepted
-        self.inserted += other.inserted
-        self.duplicates += other.duplicates
-        self.rejected += other.rejected
+        for name, n in other.counts().items():
+            setattr(self, name, getattr(self, name) + n)
 
     def counts(self) -> dict[str, int]:
-        return {
-            "accepted": self.accepted,
-            "inserted": self.inserted,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
-        }
+        """The four counts above (a subclass's own fields are not counts), by name."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(RecordCounts)}
 
 
 @dataclass
@@ -149,10 +143,7 @@ class Ingestor:
         self._lock = threading.Lock()
         self._map = load_map(store)
         self._validator = Validator(Vocabularies.from_map(self._map))
-        self._has_rollup: bool | None = None
-        self._has_text: bool | None = None
-        self._has_loop: bool | None = None
-        self._has_privacy: bool | None = None
+        self._schema_version: int | None = None
         self._bulk = 0  # open bulk() blocks: rollup refreshes wait for the last to end
         self._bulk_lock = threading.Lock()
         self._refresh_failed = False  # the last rollup refresh failed: retry after any commit
@@ -179,7 +170,7 @@ class Ingestor:
         """Bring the feedback rollup up to date (rebuild the days marked dirty); returns the
         number of days rebuilt. A failure is logged, not raised: the days stay marked, reads
         answer from the base tables, and the next refresh tries again."""
-        if not self._rollup:
+        if not self._schema_at(ROLLUP_VERSION):
             return 0
         from corridor.analytics.feedback import rollup
 
@@ -192,33 +183,12 @@ class Ingestor:
         self._refresh_failed = False
         return days
 
-    @property
-    def _rollup(self) -> bool:
-        """Whether the store keeps the feedback rollup (schema v3+), asked once."""
-        if self._has_rollup is None:
-            self._has_rollup = self.store.schema_version() >= ROLLUP_VERSION
-        return self._has_rollup
-
-    @property
-    def _text(self) -> bool:
-        """Whether the store keeps text analysis (schema v5+), asked once."""
-        if self._has_text is None:
-            self._has_text = self.store.schema_version() >= TEXT_VERSION
-        return self._has_text
-
-    @property
-    def _privacy(self) -> bool:
-        """Whether the store keeps the erasure ledger (schema v13+), asked once."""
-        if self._has_privacy is None:
-            self._has_privacy = self.store.schema_version() >= PRIVACY_VERSION
-        return self._has_privacy
-
-    @property
-    def _loop(self) -> bool:
-        """Whether the store keeps alert rules (schema v9+), asked once."""
-        if self._has_loop is None:
-            self._has_loop = self.store.schema_version() >= LOOP_VERSION
-        return self._has_loop
+    def _schema_at(self, version: int) -> bool:
+        """Whether the store's schema is ``version`` or later (one of the ``*_VERSION`` above);
+        the store is asked once."""
+        if self._schema_version is None:
+            self._schema_version = self.store.schema_version()
+        return self._schema_version >= version
 
     @property
     def corridor_map(self) -> CorridorMap | None:
@@ -271,7 +241,8 @@ class Ingestor:
             result = self.validate(k, batch)
         else:
             result = ValidationResult(pa.table({}))
-        if self._privacy:  # records naming an erased person: the one place they are caught
+        # records naming an erased person: the one place they are caught
+        if self._schema_at(PRIVACY_VERSION):
             kept, refused, n_refused = ledger.guard_batch(self.store, k, result.valid)
             if n_refused:
                 result = dataclasses.replace(
@@ -320,9 +291,9 @@ class Ingestor:
     ) -> IngestReport:
         valid = result.valid
         now = datetime.now(UTC)
-        rollup = self._rollup
-        text = k.name == "feedback" and self._text
-        rules = k.name in record_rules.WATCHES and self._loop
+        rollup = self._schema_at(ROLLUP_VERSION)
+        text = k.name == "feedback" and self._schema_at(TEXT_VERSION)
+        rules = k.name in record_rules.WATCHES and self._schema_at(LOOP_VERSION)
         with self.store.transaction() as tx:
             if valid.num_rows:
                 inserted, merges, batch = _write(tx, k, valid, now, plain=plain, rollup=rollup)

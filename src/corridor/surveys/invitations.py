@@ -25,9 +25,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from pydantic import Field
 
 from corridor.loop import outbox
 from corridor.loop.rules import parse_duration
@@ -44,7 +45,8 @@ REMINDER = "survey.reminder"
 
 
 class _Record:
-    """A stored row as a frozen dataclass: :meth:`as_dict` gives its fields, in order."""
+    """A stored row as a frozen dataclass: :meth:`as_dict` gives its fields, in order. The API
+    replies with it as it is (the field descriptions are the reply's)."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -171,9 +173,9 @@ class Invitation(_Record):
     channel: str
     created_at: datetime
     due_at: datetime
-    state: str
-    held_rule: str | None
-    held_reason: str | None
+    state: Annotated[str, Field(description="scheduled, held, sent, answered or failed")]
+    held_rule: Annotated[str | None, Field(description="the contact rule that held it back")]
+    held_reason: Annotated[str | None, Field(description="why, in words")]
     link_id: str | None
     sent_at: datetime | None
     remind_s: int | None

@@ -72,6 +72,10 @@ MEASURES: dict[str, str] = {
 }
 
 
+#: what :func:`response_rates` groups by unless told
+_RATES_BY = ("survey", "touchpoint")
+
+
 def _store(source: Any) -> Any:
     from corridor.store import Store
 
@@ -84,8 +88,15 @@ def _store(source: Any) -> Any:
 
 
 def _where(
-    by: Sequence[str], filters: Filters | None, since: TimeLike, until: TimeLike
+    by: Sequence[str] | str | None,
+    default: Sequence[str],
+    filters: Filters | None,
+    since: TimeLike,
+    until: TimeLike,
 ) -> tuple[list[str], list[str], list[Any]]:
+    """The groups (``by``, one or several; ``default`` when None), conditions and parameters
+    of an analysis's read of the invitations."""
+    by = [by] if isinstance(by, str) else (default if by is None else by)
     groups = list(dict.fromkeys(by))  # a group named twice groups once
     for g in groups:
         if g not in GROUPS:
@@ -111,6 +122,21 @@ def _where(
     return groups, conds, params
 
 
+def _read(
+    source: Any,
+    by: Sequence[str] | str | None,
+    default: Sequence[str],
+    filters: Filters | None,
+    since: TimeLike,
+    until: TimeLike,
+    confidence: float,
+) -> tuple[Any, float, list[str], list[str], list[Any]]:
+    """What both analyses start with: the store (a lake is refused), the checked confidence, and
+    the groups, conditions and parameters of their read (:func:`_where`)."""
+    store, conf = _store(source), dims.check_confidence(confidence)
+    return store, conf, *_where(by, default, filters, since, until)
+
+
 def _query(by: Sequence[str], filters: Filters | None, since: TimeLike, until: TimeLike) -> dict:
     lo, hi = dims.check_time(since, "since"), dims.check_time(until, "until")
     return {
@@ -123,17 +149,16 @@ def _query(by: Sequence[str], filters: Filters | None, since: TimeLike, until: T
 
 def response_rates(
     source: Any,
-    by: Sequence[str] | str | None = ("survey", "touchpoint"),
+    by: Sequence[str] | str | None = _RATES_BY,
     filters: Filters | None = None,
     since: TimeLike = None,
     until: TimeLike = None,
     confidence: float = 0.95,
 ) -> AnalyticsResult:
     """Invitations, opens, starts and completes per group, with the rates (see the module)."""
-    store = _store(source)
-    conf = dims.check_confidence(confidence)
-    by = [by] if isinstance(by, str) else list(by if by is not None else ("survey", "touchpoint"))
-    groups, conds, params = _where(by, filters, since, until)
+    store, conf, groups, conds, params = _read(
+        source, by, _RATES_BY, filters, since, until, confidence
+    )
     keys = [f"{GROUPS[g]} AS {g}" for g in groups]
     sql = (
         f"SELECT {', '.join([*keys, ''])}count(*) AS invited, "
@@ -179,10 +204,7 @@ def nonresponse(
     confidence: float = 0.95,
 ) -> AnalyticsResult:
     """Responders against non-responders on what was known of them before (see the module)."""
-    store = _store(source)
-    conf = dims.check_confidence(confidence)
-    by = [by] if isinstance(by, str) else list(by or ())
-    groups, conds, params = _where(by, filters, since, until)
+    store, conf, groups, conds, params = _read(source, by, (), filters, since, until, confidence)
     keys = "".join(f"{GROUPS[g]} AS {g}, " for g in groups)
     conds.append("i.sent_at IS NOT NULL")
     sql = f"""WITH inv AS (

@@ -46,19 +46,6 @@ class TriggerIn(BaseModel):
     )
 
 
-class TriggerOut(BaseModel):
-    trigger_id: str
-    survey_id: str
-    kind: str
-    touchpoint: str | None
-    delay_s: int
-    remind_s: int | None
-    channel: str
-    enabled: bool
-    created_at: datetime
-    created_by: str | None
-
-
 class InviteIn(BaseModel):
     people: list[Annotated[str, Field(max_length=256)]] = Field(
         min_length=1, max_length=10_000, description="person ids (each invited once)"
@@ -69,29 +56,6 @@ class InviteIn(BaseModel):
 
 class Invited(BaseModel):
     invited: int = Field(description="invitations made (the contact rules apply when sent)")
-
-
-class InvitationOut(BaseModel):
-    invitation_id: str
-    survey_id: str
-    trigger_id: str | None
-    person_id: str
-    interaction_id: str | None
-    case_id: str | None
-    touchpoint: str | None
-    channel: str
-    created_at: datetime
-    due_at: datetime
-    state: str = Field(description="scheduled, held, sent, answered or failed")
-    held_rule: str | None = Field(description="the contact rule that held it back")
-    held_reason: str | None = Field(description="why, in words")
-    link_id: str | None
-    sent_at: datetime | None
-    remind_s: int | None
-    remind_at: datetime | None
-    reminded_at: datetime | None
-    answered_at: datetime | None
-    error: str | None
 
 
 class ContactRuleIn(BaseModel):
@@ -123,42 +87,41 @@ class ContactRuleOut(BaseModel):
     "POST",
     "/surveys/{survey_id}/triggers",
     "Invite after each interaction at a touch point, or each resolved case",
-    TriggerOut,
+    invitations.Trigger,
     404,
     status_code=201,
     operation_id="add_survey_trigger",
 )
 async def add_trigger(
     survey_id: SurveyId, body: TriggerIn, store: StoreDep, scope: WriterScopeDep
-) -> TriggerOut:
+) -> invitations.Trigger:
     def add() -> invitations.Trigger:
         return invitations.add_trigger(
             store, survey_id, body.kind, touchpoint=body.touchpoint, delay=body.delay,
             remind=body.remind, by=scope.principal.username,
         )  # fmt: skip
 
-    return TriggerOut(**(await anyio.to_thread.run_sync(add)).as_dict())
+    return await anyio.to_thread.run_sync(add)
 
 
 @_route(
     "GET",
     "/surveys/{survey_id}/triggers",
     "A survey's triggers",
-    list[TriggerOut],
+    list[invitations.Trigger],
     operation_id="list_survey_triggers",
 )
 async def list_triggers(
     survey_id: SurveyId, store: StoreDep, scope: WriterScopeDep
-) -> list[TriggerOut]:
-    found = await anyio.to_thread.run_sync(invitations.list_triggers, store, survey_id)
-    return [TriggerOut(**t.as_dict()) for t in found]
+) -> list[invitations.Trigger]:
+    return await anyio.to_thread.run_sync(invitations.list_triggers, store, survey_id)
 
 
 @_route(
     "POST",
     "/surveys/{survey_id}/triggers/{trigger_id}/disable",
     "Stop a trigger (its invitations already made stay)",
-    list[TriggerOut],
+    list[invitations.Trigger],
     404,
     operation_id="disable_survey_trigger",
 )
@@ -167,10 +130,9 @@ async def disable_trigger(
     trigger_id: Annotated[str, Path(max_length=64)],
     store: StoreDep,
     scope: WriterScopeDep,
-) -> list[TriggerOut]:
+) -> list[invitations.Trigger]:
     await anyio.to_thread.run_sync(invitations.remove_trigger, store, trigger_id, survey_id)
-    found = await anyio.to_thread.run_sync(invitations.list_triggers, store, survey_id)
-    return [TriggerOut(**t.as_dict()) for t in found]
+    return await anyio.to_thread.run_sync(invitations.list_triggers, store, survey_id)
 
 
 @_route(
@@ -195,7 +157,7 @@ async def invite(
     "GET",
     "/surveys/{survey_id}/invitations",
     "A survey's invitations, newest first (held ones with the rule and reason)",
-    list[InvitationOut],
+    list[invitations.Invitation],
     query=("state", "limit"),
     operation_id="list_survey_invitations",
 )
@@ -207,11 +169,11 @@ async def list_invitations(
         Literal["scheduled", "held", "sent", "answered", "failed"] | None, Query()
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-) -> list[InvitationOut]:
+) -> list[invitations.Invitation]:
     def read() -> list[invitations.Invitation]:
         return invitations.list_invitations(store, survey_id=survey_id, state=state, limit=limit)
 
-    return [InvitationOut(**i.as_dict()) for i in await anyio.to_thread.run_sync(read)]
+    return await anyio.to_thread.run_sync(read)
 
 
 @_route(
