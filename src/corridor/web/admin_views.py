@@ -8,39 +8,49 @@ against other sites like every other write (the request-forgery guard checks its
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import URL
 
+from corridor.api.deps import StoreDep
 from corridor.auth import accounts
 from corridor.auth.scope import ROLE_HELP, ROLES, Role, Scope
 from corridor.errors import AccountError
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import Store
-from corridor.web.routes import _home_for, _scope, render
+from corridor.web.routes import Answered, _home_for, _scope, render
 
 router = APIRouter(include_in_schema=False)
 
 
-async def _admin(request: Request) -> Scope | Response:
-    """The admin's scope; else the sign-in redirect, or a 403 page for another role."""
+async def _admin(request: Request) -> Scope:
+    """The admin's scope; else :class:`~corridor.web.routes.Answered` with the sign-in redirect,
+    or a 403 page for another role."""
     scope = await _scope(request, back="/admin")
-    if isinstance(scope, Response) or scope.role is Role.ADMIN:
+    if isinstance(scope, Response):
+        raise Answered(scope)
+    if scope.role is Role.ADMIN:
         return scope
     principal = scope.principal
-    return render(
-        request,
-        "error.html",
-        status=403,
-        scope=scope,
-        title="Admins only",
-        message=f"{principal.username} ({principal.label}) may not manage users and API "
-        "keys; only an admin may. Ask one to make the change.",
-        home=_home_for(principal),
+    raise Answered(
+        render(
+            request,
+            "error.html",
+            status=403,
+            scope=scope,
+            title="Admins only",
+            message=f"{principal.username} ({principal.label}) may not manage users and API "
+            "keys; only an admin may. Ask one to make the change.",
+            home=_home_for(principal),
+        )
     )
+
+
+#: an admin page's scope: anyone else gets the sign-in redirect or a page saying admins only
+AdminScope = Annotated[Scope, Depends(_admin)]
 
 
 def _listing(store: Store, cmap_departments: list[str]) -> dict[str, Any]:
@@ -122,13 +132,11 @@ def _done(**params: str) -> RedirectResponse:
 @router.get("/admin", response_class=HTMLResponse)
 async def admin_page(
     request: Request,
+    scope: AdminScope,
     added: str = "",
     removed: str = "",
     revoked: str = "",
 ) -> Response:
-    scope = await _admin(request)
-    if isinstance(scope, Response):
-        return scope
     notice = None
     if added:
         notice = f"Added user {added}."
@@ -142,16 +150,14 @@ async def admin_page(
 @router.post("/admin/users", response_class=HTMLResponse)
 async def admin_add_user(
     request: Request,
+    scope: AdminScope,
+    store: StoreDep,
     username: str = Form(""),
     role: str = Form(""),
     password: str = Form(""),
     department: str = Form(""),
     partner: str = Form(""),
 ) -> Response:
-    scope = await _admin(request)
-    if isinstance(scope, Response):
-        return scope
-    store: Store = request.app.state.store
     form = {"username": username, "role": role, "department": department, "partner": partner}
     try:
         user = await anyio.to_thread.run_sync(
@@ -173,11 +179,12 @@ async def admin_add_user(
 
 @router.post("/admin/users/remove", response_class=HTMLResponse)
 async def admin_remove_user(
-    request: Request, username: str = Form(""), confirm: str = Form("")
+    request: Request,
+    scope: AdminScope,
+    store: StoreDep,
+    username: str = Form(""),
+    confirm: str = Form(""),
 ) -> Response:
-    scope = await _admin(request)
-    if isinstance(scope, Response):
-        return scope
     if username == scope.principal.username:
         return await _page(
             request,
@@ -186,7 +193,6 @@ async def admin_remove_user(
             error=f"You cannot remove yourself ({username}): you would lose access at once; "
             "another admin can remove you.",
         )
-    store: Store = request.app.state.store
     user = await anyio.to_thread.run_sync(accounts.get_user, store, username)
     if user is None:
         return await _missing(request, scope, "user", username)
@@ -214,12 +220,12 @@ async def admin_remove_user(
 
 @router.post("/admin/keys", response_class=HTMLResponse)
 async def admin_create_key(
-    request: Request, username: str = Form(""), name: str = Form("")
+    request: Request,
+    scope: AdminScope,
+    store: StoreDep,
+    username: str = Form(""),
+    name: str = Form(""),
 ) -> Response:
-    scope = await _admin(request)
-    if isinstance(scope, Response):
-        return scope
-    store: Store = request.app.state.store
     try:
         created = await anyio.to_thread.run_sync(
             accounts.create_key, store, username, name.strip() or None
@@ -237,12 +243,12 @@ async def admin_create_key(
 
 @router.post("/admin/keys/revoke", response_class=HTMLResponse)
 async def admin_revoke_key(
-    request: Request, key_id: str = Form(""), confirm: str = Form("")
+    request: Request,
+    scope: AdminScope,
+    store: StoreDep,
+    key_id: str = Form(""),
+    confirm: str = Form(""),
 ) -> Response:
-    scope = await _admin(request)
-    if isinstance(scope, Response):
-        return scope
-    store: Store = request.app.state.store
     key = await anyio.to_thread.run_sync(accounts.get_key, store, key_id)
     if key is None:
         return await _missing(request, scope, "API key", key_id)

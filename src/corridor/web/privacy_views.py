@@ -15,11 +15,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import URL
 
+from corridor.api.deps import StoreDep
 from corridor.errors import CorridorError
 from corridor.privacy import audit, requests, settings
 from corridor.privacy.subject import find_group
 from corridor.store import Store
-from corridor.web.admin_views import _admin
+from corridor.web.admin_views import AdminScope
 from corridor.web.routes import render
 
 router = APIRouter(include_in_schema=False)
@@ -73,13 +74,11 @@ def _actor(request: Request, scope: Any) -> audit.Actor:
 
 
 @router.get("/admin/privacy", response_class=HTMLResponse)
-async def privacy_page(request: Request, ref: str = "", by: str = "person_id") -> Response:
-    scope = await _admin(request)
-    if isinstance(scope, Response):
-        return scope
+async def privacy_page(
+    request: Request, scope: AdminScope, store: StoreDep, ref: str = "", by: str = "person_id"
+) -> Response:
     if not ref.strip():
         return await _page(request, scope)
-    store: Store = request.app.state.store
     ref = ref.strip()[:300]
     by = by if by in BYS else "person_id"
     value = ref.lower() if by == "email" else ref
@@ -96,13 +95,12 @@ async def privacy_page(request: Request, ref: str = "", by: str = "person_id") -
 @router.post("/admin/privacy/request", response_class=HTMLResponse)
 async def privacy_request(
     request: Request,
+    scope: AdminScope,
+    store: StoreDep,
     person_id: str = Form(""),
     action: str = Form(""),
     confirm: str = Form(""),
 ) -> Response:
-    scope = await _admin(request)
-    if isinstance(scope, Response):
-        return scope
     if action not in requests.ACTIONS or not person_id:
         return await _page(
             request, scope, status=422, error="Choose a person and erase or anonymise."
@@ -125,7 +123,6 @@ async def privacy_request(
             button=f"{verb} {person_id}",
             cancel=str(URL("/admin/privacy").include_query_params(ref=person_id)),
         )
-    store: Store = request.app.state.store
     actor = _actor(request, scope)
     try:
         out = await anyio.to_thread.run_sync(
