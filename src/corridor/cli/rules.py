@@ -8,7 +8,7 @@ instead (``/api/v1/rules``, ``/api/v1/cases``), as ``corridor users`` does.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
@@ -70,18 +70,22 @@ def listing(
     here: Callable[[Store], Any],
     via: Callable[[ServerClient], Any],
     empty: str,
-) -> list[dict[str, Any]] | None:
-    """What a list command shows: the rows (:func:`here_or_server`) to put in its table, or
-    None when nothing is left to do — they were printed as JSON (``--format json``), or there
-    are none (``empty`` says so and how to add one)."""
+    table: Table,
+    row: Callable[[dict[str, Any]], Sequence[str]],
+) -> None:
+    """What a list command shows: the rows (:func:`here_or_server`) as JSON (``--format
+    json``), or ``table`` with ``row(r)`` for each; when there are none, ``empty`` says so (and
+    how to add one)."""
     check_format(fmt)
     found = here_or_server(store, here, via)
     if json_instead(fmt, found):
-        return None
+        return
     if not found:
         console.print(empty)
-        return None
-    return list(found)
+        return
+    for r in found:
+        table.add_row(*row(r))
+    console.print(table)
 
 
 def _params(items: list[str] | None) -> dict[str, Any] | None:
@@ -217,23 +221,19 @@ def rules_list(store: StoreOpt = None, fmt: FormatOpt = "table") -> None:
     """List alert rules."""
     from corridor.loop import rules
 
-    found = listing(
+    listing(
         store,
         fmt,
         lambda s: [r.as_dict() for r in rules.list_rules(s)],
         lambda c: c.call("GET", "/api/v1/rules"),
         "no rules yet; add one with `corridor rules add ID --kind detractor`",
-    )
-    if found is None:
-        return
-    table = Table(Column("rule", no_wrap=True), "kind", "watches", "cooldown", "priority",
-                  "owner", "enabled")  # fmt: skip
-    for r in found:
-        table.add_row(
+        Table(Column("rule", no_wrap=True), "kind", "watches", "cooldown", "priority", "owner",
+              "enabled"),
+        lambda r: (
             r["rule_id"], r["kind"], r["description"], f"{r['cooldown_s'] / 86400:g}d",
             r["priority"], r["team"] or "(routed)", "yes" if r["enabled"] else "no",
-        )  # fmt: skip
-    console.print(table)
+        ),
+    )  # fmt: skip
 
 
 @rules_app.command("disable")
