@@ -17,7 +17,14 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from corridor.cli.common import FormatOpt, RuleIdArg, StoreOpt, console, on_store_or_server
+from corridor.cli.common import (
+    FormatOpt,
+    RuleIdArg,
+    StoreOpt,
+    console,
+    on_store_or_server,
+    option_set,
+)
 from corridor.cli.render import check_format, json_instead
 from corridor.errors import CorridorError
 
@@ -107,7 +114,12 @@ def _params(items: list[str] | None) -> dict[str, Any] | None:
     return out
 
 
+#: what a rule may be limited to, each option repeatable (its scope)
+_SCOPE = ("touchpoint", "department", "partner", "segment", "region")
+
+
 @rules_app.command("add")
+@option_set("given", dict.fromkeys(_SCOPE, Many))
 def rules_add(
     rule_id: Annotated[str, typer.Argument(help="the rule's id, e.g. detractors-delivery")],
     kind: Annotated[str, typer.Option(help=f"what it watches: {_KINDS}")],
@@ -167,11 +179,8 @@ def rules_add(
     param: Annotated[
         list[str] | None, typer.Option(help="another parameter of the analysis, NAME=VALUE")
     ] = None,
-    touchpoint: Many = None,
-    department: Many = None,
-    partner: Many = None,
-    segment: Many = None,
-    region: Many = None,
+    *,  # keyword-only from here: `given` (the scope options, see option_set) has no default
+    given: dict[str, list[str] | None],
     cooldown: Annotated[
         str | None, typer.Option(help="no second alert for a subject within it (7d)")
     ] = None,
@@ -195,8 +204,6 @@ def rules_add(
         "ratio": ratio, "horizon": horizon, "bound": bound, "min_periods": min_periods,
     }  # fmt: skip
     definition = {k: v for k, v in definition.items() if v is not None}
-    given = {"touchpoint": touchpoint, "department": department, "partner": partner,
-             "segment": segment, "region": region}  # fmt: skip
     scope: dict[str, list[str]] = {k: v for k, v in given.items() if v}
     body = {
         "rule_id": rule_id, "kind": kind, "name": name, "definition": definition,
