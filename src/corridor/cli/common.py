@@ -168,6 +168,20 @@ def on_store_or_server(
         return here(opened)
 
 
+def _jsonable(body: Any) -> Any:
+    """A reply as the API gives it (times as ISO-8601 text)."""
+    import orjson
+
+    return orjson.loads(orjson.dumps(body, default=str))
+
+
+def here_or_server(
+    store: str | None, here: Callable[[Store], Any], via: Callable[[ServerClient], Any]
+) -> Any:
+    """:func:`on_store_or_server`, its answer as the API's JSON."""
+    return _jsonable(on_store_or_server(store, here, via))
+
+
 def open_to_write(
     store: str | None, command: str, instead: str = "", *, migrate: bool = True
 ) -> Store:

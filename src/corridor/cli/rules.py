@@ -17,14 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from corridor.cli.common import (
-    FormatOpt,
-    RuleIdArg,
-    StoreOpt,
-    console,
-    on_store_or_server,
-    option_set,
-)
+from corridor.cli.common import FormatOpt, RuleIdArg, StoreOpt, console, here_or_server, option_set
 from corridor.cli.render import check_format, json_instead
 from corridor.errors import CorridorError
 
@@ -55,20 +48,6 @@ def when(value: Any) -> str:
         return ""
     at = datetime.fromisoformat(value) if isinstance(value, str) else value
     return f"{at:%Y-%m-%d %H:%M}"
-
-
-def _jsonable(body: Any) -> Any:
-    """A reply as the API gives it (times as ISO-8601 text)."""
-    import orjson
-
-    return orjson.loads(orjson.dumps(body, default=str))
-
-
-def here_or_server(
-    store: str | None, here: Callable[[Store], Any], via: Callable[[ServerClient], Any]
-) -> Any:
-    """``here(store)``, or ``via(client)`` through a running server; as the API's JSON."""
-    return _jsonable(on_store_or_server(store, here, via))
 
 
 def listing(
