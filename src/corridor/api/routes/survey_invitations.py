@@ -20,7 +20,6 @@ from pydantic import BaseModel, Field
 
 from corridor.api.declare import RouteDeclarer
 from corridor.api.deps import StoreDep, WriterScopeDep
-from corridor.store import Store
 from corridor.surveys import contact, invitations
 
 router = APIRouter(prefix="/api/v1", tags=["surveys"])
@@ -151,10 +150,6 @@ async def add_trigger(
 async def list_triggers(
     survey_id: SurveyId, store: StoreDep, scope: WriterScopeDep
 ) -> list[TriggerOut]:
-    return await _triggers(store, survey_id)
-
-
-async def _triggers(store: Store, survey_id: str) -> list[TriggerOut]:
     found = await anyio.to_thread.run_sync(invitations.list_triggers, store, survey_id)
     return [TriggerOut(**t.as_dict()) for t in found]
 
@@ -174,7 +169,8 @@ async def disable_trigger(
     scope: WriterScopeDep,
 ) -> list[TriggerOut]:
     await anyio.to_thread.run_sync(invitations.remove_trigger, store, trigger_id, survey_id)
-    return await _triggers(store, survey_id)
+    found = await anyio.to_thread.run_sync(invitations.list_triggers, store, survey_id)
+    return [TriggerOut(**t.as_dict()) for t in found]
 
 
 @_route(
