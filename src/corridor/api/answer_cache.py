@@ -126,18 +126,6 @@ class AnswerCache:
         self._threads: set[threading.Thread] = set()
         self._closed = False
 
-    def get_or_compute(
-        self,
-        store: Store,
-        name: str,
-        query: Mapping[str, Sequence[str]],
-        scope: Scope | None,
-        compute: Callable[[], T],
-        weight: Callable[[T], int] = len,  # type: ignore[assignment]
-    ) -> T:
-        """The answer to this request (see :meth:`get`), without how far behind it is."""
-        return self.get(store, name, query, scope, compute, weight).value
-
     def get(
         self,
         store: Store,

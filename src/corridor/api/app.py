@@ -144,6 +144,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # after each refit of the churn model: score every customer, check the churn_jump rules
     app.state.models.on_fitted(CHURN_RISK, churn_jump.listener(the_store))
     errors.install(app)
+    web_routes.install(app)  # a page's dependency may answer the request itself
     app.add_middleware(
         RequestForgeryGuard,
         trusted_origins=[o for o in settings.trusted_origins.split(",") if o.strip()],

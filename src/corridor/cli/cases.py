@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from corridor.cli.common import CaseIdArg, FormatOpt, LimitOpt, StoreOpt, console
+from corridor.cli.common import CaseIdArg, FormatOpt, LimitOpt, StoreOpt, console, option_set
 from corridor.cli.render import check_format, json_instead
 from corridor.cli.rules import Many, actor, here_or_server, quoted, rules_app, when
 from corridor.errors import CorridorError
@@ -30,16 +30,23 @@ cases_app = typer.Typer(
 
 
 # -- cases ------------------------------------------------------------------------------------
+#: what ``cases list`` filters by, each option repeatable (the API's query parameters)
+_FILTERS = (
+    "state",
+    "priority",
+    "assignee",
+    "department",
+    "partner",
+    "touchpoint",
+    "person",
+    "rule",
+)
+
+
 @cases_app.command("list")
+@option_set("given", dict.fromkeys(_FILTERS, Many))
 def cases_list(
-    state: Many = None,
-    priority: Many = None,
-    assignee: Many = None,
-    department: Many = None,
-    partner: Many = None,
-    touchpoint: Many = None,
-    person: Many = None,
-    rule: Many = None,
+    given: dict[str, list[str] | None],
     breached: Annotated[
         bool | None,
         typer.Option("--breached/--not-breached", help="only with (or without) a breach"),
@@ -52,9 +59,6 @@ def cases_list(
     from corridor.loop import cases
 
     check_format(fmt)
-    given = {"state": state, "priority": priority, "assignee": assignee,
-             "department": department, "partner": partner, "touchpoint": touchpoint,
-             "person": person, "rule": rule}  # fmt: skip
     columns = {"partner": "partner_id", "person": "person_id", "rule": "rule_id"}
     filters = {columns.get(k, k): v for k, v in given.items() if v}
     params: dict[str, Any] = {k: v for k, v in given.items() if v}

@@ -5,7 +5,9 @@ a running server; the progress bar and the exit codes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -106,6 +108,40 @@ ThemeIdArg = Annotated[str, typer.Argument(help="theme id (corridor themes list)
 LimitOpt = Annotated[int, typer.Option(help="at most this many")]
 
 
+def option_set(
+    into: str, options: Mapping[str, Any], combine: Callable[..., Any] = dict
+) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """A command taking several options as one value: its parameter ``into`` stands, on the
+    command line, for ``options`` (each name with its ``Annotated`` option or argument,
+    defaulting to None), in that order and at that place; the command is given
+    ``combine(**their values)``, by default the dict of them."""
+
+    def decorate(command: Callable[..., T]) -> Callable[..., T]:
+        signature = inspect.signature(command, eval_str=True)
+        if into not in signature.parameters:
+            raise TypeError(f"{command.__name__} has no parameter {into!r}")
+        params: list[inspect.Parameter] = []
+        for p in signature.parameters.values():
+            if p.name != into:
+                params.append(p)
+                continue
+            params += [
+                inspect.Parameter(name, p.kind, default=None, annotation=annotation)
+                for name, annotation in options.items()
+            ]
+
+        @functools.wraps(command)
+        def run(**given: Any) -> T:
+            values = {name: given.pop(name) for name in options}
+            return command(**given, **{into: combine(**values)})
+
+        run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params}
+        return run
+
+    return decorate
+
+
 def on_store_or_server(
     store: str | None,
     here: Callable[[Store], T],
@@ -130,6 +166,20 @@ def on_store_or_server(
         return result
     with opened:
         return here(opened)
+
+
+def _jsonable(body: Any) -> Any:
+    """A reply as the API gives it (times as ISO-8601 text)."""
+    import orjson
+
+    return orjson.loads(orjson.dumps(body, default=str))
+
+
+def here_or_server(
+    store: str | None, here: Callable[[Store], Any], via: Callable[[ServerClient], Any]
+) -> Any:
+    """:func:`on_store_or_server`, its answer as the API's JSON."""
+    return _jsonable(on_store_or_server(store, here, via))
 
 
 def open_to_write(

@@ -79,23 +79,19 @@ def surveys_triggers(
     """List a survey's triggers."""
     from corridor.surveys import invitations
 
-    found = listing(
+    listing(
         store,
         fmt,
         lambda s: [t.as_dict() for t in invitations.list_triggers(s, survey_id)],
         lambda c: c.call("GET", f"/api/v1/surveys/{quoted(survey_id)}/triggers"),
         f"no triggers for {survey_id}; add one with `corridor surveys trigger`",
-    )
-    if found is None:
-        return
-    table = Table("trigger", "after", "touch point", "delay", "reminder", "enabled", "made")
-    for t in found:
-        table.add_row(
+        Table("trigger", "after", "touch point", "delay", "reminder", "enabled", "made"),
+        lambda t: (
             t["trigger_id"], t["kind"], t["touchpoint"] or "", _delay(t["delay_s"]),
             _delay(t["remind_s"]) if t["remind_s"] else "", "yes" if t["enabled"] else "no",
             when(t["created_at"]),
-        )  # fmt: skip
-    console.print(table)
+        ),
+    )  # fmt: skip
 
 
 @surveys_app.command("invite")
@@ -147,7 +143,15 @@ def surveys_invitations(
     from corridor.surveys import invitations
 
     params: dict[str, Any] = {"limit": limit, **({"state": state} if state else {})}
-    found = listing(
+
+    def row(i: dict[str, Any]) -> tuple[str, ...]:
+        why = i["held_reason"] and f"{i['held_rule']}: {i['held_reason']}"
+        return (
+            escape(i["person_id"]), when(i["due_at"]), i["state"],
+            escape(why or i["error"] or (when(i["sent_at"]) if i["sent_at"] else "")),
+        )  # fmt: skip
+
+    listing(
         store,
         fmt,
         lambda s: [
@@ -156,17 +160,9 @@ def surveys_invitations(
         ],
         lambda c: c.call("GET", f"/api/v1/surveys/{quoted(survey_id)}/invitations", params=params),
         f"no invitations to {survey_id}" + (f" {state}" if state else ""),
+        Table("person", "due", "state", "why / when"),
+        row,
     )
-    if found is None:
-        return
-    table = Table("person", "due", "state", "why / when")
-    for i in found:
-        why = i["held_reason"] and f"{i['held_rule']}: {i['held_reason']}"
-        table.add_row(
-            escape(i["person_id"]), when(i["due_at"]), i["state"],
-            escape(why or i["error"] or (when(i["sent_at"]) if i["sent_at"] else "")),
-        )  # fmt: skip
-    console.print(table)
 
 
 @surveys_app.command("send")
@@ -225,19 +221,15 @@ def contact_list(store: StoreOpt = None, fmt: FormatOpt = "table") -> None:
     """List the contact-frequency rules."""
     from corridor.surveys import contact
 
-    found = listing(
+    listing(
         store,
         fmt,
         lambda s: [r.as_dict() for r in contact.list_rules(s)],
         lambda c: c.call("GET", "/api/v1/contact-rules"),
         "no contact rules: anyone may be invited any time",
+        Table("rule", "kind", "rule in words"),
+        lambda r: (r["rule_id"], r["kind"], escape(r["description"])),
     )
-    if found is None:
-        return
-    table = Table("rule", "kind", "rule in words")
-    for r in found:
-        table.add_row(r["rule_id"], r["kind"], escape(r["description"]))
-    console.print(table)
 
 
 @contact_app.command("remove")

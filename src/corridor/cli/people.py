@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from corridor.cli.common import FormatOpt, LimitOpt, StoreOpt, console, open_to_write
+from corridor.cli.common import FormatOpt, LimitOpt, StoreOpt, console, open_to_write, option_set
 from corridor.cli.render import check_format, json_instead
 from corridor.errors import CorridorError
 
@@ -39,10 +39,19 @@ CrmOpt = Annotated[str | None, typer.Option("--crm-id", help="the person's CRM i
 YesOpt = Annotated[bool, typer.Option("--yes", help="do it without asking")]
 
 
-def _ref(ref: str | None, email: str | None, phone: str | None, crm: str | None) -> tuple[str, str]:
+#: a command taking ``who`` (see :func:`~corridor.cli.common.option_set`) names the person by
+#: their id or by one of these options: ``_ref(**who)`` reads them
+_naming_person = option_set(
+    "who", {"ref": RefArg, "email": EmailOpt, "phone": PhoneOpt, "crm_id": CrmOpt}
+)
+
+
+def _ref(
+    ref: str | None, email: str | None, phone: str | None, crm_id: str | None
+) -> tuple[str, str]:
     given = [
         (v, k)
-        for v, k in ((ref, "person_id"), (email, "email"), (phone, "phone"), (crm, "crm_id"))
+        for v, k in ((ref, "person_id"), (email, "email"), (phone, "phone"), (crm_id, "crm_id"))
         if v
     ]
     if len(given) != 1:
@@ -83,11 +92,9 @@ def _preview_table(out: dict[str, Any]) -> None:
 
 
 @people_app.command("export")
+@_naming_person
 def export(
-    ref: RefArg = None,
-    email: EmailOpt = None,
-    phone: PhoneOpt = None,
-    crm_id: CrmOpt = None,
+    who: dict[str, str | None],
     out: Annotated[
         Path | None, typer.Option("--out", help="the ZIP file to write (default: ID.zip)")
     ] = None,
@@ -97,7 +104,7 @@ def export(
     from corridor.privacy import audit
     from corridor.privacy.export import archive
 
-    value, by = _ref(ref, email, phone, crm_id)
+    value, by = _ref(**who)
     with open_to_write(store, "people export", _INSTEAD) as s:
         group = _group(s, value, by)
         data = archive(s, group, actor=audit.Actor.cli())
@@ -107,19 +114,13 @@ def export(
 
 
 @people_app.command("preview")
-def preview(
-    ref: RefArg = None,
-    email: EmailOpt = None,
-    phone: PhoneOpt = None,
-    crm_id: CrmOpt = None,
-    store: StoreOpt = None,
-    fmt: FormatOpt = "table",
-) -> None:
+@_naming_person
+def preview(who: dict[str, str | None], store: StoreOpt = None, fmt: FormatOpt = "table") -> None:
     """What an erase or anonymise of a person would touch: rows per part."""
     from corridor.privacy import requests
 
     check_format(fmt)
-    value, by = _ref(ref, email, phone, crm_id)
+    value, by = _ref(**who)
     with open_to_write(store, "people preview", _INSTEAD) as s:
         out = requests.preview(s, _group(s, value, by))
     if json_instead(fmt, out):
@@ -127,21 +128,12 @@ def preview(
     _preview_table(out)
 
 
-def _run(
-    action: str,
-    ref: str | None,
-    email: str | None,
-    phone: str | None,
-    crm: str | None,
-    yes: bool,
-    store: str | None,
-    fmt: str,
-) -> None:
+def _run(action: str, who: dict[str, str | None], yes: bool, store: str | None, fmt: str) -> None:
     from corridor.privacy import audit, requests
     from corridor.privacy.subject import PersonNotFoundError
 
     check_format(fmt)
-    value, by = _ref(ref, email, phone, crm)
+    value, by = _ref(**who)
     with open_to_write(store, f"people {action}", _INSTEAD) as s:
         if not yes:
             try:
@@ -166,16 +158,14 @@ def _run(
 def _request_command(action: str, doc: str) -> None:
     """Register ``corridor people ACTION`` (erase, anonymise)."""
 
+    @_naming_person
     def command(
-        ref: RefArg = None,
-        email: EmailOpt = None,
-        phone: PhoneOpt = None,
-        crm_id: CrmOpt = None,
+        who: dict[str, str | None],
         yes: YesOpt = False,
         store: StoreOpt = None,
         fmt: FormatOpt = "table",
     ) -> None:
-        _run(action, ref, email, phone, crm_id, yes, store, fmt)
+        _run(action, who, yes, store, fmt)
 
     command.__doc__ = doc
     people_app.command(action)(command)

@@ -8,7 +8,7 @@ instead (``/api/v1/rules``, ``/api/v1/cases``), as ``corridor users`` does.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from corridor.cli.common import FormatOpt, RuleIdArg, StoreOpt, console, on_store_or_server
+from corridor.cli.common import FormatOpt, RuleIdArg, StoreOpt, console, here_or_server, option_set
 from corridor.cli.render import check_format, json_instead
 from corridor.errors import CorridorError
 
@@ -50,38 +50,28 @@ def when(value: Any) -> str:
     return f"{at:%Y-%m-%d %H:%M}"
 
 
-def _jsonable(body: Any) -> Any:
-    """A reply as the API gives it (times as ISO-8601 text)."""
-    import orjson
-
-    return orjson.loads(orjson.dumps(body, default=str))
-
-
-def here_or_server(
-    store: str | None, here: Callable[[Store], Any], via: Callable[[ServerClient], Any]
-) -> Any:
-    """``here(store)``, or ``via(client)`` through a running server; as the API's JSON."""
-    return _jsonable(on_store_or_server(store, here, via))
-
-
 def listing(
     store: str | None,
     fmt: str,
     here: Callable[[Store], Any],
     via: Callable[[ServerClient], Any],
     empty: str,
-) -> list[dict[str, Any]] | None:
-    """What a list command shows: the rows (:func:`here_or_server`) to put in its table, or
-    None when nothing is left to do — they were printed as JSON (``--format json``), or there
-    are none (``empty`` says so and how to add one)."""
+    table: Table,
+    row: Callable[[dict[str, Any]], Sequence[str]],
+) -> None:
+    """What a list command shows: the rows (:func:`here_or_server`) as JSON (``--format
+    json``), or ``table`` with ``row(r)`` for each; when there are none, ``empty`` says so (and
+    how to add one)."""
     check_format(fmt)
     found = here_or_server(store, here, via)
     if json_instead(fmt, found):
-        return None
+        return
     if not found:
         console.print(empty)
-        return None
-    return list(found)
+        return
+    for r in found:
+        table.add_row(*row(r))
+    console.print(table)
 
 
 def _params(items: list[str] | None) -> dict[str, Any] | None:
@@ -103,7 +93,12 @@ def _params(items: list[str] | None) -> dict[str, Any] | None:
     return out
 
 
+#: what a rule may be limited to, each option repeatable (its scope)
+_SCOPE = ("touchpoint", "department", "partner", "segment", "region")
+
+
 @rules_app.command("add")
+@option_set("given", dict.fromkeys(_SCOPE, Many))
 def rules_add(
     rule_id: Annotated[str, typer.Argument(help="the rule's id, e.g. detractors-delivery")],
     kind: Annotated[str, typer.Option(help=f"what it watches: {_KINDS}")],
@@ -163,11 +158,8 @@ def rules_add(
     param: Annotated[
         list[str] | None, typer.Option(help="another parameter of the analysis, NAME=VALUE")
     ] = None,
-    touchpoint: Many = None,
-    department: Many = None,
-    partner: Many = None,
-    segment: Many = None,
-    region: Many = None,
+    *,  # keyword-only from here: `given` (the scope options, see option_set) has no default
+    given: dict[str, list[str] | None],
     cooldown: Annotated[
         str | None, typer.Option(help="no second alert for a subject within it (7d)")
     ] = None,
@@ -191,8 +183,6 @@ def rules_add(
         "ratio": ratio, "horizon": horizon, "bound": bound, "min_periods": min_periods,
     }  # fmt: skip
     definition = {k: v for k, v in definition.items() if v is not None}
-    given = {"touchpoint": touchpoint, "department": department, "partner": partner,
-             "segment": segment, "region": region}  # fmt: skip
     scope: dict[str, list[str]] = {k: v for k, v in given.items() if v}
     body = {
         "rule_id": rule_id, "kind": kind, "name": name, "definition": definition,
@@ -217,23 +207,19 @@ def rules_list(store: StoreOpt = None, fmt: FormatOpt = "table") -> None:
     """List alert rules."""
     from corridor.loop import rules
 
-    found = listing(
+    listing(
         store,
         fmt,
         lambda s: [r.as_dict() for r in rules.list_rules(s)],
         lambda c: c.call("GET", "/api/v1/rules"),
         "no rules yet; add one with `corridor rules add ID --kind detractor`",
-    )
-    if found is None:
-        return
-    table = Table(Column("rule", no_wrap=True), "kind", "watches", "cooldown", "priority",
-                  "owner", "enabled")  # fmt: skip
-    for r in found:
-        table.add_row(
+        Table(Column("rule", no_wrap=True), "kind", "watches", "cooldown", "priority", "owner",
+              "enabled"),
+        lambda r: (
             r["rule_id"], r["kind"], r["description"], f"{r['cooldown_s'] / 86400:g}d",
             r["priority"], r["team"] or "(routed)", "yes" if r["enabled"] else "no",
-        )  # fmt: skip
-    console.print(table)
+        ),
+    )  # fmt: skip
 
 
 @rules_app.command("disable")

@@ -74,25 +74,24 @@ def surveys_list(store: StoreOpt = None, fmt: FormatOpt = "table") -> None:
             out.append(d)
         return out
 
-    found = listing(
+    def row(s: dict[str, Any]) -> tuple[str, ...]:
+        title = s["title"].get(s["fallback_language"], "")
+        return (
+            s["survey_id"], escape(title), str(s["version"]), ", ".join(s["touchpoints"]),
+            ", ".join(s["languages"]), f"{s['questions']} on {s['pages']} page(s)",
+            when(s["updated_at"]),
+        )  # fmt: skip
+
+    listing(
         store,
         fmt,
         here,
         lambda c: c.call("GET", "/api/v1/surveys"),
         "no surveys yet; load one with `corridor surveys load FILE`",
-    )
-    if found is None:
-        return
-    table = Table(Column("survey", no_wrap=True), "title", "version", "touch points",
-                  "languages", "questions", "changed")  # fmt: skip
-    for s in found:
-        title = s["title"].get(s["fallback_language"], "")
-        table.add_row(
-            s["survey_id"], escape(title), str(s["version"]), ", ".join(s["touchpoints"]),
-            ", ".join(s["languages"]), f"{s['questions']} on {s['pages']} page(s)",
-            when(s["updated_at"]),
-        )  # fmt: skip
-    console.print(table)
+        Table(Column("survey", no_wrap=True), "title", "version", "touch points", "languages",
+              "questions", "changed"),
+        row,
+    )  # fmt: skip
 
 
 @surveys_app.command("show")
@@ -213,7 +212,7 @@ def surveys_links(
         catalog.get(s, survey_id)
         return [k.as_dict() for k in links.list_links(s, survey_id, limit)]
 
-    found = listing(
+    listing(
         store,
         fmt,
         here,
@@ -221,18 +220,14 @@ def surveys_links(
             "GET", f"/api/v1/surveys/{quoted(survey_id)}/links", params={"limit": limit}
         ),
         f"no links to {survey_id} yet; make one with `corridor surveys link`",
-    )
-    if found is None:
-        return
-    table = Table(Column("link", no_wrap=True), "kind", "person", "touch point", "channel",
-                  "made", "expires", "state")  # fmt: skip
-    for k in found:
-        table.add_row(
+        Table(Column("link", no_wrap=True), "kind", "person", "touch point", "channel", "made",
+              "expires", "state"),
+        lambda k: (
             k["link_id"], k["kind"], escape(k["person_id"] or ""), k["touchpoint"],
             k["channel"] or "", when(k["created_at"]), when(k["expires_at"]) or "never",
             k["state"],
-        )  # fmt: skip
-    console.print(table)
+        ),
+    )  # fmt: skip
 
 
 @surveys_app.command("revoke")

@@ -8,10 +8,11 @@ against other sites like every other write (the request-forgery guard checks its
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import URL
 
@@ -20,27 +21,49 @@ from corridor.auth.scope import ROLE_HELP, ROLES, Role, Scope
 from corridor.errors import AccountError
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import Store
-from corridor.web.routes import _home_for, _scope, render
+from corridor.web.routes import Answered, _home_for, _scope, render
 
 router = APIRouter(include_in_schema=False)
 
 
-async def _admin(request: Request) -> Scope | Response:
-    """The admin's scope; else the sign-in redirect, or a 403 page for another role."""
+@dataclass(frozen=True)
+class AdminRequest:
+    """What an admin page is made from: the request, the admin's scope and the store."""
+
+    request: Request
+    scope: Scope
+    store: Store
+
+    def show(self, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        """``template`` rendered for the admin, with ``ctx``."""
+        return render(self.request, template, status, self.scope, **ctx)
+
+
+async def _admin(request: Request) -> AdminRequest:
+    """The admin's request; else :class:`~corridor.web.routes.Answered` with the sign-in
+    redirect, or a 403 page for another role."""
     scope = await _scope(request, back="/admin")
-    if isinstance(scope, Response) or scope.role is Role.ADMIN:
-        return scope
+    if isinstance(scope, Response):
+        raise Answered(scope)
+    if scope.role is Role.ADMIN:
+        return AdminRequest(request, scope, request.app.state.store)
     principal = scope.principal
-    return render(
-        request,
-        "error.html",
-        status=403,
-        scope=scope,
-        title="Admins only",
-        message=f"{principal.username} ({principal.label}) may not manage users and API "
-        "keys; only an admin may. Ask one to make the change.",
-        home=_home_for(principal),
+    raise Answered(
+        render(
+            request,
+            "error.html",
+            status=403,
+            scope=scope,
+            title="Admins only",
+            message=f"{principal.username} ({principal.label}) may not manage users and API "
+            "keys; only an admin may. Ask one to make the change.",
+            home=_home_for(principal),
+        )
     )
+
+
+#: an admin page's request: anyone else gets the sign-in redirect or a page saying admins only
+AdminDep = Annotated[AdminRequest, Depends(_admin)]
 
 
 def _listing(store: Store, cmap_departments: list[str]) -> dict[str, Any]:
@@ -52,8 +75,7 @@ def _listing(store: Store, cmap_departments: list[str]) -> dict[str, Any]:
 
 
 async def _page(
-    request: Request,
-    scope: Scope,
+    admin: AdminRequest,
     *,
     status: int = 200,
     error: str | None = None,
@@ -61,16 +83,13 @@ async def _page(
     form: dict[str, str] | None = None,
     created: tuple[accounts.ApiKey, str] | None = None,
 ) -> HTMLResponse:
-    store: Store = request.app.state.store
-    ingestor: Ingestor = request.app.state.ingestor
+    ingestor: Ingestor = admin.request.app.state.ingestor
     cmap = ingestor.corridor_map
     depts = sorted({t.department for t in cmap.touchpoints}) if cmap else []
-    data = await anyio.to_thread.run_sync(_listing, store, depts)
-    return render(
-        request,
+    data = await anyio.to_thread.run_sync(_listing, admin.store, depts)
+    return admin.show(
         "admin.html",
-        status=status,
-        scope=scope,
+        status,
         roles=ROLES,
         role_help={r.value: h for r, h in ROLE_HELP.items()},
         error=error,
@@ -82,16 +101,13 @@ async def _page(
     )
 
 
-async def _missing(request: Request, scope: Scope, what: str, value: str) -> HTMLResponse:
+async def _missing(admin: AdminRequest, what: str, value: str) -> HTMLResponse:
     """The admin page again, with a 404: there is no ``what`` ``value``."""
-    return await _page(
-        request, scope, status=404, error=f"No {what} {value!r}; the list below is current."
-    )
+    return await _page(admin, status=404, error=f"No {what} {value!r}; the list below is current.")
 
 
 def _confirm(
-    request: Request,
-    scope: Scope,
+    admin: AdminRequest,
     verb: str,
     what: str,
     value: str,
@@ -102,10 +118,8 @@ def _confirm(
 ) -> HTMLResponse:
     """The page that asks before ``verb`` (Remove, Revoke) the ``what`` ``value``: its button
     posts ``field=value`` with ``confirm=yes`` to ``action``."""
-    return render(
-        request,
+    return admin.show(
         "admin_confirm.html",
-        scope=scope,
         title=f"{verb} {what} {value}?",
         message=message,
         action=action,
@@ -121,14 +135,11 @@ def _done(**params: str) -> RedirectResponse:
 
 @router.get("/admin", response_class=HTMLResponse)
 async def admin_page(
-    request: Request,
+    admin: AdminDep,
     added: str = "",
     removed: str = "",
     revoked: str = "",
 ) -> Response:
-    scope = await _admin(request)
-    if isinstance(scope, Response):
-        return scope
     notice = None
     if added:
         notice = f"Added user {added}."
@@ -136,27 +147,23 @@ async def admin_page(
         notice = f"Removed user {removed}: their API keys are revoked and their sessions ended."
     elif revoked:
         notice = f"Revoked API key {revoked}: requests with it are refused from now on."
-    return await _page(request, scope, notice=notice)
+    return await _page(admin, notice=notice)
 
 
 @router.post("/admin/users", response_class=HTMLResponse)
 async def admin_add_user(
-    request: Request,
+    admin: AdminDep,
     username: str = Form(""),
     role: str = Form(""),
     password: str = Form(""),
     department: str = Form(""),
     partner: str = Form(""),
 ) -> Response:
-    scope = await _admin(request)
-    if isinstance(scope, Response):
-        return scope
-    store: Store = request.app.state.store
     form = {"username": username, "role": role, "department": department, "partner": partner}
     try:
         user = await anyio.to_thread.run_sync(
             lambda: accounts.add_user(
-                store,
+                admin.store,
                 username.strip(),
                 password,
                 role,
@@ -166,36 +173,30 @@ async def admin_add_user(
         )
     except AccountError as e:
         return await _page(
-            request, scope, status=422, error=f"User not added: {e}.", form={**form, "for": "user"}
+            admin, status=422, error=f"User not added: {e}.", form={**form, "for": "user"}
         )
     return _done(added=user.username)
 
 
 @router.post("/admin/users/remove", response_class=HTMLResponse)
 async def admin_remove_user(
-    request: Request, username: str = Form(""), confirm: str = Form("")
+    admin: AdminDep, username: str = Form(""), confirm: str = Form("")
 ) -> Response:
-    scope = await _admin(request)
-    if isinstance(scope, Response):
-        return scope
-    if username == scope.principal.username:
+    if username == admin.scope.principal.username:
         return await _page(
-            request,
-            scope,
+            admin,
             status=422,
             error=f"You cannot remove yourself ({username}): you would lose access at once; "
             "another admin can remove you.",
         )
-    store: Store = request.app.state.store
-    user = await anyio.to_thread.run_sync(accounts.get_user, store, username)
+    user = await anyio.to_thread.run_sync(accounts.get_user, admin.store, username)
     if user is None:
-        return await _missing(request, scope, "user", username)
+        return await _missing(admin, "user", username)
     if confirm != "yes":
-        keys = await anyio.to_thread.run_sync(accounts.list_keys, store, username)
+        keys = await anyio.to_thread.run_sync(accounts.list_keys, admin.store, username)
         live = sum(1 for k in keys if k.revoked_at is None)
         return _confirm(
-            request,
-            scope,
+            admin,
             "Remove",
             "user",
             username,
@@ -206,50 +207,40 @@ async def admin_remove_user(
             field="username",
         )
     try:
-        await anyio.to_thread.run_sync(accounts.remove_user, store, username)
+        await anyio.to_thread.run_sync(accounts.remove_user, admin.store, username)
     except AccountError as e:  # removed in between
-        return await _page(request, scope, status=404, error=f"{e}.")
+        return await _page(admin, status=404, error=f"{e}.")
     return _done(removed=username)
 
 
 @router.post("/admin/keys", response_class=HTMLResponse)
 async def admin_create_key(
-    request: Request, username: str = Form(""), name: str = Form("")
+    admin: AdminDep, username: str = Form(""), name: str = Form("")
 ) -> Response:
-    scope = await _admin(request)
-    if isinstance(scope, Response):
-        return scope
-    store: Store = request.app.state.store
     try:
         created = await anyio.to_thread.run_sync(
-            accounts.create_key, store, username, name.strip() or None
+            accounts.create_key, admin.store, username, name.strip() or None
         )
     except AccountError as e:
         return await _page(
-            request,
-            scope,
+            admin,
             status=422,
             error=f"No key created: {e}.",
             form={"key_user": username, "key_name": name, "for": "key"},
         )
-    return await _page(request, scope, created=created)
+    return await _page(admin, created=created)
 
 
 @router.post("/admin/keys/revoke", response_class=HTMLResponse)
 async def admin_revoke_key(
-    request: Request, key_id: str = Form(""), confirm: str = Form("")
+    admin: AdminDep, key_id: str = Form(""), confirm: str = Form("")
 ) -> Response:
-    scope = await _admin(request)
-    if isinstance(scope, Response):
-        return scope
-    store: Store = request.app.state.store
-    key = await anyio.to_thread.run_sync(accounts.get_key, store, key_id)
+    key = await anyio.to_thread.run_sync(accounts.get_key, admin.store, key_id)
     if key is None:
-        return await _missing(request, scope, "API key", key_id)
+        return await _missing(admin, "API key", key_id)
     if confirm != "yes":
         return _confirm(
-            request,
-            scope,
+            admin,
             "Revoke",
             "API key",
             key.key_id,
@@ -260,5 +251,5 @@ async def admin_revoke_key(
             action="/admin/keys/revoke",
             field="key_id",
         )
-    await anyio.to_thread.run_sync(accounts.revoke_key, store, key.key_id)
+    await anyio.to_thread.run_sync(accounts.revoke_key, admin.store, key.key_id)
     return _done(revoked=key.key_id)

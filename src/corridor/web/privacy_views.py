@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import URL
 
@@ -19,8 +19,7 @@ from corridor.errors import CorridorError
 from corridor.privacy import audit, requests, settings
 from corridor.privacy.subject import find_group
 from corridor.store import Store
-from corridor.web.admin_views import _admin
-from corridor.web.routes import render
+from corridor.web.admin_views import AdminDep, AdminRequest
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,8 +37,7 @@ def _overview(store: Store) -> dict[str, Any]:
 
 
 async def _page(
-    request: Request,
-    scope: Any,
+    admin: AdminRequest,
     *,
     status: int = 200,
     error: str | None = None,
@@ -48,13 +46,10 @@ async def _page(
     by: str = "person_id",
     preview: dict[str, Any] | None = None,
 ) -> HTMLResponse:
-    store: Store = request.app.state.store
-    data = await anyio.to_thread.run_sync(_overview, store)
-    return render(
-        request,
+    data = await anyio.to_thread.run_sync(_overview, admin.store)
+    return admin.show(
         "privacy.html",
-        status=status,
-        scope=scope,
+        status,
         error=error,
         notice=notice,
         ref=ref,
@@ -66,53 +61,38 @@ async def _page(
     )
 
 
-def _actor(request: Request, scope: Any) -> audit.Actor:
-    return audit.Actor(
-        scope.principal.username, "user", request.client.host if request.client else None
-    )
+def _actor(admin: AdminRequest) -> audit.Actor:
+    client = admin.request.client
+    return audit.Actor(admin.scope.principal.username, "user", client.host if client else None)
 
 
 @router.get("/admin/privacy", response_class=HTMLResponse)
-async def privacy_page(request: Request, ref: str = "", by: str = "person_id") -> Response:
-    scope = await _admin(request)
-    if isinstance(scope, Response):
-        return scope
+async def privacy_page(admin: AdminDep, ref: str = "", by: str = "person_id") -> Response:
     if not ref.strip():
-        return await _page(request, scope)
-    store: Store = request.app.state.store
+        return await _page(admin)
     ref = ref.strip()[:300]
     by = by if by in BYS else "person_id"
     value = ref.lower() if by == "email" else ref
     try:
-        group = await anyio.to_thread.run_sync(lambda: find_group(store, value, by=by))
-        shown = await anyio.to_thread.run_sync(requests.preview, store, group)
+        group = await anyio.to_thread.run_sync(lambda: find_group(admin.store, value, by=by))
+        shown = await anyio.to_thread.run_sync(requests.preview, admin.store, group)
     except CorridorError as e:
-        return await _page(request, scope, status=404, error=str(e), ref=ref, by=by)
+        return await _page(admin, status=404, error=str(e), ref=ref, by=by)
     shown["canonical"] = group.canonical
     shown["members"] = list(group.persons)
-    return await _page(request, scope, ref=ref, by=by, preview=shown)
+    return await _page(admin, ref=ref, by=by, preview=shown)
 
 
 @router.post("/admin/privacy/request", response_class=HTMLResponse)
 async def privacy_request(
-    request: Request,
-    person_id: str = Form(""),
-    action: str = Form(""),
-    confirm: str = Form(""),
+    admin: AdminDep, person_id: str = Form(""), action: str = Form(""), confirm: str = Form("")
 ) -> Response:
-    scope = await _admin(request)
-    if isinstance(scope, Response):
-        return scope
     if action not in requests.ACTIONS or not person_id:
-        return await _page(
-            request, scope, status=422, error="Choose a person and erase or anonymise."
-        )
+        return await _page(admin, status=422, error="Choose a person and erase or anonymise.")
     if confirm != "yes":
         verb = "Erase" if action == "erase" else "Anonymise"
-        return render(
-            request,
+        return admin.show(
             "admin_confirm.html",
-            scope=scope,
             title=f"{verb} {person_id} and everyone merged into them?",
             message="This cannot be undone. Erase removes every record; anonymise keeps the "
             "records under a random id for aggregates and removes every identifier and text. "
@@ -125,14 +105,13 @@ async def privacy_request(
             button=f"{verb} {person_id}",
             cancel=str(URL("/admin/privacy").include_query_params(ref=person_id)),
         )
-    store: Store = request.app.state.store
-    actor = _actor(request, scope)
+    actor = _actor(admin)
     try:
         out = await anyio.to_thread.run_sync(
-            lambda: requests.request(store, person_id, action, actor=actor)  # type: ignore[arg-type]
+            lambda: requests.request(admin.store, person_id, action, actor=actor)  # type: ignore[arg-type]
         )
     except CorridorError as e:
-        return await _page(request, scope, status=404, error=str(e))
+        return await _page(admin, status=404, error=str(e))
     rows = sum(out["removed"].values())
     notice = (
         f"{person_id} had been {action}d already (request {out['request_id']})."
@@ -141,4 +120,4 @@ async def privacy_request(
         "Run `corridor people compact` in a quiet moment to remove the old bytes from the "
         "store's files."
     )
-    return await _page(request, scope, notice=notice)
+    return await _page(admin, notice=notice)

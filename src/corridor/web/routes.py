@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 
 import anyio.to_thread
 import orjson
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -171,6 +171,26 @@ async def _scope(request: Request, back: str | None = None) -> Scope | Response:
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
     ingestor: Ingestor = request.app.state.ingestor
     return Scope.of(principal, ingestor.corridor_map)
+
+
+class Answered(Exception):
+    """Raised by a page's dependency that answered the request itself (the sign-in redirect, a
+    page saying the user may not): the route does not run, and ``response`` goes back as it is
+    (:func:`install`)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def _answered(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Answered)
+    return exc.response
+
+
+def install(app: FastAPI) -> None:
+    """Let the pages' dependencies answer a request themselves (:class:`Answered`)."""
+    app.add_exception_handler(Answered, _answered)
 
 
 async def _signed_in(request: Request) -> tuple[Scope, Store, CorridorMap | None] | Response:
