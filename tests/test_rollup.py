@@ -5,6 +5,7 @@ day's rows summed from the base tables in the same query."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from datetime import UTC, datetime
 
@@ -116,6 +117,62 @@ def test_rollup_is_kept_up_to_date_by_incremental_ingests(ingestor, store):
     got = gap_table(store, by=["region"], filters={"region": "far_away"})
     assert got.n > 0
     assert_same(store, dict(by=["region"], period="week"))
+
+
+def _rows_and_keys(store: Store) -> tuple[int, int, int]:
+    """The rollup's rows, its distinct (day, dimensions) keys, and the most rows of one day."""
+    dims = ", ".join(["day", *ru.ROLLUP_DIMENSIONS])
+    keys = store.query(f"SELECT count(*) FROM (SELECT DISTINCT {dims} FROM feedback_rollup) k")
+    most = store.query(
+        "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM feedback_rollup GROUP BY day) d"
+    )
+    return store.count("feedback_rollup"), int(keys[0][0]), int(most[0][0])
+
+
+def test_new_feedback_adds_its_own_rollup_rows(ingestor, store):
+    """A batch of new feedback records adds its own sums as rollup rows in its transaction (no
+    day rebuilt: the rows outnumber the keys); the answers stay exact; a day whose rows grew past
+    twice its keys + 100 is rebuilt, which folds them again; a batch re-sending a stored record
+    has its days rebuilt instead."""
+    data = dataset()
+    fb = data["feedback"]
+    ingestor.ingest("people", data["people"])
+    ingestor.ingest("interactions", data["interactions"])
+    case = dict(by=["touchpoint", "channel", "region", "source"], period="day")
+    for start in range(0, fb.num_rows, 40):
+        ingestor.ingest("feedback", fb.slice(start, 40))
+        assert dirty_days(store) == 0
+        rows, keys, most = _rows_and_keys(store)
+        assert rows >= keys and most <= 2 * keys + 100
+    assert_same(store, case)
+    rows, keys, _ = _rows_and_keys(store)
+    assert rows > keys  # the batches' own rows, not rebuilt days
+    assert ru.rebuild(store) > 0
+    assert _rows_and_keys(store)[:2] == (keys, keys)  # a rebuild folds them: one row per key
+    assert_same(store, case)
+    # the same day, batch after batch: past twice its keys + 100 rows, the day is rebuilt
+    day = fb["occurred_at"].cast(pa.date32())[0].as_py()
+    one_day = fb.filter(pa.compute.equal(fb["occurred_at"].cast(pa.date32()), day))
+    dims = ", ".join(ru.ROLLUP_DIMENSIONS)
+    seen = []
+    for i in range(80):
+        ids = pa.array([f"again-{i}-{j}" for j in range(one_day.num_rows)])
+        ingestor.ingest("feedback", one_day.set_column(0, "feedback_id", ids))
+        ((n,),) = store.query("SELECT count(*) FROM feedback_rollup WHERE day = ?", [day])
+        ((k,),) = store.query(
+            f"SELECT count(*) FROM (SELECT DISTINCT {dims} FROM feedback_rollup WHERE day = ?) d",
+            [day],
+        )
+        assert n <= 2 * k + 100
+        seen.append(n)
+    assert max(seen) > 100 and any(b < a for a, b in itertools.pairwise(seen))  # folded again
+    assert_same(store, case)
+    # a stored record again (with a new one): the careful path, its days marked and rebuilt
+    again = pa.concat_tables([fb.slice(0, 1), fb.slice(1, 1).set_column(
+        0, "feedback_id", pa.array(["brand-new"]))])  # fmt: skip
+    assert ingestor.ingest("feedback", again).inserted == 1
+    assert dirty_days(store) == 0
+    assert_same(store, case)
 
 
 def test_feedback_before_its_interaction(ingestor, store):

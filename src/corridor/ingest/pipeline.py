@@ -294,9 +294,15 @@ class Ingestor:
         rollup = self._schema_at(ROLLUP_VERSION)
         text = k.name == "feedback" and self._schema_at(TEXT_VERSION)
         rules = k.name in record_rules.WATCHES and self._schema_at(LOOP_VERSION)
+        with self._bulk_lock:
+            # a bulk import rebuilds the rollup once at its end; other batches of new feedback
+            # add their own rollup rows
+            delta = None if self._bulk else self.store
         with self.store.transaction() as tx:
             if valid.num_rows:
-                inserted, merges, batch = _write(tx, k, valid, now, plain=plain, rollup=rollup)
+                inserted, merges, batch = _write(
+                    tx, k, valid, now, plain=plain, rollup=rollup, delta=delta
+                )
                 if text:
                     intake.store_batch(
                         tx,
@@ -366,9 +372,12 @@ def _write(
     *,
     plain: bool = False,
     rollup: bool = False,
+    delta: Store | None = None,
 ) -> tuple[int, list[identity.Merge], _Staged | None]:
-    """Write one validated batch; ``rollup``: also mark the feedback rollup days it changes.
-    Returns the rows inserted, the merges made, and the records written (None for people)."""
+    """Write one validated batch; ``rollup``: also mark the feedback rollup days it changes, or,
+    with ``delta`` (the store) and a feedback batch of new records only, add its rollup rows
+    (:func:`corridor.analytics.feedback.rollup.add_new_feedback`). Returns the rows inserted,
+    the merges made, and the records written (None for people)."""
     columns = [f.name for f in kind.stored_fields] + [ATTRIBUTES]
     merges: list[identity.Merge] = []
     if kind.has_person:
@@ -389,9 +398,28 @@ def _write(
         inserted = tx.append(kind.name, batch.rows)
     else:
         inserted = tx.insert(kind.name, batch(), columns, key=[kind.id_field])
-    if rollup:
+    if rollup and not _add_to_rollup(
+        tx, kind, batch, delta, all_new=not merges and inserted == valid.num_rows
+    ):
         _mark_rollup_dirty(tx, kind, batch)
     return inserted, merges, batch
+
+
+def _add_to_rollup(
+    tx: Tx, kind: RecordKind, batch: _Staged, store: Store | None, *, all_new: bool
+) -> bool:
+    """Add the rollup rows of a batch of new feedback records in its transaction (see
+    :func:`corridor.analytics.feedback.rollup.add_new_feedback`); False when the batch is not
+    one (a bulk import: ``store`` None; records stored before, or persons merged: their stored
+    feedback's days are rebuilt), or too big for looking its keys up one by one."""
+    if kind.name != "feedback" or store is None or not all_new:
+        return False
+    from corridor.analytics.feedback import rollup
+
+    if batch.rows.num_rows > rollup.DELTA_MAX:
+        return False
+    rollup.add_new_feedback(store, tx, batch(), batch.rows)
+    return True
 
 
 _MARK = "INSERT INTO rollup_dirty (day) SELECT DISTINCT CAST(occurred_at AS DATE) FROM "

@@ -40,6 +40,8 @@ from typing import Any, Literal
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from ibis.common.exceptions import TableNotFound
 
 from corridor.analytics.core.dimensions import (
@@ -57,7 +59,7 @@ from corridor.analytics.feedback.sums import (
     gap_aggregates,
     metric_aggregates,
 )
-from corridor.store.base import Store
+from corridor.store.base import Store, Tx
 from corridor.store.migrations import V3
 
 #: the dimensions a rollup row is keyed by (besides its day)
@@ -213,6 +215,89 @@ def _refresh_select(store: Store) -> tuple[str, tuple[int, ...]]:
     return found
 
 
+#: a feedback batch of at most this many records, none of them stored before, adds its own
+#: rollup rows (:func:`add_new_feedback`) instead of marking its days for a rebuild
+DELTA_MAX = 2000
+#: keys per ``IN (...)`` lookup (DuckDB answers a list of constants from the primary key's index)
+_LOOKUP_CHUNK = 1000
+#: the columns of the joined tables the rollup's dimensions read
+_LOOKUPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "interactions": (
+        "interaction_id",
+        ("interaction_id", "touchpoint", "channel", "partner_id", "agent_id"),
+    ),
+    "people": ("person_id", ("person_id", "segment", "region")),
+}
+#: the delta queries of each open store, by staged name, compiled once (see
+#: :func:`add_new_feedback`)
+_delta: weakref.WeakKeyDictionary[Store, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def add_new_feedback(store: Store, tx: Tx, staged: str, rows: pa.Table) -> None:
+    """Add the rollup rows of a batch of new feedback records (staged as ``staged``; ``rows``:
+    the same records; none of them was stored before this transaction), in the batch's own
+    transaction: the rollup is additive, so the batch's own sums, added as rows of their own,
+    keep every key's sum exact without rebuilding its days. The dimensions are read as a rebuild
+    reads them (the batch joined with its interactions and persons), but only for the batch's
+    keys: on DuckDB a list of keys answered from the primary key's index, not a join that reads
+    every interaction. A day whose rows have grown to more than twice its keys (+100) is marked
+    for a rebuild, which folds its rows together again.
+
+    Measured at 10 M interactions: the rebuild of a batch's days after each commit took 0.16-0.84
+    s, most of the ingest's time; see docs/benchmarks.md."""
+    if tx.dialect == "duckdb":
+        for table, (key, columns) in _LOOKUPS.items():
+            tx.stage(f"_rollup_{table}", _lookup(tx, table, key, columns, rows.column(key)))
+    compiled = _delta.setdefault(store, {})
+    sql = compiled.get(staged)
+    if sql is None:
+        sql = compiled[staged] = _delta_select(store, staged)
+    cols = ", ".join(ROLLUP_COLUMNS)
+    tx.execute(f"INSERT INTO feedback_rollup ({cols}) SELECT {cols} FROM ({sql}) AS r")
+    days = sorted({d for d in pc.cast(rows.column("occurred_at"), pa.date32()).to_pylist() if d})
+    if not days:
+        return
+    marks = ", ".join("?" for _ in days)
+    dims = ", ".join(ROLLUP_DIMENSIONS)
+    tx.execute(
+        "INSERT INTO rollup_dirty (day) SELECT c.day FROM "
+        f"(SELECT day, count(*) AS n FROM feedback_rollup WHERE day IN ({marks}) GROUP BY day) c "
+        f"JOIN (SELECT day, count(*) AS k FROM (SELECT DISTINCT day, {dims} FROM feedback_rollup "
+        f"WHERE day IN ({marks})) d GROUP BY day) k ON k.day = c.day "
+        "WHERE c.n > 2 * k.k + 100 ON CONFLICT (day) DO NOTHING",
+        [*days, *days],
+    )
+
+
+def _lookup(tx: Tx, table: str, key: str, columns: tuple[str, ...], ids: Any) -> pa.Table:
+    """``columns`` of the rows of ``table`` whose ``key`` is among ``ids``, by index lookups."""
+    wanted = pc.unique(ids.drop_null()).to_pylist()
+    select = f"SELECT {', '.join(columns)} FROM {table}"
+    parts = [tx.fetch_arrow(f"{select} WHERE FALSE")]  # the columns' types, when no key
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+        chunk = wanted[start : start + _LOOKUP_CHUNK]
+        marks = ", ".join("?" for _ in chunk)
+        parts.append(tx.fetch_arrow(f"{select} WHERE {key} IN ({marks})", chunk))
+    return pa.concat_tables(parts)
+
+
+def _delta_select(store: Store, staged: str) -> str:
+    """The SELECT of the rollup rows of the feedback staged as ``staged``: the rebuild's query
+    over the batch instead of the dirty days (on DuckDB over the looked-up interactions and
+    persons staged as ``_rollup_interactions`` and ``_rollup_people``)."""
+    names = {"feedback": staged, "interactions": "interactions", "people": "people"}
+    if store.dialect == "duckdb":
+        names |= {"interactions": "_rollup_interactions", "people": "_rollup_people"}
+    tables = {
+        name: ibis.table(store.table(name).schema(), name=as_name)
+        for name, as_name in names.items()
+    }
+    t = feedback_facts(tables, ROLLUP_DIMENSIONS)
+    t = t.mutate(day=t.occurred_at.date())
+    sql = ibis.to_sql(_aggregate_rows(t), dialect=store.dialect)
+    return str(sql)
+
+
 def rebuild(store: Store) -> int:
     """Mark every day with feedback dirty and refresh: the whole rollup from scratch."""
     with store.transaction() as tx:
@@ -326,11 +411,13 @@ def values(store: Store, dimension: str) -> list[str]:
 
 
 __all__ = [
+    "DELTA_MAX",
     "GAP_COLUMNS",
     "METRIC_COLUMNS",
     "ROLLUP_COLUMNS",
     "ROLLUP_DIMENSIONS",
     "ROLLUP_ELIGIBLE",
+    "add_new_feedback",
     "eligible",
     "has_rollup",
     "is_current",
