@@ -1,0 +1,165 @@
+"""Feedback rollup upkeep: what keeping the rollup current adds to a feedback batch's ingest.
+
+    python benchmarks/rollup_upkeep.py                  # ~10 M interactions (260,000 customers)
+    python benchmarks/rollup_upkeep.py --customers 26000 --batches 10 --sizes 20,500
+    python benchmarks/rollup_upkeep.py --workdir /tmp/ab/c260000   # gaps.py's store, kept
+
+One run builds (or, with ``--workdir``, reuses) ``benchmarks/gaps.py``'s store, copies it to a
+scratch file, and posts batches of new feedback records (each about a sampled interaction, its
+person and touch point, dated within the last three days) through ``Ingestor.ingest`` (what the
+API's ``POST /api/v1/feedback`` calls), the modes taking turns batch by batch so that a change of
+the machine's load falls on all of them alike:
+
+- ``none``: the same ingest with no rollup upkeep at all (the baseline);
+- ``delta``: Corridor's path: a batch of new records adds its own rollup rows in its transaction
+  (``rollup.add_new_feedback``: its interactions and persons looked up by key);
+- ``rebuild``: the path before issue 17's change (``rollup.DELTA_MAX = 0``): the batch marks its
+  days and the Ingestor rebuilds them after the commit, joining them with every interaction.
+
+Each batch's time is the whole ``ingest`` call, the refresh after its commit included. It prints
+p50/p95 per mode and size, the upkeep (delta / none - 1; issue 17's target: at most 10 %) and the
+rebuild's, and a last line starting with ``RESULT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gaps import build
+
+from corridor.analytics.feedback import rollup
+from corridor.ingest.pipeline import ROLLUP_VERSION, Ingestor
+from corridor.store import open_store
+
+MODES = ("none", "delta", "rebuild")
+
+
+class NoRollup(Ingestor):
+    """The ingest path with no rollup upkeep: the baseline."""
+
+    def _schema_at(self, version: int) -> bool:
+        return False if version == ROLLUP_VERSION else super()._schema_at(version)
+
+
+def batches(store: Any, sizes: list[int], count: int, seed: int) -> dict[int, list[pa.Table]]:
+    """``count`` batches per mode of each size: new feedback about sampled interactions."""
+    need = sum(sizes) * count * len(MODES)
+    rows = store.query(
+        "SELECT interaction_id, person_id, touchpoint FROM interactions "
+        f"USING SAMPLE {need} ROWS (reservoir, {seed})"
+    )
+    rng = np.random.default_rng(seed)
+    now = datetime.now(UTC) - timedelta(hours=1)
+    out: dict[int, list[pa.Table]] = {}
+    at = 0
+    for size in sizes:
+        out[size] = []
+        for _ in range(count * len(MODES)):
+            part = rows[at : at + size]
+            at += size
+            out[size].append(
+                pa.table(
+                    {
+                        "feedback_id": [uuid.uuid4().hex for _ in part],
+                        "person_id": [r[1] for r in part],
+                        "interaction_id": [r[0] for r in part],
+                        "touchpoint": [r[2] for r in part],
+                        "occurred_at": pa.array(
+                            [now - timedelta(minutes=int(m)) for m in rng.integers(0, 4320, size)],
+                            pa.timestamp("us", tz="UTC"),
+                        ),
+                        "source": ["survey"] * size,
+                        "expectation": rng.integers(0, 11, size).astype(float),
+                        "experience": rng.integers(0, 11, size).astype(float),
+                        "nps": rng.integers(0, 11, size),
+                    }
+                )
+            )
+    return out
+
+
+def pct(ms: list[float], q: float) -> float:
+    return float(np.percentile(ms, q))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--customers", type=int, default=260_000)
+    ap.add_argument("--months", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=20250301)
+    ap.add_argument("--sizes", default="20,500", help="records per batch, comma-separated")
+    ap.add_argument("--batches", type=int, default=12, help="timed batches per mode and size")
+    ap.add_argument("--workdir", type=Path, default=None, help="keep (and reuse) the store")
+    args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="corridor-rollup-"))
+    work.mkdir(parents=True, exist_ok=True)
+    path = build(work, args.customers, args.months, args.seed, log)
+    scratch = Path(tempfile.mkdtemp(prefix="corridor-rollup-scratch-")) / "store.duckdb"
+    shutil.copyfile(path, scratch)
+    times: dict[tuple[str, int], list[float]] = {(m, s): [] for m in MODES for s in sizes}
+    try:
+        with contextlib.closing(open_store(f"duckdb:///{scratch}")) as store:
+            counts = {k: store.count(k) for k in ("interactions", "feedback", "feedback_rollup")}
+            log(f"store: {counts}")
+            data = batches(store, sizes, args.batches + 1, args.seed)
+            ingestors = {"none": NoRollup(store), "delta": Ingestor(store),
+                         "rebuild": Ingestor(store)}  # fmt: skip
+            keep = rollup.DELTA_MAX
+            try:
+                for size in sizes:
+                    for i, batch in enumerate(data[size]):
+                        mode = MODES[i % len(MODES)]
+                        rollup.DELTA_MAX = 0 if mode == "rebuild" else keep
+                        t = time.perf_counter()
+                        report = ingestors[mode].ingest("feedback", batch)
+                        ms = (time.perf_counter() - t) * 1000
+                        if report.inserted != size:
+                            raise RuntimeError(f"{report.inserted} of {size} stored")
+                        if i >= len(MODES):  # each mode's first batch warms it up
+                            times[(mode, size)].append(ms)
+            finally:
+                rollup.DELTA_MAX = keep
+                for ing in ingestors.values():
+                    ing.close()
+    finally:
+        shutil.rmtree(scratch.parent, ignore_errors=True)
+
+    results: dict[str, str] = {"interactions": str(counts["interactions"])}
+    print(f"{'records':>8} {'mode':8} {'p50 ms':>8} {'p95 ms':>8}  upkeep (p50 / none p50 - 1)")
+    for size in sizes:
+        none = pct(times[("none", size)], 50)
+        for mode in MODES:
+            p50, p95 = pct(times[(mode, size)], 50), pct(times[(mode, size)], 95)
+            extra = "" if mode == "none" else f"{(p50 / none - 1) * 100:+.0f} %"
+            print(f"{size:>8} {mode:8} {p50:8.0f} {p95:8.0f}  {extra}")
+            results[f"b{size}_{mode}_p50_ms"] = f"{p50:.0f}"
+        results[f"b{size}_upkeep_pct"] = f"{(pct(times[('delta', size)], 50) / none - 1) * 100:.0f}"
+        results[f"b{size}_rebuild_upkeep_pct"] = (
+            f"{(pct(times[('rebuild', size)], 50) / none - 1) * 100:.0f}"
+        )
+    results["wall_s"] = f"{time.perf_counter() - started:.0f}"
+    print("RESULT " + " ".join(f"{k}={v}" for k, v in results.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
