@@ -106,9 +106,10 @@ def interaction_facts(source: Source, dimensions: Sequence[str] = ()) -> ir.Tabl
     return canonical(t.select(**{k: cols[k] for k in keep}), source)
 
 
-def _sequence(source: Source, query: Query, level: str) -> pd.DataFrame:
-    """Merged journey steps, sorted: ``person``, ``element``, ``at`` (seconds, the first
-    interaction of the step) and ``last_at`` (its last interaction)."""
+def _steps(source: Source, query: Query, level: str) -> ir.Table:
+    """Merged journey steps as an engine expression: ``person``, ``run`` (the step's number
+    in the person's journey, from 1), ``element``, ``at`` (seconds, the first interaction of
+    the step) and ``last_at`` (its last interaction)."""
     t = dims.apply_query(interaction_facts(source, query.dimensions), query)
     t = t.select("person", "interaction_id", at=t.occurred_at.epoch_seconds(), element=t[level])
     t = t.filter(t.element.notnull())
@@ -119,10 +120,15 @@ def _sequence(source: Source, query: Query, level: str) -> pd.DataFrame:
     prev = t.element.lag().over(w)
     t = t.mutate(start=ibis.ifelse(prev.isnull() | (prev != t.element), 1, 0))
     t = t.mutate(run=t.start.cumsum().over(w))
-    steps = t.group_by(["person", "run"]).aggregate(
+    return t.group_by(["person", "run"]).aggregate(
         element=t.element.max(), at=t.at.min(), last_at=t.at.max()
     )
-    df = steps.to_pyarrow().to_pandas()
+
+
+def _sequence(source: Source, query: Query, level: str) -> pd.DataFrame:
+    """Merged journey steps (:func:`_steps`), fetched and sorted by person and step:
+    ``person``, ``element``, ``at`` and ``last_at``."""
+    df = _steps(source, query, level).to_pyarrow().to_pandas()
     df = df.sort_values(["person", "run"], kind="mergesort")
     out = df[["person", "element", "at", "last_at"]].reset_index(drop=True)
     out["at"] = out["at"].astype(np.int64)
@@ -130,16 +136,21 @@ def _sequence(source: Source, query: Query, level: str) -> pd.DataFrame:
     return out
 
 
-def _conversions(source: Source, query: Query, outcomes: Sequence[str]) -> pd.Series:
-    """Per person, the time (seconds) of their first converting interaction in the range."""
+def _converters(source: Source, query: Query, outcomes: Sequence[str]) -> ir.Table:
+    """Per person, ``at``: the time (seconds) of their first converting interaction in the
+    range, whatever the filters (an engine expression)."""
     t = interaction_facts(source)
     if query.since is not None:
         t = t.filter(t.occurred_at >= ibis.literal(query.since))
     if query.until is not None:
         t = t.filter(t.occurred_at < ibis.literal(query.until))
     t = t.filter(t.outcome.isin(list(outcomes)))
-    agg = t.group_by("person").aggregate(at=t.occurred_at.epoch_seconds().min())
-    df = agg.to_pyarrow().to_pandas()
+    return t.group_by("person").aggregate(at=t.occurred_at.epoch_seconds().min())
+
+
+def _conversions(source: Source, query: Query, outcomes: Sequence[str]) -> pd.Series:
+    """Per person, the time (seconds) of their first converting interaction in the range."""
+    df = _converters(source, query, outcomes).to_pyarrow().to_pandas()
     return df.set_index("person")["at"]
 
 
@@ -181,29 +192,31 @@ def journey_table(
     conf = dims.check_confidence(confidence)
     seed = dims.check_seed(seed)
     query = Query.build(None, None, filters, since, until)
-    seq = _sequence(source, query, level)
-    conv = _conversions(source, query, outcomes)
     if view == "paths":
-        frame, summary = _paths(seq, conv, max_length, limit, conf)
+        steps = _steps(source, query, level)
+        converters = _converters(source, query, outcomes)
+        frame, summary = _paths(steps, converters, max_length, limit, conf)
         method = (
             f"journeys of merged consecutive steps, cut after {max_length}; shares and "
             "conversion rates with Wilson score intervals"
         )
     elif view == "transitions":
-        frame, summary = _transitions(seq, limit, conf)
+        frame, summary = _transitions(_sequence(source, query, level), limit, conf)
         method = (
             "directly-follows counts of merged steps; share of the source step's next steps "
             "with Wilson intervals; median time with a distribution-free order-statistic "
             "interval"
         )
     elif view == "stages":
-        frame, summary = _stages(source, seq if level == "stage" else None, query, conf)
+        frame, summary = _stages(source, query, conf)
         method = (
             "per corridor stage in map order: share of persons reaching it who never reach "
             "the next stage afterwards (Wilson interval); time from first reaching it to first "
             "reaching the next (median with a distribution-free interval, quartiles)"
         )
     else:
+        seq = _sequence(source, query, level)
+        conv = _conversions(source, query, outcomes)
         frame, summary = _attribution(seq, conv, conf, bootstrap, seed)
         method = (
             "first-order Markov chain over merged steps (start → … → conversion/null); "
@@ -222,44 +235,55 @@ def journey_table(
     )
 
 
-def _converted(seq: pd.DataFrame, conv: pd.Series) -> pd.Series:
-    persons = pd.Index(seq["person"].unique())
-    return pd.Series(persons.isin(conv.index), index=persons)
-
-
 def _paths(
-    seq: pd.DataFrame, conv: pd.Series, max_length: int, limit: int, conf: float
+    steps: ir.Table, converters: ir.Table, max_length: int, limit: int, conf: float
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    step = seq.groupby("person", sort=False).cumcount()
-    length = seq.groupby("person", sort=False)["element"].transform("size")
-    head = seq[step < max_length]
-    path = head.groupby("person", sort=False)["element"].agg(lambda s: " > ".join(map(str, s)))
-    cut = length.groupby(seq["person"], sort=False).first() > max_length
-    path = path.where(~cut.reindex(path.index), path + " > …")
-    converted = _converted(seq, conv).reindex(path.index)
-    df = pd.DataFrame({"path": path.to_numpy(), "converted": converted.to_numpy()})
-    g = df.groupby("path", sort=False).agg(
-        persons=("converted", "size"), conversions=("converted", "sum")
+    """The most common paths, built by the engine: per person the first ``max_length`` steps
+    joined (plus `` > …`` when cut) and whether they converted, counted per path; only the
+    top ``limit`` paths (and those tied with the last of them) come back, with the totals.
+    Paths with as many persons are in the order of their first person (the smallest id)."""
+    path = steps.element.group_concat(" > ", where=steps.run <= max_length, order_by=steps.run)
+    per = steps.group_by("person").aggregate(start=path, length=steps.run.max())
+    conv = converters.select(_c_person=converters.person)
+    per = per.left_join(conv, per.person == conv._c_person)
+    per = per.select(
+        "person",
+        path=ibis.ifelse(per.length > max_length, per.start.concat(" > …"), per.start),
+        converted=ibis.ifelse(per._c_person.notnull(), 1, 0),
     )
-    g = g.sort_values(["persons"], ascending=False, kind="mergesort").head(limit)
-    total = len(df)
-    share = stats.proportion(g["persons"], total, conf)
-    rate = stats.proportion(g["conversions"], g["persons"], conf)
+    g = per.group_by("path").aggregate(
+        persons=per.count(), conversions=per.converted.sum(), first=per.person.min()
+    )
+    whole = ibis.window()
+    g = g.mutate(
+        total=g.persons.sum().over(whole),
+        total_conversions=g.conversions.sum().over(whole),
+        rank=ibis.rank().over(ibis.window(order_by=ibis.desc(g.persons))),
+    )
+    top = g.filter(g["rank"] < limit).to_pyarrow().to_pandas()
+    total = int(top["total"].iloc[0]) if len(top) else 0
+    converted = int(top["total_conversions"].iloc[0]) if len(top) else 0
+    top = top.astype({"persons": "int64", "conversions": "int64"})
+    top = top.sort_values(["first"], kind="mergesort")
+    top = top.sort_values(["persons"], ascending=False, kind="mergesort").head(limit)
+    share = stats.proportion(top["persons"].to_numpy(), total, conf)
+    rate = stats.proportion(top["conversions"].to_numpy(), top["persons"].to_numpy(), conf)
+    names = [str(p) for p in top["path"]]
     frame = pd.DataFrame(
         {
-            "path": g.index.astype(str),
-            "steps": [p.count(" > ") + 1 - p.endswith("…") for p in g.index],
-            "persons": g["persons"].astype("int64").to_numpy(),
+            "path": pd.Index(names, dtype=object),
+            "steps": [p.count(" > ") + 1 - p.endswith("…") for p in names],
+            "persons": top["persons"].to_numpy(),
             "share": share.share,
             "share_low": share.low,
             "share_high": share.high,
-            "conversions": g["conversions"].astype("int64").to_numpy(),
+            "conversions": top["conversions"].to_numpy(),
             "conversion_rate": rate.share,
             "conversion_rate_low": rate.low,
             "conversion_rate_high": rate.high,
         }
     )
-    return frame, _summary(total, int(df["converted"].sum()), conf)
+    return frame, _summary(total, converted, conf)
 
 
 def _summary(persons: int, conversions: int, conf: float) -> dict[str, Any]:
@@ -335,13 +359,10 @@ def _transitions(seq: pd.DataFrame, limit: int, conf: float) -> tuple[pd.DataFra
     return frame, {"persons": int(seq["person"].nunique()), "transitions": len(pairs)}
 
 
-def _stages(
-    source: Source, seq: pd.DataFrame | None, query: Query, conf: float
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _stages(source: Source, query: Query, conf: float) -> tuple[pd.DataFrame, dict[str, Any]]:
     st = dims.get_table(source, "stages").to_pyarrow().to_pandas().sort_values("position")
     order = list(st["key"])
-    if seq is None:
-        seq = _sequence(source, query, "stage")
+    seq = _sequence(source, query, "stage")
     first = seq.groupby(["person", "element"])["at"].min().unstack()
     rows = []
     for a, b in pairwise(order):
