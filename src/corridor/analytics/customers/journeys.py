@@ -362,16 +362,15 @@ def _transitions(seq: pd.DataFrame, limit: int, conf: float) -> tuple[pd.DataFra
 def _stages(source: Source, query: Query, conf: float) -> tuple[pd.DataFrame, dict[str, Any]]:
     st = dims.get_table(source, "stages").to_pyarrow().to_pandas().sort_values("position")
     order = list(st["key"])
-    seq = _sequence(source, query, "stage")
-    first = seq.groupby(["person", "element"])["at"].min().unstack()
+    first = _first_reached(source, query, order)
     rows = []
     for a, b in pairwise(order):
-        reached = first[a].notna() if a in first else pd.Series(False, index=first.index)
-        nxt = first[b] if b in first else pd.Series(np.nan, index=first.index)
-        went = reached & nxt.notna() & (nxt >= first[a] if a in first else False)
+        reached = first[a].notna()
+        nxt = first[b]
+        went = reached & nxt.notna() & (nxt >= first[a])
         n_reached, n_went = int(reached.sum()), int(went.sum())
         drop = stats.proportion(n_reached - n_went, n_reached, conf)
-        hours = ((nxt - first[a]) / HOUR)[went] if a in first else pd.Series(dtype=float)
+        hours = ((nxt - first[a]) / HOUR)[went]
         rows.append(
             {
                 "stage": a,
@@ -386,6 +385,20 @@ def _stages(source: Source, query: Query, conf: float) -> tuple[pd.DataFrame, di
             }
         )
     return pd.DataFrame(rows), {"persons": len(first)}
+
+
+def _first_reached(source: Source, query: Query, order: Sequence[str]) -> pd.DataFrame:
+    """Per person with any interaction at a stage, the time (whole seconds) they first
+    reached each stage of ``order`` (NaN: never), aggregated by the engine: the first step
+    at a stage is its first interaction there, so no steps need merging."""
+    t = dims.apply_query(interaction_facts(source, query.dimensions), query)
+    t = t.filter(t.stage.notnull())
+    at = t.occurred_at.epoch_seconds()
+    first = {f"_s{i}": at.min(where=t.stage == key) for i, key in enumerate(order)}
+    df = t.group_by("person").aggregate(_any=t.count(), **first).to_pyarrow().to_pandas()
+    # whole seconds, as the steps are (truncated like their int64 cast)
+    out = {key: np.trunc(df[f"_s{i}"].to_numpy(dtype=float)) for i, key in enumerate(order)}
+    return pd.DataFrame(out, index=pd.Index(df["person"], name="person"))
 
 
 _ATTRIBUTION_COLUMNS = (
