@@ -129,9 +129,10 @@ def _steps(source: Source, query: Query, level: str) -> ir.Table:
 def _sequence(source: Source, query: Query, level: str) -> pd.DataFrame:
     """Merged journey steps (:func:`_steps`), fetched and sorted by person and step:
     ``person``, ``element``, ``at`` and ``last_at``."""
-    df = _steps(source, query, level).to_pyarrow().to_pandas()
-    df = df.sort_values(["person", "run"], kind="mergesort")
-    out = df[["person", "element", "at", "last_at"]].reset_index(drop=True)
+    tab = _steps(source, query, level).to_pyarrow()
+    # sorted by Arrow (strings by code point, as Python sorts them; the keys are unique)
+    tab = tab.sort_by([("person", "ascending"), ("run", "ascending")])
+    out = tab.select(["person", "element", "at", "last_at"]).to_pandas()
     out["at"] = out["at"].astype(np.int64)
     out["last_at"] = out["last_at"].astype(np.int64)
     return out
