@@ -107,35 +107,42 @@ def interaction_facts(source: Source, dimensions: Sequence[str] = ()) -> ir.Tabl
     return canonical(t.select(**{k: cols[k] for k in keep}), source)
 
 
-def _steps(source: Source, query: Query, level: str) -> ir.Table:
-    """Merged journey steps as an engine expression: ``person``, ``run`` (the step's number
-    in the person's journey, from 1), ``element``, ``at`` (seconds, the first interaction of
-    the step) and ``last_at`` (its last interaction)."""
+def _step_starts(source: Source, query: Query, level: str) -> ir.Table:
+    """The first interaction of every merged step, from one engine window pass over the
+    filtered interactions: a step starts where the person's previous interaction (in time
+    order, ties by interaction id) was at another element. ``person``, ``pos`` (the
+    interaction's place in the person's journey, increasing with the steps), ``element``,
+    ``at`` (seconds), ``prev`` (the element of the step before it, null for the person's
+    first step) and ``prev_at`` (the time of the last interaction of the step before)."""
     t = dims.apply_query(interaction_facts(source, query.dimensions), query)
     t = t.select("person", "interaction_id", at=t.occurred_at.epoch_seconds(), element=t[level])
     t = t.filter(t.element.notnull())
-    # Runs of one element merged by the engine (window functions), so what comes back is one
-    # row per step, not per interaction: a run starts where the person's previous element
-    # (in time order, ties by interaction id) differs; its number is the starts so far.
     w = ibis.window(group_by=t.person, order_by=[t.at, t.interaction_id])
-    prev = t.element.lag().over(w)
-    t = t.mutate(start=ibis.ifelse(prev.isnull() | (prev != t.element), 1, 0))
-    t = t.mutate(run=t.start.cumsum().over(w))
-    return t.group_by(["person", "run"]).aggregate(
-        element=t.element.max(), at=t.at.min(), last_at=t.at.max()
+    t = t.mutate(
+        prev=t.element.lag().over(w), prev_at=t.at.lag().over(w), pos=ibis.row_number().over(w)
     )
+    t = t.filter(t.prev.isnull() | (t.prev != t.element))
+    return t.select("person", "pos", "element", "at", "prev", "prev_at")
+
+
+def _whole_seconds(values: Any) -> np.ndarray:
+    """An Arrow column of epoch seconds as whole seconds (truncated, as an int64 cast does)."""
+    return np.trunc(np.asarray(values.to_numpy(zero_copy_only=False), dtype=float))
 
 
 def _sequence(source: Source, query: Query, level: str) -> pd.DataFrame:
-    """Merged journey steps (:func:`_steps`), fetched and sorted by person and step:
-    ``person``, ``element``, ``at`` and ``last_at``."""
-    tab = _steps(source, query, level).to_pyarrow()
+    """Merged journey steps sorted by person and step: ``person``, ``element`` and ``at``
+    (whole seconds, the step's first interaction)."""
+    tab = _step_starts(source, query, level).select("person", "pos", "element", "at")
     # sorted by Arrow (strings by code point, as Python sorts them; the keys are unique)
-    tab = tab.sort_by([("person", "ascending"), ("run", "ascending")])
-    out = tab.select(["person", "element", "at", "last_at"]).to_pandas()
-    out["at"] = out["at"].astype(np.int64)
-    out["last_at"] = out["last_at"].astype(np.int64)
-    return out
+    tab = tab.to_pyarrow().sort_by([("person", "ascending"), ("pos", "ascending")])
+    return pd.DataFrame(
+        {
+            "person": tab.column("person").to_pandas(),
+            "element": tab.column("element").to_pandas(),
+            "at": _whole_seconds(tab.column("at")).astype(np.int64),
+        }
+    )
 
 
 def _converters(source: Source, query: Query, outcomes: Sequence[str]) -> ir.Table:
@@ -195,9 +202,9 @@ def journey_table(
     seed = dims.check_seed(seed)
     query = Query.build(None, None, filters, since, until)
     if view == "paths":
-        steps = _steps(source, query, level)
+        starts = _step_starts(source, query, level)
         converters = _converters(source, query, outcomes)
-        frame, summary = _paths(steps, converters, max_length, limit, conf)
+        frame, summary = _paths(starts, converters, max_length, limit, conf)
         method = (
             f"journeys of merged consecutive steps, cut after {max_length}; shares and "
             "conversion rates with Wilson score intervals"
@@ -238,19 +245,20 @@ def journey_table(
 
 
 def _paths(
-    steps: ir.Table, converters: ir.Table, max_length: int, limit: int, conf: float
+    starts: ir.Table, converters: ir.Table, max_length: int, limit: int, conf: float
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The most common paths, built by the engine: per person the first ``max_length`` steps
     joined (plus `` > …`` when cut) and whether they converted, counted per path; only the
     top ``limit`` paths (and those tied with the last of them) come back, with the totals.
     Paths with as many persons are in the order of their first person (the smallest id)."""
-    path = steps.element.group_concat(" > ", where=steps.run <= max_length, order_by=steps.run)
-    per = steps.group_by("person").aggregate(start=path, length=steps.run.max())
+    steps = starts.element.collect(order_by=starts.pos)
+    per = starts.group_by("person").aggregate(steps=steps, length=starts.count())
+    head = per.steps[:max_length].join(" > ")
     conv = converters.select(_c_person=converters.person)
-    per = per.left_join(conv, per.person == conv._c_person)
+    per = per.mutate(head=head).left_join(conv, per.person == conv._c_person)
     per = per.select(
         "person",
-        path=ibis.ifelse(per.length > max_length, per.start.concat(" > …"), per.start),
+        path=ibis.ifelse(per.length > max_length, per["head"].concat(" > …"), per["head"]),
         converted=ibis.ifelse(per._c_person.notnull(), 1, 0),
     )
     g = per.group_by("path").aggregate(
@@ -328,19 +336,6 @@ def _durations(hours: pd.Series, conf: float) -> dict[str, float]:
     }
 
 
-def _step_starts(source: Source, query: Query, level: str) -> ir.Table:
-    """The first interaction of every merged step (one engine window pass): ``prev`` (the
-    element of the step before it, null for the person's first step), ``element``, ``at``
-    (seconds) and ``prev_at`` (the last interaction of the step before it)."""
-    t = dims.apply_query(interaction_facts(source, query.dimensions), query)
-    t = t.select("person", "interaction_id", at=t.occurred_at.epoch_seconds(), element=t[level])
-    t = t.filter(t.element.notnull())
-    w = ibis.window(group_by=t.person, order_by=[t.at, t.interaction_id])
-    t = t.mutate(prev=t.element.lag().over(w), prev_at=t.at.lag().over(w))
-    t = t.filter(t.prev.isnull() | (t.prev != t.element))
-    return t.select("prev", "element", "at", "prev_at")
-
-
 def _codes(values: Any, names: list[Any]) -> np.ndarray:
     """Positions in ``names`` of an Arrow string array's values (all present in it)."""
     enc = values.dictionary_encode().combine_chunks()
@@ -355,7 +350,8 @@ def _transitions(
     interaction (the person's, in time order) was at another element is one transition, and
     the time between those two interactions is the time from the last of ``a`` to the first
     of ``b``. Counted with numpy over the step starts (Arrow, no Python objects per row)."""
-    tab = _step_starts(source, query, level).to_pyarrow()
+    tab = _step_starts(source, query, level).select("prev", "element", "at", "prev_at")
+    tab = tab.to_pyarrow()
     first = tab.column("prev").is_null().to_numpy(zero_copy_only=False)
     pairs = tab.filter(pc.invert(tab.column("prev").is_null()))
     names = sorted(
@@ -366,9 +362,9 @@ def _transitions(
     src = _codes(pairs.column("prev"), names)
     dst = _codes(pairs.column("element"), names)
     # whole seconds, as the merged steps' times are
-    at = np.trunc(np.asarray(pairs.column("at").to_numpy(zero_copy_only=False), dtype=float))
-    before = pairs.column("prev_at").to_numpy(zero_copy_only=False)
-    hours_all = (at - np.trunc(np.asarray(before, dtype=float))) / HOUR
+    hours_all = (
+        _whole_seconds(pairs.column("at")) - _whole_seconds(pairs.column("prev_at"))
+    ) / HOUR
     pair = src * k + dst
     counts = np.bincount(pair, minlength=k * k)
     out_total = np.bincount(src, minlength=k)
