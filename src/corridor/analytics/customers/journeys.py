@@ -39,6 +39,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats as _sp
 
@@ -130,19 +131,14 @@ def _whole_seconds(values: Any) -> np.ndarray:
     return np.trunc(np.asarray(values.to_numpy(zero_copy_only=False), dtype=float))
 
 
-def _sequence(source: Source, query: Query, level: str) -> pd.DataFrame:
-    """Merged journey steps sorted by person and step: ``person``, ``element`` and ``at``
-    (whole seconds, the step's first interaction)."""
+def _sequence(source: Source, query: Query, level: str) -> pa.Table:
+    """Merged journey steps sorted by person and step (Arrow): ``person``, ``element`` and
+    ``at`` (whole seconds, the step's first interaction)."""
     tab = _step_starts(source, query, level).select("person", "pos", "element", "at")
     # sorted by Arrow (strings by code point, as Python sorts them; the keys are unique)
     tab = tab.to_pyarrow().sort_by([("person", "ascending"), ("pos", "ascending")])
-    return pd.DataFrame(
-        {
-            "person": tab.column("person").to_pandas(),
-            "element": tab.column("element").to_pandas(),
-            "at": _whole_seconds(tab.column("at")).astype(np.int64),
-        }
-    )
+    at = pa.array(_whole_seconds(tab.column("at")).astype(np.int64))
+    return pa.table({"person": tab.column("person"), "element": tab.column("element"), "at": at})
 
 
 def _converters(source: Source, query: Query, outcomes: Sequence[str]) -> ir.Table:
@@ -338,7 +334,9 @@ def _durations(hours: pd.Series, conf: float) -> dict[str, float]:
 
 def _codes(values: Any, names: list[Any]) -> np.ndarray:
     """Positions in ``names`` of an Arrow string array's values (all present in it)."""
-    enc = values.dictionary_encode().combine_chunks()
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    enc = values.dictionary_encode()
     where = pd.Index(names).get_indexer(enc.dictionary.to_pylist())
     return np.asarray(where, dtype=np.int64)[enc.indices.to_numpy(zero_copy_only=False)]
 
@@ -453,30 +451,45 @@ _ATTRIBUTION_COLUMNS = (
 
 
 def _attribution(
-    seq: pd.DataFrame, conv: pd.Series, conf: float, replicates: int, seed: int
+    seq: pa.Table, conv: pd.Series, conf: float, replicates: int, seed: int
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    if seq.empty:
+    if seq.num_rows == 0:
         return pd.DataFrame(columns=list(_ATTRIBUTION_COLUMNS)), _summary(0, 0, conf)
-    at_conv = seq["person"].map(conv)
-    before = seq[at_conv.isna() | (seq["at"] < at_conv)]
-    persons = pd.Index(seq["person"].unique())
-    converted = persons.isin(conv.index)
+    # the steps are sorted by person: a journey starts where the person changes
+    person = seq.column("person").combine_chunks()
+    n = len(person)
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = pc.not_equal(person.slice(1), person.slice(0, n - 1)).to_numpy(
+        zero_copy_only=False
+    )
+    row_journey = np.cumsum(starts) - 1
+    persons = pd.Index(person.filter(pa.array(starts)).to_pylist(), dtype=object)
+    converted = np.asarray(persons.isin(conv.index), dtype=bool)
+    at_conv = conv.reindex(persons).to_numpy(dtype=float)[row_journey]
+    at = seq.column("at").to_numpy()
+    keep = np.isnan(at_conv) | (at < at_conv)
     # converters whose filtered path is empty still count (start → conversion)
-    codes, names = pd.factorize(before["element"], sort=True)
-    journey = persons.get_indexer(before["person"])
-    paths = markov.Paths(codes.astype(np.int64), journey, converted, len(names))
+    before = seq.column("element").filter(pa.array(keep))
+    names = sorted(set(before.unique().to_pylist()))
+    codes = _codes(before, names)
+    journey = row_journey[keep]
+    k = len(names)
+    paths = markov.Paths(codes, journey, converted, k)
     point, boots = markov.markov_attribution(paths, replicates, seed)
     summary = _summary(len(persons), int(converted.sum()), conf)
     summary["model_conversion_probability"] = point.probability
-    k = len(names)
-    df = pd.DataFrame({"journey": journey, "element": codes})
-    touched = df.drop_duplicates().groupby("element").size().reindex(range(k), fill_value=0)
-    conv_j = converted[journey]
-    through = df[conv_j].drop_duplicates().groupby("element").size().reindex(range(k), fill_value=0)
-    ends = df.groupby("journey")["element"].agg(["first", "last"])
-    ends = ends[converted[ends.index]]
-    first_touch = ends["first"].value_counts().reindex(range(k), fill_value=0)
-    last_touch = ends["last"].value_counts().reindex(range(k), fill_value=0)
+    # persons (and converting persons) through each step: distinct (journey, step) pairs
+    pairs = np.unique(journey * max(k, 1) + codes)
+    touched = np.bincount(pairs % max(k, 1), minlength=k)[:k]
+    through_pairs = pairs[converted[pairs // max(k, 1)]]
+    through = np.bincount(through_pairs % max(k, 1), minlength=k)[:k]
+    # first and last step of each converting journey with a path (journeys are contiguous)
+    first = np.ones(len(journey), dtype=bool)
+    first[1:] = journey[1:] != journey[:-1]
+    last = np.ones(len(journey), dtype=bool)
+    last[:-1] = first[1:]
+    first_touch = np.bincount(codes[first][converted[journey[first]]], minlength=k)[:k]
+    last_touch = np.bincount(codes[last][converted[journey[last]]], minlength=k)[:k]
     alpha = (1.0 - conf) / 2.0
     re_b = np.array([b.removal_effect for b in boots]).reshape(-1, k)
     at_b = np.array([b.attributed for b in boots]).reshape(-1, k)
@@ -487,8 +500,8 @@ def _attribution(
     frame = pd.DataFrame(
         {
             "step": [str(n) for n in names],
-            "persons": touched.to_numpy(),
-            "conversions_through": through.to_numpy(),
+            "persons": touched,
+            "conversions_through": through,
             "removal_effect": point.removal_effect,
             "removal_effect_low": re_lo,
             "removal_effect_high": re_hi,
@@ -496,8 +509,8 @@ def _attribution(
             "attributed_conversions_low": at_lo,
             "attributed_conversions_high": at_hi,
             "attribution_share": point.attributed / total if total > 0 else np.nan,
-            "first_touch": first_touch.to_numpy(),
-            "last_touch": last_touch.to_numpy(),
+            "first_touch": first_touch,
+            "last_touch": last_touch,
         }
     )
     frame = frame.sort_values("removal_effect", ascending=False, kind="mergesort")
