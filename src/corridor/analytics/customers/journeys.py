@@ -39,6 +39,8 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import stats as _sp
 
 from corridor.analytics.core import dimensions as dims
@@ -106,40 +108,54 @@ def interaction_facts(source: Source, dimensions: Sequence[str] = ()) -> ir.Tabl
     return canonical(t.select(**{k: cols[k] for k in keep}), source)
 
 
-def _sequence(source: Source, query: Query, level: str) -> pd.DataFrame:
-    """Merged journey steps, sorted: ``person``, ``element``, ``at`` (seconds, the first
-    interaction of the step) and ``last_at`` (its last interaction)."""
+def _step_starts(source: Source, query: Query, level: str) -> ir.Table:
+    """The first interaction of every merged step, from one engine window pass over the
+    filtered interactions: a step starts where the person's previous interaction (in time
+    order, ties by interaction id) was at another element. ``person``, ``pos`` (the
+    interaction's place in the person's journey, increasing with the steps), ``element``,
+    ``at`` (seconds), ``prev`` (the element of the step before it, null for the person's
+    first step) and ``prev_at`` (the time of the last interaction of the step before)."""
     t = dims.apply_query(interaction_facts(source, query.dimensions), query)
     t = t.select("person", "interaction_id", at=t.occurred_at.epoch_seconds(), element=t[level])
     t = t.filter(t.element.notnull())
-    # Runs of one element merged by the engine (window functions), so what comes back is one
-    # row per step, not per interaction: a run starts where the person's previous element
-    # (in time order, ties by interaction id) differs; its number is the starts so far.
     w = ibis.window(group_by=t.person, order_by=[t.at, t.interaction_id])
-    prev = t.element.lag().over(w)
-    t = t.mutate(start=ibis.ifelse(prev.isnull() | (prev != t.element), 1, 0))
-    t = t.mutate(run=t.start.cumsum().over(w))
-    steps = t.group_by(["person", "run"]).aggregate(
-        element=t.element.max(), at=t.at.min(), last_at=t.at.max()
+    t = t.mutate(
+        prev=t.element.lag().over(w), prev_at=t.at.lag().over(w), pos=ibis.row_number().over(w)
     )
-    df = steps.to_pyarrow().to_pandas()
-    df = df.sort_values(["person", "run"], kind="mergesort")
-    out = df[["person", "element", "at", "last_at"]].reset_index(drop=True)
-    out["at"] = out["at"].astype(np.int64)
-    out["last_at"] = out["last_at"].astype(np.int64)
-    return out
+    t = t.filter(t.prev.isnull() | (t.prev != t.element))
+    return t.select("person", "pos", "element", "at", "prev", "prev_at")
 
 
-def _conversions(source: Source, query: Query, outcomes: Sequence[str]) -> pd.Series:
-    """Per person, the time (seconds) of their first converting interaction in the range."""
+def _whole_seconds(values: Any) -> np.ndarray:
+    """An Arrow column of epoch seconds as whole seconds (truncated, as an int64 cast does)."""
+    return np.trunc(np.asarray(values.to_numpy(zero_copy_only=False), dtype=float))
+
+
+def _sequence(source: Source, query: Query, level: str) -> pa.Table:
+    """Merged journey steps sorted by person and step (Arrow): ``person``, ``element`` and
+    ``at`` (whole seconds, the step's first interaction)."""
+    tab = _step_starts(source, query, level).select("person", "pos", "element", "at")
+    # sorted by Arrow (strings by code point, as Python sorts them; the keys are unique)
+    tab = tab.to_pyarrow().sort_by([("person", "ascending"), ("pos", "ascending")])
+    at = pa.array(_whole_seconds(tab.column("at")).astype(np.int64))
+    return pa.table({"person": tab.column("person"), "element": tab.column("element"), "at": at})
+
+
+def _converters(source: Source, query: Query, outcomes: Sequence[str]) -> ir.Table:
+    """Per person, ``at``: the time (seconds) of their first converting interaction in the
+    range, whatever the filters (an engine expression)."""
     t = interaction_facts(source)
     if query.since is not None:
         t = t.filter(t.occurred_at >= ibis.literal(query.since))
     if query.until is not None:
         t = t.filter(t.occurred_at < ibis.literal(query.until))
     t = t.filter(t.outcome.isin(list(outcomes)))
-    agg = t.group_by("person").aggregate(at=t.occurred_at.epoch_seconds().min())
-    df = agg.to_pyarrow().to_pandas()
+    return t.group_by("person").aggregate(at=t.occurred_at.epoch_seconds().min())
+
+
+def _conversions(source: Source, query: Query, outcomes: Sequence[str]) -> pd.Series:
+    """Per person, the time (seconds) of their first converting interaction in the range."""
+    df = _converters(source, query, outcomes).to_pyarrow().to_pandas()
     return df.set_index("person")["at"]
 
 
@@ -181,29 +197,31 @@ def journey_table(
     conf = dims.check_confidence(confidence)
     seed = dims.check_seed(seed)
     query = Query.build(None, None, filters, since, until)
-    seq = _sequence(source, query, level)
-    conv = _conversions(source, query, outcomes)
     if view == "paths":
-        frame, summary = _paths(seq, conv, max_length, limit, conf)
+        starts = _step_starts(source, query, level)
+        converters = _converters(source, query, outcomes)
+        frame, summary = _paths(starts, converters, max_length, limit, conf)
         method = (
             f"journeys of merged consecutive steps, cut after {max_length}; shares and "
             "conversion rates with Wilson score intervals"
         )
     elif view == "transitions":
-        frame, summary = _transitions(seq, limit, conf)
+        frame, summary = _transitions(source, query, level, limit, conf)
         method = (
             "directly-follows counts of merged steps; share of the source step's next steps "
             "with Wilson intervals; median time with a distribution-free order-statistic "
             "interval"
         )
     elif view == "stages":
-        frame, summary = _stages(source, seq if level == "stage" else None, query, conf)
+        frame, summary = _stages(source, query, conf)
         method = (
             "per corridor stage in map order: share of persons reaching it who never reach "
             "the next stage afterwards (Wilson interval); time from first reaching it to first "
             "reaching the next (median with a distribution-free interval, quartiles)"
         )
     else:
+        seq = _sequence(source, query, level)
+        conv = _conversions(source, query, outcomes)
         frame, summary = _attribution(seq, conv, conf, bootstrap, seed)
         method = (
             "first-order Markov chain over merged steps (start → … → conversion/null); "
@@ -222,44 +240,56 @@ def journey_table(
     )
 
 
-def _converted(seq: pd.DataFrame, conv: pd.Series) -> pd.Series:
-    persons = pd.Index(seq["person"].unique())
-    return pd.Series(persons.isin(conv.index), index=persons)
-
-
 def _paths(
-    seq: pd.DataFrame, conv: pd.Series, max_length: int, limit: int, conf: float
+    starts: ir.Table, converters: ir.Table, max_length: int, limit: int, conf: float
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    step = seq.groupby("person", sort=False).cumcount()
-    length = seq.groupby("person", sort=False)["element"].transform("size")
-    head = seq[step < max_length]
-    path = head.groupby("person", sort=False)["element"].agg(lambda s: " > ".join(map(str, s)))
-    cut = length.groupby(seq["person"], sort=False).first() > max_length
-    path = path.where(~cut.reindex(path.index), path + " > …")
-    converted = _converted(seq, conv).reindex(path.index)
-    df = pd.DataFrame({"path": path.to_numpy(), "converted": converted.to_numpy()})
-    g = df.groupby("path", sort=False).agg(
-        persons=("converted", "size"), conversions=("converted", "sum")
+    """The most common paths, built by the engine: per person the first ``max_length`` steps
+    joined (plus `` > …`` when cut) and whether they converted, counted per path; only the
+    top ``limit`` paths (and those tied with the last of them) come back, with the totals.
+    Paths with as many persons are in the order of their first person (the smallest id)."""
+    steps = starts.element.collect(order_by=starts.pos)
+    per = starts.group_by("person").aggregate(steps=steps, length=starts.count())
+    head = per.steps[:max_length].join(" > ")
+    conv = converters.select(_c_person=converters.person)
+    per = per.mutate(head=head).left_join(conv, per.person == conv._c_person)
+    per = per.select(
+        "person",
+        path=ibis.ifelse(per.length > max_length, per["head"].concat(" > …"), per["head"]),
+        converted=ibis.ifelse(per._c_person.notnull(), 1, 0),
     )
-    g = g.sort_values(["persons"], ascending=False, kind="mergesort").head(limit)
-    total = len(df)
-    share = stats.proportion(g["persons"], total, conf)
-    rate = stats.proportion(g["conversions"], g["persons"], conf)
+    g = per.group_by("path").aggregate(
+        persons=per.count(), conversions=per.converted.sum(), first=per.person.min()
+    )
+    whole = ibis.window()
+    g = g.mutate(
+        total=g.persons.sum().over(whole),
+        total_conversions=g.conversions.sum().over(whole),
+        rank=ibis.rank().over(ibis.window(order_by=ibis.desc(g.persons))),
+    )
+    top = g.filter(g["rank"] < limit).to_pyarrow().to_pandas()
+    total = int(top["total"].iloc[0]) if len(top) else 0
+    converted = int(top["total_conversions"].iloc[0]) if len(top) else 0
+    top = top.astype({"persons": "int64", "conversions": "int64"})
+    top = top.sort_values(["first"], kind="mergesort")
+    top = top.sort_values(["persons"], ascending=False, kind="mergesort").head(limit)
+    share = stats.proportion(top["persons"].to_numpy(), total, conf)
+    rate = stats.proportion(top["conversions"].to_numpy(), top["persons"].to_numpy(), conf)
+    names = [str(p) for p in top["path"]]
     frame = pd.DataFrame(
         {
-            "path": g.index.astype(str),
-            "steps": [p.count(" > ") + 1 - p.endswith("…") for p in g.index],
-            "persons": g["persons"].astype("int64").to_numpy(),
+            "path": pd.Index(names, dtype=object),
+            "steps": [p.count(" > ") + 1 - p.endswith("…") for p in names],
+            "persons": top["persons"].to_numpy(),
             "share": share.share,
             "share_low": share.low,
             "share_high": share.high,
-            "conversions": g["conversions"].astype("int64").to_numpy(),
+            "conversions": top["conversions"].to_numpy(),
             "conversion_rate": rate.share,
             "conversion_rate_low": rate.low,
             "conversion_rate_high": rate.high,
         }
     )
-    return frame, _summary(total, int(df["converted"].sum()), conf)
+    return frame, _summary(total, converted, conf)
 
 
 def _summary(persons: int, conversions: int, conf: float) -> dict[str, Any]:
@@ -302,28 +332,55 @@ def _durations(hours: pd.Series, conf: float) -> dict[str, float]:
     }
 
 
-def _transitions(seq: pd.DataFrame, limit: int, conf: float) -> tuple[pd.DataFrame, dict[str, Any]]:
-    same = seq["person"].shift(-1) == seq["person"]
-    pairs = pd.DataFrame(
-        {
-            "from": seq["element"][same].to_numpy(),
-            "to": seq["element"].shift(-1)[same].to_numpy(),
-            "hours": ((seq["at"].shift(-1) - seq["last_at"])[same] / HOUR).to_numpy(),
-        }
+def _codes(values: Any, names: list[Any]) -> np.ndarray:
+    """Positions in ``names`` of an Arrow string array's values (all present in it)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    enc = values.dictionary_encode()
+    where = pd.Index(names).get_indexer(enc.dictionary.to_pylist())
+    return np.asarray(where, dtype=np.int64)[enc.indices.to_numpy(zero_copy_only=False)]
+
+
+def _transitions(
+    source: Source, query: Query, level: str, limit: int, conf: float
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Directly-follows counts of merged steps: a step's first interaction whose previous
+    interaction (the person's, in time order) was at another element is one transition, and
+    the time between those two interactions is the time from the last of ``a`` to the first
+    of ``b``. Counted with numpy over the step starts (Arrow, no Python objects per row)."""
+    tab = _step_starts(source, query, level).select("prev", "element", "at", "prev_at")
+    tab = tab.to_pyarrow()
+    first = tab.column("prev").is_null().to_numpy(zero_copy_only=False)
+    pairs = tab.filter(pc.invert(tab.column("prev").is_null()))
+    names = sorted(
+        set(pairs.column("prev").unique().to_pylist())
+        | set(pairs.column("element").unique().to_pylist())
     )
-    out_total = pairs.groupby("from").size()
-    grouped = pairs.groupby(["from", "to"])["hours"]
-    counts = grouped.size().sort_values(ascending=False, kind="mergesort")
+    k = len(names)
+    src = _codes(pairs.column("prev"), names)
+    dst = _codes(pairs.column("element"), names)
+    # whole seconds, as the merged steps' times are
+    hours_all = (
+        _whole_seconds(pairs.column("at")) - _whole_seconds(pairs.column("prev_at"))
+    ) / HOUR
+    pair = src * k + dst
+    counts = np.bincount(pair, minlength=k * k)
+    out_total = np.bincount(src, minlength=k)
+    seen = np.flatnonzero(counts)  # (from, to) in sorted order, as a grouping sorts them
+    top = seen[np.argsort(-counts[seen], kind="stable")][:limit]
+    order = np.argsort(pair, kind="stable")
+    bounds = np.searchsorted(pair[order], np.stack([top, top + 1]))
     rows = []
-    for key, count in counts.head(limit).items():
-        a, b = key if isinstance(key, tuple) else (key, key)
+    for key, lo, hi in zip(top, bounds[0], bounds[1], strict=True):
+        a, b = divmod(int(key), k)
+        count = int(counts[key])
         share = stats.proportion(count, out_total[a], conf)
-        hours = grouped.get_group((a, b))
+        hours = pd.Series(hours_all[order[lo:hi]])
         rows.append(
             {
-                "from": a,
-                "to": b,
-                "count": int(count),
+                "from": names[a],
+                "to": names[b],
+                "count": count,
                 "share_of_from": float(share.share),
                 "share_of_from_low": float(share.low),
                 "share_of_from_high": float(share.high),
@@ -332,25 +389,21 @@ def _transitions(seq: pd.DataFrame, limit: int, conf: float) -> tuple[pd.DataFra
             }
         )
     frame = pd.DataFrame(rows)
-    return frame, {"persons": int(seq["person"].nunique()), "transitions": len(pairs)}
+    return frame, {"persons": int(first.sum()), "transitions": len(pair)}
 
 
-def _stages(
-    source: Source, seq: pd.DataFrame | None, query: Query, conf: float
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _stages(source: Source, query: Query, conf: float) -> tuple[pd.DataFrame, dict[str, Any]]:
     st = dims.get_table(source, "stages").to_pyarrow().to_pandas().sort_values("position")
     order = list(st["key"])
-    if seq is None:
-        seq = _sequence(source, query, "stage")
-    first = seq.groupby(["person", "element"])["at"].min().unstack()
+    first = _first_reached(source, query, order)
     rows = []
     for a, b in pairwise(order):
-        reached = first[a].notna() if a in first else pd.Series(False, index=first.index)
-        nxt = first[b] if b in first else pd.Series(np.nan, index=first.index)
-        went = reached & nxt.notna() & (nxt >= first[a] if a in first else False)
+        reached = first[a].notna()
+        nxt = first[b]
+        went = reached & nxt.notna() & (nxt >= first[a])
         n_reached, n_went = int(reached.sum()), int(went.sum())
         drop = stats.proportion(n_reached - n_went, n_reached, conf)
-        hours = ((nxt - first[a]) / HOUR)[went] if a in first else pd.Series(dtype=float)
+        hours = ((nxt - first[a]) / HOUR)[went]
         rows.append(
             {
                 "stage": a,
@@ -365,6 +418,20 @@ def _stages(
             }
         )
     return pd.DataFrame(rows), {"persons": len(first)}
+
+
+def _first_reached(source: Source, query: Query, order: Sequence[str]) -> pd.DataFrame:
+    """Per person with any interaction at a stage, the time (whole seconds) they first
+    reached each stage of ``order`` (NaN: never), aggregated by the engine: the first step
+    at a stage is its first interaction there, so no steps need merging."""
+    t = dims.apply_query(interaction_facts(source, query.dimensions), query)
+    t = t.filter(t.stage.notnull())
+    at = t.occurred_at.epoch_seconds()
+    first = {f"_s{i}": at.min(where=t.stage == key) for i, key in enumerate(order)}
+    df = t.group_by("person").aggregate(_any=t.count(), **first).to_pyarrow().to_pandas()
+    # whole seconds, as the steps are (truncated like their int64 cast)
+    out = {key: np.trunc(df[f"_s{i}"].to_numpy(dtype=float)) for i, key in enumerate(order)}
+    return pd.DataFrame(out, index=pd.Index(df["person"], name="person"))
 
 
 _ATTRIBUTION_COLUMNS = (
@@ -384,30 +451,45 @@ _ATTRIBUTION_COLUMNS = (
 
 
 def _attribution(
-    seq: pd.DataFrame, conv: pd.Series, conf: float, replicates: int, seed: int
+    seq: pa.Table, conv: pd.Series, conf: float, replicates: int, seed: int
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    if seq.empty:
+    if seq.num_rows == 0:
         return pd.DataFrame(columns=list(_ATTRIBUTION_COLUMNS)), _summary(0, 0, conf)
-    at_conv = seq["person"].map(conv)
-    before = seq[at_conv.isna() | (seq["at"] < at_conv)]
-    persons = pd.Index(seq["person"].unique())
-    converted = persons.isin(conv.index)
+    # the steps are sorted by person: a journey starts where the person changes
+    person = seq.column("person").combine_chunks()
+    n = len(person)
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = pc.not_equal(person.slice(1), person.slice(0, n - 1)).to_numpy(
+        zero_copy_only=False
+    )
+    row_journey = np.cumsum(starts) - 1
+    persons = pd.Index(person.filter(pa.array(starts)).to_pylist(), dtype=object)
+    converted = np.asarray(persons.isin(conv.index), dtype=bool)
+    at_conv = conv.reindex(persons).to_numpy(dtype=float)[row_journey]
+    at = seq.column("at").to_numpy()
+    keep = np.isnan(at_conv) | (at < at_conv)
     # converters whose filtered path is empty still count (start → conversion)
-    codes, names = pd.factorize(before["element"], sort=True)
-    journey = persons.get_indexer(before["person"])
-    paths = markov.Paths(codes.astype(np.int64), journey, converted, len(names))
+    before = seq.column("element").filter(pa.array(keep))
+    names = sorted(set(before.unique().to_pylist()))
+    codes = _codes(before, names)
+    journey = row_journey[keep]
+    k = len(names)
+    paths = markov.Paths(codes, journey, converted, k)
     point, boots = markov.markov_attribution(paths, replicates, seed)
     summary = _summary(len(persons), int(converted.sum()), conf)
     summary["model_conversion_probability"] = point.probability
-    k = len(names)
-    df = pd.DataFrame({"journey": journey, "element": codes})
-    touched = df.drop_duplicates().groupby("element").size().reindex(range(k), fill_value=0)
-    conv_j = converted[journey]
-    through = df[conv_j].drop_duplicates().groupby("element").size().reindex(range(k), fill_value=0)
-    ends = df.groupby("journey")["element"].agg(["first", "last"])
-    ends = ends[converted[ends.index]]
-    first_touch = ends["first"].value_counts().reindex(range(k), fill_value=0)
-    last_touch = ends["last"].value_counts().reindex(range(k), fill_value=0)
+    # persons (and converting persons) through each step: distinct (journey, step) pairs
+    pairs = np.unique(journey * max(k, 1) + codes)
+    touched = np.bincount(pairs % max(k, 1), minlength=k)[:k]
+    through_pairs = pairs[converted[pairs // max(k, 1)]]
+    through = np.bincount(through_pairs % max(k, 1), minlength=k)[:k]
+    # first and last step of each converting journey with a path (journeys are contiguous)
+    first = np.ones(len(journey), dtype=bool)
+    first[1:] = journey[1:] != journey[:-1]
+    last = np.ones(len(journey), dtype=bool)
+    last[:-1] = first[1:]
+    first_touch = np.bincount(codes[first][converted[journey[first]]], minlength=k)[:k]
+    last_touch = np.bincount(codes[last][converted[journey[last]]], minlength=k)[:k]
     alpha = (1.0 - conf) / 2.0
     re_b = np.array([b.removal_effect for b in boots]).reshape(-1, k)
     at_b = np.array([b.attributed for b in boots]).reshape(-1, k)
@@ -418,8 +500,8 @@ def _attribution(
     frame = pd.DataFrame(
         {
             "step": [str(n) for n in names],
-            "persons": touched.to_numpy(),
-            "conversions_through": through.to_numpy(),
+            "persons": touched,
+            "conversions_through": through,
             "removal_effect": point.removal_effect,
             "removal_effect_low": re_lo,
             "removal_effect_high": re_hi,
@@ -427,8 +509,8 @@ def _attribution(
             "attributed_conversions_low": at_lo,
             "attributed_conversions_high": at_hi,
             "attribution_share": point.attributed / total if total > 0 else np.nan,
-            "first_touch": first_touch.to_numpy(),
-            "last_touch": last_touch.to_numpy(),
+            "first_touch": first_touch,
+            "last_touch": last_touch,
         }
     )
     frame = frame.sort_values("removal_effect", ascending=False, kind="mergesort")

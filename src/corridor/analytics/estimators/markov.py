@@ -23,6 +23,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from scipy import sparse
+
+#: bootstrap resamples weighted at once (memory: journeys × this many floats)
+_BATCH = 25
 
 
 class Paths(NamedTuple):
@@ -129,11 +133,28 @@ def markov_attribution(
     counts = np.bincount(flat, minlength=s * s).astype(float)
     point = attribute(counts, k, float(paths.converted.sum()))
     rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(replicates):
-        w = np.bincount(rng.integers(0, n_j, n_j), minlength=n_j).astype(float)
-        c = np.bincount(flat, weights=w[journey], minlength=s * s)
-        boots.append(attribute(c, k, float(w @ paths.converted)))
+    boots: list[Attribution] = []
+    if not replicates:
+        return point, boots
+    # each journey's transition counts (a sparse journey × transition matrix, transposed):
+    # a resample's counts are its journey weights times it, for a batch of resamples at once.
+    # Weights and counts are whole numbers, so the sums are exact in any order: the counts
+    # are those of weighting every transition by its journey's weight, one resample at a time
+    per_journey = sparse.csr_matrix(
+        (np.ones(len(flat)), (flat, journey)), shape=(s * s, n_j), dtype=float
+    )
+    converted = paths.converted.astype(float)
+    for done in range(0, replicates, _BATCH):
+        draws = [
+            np.bincount(rng.integers(0, n_j, n_j), minlength=n_j)
+            for _ in range(min(_BATCH, replicates - done))
+        ]
+        w = np.stack(draws, axis=1).astype(float)
+        counts_b = np.asarray(per_journey @ w)
+        conversions = converted @ w
+        for i in range(w.shape[1]):
+            c = np.ascontiguousarray(counts_b[:, i])
+            boots.append(attribute(c, k, float(conversions[i])))
     return point, boots
 
 
