@@ -6,7 +6,7 @@ estimators in :mod:`corridor.analytics.estimators.ripple_estimators` run on. The
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -188,40 +188,32 @@ def interaction_cells(
     source: Source, days: Sequence[tuple[pd.Timestamp, pd.Timestamp]] | None = None
 ) -> pd.DataFrame:
     """Interactions per UTC day × touch point × region (``n_interactions``); with ``days``
-    (``[start, end)`` UTC midnights), only the cells of those days: the interactions of other
-    days are not read."""
+    (``[start, end)`` UTC midnights), only the cells of those days: interactions before the
+    first or after the last are not read."""
     i = get_table(source, "interactions")
     pe = get_table(source, "people").select("person_id", "region")
     pe = pe.select(_pe_id=pe.person_id, _pe_region=pe.region)
     ranges = _merged(days) if days is not None else None
-    if ranges is not None:
-        # a day longer on both sides, whatever the session's time zone truncates in; the
-        # days themselves are cut exactly below
-        i = i.filter(
-            _any(
-                (i.occurred_at >= _lit(lo - DAY)) & (i.occurred_at < _lit(hi + DAY))
-                for lo, hi in ranges
-            )
-        )
+    if ranges:
+        # one range, a day wider on both sides (whatever the session's time zone truncates in),
+        # which the scan can skip by; the days themselves are cut from the cells below
+        lo, hi = ranges[0][0] - DAY, ranges[-1][1] + DAY
+        i = i.filter(i.occurred_at >= _lit(lo), i.occurred_at < _lit(hi))
     j = i.left_join(pe, i.person_id == pe._pe_id)
     j = j.select(day=i.occurred_at.truncate("D"), touchpoint=i.touchpoint, region=pe._pe_region)
-    if ranges is not None:
-        j = j.filter(_any((j.day >= _lit(lo)) & (j.day < _lit(hi)) for lo, hi in ranges))
     expr = j.group_by("day", "touchpoint", "region").aggregate(n_interactions=j.count())
     df = expr.to_pyarrow().to_pandas()
     df["day"] = as_utc(df["day"])
+    if ranges is not None:
+        keep = np.zeros(len(df), bool)
+        for lo, hi in ranges:
+            keep |= ((df["day"] >= lo) & (df["day"] < hi)).to_numpy()
+        df = df[keep].reset_index(drop=True)
     return df
 
 
 def _lit(at: pd.Timestamp) -> ir.Scalar:
     return ibis.literal(at.to_pydatetime())
-
-
-def _any(conditions: Iterable[ir.BooleanValue]) -> ir.BooleanValue:
-    out: ir.BooleanValue = ibis.literal(False)
-    for c in conditions:
-        out = out | c
-    return out
 
 
 def _merged(
