@@ -363,9 +363,10 @@ def _gap_columns(t: ir.Table, label: Any, keys: Sequence[str], gap: Any) -> ir.T
 
 
 def promise_sums(
-    source: Source, query: Query, promises: Sequence[Promise]
+    source: Source, query: Query, promises: Sequence[Promise], *, gaps: bool = True
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`promise_stats` for an already validated query and the promises to measure."""
+    """:func:`promise_stats` for an already validated query and the promises to measure;
+    ``gaps=False`` skips the gaps' query (its frame comes back empty)."""
     _check_query(query)
     keys = ["promise", *_group_keys(query)]
     tp_filter = query.filters.get("touchpoint")
@@ -377,7 +378,6 @@ def promise_sums(
         )
     parts = _promises_units(source, todo, query)
     units = ibis.union(*(u for u, _ in parts), distinct=False) if len(parts) > 1 else parts[0][0]
-    gaps = ibis.union(*(g for _, g in parts), distinct=False) if len(parts) > 1 else parts[0][1]
     unit_sums = dims.aggregate(
         units,
         keys,
@@ -388,10 +388,17 @@ def promise_sums(
             "sumsq_value": (units.value * units.value).sum(),
         },
     )
+    if not gaps:
+        return unit_sums, pd.DataFrame(columns=[*keys, "kept", *PROMISE_GAP_SUMS])
+    rated = ibis.union(*(g for _, g in parts), distinct=False) if len(parts) > 1 else parts[0][1]
     gap_sums = dims.aggregate(
-        gaps,
+        rated,
         [*keys, "kept"],
-        {"n": gaps.count(), "sum_gap": gaps.gap.sum(), "sumsq_gap": (gaps.gap * gaps.gap).sum()},
+        {
+            "n": rated.count(),
+            "sum_gap": rated.gap.sum(),
+            "sumsq_gap": (rated.gap * rated.gap).sum(),
+        },
     )
     return unit_sums, gap_sums
 
