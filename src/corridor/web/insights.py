@@ -21,8 +21,8 @@ def ripples(store: Store, scope: Scope, department: str, win: Window) -> list[di
     """The department's operational events in the window with their estimated effects, as
     ``scope`` may see them (the declared rule of the ``ripple`` analysis)."""
     analysis = registry.get("ripple")
-    # churn=False: the churn effect costs one more query per event (seconds on a page);
-    # `corridor ripple` and the API give it
+    # churn=False: the churn effects cost one more query over every interaction (seconds on a
+    # page); `corridor ripple` and the API give it
     kwargs = analysis.bind(
         {"department": [department], "since": win.since, "until": win.until, "churn": False}
     )

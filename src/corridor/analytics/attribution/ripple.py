@@ -59,8 +59,10 @@ from corridor.analytics.attribution.ripple_events import (
     CHURN_HORIZON_DAYS,
     COMPLAINT_MAX,
     Event,
+    Others,
     Scope,
-    churn_counts,
+    Span,
+    churn_counts_of,
     event_context,
     feedback_cells,
     interaction_cells,
@@ -85,6 +87,7 @@ from corridor.analytics.estimators.ripple_estimators import (
     did,
     its,
     proportion_did,
+    unit_keys,
 )
 
 if TYPE_CHECKING:
@@ -118,7 +121,7 @@ def ripple_table(
     """One row per operational event (started in ``[since, until)``, of ``department`` /
     ``event`` ids when given) with its effect on gap, complaint share and churn; columns in
     :data:`COLUMNS`. BH q-values are computed over the events shown. ``churn=False`` skips the
-    per-event churn query (one engine query per event)."""
+    churn query (one engine query for all the events, over every customer's interactions)."""
     conf = dims.check_confidence(confidence)
     if not 0.0 < float(alpha) < 1.0:
         raise AnalyticsQueryError(f"alpha must lie between 0 and 1 (e.g. 0.05), got {alpha!r}")
@@ -238,13 +241,17 @@ def _estimate(
     churn: bool,
 ) -> pd.DataFrame:
     cells = feedback_cells(source)
-    icells = interaction_cells(source)
+    cells["_u"] = unit_keys(cells)  # the estimators' unit keys, made once for every event
     market = market_events(source)
     tp = dims.get_table(source, "touchpoints").select("key", "department").to_pyarrow().to_pandas()
     all_tps = tuple(tp["key"])
     owned = tp.groupby("department")["key"].apply(tuple).to_dict()
     data_end = (cells["day"].max() + DAY) if len(cells) else pd.Timestamp.now(tz="UTC")
+    # affected interactions are counted in the events' windows only: no other day is read
+    windows = [span_of(ev, data_end) for ev in chosen]
+    icells = interaction_cells(source, [(w.start, w.end) for w in windows])
     rows = []
+    contexts: list[tuple[Scope, Span, Others]] = []
     for ev in chosen:
         scope = scope_of(ev, owned, all_tps)
         span, others, overlapping = event_context(
@@ -296,8 +303,14 @@ def _estimate(
             else:
                 row["complaint_share_pre"] = res.mean_pre
                 row["complaint_share_window"] = res.mean_window
-        if churn:
-            counts = churn_counts(source, scope, span, others, data_end)
+        row["note"] = _note(row, scope, overlapping)
+        rows.append(row)
+        contexts.append((scope, span, others))
+    if churn:
+        # every event's churn counts in one engine query
+        for row, (scope, _, _), counts in zip(
+            rows, contexts, churn_counts_of(source, contexts, data_end), strict=True
+        ):
             res_c = _enough(proportion_did(counts, scope.design == "its", conf), False)
             row.update(
                 n_exposed=res_c.n_treated,
@@ -305,8 +318,6 @@ def _estimate(
                 churn_share_window=res_c.mean_window,
             )
             _put_effect(row, "churn", res_c)
-        row["note"] = _note(row, scope, overlapping)
-        rows.append(row)
     frame = pd.DataFrame(rows)
     for name in MEASURES:
         p = frame.get(f"p_value_{name}")
@@ -440,9 +451,7 @@ ALPHA = Param(
     "itself is refused)",
     ge=0.0, lt=1.0,
 )  # fmt: skip
-CHURN = Param(
-    "churn", "bool", True, "estimate churn effects (false skips one engine query per event)"
-)
+CHURN = Param("churn", "bool", True, "estimate churn effects (false skips the churn query)")
 
 RIPPLE_COLUMNS = columns(
     "event_id:str kind:str started_at:time ended_at:time touchpoints:str scope:str design:str "

@@ -184,17 +184,49 @@ def feedback_cells(source: Source) -> pd.DataFrame:
     return df
 
 
-def interaction_cells(source: Source) -> pd.DataFrame:
-    """Interactions per UTC day × touch point × region (``n_interactions``)."""
+def interaction_cells(
+    source: Source, days: Sequence[tuple[pd.Timestamp, pd.Timestamp]] | None = None
+) -> pd.DataFrame:
+    """Interactions per UTC day × touch point × region (``n_interactions``); with ``days``
+    (``[start, end)`` UTC midnights), only the cells of those days: interactions before the
+    first or after the last are not read."""
     i = get_table(source, "interactions")
     pe = get_table(source, "people").select("person_id", "region")
     pe = pe.select(_pe_id=pe.person_id, _pe_region=pe.region)
+    ranges = _merged(days) if days is not None else None
+    if ranges:
+        # one range, a day wider on both sides (whatever the session's time zone truncates in),
+        # which the scan can skip by; the days themselves are cut from the cells below
+        lo, hi = ranges[0][0] - DAY, ranges[-1][1] + DAY
+        i = i.filter(i.occurred_at >= _lit(lo), i.occurred_at < _lit(hi))
     j = i.left_join(pe, i.person_id == pe._pe_id)
     j = j.select(day=i.occurred_at.truncate("D"), touchpoint=i.touchpoint, region=pe._pe_region)
     expr = j.group_by("day", "touchpoint", "region").aggregate(n_interactions=j.count())
     df = expr.to_pyarrow().to_pandas()
     df["day"] = as_utc(df["day"])
+    if ranges is not None:
+        keep = np.zeros(len(df), bool)
+        for lo, hi in ranges:
+            keep |= ((df["day"] >= lo) & (df["day"] < hi)).to_numpy()
+        df = df[keep].reset_index(drop=True)
     return df
+
+
+def _lit(at: pd.Timestamp) -> ir.Scalar:
+    return ibis.literal(at.to_pydatetime())
+
+
+def _merged(
+    days: Sequence[tuple[pd.Timestamp, pd.Timestamp]],
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """``[start, end)`` ranges merged where they overlap or touch, in order."""
+    out: list[tuple[pd.Timestamp, pd.Timestamp]] = []
+    for lo, hi in sorted(days):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
 
 
 @dataclass(frozen=True)
@@ -321,16 +353,32 @@ def event_context(
     return Span(min(pre_start, span.start - DAY), span.start, span.end), scopes, overlapping
 
 
+Others = Sequence[tuple[Sequence[str] | None, str | None]]
+
+
 def churn_counts(
     source: Source,
     scope: Scope,
     span: Span,
-    others: Sequence[tuple[Sequence[str] | None, str | None]],
+    others: Others,
     data_end: pd.Timestamp,
 ) -> dict[str, float]:
     """Customers exposed (first interaction in the treated/control units, per phase) and how many
     cancelled within the horizon; customers whose horizon passes the end of data are left out."""
-    horizon = pd.Timedelta(days=CHURN_HORIZON_DAYS)
+    return churn_counts_of(source, [(scope, span, others)], data_end)[0]
+
+
+def churn_counts_of(
+    source: Source,
+    events: Sequence[tuple[Scope, Span, Others]],
+    data_end: pd.Timestamp,
+) -> list[dict[str, float]]:
+    """:func:`churn_counts` of several events (scope, span, others) in one engine query: the
+    customers' interactions are read and placed in their region once, each event's exposures
+    (first interaction per person, group and phase) are stacked, and the cancellations within
+    the horizon are joined to all of them at once."""
+    if not events:
+        return []
     i = get_table(source, "interactions")
     pe = get_table(source, "people")
     pe = pe.select(_pe_id=pe.person_id, _pe_region=pe.region, _pe_kind=pe.kind)
@@ -342,8 +390,49 @@ def churn_counts(
         region=pe._pe_region,
         kind=pe._pe_kind,
     )
+    horizon = pd.Timedelta(days=CHURN_HORIZON_DAYS)
+    last_ok = (data_end - horizon).to_pydatetime()
+    # an exposure counts when its first interaction is before last_ok: later interactions can
+    # neither make nor move one, so they are not read
+    j = j.filter(j.kind == "customer", j.at < ibis.literal(last_ok))
+    stacked = None
+    for k, (scope, span, others) in enumerate(events):
+        first = _exposures(j, scope, span, others).mutate(ev=ibis.literal(k, "int64"))
+        first = first.filter(first.first_at < ibis.literal(last_ok))
+        stacked = first if stacked is None else stacked.union(first, distinct=False)
+    assert stacked is not None
+    c = get_table(source, "interactions")
+    c = c.filter(c.outcome == "cancel").select(_c_person=c.person_id, _c_at=c.occurred_at)
+    hit = stacked.left_join(
+        c,
+        (stacked.person_id == c._c_person)
+        & (c._c_at >= stacked.first_at)
+        & (c._c_at < stacked.first_at + ibis.interval(days=CHURN_HORIZON_DAYS)),
+    )
+    hit = hit.select(
+        ev=stacked.ev,
+        person_id=stacked.person_id,
+        grp=stacked.grp,
+        during=stacked.during,
+        cancel=c._c_person,
+    )
+    per = hit.group_by("ev", "person_id", "grp", "during").aggregate(churned=hit.cancel.count())
+    agg = per.group_by("ev", "grp", "during").aggregate(
+        persons=per.count(), churned=count_where(per, per.churned > 0)
+    )
+    df = agg.to_pyarrow().to_pandas()
+    out: list[dict[str, float]] = [{} for _ in events]
+    for r in df.itertuples(index=False):
+        key = f"{r.grp}{'1' if r.during else '0'}"
+        out[int(r.ev)][f"persons_{key}"] = float(r.persons)
+        out[int(r.ev)][f"churned_{key}"] = float(r.churned)
+    return out
+
+
+def _exposures(j: ir.Table, scope: Scope, span: Span, others: Others) -> ir.Table:
+    """One event's exposures from the customers' interactions ``j``: the first interaction per
+    person, group (``T`` treated, ``C`` control) and phase (``during`` the window)."""
     j = j.filter(
-        j.kind == "customer",
         j.at >= ibis.literal(span.pre_start.to_pydatetime()),
         j.at < ibis.literal(span.end.to_pydatetime()),
     )
@@ -363,31 +452,7 @@ def churn_counts(
     grp = ibis.cases((treated, "T"), (control, "C"), else_=ibis.null("string"))
     j = j.mutate(grp=grp, during=j.at >= ibis.literal(span.start.to_pydatetime()))
     j = j.filter(j.grp.notnull())
-    first = j.group_by("person_id", "grp", "during").aggregate(first_at=j.at.min())
-    last_ok = (data_end - horizon).to_pydatetime()
-    first = first.filter(first.first_at < ibis.literal(last_ok))
-    c = get_table(source, "interactions")
-    c = c.filter(c.outcome == "cancel").select(_c_person=c.person_id, _c_at=c.occurred_at)
-    hit = first.left_join(
-        c,
-        (first.person_id == c._c_person)
-        & (c._c_at >= first.first_at)
-        & (c._c_at < first.first_at + ibis.interval(days=CHURN_HORIZON_DAYS)),
-    )
-    hit = hit.select(
-        person_id=first.person_id, grp=first.grp, during=first.during, cancel=c._c_person
-    )
-    per = hit.group_by("person_id", "grp", "during").aggregate(churned=hit.cancel.count())
-    agg = per.group_by("grp", "during").aggregate(
-        persons=per.count(), churned=count_where(per, per.churned > 0)
-    )
-    df = agg.to_pyarrow().to_pandas()
-    out: dict[str, float] = {}
-    for r in df.itertuples(index=False):
-        key = f"{r.grp}{'1' if r.during else '0'}"
-        out[f"persons_{key}"] = float(r.persons)
-        out[f"churned_{key}"] = float(r.churned)
-    return out
+    return j.group_by("person_id", "grp", "during").aggregate(first_at=j.at.min())
 
 
 __all__ = [
@@ -399,9 +464,11 @@ __all__ = [
     "OPEN_DAYS",
     "Event",
     "Market",
+    "Others",
     "Scope",
     "Span",
     "churn_counts",
+    "churn_counts_of",
     "department_events",
     "event_context",
     "feedback_cells",

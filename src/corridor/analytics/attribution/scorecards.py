@@ -161,7 +161,7 @@ def standardised_effects(cells: pd.DataFrame) -> pd.DataFrame:
 def _promise_counts(source: Source, kind: Kind, query: Query) -> pd.DataFrame:
     promises = load_promises(source)
     q = Query((kind,), None, query.filters, query.since, query.until)
-    units, _ = promise_sums(source, q, promises)
+    units, _ = promise_sums(source, q, promises, gaps=False)  # the counts only
     if units.empty:
         return pd.DataFrame({"unit": [], "promise_n": [], "promise_kept": []})
     g = units.groupby(kind, dropna=False)[["n", "n_kept"]].sum().reset_index()

@@ -62,9 +62,15 @@ def _t_effect(est: float, se: float, df: float, conf: float) -> tuple[float, flo
     return est - half, est + half, p
 
 
+def unit_keys(cells: pd.DataFrame) -> np.ndarray:
+    """One key per touch point × region of day × unit rows (the ``_u`` column the estimators
+    group units by); a caller running many estimates on one frame may add it once."""
+    unit = cells["touchpoint"].astype(str) + "\x00" + cells["region"].astype(object).fillna("\x00")
+    return unit.to_numpy()
+
+
 def _units(sub: pd.DataFrame) -> pd.DataFrame:
-    unit = sub["touchpoint"].astype(str) + "\x00" + sub["region"].astype(object).fillna("\x00")
-    return sub.assign(_u=unit.to_numpy())
+    return sub if "_u" in sub.columns else sub.assign(_u=unit_keys(sub))
 
 
 def _raw_means(d: pd.DataFrame, n: str, s: str) -> tuple[float, float, float, float]:
@@ -129,12 +135,19 @@ def did(sub: pd.DataFrame, n: str, s: str, ss: str, conf: float) -> Effect:
     )
     a = u["a"].reindex(rows["_u"]).to_numpy()
     infl = a / size * (rows[s].to_numpy(float) - rows[n].to_numpy(float) * mean_ph)
-    psi = pd.Series(infl).groupby(rows["day"].to_numpy()).sum()
+    # days as int64 nanoseconds: the same groups in the same order, hashed without Timestamps
+    psi = pd.Series(infl).groupby(_day_keys(rows["day"])).sum()
     n_days = len(psi)
     v_cr = n_days / (n_days - 1.0) * float((psi**2).sum()) if n_days > 1 else _NAN
     se = float(np.sqrt(np.nanmax([v_iid, v_cr])))
     low, high, p = _t_effect(est, se, n_days - 1.0, conf)
     return Effect(est, se, low, high, p, nt1, nt0, ncw, ncp, m0, m1)
+
+
+def _day_keys(day: pd.Series) -> np.ndarray:
+    if isinstance(day.dtype, pd.DatetimeTZDtype):
+        return day.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]").view("i8")
+    return day.to_numpy()
 
 
 def its(sub: pd.DataFrame, n: str, s: str, ss: str, conf: float) -> Effect:
@@ -209,4 +222,12 @@ def benjamini_hochberg(p: Any) -> np.ndarray:
     return out
 
 
-__all__ = ["DAY", "Effect", "benjamini_hochberg", "did", "its", "proportion_did"]
+__all__ = [
+    "DAY",
+    "Effect",
+    "benjamini_hochberg",
+    "did",
+    "its",
+    "proportion_did",
+    "unit_keys",
+]

@@ -44,7 +44,7 @@ one ``GROUP BY`` over the union of every promise's units, one over their gaps) a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Unpack
 
@@ -202,6 +202,15 @@ def interaction_rows(source: Source, dimensions: Sequence[str], metric: str) -> 
     """One row per interaction: ``interaction_id``, ``occurred_at``, ``touchpoint``, ``value``
     (the metric as float64) and one column per requested dimension, joining the corridor map
     and people only when needed (LEFT JOINs on primary keys)."""
+    t = interaction_values(source, dimensions, {"value": metric})
+    return t.select("interaction_id", "occurred_at", "value", *t.columns[3:])
+
+
+def interaction_values(
+    source: Source, dimensions: Sequence[str], metrics: Mapping[str, str]
+) -> ir.Table:
+    """:func:`interaction_rows` with one float64 column per ``{name: metric}`` of ``metrics``
+    (after ``interaction_id`` and ``occurred_at``, before ``touchpoint``)."""
     wanted = tuple(dict.fromkeys(dimensions))
     i = dims.get_table(source, "interactions")
     joined: Any = i
@@ -221,15 +230,18 @@ def interaction_rows(source: Source, dimensions: Sequence[str], metric: str) -> 
         pe = pe.select(_pe_id=pe.person_id, _pe_segment=pe.segment, _pe_region=pe.region)
         joined = joined.left_join(pe, i.person_id == pe._pe_id)
         cols.update(segment=pe._pe_segment, region=pe._pe_region)
-    value = (
-        i[metric].cast("float64")
-        if metric in INTERACTION_COLUMNS
-        else attribute_value(i.attributes, metric)
-    )
+    values = {
+        name: (
+            i[metric].cast("float64")
+            if metric in INTERACTION_COLUMNS
+            else attribute_value(i.attributes, metric)
+        )
+        for name, metric in metrics.items()
+    }
     return joined.select(
         interaction_id=i.interaction_id,
         occurred_at=i.occurred_at,
-        value=value,
+        **values,
         **{"touchpoint": i.touchpoint},
         **{d: cols[d] for d in wanted if d != "touchpoint"},
     )
@@ -270,6 +282,62 @@ def promise_units(source: Source, promise: Promise, query: Query) -> tuple[ir.Ta
     return _unit_columns(t, label, keys), _gap_columns(j, label, keys, j._fb_gap)
 
 
+def _promises_units(
+    source: Source, promises: Sequence[Promise], query: Query
+) -> list[tuple[ir.Table, ir.Table]]:
+    """:func:`promise_units` of every promise, each side of the engine read once: the
+    interactions (or feedback) at all the promises' touch points, with every metric the promises
+    measure, are selected (and joined to the rated feedback) once, and each promise's rows are
+    cut from them by its touch point. The same rows as one :func:`promise_units` per promise."""
+    keys = _group_keys(query)
+    out: dict[str, tuple[ir.Table, ir.Table]] = {}
+    for measured_on in ("feedback", "interactions"):
+        mine = [p for p in promises if (p.measured_on == "feedback") == (measured_on == "feedback")]
+        if not mine:
+            continue
+        filters = dict(query.filters)
+        filters["touchpoint"] = tuple(dict.fromkeys(p.touchpoint for p in mine))
+        q = replace(query, filters=filters)
+        metrics = tuple(dict.fromkeys(p.metric for p in mine))
+        if measured_on == "feedback":
+            base = feedback_rows(source, q, metrics)
+            for p in mine:
+                t = base.filter(base.touchpoint == p.touchpoint)
+                t = t.mutate(value=t[p.metric], gap=t.experience - t.expectation)
+                t = t.filter(t.value.notnull())
+                t = t.mutate(kept=ibis.ifelse(_kept(t.value, p.operator, p.threshold), 1, 0))
+                rated = t.filter(t.gap.notnull())
+                label = ibis.literal(p.key, type="string")
+                out[p.key] = (
+                    _unit_columns(t, label, keys),
+                    _gap_columns(rated, label, keys, rated.gap),
+                )
+            continue
+        names = {m: f"_value_{k}" for k, m in enumerate(metrics)}
+        base = dims.apply_query(
+            interaction_values(source, q.dimensions, {v: m for m, v in names.items()}), q
+        )
+        f = dims.get_table(source, "feedback")
+        f = f.filter(f.interaction_id.notnull(), f.expectation.notnull(), f.experience.notnull())
+        f = f.select(
+            _fb_interaction=f.interaction_id,
+            _fb_gap=f.experience.cast("float64") - f.expectation.cast("float64"),
+        )
+        rated_base = base.join(f, base.interaction_id == f._fb_interaction)
+        for p in mine:
+            label = ibis.literal(p.key, type="string")
+            sides = []
+            for b in (base, rated_base):
+                t = b.filter(b.touchpoint == p.touchpoint)
+                t = t.mutate(value=t[names[p.metric]])
+                t = t.filter(t.value.notnull())
+                t = t.mutate(kept=ibis.ifelse(_kept(t.value, p.operator, p.threshold), 1, 0))
+                sides.append(t)
+            t, j = sides
+            out[p.key] = (_unit_columns(t, label, keys), _gap_columns(j, label, keys, j._fb_gap))
+    return [out[p.key] for p in promises]
+
+
 def _nullable(value: Any) -> Any:
     """``value`` cast to the nullable version of its type, so that every promise's rows have
     one schema (a column NOT NULL in one table may be nullable in another) and can be unioned."""
@@ -295,9 +363,10 @@ def _gap_columns(t: ir.Table, label: Any, keys: Sequence[str], gap: Any) -> ir.T
 
 
 def promise_sums(
-    source: Source, query: Query, promises: Sequence[Promise]
+    source: Source, query: Query, promises: Sequence[Promise], *, gaps: bool = True
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`promise_stats` for an already validated query and the promises to measure."""
+    """:func:`promise_stats` for an already validated query and the promises to measure;
+    ``gaps=False`` skips the gaps' query (its frame comes back empty)."""
     _check_query(query)
     keys = ["promise", *_group_keys(query)]
     tp_filter = query.filters.get("touchpoint")
@@ -307,9 +376,8 @@ def promise_sums(
             pd.DataFrame(columns=[*keys, *PROMISE_SUMS]),
             pd.DataFrame(columns=[*keys, "kept", *PROMISE_GAP_SUMS]),
         )
-    parts = [promise_units(source, p, query) for p in todo]
+    parts = _promises_units(source, todo, query)
     units = ibis.union(*(u for u, _ in parts), distinct=False) if len(parts) > 1 else parts[0][0]
-    gaps = ibis.union(*(g for _, g in parts), distinct=False) if len(parts) > 1 else parts[0][1]
     unit_sums = dims.aggregate(
         units,
         keys,
@@ -320,10 +388,17 @@ def promise_sums(
             "sumsq_value": (units.value * units.value).sum(),
         },
     )
+    if not gaps:
+        return unit_sums, pd.DataFrame(columns=[*keys, "kept", *PROMISE_GAP_SUMS])
+    rated = ibis.union(*(g for _, g in parts), distinct=False) if len(parts) > 1 else parts[0][1]
     gap_sums = dims.aggregate(
-        gaps,
+        rated,
         [*keys, "kept"],
-        {"n": gaps.count(), "sum_gap": gaps.gap.sum(), "sumsq_gap": (gaps.gap * gaps.gap).sum()},
+        {
+            "n": rated.count(),
+            "sum_gap": rated.gap.sum(),
+            "sumsq_gap": (rated.gap * rated.gap).sum(),
+        },
     )
     return unit_sums, gap_sums
 
