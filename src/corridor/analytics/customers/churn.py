@@ -126,7 +126,7 @@ def survival_table(
     months, with the log-rank test across groups."""
     conf = check_confidence(confidence)
     group = _check_by(by)
-    ct = table if table is not None else customer_table(source, until, filters)
+    ct = table if table is not None else customer_table(source, until, filters, gaps=False)
     people = ct.people
     keys = (
         people[group].fillna("(missing)").astype(str) if group else pd.Series("all", people.index)
@@ -209,35 +209,60 @@ def gap_episodes(
         cols = [c for c in cols if c in wanted]
     if not cols:
         return pd.DataFrame(), pd.DataFrame(), pd.Series(dtype="int64")
-    base = people[["person_id", "start", "entry", "tenure", "event"]]
-    r = ct.ratings[ct.ratings["touchpoint"].isin(cols)].merge(base, on="person_id")
-    r["t"] = np.maximum(months_between(r["start"], r["occurred_at"]), r["entry"].to_numpy())
-    r = r[r["t"] < r["tenure"]]
-    r["c"] = r["gap"] - r["touchpoint"].map(r.groupby("touchpoint")["gap"].mean())
-    wide = r.groupby(["person_id", "t", "touchpoint"])["c"].last().unstack()
-    wide = wide.reindex(columns=cols)
-    init = pd.DataFrame(
-        np.nan, index=pd.MultiIndex.from_arrays([base["person_id"], base["entry"]]), columns=cols
-    )
-    init.index.names = ["person_id", "t"]
-    both = pd.concat([init, wide])
-    both = both[~both.index.duplicated(keep="last")].sort_index()
-    both = both.groupby(level=0).ffill().fillna(0.0)
-    idx = both.index.to_frame(index=False)
-    info = base.set_index("person_id")
-    nxt = idx.groupby("person_id")["t"].shift(-1)
-    last = nxt.isna()
-    stop = nxt.fillna(idx["person_id"].map(info["tenure"]))
+    # people are sorted by person_id (unique), so a person's row number orders like the id
+    pid = people["person_id"].to_numpy()
+    entry = people["entry"].to_numpy(float)
+    tenure = people["tenure"].to_numpy(float)
+    r = ct.ratings[ct.ratings["touchpoint"].isin(cols)]
+    who = pd.Index(pid).get_indexer(r["person_id"])
+    r, who = r[who >= 0], who[who >= 0]
+    start = people["start"].iloc[who].reset_index(drop=True)
+    t = np.maximum(months_between(start, r["occurred_at"].reset_index(drop=True)), entry[who])
+    at_risk = t < tenure[who]
+    r, who, t = r[at_risk], who[at_risk], t[at_risk]
+    c = (r["gap"] - r["touchpoint"].map(r.groupby("touchpoint")["gap"].mean())).to_numpy(float)
+    tp = pd.Index(cols).get_indexer(r["touchpoint"])
+    # one row per person and time: the start of their time at risk and each rating time
+    key_who = np.r_[np.arange(len(pid)), who]
+    key_t = np.r_[entry, t]
+    order = np.lexsort((key_t, key_who))
+    fresh = np.r_[True, (np.diff(key_who[order]) != 0) | (np.diff(key_t[order]) != 0)]
+    row = np.empty(len(order), np.int64)
+    row[order] = np.cumsum(fresh) - 1
+    first = order[fresh]
+    row_who, row_t = key_who[first], key_t[first]
+    n, k = len(first), len(cols)
+    # each touch point's latest gap at each row: the last rating there at that time ...
+    cell = tp * n + row[len(pid) :]
+    last = len(cell) - 1 - np.unique(cell[::-1], return_index=True)[1]
+    flat = np.full(k * n, np.nan)
+    flat[cell[last]] = c[last]
+    columns = flat.reshape(k, n)  # one touch point a row: contiguous
+    # ... carried forward over the person's later rows, and 0 (the mean) before the first
+    here = np.arange(n)
+    for j in range(k):
+        src = np.maximum.accumulate(np.where(np.isnan(columns[j]), -1, here))
+        own = (src >= 0) & (row_who[np.maximum(src, 0)] == row_who)
+        columns[j] = np.where(own, columns[j][np.maximum(src, 0)], 0.0)
+    ends = np.r_[row_who[1:] != row_who[:-1], True]
+    stop = np.where(ends, tenure[row_who], np.r_[row_t[1:], np.nan])
+    event = people["event"].to_numpy()
     episodes = pd.DataFrame(
         {
-            "person_id": idx["person_id"],
-            "start": idx["t"],
+            "person_id": pid[row_who],
+            "start": row_t,
             "stop": stop,
-            "event": np.where(last, idx["person_id"].map(info["event"]), 0).astype("int64"),
+            "event": np.where(ends, event[row_who], 0).astype("int64"),
         }
     )
-    X = both.reset_index(drop=True)
-    X = X.loc[:, X.std() > 0]
+    X = pd.DataFrame(columns.T, columns=cols)
+    # touch points whose gap varies: two different values certainly have a standard deviation
+    # above 0; pandas decides for the constant ones (its mean of equal values may be inexact)
+    varies = columns.min(axis=1) != columns.max(axis=1)
+    same = [c for c, v in zip(cols, varies, strict=True) if not v]
+    if same:
+        varies |= np.isin(cols, [c for c, sd in X[same].std().items() if sd > 0])
+    X = X.loc[:, varies]
     X.columns = [f"gap:{c}" for c in X.columns]
     keep = episodes["stop"] > episodes["start"]
     kept = [c.removeprefix("gap:") for c in X.columns]

@@ -31,6 +31,8 @@ from typing import Any
 import ibis
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import Filters, Source, check_filters, check_time, get_table
@@ -125,16 +127,21 @@ def customer_table(
     until: Any = None,
     filters: Filters | None = None,
     churn_outcome: str = CHURN_OUTCOME,
+    gaps: bool = True,
 ) -> CustomerTable:
     """The customers of the store as of ``until`` (exclusive; default: everything), selected
-    by ``filters`` (:data:`ALLOWED_FILTERS`). See the module docstring for definitions."""
+    by ``filters`` (:data:`ALLOWED_FILTERS`). See the module docstring for definitions.
+    ``gaps=False``: the people only (``gaps``, ``rated``, ``latest`` and ``ratings`` empty),
+    for analyses that read no feedback."""
     flt = check_person_filters(filters)
     as_of_arg = check_time(until, "until")
     ci = canonical_interactions(source)
+    raw = get_table(source, "interactions")  # the span needs no person: no join
     if as_of_arg is not None:
         ci = ci.filter(ci.occurred_at < ibis.literal(as_of_arg))
+        raw = raw.filter(raw.occurred_at < ibis.literal(as_of_arg))
     # to_pandas: an empty table's MIN is NULL, which to_pyarrow refuses on PostgreSQL
-    span = ci.aggregate(first=ci.occurred_at.min(), last=ci.occurred_at.max()).to_pandas()
+    span = raw.aggregate(first=raw.occurred_at.min(), last=raw.occurred_at.max()).to_pandas()
     obs_start = _scalar_time(span["first"].iloc[0])
     last_seen = _scalar_time(span["last"].iloc[0])
     as_of = as_of_arg or last_seen
@@ -174,14 +181,23 @@ def customer_table(
     if df.empty:
         return empty
     frame = _durations(df, obs_start, as_of)
-    rows = _gap_rows(source, agg, as_of_arg)
-    rows = rows[rows["person_id"].isin(set(frame["person_id"]))].reset_index(drop=True)
-    gaps, latest, rated = _gap_matrices(rows)
+    if not gaps:
+        return CustomerTable(frame, pd.DataFrame(), pd.DataFrame(), obs_start, as_of)
+    rows = _gap_rows(source, ci, churn_outcome, as_of_arg)
+    rows = rows[_isin_strings(rows["person_id"], frame["person_id"])].reset_index(drop=True)
+    means, latest, rated = _gap_matrices(rows)
     keep = frame["person_id"]
-    gaps = gaps.reindex(index=keep)
+    means = means.reindex(index=keep)
     latest = latest.reindex(index=keep)
     rated = rated.reindex(index=keep).fillna(0).astype("int64")
-    return CustomerTable(frame, gaps, rated, obs_start, as_of, latest, rows)
+    return CustomerTable(frame, means, rated, obs_start, as_of, latest, rows)
+
+
+def _isin_strings(values: pd.Series, wanted: pd.Series) -> np.ndarray:
+    """``values.isin(wanted)`` for string columns, in Arrow (pandas' Arrow-backed strings
+    test membership one Python object at a time)."""
+    found = pc.is_in(pa.array(values, pa.string()), value_set=pa.array(wanted, pa.string()))
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _matching(source: Source, ci: Any, filters: dict[str, tuple[Any, ...]]) -> Any:
@@ -246,7 +262,7 @@ def _durations(df: pd.DataFrame, obs_start: datetime, as_of: datetime) -> pd.Dat
     return out.sort_values("person_id", kind="mergesort").reset_index(drop=True)
 
 
-def _gap_rows(source: Source, agg: Any, until: datetime | None) -> pd.DataFrame:
+def _gap_rows(source: Source, ci: Any, churn_outcome: str, until: datetime | None) -> pd.DataFrame:
     """Rated feedback of customers given before their churn: ``person_id``, ``touchpoint``,
     ``occurred_at`` (UTC) and ``gap``, in time order."""
     f = get_table(source, "feedback")
@@ -254,7 +270,9 @@ def _gap_rows(source: Source, agg: Any, until: datetime | None) -> pd.DataFrame:
     p = p.select(_p_id=p.person_id, _p_canon=p.canonical_id)
     i = get_table(source, "interactions")
     i = i.select(_i_id=i.interaction_id, _i_tp=i.touchpoint)
-    churn = agg.select(_c_id=agg.cid, _c_at=agg.churn_at)
+    # each customer's churn: the first churn interaction (customers without one match none)
+    churns = ci.filter(ci.outcome == churn_outcome)
+    churn = churns.group_by(_c_id=churns.cid).aggregate(_c_at=churns.occurred_at.min())
     cid = ibis.coalesce(p._p_canon, f.person_id)
     j = (
         f.left_join(i, f.interaction_id == i._i_id)
@@ -277,10 +295,16 @@ def _gap_rows(source: Source, agg: Any, until: datetime | None) -> pd.DataFrame:
         gap=f.experience.cast("float64") - f.expectation.cast("float64"),
     )
     rows = rows.filter(rows.touchpoint.notnull())
-    df = rows.to_pyarrow().to_pandas()
+    # sorted in Arrow (byte order of UTF-8 = code-point order, as pandas sorts; the key is
+    # unique, feedback_id being the key of feedback); pandas' sort of Arrow strings is slow
+    keys = ("person_id", "occurred_at", "feedback_id")
+    table = rows.to_pyarrow()
+    table = table.cast(
+        pa.schema([f.with_type(pa.string()) if f.name in keys[::2] else f for f in table.schema])
+    ).sort_by([(k, "ascending") for k in keys])
+    df = table.to_pandas()
     df["person_id"] = df["person_id"].astype(str)
     df["occurred_at"] = _to_utc(df["occurred_at"])
-    df = df.sort_values(["person_id", "occurred_at", "feedback_id"], kind="mergesort")
     return df.drop(columns="feedback_id").reset_index(drop=True)
 
 

@@ -10,7 +10,8 @@ reference fits. :mod:`corridor.analytics.customers.churn` builds those arrays fr
 * :func:`log_rank` — the Mantel–Haenszel log-rank test of equal survival across groups
   (Mantel 1966; Peto & Peto 1972), from :func:`statsmodels.duration.survfunc.survdiff`.
 * :class:`CoxPH` — Cox proportional hazards (Cox 1972) by partial likelihood with Efron's
-  handling of ties (Efron 1977), from :class:`statsmodels.duration.hazard_regression.PHReg`;
+  handling of ties (Efron 1977), fitted as :class:`statsmodels.duration.hazard_regression.PHReg`
+  fits it but vectorised (:mod:`corridor.analytics.estimators.cox_efron`);
   adds hazard ratios with Wald intervals, Harrell's concordance (Harrell et al. 1982), the
   Breslow baseline cumulative hazard, and the Grambsch–Therneau test of proportional hazards
   on scaled Schoenfeld residuals (Grambsch & Therneau 1994).
@@ -18,7 +19,6 @@ reference fits. :mod:`corridor.analytics.customers.churn` builds those arrays fr
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.estimators.cox_efron import fit_efron
 
 
 def _arrays(
@@ -154,52 +155,51 @@ def log_rank(time: Any, event: Any, group: Any, entry: Any = None) -> LogRank:
     return LogRank(float(chi2), k - 1, float(p), k)
 
 
+def _prefix_below(values: np.ndarray, prefix: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """For each query ``q`` and each row ``b`` of ``bounds``: how many of
+    ``values[:prefix[q]]`` are below ``bounds[b, q]``.
+
+    Offline with a merge-sort tree: ``[0, prefix)`` splits into at most one aligned block of
+    each power-of-two size; each level's blocks are sorted once and counted by bisection."""
+    n = len(values)
+    out = np.zeros(bounds.shape, np.int64)
+    if n == 0 or len(prefix) == 0:
+        return out
+    span = int(max(values.max(), bounds.max())) + 2
+    pos = np.arange(n, dtype=np.int64)
+    level = 0
+    while (1 << level) <= n:
+        keys = np.sort((pos >> level) * span + values)
+        has = ((prefix >> level) & 1) == 1
+        block = (prefix[has] >> level) - 1
+        for row in range(len(bounds)):
+            below = np.searchsorted(keys, block * span + bounds[row, has], side="left")
+            out[row, has] += below - block * (1 << level)
+        level += 1
+    return out
+
+
 def concordance(time: Any, event: Any, score: Any) -> float:
     """Harrell's C: among pairs where the one who failed first had an event, the share in
     which that one had the higher risk score (ties in score count one half).
 
-    ``O(n log n)`` with a Fenwick tree over score ranks."""
+    ``O(n log² n)``, vectorised: people sorted by time, longest first; each event is compared
+    with everyone before its group of tied times."""
     t = np.asarray(time, float)
     e = np.asarray(event, bool)
     s = np.asarray(score, float)
-    rank = np.unique(s, return_inverse=True)[1] + 1  # 1-based dense ranks
-    m = int(rank.max()) if len(rank) else 0
-    tree = np.zeros(m + 1, np.int64)
-
-    def add(i: int) -> None:
-        while i <= m:
-            tree[i] += 1
-            i += i & -i
-
-    def below(i: int) -> int:  # count of added ranks <= i
-        c = 0
-        while i > 0:
-            c += int(tree[i])
-            i -= i & -i
-        return c
-
+    if len(t) == 0:
+        return float("nan")
+    rank = np.unique(s, return_inverse=True)[1].astype(np.int64)
     order = np.argsort(-t, kind="mergesort")
-    concordant = tied = pairs = 0.0
-    added = 0
-    i = 0
-    n = len(t)
-    while i < n:
-        j = i
-        while j < n and t[order[j]] == t[order[i]]:
-            j += 1
-        group = order[i:j]
-        for k in group:  # compare with everyone who lasted strictly longer
-            if e[k] and added:
-                r = int(rank[k])
-                lower = below(r - 1)
-                same = below(r) - lower
-                concordant += lower
-                tied += same
-                pairs += added
-        for k in group:
-            add(int(rank[k]))
-        added += len(group)
-        i = j
+    ts, rs, es = t[order], rank[order], e[order]
+    longer = np.searchsorted(-ts, -ts, side="left")  # people who lasted strictly longer
+    sel = es & (longer > 0)
+    prefix, r = longer[sel], rs[sel]
+    lower, below_or_same = _prefix_below(rs, prefix, np.stack([r, r + 1]))
+    same = below_or_same - lower
+    pairs = float(prefix.sum())
+    concordant, tied = float(lower.sum()), float(same.sum())
     return float((concordant + 0.5 * tied) / pairs) if pairs else float("nan")
 
 
@@ -226,8 +226,6 @@ class CoxPH:
         (``entry``, ``time``] episode of a ``subject`` (counting-process form: only a
         subject's last episode may end in an event). Concordance is then computed on each
         subject's last episode."""
-        from statsmodels.duration.hazard_regression import PHReg
-
         t, e, en = _arrays(time, event, entry)
         if len(X) != len(t):
             raise AnalyticsQueryError("covariates must have one row per duration")
@@ -237,23 +235,26 @@ class CoxPH:
                 "widen the filters or the time range"
             )
         x = X.to_numpy(dtype=float)
+        if not np.isfinite(x).all():
+            raise AnalyticsQueryError("covariates must be finite numbers")
         self.means_ = pd.Series(x.mean(axis=0), index=X.columns)
         xc = x - self.means_.to_numpy()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            res = PHReg(t, xc, status=e, entry=en, ties=self.ties).fit()
-        if any("converge" in str(w.message).lower() for w in caught):
+        entry_t = en if en is not None else np.zeros_like(t)
+        with np.errstate(all="ignore"):
+            res = fit_efron(t, e, xc, entry_t, efron=self.ties == "efron")
+        if not res.converged:
             raise AnalyticsQueryError(
                 "the Cox model did not converge: some covariates separate churners perfectly "
                 "or are collinear; use fewer touch points (a higher min_rated)"
             )
         self._res = res
+        self._entry = entry_t
         self._t, self._e, self._x = t, e, xc
         self.columns_ = list(X.columns)
-        self.params_ = pd.Series(np.asarray(res.params, float), index=X.columns)
-        self.cov_ = pd.DataFrame(np.asarray(res.cov_params(), float), X.columns, X.columns)
+        self.params_ = pd.Series(res.params, index=X.columns)
+        self.cov_ = pd.DataFrame(res.cov, X.columns, X.columns)
         self.se_ = pd.Series(np.sqrt(np.diag(self.cov_)), index=X.columns)
-        self.log_likelihood_ = float(res.llf)
+        self.log_likelihood_ = res.loglike
         self.n_ = len(t)
         self.events_ = int(e.sum())
         score = xc @ self.params_.to_numpy()
@@ -294,7 +295,7 @@ class CoxPH:
         t, e = self._t, self._e
         r = np.exp(self._x @ self.params_.to_numpy())
         ev_times = np.unique(t[e == 1])
-        entry = self._res.model.entry if self._res.model.entry is not None else np.zeros_like(t)
+        entry = self._entry
         # risk set at s: entered before s and still there at s
         order_t = np.argsort(t)
         cum_t = np.r_[0.0, np.cumsum(r[order_t])]
@@ -312,9 +313,8 @@ class CoxPH:
         transformed time), ``chi2`` (1 df; p covariates for the global row), ``p_value``.
         ``transform``: ``km`` (1 − left-continuous KM, R's default), ``rank`` or ``identity``.
         A small p says the hazard ratio changes over time."""
-        resid = np.asarray(self._res.schoenfeld_residuals, float)
         ev = self._e == 1
-        r = resid[ev]
+        r = self._res.schoenfeld
         times = self._t[ev]
         if transform == "identity":
             g = times
