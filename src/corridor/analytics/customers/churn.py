@@ -261,7 +261,7 @@ def gap_episodes(
     varies = columns.min(axis=1) != columns.max(axis=1)
     same = [c for c, v in zip(cols, varies, strict=True) if not v]
     if same:
-        varies |= np.isin(cols, [c for c, sd in X[same].std().items() if sd > 0])
+        varies |= np.isin(cols, [str(c) for c, sd in X[same].std().items() if sd > 0])
     X = X.loc[:, varies]
     X.columns = [f"gap:{c}" for c in X.columns]
     keep = episodes["stop"] > episodes["start"]

@@ -257,29 +257,7 @@ def promise_units(source: Source, promise: Promise, query: Query) -> tuple[ir.Ta
     """For one promise, ``(units, gaps)``: every unit with its metric ``value`` and ``kept``
     (1/0), and every rated feedback record about a unit with its ``gap`` and the unit's
     ``kept``; both with ``promise`` and the query's group keys."""
-    keys = _group_keys(query)
-    label = ibis.literal(promise.key, type="string")
-    filters = dict(query.filters)
-    filters["touchpoint"] = (promise.touchpoint,)
-    q = replace(query, filters=filters)
-    if promise.measured_on == "feedback":
-        t = feedback_rows(source, q, (promise.metric,))
-        t = t.mutate(value=t[promise.metric], gap=t.experience - t.expectation)
-        t = t.filter(t.value.notnull())
-        t = t.mutate(kept=ibis.ifelse(_kept(t.value, promise.operator, promise.threshold), 1, 0))
-        rated = t.filter(t.gap.notnull())
-        return _unit_columns(t, label, keys), _gap_columns(rated, label, keys, rated.gap)
-    t = dims.apply_query(interaction_rows(source, q.dimensions, promise.metric), q)
-    t = t.filter(t.value.notnull())
-    t = t.mutate(kept=ibis.ifelse(_kept(t.value, promise.operator, promise.threshold), 1, 0))
-    f = dims.get_table(source, "feedback")
-    f = f.filter(f.interaction_id.notnull(), f.expectation.notnull(), f.experience.notnull())
-    f = f.select(
-        _fb_interaction=f.interaction_id,
-        _fb_gap=f.experience.cast("float64") - f.expectation.cast("float64"),
-    )
-    j = t.join(f, t.interaction_id == f._fb_interaction)
-    return _unit_columns(t, label, keys), _gap_columns(j, label, keys, j._fb_gap)
+    return _promises_units(source, [promise], query)[0]
 
 
 def _promises_units(
