@@ -240,6 +240,10 @@ def journey_table(
     )
 
 
+#: the largest array slice bound every engine takes (PostgreSQL's are 32-bit integers)
+_MAX_ARRAY_BOUND = 2**31 - 1
+
+
 def _paths(
     starts: ir.Table, converters: ir.Table, max_length: int, limit: int, conf: float
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -249,7 +253,8 @@ def _paths(
     Paths with as many persons are in the order of their first person (the smallest id)."""
     steps = starts.element.collect(order_by=starts.pos)
     per = starts.group_by("person").aggregate(steps=steps, length=starts.count())
-    head = per.steps[:max_length].join(" > ")
+    # (PostgreSQL's array bounds are 32-bit: a longer cut is no cut at all)
+    head = per.steps[: min(max_length, _MAX_ARRAY_BOUND)].join(" > ")
     conv = converters.select(_c_person=converters.person)
     per = per.mutate(head=head).left_join(conv, per.person == conv._c_person)
     per = per.select(
