@@ -109,6 +109,17 @@ def test_python_values_are_checked_by_the_declaration_too():
         gaps.bind({"filters": {"colour": ["red"]}})
 
 
+def test_a_plus_minus_stands_for_a_number_and_its_interval():
+    """``name±`` in a columns spec or a brief is the column and the two ends of its interval,
+    written out as if listed one by one."""
+    assert registry.columns("n:int mean± p_value") == registry.columns(
+        "n:int mean mean_low mean_high p_value"
+    )
+    brief = registry.get("facets").brief
+    assert brief[:4] == ("n", "mean_experience", "mean_experience_low", "mean_experience_high")
+    assert not any("±" in name for a in registry.analyses().values() for name in a.brief)
+
+
 ALL = list(registry.analyses().values())
 
 

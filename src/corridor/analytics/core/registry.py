@@ -275,12 +275,26 @@ def _column_help(name: str) -> str:
     return ""
 
 
+def with_intervals(names: Iterable[str]) -> tuple[str, ...]:
+    """``names`` with each ``name±`` written out as ``name``, ``name_low`` and ``name_high``
+    (a number and the two ends of its interval)."""
+    out: list[str] = []
+    for name in names:
+        if name.endswith("±"):
+            name = name.removesuffix("±")
+            out.extend((name, f"{name}_low", f"{name}_high"))
+        else:
+            out.append(name)
+    return tuple(out)
+
+
 def columns(spec: str, **help: str) -> tuple[Column, ...]:
     """Result columns from a compact spec: whitespace-separated ``name[:type]`` (type one of
-    num — the default —, int, str, bool, time, obj, list); ``help`` gives a column its meaning
+    num — the default —, int, str, bool, time, obj, list) or ``name±`` (a number and the two
+    ends of its interval, as in :func:`with_intervals`); ``help`` gives a column its meaning
     (intervals, p-values and changes are described from their names)."""
     out = []
-    for item in spec.split():
+    for item in with_intervals(spec.split()):
         name, _, kind = item.partition(":")
         out.append(Column(name, _TYPE_NAMES[kind or "num"], help.get(name) or _column_help(name)))
     return tuple(out)
@@ -367,7 +381,8 @@ class Analysis:
     columns: tuple[Column, ...] = ()
     #: metadata keys beyond n, confidence, method and query (``model``, ``test``, ...)
     extras: tuple[str, ...] = ()
-    #: the few columns a terminal table shows (empty: every column)
+    #: the few columns a terminal table shows (empty: every column); ``name±`` stands for the
+    #: column and the two ends of its interval (:func:`with_intervals`)
     brief: tuple[str, ...] = ()
     #: how a scoped role's view restricts it
     scope: ScopeRule | None = None
@@ -383,6 +398,9 @@ class Analysis:
     #: FittedModels`, fitted in the background) already hold for these bound keywords, on the
     #: store as it is now; None when they hold none (then the analysis runs)
     reuse: Callable[[Any, Any, dict[str, Any]], AnalyticsResult | None] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "brief", with_intervals(self.brief))
 
     # -- parameters ---------------------------------------------------------------------------
     def parameters(self) -> list[Param]:
@@ -585,4 +603,5 @@ __all__ = [
     "get",
     "interval_columns",
     "register",
+    "with_intervals",
 ]

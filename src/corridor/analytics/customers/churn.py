@@ -384,10 +384,7 @@ CHURN_COX = register(
             "ph_p_value Grambsch–Therneau test of proportional hazards",
         ),
         extras=("model",),
-        brief=(
-            "rated", "hazard_ratio", "hazard_ratio_low", "hazard_ratio_high", "p_value",
-            "ph_p_value",
-        ),
+        brief=("rated", "hazard_ratio±", "p_value", "ph_p_value"),
         scope=ScopeRule(
             prepare=own_touchpoints,
             note="filters forced to the scope; a department head's model reads their own "

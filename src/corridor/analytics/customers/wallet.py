@@ -214,10 +214,7 @@ WALLET = register(
             "mean_rank mean rank of ours among them",
         ),
         extras=("summary",),
-        brief=(
-            "n", "wallet_share", "wallet_share_low", "wallet_share_high", "first_choice",
-            "first_choice_low", "first_choice_high", "mean_brands", "mean_rank",
-        ),
+        brief=("n", "wallet_share±", "first_choice±", "mean_brands", "mean_rank"),
     )
 )  # fmt: skip
 

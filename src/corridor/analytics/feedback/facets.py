@@ -504,16 +504,11 @@ registry.register(
         by=registry.by_param(),
         period=registry.PERIOD,
         filters=registry.DIMENSION_NAMES,
-        brief=(
-            "n", "mean_experience", "mean_experience_low", "mean_experience_high",
-            "mean_emotion", "mean_emotion_low", "mean_emotion_high", "correlation",
-        ),
+        brief=("n", "mean_experience±", "mean_emotion±", "correlation"),
         columns=registry.columns(
-            "n:int n_experience:int mean_experience mean_experience_low mean_experience_high "
-            "n_emotion:int mean_emotion mean_emotion_low mean_emotion_high "
-            "n_negative_emotion:int share_negative_emotion share_negative_emotion_low "
-            "share_negative_emotion_high n_both:int correlation correlation_low "
-            "correlation_high p_value_correlation"
+            "n:int n_experience:int mean_experience± n_emotion:int mean_emotion± "
+            "n_negative_emotion:int share_negative_emotion± n_both:int correlation± "
+            "p_value_correlation"
         ),
     )
 )  # fmt: skip
@@ -534,17 +529,13 @@ registry.register(
         extras=("measure", "bins"),
         brief=(
             "solicited_n", "solicited_mean", "unsolicited_n", "unsolicited_mean",
-            "negativity_skew", "negativity_skew_low", "negativity_skew_high", "p_value_skew",
+            "negativity_skew±", "p_value_skew",
         ),
         columns=registry.columns(
-            "solicited_n:int solicited_mean solicited_mean_low solicited_mean_high "
-            "solicited_counts:list solicited_n_rated:int solicited_n_below:int "
-            "solicited_share_below solicited_share_below_low solicited_share_below_high "
-            "unsolicited_n:int unsolicited_mean unsolicited_mean_low unsolicited_mean_high "
+            "solicited_n:int solicited_mean± solicited_counts:list solicited_n_rated:int "
+            "solicited_n_below:int solicited_share_below± unsolicited_n:int unsolicited_mean± "
             "unsolicited_counts:list unsolicited_n_rated:int unsolicited_n_below:int "
-            "unsolicited_share_below unsolicited_share_below_low unsolicited_share_below_high "
-            "delta_mean delta_mean_low delta_mean_high p_value_mean negativity_skew "
-            "negativity_skew_low negativity_skew_high p_value_skew"
+            "unsolicited_share_below± delta_mean± p_value_mean negativity_skew± p_value_skew"
         ),
     )
 )  # fmt: skip
