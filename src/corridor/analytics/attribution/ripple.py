@@ -203,8 +203,15 @@ def _enough(res: Effect, with_control: bool) -> Effect:
     return res._replace(effect=_NAN, se=_NAN, low=_NAN, high=_NAN, p_value=_NAN)
 
 
+#: an estimate's record counts, put on a row as they are (the gap's)
+_COUNTS = ("n_treated", "n_treated_pre", "n_control", "n_control_pre")
+#: the row columns of each measure's raw treated means: ``<prefix>_pre``, ``<prefix>_window``
+_MEANS = {"gap": "mean_gap", "complaint": "complaint_share", "churn": "churn_share"}
+
+
 def _put_effect(row: dict[str, Any], name: str, res: Effect) -> None:
-    """``effect_<name>`` with its interval and ``p_value_<name>`` from an estimate."""
+    """``effect_<name>`` with its interval, ``p_value_<name>`` and the treated units' raw means
+    in the pre-window and the window from an estimate."""
     put_interval(
         row,
         f"effect_{name}",
@@ -213,6 +220,8 @@ def _put_effect(row: dict[str, Any], name: str, res: Effect) -> None:
         res.high,
         p_value=(f"p_value_{name}", res.p_value),
     )
+    row[f"{_MEANS[name]}_pre"] = res.mean_pre
+    row[f"{_MEANS[name]}_window"] = res.mean_window
 
 
 def _note(row: dict[str, Any], scope: Scope, overlapping: Sequence[str]) -> str | None:
@@ -292,17 +301,7 @@ def _estimate(
             _put_effect(row, name, res)
             if name == "gap":
                 row["se_gap"] = res.se
-                row.update(
-                    n_treated=res.n_treated,
-                    n_treated_pre=res.n_treated_pre,
-                    n_control=res.n_control,
-                    n_control_pre=res.n_control_pre,
-                    mean_gap_pre=res.mean_pre,
-                    mean_gap_window=res.mean_window,
-                )
-            else:
-                row["complaint_share_pre"] = res.mean_pre
-                row["complaint_share_window"] = res.mean_window
+                row.update({c: getattr(res, c) for c in _COUNTS})
         row["note"] = _note(row, scope, overlapping)
         rows.append(row)
         contexts.append((scope, span, others))
@@ -312,11 +311,7 @@ def _estimate(
             rows, contexts, churn_counts_of(source, contexts, data_end), strict=True
         ):
             res_c = _enough(proportion_did(counts, scope.design == "its", conf), False)
-            row.update(
-                n_exposed=res_c.n_treated,
-                churn_share_pre=res_c.mean_pre,
-                churn_share_window=res_c.mean_window,
-            )
+            row["n_exposed"] = res_c.n_treated
             _put_effect(row, "churn", res_c)
     frame = pd.DataFrame(rows)
     for name in MEASURES:
@@ -329,7 +324,7 @@ def _estimate(
     for c in COLUMNS:
         if c not in frame.columns:
             frame[c] = np.nan
-    for c in ("n_treated", "n_treated_pre", "n_control", "n_control_pre", "n_exposed"):
+    for c in (*_COUNTS, "n_exposed"):
         frame[c] = pd.to_numeric(frame[c]).round().astype("Int64")
     return frame[list(COLUMNS)].reset_index(drop=True)
 

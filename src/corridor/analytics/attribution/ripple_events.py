@@ -380,21 +380,16 @@ def churn_counts_of(
     if not events:
         return []
     i = get_table(source, "interactions")
+    i = i.select("person_id", "touchpoint", at=i.occurred_at)
     pe = get_table(source, "people")
-    pe = pe.select(_pe_id=pe.person_id, _pe_region=pe.region, _pe_kind=pe.kind)
-    j = i.left_join(pe, i.person_id == pe._pe_id)
-    j = j.select(
-        person_id=i.person_id,
-        at=i.occurred_at,
-        touchpoint=i.touchpoint,
-        region=pe._pe_region,
-        kind=pe._pe_kind,
-    )
+    pe = pe.filter(pe.kind == "customer")
+    customers = pe.select(_pe_id=pe.person_id, region=pe.region)
+    j = i.inner_join(customers, i.person_id == customers._pe_id)
     horizon = pd.Timedelta(days=CHURN_HORIZON_DAYS)
     last_ok = (data_end - horizon).to_pydatetime()
     # an exposure counts when its first interaction is before last_ok: later interactions can
     # neither make nor move one, so they are not read
-    j = j.filter(j.kind == "customer", j.at < ibis.literal(last_ok))
+    j = j.filter(j.at < ibis.literal(last_ok))
     stacked = None
     for k, (scope, span, others) in enumerate(events):
         first = _exposures(j, scope, span, others).mutate(ev=ibis.literal(k, "int64"))
@@ -409,14 +404,7 @@ def churn_counts_of(
         & (c._c_at >= stacked.first_at)
         & (c._c_at < stacked.first_at + ibis.interval(days=CHURN_HORIZON_DAYS)),
     )
-    hit = hit.select(
-        ev=stacked.ev,
-        person_id=stacked.person_id,
-        grp=stacked.grp,
-        during=stacked.during,
-        cancel=c._c_person,
-    )
-    per = hit.group_by("ev", "person_id", "grp", "during").aggregate(churned=hit.cancel.count())
+    per = hit.group_by("ev", "person_id", "grp", "during").aggregate(churned=hit._c_person.count())
     agg = per.group_by("ev", "grp", "during").aggregate(
         persons=per.count(), churned=count_where(per, per.churned > 0)
     )
