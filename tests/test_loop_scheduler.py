@@ -228,3 +228,56 @@ def test_jobs_list_and_health(store_url: str) -> None:
     r = CliRunner().invoke(cli_app, ["jobs", "list", "--store", store_url], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     assert "outbox.dispatch" in r.output and "digests" in r.output and "ok" in r.output
+
+
+def test_a_job_no_server_runs_can_be_forgotten(store_url: str) -> None:
+    """A job once scheduled (a lake sync) that no server runs any more stays overdue in health
+    for ever; ``corridor jobs forget`` / ``DELETE /admin/jobs/{name}`` removes it. A running job
+    is refused (409), an unknown one is a 404 naming the jobs there are, and a server that still
+    runs the job writes its row again, so forgetting never stops a job for good."""
+    long_ago = datetime.now(UTC) - timedelta(days=3)
+    with open_store(store_url) as store:
+        with store.transaction() as tx:
+            tx.execute(
+                "INSERT INTO jobs (name, every_s, next_run_at, runs) VALUES (?, ?, ?, 0)",
+                ["lake.sync", 900.0, long_ago],
+            )
+        app = create_app(SETTINGS, store=store)
+        with TestClient(app) as c:
+            jobs = {j["name"]: j for j in c.get("/api/v1/health").json()["jobs"]}
+            assert jobs["lake.sync"]["overdue"]
+            r = c.delete("/api/v1/admin/jobs/lake.sync")
+            assert r.status_code == 200, r.text
+            assert r.json()["name"] == "lake.sync" and r.json()["every_s"] == 900.0
+            assert "lake.sync" not in {j["name"] for j in c.get("/api/v1/health").json()["jobs"]}
+            r = c.delete("/api/v1/admin/jobs/lake.sync")
+            assert r.status_code == 404 and "digests" in r.json()["error"]["message"], r.text
+
+            # a job this server runs comes back: due at once, and run
+            assert wait_until(lambda: state(store, "digests").runs >= 1)
+            assert c.delete("/api/v1/admin/jobs/digests").status_code == 200
+            assert wait_until(lambda: "digests" in {j.name for j in job_states(store)})
+            assert wait_until(lambda: state(store, "digests").runs >= 1)
+
+            # running: refused
+            with store.transaction() as tx:
+                tx.execute(
+                    "UPDATE jobs SET lease_owner = 'elsewhere:1:x', lease_until = ? "
+                    "WHERE name = 'digests'",
+                    [datetime.now(UTC) + timedelta(minutes=5)],
+                )
+            r = c.delete("/api/v1/admin/jobs/digests")
+            assert r.status_code == 409 and "running now" in r.json()["error"]["message"]
+            with pytest.raises(scheduler.JobRunningError):
+                scheduler.forget(store, "digests")
+        with store.transaction() as tx:
+            tx.execute(
+                "INSERT INTO jobs (name, every_s, next_run_at, runs) VALUES (?, ?, ?, 0)",
+                ["lake.sync", 900.0, long_ago],
+            )
+    r = CliRunner().invoke(cli_app, ["jobs", "forget", "lake.sync", "--store", store_url])
+    assert r.exit_code == 0 and "forgotten" in r.output, r.output
+    r = CliRunner().invoke(cli_app, ["jobs", "forget", "lake.sync", "--store", store_url])
+    # (``corridor``'s main prints a CorridorError as one line; here it reaches the runner)
+    assert isinstance(r.exception, scheduler.JobNotFoundError), r.output
+    assert "no job named 'lake.sync'" in str(r.exception)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.markup import escape
@@ -347,6 +348,23 @@ def jobs_list(store: StoreOpt = None) -> None:
             escape(j["lease_owner"] or "") if j["running"] else "",
         )
     console.print(table)
+
+
+@jobs_app.command("forget")
+def jobs_forget(
+    name: Annotated[str, typer.Argument(help="the job's name, as `corridor jobs list` shows it")],
+    store: StoreOpt = None,
+) -> None:
+    """Forget a job no server runs any more (health shows it overdue for ever otherwise). A
+    running job is refused; a server that still runs it puts it back within seconds."""
+    from corridor.loop.scheduler import forget
+
+    on_store_or_server(
+        store,
+        lambda s: forget(s, name).__dict__,
+        lambda c: c.call("DELETE", f"/api/v1/admin/jobs/{quote(name, safe='')}"),
+    )
+    console.print(f"job {name} forgotten")
 
 
 def register(app: typer.Typer) -> None:

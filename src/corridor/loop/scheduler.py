@@ -31,20 +31,24 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from corridor.errors import CorridorError, NotFoundError
 from corridor.settings import Settings
-from corridor.store.base import Store
+from corridor.store.base import Store, Tx
 
 __all__ = [
     "REGISTRY",
     "JobContext",
+    "JobNotFoundError",
+    "JobRunningError",
     "JobSpec",
     "JobState",
     "Scheduler",
+    "forget",
     "job_states",
     "register",
 ]
@@ -130,11 +134,44 @@ _STATE_COLUMNS = (
 
 def job_states(store: Store) -> list[JobState]:
     """Every job the store has seen, by name."""
-    rows = store.query(f"SELECT {_STATE_COLUMNS} FROM jobs ORDER BY name")
-    return [
-        JobState(str(r[0]), float(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], int(r[9]))
-        for r in rows
-    ]
+    return [_state(r) for r in store.query(f"SELECT {_STATE_COLUMNS} FROM jobs ORDER BY name")]
+
+
+def _state(r: Sequence[Any]) -> JobState:
+    return JobState(str(r[0]), float(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], int(r[9]))
+
+
+class JobNotFoundError(NotFoundError):
+    """No job of that name in the store's ``jobs`` table."""
+
+
+class JobRunningError(CorridorError):
+    """The job is running now (its lease is held): it cannot be forgotten."""
+
+    status_code = 409
+
+
+def forget(store: Store, name: str) -> JobState:
+    """Remove job ``name``'s row from the ``jobs`` table and return it as it was: for a job no
+    server runs any more (a lake sync once scheduled, a module since removed), which health
+    would otherwise show as overdue for ever. A job running now is refused; a server that still
+    runs the job writes its row again within :attr:`Scheduler.POLL_S` seconds (a run due at
+    once), so forgetting never stops a job for good."""
+    with store.transaction() as tx:
+        rows = tx.fetchall(f"SELECT {_STATE_COLUMNS} FROM jobs WHERE name = ?", [name])
+        if not rows:
+            known = [str(r[0]) for r in tx.fetchall("SELECT name FROM jobs ORDER BY name")]
+            raise JobNotFoundError(
+                f"no job named {name!r}; the jobs are: {', '.join(known) or 'none yet'}"
+            )
+        job = _state(rows[0])
+        if job.running:
+            raise JobRunningError(
+                f"job {name!r} is running now (in {job.lease_owner}): forget it when it has "
+                "finished, and stop the servers that run it first if it should stay gone"
+            )
+        tx.execute("DELETE FROM jobs WHERE name = ?", [name])
+    return job
 
 
 def new_owner() -> str:
@@ -196,6 +233,15 @@ class _AdvisoryLocks:
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+
+def _write_row(tx: Tx, spec: JobSpec) -> None:
+    """The job's row: a new one due at once, a known one keeping its next run."""
+    tx.execute(
+        "INSERT INTO jobs (name, every_s, next_run_at, runs) VALUES (?, ?, ?, 0) "
+        "ON CONFLICT (name) DO UPDATE SET every_s = excluded.every_s",
+        [spec.name, spec.every_s, datetime.now(UTC)],
+    )
 
 
 class Scheduler:
@@ -267,14 +313,9 @@ class Scheduler:
             event.set()
 
     def sync(self) -> None:
-        now = datetime.now(UTC)
         with self.store.transaction() as tx:
             for spec in self.jobs.values():
-                tx.execute(
-                    "INSERT INTO jobs (name, every_s, next_run_at, runs) VALUES (?, ?, ?, 0) "
-                    "ON CONFLICT (name) DO UPDATE SET every_s = excluded.every_s",
-                    [spec.name, spec.every_s, now],
-                )
+                _write_row(tx, spec)
             if tx.dialect == "duckdb":
                 # one process holds a DuckDB file: a lease in it that no scheduler of this
                 # process holds is a dead process's (a killed server's)
@@ -375,6 +416,9 @@ class Scheduler:
             wait = min(spec.every_s, self.POLL_S)
             try:
                 next_run = self._next_run(spec.name)
+                if next_run is None:  # forgotten (``corridor jobs forget``) while it runs here
+                    with self.store.transaction() as tx:
+                        _write_row(tx, spec)
                 now = datetime.now(UTC)
                 ran = True
                 if woken or next_run is None or next_run <= now:

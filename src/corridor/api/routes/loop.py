@@ -5,7 +5,8 @@ admins.
 ``GET|PUT /api/v1/admin/users/{username}/notifications``,
 ``POST /api/v1/admin/webhooks/{endpoint_id}/test``, ``GET /api/v1/admin/deliveries``,
 ``GET /api/v1/admin/deliveries/{notification_id}``,
-``POST /api/v1/admin/deliveries/{notification_id}/redeliver`` and ``GET /api/v1/admin/jobs``.
+``POST /api/v1/admin/deliveries/{notification_id}/redeliver``, ``GET /api/v1/admin/jobs`` and
+``DELETE /api/v1/admin/jobs/{name}``.
 The ``corridor webhooks`` and ``corridor jobs`` commands call these when a running server holds
 an embedded store. Only an admin may add an endpoint that reaches private addresses
 (``allow_private``): every route here is for admins.
@@ -385,3 +386,16 @@ async def list_jobs(store: StoreDep, scope: LoopAdminDep) -> list[JobOut]:
     """Every scheduled job: when it ran, how that went, when it runs next, who runs it now."""
     states = await anyio.to_thread.run_sync(scheduler.job_states, store)
     return [JobOut(**s.__dict__, running=s.running) for s in states]
+
+
+@_route("DELETE", "/jobs/{name}", "Forget a job no server runs any more", JobOut, 404, 409)
+async def forget_job(
+    name: Annotated[str, Path(description="the job's name", max_length=200)],
+    store: StoreDep,
+    scope: LoopAdminDep,
+) -> JobOut:
+    """Remove a job's row (a lake sync no server is started with any more, which health would
+    otherwise show as overdue for ever); returns it as it was. 409 while it runs. A server that
+    still runs the job writes its row again within seconds."""
+    gone = await anyio.to_thread.run_sync(scheduler.forget, store, name)
+    return JobOut(**gone.__dict__, running=gone.running)
