@@ -169,14 +169,20 @@ def batches(
 
 
 def measure(
-    url: str, sizes: list[int], count: int, seed: int, log: Any, modes: tuple[str, ...] = MODES
+    url: str,
+    sizes: list[int],
+    count: int,
+    seed: int,
+    log: Any,
+    modes: tuple[str, ...] = MODES,
+    warmup: int = 1,
 ) -> tuple[dict[str, int], dict[tuple[str, int], list[float]]]:
     """The store's counts, and each mode's times (ms) per batch size, modes taking turns."""
     times: dict[tuple[str, int], list[float]] = {(m, s): [] for m in modes for s in sizes}
     with contextlib.closing(open_store(url)) as store:
         counts = {k: store.count(k) for k in ("interactions", "feedback", "feedback_rollup")}
         log(f"store: {counts}")
-        data = batches(store, sizes, count + 1, seed, len(modes))
+        data = batches(store, sizes, count + warmup, seed, len(modes))
         ingestors = {"none": NoRollup(store), "delta": Ingestor(store),
                      "rebuild": Ingestor(store)}  # fmt: skip
         keep = rollup.DELTA_MAX
@@ -190,7 +196,7 @@ def measure(
                     ms = (time.perf_counter() - t) * 1000
                     if report.inserted != size:
                         raise RuntimeError(f"{report.inserted} of {size} stored")
-                    if i >= len(modes):  # each mode's first batch warms it up
+                    if i >= warmup * len(modes):  # each mode's first batches warm it up
                         times[(mode, size)].append(ms)
         finally:
             rollup.DELTA_MAX = keep
@@ -210,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20250301)
     ap.add_argument("--sizes", default="20,500", help="records per batch, comma-separated")
     ap.add_argument("--batches", type=int, default=12, help="timed batches per mode and size")
+    ap.add_argument(
+        "--warmup", type=int, default=1, help="untimed batches per mode first (key indexes warm)"
+    )
     ap.add_argument("--workdir", type=Path, default=None, help="keep (and reuse) the store")
     ap.add_argument("--modes", default=",".join(MODES), help="of none,delta,rebuild (none first)")
     ap.add_argument(
@@ -235,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(path, scratch)
             url = f"duckdb:///{scratch}"
         modes = tuple(m for m in args.modes.split(",") if m.strip())
-        counts, times = measure(url, sizes, args.batches, args.seed, log, modes)
+        counts, times = measure(url, sizes, args.batches, args.seed, log, modes, args.warmup)
 
     results: dict[str, str] = {"interactions": str(counts["interactions"])}
     print(

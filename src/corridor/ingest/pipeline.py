@@ -486,16 +486,18 @@ def _ensure_people(
     (:data:`corridor.analytics.feedback.rollup.PEOPLE_COLUMNS`), read with their existence (a
     person inserted here has none), for the batch's own rollup rows."""
     persons = pc.unique(valid.column("person_id").drop_null())
-    if dims:
-        return _ensure_people_read(tx, persons, now)
-    if len(persons) == 0:
-        return None
+    if dims or len(persons) <= _ARRAY_MAX:
+        # a small batch: read which are stored (DuckDB answers a join with up to 50 staged ids
+        # from the index; an INSERT ... WHERE NOT EXISTS read every person), insert the others
+        found = _ensure_people_read(tx, persons, now)
+        return found if dims else None
     _insert_people(tx, persons, now, all_new=False)
     return None
 
 
-#: at most this many ids travel to PostgreSQL as one array parameter instead of a staged table
-#: (creating a temporary table cost a small batch 10-20 ms there)
+#: a batch of at most this many persons reads which are stored before inserting the others (on
+#: PostgreSQL as one array parameter instead of a staged table: creating a temporary table cost
+#: a small batch 10-20 ms there)
 _ARRAY_MAX = 2000
 
 
@@ -525,8 +527,9 @@ def _insert_people(tx: Tx, persons: pa.Array, now: datetime, *, all_new: bool) -
 
 
 def _ensure_people_read(tx: Tx, persons: pa.Array, now: datetime) -> pa.Table:
-    """:func:`_ensure_people` for a small batch of new feedback: one read of its persons gives
-    both which are stored and their rollup dimensions (instead of a second lookup of them)."""
+    """:func:`_ensure_people` for a small batch: one read of its persons gives both which are
+    stored and their rollup dimensions (a batch of new feedback adds its own rollup rows with
+    them, instead of looking them up again)."""
     from corridor.analytics.feedback import rollup
 
     cols = rollup.PEOPLE_COLUMNS
