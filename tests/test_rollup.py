@@ -411,3 +411,33 @@ def test_delta_rows_equal_the_rebuild_query():
         if col not in keys:
             g, w = g.astype("float64"), w.astype("float64")
         pd.testing.assert_series_equal(g, w, check_exact=True, check_dtype=col not in keys)
+
+
+def test_new_feedback_reads_its_persons_once(ingestor, store):
+    """A small feedback batch reads its persons once: who is stored (the others are inserted,
+    with no segment or region) and, for its own rollup rows, their segment and region."""
+    when = datetime(2025, 3, 4, 12, tzinfo=UTC)
+    ingestor.ingest(
+        "people",
+        pa.table(
+            {"person_id": ["p1"], "kind": ["customer"], "segment": ["vip"], "region": ["north"]}
+        ),
+    )
+    fb = pa.table(
+        {
+            "feedback_id": ["f1", "f2", "f3"],
+            "person_id": ["p1", "p-new", None],
+            "occurred_at": pa.array([when] * 3, pa.timestamp("us", tz="UTC")),
+            "source": ["survey"] * 3,
+            "expectation": [7.0, 8.0, 6.0],
+            "experience": [5.0, 9.0, 6.5],
+        }
+    )
+    assert ingestor.ingest("feedback", fb).inserted == 3
+    assert dirty_days(store) == 0  # its own rollup rows, no day marked
+    assert store.query("SELECT kind, segment, region FROM people WHERE person_id = 'p-new'") == [
+        ("customer", None, None)
+    ]
+    got = gap_table(store, by=["segment", "region"]).frame
+    assert sorted(got["n"].tolist()) == [1, 2]
+    assert_same(store, dict(by=["segment", "region"], period="day"))

@@ -410,7 +410,7 @@ def _write(
     ):
         return inserted, merges, batch, False
     _mark_rollup_dirty(tx, kind, batch)
-    return inserted, merges, batch, True
+    return inserted, merges, batch, kind.name in _ROLLUP_KINDS
 
 
 def _delta_candidate(kind: RecordKind, valid: pa.Table, store: Store | None) -> bool:
@@ -504,9 +504,8 @@ _ARRAY_MAX = 2000
 def _insert_people(tx: Tx, persons: pa.Array, now: datetime, *, all_new: bool) -> None:
     """Insert the persons ``persons`` not stored yet (``all_new``: none of them is, as far as the
     caller read)."""
-    new = "" if all_new else (
-        "WHERE NOT EXISTS (SELECT 1 FROM people p WHERE p.person_id = s.person_id) "
-    )  # fmt: skip
+    exists = "WHERE NOT EXISTS (SELECT 1 FROM people p WHERE p.person_id = s.person_id) "
+    new = "" if all_new else exists
     insert = "INSERT INTO people (person_id, kind, canonical_id, first_seen_at) "
     if tx.dialect != "duckdb" and len(persons) <= _ARRAY_MAX:
         tx.execute(

@@ -257,7 +257,9 @@ class _Day:
 #: per open store, the days this process added rollup rows to (see :func:`add_new_feedback`):
 #: read from the rollup the first time, then kept up to date with every delta and fold. Exact on
 #: DuckDB (one process writes a file); on PostgreSQL, rows other processes add are not counted
-#: here, so a day may pass the limit before it is folded (a matter of speed, never of sums).
+#: here, so a day may pass the limit before it is folded; a batch rolled back after adding its
+#: rows leaves them counted until the day's next fold or refresh (matters of speed, never of
+#: sums).
 _days: weakref.WeakKeyDictionary[Store, dict[date, _Day]] = weakref.WeakKeyDictionary()
 
 
