@@ -326,3 +326,118 @@ def test_serve_brings_a_stale_rollup_up_to_date_before_serving(ingestor, store):
         _catch_up_rollup(store)
         assert dirty_days(store) == 0 and store.count("feedback_rollup") > 0
     assert_same(store, dict(by=["touchpoint", "region"], period="month"))
+
+
+def test_delta_rows_equal_the_rebuild_query():
+    """A batch's own rollup rows, computed in Arrow (``rollup.delta_rows``), are exactly the
+    rebuild's Ibis query (``feedback_facts`` aggregated by ``_aggregate_rows``) over the same
+    records: missing ratings and answers, fractional ratings, the thresholds' edges, a record's
+    own touch point and partner over its interaction's, interactions and persons not stored,
+    records without ratings or answers (no row)."""
+    import ibis
+    import numpy as np
+
+    from corridor.analytics.core.dimensions import feedback_facts
+
+    rng = np.random.default_rng(17)
+    n = 400
+
+    def pick(values: list[object], p_null: float = 0.0) -> list[object]:
+        return [None if rng.random() < p_null else values[rng.integers(len(values))]
+                for _ in range(n)]  # fmt: skip
+
+    def scale(lo: int, hi: int, p_null: float, step: float = 1.0) -> list[object]:
+        grid = list(np.arange(lo, hi + step / 2, step))
+        return [None if rng.random() < p_null else float(grid[rng.integers(len(grid))])
+                for _ in range(n)]  # fmt: skip
+
+    ints = lambda lo, hi, p: [None if v is None else int(v) for v in scale(lo, hi, p)]  # noqa: E731
+    when = datetime(2025, 3, 4, tzinfo=UTC).timestamp()
+    rows = pa.table(
+        {
+            "feedback_id": [f"f{i}" for i in range(n)],
+            "person_id": pick(["p1", "p2", "p3", "p4", "gone"], 0.2),
+            "occurred_at": pa.array(
+                [datetime.fromtimestamp(when + int(s), UTC) for s in rng.integers(0, 3 * 86400, n)],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "touchpoint": pick(["checkout", "delivery"], 0.7),
+            "interaction_id": pick(["i1", "i2", "i3", "i4", "missing"], 0.2),
+            "partner_id": pick(["acme"], 0.8),
+            "source": pick(["survey", "chat"], 0.1),
+            "expectation": scale(0, 10, 0.2, 0.25),
+            "experience": scale(0, 10, 0.2, 0.25),
+            "nps": pa.array(ints(0, 10, 0.5), pa.int64()),
+            "csat": pa.array(ints(1, 5, 0.6), pa.int64()),
+            "ces": pa.array(ints(1, 7, 0.6), pa.int64()),
+        }
+    )
+    interactions = pa.table(
+        {
+            "interaction_id": ["i1", "i2", "i3", "i4"],
+            "touchpoint": ["checkout", "returns", None, "delivery"],
+            "channel": ["web", None, "app", "app"],
+            "partner_id": [None, "globex", "acme", None],
+            "agent_id": ["a1", None, None, "a2"],
+        }
+    )
+    people = pa.table(
+        {
+            "person_id": ["p1", "p2", "p3", "p4"],
+            "segment": ["business", None, "consumer", "vip"],
+            "region": [None, "north", "south", "north"],
+        }
+    )
+    got = ru.delta_rows(rows, interactions.drop_columns(["agent_id"]), people)
+    tables = {
+        "feedback": ibis.memtable(rows),
+        "interactions": ibis.memtable(interactions),
+        "people": ibis.memtable(people),
+    }
+    t = feedback_facts(tables, ru.ROLLUP_DIMENSIONS)
+    want = ibis.duckdb.connect().to_pyarrow(ru._aggregate_rows(t.mutate(day=t.occurred_at.date())))
+    keys = ["day", *ru.ROLLUP_DIMENSIONS]
+    assert got.column_names == list(ru.ROLLUP_COLUMNS)
+
+    def frame(table: pa.Table) -> pd.DataFrame:
+        df = table.select(list(ru.ROLLUP_COLUMNS)).to_pandas()
+        df["day"] = pd.to_datetime(df["day"])
+        return df.sort_values(keys, na_position="first").reset_index(drop=True)
+
+    got_df, want_df = frame(got), frame(want)
+    assert len(got_df) > 30 and len(got_df) == len(want_df)
+    for col in ru.ROLLUP_COLUMNS:  # compare values, not the engines' integer widths
+        g, w = got_df[col], want_df[col]
+        if col not in keys:
+            g, w = g.astype("float64"), w.astype("float64")
+        pd.testing.assert_series_equal(g, w, check_exact=True, check_dtype=col not in keys)
+
+
+def test_new_feedback_reads_its_persons_once(ingestor, store):
+    """A small feedback batch reads its persons once: who is stored (the others are inserted,
+    with no segment or region) and, for its own rollup rows, their segment and region."""
+    when = datetime(2025, 3, 4, 12, tzinfo=UTC)
+    ingestor.ingest(
+        "people",
+        pa.table(
+            {"person_id": ["p1"], "kind": ["customer"], "segment": ["vip"], "region": ["north"]}
+        ),
+    )
+    fb = pa.table(
+        {
+            "feedback_id": ["f1", "f2", "f3"],
+            "person_id": ["p1", "p-new", None],
+            "occurred_at": pa.array([when] * 3, pa.timestamp("us", tz="UTC")),
+            "source": ["survey"] * 3,
+            "expectation": [7.0, 8.0, 6.0],
+            "experience": [5.0, 9.0, 6.5],
+        }
+    )
+    assert ingestor.ingest("feedback", fb).inserted == 3
+    assert dirty_days(store) == 0  # its own rollup rows, no day marked
+    assert store.query("SELECT kind, segment, region FROM people WHERE person_id = 'p-new'") == [
+        ("customer", None, None)
+    ]
+    got = gap_table(store, by=["segment", "region"]).frame
+    assert sorted(got["n"].tolist()) == [1, 2]
+    assert_same(store, dict(by=["segment", "region"], period="day"))

@@ -299,8 +299,9 @@ class Ingestor:
             # add their own rollup rows
             delta = None if self._bulk else self.store
         with self.store.transaction() as tx:
+            marked = False
             if valid.num_rows:
-                inserted, merges, batch = _write(
+                inserted, merges, batch, marked = _write(
                     tx, k, valid, now, plain=plain, rollup=rollup, delta=delta
                 )
                 if text:
@@ -337,7 +338,8 @@ class Ingestor:
                     report.rejected,
                 ),
             )
-        if rollup and ((valid.num_rows and k.name in _ROLLUP_KINDS) or self._refresh_failed):
+        # (a batch of new feedback that added its own rollup rows marked no day: nothing to do)
+        if rollup and (marked or self._refresh_failed):
             with self._bulk_lock:
                 deferred = self._bulk > 0
             if not deferred:
@@ -373,13 +375,15 @@ def _write(
     plain: bool = False,
     rollup: bool = False,
     delta: Store | None = None,
-) -> tuple[int, list[identity.Merge], _Staged | None]:
+) -> tuple[int, list[identity.Merge], _Staged | None, bool]:
     """Write one validated batch; ``rollup``: also mark the feedback rollup days it changes, or,
     with ``delta`` (the store) and a feedback batch of new records only, add its rollup rows
     (:func:`corridor.analytics.feedback.rollup.add_new_feedback`). Returns the rows inserted,
-    the merges made, and the records written (None for people)."""
+    the merges made, the records written (None for people), and whether rollup days may have
+    been marked (a refresh is due after the commit)."""
     columns = [f.name for f in kind.stored_fields] + [ATTRIBUTES]
     merges: list[identity.Merge] = []
+    people = None  # the batch's persons' rollup dimensions, when a delta may need them
     if kind.has_person:
         res = identity.resolve(tx, kind, valid)
         valid = valid.set_column(
@@ -390,35 +394,55 @@ def _write(
         if kind.upsert:
             inserted = _upsert_people(tx, valid.select(columns), now, rollup=rollup)
             identity.apply(tx, res, now)
-            return inserted, merges, None
-        _ensure_people(tx, valid, now)
+            return inserted, merges, None, rollup
+        dims = rollup and _delta_candidate(kind, valid, delta)
+        people = _ensure_people(tx, valid, now, dims=dims)
         identity.apply(tx, res, now)
     batch = _Staged(tx, valid.select(columns))
     if plain:  # all new (or the transaction fails on the first stored id, and is written again)
         inserted = tx.append(kind.name, batch.rows)
     else:
         inserted = tx.insert(kind.name, batch(), columns, key=[kind.id_field])
-    if rollup and not _add_to_rollup(
-        tx, kind, batch, delta, all_new=not merges and inserted == valid.num_rows
+    if not rollup:
+        return inserted, merges, batch, False
+    if _add_to_rollup(
+        tx, kind, batch, delta, all_new=not merges and inserted == valid.num_rows, people=people
     ):
-        _mark_rollup_dirty(tx, kind, batch)
-    return inserted, merges, batch
+        return inserted, merges, batch, False
+    _mark_rollup_dirty(tx, kind, batch)
+    return inserted, merges, batch, kind.name in _ROLLUP_KINDS
 
 
-def _add_to_rollup(
-    tx: Tx, kind: RecordKind, batch: _Staged, store: Store | None, *, all_new: bool
-) -> bool:
-    """Add the rollup rows of a batch of new feedback records in its transaction (see
-    :func:`corridor.analytics.feedback.rollup.add_new_feedback`); False when the batch is not
-    one (a bulk import: ``store`` None; records stored before, or persons merged: their stored
-    feedback's days are rebuilt), or too big for looking its keys up one by one."""
-    if kind.name != "feedback" or store is None or not all_new:
+def _delta_candidate(kind: RecordKind, valid: pa.Table, store: Store | None) -> bool:
+    """Whether the batch may add its own rollup rows (:func:`_add_to_rollup`), should its
+    records all be new: then its persons' dimensions are read with their existence."""
+    if kind.name != "feedback" or store is None:
         return False
     from corridor.analytics.feedback import rollup
 
-    if batch.rows.num_rows > rollup.DELTA_MAX:
+    return valid.num_rows <= rollup.DELTA_MAX
+
+
+def _add_to_rollup(
+    tx: Tx,
+    kind: RecordKind,
+    batch: _Staged,
+    store: Store | None,
+    *,
+    all_new: bool,
+    people: pa.Table | None = None,
+) -> bool:
+    """Add the rollup rows of a batch of new feedback records in its transaction (see
+    :func:`corridor.analytics.feedback.rollup.add_new_feedback`; ``people``: its persons'
+    dimensions, read by :func:`_ensure_people`); False when the batch is not one (a bulk
+    import: ``store`` None; records stored before, or persons merged: their stored feedback's
+    days are rebuilt), or too big for looking its keys up one by one."""
+    if not all_new or not _delta_candidate(kind, batch.rows, store):
         return False
-    rollup.add_new_feedback(store, tx, batch(), batch.rows)
+    from corridor.analytics.feedback import rollup
+
+    assert store is not None
+    rollup.add_new_feedback(store, tx, batch.rows, people)
     return True
 
 
@@ -454,21 +478,76 @@ def _mark_rollup_people(tx: Tx) -> None:
     )
 
 
-def _ensure_people(tx: Tx, valid: pa.Table, now: datetime) -> None:
-    """Events often arrive before profiles: a person named by a record exists from then on."""
+def _ensure_people(
+    tx: Tx, valid: pa.Table, now: datetime, *, dims: bool = False
+) -> pa.Table | None:
+    """Events often arrive before profiles: a person named by a record exists from then on.
+    ``dims``: also return the stored persons' rollup dimensions
+    (:data:`corridor.analytics.feedback.rollup.PEOPLE_COLUMNS`), read with their existence (a
+    person inserted here has none), for the batch's own rollup rows."""
     persons = pc.unique(valid.column("person_id").drop_null())
-    if len(persons) == 0:
+    if dims or len(persons) <= _ARRAY_MAX:
+        # a small batch: read which are stored (DuckDB answers a join with up to 50 staged ids
+        # from the index; an INSERT ... WHERE NOT EXISTS read every person), insert the others
+        found = _ensure_people_read(tx, persons, now)
+        return found if dims else None
+    _insert_people(tx, persons, now, all_new=False)
+    return None
+
+
+#: a batch of at most this many persons reads which are stored before inserting the others (on
+#: PostgreSQL as one array parameter instead of a staged table: creating a temporary table cost
+#: a small batch 10-20 ms there)
+_ARRAY_MAX = 2000
+
+
+def _insert_people(tx: Tx, persons: pa.Array, now: datetime, *, all_new: bool) -> None:
+    """Insert the persons ``persons`` not stored yet (``all_new``: none of them is, as far as the
+    caller read)."""
+    exists = "WHERE NOT EXISTS (SELECT 1 FROM people p WHERE p.person_id = s.person_id) "
+    new = "" if all_new else exists
+    insert = "INSERT INTO people (person_id, kind, canonical_id, first_seen_at) "
+    if tx.dialect != "duckdb" and len(persons) <= _ARRAY_MAX:
+        tx.execute(
+            f"{insert}SELECT s.person_id, 'customer', s.person_id, ? "
+            f"FROM unnest(CAST(? AS text[])) AS s(person_id) {new}"
+            "ON CONFLICT (person_id) DO NOTHING",
+            (now, persons.to_pylist()),
+        )
         return
     # Only the ids travel, and only the persons not stored yet are inserted: most are known
     # already, and staging (and conflict-checking) all of them was a third of a PostgreSQL import.
     tx.stage("_persons", pa.table({"person_id": persons}))
     tx.execute(
-        "INSERT INTO people (person_id, kind, canonical_id, first_seen_at) "
-        "SELECT s.person_id, 'customer', s.person_id, ? FROM _persons s "
-        "WHERE NOT EXISTS (SELECT 1 FROM people p WHERE p.person_id = s.person_id) "
+        f"{insert}SELECT s.person_id, 'customer', s.person_id, ? FROM _persons s {new}"
         "ON CONFLICT (person_id) DO NOTHING",
         (now,),
     )
+
+
+def _ensure_people_read(tx: Tx, persons: pa.Array, now: datetime) -> pa.Table:
+    """:func:`_ensure_people` for a small batch: one read of its persons gives both which are
+    stored and their rollup dimensions (a batch of new feedback adds its own rollup rows with
+    them, instead of looking them up again)."""
+    from corridor.analytics.feedback import rollup
+
+    cols = rollup.PEOPLE_COLUMNS
+    if tx.dialect == "duckdb":  # a join with the staged ids (read in place)
+        empty = pa.table({c: pa.array([], pa.string()) for c in cols})
+        if len(persons) == 0:
+            return empty
+        tx.stage("_persons", pa.table({"person_id": persons}))
+        got = tx.fetch_arrow(
+            f"SELECT {', '.join(f'p.{c}' for c in cols)} FROM _persons s "
+            "JOIN people p ON p.person_id = s.person_id"
+        )
+        found = pa.concat_tables([empty, pa.table({c: got[c].cast(pa.string()) for c in cols})])
+    else:  # one array of ids (no temporary table to create)
+        found = rollup.lookup(tx, "people", cols, persons.to_pylist())
+    missing = pc.filter(persons, pc.invert(pc.is_in(persons, value_set=found["person_id"])))
+    if len(missing):
+        _insert_people(tx, missing, now, all_new=True)
+    return found
 
 
 def _upsert_people(tx: Tx, staged: pa.Table, now: datetime, *, rollup: bool = False) -> int:
