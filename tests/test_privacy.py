@@ -209,6 +209,10 @@ def test_erase_proof_nothing_left_and_aggregates_differ_by_the_person(
     store.close()
     done = compact.compact(store_url)
     assert done["engine"] == engine
+    # PostgreSQL: VACUUM FULL keeps dead rows another transaction may still see (here and
+    # there a test's CREATE/DROP DATABASE beside it held them back: 1 run in 3, loaded);
+    # compaction rewrites such a table again until none is kept, and says so if some are
+    assert done.get("kept", {}) == {}, done
     hits = _scan(engine, store_url)
     assert hits == dict.fromkeys(NEEDLES, 0)
     with open_store(store_url) as reopened:  # still a whole store

@@ -201,6 +201,13 @@ def compact(store: StoreOpt = None) -> None:
     with open_to_write(store, "people compact", _INSTEAD) as s:
         audit.log(s, audit.Actor.cli(), "store.compact", detail=out)
     console.print(f"compacted: {out}")
+    kept = out.get("kept")
+    if isinstance(kept, dict) and kept:
+        raise CorridorError(
+            "other transactions kept dead rows visible, so their bytes may still be in the "
+            f"files of {', '.join(f'{t} ({n} rows)' for t, n in kept.items())}: end long-running "
+            "transactions (pg_stat_activity) and run `corridor people compact` again"
+        )
 
 
 @people_app.command("retention")
