@@ -60,6 +60,36 @@ INTERACTIONS_SQL = """SELECT b.interaction_id AS record_id, b.person_id, b.occur
 FROM {src} b
 LEFT JOIN touchpoints t ON t.key = b.touchpoint
 LEFT JOIN people p ON p.person_id = b.person_id"""
+#: the joins of the queries above as PostgreSQL runs them best for a batch of a few hundred
+#: records: one index look-up per record (``OFFSET 0`` keeps each subquery from being flattened
+#: into a hash join, which reads the whole interactions and people tables on every batch)
+_PG_JOINS = {
+    "LEFT JOIN interactions i ON i.interaction_id = b.interaction_id": (
+        "LEFT JOIN LATERAL (SELECT i.touchpoint, i.partner_id FROM interactions i\n"
+        "    WHERE i.interaction_id = b.interaction_id OFFSET 0) i ON TRUE"
+    ),
+    "LEFT JOIN people p ON p.person_id = b.person_id": (
+        "LEFT JOIN LATERAL (SELECT p.segment, p.region FROM people p\n"
+        "    WHERE p.person_id = b.person_id OFFSET 0) p ON TRUE"
+    ),
+    "LEFT JOIN text_analysis ta ON ta.feedback_id = b.feedback_id": (
+        "LEFT JOIN LATERAL (SELECT ta.intent, ta.theme_id FROM text_analysis ta\n"
+        "    WHERE ta.feedback_id = b.feedback_id OFFSET 0) ta ON TRUE"
+    ),
+}
+
+
+def batch_sql(sql: str, dialect: str) -> str:
+    """One of the queries above (its ``{src}`` filled) as ``dialect`` runs it best over a batch
+    of records: on PostgreSQL, each record's interaction, person and text analysis looked up by
+    their keys (see :data:`_PG_JOINS`); as is elsewhere (DuckDB's hash joins are cheap)."""
+    if dialect != "postgres":
+        return sql
+    for join, lateral in _PG_JOINS.items():
+        sql = sql.replace(join, lateral)
+    return sql
+
+
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     ">=": operator.ge,
@@ -327,11 +357,12 @@ def find_hits(
     rows: pa.Table | Sequence[Row],
     *,
     now: datetime | None,
+    ctx: _Context | None = None,
 ) -> list[Hit]:
     """What ``rules`` fire on ``rows`` of ``record_kind`` (an Arrow table of the queries above,
     or their rows as dicts); with ``now``, records older than a rule's ``max_age`` are skipped
-    (live evaluation)."""
-    ctx = _Context(tx, rules)
+    (live evaluation). ``ctx``: the rules' :class:`_Context`, when the caller read it already."""
+    ctx = ctx if ctx is not None else _Context(tx, rules)
     check = _feedback_hits if record_kind == "feedback" else _interaction_hits
     cutoffs = [
         now - timedelta(seconds=int(rule.get("max_age"))) if now is not None else None
@@ -341,7 +372,7 @@ def find_hits(
         try:
             picks = [_column_pick(r, rows, c) for r, c in zip(rules, cutoffs, strict=True)]
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            return find_hits(tx, rules, record_kind, rows.to_pylist(), now=now)
+            return find_hits(tx, rules, record_kind, rows.to_pylist(), now=now, ctx=ctx)
         wanted = sorted({i for pick in picks for i in pick})
         by_index: Mapping[int, Row] = dict(
             zip(wanted, rows.take(pa.array(wanted, pa.int64())).to_pylist(), strict=True)
@@ -388,24 +419,57 @@ def evaluate_batch(
         sql = FEEDBACK_SQL.format(src=src)
     else:
         sql = FEEDBACK_SQL_UNANALYSED.format(src=src)
-    rows = tx.fetch_arrow(f"{sql} WHERE b.occurred_at >= ?", (oldest,))
+    rows = tx.fetch_arrow(f"{batch_sql(sql, tx.dialect)} WHERE b.occurred_at >= ?", (oldest,))
     if not rows.num_rows:
         return 0
     hits = find_hits(tx, rules, record_kind, rows, now=now)
     return len(alerts.fire(tx, hits, now)) if hits else 0
 
 
-def evaluate_texts(tx: Tx, feedback_ids: Sequence[str], now: datetime) -> int:
+def evaluate_texts(
+    tx: Tx, feedback_ids: Sequence[str], now: datetime, *, analysis: pa.Table | None = None
+) -> int:
     """Fire the text rules on feedback whose text analysis was just stored (in that
-    transaction)."""
+    transaction). ``analysis``: the rows of ``text_analysis`` just stored for them (columns
+    ``feedback_id``, ``intent``, ``theme_id``), when the caller has them: only the feedback
+    whose intent or theme some text rule names is read then, and none at all when there is
+    none (a text rule fires on nothing else)."""
     rules = [r for r in active_rules(tx, "record") if r.kind == "text"]
     if not rules or not feedback_ids:
         return 0
-    tx.stage("_loop_ids", pa.table({"feedback_id": pa.array(list(feedback_ids), pa.string())}))
-    sql = FEEDBACK_SQL.format(src="feedback")
-    rows = tx.fetch_arrow(f"{sql} WHERE b.feedback_id IN (SELECT feedback_id FROM _loop_ids)")
-    hits = find_hits(tx, rules, "feedback", rows, now=now)
+    ctx = _Context(tx, rules)
+    ids = list(feedback_ids) if analysis is None else _text_candidates(rules, analysis, ctx)
+    if not ids:
+        return 0
+    if tx.dialect == "postgres":
+        # the records by their keys (an array parameter is planned as index look-ups; a staged
+        # table of ids, as a scan of every stored feedback record)
+        src = "(SELECT * FROM feedback WHERE feedback_id = ANY(?))"
+        sql = batch_sql(FEEDBACK_SQL.format(src=src), tx.dialect)
+        rows = tx.fetch_arrow(sql, (ids,))
+    else:
+        tx.stage("_loop_ids", pa.table({"feedback_id": pa.array(ids, pa.string())}))
+        sql = FEEDBACK_SQL.format(src="feedback")
+        rows = tx.fetch_arrow(f"{sql} WHERE b.feedback_id IN (SELECT feedback_id FROM _loop_ids)")
+    hits = find_hits(tx, rules, "feedback", rows, now=now, ctx=ctx)
     return len(alerts.fire(tx, hits, now)) if hits else 0
+
+
+def _text_candidates(rules: Sequence[Rule], analysis: pa.Table, ctx: _Context) -> list[str]:
+    """The feedback ids of ``analysis`` whose intent or theme one of the text ``rules`` names
+    (what :func:`_feedback_hits` tests first): the only ones any of them can fire on."""
+    intents = sorted({str(i) for r in rules for i in r.get("intents") or ()})
+    themes = sorted({t for r in rules if r.get("themes") for t in ctx.theme_ids(r.get("themes"))})
+    mask = pc.is_in(
+        pc.cast(analysis["intent"], pa.string()), value_set=pa.array(intents, pa.string())
+    )
+    if themes:
+        in_theme = pc.is_in(
+            pc.cast(analysis["theme_id"], pa.string()), value_set=pa.array(themes, pa.string())
+        )
+        mask = pc.or_kleene(mask, in_theme)
+    picked = analysis.filter(pc.fill_null(mask, False))["feedback_id"]
+    return [str(i) for i in picked.to_pylist()]
 
 
 def dry_run(
@@ -436,6 +500,7 @@ __all__ = [
     "FEEDBACK_SQL_UNANALYSED",
     "INTERACTIONS_SQL",
     "WATCHES",
+    "batch_sql",
     "dry_run",
     "evaluate_batch",
     "evaluate_texts",
