@@ -318,7 +318,12 @@ class Ingestor:
                     # (text rules: here when the texts were analysed above, else when the
                     # background worker stores their analysis)
                     record_rules.evaluate_batch(
-                        tx, k.name, now, staged=batch, texts_analysed=self.analyze_text
+                        tx,
+                        k.name,
+                        now,
+                        staged=batch,
+                        texts_analysed=self.analyze_text,
+                        tables=batch.looked_up if batch is not None else None,
                     )
                 report.accepted = valid.num_rows + result.batch_duplicates
                 report.inserted = inserted
@@ -356,6 +361,9 @@ class _Staged:
         self._tx = tx
         self.rows = rows
         self._staged = False
+        #: the batch's rows of other tables read in its transaction already, staged until it
+        #: ends (table → staged name: the rollup's look-ups of its interactions and persons)
+        self.looked_up: dict[str, str] = {}
 
     def __call__(self) -> str:
         if not self._staged:
@@ -418,7 +426,7 @@ def _add_to_rollup(
 
     if batch.rows.num_rows > rollup.DELTA_MAX:
         return False
-    rollup.add_new_feedback(store, tx, batch(), batch.rows)
+    batch.looked_up = rollup.add_new_feedback(store, tx, batch(), batch.rows)
     return True
 
 

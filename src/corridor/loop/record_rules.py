@@ -79,14 +79,19 @@ _PG_JOINS = {
 }
 
 
-def batch_sql(sql: str, dialect: str) -> str:
+def batch_sql(sql: str, dialect: str, tables: Mapping[str, str] | None = None) -> str:
     """One of the queries above (its ``{src}`` filled) as ``dialect`` runs it best over a batch
     of records: on PostgreSQL, each record's interaction, person and text analysis looked up by
-    their keys (see :data:`_PG_JOINS`); as is elsewhere (DuckDB's hash joins are cheap)."""
-    if dialect != "postgres":
+    their keys (see :data:`_PG_JOINS`); elsewhere with the joins as they are, over ``tables``
+    (``interactions``, ``people`` → a staged relation holding at least the rows the batch
+    refers to: what its transaction read already) instead of the whole tables."""
+    if dialect == "postgres":
+        for join, lateral in _PG_JOINS.items():
+            sql = sql.replace(join, lateral)
         return sql
-    for join, lateral in _PG_JOINS.items():
-        sql = sql.replace(join, lateral)
+    for table, staged in (tables or {}).items():
+        if table in ("interactions", "people"):
+            sql = sql.replace(f"LEFT JOIN {table} ", f"LEFT JOIN {staged} ")
     return sql
 
 
@@ -401,13 +406,16 @@ def evaluate_batch(
     *,
     staged: Callable[[], str] | None = None,
     texts_analysed: bool = True,
+    tables: Mapping[str, str] | None = None,
 ) -> int:
     """Fire the record rules on the batch staged as ``_batch`` (its records written already),
     inside the batch's transaction; returns the number of alerts raised. ``staged``, when given,
     stages the batch if it is not yet and returns its name: called only when a rule watches.
     ``texts_analysed=False``: the batch's feedback texts are analysed later (a server's
     background worker), so the text rules are left to :func:`evaluate_texts`, which runs when
-    the analysis is stored, and the text analysis is not read here."""
+    the analysis is stored, and the text analysis is not read here. ``tables``: the batch's
+    interactions and persons read in its transaction already, staged (table → staged name;
+    see :func:`batch_sql`), read instead of the whole tables."""
     rules = [r for r in _watching(tx, record_kind) if texts_analysed or r.kind != "text"]
     if not rules:
         return 0
@@ -419,7 +427,8 @@ def evaluate_batch(
         sql = FEEDBACK_SQL.format(src=src)
     else:
         sql = FEEDBACK_SQL_UNANALYSED.format(src=src)
-    rows = tx.fetch_arrow(f"{batch_sql(sql, tx.dialect)} WHERE b.occurred_at >= ?", (oldest,))
+    sql = batch_sql(sql, tx.dialect, tables)
+    rows = tx.fetch_arrow(f"{sql} WHERE b.occurred_at >= ?", (oldest,))
     if not rows.num_rows:
         return 0
     hits = find_hits(tx, rules, record_kind, rows, now=now)

@@ -233,7 +233,7 @@ _LOOKUPS: dict[str, tuple[str, tuple[str, ...]]] = {
 _delta: weakref.WeakKeyDictionary[Store, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
-def add_new_feedback(store: Store, tx: Tx, staged: str, rows: pa.Table) -> None:
+def add_new_feedback(store: Store, tx: Tx, staged: str, rows: pa.Table) -> dict[str, str]:
     """Add the rollup rows of a batch of new feedback records (staged as ``staged``; ``rows``:
     the same records; none of them was stored before this transaction), in the batch's own
     transaction: the rollup is additive, so the batch's own sums, added as rows of their own,
@@ -244,10 +244,16 @@ def add_new_feedback(store: Store, tx: Tx, staged: str, rows: pa.Table) -> None:
     for a rebuild, which folds its rows together again.
 
     Measured at 10 M interactions: the rebuild of a batch's days after each commit took 0.16-0.84
-    s, most of the ingest's time; see docs/benchmarks.md."""
+    s, most of the ingest's time; see docs/benchmarks.md.
+
+    Returns the tables looked up, staged until the transaction ends (table → the staged name:
+    the rows of the batch's interactions and persons, which the record rules read too), or
+    nothing where the engine joins the tables themselves."""
+    looked_up: dict[str, str] = {}
     if tx.dialect == "duckdb":
         for table, (key, columns) in _LOOKUPS.items():
-            tx.stage(f"_rollup_{table}", _lookup(tx, table, key, columns, rows.column(key)))
+            looked_up[table] = f"_rollup_{table}"
+            tx.stage(looked_up[table], _lookup(tx, table, key, columns, rows.column(key)))
     compiled = _delta.setdefault(store, {})
     sql = compiled.get(staged)
     if sql is None:
@@ -256,7 +262,7 @@ def add_new_feedback(store: Store, tx: Tx, staged: str, rows: pa.Table) -> None:
     tx.execute(f"INSERT INTO feedback_rollup ({cols}) SELECT {cols} FROM ({sql}) AS r")
     days = sorted({d for d in pc.cast(rows.column("occurred_at"), pa.date32()).to_pylist() if d})
     if not days:
-        return
+        return looked_up
     marks = ", ".join("?" for _ in days)
     dims = ", ".join(ROLLUP_DIMENSIONS)
     tx.execute(
@@ -267,6 +273,7 @@ def add_new_feedback(store: Store, tx: Tx, staged: str, rows: pa.Table) -> None:
         "WHERE c.n > 2 * k.k + 100 ON CONFLICT (day) DO NOTHING",
         [*days, *days],
     )
+    return looked_up
 
 
 def _lookup(tx: Tx, table: str, key: str, columns: tuple[str, ...], ids: Any) -> pa.Table:
