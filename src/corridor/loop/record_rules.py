@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import operator
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +28,7 @@ import pyarrow.compute as pc
 
 from corridor.loop import alerts
 from corridor.loop.alerts import Hit
-from corridor.loop.rules import Rule, active_rules
+from corridor.loop.rules import RULE_COLUMNS, Rule, active_rules
 from corridor.store import Store
 from corridor.store.base import Tx
 
@@ -192,17 +194,74 @@ def _at(row: Row) -> str:
     return f"at {tp}{who}"
 
 
+#: a touch point's promises: (key, metric, operator, threshold, target)
+Promises = dict[str, list[tuple[str, str, str, float, str]]]
+_PROMISE_COLUMNS = ("key", "touchpoint", "metric", "operator", "threshold", "target")
+
+
+def _read_promises(tx: Tx) -> Promises:
+    promises: Promises = {}
+    for key, tp, metric, op, threshold, target in tx.fetchall(
+        f"SELECT {', '.join(_PROMISE_COLUMNS)} FROM promises ORDER BY key"
+    ):
+        promises.setdefault(tp, []).append((key, metric, op, float(threshold), target))
+    return promises
+
+
+def _rows_text(columns: Sequence[str]) -> str:
+    """SQL for one row's columns as text that tells every value apart (NULL, and where each
+    value ends), on both engines."""
+    return " || ".join(
+        f"CASE WHEN {c} IS NULL THEN '~' ELSE "
+        f"CAST(length(CAST({c} AS VARCHAR)) AS VARCHAR) || ':' || CAST({c} AS VARCHAR) END"
+        for c in columns
+    )
+
+
+#: a digest of the enabled record rules' rows and of the promises' rows, made by the store: the
+#: same digests mean the same rows, whichever process or connection wrote them
+_SIGNATURE_SQL = (
+    f"SELECT (SELECT md5(string_agg({_rows_text(RULE_COLUMNS)}, ',' ORDER BY rule_id)) "
+    "FROM alert_rules WHERE enabled AND family = 'record'), "
+    f"(SELECT md5(string_agg({_rows_text(_PROMISE_COLUMNS)}, ',' ORDER BY key)) FROM promises)"
+)
+#: the enabled record rules and the promises last read, by their digests (a few: several stores
+#: in one process)
+_KEPT: OrderedDict[tuple[Any, Any], tuple[list[Rule], Promises]] = OrderedDict()
+_KEPT_MAX = 8
+_KEPT_LOCK = threading.Lock()
+
+
+def record_rules_and_promises(tx: Tx) -> tuple[list[Rule], Promises]:
+    """The enabled record rules and the corridor map's promises, as ``tx`` sees them: read on
+    every batch, changed seldom. One query asks the store for a digest of their rows; rows
+    already read under the same digests (by any store object of this process, on this store or
+    another holding the same rows) are not read and parsed again. A rule added, disabled or
+    changed, or a map loaded, by any process, changes a digest, so the next batch reads them."""
+    signature = tuple(tx.fetchall(_SIGNATURE_SQL)[0])
+    with _KEPT_LOCK:
+        kept = _KEPT.get(signature)
+        if kept is not None:
+            _KEPT.move_to_end(signature)
+            return kept
+    read = (active_rules(tx, "record"), _read_promises(tx))
+    # on PostgreSQL each statement sees the latest commit: keep the rows only if nothing
+    # changed them between the digest and the reads
+    if tuple(tx.fetchall(_SIGNATURE_SQL)[0]) == signature:
+        with _KEPT_LOCK:
+            _KEPT[signature] = read
+            while len(_KEPT) > _KEPT_MAX:
+                _KEPT.popitem(last=False)
+    return read
+
+
 class _Context:
     """What rules need beyond the rows, read once per evaluation: promises and themes."""
 
-    def __init__(self, tx: Tx, rules: Sequence[Rule]) -> None:
-        self.promises: dict[str, list[tuple[str, str, str, float, str]]] = {}
+    def __init__(self, tx: Tx, rules: Sequence[Rule], promises: Promises | None = None) -> None:
+        self.promises: Promises = {}
         if any(r.kind == "broken_promise" for r in rules):
-            for key, tp, metric, op, threshold, target in tx.fetchall(
-                "SELECT key, touchpoint, metric, operator, threshold, target FROM promises "
-                "ORDER BY key"
-            ):
-                self.promises.setdefault(tp, []).append((key, metric, op, float(threshold), target))
+            self.promises = promises if promises is not None else _read_promises(tx)
         self.themes: dict[str, set[str]] = {}
         self.theme_labels: dict[str, str] = {}
         wanted = {t for r in rules if r.kind == "text" for t in r.get("themes") or ()}
@@ -392,13 +451,6 @@ def find_hits(
     return hits
 
 
-def _watching(tx: Tx, record_kind: str) -> list[Rule]:
-    kinds = WATCHES.get(record_kind, ())
-    if not kinds:
-        return []
-    return [r for r in active_rules(tx, "record") if r.kind in kinds]
-
-
 def evaluate_batch(
     tx: Tx,
     record_kind: str,
@@ -416,7 +468,11 @@ def evaluate_batch(
     the analysis is stored, and the text analysis is not read here. ``tables``: the batch's
     interactions and persons read in its transaction already, staged (table → staged name;
     see :func:`batch_sql`), read instead of the whole tables."""
-    rules = [r for r in _watching(tx, record_kind) if texts_analysed or r.kind != "text"]
+    kinds = WATCHES.get(record_kind, ())
+    if not kinds:
+        return 0
+    active, promises = record_rules_and_promises(tx)
+    rules = [r for r in active if r.kind in kinds and (texts_analysed or r.kind != "text")]
     if not rules:
         return 0
     oldest = now - timedelta(seconds=max(int(r.get("max_age")) for r in rules))
@@ -431,7 +487,7 @@ def evaluate_batch(
     rows = tx.fetch_arrow(f"{sql} WHERE b.occurred_at >= ?", (oldest,))
     if not rows.num_rows:
         return 0
-    hits = find_hits(tx, rules, record_kind, rows, now=now)
+    hits = find_hits(tx, rules, record_kind, rows, now=now, ctx=_Context(tx, rules, promises))
     return len(alerts.fire(tx, hits, now)) if hits else 0
 
 
@@ -443,8 +499,10 @@ def evaluate_texts(
     ``feedback_id``, ``intent``, ``theme_id``), when the caller has them: only the feedback
     whose intent or theme some text rule names is read then, and none at all when there is
     none (a text rule fires on nothing else)."""
-    rules = [r for r in active_rules(tx, "record") if r.kind == "text"]
-    if not rules or not feedback_ids:
+    if not feedback_ids:
+        return 0
+    rules = [r for r in record_rules_and_promises(tx)[0] if r.kind == "text"]
+    if not rules:
         return 0
     ctx = _Context(tx, rules)
     ids = list(feedback_ids) if analysis is None else _text_candidates(rules, analysis, ctx)
@@ -515,4 +573,5 @@ __all__ = [
     "evaluate_texts",
     "find_hits",
     "read_rows",
+    "record_rules_and_promises",
 ]
