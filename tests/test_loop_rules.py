@@ -204,6 +204,31 @@ def test_text_rules_fire_inline_and_after_background_analysis(store, small_map):
     assert alerts(store)[-1] == ("complaints", "person=p3|touchpoint=checkout")
     jobs.analyze_pending(store, redo=True)  # analysed again: no second alert
     assert len(alerts(store)) == 2
+    # after the background analysis too, a text rule's scope reads the record's interaction
+    # (touch point, partner) and person
+    scoped = Rule("complaints-dhl", "text", {"intents": ["complaint"]}, scope={"partner": ["dhl"]})
+    add_rule(store, scoped, actor="ana")
+    later = Ingestor(store, analyze_text=False)
+    try:
+        later.ingest("interactions", pa.table({
+            "interaction_id": ["i9"], "person_id": ["p4"],
+            "occurred_at": pa.array([datetime.now(UTC)], TS), "touchpoint": ["home_delivery"],
+            "channel": ["partner"], "partner_id": ["dhl"],
+        }))  # fmt: skip
+        later.ingest("feedback", feedback([
+            {"feedback_id": "t4", "person_id": "p4", "interaction_id": "i9", "touchpoint": None,
+             "text": angry},
+            {"feedback_id": "t5", "person_id": "p5", "text": happy},
+            {"feedback_id": "t6", "person_id": "p6", "text": angry},  # not dhl's
+        ]))  # fmt: skip
+        jobs.analyze_pending(store)
+    finally:
+        later.close()
+    assert alerts(store)[2:] == [
+        ("complaints", "person=p4|touchpoint=home_delivery"),
+        ("complaints", "person=p6|touchpoint=checkout"),
+        ("complaints-dhl", "person=p4|touchpoint=home_delivery"),
+    ]
 
 
 def test_rules_fire_on_every_ingest_path(store, ingestor, tmp_path):
