@@ -484,3 +484,19 @@ def test_rules_and_promises_changed_through_another_store_are_seen_by_the_next_b
         if other is not None:
             other.close()
         first.close()
+    if not store_url.startswith("duckdb"):
+        return
+    # a DuckDB file written by another process while this one did not hold it: seen on opening
+    import duckdb
+
+    with duckdb.connect(store_url.removeprefix("duckdb:///")) as con:
+        con.execute("UPDATE alert_rules SET enabled = TRUE WHERE rule_id = 'detractors'")
+    with open_store(store_url) as again:
+        ingestor = Ingestor(again)
+        try:
+            ingestor.ingest(
+                "feedback", feedback([{"feedback_id": "f9", "person_id": "p1", "nps": 2}])
+            )
+        finally:
+            ingestor.close()
+        assert ("detractors", "feedback=f9") in alerts(again)

@@ -234,10 +234,28 @@ _KEPT_LOCK = threading.Lock()
 
 def record_rules_and_promises(tx: Tx) -> tuple[list[Rule], Promises]:
     """The enabled record rules and the corridor map's promises, as ``tx`` sees them: read on
-    every batch, changed seldom. One query asks the store for a digest of their rows; rows
-    already read under the same digests (by any store object of this process, on this store or
-    another holding the same rows) are not read and parsed again. A rule added, disabled or
-    changed, or a map loaded, by any process, changes a digest, so the next batch reads them."""
+    every batch, changed seldom, so kept between batches. Where the store counts the writes to
+    them itself (:meth:`~corridor.store.base.Store.rules_version`: a DuckDB file, which one
+    process holds) the count is the key, and nothing is read while it stays; elsewhere one
+    query asks the store for a digest of their rows, and rows already read under the same
+    digests (by any store object of this process, on this store or another holding the same
+    rows) are not read and parsed again. A rule added, disabled or changed, or a map loaded,
+    by any process, changes a digest, so the next batch reads them."""
+    version = getattr(tx, "rules_version", None)
+    mine = getattr(tx, "touched", {"*"})
+    if version is not None and "*" not in mine and not mine & {"alert_rules", "promises"}:
+        signature: tuple[Any, ...] = ("version", version)
+        with _KEPT_LOCK:
+            kept = _KEPT.get(signature)
+            if kept is not None:
+                _KEPT.move_to_end(signature)
+                return kept
+        read = (active_rules(tx, "record"), _read_promises(tx))
+        with _KEPT_LOCK:
+            _KEPT[signature] = read
+            while len(_KEPT) > _KEPT_MAX:
+                _KEPT.popitem(last=False)
+        return read
     signature = tuple(tx.fetchall(_SIGNATURE_SQL)[0])
     with _KEPT_LOCK:
         kept = _KEPT.get(signature)
