@@ -31,7 +31,6 @@ from corridor.loop.alerts import Hit
 from corridor.loop.rules import RULE_COLUMNS, Rule, active_rules
 from corridor.store import Store
 from corridor.store.base import Tx
-from corridor.store.sql import lookup_by_key
 
 Row = Mapping[str, Any]
 
@@ -86,14 +85,15 @@ def batch_sql(sql: str, dialect: str, tables: Mapping[str, str] | None = None) -
     """One of the queries above (its ``{src}`` filled) as ``dialect`` runs it best over a batch
     of records: on PostgreSQL, each record's interaction, person and text analysis looked up by
     their keys (see :data:`_PG_JOINS`); elsewhere with the joins as they are, over ``tables``
-    (``interactions``, ``people``, ``text_analysis`` → a staged relation holding at least the
-    rows the batch refers to: what its transaction read already) instead of the whole tables."""
+    (``interactions``, ``people`` → a staged relation holding at least the rows the batch
+    refers to: what its transaction read already) instead of the whole tables."""
     if dialect == "postgres":
         for join, lateral in _PG_JOINS.items():
             sql = sql.replace(join, lateral)
         return sql
     for table, staged in (tables or {}).items():
-        sql = sql.replace(f"LEFT JOIN {table} ", f"LEFT JOIN {staged} ")
+        if table in ("interactions", "people"):
+            sql = sql.replace(f"LEFT JOIN {table} ", f"LEFT JOIN {staged} ")
     return sql
 
 
@@ -532,36 +532,12 @@ def evaluate_texts(
         src = "(SELECT * FROM feedback WHERE feedback_id = ANY(?))"
         sql = batch_sql(FEEDBACK_SQL.format(src=src), tx.dialect)
         rows = tx.fetch_arrow(sql, (ids,))
-    elif analysis is not None:
-        # the records, their interactions and persons by their keys (a staged list of ids
-        # joined with the tables reads every stored record, interaction and person), and the
-        # analysis as the caller has it
-        tables = {"text_analysis": "_loop_analysis"}
-        tx.stage("_loop_analysis", analysis.select(["feedback_id", "intent", "theme_id"]))
-        found = lookup_by_key(tx, "feedback", "feedback_id", _FEEDBACK_READ, pa.array(ids))
-        tx.stage("_loop_feedback", found)
-        for table, key, columns in _TEXT_LOOKUPS:
-            tables[table] = f"_loop_{table}"
-            tx.stage(tables[table], lookup_by_key(tx, table, key, columns, found[key]))
-        sql = batch_sql(FEEDBACK_SQL.format(src="_loop_feedback"), tx.dialect, tables)
-        rows = tx.fetch_arrow(sql)
     else:
         tx.stage("_loop_ids", pa.table({"feedback_id": pa.array(ids, pa.string())}))
         sql = FEEDBACK_SQL.format(src="feedback")
         rows = tx.fetch_arrow(f"{sql} WHERE b.feedback_id IN (SELECT feedback_id FROM _loop_ids)")
     hits = find_hits(tx, rules, "feedback", rows, now=now, ctx=ctx)
     return len(alerts.fire(tx, hits, now)) if hits else 0
-
-
-#: the feedback columns :data:`FEEDBACK_SQL` reads, and the tables it joins, by their keys
-_FEEDBACK_READ = (
-    "feedback_id", "person_id", "occurred_at", "touchpoint", "partner_id", "interaction_id",
-    "expectation", "experience", "nps", "csat", "ces", "emotion",
-)  # fmt: skip
-_TEXT_LOOKUPS = (
-    ("interactions", "interaction_id", ("interaction_id", "touchpoint", "partner_id")),
-    ("people", "person_id", ("person_id", "segment", "region")),
-)
 
 
 def _text_candidates(rules: Sequence[Rule], analysis: pa.Table, ctx: _Context) -> list[str]:

@@ -3,16 +3,7 @@ as :meth:`corridor.store.base.Store.query` takes them)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
-
-if TYPE_CHECKING:
-    from corridor.store.base import Tx
-
-#: keys per look-up statement of :func:`lookup_by_key`
-LOOKUP_CHUNK = 1000
+from typing import Any
 
 
 def add_time_range(
@@ -36,20 +27,4 @@ def add_time_range(
         params.append(until)
 
 
-def lookup_by_key(
-    tx: Tx, table: str, key: str, columns: tuple[str, ...], ids: Any, *, chunk: int = LOOKUP_CHUNK
-) -> pa.Table:
-    """``columns`` of the rows of ``table`` whose ``key`` is among ``ids`` (an Arrow array),
-    by index look-ups: on DuckDB a list of keys is answered from the primary key's index, where
-    a join with a staged table of keys reads the whole table."""
-    wanted = pc.unique(ids.drop_null()).to_pylist()
-    select = f"SELECT {', '.join(columns)} FROM {table}"
-    parts = [tx.fetch_arrow(f"{select} WHERE FALSE")]  # the columns' types, when no key
-    for start in range(0, len(wanted), chunk):
-        keys = wanted[start : start + chunk]
-        marks = ", ".join("?" for _ in keys)
-        parts.append(tx.fetch_arrow(f"{select} WHERE {key} IN ({marks})", keys))
-    return pa.concat_tables(parts)
-
-
-__all__ = ["add_time_range", "lookup_by_key"]
+__all__ = ["add_time_range"]

@@ -61,7 +61,6 @@ from corridor.analytics.feedback.sums import (
 )
 from corridor.store.base import Store, Tx
 from corridor.store.migrations import V3
-from corridor.store.sql import lookup_by_key
 
 #: the dimensions a rollup row is keyed by (besides its day)
 ROLLUP_DIMENSIONS: tuple[str, ...] = (
@@ -254,10 +253,7 @@ def add_new_feedback(store: Store, tx: Tx, staged: str, rows: pa.Table) -> dict[
     if tx.dialect == "duckdb":
         for table, (key, columns) in _LOOKUPS.items():
             looked_up[table] = f"_rollup_{table}"
-            tx.stage(
-                looked_up[table],
-                lookup_by_key(tx, table, key, columns, rows.column(key), chunk=_LOOKUP_CHUNK),
-            )
+            tx.stage(looked_up[table], _lookup(tx, table, key, columns, rows.column(key)))
     compiled = _delta.setdefault(store, {})
     sql = compiled.get(staged)
     if sql is None:
@@ -278,6 +274,18 @@ def add_new_feedback(store: Store, tx: Tx, staged: str, rows: pa.Table) -> dict[
         [*days, *days],
     )
     return looked_up
+
+
+def _lookup(tx: Tx, table: str, key: str, columns: tuple[str, ...], ids: Any) -> pa.Table:
+    """``columns`` of the rows of ``table`` whose ``key`` is among ``ids``, by index lookups."""
+    wanted = pc.unique(ids.drop_null()).to_pylist()
+    select = f"SELECT {', '.join(columns)} FROM {table}"
+    parts = [tx.fetch_arrow(f"{select} WHERE FALSE")]  # the columns' types, when no key
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+        chunk = wanted[start : start + _LOOKUP_CHUNK]
+        marks = ", ".join("?" for _ in chunk)
+        parts.append(tx.fetch_arrow(f"{select} WHERE {key} IN ({marks})", chunk))
+    return pa.concat_tables(parts)
 
 
 def _delta_select(store: Store, staged: str) -> str:
