@@ -319,7 +319,12 @@ class Ingestor:
                     # (text rules: here when the texts were analysed above, else when the
                     # background worker stores their analysis)
                     record_rules.evaluate_batch(
-                        tx, k.name, now, staged=batch, texts_analysed=self.analyze_text
+                        tx,
+                        k.name,
+                        now,
+                        staged=batch,
+                        texts_analysed=self.analyze_text,
+                        tables=batch.looked_up if batch is not None else None,
                     )
                 report.accepted = valid.num_rows + result.batch_duplicates
                 report.inserted = inserted
@@ -358,6 +363,9 @@ class _Staged:
         self._tx = tx
         self.rows = rows
         self._staged = False
+        #: the batch's rows of other tables read in its transaction already, staged until it
+        #: ends (table → staged name: the rollup's look-ups of its interactions and persons)
+        self.looked_up: dict[str, str] = {}
 
     def __call__(self) -> str:
         if not self._staged:
@@ -442,7 +450,11 @@ def _add_to_rollup(
     from corridor.analytics.feedback import rollup
 
     assert store is not None
-    rollup.add_new_feedback(store, tx, batch.rows, people)
+    read = rollup.add_new_feedback(store, tx, batch.rows, people)
+    if tx.dialect == "duckdb":  # (PostgreSQL's rules look each key up themselves)
+        for table, rows in read.items():
+            batch.looked_up[table] = f"_rollup_{table}"
+            tx.stage(batch.looked_up[table], rows)
     return True
 
 

@@ -329,7 +329,8 @@ def dispatch(
     exclusive: bool = False,
 ) -> DispatchReport:
     """Send every due row: claim ``batch`` at a time, send them ``workers`` in parallel, record
-    the batch's outcomes in one transaction, until none is due (or ``stop`` is set).
+    the batch's outcomes in one transaction, until a claim takes fewer than ``batch`` (or
+    ``stop`` is set).
     A claim and a finish are write transactions, queued behind the ingest's: a batch of
     several rows per worker keeps them few when thousands of notifications are due.
     ``lease_s`` covers one attempt; a claim lasts as many as a worker may make in a row.
@@ -351,6 +352,11 @@ def dispatch(
             )
             if not rows:
                 break
+            # fewer than asked for: nothing more was due at the claim; a row queued since wakes
+            # the dispatcher again (the scheduler runs it at once), and a retry falling due
+            # meanwhile is taken by its next run, so no empty claim (a write transaction) is
+            # made to find that out
+            drained = len(rows) < batch
             units = _units(rows)
             attempts = list(pool.map(lambda u: _send_unit(senders, grouped, u), units))
             report.messages += len(units)
@@ -372,6 +378,8 @@ def dispatch(
                     report.retrying += 1
                 else:
                     report.failed += 1
+            if drained:
+                break
     return report
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import operator
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +28,7 @@ import pyarrow.compute as pc
 
 from corridor.loop import alerts
 from corridor.loop.alerts import Hit
-from corridor.loop.rules import Rule, active_rules
+from corridor.loop.rules import RULE_COLUMNS, Rule, active_rules
 from corridor.store import Store
 from corridor.store.base import Tx
 
@@ -60,6 +62,41 @@ INTERACTIONS_SQL = """SELECT b.interaction_id AS record_id, b.person_id, b.occur
 FROM {src} b
 LEFT JOIN touchpoints t ON t.key = b.touchpoint
 LEFT JOIN people p ON p.person_id = b.person_id"""
+#: the joins of the queries above as PostgreSQL runs them best for a batch of a few hundred
+#: records: one index look-up per record (``OFFSET 0`` keeps each subquery from being flattened
+#: into a hash join, which reads the whole interactions and people tables on every batch)
+_PG_JOINS = {
+    "LEFT JOIN interactions i ON i.interaction_id = b.interaction_id": (
+        "LEFT JOIN LATERAL (SELECT i.touchpoint, i.partner_id FROM interactions i\n"
+        "    WHERE i.interaction_id = b.interaction_id OFFSET 0) i ON TRUE"
+    ),
+    "LEFT JOIN people p ON p.person_id = b.person_id": (
+        "LEFT JOIN LATERAL (SELECT p.segment, p.region FROM people p\n"
+        "    WHERE p.person_id = b.person_id OFFSET 0) p ON TRUE"
+    ),
+    "LEFT JOIN text_analysis ta ON ta.feedback_id = b.feedback_id": (
+        "LEFT JOIN LATERAL (SELECT ta.intent, ta.theme_id FROM text_analysis ta\n"
+        "    WHERE ta.feedback_id = b.feedback_id OFFSET 0) ta ON TRUE"
+    ),
+}
+
+
+def batch_sql(sql: str, dialect: str, tables: Mapping[str, str] | None = None) -> str:
+    """One of the queries above (its ``{src}`` filled) as ``dialect`` runs it best over a batch
+    of records: on PostgreSQL, each record's interaction, person and text analysis looked up by
+    their keys (see :data:`_PG_JOINS`); elsewhere with the joins as they are, over ``tables``
+    (``interactions``, ``people`` → a staged relation holding at least the rows the batch
+    refers to: what its transaction read already) instead of the whole tables."""
+    if dialect == "postgres":
+        for join, lateral in _PG_JOINS.items():
+            sql = sql.replace(join, lateral)
+        return sql
+    for table, staged in (tables or {}).items():
+        if table in ("interactions", "people"):
+            sql = sql.replace(f"LEFT JOIN {table} ", f"LEFT JOIN {staged} ")
+    return sql
+
+
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     ">=": operator.ge,
@@ -157,17 +194,92 @@ def _at(row: Row) -> str:
     return f"at {tp}{who}"
 
 
+#: a touch point's promises: (key, metric, operator, threshold, target)
+Promises = dict[str, list[tuple[str, str, str, float, str]]]
+_PROMISE_COLUMNS = ("key", "touchpoint", "metric", "operator", "threshold", "target")
+
+
+def _read_promises(tx: Tx) -> Promises:
+    promises: Promises = {}
+    for key, tp, metric, op, threshold, target in tx.fetchall(
+        f"SELECT {', '.join(_PROMISE_COLUMNS)} FROM promises ORDER BY key"
+    ):
+        promises.setdefault(tp, []).append((key, metric, op, float(threshold), target))
+    return promises
+
+
+def _rows_text(columns: Sequence[str]) -> str:
+    """SQL for one row's columns as text that tells every value apart (NULL, and where each
+    value ends), on both engines."""
+    return " || ".join(
+        f"CASE WHEN {c} IS NULL THEN '~' ELSE "
+        f"CAST(length(CAST({c} AS VARCHAR)) AS VARCHAR) || ':' || CAST({c} AS VARCHAR) END"
+        for c in columns
+    )
+
+
+#: a digest of the enabled record rules' rows and of the promises' rows, made by the store: the
+#: same digests mean the same rows, whichever process or connection wrote them
+_SIGNATURE_SQL = (
+    f"SELECT (SELECT md5(string_agg({_rows_text(RULE_COLUMNS)}, ',' ORDER BY rule_id)) "
+    "FROM alert_rules WHERE enabled AND family = 'record'), "
+    f"(SELECT md5(string_agg({_rows_text(_PROMISE_COLUMNS)}, ',' ORDER BY key)) FROM promises)"
+)
+#: the enabled record rules and the promises last read, by their digests (a few: several stores
+#: in one process)
+_KEPT: OrderedDict[tuple[Any, Any], tuple[list[Rule], Promises]] = OrderedDict()
+_KEPT_MAX = 8
+_KEPT_LOCK = threading.Lock()
+
+
+def record_rules_and_promises(tx: Tx) -> tuple[list[Rule], Promises]:
+    """The enabled record rules and the corridor map's promises, as ``tx`` sees them: read on
+    every batch, changed seldom, so kept between batches. Where the store counts the writes to
+    them itself (:meth:`~corridor.store.base.Store.rules_version`: a DuckDB file, which one
+    process holds) the count is the key, and nothing is read while it stays; elsewhere one
+    query asks the store for a digest of their rows, and rows already read under the same
+    digests (by any store object of this process, on this store or another holding the same
+    rows) are not read and parsed again. A rule added, disabled or changed, or a map loaded,
+    by any process, changes a digest, so the next batch reads them."""
+    version = getattr(tx, "rules_version", None)
+    mine = getattr(tx, "touched", {"*"})
+    if version is not None and "*" not in mine and not mine & {"alert_rules", "promises"}:
+        signature: tuple[Any, ...] = ("version", version)
+        with _KEPT_LOCK:
+            kept = _KEPT.get(signature)
+            if kept is not None:
+                _KEPT.move_to_end(signature)
+                return kept
+        read = (active_rules(tx, "record"), _read_promises(tx))
+        with _KEPT_LOCK:
+            _KEPT[signature] = read
+            while len(_KEPT) > _KEPT_MAX:
+                _KEPT.popitem(last=False)
+        return read
+    signature = tuple(tx.fetchall(_SIGNATURE_SQL)[0])
+    with _KEPT_LOCK:
+        kept = _KEPT.get(signature)
+        if kept is not None:
+            _KEPT.move_to_end(signature)
+            return kept
+    read = (active_rules(tx, "record"), _read_promises(tx))
+    # on PostgreSQL each statement sees the latest commit: keep the rows only if nothing
+    # changed them between the digest and the reads
+    if tuple(tx.fetchall(_SIGNATURE_SQL)[0]) == signature:
+        with _KEPT_LOCK:
+            _KEPT[signature] = read
+            while len(_KEPT) > _KEPT_MAX:
+                _KEPT.popitem(last=False)
+    return read
+
+
 class _Context:
     """What rules need beyond the rows, read once per evaluation: promises and themes."""
 
-    def __init__(self, tx: Tx, rules: Sequence[Rule]) -> None:
-        self.promises: dict[str, list[tuple[str, str, str, float, str]]] = {}
+    def __init__(self, tx: Tx, rules: Sequence[Rule], promises: Promises | None = None) -> None:
+        self.promises: Promises = {}
         if any(r.kind == "broken_promise" for r in rules):
-            for key, tp, metric, op, threshold, target in tx.fetchall(
-                "SELECT key, touchpoint, metric, operator, threshold, target FROM promises "
-                "ORDER BY key"
-            ):
-                self.promises.setdefault(tp, []).append((key, metric, op, float(threshold), target))
+            self.promises = promises if promises is not None else _read_promises(tx)
         self.themes: dict[str, set[str]] = {}
         self.theme_labels: dict[str, str] = {}
         wanted = {t for r in rules if r.kind == "text" for t in r.get("themes") or ()}
@@ -327,11 +439,12 @@ def find_hits(
     rows: pa.Table | Sequence[Row],
     *,
     now: datetime | None,
+    ctx: _Context | None = None,
 ) -> list[Hit]:
     """What ``rules`` fire on ``rows`` of ``record_kind`` (an Arrow table of the queries above,
     or their rows as dicts); with ``now``, records older than a rule's ``max_age`` are skipped
-    (live evaluation)."""
-    ctx = _Context(tx, rules)
+    (live evaluation). ``ctx``: the rules' :class:`_Context`, when the caller read it already."""
+    ctx = ctx if ctx is not None else _Context(tx, rules)
     check = _feedback_hits if record_kind == "feedback" else _interaction_hits
     cutoffs = [
         now - timedelta(seconds=int(rule.get("max_age"))) if now is not None else None
@@ -341,7 +454,7 @@ def find_hits(
         try:
             picks = [_column_pick(r, rows, c) for r, c in zip(rules, cutoffs, strict=True)]
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            return find_hits(tx, rules, record_kind, rows.to_pylist(), now=now)
+            return find_hits(tx, rules, record_kind, rows.to_pylist(), now=now, ctx=ctx)
         wanted = sorted({i for pick in picks for i in pick})
         by_index: Mapping[int, Row] = dict(
             zip(wanted, rows.take(pa.array(wanted, pa.int64())).to_pylist(), strict=True)
@@ -356,13 +469,6 @@ def find_hits(
     return hits
 
 
-def _watching(tx: Tx, record_kind: str) -> list[Rule]:
-    kinds = WATCHES.get(record_kind, ())
-    if not kinds:
-        return []
-    return [r for r in active_rules(tx, "record") if r.kind in kinds]
-
-
 def evaluate_batch(
     tx: Tx,
     record_kind: str,
@@ -370,14 +476,21 @@ def evaluate_batch(
     *,
     staged: Callable[[], str] | None = None,
     texts_analysed: bool = True,
+    tables: Mapping[str, str] | None = None,
 ) -> int:
     """Fire the record rules on the batch staged as ``_batch`` (its records written already),
     inside the batch's transaction; returns the number of alerts raised. ``staged``, when given,
     stages the batch if it is not yet and returns its name: called only when a rule watches.
     ``texts_analysed=False``: the batch's feedback texts are analysed later (a server's
     background worker), so the text rules are left to :func:`evaluate_texts`, which runs when
-    the analysis is stored, and the text analysis is not read here."""
-    rules = [r for r in _watching(tx, record_kind) if texts_analysed or r.kind != "text"]
+    the analysis is stored, and the text analysis is not read here. ``tables``: the batch's
+    interactions and persons read in its transaction already, staged (table → staged name;
+    see :func:`batch_sql`), read instead of the whole tables."""
+    kinds = WATCHES.get(record_kind, ())
+    if not kinds:
+        return 0
+    active, promises = record_rules_and_promises(tx)
+    rules = [r for r in active if r.kind in kinds and (texts_analysed or r.kind != "text")]
     if not rules:
         return 0
     oldest = now - timedelta(seconds=max(int(r.get("max_age")) for r in rules))
@@ -388,24 +501,60 @@ def evaluate_batch(
         sql = FEEDBACK_SQL.format(src=src)
     else:
         sql = FEEDBACK_SQL_UNANALYSED.format(src=src)
+    sql = batch_sql(sql, tx.dialect, tables)
     rows = tx.fetch_arrow(f"{sql} WHERE b.occurred_at >= ?", (oldest,))
     if not rows.num_rows:
         return 0
-    hits = find_hits(tx, rules, record_kind, rows, now=now)
+    hits = find_hits(tx, rules, record_kind, rows, now=now, ctx=_Context(tx, rules, promises))
     return len(alerts.fire(tx, hits, now)) if hits else 0
 
 
-def evaluate_texts(tx: Tx, feedback_ids: Sequence[str], now: datetime) -> int:
+def evaluate_texts(
+    tx: Tx, feedback_ids: Sequence[str], now: datetime, *, analysis: pa.Table | None = None
+) -> int:
     """Fire the text rules on feedback whose text analysis was just stored (in that
-    transaction)."""
-    rules = [r for r in active_rules(tx, "record") if r.kind == "text"]
-    if not rules or not feedback_ids:
+    transaction). ``analysis``: the rows of ``text_analysis`` just stored for them (columns
+    ``feedback_id``, ``intent``, ``theme_id``), when the caller has them: only the feedback
+    whose intent or theme some text rule names is read then, and none at all when there is
+    none (a text rule fires on nothing else)."""
+    if not feedback_ids:
         return 0
-    tx.stage("_loop_ids", pa.table({"feedback_id": pa.array(list(feedback_ids), pa.string())}))
-    sql = FEEDBACK_SQL.format(src="feedback")
-    rows = tx.fetch_arrow(f"{sql} WHERE b.feedback_id IN (SELECT feedback_id FROM _loop_ids)")
-    hits = find_hits(tx, rules, "feedback", rows, now=now)
+    rules = [r for r in record_rules_and_promises(tx)[0] if r.kind == "text"]
+    if not rules:
+        return 0
+    ctx = _Context(tx, rules)
+    ids = list(feedback_ids) if analysis is None else _text_candidates(rules, analysis, ctx)
+    if not ids:
+        return 0
+    if tx.dialect == "postgres":
+        # the records by their keys (an array parameter is planned as index look-ups; a staged
+        # table of ids, as a scan of every stored feedback record)
+        src = "(SELECT * FROM feedback WHERE feedback_id = ANY(?))"
+        sql = batch_sql(FEEDBACK_SQL.format(src=src), tx.dialect)
+        rows = tx.fetch_arrow(sql, (ids,))
+    else:
+        tx.stage("_loop_ids", pa.table({"feedback_id": pa.array(ids, pa.string())}))
+        sql = FEEDBACK_SQL.format(src="feedback")
+        rows = tx.fetch_arrow(f"{sql} WHERE b.feedback_id IN (SELECT feedback_id FROM _loop_ids)")
+    hits = find_hits(tx, rules, "feedback", rows, now=now, ctx=ctx)
     return len(alerts.fire(tx, hits, now)) if hits else 0
+
+
+def _text_candidates(rules: Sequence[Rule], analysis: pa.Table, ctx: _Context) -> list[str]:
+    """The feedback ids of ``analysis`` whose intent or theme one of the text ``rules`` names
+    (what :func:`_feedback_hits` tests first): the only ones any of them can fire on."""
+    intents = sorted({str(i) for r in rules for i in r.get("intents") or ()})
+    themes = sorted({t for r in rules if r.get("themes") for t in ctx.theme_ids(r.get("themes"))})
+    mask = pc.is_in(
+        pc.cast(analysis["intent"], pa.string()), value_set=pa.array(intents, pa.string())
+    )
+    if themes:
+        in_theme = pc.is_in(
+            pc.cast(analysis["theme_id"], pa.string()), value_set=pa.array(themes, pa.string())
+        )
+        mask = pc.or_kleene(mask, in_theme)
+    picked = analysis.filter(pc.fill_null(mask, False))["feedback_id"]
+    return [str(i) for i in picked.to_pylist()]
 
 
 def dry_run(
@@ -436,9 +585,11 @@ __all__ = [
     "FEEDBACK_SQL_UNANALYSED",
     "INTERACTIONS_SQL",
     "WATCHES",
+    "batch_sql",
     "dry_run",
     "evaluate_batch",
     "evaluate_texts",
     "find_hits",
     "read_rows",
+    "record_rules_and_promises",
 ]

@@ -400,6 +400,10 @@ def _rule(row: Sequence[Any]) -> Rule:
     )
 
 
+#: the columns of ``alert_rules`` a :class:`Rule` is made of
+RULE_COLUMNS = _COLUMNS
+
+
 def active_rules(tx: Tx, family: str) -> list[Rule]:
     """The enabled rules of one family, in id order."""
     rows = tx.fetchall(
@@ -485,6 +489,7 @@ __all__ = [
     "KINDS",
     "PERSON_SCOPE_KEYS",
     "RECORD_KINDS",
+    "RULE_COLUMNS",
     "SCOPE_KEYS",
     "Rule",
     "RuleError",

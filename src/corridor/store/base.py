@@ -56,6 +56,8 @@ class Tx(ABC):
     dialect: Dialect
     #: the tables this transaction wrote to ("*": a statement whose target is not known)
     touched: set[str]
+    #: :meth:`Store.rules_version` when the transaction began
+    rules_version: Any = None
     #: those of them it may have removed or rewritten rows of (any statement but an INSERT)
     rewrote: set[str]
 
@@ -166,6 +168,7 @@ class Store(ABC):
             self._local.writing = depth + 1
             try:
                 with self._transaction() as tx:
+                    tx.rules_version = self.rules_version()
                     yield tx
                 self._committed(tx)
             finally:
@@ -178,6 +181,15 @@ class Store(ABC):
         if getattr(tx, "touched", {"*"}) - OPERATIONAL:
             rewrote = getattr(tx, "rewrote", {"*"}) - OPERATIONAL - DERIVED
             self._versions.bump(fence=bool(rewrote))
+
+    #: the tables whose committed writes change :meth:`rules_version`
+    RULES_TABLES = frozenset({"alert_rules", "promises"})
+
+    def rules_version(self) -> Any:
+        """A value that changes after every committed write to the alert rules or the corridor
+        map's promises (what record rules read on every batch), for keeping them between
+        batches; None when other processes may write them unseen (a server database)."""
+        return None
 
     def data_version(self) -> int | None:
         """A number that changes after every committed write to a table the analyses read, for

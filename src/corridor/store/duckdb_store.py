@@ -54,6 +54,8 @@ class DuckDBTx(Tx):
 #: committed writes to analysed tables, per database file (see Store.data_version)
 _VERSIONS: dict[str, DataVersions] = {}
 _VERSIONS_LOCK = threading.Lock()
+#: committed writes to the rules' tables, per database file (see Store.rules_version)
+_RULES_VERSIONS: dict[str, int] = {}
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
@@ -77,6 +79,9 @@ class DuckDBStore(Store):
         self.url = f"duckdb://{self.path.absolute()}"
         with _VERSIONS_LOCK:  # one count per file, whichever store object of it writes
             self._versions = _VERSIONS.setdefault(self._key, DataVersions())
+            # another process may have written the file since this one last held it
+            self._rules_key = self._key
+            _RULES_VERSIONS[self._rules_key] = _RULES_VERSIONS.get(self._rules_key, 0) + 1
         if self.path.is_dir():
             raise StoreError(
                 f"the store {self.path} is a folder, not a DuckDB file; name the file, e.g. "
@@ -193,6 +198,19 @@ class DuckDBStore(Store):
         else:
             self._con.commit()
             tx.release()
+
+    def rules_version(self) -> Any:
+        # one process holds the file, and every write to it passes through a store of this
+        # process (counted at its commit, below); each opening counts as a write
+        with _VERSIONS_LOCK:
+            return (self._rules_key, _RULES_VERSIONS.get(self._rules_key, 0))
+
+    def _committed(self, tx: Tx) -> None:
+        super()._committed(tx)
+        touched = getattr(tx, "touched", {"*"})
+        if "*" in touched or touched & self.RULES_TABLES:
+            with _VERSIONS_LOCK:
+                _RULES_VERSIONS[self._rules_key] = _RULES_VERSIONS.get(self._rules_key, 0) + 1
 
     def data_version(self) -> int | None:
         # one process holds the file, and every write to it passes through a store of this

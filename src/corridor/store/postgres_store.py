@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -34,6 +35,23 @@ def _pg_type(t: pa.DataType) -> str:
     return "TEXT"
 
 
+#: a staged table of at most this many values is written with one statement (VALUES)
+_VALUES_MAX = 2000
+
+
+def _plain(t: pa.DataType) -> bool:
+    """A type whose Python value psycopg sends as the staged column's type takes it."""
+    return (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_boolean(t)
+        or (pa.types.is_timestamp(t) and t.unit != "ns")  # ns: not a datetime in Python
+        or pa.types.is_date(t)
+    )
+
+
 def _naive_utc(table: pa.Table) -> pa.Table:
     """Times without their zone (the values are UTC, as is the session): pyarrow writes zoned
     times to CSV some 20x slower, which made them most of the cost of staging."""
@@ -55,6 +73,7 @@ class PostgresTx(Tx):
         self._con = con
         self.touched = set()
         self.rewrote = set()
+        self._staged: set[str] = set()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._note(sql)
@@ -81,7 +100,27 @@ class PostgresTx(Tx):
             for f in table.schema
         )
         with self._con.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {name}")
+            if name in self._staged:  # dropped at commit: it exists only if staged in this one
+                cur.execute(f"DROP TABLE IF EXISTS {name}")
+            self._staged.add(name)
+            if 0 < table.num_rows * table.num_columns <= _VALUES_MAX and all(
+                _plain(f.type) for f in table.schema
+            ):
+                # a few rows (a batch's alerts, cases, keys): one statement, not a CREATE and a
+                # COPY, each a round trip
+                types = [
+                    "JSONB" if f.name == "attributes" else _pg_type(f.type) for f in table.schema
+                ]
+                row = "(" + ", ".join(f"%s::{t}" for t in types) + ")"
+                names = ", ".join(f'"{f.name}"' for f in table.schema)
+                params = [v for r in table.to_pylist() for v in r.values()]
+                cur.execute(
+                    f"CREATE TEMP TABLE {name} ON COMMIT DROP AS SELECT * FROM "
+                    f"(VALUES {', '.join([row] * table.num_rows)}) AS v ({names})",
+                    params,
+                    prepare=False,
+                )
+                return
             cur.execute(f"CREATE TEMP TABLE {name} ({cols}) ON COMMIT DROP")
             _copy(cur, name, table)
 
@@ -138,19 +177,31 @@ class PostgresStore(Store):
     #: parallel; eight stay well inside the default max_connections (100) with several
     #: Corridor processes and their writers on one server.
     max_readers = 8
+    #: connections for small reads beside the writer (:meth:`Store.query` outside a
+    #: transaction: an API key's look-up, the scheduler's next run), made when first needed
+    max_side_readers = 4
 
     def __init__(self, url: str) -> None:
         super().__init__()
         self.url = url
+        self._con = self._connect(autocommit=False)
+        self._side: list[psycopg.Connection[Any]] = []  # idle side connections
+        self._side_slots = threading.BoundedSemaphore(self.max_side_readers)
+        self._side_lock = threading.Lock()
+
+    def _connect(self, *, autocommit: bool) -> psycopg.Connection[Any]:
         # a server that does not answer is an error after 10 s, not a hang (unless the URL says)
+        url = self.url
         extra: dict[str, Any] = {} if "connect_timeout" in url else {"connect_timeout": 10}
         try:
-            self._con = psycopg.connect(url, autocommit=False, **extra)
+            con = psycopg.connect(url, autocommit=autocommit, **extra)
         except psycopg.Error as e:
             raise StoreError(_connect_error(url, e)) from None
-        with self._con.cursor() as cur:
+        with con.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
-        self._con.commit()
+        if not autocommit:
+            con.commit()
+        return con
 
     def close(self) -> None:
         with self._write_lock:
@@ -158,6 +209,39 @@ class PostgresStore(Store):
                 self._close_readers()
             finally:
                 self._con.close()
+
+    def _close_readers(self, *, closing: bool = True) -> None:
+        # the side connections too (after a migration: none keeps a plan of the old schema)
+        super()._close_readers(closing=closing)
+        with self._side_lock:
+            side, self._side = self._side, []
+        for con in side:
+            con.close()
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        # On a connection of its own (autocommit: each read sees what is committed), not through
+        # the writer's: a small read never waits for a batch being written, nor for the
+        # background work (text analysis, deliveries) queued on the write lock.
+        with self._side_slots:
+            with self._side_lock:
+                self._check_open()
+                con = self._side.pop() if self._side else None
+            if con is None:
+                con = self._connect(autocommit=True)
+            keep = False
+            try:
+                with con.cursor() as cur:
+                    cur.execute(_qmarks(sql) if params else sql, list(params) or None)
+                    rows = list(cur.fetchall()) if cur.description is not None else []
+                keep = True
+                return rows
+            finally:
+                with self._side_lock:
+                    keep = keep and not self._closed and not con.closed
+                    if keep:
+                        self._side.append(con)
+                if not keep:
+                    con.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[Tx]:

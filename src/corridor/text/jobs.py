@@ -105,7 +105,7 @@ def analyze_pending(
                 update=[c for c in table.schema.names if c != "feedback_id"],
             )
             # text rules (a complaint, a theme) fire with the analysis, in its transaction
-            record_rules.evaluate_texts(tx, ids, datetime.now(UTC))
+            record_rules.evaluate_texts(tx, ids, datetime.now(UTC), analysis=table)
         done += len(rows)
         themed += sum(t is not None for t in themes or ())
         last = ids[-1]
