@@ -144,11 +144,24 @@ def test_sigkill_between_commit_and_delivery_loses_no_webhook(
             f"p95 {p95 * 1000:.0f} ms"
         )
         assert p95 < 2.0, latencies
+
+        # a first attempt that reached the receiver just before its server was killed is sent
+        # again by the next server (the receiver drops it) and only then marked delivered: on a
+        # busy machine that can still be under way here (1 run of the suite in ~4 failed the
+        # check below at the stop); wait for it, as the guarantee is "eventually"
+        deadline = time.monotonic() + 60
+        with httpx.Client(base_url=server.base, timeout=10) as c:
+            while time.monotonic() < deadline:
+                r = c.get("/api/v1/admin/deliveries", params={"state": "pending", "limit": 1000})
+                if not acked & {n["key"] for n in r.json()}:
+                    break
+                time.sleep(0.2)
         server.stop()
     finally:
         receiver.stop()
 
     with open_store(store_url) as store:
         rows = outbox.list_notifications(store, limit=100_000)
-    states = {r.key: r.state for r in rows}
-    assert all(states[k] == "delivered" for k in acked)
+    ours = [(r.key, r.state, r.attempts, r.last_error) for r in rows if r.key in acked]
+    assert {r[0] for r in ours} == acked
+    assert all(r[1] == "delivered" for r in ours), [r for r in ours if r[1] != "delivered"][:20]
