@@ -245,32 +245,39 @@ def record_rules_and_promises(tx: Tx) -> tuple[list[Rule], Promises]:
     mine = getattr(tx, "touched", {"*"})
     if version is not None and "*" not in mine and not mine & {"alert_rules", "promises"}:
         signature: tuple[Any, ...] = ("version", version)
-        with _KEPT_LOCK:
-            kept = _KEPT.get(signature)
-            if kept is not None:
-                _KEPT.move_to_end(signature)
-                return kept
+        kept = _kept(signature)
+        if kept is not None:
+            return kept
         read = (active_rules(tx, "record"), _read_promises(tx))
-        with _KEPT_LOCK:
-            _KEPT[signature] = read
-            while len(_KEPT) > _KEPT_MAX:
-                _KEPT.popitem(last=False)
+        _keep(signature, read)
         return read
     signature = tuple(tx.fetchall(_SIGNATURE_SQL)[0])
-    with _KEPT_LOCK:
-        kept = _KEPT.get(signature)
-        if kept is not None:
-            _KEPT.move_to_end(signature)
-            return kept
+    kept = _kept(signature)
+    if kept is not None:
+        return kept
     read = (active_rules(tx, "record"), _read_promises(tx))
     # on PostgreSQL each statement sees the latest commit: keep the rows only if nothing
     # changed them between the digest and the reads
     if tuple(tx.fetchall(_SIGNATURE_SQL)[0]) == signature:
-        with _KEPT_LOCK:
-            _KEPT[signature] = read
-            while len(_KEPT) > _KEPT_MAX:
-                _KEPT.popitem(last=False)
+        _keep(signature, read)
     return read
+
+
+def _kept(signature: tuple[Any, ...]) -> tuple[list[Rule], Promises] | None:
+    """The rules and promises kept under ``signature`` (the most recently used now), if any."""
+    with _KEPT_LOCK:
+        kept = _KEPT.get(signature)
+        if kept is not None:
+            _KEPT.move_to_end(signature)
+        return kept
+
+
+def _keep(signature: tuple[Any, ...], read: tuple[list[Rule], Promises]) -> None:
+    """Keep ``read`` under ``signature``, dropping the least recently used past the bound."""
+    with _KEPT_LOCK:
+        _KEPT[signature] = read
+        while len(_KEPT) > _KEPT_MAX:
+            _KEPT.popitem(last=False)
 
 
 class _Context:
