@@ -65,12 +65,29 @@ ORDER BY touchpoint, period
 
 
 # -- data -----------------------------------------------------------------------------------------
-def build(work: Path, customers: int, months: int, seed: int, log: Callable[[str], None]) -> Path:
-    """A DuckDB store with the simulated company, built once per (customers, months, seed)."""
-    from corridor.analytics.feedback import rollup
+def fill(
+    store: Any, data: Path, customers: int, months: int, seed: int, log: Callable[[str], None]
+) -> None:
+    """Simulate the company into the folder ``data`` and import it into ``store``, timed."""
     from corridor.ingest.files import import_dataset
     from corridor.ingest.pipeline import Ingestor
     from corridor.simulate import simulate
+
+    t = time.perf_counter()
+    res = simulate(customers=customers, months=months, seed=seed, out_dir=data)
+    log(f"simulated {res.counts} in {time.perf_counter() - t:.1f} s")
+    ing = Ingestor(store)
+    try:
+        t = time.perf_counter()
+        import_dataset(ing, data)
+        log(f"imported in {time.perf_counter() - t:.1f} s")
+    finally:
+        ing.close()
+
+
+def build(work: Path, customers: int, months: int, seed: int, log: Callable[[str], None]) -> Path:
+    """A DuckDB store with the simulated company, built once per (customers, months, seed)."""
+    from corridor.analytics.feedback import rollup
     from corridor.store import open_store
 
     path, marker = work / "gaps.duckdb", work / "gaps.json"
@@ -82,17 +99,8 @@ def build(work: Path, customers: int, months: int, seed: int, log: Callable[[str
         p.unlink(missing_ok=True)
     data = work / "data"
     shutil.rmtree(data, ignore_errors=True)
-    t = time.perf_counter()
-    res = simulate(customers=customers, months=months, seed=seed, out_dir=data)
-    log(f"simulated {res.counts} in {time.perf_counter() - t:.1f} s")
     with contextlib.closing(open_store(f"duckdb:///{path}")) as store:
-        ing = Ingestor(store)
-        try:
-            t = time.perf_counter()
-            import_dataset(ing, data)
-            log(f"imported in {time.perf_counter() - t:.1f} s")
-        finally:
-            ing.close()
+        fill(store, data, customers, months, seed, log)
         t = time.perf_counter()
         days = rollup.refresh(store)
         build_s = time.perf_counter() - t

@@ -45,7 +45,7 @@ import numpy as np
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gaps import build
+from gaps import build, fill
 
 from corridor.analytics.feedback import rollup
 from corridor.ingest.pipeline import ROLLUP_VERSION, Ingestor
@@ -68,9 +68,6 @@ def build_postgres(
     seed): its name, and the URL of the server's maintenance database (for copies of it)."""
     import psycopg
 
-    from corridor.ingest.files import import_dataset
-    from corridor.simulate import simulate
-
     admin = server
     name = f"corridor_upkeep_c{customers}_m{months}_s{seed}"
     with psycopg.connect(admin, autocommit=True) as con:
@@ -85,18 +82,9 @@ def build_postgres(
         con.execute(f"CREATE DATABASE {name}")
     data = Path(tempfile.mkdtemp(prefix="corridor-rollup-pg-"))
     try:
-        t = time.perf_counter()
-        res = simulate(customers=customers, months=months, seed=seed, out_dir=data)
-        log(f"simulated {res.counts} in {time.perf_counter() - t:.1f} s")
         url = on_database(admin, name)
         with contextlib.closing(open_store(url)) as store:
-            ing = Ingestor(store)
-            try:
-                t = time.perf_counter()
-                import_dataset(ing, data)
-                log(f"imported in {time.perf_counter() - t:.1f} s")
-            finally:
-                ing.close()
+            fill(store, data, customers, months, seed, log)
             rollup.refresh(store)
     finally:
         shutil.rmtree(data, ignore_errors=True)
