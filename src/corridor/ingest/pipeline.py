@@ -324,7 +324,7 @@ class Ingestor:
                         now,
                         staged=batch,
                         texts_analysed=self.analyze_text,
-                        tables=batch.looked_up if batch is not None else None,
+                        tables=batch.looked_up() if batch is not None else None,
                     )
                 report.accepted = valid.num_rows + result.batch_duplicates
                 report.inserted = inserted
@@ -363,9 +363,21 @@ class _Staged:
         self._tx = tx
         self.rows = rows
         self._staged = False
-        #: the batch's rows of other tables read in its transaction already, staged until it
-        #: ends (table → staged name: the rollup's look-ups of its interactions and persons)
-        self.looked_up: dict[str, str] = {}
+        #: the batch's rows of other tables read in its transaction already (table → rows: the
+        #: rollup's look-ups of its interactions and persons)
+        self.read: dict[str, pa.Table] = {}
+        self._read_staged: dict[str, str] = {}
+
+    def looked_up(self) -> dict[str, str]:
+        """:attr:`read`, staged until the transaction ends (table → staged name) on DuckDB,
+        when something first asks for them (the record rules read them instead of the whole
+        tables; PostgreSQL's rules look each key up themselves)."""
+        if self._tx.dialect == "duckdb":
+            for table, rows in self.read.items():
+                if table not in self._read_staged:
+                    self._read_staged[table] = f"_rollup_{table}"
+                    self._tx.stage(self._read_staged[table], rows)
+        return self._read_staged
 
     def __call__(self) -> str:
         if not self._staged:
@@ -450,11 +462,7 @@ def _add_to_rollup(
     from corridor.analytics.feedback import rollup
 
     assert store is not None
-    read = rollup.add_new_feedback(store, tx, batch.rows, people)
-    if tx.dialect == "duckdb":  # (PostgreSQL's rules look each key up themselves)
-        for table, rows in read.items():
-            batch.looked_up[table] = f"_rollup_{table}"
-            tx.stage(batch.looked_up[table], rows)
+    batch.read = rollup.add_new_feedback(store, tx, batch.rows, people)
     return True
 
 
