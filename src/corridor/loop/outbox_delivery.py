@@ -4,7 +4,6 @@ each outcome (delivered; retried later with exponential backoff and jitter; fail
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import random
@@ -14,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
 
@@ -90,7 +90,9 @@ def claim(
         ]
         if not ids:
             return []
-        marks = ", ".join("?" for _ in ids)
+        # the ids staged, not a parameter each: a claim takes up to 2,000 rows, and a statement
+        # with thousands of parameters is planned slowly (tens of ms on DuckDB)
+        picked = tx.stage_keys("_claim_picked", ids)
         # the rest of the batches these rows were sent in before (a batch is retried whole)
         free = "lease_until IS NULL OR lease_until < ?" + (
             " OR lease_owner <> ?" if exclusive else ""
@@ -98,56 +100,63 @@ def claim(
         ids += [
             int(r[0])
             for r in tx.fetchall(
-                f"SELECT id FROM outbox WHERE state = '{PENDING}' AND id NOT IN ({marks}) "
+                f"SELECT id FROM outbox WHERE state = '{PENDING}' AND id NOT IN ({picked}) "
                 f"AND ({free}) AND batch_key IN (SELECT batch_key FROM outbox "
-                f"WHERE id IN ({marks}) AND batch_key IS NOT NULL){lock}",
-                [*ids, now, *([owner] if exclusive else []), *ids],
+                f"WHERE id IN ({picked}) AND batch_key IS NOT NULL){lock}",
+                [now, *([owner] if exclusive else [])],
             )
         ]
-        marks = ", ".join("?" for _ in ids)
-        tx.execute(
-            "UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1 "
-            f"WHERE id IN ({marks})",
-            [owner, until, *ids],
+        claimed = tx.stage_keys("_claim_ids", ids)
+        rows = tx.fetchall(f"SELECT {COLUMNS} FROM outbox WHERE id IN ({claimed}) ORDER BY id")
+        keys = _batch_keys(tx, rows)
+        # the lease, the attempt counted and the new batches in one update
+        tx.stage(
+            "_claimed",
+            pa.table(
+                {
+                    "id": pa.array([int(r[0]) for r in rows], pa.int64()),
+                    "batch_key": pa.array([keys.get(int(r[0])) for r in rows], pa.string()),
+                }
+            ),
         )
-        rows = tx.fetchall(f"SELECT {COLUMNS} FROM outbox WHERE id IN ({marks}) ORDER BY id", ids)
-        return _into_batches(tx, [Notification.of(r) for r in rows])
+        tx.execute(
+            "UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1, "
+            "batch_key = coalesce(c.batch_key, outbox.batch_key) FROM _claimed c "
+            "WHERE outbox.id = c.id",
+            [owner, until],
+        )
+        return [
+            Notification.of(
+                (*r[:8], int(r[8]) + 1, r[9], owner, until, *r[12:14],
+                 keys.get(int(r[0]), r[14]))
+            )
+            for r in rows
+        ]  # fmt: skip
 
 
-def _into_batches(tx: Tx, rows: list[Notification]) -> list[Notification]:
-    """``rows`` with a batch key for those sent for the first time to an endpoint that takes
-    batches: in id order, at most its ``batch_max`` to a batch; written with the claim."""
-    if not any(r.target_kind == WEBHOOK and r.batch_key is None for r in rows):
-        return rows
+def _batch_keys(tx: Tx, rows: Sequence[Sequence[Any]]) -> dict[int, str]:
+    """Outbox id → batch key for the ``rows`` (as :data:`COLUMNS` reads them, in id order) sent
+    for the first time to an endpoint that takes batches: at most its ``batch_max`` to a batch."""
+    first = [r for r in rows if r[5] == WEBHOOK and r[14] is None]
+    if not first:
+        return {}
     sizes = {
         str(endpoint_id): int(most)
         for endpoint_id, most in tx.fetchall(
             "SELECT id, batch_max FROM webhook_endpoints WHERE batch_max > 1"
         )
     }
-    fresh: dict[str, list[Notification]] = {}
-    for r in rows:
-        if r.target_kind == WEBHOOK and r.batch_key is None and r.target in sizes:
-            fresh.setdefault(r.target, []).append(r)
-    if not fresh:
-        return rows
+    fresh: dict[str, list[int]] = {}
+    for r in first:
+        if str(r[6]) in sizes:
+            fresh.setdefault(str(r[6]), []).append(int(r[0]))
     keys: dict[int, str] = {}
     for target, waiting in fresh.items():
         size = sizes[target]
         for start in range(0, len(waiting), size):
             key = f"batch_{uuid.uuid4().hex}"
-            keys.update((r.id, key) for r in waiting[start : start + size])
-    tx.stage(
-        "_batched",
-        pa.table(
-            {
-                "id": pa.array(list(keys), pa.int64()),
-                "batch_key": pa.array(list(keys.values()), pa.string()),
-            }
-        ),
-    )
-    tx.execute("UPDATE outbox SET batch_key = b.batch_key FROM _batched b WHERE outbox.id = b.id")
-    return [dataclasses.replace(r, batch_key=keys[r.id]) if r.id in keys else r for r in rows]
+            keys.update((outbox_id, key) for outbox_id in waiting[start : start + size])
+    return keys
 
 
 def retry_delay(attempt: int, base_s: float, rng: random.Random | None = None) -> float:
@@ -207,29 +216,38 @@ def finish_many(
     now = now or datetime.now(UTC)
     outcomes = [_outcome(row, attempt, max_attempts, base_s, now) for row, attempt in done]
     ids = sorted({row.id for row, _ in done})
-    marks = ", ".join("?" for _ in ids)
     with store.transaction() as tx:
+        # staged, not a parameter each (see claim)
+        finished = tx.stage_keys("_finished_ids", ids)
         number = {
             int(outbox_id): int(n)
             for outbox_id, n in tx.fetchall(
-                f"SELECT outbox_id, max(attempt) FROM deliveries WHERE outbox_id IN ({marks}) "
-                "GROUP BY outbox_id",
-                ids,
+                f"SELECT outbox_id, max(attempt) FROM deliveries WHERE outbox_id IN ({finished}) "
+                "GROUP BY outbox_id"
             )
         }
-        log_rows, updates = [], []
+        attempts: list[int] = []
+        updates = []
         for (row, attempt), (state, next_at, error) in zip(done, outcomes, strict=True):
             number[row.id] = number.get(row.id, 0) + 1
-            log_rows += [
-                row.id, number[row.id], now, attempt.status_code, attempt.duration_ms,
-                attempt.error,
-            ]  # fmt: skip
+            attempts.append(number[row.id])
             updates.append((row.id, state, next_at, error, now if attempt.ok else None))
-        values = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in done)
+        tx.stage(
+            "_attempts",
+            pa.table(
+                {
+                    "outbox_id": pa.array([row.id for row, _ in done], pa.int64()),
+                    "attempt": pa.array(attempts, pa.int32()),
+                    "status_code": pa.array([a.status_code for _, a in done], pa.int32()),
+                    "duration_ms": pa.array([a.duration_ms for _, a in done], pa.float64()),
+                    "error": pa.array([a.error for _, a in done], pa.string()),
+                }
+            ),
+        )
         tx.execute(
             "INSERT INTO deliveries (outbox_id, attempt, attempted_at, status_code, duration_ms, "
-            f"error) VALUES {values}",
-            log_rows,
+            "error) SELECT outbox_id, attempt, ?, status_code, duration_ms, error FROM _attempts",
+            [now],
         )
         tx.stage(
             "_finished",

@@ -88,11 +88,13 @@ class Tx(ABC):
     def stage(self, name: str, table: pa.Table) -> None:
         """Make ``table`` readable as a temporary relation ``name`` until the transaction ends."""
 
-    def stage_keys(self, name: str, keys: Sequence[str]) -> str:
-        """Stage ``keys`` (text) as the one-column relation ``name`` (column ``k``) and return
-        ``SELECT k FROM name``, for ``column IN (...)`` over many values: one staged table
-        instead of a parameter each (which both engines plan slowly by the hundred)."""
-        self.stage(name, pa.table({"k": pa.array(list(keys), pa.string())}))
+    def stage_keys(self, name: str, keys: Sequence[str] | Sequence[int]) -> str:
+        """Stage ``keys`` (text, or integers when the first is one) as the one-column relation
+        ``name`` (column ``k``) and return ``SELECT k FROM name``, for ``column IN (...)`` over
+        many values: one staged table instead of a parameter each (which both engines plan
+        slowly by the hundred)."""
+        kind = pa.int64() if keys and isinstance(keys[0], int) else pa.string()
+        self.stage(name, pa.table({"k": pa.array(list(keys), kind)}))
         return f"SELECT k FROM {name}"
 
     def append(self, target: str, table: pa.Table) -> int:

@@ -93,6 +93,14 @@ class PostgresTx(Tx):
             rows = cur.fetchall()
         return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
 
+    def stage_keys(self, name: str, keys: Sequence[str] | Sequence[int]) -> str:
+        if keys and isinstance(keys[0], int):
+            # integers are written into the statement as an array literal: no temporary table
+            # (a catalog entry and a COPY, ~10 ms) and nothing a value could inject
+            numbers = ",".join(str(int(k)) for k in keys)
+            return f"SELECT unnest('{{{numbers}}}'::bigint[]) AS k"
+        return super().stage_keys(name, keys)
+
     def stage(self, name: str, table: pa.Table) -> None:
         # ``attributes`` holds JSON text; stage it as jsonb so it lands in jsonb columns as is.
         cols = ", ".join(
