@@ -14,9 +14,10 @@ the machine's load falls on all of them alike:
 
 - ``none``: the same ingest with no rollup upkeep at all (the baseline);
 - ``delta``: Corridor's path: a batch of new records adds its own rollup rows in its transaction
-  (``rollup.add_new_feedback``: its interactions and persons looked up by key);
-- ``rebuild``: the path before issue 17's change (``rollup.DELTA_MAX = 0``): the batch marks its
-  days and the Ingestor rebuilds them after the commit, joining them with every interaction.
+  (``rollup_delta.add_new_feedback``: its interactions and persons looked up by key);
+- ``rebuild``: the path before issue 17's change (``rollup_delta.DELTA_MAX = 0``): the batch
+  marks its days and the Ingestor rebuilds them after the commit, joining them with every
+  interaction.
 
 With ``--postgres`` (a server URL whose user may create databases) the store is a PostgreSQL
 database built (once; kept, named after the simulation) by importing the same simulated data,
@@ -47,7 +48,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).parent))
 from gaps import build, fill
 
-from corridor.analytics.feedback import rollup
+from corridor.analytics.feedback import rollup, rollup_delta
 from corridor.ingest.pipeline import ROLLUP_VERSION, Ingestor
 from corridor.store import open_store
 
@@ -173,12 +174,12 @@ def measure(
         data = batches(store, sizes, count + warmup, seed, len(modes))
         ingestors = {"none": NoRollup(store), "delta": Ingestor(store),
                      "rebuild": Ingestor(store)}  # fmt: skip
-        keep = rollup.DELTA_MAX
+        keep = rollup_delta.DELTA_MAX
         try:
             for size in sizes:
                 for i, batch in enumerate(data[size]):
                     mode = modes[i % len(modes)]
-                    rollup.DELTA_MAX = 0 if mode == "rebuild" else keep
+                    rollup_delta.DELTA_MAX = 0 if mode == "rebuild" else keep
                     t = time.perf_counter()
                     report = ingestors[mode].ingest("feedback", batch)
                     ms = (time.perf_counter() - t) * 1000
@@ -187,7 +188,7 @@ def measure(
                     if i >= warmup * len(modes):  # each mode's first batches warm it up
                         times[(mode, size)].append(ms)
         finally:
-            rollup.DELTA_MAX = keep
+            rollup_delta.DELTA_MAX = keep
             for ing in ingestors.values():
                 ing.close()
     return counts, times

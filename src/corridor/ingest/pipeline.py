@@ -398,7 +398,7 @@ def _write(
 ) -> tuple[int, list[identity.Merge], _Staged | None, bool]:
     """Write one validated batch; ``rollup``: also mark the feedback rollup days it changes, or,
     with ``delta`` (the store) and a feedback batch of new records only, add its rollup rows
-    (:func:`corridor.analytics.feedback.rollup.add_new_feedback`). Returns the rows inserted,
+    (:func:`corridor.analytics.feedback.rollup_delta.add_new_feedback`). Returns the rows inserted,
     the merges made, the records written (None for people), and whether rollup days may have
     been marked (a refresh is due after the commit)."""
     columns = [f.name for f in kind.stored_fields] + [ATTRIBUTES]
@@ -438,9 +438,9 @@ def _delta_candidate(kind: RecordKind, valid: pa.Table, store: Store | None) -> 
     records all be new: then its persons' dimensions are read with their existence."""
     if kind.name != "feedback" or store is None:
         return False
-    from corridor.analytics.feedback import rollup
+    from corridor.analytics.feedback import rollup_delta
 
-    return valid.num_rows <= rollup.DELTA_MAX
+    return valid.num_rows <= rollup_delta.DELTA_MAX
 
 
 def _add_to_rollup(
@@ -453,16 +453,16 @@ def _add_to_rollup(
     people: pa.Table | None = None,
 ) -> bool:
     """Add the rollup rows of a batch of new feedback records in its transaction (see
-    :func:`corridor.analytics.feedback.rollup.add_new_feedback`; ``people``: its persons'
+    :func:`corridor.analytics.feedback.rollup_delta.add_new_feedback`; ``people``: its persons'
     dimensions, read by :func:`_ensure_people`); False when the batch is not one (a bulk
     import: ``store`` None; records stored before, or persons merged: their stored feedback's
     days are rebuilt), or too big for looking its keys up one by one."""
     if not all_new or not _delta_candidate(kind, batch.rows, store):
         return False
-    from corridor.analytics.feedback import rollup
+    from corridor.analytics.feedback import rollup_delta
 
     assert store is not None
-    batch.read = rollup.add_new_feedback(store, tx, batch.rows, people)
+    batch.read = rollup_delta.add_new_feedback(store, tx, batch.rows, people)
     return True
 
 
@@ -503,7 +503,7 @@ def _ensure_people(
 ) -> pa.Table | None:
     """Events often arrive before profiles: a person named by a record exists from then on.
     ``dims``: also return the stored persons' rollup dimensions
-    (:data:`corridor.analytics.feedback.rollup.PEOPLE_COLUMNS`), read with their existence (a
+    (:data:`corridor.analytics.feedback.rollup_delta.PEOPLE_COLUMNS`), read with their existence (a
     person inserted here has none), for the batch's own rollup rows."""
     persons = pc.unique(valid.column("person_id").drop_null())
     if dims or len(persons) <= _ARRAY_MAX:
@@ -549,9 +549,9 @@ def _ensure_people_read(tx: Tx, persons: pa.Array, now: datetime) -> pa.Table:
     """:func:`_ensure_people` for a small batch: one read of its persons gives both which are
     stored and their rollup dimensions (a batch of new feedback adds its own rollup rows with
     them, instead of looking them up again)."""
-    from corridor.analytics.feedback import rollup
+    from corridor.analytics.feedback import rollup_delta
 
-    cols = rollup.PEOPLE_COLUMNS
+    cols = rollup_delta.PEOPLE_COLUMNS
     if tx.dialect == "duckdb":  # a join with the staged ids (read in place)
         empty = pa.table({c: pa.array([], pa.string()) for c in cols})
         if len(persons) == 0:
@@ -563,7 +563,7 @@ def _ensure_people_read(tx: Tx, persons: pa.Array, now: datetime) -> pa.Table:
         )
         found = pa.concat_tables([empty, pa.table({c: got[c].cast(pa.string()) for c in cols})])
     else:  # one array of ids (no temporary table to create)
-        found = rollup.lookup(tx, "people", cols, persons.to_pylist())
+        found = rollup_delta.lookup(tx, "people", cols, persons.to_pylist())
     missing = pc.filter(persons, pc.invert(pc.is_in(persons, value_set=found["person_id"])))
     if len(missing):
         _insert_people(tx, missing, now, all_new=True)
