@@ -13,8 +13,9 @@ from scipy import stats as sp
 from typer.testing import CliRunner
 
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.customers.journeys import journey_table, median_interval
+from corridor.analytics.customers.journeys import journey_table
 from corridor.analytics.estimators import markov
+from corridor.analytics.estimators.stats import median_interval
 from corridor.api.app import create_app
 from corridor.cli import app as cli_app
 from corridor.settings import Settings

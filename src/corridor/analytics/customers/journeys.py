@@ -41,7 +41,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy import stats as _sp
 
 from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core.dimensions import DIMENSIONS, Filters, Query, Source, TimeLike
@@ -308,24 +307,9 @@ def _summary(persons: int, conversions: int, conf: float) -> dict[str, Any]:
     }
 
 
-def median_interval(values: np.ndarray, conf: float) -> tuple[float, float, float]:
-    """Median and its distribution-free interval from order statistics (Conover 1999):
-    ranks ``j = b − 1`` and ``k = n − b`` (0-based) with ``b`` the binomial(n, ½) quantile
-    at (1 − confidence)/2; NaN bounds when n is too small for the confidence."""
-    x = np.sort(np.asarray(values, dtype=float))
-    n = len(x)
-    if n == 0:
-        return np.nan, np.nan, np.nan
-    med = float(np.median(x))
-    b = int(_sp.binom.ppf((1.0 - conf) / 2.0, n, 0.5))
-    if b < 1:
-        return med, np.nan, np.nan
-    return med, float(x[b - 1]), float(x[n - b])
-
-
 def _durations(hours: pd.Series, conf: float) -> dict[str, float]:
     x = hours.to_numpy(dtype=float)
-    med, lo, hi = median_interval(x, conf)
+    med, lo, hi = stats.median_interval(x, conf)
     q = np.quantile(x, [0.25, 0.75, 0.9]) if len(x) else [np.nan] * 3
     return {
         "median_hours": med,
@@ -608,5 +592,4 @@ __all__ = [
     "JourneyResult",
     "interaction_facts",
     "journey_table",
-    "median_interval",
 ]

@@ -410,6 +410,21 @@ def nps_difference(
     )
 
 
+def median_interval(values: np.ndarray, conf: float) -> tuple[float, float, float]:
+    """Median and its distribution-free interval from order statistics (Conover 1999):
+    ranks ``j = b − 1`` and ``k = n − b`` (0-based) with ``b`` the binomial(n, ½) quantile
+    at (1 − confidence)/2; NaN bounds when n is too small for the confidence."""
+    x = np.sort(np.asarray(values, dtype=float))
+    n = len(x)
+    if n == 0:
+        return np.nan, np.nan, np.nan
+    med = float(np.median(x))
+    b = int(_sp.binom.ppf((1.0 - conf) / 2.0, n, 0.5))
+    if b < 1:
+        return med, np.nan, np.nan
+    return med, float(x[b - 1]), float(x[n - b])
+
+
 __all__ = [
     "Difference",
     "MeanEstimate",
@@ -418,6 +433,7 @@ __all__ = [
     "Proportion",
     "Significance",
     "mean_interval",
+    "median_interval",
     "moments",
     "newcombe_interval",
     "nps",
