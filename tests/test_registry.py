@@ -11,7 +11,7 @@ import typer
 from fastapi.testclient import TestClient
 
 import corridor
-from corridor.analytics.core import reference, registry
+from corridor.analytics.core import reference, registry, result_columns
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.api.app import create_app
 from corridor.cli import app as cli_app
@@ -112,7 +112,7 @@ def test_python_values_are_checked_by_the_declaration_too():
 def test_a_plus_minus_stands_for_a_number_and_its_interval():
     """``name±`` in a columns spec or a brief is the column and the two ends of its interval,
     written out as if listed one by one."""
-    assert registry.columns("n:int mean± p_value") == registry.columns(
+    assert result_columns.columns("n:int mean± p_value") == result_columns.columns(
         "n:int mean mean_low mean_high p_value"
     )
     brief = registry.get("facets").brief

@@ -21,7 +21,8 @@ from starlette.responses import Response
 
 from corridor.analytics.core import registry
 from corridor.analytics.core.dimensions import DIMENSIONS
-from corridor.analytics.core.registry import Analysis, Column
+from corridor.analytics.core.registry import Analysis
+from corridor.analytics.core.result_columns import Column
 from corridor.analytics.core.scoping import run_scoped
 from corridor.analytics.customers.models import FittedModels
 from corridor.api.answer_cache import AnswerCache, behind_header

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from corridor.analytics.anticipation import series as ser
-from corridor.analytics.core import registry
+from corridor.analytics.core import registry, result_columns
 from corridor.analytics.core.dimensions import PERIODS, Query, QueryArgs, Source
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import labels
@@ -278,7 +278,7 @@ FORECAST = registry.register(
         extras=("measure", "horizon", "season", "backtest"),
         brief=("step", "forecast", "low_80", "high_80", "low_95", "high_95", "model", "mase",
                "coverage_80"),
-        columns=registry.described(
+        columns=result_columns.described(
             "step:int periods after the last complete one (1 = the next)",
             "forecast point forecast (the median for a model of the logarithm)",
             "low_80 lower end of the 80 % prediction interval",

@@ -45,8 +45,9 @@ from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import labels
-from corridor.analytics.core.registry import DIMENSION_NAMES, Analysis, Param, columns, register
+from corridor.analytics.core.registry import DIMENSION_NAMES, Analysis, Param, register
 from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.result_columns import columns
 from corridor.analytics.core.scoping import Row, ScopeRule
 from corridor.analytics.estimators import stats
 from corridor.analytics.feedback.facets import pearson

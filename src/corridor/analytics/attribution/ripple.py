@@ -76,8 +76,9 @@ from corridor.analytics.attribution.ripple_events import (
 from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core.dimensions import Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.core.registry import Analysis, Param, columns, register
+from corridor.analytics.core.registry import Analysis, Param, register
 from corridor.analytics.core.result import AnalyticsResult, put_interval
+from corridor.analytics.core.result_columns import columns
 from corridor.analytics.core.scoping import ScopeRule, sees_row_operations
 from corridor.analytics.estimators import stats
 from corridor.analytics.estimators.ripple_estimators import (

@@ -25,8 +25,9 @@ import pandas as pd
 
 from corridor.analytics.core.dimensions import Filters, Source, TimeLike, check_confidence
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.core.registry import Analysis, Param, by_param, described, register
+from corridor.analytics.core.registry import Analysis, Param, by_param, register
 from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.result_columns import described
 from corridor.analytics.core.scoping import ScopeRule, own_touchpoints
 from corridor.analytics.customers.churn_people import (
     ALLOWED_FILTERS,

@@ -41,8 +41,9 @@ from corridor.analytics.core.dimensions import (
     check_time,
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.core.registry import Analysis, Param, described, register
+from corridor.analytics.core.registry import Analysis, Param, register
 from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.result_columns import described
 from corridor.analytics.core.scoping import ScopeRule, own_touchpoints
 from corridor.analytics.customers.churn_features import (
     PER_KEY,

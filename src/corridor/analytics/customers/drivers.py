@@ -40,15 +40,9 @@ from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.persons import canonical, persons
-from corridor.analytics.core.registry import (
-    DIMENSION_NAMES,
-    Analysis,
-    Param,
-    by_param,
-    described,
-    register,
-)
+from corridor.analytics.core.registry import DIMENSION_NAMES, Analysis, Param, by_param, register
 from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.result_columns import described
 from corridor.analytics.core.scoping import ScopeRule
 from corridor.analytics.estimators import importance as imp
 from corridor.analytics.estimators import stats

@@ -46,8 +46,9 @@ from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core.dimensions import DIMENSIONS, Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.persons import canonical
-from corridor.analytics.core.registry import Analysis, Param, columns, register
+from corridor.analytics.core.registry import Analysis, Param, register
 from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.result_columns import columns
 from corridor.analytics.estimators import markov, stats
 
 VIEWS = ("paths", "transitions", "stages", "attribution")

@@ -34,8 +34,9 @@ from scipy import stats as sps
 from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core.dimensions import Filters, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.core.registry import Analysis, Param, described, register
+from corridor.analytics.core.registry import Analysis, Param, register
 from corridor.analytics.core.result import AnalyticsResult
+from corridor.analytics.core.result_columns import described
 from corridor.analytics.customers.churn_people import (
     ALLOWED_FILTERS,
     FILTERS_NOTE,

@@ -43,14 +43,9 @@ from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import Filters, Query, Source, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.persons import canonical
-from corridor.analytics.core.registry import (
-    DIMENSION_NAMES,
-    Analysis,
-    by_param,
-    described,
-    register,
-)
+from corridor.analytics.core.registry import DIMENSION_NAMES, Analysis, by_param, register
 from corridor.analytics.core.result import AnalyticsResult, put_interval
+from corridor.analytics.core.result_columns import described
 from corridor.analytics.estimators import stats
 
 RANK_FIELD = "brand_rank"

@@ -92,7 +92,7 @@ import numpy as np
 import pandas as pd
 
 from corridor.analytics.core import dimensions as dims
-from corridor.analytics.core import registry
+from corridor.analytics.core import registry, result_columns
 from corridor.analytics.core.dimensions import MEASURES, Query, QueryArgs, Source
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import as_utc, labels
@@ -469,7 +469,7 @@ registry.register(
             "date", "size", "size_low", "size_high", "p_value_adjusted", "mean_before",
             "mean_after", "n_before", "n_after", "market_events",
         ),
-        columns=registry.columns(
+        columns=result_columns.columns(
             "date:time size size_low size_high statistic p_value p_value_adjusted mean_before "
             "mean_after n_before:int n_after:int before_start:time after_end:time periods:int "
             "overdispersion market_events:str"

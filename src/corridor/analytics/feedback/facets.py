@@ -42,7 +42,7 @@ import pandas as pd
 from scipy import stats as _sp
 
 from corridor.analytics.core import dimensions as dims
-from corridor.analytics.core import registry
+from corridor.analytics.core import registry, result_columns
 from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import Query, QueryArgs, Source
 from corridor.analytics.core.errors import AnalyticsQueryError
@@ -505,7 +505,7 @@ registry.register(
         period=registry.PERIOD,
         filters=registry.DIMENSION_NAMES,
         brief=("n", "mean_experience±", "mean_emotion±", "correlation"),
-        columns=registry.columns(
+        columns=result_columns.columns(
             "n:int n_experience:int mean_experience± n_emotion:int mean_emotion± "
             "n_negative_emotion:int share_negative_emotion± n_both:int correlation± "
             "p_value_correlation"
@@ -531,7 +531,7 @@ registry.register(
             "solicited_n", "solicited_mean", "unsolicited_n", "unsolicited_mean",
             "negativity_skew±", "p_value_skew",
         ),
-        columns=registry.columns(
+        columns=result_columns.columns(
             "solicited_n:int solicited_mean± solicited_counts:list solicited_n_rated:int "
             "solicited_n_below:int solicited_share_below± unsolicited_n:int unsolicited_mean± "
             "unsolicited_counts:list unsolicited_n_rated:int unsolicited_n_below:int "

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from corridor.analytics.core import dimensions as dims
-from corridor.analytics.core import registry
+from corridor.analytics.core import registry, result_columns
 from corridor.analytics.core.dimensions import Query, QueryArgs, Source
 from corridor.analytics.core.periods import align_previous, key_frame
 from corridor.analytics.core.result import AnalyticsResult, put_interval
@@ -176,7 +176,7 @@ GAPS = registry.register(
             "n", "mean_expectation", "mean_experience", "mean_gap", "mean_gap_low",
             "mean_gap_high", "share_below", "delta_mean_gap", "p_value_mean_gap",
         ),
-        columns=registry.columns(
+        columns=result_columns.columns(
             "n:int n_below:int mean_expectation mean_expectation_low mean_expectation_high "
             "mean_experience mean_experience_low mean_experience_high mean_gap sd_gap se_gap "
             "mean_gap_low mean_gap_high share_below share_below_low share_below_high "

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from corridor.analytics.core import dimensions as dims
-from corridor.analytics.core import registry
+from corridor.analytics.core import registry, result_columns
 from corridor.analytics.core.dimensions import Query, QueryArgs, Source
 from corridor.analytics.core.periods import align_previous, key_frame
 from corridor.analytics.core.result import AnalyticsResult, put_interval
@@ -204,7 +204,7 @@ def _metric(
             filters=registry.DIMENSION_NAMES,
             keep_columns=keep,
             brief=brief,
-            columns=registry.columns(cols),
+            columns=result_columns.columns(cols),
         )
     )
 

@@ -63,8 +63,9 @@ from corridor.analytics.core.dimensions import (
 )
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import key_frame
-from corridor.analytics.core.registry import PERIOD, Analysis, by_param, columns, register
+from corridor.analytics.core.registry import PERIOD, Analysis, by_param, register
 from corridor.analytics.core.result import AnalyticsResult, put_interval
+from corridor.analytics.core.result_columns import columns
 from corridor.analytics.estimators import stats
 from corridor.analytics.feedback.facets import feedback_rows
 

@@ -21,7 +21,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from corridor.analytics.core import dimensions as dims
-from corridor.analytics.core import registry
+from corridor.analytics.core import registry, result_columns
 from corridor.analytics.core.counting import count_where
 from corridor.analytics.core.dimensions import Filters, Query, QueryArgs, Source
 from corridor.analytics.core.errors import AnalyticsQueryError
@@ -320,7 +320,7 @@ def _text(
             by=registry.by_param(by),
             period=registry.PERIOD,
             filters=registry.DIMENSION_NAMES,
-            columns=registry.columns(cols),
+            columns=result_columns.columns(cols),
             brief=brief,
         )
     )

@@ -19,8 +19,9 @@ import pandas as pd
 from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core.dimensions import TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.core.registry import Analysis, Param, described, register
+from corridor.analytics.core.registry import Analysis, Param, register
 from corridor.analytics.core.result import AnalyticsResult, put_interval
+from corridor.analytics.core.result_columns import described
 from corridor.analytics.core.scoping import ScopeRule
 from corridor.analytics.estimators import stats
 from corridor.analytics.surveys.response_rates import _store

@@ -29,8 +29,9 @@ import pandas as pd
 from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core.dimensions import Filters, TimeLike
 from corridor.analytics.core.errors import AnalyticsQueryError
-from corridor.analytics.core.registry import Analysis, by_param, described, register
+from corridor.analytics.core.registry import Analysis, by_param, register
 from corridor.analytics.core.result import AnalyticsResult, put_interval
+from corridor.analytics.core.result_columns import described
 from corridor.analytics.core.scoping import ScopeRule
 from corridor.analytics.estimators import stats
 from corridor.store.sql import add_time_range
