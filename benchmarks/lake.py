@@ -3,12 +3,16 @@
     python benchmarks/lake.py                    # 1 M interactions: 3 min idle, ~12 min loaded
     python benchmarks/lake.py --sizes 1000000,10000000 --workdir /tmp/lakebench
     python benchmarks/lake.py --sizes 100000 --repeat 1            # a quick check
+    python benchmarks/lake.py --sizes 10000000,100000000 --replicate --repeat 1 --workdir W
 
 For each size (interactions; the company is ``benchmarks/gaps.py``'s, 12 months, with
 ``size / 38.3`` customers: the simulator makes ~38.3 interactions per customer-year), one run:
 
 1. builds (or, with ``--workdir``, reuses) a DuckDB store of the simulated company with
-   ``gaps.build`` (``simulate`` + ``import_dataset`` + the rollup);
+   ``gaps.build`` (``simulate`` + ``import_dataset`` + the rollup); with ``--replicate``, every
+   size after the first is built as copies of the first size's company (:func:`replicate`:
+   the same customers under new ids, in minutes rather than the hour 100 M interactions take
+   to simulate and import);
 2. syncs it to a fresh lake with :func:`corridor.store.lake_sync.sync` (what ``corridor lake
    sync`` runs), timed: the sync rate is records (all seven fact tables) per second;
 3. asks the same questions of the DuckDB store and of the lake store (``spark://local[2]``,
@@ -79,6 +83,9 @@ class SizeRun:
     customers: int
     counts: dict[str, int] = field(default_factory=dict)
     built_s: float | None = None  # None: reused
+    path: Path | None = None
+    #: built as this many copies of the first size's company (see replicate); 1: simulated
+    copies: int = 1
     duckdb_mb: float = 0.0
     lake_mb: float = 0.0
     sync_records: int = 0
@@ -167,6 +174,72 @@ def du_mb(path: Path) -> float:
     return int(done.stdout.split()[0]) / 1024
 
 
+#: the fact tables a copy repeats, and how each column of theirs is written in copy k (``{s}``:
+#: the copy's id suffix); other columns as they are. Events, the corridor map and everything
+#: operational are the company's own, held once.
+COPIED: dict[str, dict[str, str]] = {
+    "people": {"person_id": "person_id || '{s}'"},
+    "identities": {"id_value": "id_value || '{s}'", "person_id": "person_id || '{s}'"},
+    "interactions": {"interaction_id": "interaction_id || '{s}'",
+                     "person_id": "person_id || '{s}'"},
+    "feedback": {"feedback_id": "feedback_id || '{s}'", "person_id": "person_id || '{s}'",
+                 "interaction_id": "interaction_id || '{s}'"},
+    "text_analysis": {"feedback_id": "feedback_id || '{s}'"},
+    "feedback_rollup": {},
+}  # fmt: skip
+
+
+def replica_spec(base: Path, copies: int) -> dict[str, Any]:
+    """What a replicated store is built from (its marker's ``spec``)."""
+    base_spec = orjson.loads((base.parent / "gaps.json").read_bytes())["spec"]
+    return {"replicate": str(base), "copies": copies, "base": base_spec}
+
+
+def replicate(base: Path, work: Path, copies: int, log: Callable[[str], None]) -> Path:
+    """A store of ``copies`` copies of the company in the store ``base`` (built by
+    ``gaps.build``), built once per (base, copies) in ``work``: the base file copied, then, for
+    each further copy k, its people, identities, interactions, feedback and text analysis
+    inserted again with every person, interaction, feedback and identity id suffixed ``~r<k>``
+    (the same customers and histories under new ids: the simulator's company is independent
+    across customers, so this is the company with ``copies`` times its customers, without the
+    hour-long simulate and import of 100 M interactions); operational and market events once.
+    The rollup's rows are inserted once per copy: it is additive, so its sums are the copies'."""
+    import duckdb
+
+    path, marker = work / "gaps.duckdb", work / "gaps.json"
+    spec = replica_spec(base, copies)
+    if path.exists() and marker.exists() and orjson.loads(marker.read_bytes()).get("spec") == spec:
+        log(f"reusing {path} ({orjson.loads(marker.read_bytes())['counts']})")
+        return path
+    work.mkdir(parents=True, exist_ok=True)
+    for p in (path, Path(f"{path}.wal"), marker):
+        p.unlink(missing_ok=True)
+    t = time.perf_counter()
+    shutil.copyfile(base, path)
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("SET preserve_insertion_order = false")
+        con.execute("SET memory_limit = '10GB'")  # the primary keys' indexes grow with each copy
+        con.execute(f"ATTACH '{base}' AS base (READ_ONLY)")
+        for k in range(1, copies):
+            for name, written in COPIED.items():
+                cols = [r[0] for r in con.execute(f"DESCRIBE base.{name}").fetchall()]
+                select = ", ".join(written.get(c, c).format(s=f"~r{k}") for c in cols)
+                con.execute(f"INSERT INTO {name} SELECT {select} FROM base.{name}")
+            log(f"  copy {k + 1} of {copies} in, {time.perf_counter() - t:.0f} s")
+        con.execute("DETACH base")
+        con.execute("CHECKPOINT")
+        counts = {
+            n: int(con.execute(f"SELECT count(*) FROM {n}").fetchone()[0])  # type: ignore[index]
+            for n in ("people", "interactions", "feedback")
+        }
+    finally:
+        con.close()
+    log(f"replicated {copies} times in {time.perf_counter() - t:.0f} s: {counts}")
+    marker.write_bytes(orjson.dumps({"spec": spec, "counts": counts}))
+    return path
+
+
 def measure_size(
     run: SizeRun,
     work: Path,
@@ -175,6 +248,8 @@ def measure_size(
     seed: int,
     repeat: int,
     log: Callable[[str], None],
+    copies_of: tuple[Path, int] | None = None,
+    duckdb_memory: str | None = None,
 ) -> None:
     from corridor.store import open_store
     from corridor.store.lake_store import open_lake_store
@@ -183,15 +258,24 @@ def measure_size(
     work.mkdir(parents=True, exist_ok=True)
     marker = work / "gaps.json"
     spec = {"customers": run.customers, "months": months, "seed": seed}
+    if copies_of is not None:
+        spec = replica_spec(*copies_of)
     reused = marker.exists() and orjson.loads(marker.read_bytes()).get("spec") == spec
     t = time.perf_counter()
-    path = build(work, run.customers, months, seed, log)
+    if copies_of is not None:
+        path = replicate(copies_of[0], work, copies_of[1], log)
+    else:
+        path = build(work, run.customers, months, seed, log)
     if not reused:
         run.built_s = time.perf_counter() - t
     run.duckdb_mb = path.stat().st_size / 1e6
     lake = work / "lake"
     shutil.rmtree(lake, ignore_errors=True)  # the sync rate is a first sync's
     with contextlib.closing(open_store(f"duckdb:///{path}")) as duck:
+        if duckdb_memory:  # beside the Spark driver's heap on the same machine
+            with duck.transaction() as tx:
+                tx.execute(f"SET memory_limit = '{duckdb_memory}'")
+        run.path = path
         run.counts = {k: duck.count(k) for k in ("people", "interactions", "feedback")}
         log(f"{run.size:,}: store {run.counts}; syncing to {lake}")
         report = sync(duck, lake)
@@ -241,7 +325,9 @@ def table(run: SizeRun) -> None:
     feedback = run.counts.get("feedback", 0)
     print(f"{n:,} interactions ({run.customers:,} customers, {feedback:,} feedback); "
           f"DuckDB file {run.duckdb_mb:,.0f} MB, lake {run.lake_mb:,.0f} MB")  # fmt: skip
-    if run.built_s is not None:
+    if run.built_s is not None and run.copies > 1:
+        print(f"built as {run.copies} copies of the first size's company in {run.built_s:.0f} s")
+    elif run.built_s is not None:
         print(f"built (simulate + import + rollup) in {run.built_s:.0f} s")
     print(f"lake sync: {run.sync_records:,} records in {run.sync_s:.1f} s = "
           f"{run.sync_rate:,.0f} records/s; "
@@ -291,6 +377,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--driver-memory", default="6g", help="the Spark driver's JVM heap")
     ap.add_argument("--workdir", type=Path, default=None,
                     help="keep (and reuse) stores and lakes here, a folder each")  # fmt: skip
+    ap.add_argument("--replicate", action="store_true",
+                    help="build every size after the first as copies of the first size's "
+                    "company (see replicate) instead of simulating it")  # fmt: skip
+    ap.add_argument("--duckdb-memory", default="8GB",
+                    help="DuckDB's memory limit beside the Spark driver (default 8GB)")  # fmt: skip
     args = ap.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     work = (args.workdir or Path(tempfile.mkdtemp(prefix="corridor-lake-"))).absolute()
@@ -306,9 +397,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for size in sizes:
                 customers = max(100, round(size / PER_CUSTOMER))
-                run = SizeRun(size, customers)
-                measure_size(run, work / f"c{customers}", spark, args.months, args.seed,
-                             args.repeat, log)  # fmt: skip
+                copies_of, folder = None, f"c{customers}"
+                if args.replicate and runs and runs[0].path is not None:
+                    copies = max(2, round(size / sizes[0]))
+                    customers = runs[0].customers * copies
+                    copies_of, folder = (runs[0].path, copies), f"c{runs[0].customers}x{copies}"
+                run = SizeRun(size, customers, copies=copies_of[1] if copies_of else 1)
+                measure_size(run, work / folder, spark, args.months, args.seed, args.repeat,
+                             log, copies_of, args.duckdb_memory)  # fmt: skip
                 runs.append(run)
         finally:
             spark.stop()
