@@ -13,7 +13,7 @@ from datetime import datetime
 
 from corridor.analytics.core.dimensions import TimeLike, check_time
 from corridor.auth.scope import Scope
-from corridor.loop import aggregate_rules, record_rules
+from corridor.loop import aggregate_rules, alerts, record_rules
 from corridor.loop.alerts import Hit
 from corridor.loop.rules import Rule
 from corridor.store import Store
@@ -26,13 +26,37 @@ def dry_run(
     that ``scope`` sees, and the two bounds as read."""
     lo, hi = check_time(since, "since"), check_time(until, "until")
     if rule.family == "record":
-        hits = record_rules.dry_run(store, rule, since=lo, until=hi)
+        hits = _record_dry_run(store, rule, lo, hi)
     else:
         with store.reading():
             hits = aggregate_rules.dry_run(store, rule, since=lo, until=hi)
     if scope is not None and not scope.sees_all:
         hits = [h for h in hits if scope.sees_case(h.department, h.partner_id)]
     return hits, lo, hi
+
+
+def _record_dry_run(
+    store: Store, rule: Rule, since: datetime | None, until: datetime | None
+) -> list[Hit]:
+    """What ``rule`` would have fired on the stored records (``since`` ≤ time < ``until``),
+    de-duplicated by its cooldown; nothing is written."""
+    kinds = [k for k, watched in record_rules.WATCHES.items() if rule.kind in watched]
+    hits: list[Hit] = []
+    with store.transaction() as tx:
+        for kind in kinds:
+            sql = (
+                record_rules.FEEDBACK_SQL if kind == "feedback" else record_rules.INTERACTIONS_SQL
+            ).format(src=kind)
+            conds, params = ["TRUE"], []
+            if since is not None:
+                conds.append("b.occurred_at >= ?")
+                params.append(since)
+            if until is not None:
+                conds.append("b.occurred_at < ?")
+                params.append(until)
+            rows = tx.fetch_arrow(f"{sql} WHERE {' AND '.join(conds)}", params)
+            hits.extend(record_rules.find_hits(tx, [rule], kind, rows, now=None))
+    return alerts.dedup(hits)
 
 
 __all__ = ["dry_run"]

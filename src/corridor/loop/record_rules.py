@@ -29,7 +29,6 @@ import pyarrow.compute as pc
 from corridor.loop import alerts
 from corridor.loop.alerts import Hit
 from corridor.loop.rules import RULE_COLUMNS, Rule, active_rules
-from corridor.store import Store
 from corridor.store.base import Tx
 
 Row = Mapping[str, Any]
@@ -564,28 +563,6 @@ def _text_candidates(rules: Sequence[Rule], analysis: pa.Table, ctx: _Context) -
     return [str(i) for i in picked.to_pylist()]
 
 
-def dry_run(
-    store: Store, rule: Rule, *, since: datetime | None = None, until: datetime | None = None
-) -> list[Hit]:
-    """What ``rule`` would have fired on the stored records (``since`` ≤ time < ``until``),
-    de-duplicated by its cooldown; nothing is written."""
-    kinds = [k for k, watched in WATCHES.items() if rule.kind in watched]
-    hits: list[Hit] = []
-    with store.transaction() as tx:
-        for kind in kinds:
-            sql = (FEEDBACK_SQL if kind == "feedback" else INTERACTIONS_SQL).format(src=kind)
-            conds, params = ["TRUE"], []
-            if since is not None:
-                conds.append("b.occurred_at >= ?")
-                params.append(since)
-            if until is not None:
-                conds.append("b.occurred_at < ?")
-                params.append(until)
-            rows = tx.fetch_arrow(f"{sql} WHERE {' AND '.join(conds)}", params)
-            hits.extend(find_hits(tx, [rule], kind, rows, now=None))
-    return alerts.dedup(hits)
-
-
 __all__ = [
     "COLUMNS",
     "FEEDBACK_SQL",
@@ -593,7 +570,6 @@ __all__ = [
     "INTERACTIONS_SQL",
     "WATCHES",
     "batch_sql",
-    "dry_run",
     "evaluate_batch",
     "evaluate_texts",
     "find_hits",
