@@ -92,7 +92,8 @@ class Tx(ABC):
         """Stage ``keys`` (text, or integers when the first is one) as the one-column relation
         ``name`` (column ``k``) and return ``SELECT k FROM name``, for ``column IN (...)`` over
         many values: one staged table instead of a parameter each (which both engines plan
-        slowly by the hundred)."""
+        slowly by the hundred). Use the SELECT returned, not ``name``: an engine may answer
+        integers without staging them (PostgreSQL writes them into the SELECT)."""
         kind = pa.int64() if keys and isinstance(keys[0], int) else pa.string()
         self.stage(name, pa.table({"k": pa.array(list(keys), kind)}))
         return f"SELECT k FROM {name}"
