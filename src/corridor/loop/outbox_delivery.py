@@ -227,39 +227,30 @@ def finish_many(
             )
         }
         attempts: list[int] = []
-        updates = []
-        for (row, attempt), (state, next_at, error) in zip(done, outcomes, strict=True):
+        for row, _ in done:
             number[row.id] = number.get(row.id, 0) + 1
             attempts.append(number[row.id])
-            updates.append((row.id, state, next_at, error, now if attempt.ok else None))
+        # one staged row per attempt: its delivery log line and the row's new state
         tx.stage(
-            "_attempts",
+            "_finished",
             pa.table(
                 {
-                    "outbox_id": pa.array([row.id for row, _ in done], pa.int64()),
+                    "id": pa.array([row.id for row, _ in done], pa.int64()),
                     "attempt": pa.array(attempts, pa.int32()),
                     "status_code": pa.array([a.status_code for _, a in done], pa.int32()),
                     "duration_ms": pa.array([a.duration_ms for _, a in done], pa.float64()),
-                    "error": pa.array([a.error for _, a in done], pa.string()),
+                    "attempt_error": pa.array([a.error for _, a in done], pa.string()),
+                    "state": pa.array([o[0] for o in outcomes], pa.string()),
+                    "next_at": pa.array([o[1] for o in outcomes], _TS),
+                    "error": pa.array([o[2] for o in outcomes], pa.string()),
+                    "delivered_at": pa.array([now if a.ok else None for _, a in done], _TS),
                 }
             ),
         )
         tx.execute(
             "INSERT INTO deliveries (outbox_id, attempt, attempted_at, status_code, duration_ms, "
-            "error) SELECT outbox_id, attempt, ?, status_code, duration_ms, error FROM _attempts",
+            "error) SELECT id, attempt, ?, status_code, duration_ms, attempt_error FROM _finished",
             [now],
-        )
-        tx.stage(
-            "_finished",
-            pa.table(
-                {
-                    "id": pa.array([u[0] for u in updates], pa.int64()),
-                    "state": pa.array([u[1] for u in updates], pa.string()),
-                    "next_at": pa.array([u[2] for u in updates], _TS),
-                    "error": pa.array([u[3] for u in updates], pa.string()),
-                    "delivered_at": pa.array([u[4] for u in updates], _TS),
-                }
-            ),
         )
         tx.execute(
             "UPDATE outbox SET state = f.state, next_attempt_at = f.next_at, "
