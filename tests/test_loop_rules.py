@@ -19,11 +19,12 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from conftest import ENGINES, make_store_url
+from corridor.analytics.feedback import rollup_delta
 from corridor.api.app import create_app
 from corridor.cli.main import app as cli_app
 from corridor.ingest.files import import_dataset
 from corridor.ingest.pipeline import Ingestor
-from corridor.loop import aggregate_rules, cases, record_rules
+from corridor.loop import aggregate_rules, batch_rows, cases, record_rules
 from corridor.loop.dryrun import dry_run
 from corridor.loop.rules import (
     Rule,
@@ -177,6 +178,98 @@ def test_score_promise_and_scope(store, ingestor):
     assert by_rule["urgent-ces"]["priority"] == "urgent"
     assert cases.owner(by_rule["promises"]) == {"kind": "department", "name": "ecommerce"}
     assert "duration_minutes 7, promised <= 3" in by_rule["promises"]["title"]
+
+
+def test_batch_rows_built_in_arrow_equal_the_rules_query(store, ingestor):
+    """A feedback batch whose texts are analysed later is read for the record rules from its
+    transaction's look-ups, in Arrow (corridor.loop.batch_rows): the same rows, value for value,
+    as the rules' SQL over it, on both engines: the record's touch point and partner, else its
+    interaction's; the touch point's department; the person's segment and region; nulls for an
+    unknown interaction, person or touch point; records older than the cutoff left out."""
+    now = datetime.now(UTC)
+    ingestor.ingest("people", pa.table({
+        "person_id": ["p1", "p2"], "kind": ["customer"] * 2, "segment": ["enterprise", None],
+        "region": ["north", "south"],
+    }))  # fmt: skip
+    ingestor.ingest("interactions", pa.table({
+        "interaction_id": ["i1", "i2"], "person_id": ["p1", "p2"],
+        "occurred_at": pa.array([now] * 2, TS), "touchpoint": ["home_delivery", "checkout"],
+        "channel": ["partner", "web"], "partner_id": ["dhl", None],
+    }))  # fmt: skip
+    batch = feedback([
+        {"feedback_id": "f1", "person_id": "p1", "interaction_id": "i1", "touchpoint": None,
+         "nps": 3, "expectation": 9.0, "experience": 4.5},
+        {"feedback_id": "f2", "person_id": "p1", "interaction_id": "i1", "partner_id": "ups",
+         "csat": 2, "emotion": -2},
+        {"feedback_id": "f3", "person_id": "p2", "interaction_id": "i2", "ces": 1},
+        {"feedback_id": "f4", "person_id": "p9", "interaction_id": "nowhere", "touchpoint": None},
+        {"feedback_id": "f5", "person_id": None, "touchpoint": "not_on_the_map", "nps": 0},
+        {"feedback_id": "f6", "person_id": "p2", "nps": 1, "occurred_at": now - timedelta(days=9)},
+    ])  # fmt: skip
+    oldest = now - timedelta(days=1)
+    with store.transaction() as tx:
+        read = {
+            "interactions": rollup_delta.lookup(
+                tx, "interactions", ("interaction_id", "touchpoint", "channel", "partner_id"),
+                ["i1", "i2", "nowhere"],
+            ),
+            "people": rollup_delta.lookup(tx, "people", rollup_delta.PEOPLE_COLUMNS, ["p1", "p2"]),
+        }  # fmt: skip
+        got = batch_rows.feedback_rows(batch, read, batch_rows.departments(tx), oldest)
+        tx.stage("_rows_batch", batch)
+        sql = record_rules.FEEDBACK_SQL_UNANALYSED.format(src="_rows_batch")
+        want = tx.fetch_arrow(
+            f"{record_rules.batch_sql(sql, tx.dialect)} WHERE b.occurred_at >= ?", (oldest,)
+        )
+    assert got.column_names == list(record_rules.COLUMNS["feedback"])
+
+    def by_id(t: pa.Table) -> list[dict[str, Any]]:
+        return sorted(t.to_pylist(), key=lambda r: r["record_id"])
+
+    assert by_id(got) == by_id(want)
+    assert [r["record_id"] for r in by_id(got)] == ["f1", "f2", "f3", "f4", "f5"]
+    f1, f2 = by_id(got)[:2]
+    assert (f1["touchpoint"], f1["partner_id"], f1["department"]) == (
+        "home_delivery", "dhl", "logistics")  # fmt: skip
+    assert (f2["partner_id"], f2["segment"], f2["region"]) == ("ups", "enterprise", "north")
+
+
+def test_rules_fire_alike_whether_texts_are_analysed_in_the_batch_or_later(store, small_map):
+    """The same batch through an ingest that analyses texts in the batch (the rules' SQL) and
+    through one that leaves them to the background (rows built in Arrow): the same alerts."""
+    add_rule(store, Rule("det", "detractor", {"per": "record"}), actor="ana")
+    add_rule(store, Rule("gap", "score_below", {"field": "gap", "below": -3, "per": "record"},
+                         scope={"department": ["logistics"]}), actor="ana")  # fmt: skip
+    now = datetime.now(UTC)
+    fired = {}
+    for analyse in (True, False):
+        ing = Ingestor(store, analyze_text=analyse)
+        ing.load_map(small_map)
+        p = "a" if analyse else "b"
+        ing.ingest("interactions", pa.table({
+            "interaction_id": [f"{p}i1", f"{p}i2"], "person_id": ["p1", "p2"],
+            "occurred_at": pa.array([now] * 2, TS),
+            "touchpoint": ["home_delivery", "checkout"], "channel": ["partner", "web"],
+            "partner_id": ["dhl", None],
+        }))  # fmt: skip
+        ing.ingest("feedback", feedback([
+            {"feedback_id": f"{p}f1", "person_id": "p1", "interaction_id": f"{p}i1",
+             "touchpoint": None, "expectation": 9, "experience": 2, "nps": 4},
+            {"feedback_id": f"{p}f2", "person_id": "p2", "interaction_id": f"{p}i2", "nps": 9},
+            {"feedback_id": f"{p}f3", "person_id": "p3", "nps": 6, "text": "slow and rude"},
+        ]))  # fmt: skip
+        ing.close()
+        fired[p] = [
+            (rule, subject.replace(f"={p}", "="), *rest)
+            for rule, subject, *rest in store.query(
+                "SELECT rule_id, subject, touchpoint, department, partner_id, summary FROM alerts "
+                f"WHERE record_id LIKE '{p}%' ORDER BY 1, 2"
+            )
+        ]
+    assert fired["a"] == fired["b"]
+    assert [r[:2] for r in fired["b"]] == [
+        ("det", "feedback=f1"), ("det", "feedback=f3"), ("gap", "feedback=f1"),
+    ]  # fmt: skip
 
 
 def test_text_rules_fire_inline_and_after_background_analysis(store, small_map):

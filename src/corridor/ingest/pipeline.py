@@ -324,7 +324,9 @@ class Ingestor:
                         now,
                         staged=batch,
                         texts_analysed=self.analyze_text,
-                        tables=batch.looked_up() if batch is not None else None,
+                        tables=batch.looked_up if batch is not None else None,
+                        batch=batch.rows if batch is not None else None,
+                        read=batch.read if batch is not None else None,
                     )
                 report.accepted = valid.num_rows + result.batch_duplicates
                 report.inserted = inserted

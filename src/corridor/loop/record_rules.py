@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corridor.loop import alerts
+from corridor.loop import alerts, batch_rows
 from corridor.loop.alerts import Hit
 from corridor.loop.rules import RULE_COLUMNS, Rule, active_rules
 from corridor.store.base import Tx
@@ -482,7 +482,9 @@ def evaluate_batch(
     *,
     staged: Callable[[], str] | None = None,
     texts_analysed: bool = True,
-    tables: Mapping[str, str] | None = None,
+    tables: Callable[[], Mapping[str, str]] | None = None,
+    batch: pa.Table | None = None,
+    read: Mapping[str, pa.Table] | None = None,
 ) -> int:
     """Fire the record rules on the batch staged as ``_batch`` (its records written already),
     inside the batch's transaction; returns the number of alerts raised. ``staged``, when given,
@@ -490,8 +492,11 @@ def evaluate_batch(
     ``texts_analysed=False``: the batch's feedback texts are analysed later (a server's
     background worker), so the text rules are left to :func:`evaluate_texts`, which runs when
     the analysis is stored, and the text analysis is not read here. ``tables``: the batch's
-    interactions and persons read in its transaction already, staged (table → staged name;
-    see :func:`batch_sql`), read instead of the whole tables."""
+    interactions and persons read in its transaction already, staged when called (table →
+    staged name; see :func:`batch_sql`), read instead of the whole tables. ``batch`` and
+    ``read``: the batch's records and those look-ups as Arrow (``interactions``, ``people``):
+    a feedback batch whose texts are analysed later is then read with no query at all
+    (:func:`corridor.loop.batch_rows.feedback_rows`, the same rows)."""
     kinds = WATCHES.get(record_kind, ())
     if not kinds:
         return 0
@@ -500,6 +505,18 @@ def evaluate_batch(
     if not rules:
         return 0
     oldest = now - timedelta(seconds=max(int(r.get("max_age")) for r in rules))
+    if (
+        record_kind == "feedback"
+        and not texts_analysed
+        and batch is not None
+        and read is not None
+        and {"interactions", "people"} <= set(read)
+    ):
+        rows = batch_rows.feedback_rows(batch, read, batch_rows.departments(tx), oldest)
+        if not rows.num_rows:
+            return 0
+        hits = find_hits(tx, rules, record_kind, rows, now=now, ctx=_Context(tx, rules, promises))
+        return len(alerts.fire(tx, hits, now)) if hits else 0
     src = staged() if staged is not None else "_batch"
     if record_kind != "feedback":
         sql = INTERACTIONS_SQL.format(src=src)
@@ -507,7 +524,7 @@ def evaluate_batch(
         sql = FEEDBACK_SQL.format(src=src)
     else:
         sql = FEEDBACK_SQL_UNANALYSED.format(src=src)
-    sql = batch_sql(sql, tx.dialect, tables)
+    sql = batch_sql(sql, tx.dialect, tables() if tables is not None else None)
     rows = tx.fetch_arrow(f"{sql} WHERE b.occurred_at >= ?", (oldest,))
     if not rows.num_rows:
         return 0
