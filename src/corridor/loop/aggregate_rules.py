@@ -39,6 +39,7 @@ import pandas as pd
 
 from corridor.analytics.anticipation import warnings
 from corridor.analytics.core import registry
+from corridor.analytics.core.numbers import float_or_none
 from corridor.loop import alerts
 from corridor.loop.alerts import Hit
 from corridor.loop.rules import Rule, active_rules
@@ -97,11 +98,8 @@ def _ts(value: Any) -> datetime | None:
 
 
 def _num(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) else v
+    """A result cell as a float, infinities kept (a threshold compares with them)."""
+    return float_or_none(value, infinite=True)
 
 
 def _clean(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from corridor.analytics.attribution.ripple_events import department_events
+from corridor.analytics.core.numbers import float_or_none
 from corridor.analytics.estimators.stats import welch_difference
 from corridor.analytics.feedback.gaps import gap_table
 from corridor.analytics.feedback.rollup import values
@@ -15,7 +16,7 @@ from corridor.domain.corridor_map import CorridorMap
 from corridor.store import Store
 from corridor.web import charts
 from corridor.web.insights import partner_card, ripples
-from corridor.web.views import _num, gap_band, metric_tiles
+from corridor.web.views import gap_band, metric_tiles
 from corridor.web.window import Window
 
 #: how a row of feedback with no touch point (its own or its interaction's) is labelled
@@ -52,7 +53,7 @@ def department(
     if len(wk):
         chart = charts.spans(
             [p.isoformat() for p in wk["period"]],
-            [_num(v) for v in wk["mean_gap"]],
+            [float_or_none(v) for v in wk["mean_gap"]],
             [
                 {
                     "start": e["started_at"].isoformat(),
@@ -167,14 +168,14 @@ def _diff(a: dict[str, Any], b: dict[str, Any], confidence: float) -> dict[str, 
         int(b["n"]),
         confidence,
     )
-    p, delta = _num(t.p_value), _num(t.delta)
+    p, delta = float_or_none(t.p_value), float_or_none(t.delta)
     verdict = "no credible difference"
     if p is not None and delta is not None and p < 1 - confidence:
         verdict = "credibly better than the brand" if delta > 0 else "credibly worse than the brand"
     return {
         "diff": delta,
-        "diff_low": _num(t.low),
-        "diff_high": _num(t.high),
+        "diff_low": float_or_none(t.low),
+        "diff_high": float_or_none(t.high),
         "diff_p": p,
         "verdict": verdict,
     }

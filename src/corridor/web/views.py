@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from corridor.analytics.core.dimensions import Query
+from corridor.analytics.core.numbers import float_or_none
 from corridor.analytics.core.result import frame_records
 from corridor.analytics.feedback import records
 from corridor.analytics.feedback.drift import expectation_drift
@@ -59,16 +60,6 @@ def window(store: Store, key: str | None) -> Window:
 def facet_options(store: Store) -> dict[str, list[str]]:
     """The values each page filter offers (from the rollup: small, always current enough)."""
     return {dim: values(store, dim) for dim in FACETS}
-
-
-def _num(value: Any) -> float | None:
-    if value is None or value is pd.NA:
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def gap_band(gap: float | None) -> tuple[str, str]:
@@ -136,15 +127,15 @@ def metric_tiles(
     ]
     tiles = []
     for key, title, col, ncol, scale, fmt, note in specs:
-        value, low, high = (_num(row.get(c)) for c in (col, f"{col}_low", f"{col}_high"))
-        n = int(_num(row.get(ncol)) or 0)
+        value, low, high = (float_or_none(row.get(c)) for c in (col, f"{col}_low", f"{col}_high"))
+        n = int(float_or_none(row.get(ncol)) or 0)
         chart = None
         if len(series) and n:
             chart = charts.band(
                 [str(x) for x in series["period_label"]],
-                [(_num(v) or math.nan) * scale for v in series[col]],
-                [(_num(v) or math.nan) * scale for v in series[f"{col}_low"]],
-                [(_num(v) or math.nan) * scale for v in series[f"{col}_high"]],
+                [(float_or_none(v) or math.nan) * scale for v in series[col]],
+                [(float_or_none(v) or math.nan) * scale for v in series[f"{col}_low"]],
+                [(float_or_none(v) or math.nan) * scale for v in series[f"{col}_high"]],
                 title=f"{title} by month",
                 height=120,
                 compact=True,
@@ -191,29 +182,29 @@ def overview(
             if t.stage != stage or not scope.sees_touchpoint(t.key):
                 continue
             r = by_tp.get(t.key, {})
-            gap = _num(r.get("mean_gap"))
+            gap = float_or_none(r.get("mean_gap"))
             cls, words = gap_band(gap)
             s = series.get(t.key)
             last = s.iloc[-1] if s is not None and len(s) else None
             tr = trend(
-                _num(last["delta_mean_gap"]) if last is not None else None,
-                _num(last["p_value_mean_gap"]) if last is not None else None,
+                float_or_none(last["delta_mean_gap"]) if last is not None else None,
+                float_or_none(last["p_value_mean_gap"]) if last is not None else None,
             )
             cards.append(
                 {
                     "key": t.key,
                     "name": t.name,
                     "department": t.department,
-                    "n": int(_num(r.get("n")) or 0),
+                    "n": int(float_or_none(r.get("n")) or 0),
                     "gap": gap,
-                    "low": _num(r.get("mean_gap_low")),
-                    "high": _num(r.get("mean_gap_high")),
+                    "low": float_or_none(r.get("mean_gap_low")),
+                    "high": float_or_none(r.get("mean_gap_high")),
                     "cls": cls,
                     "words": words,
                     "trend": tr,
                     "forecast": worsening.get(t.key),
                     "spark": [
-                        round(v, 3) if (v := _num(x)) is not None else None
+                        round(v, 3) if (v := float_or_none(x)) is not None else None
                         for x in (s["mean_gap"] if s is not None else [])
                     ],
                 }
@@ -246,8 +237,8 @@ def touchpoint(
     markers = [
         {
             "x": str(r["period_label"]),
-            "label": f"expectation shift {(_num(r['size']) or 0):+.2f} "
-            f"(p = {_num(r['p_value']) or 0:.3f})",
+            "label": f"expectation shift {(float_or_none(r['size']) or 0):+.2f} "
+            f"(p = {float_or_none(r['p_value']) or 0:.3f})",
         }
         for r in drift.frame.to_dict("records")
     ]
@@ -255,9 +246,9 @@ def touchpoint(
     if len(fr):
         chart = charts.band(
             [str(x) for x in fr["period_label"]],
-            [_num(v) for v in fr["mean_gap"]],
-            [_num(v) for v in fr["mean_gap_low"]],
-            [_num(v) for v in fr["mean_gap_high"]],
+            [float_or_none(v) for v in fr["mean_gap"]],
+            [float_or_none(v) for v in fr["mean_gap_low"]],
+            [float_or_none(v) for v in fr["mean_gap_high"]],
             title="Mean gap (experience − expectation) by month",
             markers=markers,
             zero_line=True,

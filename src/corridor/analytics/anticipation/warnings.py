@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.analytics.core.numbers import float_or_none
 
 #: which side of the forecast a crossing is read on
 BOUNDS: tuple[str, ...] = ("point", "interval")
@@ -40,14 +41,6 @@ LABELS: dict[str, str] = {
 WORSEN_HORIZON = 3
 _STEP_COLUMNS = ("step", "forecast", "low_80", "high_80", "low_95", "high_95")
 _BACKTEST = ("mase", "mase_naive", "coverage_80", "coverage_95", "backtest_n")
-
-
-def _num(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _missing(value: Any) -> bool:
@@ -97,7 +90,7 @@ def crossing(
     module notes)."""
     if rows.empty or bound not in BOUNDS:
         return None
-    last = _num(rows["last_value"].iloc[0])
+    last = float_or_none(rows["last_value"].iloc[0])
     drawn = line(last, below=below, above=above, ratio=ratio)
     if drawn is None or last is None:
         return None
@@ -106,9 +99,9 @@ def crossing(
         return None  # crossed already
     for r in rows[rows["step"] <= horizon].to_dict("records"):
         if bound == "point":
-            value = _num(r["forecast"])
+            value = float_or_none(r["forecast"])
         else:
-            value = _num(r["high_80"] if direction == "down" else r["low_80"])
+            value = float_or_none(r["high_80"] if direction == "down" else r["low_80"])
         if value is None:
             continue
         if ratio is not None:
@@ -166,9 +159,9 @@ def worsening(rows: pd.DataFrame, horizon: int = WORSEN_HORIZON) -> dict[str, An
     if len(use) < 2:
         return None
     first, end = use.iloc[0], use.iloc[-1]
-    last = _num(first["last_value"])
-    f1, fh = _num(first["forecast"]), _num(end["forecast"])
-    lo, hi = _num(first["low_80"]), _num(first["high_80"])
+    last = float_or_none(first["last_value"])
+    f1, fh = float_or_none(first["forecast"]), float_or_none(end["forecast"])
+    lo, hi = float_or_none(first["low_80"]), float_or_none(first["high_80"])
     if None in (last, f1, fh, lo, hi):
         return None
     assert last is not None and f1 is not None and fh is not None

@@ -7,6 +7,9 @@ takes integers of any size, which then overflow the engines (a 500). Here a whol
 ASCII digits with an optional sign, at most 15 of them; a number is a plain decimal, optionally
 with an exponent, and finite. Anything else is the user's mistake, answered with a 422 that
 names the parameter and gives an example.
+
+:func:`float_or_none` reads a cell of an analysis' result (a number, a numpy or pandas scalar,
+None, NA) the way pages, warnings and alert rules use it: a float, or None where there is none.
 """
 
 from __future__ import annotations
@@ -46,3 +49,15 @@ def number(raw: str, key: str, example: Any = 0.5) -> float:
             f"{key} {shown(raw)} is not a number (give a finite decimal, e.g. {example})"
         )
     return value
+
+
+def float_or_none(value: Any, *, infinite: bool = False) -> float | None:
+    """A result cell as a float; None where it is missing (None, NA, NaN) or no number at all,
+    and where it is infinite unless ``infinite``."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(f) or (math.isinf(f) and not infinite):
+        return None
+    return f
