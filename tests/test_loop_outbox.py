@@ -928,6 +928,25 @@ def test_a_batch_claimed_by_a_dead_sender_is_sent_as_it_was_formed(
     assert _events(again) == ["k5"] and again.webhook_id not in formed.values()
 
 
+def test_a_claim_of_many_batches_leases_every_row_and_writes_each_batch(
+    store: Store, receiver: Receiver
+) -> None:
+    """A claim whose rows fall into more batches than it leases one by one (one statement
+    joining a staged table) leases, counts and batches every row as a claim of few does."""
+    hook(store, receiver, batch_max=2)
+    for i in range(9):
+        notify(store, key=f"m{i}")
+    claimed = outbox.claim(store, "many", limit=20)
+    assert len(claimed) == 9 and all(n.attempts == 1 and n.lease_owner == "many" for n in claimed)
+    stored = {n.key: n for n in outbox.list_notifications(store)}
+    assert {k: n.batch_key for k, n in stored.items()} == {n.key: n.batch_key for n in claimed}
+    sizes = sorted(
+        sum(1 for n in claimed if n.batch_key == b) for b in {n.batch_key for n in claimed}
+    )
+    assert sizes == [1, 2, 2, 2, 2]
+    assert all(n.attempts == 1 and n.lease_owner == "many" for n in stored.values())
+
+
 def test_batch_size_is_checked_where_an_endpoint_is_made(store: Store, receiver: Receiver) -> None:
     with pytest.raises(webhooks.InvalidEndpointError, match="batch_max 0"):
         webhooks.add_endpoint(store, receiver.url, allow_private=True, batch_max=0)

@@ -81,50 +81,31 @@ def claim(
     )
     with store.transaction() as tx:
         lock = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgres" else ""
-        ids = [
-            int(r[0])
-            for r in tx.fetchall(
-                f"SELECT id FROM outbox WHERE {due} ORDER BY next_attempt_at, id LIMIT ?{lock}",
-                [*kinds, now, now, *([owner] if exclusive else []), limit],
-            )
-        ]
-        if not ids:
-            return []
-        # the ids staged, not a parameter each: a claim takes up to 2,000 rows, and a statement
-        # with thousands of parameters is planned slowly (tens of ms on DuckDB)
-        picked = tx.stage_keys("_claim_picked", ids)
-        # the rest of the batches these rows were sent in before (a batch is retried whole)
-        free = "lease_until IS NULL OR lease_until < ?" + (
-            " OR lease_owner <> ?" if exclusive else ""
+        # the due rows read whole at once (a claim takes up to 2,000; usually a few)
+        rows = tx.fetchall(
+            f"SELECT {COLUMNS} FROM outbox WHERE {due} ORDER BY next_attempt_at, id LIMIT ?{lock}",
+            [*kinds, now, now, *([owner] if exclusive else []), limit],
         )
-        ids += [
-            int(r[0])
-            for r in tx.fetchall(
-                f"SELECT id FROM outbox WHERE state = '{PENDING}' AND id NOT IN ({picked}) "
-                f"AND ({free}) AND batch_key IN (SELECT batch_key FROM outbox "
-                f"WHERE id IN ({picked}) AND batch_key IS NOT NULL){lock}",
+        if not rows:
+            return []
+        sent_before = sorted({str(r[14]) for r in rows if r[14] is not None})
+        if sent_before:
+            # the rest of the batches these rows were sent in before (a batch is retried whole);
+            # the ids staged, not a parameter each: a statement with thousands of parameters is
+            # planned slowly (tens of ms on DuckDB)
+            picked = tx.stage_keys("_claim_picked", [int(r[0]) for r in rows])
+            batches = tx.stage_keys("_claim_batches", sent_before)
+            free = "lease_until IS NULL OR lease_until < ?" + (
+                " OR lease_owner <> ?" if exclusive else ""
+            )
+            rows += tx.fetchall(
+                f"SELECT {COLUMNS} FROM outbox WHERE state = '{PENDING}' AND id NOT IN "
+                f"({picked}) AND ({free}) AND batch_key IN ({batches}){lock}",
                 [now, *([owner] if exclusive else [])],
             )
-        ]
-        claimed = tx.stage_keys("_claim_ids", ids)
-        rows = tx.fetchall(f"SELECT {COLUMNS} FROM outbox WHERE id IN ({claimed}) ORDER BY id")
+            rows.sort(key=lambda r: int(r[0]))
         keys = _batch_keys(tx, rows)
-        # the lease, the attempt counted and the new batches in one update
-        tx.stage(
-            "_claimed",
-            pa.table(
-                {
-                    "id": pa.array([int(r[0]) for r in rows], pa.int64()),
-                    "batch_key": pa.array([keys.get(int(r[0])) for r in rows], pa.string()),
-                }
-            ),
-        )
-        tx.execute(
-            "UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1, "
-            "batch_key = coalesce(c.batch_key, outbox.batch_key) FROM _claimed c "
-            "WHERE outbox.id = c.id",
-            [owner, until],
-        )
+        _lease(tx, [int(r[0]) for r in rows], keys, owner, until)
         return [
             Notification.of(
                 (*r[:8], int(r[8]) + 1, r[9], owner, until, *r[12:14],
@@ -132,6 +113,46 @@ def claim(
             )
             for r in rows
         ]  # fmt: skip
+
+
+#: a claim whose rows fall into at most this many groups (a new batch each, or none) leases each
+#: group with one ``UPDATE`` by its ids; more, with one ``UPDATE`` from a staged table
+_LEASE_GROUPS = 3
+
+
+def _lease(
+    tx: Tx, ids: Sequence[int], keys: Mapping[int, str], owner: str, until: datetime
+) -> None:
+    """Lease the claimed rows ``ids`` to ``owner`` until ``until``, count the attempt and set the
+    new batch keys ``keys`` (id → key): a statement per group of rows (their ids an integer
+    list, which PostgreSQL takes as an array literal, nothing staged), or for many groups one
+    statement joining a staged table."""
+    groups: dict[str | None, list[int]] = {}
+    for outbox_id in ids:
+        groups.setdefault(keys.get(outbox_id), []).append(outbox_id)
+    lease = "UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1, "
+    if len(groups) <= _LEASE_GROUPS:
+        for n, (key, members) in enumerate(groups.items()):
+            chosen = tx.stage_keys(f"_claim_group{n}", members)
+            tx.execute(
+                f"{lease}batch_key = coalesce(?, batch_key) WHERE id IN ({chosen})",
+                [owner, until, key],
+            )
+        return
+    tx.stage(
+        "_claimed",
+        pa.table(
+            {
+                "id": pa.array(list(ids), pa.int64()),
+                "batch_key": pa.array([keys.get(i) for i in ids], pa.string()),
+            }
+        ),
+    )
+    tx.execute(
+        f"{lease}batch_key = coalesce(c.batch_key, outbox.batch_key) FROM _claimed c "
+        "WHERE outbox.id = c.id",
+        [owner, until],
+    )
 
 
 def _batch_keys(tx: Tx, rows: Sequence[Sequence[Any]]) -> dict[int, str]:
