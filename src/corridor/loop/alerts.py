@@ -179,8 +179,8 @@ def fire(tx: Tx, hits: Sequence[Hit], now: datetime) -> list[Hit]:
                 f"alert-{alert_id}",
             )
         )
-    # the cases' notifications and the alerts', in one write
-    outbox.enqueue_many(tx, events)
+    # the cases' notifications and the alerts', in one write (keys of ids made just now)
+    outbox.enqueue_many(tx, events, new_keys=True)
     return fresh
 
 

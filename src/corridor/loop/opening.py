@@ -103,8 +103,8 @@ def take_alerts(
             for (kind, case, actor, change), event_id in zip(notices, event_ids, strict=True)
         ],
     )
-    if events is None:
-        outbox.enqueue_many(tx, batch)
+    if events is None:  # (keyed by the history lines' ids, made just now)
+        outbox.enqueue_many(tx, batch, new_keys=True)
     else:
         events.extend(batch)
     return out
