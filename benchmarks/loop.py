@@ -358,7 +358,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(url: str, log_path: Path) -> Iterator[str]:
+def server(url: str, log_path: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {**os.environ, "NO_COLOR": "1", "CORRIDOR_MODEL_REFRESH": "on_request"}
     cmd = [sys.executable, "-m", "corridor.cli", "serve", "--store", url]
@@ -381,7 +381,7 @@ def server(url: str, log_path: Path) -> Iterator[str]:
                     f"`corridor serve` did not answer: {log_path.read_text()[-2000:]}"
                 )
             time.sleep(0.2)
-        yield base
+        yield base, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -419,6 +419,9 @@ class Run:
     #: requests that carried the webhooks (fewer when the endpoint takes batches); repeats
     messages: int = 0
     repeats: int = 0
+    #: the server's CPU seconds (all its threads) from the first timed batch to the end of the
+    #: drain: the work the batches caused, background delivery and text analysis included
+    cpu_s: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -433,7 +436,7 @@ def run_once(
     try:
         with store_url(engine, work, pg_admin) as url:
             key, run.setup_s = load(url, data)
-            with server(url, work / "server.log") as base:
+            with server(url, work / "server.log") as (base, pid):
                 auth = {"Authorization": f"Bearer {key}"}
                 with httpx.Client(base_url=base, timeout=120, headers=auth) as client:
                     r = client.post(
@@ -446,20 +449,43 @@ def run_once(
                     receiver.secret = r.json()["secret"]
                     for rule in rules_for(mode):
                         client.post("/api/v1/rules", json=rule).raise_for_status()
-                    post_batches(client, data, run)
+                    post_batches(client, data, run, pid)
                     drain(client, receiver, run, drain_s)
+                    run.cpu_s = cpu_seconds(pid) - run.cpu_s
             count(url, receiver, data, run)
     finally:
         receiver.stop()
     return run
 
 
-def post_batches(client: httpx.Client, data: Data, run: Run) -> None:
+def _cpu_of(pid: int | str) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # gone meanwhile
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system, all threads) that process ``pid`` has used, and every
+    ``postgres`` process on this machine (its server's backends: a PostgreSQL store's
+    statements run there; Linux only)."""
+    pg = 0.0
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (proc / "comm").read_text().strip() == "postgres":
+                    pg += _cpu_of(proc.name)
+    return _cpu_of(pid) + pg
+
+
+def post_batches(client: httpx.Client, data: Data, run: Run, pid: int) -> None:
     ndjson = {"content-type": "application/x-ndjson"}
     t = 0.0
     for b, body in enumerate(data.batches):
         if b == 1:  # the first batch warms the server up
             t = time.perf_counter()
+            run.cpu_s = cpu_seconds(pid)
         sent = time.perf_counter()
         r = client.post("/api/v1/feedback", content=body, headers=ndjson)
         if r.status_code != 200:
@@ -602,7 +628,8 @@ def main(argv: list[str] | None = None) -> int:
                                args.webhook_batch)  # fmt: skip
                 print(
                     f"{engine} {mode}: {run.rate:,.0f} records/s (setup {run.setup_s:.1f} s, "
-                    f"POST p50 {statistics.median(run.batch_ms):,.0f} ms, drain "
+                    f"POST p50 {statistics.median(run.batch_ms):,.0f} ms, server CPU "
+                    f"{1000 * run.cpu_s / len(run.batch_ms):,.0f} ms a batch, drain "
                     f"{run.drain_s:.1f} s), {run.alerts:,} alerts, {run.cases:,} cases, "
                     f"webhooks {run.webhooks}, outbox {run.outbox}",
                     flush=True,
