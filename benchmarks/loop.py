@@ -35,7 +35,10 @@ It reports, per engine:
     text analysis), and for the ``rare`` mode's alerts;
 (c) how many alerts, cases and webhooks the rules raised, the webhooks delivered per second, and
     that every notification was delivered (none pending or failed, every ``alert.fired`` in the
-    store received, every text analysed).
+    store received, every text analysed);
+(d) per run, the server's CPU per timed batch: ``corridor serve``'s threads and the machine's
+    ``postgres`` processes, from the first timed POST to the end of the drain (Linux ``/proc``),
+    which the machine's load moves less than the rates.
 
 It prints a table and a last line starting with ``RESULT``.
 """
