@@ -103,7 +103,7 @@ def claim(
                 f"({picked}) AND ({free}) AND batch_key IN ({batches}){lock}",
                 [now, *([owner] if exclusive else [])],
             )
-            rows.sort(key=lambda r: int(r[0]))
+        rows.sort(key=lambda r: int(r[0]))  # in id order, as batches are formed
         keys = _batch_keys(tx, rows)
         _lease(tx, [int(r[0]) for r in rows], keys, owner, until)
         return [
