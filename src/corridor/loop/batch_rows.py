@@ -13,6 +13,7 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from corridor.analytics.feedback import rollup_delta
 from corridor.store.base import Tx
 
 #: the columns of :data:`corridor.loop.record_rules.COLUMNS` ``["feedback"]`` taken from the
@@ -37,38 +38,32 @@ def feedback_rows(
     feedback records ``rows`` that occurred at ``oldest`` or later, given ``read`` (the batch's
     stored ``interactions``: ``interaction_id``, ``touchpoint``, ``channel``, ``partner_id``;
     and ``people``: ``person_id``, ``segment``, ``region``; each keyed by its first column) and
-    ``owners`` (touch point → department): the record's touch point and partner, else its
-    interaction's; the touch point's department; the person's segment and region; the record's
-    scores; no text analysis. A record whose interaction, person or touch point is not among
-    them reads as the query's left joins read it (nulls)."""
+    ``owners`` (touch point → department): the record's dimensions as the rollup reads them
+    (:func:`~corridor.analytics.feedback.rollup_delta.looked_up_dimensions`), the touch point's
+    department, the record's scores, no text analysis. A record whose interaction, person or
+    touch point is not among them reads as the query's left joins read it (nulls)."""
     at = rows.column("occurred_at")
     recent = rows.filter(pc.fill_null(pc.greater_equal(at, pa.scalar(oldest).cast(at.type)), False))
 
-    def text(t: pa.Table, name: str) -> pa.Array:
-        return t.column(name).cast(pa.string()).combine_chunks()
+    def text(name: str) -> pa.Array:
+        return recent.column(name).cast(pa.string()).combine_chunks()
 
-    def joined(table: pa.Table, key: str, columns: tuple[str, ...]) -> dict[str, pa.Array]:
-        at = pc.index_in(text(recent, key), value_set=text(table, table.column_names[0]))
-        return {c: text(table, c).take(at) for c in columns}
-
-    interaction = joined(read["interactions"], "interaction_id", ("touchpoint", "partner_id"))
-    person = joined(read["people"], "person_id", ("segment", "region"))
-    touchpoint = pc.coalesce(text(recent, "touchpoint"), interaction["touchpoint"])
+    dims = rollup_delta.looked_up_dimensions(recent, read["interactions"], read["people"])
     keys = sorted(owners)
     department = pa.array([owners[k] for k in keys], pa.string()).take(
-        pc.index_in(touchpoint, value_set=pa.array(keys, pa.string()))
+        pc.index_in(dims["touchpoint"], value_set=pa.array(keys, pa.string()))
     )
     none = pa.nulls(recent.num_rows, pa.string())
     return pa.table(
         {
-            "record_id": text(recent, "feedback_id"),
-            "person_id": text(recent, "person_id"),
+            "record_id": text("feedback_id"),
+            "person_id": text("person_id"),
             "occurred_at": recent.column("occurred_at"),
-            "touchpoint": touchpoint,
-            "partner_id": pc.coalesce(text(recent, "partner_id"), interaction["partner_id"]),
+            "touchpoint": dims["touchpoint"],
+            "partner_id": dims["partner"],
             "department": department,
-            "segment": person["segment"],
-            "region": person["region"],
+            "segment": dims["segment"],
+            "region": dims["region"],
             **{name: recent.column(name) for name in _OWN},
             "intent": none,
             "theme_id": none,

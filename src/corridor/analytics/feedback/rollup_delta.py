@@ -201,6 +201,37 @@ def _interaction_lookup(tx: Tx, ids: Any) -> pa.Table:
     return _lookup(tx, "interactions", ("interaction_id", *_INTERACTION_COLUMNS), ids)
 
 
+def looked_up_dimensions(
+    rows: pa.Table, interactions: pa.Table, people: pa.Table
+) -> dict[str, pa.Array]:
+    """Each record's dimensions from its interaction and person among ``interactions``
+    (``interaction_id`` and :data:`_INTERACTION_COLUMNS`) and ``people``
+    (:data:`PEOPLE_COLUMNS`), as the rebuild joins them
+    (:func:`~corridor.analytics.core.dimensions.feedback_facts`): ``touchpoint`` and
+    ``partner`` the record's own, else its interaction's; the interaction's ``channel``; the
+    person's ``segment`` and ``region``. Records whose interaction or person is not among them
+    read as a left join's (nulls)."""
+
+    def text(t: pa.Table, name: str) -> pa.Array:
+        return t.column(name).cast(pa.string()).combine_chunks()
+
+    def joined(table: pa.Table, key: str, column: str) -> pa.Array:  # each record's row's value
+        at = pc.index_in(text(rows, key), value_set=text(table, table.column_names[0]))
+        return text(table, column).take(at)
+
+    return {
+        "touchpoint": pc.coalesce(
+            text(rows, "touchpoint"), joined(interactions, "interaction_id", "touchpoint")
+        ),
+        "channel": joined(interactions, "interaction_id", "channel"),
+        "partner": pc.coalesce(
+            text(rows, "partner_id"), joined(interactions, "interaction_id", "partner_id")
+        ),
+        "segment": joined(people, "person_id", "segment"),
+        "region": joined(people, "person_id", "region"),
+    }
+
+
 def delta_rows(rows: pa.Table, interactions: pa.Table, people: pa.Table) -> pa.Table:
     """The rollup rows of the feedback records ``rows``, given their interactions
     (``interaction_id`` and :data:`_INTERACTION_COLUMNS`) and persons (:data:`PEOPLE_COLUMNS`):
@@ -208,33 +239,15 @@ def delta_rows(rows: pa.Table, interactions: pa.Table, people: pa.Table) -> pa.T
     :func:`~corridor.analytics.core.dimensions.feedback_facts`) gives for them, computed in
     Arrow. Records whose interaction or person is not among them read as a left join's."""
 
-    def text(t: pa.Table, name: str) -> pa.ChunkedArray:
-        return t.column(name).cast(pa.string())
-
-    def position(key: str, table: pa.Table) -> pa.Array:  # each record's row in ``table``
-        at = pc.index_in(text(rows, key), value_set=text(table, table.column_names[0]))
-        return at.combine_chunks() if isinstance(at, pa.ChunkedArray) else at
-
     def valid(a: Any) -> Any:
         return pc.is_valid(a)
 
     def holds(a: Any) -> Any:  # a predicate, null read as false (as SQL's FILTER reads it)
         return pc.fill_null(a, False)
 
-    at_i, at_p = position("interaction_id", interactions), position("person_id", people)
-
-    def joined(table: pa.Table, at: pa.Array, column: str) -> pa.Array:
-        return text(table, column).combine_chunks().take(at)
-
     dims = {
-        "touchpoint": pc.coalesce(
-            text(rows, "touchpoint"), joined(interactions, at_i, "touchpoint")
-        ),
-        "channel": joined(interactions, at_i, "channel"),
-        "partner": pc.coalesce(text(rows, "partner_id"), joined(interactions, at_i, "partner_id")),
-        "segment": joined(people, at_p, "segment"),
-        "region": joined(people, at_p, "region"),
-        "source": text(rows, "source"),
+        **looked_up_dimensions(rows, interactions, people),
+        "source": rows.column("source").cast(pa.string()),
     }
     assert tuple(dims) == ROLLUP_DIMENSIONS
     m = {
@@ -289,6 +302,7 @@ __all__ = [
     "PEOPLE_COLUMNS",
     "add_new_feedback",
     "delta_rows",
+    "looked_up_dimensions",
     "lookup",
     "rollup_typed",
 ]
