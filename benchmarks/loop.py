@@ -452,9 +452,9 @@ def run_once(
                     receiver.secret = r.json()["secret"]
                     for rule in rules_for(mode):
                         client.post("/api/v1/rules", json=rule).raise_for_status()
-                    post_batches(client, data, run, pid)
+                    cpu_at_start = post_batches(client, data, run, pid)
                     drain(client, receiver, run, drain_s)
-                    run.cpu_s = cpu_seconds(pid) - run.cpu_s
+                    run.cpu_s = cpu_seconds(pid) - cpu_at_start
             count(url, receiver, data, run)
     finally:
         receiver.stop()
@@ -482,13 +482,14 @@ def cpu_seconds(pid: int) -> float:
     return _cpu_of(pid) + pg
 
 
-def post_batches(client: httpx.Client, data: Data, run: Run, pid: int) -> None:
+def post_batches(client: httpx.Client, data: Data, run: Run, pid: int) -> float:
+    """Post the batches; returns :func:`cpu_seconds` of server ``pid`` as the timed ones began."""
     ndjson = {"content-type": "application/x-ndjson"}
-    t = 0.0
+    t = cpu_at_start = 0.0
     for b, body in enumerate(data.batches):
         if b == 1:  # the first batch warms the server up
             t = time.perf_counter()
-            run.cpu_s = cpu_seconds(pid)
+            cpu_at_start = cpu_seconds(pid)
         sent = time.perf_counter()
         r = client.post("/api/v1/feedback", content=body, headers=ndjson)
         if r.status_code != 200:
@@ -502,6 +503,7 @@ def post_batches(client: httpx.Client, data: Data, run: Run, pid: int) -> None:
             run.records += accepted
     run.seconds = time.perf_counter() - t
     run.batch_ms = run.batch_ms[1:]
+    return cpu_at_start
 
 
 def drain(
