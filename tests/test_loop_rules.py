@@ -324,6 +324,80 @@ def test_text_rules_fire_inline_and_after_background_analysis(store, small_map):
     ]
 
 
+def test_text_rules_fire_alike_on_rows_handed_over_by_the_batch_and_on_rows_read(store, small_map):
+    """A server's ingest hands the text rules' rows of a batch (its transaction's look-ups) to the
+    background worker with the poke; the text rules then fire on them, reading only the records
+    not handed over. The same batch with its rows handed over (one record's left out: read by
+    query) and with none: the same alerts, scope (partner, department) and age cutoff included."""
+    add_rule(store, Rule("complaints", "text", {"intents": ["complaint"]}), actor="ana")
+    add_rule(store, Rule("complaints-dhl", "text", {"intents": ["complaint"]},
+                         scope={"partner": ["dhl"]}), actor="ana")  # fmt: skip
+    add_rule(store, Rule("complaints-service", "text", {"intents": ["complaint"]},
+                         scope={"department": ["service"]}), actor="ana")  # fmt: skip
+    angry = "The parcel never arrived and nobody answers the phone. Terrible service!"
+    happy = "Lovely staff, quick and friendly, thank you so much!"
+    now = datetime.now(UTC)
+    fired = {}
+    for p in ("a", "b"):
+        handed: list[pa.Table | None] = []
+        ing = Ingestor(store, analyze_text=False)
+        ing.load_map(small_map)
+        ing.on_pending_text = handed.append
+        try:
+            ing.ingest("interactions", pa.table({
+                "interaction_id": [f"{p}i1"], "person_id": [f"{p}p1"],
+                "occurred_at": pa.array([now], TS), "touchpoint": ["home_delivery"],
+                "channel": ["partner"], "partner_id": ["dhl"],
+            }))  # fmt: skip
+            ing.ingest("feedback", feedback([
+                {"feedback_id": f"{p}f1", "person_id": f"{p}p1", "interaction_id": f"{p}i1",
+                 "touchpoint": None, "text": angry},
+                {"feedback_id": f"{p}f2", "person_id": f"{p}p2", "text": happy},
+                {"feedback_id": f"{p}f3", "person_id": f"{p}p3", "text": angry},
+                {"feedback_id": f"{p}f4", "person_id": f"{p}p4", "text": angry,
+                 "touchpoint": "support_call"},
+                {"feedback_id": f"{p}f5", "person_id": f"{p}p5", "text": angry,
+                 "occurred_at": now - timedelta(days=30)},
+            ]))  # fmt: skip
+        finally:
+            ing.close()
+        rows = handed[-1]
+        assert rows is not None
+        assert sorted(rows.column("record_id").to_pylist()) == [f"{p}f{i}" for i in range(1, 6)]
+        if p == "a":  # one record's rows not handed over: read by the query
+            keep = pa.array([r != "af3" for r in rows.column("record_id").to_pylist()])
+            analysis = pa.table({"feedback_id": ["af3", "af1"], "intent": [None, "complaint"],
+                                 "theme_id": ["t1", None]})  # fmt: skip
+            got, missing = batch_rows.analysed_rows(rows.filter(keep), analysis, ["af1", "af3"])
+            assert missing == ["af3"]
+            assert got.select(["record_id", "intent", "theme_id", "partner_id"]).to_pylist() == [
+                {"record_id": "af1", "intent": "complaint", "theme_id": None, "partner_id": "dhl"}
+            ]
+            assert jobs.analyze_pending(store, known=rows.filter(keep)).analysed == 5
+        else:
+            assert jobs.analyze_pending(store).analysed == 5
+        fired[p] = [
+            (
+                rule,
+                subject.replace(f"person={p}", "person="),
+                *rest,
+                summary.replace(f"customer {p}p", "customer p"),
+            )
+            for rule, subject, *rest, summary in store.query(
+                "SELECT rule_id, subject, touchpoint, department, partner_id, region, summary "
+                f"FROM alerts WHERE record_id LIKE '{p}%' ORDER BY 1, 2"
+            )
+        ]
+    assert fired["a"] == fired["b"]
+    assert [r[:2] for r in fired["a"]] == [
+        ("complaints", "person=p1|touchpoint=home_delivery"),
+        ("complaints", "person=p3|touchpoint=checkout"),
+        ("complaints", "person=p4|touchpoint=support_call"),
+        ("complaints-dhl", "person=p1|touchpoint=home_delivery"),
+        ("complaints-service", "person=p4|touchpoint=support_call"),
+    ]  # fmt: skip
+
+
 def test_rules_fire_on_every_ingest_path(store, ingestor, tmp_path):
     add_rule(store, Rule("detractors", "detractor"), actor="ana")
     now = datetime.now(UTC).isoformat()

@@ -208,6 +208,32 @@ def test_an_enqueue_wakes_the_dispatcher(store: Store) -> None:
         receiver.stop()
 
 
+def test_a_wake_up_runs_the_job_at_once_and_brings_back_a_forgotten_one(store: Store) -> None:
+    """A woken job runs at once, without waiting for its interval (a minute here), and records
+    the run; woken after it was forgotten, it writes its row again and runs."""
+    runs: list[datetime] = []
+    s = Scheduler(
+        store, SETTINGS, [JobSpec("tick", 60.0, lambda ctx: runs.append(datetime.now(UTC)))]
+    )
+    s.start()
+    try:
+        assert wait_until(lambda: len(runs) == 1)  # a new job is due at once
+        for n in (2, 3):
+            s.wake("tick")
+            assert wait_until(lambda n=n: len(runs) == n and state(store, "tick").runs == n)
+        assert state(store, "tick").next_run_at > datetime.now(UTC) + timedelta(seconds=50)
+        scheduler.forget(store, "tick")
+        assert "tick" not in {j.name for j in job_states(store)}
+        s.wake("tick")
+        assert wait_until(lambda: len(runs) == 4 and "tick" in {j.name for j in job_states(store)})
+        time.sleep(0.3)
+        assert len(runs) == 4  # once
+    finally:
+        s.stop()
+    t = state(store, "tick")
+    assert t.runs == 1 and t.last_status == "ok" and t.lease_owner is None
+
+
 def test_jobs_list_and_health(store_url: str) -> None:
     with open_store(store_url) as store:
         app = create_app(SETTINGS, store=store)

@@ -135,11 +135,12 @@ class Ingestor:
         ``feedback_text_original``; ``analyze_text``: score feedback texts with the default
         lexicon model inside the ingest transaction (else they are pending, and
         :attr:`on_pending_text`, when set, is called after each committed feedback batch — a
-        server's background worker — or ``corridor text analyze`` scores them)."""
+        server's background worker, handed the text rules' rows of the batch or None — or
+        ``corridor text analyze`` scores them)."""
         self.store = store
         self.keep_original_text = keep_original_text
         self.analyze_text = analyze_text
-        self.on_pending_text: Callable[[], None] | None = None
+        self.on_pending_text: Callable[[pa.Table | None], None] | None = None
         self._lock = threading.Lock()
         self._map = load_map(store)
         self._validator = Validator(Vocabularies.from_map(self._map))
@@ -298,6 +299,7 @@ class Ingestor:
             # a bulk import rebuilds the rollup once at its end; other batches of new feedback
             # add their own rollup rows
             delta = None if self._bulk else self.store
+        for_texts: list[pa.Table] = []  # the text rules' rows, for the background worker
         with self.store.transaction() as tx:
             marked = False
             if valid.num_rows:
@@ -327,6 +329,7 @@ class Ingestor:
                         tables=batch.looked_up if batch is not None else None,
                         batch=batch.rows if batch is not None else None,
                         read=batch.read if batch is not None else None,
+                        for_texts=for_texts,
                     )
                 report.accepted = valid.num_rows + result.batch_duplicates
                 report.inserted = inserted
@@ -352,7 +355,7 @@ class Ingestor:
             if not deferred:
                 self.refresh_rollup()
         if text and not self.analyze_text and self.on_pending_text is not None:
-            self.on_pending_text()
+            self.on_pending_text(for_texts[0] if for_texts else None)
         return report
 
 

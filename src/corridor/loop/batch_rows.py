@@ -28,22 +28,28 @@ def departments(tx: Tx) -> dict[str, str]:
     }
 
 
+def since(rows: pa.Table, oldest: datetime) -> pa.Table:
+    """The ``rows`` that occurred (``occurred_at``) at ``oldest`` or later."""
+    at = rows.column("occurred_at")
+    return rows.filter(pc.fill_null(pc.greater_equal(at, pa.scalar(oldest).cast(at.type)), False))
+
+
 def feedback_rows(
     rows: pa.Table,
     read: Mapping[str, pa.Table],
     owners: Mapping[str, str],
-    oldest: datetime,
+    oldest: datetime | None,
 ) -> pa.Table:
-    """The rows :data:`~corridor.loop.record_rules.FEEDBACK_SQL_UNANALYSED` gives for the
-    feedback records ``rows`` that occurred at ``oldest`` or later, given ``read`` (the batch's
-    stored ``interactions``: ``interaction_id``, ``touchpoint``, ``channel``, ``partner_id``;
-    and ``people``: ``person_id``, ``segment``, ``region``; each keyed by its first column) and
-    ``owners`` (touch point → department): the record's dimensions as the rollup reads them
-    (:func:`~corridor.analytics.feedback.rollup_delta.looked_up_dimensions`), the touch point's
-    department, the record's scores, no text analysis. A record whose interaction, person or
-    touch point is not among them reads as the query's left joins read it (nulls)."""
-    at = rows.column("occurred_at")
-    recent = rows.filter(pc.fill_null(pc.greater_equal(at, pa.scalar(oldest).cast(at.type)), False))
+    """The rows :data:`~corridor.loop.record_rules.FEEDBACK_SQL_UNANALYSED` gives for the feedback
+    records ``rows`` that occurred at ``oldest`` or later (None: all), given ``read`` (the
+    batch's stored ``interactions``: ``interaction_id``, ``touchpoint``, ``channel``,
+    ``partner_id``; and ``people``: ``person_id``, ``segment``, ``region``; each keyed by
+    its first column) and ``owners`` (touch point → department): the record's dimensions as
+    the rollup reads them
+    (:func:`~corridor.analytics.feedback.rollup_delta.looked_up_dimensions`), the touch
+    point's department, the record's scores, no text analysis. A record whose interaction,
+    person or touch point is not among them reads as the query's left joins read it (nulls)."""
+    recent = rows if oldest is None else since(rows, oldest)
 
     def text(name: str) -> pa.Array:
         return recent.column(name).cast(pa.string()).combine_chunks()
@@ -71,4 +77,27 @@ def feedback_rows(
     )
 
 
-__all__ = ["departments", "feedback_rows"]
+def analysed_rows(
+    known: pa.Table, analysis: pa.Table, ids: list[str]
+) -> tuple[pa.Table, list[str]]:
+    """The rows :data:`~corridor.loop.record_rules.FEEDBACK_SQL` gives for the feedback ``ids``
+    that ``known`` holds (rows of :func:`feedback_rows`, handed over by the batches that brought
+    the records), with the intent and theme of the text ``analysis`` just stored for them
+    (columns ``feedback_id``, ``intent``, ``theme_id``); and the ids ``known`` does not hold,
+    left for the query. A record held twice (a batch posted again) reads as its first row."""
+    wanted = pa.array(ids, pa.string())
+    at = pc.index_in(wanted, value_set=known.column("record_id").combine_chunks())
+    found = pc.is_valid(at)
+    have = known.take(at.filter(found))
+    missing = [str(i) for i in wanted.filter(pc.invert(found)).to_pylist()]
+    by_id = pc.index_in(
+        have.column("record_id"),
+        value_set=analysis.column("feedback_id").cast(pa.string()).combine_chunks(),
+    )
+    for name in ("intent", "theme_id"):
+        value = analysis.column(name).cast(pa.string()).combine_chunks().take(by_id)
+        have = have.set_column(have.schema.get_field_index(name), name, value)
+    return have, missing
+
+
+__all__ = ["analysed_rows", "departments", "feedback_rows", "since"]

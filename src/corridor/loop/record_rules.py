@@ -279,7 +279,7 @@ def _keep(signature: tuple[Any, ...], read: tuple[list[Rule], Promises]) -> None
             _KEPT.popitem(last=False)
 
 
-class _Context:
+class RuleContext:
     """What rules need beyond the rows, read once per evaluation: promises and themes."""
 
     def __init__(self, tx: Tx, rules: Sequence[Rule], promises: Promises | None = None) -> None:
@@ -302,7 +302,7 @@ class _Context:
         return {t for n in names for t in self.themes.get(n, {n})}
 
 
-def _feedback_hits(rule: Rule, row: Row, ctx: _Context) -> Iterator[Hit]:
+def _feedback_hits(rule: Rule, row: Row, ctx: RuleContext) -> Iterator[Hit]:
     kind = rule.kind
     if kind == "detractor":
         nps = row.get("nps")
@@ -339,7 +339,7 @@ def _feedback_hits(rule: Rule, row: Row, ctx: _Context) -> Iterator[Hit]:
                 )
 
 
-def _interaction_hits(rule: Rule, row: Row, ctx: _Context) -> Iterator[Hit]:
+def _interaction_hits(rule: Rule, row: Row, ctx: RuleContext) -> Iterator[Hit]:
     if rule.kind != "broken_promise":
         return
     attrs: dict[str, Any] | None = None
@@ -445,12 +445,12 @@ def find_hits(
     rows: pa.Table | Sequence[Row],
     *,
     now: datetime | None,
-    ctx: _Context | None = None,
+    ctx: RuleContext | None = None,
 ) -> list[Hit]:
     """What ``rules`` fire on ``rows`` of ``record_kind`` (an Arrow table of the queries above,
     or their rows as dicts); with ``now``, records older than a rule's ``max_age`` are skipped
-    (live evaluation). ``ctx``: the rules' :class:`_Context`, when the caller read it already."""
-    ctx = ctx if ctx is not None else _Context(tx, rules)
+    (live evaluation). ``ctx``: the rules' :class:`RuleContext`, when the caller read it already."""
+    ctx = ctx if ctx is not None else RuleContext(tx, rules)
     check = _feedback_hits if record_kind == "feedback" else _interaction_hits
     cutoffs = [
         now - timedelta(seconds=int(rule.get("max_age"))) if now is not None else None
@@ -485,6 +485,7 @@ def evaluate_batch(
     tables: Callable[[], Mapping[str, str]] | None = None,
     batch: pa.Table | None = None,
     read: Mapping[str, pa.Table] | None = None,
+    for_texts: list[pa.Table] | None = None,
 ) -> int:
     """Fire the record rules on the batch staged as ``_batch`` (its records written already),
     inside the batch's transaction; returns the number of alerts raised. ``staged``, when given,
@@ -496,26 +497,37 @@ def evaluate_batch(
     staged name; see :func:`batch_sql`), read instead of the whole tables. ``batch`` and
     ``read``: the batch's records and those look-ups as Arrow (``interactions``, ``people``):
     a feedback batch whose texts are analysed later is then read with no query at all
-    (:func:`corridor.loop.batch_rows.feedback_rows`, the same rows)."""
+    (:func:`corridor.loop.batch_rows.feedback_rows`, the same rows), and, when a text rule is
+    active, those rows of every record of the batch are appended to ``for_texts`` (for
+    :func:`evaluate_texts` after the analysis: see its ``known``)."""
     kinds = WATCHES.get(record_kind, ())
     if not kinds:
         return 0
     active, promises = record_rules_and_promises(tx)
     rules = [r for r in active if r.kind in kinds and (texts_analysed or r.kind != "text")]
-    if not rules:
-        return 0
-    oldest = now - timedelta(seconds=max(int(r.get("max_age")) for r in rules))
-    if (
+    arrow = (
         record_kind == "feedback"
         and not texts_analysed
         and batch is not None
         and read is not None
         and {"interactions", "people"} <= set(read)
-    ):
-        rows = batch_rows.feedback_rows(batch, read, batch_rows.departments(tx), oldest)
-        if not rows.num_rows:
+    )
+    later = arrow and for_texts is not None and any(r.kind == "text" for r in active)
+    if not rules and not later:
+        return 0
+    oldest = now - timedelta(seconds=max((int(r.get("max_age")) for r in rules), default=0))
+    if arrow:
+        assert batch is not None and read is not None
+        rows = batch_rows.feedback_rows(
+            batch, read, batch_rows.departments(tx), None if later else oldest
+        )
+        if later and for_texts is not None:
+            for_texts.append(rows)
+            rows = batch_rows.since(rows, oldest)
+        if not rows.num_rows or not rules:
             return 0
-        hits = find_hits(tx, rules, record_kind, rows, now=now, ctx=_Context(tx, rules, promises))
+        ctx = RuleContext(tx, rules, promises)
+        hits = find_hits(tx, rules, record_kind, rows, now=now, ctx=ctx)
         return len(alerts.fire(tx, hits, now)) if hits else 0
     src = staged() if staged is not None else "_batch"
     if record_kind != "feedback":
@@ -528,56 +540,8 @@ def evaluate_batch(
     rows = tx.fetch_arrow(f"{sql} WHERE b.occurred_at >= ?", (oldest,))
     if not rows.num_rows:
         return 0
-    hits = find_hits(tx, rules, record_kind, rows, now=now, ctx=_Context(tx, rules, promises))
+    hits = find_hits(tx, rules, record_kind, rows, now=now, ctx=RuleContext(tx, rules, promises))
     return len(alerts.fire(tx, hits, now)) if hits else 0
-
-
-def evaluate_texts(
-    tx: Tx, feedback_ids: Sequence[str], now: datetime, *, analysis: pa.Table | None = None
-) -> int:
-    """Fire the text rules on feedback whose text analysis was just stored (in that
-    transaction). ``analysis``: the rows of ``text_analysis`` just stored for them (columns
-    ``feedback_id``, ``intent``, ``theme_id``), when the caller has them: only the feedback
-    whose intent or theme some text rule names is read then, and none at all when there is
-    none (a text rule fires on nothing else)."""
-    if not feedback_ids:
-        return 0
-    rules = [r for r in record_rules_and_promises(tx)[0] if r.kind == "text"]
-    if not rules:
-        return 0
-    ctx = _Context(tx, rules)
-    ids = list(feedback_ids) if analysis is None else _text_candidates(rules, analysis, ctx)
-    if not ids:
-        return 0
-    if tx.dialect == "postgres":
-        # the records by their keys (an array parameter is planned as index look-ups; a staged
-        # table of ids, as a scan of every stored feedback record)
-        src = "(SELECT * FROM feedback WHERE feedback_id = ANY(?))"
-        sql = batch_sql(FEEDBACK_SQL.format(src=src), tx.dialect)
-        rows = tx.fetch_arrow(sql, (ids,))
-    else:
-        tx.stage("_loop_ids", pa.table({"feedback_id": pa.array(ids, pa.string())}))
-        sql = FEEDBACK_SQL.format(src="feedback")
-        rows = tx.fetch_arrow(f"{sql} WHERE b.feedback_id IN (SELECT feedback_id FROM _loop_ids)")
-    hits = find_hits(tx, rules, "feedback", rows, now=now, ctx=ctx)
-    return len(alerts.fire(tx, hits, now)) if hits else 0
-
-
-def _text_candidates(rules: Sequence[Rule], analysis: pa.Table, ctx: _Context) -> list[str]:
-    """The feedback ids of ``analysis`` whose intent or theme one of the text ``rules`` names
-    (what :func:`_feedback_hits` tests first): the only ones any of them can fire on."""
-    intents = sorted({str(i) for r in rules for i in r.get("intents") or ()})
-    themes = sorted({t for r in rules if r.get("themes") for t in ctx.theme_ids(r.get("themes"))})
-    mask = pc.is_in(
-        pc.cast(analysis["intent"], pa.string()), value_set=pa.array(intents, pa.string())
-    )
-    if themes:
-        in_theme = pc.is_in(
-            pc.cast(analysis["theme_id"], pa.string()), value_set=pa.array(themes, pa.string())
-        )
-        mask = pc.or_kleene(mask, in_theme)
-    picked = analysis.filter(pc.fill_null(mask, False))["feedback_id"]
-    return [str(i) for i in picked.to_pylist()]
 
 
 __all__ = [
@@ -586,9 +550,9 @@ __all__ = [
     "FEEDBACK_SQL_UNANALYSED",
     "INTERACTIONS_SQL",
     "WATCHES",
+    "RuleContext",
     "batch_sql",
     "evaluate_batch",
-    "evaluate_texts",
     "find_hits",
     "read_rows",
     "record_rules_and_promises",

@@ -332,7 +332,7 @@ class Scheduler:
     def run_now(self, name: str, *, force: bool = True) -> bool:
         """Run job ``name`` once in this thread, if its lease can be taken (and, unless
         ``force``, it is due). Returns whether it ran."""
-        return self._run(self.jobs[name], force=force)
+        return self._run(self.jobs[name], force=force) is not None
 
     def _lease_s(self, spec: JobSpec) -> float:
         return max(self.MIN_LEASE_S, 3 * spec.every_s)
@@ -376,10 +376,12 @@ class Scheduler:
         if self._advisory is not None:
             self._advisory.unlock(f"corridor.job:{spec.name}")
 
-    def _run(self, spec: JobSpec, *, force: bool) -> bool:
+    def _run(self, spec: JobSpec, *, force: bool) -> datetime | None:
+        """Run the job once if its lease can be taken; when it ran, the next run time written
+        in its row."""
         started = self._acquire(spec, force=force)
         if started is None:
-            return False
+            return None
         status: Literal["ok", "failed"] = "ok"
         message: str | None = None
         try:
@@ -402,7 +404,7 @@ class Scheduler:
                     )
             finally:
                 self._unlock(spec)
-        return True
+        return next_run
 
     def _next_run(self, name: str) -> datetime | None:
         rows = self.store.query("SELECT next_run_at FROM jobs WHERE name = ?", [name])
@@ -415,17 +417,21 @@ class Scheduler:
             wake.clear()
             wait = min(spec.every_s, self.POLL_S)
             try:
-                next_run = self._next_run(spec.name)
-                if next_run is None:  # forgotten (``corridor jobs forget``) while it runs here
-                    with self.store.transaction() as tx:
-                        _write_row(tx, spec)
-                now = datetime.now(UTC)
-                ran = True
-                if woken or next_run is None or next_run <= now:
-                    ran = self._run(spec, force=woken)
+                # woken (a commit queued work for it): run at once, without reading when it is
+                # due; else read that, and run if it is due. ``next_run``: known after a run
+                # here, or read; None: another process has it (look again later)
+                next_run = self._run(spec, force=True) if woken else None
+                if next_run is None:
                     next_run = self._next_run(spec.name)
+                    if next_run is None:  # forgotten (``corridor jobs forget``) while it runs
+                        with self.store.transaction() as tx:
+                            _write_row(tx, spec)
+                    if next_run is None or (not woken and next_run <= datetime.now(UTC)):
+                        next_run = self._run(spec, force=woken)
+                    elif woken:  # another process is running it now
+                        next_run = None
+                if next_run is not None:
                     now = datetime.now(UTC)
-                if ran and next_run is not None:  # else another process has it: look later
                     wait = min(max((next_run - now).total_seconds(), 0.01), self.POLL_S)
             except Exception:  # the store away for a moment: try again shortly
                 if self._stop.is_set():

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from corridor.loop import record_rules
+from corridor.loop import text_rules
 from corridor.store.base import Store
 from corridor.text.analyze import analyze_texts, check_model, model_name
 from corridor.text.errors import TextAnalysisError
@@ -71,9 +71,13 @@ def analyze_pending(
     redo: bool = False,
     batch_size: int = BATCH,
     progress: Progress | None = None,
+    known: pa.Table | Callable[[], pa.Table | None] | None = None,
 ) -> AnalyzeReport:
     """Analyse every pending text (with ``redo``: every text not analysed by ``model``) and
-    assign it to the current themes."""
+    assign it to the current themes. ``known``: the text rules' rows of records that their
+    batches handed over (a server's ingest: see :func:`corridor.loop.text_rules.evaluate_texts`),
+    not read again for the rules; or a function giving them, called after each batch of pending
+    texts is read."""
     check_model(model)
     name = model_name(model)
     total = pending_count(store, model, redo=redo)
@@ -92,6 +96,7 @@ def analyze_pending(
         if not rows:
             break
         ids = [r[0] for r in rows]
+        rows_known = known() if callable(known) else known
         texts = [r[1] for r in rows]
         themes = assigner.assign(texts) if assigner is not None else None
         table = analyze_texts(ids, texts, model=model, theme_ids=themes)
@@ -105,7 +110,7 @@ def analyze_pending(
                 update=[c for c in table.schema.names if c != "feedback_id"],
             )
             # text rules (a complaint, a theme) fire with the analysis, in its transaction
-            record_rules.evaluate_texts(tx, ids, datetime.now(UTC), analysis=table)
+            text_rules.evaluate_texts(tx, ids, datetime.now(UTC), analysis=table, known=rows_known)
         done += len(rows)
         themed += sum(t is not None for t in themes or ())
         last = ids[-1]

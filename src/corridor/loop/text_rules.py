@@ -1,0 +1,87 @@
+"""Text rules (a complaint, a theme in the text) on feedback whose text analysis was stored
+after its batch committed: a server's background worker analyses texts off the request path
+(:mod:`corridor.text.jobs`) and fires these rules in the transaction that stores the analysis.
+The other record rules fired in the batch's own transaction
+(:func:`corridor.loop.record_rules.evaluate_batch`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from corridor.loop import alerts, batch_rows
+from corridor.loop.alerts import Hit
+from corridor.loop.record_rules import (
+    FEEDBACK_SQL,
+    RuleContext,
+    batch_sql,
+    find_hits,
+    record_rules_and_promises,
+)
+from corridor.loop.rules import Rule
+from corridor.store.base import Tx
+
+
+def evaluate_texts(
+    tx: Tx,
+    feedback_ids: Sequence[str],
+    now: datetime,
+    *,
+    analysis: pa.Table | None = None,
+    known: pa.Table | None = None,
+) -> int:
+    """Fire the text rules on feedback whose text analysis was just stored (in that
+    transaction). ``analysis``: the rows of ``text_analysis`` just stored for them (columns
+    ``feedback_id``, ``intent``, ``theme_id``), when the caller has them: only the feedback
+    whose intent or theme some text rule names is read then, and none at all when there is
+    none (a text rule fires on nothing else). ``known`` (with ``analysis``): rows of those
+    records that their batches handed over (:func:`evaluate_batch`'s ``for_texts``); the
+    records among them are not read again."""
+    if not feedback_ids:
+        return 0
+    rules = [r for r in record_rules_and_promises(tx)[0] if r.kind == "text"]
+    if not rules:
+        return 0
+    ctx = RuleContext(tx, rules)
+    ids = list(feedback_ids) if analysis is None else _text_candidates(rules, analysis, ctx)
+    hits: list[Hit] = []
+    if known is not None and analysis is not None and ids:
+        rows, ids = batch_rows.analysed_rows(known, analysis, ids)
+        hits = find_hits(tx, rules, "feedback", rows, now=now, ctx=ctx) if rows.num_rows else []
+    if not ids:
+        return len(alerts.fire(tx, hits, now)) if hits else 0
+    if tx.dialect == "postgres":
+        # the records by their keys (an array parameter is planned as index look-ups; a staged
+        # table of ids, as a scan of every stored feedback record)
+        src = "(SELECT * FROM feedback WHERE feedback_id = ANY(?))"
+        sql = batch_sql(FEEDBACK_SQL.format(src=src), tx.dialect)
+        rows = tx.fetch_arrow(sql, (ids,))
+    else:
+        tx.stage("_loop_ids", pa.table({"feedback_id": pa.array(ids, pa.string())}))
+        sql = FEEDBACK_SQL.format(src="feedback")
+        rows = tx.fetch_arrow(f"{sql} WHERE b.feedback_id IN (SELECT feedback_id FROM _loop_ids)")
+    hits += find_hits(tx, rules, "feedback", rows, now=now, ctx=ctx)
+    return len(alerts.fire(tx, hits, now)) if hits else 0
+
+
+def _text_candidates(rules: Sequence[Rule], analysis: pa.Table, ctx: RuleContext) -> list[str]:
+    """The feedback ids of ``analysis`` whose intent or theme one of the text ``rules`` names
+    (what :func:`_feedback_hits` tests first): the only ones any of them can fire on."""
+    intents = sorted({str(i) for r in rules for i in r.get("intents") or ()})
+    themes = sorted({t for r in rules if r.get("themes") for t in ctx.theme_ids(r.get("themes"))})
+    mask = pc.is_in(
+        pc.cast(analysis["intent"], pa.string()), value_set=pa.array(intents, pa.string())
+    )
+    if themes:
+        in_theme = pc.is_in(
+            pc.cast(analysis["theme_id"], pa.string()), value_set=pa.array(themes, pa.string())
+        )
+        mask = pc.or_kleene(mask, in_theme)
+    picked = analysis.filter(pc.fill_null(mask, False))["feedback_id"]
+    return [str(i) for i in picked.to_pylist()]
+
+
+__all__ = ["evaluate_texts"]
