@@ -325,10 +325,12 @@ def test_text_rules_fire_inline_and_after_background_analysis(store, small_map):
 
 
 def test_text_rules_fire_alike_on_rows_handed_over_by_the_batch_and_on_rows_read(store, small_map):
-    """A server's ingest hands the text rules' rows of a batch (its transaction's look-ups) to the
-    background worker with the poke; the text rules then fire on them, reading only the records
-    not handed over. The same batch with its rows handed over (one record's left out: read by
-    query) and with none: the same alerts, scope (partner, department) and age cutoff included."""
+    """A server's ingest hands the batch and the text rules' rows of it (its transaction's
+    look-ups) to the background worker with the poke; the worker analyses the texts handed over
+    (jobs.analyze_handed) and the text rules fire on those rows, reading only the records not
+    handed over. The same batch with its rows handed over (one record's left out: read by
+    query) and found by the sweep (jobs.analyze_pending): the same alerts, scope (partner,
+    department) and age cutoff included; and a text is analysed, and fires, once."""
     add_rule(store, Rule("complaints", "text", {"intents": ["complaint"]}), actor="ana")
     add_rule(store, Rule("complaints-dhl", "text", {"intents": ["complaint"]},
                          scope={"partner": ["dhl"]}), actor="ana")  # fmt: skip
@@ -339,10 +341,10 @@ def test_text_rules_fire_alike_on_rows_handed_over_by_the_batch_and_on_rows_read
     now = datetime.now(UTC)
     fired = {}
     for p in ("a", "b"):
-        handed: list[pa.Table | None] = []
+        handed: list[tuple[pa.Table, pa.Table | None]] = []
         ing = Ingestor(store, analyze_text=False)
         ing.load_map(small_map)
-        ing.on_pending_text = handed.append
+        ing.on_pending_text = lambda batch, rows, handed=handed: handed.append((batch, rows))
         try:
             ing.ingest("interactions", pa.table({
                 "interaction_id": [f"{p}i1"], "person_id": [f"{p}p1"],
@@ -361,8 +363,8 @@ def test_text_rules_fire_alike_on_rows_handed_over_by_the_batch_and_on_rows_read
             ]))  # fmt: skip
         finally:
             ing.close()
-        rows = handed[-1]
-        assert rows is not None
+        batch, rows = handed[-1]
+        assert rows is not None and batch.column("text").to_pylist()[:2] == [angry, happy]
         assert sorted(rows.column("record_id").to_pylist()) == [f"{p}f{i}" for i in range(1, 6)]
         if p == "a":  # one record's rows not handed over: read by the query
             keep = pa.array([r != "af3" for r in rows.column("record_id").to_pylist()])
@@ -373,9 +375,12 @@ def test_text_rules_fire_alike_on_rows_handed_over_by_the_batch_and_on_rows_read
             assert got.select(["record_id", "intent", "theme_id", "partner_id"]).to_pylist() == [
                 {"record_id": "af1", "intent": "complaint", "theme_id": None, "partner_id": "dhl"}
             ]
-            assert jobs.analyze_pending(store, known=rows.filter(keep)).analysed == 5
+            assert jobs.analyze_handed(store, batch, known=rows.filter(keep)) == 5
+            assert jobs.analyze_handed(store, batch, known=rows) == 0  # analysed already
+            assert jobs.analyze_pending(store).analysed == 0
         else:
             assert jobs.analyze_pending(store).analysed == 5
+            assert jobs.analyze_handed(store, batch, known=rows) == 0  # found by the sweep
         fired[p] = [
             (
                 rule,

@@ -312,3 +312,45 @@ def test_staged_tables_read_back_as_given(store, rows):
     with store.transaction() as tx:  # dropped at the commit: staged again in the next one
         tx.stage("_staged_back", table.slice(0, 2))
         assert tx.fetchall("SELECT count(*) FROM _staged_back") == [(2,)]
+
+
+def test_small_staged_tables_serve_every_kind_of_statement(store):
+    """A few staged rows (on PostgreSQL not written: each statement that reads them carries
+    them as a WITH of VALUES) serve a SELECT with an alias, a statement with WITH items of its
+    own, an INSERT ... SELECT, an UPDATE ... FROM and a DELETE, with parameters before and
+    after; a name staged again (larger, then small again) reads as the last rows staged, and
+    a name that only begins like a staged one is not taken for it."""
+    import pyarrow as pa
+
+    def keys(*names: str) -> pa.Table:
+        return pa.table({"k": list(names), "n": list(range(len(names)))})
+
+    with store.transaction() as tx:
+        tx.execute("CREATE TABLE scratch_staged (k VARCHAR PRIMARY KEY, n BIGINT)")
+        tx.stage("_few", keys("a", "b", "c"))
+        tx.stage("_few_more", keys("z"))
+        assert tx.fetchall(
+            "SELECT f.k, f.n + ? FROM _few f WHERE f.n >= ? ORDER BY f.k", (10, 1)
+        ) == [("b", 11), ("c", 12)]
+        assert tx.fetchall(
+            "WITH doubled AS (SELECT k, n * 2 AS n FROM _few) "
+            "SELECT d.k, d.n FROM doubled d JOIN _few_more m ON m.k <> d.k WHERE d.n > ? "
+            "ORDER BY 1",
+            (0,),
+        ) == [("b", 2), ("c", 4)]
+        assert tx.execute("INSERT INTO scratch_staged (k, n) SELECT k, n FROM _few") == 3
+        tx.stage("_few", keys("b", "c"))
+        assert (
+            tx.execute(
+                "UPDATE scratch_staged SET n = scratch_staged.n + f.n + ? FROM _few f "
+                "WHERE scratch_staged.k = f.k",
+                (100,),
+            )
+            == 2
+        )
+        tx.stage("_few", pa.table({"k": [f"x{i}" for i in range(300)], "n": list(range(300))}))
+        assert tx.fetchall("SELECT count(*) FROM _few") == [(300,)]
+        tx.stage("_few", keys("a"))
+        assert tx.execute("DELETE FROM scratch_staged WHERE k IN (SELECT k FROM _few)") == 1
+        assert tx.fetchall("SELECT k, n FROM scratch_staged ORDER BY k") == [("b", 101), ("c", 103)]
+        tx.execute("DROP TABLE scratch_staged")

@@ -155,6 +155,41 @@ def test_the_server_analyses_texts_in_the_background(store: Store, small_map: Co
     assert inline.state.text_worker is None and inline.state.ingestor.analyze_text
 
 
+def test_the_worker_analyses_the_texts_handed_over_and_looks_for_the_rest(
+    store: Store, small_map: CorridorMap
+) -> None:
+    """The background worker analyses the texts of the batches the ingest hands it, without
+    looking for pending texts (a search that reads the whole feedback and text_analysis
+    tables); it looks for them at start, on a poke without a batch, after a failed round, and
+    every ``interval`` seconds: texts left pending by a crash or by another process."""
+    from corridor.text.worker import TextWorker
+
+    with_texts = sum(1 for t in TEXTS if t)
+    ing = Ingestor(store, analyze_text=False)
+    ing.load_map(small_map)
+    other = Ingestor(store, analyze_text=False)  # another process's: hands nothing over
+    other.load_map(small_map)
+    worker = TextWorker(store, interval=3600.0, settle=0.0)
+    try:
+        ing.ingest("feedback", _batch("a"))  # before the worker ran: left pending (a crash)
+        ing.on_pending_text = worker.poke
+        worker.start()
+        assert worker.wait_idle(timeout=30) and pending_count(store) == 0  # found at start
+        other.ingest("feedback", _batch("b"))
+        ing.ingest("feedback", _batch("c"))
+        assert worker.wait_idle(timeout=30)
+        # the batch handed over is analysed; the other process's waits for the next search
+        assert pending_count(store) == with_texts
+        assert store.count("text_analysis") == 2 * with_texts
+        worker.poke()
+        assert worker.wait_idle(timeout=30) and pending_count(store) == 0
+        assert worker.analysed == store.count("text_analysis") == 3 * with_texts
+    finally:
+        worker.stop()
+        ing.close()
+        other.close()
+
+
 def test_cli_import_analyses_afterwards_or_leaves_pending(
     store_url: str, store: Store, small_map: CorridorMap, tmp_path: Path
 ) -> None:

@@ -135,12 +135,12 @@ class Ingestor:
         ``feedback_text_original``; ``analyze_text``: score feedback texts with the default
         lexicon model inside the ingest transaction (else they are pending, and
         :attr:`on_pending_text`, when set, is called after each committed feedback batch — a
-        server's background worker, handed the text rules' rows of the batch or None — or
+        server's background worker, handed the batch and the text rules' rows of it or None — or
         ``corridor text analyze`` scores them)."""
         self.store = store
         self.keep_original_text = keep_original_text
         self.analyze_text = analyze_text
-        self.on_pending_text: Callable[[pa.Table | None], None] | None = None
+        self.on_pending_text: Callable[[pa.Table, pa.Table | None], None] | None = None
         self._lock = threading.Lock()
         self._map = load_map(store)
         self._validator = Validator(Vocabularies.from_map(self._map))
@@ -355,7 +355,7 @@ class Ingestor:
             if not deferred:
                 self.refresh_rollup()
         if text and not self.analyze_text and self.on_pending_text is not None:
-            self.on_pending_text(for_texts[0] if for_texts else None)
+            self.on_pending_text(valid, for_texts[0] if for_texts else None)
         return report
 
 

@@ -37,6 +37,9 @@ def _pg_type(t: pa.DataType) -> str:
 
 #: a staged table of at most this many values is written with one statement (VALUES)
 _VALUES_MAX = 2000
+#: a staged table of at most this many values is not written at all: each statement that
+#: reads it carries its rows (see :meth:`PostgresTx.stage`)
+_INLINE_MAX = 256
 
 
 def _plain(t: pa.DataType) -> bool:
@@ -74,21 +77,39 @@ class PostgresTx(Tx):
         self.touched = set()
         self.rewrote = set()
         self._staged: set[str] = set()
+        #: small staged tables kept here (name → its WITH item and parameters), not written
+        self._inline: dict[str, tuple[str, list[Any]]] = {}
+
+    def _run(self, cur: psycopg.Cursor[Any], sql: str, params: Sequence[Any]) -> None:
+        """Run ``sql`` (``?`` placeholders) with the rows of the small staged tables it reads
+        as a ``WITH`` of ``VALUES`` before it."""
+        used = [n for n in self._inline if re.search(rf"\b{n}\b", sql)] if self._inline else []
+        if not used:
+            cur.execute(_qmarks(sql) if params else sql, list(params) or None)
+            return
+        items = ", ".join(self._inline[n][0] for n in used)
+        values = [v for n in used for v in self._inline[n][1]]
+        text = _qmarks(sql).lstrip()
+        head = re.match(r"WITH(\s+RECURSIVE)?\s", text, re.IGNORECASE)
+        # the statement's own WITH items, if any, follow these
+        text = f"{head.group(0)}{items}, {text[head.end() :]}" if head else f"WITH {items} {text}"
+        # (its text changes with the number of rows: not worth preparing)
+        cur.execute(text, values + list(params), prepare=False)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._note(sql)
         with self._con.cursor() as cur:
-            cur.execute(_qmarks(sql) if params else sql, list(params) or None)
+            self._run(cur, sql, params)
             return cur.rowcount
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._con.cursor() as cur:
-            cur.execute(_qmarks(sql) if params else sql, list(params) or None)
+            self._run(cur, sql, params)
             return list(cur.fetchall())
 
     def fetch_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         with self._con.cursor() as cur:
-            cur.execute(_qmarks(sql) if params else sql, list(params) or None)
+            self._run(cur, sql, params)
             names = [d.name for d in cur.description or []]
             rows = cur.fetchall()
         return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
@@ -107,13 +128,29 @@ class PostgresTx(Tx):
             f'"{f.name}" {"JSONB" if f.name == "attributes" else _pg_type(f.type)}'
             for f in table.schema
         )
+        self._inline.pop(name, None)
+        plain = all(_plain(f.type) for f in table.schema)
+        if 0 < table.num_rows * table.num_columns <= _INLINE_MAX and plain:
+            # a few rows (a batch's alerts, cases, history lines, keys): kept here and sent
+            # with each statement that reads them, as a WITH of VALUES; a temporary table, even
+            # made in one statement, cost the server ~3 ms of catalog work to create and drop,
+            # several times for each alert raised
+            types = ["JSONB" if f.name == "attributes" else _pg_type(f.type) for f in table.schema]
+            row = "(" + ", ".join(f"%s::{t}" for t in types) + ")"
+            names = ", ".join(f'"{f.name}"' for f in table.schema)
+            params = [v for r in table.to_pylist() for v in r.values()]
+            rows = ", ".join([row] * table.num_rows)
+            self._inline[name] = (f"{name} ({names}) AS (VALUES {rows})", params)
+            if name in self._staged:  # a temporary table of that name, staged before in this one
+                with self._con.cursor() as cur:
+                    cur.execute(f"DROP TABLE IF EXISTS {name}")
+                self._staged.discard(name)
+            return
         with self._con.cursor() as cur:
             if name in self._staged:  # dropped at commit: it exists only if staged in this one
                 cur.execute(f"DROP TABLE IF EXISTS {name}")
             self._staged.add(name)
-            if 0 < table.num_rows * table.num_columns <= _VALUES_MAX and all(
-                _plain(f.type) for f in table.schema
-            ):
+            if 0 < table.num_rows * table.num_columns <= _VALUES_MAX and plain:
                 # a few rows (a batch's alerts, cases, keys): one statement, not a CREATE and a
                 # COPY, each a round trip
                 types = [

@@ -1,33 +1,36 @@
-"""Background text analysis for a running server: pending texts are analysed right after the
-feedback batch that brought them commits, off the request path.
+"""Background text analysis for a running server: the texts of a feedback batch are analysed
+right after the batch commits, off the request path.
 
-The ingestor calls :meth:`TextWorker.poke` after each committed feedback batch with text; the
-worker thread wakes, runs :func:`corridor.text.jobs.analyze_pending` (the default lexicon model)
-until nothing is pending, and sleeps again. With the poke come, when a text rule is active, the
-rules' rows of the batch's records (their touch point, department, partner, segment and region
-as the batch's transaction read them), so that firing the text rules reads none of them again;
-records not handed over (another process's, or past :attr:`TextWorker.KEEP` rows) are read. It
-also looks every ``interval`` seconds, so texts left pending by a crash or by another process
-are picked up. A failure is logged and retried on the next wake-up; ingestion never waits for
-it.
+The ingestor calls :meth:`TextWorker.poke` after each committed feedback batch with text, handing
+over the batch (its records' ids and stored texts) and, when a text rule is active, the rules'
+rows of its records (their touch point, department, partner, segment and region as the batch's
+transaction read them). The worker thread wakes, analyses the texts handed over
+(:func:`corridor.text.jobs.analyze_handed`: the default lexicon model; the text rules fire on
+the rows handed over), and sleeps again: nothing is searched and nothing read again. Every
+``interval`` seconds, at start, after a failed round and when more than :attr:`TextWorker.KEEP`
+texts wait, it also looks for every pending text (:func:`corridor.text.jobs.analyze_pending`),
+so texts left pending by a crash or by another process are picked up. A failure is logged and
+retried; ingestion never waits for it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from corridor.store.base import Store
-from corridor.text.jobs import analyze_pending
+from corridor.text.jobs import analyze_handed, analyze_pending
 from corridor.workers import PokedWorker
 
 __all__ = ["TextWorker"]
 
 
 class TextWorker(PokedWorker):
-    #: rows handed over by :meth:`poke` and not yet used are kept up to this many (the oldest
-    #: are dropped past it: those records are read again instead)
+    #: texts handed over and not yet analysed are kept up to this many; past it they are
+    #: dropped and the next round looks for every pending text instead
     KEEP = 50_000
 
     def __init__(
@@ -43,36 +46,56 @@ class TextWorker(PokedWorker):
         self.store = store
         self.batch_size = batch_size
         self.analysed = 0
-        self._known: list[pa.Table] = []
-        self._known_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._handed: list[tuple[pa.Table, pa.Table | None]] = []
+        self._sweep = True  # the first round looks for texts left pending
+        self._swept_at = time.monotonic()
 
-    def poke(self, rows: pa.Table | None = None) -> None:
-        """Texts are pending: analyse them soon. ``rows``: the text rules' rows of the records
-        of the batch that brought them (see the module notes)."""
-        if rows is not None and rows.num_rows:
-            with self._known_lock:
-                self._known.append(rows)
-                while sum(t.num_rows for t in self._known) > self.KEEP:
-                    self._known.pop(0)
+    def poke(self, batch: pa.Table | None = None, rows: pa.Table | None = None) -> None:
+        """Texts are pending: analyse them soon. ``batch``: the committed feedback batch that
+        brought them (``feedback_id``, ``text``; None: look for every pending text); ``rows``:
+        the text rules' rows of its records (see the module notes)."""
+        with self._lock:
+            if batch is None or "text" not in batch.column_names:
+                self._sweep = True
+            else:
+                texts = batch.select(["feedback_id", "text"])
+                texts = texts.filter(pc.fill_null(pc.not_equal(texts.column("text"), ""), False))
+                if texts.num_rows:
+                    self._handed.append((texts, rows))
+                if sum(t.num_rows for t, _ in self._handed) > self.KEEP:
+                    self._handed.clear()
+                    self._sweep = True
         super().poke()
 
     def _analyse(self) -> None:
-        used: set[int] = set()
-
-        def known() -> pa.Table | None:
-            """The rows handed over so far (read after each batch of pending texts: the
-            records of batches that committed meanwhile are among them)."""
-            with self._known_lock:
-                handed = list(self._known)
-            used.update(id(t) for t in handed)
-            try:
-                return pa.concat_tables(handed, promote_options="permissive") if handed else None
-            except (pa.ArrowInvalid, pa.ArrowTypeError):  # read by query instead
-                return None
-
+        with self._lock:
+            handed, self._handed = self._handed, []
+            sweep = self._sweep or time.monotonic() - self._swept_at >= self.interval
+            self._sweep = False
         try:
-            report = analyze_pending(self.store, batch_size=self.batch_size, known=known)
-        finally:  # what this round was given is used (or its records read)
-            with self._known_lock:
-                self._known = [t for t in self._known if id(t) not in used]
-        self.analysed += report.analysed
+            if handed:
+                texts = pa.concat_tables(
+                    [t.cast(_TEXTS, safe=False) for t, _ in handed], promote_options="none"
+                )
+                self.analysed += analyze_handed(self.store, texts, known=_known(handed))
+            if sweep:
+                self._swept_at = time.monotonic()
+                self.analysed += analyze_pending(self.store, batch_size=self.batch_size).analysed
+        except BaseException:  # what was handed over is looked for next round
+            with self._lock:
+                self._sweep = True
+            raise
+
+
+_TEXTS = pa.schema([("feedback_id", pa.string()), ("text", pa.string())])
+
+
+def _known(handed: list[tuple[pa.Table, pa.Table | None]]) -> pa.Table | None:
+    """The text rules' rows handed over, as one table (None: none, or of tables that do not
+    stack: their records are read instead)."""
+    rows = [r for _, r in handed if r is not None]
+    try:
+        return pa.concat_tables(rows, promote_options="permissive") if rows else None
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
