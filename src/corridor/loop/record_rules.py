@@ -499,7 +499,7 @@ def evaluate_batch(
     a feedback batch whose texts are analysed later is then read with no query at all
     (:func:`corridor.loop.batch_rows.feedback_rows`, the same rows), and, when a text rule is
     active, those rows of every record of the batch are appended to ``for_texts`` (for
-    :func:`evaluate_texts` after the analysis: see its ``known``)."""
+    :func:`corridor.loop.text_rules.evaluate_texts` after the analysis: see its ``known``)."""
     kinds = WATCHES.get(record_kind, ())
     if not kinds:
         return 0
