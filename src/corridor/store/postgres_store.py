@@ -124,48 +124,38 @@ class PostgresTx(Tx):
 
     def stage(self, name: str, table: pa.Table) -> None:
         # ``attributes`` holds JSON text; stage it as jsonb so it lands in jsonb columns as is.
-        cols = ", ".join(
-            f'"{f.name}" {"JSONB" if f.name == "attributes" else _pg_type(f.type)}'
-            for f in table.schema
-        )
-        self._inline.pop(name, None)
-        plain = all(_plain(f.type) for f in table.schema)
-        if 0 < table.num_rows * table.num_columns <= _INLINE_MAX and plain:
-            # a few rows (a batch's alerts, cases, history lines, keys): kept here and sent
-            # with each statement that reads them, as a WITH of VALUES; a temporary table, even
-            # made in one statement, cost the server ~3 ms of catalog work to create and drop,
-            # several times for each alert raised
-            types = ["JSONB" if f.name == "attributes" else _pg_type(f.type) for f in table.schema]
+        types = ["JSONB" if f.name == "attributes" else _pg_type(f.type) for f in table.schema]
+        names = [f'"{f.name}"' for f in table.schema]
+        values = table.num_rows * table.num_columns
+        rows: str | None = None  # a few rows: VALUES and their parameters
+        params: list[Any] = []
+        if 0 < values <= _VALUES_MAX and all(_plain(f.type) for f in table.schema):
             row = "(" + ", ".join(f"%s::{t}" for t in types) + ")"
-            names = ", ".join(f'"{f.name}"' for f in table.schema)
-            params = [v for r in table.to_pylist() for v in r.values()]
             rows = ", ".join([row] * table.num_rows)
-            self._inline[name] = (f"{name} ({names}) AS (VALUES {rows})", params)
-            if name in self._staged:  # a temporary table of that name, staged before in this one
-                with self._con.cursor() as cur:
-                    cur.execute(f"DROP TABLE IF EXISTS {name}")
-                self._staged.discard(name)
-            return
+            params = [v for r in table.to_pylist() for v in r.values()]
+        self._inline.pop(name, None)
         with self._con.cursor() as cur:
             if name in self._staged:  # dropped at commit: it exists only if staged in this one
                 cur.execute(f"DROP TABLE IF EXISTS {name}")
+                self._staged.discard(name)
+            if rows is not None and values <= _INLINE_MAX:
+                # a few rows (a batch's alerts, cases, history lines, keys): kept here and sent
+                # with each statement that reads them, as a WITH of VALUES; a temporary table,
+                # even made in one statement, cost the server ~3 ms of catalog work to create
+                # and drop, several times for each alert raised
+                self._inline[name] = (f"{name} ({', '.join(names)}) AS (VALUES {rows})", params)
+                return
             self._staged.add(name)
-            if 0 < table.num_rows * table.num_columns <= _VALUES_MAX and plain:
-                # a few rows (a batch's alerts, cases, keys): one statement, not a CREATE and a
-                # COPY, each a round trip
-                types = [
-                    "JSONB" if f.name == "attributes" else _pg_type(f.type) for f in table.schema
-                ]
-                row = "(" + ", ".join(f"%s::{t}" for t in types) + ")"
-                names = ", ".join(f'"{f.name}"' for f in table.schema)
-                params = [v for r in table.to_pylist() for v in r.values()]
+            if rows is not None:
+                # more rows, still few: one statement, not a CREATE and a COPY, each a round trip
                 cur.execute(
                     f"CREATE TEMP TABLE {name} ON COMMIT DROP AS SELECT * FROM "
-                    f"(VALUES {', '.join([row] * table.num_rows)}) AS v ({names})",
+                    f"(VALUES {rows}) AS v ({', '.join(names)})",
                     params,
                     prepare=False,
                 )
                 return
+            cols = ", ".join(f"{n} {t}" for n, t in zip(names, types, strict=True))
             cur.execute(f"CREATE TEMP TABLE {name} ({cols}) ON COMMIT DROP")
             _copy(cur, name, table)
 

@@ -215,20 +215,22 @@ def looked_up_dimensions(
     def text(t: pa.Table, name: str) -> pa.Array:
         return t.column(name).cast(pa.string()).combine_chunks()
 
-    def joined(table: pa.Table, key: str, column: str) -> pa.Array:  # each record's row's value
-        at = pc.index_in(text(rows, key), value_set=text(table, table.column_names[0]))
+    def position(key: str, table: pa.Table) -> pa.Array:  # each record's row in ``table``
+        return pc.index_in(text(rows, key), value_set=text(table, table.column_names[0]))
+
+    at_i, at_p = position("interaction_id", interactions), position("person_id", people)
+
+    def joined(table: pa.Table, at: pa.Array, column: str) -> pa.Array:
         return text(table, column).take(at)
 
     return {
         "touchpoint": pc.coalesce(
-            text(rows, "touchpoint"), joined(interactions, "interaction_id", "touchpoint")
+            text(rows, "touchpoint"), joined(interactions, at_i, "touchpoint")
         ),
-        "channel": joined(interactions, "interaction_id", "channel"),
-        "partner": pc.coalesce(
-            text(rows, "partner_id"), joined(interactions, "interaction_id", "partner_id")
-        ),
-        "segment": joined(people, "person_id", "segment"),
-        "region": joined(people, "person_id", "region"),
+        "channel": joined(interactions, at_i, "channel"),
+        "partner": pc.coalesce(text(rows, "partner_id"), joined(interactions, at_i, "partner_id")),
+        "segment": joined(people, at_p, "segment"),
+        "region": joined(people, at_p, "region"),
     }
 
 
