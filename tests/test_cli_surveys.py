@@ -57,7 +57,7 @@ def test_surveys_are_loaded_listed_shown_and_linked(mapped, tmp_path):
     assert all("token" not in k for k in found)
     with open_store(mapped) as s:
         assert links.find(s, made[1]["token"]).person_id == "p2"
-        assert links.find(s, made[0]["token"]).state() == "revoked"
+        assert links.find(s, made[0]["token"]).state_at() == "revoked"
 
 
 @pytest.mark.parametrize("engine", ["duckdb"])

@@ -158,7 +158,7 @@ def test_links_keep_only_a_hash_and_refuse_when_expired_revoked_or_unknown(store
             links.find(store, unknown)
     assert links.refusal(link, now + timedelta(days=31)).reason == "expired"
     revoked = links.revoke(store, link.link_id)
-    assert revoked.state() == "revoked" and links.refusal(revoked).reason == "revoked"
+    assert revoked.state_at() == "revoked" and links.refusal(revoked).reason == "revoked"
     with pytest.raises(LinkGoneError, match="withdrawn"):
         responses.open_response(store, revoked, token, language="en")
     anon, _ = links.create(store, "delivery-pulse", anonymous=True, channel="qr")
@@ -216,7 +216,7 @@ def test_a_response_is_saved_resumed_and_stored_as_feedback_once(store, ingestor
     assert attrs == {"survey_id": "delivery-pulse", "survey_version": 1,
                      "survey_response": r.response_id, "survey_language": "de",
                      "survey_channel": "email", "delivery_issue": "late"}  # fmt: skip
-    assert links.get(store, link.link_id).state() == "used"
+    assert links.get(store, link.link_id).state_at() == "used"
     with pytest.raises(LinkGoneError, match="answered already"):
         responses.open_response(store, links.find(store, token), token, language="en")
     # the gap analysis counts it at its touch point
@@ -254,7 +254,7 @@ def test_a_crash_mid_submit_loses_nothing_and_stores_once(store, small_map, load
     # acknowledged: the link is used and the answer kept, though no feedback yet
     row = store.query("SELECT state, record FROM survey_responses")[0]
     assert row[0] == responses.SUBMITTING and catalog.as_json(row[1])["experience"] == 6
-    assert store.count("feedback") == 0 and links.get(store, link.link_id).state() == "used"
+    assert store.count("feedback") == 0 and links.get(store, link.link_id).state_at() == "used"
     monkeypatch.undo()
     # died after the feedback was stored but before the row was marked: recovery repeats it
     real = ing.ingest
@@ -313,7 +313,7 @@ def test_anonymous_links_take_many_responses(store, ingestor, loaded):
         responses.submit(store, ingestor, r, loaded)
     rows = store.query("SELECT person_id, touchpoint FROM feedback ORDER BY feedback_id")
     assert rows == [(None, "home_delivery"), (None, "home_delivery")]
-    assert links.get(store, link.link_id).state() == "active"
+    assert links.get(store, link.link_id).state_at() == "active"
     # a submitted response's form token starts a new response, never reopens the old one
     after = responses.open_response(store, link, token, form_token=first.form_token, language="en")
     assert after.response_id not in (first.response_id, second.response_id)
@@ -343,7 +343,7 @@ def test_unfinished_responses_are_sent_as_they_are_when_the_survey_allows(store,
     assert [(r[0], r[1]) for r in rows] == [("a", 2)]
     assert catalog.as_json(rows[0][2])["survey_partial"] is True
     assert upkeep.responses_job(ctx) is None  # nothing more to do
-    assert links.get(store, made["a"][0].link_id).state() == "used"
+    assert links.get(store, made["a"][0].link_id).state_at() == "used"
     # a survey that does not allow it keeps unfinished answers open
     catalog.save(store, definition.parse(delivery()))
     link, token = links.create(store, "delivery-pulse", person_id="e")

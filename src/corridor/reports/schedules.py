@@ -26,10 +26,11 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
+from pydantic import Field
 
 from corridor.auth import accounts
 from corridor.auth.scope import ROLES, Principal, Role, Scope
@@ -59,7 +60,9 @@ class ScheduleNotFoundError(NotFoundError):
 class Schedule:
     schedule_id: str
     cadence: str
-    subject: str | None
+    subject: Annotated[
+        str | None, Field(description="what the reports are about (null: their own)")
+    ]
     role: str
     department: str | None
     partner: str | None

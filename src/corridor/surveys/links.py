@@ -14,7 +14,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from corridor.domain.contract import MAX_ID_LENGTH
 from corridor.store import Store
@@ -44,9 +46,9 @@ def path(token: str) -> str:
 @dataclass(frozen=True)
 class Link:
     link_id: str
-    kind: str
+    kind: Literal["personal", "anonymous"]
     survey_id: str
-    version: int
+    version: Annotated[int, Field(description="the survey's version when the link was made")]
     person_id: str | None
     interaction_id: str | None
     touchpoint: str
@@ -56,9 +58,11 @@ class Link:
     created_by: str | None
     expires_at: datetime | None
     revoked_at: datetime | None
-    used_at: datetime | None
+    used_at: Annotated[
+        datetime | None, Field(description="a personal link's response was submitted")
+    ]
 
-    def state(self, now: datetime | None = None) -> str:
+    def state_at(self, now: datetime | None = None) -> str:
         """active, used (a personal link answered), revoked or expired."""
         now = now or datetime.now(UTC)
         if self.revoked_at is not None:
@@ -71,7 +75,7 @@ class Link:
 
     def as_dict(self) -> dict[str, Any]:
         """Its fields, in order, and its :meth:`state`."""
-        return {**vars(self), "state": self.state()}
+        return {**vars(self), "state": self.state_at()}
 
 
 _COLUMNS = (
@@ -83,7 +87,7 @@ _COLUMNS = (
 def _link(r: tuple[Any, ...]) -> Link:
     u = catalog.utc
     return Link(
-        str(r[0]), str(r[1]), str(r[2]), int(r[3]), r[4], r[5], str(r[6]), r[7], r[8],
+        str(r[0]), r[1], str(r[2]), int(r[3]), r[4], r[5], str(r[6]), r[7], r[8],
         u(r[9]), r[10], u(r[11]), u(r[12]), u(r[13]),  # type: ignore[arg-type]
     )  # fmt: skip
 
@@ -230,7 +234,7 @@ _UNKNOWN = (
 
 def refusal(link: Link, now: datetime | None = None) -> LinkGoneError | None:
     """Why ``link`` can no longer be answered, as the error to raise; None while it can."""
-    state = link.state(now)
+    state = link.state_at(now)
     if state == "active":
         return None
     message = {

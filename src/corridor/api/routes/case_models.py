@@ -178,8 +178,8 @@ class RuleOut(BaseModel):
         return cls(**rule.as_dict())
 
 
-class HitOut(BaseModel):
-    """An alert (fired, or one a dry run would fire)."""
+class _AlertFields(BaseModel):
+    """What an alert and a dry run's hit share."""
 
     rule_id: str
     subject: str = Field(description="what de-duplication keys on")
@@ -193,6 +193,11 @@ class HitOut(BaseModel):
     partner_id: str | None
     region: str | None
     segment: str | None
+
+
+class HitOut(_AlertFields):
+    """An alert (fired, or one a dry run would fire)."""
+
     event_id: str | None = _option("an operational event it is about")
     evidence: dict[str, Any] = Field(description="the record or analysis row that fired it")
 
@@ -268,21 +273,9 @@ class CaseEventOut(BaseModel):
     note: str | None
 
 
-class AlertOut(BaseModel):
+class AlertOut(_AlertFields):
     alert_id: str
-    rule_id: str
-    subject: str
-    occurred_at: datetime
     fired_at: datetime
-    record_kind: str | None
-    record_id: str | None
-    person_id: str | None
-    touchpoint: str | None
-    department: str | None
-    partner_id: str | None
-    region: str | None
-    segment: str | None
-    summary: str
     evidence: dict[str, Any] | None
 
 

@@ -130,46 +130,32 @@ class ScheduleIn(BaseModel):
     )
 
 
-class ScheduleOut(BaseModel):
-    schedule_id: str
-    cadence: str
-    subject: str | None = Field(description="what the reports are about (null: their own)")
-    role: str
-    department: str | None
-    partner: str | None
-    time_zone: str
-    hour: int
-    enabled: bool
-    created_at: str
-    created_by: str | None
-
-
 @router.get(
     "/report-schedules",
     operation_id="list_report_schedules",
     summary="The report schedules (a scoped reader: those that reach them)",
-    response_model=list[ScheduleOut],
+    response_model=list[schedules.Schedule],
     responses=error_responses(401, 403, 422),
     dependencies=[only_query()],
 )
-def list_report_schedules(store: StoreDep, scope: AnalystScopeDep) -> list[dict[str, Any]]:
+def list_report_schedules(store: StoreDep, scope: AnalystScopeDep) -> list[schedules.Schedule]:
     """Every schedule for admins and analysts; for a department head or partner manager, the
     schedules that send them reports."""
     found = schedules.list_schedules(store)
     if not scope.sees_all:
         found = [s for s in found if schedules.reaches(s, scope.principal)]
-    return [s.as_dict() for s in found]
+    return found
 
 
 @router.post(
     "/report-schedules",
     operation_id="add_report_schedule",
     summary="Schedule a report by e-mail",
-    response_model=ScheduleOut,
+    response_model=schedules.Schedule,
     status_code=201,
     responses=error_responses(401, 403, 422),
 )
-def add_report_schedule(body: ScheduleIn, store: StoreDep, scope: ScopeDep) -> dict[str, Any]:
+def add_report_schedule(body: ScheduleIn, store: StoreDep, scope: ScopeDep) -> schedules.Schedule:
     """A new schedule (admins): the users of ``role`` with an e-mail address get the report,
     each as they may see it, weekly on Monday or monthly on the 1st at ``hour`` in their own
     time zone."""
@@ -179,7 +165,7 @@ def add_report_schedule(body: ScheduleIn, store: StoreDep, scope: ScopeDep) -> d
         partner=body.partner, subject=body.scope, time_zone=body.time_zone, hour=body.hour,
         created_by=scope.principal.username,
     )  # fmt: skip
-    return made.as_dict()
+    return made
 
 
 @router.delete(

@@ -11,6 +11,7 @@ public form pages are not here: see :mod:`corridor.web.survey_pages`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -97,28 +98,16 @@ class LinkIn(BaseModel):
     expires_at: datetime | None = Field(default=None, description="instead of valid_days")
 
 
-class LinkOut(BaseModel):
-    link_id: str
-    kind: Literal["personal", "anonymous"]
-    survey_id: str
-    version: int = Field(description="the survey's version when the link was made")
-    person_id: str | None
-    interaction_id: str | None
-    touchpoint: str
-    channel: str | None
-    language: str | None
-    created_at: datetime
-    created_by: str | None
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    used_at: datetime | None = Field(description="a personal link's response was submitted")
+@dataclass(frozen=True)
+class LinkOut(links.Link):
     state: Literal["active", "used", "revoked", "expired"]
 
 
+@dataclass(frozen=True)
 class LinkCreated(LinkOut):
-    token: str = Field(description="the link's secret token; shown in this reply only")
-    path: str = Field(description="the short URL's path: /s/<token>")
-    url: str = Field(description="the short URL on this server")
+    token: Annotated[str, Field(description="the link's secret token; shown in this reply only")]
+    path: Annotated[str, Field(description="the short URL's path: /s/<token>")]
+    url: Annotated[str, Field(description="the short URL on this server")]
 
 
 def _out(s: catalog.Stored) -> SurveyOut:
