@@ -90,7 +90,7 @@ def build(work: Path, customers: int, months: int, seed: int, log: Callable[[str
     from corridor.analytics.feedback import rollup
     from corridor.store import open_store
 
-    path, marker = work / "gaps.duckdb", work / "gaps.json"
+    path, marker = (work / "gaps.duckdb").resolve(), work / "gaps.json"
     spec = {"customers": customers, "months": months, "seed": seed}
     if path.exists() and marker.exists() and json.loads(marker.read_text()).get("spec") == spec:
         log(f"reusing {path} ({json.loads(marker.read_text())['counts']})")

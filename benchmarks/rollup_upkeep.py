@@ -7,10 +7,11 @@
         --postgres postgresql://postgres@127.0.0.1:5432/postgres     # the same on PostgreSQL
 
 One run builds (or, with ``--workdir``, reuses) ``benchmarks/gaps.py``'s store, copies it to a
-scratch file, and posts batches of new feedback records (each about a sampled interaction, its
-person and touch point, dated within the last three days) through ``Ingestor.ingest`` (what the
-API's ``POST /api/v1/feedback`` calls), the modes taking turns batch by batch so that a change of
-the machine's load falls on all of them alike:
+scratch file, and posts batches of new feedback records (each about an interaction sampled among
+the store's last ``--recent-days`` days of interactions, default 14, or among all of them with
+``--recent-days 0``; with its person and touch point; dated within the last three days) through
+``Ingestor.ingest`` (what the API's ``POST /api/v1/feedback`` calls), the modes taking turns
+batch by batch so that a change of the machine's load falls on all of them alike:
 
 - ``none``: the same ingest with no rollup upkeep at all (the baseline);
 - ``delta``: Corridor's path: a batch of new records adds its own rollup rows in its transaction
@@ -53,6 +54,9 @@ from corridor.ingest.pipeline import ROLLUP_VERSION, Ingestor
 from corridor.store import open_store
 
 MODES = ("none", "delta", "rebuild")
+#: feedback is about an interaction of the store's last this many days (transactional surveys
+#: are answered within days of the interaction); ``--recent-days 0`` samples every interaction
+RECENT_DAYS = 14
 
 
 class NoRollup(Ingestor):
@@ -118,15 +122,29 @@ def postgres_copy(name: str, admin: str) -> Any:
 
 
 def batches(
-    store: Any, sizes: list[int], count: int, seed: int, modes: int = len(MODES)
+    store: Any,
+    sizes: list[int],
+    count: int,
+    seed: int,
+    modes: int = len(MODES),
+    recent_days: int = RECENT_DAYS,
 ) -> dict[int, list[pa.Table]]:
-    """``count`` batches per mode of each size: new feedback about sampled interactions."""
+    """``count`` batches per mode of each size: new feedback about interactions sampled among
+    the store's last ``recent_days`` days of interactions (0: among all of them)."""
     need = sum(sizes) * count * modes
+    where = ""
+    if recent_days:
+        newest = store.query("SELECT max(occurred_at) FROM interactions")[0][0]
+        where = f"WHERE occurred_at >= TIMESTAMPTZ '{newest - timedelta(days=recent_days)}'"
     if store.dialect == "duckdb":
-        sample = f"USING SAMPLE {need} ROWS (reservoir, {seed})"
+        inner = f"(SELECT * FROM interactions {where})" if where else "interactions"
+        sql = f"SELECT * FROM {inner} USING SAMPLE {need} ROWS (reservoir, {seed})"
     else:  # a random sample, the same one for the same seed
-        sample = f"ORDER BY md5(interaction_id || '{seed}') LIMIT {need}"
-    rows = store.query(f"SELECT interaction_id, person_id, touchpoint FROM interactions {sample}")
+        sql = f"SELECT * FROM interactions {where} ORDER BY md5(interaction_id || '{seed}') "
+        sql += f"LIMIT {need}"
+    rows = store.query(f"SELECT interaction_id, person_id, touchpoint FROM ({sql}) s")
+    if len(rows) < need:
+        raise SystemExit(f"{len(rows)} interactions to sample from, {need} needed")
     rng = np.random.default_rng(seed)
     now = datetime.now(UTC) - timedelta(hours=1)
     out: dict[int, list[pa.Table]] = {}
@@ -165,13 +183,14 @@ def measure(
     log: Any,
     modes: tuple[str, ...] = MODES,
     warmup: int = 1,
+    recent_days: int = RECENT_DAYS,
 ) -> tuple[dict[str, int], dict[tuple[str, int], list[float]]]:
     """The store's counts, and each mode's times (ms) per batch size, modes taking turns."""
     times: dict[tuple[str, int], list[float]] = {(m, s): [] for m in modes for s in sizes}
     with contextlib.closing(open_store(url)) as store:
         counts = {k: store.count(k) for k in ("interactions", "feedback", "feedback_rollup")}
         log(f"store: {counts}")
-        data = batches(store, sizes, count + warmup, seed, len(modes))
+        data = batches(store, sizes, count + warmup, seed, len(modes), recent_days)
         ingestors = {"none": NoRollup(store), "delta": Ingestor(store),
                      "rebuild": Ingestor(store)}  # fmt: skip
         keep = rollup_delta.DELTA_MAX
@@ -210,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--workdir", type=Path, default=None, help="keep (and reuse) the store")
     ap.add_argument("--modes", default=",".join(MODES), help="of none,delta,rebuild (none first)")
+    ap.add_argument("--recent-days", type=int, default=RECENT_DAYS,
+                    help="the records are about interactions of the store's last this many "
+                    "days (0: any interaction)")  # fmt: skip
     ap.add_argument(
         "--postgres", default=None, help="a PostgreSQL server URL: measure there instead"
     )
@@ -233,9 +255,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(path, scratch)
             url = f"duckdb:///{scratch}"
         modes = tuple(m for m in args.modes.split(",") if m.strip())
-        counts, times = measure(url, sizes, args.batches, args.seed, log, modes, args.warmup)
+        counts, times = measure(url, sizes, args.batches, args.seed, log, modes, args.warmup,
+                                args.recent_days)  # fmt: skip
 
-    results: dict[str, str] = {"interactions": str(counts["interactions"])}
+    results: dict[str, str] = {
+        "interactions": str(counts["interactions"]),
+        "recent_days": str(args.recent_days),
+    }
     print(
         f"{'records':>8} {'mode':8} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}  "
         "upkeep (p50 / none p50 - 1; mean / none mean - 1)"
