@@ -74,7 +74,7 @@ class Link:
         return "active"
 
     def as_dict(self) -> dict[str, Any]:
-        """Its fields, in order, and its :meth:`state`."""
+        """Its fields, in order, and its :meth:`state_at` now (as ``state``)."""
         return {**vars(self), "state": self.state_at()}
 
 
