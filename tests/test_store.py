@@ -61,6 +61,23 @@ def test_upgrade_from_v1_keeps_data(store_url):
         new.close()
 
 
+def test_table_expressions_are_ibis_own_and_follow_a_migration(store_url):
+    """Store.table keeps each table's schema instead of asking the catalog on every call: the
+    expression is the one Ibis' own table() makes, and a migration (a new column) is seen."""
+    store = open_store(store_url, schema_version=1)
+    try:
+        first = store.table("people")
+        assert "canonical_id" not in first.columns
+        assert store.table("people").equals(first)
+        assert store.table("people").equals(store.ibis.table("people"))
+        store.migrate()
+        assert "canonical_id" in store.table("people").columns
+        assert store.table("people").equals(store.ibis.table("people"))
+        assert store.table("people").count().execute() == 0
+    finally:
+        store.close()
+
+
 def test_store_from_newer_corridor_is_refused(store_url):
     s = open_store(store_url)
     with s.transaction() as tx:

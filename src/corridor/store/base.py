@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
+import ibis.expr.operations as ops
 import pyarrow as pa
 
 from corridor.errors import SchemaVersionError, StoreError
@@ -145,6 +146,8 @@ class Store(ABC):
         self._idle: list[Any] = []  # pooled backends no reader holds now
         self._generation = 0  # bumped when the backends are closed (store closed or migrated)
         self._own: dict[threading.Thread, Any] = {}  # per-thread backends outside reading()
+        # each table's Ibis schema, read from the catalog once per generation (see table())
+        self._schemas: dict[str, Any] = {}
         self._local = threading.local()  # .backend: the pooled backend this thread holds
         self._closed = False
         self._versions = DataVersions()
@@ -337,6 +340,7 @@ class Store(ABC):
             if closing:
                 self._closed = True
             self._generation += 1
+            self._schemas.clear()
             backends = [*self._idle, *self._own.values()]
             self._idle.clear()
             self._own.clear()
@@ -345,8 +349,25 @@ class Store(ABC):
 
     def table(self, name: str) -> Any:
         """An Ibis table expression over one of the store's tables (through this thread's
-        backend: see :attr:`ibis`)."""
-        return self.ibis.table(name)
+        backend: see :attr:`ibis`).
+
+        The table's schema is read from the engine's catalog once and kept until the backends
+        are renewed (a migration, the store closed): Ibis' own ``table()`` asks the catalog on
+        every call, 4-5 ms on DuckDB, twice per analysis. The expression is the one Ibis'
+        ``table()`` makes."""
+        backend = self.ibis
+        with self._backends_lock:
+            schema = self._schemas.get(name)
+            generation = self._generation
+        if schema is None:
+            expr = backend.table(name)
+            with self._backends_lock:
+                if generation == self._generation:
+                    self._schemas[name] = expr.schema()
+            return expr
+        return ops.DatabaseTable(
+            name, schema=schema, source=backend, namespace=ops.Namespace()
+        ).to_expr()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """A small read in plain SQL (``?`` parameters), for bookkeeping rather than analytics.

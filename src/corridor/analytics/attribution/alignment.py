@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as _sp
 
 from corridor.analytics.attribution.ripple import benjamini_hochberg
 from corridor.analytics.core import dimensions as dims
@@ -51,6 +50,9 @@ from corridor.analytics.core.result_columns import columns
 from corridor.analytics.core.scoping import Row, ScopeRule
 from corridor.analytics.estimators import stats
 from corridor.analytics.feedback.facets import pearson
+from corridor.lazy import lazy
+
+_sp = lazy("scipy.stats")
 
 if TYPE_CHECKING:
     from corridor.auth.scope import Scope

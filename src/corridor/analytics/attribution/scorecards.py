@@ -39,7 +39,6 @@ from typing import Literal, TypedDict, Unpack
 import ibis
 import numpy as np
 import pandas as pd
-from scipy import stats as _sp
 
 from corridor.analytics.attribution.ripple import COMPLAINT_MAX, benjamini_hochberg
 from corridor.analytics.core import dimensions as dims
@@ -53,6 +52,9 @@ from corridor.analytics.core.scoping import ScopeRule
 from corridor.analytics.estimators import stats
 from corridor.analytics.estimators.shrinkage import beta_binomial_shrinkage, normal_shrinkage
 from corridor.analytics.feedback.promises import load_promises, promise_sums
+from corridor.lazy import lazy
+
+_sp = lazy("scipy.stats")
 
 Kind = Literal["partner", "agent"]
 KINDS: tuple[str, ...] = ("partner", "agent")

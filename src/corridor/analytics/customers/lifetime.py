@@ -28,8 +28,6 @@ from typing import Any
 import ibis
 import numpy as np
 import pandas as pd
-from scipy import special
-from scipy import stats as sps
 
 from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core.dimensions import Filters, Source, TimeLike
@@ -50,6 +48,10 @@ from corridor.analytics.customers.churn_people import (
 )
 from corridor.analytics.customers.models import LIFETIME, FittedModels, slot, store_state
 from corridor.analytics.estimators.lifetime_models import BetaGeo, GammaGamma, clv
+from corridor.lazy import lazy
+
+special = lazy("scipy.special")
+sps = lazy("scipy.stats")
 
 PURCHASE_OUTCOME = "purchase"
 WEEKS_PER_MONTH = MONTH_DAYS / 7.0

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats as _sp
 
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.lazy import lazy
+
+_sp = lazy("scipy.stats")
 
 
 def segment_cost(n: np.ndarray, total: np.ndarray, total_sq: np.ndarray, scale: float = 1.0) -> Any:

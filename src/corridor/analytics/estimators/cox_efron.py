@@ -14,11 +14,17 @@ episodes takes seconds. Answers agree with statsmodels to floating-point roundin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
 
 from corridor.analytics.estimators.risk_logistic import one_thread
+from corridor.lazy import lazy
+
+sparse = lazy("scipy.sparse")
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_array as CsrArray
 
 TOL = 1e-8
 MAX_ITER = 100
@@ -40,11 +46,11 @@ class RiskSets:
     first: np.ndarray
     last: np.ndarray
     ok: np.ndarray
-    reach: sparse.csr_array
-    enter: sparse.csr_array
+    reach: CsrArray
+    enter: CsrArray
     events: np.ndarray
     fail_ix: np.ndarray
-    fail: sparse.csr_array
+    fail: CsrArray
     j: np.ndarray
     kept: np.ndarray
 
@@ -76,7 +82,7 @@ class RiskSets:
         return cls(uft, first, last, ok, reach, enter, ev, fail_ix, fail, j, kept)
 
 
-def _weighted(m: sparse.csr_array, w: np.ndarray) -> sparse.csr_array:
+def _weighted(m: CsrArray, w: np.ndarray) -> CsrArray:
     """The 0/1 matrix ``m`` with each row's (column's) 1 replaced by its weight."""
     return sparse.csr_array((w[m.indices], m.indices, m.indptr), shape=m.shape)
 

@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sp
 
 from corridor.analytics.estimators import ets
+from corridor.lazy import lazy
+
+sp = lazy("scipy.stats")
 
 #: fewer observations than this: the series' mean instead of a model (ETS(A,N,N) needs 6)
 MIN_MODEL = ets.Spec("N", "N").min_obs()

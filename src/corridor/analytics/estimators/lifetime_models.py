@@ -36,15 +36,20 @@ log-likelihood; per-person intervals come from the delta method on those log-par
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
-from scipy import stats as sps
-from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.lazy import lazy
+
+optimize = lazy("scipy.optimize")
+sps = lazy("scipy.stats")
+special = lazy("scipy.special")
+
+if TYPE_CHECKING:
+    from scipy.optimize import OptimizeResult
 
 
 def _hessian(f: Any, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
@@ -68,7 +73,7 @@ def _compress(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return [uniq[:, i] for i in range(uniq.shape[1])], counts.astype(float)
 
 
-def _convergence_problem(res: optimize.OptimizeResult, n: int) -> str | None:
+def _convergence_problem(res: OptimizeResult, n: int) -> str | None:
     """Why an optimiser's answer is not a maximum of the likelihood, or None. L-BFGS-B may stop
     on "precision loss" at the optimum: a gradient of at most 1e-3 per customer counts as
     converged."""
@@ -148,7 +153,7 @@ def _hyp2f1(a: Any, b: Any, c: Any, z: Any) -> np.ndarray:
     as when a BG/NBD fit tends to its Poisson limit) the power series is summed directly."""
     a, b, c, z = np.broadcast_arrays(*(np.asarray(v, float) for v in (a, b, c, z)))
     with np.errstate(all="ignore"):
-        out = np.asarray(hyp2f1(a, b, c, z), float)
+        out = np.asarray(special.hyp2f1(a, b, c, z), float)
     bad = ~np.isfinite(out)
     if bad.any():
         aa, bb, cc, zz = a[bad], b[bad], c[bad], z[bad]
@@ -210,30 +215,40 @@ class BetaGeo(_Fitter):
     @staticmethod
     def log_likelihood(w: np.ndarray, x: np.ndarray, tx: np.ndarray, t: np.ndarray) -> Any:
         r, alpha, a, b = np.exp(w)
-        a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-        a2 = betaln(a, b + x) - betaln(a, b) - (r + x) * np.log(alpha + t)
+        a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
+        a2 = special.betaln(a, b + x) - special.betaln(a, b) - (r + x) * np.log(alpha + t)
         with np.errstate(all="ignore"):
-            a3 = betaln(a + 1, b + x - 1) - betaln(a, b) - (r + x) * np.log(alpha + tx)
+            a3 = (
+                special.betaln(a + 1, b + x - 1)
+                - special.betaln(a, b)
+                - (r + x) * np.log(alpha + tx)
+            )
         return a1 + np.where(x > 0, np.logaddexp(a2, np.where(x > 0, a3, -np.inf)), a2)
 
     @staticmethod
     def gradient(w: np.ndarray, x: np.ndarray, tx: np.ndarray, t: np.ndarray) -> np.ndarray:
         """d log-likelihood / d log-parameters, one row per customer (digamma terms)."""
         r, alpha, a, b = np.exp(w)
-        la2 = betaln(a, b + x) - betaln(a, b) - (r + x) * np.log(alpha + t)
+        la2 = special.betaln(a, b + x) - special.betaln(a, b) - (r + x) * np.log(alpha + t)
         with np.errstate(all="ignore"):
-            la3 = betaln(a + 1, b + x - 1) - betaln(a, b) - (r + x) * np.log(alpha + tx)
+            la3 = (
+                special.betaln(a + 1, b + x - 1)
+                - special.betaln(a, b)
+                - (r + x) * np.log(alpha + tx)
+            )
         la3 = np.where(x > 0, la3, -np.inf)
         tot = np.logaddexp(la2, la3)
         w2, w3 = np.exp(la2 - tot), np.exp(la3 - tot)
-        ab, abx = digamma(a + b), digamma(a + b + x)
-        d_r = digamma(r + x) - digamma(r) + np.log(alpha)
+        ab, abx = special.digamma(a + b), special.digamma(a + b + x)
+        d_r = special.digamma(r + x) - special.digamma(r) + np.log(alpha)
         d_r = d_r - w2 * np.log(alpha + t) - w3 * np.log(alpha + tx)
         d_alpha = r / alpha - w2 * (r + x) / (alpha + t) - w3 * (r + x) / (alpha + tx)
-        d_a = w2 * (ab - abx) + w3 * (digamma(a + 1) - digamma(a) + ab - abx)
+        d_a = w2 * (ab - abx) + w3 * (special.digamma(a + 1) - special.digamma(a) + ab - abx)
         with np.errstate(all="ignore"):
-            b3 = np.where(x > 0, digamma(np.where(x > 0, b + x - 1, 1.0)), 0.0)
-        d_b = w2 * (digamma(b + x) - abx - digamma(b) + ab) + w3 * (b3 - abx - digamma(b) + ab)
+            b3 = np.where(x > 0, special.digamma(np.where(x > 0, b + x - 1, 1.0)), 0.0)
+        d_b = w2 * (special.digamma(b + x) - abx - special.digamma(b) + ab) + w3 * (
+            b3 - abx - special.digamma(b) + ab
+        )
         return np.column_stack([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
 
     def fit(self, frequency: Any, recency: Any, T: Any) -> BetaGeo:
@@ -335,9 +350,9 @@ class GammaGamma(_Fitter):
     def log_likelihood(w: np.ndarray, x: np.ndarray, m: np.ndarray) -> Any:
         p, q, g = np.exp(w)
         return (
-            gammaln(p * x + q)
-            - gammaln(p * x)
-            - gammaln(q)
+            special.gammaln(p * x + q)
+            - special.gammaln(p * x)
+            - special.gammaln(q)
             + q * np.log(g)
             + (p * x - 1) * np.log(m)
             + p * x * np.log(x)
@@ -368,10 +383,10 @@ class GammaGamma(_Fitter):
                 return 1e300, -np.sign(w) * 1e3
             p, q, g = np.exp(w)
             px = p * x
-            both = digamma(px + q)
+            both = special.digamma(px + q)
             lxg = np.log(x * m + g)
-            d_p = np.sum(x * (both - digamma(px) + np.log(m) + np.log(x) - lxg))
-            d_q = np.sum(both - digamma(q) + np.log(g) - lxg)
+            d_p = np.sum(x * (both - special.digamma(px) + np.log(m) + np.log(x) - lxg))
+            d_q = np.sum(both - special.digamma(q) + np.log(g) - lxg)
             d_g = np.sum(q / g - (px + q) / (x * m + g))
             return nll(w), -np.array([d_p * p, d_q * q, d_g * g])
 

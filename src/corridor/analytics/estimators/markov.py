@@ -23,7 +23,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy import sparse
+
+from corridor.lazy import lazy
+
+sparse = lazy("scipy.sparse")
 
 #: bootstrap resamples weighted at once (memory: journeys × this many floats)
 _BATCH = 25

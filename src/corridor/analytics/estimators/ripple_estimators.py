@@ -27,9 +27,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats as _sp
 
 from corridor.analytics.estimators import stats
+from corridor.lazy import lazy
+
+_sp = lazy("scipy.stats")
 
 DAY = pd.Timedelta(days=1)
 

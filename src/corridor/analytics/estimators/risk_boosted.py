@@ -41,11 +41,13 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import special
-from scipy import stats as sps
 
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.estimators.risk_logistic import one_thread
+from corridor.lazy import lazy
+
+special = lazy("scipy.special")
+sps = lazy("scipy.stats")
 
 LEARNING_RATE = 0.1
 MAX_LEAF_NODES = 8

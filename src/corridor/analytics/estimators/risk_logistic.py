@@ -14,10 +14,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
-from scipy import stats as sps
 
 from corridor.analytics.core.errors import AnalyticsQueryError
+from corridor.lazy import lazy
+
+optimize = lazy("scipy.optimize")
+special = lazy("scipy.special")
+sps = lazy("scipy.stats")
 
 
 def one_thread() -> Any:

@@ -45,10 +45,13 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import optimize, special
-from scipy import stats as _sp
 
 from corridor.analytics.estimators import stats
+from corridor.lazy import lazy
+
+optimize = lazy("scipy.optimize")
+special = lazy("scipy.special")
+_sp = lazy("scipy.stats")
 
 METHODS: tuple[str, ...] = ("reml", "moments", "james-stein")
 #: the largest α + β a beta prior may reach (no overdispersion: complete pooling)

@@ -36,7 +36,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats as _sp
+
+from corridor.lazy import lazy
+
+_sp = lazy("scipy.stats")
 
 #: a scalar, sequence, numpy array or pandas Series of numbers
 ArrayLike = Any

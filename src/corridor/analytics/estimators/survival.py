@@ -25,10 +25,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.estimators.cox_efron import fit_efron
+from corridor.lazy import lazy
+
+sps = lazy("scipy.stats")
 
 
 def _arrays(

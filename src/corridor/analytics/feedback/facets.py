@@ -39,7 +39,6 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
-from scipy import stats as _sp
 
 from corridor.analytics.core import dimensions as dims
 from corridor.analytics.core import registry, result_columns
@@ -49,6 +48,9 @@ from corridor.analytics.core.errors import AnalyticsQueryError
 from corridor.analytics.core.periods import key_frame
 from corridor.analytics.core.result import AnalyticsResult, put_interval
 from corridor.analytics.estimators import stats
+from corridor.lazy import lazy
+
+_sp = lazy("scipy.stats")
 
 #: feedback sources on each side of :func:`source_facets`
 SOLICITED: tuple[str, ...] = ("survey",)
