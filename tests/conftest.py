@@ -15,7 +15,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from argon2 import PasswordHasher
 
+from corridor.auth import accounts
 from corridor.domain.corridor_map import CorridorMap
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import Store, open_store
@@ -24,6 +26,14 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # an xdist worker starts with COLUMNS=80 in its environment (a plain run has none): the CLI's
     # rich consoles, made on import, would keep 80 columns even where a test asks for 200
     os.environ.pop("COLUMNS", None)
+
+# Passwords are hashed with argon2id at argon2-cffi's recommended parameters (RFC 9106's
+# low-memory profile: 64 MiB, 3 passes, 4 lanes): ~0.12 s per hash and per sign-in on two cores,
+# and the suite's in-process tests make over a thousand (a quarter of the auth, admin and CSRF
+# tests' time). They hash with the same algorithm at its cheapest parameters, as Django's docs
+# advise for test suites; the CLI and server processes the tests start keep the real ones
+# (test_cli_auth checks a stored hash's parameters).
+accounts._HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 PG_ENV = "CORRIDOR_TEST_POSTGRES"
 ENGINES = ["duckdb", "postgres"]

@@ -40,6 +40,9 @@ def test_users_and_keys_round_trip(store_url):
     )
     assert made.returncode == 0, made.stderr
     assert "department head · logistics" in made.stdout
+    with open_store(store_url) as st:  # argon2id at argon2-cffi's recommended parameters
+        stored = st.query("SELECT password_hash FROM users WHERE username = 'lena'")[0][0]
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$"), stored
     # the password may come from a hidden prompt, asked twice
     prompted = corridor(
         "users", "add", "ana", "--role", "analyst", *s, stdin="secret-pw\nsecret-pw\n"

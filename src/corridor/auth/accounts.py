@@ -19,6 +19,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -33,8 +34,14 @@ _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 KEY_PREFIX = "cor_"
 MIN_PASSWORD = 8
 SESSION_TTL = timedelta(hours=12)
-# A verification against this hash when the user does not exist keeps the timing alike.
-_DUMMY_HASH = _HASHER.hash("not a password of anyone")
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the user does not exist, so that sign-in takes as long
+    for an unknown user as for a wrong password. Made on first need, not on import: hashing
+    takes ~0.12 s, and every CLI command imports this module."""
+    return _HASHER.hash("not a password of anyone")
 
 
 @dataclass(frozen=True)
@@ -155,7 +162,7 @@ def verify_password(store: Store, username: str, password: str) -> User:
     """The user, if the password is theirs; else :class:`AuthenticationError` (one message for
     an unknown user and a wrong password, so sign-in does not reveal who exists)."""
     rows = store.query("SELECT password_hash FROM users WHERE username = ?", (username,))
-    stored = rows[0][0] if rows else _DUMMY_HASH
+    stored = rows[0][0] if rows else _dummy_hash()
     try:
         _HASHER.verify(stored, password)
     except (VerificationError, InvalidHashError):
