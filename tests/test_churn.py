@@ -24,6 +24,7 @@ from corridor.analytics.customers.lifetime import (
     lifetime_table,
     person_value,
 )
+from corridor.analytics.customers.models import FittedModels
 from corridor.analytics.estimators.survival import kaplan_meier, survival_at
 from corridor.api.app import create_app
 from corridor.domain.corridor_map import CorridorMap
@@ -352,16 +353,17 @@ def test_person_risk_for_active_churned_merged_and_unknown(loaded):
     store, _ = loaded
     table = risk_table(store, horizon_months=3)
     first = table.frame.iloc[0]
-    one = person_risk(store, first["person_id"])
+    models = FittedModels()  # as the app asks: the model fitted once for the four people
+    one = person_risk(store, first["person_id"], models=models)
     assert one["status"] == "active"
     assert one["risk"] == pytest.approx(first["risk"])
     assert one["risk_low"] <= one["risk"] <= one["risk_high"]
     assert one["reasons"] and all(r["log_odds"] > 0 for r in one["reasons"])
     ct = customer_table(store).people
     churned = ct[ct["event"] == 1]["person_id"].iloc[0]
-    assert person_risk(store, churned)["status"] == "churned"
-    assert person_risk(store, "nobody")["status"] == "unknown"
-    merged = person_risk(store, "c000-web")
+    assert person_risk(store, churned, models=models)["status"] == "churned"
+    assert person_risk(store, "nobody", models=models)["status"] == "unknown"
+    merged = person_risk(store, "c000-web", models=models)
     assert merged["canonical_id"] == "c000"
 
 
