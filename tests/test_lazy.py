@@ -24,7 +24,10 @@ def test_the_cli_and_the_app_start_without_scipy():
         [sys.executable, "-c", STARTUP], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]", done.stdout
+    assert done.stdout.strip() == "[]", (
+        f"imported on start: {done.stdout.strip()}; import SciPy in a module the CLI loads as "
+        '`stats = lazy("scipy.stats")` (corridor.lazy), not `from scipy import stats`'
+    )
 
 
 def test_an_analysis_imports_scipy_when_it_computes():
