@@ -216,3 +216,22 @@ def test_cli_import_analyses_afterwards_or_leaves_pending(
     assert r.exit_code == 0, r.output
     assert pending_count(store) == 0  # background mode: analysed after the import
     assert store.count("text_analysis") == 8
+
+
+def test_a_batch_analyses_each_distinct_text_once_and_answers_each_row_alike():
+    """Repeated texts (short answers, template-made ones) are analysed once per batch: every
+    row still gets exactly the analysis the text gets alone, in the batch's order."""
+    from datetime import UTC, datetime
+
+    from corridor.text.analyze import analyze_texts
+
+    texts = ["Great service!", "The courier was late again, I'm angry", "ok", "Great service!",
+             "Why is the invoice wrong?", "ok", "Great service!"]  # fmt: skip
+    ids = [f"f{i}" for i in range(len(texts))]
+    now = datetime(2025, 3, 1, tzinfo=UTC)
+    batch = analyze_texts(ids, texts, now=now).to_pylist()
+    pairs = zip(ids, texts, strict=True)
+    alone = [analyze_texts([i], [t], now=now).to_pylist()[0] for i, t in pairs]
+    assert batch == alone
+    assert len({(r["sentiment"], r["intent"], r["emotions"]) for r in batch}) == 4
+    assert analyze_texts([], [], now=now).num_rows == 0

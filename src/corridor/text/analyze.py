@@ -67,16 +67,22 @@ def analyze_texts(
     check_model(model)
     if len(feedback_ids) != len(texts):
         raise TextAnalysisError("feedback_ids and texts must have the same length")
-    lexicon = _sentiment.scores(texts)
-    affects = _affect.affect_many(texts, lexicon.tolist())
+    # each distinct text is analysed once (every model here scores a text by itself alone):
+    # short answers repeat ("Great service", "ok"), and simulated ones are drawn from templates
+    position: dict[str, int] = {}
+    of_text = np.fromiter((position.setdefault(t, len(position)) for t in texts), np.intp)
+    distinct = list(position)
+    lexicon = _sentiment.scores(distinct)
+    distinct_affects = _affect.affect_many(distinct, lexicon.tolist())
+    affects = [distinct_affects[i] for i in of_text]
     if model == "minilm":
         import corridor.text.embed as embed
 
-        score = embed.scores(texts)
+        score = embed.scores(distinct)[of_text]
         name = embed.MODEL
         labels = embed.labels(score)
     else:
-        score = lexicon
+        score = lexicon[of_text]
         name = _sentiment.MODEL
         labels = _sentiment.labels(score)
     n = len(texts)
