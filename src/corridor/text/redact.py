@@ -334,13 +334,18 @@ def redact(text: str) -> Redaction:
 
 
 def redact_many(texts: Iterable[str | None]) -> list[str | None]:
-    """Redact each text of a batch; ``None`` stays ``None``. Same rules as :func:`redact`."""
+    """Redact each text of a batch; ``None`` stays ``None``. Same rules as :func:`redact`; a
+    text that repeats in the batch is searched once."""
     out: list[str | None] = []
     append = out.append
+    done: dict[str, str] = {}
     for i, text in enumerate(texts):
         if text is None:
             append(None)
             continue
-        spans = _find(_require_str(text, f" or None (item {i})"))
-        append(_apply(text, spans) if spans else text)
+        redacted = done.get(text) if type(text) is str else None
+        if redacted is None:
+            spans = _find(_require_str(text, f" or None (item {i})"))
+            redacted = done[text] = _apply(text, spans) if spans else text
+        append(redacted)
     return out
