@@ -8,8 +8,9 @@ is skipped with a message; with it, an unreachable server fails the tests (never
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -165,13 +166,24 @@ def pg_admin() -> str:
     return url
 
 
-def make_store_url(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+def make_store_url(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest, *, migrated: bool = False
+) -> str:
+    """A new store's URL: a DuckDB file in ``tmp_path`` (not made yet) or a PostgreSQL database
+    of its own (empty; dropped after the test). ``migrated``: the store exists already, at the
+    latest schema, cloned from this worker's template (:func:`store_template`) instead of
+    migrated step by step, which took 0.1-0.2 s on DuckDB and 0.2-0.6 s on PostgreSQL per
+    test; the clone is what ``open_store`` would have made."""
+    template = request.getfixturevalue("store_template")(engine) if migrated else None
     if engine == "duckdb":
-        return f"duckdb:///{tmp_path / 'corridor.duckdb'}"
+        path = tmp_path / "corridor.duckdb"
+        if template is not None:
+            shutil.copy(template, path)
+        return f"duckdb:///{path}"
     admin = request.getfixturevalue("pg_admin")
     db = f"corridor_t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{db}"')
+        con.execute(f'CREATE DATABASE "{db}"' + (f' TEMPLATE "{template}"' if template else ""))
 
     def drop() -> None:
         with psycopg.connect(admin, autocommit=True) as con:
@@ -181,6 +193,39 @@ def make_store_url(engine: str, tmp_path: Path, request: pytest.FixtureRequest) 
     return _with_db(admin, db)
 
 
+@pytest.fixture(scope="session")
+def store_template(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], str]:
+    """engine -> this worker's template store, made by ``open_store`` on first use: a DuckDB
+    file's path, or the name of a PostgreSQL database (dropped at the end of the session)."""
+    made: dict[str, str] = {}
+
+    def template(engine: str) -> str:
+        if engine in made:
+            return made[engine]
+        if engine == "duckdb":
+            path = tmp_path_factory.mktemp("template") / "corridor.duckdb"
+            open_store(f"duckdb:///{path}").close()
+            made[engine] = str(path)
+            return made[engine]
+        admin = request.getfixturevalue("pg_admin")
+        db = f"corridor_template_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(admin, autocommit=True) as con:
+            con.execute(f'CREATE DATABASE "{db}"')
+        open_store(_with_db(admin, db)).close()  # no connection left: it can be cloned
+
+        def drop() -> None:
+            with psycopg.connect(admin, autocommit=True) as con:
+                con.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+        request.addfinalizer(drop)
+        made[engine] = db
+        return db
+
+    return template
+
+
 @pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -188,7 +233,9 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def store_url(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    return make_store_url(engine, tmp_path, request)
+    """A new store's URL; made already (from the template) when the test uses ``store``, which
+    would open and migrate it first thing anyway."""
+    return make_store_url(engine, tmp_path, request, migrated="store" in request.fixturenames)
 
 
 @pytest.fixture

@@ -14,10 +14,12 @@ from corridor.store.maps import load_map, save_map
 from corridor.store.migrations import LATEST
 
 
-def test_fresh_store_is_at_latest_schema(store):
-    assert store.schema_version() == LATEST
-    for kind in KINDS:
-        assert store.count(kind) == 0
+def test_fresh_store_is_at_latest_schema(store_url):
+    """Made by open_store, migration by migration (the ``store`` fixture clones a template)."""
+    with open_store(store_url) as store:
+        assert store.schema_version() == LATEST
+        for kind in KINDS:
+            assert store.count(kind) == 0
 
 
 def test_every_contract_field_has_a_column(store):
