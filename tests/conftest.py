@@ -181,7 +181,15 @@ def make_store_url(
             shutil.copy(template, path)
         return f"duckdb:///{path}"
     admin = request.getfixturevalue("pg_admin")
-    db = f"corridor_t_{uuid.uuid4().hex[:12]}"
+    return _with_db(admin, _pg_database(admin, request, "corridor_t", template))
+
+
+def _pg_database(
+    admin: str, request: pytest.FixtureRequest, prefix: str, template: str | None = None
+) -> str:
+    """A new PostgreSQL database's name (a copy of ``template``, else empty), dropped when
+    ``request``'s scope ends."""
+    db = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin, autocommit=True) as con:
         con.execute(f'CREATE DATABASE "{db}"' + (f' TEMPLATE "{template}"' if template else ""))
 
@@ -190,7 +198,7 @@ def make_store_url(
             con.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
     request.addfinalizer(drop)
-    return _with_db(admin, db)
+    return db
 
 
 @pytest.fixture(scope="session")
@@ -210,16 +218,8 @@ def store_template(
             made[engine] = str(path)
             return made[engine]
         admin = request.getfixturevalue("pg_admin")
-        db = f"corridor_template_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(admin, autocommit=True) as con:
-            con.execute(f'CREATE DATABASE "{db}"')
+        db = _pg_database(admin, request, "corridor_template")
         open_store(_with_db(admin, db)).close()  # no connection left: it can be cloned
-
-        def drop() -> None:
-            with psycopg.connect(admin, autocommit=True) as con:
-                con.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-
-        request.addfinalizer(drop)
         made[engine] = db
         return db
 

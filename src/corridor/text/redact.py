@@ -343,9 +343,10 @@ def redact_many(texts: Iterable[str | None]) -> list[str | None]:
         if text is None:
             append(None)
             continue
-        redacted = done.get(text) if type(text) is str else None
+        text = _require_str(text, f" or None (item {i})")
+        redacted = done.get(text)
         if redacted is None:
-            spans = _find(_require_str(text, f" or None (item {i})"))
+            spans = _find(text)
             redacted = done[text] = _apply(text, spans) if spans else text
         append(redacted)
     return out
