@@ -213,9 +213,13 @@ class BetaGeo(_Fitter):
         self.confidence = confidence
 
     @staticmethod
-    def log_likelihood(w: np.ndarray, x: np.ndarray, tx: np.ndarray, t: np.ndarray) -> Any:
+    def _terms(
+        w: np.ndarray, x: np.ndarray, tx: np.ndarray, t: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The log of the likelihood's two terms after the common factor (Fader, Hardie & Lee
+        2005, eq. 6): ``A₂`` (alive at T) and ``A₃`` (dropped out after the last purchase;
+        −∞ for a customer without repeat purchases)."""
         r, alpha, a, b = np.exp(w)
-        a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
         a2 = special.betaln(a, b + x) - special.betaln(a, b) - (r + x) * np.log(alpha + t)
         with np.errstate(all="ignore"):
             a3 = (
@@ -223,20 +227,20 @@ class BetaGeo(_Fitter):
                 - special.betaln(a, b)
                 - (r + x) * np.log(alpha + tx)
             )
-        return a1 + np.where(x > 0, np.logaddexp(a2, np.where(x > 0, a3, -np.inf)), a2)
+        return a2, np.where(x > 0, a3, -np.inf)
+
+    @staticmethod
+    def log_likelihood(w: np.ndarray, x: np.ndarray, tx: np.ndarray, t: np.ndarray) -> Any:
+        r, alpha, _, _ = np.exp(w)
+        a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
+        a2, a3 = BetaGeo._terms(w, x, tx, t)
+        return a1 + np.where(x > 0, np.logaddexp(a2, a3), a2)
 
     @staticmethod
     def gradient(w: np.ndarray, x: np.ndarray, tx: np.ndarray, t: np.ndarray) -> np.ndarray:
         """d log-likelihood / d log-parameters, one row per customer (digamma terms)."""
         r, alpha, a, b = np.exp(w)
-        la2 = special.betaln(a, b + x) - special.betaln(a, b) - (r + x) * np.log(alpha + t)
-        with np.errstate(all="ignore"):
-            la3 = (
-                special.betaln(a + 1, b + x - 1)
-                - special.betaln(a, b)
-                - (r + x) * np.log(alpha + tx)
-            )
-        la3 = np.where(x > 0, la3, -np.inf)
+        la2, la3 = BetaGeo._terms(w, x, tx, t)
         tot = np.logaddexp(la2, la3)
         w2, w3 = np.exp(la2 - tot), np.exp(la3 - tot)
         ab, abx = special.digamma(a + b), special.digamma(a + b + x)
