@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from corridor.api.app import create_app
 from corridor.auth import accounts
 from corridor.cli.main import app as cli_app
-from corridor.errors import PermissionDeniedError
+from corridor.errors import CorridorError, PermissionDeniedError
 from corridor.ingest.pipeline import Ingestor
 from corridor.loop import aggregate_rules, cases, mail, verify, webhooks
 from corridor.loop.cases import CaseError, CaseNotFoundError
@@ -271,6 +271,27 @@ def test_case_api_refuses_bad_input(store, world):
         assert c.get("/api/v1/rules/nope/test").status_code == 404
         r = c.get("/api/v1/rules/detractors/test", params={"since": "2025-02-30"})
         assert r.status_code == 422
+        # a range from a later time to an earlier one is a slip, not "no alerts" or "no cases"
+        backwards = {"since": "2026-01-01", "until": "2025-01-01"}
+        for path in ("/api/v1/rules/detractors/test", "/api/v1/case-report"):
+            r = c.get(path, params=backwards)
+            assert r.status_code == 422, (path, r.text)
+            assert "must be before until" in r.json()["error"]["message"]
+        # a state or priority outside their lists is refused with the list, not matched to no
+        # case; the valid ones still filter, comma-separated or repeated
+        for params, allowed in (({"state": "opne"}, "new, open, pending, resolved, closed"),
+                                ({"priority": "asap"}, "low, normal, high, urgent"),
+                                ({"state": ["new", "clsoed"]}, "new, open")):  # fmt: skip
+            r = c.get("/api/v1/cases", params=params)
+            assert r.status_code == 422, (params, r.text)
+            message = r.json()["error"]["message"]
+            assert allowed in message and "unknown" in message, message
+        assert c.get("/api/v1/cases", params={"state": "new,open"}).json()["total"] == 3
+        assert c.get("/api/v1/cases", params={"state": ["resolved"]}).json()["total"] == 0
+        assert c.get("/api/v1/cases", params={"priority": "normal"}).json()["total"] == 3
+        spec = c.get("/openapi.json").json()["paths"]["/api/v1/cases"]["get"]["parameters"]
+        described = {p["name"]: p.get("description", "") for p in spec}
+        assert "pending" in described["state"] and "urgent" in described["priority"]
         r = c.put("/api/v1/sla-policies/de", json={"calendar": {"holidays": "DE"}})
         assert r.status_code == 200 and r.json()["calendar"]["holidays"] == "DE"
         r = c.put("/api/v1/sla-policies/xx", json={"calendar": {"holidays": "XX"}})
@@ -371,6 +392,13 @@ def test_cases_commands(store_url, small_map):
     bad = run.invoke(cli_app, ["cases", "resolve", case_id, "--root-cause", "x", "--store",
                                store_url])  # fmt: skip
     assert bad.exit_code != 0
+    # a Corridor error, which `corridor` (cli.main.main) prints as one line and exits 2 on
+    for args, says in ((["list", "--state", "opne"], "unknown state 'opne'"),
+                       (["report", "--since", "2026-01-01", "--until", "2025-01-01"],
+                        "must be before until")):  # fmt: skip
+        bad = run.invoke(cli_app, ["cases", *args, "--store", store_url])
+        assert isinstance(bad.exception, CorridorError), (args, bad.output, bad.exception)
+        assert says in str(bad.exception)
 
 
 def test_scope_helpers_agree_with_the_sql_filter(store, world):

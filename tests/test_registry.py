@@ -144,3 +144,20 @@ def test_an_exclusive_lower_bound_refuses_the_bound_itself():
         horizon.parse(["0"])
     assert horizon.parse(["0.5"]) == 0.5
     assert horizon.schema()["exclusiveMinimum"] == 0
+
+
+RANGED = [a for a in ANALYSES if {"since", "until"} <= {p.name for p in a.parameters()}]
+
+
+def test_a_backwards_time_range_is_refused_by_every_analysis(store):
+    """``since`` after ``until`` selects nothing; every analysis that takes both refuses it (422,
+    saying which comes first) instead of answering "no data", before it looks at any data (an
+    empty store here: an analysis that returns early on no data must check first)."""
+    assert len(RANGED) >= 20
+    with TestClient(create_app(Settings(auth="off"), store=store)) as c:
+        for a in RANGED:
+            r = c.get(f"/api/v1{a.path}", params={"since": "2026-01-01", "until": "2025-01-01"})
+            assert r.status_code == 422, (a.name, r.text[:300])
+            assert "must be before until" in r.json()["error"]["message"], a.name
+            same = c.get(f"/api/v1{a.path}", params={"since": "2026-01-01", "until": "2026-01-01"})
+            assert same.status_code == 422, (a.name, same.text[:300])

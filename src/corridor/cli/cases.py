@@ -278,14 +278,14 @@ def cases_report(
 ) -> None:
     """How the loop performs per department: cases, time to first response and to resolution
     (business minutes, median and p90), SLA breaches, share of fixes verified."""
-    from corridor.analytics.core.dimensions import check_time
+    from corridor.analytics.core.dimensions import check_range
     from corridor.loop import reports
 
     check_format(fmt)
 
     def here(s: Store) -> dict[str, Any]:
         rows = reports.case_report(s, None, by=by, since=since, until=until)
-        lo, hi = check_time(since, "since"), check_time(until, "until")
+        lo, hi = check_range(since, until)
         return {"by": by, "since": lo, "until": hi, "rows": rows}
 
     params = {k: v for k, v in (("by", by), ("since", since), ("until", until)) if v}

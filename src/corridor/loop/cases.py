@@ -107,6 +107,8 @@ FILTERS: tuple[str, ...] = (
     "rule_id",
     "team",
 )
+#: the filters over a closed list of values: another value is refused, not matched to nothing
+CLOSED_FILTERS: dict[str, tuple[str, ...]] = {"state": STATES, "priority": sla.PRIORITIES}
 
 
 def list_cases(
@@ -127,6 +129,13 @@ def list_cases(
         if column not in FILTERS:
             raise CaseError(f"unknown case filter {column!r}; allowed: {', '.join(FILTERS)}")
         vals = list(values)
+        allowed = CLOSED_FILTERS.get(column)
+        wrong = [v for v in vals if allowed is not None and v not in allowed]
+        if wrong:  # a typo would otherwise list no case, as if there were none
+            raise CaseError(
+                f"unknown {column} {', '.join(map(repr, wrong))}; "
+                f"allowed: {', '.join(allowed or ())}"
+            )
         if vals:
             parts.append(f"{column} IN ({', '.join('?' * len(vals))})")
             args.extend(vals)

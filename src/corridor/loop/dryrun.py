@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from corridor.analytics.core.dimensions import TimeLike, check_time
+from corridor.analytics.core.dimensions import TimeLike, check_range
 from corridor.auth.scope import Scope
 from corridor.loop import aggregate_rules, alerts, record_rules
 from corridor.loop.alerts import Hit
@@ -24,7 +24,7 @@ def dry_run(
 ) -> tuple[list[Hit], datetime | None, datetime | None]:
     """The alerts ``rule`` would have fired from ``since`` to before ``until`` (in time order)
     that ``scope`` sees, and the two bounds as read."""
-    lo, hi = check_time(since, "since"), check_time(until, "until")
+    lo, hi = check_range(since, until)
     if rule.family == "record":
         hits = _record_dry_run(store, rule, lo, hi)
     else:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from corridor.analytics.core.dimensions import TimeLike, check_time
+from corridor.analytics.core.dimensions import TimeLike, check_range
 from corridor.analytics.estimators import stats
 from corridor.auth.scope import Scope
 from corridor.errors import CorridorError
@@ -45,7 +45,7 @@ def case_report(
     cases without one), largest group first."""
     if by not in GROUPS:
         raise CorridorError(f"cannot group cases by {by!r}; use one of {', '.join(GROUPS)}")
-    lo, hi = check_time(since, "since"), check_time(until, "until")
+    lo, hi = check_range(since, until)
     where, params = scope.case_filter() if scope is not None else ("TRUE", [])
     args: list[Any] = list(params)
     if lo is not None:

@@ -126,7 +126,7 @@ def ripple_table(
     conf = dims.check_confidence(confidence)
     if not 0.0 < float(alpha) < 1.0:
         raise AnalyticsQueryError(f"alpha must lie between 0 and 1 (e.g. 0.05), got {alpha!r}")
-    lo, hi = dims.check_time(since, "since"), dims.check_time(until, "until")
+    lo, hi = dims.check_range(since, until)
     events = load_events(source)
     chosen = _choose(events, department, event, lo, hi)
     frame = _empty()

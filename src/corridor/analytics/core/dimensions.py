@@ -201,6 +201,19 @@ def check_time(value: TimeLike, name: str) -> datetime | None:
     return value
 
 
+def check_range(since: TimeLike, until: TimeLike) -> tuple[datetime | None, datetime | None]:
+    """``since`` and ``until`` read by :func:`check_time`; ``since`` must come before ``until``
+    when both are given (a range from a later time to an earlier one selects nothing, which a
+    reader would take for "no data", not for a slip of the keyboard)."""
+    lo, hi = check_time(since, "since"), check_time(until, "until")
+    if lo is not None and hi is not None and lo >= hi:
+        raise AnalyticsQueryError(
+            f"since ({lo.isoformat()}) must be before until ({hi.isoformat()}): swap them, or "
+            "leave one out"
+        )
+    return lo, hi
+
+
 def check_confidence(confidence: float) -> float:
     try:
         c = float(confidence)
@@ -251,18 +264,12 @@ class Query:
         since: TimeLike = None,
         until: TimeLike = None,
     ) -> Query:
-        q = cls(
+        return cls(
             check_by(by),
             check_period(period),
             check_filters(filters),
-            check_time(since, "since"),
-            check_time(until, "until"),
+            *check_range(since, until),
         )
-        if q.since is not None and q.until is not None and q.since >= q.until:
-            raise AnalyticsQueryError(
-                f"since ({q.since.isoformat()}) must be before until ({q.until.isoformat()})"
-            )
-        return q
 
     @property
     def dimensions(self) -> tuple[str, ...]:
@@ -408,6 +415,7 @@ __all__ = [
     "check_confidence",
     "check_filters",
     "check_period",
+    "check_range",
     "check_time",
     "feedback_facts",
     "filter_predicates",

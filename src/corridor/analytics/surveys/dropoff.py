@@ -57,6 +57,7 @@ def survey_dropoff(
     scoped user's, set by the scope rule)."""
     store = _store(source)
     conf = dims.check_confidence(confidence)
+    lo, hi = dims.check_range(since, until)  # (checked before any early answer)
     from corridor.surveys import catalog
     from corridor.surveys.errors import SurveyError
 
@@ -71,7 +72,6 @@ def survey_dropoff(
         raise AnalyticsQueryError(str(e)) from None
     conds: list[str] = ["survey_id = ?"]
     params: list[Any] = [survey]
-    lo, hi = dims.check_time(since, "since"), dims.check_time(until, "until")
     add_time_range(conds, params, lo, hi, "created_at")
     if touchpoints is not None:
         conds.append(f"touchpoint IN ({', '.join('?' for _ in touchpoints) or 'NULL'})")

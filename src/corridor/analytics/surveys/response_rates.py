@@ -118,7 +118,7 @@ def _where(
         if len(named) < len(values):  # an empty value selects invitations without one
             parts.append(f"{GROUPS[name]} IS NULL")
         conds.append(f"({' OR '.join(parts)})")
-    lo, hi = dims.check_time(since, "since"), dims.check_time(until, "until")
+    lo, hi = dims.check_range(since, until)
     add_time_range(conds, params, lo, hi, "i.due_at")
     return groups, conds, params
 
@@ -139,7 +139,7 @@ def _read(
 
 
 def _query(by: Sequence[str], filters: Filters | None, since: TimeLike, until: TimeLike) -> dict:
-    lo, hi = dims.check_time(since, "since"), dims.check_time(until, "until")
+    lo, hi = dims.check_range(since, until)
     return {
         "by": list(by),
         "filters": {k: v if isinstance(v, list) else [v] for k, v in (filters or {}).items()},

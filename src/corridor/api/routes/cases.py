@@ -126,6 +126,22 @@ def test_rule(
 Filter = Annotated[
     list[str], Query(default_factory=list, max_length=100, description="one or more values")
 ]
+StateFilter = Annotated[
+    list[str],
+    Query(
+        default_factory=list,
+        max_length=100,
+        description=f"one or more of {', '.join(cases.STATES)}",
+    ),
+]
+PriorityFilter = Annotated[
+    list[str],
+    Query(
+        default_factory=list,
+        max_length=100,
+        description=f"one or more of {', '.join(sla.PRIORITIES)}",
+    ),
+]
 CASE_QUERY = (
     "state", "priority", "assignee", "department", "partner", "touchpoint", "person", "rule",
     "team", "breached", "limit", "offset",
@@ -136,8 +152,8 @@ CASE_QUERY = (
 def list_cases(
     store: StoreDep,
     scope: ScopeDep,
-    state: Filter,
-    priority: Filter,
+    state: StateFilter,
+    priority: PriorityFilter,
     assignee: Filter,
     department: Filter,
     partner: Filter,
@@ -238,7 +254,7 @@ def case_report(
     rows = reports.case_report(store, scope, by=by, since=since, until=until)
     return CaseReport(
         by=by,
-        since=check_time(since, "since"),
+        since=check_time(since, "since"),  # (their order checked by case_report)
         until=check_time(until, "until"),
         rows=[CaseReportRow(**r) for r in rows],
     )
