@@ -133,6 +133,23 @@ def test_bad_users_are_refused_with_a_reason(shared, args, kwargs, message):
         accounts.add_user(shared, *args, **kwargs)
 
 
+def test_a_department_head_gets_a_department_of_the_map(store, small_map):
+    """A misspelt department would make an account that sees nothing: once a map is loaded,
+    the department must be one of its departments (the standard ones and any it adds)."""
+    accounts.add_user(store, "early", PASSWORD, "department_head", department="later")
+    Ingestor(store).load_map(small_map)
+    with pytest.raises(AccountError, match="no department 'Logistics' in the corridor map; "
+                                           "did you mean 'logistics'"):  # fmt: skip
+        accounts.add_user(store, "bob", PASSWORD, "department_head", department="Logistics")
+    with pytest.raises(AccountError, match=r"known: .*logistics.*service"):
+        accounts.add_user(store, "bob", PASSWORD, "department_head", department="nosuch")
+    assert not accounts.get_user(store, "bob")
+    made = accounts.add_user(store, "bob", PASSWORD, "department_head", department="logistics")
+    assert made.department == "logistics"
+    # a partner is an id of the records, which may come after the account: not checked
+    accounts.add_user(store, "pat", PASSWORD, "partner_manager", partner="new-partner")
+
+
 def test_api_keys_are_stored_hashed_and_can_be_revoked(shared):
     key, secret = accounts.create_key(shared, "ana", "etl")
     assert secret.startswith(f"cor_{key.key_id}_")

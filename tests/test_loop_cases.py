@@ -267,6 +267,22 @@ def test_case_api_refuses_bad_input(store, world):
         ):
             r = c.post("/api/v1/rules", json=body)
             assert r.status_code == 422, (body, r.text)
+        # a case goes only to someone who may work it; an unknown user gets the same answer
+        # (no list of who exists); nothing is written or notified for a refusal
+        notified = len(events(store))
+        for who in ("lena", "aggie", "nobody"):  # another department's head; an agent; no one
+            r = c.post(f"/api/v1/cases/{checkout}/assign", json={"assignee": who})
+            assert r.status_code == 422, (who, r.text)
+            assert f"no user {who!r} who may work this case" in r.json()["error"]["message"]
+        assert len(events(store)) == notified
+        assert cases.get_case(store, None, checkout)["assignee"] is None
+        for who, case in (("eric", checkout), ("ana", checkout), ("paul", world["home_delivery"])):
+            r = c.post(f"/api/v1/cases/{case}/assign", json={"assignee": who})
+            assert r.status_code == 200 and r.json()["assignee"] == who, (who, r.text)
+        with pytest.raises(CaseError, match="control characters"):
+            cases.add_note(store, None, checkout, "a\x00b")
+        with pytest.raises(CaseError, match="control characters"):
+            cases.change_state(store, None, checkout, "open", note="\x1b[2J")
         assert c.get("/api/v1/rules/nope").status_code == 404
         assert c.get("/api/v1/rules/nope/test").status_code == 404
         r = c.get("/api/v1/rules/detractors/test", params={"since": "2025-02-30"})

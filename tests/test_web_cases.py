@@ -111,6 +111,11 @@ def test_the_inbox_lists_and_counts_only_the_cases_in_scope(app, world):
         assert c.get("/cases", params={"state": "bogus"}).status_code == 422
         mine = c.get("/cases", params={"mine": "yes"})
         assert case_links(mine.text) == set() and "No cases match" in mine.text
+        # a page number past the end (or past any offset the engines take) shows the last page
+        for page_number in ("7", "184467440737095517", "99999999999999999999", "-5"):
+            far = c.get("/cases", params={"page": page_number})
+            assert far.status_code == 200, (page_number, far.text[:300])
+            assert case_links(far.text) == {delivery} and "Showing 1–1 of 1 case." in far.text
     with signed_in(app, "paul") as c:
         assert case_links(c.get("/cases").text) == {delivery}
     with signed_in(app, "ana") as c:
@@ -212,6 +217,17 @@ def test_each_form_writes_its_line_of_history(app, store, world):
         assert 'value="re-routed"' in bad.text  # what was typed is kept
         empty = c.post(f"{url}/notes", data={"text": "   "})
         assert empty.status_code == 422 and "a note needs some text" in empty.text
+        # the forms check what the API checks: no control character in a note (a NUL would
+        # be sent back raw in the page), no case given to someone who may not see it
+        for path, form in (("notes", {"text": "a\x00b"}),
+                           ("state", {"state": "open", "note": "esc \x1b[31m"}),
+                           ("assign", {"assignee": "eric"}),
+                           ("assign", {"assignee": "aggie"})):  # fmt: skip
+            refused = c.post(f"{url}/{path}", data=form)
+            assert refused.status_code == 422, (path, form, refused.text[:300])
+            assert "\x00" not in refused.text and "\x1b" not in refused.text
+        # a textarea's lines come as CR LF from a browser: a note of several lines is kept
+        c.post(f"{url}/notes", data={"text": "Called.\r\nLeft a message."})
         c.post(f"{url}/priority", data={"priority": "high"})
         r = c.post(f"{url}/state", data={"state": "resolved", "root_cause": "partner",
                                          "note": "re-routed"}, follow_redirects=False)  # fmt: skip
@@ -226,10 +242,12 @@ def test_each_form_writes_its_line_of_history(app, store, world):
         ("lena", "assigned", None, "lena"),
         ("lena", "note", None, None),
         ("lena", "state", "new", "pending"),
+        ("lena", "note", None, None),
         ("lena", "priority", "normal", "high"),
         ("lena", "state", "pending", "resolved"),
     ]
     assert history[2]["note"] == "Asked dhl what happened."
+    assert history[4]["note"] == "Called.\r\nLeft a message."
     with signed_in(app, "ana") as c:
         page = html.unescape(c.get(url).text)
         for line in ("assigned it to lena", "added a note", "changed the state from new to pending",
@@ -300,3 +318,15 @@ def _rules(store) -> list[Rule]:
     from corridor.loop.rules import list_rules
 
     return list_rules(store)
+
+
+def test_a_page_never_prints_a_control_character():
+    """Whatever a stored or typed text holds, a template prints its control characters as
+    U+FFFD (line breaks and tabs kept); markup the code made is left alone."""
+    from markupsafe import Markup
+
+    from corridor.web.routes import _env
+
+    page = _env.from_string("<p>{{ v }}</p><p>{{ m }}</p>")
+    out = page.render(v="a\x00b\x1b[31m\r\n\tc <x>", m=Markup("<b>\tok</b>"))
+    assert out == "<p>a\ufffdb\ufffd[31m\r\n\tc &lt;x&gt;</p><p><b>\tok</b></p>"

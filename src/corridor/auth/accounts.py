@@ -26,8 +26,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from corridor.auth.scope import ROLES, Principal, Role
+from corridor.domain.plain_text import has_control
 from corridor.errors import AccountError, AuthenticationError
 from corridor.store import Store
+from corridor.store.maps import load_map
 
 _HASHER = PasswordHasher()
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -80,8 +82,23 @@ def _user(row: tuple[Any, ...]) -> User:
 
 def _printable(value: str | None, what: str) -> None:
     """Refuse control characters (NUL above all: PostgreSQL text cannot hold it)."""
-    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if value is not None and has_control(value):
         raise AccountError(f"the {what} {value!r} holds a control character; remove it")
+
+
+def _check_department(store: Store, department: str) -> None:
+    """A department head's department must be one of the corridor map's (once a map is
+    loaded): a misspelt one would make an account that sees nothing. (A partner is an id in
+    the records, which may come after its manager's account: not checked.)"""
+    cmap = load_map(store)
+    if cmap is None or department in cmap.departments:
+        return
+    near = [d for d in cmap.departments if d.lower() == department.strip().lower()]
+    hint = f"did you mean {near[0]!r}? " if near else ""
+    raise AccountError(
+        f"no department {department!r} in the corridor map; {hint}known: "
+        f"{', '.join(sorted(cmap.departments))}"
+    )
 
 
 def add_user(
@@ -114,6 +131,8 @@ def add_user(
         raise AccountError(f"only a department head has a department, not a {role}")
     if r is not Role.PARTNER_MANAGER and partner:
         raise AccountError(f"only a partner manager has a partner, not a {role}")
+    if department:
+        _check_department(store, department)
     now = _now()
     with store.transaction() as tx:
         if tx.fetchall("SELECT 1 FROM users WHERE username = ?", (username,)):

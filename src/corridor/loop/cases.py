@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from corridor.auth.scope import Scope
+from corridor.auth.scope import Principal, Role, Scope
+from corridor.domain.plain_text import has_control
 from corridor.errors import CorridorError
 from corridor.loop import casestore, sla
 from corridor.store import Store
@@ -263,11 +264,18 @@ def assign(
 
     def fields(tx: Tx, case: dict[str, Any]) -> dict[str, Any]:
         if assignee is not None:
-            known = tx.fetchall(
-                "SELECT count(*), count(*) FILTER (WHERE username = ?) FROM users", (assignee,)
-            )[0]
-            if int(known[0]) and not int(known[1]):
-                raise CaseError(f"no user {assignee!r}; `corridor users list` shows them")
+            users = int(tx.fetchall("SELECT count(*) FROM users")[0][0])
+            found = tx.fetchall(
+                "SELECT role, department, partner FROM users WHERE username = ?", (assignee,)
+            )
+            # (a store without accounts, auth off, takes any name); an unknown user and one
+            # who may not work the case get the same answer: no list of who exists
+            user = found and Principal(assignee, Role(found[0][0]), found[0][1], found[0][2])
+            if users and not (user and works_case(user, case)):
+                raise CaseError(
+                    f"no user {assignee!r} who may work this case: give it to someone who sees "
+                    "it (the case page lists them), or leave it in the owner's queue"
+                )
         return {"assignee": assignee}
 
     return _edit(
@@ -276,14 +284,31 @@ def assign(
     )  # fmt: skip
 
 
+def works_case(user: Principal, case: Mapping[str, Any]) -> bool:
+    """Whether ``user`` may work ``case`` (be given it, note it, change it): the rule of
+    :meth:`~corridor.auth.scope.Scope.may_work_case`, which needs no corridor map for a case."""
+    return Scope.of(user, None).may_work_case(case["department"], case["partner_id"])
+
+
+def _note(text: str | None, *, required: bool) -> str | None:
+    """A note as stored: stripped, at most :data:`_MAX_NOTE` characters, newlines and tabs
+    but no other control character; None for no text unless ``required``."""
+    text = (text or "").strip()
+    if not text:
+        if required:
+            raise CaseError("a note needs some text")
+        return None
+    if len(text) > _MAX_NOTE:
+        raise CaseError(f"a note holds at most {_MAX_NOTE} characters")
+    if has_control(text, lines=True):
+        raise CaseError("a note cannot hold control characters (NUL, escape…): remove them")
+    return text
+
+
 def add_note(
     store: Store, scope: Scope | None, case_id: str, text: str, *, actor: str | None = None
 ) -> dict[str, Any]:
-    text = (text or "").strip()
-    if not text:
-        raise CaseError("a note needs some text")
-    if len(text) > _MAX_NOTE:
-        raise CaseError(f"a note holds at most {_MAX_NOTE} characters")
+    text = _note(text, required=True) or ""
     return _edit(
         store, scope, case_id, actor, lambda tx, case: {}, event_type="case.note_added",
         action="note", note=text,
@@ -357,6 +382,7 @@ def change_state(
     """Move a case to ``state`` (see :data:`TRANSITIONS`); resolving needs a root cause."""
     if state not in STATES:
         raise CaseError(f"unknown state {state!r}; allowed: {', '.join(STATES)}")
+    note = _note(note, required=False)
     now = datetime.now(UTC)
     with store.transaction() as tx:
         case = _workable(tx, scope, case_id)
@@ -461,4 +487,5 @@ __all__ = [
     "set_root_causes",
     "transition",
     "view",
+    "works_case",
 ]

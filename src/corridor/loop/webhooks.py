@@ -41,6 +41,7 @@ import orjson
 from standardwebhooks import Webhook
 
 import corridor
+from corridor.domain.plain_text import has_control
 from corridor.errors import CorridorError, NotFoundError
 from corridor.loop import outbox
 from corridor.loop.outbox import Attempt, Notification
@@ -259,7 +260,7 @@ def add_endpoint(
             f"batch_max {batch_max}: give 1 (one event per request) to {MAX_BATCH:,}"
         )
     for text in (url, description or "", *event_types):
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        if has_control(text):
             raise InvalidEndpointError(
                 f"{text[:60]!r} holds control characters; an endpoint's URL, description and "
                 "event types are plain text"

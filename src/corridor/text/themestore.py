@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from corridor.domain.plain_text import has_control
 from corridor.store.base import Store
 from corridor.text.errors import TextAnalysisError
 from corridor.text.themes import ThemeDraft
@@ -118,7 +119,7 @@ def rename_theme(store: Store, theme_id: str, label: str) -> StoredTheme:
     label = (label or "").strip()
     if not label or len(label) > 200:
         raise TextAnalysisError("a theme label must have 1 to 200 characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in label):
+    if has_control(label):
         raise TextAnalysisError("a theme label cannot hold control characters (NUL, newline…)")
     _get(store, theme_id)
     with store.transaction() as tx:

@@ -25,6 +25,8 @@ from corridor.web import customer_views
 
 #: cases on one page of the inbox
 PAGE_SIZE = 50
+#: the last page number a link may ask for (the cases API takes offsets up to 10⁹ too)
+MAX_PAGE = 10**9 // PAGE_SIZE
 #: how many cases an SLA filter looks through (it is decided per case, not in the store)
 SLA_SCAN = 2000
 #: the SLA states the inbox filters on (as :func:`corridor.loop.sla.clock_state` names them)
@@ -139,18 +141,26 @@ def inbox(
         raise InboxError(f"unknown state {state!r}; one of {', '.join(cases.STATES)} or all")
     if sla_state and sla_state not in SLA_STATES:
         raise InboxError(f"unknown SLA state {sla_state!r}; one of {', '.join(SLA_STATES)}")
-    page = max(page, 0)
+    # a page number typed past the end shows the last page (and one past any offset the
+    # engines take is never asked for)
+    page = min(max(page, 0), MAX_PAGE)
     scanned = False
     if sla_state:
         found, matched = cases.list_cases(store, scope, filters=filters, limit=SLA_SCAN)
         scanned = matched > SLA_SCAN
         found = [c for c in found if c["sla"]["status"] == sla_state]
         total = len(found)
+        page = min(page, _last_page(total))
         found = found[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
     else:
         found, total = cases.list_cases(
             store, scope, filters=filters, limit=PAGE_SIZE, offset=page * PAGE_SIZE
         )
+        if page > _last_page(total):
+            page = _last_page(total)
+            found, total = cases.list_cases(
+                store, scope, filters=filters, limit=PAGE_SIZE, offset=page * PAGE_SIZE
+            )
     names = _names(cmap)
     first = page * PAGE_SIZE
     return {
@@ -248,13 +258,14 @@ def _evidence(alert: Mapping[str, Any], texts: Mapping[str, str | None]) -> dict
     return out
 
 
-def assignable(store: Store, cmap: CorridorMap | None, case: Mapping[str, Any]) -> list[str]:
+def _last_page(total: int) -> int:
+    """The number of the last page of ``total`` cases (0: the first, also when there are none)."""
+    return max((total + PAGE_SIZE - 1) // PAGE_SIZE - 1, 0)
+
+
+def assignable(store: Store, case: Mapping[str, Any]) -> list[str]:
     """The users who may work ``case`` (whom it can be given to), by name."""
-    return [
-        u.username
-        for u in accounts.list_users(store)
-        if Scope.of(u.principal(), cmap).may_work_case(case["department"], case["partner_id"])
-    ]
+    return [u.username for u in accounts.list_users(store) if cases.works_case(u.principal(), case)]
 
 
 def case_page(
@@ -303,7 +314,7 @@ def case_page(
         ),
         "may_work": may_work,
         "next_states": cases.TRANSITIONS[case["state"]] if may_work else (),
-        "assignees": assignable(store, cmap, case) if may_work else [],
+        "assignees": assignable(store, case) if may_work else [],
         "priorities": sla.PRIORITIES,
     }
 

@@ -31,6 +31,7 @@ from corridor.auth import accounts
 from corridor.auth.scope import Principal, Role, Scope
 from corridor.auth.throttle import LoginThrottle
 from corridor.domain.corridor_map import CorridorMap
+from corridor.domain.plain_text import shown
 from corridor.errors import AuthenticationError, PermissionDeniedError
 from corridor.ingest.pipeline import Ingestor
 from corridor.settings import Settings
@@ -39,11 +40,22 @@ from corridor.web import case_views, customer_views, forecast_views, models, org
 
 router = APIRouter(include_in_schema=False)
 
+
+def _printed(value: Any) -> Any:
+    """Every value a template prints: a text's control characters shown as U+FFFD (a page
+    never sends a raw NUL or escape byte, whether it was stored or just typed into a form that
+    is shown again); markup the code made is left as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return shown(value)
+    return value
+
+
 _env = Environment(
     loader=PackageLoader("corridor.web", "templates"),
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
     lstrip_blocks=True,
+    finalize=_printed,
 )
 
 

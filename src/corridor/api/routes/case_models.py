@@ -7,11 +7,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from corridor.domain.plain_text import has_control
 from corridor.loop.rules import PER, SCORE_FIELDS, Rule
 
 
 def _printable(value: str) -> str:
-    if any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 for c in value):
+    if has_control(value, lines=True):
         raise ValueError("control characters are not allowed")
     return value
 
