@@ -152,6 +152,8 @@ def test_a_department_head_gets_a_department_of_the_map(store, small_map):
 
 def test_api_keys_are_stored_hashed_and_can_be_revoked(shared):
     key, secret = accounts.create_key(shared, "ana", "etl")
+    with pytest.raises(AccountError, match="at most 200 characters"):
+        accounts.create_key(shared, "ana", "x" * 201)
     assert secret.startswith(f"cor_{key.key_id}_")
     stored = shared.query("SELECT key_hash FROM api_keys WHERE key_id = ?", (key.key_id,))[0][0]
     assert secret.split("_", 2)[2] not in stored and len(stored) == 64

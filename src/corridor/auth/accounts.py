@@ -200,12 +200,20 @@ def verify_password(store: Store, username: str, password: str) -> User:
     return user
 
 
+#: the longest name an API key may have (a label: what the key is for)
+MAX_KEY_NAME = 200
+
+
 def create_key(store: Store, username: str, name: str | None = None) -> tuple[ApiKey, str]:
     """A new API key for ``username``: the key record and the secret key text, which is shown
     once and never stored."""
     if get_user(store, username) is None:
         raise AccountError(f"no user {username!r}; create it with `corridor users add` first")
     _printable(name, "key name")
+    if name is not None and len(name) > MAX_KEY_NAME:
+        raise AccountError(
+            f"a key name holds at most {MAX_KEY_NAME} characters: what the key is for"
+        )
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     now = _now()

@@ -73,7 +73,7 @@ class KeyOut(BaseModel):
 
 class KeyIn(BaseModel):
     username: str = Field(description="the user the key acts as", examples=["etl"])
-    name: str | None = Field(default=None, description="what the key is for")
+    name: str | None = Field(default=None, max_length=200, description="what the key is for")
 
 
 class KeyCreated(KeyOut):
