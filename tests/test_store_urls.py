@@ -123,6 +123,25 @@ def test_open_store_without_create_refuses_a_missing_file(tmp_path: Path) -> Non
         require_store(str(tmp_path))
 
 
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("data.csv", b"person_id,segment\nc-1,retail\n"), ("truth.json", b'{"a": 1}'),
+     ("people.parquet", b"PAR1\x00\x00PAR1"), ("notes.txt", b"x")],
+)  # fmt: skip
+def test_a_data_file_named_as_the_store_is_refused_and_left_as_it_was(
+    tmp_path: Path, name: str, content: bytes
+) -> None:
+    """DuckDB 2 opens a CSV, JSON or Parquet file as a store kept in memory: a command that
+    wrote to it said it had, and nothing was kept. It is refused, and the file is untouched."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    for create in (True, False):
+        with pytest.raises(StoreError, match=re.escape(f"{path} is not a DuckDB store")):
+            open_store(f"duckdb://{path}", create=create)
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
 def test_three_slashes_meant_as_relative_get_a_hint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -58,6 +58,19 @@ _VERSIONS_LOCK = threading.Lock()
 _RULES_VERSIONS: dict[str, int] = {}
 
 
+def _holds_duckdb(path: Path) -> bool:
+    """Whether ``path`` is a DuckDB database file, or none yet (missing: DuckDB makes one; an
+    empty file DuckDB refuses itself): a database file says ``DUCK`` after its 8-byte checksum."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(12)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return True  # (unreadable: DuckDB's own error says why)
+    return not head or head[8:12] == b"DUCK"
+
+
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     """Roll back the connection's transaction, if one is still open (a commit that failed on a
     conflict has ended it already)."""
@@ -86,6 +99,14 @@ class DuckDBStore(Store):
             raise StoreError(
                 f"the store {self.path} is a folder, not a DuckDB file; name the file, e.g. "
                 f"{self.path / 'corridor.duckdb'}"
+            )
+        if not _holds_duckdb(self.path):
+            # DuckDB 2 opens a CSV, JSON or Parquet file as a store of its own kept in memory:
+            # all written to it would be lost without a word
+            raise StoreError(
+                f"{self.path} is not a DuckDB store (a data file?); --store names the store's "
+                f"own file, e.g. duckdb://{self.path.parent.absolute() / 'corridor.duckdb'} "
+                f"(made if missing); to load this file into a store: corridor import {self.path}"
             )
         if not read_only:
             try:
