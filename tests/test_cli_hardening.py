@@ -122,6 +122,58 @@ def test_pretty_printed_ndjson_import_is_one_line_with_the_hint(
     assert "invalid JSON" not in r.stdout + r.stderr
 
 
+def test_an_import_that_would_destroy_a_file_or_cannot_finish_is_refused_before_any_store(
+    tmp_path: Path,
+) -> None:
+    """The quarantine file may replace only an earlier quarantine file: never the file being
+    imported (it replaced it), nor any other; a folder it cannot be written in, a chunk size
+    past all memory (an OverflowError) or a file with no usable header is said before a store
+    is made, and leaves no store behind."""
+    from corridor.errors import CorridorError
+
+    good = write(tmp_path / "people.csv", [{"person_id": "c-1", "segment": "retail"}])
+    before = good.read_bytes()
+    other = tmp_path / "notes.csv"
+    other.write_text("mine\n")
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    store = tmp_path / "fresh" / "corridor.duckdb"
+    cases = [
+        (["--quarantine", str(good)], "is the file being imported"),
+        (["--quarantine", str(other)], "exists and is not a quarantine file"),
+        (["--quarantine", str(tmp_path)], "is a folder"),
+        (["--quarantine", str(tmp_path / "blocker" / "q.csv")], "cannot write the quarantine"),
+        (["--chunk-rows", "99999999999999999999"], "chunk-rows"),
+    ]
+    for args, says in cases:
+        r = CliRunner().invoke(
+            app, ["import", str(good), "--kind", "people", *args, "--store", f"duckdb://{store}"]
+        )
+        said = f"{r.exception} {r.output}"
+        assert r.exit_code != 0 and says in said, (args, said)
+        assert r.exception is None or isinstance(r.exception, (CorridorError, SystemExit)), said
+        assert not store.exists() and good.read_bytes() == before
+    assert other.read_text() == "mine\n"
+    no_header = tmp_path / "interactions.csv"
+    no_header.write_text("i1,c-1,2025-01-01,checkout,web\n")
+    r = CliRunner().invoke(
+        app, ["import", str(no_header), "--kind", "interactions", "--store", f"duckdb://{store}"]
+    )
+    assert isinstance(r.exception, CorridorError) and "missing required columns" in str(r.exception)
+    assert not store.exists()
+
+
+def test_the_hint_for_a_json_array_never_names_the_file_itself(tmp_path: Path) -> None:
+    """``jq ... x.ndjson > x.ndjson`` empties the file before jq reads it."""
+    from corridor.errors import PayloadError
+    from corridor.ingest.readers import open_reader
+
+    for name, target in (("array.ndjson", "array.lines.ndjson"), ("array.json", "array.ndjson")):
+        f = tmp_path / name
+        f.write_text('[{"person_id": "c-1"}]\n')
+        with pytest.raises(PayloadError, match=f"> {target}\\)"):
+            open_reader(f, "ndjson", None, 1000)
+
+
 # -- serve ------------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:

@@ -256,7 +256,7 @@ def test_section_2_other_commands_while_the_demo_serves(demo: Demo) -> None:
         assert "went through it at http://127.0.0.1:8765" in done.stderr, (cmd, done.stderr)
     for cmd in ("corridor import people.csv --kind people", "corridor migrate",
                 "corridor text analyze", "corridor themes discover"):  # fmt: skip
-        (cwd / "people.csv").write_text("person_id\nc-1\n")
+        (cwd / "people.csv").write_text("person_id,kind\nc-1,customer\n")  # (a good file)
         done = bash(cmd, cwd, env)
         assert done.returncode != 0, cmd
         lines = done.stderr.strip().splitlines()

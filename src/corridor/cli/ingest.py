@@ -80,7 +80,9 @@ def import_(
     store: NewStoreOpt = None,
     fmt: FileFormatOpt = None,
     quarantine: QuarantineOpt = None,
-    chunk_rows: Annotated[int, typer.Option(help="rows per committed chunk")] = 250_000,
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, max=10_000_000, help="rows per committed chunk")
+    ] = 250_000,
     into_lake: IntoLakeOpt = None,
 ) -> None:
     """Import a contract file. Bad rows go to a quarantine file and never stop the good ones.
@@ -89,12 +91,11 @@ def import_(
     (the file could not be read, holds no rows, or every row was quarantined).
     """
     from corridor.domain.contract import get_kind
-    from corridor.ingest.files import check_file, import_file
-    from corridor.ingest.readers import detect_format
+    from corridor.ingest.files import import_file, preflight
 
-    get_kind(kind)
-    check_file(file)  # a wrong file name or format is said before a store is made
-    detect_format(file, fmt)
+    # a file that cannot be read, or a quarantine file that cannot be written, is said before
+    # a store is made
+    preflight(file, kind, fmt=fmt, quarantine=quarantine, chunk_rows=chunk_rows)
     instead = (
         f", or send the records to it over HTTP: POST /api/v1/{get_kind(kind).name} (docs/api.md)"
     )

@@ -47,6 +47,8 @@ Progress = Callable[[str, float], None]
 #: whole row groups straight to the file rather than through its WAL; with the next chunk
 #: validated while this one is written, 250,000 measured fastest on 2 cores (docs/benchmarks.md).
 DEFAULT_CHUNK_ROWS = 250_000
+#: the most rows a chunk may hold (a chunk is read whole into memory)
+MAX_CHUNK_ROWS = 10_000_000
 
 QUARANTINE_HEADER = ("row", "id", "field", "reason", "record")
 MAP_FILES = ("corridor.yaml", "corridor.yml", "corridor.json")
@@ -113,19 +115,11 @@ def import_file(
     started = time.perf_counter()
     k = get_kind(kind) if isinstance(kind, str) else kind
     p = Path(path)
-    if chunk_rows < 1:
-        raise ContractError(f"chunk_rows must be at least 1, got {chunk_rows}")
-    check_file(p)
-    file_format, compression = detect_format(p, fmt)
-    reader = open_reader(p, file_format, compression, chunk_rows, k.id_field)
-    target = Path(quarantine) if quarantine is not None else p.with_name(p.name + ".quarantine.csv")
+    reader, target = _opened(p, k, fmt, quarantine, chunk_rows)
     summary = ImportSummary(p, k.name)
     out = _Quarantine(target)
     source = f"file:{p.name}"
     try:
-        columns = reader.columns
-        if columns is not None:
-            check_columns(k, columns, p)
         # Records of a file are new until a chunk finds some stored already (a re-run): new
         # ones take the store's fast plain INSERT; any stored one sends its chunk the safe way.
         fresh = True
@@ -144,6 +138,47 @@ def import_file(
     return summary
 
 
+def preflight(
+    path: str | Path,
+    kind: str | RecordKind,
+    *,
+    fmt: str | None = None,
+    quarantine: str | Path | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> None:
+    """Everything :func:`import_file` checks before it stores a record, without a store: the
+    file is there, readable in its format, with the kind's required columns (where its header
+    says them), and its quarantine file can be written without destroying another file. The
+    CLI calls it before it makes a store, so a wrong file leaves no empty store behind."""
+    k = get_kind(kind) if isinstance(kind, str) else kind
+    reader, _ = _opened(Path(path), k, fmt, quarantine, chunk_rows)
+    reader.close()
+
+
+def _opened(
+    p: Path,
+    k: RecordKind,
+    fmt: str | None,
+    quarantine: str | Path | None,
+    chunk_rows: int,
+) -> tuple[Any, Path]:
+    """The checks of :func:`preflight`: the file's reader, open, and the quarantine file."""
+    if not 1 <= chunk_rows <= MAX_CHUNK_ROWS:
+        raise ContractError(f"chunk_rows must be from 1 to {MAX_CHUNK_ROWS:,}, got {chunk_rows}")
+    check_file(p)
+    file_format, compression = detect_format(p, fmt)
+    target = Path(quarantine) if quarantine is not None else p.with_name(p.name + ".quarantine.csv")
+    check_quarantine(target, p)
+    reader = open_reader(p, file_format, compression, chunk_rows, k.id_field)
+    try:
+        if reader.columns is not None:
+            check_columns(k, reader.columns, p)
+    except BaseException:
+        reader.close()
+        raise
+    return reader, target
+
+
 def check_file(p: Path) -> None:
     """Refuse a file that is missing, not a file, or empty."""
     if not p.exists():
@@ -152,6 +187,32 @@ def check_file(p: Path) -> None:
         raise PayloadError(f"{str(p)!r} is not a file")
     if p.stat().st_size == 0:
         raise PayloadError(f"{p.name} is empty (0 bytes); nothing to import")
+
+
+def check_quarantine(target: Path, source: Path) -> None:
+    """Refuse, before anything is stored, a quarantine file that could not be written, or whose
+    writing would destroy a file: it may replace only an earlier quarantine file (never the
+    file being imported, or any other), in a folder that exists or can be made and written."""
+    if target.exists() and source.exists() and target.resolve() == source.resolve():
+        raise PayloadError(
+            f"the quarantine file {target} is the file being imported: it would be overwritten; "
+            "name another with --quarantine (or leave it out: FILE.quarantine.csv)"
+        )
+    if target.is_dir():
+        raise PayloadError(f"the quarantine file {target} is a folder; name a file in it")
+    if target.exists() and not _is_quarantine(target):
+        raise PayloadError(
+            f"{target} exists and is not a quarantine file: it would be overwritten; name "
+            "another with --quarantine, or move it away"
+        )
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise PayloadError(
+            f"cannot write the quarantine file {target}: {folder} is not a folder this user may "
+            "write to; name another with --quarantine"
+        )
 
 
 def check_columns(kind: RecordKind, columns: list[str], path: Path) -> None:

@@ -100,21 +100,29 @@ def _row_numbers(start: int, n: int) -> pa.Array:
 
 
 # -- NDJSON ---------------------------------------------------------------------------------------
+def _converted_name(path: Path) -> str:
+    """A name for ``path`` converted to NDJSON: never its own (a shell empties the file it
+    redirects to before the command reads it)."""
+    name = f"{Path(path.stem).stem}.ndjson"
+    return name if name != path.name else f"{Path(path.stem).stem}.lines.ndjson"
+
+
 class NdjsonReader(Reader):
     def __init__(self, path: Path, compression: str | None, chunk_rows: int) -> None:
         self.path, self.compression, self.chunk_rows = path, compression, chunk_rows
         with open_binary(path, compression) as f:
             start = read_block(f, 4096, path).lstrip(b"\xef\xbb\xbf \t\r\n")
+        converted = _converted_name(path)
         if start.startswith(b"["):
             raise PayloadError(
                 f"{path.name} holds a JSON array; NDJSON wants one JSON object per line "
-                f"(convert it with e.g. jq -c '.[]' {path.name} > {Path(path.stem).stem}.ndjson)"
+                f"(convert it with e.g. jq -c '.[]' {path.name} > {converted})"
             )
         if self._one_document(start):
             raise PayloadError(
                 f"{path.name} looks like a pretty-printed JSON document; NDJSON needs one record "
-                "per line: compact each record onto one line (e.g. jq -c . "
-                f"{path.name} > {Path(path.stem).stem}.ndjson)"
+                f"per line: compact each record onto one line (e.g. jq -c . {path.name} > "
+                f"{converted})"
             )
         self._iter = self._chunks()
         # the columns are only known once the first records are parsed
