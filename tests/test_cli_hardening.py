@@ -162,6 +162,27 @@ def test_an_import_that_would_destroy_a_file_or_cannot_finish_is_refused_before_
     assert not store.exists()
 
 
+def test_a_path_or_setting_the_system_refuses_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """A folder named where a file is read (an IsADirectoryError), a file where a folder is
+    wanted, an environment setting with a value it cannot take: one line with the reason and
+    the path or setting, exit 2 (the real command: its entry point says these)."""
+    store = f"duckdb://{tmp_path / 'corridor.duckdb'}"
+    open_store(store).close()
+    (tmp_path / "p.csv").write_text("person_id,kind\nc-1,customer\n")
+    for args, env, says in (
+        (["map", "load", str(tmp_path)], {}, f"is a directory: {tmp_path}"),
+        (["cases", "sla", "default", str(tmp_path)], {}, f"is a directory: {tmp_path}"),
+        (["import", "p.csv", "--kind", "people"], {"CORRIDOR_TEXT_ANALYSIS": "bogus"},
+         "CORRIDOR_TEXT_ANALYSIS='bogus': Input should be 'background', 'inline' or 'off'"),
+    ):  # fmt: skip
+        env_all = {**os.environ, "COLUMNS": "80", "NO_COLOR": "1", "CORRIDOR_STORE": store, **env}
+        r = subprocess.run([sys.executable, "-m", "corridor.cli", *args], capture_output=True,
+                           text=True, env=env_all, cwd=tmp_path, timeout=120)  # fmt: skip
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (args, r.stderr)
+        assert lines and says in " ".join(lines[-1:]), (args, r.stderr)
+
+
 def test_the_hint_for_a_json_array_never_names_the_file_itself(tmp_path: Path) -> None:
     """``jq ... x.ndjson > x.ndjson`` empties the file before jq reads it."""
     from corridor.errors import PayloadError

@@ -105,7 +105,7 @@ LinkIdArg = Annotated[str, typer.Argument(help="the link's id (lnk-…), from `s
 ThemeIdArg = Annotated[str, typer.Argument(help="theme id (corridor themes list)")]
 
 #: ``--limit`` of a list command: at most this many
-LimitOpt = Annotated[int, typer.Option(help="at most this many")]
+LimitOpt = Annotated[int, typer.Option(min=1, max=100_000, help="at most this many")]
 
 
 def option_set(

@@ -135,7 +135,9 @@ def surveys_invitations(
     state: Annotated[
         str | None, typer.Option(help="scheduled, held, sent, answered or failed")
     ] = None,
-    limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 100,
+    limit: Annotated[
+        int, typer.Option(min=1, max=10_000, help="at most this many, newest first")
+    ] = 100,
     store: StoreOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:

@@ -4,8 +4,10 @@ from its module (``register``), in the order ``corridor --help`` lists them."""
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.markup import escape
 
 from corridor.cli import invitations  # noqa: F401  (adds its commands to `corridor surveys`)
@@ -43,12 +45,42 @@ def main() -> None:
     try:
         app()
     except CorridorError as e:
-        # one line, as written: no markup read in the message, no wrapping at the terminal width
-        err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
-        sys.exit(EXIT_ERROR)
+        _fail(str(e))
+    except OSError as e:
+        # a path the user named that cannot be read or written (a folder for a file, a missing
+        # folder, no permission): the system's reason and the path, in one line
+        _fail(describe_os_error(e))
+    except ValidationError as e:
+        # a setting from the environment (CORRIDOR_...) with a value it cannot take
+        _fail(describe_settings_error(e))
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+
+
+def _fail(message: str) -> NoReturn:
+    # one line, as written: no markup read in the message, no wrapping at the terminal width
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    sys.exit(EXIT_ERROR)
+
+
+def describe_os_error(e: OSError) -> str:
+    """``e`` as one line: what the system said, and the path(s) it said it of."""
+    paths = [str(p) for p in (e.filename, e.filename2) if p is not None]
+    reason = e.strerror or type(e).__name__
+    where = f": {' -> '.join(paths)}" if paths else ""
+    return f"{reason.lower() if reason[:1].isupper() and reason[1:2].islower() else reason}{where}"
+
+
+def describe_settings_error(e: ValidationError) -> str:
+    """A settings error as one line per setting: its environment variable, what it holds and
+    what it may hold."""
+    parts = []
+    for problem in e.errors():
+        name = "_".join(str(x) for x in problem.get("loc", ())).upper()
+        given = problem.get("input")
+        parts.append(f"CORRIDOR_{name}={given!r}: {problem.get('msg', 'not allowed')}")
+    return "a setting cannot be read: " + "; ".join(parts)
 
 
 register_ingest(app)  # import, simulate

@@ -240,7 +240,7 @@ def rules_test(
     rule_id: RuleIdArg,
     since: Annotated[str | None, typer.Option(help="from this time on (ISO-8601)")] = None,
     until: Annotated[str | None, typer.Option(help="before this time (ISO-8601)")] = None,
-    limit: Annotated[int, typer.Option(help="alerts listed")] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="alerts listed")] = 20,
     store: StoreOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:

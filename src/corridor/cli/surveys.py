@@ -199,7 +199,9 @@ def surveys_link(
 @surveys_app.command("links")
 def surveys_links(
     survey_id: SurveyIdArg,
-    limit: Annotated[int, typer.Option(help="most links listed, newest first")] = 100,
+    limit: Annotated[
+        int, typer.Option(min=1, max=10_000, help="most links listed, newest first")
+    ] = 100,
     store: StoreOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:

@@ -131,7 +131,7 @@ def analyze(
 @text_app.command("comments")
 def comments(
     touchpoint: Annotated[str | None, typer.Option(help="only this touch point")] = None,
-    limit: Annotated[int, typer.Option(help="how many (newest first)")] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="how many (newest first)")] = 20,
     where: WhereOpt = None,
     fmt: FormatOpt = "table",
     store: StoreOpt = None,
