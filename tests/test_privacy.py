@@ -506,6 +506,11 @@ def test_the_cli_exports_erases_and_lists_the_audit_log(
         SUBJECT,
         MERGED,
     }
+    # an export that cannot be written is refused before it is made, so the log never says
+    # a person's data went out when it did not
+    for bad in (tmp_path / "missing" / "p.zip", tmp_path):
+        r = run(app, ["people", "export", SUBJECT, "--out", str(bad), "--store", store_url])
+        assert r.exit_code == 2 and "--out" in r.output, r.output
     r = run(app, ["people", "erase", "--phone", PHONE, "--store", store_url], input="n\n")
     assert r.exit_code == 1 and "21 rows in all" in r.output  # previewed, declined
     r = run(app, ["people", "erase", SUBJECT, "--yes", "--store", store_url])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -180,6 +181,21 @@ def here_or_server(
 ) -> Any:
     """:func:`on_store_or_server`, its answer as the API's JSON."""
     return _jsonable(on_store_or_server(store, here, via))
+
+
+def check_out(path: Path, option: str = "--out") -> None:
+    """Refuse, before any work is done (or logged), an output file that cannot be written: a
+    folder, or a file in a folder that does not exist or this user may not write in."""
+    if path.is_dir():
+        raise typer.BadParameter(f"{path} is a folder; name a file in it", param_hint=option)
+    folder = path.parent
+    if not folder.is_dir():
+        raise typer.BadParameter(
+            f"the folder {folder} does not exist; make it first, or name a file elsewhere",
+            param_hint=option,
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise typer.BadParameter(f"this user may not write in {folder}", param_hint=option)
 
 
 def open_to_write(

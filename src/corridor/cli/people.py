@@ -14,7 +14,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from corridor.cli.common import FormatOpt, LimitOpt, StoreOpt, console, open_to_write, option_set
+from corridor.cli.common import (
+    FormatOpt,
+    LimitOpt,
+    StoreOpt,
+    check_out,
+    console,
+    open_to_write,
+    option_set,
+)
 from corridor.cli.render import check_format, json_instead
 from corridor.errors import CorridorError
 
@@ -105,10 +113,13 @@ def export(
     from corridor.privacy.export import archive
 
     value, by = _ref(**who)
+    if out is not None:
+        check_out(out)
     with open_to_write(store, "people export", _INSTEAD) as s:
         group = _group(s, value, by)
+        target = out or Path(f"{group.canonical}.zip")
+        check_out(target)  # (before the archive is made and its export logged)
         data = archive(s, group, actor=audit.Actor.cli())
-    target = out or Path(f"{group.canonical}.zip")
     target.write_bytes(data)
     console.print(f"wrote {target} ({len(data):,} bytes; {len(group.persons)} person(s))")
 
@@ -293,6 +304,7 @@ def audit_export(
     """The whole audit log as JSON lines."""
     from corridor.privacy import audit
 
+    check_out(out)
     with open_to_write(store, "audit export", " (or GET /api/v1/audit/export)") as s:
         n = 0
         with out.open("wb") as f:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from corridor.cli.common import ConfOpt, StoreOpt, console, err, on_store_or_server
+from corridor.cli.common import ConfOpt, StoreOpt, check_out, console, err, on_store_or_server
 from corridor.cli.render import print_json
 from corridor.errors import CorridorError
 
@@ -125,6 +125,8 @@ def report(
         raise CorridorError(f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}")
     if fmt == "pdf" and out is None:
         raise CorridorError("a PDF goes to a file: add --out report.pdf (or use --format html)")
+    if out is not None:
+        check_out(out)  # (before the report is built)
     if not 0.5 <= confidence < 1:
         raise CorridorError(f"--confidence {confidence}: give a level from 0.5 to below 1")
     params = {"period": period, "format": fmt, "confidence": str(confidence)}
