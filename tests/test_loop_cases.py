@@ -267,6 +267,16 @@ def test_case_api_refuses_bad_input(store, world):
         ):
             r = c.post("/api/v1/rules", json=body)
             assert r.status_code == 422, (body, r.text)
+        # a scope the corridor map does not have: a rule that could never fire, refused
+        for scope, says in (
+            ({"touchpoint": ["chekout"]}, "did you mean 'checkout'?"),
+            ({"department": ["logistcs"]}, "did you mean 'logistics'?"),
+        ):
+            r = c.post("/api/v1/rules", json={"rule_id": "x", "kind": "detractor", "scope": scope})
+            assert r.status_code == 422 and says in r.json()["error"]["message"], r.text
+        r = c.post("/api/v1/rules", json={"rule_id": "x", "kind": "detractor",
+                                          "scope": {"touchpoint": ["checkout"]}})  # fmt: skip
+        assert r.status_code in (200, 201), r.text
         # a case goes only to someone who may work it; an unknown user gets the same answer
         # (no list of who exists); nothing is written or notified for a refusal
         notified = len(events(store))

@@ -91,14 +91,9 @@ def _check_department(store: Store, department: str) -> None:
     loaded): a misspelt one would make an account that sees nothing. (A partner is an id in
     the records, which may come after its manager's account: not checked.)"""
     cmap = load_map(store)
-    if cmap is None or department in cmap.departments:
-        return
-    near = [d for d in cmap.departments if d.lower() == department.strip().lower()]
-    hint = f"did you mean {near[0]!r}? " if near else ""
-    raise AccountError(
-        f"no department {department!r} in the corridor map; {hint}known: "
-        f"{', '.join(sorted(cmap.departments))}"
-    )
+    problem = cmap.unknown("department", department) if cmap is not None else None
+    if problem:
+        raise AccountError(problem)
 
 
 def add_user(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Literal
 
@@ -126,6 +127,19 @@ class CorridorMap(BaseModel):
             if tp.department not in seen:
                 seen.append(tp.department)
         return seen
+
+    def unknown(self, kind: Literal["department", "touchpoint"], value: str) -> str | None:
+        """None when ``value`` is one of the map's departments (or touch point keys); else the
+        sentence that says so, with the closest one ("did you mean") and the known ones."""
+        known = self.departments if kind == "department" else [t.key for t in self.touchpoints]
+        if value in known:
+            return None
+        near = [k for k in known if k.lower() == value.strip().lower()] or get_close_matches(
+            value, known, n=1, cutoff=0.75
+        )
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        label = "touch point" if kind == "touchpoint" else kind
+        return f"no {label} {value!r} in the corridor map; {hint}known: {', '.join(sorted(known))}"
 
     def touchpoint(self, key: str) -> Touchpoint:
         for tp in self.touchpoints:

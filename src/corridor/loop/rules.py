@@ -438,9 +438,29 @@ def list_rules(store: Store, *, include_disabled: bool = True) -> list[Rule]:
     return [_rule(r) for r in rows]
 
 
+def _check_against_map(store: Store, rule: Rule) -> None:
+    """A scope naming a department or touch point the corridor map does not have (once one is
+    loaded) is refused: the rule could never fire, and nothing would say why."""
+    from corridor.store.maps import load_map
+
+    if not (rule.scope.get("department") or rule.scope.get("touchpoint")):
+        return
+    cmap = load_map(store)
+    if cmap is None:
+        return
+    problems = [
+        *(cmap.unknown("department", v) for v in rule.scope.get("department", ())),
+        *(cmap.unknown("touchpoint", v) for v in rule.scope.get("touchpoint", ())),
+    ]
+    for problem in problems:
+        if problem:
+            raise RuleError(f"scope: {problem}")
+
+
 def add_rule(store: Store, rule: Rule, *, actor: str) -> Rule:
     """Check and store a new rule (its id must be new)."""
     rule = check(rule)
+    _check_against_map(store, rule)
     now = datetime.now(UTC)
     rule = replace(rule, created_at=now, created_by=actor, enabled=True)
     with store.transaction() as tx:
