@@ -219,6 +219,35 @@ def test_ndjson_file_with_a_broken_first_line_imports_the_rest(
     assert (s.accepted, s.rejected) == (1, 1)
 
 
+def test_an_ndjson_file_and_the_api_judge_a_value_alike(
+    client: TestClient, ingestor: Ingestor, tmp_path: Path
+) -> None:
+    """A boolean where a field wants a text, an object where it wants a single value: the file
+    door stored the one as its Python text ("{'a': 1}"), as the API refuses both; now both
+    doors quarantine them, with the same reasons, and keep the good record beside them."""
+
+    def body(first: int) -> bytes:
+        records = [
+            interaction(first, channel=True),
+            interaction(first + 1, touchpoint={"key": "checkout"}),
+            interaction(first + 2, loyalty={"tier": "gold"}),  # an extra: kept as an attribute
+        ]
+        return b"".join(orjson.dumps(r) + b"\n" for r in records)
+
+    r = client.post("/api/v1/interactions", content=body(11), headers={"content-type": NDJSON})
+    assert (r.json()["accepted"], r.json()["rejected"]) == (1, 2), r.text
+    api = sorted((e["field"], e["reason"]) for e in r.json()["errors"])
+    f = tmp_path / "interactions.ndjson"
+    f.write_bytes(body(1))
+    s = import_file(ingestor, f, "interactions", quarantine=tmp_path / "q.csv")
+    assert (s.accepted, s.rejected) == (1, 2)
+    with (tmp_path / "q.csv").open() as q:
+        quarantined = sorted((row["field"], row["reason"]) for row in csv.DictReader(q))
+    assert quarantined == api and quarantined[1][0] == "touchpoint"
+    assert "expected a single value, got an object" in quarantined[1][1]
+    assert attributes_of(ingestor.store, "i3") == {"loyalty": {"tier": "gold"}}
+
+
 @pytest.mark.parametrize("name", ["e", "x", "v", "_item", "E"])
 def test_an_extra_field_named_like_the_validators_own_names_is_kept(
     client: TestClient, store: Store, name: str

@@ -25,6 +25,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from corridor.domain.contract import RecordKind
 from corridor.errors import ContractError, PayloadError
 from corridor.ingest.chunks import (
     MAX_CHUNK_BYTES,
@@ -39,6 +40,7 @@ from corridor.ingest.chunks import (
     reserved,
 )
 from corridor.ingest.csv_reader import CsvReader
+from corridor.ingest.payload import records_to_batch
 from corridor.ingest.validate import ROW
 
 FORMATS = ("csv", "ndjson", "parquet")
@@ -85,13 +87,20 @@ def detect_format(path: Path, fmt: str | None) -> tuple[str, str | None]:
 
 
 def open_reader(
-    path: Path, fmt: str, compression: str | None, chunk_rows: int, id_field: str | None = None
+    path: Path,
+    fmt: str,
+    compression: str | None,
+    chunk_rows: int,
+    id_field: str | None = None,
+    kind: RecordKind | None = None,
 ) -> Reader:
-    """A reader for ``path``; whole-file problems (empty, not UTF-8, ...) are raised here."""
+    """A reader for ``path``; whole-file problems (empty, not UTF-8, ...) are raised here.
+    ``kind``: the records' kind, by which an NDJSON file's values are typed as the API types
+    a request's (a record judged alike whichever door it came through)."""
     if fmt == "csv":
         return CsvReader(path, compression, chunk_rows, id_field)
     if fmt == "ndjson":
-        return NdjsonReader(path, compression, chunk_rows)
+        return NdjsonReader(path, compression, chunk_rows, kind)
     return ParquetReader(path, chunk_rows)
 
 
@@ -108,8 +117,11 @@ def _converted_name(path: Path) -> str:
 
 
 class NdjsonReader(Reader):
-    def __init__(self, path: Path, compression: str | None, chunk_rows: int) -> None:
+    def __init__(
+        self, path: Path, compression: str | None, chunk_rows: int, kind: RecordKind | None = None
+    ) -> None:
         self.path, self.compression, self.chunk_rows = path, compression, chunk_rows
+        self.kind = kind
         with open_binary(path, compression) as f:
             start = read_block(f, 4096, path).lstrip(b"\xef\xbb\xbf \t\r\n")
         converted = _converted_name(path)
@@ -226,13 +238,28 @@ class NdjsonReader(Reader):
             keys.update(dict.fromkeys(obj))
         if ROW in keys:
             raise ContractError(f"{self.path.name}: the field name {ROW!r} is reserved; rename it")
-        table = pa.table({k: _column([o.get(k) for o in good]) for k in keys})
-        table = table.append_column(ROW, pa.array(numbers, pa.int64()))
+        if self.kind is not None:
+            # the API's typing: an object where a value is wanted, or a boolean where a
+            # number is, is refused, not stored as its Python text or as 1
+            table, rejected = records_to_batch(self.kind, good, numbers)
+            text_of = dict(zip(numbers, texts, strict=True))
+            problems += [
+                Problem(r.row, r.field, r.reason, _line(text_of[r.row]), r.id) for r in rejected
+            ]
+            texts = [text_of[n] for n in table.column(ROW).to_pylist()]  # (the rows kept)
+        else:
+            table = pa.table({k: _column([o.get(k) for o in good]) for k in keys})
+            table = table.append_column(ROW, pa.array(numbers, pa.int64()))
 
         def originals(positions: Sequence[int]) -> list[str]:
-            return [texts[i].decode("utf-8", errors="replace").strip() for i in positions]
+            return [_line(texts[i]) for i in positions]
 
         return Chunk(table, problems, fraction, originals)
+
+
+def _line(text: bytes) -> str:
+    """A line of the file as the quarantine file keeps a record (its JSON as written)."""
+    return text.decode("utf-8", errors="replace").strip()
 
 
 def _as_json(text: bytes) -> str:
