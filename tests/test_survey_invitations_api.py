@@ -101,7 +101,7 @@ def test_invitations_cli(store_url, store, ingestor, app, tmp_path):
     listed = json.loads(run("surveys", "triggers", "delivery-pulse", "--format", "json").output)
     assert [t["kind"] for t in listed] == ["case_resolved"]
     people = tmp_path / "people.txt"
-    people.write_text("a\nb\n\n")
+    people.write_bytes(b"\xef\xbb\xbfa\r\nb\r\n\r\n")  # a spreadsheet's export: a BOM, CR LF
     r = run("surveys", "invite", "delivery-pulse", "--file", str(people), "--remind", "3d")
     assert r.exit_code == 0 and "2 invitation(s)" in r.output
     r = run("surveys", "send", "--base-url", "https://cx.example.com")

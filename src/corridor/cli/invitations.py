@@ -110,7 +110,9 @@ def surveys_invite(
     people = list(person or [])
     if file is not None:
         try:
-            people += [line.strip() for line in file.read_text().splitlines() if line.strip()]
+            # (utf-8-sig: a byte order mark, which spreadsheet exports write, is not an id's)
+            text = file.read_text(encoding="utf-8-sig")
+            people += [line.strip() for line in text.splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as e:
             raise CorridorError(f"cannot read {file}: {e}") from None
     if not people:
