@@ -240,6 +240,23 @@ def test_csv_bad_rows_quarantined(ingestor: Ingestor, tmp_path: Path, chunk_rows
     assert orjson.loads(note[0][0]) == {"note": "three\nline\nnote"}
 
 
+def test_a_quote_left_open_is_named_as_the_cause(ingestor: Ingestor, tmp_path: Path) -> None:
+    """A quote left open joins the next line to the record; when that leaves it with too many
+    fields the reason says so (a quoted value over several lines stays allowed: g4 above)."""
+    f = write(
+        tmp_path / "interactions.csv",
+        HEADER + "\n"
+        'o1,p1,2025-03-01T10:00:00Z,checkout,web,1,1,"open\n'
+        'o2,p2,2025-03-01T10:00:00Z,checkout,web,1,1",x\n'
+        "o3,p3,2025-03-01T10:00:00Z,checkout,web,1,1,ok\n",
+    )
+    s = import_file(ingestor, f, "interactions")
+    assert (s.accepted, s.rejected) == (1, 1)
+    (bad,) = quarantine_rows(s.quarantine)
+    assert bad["row"] == "2" and "expected 8 fields, found 9" in bad["reason"]
+    assert 'a field opened with a double quote (") runs on over the next line' in bad["reason"]
+
+
 def test_feedback_out_of_range_scores(ingestor: Ingestor, tmp_path: Path) -> None:
     f = write(
         tmp_path / "feedback.csv",

@@ -212,13 +212,14 @@ class CsvReader(Reader):
         rid = None
         if self.id_index is not None and self.id_index < len(fields):
             rid = fields[self.id_index].strip() or None
-        return Problem(
-            line,
-            ROW_FIELD,
-            f"expected {ncols} fields, found {len(fields)}",
-            orjson.dumps(text).decode(),
-            rid,
-        )
+        reason = f"expected {ncols} fields, found {len(fields)}"
+        if any("\n" in f for f in fields):
+            # a quoted field runs on to the next line: most often a quote left open
+            reason += (
+                '; a field opened with a double quote (") runs on over the next line(s): close '
+                "the quote (a quote inside a quoted field is written twice)"
+            )
+        return Problem(line, ROW_FIELD, reason, orjson.dumps(text).decode(), rid)
 
 
 def _all_empty(table: pa.Table) -> pa.ChunkedArray | None:
