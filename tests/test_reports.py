@@ -262,6 +262,10 @@ def test_a_scheduled_report_reaches_the_smtp_server_once_across_a_restart(
     assert "reports.send" in scheduler.REGISTRY  # the server's scheduler runs send_due
     url = f"duckdb:///{store_path}"
     with open_store(url) as s:
+        with pytest.raises(schedules.ScheduleNotFoundError, match="no e-mail settings yet"):
+            schedules.set_time_zone(s, "head-logistics", "America/New_York")
+        with pytest.raises(schedules.ScheduleNotFoundError, match="no user 'nobody'"):
+            schedules.set_time_zone(s, "nobody", "UTC")
         mail.set_preference(s, "head-logistics", "head@example.com")
         schedules.set_time_zone(s, "head-logistics", "America/New_York")
         made = schedules.add_schedule(

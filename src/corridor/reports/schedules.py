@@ -158,6 +158,10 @@ def set_time_zone(store: Store, username: str, time_zone: str | None) -> None:
             "SELECT username FROM notification_prefs WHERE username = ?", [username]
         )
         if not found:
+            if not tx.fetchall("SELECT 1 FROM users WHERE username = ?", [username]):
+                raise ScheduleNotFoundError(
+                    f"no user {username!r}; `corridor users list` shows them"
+                )
             raise ScheduleNotFoundError(
                 f"{username} has no e-mail settings yet: set them first with "
                 "`corridor users notify USERNAME --email ADDRESS`"
