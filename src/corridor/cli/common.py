@@ -107,6 +107,8 @@ ThemeIdArg = Annotated[str, typer.Argument(help="theme id (corridor themes list)
 
 #: ``--limit`` of a list command: at most this many
 LimitOpt = Annotated[int, typer.Option(min=1, max=100_000, help="at most this many")]
+#: a list's length, newest first
+NewestOpt = Annotated[int, typer.Option(min=1, max=10_000, help="at most this many, newest first")]
 
 
 def option_set(

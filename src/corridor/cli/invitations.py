@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from corridor.cli.common import FormatOpt, RuleIdArg, StoreOpt, SurveyIdArg, console
+from corridor.cli.common import FormatOpt, NewestOpt, RuleIdArg, StoreOpt, SurveyIdArg, console
 from corridor.cli.rules import actor, here_or_server, listing, quoted, when
 from corridor.cli.surveys import BaseUrlOpt, surveys_app
 from corridor.errors import CorridorError
@@ -137,9 +137,7 @@ def surveys_invitations(
     state: Annotated[
         str | None, typer.Option(help="scheduled, held, sent, answered or failed")
     ] = None,
-    limit: Annotated[
-        int, typer.Option(min=1, max=10_000, help="at most this many, newest first")
-    ] = 100,
+    limit: NewestOpt = 100,
     store: StoreOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:

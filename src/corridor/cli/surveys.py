@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from corridor.cli.common import FormatOpt, LinkIdArg, StoreOpt, SurveyIdArg, console
+from corridor.cli.common import FormatOpt, LinkIdArg, NewestOpt, StoreOpt, SurveyIdArg, console
 from corridor.cli.render import json_instead, print_json
 from corridor.cli.rules import actor, here_or_server, listing, quoted, when
 
@@ -199,9 +199,7 @@ def surveys_link(
 @surveys_app.command("links")
 def surveys_links(
     survey_id: SurveyIdArg,
-    limit: Annotated[
-        int, typer.Option(min=1, max=10_000, help="most links listed, newest first")
-    ] = 100,
+    limit: NewestOpt = 100,
     store: StoreOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:

@@ -169,7 +169,7 @@ def _opened(
     file_format, compression = detect_format(p, fmt)
     target = Path(quarantine) if quarantine is not None else p.with_name(p.name + ".quarantine.csv")
     check_quarantine(target, p)
-    reader = open_reader(p, file_format, compression, chunk_rows, k.id_field, k)
+    reader = open_reader(p, file_format, compression, chunk_rows, k)
     try:
         if reader.columns is not None:
             check_columns(k, reader.columns, p)

@@ -87,18 +87,14 @@ def detect_format(path: Path, fmt: str | None) -> tuple[str, str | None]:
 
 
 def open_reader(
-    path: Path,
-    fmt: str,
-    compression: str | None,
-    chunk_rows: int,
-    id_field: str | None = None,
-    kind: RecordKind | None = None,
+    path: Path, fmt: str, compression: str | None, chunk_rows: int, kind: RecordKind | None = None
 ) -> Reader:
     """A reader for ``path``; whole-file problems (empty, not UTF-8, ...) are raised here.
-    ``kind``: the records' kind, by which an NDJSON file's values are typed as the API types
-    a request's (a record judged alike whichever door it came through)."""
+    ``kind``: the records' kind: a CSV problem names the record by its id field, and an NDJSON
+    file's values are typed as the API types a request's (a record judged alike whichever
+    door it came through)."""
     if fmt == "csv":
-        return CsvReader(path, compression, chunk_rows, id_field)
+        return CsvReader(path, compression, chunk_rows, kind.id_field if kind else None)
     if fmt == "ndjson":
         return NdjsonReader(path, compression, chunk_rows, kind)
     return ParquetReader(path, chunk_rows)

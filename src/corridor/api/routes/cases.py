@@ -10,7 +10,8 @@ id, for reading and changing alike; an agent sees the open cases of a customer, 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 
@@ -123,25 +124,13 @@ def test_rule(
 
 
 # -- cases ------------------------------------------------------------------------------------
-Filter = Annotated[
-    list[str], Query(default_factory=list, max_length=100, description="one or more values")
-]
-StateFilter = Annotated[
-    list[str],
-    Query(
-        default_factory=list,
-        max_length=100,
-        description=f"one or more of {', '.join(cases.STATES)}",
-    ),
-]
-PriorityFilter = Annotated[
-    list[str],
-    Query(
-        default_factory=list,
-        max_length=100,
-        description=f"one or more of {', '.join(sla.PRIORITIES)}",
-    ),
-]
+def _values(choices: Sequence[str] = ()) -> Any:
+    """A list filter's query parameter: one or more values (of ``choices``, when given)."""
+    said = f"one or more of {', '.join(choices)}" if choices else "one or more values"
+    return Query(default_factory=list, max_length=100, description=said)
+
+
+Filter = Annotated[list[str], _values()]
 CASE_QUERY = (
     "state", "priority", "assignee", "department", "partner", "touchpoint", "person", "rule",
     "team", "breached", "limit", "offset",
@@ -152,8 +141,8 @@ CASE_QUERY = (
 def list_cases(
     store: StoreDep,
     scope: ScopeDep,
-    state: StateFilter,
-    priority: PriorityFilter,
+    state: Annotated[list[str], _values(cases.STATES)],
+    priority: Annotated[list[str], _values(sla.PRIORITIES)],
     assignee: Filter,
     department: Filter,
     partner: Filter,
