@@ -232,13 +232,19 @@ def records_to_table(
 
 
 def records_to_batch(
-    kind: RecordKind, records: Sequence[dict[str, Any]], rows: Sequence[int]
+    kind: RecordKind,
+    records: Sequence[dict[str, Any]],
+    rows: Sequence[int],
+    *,
+    booleans: bool = True,
 ) -> tuple[pa.Table, list[Rejection]]:
     """Records → (Arrow table with a ``_row`` column, rejections of the records left out).
 
     A record is left out, with a reason, when it gives an object or array where the contract
     wants a single value, or uses a field name that cannot be a column (empty, a control
     character, reserved, or the same as another name in the batch except for letter case).
+    ``booleans=False``: the caller knows no value is a boolean (its JSON text has no ``true``
+    or ``false``), so number columns are not searched for one.
     """
     if len(records) != len(rows):
         raise ValueError(f"{len(records)} records but {len(rows)} row numbers")
@@ -264,7 +270,7 @@ def records_to_batch(
         del inferred[key]
     for key, arr in inferred.items():
         if key in fields:
-            arr, shapeless = _field_column(key, records, arr)
+            arr, shapeless = _field_column(key, records, arr, booleans)
             columns[key] = arr
             for i in shapeless:
                 got = attributes.json_type(records[i][key])
@@ -276,7 +282,7 @@ def records_to_batch(
                     )
                 )
         else:
-            columns[key] = _extra_column(key, records, arr)
+            columns[key] = _extra_column(key, records, arr, booleans)
     columns[ROW] = pa.array(rows, pa.int64())
     table = pa.table(columns)
     if not bad:
@@ -411,7 +417,10 @@ def _has_bool(values: list[Any]) -> bool:
 
 
 def _field_column(
-    key: str, records: Sequence[dict[str, Any]], arr: pa.Array | pa.ChunkedArray | None
+    key: str,
+    records: Sequence[dict[str, Any]],
+    arr: pa.Array | pa.ChunkedArray | None,
+    booleans: bool = True,
 ) -> tuple[pa.Array | pa.ChunkedArray, list[int]]:
     """A contract field: as typed when that is a scalar type the validator reads as it is,
     else text. Returns the indexes of values that are objects or arrays (no single value)."""
@@ -422,6 +431,8 @@ def _field_column(
             return arr, []
         # pyarrow reads [1.5, True] as [1.5, 1.0]: a boolean must not pass as a number.
         if pa.types.is_floating(t):
+            if not booleans:
+                return arr, []
             values = values if values is not None else _values(key, records)
             if not _has_bool(values):
                 return arr, []
@@ -431,7 +442,10 @@ def _field_column(
 
 
 def _extra_column(
-    key: str, records: Sequence[dict[str, Any]], arr: pa.Array | pa.ChunkedArray | None
+    key: str,
+    records: Sequence[dict[str, Any]],
+    arr: pa.Array | pa.ChunkedArray | None,
+    booleans: bool = True,
 ) -> pa.Array | pa.ChunkedArray:
     """An extra field (kept as an attribute): scalars as they are; anything nested or of mixed
     types as JSON, so the attribute keeps its exact value."""
@@ -439,7 +453,7 @@ def _extra_column(
     if arr is not None:
         t = arr.type
         if not pa.types.is_nested(t):
-            if not pa.types.is_floating(t):
+            if not pa.types.is_floating(t) or not booleans:
                 return arr
             values = values if values is not None else _values(key, records)
             if not _has_bool(values):

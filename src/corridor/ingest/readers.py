@@ -237,12 +237,14 @@ class NdjsonReader(Reader):
         if self.kind is not None:
             # the API's typing: an object where a value is wanted, or a boolean where a
             # number is, is refused, not stored as its Python text or as 1
-            table, rejected = records_to_batch(self.kind, good, numbers)
-            text_of = dict(zip(numbers, texts, strict=True))
-            problems += [
-                Problem(r.row, r.field, r.reason, _line(text_of[r.row]), r.id) for r in rejected
-            ]
-            texts = [text_of[n] for n in table.column(ROW).to_pylist()]  # (the rows kept)
+            booleans = any(b"true" in t or b"false" in t for t in texts)
+            table, rejected = records_to_batch(self.kind, good, numbers, booleans=booleans)
+            if rejected:
+                text_of = dict(zip(numbers, texts, strict=True))
+                problems += [
+                    Problem(r.row, r.field, r.reason, _line(text_of[r.row]), r.id) for r in rejected
+                ]
+                texts = [text_of[n] for n in table.column(ROW).to_pylist()]  # (the rows kept)
         else:
             table = pa.table({k: _column([o.get(k) for o in good]) for k in keys})
             table = table.append_column(ROW, pa.array(numbers, pa.int64()))
