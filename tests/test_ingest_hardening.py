@@ -231,20 +231,23 @@ def test_an_ndjson_file_and_the_api_judge_a_value_alike(
             interaction(first, channel=True),
             interaction(first + 1, touchpoint={"key": "checkout"}),
             interaction(first + 2, loyalty={"tier": "gold"}),  # an extra: kept as an attribute
+            interaction(first + 3, value=True),  # a boolean among numbers: not 1.0
+            interaction(first + 4, value=1.5),
         ]
         return b"".join(orjson.dumps(r) + b"\n" for r in records)
 
     r = client.post("/api/v1/interactions", content=body(11), headers={"content-type": NDJSON})
-    assert (r.json()["accepted"], r.json()["rejected"]) == (1, 2), r.text
+    assert (r.json()["accepted"], r.json()["rejected"]) == (2, 3), r.text
     api = sorted((e["field"], e["reason"]) for e in r.json()["errors"])
     f = tmp_path / "interactions.ndjson"
     f.write_bytes(body(1))
     s = import_file(ingestor, f, "interactions", quarantine=tmp_path / "q.csv")
-    assert (s.accepted, s.rejected) == (1, 2)
+    assert (s.accepted, s.rejected) == (2, 3)
     with (tmp_path / "q.csv").open() as q:
         quarantined = sorted((row["field"], row["reason"]) for row in csv.DictReader(q))
-    assert quarantined == api and quarantined[1][0] == "touchpoint"
+    assert quarantined == api and [f for f, _ in quarantined] == ["channel", "touchpoint", "value"]
     assert "expected a single value, got an object" in quarantined[1][1]
+    assert "not a number" in quarantined[2][1]
     assert attributes_of(ingestor.store, "i3") == {"loyalty": {"tier": "gold"}}
 
 
