@@ -169,9 +169,11 @@ def test_a_path_or_setting_the_system_refuses_is_one_line_not_a_traceback(tmp_pa
     store = f"duckdb://{tmp_path / 'corridor.duckdb'}"
     open_store(store).close()
     (tmp_path / "p.csv").write_text("person_id,kind\nc-1,customer\n")
+    (tmp_path / "broken.yaml").write_text("calendar: [\n  : :\n")
     for args, env, says in (
         (["map", "load", str(tmp_path)], {}, f"is a directory: {tmp_path}"),
         (["cases", "sla", "default", str(tmp_path)], {}, f"is a directory: {tmp_path}"),
+        (["cases", "sla", "default", "broken.yaml"], {}, "broken.yaml is not YAML or JSON (line"),
         (["import", "p.csv", "--kind", "people"], {"CORRIDOR_TEXT_ANALYSIS": "bogus"},
          "CORRIDOR_TEXT_ANALYSIS='bogus': Input should be 'background', 'inline' or 'off'"),
     ):  # fmt: skip

@@ -233,7 +233,12 @@ def cases_sla(
     if name is not None:
         if file is None:
             raise CorridorError("give the policy's file too: corridor cases sla NAME FILE")
-        doc = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        try:
+            doc = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            where = getattr(e, "problem_mark", None)
+            at = f" (line {where.line + 1})" if where is not None else ""
+            raise CorridorError(f"{file} is not YAML or JSON{at}: {e}".split("\n")[0]) from None
         if not isinstance(doc, dict):
             raise CorridorError(f"{file}: a policy is a mapping with calendar and targets")
 

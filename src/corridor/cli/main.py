@@ -52,6 +52,8 @@ def main() -> None:
         _fail(describe_os_error(e))
     except ValidationError as e:
         # a setting from the environment (CORRIDOR_...) with a value it cannot take
+        if e.title != "Settings":
+            raise
         _fail(describe_settings_error(e))
     except KeyboardInterrupt:
         err.print("interrupted")
