@@ -185,7 +185,16 @@ def test_each_role_sees_and_works_only_the_cases_of_its_scope(store, world):
         assert listed("lena") == {delivery}  # logistics: home delivery
         assert listed("eric") == {checkout}
         assert listed("paul") == {delivery}  # partner dhl delivered it
-        assert listed("lena", department="ecommerce") == set()  # a filter never widens
+        # a filter never widens: outside the view it is refused, as the inbox page refuses it
+        for user, params, says in (
+            ("lena", {"department": "ecommerce"}, "no department 'ecommerce' in your view"),
+            ("lena", {"touchpoint": "checkout"}, "no touch point 'checkout' in your view"),
+            ("paul", {"partner": "ups"}, "no partner 'ups' in your view"),
+        ):
+            r = c.get("/api/v1/cases", params=params, headers=h[user])
+            assert r.status_code == 422 and r.json()["error"]["message"] == says, r.text
+        assert listed("lena", department="logistics") == {delivery}
+        assert listed("paul", partner="dhl", touchpoint="home_delivery") == {delivery}
         assert listed("aggie") == {checkout, delivery, support}  # open cases of customers
 
         # another department's case, by URL: 404, worded as for an unknown id

@@ -137,6 +137,7 @@ def list_cases(
                 f"unknown {column} {', '.join(map(repr, wrong))}; "
                 f"allowed: {', '.join(allowed or ())}"
             )
+        _in_view(scope, column, vals)
         if vals:
             parts.append(f"{column} IN ({', '.join('?' * len(vals))})")
             args.extend(vals)
@@ -151,6 +152,24 @@ def list_cases(
             tx, clause, args, f"{_ORDER} LIMIT {int(limit)} OFFSET {int(offset)}"
         )
     return [view(c, now) for c in rows], total
+
+
+def _in_view(scope: Scope | None, column: str, values: Sequence[str]) -> None:
+    """A filter never widens what ``scope`` sees: a touch point, department or partner outside
+    it is refused (as the inbox page refuses it), not answered with no case."""
+    if scope is None:
+        return
+    checks = {
+        "touchpoint": ("touch point", scope.sees_touchpoint),
+        "department": ("department", scope.sees_department),
+        "partner_id": ("partner", scope.sees_partner),
+    }
+    if column not in checks:
+        return
+    label, sees = checks[column]
+    for value in values:
+        if not sees(value):
+            raise CaseError(f"no {label} {value!r} in your view")
 
 
 def get_case(store: Store, scope: Scope | None, case_id: str) -> dict[str, Any]:
