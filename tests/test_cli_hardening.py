@@ -170,11 +170,13 @@ def test_a_path_or_setting_the_system_refuses_is_one_line_not_a_traceback(tmp_pa
     open_store(store).close()
     (tmp_path / "p.csv").write_text("person_id,kind\nc-1,customer\n")
     (tmp_path / "broken.yaml").write_text("calendar: [\n  : :\n")
+    fresh = tmp_path / "new.duckdb"
     for args, env, says in (
         (["map", "load", str(tmp_path)], {}, f"is a directory: {tmp_path}"),
         (["cases", "sla", "default", str(tmp_path)], {}, f"is a directory: {tmp_path}"),
         (["cases", "sla", "default", "broken.yaml"], {}, "broken.yaml is not YAML or JSON (line"),
-        (["import", "p.csv", "--kind", "people"], {"CORRIDOR_TEXT_ANALYSIS": "bogus"},
+        (["import", "p.csv", "--kind", "people"],
+         {"CORRIDOR_TEXT_ANALYSIS": "bogus", "CORRIDOR_STORE": f"duckdb://{fresh}"},
          "CORRIDOR_TEXT_ANALYSIS='bogus': Input should be 'background', 'inline' or 'off'"),
     ):  # fmt: skip
         env_all = {**os.environ, "COLUMNS": "80", "NO_COLOR": "1", "CORRIDOR_STORE": store, **env}
@@ -183,6 +185,7 @@ def test_a_path_or_setting_the_system_refuses_is_one_line_not_a_traceback(tmp_pa
         lines = [line for line in r.stderr.splitlines() if line.strip()]
         assert r.returncode == 2 and "Traceback" not in r.stderr, (args, r.stderr)
         assert lines and says in " ".join(lines[-1:]), (args, r.stderr)
+    assert not fresh.exists()  # the setting is read before a store is made
 
 
 def test_the_hint_for_a_json_array_never_names_the_file_itself(tmp_path: Path) -> None:

@@ -42,11 +42,12 @@ def ingestor(store_url: str | None, command: str, instead: str = "") -> Iterator
     :func:`~corridor.cli.common.open_to_write`; ``instead``: another way while a server runs)."""
     from corridor.ingest.pipeline import Ingestor
 
+    options = ingest_text_options()  # (its settings read before a store is made)
     created = new_store_path(store_url)
     store = open_to_write(store_url, command, instead)
     if created is not None:
         err.print(f"created a new store at {escape(str(created))}", soft_wrap=True)
-    ing = Ingestor(store, **ingest_text_options())
+    ing = Ingestor(store, **options)
     try:
         yield ing
         analyze_after_ingest(store)
