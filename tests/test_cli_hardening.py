@@ -190,6 +190,7 @@ def test_a_path_or_setting_the_system_refuses_is_one_line_not_a_traceback(tmp_pa
 
 def test_the_hint_for_a_json_array_never_names_the_file_itself(tmp_path: Path) -> None:
     """``jq ... x.ndjson > x.ndjson`` empties the file before jq reads it."""
+    from corridor.domain.contract import get_kind
     from corridor.errors import PayloadError
     from corridor.ingest.readers import open_reader
 
@@ -197,7 +198,7 @@ def test_the_hint_for_a_json_array_never_names_the_file_itself(tmp_path: Path) -
         f = tmp_path / name
         f.write_text('[{"person_id": "c-1"}]\n')
         with pytest.raises(PayloadError, match=f"> {target}\\)"):
-            open_reader(f, "ndjson", None, 1000)
+            open_reader(f, "ndjson", None, 1000, get_kind("people"))
 
 
 # -- serve ------------------------------------------------------------------------------------

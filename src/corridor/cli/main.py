@@ -69,9 +69,10 @@ def _fail(message: str) -> NoReturn:
 def describe_os_error(e: OSError) -> str:
     """``e`` as one line: what the system said, and the path(s) it said it of."""
     paths = [str(p) for p in (e.filename, e.filename2) if p is not None]
-    reason = e.strerror or type(e).__name__
+    # the system's sentence ("Is a directory") read on after "error:"
+    reason = e.strerror[:1].lower() + e.strerror[1:] if e.strerror else type(e).__name__
     where = f": {' -> '.join(paths)}" if paths else ""
-    return f"{reason.lower() if reason[:1].isupper() and reason[1:2].islower() else reason}{where}"
+    return f"{reason}{where}"
 
 
 def describe_settings_error(e: ValidationError) -> str:

@@ -118,7 +118,8 @@ def export(
     with open_to_write(store, "people export", _INSTEAD) as s:
         group = _group(s, value, by)
         target = out or Path(f"{group.canonical}.zip")
-        check_out(target)  # (before the archive is made and its export logged)
+        if out is None:  # (the default, once the person is known; before the export is logged)
+            check_out(target)
         data = archive(s, group, actor=audit.Actor.cli())
     target.write_bytes(data)
     console.print(f"wrote {target} ({len(data):,} bytes; {len(group.persons)} person(s))")

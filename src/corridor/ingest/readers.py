@@ -87,14 +87,14 @@ def detect_format(path: Path, fmt: str | None) -> tuple[str, str | None]:
 
 
 def open_reader(
-    path: Path, fmt: str, compression: str | None, chunk_rows: int, kind: RecordKind | None = None
+    path: Path, fmt: str, compression: str | None, chunk_rows: int, kind: RecordKind
 ) -> Reader:
     """A reader for ``path``; whole-file problems (empty, not UTF-8, ...) are raised here.
     ``kind``: the records' kind: a CSV problem names the record by its id field, and an NDJSON
     file's values are typed as the API types a request's (a record judged alike whichever
     door it came through)."""
     if fmt == "csv":
-        return CsvReader(path, compression, chunk_rows, kind.id_field if kind else None)
+        return CsvReader(path, compression, chunk_rows, kind.id_field)
     if fmt == "ndjson":
         return NdjsonReader(path, compression, chunk_rows, kind)
     return ParquetReader(path, chunk_rows)
@@ -114,7 +114,7 @@ def _converted_name(path: Path) -> str:
 
 class NdjsonReader(Reader):
     def __init__(
-        self, path: Path, compression: str | None, chunk_rows: int, kind: RecordKind | None = None
+        self, path: Path, compression: str | None, chunk_rows: int, kind: RecordKind
     ) -> None:
         self.path, self.compression, self.chunk_rows = path, compression, chunk_rows
         self.kind = kind
@@ -234,20 +234,16 @@ class NdjsonReader(Reader):
             keys.update(dict.fromkeys(obj))
         if ROW in keys:
             raise ContractError(f"{self.path.name}: the field name {ROW!r} is reserved; rename it")
-        if self.kind is not None:
-            # the API's typing: an object where a value is wanted, or a boolean where a
-            # number is, is refused, not stored as its Python text or as 1
-            booleans = any(b"true" in t or b"false" in t for t in texts)
-            table, rejected = records_to_batch(self.kind, good, numbers, booleans=booleans)
-            if rejected:
-                text_of = dict(zip(numbers, texts, strict=True))
-                problems += [
-                    Problem(r.row, r.field, r.reason, _line(text_of[r.row]), r.id) for r in rejected
-                ]
-                texts = [text_of[n] for n in table.column(ROW).to_pylist()]  # (the rows kept)
-        else:
-            table = pa.table({k: _column([o.get(k) for o in good]) for k in keys})
-            table = table.append_column(ROW, pa.array(numbers, pa.int64()))
+        # the API's typing: an object where a value is wanted, or a boolean where a number
+        # is, is refused, not stored as its Python text or as 1
+        booleans = any(b"true" in t or b"false" in t for t in texts)
+        table, rejected = records_to_batch(self.kind, good, numbers, booleans=booleans)
+        if rejected:
+            text_of = dict(zip(numbers, texts, strict=True))
+            problems += [
+                Problem(r.row, r.field, r.reason, _line(text_of[r.row]), r.id) for r in rejected
+            ]
+            texts = [text_of[n] for n in table.column(ROW).to_pylist()]  # (the rows kept)
 
         def originals(positions: Sequence[int]) -> list[str]:
             return [_line(texts[i]) for i in positions]
@@ -261,21 +257,7 @@ def _line(text: bytes) -> str:
 
 
 def _as_json(text: bytes) -> str:
-    return orjson.dumps(text.decode("utf-8", errors="replace").strip()).decode()
-
-
-def _column(values: list[Any]) -> pa.Array:
-    """An Arrow column from JSON values; a column of mixed kinds is kept as text."""
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        return pa.array(
-            [
-                None if v is None else v if isinstance(v, str) else orjson.dumps(v).decode()
-                for v in values
-            ],
-            pa.string(),
-        )
+    return orjson.dumps(_line(text)).decode()
 
 
 # -- Parquet --------------------------------------------------------------------------------------

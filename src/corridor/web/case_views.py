@@ -169,7 +169,7 @@ def inbox(
         "first": first + 1 if found else 0,
         "last": first + len(found),
         "page": page,
-        "pages": max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+        "pages": _last_page(total) + 1,
         "scanned": scanned,
         "sla_scan": SLA_SCAN,
         "counts": counts,
