@@ -45,6 +45,14 @@ class Settings(BaseModel):
         "worker; `corridor import` afterwards, with a progress bar), inline = inside the ingest "
         "transaction (slower ingest), off = only by `corridor text analyze`",
     )
+    rollup_upkeep: Literal["background", "inline"] = Field(
+        default="background",
+        description="how the server keeps the feedback rollup current as new feedback arrives: "
+        "background = each batch queues its records and a worker folds them into the rollup "
+        "right after the commit (answers count queued records from the base tables meanwhile, "
+        "so they are exact), inline = each batch adds its rollup rows inside its own "
+        "transaction (slower ingest)",
+    )
     model_refresh: Literal["background", "on_request"] = Field(
         default="background",
         description="churn-risk and lifetime models on customer pages: fitted by a background "

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 import corridor
 from corridor.analytics.customers.models import CHURN_RISK, FittedModels
+from corridor.analytics.feedback.rollup_pending import RollupWorker
 from corridor.api import analyses, errors
 from corridor.api.answer_cache import AnswerCache
 from corridor.api.audit_trail import AuditTrail
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             the_store,
             keep_original_text=settings.keep_original_text,
             analyze_text=settings.text_analysis == "inline",
+            rollup_upkeep=settings.rollup_upkeep,
         )
     except BaseException:
         if owns_store:
@@ -84,6 +86,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     text_worker = TextWorker(the_store) if settings.text_analysis == "background" else None
     if text_worker is not None:
         ingestor.on_pending_text = text_worker.poke
+    # new feedback's rollup rows are added right after its batch commits, many batches at once;
+    # on start, what a stopped server left queued
+    rollup_worker = RollupWorker(the_store) if settings.rollup_upkeep == "background" else None
+    if rollup_worker is not None:
+        ingestor.on_pending_rollup = rollup_worker.poke
 
     # survey answers are stored as feedback off the request path, right after they are
     # acknowledged, as a group; on start, those a crash left acknowledged but not stored
@@ -105,6 +112,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         survey_finisher.start()
         if text_worker is not None:
             text_worker.start()
+        if rollup_worker is not None:
+            rollup_worker.start()
         if jobs is not None:
             jobs.start()
         try:
@@ -115,6 +124,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             survey_finisher.stop(timeout=60.0)
             if text_worker is not None:
                 text_worker.stop()
+            if rollup_worker is not None:
+                rollup_worker.stop(timeout=60.0)
             refresher = getattr(app.state, "model_refresher", None)
             if refresher is not None:
                 refresher.stop()

@@ -324,6 +324,11 @@ class Health(BaseModel):
     jobs: list[JobInfo] = Field(
         default_factory=list, description="the scheduler's jobs: last outcome, next run"
     )
+    rollup_pending: int = Field(
+        default=0,
+        description="new feedback records waiting for the rollup's background fold (usually "
+        "0, or the last second's batches); every answer counts them already",
+    )
 
 
 class MapLoaded(BaseModel):

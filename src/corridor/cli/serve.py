@@ -186,10 +186,11 @@ def _catch_up_rollup(store: Any) -> None:
     """A rollup left stale (a store upgraded from schema v2, a refresh that failed after an
     ingest) is brought up to date before serving: reads never write, so until then they would
     answer from the base tables."""
-    from corridor.analytics.feedback import rollup
+    from corridor.analytics.feedback import rollup, rollup_pending
 
     if rollup.has_rollup(store) and not rollup.is_current(store):
         with progress_bar("bringing the rollup up to date") as progress:
             days = rollup.refresh(store)
+            folded = rollup_pending.fold_all(store)
             progress("rollup up to date", 1.0)
-        console.print(f"rollup: {days} stale day(s) rebuilt")
+        console.print(f"rollup: {days} stale day(s) rebuilt, {folded} queued record(s) folded")

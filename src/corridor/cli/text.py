@@ -69,7 +69,7 @@ def _bar(description: str) -> tuple[Progress, Callable[[int, int], None]]:
     return bar, update
 
 
-def ingest_text_options() -> dict[str, bool]:
+def ingest_text_options() -> dict[str, Any]:
     """The Ingestor's text options from the settings (``CORRIDOR_KEEP_ORIGINAL_TEXT``,
     ``CORRIDOR_TEXT_ANALYSIS``)."""
     from corridor.settings import Settings

@@ -10,7 +10,9 @@ people), the Ingestor brings the rollup up to date
 (:func:`~corridor.analytics.feedback.rollup.refresh`), so reads never have to; inside
 :meth:`Ingestor.bulk` (a file import's many chunks) once, at the end. A failed refresh is
 logged, never fails the batch, and is tried again after the next commit; meanwhile reads take
-the marked days from the base tables.
+the marked days from the base tables. A batch of new feedback adds its own rollup rows in its
+transaction (``rollup_upkeep="inline"``) or, in a server (``"background"``), queues its records
+for the fold that runs after the commit (:mod:`corridor.analytics.feedback.rollup_pending`).
 
 Record rules (:mod:`corridor.loop.record_rules`) are evaluated inside each batch's transaction,
 once its records are written: the alerts, cases and notifications they raise commit with the
@@ -27,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,6 +38,13 @@ from corridor.domain.contract import RecordKind, get_kind
 from corridor.domain.corridor_map import CorridorMap
 from corridor.errors import StoreReadOnlyError
 from corridor.ingest import identity
+from corridor.ingest.batch_upkeep import (
+    Staged,
+    add_to_rollup,
+    delta_candidate,
+    mark_rollup_dirty,
+    mark_rollup_people,
+)
 from corridor.ingest.validate import (
     ATTRIBUTES,
     ROW,
@@ -48,11 +57,13 @@ from corridor.loop import record_rules
 from corridor.privacy import ledger
 from corridor.store.base import Store, Tx
 from corridor.store.maps import load_map, save_map
-from corridor.store.migrations import V3, V5, V9, V13
+from corridor.store.migrations import V3, V5, V9, V13, V16
 from corridor.text import intake
 
 #: the schema version that brought the feedback rollup
 ROLLUP_VERSION = V3.version
+#: the schema version that brought the rollup's queue (upkeep after the commit)
+QUEUE_VERSION = V16.version
 #: the schema version that brought text analysis (and kept originals)
 TEXT_VERSION = V5.version
 #: the schema version that brought the erasure ledger (records naming erased people refused)
@@ -129,15 +140,26 @@ class Ingestor:
     """The one write path for records. Thread-safe; batches are serialised by the store."""
 
     def __init__(
-        self, store: Store, *, keep_original_text: bool = False, analyze_text: bool = True
+        self,
+        store: Store,
+        *,
+        keep_original_text: bool = False,
+        analyze_text: bool = True,
+        rollup_upkeep: Literal["inline", "background"] = "inline",
     ) -> None:
         """``keep_original_text``: keep feedback texts as received (before redaction) in
         ``feedback_text_original``; ``analyze_text``: score feedback texts with the default
         lexicon model inside the ingest transaction (else they are pending, and
         :attr:`on_pending_text`, when set, is called after each committed feedback batch — a
         server's background worker, handed the batch and the text rules' rows of it or None — or
-        ``corridor text analyze`` scores them)."""
+        ``corridor text analyze`` scores them); ``rollup_upkeep``: a batch of new feedback adds
+        its rollup rows in its transaction (``"inline"``), or queues its records for a fold
+        after the commit (``"background"``: :attr:`on_pending_rollup`, when set, is called after
+        each batch that queued some — a server's :class:`~corridor.analytics.feedback.
+        rollup_pending.RollupWorker`; reads are exact meanwhile)."""
         self.store = store
+        self.rollup_upkeep = rollup_upkeep
+        self.on_pending_rollup: Callable[[], None] | None = None
         self.keep_original_text = keep_original_text
         self.analyze_text = analyze_text
         self.on_pending_text: Callable[[pa.Table, pa.Table | None], None] | None = None
@@ -299,12 +321,14 @@ class Ingestor:
             # a bulk import rebuilds the rollup once at its end; other batches of new feedback
             # add their own rollup rows
             delta = None if self._bulk else self.store
+        queue = self.rollup_upkeep == "background" and self._schema_at(QUEUE_VERSION)
         for_texts: list[pa.Table] = []  # the text rules' rows, for the background worker
+        batch = None
         with self.store.transaction() as tx:
             marked = False
             if valid.num_rows:
                 inserted, merges, batch, marked = _write(
-                    tx, k, valid, now, plain=plain, rollup=rollup, delta=delta
+                    tx, k, valid, now, plain=plain, rollup=rollup, delta=delta, queue=queue
                 )
                 if text:
                     intake.store_batch(
@@ -354,41 +378,11 @@ class Ingestor:
                 deferred = self._bulk > 0
             if not deferred:
                 self.refresh_rollup()
+        if queue and self.on_pending_rollup is not None and batch is not None and batch.queued:
+            self.on_pending_rollup()
         if text and not self.analyze_text and self.on_pending_text is not None:
             self.on_pending_text(valid, for_texts[0] if for_texts else None)
         return report
-
-
-class _Staged:
-    """A batch's records, staged as ``_batch`` when something first asks for them by name (the
-    rollup marks and record rules read them in SQL): a plain insert copies them straight into
-    their table and often needs no staged copy at all."""
-
-    def __init__(self, tx: Tx, rows: pa.Table) -> None:
-        self._tx = tx
-        self.rows = rows
-        self._staged = False
-        #: the batch's rows of other tables read in its transaction already (table → rows: the
-        #: rollup's look-ups of its interactions and persons)
-        self.read: dict[str, pa.Table] = {}
-        self._read_staged: dict[str, str] = {}
-
-    def looked_up(self) -> dict[str, str]:
-        """:attr:`read`, staged until the transaction ends (table → staged name) on DuckDB,
-        when something first asks for them (the record rules read them instead of the whole
-        tables; PostgreSQL's rules look each key up themselves)."""
-        if self._tx.dialect == "duckdb":
-            for table, rows in self.read.items():
-                if table not in self._read_staged:
-                    self._read_staged[table] = f"_rollup_{table}"
-                    self._tx.stage(self._read_staged[table], rows)
-        return self._read_staged
-
-    def __call__(self) -> str:
-        if not self._staged:
-            self._tx.stage("_batch", self.rows)
-            self._staged = True
-        return "_batch"
 
 
 def _write(
@@ -400,10 +394,12 @@ def _write(
     plain: bool = False,
     rollup: bool = False,
     delta: Store | None = None,
-) -> tuple[int, list[identity.Merge], _Staged | None, bool]:
+    queue: bool = False,
+) -> tuple[int, list[identity.Merge], Staged | None, bool]:
     """Write one validated batch; ``rollup``: also mark the feedback rollup days it changes, or,
     with ``delta`` (the store) and a feedback batch of new records only, add its rollup rows
-    (:func:`corridor.analytics.feedback.rollup_delta.add_new_feedback`). Returns the rows inserted,
+    (:func:`corridor.analytics.feedback.rollup_delta.add_new_feedback`), or, with ``queue``,
+    queue them for the fold after the commit. Returns the rows inserted,
     the merges made, the records written (None for people), and whether rollup days may have
     been marked (a refresh is due after the commit)."""
     columns = [f.name for f in kind.stored_fields] + [ATTRIBUTES]
@@ -420,87 +416,21 @@ def _write(
             inserted = _upsert_people(tx, valid.select(columns), now, rollup=rollup)
             identity.apply(tx, res, now)
             return inserted, merges, None, rollup
-        dims = rollup and _delta_candidate(kind, valid, delta)
+        dims = rollup and delta_candidate(kind, valid, delta)
         people = _ensure_people(tx, valid, now, dims=dims)
         identity.apply(tx, res, now)
-    batch = _Staged(tx, valid.select(columns))
+    batch = Staged(tx, valid.select(columns))
     if plain:  # all new (or the transaction fails on the first stored id, and is written again)
         inserted = tx.append(kind.name, batch.rows)
     else:
         inserted = tx.insert(kind.name, batch(), columns, key=[kind.id_field])
     if not rollup:
         return inserted, merges, batch, False
-    if _add_to_rollup(
-        tx, kind, batch, delta, all_new=not merges and inserted == valid.num_rows, people=people
-    ):
+    all_new = not merges and inserted == valid.num_rows
+    if add_to_rollup(tx, kind, batch, delta, all_new=all_new, people=people, queue=queue):
         return inserted, merges, batch, False
-    _mark_rollup_dirty(tx, kind, batch)
+    mark_rollup_dirty(tx, kind, batch)
     return inserted, merges, batch, kind.name in _ROLLUP_KINDS
-
-
-def _delta_candidate(kind: RecordKind, valid: pa.Table, store: Store | None) -> bool:
-    """Whether the batch may add its own rollup rows (:func:`_add_to_rollup`), should its
-    records all be new: then its persons' dimensions are read with their existence."""
-    if kind.name != "feedback" or store is None:
-        return False
-    from corridor.analytics.feedback import rollup_delta
-
-    return valid.num_rows <= rollup_delta.DELTA_MAX
-
-
-def _add_to_rollup(
-    tx: Tx,
-    kind: RecordKind,
-    batch: _Staged,
-    store: Store | None,
-    *,
-    all_new: bool,
-    people: pa.Table | None = None,
-) -> bool:
-    """Add the rollup rows of a batch of new feedback records in its transaction (see
-    :func:`corridor.analytics.feedback.rollup_delta.add_new_feedback`; ``people``: its persons'
-    dimensions, read by :func:`_ensure_people`); False when the batch is not one (a bulk
-    import: ``store`` None; records stored before, or persons merged: their stored feedback's
-    days are rebuilt), or too big for looking its keys up one by one."""
-    if not all_new or not _delta_candidate(kind, batch.rows, store):
-        return False
-    from corridor.analytics.feedback import rollup_delta
-
-    assert store is not None
-    batch.read = rollup_delta.add_new_feedback(store, tx, batch.rows, people)
-    return True
-
-
-_MARK = "INSERT INTO rollup_dirty (day) SELECT DISTINCT CAST(occurred_at AS DATE) FROM "
-
-
-def _mark_rollup_dirty(tx: Tx, kind: RecordKind, batch: _Staged) -> None:
-    """Mark the UTC days whose feedback rollup rows the batch may change (see
-    :mod:`corridor.analytics.feedback.rollup`): a feedback batch its own days; an interactions batch
-    the days of stored feedback about those interactions (feedback that arrived first). Nothing to
-    do while no feedback is stored (a first import loads feedback last)."""
-    if kind.name == "feedback":
-        tx.execute(f"{_MARK}{batch()} ON CONFLICT (day) DO NOTHING")
-    elif kind.name == "interactions" and tx.fetchall("SELECT 1 FROM feedback LIMIT 1"):
-        tx.execute(
-            f"{_MARK}feedback WHERE interaction_id IN (SELECT interaction_id FROM {batch()}) "
-            "ON CONFLICT (day) DO NOTHING"
-        )
-
-
-def _mark_rollup_people(tx: Tx) -> None:
-    """Before the staged ``_people`` are upserted: mark the days of stored feedback by persons
-    whose segment or region the upsert will change (a profile sync that changes nothing marks
-    nothing; a field left empty keeps its value, as in :func:`_upsert_people`)."""
-    if not tx.fetchall("SELECT 1 FROM feedback LIMIT 1"):
-        return
-    tx.execute(
-        f"{_MARK}feedback WHERE person_id IN (SELECT s.person_id FROM _people s "
-        "JOIN people p ON p.person_id = s.person_id "
-        "WHERE (s.segment IS NOT NULL AND s.segment IS DISTINCT FROM p.segment) "
-        "OR (s.region IS NOT NULL AND s.region IS DISTINCT FROM p.region)) "
-        "ON CONFLICT (day) DO NOTHING"
-    )
 
 
 def _ensure_people(
@@ -582,7 +512,7 @@ def _upsert_people(tx: Tx, staged: pa.Table, now: datetime, *, rollup: bool = Fa
     )
     tx.stage("_people", staged)
     if rollup:
-        _mark_rollup_people(tx)
+        mark_rollup_people(tx)
     # A later profile says what kind a person is; fields it leaves empty keep their old value.
     sets = ", ".join(
         f"{c} = excluded.{c}" if c == "kind" else f"{c} = coalesce(excluded.{c}, people.{c})"

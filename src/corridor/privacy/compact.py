@@ -28,7 +28,13 @@ from corridor.errors import StoreError
 from corridor.privacy.subject import PART_TABLES
 
 #: besides the parts' tables, those derived from them
-DERIVED_TABLES = ("feedback_rollup", "rollup_dirty", "erased_identities", "privacy_requests")
+DERIVED_TABLES = (
+    "feedback_rollup",
+    "rollup_dirty",
+    "rollup_pending",
+    "erased_identities",
+    "privacy_requests",
+)
 
 
 def compact_duckdb(path: str | Path) -> dict[str, object]:

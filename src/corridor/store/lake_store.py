@@ -55,6 +55,7 @@ INSTALL = "pip install 'corridor[lake]' (pyspark 4.0; it needs Java 17)"
 ABSENT = {
     "feedback_rollup": "rollup",
     "rollup_dirty": "rollup",
+    "rollup_pending": "rollup",
     "schema_migrations": "schema log",
 }
 #: the session settings the lake store needs (UTC, Arrow transfer, small local shuffles)

@@ -22,7 +22,9 @@ __all__ = ["DERIVED", "DataVersions"]
 
 #: tables that hold what is derived from the records (the rollup, its dirty days, the texts'
 #: analysis) or bookkeeping of the ingest: rewriting them removes nothing a record said
-DERIVED = frozenset({"feedback_rollup", "rollup_dirty", "text_analysis", "ingest_batches"})
+DERIVED = frozenset(
+    {"feedback_rollup", "rollup_dirty", "rollup_pending", "text_analysis", "ingest_batches"}
+)
 
 
 class DataVersions:

@@ -58,7 +58,7 @@ from corridor.analytics.feedback.sums import (
     metric_aggregates,
 )
 from corridor.store.base import Store
-from corridor.store.migrations import V3
+from corridor.store.migrations import V3, V16
 
 #: the dimensions a rollup row is keyed by (besides its day)
 ROLLUP_DIMENSIONS: tuple[str, ...] = (
@@ -106,23 +106,36 @@ _BASE: dict[Kind, tuple[Callable[[ir.Table], ir.BooleanValue], Callable[..., dic
     "metric": (answered, metric_aggregates),
 }
 
-#: stores known to have the rollup tables (schema v3 or later)
-_ready: weakref.WeakSet[Store] = weakref.WeakSet()
+#: stores known to be at a schema version (v3: the rollup tables; v16: ``rollup_pending``)
+_ready: dict[int, weakref.WeakSet[Store]] = {
+    V3.version: weakref.WeakSet(),
+    V16.version: weakref.WeakSet(),
+}
+
+
+def _at_least(store: Store, version: int) -> bool:
+    if store in _ready[version]:
+        return True
+    try:  # read, not store.schema_version(): that one runs in a write transaction
+        found = store.table("schema_migrations").version.max().execute()
+    except TableNotFound:  # a store never migrated
+        return False
+    if found is not None and int(found) >= version:
+        _ready[version].add(store)
+        return True
+    return False
 
 
 def has_rollup(store: Store) -> bool:
     """Whether the store's schema has the rollup (v3+). Stores opened at an older schema
     version (tests of the migrations) answer from the base tables."""
-    if store in _ready:
-        return True
-    try:  # read, not store.schema_version(): that one runs in a write transaction
-        version = store.table("schema_migrations").version.max().execute()
-    except TableNotFound:  # a store never migrated
-        return False
-    if version is not None and int(version) >= V3.version:
-        _ready.add(store)
-        return True
-    return False
+    return _at_least(store, V3.version)
+
+
+def has_pending(store: Store) -> bool:
+    """Whether the store's schema has ``rollup_pending`` (v16+): feedback whose rollup rows a
+    background fold adds after its commit (:mod:`corridor.analytics.feedback.rollup_pending`)."""
+    return _at_least(store, V16.version)
 
 
 def eligible(source: Source, query: Query) -> bool:
@@ -168,6 +181,11 @@ def refresh(store: Store) -> int:
             return 0
         since, until = _midnight(lo), _midnight(hi) + timedelta(days=1)
         cols = ", ".join(ROLLUP_COLUMNS)
+        if has_pending(store):
+            # first: the records of these days still waiting for the fold are rebuilt here,
+            # so they wait no more (on PostgreSQL this waits for a fold holding them to commit,
+            # and the delete below then removes the rows it added)
+            tx.execute("DELETE FROM rollup_pending WHERE day IN (SELECT day FROM rollup_dirty)")
         tx.execute("DELETE FROM feedback_rollup WHERE day IN (SELECT day FROM rollup_dirty)")
         tx.execute(
             f"INSERT INTO feedback_rollup ({cols}) SELECT {cols} FROM ({sql}) AS r",
@@ -270,8 +288,11 @@ def _midnight(d: date | datetime) -> datetime:
 
 # -- reading --------------------------------------------------------------------------------------
 def is_current(store: Store) -> bool:
-    """Whether the rollup holds every stored record: no day is marked dirty. A read."""
-    return int(store.table("rollup_dirty").count().execute()) == 0
+    """Whether the rollup holds every stored record: no day is marked dirty and no record waits
+    for the fold. A read."""
+    if int(store.table("rollup_dirty").count().execute()):
+        return False
+    return not has_pending(store) or int(store.table("rollup_pending").count().execute()) == 0
 
 
 def sums(source: Source, query: Query, kind: Kind) -> pd.DataFrame | None:
@@ -289,17 +310,19 @@ def sums(source: Source, query: Query, kind: Kind) -> pd.DataFrame | None:
     columns = GAP_COLUMNS if kind == "gap" else METRIC_COLUMNS
     r = source.table("feedback_rollup").select(*ROLLUP_COLUMNS)
     marked = source.table("rollup_dirty")
-    days = marked.day.cast("string")  # (an empty min() reads as a null on every engine)
-    bounds = marked.aggregate(lo=days.min(), hi=days.max()).execute()
-    lo, hi = bounds["lo"].iloc[0], bounds["hi"].iloc[0]
-    if isinstance(lo, str) and isinstance(hi, str):
+    lo, hi, waiting = _marks(source)
+    if waiting:
+        # Records waiting for the fold: their rows from the base tables, in the same query. At
+        # the query's snapshot a record is either waiting or folded, never both.
+        r = r.union(_pending_rows(source), distinct=False)
+    if lo is not None and hi is not None:
         # The days marked between lo and hi at the query's snapshot come from the base tables
         # (the refresh's own query), the others from the rollup. A day marked after the bounds
         # were read, outside them, is summed as the rollup holds it: as a read a moment earlier.
-        first, last = date.fromisoformat(lo[:10]), date.fromisoformat(hi[:10])
-        in_range = (r.day >= ibis.literal(first)) & (r.day <= ibis.literal(last))
+        # (Records of those days waiting for the fold are among the base tables' rows.)
+        in_range = (r.day >= ibis.literal(lo)) & (r.day <= ibis.literal(hi))
         stale = in_range & r.day.isin(marked.day)
-        r = r.filter(~stale).union(_fresh_rows(source, first, last), distinct=False)
+        r = r.filter(~stale).union(_fresh_rows(source, lo, hi), distinct=False)
     joined: Any = r
     cols: dict[str, Any] = {d: r[d] for d in ROLLUP_DIMENSIONS}
     if {"stage", "department"} & set(query.dimensions):
@@ -338,6 +361,42 @@ def sums_or_base(source: Source, query: Query, kind: Kind) -> pd.DataFrame:
     t = query_rows(source, query)
     t = t.filter(keep(t))
     return aggregate(t, query.keys, aggregates(t))
+
+
+def _marks(store: Store) -> tuple[date | None, date | None, bool]:
+    """The first and last day marked dirty (None, None: none), and whether any record waits for
+    the fold: one small read."""
+    pending = "EXISTS (SELECT 1 FROM rollup_pending)" if has_pending(store) else "FALSE"
+    # (days as text: an empty min() reads as a null on every engine)
+    (lo, hi, waiting), *_ = store.query(
+        f"SELECT min(CAST(day AS VARCHAR)), max(CAST(day AS VARCHAR)), {pending} FROM rollup_dirty"
+    )
+    if isinstance(lo, str) and isinstance(hi, str):
+        return date.fromisoformat(lo[:10]), date.fromisoformat(hi[:10]), bool(waiting)
+    return None, None, bool(waiting)
+
+
+def _pending_rows(store: Store) -> ir.Table:
+    """Rollup rows of the records waiting for the fold (``rollup_pending``), from the base
+    tables: read, not written. The fold moves records from the queue to the rollup in one
+    transaction, so this query and the rollup's rows, read in one statement, count each
+    record once."""
+    sql = _compiled_pending.get(store)
+    if sql is None:
+        tables = _unbound(store, ("feedback", "interactions", "people", "rollup_pending"))
+        f = tables["feedback"]
+        waiting = f.filter(f.feedback_id.isin(tables["rollup_pending"].feedback_id))
+        t = feedback_facts({**tables, "feedback": waiting}, ROLLUP_DIMENSIONS)
+        sql = ibis.to_sql(
+            _aggregate_rows(t.mutate(day=t.occurred_at.date())), dialect=store.dialect
+        )
+        _compiled_pending[store] = sql
+    schema = store.table("feedback_rollup").select(*ROLLUP_COLUMNS).schema()
+    return store.ibis.sql(sql, schema=schema, dialect=store.dialect).select(*ROLLUP_COLUMNS)
+
+
+#: the pending rows' query of each open store, compiled once
+_compiled_pending: weakref.WeakKeyDictionary[Store, str] = weakref.WeakKeyDictionary()
 
 
 def _fresh_rows(store: Store, lo: date, hi: date) -> ir.Table:

@@ -33,7 +33,7 @@ from corridor.store.base import Store, Tx
 #: rollup rows (:func:`add_new_feedback`) instead of marking its days for a rebuild
 DELTA_MAX = 2000
 #: keys per ``IN (...)`` lookup (DuckDB answers a list of constants from the primary key's index)
-_LOOKUP_CHUNK = 1000
+LOOKUP_CHUNK = 1000
 #: the columns of an interaction the rollup's dimensions read (after its id), and of a person
 _INTERACTION_COLUMNS: tuple[str, ...] = ("touchpoint", "channel", "partner_id")
 PEOPLE_COLUMNS: tuple[str, ...] = ("person_id", "segment", "region")
@@ -63,11 +63,8 @@ def add_new_feedback(
     every column text, for the record rules to read instead of the whole tables.
 
     Measured at 1 M and 10 M interactions: see docs/benchmarks.md."""
-    interactions = _interaction_lookup(tx, rows.column("interaction_id"))
-    if people is None:
-        people = _lookup(tx, "people", PEOPLE_COLUMNS, rows.column("person_id"))
-    read = {"interactions": interactions, "people": people}
-    delta = delta_rows(rows, interactions, people)
+    read = {"interactions": interactions_of(tx, rows), "people": people_of(tx, rows, people)}
+    delta = delta_rows(rows, read["interactions"], read["people"])
     if not delta.num_rows:
         return read
     _insert_rows(tx, delta)
@@ -162,8 +159,8 @@ def lookup(tx: Tx, table: str, columns: tuple[str, ...], wanted: list[Any]) -> p
     select = f"SELECT {', '.join(columns)} FROM {table} WHERE {columns[0]}"
     parts = [pa.table({c: pa.array([], pa.string()) for c in columns})]
     if tx.dialect == "duckdb":
-        for start in range(0, len(wanted), _LOOKUP_CHUNK):
-            chunk = wanted[start : start + _LOOKUP_CHUNK]
+        for start in range(0, len(wanted), LOOKUP_CHUNK):
+            chunk = wanted[start : start + LOOKUP_CHUNK]
             got = tx.fetch_arrow(f"{select} IN ({', '.join('?' for _ in chunk)})", chunk)
             parts.append(pa.table({c: got.column(c).cast(pa.string()) for c in columns}))
     elif wanted:
@@ -197,8 +194,19 @@ def _insert_rows(tx: Tx, rows: pa.Table) -> None:
     )
 
 
-def _interaction_lookup(tx: Tx, ids: Any) -> pa.Table:
+def interactions_of(tx: Tx, rows: pa.Table) -> pa.Table:
+    """The stored interactions the feedback records ``rows`` refer to: ``interaction_id`` and
+    :data:`_INTERACTION_COLUMNS`, every column text."""
+    ids = rows.column("interaction_id")
     return _lookup(tx, "interactions", ("interaction_id", *_INTERACTION_COLUMNS), ids)
+
+
+def people_of(tx: Tx, rows: pa.Table, people: pa.Table | None = None) -> pa.Table:
+    """The stored persons of the records ``rows``: :data:`PEOPLE_COLUMNS`, every column text
+    (``people``: those, read already)."""
+    if people is not None:
+        return people
+    return _lookup(tx, "people", PEOPLE_COLUMNS, rows.column("person_id"))
 
 
 def looked_up_dimensions(
@@ -301,10 +309,13 @@ def delta_rows(rows: pa.Table, interactions: pa.Table, people: pa.Table) -> pa.T
 
 __all__ = [
     "DELTA_MAX",
+    "LOOKUP_CHUNK",
     "PEOPLE_COLUMNS",
     "add_new_feedback",
     "delta_rows",
+    "interactions_of",
     "looked_up_dimensions",
     "lookup",
+    "people_of",
     "rollup_typed",
 ]

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 
 import corridor
 from corridor.analytics.customers.models import CHURN_RISK, LIFETIME, FittedModels
+from corridor.analytics.feedback import rollup_pending
 from corridor.api.deps import IngestorDep, StoreDep
 from corridor.api.schemas import Health, JobInfo, MapInfo, ModelInfo, StoreInfo
 from corridor.domain.contract import KINDS
@@ -60,6 +61,7 @@ def health(request: Request, store: StoreDep, ingestor: IngestorDep) -> Health:
         counts_estimated=estimated,
         models=model_info(getattr(request.app.state, "models", None)),
         jobs=job_info(store),
+        rollup_pending=rollup_pending.waiting(store),
     )
 
 

@@ -1,0 +1,134 @@
+"""The rollup's upkeep after the commit: a batch of new feedback only queues its records in
+``rollup_pending`` (one small insert in its transaction), and a fold, run by the server's
+background worker right after (:class:`RollupWorker`), adds their rollup rows later, many
+batches at a time.
+
+Why: adding a batch's own rollup rows in its transaction
+(:func:`corridor.analytics.feedback.rollup_delta.add_new_feedback`) means looking up each
+record's interaction and person by key, which cost a batch of 20 records a quarter more than
+its ingest and a batch of 500 more than half at 10 M interactions (docs/benchmarks.md). Queued,
+the batch pays for one insert of its keys; the fold pays for the look-ups once for everything
+queued meanwhile.
+
+Answers stay exact, what TimescaleDB's real-time aggregates do: a read sums the rollup's rows
+and, in the same statement, the rows of the records still queued, computed from the base tables
+(:func:`corridor.analytics.feedback.rollup.sums`). A fold takes its records out of the queue
+and adds their rows in one transaction, so at any snapshot a record is counted either from the
+queue or from the rollup, never both; a refresh that rebuilds a day from the base tables takes
+that day's records out of the queue first, in its own transaction
+(:func:`corridor.analytics.feedback.rollup.refresh`). A crash leaves the queue as committed: the
+next worker to start folds it. On PostgreSQL several processes may fold at once: each adds the
+rows of the records its own ``DELETE … RETURNING`` took, and a record is taken once."""
+
+from __future__ import annotations
+
+import logging
+
+import pyarrow as pa
+
+from corridor.analytics.feedback import rollup, rollup_delta
+from corridor.store.base import Store, Tx
+from corridor.workers import PokedWorker
+
+log = logging.getLogger(__name__)
+
+#: records one fold transaction takes from the queue at most
+FOLD_MAX = 20_000
+#: the feedback columns the rollup rows are computed from (:func:`rollup_delta.delta_rows`)
+_COLUMNS: tuple[str, ...] = (
+    "feedback_id",
+    "occurred_at",
+    "interaction_id",
+    "person_id",
+    "touchpoint",
+    "partner_id",
+    "source",
+    "expectation",
+    "experience",
+    "nps",
+    "csat",
+    "ces",
+)
+
+
+def queue(tx: Tx, rows: pa.Table) -> None:
+    """Queue the new feedback records ``rows`` (``feedback_id``, ``occurred_at``) for the fold,
+    in their batch's transaction."""
+    ids = rows.column("feedback_id").cast(pa.string())
+    days = rows.column("occurred_at").cast(pa.timestamp("us", tz="UTC")).cast(pa.date32())
+    if tx.dialect == "duckdb":
+        tx.stage("_rollup_queue", pa.table({"feedback_id": ids, "day": days}))
+        tx.execute("INSERT INTO rollup_pending SELECT feedback_id, day FROM _rollup_queue")
+        return
+    tx.execute(
+        "INSERT INTO rollup_pending (feedback_id, day) "
+        "SELECT * FROM unnest(CAST(? AS text[]), CAST(? AS date[]))",
+        [ids.to_pylist(), days.to_pylist()],
+    )
+
+
+def fold(store: Store, *, most: int = FOLD_MAX) -> int:
+    """Add the rollup rows of up to ``most`` queued records and take them out of the queue, in
+    one transaction; returns how many records were taken (0: the queue is empty)."""
+    if not rollup.has_pending(store) or not store.query("SELECT 1 FROM rollup_pending LIMIT 1"):
+        return 0  # (a read beside the writer: no write transaction for an empty queue)
+    with store.transaction() as tx:
+        taken = [
+            str(r[0])
+            for r in tx.fetchall(
+                "DELETE FROM rollup_pending WHERE feedback_id IN "
+                "(SELECT feedback_id FROM rollup_pending LIMIT ?) RETURNING feedback_id",
+                [most],
+            )
+        ]
+        if not taken:
+            return 0
+        # (a record erased meanwhile is gone from feedback: nothing to add for it)
+        rows = _feedback(tx, taken)
+        if rows.num_rows:
+            rollup_delta.add_new_feedback(store, tx, rows)
+    return len(taken)
+
+
+def fold_all(store: Store) -> int:
+    """Fold until the queue is empty (records queued meanwhile included); returns how many."""
+    done = 0
+    while n := fold(store):
+        done += n
+    return done
+
+
+def waiting(store: Store) -> int:
+    """How many records wait for the fold (a read)."""
+    return store.count("rollup_pending") if rollup.has_pending(store) else 0
+
+
+def _feedback(tx: Tx, ids: list[str]) -> pa.Table:
+    """The :data:`_COLUMNS` of the feedback records ``ids``, as stored (by lists of keys on
+    DuckDB, answered from the primary key's index; one array on PostgreSQL)."""
+    select = f"SELECT {', '.join(_COLUMNS)} FROM feedback WHERE feedback_id"
+    if tx.dialect != "duckdb":
+        return tx.fetch_arrow(f"{select} = ANY(?)", [ids])
+    step = rollup_delta.LOOKUP_CHUNK
+    parts = [
+        tx.fetch_arrow(f"{select} IN ({', '.join('?' for _ in chunk)})", chunk)
+        for chunk in (ids[i : i + step] for i in range(0, len(ids), step))
+    ]
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+class RollupWorker(PokedWorker):
+    """The server's fold: poked after each committed batch that queued records (settling a
+    little, so that the batches of that moment are folded together), and every ``interval``
+    seconds; its first round folds what a stopped server left queued."""
+
+    def __init__(self, store: Store, *, interval: float = 30.0, settle: float = 0.2) -> None:
+        super().__init__(self._fold, name="corridor-rollup", interval=interval, settle=settle)
+        self.store = store
+        self.folded = 0
+
+    def _fold(self) -> None:
+        self.folded += fold_all(self.store)
+
+
+__all__ = ["FOLD_MAX", "RollupWorker", "fold", "fold_all", "queue", "waiting"]
