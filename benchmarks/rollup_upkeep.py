@@ -14,8 +14,16 @@ the store's last ``--recent-days`` days of interactions, default 14, or among al
 batch by batch so that a change of the machine's load falls on all of them alike:
 
 - ``none``: the same ingest with no rollup upkeep at all (the baseline);
-- ``delta``: Corridor's path: a batch of new records adds its own rollup rows in its transaction
-  (``rollup_delta.add_new_feedback``: its interactions and persons looked up by key);
+- ``delta``: the inline path (``rollup_upkeep = "inline"``; the CLI's and the library's): a batch
+  of new records adds its own rollup rows in its transaction (``rollup_delta.add_new_feedback``:
+  its interactions and persons looked up by key);
+- ``queue``: the server's path (``rollup_upkeep = "background"``): the batch queues its records
+  in ``rollup_pending``; the fold adds their rows after the commit. The script times the batch's
+  ingest (what a client waits for), then, apart, a gap read while the batch's records are
+  queued (``rollup.sums`` by touch point over the whole store: the queued records' rows come
+  from the base tables in the same query), the fold of that one batch (``fold_all``: a server
+  folds every batch committed within 0.2 s together, so this is its cost at the most), and the
+  same read again with nothing queued;
 - ``rebuild``: the path before issue 17's change (``rollup_delta.DELTA_MAX = 0``): the batch
   marks its days and the Ingestor rebuilds them after the commit, joining them with every
   interaction.
@@ -25,8 +33,9 @@ database built (once; kept, named after the simulation) by importing the same si
 and each run works on a copy (``CREATE DATABASE ... TEMPLATE``), dropped afterwards.
 
 Each batch's time is the whole ``ingest`` call, the refresh after its commit included. It prints
-p50/p95 per mode and size, the upkeep (delta / none - 1; issue 17's target: at most 10 %) and the
-rebuild's, and a last line starting with ``RESULT``.
+p50/p95 per mode and size, the upkeep (delta / none - 1 and queue / none - 1; issue 17's target:
+at most 10 %) and the rebuild's, the fold's and the reads' times, and a last line starting with
+``RESULT``.
 """
 
 from __future__ import annotations
@@ -49,11 +58,14 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).parent))
 from gaps import build, fill
 
-from corridor.analytics.feedback import rollup, rollup_delta
+from corridor.analytics.core.dimensions import Query
+from corridor.analytics.feedback import rollup, rollup_delta, rollup_pending
 from corridor.ingest.pipeline import ROLLUP_VERSION, Ingestor
 from corridor.store import open_store
 
-MODES = ("none", "delta", "rebuild")
+MODES = ("none", "delta", "queue", "rebuild")
+#: the queue mode's extra figures, timed apart from its ingest
+EXTRAS = ("read_queued", "fold", "read_folded")
 #: feedback is about an interaction of the store's last this many days (transactional surveys
 #: are answered within days of the interaction); ``--recent-days 0`` samples every interaction
 RECENT_DAYS = 14
@@ -185,13 +197,24 @@ def measure(
     warmup: int = 1,
     recent_days: int = RECENT_DAYS,
 ) -> tuple[dict[str, int], dict[tuple[str, int], list[float]]]:
-    """The store's counts, and each mode's times (ms) per batch size, modes taking turns."""
-    times: dict[tuple[str, int], list[float]] = {(m, s): [] for m in modes for s in sizes}
+    """The store's counts, and each mode's times (ms) per batch size, modes taking turns (and,
+    for the queue mode, :data:`EXTRAS`)."""
+    times: dict[tuple[str, int], list[float]] = {
+        (m, s): [] for m in (*modes, *EXTRAS) for s in sizes
+    }
+    query = Query.build(by=["touchpoint"])
+
+    def timed(work: Any) -> float:
+        t = time.perf_counter()
+        work()
+        return (time.perf_counter() - t) * 1000
+
     with contextlib.closing(open_store(url)) as store:
         counts = {k: store.count(k) for k in ("interactions", "feedback", "feedback_rollup")}
         log(f"store: {counts}")
         data = batches(store, sizes, count + warmup, seed, len(modes), recent_days)
         ingestors = {"none": NoRollup(store), "delta": Ingestor(store),
+                     "queue": Ingestor(store, rollup_upkeep="background"),
                      "rebuild": Ingestor(store)}  # fmt: skip
         keep = rollup_delta.DELTA_MAX
         try:
@@ -204,8 +227,15 @@ def measure(
                     ms = (time.perf_counter() - t) * 1000
                     if report.inserted != size:
                         raise RuntimeError(f"{report.inserted} of {size} stored")
+                    extra = {}
+                    if mode == "queue":
+                        extra["read_queued"] = timed(lambda: rollup.sums(store, query, "gap"))
+                        extra["fold"] = timed(lambda: rollup_pending.fold_all(store))
+                        extra["read_folded"] = timed(lambda: rollup.sums(store, query, "gap"))
                     if i >= warmup * len(modes):  # each mode's first batches warm it up
                         times[(mode, size)].append(ms)
+                        for name, took in extra.items():
+                            times[(name, size)].append(took)
         finally:
             rollup_delta.DELTA_MAX = keep
             for ing in ingestors.values():
@@ -228,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         "--warmup", type=int, default=1, help="untimed batches per mode first (key indexes warm)"
     )
     ap.add_argument("--workdir", type=Path, default=None, help="keep (and reuse) the store")
-    ap.add_argument("--modes", default=",".join(MODES), help="of none,delta,rebuild (none first)")
+    ap.add_argument(
+        "--modes", default="none,delta,queue", help="of none,delta,queue,rebuild (none first)"
+    )
     ap.add_argument("--recent-days", type=int, default=RECENT_DAYS,
                     help="the records are about interactions of the store's last this many "
                     "days (0: any interaction)")  # fmt: skip
@@ -282,8 +314,17 @@ def main(argv: list[str] | None = None) -> int:
             if mode == "delta":
                 results[f"b{size}_upkeep_pct"] = f"{(p50 / none - 1) * 100:.0f}"
                 results[f"b{size}_upkeep_mean_pct"] = f"{(mean / none_mean - 1) * 100:.0f}"
+            elif mode == "queue":
+                results[f"b{size}_queue_upkeep_pct"] = f"{(p50 / none - 1) * 100:.0f}"
+                results[f"b{size}_queue_upkeep_mean_pct"] = f"{(mean / none_mean - 1) * 100:.0f}"
             elif mode == "rebuild":
                 results[f"b{size}_rebuild_upkeep_pct"] = f"{(p50 / none - 1) * 100:.0f}"
+        if "queue" in modes:
+            for name in EXTRAS:
+                ms = times[(name, size)]
+                p50, p95 = pct(ms, 50), pct(ms, 95)
+                print(f"{size:>8} {name:12} {p50:4.0f} {p95:8.0f} {float(np.mean(ms)):8.0f}")
+                results[f"b{size}_{name}_p50_ms"] = f"{p50:.0f}"
     results["wall_s"] = f"{time.perf_counter() - started:.0f}"
     print("RESULT " + " ".join(f"{k}={v}" for k, v in results.items()))
     return 0

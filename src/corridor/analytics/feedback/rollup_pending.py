@@ -87,6 +87,9 @@ def fold(store: Store, *, most: int = FOLD_MAX) -> int:
         rows = _feedback(tx, taken)
         if rows.num_rows:
             rollup_delta.add_new_feedback(store, tx, rows)
+        # No answer changes: its records move from the queue's rows to the rollup's. So the
+        # store's data version stays (kept answers stay as fresh as they were).
+        tx.touched.difference_update(("feedback_rollup", "rollup_pending"))
     return len(taken)
 
 
