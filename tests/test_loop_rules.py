@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from conftest import ENGINES, make_store_url
-from corridor.analytics.feedback import rollup_delta
+from corridor.analytics.feedback import rollup_rows
 from corridor.api.app import create_app
 from corridor.cli.main import app as cli_app
 from corridor.ingest.files import import_dataset
@@ -209,11 +209,11 @@ def test_batch_rows_built_in_arrow_equal_the_rules_query(store, ingestor):
     oldest = now - timedelta(days=1)
     with store.transaction() as tx:
         read = {
-            "interactions": rollup_delta.lookup(
+            "interactions": rollup_rows.lookup(
                 tx, "interactions", ("interaction_id", "touchpoint", "channel", "partner_id"),
                 ["i1", "i2", "nowhere"],
             ),
-            "people": rollup_delta.lookup(tx, "people", rollup_delta.PEOPLE_COLUMNS, ["p1", "p2"]),
+            "people": rollup_rows.lookup(tx, "people", rollup_rows.PEOPLE_COLUMNS, ["p1", "p2"]),
         }  # fmt: skip
         got = batch_rows.feedback_rows(batch, read, batch_rows.departments(tx), oldest)
         tx.stage("_rows_batch", batch)

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from corridor.analytics import gap_table, metric_table
 from corridor.analytics.core.dimensions import Query
 from corridor.analytics.feedback import rollup as ru
-from corridor.analytics.feedback import rollup_delta
+from corridor.analytics.feedback import rollup_rows
 from corridor.analytics.feedback.gaps import gap_sums
 from corridor.analytics.feedback.metrics import metric_sums
 from corridor.api.app import create_app
@@ -330,7 +330,7 @@ def test_serve_brings_a_stale_rollup_up_to_date_before_serving(ingestor, store):
 
 
 def test_delta_rows_equal_the_rebuild_query():
-    """A batch's own rollup rows, computed in Arrow (``rollup_delta.delta_rows``), are exactly the
+    """A batch's own rollup rows, computed in Arrow (``rollup_rows.delta_rows``), are exactly the
     rebuild's Ibis query (``feedback_facts`` aggregated by ``_aggregate_rows``) over the same
     records: missing ratings and answers, fractional ratings, the thresholds' edges, a record's
     own touch point and partner over its interaction's, interactions and persons not stored,
@@ -389,7 +389,7 @@ def test_delta_rows_equal_the_rebuild_query():
             "region": [None, "north", "south", "north"],
         }
     )
-    got = rollup_delta.delta_rows(rows, interactions.drop_columns(["agent_id"]), people)
+    got = rollup_rows.delta_rows(rows, interactions.drop_columns(["agent_id"]), people)
     tables = {
         "feedback": ibis.memtable(rows),
         "interactions": ibis.memtable(interactions),

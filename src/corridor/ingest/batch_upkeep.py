@@ -98,13 +98,13 @@ class LookedUp(Mapping[str, pa.Table]):
         self._got: dict[str, pa.Table] = {} if people is None else {"people": people}
 
     def __getitem__(self, key: str) -> pa.Table:
-        from corridor.analytics.feedback import rollup_delta
+        from corridor.analytics.feedback import rollup_rows
 
         if key not in self._got:
             if key == "interactions":
-                self._got[key] = rollup_delta.interactions_of(self._tx, self._rows)
+                self._got[key] = rollup_rows.interactions_of(self._tx, self._rows)
             elif key == "people":
-                self._got[key] = rollup_delta.people_of(self._tx, self._rows)
+                self._got[key] = rollup_rows.people_of(self._tx, self._rows)
             else:
                 raise KeyError(key)
         return self._got[key]

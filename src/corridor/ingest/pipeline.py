@@ -438,7 +438,7 @@ def _ensure_people(
 ) -> pa.Table | None:
     """Events often arrive before profiles: a person named by a record exists from then on.
     ``dims``: also return the stored persons' rollup dimensions
-    (:data:`corridor.analytics.feedback.rollup_delta.PEOPLE_COLUMNS`), read with their existence (a
+    (:data:`corridor.analytics.feedback.rollup_rows.PEOPLE_COLUMNS`), read with their existence (a
     person inserted here has none), for the batch's own rollup rows."""
     persons = pc.unique(valid.column("person_id").drop_null())
     if dims or len(persons) <= _ARRAY_MAX:
@@ -484,9 +484,9 @@ def _ensure_people_read(tx: Tx, persons: pa.Array, now: datetime) -> pa.Table:
     """:func:`_ensure_people` for a small batch: one read of its persons gives both which are
     stored and their rollup dimensions (a batch of new feedback adds its own rollup rows with
     them, instead of looking them up again)."""
-    from corridor.analytics.feedback import rollup_delta
+    from corridor.analytics.feedback import rollup_rows
 
-    cols = rollup_delta.PEOPLE_COLUMNS
+    cols = rollup_rows.PEOPLE_COLUMNS
     if tx.dialect == "duckdb":  # a join with the staged ids (read in place)
         empty = pa.table({c: pa.array([], pa.string()) for c in cols})
         if len(persons) == 0:
@@ -498,7 +498,7 @@ def _ensure_people_read(tx: Tx, persons: pa.Array, now: datetime) -> pa.Table:
         )
         found = pa.concat_tables([empty, pa.table({c: got[c].cast(pa.string()) for c in cols})])
     else:  # one array of ids (no temporary table to create)
-        found = rollup_delta.lookup(tx, "people", cols, persons.to_pylist())
+        found = rollup_rows.lookup(tx, "people", cols, persons.to_pylist())
     missing = pc.filter(persons, pc.invert(pc.is_in(persons, value_set=found["person_id"])))
     if len(missing):
         _insert_people(tx, missing, now, all_new=True)

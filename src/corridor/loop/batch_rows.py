@@ -13,7 +13,7 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corridor.analytics.feedback import rollup_delta
+from corridor.analytics.feedback import rollup_rows
 from corridor.store.base import Tx
 
 #: the columns of :data:`corridor.loop.record_rules.COLUMNS` ``["feedback"]`` taken from the
@@ -46,7 +46,7 @@ def feedback_rows(
     ``partner_id``; and ``people``: ``person_id``, ``segment``, ``region``; each keyed by
     its first column) and ``owners`` (touch point → department): the record's dimensions as
     the rollup reads them
-    (:func:`~corridor.analytics.feedback.rollup_delta.looked_up_dimensions`), the touch
+    (:func:`~corridor.analytics.feedback.rollup_rows.looked_up_dimensions`), the touch
     point's department, the record's scores, no text analysis. A record whose interaction,
     person or touch point is not among them reads as the query's left joins read it (nulls)."""
     recent = rows if oldest is None else since(rows, oldest)
@@ -54,7 +54,7 @@ def feedback_rows(
     def text(name: str) -> pa.Array:
         return recent.column(name).cast(pa.string()).combine_chunks()
 
-    dims = rollup_delta.looked_up_dimensions(recent, read["interactions"], read["people"])
+    dims = rollup_rows.looked_up_dimensions(recent, read["interactions"], read["people"])
     keys = sorted(owners)
     department = pa.array([owners[k] for k in keys], pa.string()).take(
         pc.index_in(dims["touchpoint"], value_set=pa.array(keys, pa.string()))

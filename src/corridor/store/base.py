@@ -383,9 +383,22 @@ class Store(ABC):
         with self.transaction() as tx:
             return tx.fetchall(sql, params)
 
+    def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """:meth:`query`, its rows as an Arrow table (typed as the engine types them)."""
+        if getattr(self._local, "writing", 0) == 0:
+            got = self._read_arrow(sql, params)
+            if got is not None:
+                return got
+        with self.transaction() as tx:
+            return tx.fetch_arrow(sql, params)
+
     def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
         """Run a read outside the write lock and return its rows, or None where the engine
         reads through the writer (the default)."""
+        return None
+
+    def _read_arrow(self, sql: str, params: Sequence[Any]) -> pa.Table | None:
+        """:meth:`_read` as Arrow; None where the engine reads through the writer."""
         return None
 
     def count(self, table: str) -> int:

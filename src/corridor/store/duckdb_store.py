@@ -189,6 +189,15 @@ class DuckDBStore(Store):
             self._check_open()
             raise
 
+    def _read_arrow(self, sql: str, params: Sequence[Any]) -> pa.Table | None:
+        cursor = self._thread_cursor()
+        try:
+            return cursor.sql(sql, params=list(params) or None).to_arrow_table()
+        except duckdb.ConnectionException:  # closed under it (the store was closed)
+            self._local.cursor = None
+            self._check_open()
+            raise
+
     def _thread_cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's connection for small reads and writes beside the main writer: a
         cursor is a connection of its own to the same database, reading the last committed

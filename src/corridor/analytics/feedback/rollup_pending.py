@@ -26,7 +26,7 @@ import logging
 
 import pyarrow as pa
 
-from corridor.analytics.feedback import rollup, rollup_delta
+from corridor.analytics.feedback import rollup, rollup_delta, rollup_rows
 from corridor.store.base import Store, Tx
 from corridor.workers import PokedWorker
 
@@ -34,21 +34,6 @@ log = logging.getLogger(__name__)
 
 #: records one fold transaction takes from the queue at most
 FOLD_MAX = 20_000
-#: the feedback columns the rollup rows are computed from (:func:`rollup_delta.delta_rows`)
-_COLUMNS: tuple[str, ...] = (
-    "feedback_id",
-    "occurred_at",
-    "interaction_id",
-    "person_id",
-    "touchpoint",
-    "partner_id",
-    "source",
-    "expectation",
-    "experience",
-    "nps",
-    "csat",
-    "ces",
-)
 
 
 def queue(tx: Tx, rows: pa.Table) -> None:
@@ -84,7 +69,7 @@ def fold(store: Store, *, most: int = FOLD_MAX) -> int:
         if not taken:
             return 0
         # (a record erased meanwhile is gone from feedback: nothing to add for it)
-        rows = _feedback(tx, taken)
+        rows = rollup_rows.feedback_of(tx, taken)
         if rows.num_rows:
             rollup_delta.add_new_feedback(store, tx, rows)
         # No answer changes: its records move from the queue's rows to the rollup's. So the
@@ -104,20 +89,6 @@ def fold_all(store: Store) -> int:
 def waiting(store: Store) -> int:
     """How many records wait for the fold (a read)."""
     return store.count("rollup_pending") if rollup.has_pending(store) else 0
-
-
-def _feedback(tx: Tx, ids: list[str]) -> pa.Table:
-    """The :data:`_COLUMNS` of the feedback records ``ids``, as stored (by lists of keys on
-    DuckDB, answered from the primary key's index; one array on PostgreSQL)."""
-    select = f"SELECT {', '.join(_COLUMNS)} FROM feedback WHERE feedback_id"
-    if tx.dialect != "duckdb":
-        return tx.fetch_arrow(f"{select} = ANY(?)", [ids])
-    step = rollup_delta.LOOKUP_CHUNK
-    parts = [
-        tx.fetch_arrow(f"{select} IN ({', '.join('?' for _ in chunk)})", chunk)
-        for chunk in (ids[i : i + step] for i in range(0, len(ids), step))
-    ]
-    return pa.concat_tables(parts, promote_options="permissive")
 
 
 class RollupWorker(PokedWorker):
