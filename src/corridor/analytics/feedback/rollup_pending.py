@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 #: records one fold transaction takes from the queue at most
 FOLD_MAX = 20_000
+#: DuckDB: a batch of up to this many records is queued as two lists (0.4 ms for 20 records),
+#: more as a staged table (0.7 ms for 20, 1.1 ms for 500; lists 1.5 ms)
+_LISTED = 100
 
 
 def queue(tx: Tx, rows: pa.Table) -> None:
@@ -41,6 +44,12 @@ def queue(tx: Tx, rows: pa.Table) -> None:
     in their batch's transaction."""
     ids = rows.column("feedback_id").cast(pa.string())
     days = rows.column("occurred_at").cast(pa.timestamp("us", tz="UTC")).cast(pa.date32())
+    if tx.dialect == "duckdb" and rows.num_rows <= _LISTED:
+        tx.execute(
+            "INSERT INTO rollup_pending SELECT unnest(?), unnest(?)",
+            [ids.to_pylist(), days.to_pylist()],
+        )
+        return
     if tx.dialect == "duckdb":
         tx.stage("_rollup_queue", pa.table({"feedback_id": ids, "day": days}))
         tx.execute("INSERT INTO rollup_pending SELECT feedback_id, day FROM _rollup_queue")
