@@ -237,3 +237,43 @@ def test_a_server_folds_after_the_commit_and_what_a_stopped_one_left(store, smal
 
     want = gap_table(base(store), by=["touchpoint"]).frame
     assert [r["n"] for r in after] == want["n"].tolist()
+
+
+def test_the_worker_folds_handed_batches_without_reading_them_again(queued, store, monkeypatch):
+    """The server's worker is handed each committed batch (its records, and its persons as the
+    ingest read them): their rows are computed from those, with no read of the feedback; a
+    record a refresh took meanwhile (its person moved region after the batch: its day rebuilt)
+    is not added again; records no batch handed over (a stopped server's) are read."""
+    data = dataset()
+    fb = data["feedback"]
+    queued.ingest("people", data["people"])
+    queued.ingest("interactions", data["interactions"])
+    queued.ingest("feedback", fb.slice(0, 30))  # before the worker: nothing handed
+    worker = rollup_pending.RollupWorker(store)
+    queued.on_pending_rollup = worker.poke
+    for start in range(30, fb.num_rows, 50):
+        queued.ingest("feedback", fb.slice(start, 50))
+    assert len(worker._handed) == len(range(30, fb.num_rows, 50))
+    # a profile update moves a person with queued feedback to another region
+    person = fb.column("person_id")[40].as_py()
+    queued.ingest(
+        "people", pa.table({"person_id": [person], "kind": ["customer"], "region": ["far_away"]})
+    )
+    left = rollup_pending.waiting(store)
+    assert 0 < left < fb.num_rows  # the refresh took that person's days
+    read: list[int] = []
+    feedback_of = rollup_pending.rollup_rows.feedback_of
+
+    def counted(tx, ids):
+        read.append(len(ids))
+        return feedback_of(tx, ids)
+
+    monkeypatch.setattr(rollup_pending.rollup_rows, "feedback_of", counted)
+    worker.job()
+    assert rollup_pending.waiting(store) == 0 and worker.folded == left
+    assert sum(read) <= 30  # only what no batch handed over was read
+    answers_exact(store)
+    assert_same(store, dict(by=["region"], filters={"region": "far_away"}))
+    folded = keyed_sums(store)
+    ru.rebuild(store)
+    pd.testing.assert_frame_equal(folded, keyed_sums(store), check_exact=False, rtol=1e-12)

@@ -109,6 +109,10 @@ class LookedUp(Mapping[str, pa.Table]):
                 raise KeyError(key)
         return self._got[key]
 
+    def read_so_far(self) -> dict[str, pa.Table]:
+        """What has been looked up (nothing is read here)."""
+        return dict(self._got)
+
     def __iter__(self) -> Iterator[str]:
         return iter(("interactions", "people"))
 

@@ -25,7 +25,7 @@ import dataclasses
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +39,7 @@ from corridor.domain.corridor_map import CorridorMap
 from corridor.errors import StoreReadOnlyError
 from corridor.ingest import identity
 from corridor.ingest.batch_upkeep import (
+    LookedUp,
     Staged,
     add_to_rollup,
     delta_candidate,
@@ -155,11 +156,12 @@ class Ingestor:
         ``corridor text analyze`` scores them); ``rollup_upkeep``: a batch of new feedback adds
         its rollup rows in its transaction (``"inline"``), or queues its records for a fold
         after the commit (``"background"``: :attr:`on_pending_rollup`, when set, is called after
-        each batch that queued some — a server's :class:`~corridor.analytics.feedback.
+        each batch that queued some, with the batch and what its transaction read of its
+        interactions and persons — a server's :class:`~corridor.analytics.feedback.
         rollup_pending.RollupWorker`; reads are exact meanwhile)."""
         self.store = store
         self.rollup_upkeep = rollup_upkeep
-        self.on_pending_rollup: Callable[[], None] | None = None
+        self.on_pending_rollup: Callable[[pa.Table, Mapping[str, pa.Table]], None] | None = None
         self.keep_original_text = keep_original_text
         self.analyze_text = analyze_text
         self.on_pending_text: Callable[[pa.Table, pa.Table | None], None] | None = None
@@ -379,7 +381,9 @@ class Ingestor:
             if not deferred:
                 self.refresh_rollup()
         if queue and self.on_pending_rollup is not None and batch is not None and batch.queued:
-            self.on_pending_rollup()
+            looked = batch.read
+            read = looked.read_so_far() if isinstance(looked, LookedUp) else {}
+            self.on_pending_rollup(batch.rows, read)
         if text and not self.analyze_text and self.on_pending_text is not None:
             self.on_pending_text(valid, for_texts[0] if for_texts else None)
         return report

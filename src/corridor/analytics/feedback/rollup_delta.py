@@ -28,13 +28,18 @@ DELTA_MAX = 2000
 
 
 def add_new_feedback(
-    store: Store, tx: Tx, rows: pa.Table, people: pa.Table | None = None
+    store: Store,
+    tx: Tx,
+    rows: pa.Table,
+    people: pa.Table | None = None,
+    interactions: pa.Table | None = None,
 ) -> dict[str, pa.Table]:
     """Add the rollup rows of a batch of new feedback records (``rows``; none of them was
     stored before this transaction), in the batch's own transaction: the rollup is additive, so
     the batch's own sums, added as rows of their own, keep every key's sum exact without
     rebuilding its days. ``people``: the batch's stored persons' :data:`PEOPLE_COLUMNS`, when
-    the ingest read them already (persons not among them have no segment or region).
+    the ingest read them already (persons not among them have no segment or region);
+    ``interactions``: likewise its interactions, when read already.
 
     The dimensions are those a rebuild joins (:func:`~corridor.analytics.core.dimensions.
     feedback_facts`: the record's touch point and partner, else its interaction's; the
@@ -51,7 +56,9 @@ def add_new_feedback(
     every column text, for the record rules to read instead of the whole tables.
 
     Measured at 1 M and 10 M interactions: see docs/benchmarks.md."""
-    read = {"interactions": interactions_of(tx, rows), "people": people_of(tx, rows, people)}
+    if interactions is None:
+        interactions = interactions_of(tx, rows)
+    read = {"interactions": interactions, "people": people_of(tx, rows, people)}
     delta = delta_rows(rows, read["interactions"], read["people"])
     if not delta.num_rows:
         return read

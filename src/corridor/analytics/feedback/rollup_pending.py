@@ -23,8 +23,11 @@ rows of the records its own ``DELETE … RETURNING`` took, and a record is taken
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Mapping
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from corridor.analytics.feedback import rollup, rollup_delta, rollup_rows
 from corridor.store.base import Store, Tx
@@ -61,9 +64,30 @@ def queue(tx: Tx, rows: pa.Table) -> None:
     )
 
 
-def fold(store: Store, *, most: int = FOLD_MAX) -> int:
+class Handed:
+    """Queued batches handed over by the process that wrote them (see
+    :meth:`RollupWorker.poke`): their records as written and what their transaction read of
+    their interactions and persons, so that the fold need not read them again. A record's row
+    is computed from them only if this process's fold takes it from the queue; any change since
+    to its interaction or person marked its day for a rebuild, which replaces the row."""
+
+    def __init__(self, batches: list[tuple[pa.Table, Mapping[str, pa.Table]]]) -> None:
+        self.rows = pa.concat_tables([b for b, _ in batches], promote_options="permissive")
+        self.read: dict[str, pa.Table] = {}
+        for name in ("interactions", "people"):  # only when every batch has it
+            if all(name in r for _, r in batches):
+                self.read[name] = pa.concat_tables([r[name] for _, r in batches])
+
+    def taken(self, ids: list[str]) -> pa.Table:
+        """The handed records among ``ids``."""
+        wanted = pa.array(ids, pa.string())
+        return self.rows.filter(pc.is_in(self.rows.column("feedback_id"), value_set=wanted))
+
+
+def fold(store: Store, *, most: int = FOLD_MAX, handed: Handed | None = None) -> int:
     """Add the rollup rows of up to ``most`` queued records and take them out of the queue, in
-    one transaction; returns how many records were taken (0: the queue is empty)."""
+    one transaction; returns how many records were taken (0: the queue is empty). ``handed``:
+    records (and look-ups) this process has in hand; the others are read from the store."""
     if not rollup.has_pending(store) or not store.query("SELECT 1 FROM rollup_pending LIMIT 1"):
         return 0  # (a read beside the writer: no write transaction for an empty queue)
     with store.transaction() as tx:
@@ -77,9 +101,22 @@ def fold(store: Store, *, most: int = FOLD_MAX) -> int:
         ]
         if not taken:
             return 0
+        rest = taken
+        if handed is not None:
+            mine = handed.taken(taken)
+            if mine.num_rows:
+                rollup_delta.add_new_feedback(
+                    store,
+                    tx,
+                    mine,
+                    handed.read.get("people"),
+                    handed.read.get("interactions"),
+                )
+                got = set(mine.column("feedback_id").cast(pa.string()).to_pylist())
+                rest = [i for i in taken if i not in got]
         # (a record erased meanwhile is gone from feedback: nothing to add for it)
-        rows = rollup_rows.feedback_of(tx, taken)
-        if rows.num_rows:
+        rows = rollup_rows.feedback_of(tx, rest) if rest else None
+        if rows is not None and rows.num_rows:
             rollup_delta.add_new_feedback(store, tx, rows)
         # No answer changes: its records move from the queue's rows to the rollup's. So the
         # store's data version stays (kept answers stay as fresh as they were).
@@ -87,10 +124,10 @@ def fold(store: Store, *, most: int = FOLD_MAX) -> int:
     return len(taken)
 
 
-def fold_all(store: Store) -> int:
+def fold_all(store: Store, handed: Handed | None = None) -> int:
     """Fold until the queue is empty (records queued meanwhile included); returns how many."""
     done = 0
-    while n := fold(store):
+    while n := fold(store, handed=handed):
         done += n
     return done
 
@@ -105,13 +142,36 @@ class RollupWorker(PokedWorker):
     little, so that the batches of that moment are folded together), and every ``interval``
     seconds; its first round folds what a stopped server left queued."""
 
+    #: records handed over and not yet folded are kept up to this many; past it they are
+    #: dropped and the fold reads its records from the store instead
+    KEEP = 50_000
+
     def __init__(self, store: Store, *, interval: float = 30.0, settle: float = 0.2) -> None:
         super().__init__(self._fold, name="corridor-rollup", interval=interval, settle=settle)
         self.store = store
         self.folded = 0
+        self._lock = threading.Lock()
+        self._handed: list[tuple[pa.Table, Mapping[str, pa.Table]]] = []
+        self._kept = 0
+
+    def poke(
+        self, rows: pa.Table | None = None, read: Mapping[str, pa.Table] | None = None
+    ) -> None:
+        """Records were queued: fold them soon. ``rows``: the committed batch's records (as
+        :func:`queue` took them, with the columns the rollup reads); ``read``: the batch's
+        interactions and persons its transaction read already (``interactions``, ``people``)."""
+        if rows is not None:
+            with self._lock:
+                if self._kept + rows.num_rows <= self.KEEP:
+                    self._handed.append((rows, dict(read or {})))
+                    self._kept += rows.num_rows
+        super().poke()
 
     def _fold(self) -> None:
-        self.folded += fold_all(self.store)
+        with self._lock:
+            batches, self._handed, self._kept = self._handed, [], 0
+        # (after fold_all the queue was empty: every record handed before it was taken)
+        self.folded += fold_all(self.store, Handed(batches) if batches else None)
 
 
-__all__ = ["FOLD_MAX", "RollupWorker", "fold", "fold_all", "queue", "waiting"]
+__all__ = ["FOLD_MAX", "Handed", "RollupWorker", "fold", "fold_all", "queue", "waiting"]
