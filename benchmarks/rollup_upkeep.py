@@ -59,7 +59,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gaps import build, fill
 
 from corridor.analytics.core.dimensions import Query
-from corridor.analytics.feedback import rollup, rollup_delta, rollup_pending
+from corridor.analytics.feedback import rollup, rollup_delta
+from corridor.ingest import after_commit
 from corridor.ingest.pipeline import ROLLUP_VERSION, Ingestor
 from corridor.store import open_store
 
@@ -230,7 +231,7 @@ def measure(
                     extra = {}
                     if mode == "queue":
                         extra["read_queued"] = timed(lambda: rollup.sums(store, query, "gap"))
-                        extra["fold"] = timed(lambda: rollup_pending.fold_all(store))
+                        extra["fold"] = timed(lambda: after_commit.fold_all(store))
                         extra["read_folded"] = timed(lambda: rollup.sums(store, query, "gap"))
                     if i >= warmup * len(modes):  # each mode's first batches warm it up
                         times[(mode, size)].append(ms)

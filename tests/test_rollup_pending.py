@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from corridor.analytics.feedback import rollup as ru
 from corridor.analytics.feedback import rollup_pending
 from corridor.api.app import create_app
+from corridor.ingest import after_commit
 from corridor.ingest.pipeline import Ingestor
 from corridor.loop.rules import Rule, add_rule
 from corridor.settings import Settings
@@ -67,12 +68,12 @@ def test_queued_feedback_is_counted_exactly_and_folded_as_inline(queued, store):
     answers_exact(store)
     # the fold takes a part, then the rest: exact at every step
     version = store.data_version()  # (DuckDB keeps one; PostgreSQL, written by others, none)
-    assert rollup_pending.fold(store, most=100) == 100
+    assert after_commit.fold(store, most=100) == 100
     # a fold changes no answer, so kept answers are not made stale by it
     assert store.data_version() == version and (version is not None) == (store.dialect == "duckdb")
     assert rollup_pending.waiting(store) == fb.num_rows - 100
     answers_exact(store)
-    assert rollup_pending.fold_all(store) == fb.num_rows - 100
+    assert after_commit.fold_all(store) == fb.num_rows - 100
     assert rollup_pending.waiting(store) == 0 and ru.is_current(store)
     answers_exact(store)
     # the same sums, key by key, as a rebuild from the base tables
@@ -83,9 +84,9 @@ def test_queued_feedback_is_counted_exactly_and_folded_as_inline(queued, store):
 
 def test_a_refresh_takes_queued_records_of_its_days(queued, store):
     """Feedback queued before its interaction arrives: the interaction marks the feedback's day
-    dirty, the refresh rebuilds that day from the base tables and takes its queued records out
-    of the queue (a fold afterwards adds nothing twice); a read while both a queue and dirty days
-    exist is exact."""
+    dirty, the refresh rebuilds that day from the base tables and marks its queued records
+    rolled (reads no longer add them; the fold adds no row for them, only their rules wait); a
+    read while both a queue and dirty days exist is exact."""
     when = datetime(2025, 3, 4, 12, tzinfo=UTC)
     other = datetime(2025, 3, 6, 12, tzinfo=UTC)
     fb = pa.table({
@@ -108,10 +109,12 @@ def test_a_refresh_takes_queued_records_of_its_days(queued, store):
         assert store.count("rollup_dirty") == 1 and rollup_pending.waiting(store) == 3
         answers_exact(store)
         assert_same(store, dict(by=["touchpoint", "channel"], period="day"), rollup=False)
-    # the refresh rebuilt 2025-03-04 (f1, f2) and left f3 (2025-03-06) queued
+    # the refresh rebuilt 2025-03-04 (f1, f2) and left f3 (2025-03-06) to the fold
     assert store.count("rollup_dirty") == 0
-    assert store.query("SELECT feedback_id FROM rollup_pending") == [("f3",)]
-    assert rollup_pending.fold_all(store) == 1
+    queued = store.query("SELECT feedback_id, rolled FROM rollup_pending ORDER BY 1")
+    assert queued == [("f1", True), ("f2", True), ("f3", False)]
+    answers_exact(store)
+    assert after_commit.fold_all(store) == 3
     answers_exact(store)
     folded = keyed_sums(store)
     ru.rebuild(store)
@@ -131,7 +134,7 @@ def test_an_erased_queued_record_is_not_folded(queued, store):
         marks = ", ".join("?" for _ in gone)
         tx.execute(f"DELETE FROM feedback WHERE feedback_id IN ({marks})", gone)
     answers_exact(store)  # the queue's rows come from the base tables: the deleted are not there
-    assert rollup_pending.fold_all(store) == 50
+    assert after_commit.fold_all(store) == 50
     answers_exact(store)
     assert sum(keyed_sums(store)["gap_n"] + keyed_sums(store)["metric_n"]) > 0
     folded = keyed_sums(store)
@@ -158,7 +161,7 @@ def test_concurrent_folds_and_refreshes_count_each_record_once(store_url, store,
     def fold(s: Store) -> None:
         try:
             start.wait()
-            while rollup_pending.fold(s, most=37):
+            while after_commit.fold(s, most=37):
                 pass
         except BaseException as e:  # pragma: no cover - reported below
             errors.append(e)
@@ -186,8 +189,8 @@ def test_concurrent_folds_and_refreshes_count_each_record_once(store_url, store,
 @pytest.mark.parametrize("texts_later", [False, True])
 def test_record_rules_see_queued_records_dimensions(store, small_map, texts_later):
     """A detractor rule scoped to a department fires on a queued record whose touch point only
-    its interaction names (the look-up the rollup no longer needs is made for the rule), on the
-    rules' SQL path and their Arrow path alike."""
+    its interaction names, once, when the record is taken from the queue, on the rules' SQL path
+    (texts analysed with their batch) and their Arrow path alike."""
     ing = Ingestor(store, rollup_upkeep="background", analyze_text=not texts_later)
     ing.load_map(small_map)
     add_rule(store, Rule("late", "detractor", scope={"department": "logistics"}), actor="ana")
@@ -204,8 +207,13 @@ def test_record_rules_see_queued_records_dimensions(store, small_map, texts_late
     }))  # fmt: skip
     ing.close()
     assert rollup_pending.waiting(store) == 2
+    # the rules fire in the transaction that takes the records from the queue, once
+    assert store.query("SELECT count(*) FROM alerts") == [(0,)]
+    assert after_commit.fold_all(store, texts_analysed=not texts_later) == 2
     fired = store.query("SELECT rule_id, record_id FROM alerts")
     assert fired == [("late", "f1")]  # f2 is at checkout: another department
+    assert after_commit.fold_all(store) == 0
+    assert store.query("SELECT count(*) FROM alerts") == [(1,)]
 
 
 def test_a_server_folds_after_the_commit_and_what_a_stopped_one_left(store, small_map):
@@ -242,14 +250,15 @@ def test_a_server_folds_after_the_commit_and_what_a_stopped_one_left(store, smal
 def test_the_worker_folds_handed_batches_without_reading_them_again(queued, store, monkeypatch):
     """The server's worker is handed each committed batch (its records, and its persons as the
     ingest read them): their rows are computed from those, with no read of the feedback; a
-    record a refresh took meanwhile (its person moved region after the batch: its day rebuilt)
-    is not added again; records no batch handed over (a stopped server's) are read."""
+    record whose day a refresh rebuilt meanwhile (its person moved region after the batch)
+    is not added again (it is marked rolled); records no batch handed over (a stopped
+    server's) are read."""
     data = dataset()
     fb = data["feedback"]
     queued.ingest("people", data["people"])
     queued.ingest("interactions", data["interactions"])
     queued.ingest("feedback", fb.slice(0, 30))  # before the worker: nothing handed
-    worker = rollup_pending.RollupWorker(store)
+    worker = after_commit.AfterCommitWorker(store)
     queued.on_pending_rollup = worker.poke
     for start in range(30, fb.num_rows, 50):
         queued.ingest("feedback", fb.slice(start, 50))
@@ -260,15 +269,16 @@ def test_the_worker_folds_handed_batches_without_reading_them_again(queued, stor
         "people", pa.table({"person_id": [person], "kind": ["customer"], "region": ["far_away"]})
     )
     left = rollup_pending.waiting(store)
-    assert 0 < left < fb.num_rows  # the refresh took that person's days
+    rolled = store.query("SELECT count(*) FROM rollup_pending WHERE rolled")[0][0]
+    assert left == fb.num_rows and 0 < rolled < left  # the refresh rebuilt that person's days
     read: list[int] = []
-    feedback_of = rollup_pending.rollup_rows.feedback_of
+    feedback_of = after_commit.rollup_rows.feedback_of
 
     def counted(tx, ids):
         read.append(len(ids))
         return feedback_of(tx, ids)
 
-    monkeypatch.setattr(rollup_pending.rollup_rows, "feedback_of", counted)
+    monkeypatch.setattr(after_commit.rollup_rows, "feedback_of", counted)
     worker.job()
     assert rollup_pending.waiting(store) == 0 and worker.folded == left
     assert sum(read) <= 30  # only what no batch handed over was read

@@ -19,7 +19,6 @@ from pydantic import BaseModel
 
 import corridor
 from corridor.analytics.customers.models import CHURN_RISK, FittedModels
-from corridor.analytics.feedback.rollup_pending import RollupWorker
 from corridor.api import analyses, errors
 from corridor.api.answer_cache import AnswerCache
 from corridor.api.audit_trail import AuditTrail
@@ -35,6 +34,7 @@ from corridor.api.routes import surveys as survey_routes
 from corridor.api.routes import text as text_routes
 from corridor.api.schemas import RECORD_MODELS
 from corridor.domain.corridor_map import CorridorMap
+from corridor.ingest.after_commit import AfterCommitWorker
 from corridor.ingest.pipeline import Ingestor
 from corridor.loop import Scheduler, churn_jump, lake, scheduler
 from corridor.privacy import retention
@@ -86,9 +86,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     text_worker = TextWorker(the_store) if settings.text_analysis == "background" else None
     if text_worker is not None:
         ingestor.on_pending_text = text_worker.poke
-    # new feedback's rollup rows are added right after its batch commits, many batches at once;
-    # on start, what a stopped server left queued
-    rollup_worker = RollupWorker(the_store) if settings.rollup_upkeep == "background" else None
+    # new feedback's rollup rows and record rules: right after its batch commits, many batches
+    # at once; on start, what a stopped server left queued
+    rollup_worker = (
+        AfterCommitWorker(the_store, texts_analysed=settings.text_analysis == "inline")
+        if settings.rollup_upkeep == "background"
+        else None
+    )
     if rollup_worker is not None:
         ingestor.on_pending_rollup = rollup_worker.poke
 

@@ -185,12 +185,12 @@ def _fit_models(models: Any) -> None:
 def _catch_up_rollup(store: Any) -> None:
     """A rollup left stale (a store upgraded from schema v2, a refresh that failed after an
     ingest) is brought up to date before serving: reads never write, so until then they would
-    answer from the base tables."""
-    from corridor.analytics.feedback import rollup, rollup_pending
+    answer from the base tables. (Queued feedback is folded by the server's worker as it
+    starts: :mod:`corridor.ingest.after_commit`.)"""
+    from corridor.analytics.feedback import rollup
 
-    if rollup.has_rollup(store) and not rollup.is_current(store):
+    if rollup.has_rollup(store) and store.count("rollup_dirty"):
         with progress_bar("bringing the rollup up to date") as progress:
             days = rollup.refresh(store)
-            folded = rollup_pending.fold_all(store)
             progress("rollup up to date", 1.0)
-        console.print(f"rollup: {days} stale day(s) rebuilt, {folded} queued record(s) folded")
+        console.print(f"rollup: {days} stale day(s) rebuilt")

@@ -5,7 +5,7 @@ fold after the commit), or the days it may change marked dirty (see
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import pyarrow as pa
 
@@ -72,8 +72,8 @@ def add_to_rollup(
     dimensions, read by :func:`_ensure_people`); False when the batch is not one (a bulk
     import: ``store`` None; records stored before, or persons merged: their stored feedback's
     days are rebuilt), or too big for looking its keys up one by one. ``queue``: its records
-    are queued for the fold after the commit instead (the record rules still find its
-    interactions and persons in :attr:`Staged.read`, looked up if a rule reads them)."""
+    are queued for the work after the commit instead (:mod:`corridor.ingest.after_commit`:
+    their rollup rows and record rules), with its persons' dimensions in :attr:`Staged.read`."""
     if not all_new or not delta_candidate(kind, batch.rows, store):
         return False
     from corridor.analytics.feedback import rollup_delta, rollup_pending
@@ -81,43 +81,11 @@ def add_to_rollup(
     assert store is not None
     if queue:
         rollup_pending.queue(tx, batch.rows)
-        batch.read = LookedUp(tx, batch.rows, people)
+        batch.read = {} if people is None else {"people": people}
         batch.queued = True
         return True
     batch.read = rollup_delta.add_new_feedback(store, tx, batch.rows, people)
     return True
-
-
-class LookedUp(Mapping[str, pa.Table]):
-    """A queued batch's ``interactions`` and ``people`` (what
-    :func:`~corridor.analytics.feedback.rollup_delta.add_new_feedback` returns), each looked up
-    in the batch's transaction the first time something reads it."""
-
-    def __init__(self, tx: Tx, rows: pa.Table, people: pa.Table | None) -> None:
-        self._tx, self._rows = tx, rows
-        self._got: dict[str, pa.Table] = {} if people is None else {"people": people}
-
-    def __getitem__(self, key: str) -> pa.Table:
-        from corridor.analytics.feedback import rollup_rows
-
-        if key not in self._got:
-            if key == "interactions":
-                self._got[key] = rollup_rows.interactions_of(self._tx, self._rows)
-            elif key == "people":
-                self._got[key] = rollup_rows.people_of(self._tx, self._rows)
-            else:
-                raise KeyError(key)
-        return self._got[key]
-
-    def read_so_far(self) -> dict[str, pa.Table]:
-        """What has been looked up (nothing is read here)."""
-        return dict(self._got)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(("interactions", "people"))
-
-    def __len__(self) -> int:
-        return 2
 
 
 MARK = "INSERT INTO rollup_dirty (day) SELECT DISTINCT CAST(occurred_at AS DATE) FROM "
@@ -154,7 +122,6 @@ def mark_rollup_people(tx: Tx) -> None:
 
 __all__ = [
     "MARK",
-    "LookedUp",
     "Staged",
     "add_to_rollup",
     "delta_candidate",

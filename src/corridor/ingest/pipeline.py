@@ -12,11 +12,13 @@ people), the Ingestor brings the rollup up to date
 logged, never fails the batch, and is tried again after the next commit; meanwhile reads take
 the marked days from the base tables. A batch of new feedback adds its own rollup rows in its
 transaction (``rollup_upkeep="inline"``) or, in a server (``"background"``), queues its records
-for the fold that runs after the commit (:mod:`corridor.analytics.feedback.rollup_pending`).
+for the work that runs after the commit (:mod:`corridor.ingest.after_commit`).
 
 Record rules (:mod:`corridor.loop.record_rules`) are evaluated inside each batch's transaction,
 once its records are written: the alerts, cases and notifications they raise commit with the
-batch or not at all, on every ingest path (HTTP and file imports alike).
+batch or not at all, on every ingest path (HTTP and file imports alike). A queued batch's
+records are evaluated in the transaction that takes them from the queue, right after the
+commit, with the same guarantee: each record once.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ from corridor.domain.corridor_map import CorridorMap
 from corridor.errors import StoreReadOnlyError
 from corridor.ingest import identity
 from corridor.ingest.batch_upkeep import (
-    LookedUp,
     Staged,
     add_to_rollup,
     delta_candidate,
@@ -154,11 +155,11 @@ class Ingestor:
         :attr:`on_pending_text`, when set, is called after each committed feedback batch — a
         server's background worker, handed the batch and the text rules' rows of it or None — or
         ``corridor text analyze`` scores them); ``rollup_upkeep``: a batch of new feedback adds
-        its rollup rows in its transaction (``"inline"``), or queues its records for a fold
-        after the commit (``"background"``: :attr:`on_pending_rollup`, when set, is called after
-        each batch that queued some, with the batch and what its transaction read of its
-        interactions and persons — a server's :class:`~corridor.analytics.feedback.
-        rollup_pending.RollupWorker`; reads are exact meanwhile)."""
+        its rollup rows in its transaction and its record rules fire there (``"inline"``), or it
+        queues its records for the work after the commit, rollup rows and record rules
+        (``"background"``: :attr:`on_pending_rollup`, when set, is called after each batch that
+        queued some, with the batch and its persons as its transaction read them — a server's
+        :class:`~corridor.ingest.after_commit.AfterCommitWorker`; reads are exact meanwhile)."""
         self.store = store
         self.rollup_upkeep = rollup_upkeep
         self.on_pending_rollup: Callable[[pa.Table, Mapping[str, pa.Table]], None] | None = None
@@ -341,11 +342,12 @@ class Ingestor:
                         keep_original=self.keep_original_text,
                         analyze=self.analyze_text,
                     )
-                if rules:
+                if rules and not (batch is not None and batch.queued):
                     # the record rules fire in the batch's transaction: its alerts, cases and
                     # their notifications commit with the records or not at all
                     # (text rules: here when the texts were analysed above, else when the
-                    # background worker stores their analysis)
+                    # background worker stores their analysis; a queued batch's records: in the
+                    # transaction that takes them from the queue, corridor.ingest.after_commit)
                     record_rules.evaluate_batch(
                         tx,
                         k.name,
@@ -381,9 +383,7 @@ class Ingestor:
             if not deferred:
                 self.refresh_rollup()
         if queue and self.on_pending_rollup is not None and batch is not None and batch.queued:
-            looked = batch.read
-            read = looked.read_so_far() if isinstance(looked, LookedUp) else {}
-            self.on_pending_rollup(batch.rows, read)
+            self.on_pending_rollup(batch.rows, batch.read)
         if text and not self.analyze_text and self.on_pending_text is not None:
             self.on_pending_text(valid, for_texts[0] if for_texts else None)
         return report

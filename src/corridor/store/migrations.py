@@ -504,12 +504,15 @@ V15 = Migration(
 
 V16 = Migration(
     16,
-    "rollup upkeep after the commit: new feedback waits in rollup_pending until it is folded",
+    "work after the commit: new feedback waits in rollup_pending for its rollup rows and rules",
     (
-        # New feedback records whose rollup rows are not yet added (a server's ingest leaves
-        # them to its background fold, corridor.analytics.feedback.rollup_pending). Reads add
-        # their rows from the base tables in the same query, so answers stay exact meanwhile.
-        "CREATE TABLE rollup_pending (feedback_id VARCHAR PRIMARY KEY, day DATE NOT NULL)",
+        # New feedback records whose rollup rows and record rules wait for the work after the
+        # commit (a server's ingest leaves them to corridor.ingest.after_commit). Reads add the
+        # rows of those not `rolled` from the base tables in the same query, so answers stay
+        # exact meanwhile. rolled: a refresh rebuilt the record's day (its rows are in the
+        # rollup); only its rules wait.
+        """CREATE TABLE rollup_pending (feedback_id VARCHAR PRIMARY KEY, day DATE NOT NULL,
+            rolled BOOLEAN NOT NULL DEFAULT FALSE)""",
     ),
 )
 

@@ -161,10 +161,13 @@ def refresh(store: Store) -> int:
         since, until = _midnight(lo), _midnight(hi) + timedelta(days=1)
         cols = ", ".join(ROLLUP_COLUMNS)
         if has_pending(store):
-            # first: the records of these days still waiting for the fold are rebuilt here,
-            # so they wait no more (on PostgreSQL this waits for a fold holding them to commit,
-            # and the delete below then removes the rows it added)
-            tx.execute("DELETE FROM rollup_pending WHERE day IN (SELECT day FROM rollup_dirty)")
+            # first: the records of these days still queued are rebuilt here, so only their
+            # record rules wait (on PostgreSQL this waits for a fold holding them to commit, and
+            # the delete below then removes the rows it added)
+            tx.execute(
+                "UPDATE rollup_pending SET rolled = TRUE "
+                "WHERE NOT rolled AND day IN (SELECT day FROM rollup_dirty)"
+            )
         tx.execute("DELETE FROM feedback_rollup WHERE day IN (SELECT day FROM rollup_dirty)")
         tx.execute(
             f"INSERT INTO feedback_rollup ({cols}) SELECT {cols} FROM ({sql}) AS r",
@@ -271,7 +274,9 @@ def is_current(store: Store) -> bool:
     for the fold. A read."""
     if int(store.table("rollup_dirty").count().execute()):
         return False
-    return not has_pending(store) or int(store.table("rollup_pending").count().execute()) == 0
+    if not has_pending(store):
+        return True
+    return not store.query("SELECT 1 FROM rollup_pending WHERE NOT rolled LIMIT 1")
 
 
 def sums(source: Source, query: Query, kind: Kind) -> pd.DataFrame | None:
@@ -343,9 +348,11 @@ def sums_or_base(source: Source, query: Query, kind: Kind) -> pd.DataFrame:
 
 
 def _marks(store: Store) -> tuple[date | None, date | None, bool]:
-    """The first and last day marked dirty (None, None: none), and whether any record waits for
-    the fold: one small read."""
-    pending = "EXISTS (SELECT 1 FROM rollup_pending)" if has_pending(store) else "FALSE"
+    """The first and last day marked dirty (None, None: none), and whether any record's rollup
+    rows wait for the fold: one small read."""
+    pending = (
+        "EXISTS (SELECT 1 FROM rollup_pending WHERE NOT rolled)" if has_pending(store) else "FALSE"
+    )
     # (days as text: an empty min() reads as a null on every engine)
     (lo, hi, waiting), *_ = store.query(
         f"SELECT min(CAST(day AS VARCHAR)), max(CAST(day AS VARCHAR)), {pending} FROM rollup_dirty"
@@ -367,14 +374,16 @@ def _pending_rows(store: Store) -> ir.Table:
     once. On DuckDB, :func:`_queued_rows`; else (and past :data:`QUEUED_BY_KEY`) one join,
     which PostgreSQL answers by index look-ups."""
     if store.dialect == "duckdb":
-        ids = store.query(f"SELECT feedback_id FROM rollup_pending LIMIT {QUEUED_BY_KEY + 1}")
+        ids = store.query(
+            f"SELECT feedback_id FROM rollup_pending WHERE NOT rolled LIMIT {QUEUED_BY_KEY + 1}"
+        )
         if len(ids) <= QUEUED_BY_KEY:
             return _queued_rows(store, [str(i) for (i,) in ids])
     sql = _compiled_pending.get(store)
     if sql is None:
         tables = _unbound(store, ("feedback", "interactions", "people", "rollup_pending"))
-        f = tables["feedback"]
-        waiting = f.filter(f.feedback_id.isin(tables["rollup_pending"].feedback_id))
+        f, queue = tables["feedback"], tables["rollup_pending"]
+        waiting = f.filter(f.feedback_id.isin(queue.filter(~queue.rolled).feedback_id))
         t = feedback_facts({**tables, "feedback": waiting}, ROLLUP_DIMENSIONS)
         rows = _aggregate_rows(t.mutate(day=t.occurred_at.date()))
         sql = ibis.to_sql(rows, dialect=store.dialect)
@@ -398,7 +407,8 @@ def _queued_rows(store: Store, ids: list[str]) -> ir.Table:
     )
     schema = store.table("feedback_rollup").select(*ROLLUP_COLUMNS).schema()
     t = ibis.memtable(rows).cast({"feedback_id": "string", **dict(schema.items())})
-    still = t.filter(t.feedback_id.isin(store.table("rollup_pending").feedback_id))
+    queue = store.table("rollup_pending")
+    still = t.filter(t.feedback_id.isin(queue.filter(~queue.rolled).feedback_id))
     return still.select(*ROLLUP_COLUMNS)
 
 

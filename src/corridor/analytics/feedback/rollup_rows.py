@@ -251,6 +251,7 @@ FEEDBACK_COLUMNS: tuple[str, ...] = (
     "nps",
     "csat",
     "ces",
+    "emotion",
 )
 
 
