@@ -118,7 +118,8 @@ def _fire(tx: Tx, rows: pa.Table, read: dict[str, pa.Table], texts_analysed: boo
 class AfterCommitWorker(PokedWorker):
     """A server's work after the commit: poked after each committed batch that queued records
     (settling a little, so that the batches of that moment are folded together), and every
-    ``interval`` seconds; its first round folds what a stopped server left queued."""
+    ``interval`` seconds; its first round folds what a stopped server left queued, and a server
+    that stops folds what was poked before it stops."""
 
     #: records handed over and not yet folded are kept up to this many; past it they are
     #: dropped and the fold reads its records from the store instead
@@ -132,7 +133,9 @@ class AfterCommitWorker(PokedWorker):
         interval: float = 30.0,
         settle: float = 0.2,
     ) -> None:
-        super().__init__(self._fold, name="corridor-after-commit", interval=interval, settle=settle)
+        super().__init__(
+            self._fold, name="corridor-after-commit", interval=interval, settle=settle, drain=True
+        )
         self.store = store
         self.texts_analysed = texts_analysed
         self.folded = 0
