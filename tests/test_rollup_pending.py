@@ -287,3 +287,34 @@ def test_the_worker_folds_handed_batches_without_reading_them_again(queued, stor
     folded = keyed_sums(store)
     ru.rebuild(store)
     pd.testing.assert_frame_equal(folded, keyed_sums(store), check_exact=False, rtol=1e-12)
+
+
+def test_a_writer_does_the_work_itself_while_the_queue_is_behind(store, small_map):
+    """Past QUEUE_BEHIND_MAX records not yet folded, a batch adds its own rollup rows and fires
+    its rules in its own transaction (the writers slow down until the queue has caught up)."""
+    from corridor.ingest.pipeline import QUEUE_BEHIND_MAX
+
+    ing = Ingestor(store, rollup_upkeep="background")
+    ing.load_map(small_map)
+    add_rule(store, Rule("low", "detractor"), actor="ana")
+    now = datetime.now(UTC)
+
+    def batch(i: int) -> pa.Table:
+        return pa.table({
+            "feedback_id": [f"f{i}"], "occurred_at": pa.array([now], TS),
+            "touchpoint": ["checkout"], "source": ["survey"], "nps": [2],
+        })  # fmt: skip
+
+    behind = [QUEUE_BEHIND_MAX - 1]
+    ing.rollup_behind = lambda: behind[0]
+    ing.ingest("feedback", batch(1))
+    assert rollup_pending.waiting(store) == 1 and store.count("alerts") == 0  # queued
+    behind[0] = QUEUE_BEHIND_MAX
+    ing.ingest("feedback", batch(2))
+    assert rollup_pending.waiting(store) == 1  # not queued: done in its transaction
+    assert store.query("SELECT record_id FROM alerts") == [("f2",)]
+    assert_same(store, dict(by=["touchpoint"]), rollup=False)  # f1 still queued: exact
+    assert after_commit.fold_all(store) == 1
+    assert sorted(store.query("SELECT record_id FROM alerts")) == [("f1",), ("f2",)]
+    assert_same(store, dict(by=["touchpoint"]))
+    ing.close()

@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     if rollup_worker is not None:
         ingestor.on_pending_rollup = rollup_worker.poke
+        ingestor.rollup_behind = rollup_worker.behind
 
     # survey answers are stored as feedback off the request path, right after they are
     # acknowledged, as a group; on start, those a crash left acknowledged but not stored

@@ -24,11 +24,31 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from corridor.analytics.feedback import rollup, rollup_delta, rollup_pending, rollup_rows
-from corridor.analytics.feedback.rollup_pending import Handed
 from corridor.ingest.batch_upkeep import Staged
 from corridor.loop import record_rules
 from corridor.store.base import Store, Tx
 from corridor.workers import PokedWorker
+
+
+class Handed:
+    """Queued batches handed over by the process that wrote them (see
+    :meth:`AfterCommitWorker.poke`): their records as written and
+    what their transaction read of their interactions and persons, so that the fold need not
+    read them again. A record's row is computed from them only if this process's fold takes it
+    from the queue; any change since to its interaction or person marked its day for a rebuild,
+    which replaces the row."""
+
+    def __init__(self, batches: list[tuple[pa.Table, Mapping[str, pa.Table]]]) -> None:
+        self.rows = pa.concat_tables([b for b, _ in batches], promote_options="permissive")
+        self.read: dict[str, pa.Table] = {}
+        for name in ("interactions", "people"):  # only when every batch has it
+            if all(name in r for _, r in batches):
+                self.read[name] = pa.concat_tables([r[name] for _, r in batches])
+
+    def taken(self, ids: list[str]) -> pa.Table:
+        """The handed records among ``ids``."""
+        wanted = pa.array(ids, pa.string())
+        return self.rows.filter(pc.is_in(self.rows.column("feedback_id"), value_set=wanted))
 
 
 def fold(
@@ -131,7 +151,7 @@ class AfterCommitWorker(PokedWorker):
         *,
         texts_analysed: bool = False,
         interval: float = 30.0,
-        settle: float = 0.2,
+        settle: float = 0.05,
     ) -> None:
         super().__init__(
             self._fold, name="corridor-after-commit", interval=interval, settle=settle, drain=True
@@ -142,6 +162,7 @@ class AfterCommitWorker(PokedWorker):
         self._lock = threading.Lock()
         self._handed: list[tuple[pa.Table, Mapping[str, pa.Table]]] = []
         self._kept = 0
+        self._behind = 0  # records poked and not yet folded (see behind())
 
     def poke(
         self, rows: pa.Table | None = None, read: Mapping[str, pa.Table] | None = None
@@ -151,6 +172,7 @@ class AfterCommitWorker(PokedWorker):
         them, if it did."""
         if rows is not None:
             with self._lock:
+                self._behind += rows.num_rows
                 if self._kept + rows.num_rows <= self.KEEP:
                     self._handed.append((rows, dict(read or {})))
                     self._kept += rows.num_rows
@@ -159,9 +181,20 @@ class AfterCommitWorker(PokedWorker):
     def _fold(self) -> None:
         with self._lock:
             batches, self._handed, self._kept = self._handed, [], 0
-        # (after fold_all the queue was empty: every record handed before it was taken)
+        # (once the queue is empty, every record handed before this round was taken)
         handed = Handed(batches) if batches else None
-        self.folded += fold_all(self.store, handed, texts_analysed=self.texts_analysed)
+        while n := fold(self.store, handed=handed, texts_analysed=self.texts_analysed):
+            self.folded += n
+            with self._lock:
+                self._behind = max(0, self._behind - n)
+
+    def behind(self) -> int:
+        """How many records this process queued and the fold has not taken yet: a writer past
+        :data:`corridor.ingest.pipeline.QUEUE_BEHIND_MAX` does its batch's work itself, so the
+        queue (and the time from a commit to its alerts) stays bounded when rules fire on most
+        records."""
+        with self._lock:
+            return self._behind
 
 
 __all__ = ["AfterCommitWorker", "Handed", "fold", "fold_all"]

@@ -66,6 +66,10 @@ from corridor.text import intake
 ROLLUP_VERSION = V3.version
 #: the schema version that brought the rollup's queue (upkeep after the commit)
 QUEUE_VERSION = V16.version
+#: a batch of new feedback is queued only while the work after the commit is behind by fewer
+#: records than this (:attr:`Ingestor.rollup_behind`); else the batch does it in its own
+#: transaction, which slows the writers down until the queue has caught up
+QUEUE_BEHIND_MAX = 500
 #: the schema version that brought text analysis (and kept originals)
 TEXT_VERSION = V5.version
 #: the schema version that brought the erasure ledger (records naming erased people refused)
@@ -163,6 +167,8 @@ class Ingestor:
         self.store = store
         self.rollup_upkeep = rollup_upkeep
         self.on_pending_rollup: Callable[[pa.Table, Mapping[str, pa.Table]], None] | None = None
+        #: how many queued records the work after the commit has not taken yet (None: unknown)
+        self.rollup_behind: Callable[[], int] | None = None
         self.keep_original_text = keep_original_text
         self.analyze_text = analyze_text
         self.on_pending_text: Callable[[pa.Table, pa.Table | None], None] | None = None
@@ -324,7 +330,11 @@ class Ingestor:
             # a bulk import rebuilds the rollup once at its end; other batches of new feedback
             # add their own rollup rows
             delta = None if self._bulk else self.store
-        queue = self.rollup_upkeep == "background" and self._schema_at(QUEUE_VERSION)
+        queue = (
+            self.rollup_upkeep == "background"
+            and self._schema_at(QUEUE_VERSION)
+            and (self.rollup_behind is None or self.rollup_behind() < QUEUE_BEHIND_MAX)
+        )
         for_texts: list[pa.Table] = []  # the text rules' rows, for the background worker
         batch = None
         with self.store.transaction() as tx:

@@ -22,7 +22,9 @@ marked days (a bulk import once, at its end), and a failed refresh is tried agai
 one. Reads never write: while days are marked, :func:`sums` reads those days' rows from the
 base tables and the others' from the rollup, in one query (the same numbers; only the marked days,
 usually the few just written, cost a base-table read). A day marked after the read looked is
-summed as the rollup holds it, as a read a moment earlier would have.
+summed as the rollup holds it, as a read a moment earlier would have. A server's new feedback
+waits in a queue for its rollup rows (:mod:`corridor.analytics.feedback.rollup_pending`): a read
+adds the queued records' rows in the same statement, so it is exact too.
 
 A query uses the rollup when the source is a store, every grouping and filter is among
 :data:`ROLLUP_ELIGIBLE` (stage and department come from joining the corridor map's touch points

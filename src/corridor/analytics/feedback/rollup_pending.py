@@ -20,16 +20,13 @@ adds no row for them (their record rules still wait)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from corridor.analytics.feedback import rollup
 from corridor.store.base import Store, Tx
 
 #: records one fold transaction takes from the queue at most
-FOLD_MAX = 20_000
+FOLD_MAX = 250
 #: DuckDB: a batch of up to this many records is queued as two lists (0.4 ms for 20 records),
 #: more as a staged table (0.7 ms for 20, 1.1 ms for 500; lists 1.5 ms)
 _LISTED = 100
@@ -60,27 +57,6 @@ def queue(tx: Tx, rows: pa.Table) -> None:
     )
 
 
-class Handed:
-    """Queued batches handed over by the process that wrote them (see
-    :meth:`corridor.ingest.after_commit.AfterCommitWorker.poke`): their records as written and
-    what their transaction read of their interactions and persons, so that the fold need not
-    read them again. A record's row is computed from them only if this process's fold takes it
-    from the queue; any change since to its interaction or person marked its day for a rebuild,
-    which replaces the row."""
-
-    def __init__(self, batches: list[tuple[pa.Table, Mapping[str, pa.Table]]]) -> None:
-        self.rows = pa.concat_tables([b for b, _ in batches], promote_options="permissive")
-        self.read: dict[str, pa.Table] = {}
-        for name in ("interactions", "people"):  # only when every batch has it
-            if all(name in r for _, r in batches):
-                self.read[name] = pa.concat_tables([r[name] for _, r in batches])
-
-    def taken(self, ids: list[str]) -> pa.Table:
-        """The handed records among ``ids``."""
-        wanted = pa.array(ids, pa.string())
-        return self.rows.filter(pc.is_in(self.rows.column("feedback_id"), value_set=wanted))
-
-
 def take(tx: Tx, most: int = FOLD_MAX) -> list[tuple[str, bool]]:
     """Take up to ``most`` records out of the queue, in ``tx``: each record's id and whether a
     refresh added its rollup rows already (``rolled``). On PostgreSQL, of several transactions
@@ -100,4 +76,4 @@ def waiting(store: Store) -> int:
     return store.count("rollup_pending") if rollup.has_pending(store) else 0
 
 
-__all__ = ["FOLD_MAX", "Handed", "queue", "take", "waiting"]
+__all__ = ["FOLD_MAX", "queue", "take", "waiting"]
