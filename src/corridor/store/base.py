@@ -376,21 +376,25 @@ class Store(ABC):
         that transaction (and sees its writes so far); outside, an engine that can read beside
         the writer (:meth:`_read`) does, so small reads never queue behind a batch being
         written."""
-        if getattr(self._local, "writing", 0) == 0:
-            rows = self._read(sql, params)
-            if rows is not None:
-                return rows
-        with self.transaction() as tx:
-            return tx.fetchall(sql, params)
+        return self._small_read(sql, params, self._read, Tx.fetchall)
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         """:meth:`query`, its rows as an Arrow table (typed as the engine types them)."""
+        return self._small_read(sql, params, self._read_arrow, Tx.fetch_arrow)
+
+    def _small_read(
+        self,
+        sql: str,
+        params: Sequence[Any],
+        beside: Callable[[str, Sequence[Any]], T | None],
+        through: Callable[[Tx, str, Sequence[Any]], T],
+    ) -> T:
         if getattr(self._local, "writing", 0) == 0:
-            got = self._read_arrow(sql, params)
+            got = beside(sql, params)
             if got is not None:
                 return got
         with self.transaction() as tx:
-            return tx.fetch_arrow(sql, params)
+            return through(tx, sql, params)
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
         """Run a read outside the write lock and return its rows, or None where the engine

@@ -181,18 +181,16 @@ class DuckDBStore(Store):
         return super().write_beside(work)
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
-        cursor = self._thread_cursor()
-        try:
-            return cursor.execute(sql, list(params)).fetchall()
-        except duckdb.ConnectionException:  # closed under it (the store was closed)
-            self._local.cursor = None
-            self._check_open()
-            raise
+        return self._beside(lambda c: c.execute(sql, list(params)).fetchall())
 
     def _read_arrow(self, sql: str, params: Sequence[Any]) -> pa.Table | None:
+        return self._beside(lambda c: c.sql(sql, params=list(params) or None).to_arrow_table())
+
+    def _beside(self, read: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """``read`` on this thread's cursor (see :meth:`_thread_cursor`)."""
         cursor = self._thread_cursor()
         try:
-            return cursor.sql(sql, params=list(params) or None).to_arrow_table()
+            return read(cursor)
         except duckdb.ConnectionException:  # closed under it (the store was closed)
             self._local.cursor = None
             self._check_open()

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from corridor.analytics.core.dimensions import MEASURES
 from corridor.analytics.feedback.sums import (
     CES_EASY_MIN,
     CSAT_TOP2_MIN,
@@ -246,11 +247,7 @@ FEEDBACK_COLUMNS: tuple[str, ...] = (
     "touchpoint",
     "partner_id",
     "source",
-    "expectation",
-    "experience",
-    "nps",
-    "csat",
-    "ces",
+    *MEASURES,
     "emotion",
 )
 
