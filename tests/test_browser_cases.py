@@ -10,6 +10,7 @@ Screenshots go to ``test-artifacts/screenshots/`` with the others.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -56,7 +57,11 @@ def loop_site(site: dict[str, str]) -> Iterator[dict[str, str]]:  # noqa: F811
         ]  # fmt: skip
         r = c.post("/api/v1/feedback", json=rows)
         assert r.status_code in (200, 201) and r.json()["accepted"] == 5, r.text
-        listed = c.get("/api/v1/cases").json()
+        # the rules fire right after the commit (the server's work after the commit)
+        deadline = time.monotonic() + 30
+        while (listed := c.get("/api/v1/cases").json())["total"] < 5:
+            assert time.monotonic() < deadline, listed
+            time.sleep(0.1)
         assert listed["total"] == 5, listed
     yield {**site, "dept": dept, "tp": mine[0], "other_tp": other["key"]}
 

@@ -258,6 +258,8 @@ def feedback_of(tx: Fetches, ids: list[str]) -> pa.Table:
     select = f"SELECT {', '.join(FEEDBACK_COLUMNS)} FROM feedback WHERE feedback_id"
     if tx.dialect != "duckdb":
         return tx.fetch_arrow(f"{select} = ANY(?)", [ids])
+    if not ids:
+        return tx.fetch_arrow(f"{select} IS NULL AND FALSE")
     parts = [
         tx.fetch_arrow(f"{select} IN ({', '.join('?' for _ in chunk)})", chunk)
         for chunk in (ids[i : i + LOOKUP_CHUNK] for i in range(0, len(ids), LOOKUP_CHUNK))
