@@ -7,14 +7,12 @@ record), and the rollup's answers equal the base tables'."""
 
 from __future__ import annotations
 
-import random
-import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pandas as pd
 import pytest
 
@@ -22,7 +20,12 @@ from corridor.analytics import gap_table, metric_table
 from corridor.analytics.feedback import rollup, rollup_pending
 from corridor.domain.corridor_map import CorridorMap
 from corridor.store import open_store
-from test_durability import Server, servers  # noqa: F401  (fixture, used by name)
+from test_durability import (  # noqa: F401  (servers: a fixture, used by name)
+    Server,
+    post_until_killed,
+    serve_with_map,
+    servers,
+)
 
 BATCHES = 60
 BATCH_SIZE = 200
@@ -54,42 +57,21 @@ def test_queued_feedback_survives_sigkill_exactly_once(
     tmp_path: Path,
     servers: list[Server],  # noqa: F811
 ) -> None:
-    open_store(store_url).close()  # `corridor serve` serves an existing store, never makes one
-    server = Server(store_url, tmp_path / "server.log")
-    servers.append(server)
-    server.start()
-    r = httpx.put(
-        f"{server.base}/api/v1/map", json=small_map.model_dump(exclude_none=True), timeout=30
-    )
-    assert r.status_code == 200, r.text
+    server = serve_with_map(store_url, small_map, tmp_path, servers)
     rule = {"rule_id": "each", "kind": "detractor", "definition": {"per": "record"}}
     r = httpx.post(f"{server.base}/api/v1/rules", json=rule, timeout=30)
     assert r.status_code == 201, r.text
     data = batches([t.key for t in small_map.touchpoints])
-
-    acked: set[int] = set()
-    enough = threading.Event()
-
-    def client() -> None:
-        with httpx.Client(base_url=server.base, timeout=30) as c:
-            for i, batch in enumerate(data):
-                try:
-                    resp = c.post("/api/v1/feedback", json=batch)
-                except httpx.TransportError:
-                    enough.set()
-                    return  # the server died: from here on nothing is acknowledged
-                assert resp.status_code == 200, resp.text
-                acked.add(i)
-                if len(acked) >= KILL_AFTER_ACKS:
-                    enough.set()
-
-    sender = threading.Thread(target=client, daemon=True)
-    sender.start()
-    assert enough.wait(90), f"no acknowledgements before the kill:\n{server.output()}"
-    time.sleep(random.uniform(0.0, 0.05))
-    server.kill()
-    sender.join(30)
-    assert not sender.is_alive()
+    replies = post_until_killed(
+        server,
+        "/api/v1/feedback",
+        [orjson.dumps(b) for b in data],
+        kill_after=KILL_AFTER_ACKS,
+        wait_s=90,
+        jitter_s=0.05,
+    )
+    assert all(reply["accepted"] == BATCH_SIZE for reply in replies.values())
+    acked = set(replies)
     with open_store(store_url) as store:
         left = rollup_pending.waiting(store)
     assert len(acked) < BATCHES, "the kill came too late to matter"

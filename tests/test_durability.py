@@ -99,6 +99,58 @@ def servers() -> Iterator[list[Server]]:
         s.kill()
 
 
+def serve_with_map(
+    store_url: str, cmap: CorridorMap, tmp_path: Path, servers: list[Server]
+) -> Server:
+    """A new store served by ``corridor serve`` (killed when the test ends), ``cmap`` loaded."""
+    open_store(store_url).close()  # `corridor serve` serves an existing store, never makes one
+    server = Server(store_url, tmp_path / "server.log")
+    servers.append(server)
+    server.start()
+    r = httpx.put(f"{server.base}/api/v1/map", json=cmap.model_dump(exclude_none=True), timeout=30)
+    assert r.status_code == 200, r.text
+    return server
+
+
+def post_until_killed(
+    server: Server,
+    path: str,
+    bodies: list[bytes],
+    *,
+    kill_after: int,
+    wait_s: float,
+    jitter_s: float,
+) -> dict[int, dict[str, Any]]:
+    """Post the JSON ``bodies`` to ``path`` one after the other from a thread, and kill the
+    server with SIGKILL once ``kill_after`` are acknowledged, at a random moment within
+    ``jitter_s`` (somewhere inside a later request); returns the acknowledged replies by index.
+    Once the server is dead nothing more is acknowledged."""
+    acked: dict[int, dict[str, Any]] = {}
+    enough = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(base_url=server.base, timeout=30) as c:
+            for i, body in enumerate(bodies):
+                try:
+                    resp = c.post(path, content=body, headers={"content-type": "application/json"})
+                except httpx.TransportError:
+                    enough.set()
+                    return  # the server died: everything from here on is unacknowledged
+                if 200 <= resp.status_code < 300:
+                    acked[i] = resp.json()
+                    if len(acked) >= kill_after:
+                        enough.set()
+
+    sender = threading.Thread(target=client, daemon=True)
+    sender.start()
+    assert enough.wait(wait_s), f"no acknowledgements before the kill:\n{server.output()}"
+    time.sleep(random.uniform(0.0, jitter_s))
+    server.kill()
+    sender.join(30)
+    assert not sender.is_alive()
+    return dict(acked)
+
+
 def make_batches() -> list[list[dict[str, Any]]]:
     batches = []
     n = 0
@@ -131,44 +183,10 @@ def test_acknowledged_records_survive_sigkill(
 ) -> None:
     batches = make_batches()
     bodies = [orjson.dumps(b) for b in batches]
-    open_store(store_url).close()  # `corridor serve` serves an existing store, never makes one
-    server = Server(store_url, tmp_path / "server.log")
-    servers.append(server)
-    server.start()
-    r = httpx.put(
-        f"{server.base}/api/v1/map", json=small_map.model_dump(exclude_none=True), timeout=30
+    server = serve_with_map(store_url, small_map, tmp_path, servers)
+    first_acked = post_until_killed(
+        server, "/api/v1/interactions", bodies, kill_after=KILL_AFTER_ACKS, wait_s=60, jitter_s=0.1
     )
-    assert r.status_code == 200, r.text
-
-    acked: dict[int, dict[str, Any]] = {}
-    enough = threading.Event()
-
-    def client() -> None:
-        with httpx.Client(base_url=server.base, timeout=30) as c:
-            for i, body in enumerate(bodies):
-                try:
-                    resp = c.post(
-                        "/api/v1/interactions",
-                        content=body,
-                        headers={"content-type": "application/json"},
-                    )
-                except httpx.TransportError:
-                    enough.set()
-                    return  # the server died: everything from here on is unacknowledged
-                if 200 <= resp.status_code < 300:
-                    acked[i] = resp.json()
-                    if len(acked) >= KILL_AFTER_ACKS:
-                        enough.set()
-
-    sender = threading.Thread(target=client, daemon=True)
-    sender.start()
-    assert enough.wait(60), f"no acknowledgements before the kill:\n{server.output()}"
-    time.sleep(random.uniform(0.0, 0.1))  # somewhere inside the next request
-
-    server.kill()
-    sender.join(30)
-    assert not sender.is_alive()
-    first_acked = dict(acked)
     assert KILL_AFTER_ACKS <= len(first_acked) < BATCHES, "the kill came too late to matter"
     for reply in first_acked.values():
         assert reply["accepted"] == BATCH_SIZE and reply["rejected"] == 0

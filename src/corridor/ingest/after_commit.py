@@ -17,7 +17,7 @@ What it costs and saves: docs/benchmarks.md (rollup upkeep, closed loop)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -85,11 +85,20 @@ def fold(
     return len(taken)
 
 
-def fold_all(store: Store, handed: Handed | None = None, *, texts_analysed: bool = False) -> int:
-    """Fold until the queue is empty (records queued meanwhile included); returns how many."""
+def fold_all(
+    store: Store,
+    handed: Handed | None = None,
+    *,
+    texts_analysed: bool = False,
+    each: Callable[[int], None] | None = None,
+) -> int:
+    """Fold until the queue is empty (records queued meanwhile included); returns how many.
+    ``each``: told how many records each fold took, as it commits."""
     done = 0
     while n := fold(store, handed=handed, texts_analysed=texts_analysed):
         done += n
+        if each is not None:
+            each(n)
     return done
 
 
@@ -183,10 +192,12 @@ class AfterCommitWorker(PokedWorker):
             batches, self._handed, self._kept = self._handed, [], 0
         # (once the queue is empty, every record handed before this round was taken)
         handed = Handed(batches) if batches else None
-        while n := fold(self.store, handed=handed, texts_analysed=self.texts_analysed):
+        fold_all(self.store, handed, texts_analysed=self.texts_analysed, each=self._took)
+
+    def _took(self, n: int) -> None:
+        with self._lock:
             self.folded += n
-            with self._lock:
-                self._behind = max(0, self._behind - n)
+            self._behind = max(0, self._behind - n)
 
     def behind(self) -> int:
         """How many records this process queued and the fold has not taken yet: a writer past
