@@ -130,6 +130,35 @@ def _rows_and_keys(store: Store) -> tuple[int, int, int]:
     return store.count("feedback_rollup"), int(keys[0][0]), int(most[0][0])
 
 
+@pytest.mark.parametrize("per_key", [0, 10**9], ids=["index", "one-pass"])
+def test_key_look_ups_answer_the_same_either_way(ingestor, store, monkeypatch, per_key):
+    """``rollup_rows.by_keys`` reads the rows of the keys asked for, none else, whichever way
+    DuckDB is asked (lists of keys from the primary key's index, or one pass with ``= ANY``, as
+    ``SCAN_ROWS_PER_KEY`` against the table's size decides): keys not stored, repeated and
+    none; a look-up inside a write transaction sees its own uncommitted rows."""
+    data = dataset()
+    load(ingestor, data)
+    monkeypatch.setattr(rollup_rows, "SCAN_ROWS_PER_KEY", per_key)
+    ids = data["interactions"].column("interaction_id").to_pylist()
+    wanted = [*ids[:7], "no-such-interaction", ids[3], *ids[-1200:]]
+    cols = ("interaction_id", "touchpoint", "channel")
+    with store.transaction() as tx:
+        got = rollup_rows.by_keys(tx, "interactions", cols, wanted)
+        assert sorted(got.column("interaction_id").to_pylist()) == sorted(set(wanted) - {
+            "no-such-interaction"})  # fmt: skip
+        want = {r[0]: r[1:] for r in tx.fetchall(f"SELECT {', '.join(cols)} FROM interactions")}
+        assert {r["interaction_id"]: (r["touchpoint"], r["channel"]) for r in got.to_pylist()} \
+            == {k: want[k] for k in got.column("interaction_id").to_pylist()}  # fmt: skip
+        assert rollup_rows.by_keys(tx, "interactions", cols, []).num_rows == 0
+        tx.execute(
+            "INSERT INTO people (person_id, kind, canonical_id, first_seen_at) "
+            "VALUES ('p-new', 'customer', 'p-new', ?)",
+            [datetime.now(UTC)],
+        )
+        people = rollup_rows.lookup(tx, "people", rollup_rows.PEOPLE_COLUMNS, ["p-new", "none"])
+        assert people.column("person_id").to_pylist() == ["p-new"]
+
+
 def test_new_feedback_adds_its_own_rollup_rows(ingestor, store):
     """A batch of new feedback records adds its own sums as rollup rows in its transaction (no
     day rebuilt: the rows outnumber the keys); the answers stay exact; a day whose rows grew past

@@ -500,19 +500,7 @@ def _ensure_people_read(tx: Tx, persons: pa.Array, now: datetime) -> pa.Table:
     them, instead of looking them up again)."""
     from corridor.analytics.feedback import rollup_rows
 
-    cols = rollup_rows.PEOPLE_COLUMNS
-    if tx.dialect == "duckdb":  # a join with the staged ids (read in place)
-        empty = pa.table({c: pa.array([], pa.string()) for c in cols})
-        if len(persons) == 0:
-            return empty
-        tx.stage("_persons", pa.table({"person_id": persons}))
-        got = tx.fetch_arrow(
-            f"SELECT {', '.join(f'p.{c}' for c in cols)} FROM _persons s "
-            "JOIN people p ON p.person_id = s.person_id"
-        )
-        found = pa.concat_tables([empty, pa.table({c: got[c].cast(pa.string()) for c in cols})])
-    else:  # one array of ids (no temporary table to create)
-        found = rollup_rows.lookup(tx, "people", cols, persons.to_pylist())
+    found = rollup_rows.lookup(tx, "people", rollup_rows.PEOPLE_COLUMNS, persons.to_pylist())
     missing = pc.filter(persons, pc.invert(pc.is_in(persons, value_set=found["person_id"])))
     if len(missing):
         _insert_people(tx, missing, now, all_new=True)
