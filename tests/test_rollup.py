@@ -139,6 +139,7 @@ def test_key_look_ups_answer_the_same_either_way(ingestor, store, monkeypatch, p
     data = dataset()
     load(ingestor, data)
     monkeypatch.setattr(rollup_rows, "SCAN_ROWS_PER_KEY", per_key)
+    monkeypatch.setattr(rollup_rows, "SCAN_MIN_KEYS", 1)
     ids = data["interactions"].column("interaction_id").to_pylist()
     wanted = [*ids[:7], "no-such-interaction", ids[3], *ids[-1200:]]
     cols = ("interaction_id", "touchpoint", "channel")

@@ -55,6 +55,9 @@ LOOKUP_CHUNK = 1000
 #: constants (about 40 µs a key, planning included). Measured (DuckDB 2.0, 500 keys): from
 #: 231,000 interactions 4.9 ms against 21 ms, from 10 M 119 ms against 27 ms
 SCAN_ROWS_PER_KEY = 2000
+#: fewer keys than this are always probed through the index (at most ~2 ms; counting the table's
+#: rows to decide would cost a good part of what one pass could save)
+SCAN_MIN_KEYS = 50
 #: the columns of an interaction the rollup's dimensions read (after its id), and of a person
 _INTERACTION_COLUMNS: tuple[str, ...] = ("touchpoint", "channel", "partner_id")
 PEOPLE_COLUMNS: tuple[str, ...] = ("person_id", "segment", "region")
@@ -113,16 +116,17 @@ def by_keys(tx: Fetches, table: str, columns: Sequence[str], wanted: list[Any]) 
     """``columns`` (the key first) of the rows of ``table`` whose key is among ``wanted``: on
     PostgreSQL one array of keys (``= ANY``: planned as fast for 500 keys as for 1, answered by
     the key's index); on DuckDB the same in one pass over a table of fewer than
-    :data:`SCAN_ROWS_PER_KEY` rows a key, else lists of keys answered from the primary key's
-    index."""
+    :data:`SCAN_ROWS_PER_KEY` rows a key (for :data:`SCAN_MIN_KEYS` keys or more), else lists
+    of keys answered from the primary key's index."""
     select = f"SELECT {', '.join(columns)} FROM {table} WHERE {columns[0]}"
     if not wanted:
         return tx.fetch_arrow(f"{select} IS NULL AND FALSE")
     if tx.dialect != "duckdb":
         return tx.fetch_arrow(f"{select} = ANY(?)", [wanted])
-    rows = tx.fetch_arrow(f"SELECT count(*) AS n FROM {table}").column("n")[0].as_py()
-    if rows < SCAN_ROWS_PER_KEY * len(wanted):
-        return tx.fetch_arrow(f"{select} = ANY(?)", [wanted])
+    if len(wanted) >= SCAN_MIN_KEYS:
+        rows = tx.fetch_arrow(f"SELECT count(*) AS n FROM {table}").column("n")[0].as_py()
+        if rows < SCAN_ROWS_PER_KEY * len(wanted):
+            return tx.fetch_arrow(f"{select} = ANY(?)", [wanted])
     parts = [
         tx.fetch_arrow(f"{select} IN ({', '.join('?' for _ in chunk)})", chunk)
         for chunk in (wanted[i : i + LOOKUP_CHUNK] for i in range(0, len(wanted), LOOKUP_CHUNK))
