@@ -22,6 +22,7 @@ from corridor.errors import CorridorError, PermissionDeniedError
 from corridor.ingest.pipeline import Ingestor
 from corridor.loop import aggregate_rules, cases, mail, verify, webhooks
 from corridor.loop.cases import CaseError, CaseNotFoundError
+from corridor.loop.outbox_rows import WEBHOOK_EVENTS
 from corridor.loop.rules import Rule, add_rule
 from corridor.settings import Settings
 from corridor.store import open_store
@@ -357,6 +358,8 @@ def test_a_customer_case_is_verified_by_their_next_feedback(store, ingestor, wor
     assert again["verification"] == "not_verified" and again["state"] == "open"
     assert [e["action"] for e in again["history"]][-2:] == ["verification", "state"]
     assert "case.verification" in events(store)
+    # every event this life of a case sent is one an endpoint's filter may name
+    assert set(events(store)) <= set(WEBHOOK_EVENTS)
 
 
 def test_a_touch_point_case_is_verified_on_the_gap_weeks_after_against_before(store, ingestor):

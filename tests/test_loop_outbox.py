@@ -558,6 +558,7 @@ def test_digests_fold_into_one_mail_per_user_and_period(
     store: Store, smtp: tuple[Inbox, int]
 ) -> None:
     inbox, port = smtp
+    hook = webhooks.add_endpoint(store, "http://127.0.0.1:9/hook", allow_private=True)
     mail.set_preference(store, "lena", "lena@example.com", mode="digest", digest="hourly")
     mail.set_preference(store, "ana", "ana@example.com", mode="immediate")
     with pytest.raises(mail.PreferenceError):
@@ -579,6 +580,10 @@ def test_digests_fold_into_one_mail_per_user_and_period(
     assert mail.send_digests(store, now=later) == 1
     assert mail.send_digests(store, now=later) == 0  # folded once
     mail_dispatch(store, port)
+    # a digest is mail only: the endpoint taking every event got the cases, not the digest
+    to_hook = outbox.list_notifications(store, target_kind=outbox.WEBHOOK)
+    assert sorted(n.key for n in to_hook) == ["c0", "c1", "c2"]
+    assert {n.target for n in to_hook} == {str(hook.id)}
     digest = [m for m in inbox.messages if m[1] == ["lena@example.com"]]
     assert len(digest) == 1
     msg = message_from_bytes(digest[0][2])
@@ -658,6 +663,15 @@ def test_admin_api_manages_endpoints_and_deliveries(store: Store, receiver: Rece
         assert "unknown query parameter(s) nope; allowed: state, endpoint, limit" in r.text
         r = c.post("/api/v1/admin/webhooks", json={"url": "http://a.example/\x00"}, headers=admin)
         assert r.status_code == 422 and "control characters" in r.text
+        # a mistyped event type would never be sent anything: refused, with the known ones
+        r = c.post(
+            "/api/v1/admin/webhooks",
+            json={"url": receiver.url, "allow_private": True, "event_types": ["case.opend"]},
+            headers=admin,
+        )
+        assert r.status_code == 422
+        assert "'case.opend' matches no event" in r.json()["error"]["message"]
+        assert "case.opened" in r.json()["error"]["message"]
         listed = c.get("/api/v1/admin/webhooks", headers=admin).json()
         assert [e["id"] for e in listed] == [made["id"]] and "secret" not in listed[0]
 
@@ -961,3 +975,15 @@ def test_batch_size_is_checked_where_an_endpoint_is_made(store: Store, receiver:
         assert r.status_code == 201 and r.json()["batch_max"] == 50
         assert [e["batch_max"] for e in c.get(url, headers=keys["root"]).json()] == [50]
     assert webhooks.list_endpoints(store)[0].batch_max == 50
+
+
+def test_event_filters_name_events_an_endpoint_is_sent(store: Store, receiver: Receiver) -> None:
+    """An endpoint's filter takes known types, prefixes of them and ``*``; a type or prefix
+    that matches none (a typo) is refused, so no endpoint waits for events that never come."""
+    for good in (["case.opened", "alert.*"], ["*"], ["case.*"], []):
+        made = webhooks.add_endpoint(store, receiver.url, allow_private=True, event_types=good)
+        assert list(made.event_types) == good
+    for bad in (["case.opend"], ["cases.*"], ["digest"], ["report"], ["survey.invitation"]):
+        with pytest.raises(webhooks.InvalidEndpointError, match="matches no event"):
+            webhooks.add_endpoint(store, receiver.url, allow_private=True, event_types=bad)
+    assert len(webhooks.list_endpoints(store)) == 4

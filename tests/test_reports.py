@@ -32,7 +32,7 @@ from corridor.auth import accounts
 from corridor.auth.scope import Principal, Role, Scope
 from corridor.cli import app as cli_app
 from corridor.errors import PermissionDeniedError
-from corridor.loop import casestore, mail, outbox, scheduler
+from corridor.loop import casestore, mail, outbox, scheduler, webhooks
 from corridor.loop.reports import case_report
 from corridor.reports import content, render, schedules
 from corridor.reports.model import Figure
@@ -339,7 +339,8 @@ def test_weekly_send_time_is_monday_eight_in_the_recipients_zone() -> None:
 
 def test_schedules_queue_once_on_both_engines(store: Store, ingestor: Any) -> None:
     """The schedule's bookkeeping and the outbox row on DuckDB and PostgreSQL (a few
-    records, no PDF)."""
+    records, no PDF); a report is mail only: a webhook endpoint taking every event gets no
+    copy of it."""
     rows = [
         {"feedback_id": f"f{i}", "occurred_at": datetime(2025, 5 + i % 2, 3 + i % 20, tzinfo=UTC),
          "touchpoint": "home_delivery" if i % 3 else "checkout", "source": "survey",
@@ -354,6 +355,7 @@ def test_schedules_queue_once_on_both_engines(store: Store, ingestor: Any) -> No
         store, cadence="monthly", role="department_head", department="logistics",
         now=datetime(2025, 6, 1, tzinfo=UTC),
     )  # fmt: skip
+    webhooks.add_endpoint(store, "http://127.0.0.1:9/hook", allow_private=True)
     now = datetime(2025, 7, 2, tzinfo=UTC)
     assert schedules.send_due(store, now=now, with_pdf=False).queued == 1
     assert schedules.send_due(store, now=now, with_pdf=False).queued == 0

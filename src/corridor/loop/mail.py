@@ -264,9 +264,10 @@ def send_digests(store: Store, *, now: datetime | None = None) -> int:
                 continue
             items = [orjson.loads(r[2]) if isinstance(r[2], str | bytes) else r[2] for r in lines]
             data = {"user": username, "period": period, "count": len(items), "items": items}
-            outbox.enqueue(
-                tx, "digest", data, key=f"digest-{username}-{now.isoformat()}", emails=[email]
-            )
+            outbox.enqueue(  # mail only: no webhook endpoint gets a user's digest
+                tx, "digest", data, key=f"digest-{username}-{now.isoformat()}", emails=[email],
+                endpoints=[],
+            )  # fmt: skip
             ids = [int(r[0]) for r in lines]
             marks = ", ".join("?" for _ in ids)
             tx.execute(

@@ -114,6 +114,23 @@ Sender = Callable[[Notification], Attempt]
 BatchSender = Callable[[Sequence[Notification]], Attempt]
 
 
+#: every event a webhook endpoint may be sent (docs/closed-loop.md, "Events"); an endpoint's
+#: filter names some of them, prefixes of them (``case.*``) or ``*``. Mail-only events (digests,
+#: reports, survey invitations) go to no endpoint.
+WEBHOOK_EVENTS: tuple[str, ...] = (
+    "alert.fired",
+    "case.opened",
+    "case.alert_added",
+    "case.assigned",
+    "case.note_added",
+    "case.state_changed",
+    "case.priority_changed",
+    "case.breached",
+    "case.verification",
+    "webhook.test",
+)
+
+
 def envelope(event_type: str, data: Mapping[str, Any], at: datetime) -> dict[str, Any]:
     """The Standard Webhooks payload: ``{"type": ..., "timestamp": ISO-8601, "data": {...}}``."""
     return {"type": event_type, "timestamp": at.isoformat(), "data": dict(data)}
@@ -190,6 +207,7 @@ __all__ = [
     "PENDING",
     "STATES",
     "WEBHOOK",
+    "WEBHOOK_EVENTS",
     "Attempt",
     "BatchSender",
     "DeliveryAttempt",

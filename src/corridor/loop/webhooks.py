@@ -45,7 +45,7 @@ from corridor.domain.plain_text import has_control
 from corridor.errors import CorridorError, NotFoundError
 from corridor.loop import outbox
 from corridor.loop.outbox import Attempt, Notification
-from corridor.loop.outbox_rows import envelope
+from corridor.loop.outbox_rows import WEBHOOK_EVENTS, envelope, matches
 from corridor.store.base import Store
 
 __all__ = [
@@ -270,6 +270,11 @@ def add_endpoint(
     for t in types:
         if "," in t or " " in t:
             raise InvalidEndpointError(f"event type {t!r}: one type (or prefix.*) per entry")
+        if not any(matches(t, known) for known in WEBHOOK_EVENTS):
+            raise InvalidEndpointError(
+                f"event type {t!r} matches no event an endpoint is sent; give some of "
+                f"{', '.join(WEBHOOK_EVENTS)}, a prefix such as case.*, or none for all"
+            )
     secret = secret or new_secret()
     try:
         Webhook(secret)

@@ -290,7 +290,8 @@ def _queue(store: Store, schedule: Schedule, period: ReportPeriod, user: str, ke
                 "queued_at) VALUES (?, ?, ?, ?, ?)",
                 [*ids, key, now],
             )
-            outbox.enqueue(tx, EVENT, data, key=key, emails=[email])
+            # mail only: a recipient's report is not a copy for every webhook endpoint
+            outbox.enqueue(tx, EVENT, data, key=key, emails=[email], endpoints=[])
     except Exception:
         if store.query(_DELIVERED, ids):
             return False
