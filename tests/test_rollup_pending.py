@@ -289,6 +289,31 @@ def test_the_worker_folds_handed_batches_without_reading_them_again(queued, stor
     pd.testing.assert_frame_equal(folded, keyed_sums(store), check_exact=False, rtol=1e-12)
 
 
+def test_the_workers_count_of_records_behind_sees_other_processes_folds(queued, store):
+    """``AfterCommitWorker.behind`` (what writers compare with QUEUE_BEHIND_MAX): what this
+    process queued and the fold has not taken; records another process's fold took (any process
+    may, on PostgreSQL) stop counting once a round of this one finds the queue empty, so a
+    server beside another is not held at the limit for good."""
+    data = dataset()
+    fb = data["feedback"]
+    queued.ingest("people", data["people"])
+    queued.ingest("interactions", data["interactions"])
+    worker = after_commit.AfterCommitWorker(store)  # not started: its rounds run here
+    queued.on_pending_rollup = worker.poke
+    queued.rollup_behind = worker.behind
+    assert worker.behind() == 0
+    queued.ingest("feedback", fb.slice(0, 20))
+    queued.ingest("feedback", fb.slice(20, 20))
+    assert worker.behind() == 40
+    worker.job()
+    assert worker.behind() == 0 and rollup_pending.waiting(store) == 0
+    queued.ingest("feedback", fb.slice(40, 20))
+    assert after_commit.fold_all(store) == 20  # another process's fold took them
+    assert worker.behind() == 20  # this process does not know yet
+    worker.job()  # its next round finds the queue empty
+    assert worker.behind() == 0 and worker.folded == 40
+
+
 def test_a_writer_does_the_work_itself_while_the_queue_is_behind(store, small_map):
     """Past QUEUE_BEHIND_MAX records not yet folded, a batch adds its own rollup rows and fires
     its rules in its own transaction (the writers slow down until the queue has caught up)."""

@@ -171,7 +171,9 @@ class AfterCommitWorker(PokedWorker):
         self._lock = threading.Lock()
         self._handed: list[tuple[pa.Table, Mapping[str, pa.Table]]] = []
         self._kept = 0
-        self._behind = 0  # records poked and not yet folded (see behind())
+        #: records poked, and those of them known taken from the queue (see behind())
+        self._records_poked = 0
+        self._records_taken = 0
 
     def poke(
         self, rows: pa.Table | None = None, read: Mapping[str, pa.Table] | None = None
@@ -181,7 +183,7 @@ class AfterCommitWorker(PokedWorker):
         them, if it did."""
         if rows is not None:
             with self._lock:
-                self._behind += rows.num_rows
+                self._records_poked += rows.num_rows
                 if self._kept + rows.num_rows <= self.KEEP:
                     self._handed.append((rows, dict(read or {})))
                     self._kept += rows.num_rows
@@ -190,22 +192,26 @@ class AfterCommitWorker(PokedWorker):
     def _fold(self) -> None:
         with self._lock:
             batches, self._handed, self._kept = self._handed, [], 0
+            poked = self._records_poked
         # (once the queue is empty, every record handed before this round was taken)
         handed = Handed(batches) if batches else None
         fold_all(self.store, handed, texts_analysed=self.texts_analysed, each=self._took)
+        with self._lock:  # ... here, or by another process's fold (PostgreSQL)
+            self._records_taken = max(self._records_taken, poked)
 
     def _took(self, n: int) -> None:
         with self._lock:
             self.folded += n
-            self._behind = max(0, self._behind - n)
+            self._records_taken = min(self._records_poked, self._records_taken + n)
 
     def behind(self) -> int:
         """How many records this process queued and the fold has not taken yet: a writer past
         :data:`corridor.ingest.pipeline.QUEUE_BEHIND_MAX` does its batch's work itself, so the
         queue (and the time from a commit to its alerts) stays bounded when rules fire on most
-        records."""
+        records. Records another process's fold took (PostgreSQL) count as taken once a round
+        of this process's finds the queue empty."""
         with self._lock:
-            return self._behind
+            return self._records_poked - self._records_taken
 
 
 __all__ = ["AfterCommitWorker", "Handed", "fold", "fold_all"]
