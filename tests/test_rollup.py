@@ -134,17 +134,20 @@ def _rows_and_keys(store: Store) -> tuple[int, int, int]:
 def test_key_look_ups_answer_the_same_either_way(ingestor, store, monkeypatch, per_key):
     """``rollup_rows.by_keys`` reads the rows of the keys asked for, none else, whichever way
     DuckDB is asked (lists of keys from the primary key's index, or one pass with ``= ANY``, as
-    ``SCAN_ROWS_PER_KEY`` against the table's size decides): keys not stored, repeated and
-    none; a look-up inside a write transaction sees its own uncommitted rows."""
+    ``SCAN_ROWS_PER_KEY`` against the table's size decides; the index's lists in chunks of
+    ``LOOKUP_CHUNK``): keys not stored, repeated (in different chunks too) and none; a look-up
+    inside a write transaction sees its own uncommitted rows."""
     data = dataset()
     load(ingestor, data)
     monkeypatch.setattr(rollup_rows, "SCAN_ROWS_PER_KEY", per_key)
     monkeypatch.setattr(rollup_rows, "SCAN_MIN_KEYS", 1)
+    monkeypatch.setattr(rollup_rows, "LOOKUP_CHUNK", 7)
     ids = data["interactions"].column("interaction_id").to_pylist()
-    wanted = [*ids[:7], "no-such-interaction", ids[3], *ids[-1200:]]
+    wanted = [*ids[:7], "no-such-interaction", ids[3], *ids[-50:], ids[0]]
     cols = ("interaction_id", "touchpoint", "channel")
     with store.transaction() as tx:
         got = rollup_rows.by_keys(tx, "interactions", cols, wanted)
+        assert got.num_rows == len(set(wanted)) - 1  # each key once
         assert sorted(got.column("interaction_id").to_pylist()) == sorted(set(wanted) - {
             "no-such-interaction"})  # fmt: skip
         want = {r[0]: r[1:] for r in tx.fetchall(f"SELECT {', '.join(cols)} FROM interactions")}

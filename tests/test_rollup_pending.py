@@ -289,7 +289,7 @@ def test_the_worker_folds_handed_batches_without_reading_them_again(queued, stor
     pd.testing.assert_frame_equal(folded, keyed_sums(store), check_exact=False, rtol=1e-12)
 
 
-def test_the_workers_count_of_records_behind_sees_other_processes_folds(queued, store):
+def test_the_workers_count_of_records_behind_sees_other_processes_folds(queued, store, monkeypatch):
     """``AfterCommitWorker.behind`` (what writers compare with QUEUE_BEHIND_MAX): what this
     process queued and the fold has not taken; records another process's fold took (any process
     may, on PostgreSQL) stop counting once a round of this one finds the queue empty, so a
@@ -312,6 +312,12 @@ def test_the_workers_count_of_records_behind_sees_other_processes_folds(queued, 
     assert worker.behind() == 20  # this process does not know yet
     worker.job()  # its next round finds the queue empty
     assert worker.behind() == 0 and worker.folded == 40
+    # a round whose fold came away empty with records still queued (it lost a race for them to
+    # another process) does not count them as taken
+    queued.ingest("feedback", fb.slice(60, 20))
+    monkeypatch.setattr(after_commit, "fold", lambda *a, **k: 0)
+    worker.job()
+    assert worker.behind() == 20 and rollup_pending.waiting(store) == 20
 
 
 def test_a_writer_does_the_work_itself_while_the_queue_is_behind(store, small_map):

@@ -196,8 +196,12 @@ class AfterCommitWorker(PokedWorker):
         # (once the queue is empty, every record handed before this round was taken)
         handed = Handed(batches) if batches else None
         fold_all(self.store, handed, texts_analysed=self.texts_analysed, each=self._took)
-        with self._lock:  # ... here, or by another process's fold (PostgreSQL)
-            self._records_taken = max(self._records_taken, poked)
+        # a fold that took nothing may have lost a race for the same records to another
+        # process's (PostgreSQL): only an empty queue says every record poked before this round
+        # was taken, here or there
+        if not self.store.query("SELECT 1 FROM rollup_pending LIMIT 1"):
+            with self._lock:
+                self._records_taken = max(self._records_taken, poked)
 
     def _took(self, n: int) -> None:
         with self._lock:
@@ -209,7 +213,7 @@ class AfterCommitWorker(PokedWorker):
         :data:`corridor.ingest.pipeline.QUEUE_BEHIND_MAX` does its batch's work itself, so the
         queue (and the time from a commit to its alerts) stays bounded when rules fire on most
         records. Records another process's fold took (PostgreSQL) count as taken once a round
-        of this process's finds the queue empty."""
+        of this process's ends with the queue empty."""
         with self._lock:
             return self._records_poked - self._records_taken
 

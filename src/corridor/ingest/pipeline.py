@@ -456,8 +456,8 @@ def _ensure_people(
     person inserted here has none), for the batch's own rollup rows."""
     persons = pc.unique(valid.column("person_id").drop_null())
     if dims or len(persons) <= _ARRAY_MAX:
-        # a small batch: read which are stored (DuckDB answers a join with up to 50 staged ids
-        # from the index; an INSERT ... WHERE NOT EXISTS read every person), insert the others
+        # a small batch: read which are stored (rollup_rows.lookup: by key, or one pass over a
+        # small table; an INSERT ... WHERE NOT EXISTS read every person), insert the others
         found = _ensure_people_read(tx, persons, now)
         return found if dims else None
     _insert_people(tx, persons, now, all_new=False)

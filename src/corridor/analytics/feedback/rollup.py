@@ -396,9 +396,10 @@ def _pending_rows(store: Store) -> ir.Table:
 
 def _queued_rows(store: Store, ids: list[str]) -> ir.Table:
     """The rows of the queued records ``ids``, one per record, computed in Arrow from their
-    feedback, interactions and persons read by key (DuckDB answers a list of keys from the
-    primary key's index; a join of more than 50 keys reads the whole table: 30 ms for the
-    feedback, 110 ms for the interactions at 10 M), kept in the statement only while still
+    feedback, interactions and persons read by key (:func:`rollup_rows.by_keys`: on DuckDB a
+    large table answers a list of keys from its primary key's index, where a join reads the
+    whole table, 30 ms for the feedback and 110 ms for the interactions at 10 M; a small table
+    is read in one pass), kept in the statement only while still
     queued: a record folded since is in the rollup's rows instead."""
     by_key = rollup_rows.reads(store)
     records = rollup_rows.feedback_of(by_key, ids)

@@ -60,12 +60,15 @@ def queue(tx: Tx, rows: pa.Table) -> None:
 def take(tx: Tx, most: int = FOLD_MAX) -> list[tuple[str, bool]]:
     """Take up to ``most`` records out of the queue, in ``tx``: each record's id and whether a
     refresh added its rollup rows already (``rolled``). On PostgreSQL, of several transactions
-    taking at once each gets the records its own ``DELETE`` removed: a record is taken once."""
+    taking at once each gets the records its own ``DELETE`` removed: a record is taken once,
+    and records another transaction is taking are skipped (``SKIP LOCKED``), so folds running at
+    once take different records rather than all but one coming away empty."""
+    skip = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgres" else ""
     return [
         (str(i), bool(rolled))
         for i, rolled in tx.fetchall(
             "DELETE FROM rollup_pending WHERE feedback_id IN "
-            "(SELECT feedback_id FROM rollup_pending LIMIT ?) RETURNING feedback_id, rolled",
+            f"(SELECT feedback_id FROM rollup_pending LIMIT ?{skip}) RETURNING feedback_id, rolled",
             [most],
         )
     ]

@@ -105,8 +105,10 @@ def _lookup(tx: Fetches, table: str, columns: tuple[str, ...], ids: Any) -> pa.T
 
 def lookup(tx: Fetches, table: str, columns: tuple[str, ...], wanted: list[Any]) -> pa.Table:
     """:func:`_lookup` of distinct keys ``wanted``."""
-    got = by_keys(tx, table, columns, wanted)
     empty = pa.table({c: pa.array([], pa.string()) for c in columns})
+    if not wanted:
+        return empty
+    got = by_keys(tx, table, columns, wanted)
     return pa.concat_tables(
         [empty, pa.table({c: got.column(c).cast(pa.string()) for c in columns})]
     )
@@ -116,16 +118,21 @@ def by_keys(tx: Fetches, table: str, columns: Sequence[str], wanted: list[Any]) 
     """``columns`` (the key first) of the rows of ``table`` whose key is among ``wanted``: on
     PostgreSQL one array of keys (``= ANY``: planned as fast for 500 keys as for 1, answered by
     the key's index); on DuckDB the same in one pass over a table of fewer than
-    :data:`SCAN_ROWS_PER_KEY` rows a key (for :data:`SCAN_MIN_KEYS` keys or more), else lists
-    of keys answered from the primary key's index."""
+    :data:`SCAN_ROWS_PER_KEY` rows a key (for :data:`SCAN_MIN_KEYS` keys or more; the size
+    is DuckDB's estimate, which deletions not yet checkpointed do not slow as a ``count(*)``
+    does), else lists of keys answered from the primary key's index. ``wanted``: values of the
+    key column's type (every key here is text); repeated keys are asked once."""
     select = f"SELECT {', '.join(columns)} FROM {table} WHERE {columns[0]}"
+    wanted = list(dict.fromkeys(wanted))
     if not wanted:
         return tx.fetch_arrow(f"{select} IS NULL AND FALSE")
     if tx.dialect != "duckdb":
         return tx.fetch_arrow(f"{select} = ANY(?)", [wanted])
     if len(wanted) >= SCAN_MIN_KEYS:
-        rows = tx.fetch_arrow(f"SELECT count(*) AS n FROM {table}").column("n")[0].as_py()
-        if rows < SCAN_ROWS_PER_KEY * len(wanted):
+        size = tx.fetch_arrow(
+            "SELECT estimated_size AS n FROM duckdb_tables() WHERE table_name = ?", [table]
+        ).column("n")
+        if size[0].as_py() < SCAN_ROWS_PER_KEY * len(wanted):
             return tx.fetch_arrow(f"{select} = ANY(?)", [wanted])
     parts = [
         tx.fetch_arrow(f"{select} IN ({', '.join('?' for _ in chunk)})", chunk)
