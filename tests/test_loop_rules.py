@@ -24,7 +24,7 @@ from corridor.api.app import create_app
 from corridor.cli.main import app as cli_app
 from corridor.ingest.files import import_dataset
 from corridor.ingest.pipeline import Ingestor
-from corridor.loop import aggregate_rules, batch_rows, cases, record_rules
+from corridor.loop import aggregate_rules, batch_rows, cases, record_rules, text_rules
 from corridor.loop.dryrun import dry_run
 from corridor.loop.rules import (
     Rule,
@@ -232,6 +232,64 @@ def test_batch_rows_built_in_arrow_equal_the_rules_query(store, ingestor):
     assert (f1["touchpoint"], f1["partner_id"], f1["department"]) == (
         "home_delivery", "dhl", "logistics")  # fmt: skip
     assert (f2["partner_id"], f2["segment"], f2["region"]) == ("ups", "enterprise", "north")
+
+
+def test_text_rule_rows_read_by_key_equal_the_rules_query(store, ingestor):
+    """The text rules read the records a background analysis stored by key, in Arrow
+    (text_rules.read_rows: the records, their interactions and persons by key, the analysis as
+    just stored or read by key): the same rows, value for value, as the rules' SQL joining the
+    tables, on both engines; nulls for an unknown interaction, person or touch point, for an
+    anonymous record and for a record without analysis; an erased (absent) record gives none.
+    """
+    now = datetime.now(UTC)
+    ingestor.ingest("people", pa.table({
+        "person_id": ["p1", "p2"], "kind": ["customer"] * 2, "segment": ["enterprise", None],
+        "region": ["north", "south"],
+    }))  # fmt: skip
+    ingestor.ingest("interactions", pa.table({
+        "interaction_id": ["i1", "i2"], "person_id": ["p1", "p2"],
+        "occurred_at": pa.array([now] * 2, TS), "touchpoint": ["home_delivery", "checkout"],
+        "channel": ["partner", "web"], "partner_id": ["dhl", None],
+    }))  # fmt: skip
+    ingestor.ingest("feedback", feedback([
+        {"feedback_id": "f1", "person_id": "p1", "interaction_id": "i1", "touchpoint": None,
+         "nps": 3, "expectation": 9.0, "experience": 4.5},
+        {"feedback_id": "f2", "person_id": "p1", "interaction_id": "i1", "partner_id": "ups",
+         "csat": 2, "emotion": -2},
+        {"feedback_id": "f3", "person_id": "p2", "interaction_id": "i2", "ces": 1},
+        {"feedback_id": "f4", "person_id": "p9", "interaction_id": "nowhere", "touchpoint": None},
+        {"feedback_id": "f5", "person_id": None, "nps": 0},
+        {"feedback_id": "f6", "person_id": "p2", "nps": 1, "occurred_at": now - timedelta(days=9)},
+    ]))  # fmt: skip
+    analysis = pa.table({
+        "feedback_id": ["f1", "f3", "f5"], "intent": ["complaint", "praise", "question"],
+        "theme_id": ["t1", None, "t2"],
+    })  # fmt: skip
+    with store.transaction() as tx:
+        tx.stage("_analysis", analysis)
+        tx.execute(
+            "INSERT INTO text_analysis (feedback_id, sentiment, sentiment_label, intent, "
+            "emotions, theme_id, model, analyzed_at) SELECT feedback_id, 0, 'neutral', intent, "
+            "'', theme_id, 'lexicon', ? FROM _analysis",
+            [now],
+        )
+    ids = ["f1", "f2", "f3", "f4", "f5", "f6", "erased"]
+    with store.transaction() as tx:
+        given = text_rules.read_rows(tx, ids, analysis)
+        read = text_rules.read_rows(tx, ids)
+        marks = ", ".join("?" for _ in ids)
+        sql = record_rules.batch_sql(record_rules.FEEDBACK_SQL.format(src="feedback"), tx.dialect)
+        want = tx.fetch_arrow(f"{sql} WHERE b.feedback_id IN ({marks})", ids)
+    assert given.column_names == list(record_rules.COLUMNS["feedback"])
+
+    def by_id(t: pa.Table) -> list[dict[str, Any]]:
+        return sorted(t.to_pylist(), key=lambda r: r["record_id"])
+
+    assert by_id(given) == by_id(want) == by_id(read)
+    assert [r["record_id"] for r in by_id(given)] == ["f1", "f2", "f3", "f4", "f5", "f6"]
+    f1 = by_id(given)[0]
+    assert (f1["touchpoint"], f1["partner_id"], f1["department"], f1["intent"]) == (
+        "home_delivery", "dhl", "logistics", "complaint")  # fmt: skip
 
 
 def test_rules_fire_alike_whether_texts_are_analysed_in_the_batch_or_later(store, small_map):

@@ -12,15 +12,10 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from corridor.analytics.feedback import rollup_rows
 from corridor.loop import alerts, batch_rows
 from corridor.loop.alerts import Hit
-from corridor.loop.record_rules import (
-    FEEDBACK_SQL,
-    RuleContext,
-    batch_sql,
-    find_hits,
-    record_rules_and_promises,
-)
+from corridor.loop.record_rules import RuleContext, find_hits, record_rules_and_promises
 from corridor.loop.rules import Rule
 from corridor.store.base import Tx
 
@@ -36,10 +31,10 @@ def evaluate_texts(
     """Fire the text rules on feedback whose text analysis was just stored (in that
     transaction). ``analysis``: the rows of ``text_analysis`` just stored for them (columns
     ``feedback_id``, ``intent``, ``theme_id``), when the caller has them: only the feedback
-    whose intent or theme some text rule names is read then, and none at all when there is
-    none (a text rule fires on nothing else). ``known`` (with ``analysis``): rows of those
-    records that their batches handed over (:func:`evaluate_batch`'s ``for_texts``); the
-    records among them are not read again."""
+    whose intent or theme some text rule names is read then (:func:`read_rows`), and none at
+    all when there is none (a text rule fires on nothing else). ``known`` (with ``analysis``):
+    rows of those records that their batches handed over (:func:`evaluate_batch`'s
+    ``for_texts``); the records among them are not read again."""
     if not feedback_ids:
         return 0
     rules = [r for r in record_rules_and_promises(tx)[0] if r.kind == "text"]
@@ -53,18 +48,30 @@ def evaluate_texts(
         hits = find_hits(tx, rules, "feedback", rows, now=now, ctx=ctx) if rows.num_rows else []
     if not ids:
         return len(alerts.fire(tx, hits, now)) if hits else 0
-    if tx.dialect == "postgres":
-        # the records by their keys (an array parameter is planned as index look-ups; a staged
-        # table of ids, as a scan of every stored feedback record)
-        src = "(SELECT * FROM feedback WHERE feedback_id = ANY(?))"
-        sql = batch_sql(FEEDBACK_SQL.format(src=src), tx.dialect)
-        rows = tx.fetch_arrow(sql, (ids,))
-    else:
-        tx.stage("_loop_ids", pa.table({"feedback_id": pa.array(ids, pa.string())}))
-        sql = FEEDBACK_SQL.format(src="feedback")
-        rows = tx.fetch_arrow(f"{sql} WHERE b.feedback_id IN (SELECT feedback_id FROM _loop_ids)")
-    hits += find_hits(tx, rules, "feedback", rows, now=now, ctx=ctx)
+    hits += find_hits(tx, rules, "feedback", read_rows(tx, ids, analysis), now=now, ctx=ctx)
     return len(alerts.fire(tx, hits, now)) if hits else 0
+
+
+def read_rows(tx: Tx, ids: Sequence[str], analysis: pa.Table | None = None) -> pa.Table:
+    """The rows :data:`~corridor.loop.record_rules.FEEDBACK_SQL` gives for the feedback ``ids``,
+    built in Arrow (:mod:`corridor.loop.batch_rows`) from the records, their interactions and
+    their persons read by key (:func:`corridor.analytics.feedback.rollup_rows.by_keys`: from
+    the primary keys' indexes, or one pass over a small table), and their text ``analysis``
+    (columns ``feedback_id``, ``intent``, ``theme_id``; None: read by key too). The query's
+    joins read every interaction and person on DuckDB: 5 ms for 100 records against 100,000
+    interactions, and in proportion at 10 M."""
+    wanted = [str(i) for i in ids]
+    records = rollup_rows.feedback_of(tx, wanted)
+    read = {
+        "interactions": rollup_rows.interactions_of(tx, records),
+        "people": rollup_rows.people_of(tx, records),
+    }
+    rows = batch_rows.feedback_rows(records, read, batch_rows.departments(tx), None)
+    if analysis is None:
+        analysis = rollup_rows.by_keys(
+            tx, "text_analysis", ("feedback_id", "intent", "theme_id"), wanted
+        )
+    return batch_rows.analysed_rows(rows, analysis, wanted)[0]
 
 
 def _text_candidates(rules: Sequence[Rule], analysis: pa.Table, ctx: RuleContext) -> list[str]:
@@ -84,4 +91,4 @@ def _text_candidates(rules: Sequence[Rule], analysis: pa.Table, ctx: RuleContext
     return [str(i) for i in picked.to_pylist()]
 
 
-__all__ = ["evaluate_texts"]
+__all__ = ["evaluate_texts", "read_rows"]
