@@ -199,7 +199,8 @@ class AfterCommitWorker(PokedWorker):
         # a fold that took nothing may have lost a race for the same records to another
         # process's (PostgreSQL): only an empty queue says every record poked before this round
         # was taken, here or there
-        if not self.store.query("SELECT 1 FROM rollup_pending LIMIT 1"):
+        store = self.store
+        if not rollup.has_pending(store) or not store.query("SELECT 1 FROM rollup_pending LIMIT 1"):
             with self._lock:
                 self._records_taken = max(self._records_taken, poked)
 
