@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pytest
 import time_machine
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from corridor.api.app import create_app
 from corridor.auth import accounts
+from corridor.auth.scope import Principal, Role, Scope
 from corridor.cli.main import app as cli_app
 from corridor.errors import CorridorError, PermissionDeniedError
 from corridor.ingest.pipeline import Ingestor
@@ -440,8 +442,6 @@ def test_cases_commands(store_url, small_map):
 
 
 def test_scope_helpers_agree_with_the_sql_filter(store, world):
-    from corridor.auth.scope import Principal, Role, Scope
-
     for principal in (
         Principal("lena", Role.DEPARTMENT_HEAD, department="logistics"),
         Principal("paul", Role.PARTNER_MANAGER, partner="dhl"),
@@ -525,3 +525,97 @@ def test_report_per_department_by_hand(store, ingestor):
         r = c.get("/api/v1/case-report", params={"by": "touchpoint", "since": "2025-06-03"},
                   headers=key(store, "lena"))  # fmt: skip
         assert r.json()["rows"] == []
+
+
+# -- a case and its notifications hold only what its owners may see ------------------------------
+def _partner_interaction(ingestor: Ingestor, iid: str, partner: str, at: datetime) -> None:
+    ingestor.ingest("interactions", pa.table({
+        "interaction_id": [iid], "person_id": ["p2"], "occurred_at": pa.array([at], TS),
+        "touchpoint": ["home_delivery"], "channel": ["partner"], "partner_id": [partner],
+    }))  # fmt: skip
+
+
+def _mailed(store, to: str) -> list[dict[str, Any]]:
+    rows = store.query(
+        "SELECT payload FROM outbox WHERE target_kind = 'email' AND target = ? ORDER BY id", [to]
+    )
+    return [orjson.loads(p) if isinstance(p, str | bytes) else p for (p,) in rows]
+
+
+def test_another_partners_alert_opens_its_own_case_and_is_not_mailed_to_the_first(store, ingestor):
+    """The same customer at the same touch point, served by dhl and then by ups, both
+    detractors past the rule's cooldown while the first case is open: the ups alert opens a
+    case of ups (it does not join dhl's), dhl's partner manager is mailed nothing about it and
+    the dhl case's page holds no ups record; the customer's next feedback through ups does not
+    verify the dhl case, their next one through dhl does."""
+    accounts.add_user(store, "paul", PASSWORD, "partner_manager", partner="dhl")
+    accounts.add_user(store, "uma", PASSWORD, "partner_manager", partner="ups")
+    mail.set_preference(store, "paul", "paul@dhl.example")
+    mail.set_preference(store, "uma", "uma@ups.example")
+    add_rule(store, Rule("detractors", "detractor", cooldown_s=60), actor="ana")
+    now = datetime.now(UTC)
+    _partner_interaction(ingestor, "i-dhl", "dhl", now - timedelta(hours=3))
+    ingest_feedback(ingestor, [{"feedback_id": "f-dhl", "person_id": "p2", "nps": 2,
+                                "touchpoint": None, "interaction_id": "i-dhl",
+                                "occurred_at": now - timedelta(hours=3)}])  # fmt: skip
+    _partner_interaction(ingestor, "i-ups", "ups", now - timedelta(hours=2))
+    ingest_feedback(ingestor, [{"feedback_id": "f-ups", "person_id": "p2", "nps": 1,
+                                "touchpoint": None, "interaction_id": "i-ups",
+                                "occurred_at": now - timedelta(hours=2)}])  # fmt: skip
+    found, _ = cases.list_cases(store, None)
+    by_partner = {c["partner_id"]: c for c in found}
+    assert sorted(by_partner) == ["dhl", "ups"] and all(c["alerts"] == 1 for c in found)
+    records = {
+        to: {a["record_id"] for p in _mailed(store, to)
+             for a in p["data"]["change"].get("alerts") or [p["data"]["change"].get("alert")]
+             if a}
+        for to in ("paul@dhl.example", "uma@ups.example")
+    }  # fmt: skip
+    assert records == {"paul@dhl.example": {"f-dhl"}, "uma@ups.example": {"f-ups"}}
+    dhl = by_partner["dhl"]["case_id"]
+    paul = Principal("paul", Role.PARTNER_MANAGER, None, "dhl")
+    seen = cases.get_case(store, Scope.of(paul, None), dhl)
+    assert [a["record_id"] for a in seen["alerts_fired"]] == ["f-dhl"]
+
+    cases.change_state(store, None, dhl, "resolved", root_cause="partner", actor="root")
+    for day, (fid, partner) in enumerate((("n-ups", "ups"), ("n-dhl", "dhl")), start=1):
+        later = now + timedelta(days=day)
+        with time_machine.travel(later, tick=False):
+            _partner_interaction(ingestor, f"i-{fid}", partner, later)
+            ingest_feedback(ingestor, [{"feedback_id": fid, "person_id": "p2", "nps": 10,
+                                        "touchpoint": None, "interaction_id": f"i-{fid}",
+                                        "occurred_at": later}])  # fmt: skip
+            verify.verify_due(store)
+        case = cases.get_case(store, None, dhl)
+        if partner == "ups":  # another partner's record is no evidence, and is not mailed
+            assert case["verification"] == "too_early"
+            assert "n-ups" not in str(_mailed(store, "paul@dhl.example"))
+    assert case["verification"] == "verified"
+    assert case["verification_detail"]["feedback_id"] == "n-dhl"
+
+
+def test_a_removed_user_gets_no_digest_and_a_new_holder_of_the_name_no_old_case(store, world):
+    """Removing a user removes their notification settings and cancels their digest lines;
+    someone added again under the name with another role is not mailed about a case they were
+    assigned before and can no longer see."""
+    checkout = world["checkout"]  # an ecommerce case
+    mail.set_preference(store, "eric", "eric@example.com")  # ecommerce head: mailed at once
+    mail.set_preference(store, "ana", "ana@example.com", mode="digest", digest="hourly")
+    cases.assign(store, None, checkout, "eric", actor="root")
+    cases.assign(store, None, world["support_call"], "ana", actor="root")
+    waiting = store.query("SELECT count(*) FROM outbox WHERE target_kind = 'digest' AND "
+                          "target = 'ana' AND state = 'pending'")[0][0]  # fmt: skip
+    assert waiting >= 1
+    accounts.remove_user(store, "ana")
+    assert mail.get_preference(store, "ana") is None
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert mail.send_digests(store, now=later) == 0
+    assert store.query("SELECT count(*) FROM outbox WHERE target_kind = 'digest' AND "
+                       "target = 'ana' AND state = 'pending'")[0][0] == 0  # fmt: skip
+
+    accounts.remove_user(store, "eric")  # eric comes back heading logistics
+    accounts.add_user(store, "eric", PASSWORD, "department_head", department="logistics")
+    mail.set_preference(store, "eric", "eric@example.com")
+    before = len(_mailed(store, "eric@example.com"))
+    cases.add_note(store, None, checkout, "still waiting for the carrier", actor="root")
+    assert len(_mailed(store, "eric@example.com")) == before

@@ -158,7 +158,9 @@ def get_user(store: Store, username: str) -> User | None:
 
 
 def remove_user(store: Store, username: str) -> None:
-    """Remove a user, revoke their API keys and end their sessions."""
+    """Remove a user, revoke their API keys and end their sessions; their notification settings
+    go, and the lines of their next digest are cancelled (a user added again under the name,
+    perhaps with another role, starts with none of them)."""
     if not _USERNAME.match(username):
         raise AccountError(f"no user {username!r}; `corridor users list` shows who exists")
     with store.transaction() as tx:
@@ -169,6 +171,12 @@ def remove_user(store: Store, username: str) -> None:
             (_now(), username),
         )
         tx.execute("DELETE FROM web_sessions WHERE username = ?", (username,))
+        tx.execute("DELETE FROM notification_prefs WHERE username = ?", (username,))
+        tx.execute(
+            "UPDATE outbox SET state = 'cancelled', last_error = 'the user was removed' "
+            "WHERE target_kind = 'digest' AND target = ? AND state = 'pending'",
+            (username,),
+        )
         tx.execute("DELETE FROM users WHERE username = ?", (username,))
 
 

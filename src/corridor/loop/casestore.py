@@ -267,7 +267,7 @@ def recipients_many(tx: Tx, cases: Sequence[Mapping[str, Any]]) -> list[list[str
             [
                 str(username)
                 for username, role, department, partner in users
-                if username == c.get("assignee")
+                if (username == c.get("assignee") and _works(role, department, partner, c))
                 or (role == "department_head" and department == c.get("department")
                     and department is not None)
                 or (role == "partner_manager" and partner == c.get("partner_id")
@@ -275,6 +275,19 @@ def recipients_many(tx: Tx, cases: Sequence[Mapping[str, Any]]) -> list[list[str
             ]
         )  # fmt: skip
     return out
+
+
+def _works(role: str, department: str | None, partner: str | None, case: Mapping[str, Any]) -> bool:
+    """Whether a user of ``role`` (and ``department``/``partner``) may work ``case`` now: an
+    assignee whose role changed since (removed and added again with another) is not told of
+    a case they can no longer see."""
+    from corridor.auth.scope import Principal, Role, Scope
+
+    try:
+        user = Principal("", Role(role), department, partner)
+    except ValueError:  # a role this code does not know: told nothing
+        return False
+    return Scope.of(user, None).may_work_case(case.get("department"), case.get("partner_id"))
 
 
 def notify(

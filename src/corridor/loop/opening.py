@@ -1,8 +1,11 @@
 """Opening and joining cases from alerts.
 
 An alert opens a case, or joins the open case (new, open or pending) of the same cause: the same
-rule and subject (:func:`take_alerts`, called by :func:`corridor.loop.alerts.fire` in the
-transaction that raises the alerts). A new case takes its rule's priority, team and SLA policy,
+rule and subject, through the same partner (:func:`take_alerts`, called by
+:func:`corridor.loop.alerts.fire` in the transaction that raises the alerts). A record of
+another partner (the same customer at the same touch point, served by another carrier) opens a
+case of its own, for that partner: a case, its notifications and its page hold only what its
+owners may see. A new case takes its rule's priority, team and SLA policy,
 the department, partner, touch point and customer of its first alert, and due times from the
 policy; opening and joining each write a history line and a notification (``case.opened``,
 ``case.alert_added``).
@@ -36,21 +39,23 @@ def take_alerts(
     them with its own, in one :func:`corridor.loop.outbox.enqueue_many`), else written here."""
     causes = tx.stage_keys("_alert_causes", sorted({h.cause for h in hits}))
     rows = tx.fetchall(
-        "SELECT cause, case_id FROM cases WHERE state IN ('new', 'open', 'pending') "
+        "SELECT cause, partner_id, case_id FROM cases WHERE state IN ('new', 'open', 'pending') "
         f"AND cause IN ({causes}) ORDER BY opened_at"
     )
-    open_case: dict[str, str] = {cause: case_id for cause, case_id in rows}
-    groups: dict[str, list[Hit]] = defaultdict(list)
+    open_case: dict[tuple[str, str | None], str] = {
+        (cause, partner): case_id for cause, partner, case_id in rows
+    }
+    groups: dict[tuple[str, str | None], list[Hit]] = defaultdict(list)
     for h in hits:
-        groups[h.cause].append(h)
+        groups[(h.cause, h.partner_id)].append(h)
     policies: dict[str | None, sla.Policy] = {}
     dues: dict[tuple[str | None, str], tuple[datetime, datetime]] = {}  # one `now` for all
     out: dict[int, str] = {}
     opened: list[tuple[dict[str, Any], Hit]] = []
     joins: list[tuple[str, list[Hit]]] = []
-    for cause, group in groups.items():
+    for key, group in groups.items():
         group.sort(key=lambda h: h.occurred_at)
-        case_id = open_case.get(cause)
+        case_id = open_case.get(key)
         joining = group
         if case_id is None:
             first = group[0]

@@ -41,12 +41,20 @@ OUTCOMES = ("verified", "not_verified", "too_early")
 
 def _customer(tx: Tx, case: dict[str, Any], now: datetime) -> tuple[str, dict[str, Any]]:
     sql = record_rules.FEEDBACK_SQL.format(src="feedback")
+    # a partner's case is verified by feedback on that partner's work only: another partner's
+    # record is neither evidence nor something the case's partner manager may be sent
+    partner = " AND COALESCE(b.partner_id, i.partner_id) = ?" if case.get("partner_id") else ""
     rows = record_rules.read_rows(
         tx,
         "feedback",
-        f"{sql} WHERE b.person_id = ? AND COALESCE(b.touchpoint, i.touchpoint) = ? "
+        f"{sql} WHERE b.person_id = ? AND COALESCE(b.touchpoint, i.touchpoint) = ?{partner} "
         "AND b.occurred_at > ? ORDER BY b.occurred_at, b.feedback_id LIMIT 1",
-        (case["person_id"], case["touchpoint"], case["resolved_at"]),
+        (
+            case["person_id"],
+            case["touchpoint"],
+            *([case["partner_id"]] if partner else []),
+            case["resolved_at"],
+        ),
     )
     if not rows:
         waited = now - case["resolved_at"]
