@@ -164,6 +164,9 @@ def test_root_causes_are_configurable(store, world):
                            actor="a")  # fmt: skip
     with pytest.raises(CaseError):
         cases.set_root_causes(store, [("a", "A"), ("a", "B")])
+    with pytest.raises(CaseError, match="distinct keys"):  # the same once stripped, as stored
+        cases.set_root_causes(store, [("a", "A"), (" a", "B")])
+    assert [c["key"] for c in cases.list_root_causes(store)] == ["carrier", "weather"]
 
 
 # -- scope, by URL and API --------------------------------------------------------------------

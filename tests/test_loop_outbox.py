@@ -8,6 +8,7 @@ real SMTP server (aiosmtpd) and per-user digests fold into one mail per period."
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -987,3 +988,33 @@ def test_event_filters_name_events_an_endpoint_is_sent(store: Store, receiver: R
         with pytest.raises(webhooks.InvalidEndpointError, match="matches no event"):
             webhooks.add_endpoint(store, receiver.url, allow_private=True, event_types=bad)
     assert len(webhooks.list_endpoints(store)) == 4
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://127.0.0.1:99999/x", "Port out of range"),
+        ("http://127.0.0.1:-1/x", "Port could not be cast"),
+        ("http://127.0.0.1:0/x", "port 0 cannot be reached"),
+        ("http://exa mple.com/x", "holds a space"),
+    ],
+)
+def test_webhook_urls_that_cannot_be_reached_are_refused(store: Store, url: str, says: str) -> None:
+    """URLs the URL parser refuses, or that no request could ever reach, are a clear refusal
+    (before: an uncaught ValueError, a 500 over the API and a traceback in the CLI)."""
+    with pytest.raises(webhooks.InvalidEndpointError, match=re.escape(says)):
+        webhooks.add_endpoint(store, url, allow_private=True)
+    assert webhooks.list_endpoints(store) == []
+
+
+@pytest.mark.parametrize(
+    "email", ["a@b\r\nBcc: x@y.com", "a@b.com\x00", "a@b.com, c@d.com", "Lena <lena@example.com>"]
+)
+def test_notification_addresses_are_one_plain_address(store: Store, email: str) -> None:
+    """A preference's address is one plain address: a line break, a NUL, a list or a display
+    name is refused when it is set (before, it was stored and every mail to it then failed)."""
+    with pytest.raises(mail.PreferenceError, match="one plain e-mail address"):
+        mail.set_preference(store, "lena", email)
+    assert mail.get_preference(store, "lena") is None
+    assert mail.set_preference(store, "lena", " lena@example.com ").email == "lena@example.com"

@@ -7,6 +7,7 @@ touch points and null events stay quiet."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -730,3 +731,27 @@ def test_rules_and_promises_changed_through_another_store_are_seen_by_the_next_b
         finally:
             ingestor.close()
         assert ("detractors", "feedback=f9") in alerts(again)
+
+
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        (Rule("c1", "detractor", cooldown_s=10**12), "longer than ten years"),
+        (Rule("c2", "detractor", {"max_age": "999999999w"}), "longer than ten years"),
+        (Rule("c3", "detractor", {"max_age": "1" + "0" * 400 + "d"}), "longer than ten years"),
+        (Rule("c4", "detractor", {"max_nps": 50}), "max_nps must lie in [0, 10]"),
+        (Rule("c5", "detractor", {"max_nps": True}), "max_nps must be a number"),
+        (Rule("c6", "score_below", {"field": "nps", "below": float("nan")}), "finite"),
+        (Rule("c7", "score_below", {"field": "nps", "below": "inf"}), "finite"),
+        (Rule("c8", "drift", {"by": ["nonsense_dim"]}), "cannot group by nonsense_dim"),
+        (Rule("c9", "drift", {"by": ["touchpoint", "touchpoint"]}), "touchpoint twice"),
+    ],
+)
+def test_rules_that_could_never_run_are_refused_when_stored(store, rule, says):
+    """Values a rule could store but never use are refused at once, on every path (the API, the
+    CLI and the library share rules.check): a cooldown or age of more than ten years (a larger
+    one overflowed the dates a rule subtracts it from and stopped every rule from firing),
+    scores out of their scale or not finite, groupings that do not exist or come twice."""
+    with pytest.raises(RuleError, match=re.escape(says)):
+        add_rule(store, rule, actor="ana")
+    assert list_rules(store) == []

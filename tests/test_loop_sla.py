@@ -4,6 +4,7 @@ clock runs out, under frozen time (time-machine), on both engines."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
@@ -225,3 +226,34 @@ def test_clock_state_in_words():
     assert sla.clock_state({**base, "state": "resolved", "first_response_due": now}, now) == {
         "clock": "resolution", "status": "met", "due": None
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("doc", "says"),
+    [
+        ({"targets": [1, 2]}, "targets: map each priority"),
+        ({"targets": {"normal": {"first_response_minutes": 1, "resolution_minutes": "inf"}}},
+         "both finite"),
+        ({"calendar": {"closed": 5}}, "closed dates"),
+    ],
+)  # fmt: skip
+def test_policy_documents_of_the_wrong_shape_are_refused(doc, says):
+    """A policy file of the wrong shape says what is wrong (before: AttributeError, a stored
+    infinite target that made every later listing a 500)."""
+    with pytest.raises(SlaError, match=re.escape(says)):
+        Policy.from_dict(doc, "bad")
+    assert Policy.from_dict({"calendar": {"closed": date(2026, 1, 1)}}, "one").calendar.closed == (
+        date(2026, 1, 1),
+    )
+
+
+def test_a_policy_whose_targets_the_calendar_never_reaches_is_not_stored(store):
+    """A target the calendar's working hours cannot reach within three years is refused when
+    the policy is saved: it left a rule using the policy unable to open any case, which stopped
+    the record rules firing (a calendar with no working day is refused as it is read)."""
+    huge = Policy.from_dict(
+        {"targets": {"normal": {"first_response_minutes": 60, "resolution_minutes": 10**7}}}, "huge"
+    )
+    with pytest.raises(SlaError, match="not reached within three years"):
+        sla.save_policy(store, huge)
+    assert [p.name for p in sla.list_policies(store)] == [sla.DEFAULT_POLICY_NAME]

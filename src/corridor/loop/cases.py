@@ -373,7 +373,7 @@ def set_root_causes(store: Store, causes: Sequence[tuple[str, str]]) -> None:
     """Replace the configured list of root causes (cases keep the key they were given)."""
     if not causes:
         raise CaseError("the list of root causes cannot be empty")
-    keys = [k for k, _ in causes]
+    keys = [k.strip() for k, _ in causes]  # (compared as they are stored)
     if len(set(keys)) != len(keys) or any(not k.strip() or not lb.strip() for k, lb in causes):
         raise CaseError("root causes need distinct keys and a label each")
     with store.transaction() as tx:

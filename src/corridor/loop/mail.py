@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
 from typing import Any
 
 import orjson
@@ -84,6 +84,16 @@ def set_preference(
         raise PreferenceError(f"digest period {digest!r}: use one of {', '.join(PERIODS)}")
     if "@" not in email.strip(" @"):
         raise PreferenceError(f"{email!r} is not an e-mail address")
+    _, parsed = parseaddr(email.strip())
+    if (
+        any(ord(ch) < 32 or ord(ch) == 127 for ch in email)
+        or parsed != email.strip()
+        or any(ch in parsed for ch in ",; ")
+    ):
+        raise PreferenceError(
+            f"{email!r} is not one plain e-mail address (such as lena@example.com): no names, "
+            "lists or control characters"
+        )
     with store.transaction() as tx:
         tx.execute(
             "INSERT INTO notification_prefs (username, email, mode, digest) VALUES (?, ?, ?, ?) "

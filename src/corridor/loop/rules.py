@@ -28,6 +28,7 @@ partner-delivered interactions), an SLA policy, and whether an unverified fix re
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -94,8 +95,13 @@ DEFINITION_KEYS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+#: the longest cooldown or age a rule takes: ten years (a longer one would reach past the dates
+#: the store can hold when the rule subtracts it, and stop every rule from firing)
+MAX_DURATION_S = 3650 * 86400
+
+
 def parse_duration(value: str | float | int) -> int:
-    """Seconds from ``90``, ``30m``, ``12h``, ``7d`` or ``2w``."""
+    """Seconds from ``90``, ``30m``, ``12h``, ``7d`` or ``2w``, at most :data:`MAX_DURATION_S`."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
     else:
@@ -105,6 +111,8 @@ def parse_duration(value: str | float | int) -> int:
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
     if seconds < 0:
         raise RuleError(f"duration {value!r} is negative")
+    if not seconds <= MAX_DURATION_S:  # (NaN too)
+        raise RuleError(f"duration {value!r} is longer than ten years: give at most 3650d")
     return int(seconds)
 
 
@@ -223,6 +231,8 @@ def check(rule: Rule) -> Rule:
         cooldown = KIND_COOLDOWN_S.get(rule.kind, DEFAULT_COOLDOWN_S)
     if cooldown < 0:
         raise RuleError("the cooldown cannot be negative")
+    if not cooldown <= MAX_DURATION_S:
+        raise RuleError("the cooldown is longer than ten years: give at most 3650d")
     allowed = DEFINITION_KEYS[rule.kind]
     unknown = sorted(set(rule.definition) - set(allowed))
     if unknown:
@@ -256,11 +266,15 @@ def _check_definition(kind: str, d: dict[str, Any]) -> None:
         if key not in d:
             return
         v = d[key]
-        if isinstance(v, bool) or not isinstance(v, int | float):
+        if isinstance(v, bool):
+            raise RuleError(f"{key} must be a number, got {v!r}")
+        if not isinstance(v, int | float):
             try:
                 v = d[key] = float(v)
             except (TypeError, ValueError):
                 raise RuleError(f"{key} must be a number, got {d[key]!r}") from None
+        if not math.isfinite(v):
+            raise RuleError(f"{key} must be a finite number, got {v}")
         if (low is not None and v < low) or (high is not None and v > high):
             raise RuleError(f"{key} must lie in [{low}, {high}], got {v}")
 
@@ -273,7 +287,8 @@ def _check_definition(kind: str, d: dict[str, Any]) -> None:
         raise RuleError(f"per must be one of {', '.join(PER)}, got {d['per']!r}")
     if "max_age" in d:
         d["max_age"] = parse_duration(d["max_age"])
-    for key in ("max_nps", "below", "above"):
+    number("max_nps", low=0, high=10)
+    for key in ("below", "above"):
         number(key)
     number("alpha", low=1e-9, high=0.5)
     number("jump", low=1e-9, high=1)
@@ -287,6 +302,18 @@ def _check_definition(kind: str, d: dict[str, Any]) -> None:
     number("min_periods", low=2, high=1000)
     for key in ("promises", "intents", "themes", "by"):
         names(key)
+    if "by" in d:
+        from corridor.analytics.core.dimensions import DIMENSIONS
+
+        twice = sorted({b for b in d["by"] if d["by"].count(b) > 1})
+        if twice:
+            raise RuleError(f"by names {', '.join(twice)} twice")
+        if kind not in ("threshold", "change", "forecast"):  # (those ask their analysis)
+            bad = [b for b in d["by"] if b not in DIMENSIONS]
+            if bad:
+                raise RuleError(
+                    f"cannot group by {', '.join(bad)}; allowed: {', '.join(DIMENSIONS)}"
+                )
     if "direction" in d and d["direction"] not in ("down", "up", "any"):
         raise RuleError(f"direction must be down, up or any, got {d['direction']!r}")
     if kind == "score_below":

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -189,8 +190,11 @@ class Calendar:
                 raise SlaError(f"hours {hours!r}: write HH:MM-HH:MM, e.g. 09:00-17:00, or 24/7")
             start, end = _hhmm(lo.strip()), _hhmm(hi.strip())
             days = tuple(_day(d) for d in doc.get("days", _DAY_NAMES[:5]))
+        listed = doc.get("closed", ())
+        if isinstance(listed, str | date) or not isinstance(listed, Iterable):
+            listed = [listed]  # one date given alone
         try:
-            closed = tuple(date.fromisoformat(str(d)) for d in doc.get("closed", ()))
+            closed = tuple(date.fromisoformat(str(d)) for d in listed)
         except ValueError as e:
             raise SlaError(f"closed dates: {e}; write YYYY-MM-DD") from None
         country = doc.get("holidays") or None
@@ -277,7 +281,13 @@ class Policy:
                 "calendar, targets"
             )
         targets = dict(DEFAULT_TARGETS)
-        for prio, t in (doc.get("targets") or {}).items():
+        given = doc.get("targets") or {}
+        if not isinstance(given, Mapping):
+            raise SlaError(
+                "targets: map each priority (low, normal, high, urgent) to its "
+                "first_response_minutes and resolution_minutes"
+            )
+        for prio, t in given.items():
             if prio not in PRIORITIES:
                 raise SlaError(f"unknown priority {prio!r}; use {', '.join(PRIORITIES)}")
             try:
@@ -288,8 +298,10 @@ class Policy:
                     f"targets.{prio}: give first_response_minutes and resolution_minutes "
                     "(business minutes)"
                 ) from None
-            if not 0 < fr <= res:
-                raise SlaError(f"targets.{prio}: 0 < first_response_minutes <= resolution_minutes")
+            if not (math.isfinite(res) and 0 < fr <= res):
+                raise SlaError(
+                    f"targets.{prio}: 0 < first_response_minutes <= resolution_minutes, both finite"
+                )
             targets[prio] = Target(fr, res)
         policy_name = str(name or doc.get("name") or "").strip()
         if not policy_name:
@@ -317,6 +329,18 @@ def get_policy(tx: Tx, name: str | None) -> Policy:
 
 
 def save_policy(store: Store, policy: Policy) -> None:
+    """Store ``policy`` (replacing one of its name), once every target can be met: a target the
+    calendar's working hours never reach would leave no due time for a case to open with."""
+    now = datetime.now(UTC)
+    for prio, t in policy.targets.items():
+        try:
+            policy.calendar.add(now, t.resolution)
+        except (SlaError, OverflowError):
+            raise SlaError(
+                f"targets.{prio}: {t.resolution:g} business minutes are not reached within three "
+                "years of this calendar's working hours; give a shorter target or more working "
+                "hours"
+            ) from None
     with store.transaction() as tx:
         tx.execute(
             "INSERT INTO sla_policies (name, definition, updated_at) VALUES (?, ?, ?) "

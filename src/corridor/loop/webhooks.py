@@ -218,7 +218,18 @@ def _client(allow_private: bool, timeout: float) -> httpx.Client:
 # -- endpoints --------------------------------------------------------------------------------
 def _check_url(url: str, allow_private: bool) -> str:
     url = url.strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # (a port out of range raises here)
+    except ValueError as e:
+        raise InvalidEndpointError(
+            f"webhook URL {url!r}: {e}; give an http:// or https:// URL with a host, e.g. "
+            "https://hooks.example.com/corridor"
+        ) from None
+    if port == 0:
+        raise InvalidEndpointError(f"webhook URL {url!r}: port 0 cannot be reached")
+    if any(ch.isspace() for ch in url):
+        raise InvalidEndpointError(f"webhook URL {url!r} holds a space: encode it as %20")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidEndpointError(
             f"webhook URL {url!r}: give an http:// or https:// URL with a host, e.g. "

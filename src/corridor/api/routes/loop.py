@@ -43,6 +43,8 @@ NotificationId = Annotated[int, Path(description="the notification's id (outbox 
 
 
 class EndpointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field would be dropped silently
+
     url: str = Field(
         description="where to POST events: http:// or https://, no credentials in it",
         examples=["https://hooks.example.com/corridor"],
