@@ -181,13 +181,10 @@ def test_score_promise_and_scope(store, ingestor):
     assert "duration_minutes 7, promised <= 3" in by_rule["promises"]["title"]
 
 
-def test_batch_rows_built_in_arrow_equal_the_rules_query(store, ingestor):
-    """A feedback batch whose texts are analysed later is read for the record rules from its
-    transaction's look-ups, in Arrow (corridor.loop.batch_rows): the same rows, value for value,
-    as the rules' SQL over it, on both engines: the record's touch point and partner, else its
-    interaction's; the touch point's department; the person's segment and region; nulls for an
-    unknown interaction, person or touch point; records older than the cutoff left out."""
-    now = datetime.now(UTC)
+def _routing(ingestor: Ingestor, now: datetime) -> list[dict[str, Any]]:
+    """Two persons and their interactions (one through dhl), stored; and feedback about them
+    that reads its routing every way: its own touch point and partner or its interaction's, an
+    unknown interaction and person, an anonymous record, one older than a week."""
     ingestor.ingest("people", pa.table({
         "person_id": ["p1", "p2"], "kind": ["customer"] * 2, "segment": ["enterprise", None],
         "region": ["north", "south"],
@@ -197,16 +194,28 @@ def test_batch_rows_built_in_arrow_equal_the_rules_query(store, ingestor):
         "occurred_at": pa.array([now] * 2, TS), "touchpoint": ["home_delivery", "checkout"],
         "channel": ["partner", "web"], "partner_id": ["dhl", None],
     }))  # fmt: skip
-    batch = feedback([
+    return [
         {"feedback_id": "f1", "person_id": "p1", "interaction_id": "i1", "touchpoint": None,
          "nps": 3, "expectation": 9.0, "experience": 4.5},
         {"feedback_id": "f2", "person_id": "p1", "interaction_id": "i1", "partner_id": "ups",
          "csat": 2, "emotion": -2},
         {"feedback_id": "f3", "person_id": "p2", "interaction_id": "i2", "ces": 1},
         {"feedback_id": "f4", "person_id": "p9", "interaction_id": "nowhere", "touchpoint": None},
-        {"feedback_id": "f5", "person_id": None, "touchpoint": "not_on_the_map", "nps": 0},
+        {"feedback_id": "f5", "person_id": None, "nps": 0},
         {"feedback_id": "f6", "person_id": "p2", "nps": 1, "occurred_at": now - timedelta(days=9)},
-    ])  # fmt: skip
+    ]  # fmt: skip
+
+
+def test_batch_rows_built_in_arrow_equal_the_rules_query(store, ingestor):
+    """A feedback batch whose texts are analysed later is read for the record rules from its
+    transaction's look-ups, in Arrow (corridor.loop.batch_rows): the same rows, value for value,
+    as the rules' SQL over it, on both engines: the record's touch point and partner, else its
+    interaction's; the touch point's department; the person's segment and region; nulls for an
+    unknown interaction, person or touch point; records older than the cutoff left out."""
+    now = datetime.now(UTC)
+    rows = _routing(ingestor, now)
+    rows[4]["touchpoint"] = "not_on_the_map"  # (not stored: the batch is only read)
+    batch = feedback(rows)
     oldest = now - timedelta(days=1)
     with store.transaction() as tx:
         read = {
@@ -243,25 +252,7 @@ def test_text_rule_rows_read_by_key_equal_the_rules_query(store, ingestor):
     anonymous record and for a record without analysis; an erased (absent) record gives none.
     """
     now = datetime.now(UTC)
-    ingestor.ingest("people", pa.table({
-        "person_id": ["p1", "p2"], "kind": ["customer"] * 2, "segment": ["enterprise", None],
-        "region": ["north", "south"],
-    }))  # fmt: skip
-    ingestor.ingest("interactions", pa.table({
-        "interaction_id": ["i1", "i2"], "person_id": ["p1", "p2"],
-        "occurred_at": pa.array([now] * 2, TS), "touchpoint": ["home_delivery", "checkout"],
-        "channel": ["partner", "web"], "partner_id": ["dhl", None],
-    }))  # fmt: skip
-    ingestor.ingest("feedback", feedback([
-        {"feedback_id": "f1", "person_id": "p1", "interaction_id": "i1", "touchpoint": None,
-         "nps": 3, "expectation": 9.0, "experience": 4.5},
-        {"feedback_id": "f2", "person_id": "p1", "interaction_id": "i1", "partner_id": "ups",
-         "csat": 2, "emotion": -2},
-        {"feedback_id": "f3", "person_id": "p2", "interaction_id": "i2", "ces": 1},
-        {"feedback_id": "f4", "person_id": "p9", "interaction_id": "nowhere", "touchpoint": None},
-        {"feedback_id": "f5", "person_id": None, "nps": 0},
-        {"feedback_id": "f6", "person_id": "p2", "nps": 1, "occurred_at": now - timedelta(days=9)},
-    ]))  # fmt: skip
+    ingestor.ingest("feedback", feedback(_routing(ingestor, now)))
     analysis = pa.table({
         "feedback_id": ["f1", "f3", "f5"], "intent": ["complaint", "praise", "question"],
         "theme_id": ["t1", None, "t2"],
