@@ -429,6 +429,11 @@ def test_cases_commands(store_url, small_map):
     assert "process" in cli("cases", "causes")
     listed = json.loads(cli("cases", "list", "--state", "resolved", "--format", "json"))
     assert listed["total"] == 1
+    # a list option takes commas as the API does, and repetition
+    both = json.loads(cli("cases", "list", "--state", "resolved,new", "--format", "json"))
+    again = json.loads(cli("cases", "list", "--state", "resolved", "--state", "new",
+                           "--format", "json"))  # fmt: skip
+    assert both["total"] == again["total"] == listed["total"]
     report = json.loads(cli("cases", "report", "--format", "json"))
     assert report["rows"][0]["group"] == "ecommerce" and report["rows"][0]["resolved_n"] == 1
     assert "ecommerce" in cli("cases", "report")

@@ -324,6 +324,11 @@ def test_gives_up_after_max_attempts_then_redelivers(store: Store, receiver: Rec
     assert len(receiver.wait_for(5)) == 5 and receiver.processed == {"case-9-escalated": 1}
     with pytest.raises(outbox.NotificationNotFoundError):
         outbox.redeliver(store, 999)
+    # its endpoint removed, there is nowhere to send it again: said so, the row left as it is
+    webhooks.remove_endpoint(store, int(row.target))
+    with pytest.raises(outbox.NotRedeliverableError, match="which was removed"):
+        outbox.redeliver(store, row.id)
+    assert one(store).state == "delivered"
 
 
 def test_timeouts_and_refused_connections_are_retried(store: Store, receiver: Receiver) -> None:

@@ -55,13 +55,20 @@ def cases_list(
     store: StoreOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """List cases, open ones first (filters repeat: --state new --state open)."""
+    """List cases, open ones first (filters repeat, or take commas: --state new --state open,
+    or --state new,open)."""
     from corridor.loop import cases
 
     check_format(fmt)
     columns = {"partner": "partner_id", "person": "person_id", "rule": "rule_id"}
-    filters = {columns.get(k, k): v for k, v in given.items() if v}
-    params: dict[str, Any] = {k: v for k, v in given.items() if v}
+    # (as the API reads them: repeated, comma-separated, or both)
+    values = {
+        k: [p.strip() for raw in v for p in raw.split(",") if p.strip()]
+        for k, v in given.items()
+        if v
+    }
+    filters = {columns.get(k, k): v for k, v in values.items() if v}
+    params: dict[str, Any] = {k: v for k, v in values.items() if v}
     params["limit"] = limit
     if breached is not None:
         params["breached"] = str(breached).lower()

@@ -273,16 +273,25 @@ def redeliver(store: Store, outbox_id: int) -> Notification:
     of attempts, and keeps its idempotency key (a receiver that has processed it drops it; for
     an endpoint that takes batches, the event's ``id`` inside a new batch)."""
     with store.transaction() as tx:
-        rows = tx.fetchall("SELECT target_kind, state FROM outbox WHERE id = ?", [outbox_id])
+        rows = tx.fetchall(
+            "SELECT target_kind, state, target FROM outbox WHERE id = ?", [outbox_id]
+        )
         if not rows:
             raise NotificationNotFoundError(
                 f"no notification {outbox_id}; `corridor webhooks deliveries` lists them"
             )
-        kind, state = rows[0]
+        kind, state, target = rows[0]
         if kind == DIGEST or state in (DIGESTED, CANCELLED):
             raise NotRedeliverableError(
                 f"notification {outbox_id} is {state} ({kind}): only webhook and e-mail "
                 "notifications can be sent again (a digest line goes out in its digest mail)"
+            )
+        if kind == WEBHOOK and not tx.fetchall(
+            "SELECT 1 FROM webhook_endpoints WHERE CAST(id AS VARCHAR) = ?", [str(target)]
+        ):
+            raise NotRedeliverableError(
+                f"notification {outbox_id} was for webhook endpoint {target}, which was removed: "
+                "there is nowhere to send it again"
             )
         now = datetime.now(UTC)
         tx.execute(
