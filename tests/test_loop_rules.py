@@ -746,3 +746,22 @@ def test_rules_that_could_never_run_are_refused_when_stored(store, rule, says):
     with pytest.raises(RuleError, match=re.escape(says)):
         add_rule(store, rule, actor="ana")
     assert list_rules(store) == []
+
+
+def test_rules_the_corridor_map_says_could_never_fire_are_refused(store, ingestor):
+    """With a corridor map loaded, a scope whose touch points all belong to other departments
+    than the scope's (a record is at one touch point, of one department), and a broken-promise
+    rule naming a promise the map does not have, are refused with what the map has."""
+    with pytest.raises(RuleError, match="no touch point of home_delivery belongs to ecommerce"):
+        add_rule(store, Rule("r1", "detractor", scope={"department": ["ecommerce"],
+                                                       "touchpoint": ["home_delivery"]}),
+                 actor="ana")  # fmt: skip
+    with pytest.raises(RuleError, match="no promise 'checkout-3mins' in the corridor map"):
+        add_rule(store, Rule("r2", "broken_promise", {"promises": ["checkout-3mins"]}),
+                 actor="ana")  # fmt: skip
+    assert list_rules(store) == []
+    add_rule(store, Rule("r3", "detractor", scope={"department": ["ecommerce", "logistics"],
+                                                   "touchpoint": ["home_delivery"]}),
+             actor="ana")  # fmt: skip
+    add_rule(store, Rule("r4", "broken_promise", {"promises": ["checkout-3min"]}), actor="ana")
+    assert [r.rule_id for r in list_rules(store)] == ["r3", "r4"]

@@ -467,10 +467,12 @@ def list_rules(store: Store, *, include_disabled: bool = True) -> list[Rule]:
 
 def _check_against_map(store: Store, rule: Rule) -> None:
     """A scope naming a department or touch point the corridor map does not have (once one is
-    loaded) is refused: the rule could never fire, and nothing would say why."""
+    loaded), touch points none of which belongs to the scope's departments, or promises the map
+    does not have are refused: the rule could never fire, and nothing would say why."""
     from corridor.store.maps import load_map
 
-    if not (rule.scope.get("department") or rule.scope.get("touchpoint")):
+    promises = list(rule.definition.get("promises") or ())
+    if not (rule.scope.get("department") or rule.scope.get("touchpoint") or promises):
         return
     cmap = load_map(store)
     if cmap is None:
@@ -482,6 +484,23 @@ def _check_against_map(store: Store, rule: Rule) -> None:
     for problem in problems:
         if problem:
             raise RuleError(f"scope: {problem}")
+    departments = set(rule.scope.get("department", ()))
+    touchpoints = rule.scope.get("touchpoint", ())
+    if departments and touchpoints:
+        owners = {t: cmap.touchpoint(t).department for t in touchpoints}
+        if not departments & set(owners.values()):
+            raise RuleError(
+                f"scope: no touch point of {', '.join(touchpoints)} belongs to "
+                f"{', '.join(sorted(departments))} (they belong to "
+                f"{', '.join(sorted(set(owners.values())))}): the rule could never fire"
+            )
+    known = sorted(p.key for tp in cmap.touchpoints for p in tp.promises)
+    bad = [p for p in promises if p not in known]
+    if bad:
+        raise RuleError(
+            f"no promise {', '.join(map(repr, bad))} in the corridor map; known: "
+            f"{', '.join(known) or 'none'}"
+        )
 
 
 def add_rule(store: Store, rule: Rule, *, actor: str) -> Rule:
