@@ -61,14 +61,9 @@ def cases_list(
 
     check_format(fmt)
     columns = {"partner": "partner_id", "person": "person_id", "rule": "rule_id"}
-    # (as the API reads them: repeated, comma-separated, or both)
-    values = {
-        k: [p.strip() for raw in v for p in raw.split(",") if p.strip()]
-        for k, v in given.items()
-        if v
-    }
-    filters = {columns.get(k, k): v for k, v in values.items() if v}
-    params: dict[str, Any] = {k: v for k, v in values.items() if v}
+    # (repeated, comma-separated or both: cases.list_cases reads them as the API does)
+    filters = {columns.get(k, k): v for k, v in given.items() if v}
+    params: dict[str, Any] = {k: v for k, v in given.items() if v}
     params["limit"] = limit
     if breached is not None:
         params["breached"] = str(breached).lower()

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corridor.analytics.feedback import rollup, rollup_delta, rollup_pending, rollup_rows
+from corridor.analytics.feedback import rollup_delta, rollup_pending, rollup_rows
 from corridor.ingest.batch_upkeep import Staged
 from corridor.loop import record_rules
 from corridor.store.base import Store, Tx
@@ -64,8 +64,8 @@ def fold(
     persons and interactions) this process has in hand; the others are read from the store.
     ``texts_analysed``: the texts were analysed with their batch (the text rules fire here),
     else the text rules fire when the analysis is stored."""
-    if not rollup.has_pending(store) or not store.query("SELECT 1 FROM rollup_pending LIMIT 1"):
-        return 0  # (a read beside the writer: no write transaction for an empty queue)
+    if rollup_pending.empty(store):
+        return 0
     with store.transaction() as tx:
         taken = rollup_pending.take(tx, most)
         if not taken:
@@ -199,8 +199,7 @@ class AfterCommitWorker(PokedWorker):
         # a fold that took nothing may have lost a race for the same records to another
         # process's (PostgreSQL): only an empty queue says every record poked before this round
         # was taken, here or there
-        store = self.store
-        if not rollup.has_pending(store) or not store.query("SELECT 1 FROM rollup_pending LIMIT 1"):
+        if rollup_pending.empty(self.store):
             with self._lock:
                 self._records_taken = max(self._records_taken, poked)
 

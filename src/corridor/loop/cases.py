@@ -121,15 +121,16 @@ def list_cases(
     limit: int = 200,
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
-    """The cases ``scope`` sees that match ``filters`` (column → allowed values), and how many
-    there are in all; ``breached``: only cases with (or without) a breached clock."""
+    """The cases ``scope`` sees that match ``filters`` (column → allowed values, each given
+    alone or comma-separated, as the API and the CLI take them), and how many there are in all;
+    ``breached``: only cases with (or without) a breached clock."""
     where, params = scope.case_filter() if scope is not None else ("TRUE", [])
     parts: list[str] = [where]
     args: list[Any] = list(params)
     for column, values in (filters or {}).items():
         if column not in FILTERS:
             raise CaseError(f"unknown case filter {column!r}; allowed: {', '.join(FILTERS)}")
-        vals = list(values)
+        vals = [x.strip() for v in values for x in v.split(",") if x.strip()]
         allowed = CLOSED_FILTERS.get(column)
         wrong = [v for v in vals if allowed is not None and v not in allowed]
         if wrong:  # a typo would otherwise list no case, as if there were none

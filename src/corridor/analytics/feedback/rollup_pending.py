@@ -74,9 +74,15 @@ def take(tx: Tx, most: int = FOLD_MAX) -> list[tuple[str, bool]]:
     ]
 
 
+def empty(store: Store) -> bool:
+    """Whether no record waits in the queue (a read beside the writer: no write transaction is
+    begun to find out); True for a store without the queue."""
+    return not rollup.has_pending(store) or not store.query("SELECT 1 FROM rollup_pending LIMIT 1")
+
+
 def waiting(store: Store) -> int:
     """How many records wait for the work after the commit (a read)."""
     return store.count("rollup_pending") if rollup.has_pending(store) else 0
 
 
-__all__ = ["FOLD_MAX", "queue", "take", "waiting"]
+__all__ = ["FOLD_MAX", "empty", "queue", "take", "waiting"]

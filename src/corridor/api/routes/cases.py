@@ -161,11 +161,7 @@ def list_cases(
         "partner_id": partner, "touchpoint": touchpoint, "person_id": person, "rule_id": rule,
         "team": team,
     }  # fmt: skip
-    filters = {
-        k: [x.strip() for v in vals for x in v.split(",") if x.strip()]
-        for k, vals in given.items()
-        if vals
-    }
+    filters = {k: vals for k, vals in given.items() if vals}
     found, total = cases.list_cases(
         store, scope, filters=filters, breached=breached, limit=limit, offset=offset
     )
