@@ -176,6 +176,46 @@ def test_invitation_mail_reminder_and_answer(
     assert states == {"p00": "answered", "p01": "sent"}
 
 
+def test_a_reminder_is_held_by_the_contact_rules_of_now(
+    store: Store, ingestor: Ingestor, survey: str
+) -> None:
+    """Between the invitation and its reminder, p01 asks not to be surveyed (an exclusion
+    rule, added since) and p02 gets an open case: neither is reminded, and each invitation
+    says why; p00 is reminded, once. The frequency rules (one invitation a month) count
+    invitations, so they do not hold a reminder back."""
+    now = datetime.now(UTC)
+    people(ingestor, 3, now)
+    contact.add(store, contact.build("max_per_period", count=1, period="30d"))
+    assert invitations.invite(store, survey, ["p00", "p01", "p02"], remind="3d", at=now) == 3
+    assert invitations.run(store, BASE, now=now).sent == 3
+    report = ingestor.ingest("people", pa.table({
+        "person_id": ["p01"], "kind": ["customer"], "created_at": [now - 400 * DAY],
+        "segment": ["no_survey"], "email": ["p01@example.com"],
+    }))  # fmt: skip
+    assert report.rejected == 0, report.errors
+    contact.add(store, contact.build("exclude", field_name="segment", values=["no_survey"]))
+    contact.add(store, contact.build("open_case"))
+    with store.transaction() as tx:
+        case = {c: None for c in casestore.CASE_COLUMNS} | {
+            "case_id": "case-p02", "title": "late parcel", "state": "open", "priority": "normal",
+            "person_id": "p02", "opened_at": now, "updated_at": now, "alerts": 1,
+            "sla_policy": "default", "paused_minutes": 0.0, "escalation_level": 0,
+        }  # fmt: skip
+        casestore.insert_cases(tx, [case])
+    later = now + 3 * DAY + timedelta(minutes=1)
+    assert invitations.run(store, BASE, now=later).reminded == 1
+    assert invitations.run(store, BASE, now=later + DAY).reminded == 0
+    reminded = store.query(
+        "SELECT target FROM outbox WHERE event_type = ? AND target_kind = 'email'",
+        [invitations.REMINDER],
+    )
+    assert [r[0] for r in reminded] == ["p00@example.com"]
+    held = {i.person_id: (i.state, i.held_reason) for i in invitations.list_invitations(store)}
+    assert held["p00"] == ("sent", None)
+    assert held["p01"] == ("sent", "no reminder: segment is no_survey, which this rule excludes")
+    assert held["p02"] == ("sent", "no reminder: the person has an open case")
+
+
 def test_a_person_without_an_address_and_bad_input(
     store: Store, ingestor: Ingestor, survey: str
 ) -> None:

@@ -174,8 +174,12 @@ class Invitation(_Record):
     created_at: datetime
     due_at: datetime
     state: Annotated[str, Field(description="scheduled, held, sent, answered or failed")]
-    held_rule: Annotated[str | None, Field(description="the contact rule that held it back")]
-    held_reason: Annotated[str | None, Field(description="why, in words")]
+    held_rule: Annotated[
+        str | None, Field(description="the contact rule that held it (or its reminder) back")
+    ]
+    held_reason: Annotated[
+        str | None, Field(description="why, in words (`no reminder: …` for its reminder)")
+    ]
     link_id: str | None
     sent_at: datetime | None
     remind_s: int | None
@@ -447,20 +451,44 @@ def mark_answered(store: Store) -> int:
     return len(rows)
 
 
+#: the contact rules a reminder is checked against: who may be contacted at all now (the
+#: frequency rules count invitations, and the reminder is part of one already counted)
+REMINDER_RULES = ("exclude", "open_case", "recent_complaint")
+
+
 def remind_due(store: Store, now: datetime | None = None) -> int:
     """One reminder to each unanswered invitation whose reminder is due; the same link (read
-    from the invitation's mail in the outbox). Returns how many went."""
+    from the invitation's mail in the outbox), to the person's address now. A person whom the
+    contact rules of :data:`REMINDER_RULES` now hold back (excluded since, an open case, a
+    complaint), or who has no address any more, gets none: the invitation keeps the reason.
+    Returns how many went."""
     now = now or datetime.now(UTC)
     sent = 0
     with store.transaction() as tx:
         rows = tx.fetchall(
-            "SELECT i.invitation_id, o.payload, o.target FROM survey_invitations i "
+            "SELECT i.invitation_id, i.person_id, o.payload FROM survey_invitations i "
             "JOIN outbox o ON o.idempotency_key = i.invitation_id || '-invitation' "
             "WHERE i.state = 'sent' AND i.remind_at IS NOT NULL AND i.remind_at <= ? "
             "AND i.reminded_at IS NULL AND o.target_kind = 'email'",
             [now],
         )
-        for invitation_id, payload, address in rows:
+        if not rows:
+            return 0
+        people = [str(r[1]) for r in rows]
+        rules = [r for r in contact.active(tx) if r.kind in REMINDER_RULES]
+        history = contact.history(tx, people, rules)
+        emails = _emails(tx, people)
+        for invitation_id, person, payload in rows:
+            person_id = str(person)
+            held = contact.check(rules, history, person_id, now)
+            if held is not None or person_id not in emails:
+                rule, reason = held or (None, "no e-mail address is known for the person")
+                tx.execute(
+                    "UPDATE survey_invitations SET remind_at = NULL, held_rule = ?, "
+                    "held_reason = ? WHERE invitation_id = ?",
+                    [rule and rule.rule_id, f"no reminder: {reason}"[:500], invitation_id],
+                )
+                continue
             doc = orjson.loads(payload) if isinstance(payload, str | bytes) else dict(payload)
             data = dict(doc.get("data") or {})
             data["subject"] = "A reminder: how did we do?"
@@ -470,8 +498,8 @@ def remind_due(store: Store, now: datetime | None = None) -> int:
                 [now, invitation_id],
             )
             outbox.enqueue(
-                tx, REMINDER, data, key=f"{invitation_id}-reminder", emails=[str(address)],
-                endpoints=[],
+                tx, REMINDER, data, key=f"{invitation_id}-reminder",
+                emails=[emails[person_id]], endpoints=[],
             )  # fmt: skip
             sent += 1
     return sent
@@ -512,6 +540,7 @@ __all__ = [
     "INVITATION",
     "LOOKBACK",
     "REMINDER",
+    "REMINDER_RULES",
     "TRIGGER_KINDS",
     "Invitation",
     "SendReport",
