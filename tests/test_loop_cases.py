@@ -602,8 +602,27 @@ def test_another_partners_alert_opens_its_own_case_and_is_not_mailed_to_the_firs
     assert case["verification_detail"]["feedback_id"] == "n-dhl"
 
 
+def test_a_rules_cooldown_is_kept_per_partner(store, ingestor):
+    """Within the rule's cooldown (a week), the same customer's detractor at the same touch
+    point through ups after one through dhl raises an alert and a case of ups (ups' partner
+    manager hears of it); a second detractor through dhl within the week raises none."""
+    add_rule(store, Rule("detractors", "detractor"), actor="ana")
+    now = datetime.now(UTC)
+    for n, partner in enumerate(("dhl", "ups", "dhl")):
+        at = now - timedelta(hours=3 - n)
+        _partner_interaction(ingestor, f"i-{n}", partner, at)
+        ingest_feedback(ingestor, [{"feedback_id": f"f-{n}", "person_id": "p2", "nps": 2,
+                                    "touchpoint": None, "interaction_id": f"i-{n}",
+                                    "occurred_at": at}])  # fmt: skip
+    fired = store.query("SELECT record_id, partner_id FROM alerts ORDER BY occurred_at")
+    assert [tuple(r) for r in fired] == [("f-0", "dhl"), ("f-1", "ups")]
+    found, _ = cases.list_cases(store, None)
+    assert sorted(c["partner_id"] for c in found) == ["dhl", "ups"]
+
+
 def test_a_removed_user_gets_no_digest_and_a_new_holder_of_the_name_no_old_case(store, world):
-    """Removing a user removes their notification settings and cancels their digest lines;
+    """Removing a user removes their notification settings, cancels their digest lines and
+    puts the cases given to them back in their owners' queues (a history line says why);
     someone added again under the name with another role is not mailed about a case they were
     assigned before and can no longer see."""
     checkout = world["checkout"]  # an ecommerce case
@@ -616,6 +635,17 @@ def test_a_removed_user_gets_no_digest_and_a_new_holder_of_the_name_no_old_case(
     assert waiting >= 1
     accounts.remove_user(store, "ana")
     assert mail.get_preference(store, "ana") is None
+    released = cases.get_case(store, None, world["support_call"])  # back in the owner's queue
+    assert released["assignee"] is None
+    last = released["history"][-1]
+    assert (last["actor"], last["field"], last["old_value"], last["new_value"]) == (
+        "system",
+        "assignee",
+        "ana",
+        None,
+    )
+    assert last["note"] == "the user was removed"
+    assert cases.list_cases(store, None, filters={"assignee": ["ana"]})[0] == []
     later = datetime.now(UTC) + timedelta(hours=2)
     assert mail.send_digests(store, now=later) == 0
     assert store.query("SELECT count(*) FROM outbox WHERE target_kind = 'digest' AND "

@@ -562,15 +562,17 @@ def test_detractor_rule_finds_every_planted_detractor(company, company_store):
     hits, _, _ = dry_run(store, None, per_record, None, None)
     assert len(hits) == n
     assert all(h.evidence["record"]["nps"] <= 6 for h in hits)
-    # per customer and touch point with a cooldown of 30 days: fewer, none within 30 days
+    # per customer and touch point with a cooldown of 30 days: fewer, none within 30 days of
+    # another through the same partner
     per_customer = _rule("detractor", cooldown_s=30 * 86400)
     deduped, _, _ = dry_run(store, None, per_customer, None, None)
     assert 0 < len(deduped) < n
-    last: dict[str, datetime] = {}
+    last: dict[tuple[str, str | None], datetime] = {}
     for h in deduped:
-        if h.subject in last:
-            assert h.occurred_at - last[h.subject] >= timedelta(days=30)
-        last[h.subject] = h.occurred_at
+        key = (h.subject, h.partner_id)
+        if key in last:
+            assert h.occurred_at - last[key] >= timedelta(days=30)
+        last[key] = h.occurred_at
 
 
 @pytest.mark.slow

@@ -28,6 +28,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from corridor.auth.scope import ROLES, Principal, Role
 from corridor.domain.plain_text import has_control
 from corridor.errors import AccountError, AuthenticationError
+from corridor.loop.cases import release_assignee
 from corridor.store import Store
 from corridor.store.maps import load_map
 
@@ -159,8 +160,9 @@ def get_user(store: Store, username: str) -> User | None:
 
 def remove_user(store: Store, username: str) -> None:
     """Remove a user, revoke their API keys and end their sessions; their notification settings
-    go, and the lines of their next digest are cancelled (a user added again under the name,
-    perhaps with another role, starts with none of them)."""
+    go, the lines of their next digest are cancelled, and the cases given to them and not
+    closed go back to their owners' queues (a user added again under the name, perhaps with
+    another role, starts with none of them)."""
     if not _USERNAME.match(username):
         raise AccountError(f"no user {username!r}; `corridor users list` shows who exists")
     with store.transaction() as tx:
@@ -177,6 +179,7 @@ def remove_user(store: Store, username: str) -> None:
             "WHERE target_kind = 'digest' AND target = ? AND state = 'pending'",
             (username,),
         )
+        release_assignee(tx, username, _now())
         tx.execute("DELETE FROM users WHERE username = ?", (username,))
 
 

@@ -76,17 +76,20 @@ def _suppressed(at: datetime, others: Iterable[datetime], cooldown: timedelta) -
     return any(at == t or abs(at - t) < cooldown for t in others)
 
 
-def dedup(
-    hits: Sequence[Hit], prior: Mapping[tuple[str, str], Sequence[datetime]] | None = None
-) -> list[Hit]:
-    """The hits that would fire: in time order per rule and subject, a hit within the rule's
-    cooldown of an earlier alert (``prior``, or a hit kept before it) is dropped."""
+#: what the cooldown is kept per: the rule, the subject and the partner (the same customer at
+#: the same touch point served by two carriers is two causes, each with its own case and owner)
+Key = tuple[str, str, str | None]
+
+
+def dedup(hits: Sequence[Hit], prior: Mapping[Key, Sequence[datetime]] | None = None) -> list[Hit]:
+    """The hits that would fire: in time order per rule, subject and partner, a hit within the
+    rule's cooldown of an earlier alert (``prior``, or a hit kept before it) is dropped."""
     kept: list[Hit] = []
-    seen: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    seen: dict[Key, list[datetime]] = defaultdict(list)
     for key, times in (prior or {}).items():
         seen[key].extend(times)
     for hit in sorted(hits, key=lambda h: (h.rule.rule_id, h.subject, h.occurred_at)):
-        key = (hit.rule.rule_id, hit.subject)
+        key = (hit.rule.rule_id, hit.subject, hit.partner_id)
         if _suppressed(hit.occurred_at, seen[key], hit.rule.cooldown):
             continue
         seen[key].append(hit.occurred_at)
@@ -94,27 +97,30 @@ def dedup(
     return sorted(kept, key=lambda h: (h.occurred_at, h.rule.rule_id, h.subject))
 
 
-def _prior(tx: Tx, hits: Sequence[Hit]) -> dict[tuple[str, str], list[datetime]]:
-    """Stored alerts of the hits' rules and subjects within the cooldown of any hit."""
+def _prior(tx: Tx, hits: Sequence[Hit]) -> dict[Key, list[datetime]]:
+    """Stored alerts of the hits' rules, subjects and partners within the cooldown of any
+    hit."""
     if not hits:
         return {}
     table = pa.table(
         {
             "rule_id": [h.rule.rule_id for h in hits],
             "subject": [h.subject for h in hits],
+            "partner_id": pa.array([h.partner_id for h in hits], pa.string()),
             "lo": pa.array([h.occurred_at - h.rule.cooldown for h in hits], _TS),
             "hi": pa.array([h.occurred_at + h.rule.cooldown for h in hits], _TS),
         }
     )
     tx.stage("_loop_hits", table)
     rows = tx.fetchall(
-        "SELECT DISTINCT a.rule_id, a.subject, a.occurred_at FROM alerts a JOIN _loop_hits h "
-        "ON a.rule_id = h.rule_id AND a.subject = h.subject "
+        "SELECT DISTINCT a.rule_id, a.subject, a.partner_id, a.occurred_at FROM alerts a "
+        "JOIN _loop_hits h ON a.rule_id = h.rule_id AND a.subject = h.subject "
+        "AND a.partner_id IS NOT DISTINCT FROM h.partner_id "
         "AND a.occurred_at >= h.lo AND a.occurred_at <= h.hi"
     )
-    out: dict[tuple[str, str], list[datetime]] = defaultdict(list)
-    for rule_id, subject, at in rows:
-        out[(rule_id, subject)].append(at)
+    out: dict[Key, list[datetime]] = defaultdict(list)
+    for rule_id, subject, partner_id, at in rows:
+        out[(rule_id, subject, partner_id)].append(at)
     return out
 
 

@@ -309,6 +309,22 @@ def assign(
     )  # fmt: skip
 
 
+def release_assignee(tx: Tx, username: str, now: datetime) -> int:
+    """Put every case given to ``username`` and not closed back in its owner's queue, in the
+    caller's transaction (the user is being removed): a history line and a ``case.assigned``
+    notification each, by ``system``. Returns how many cases were given back."""
+    given = casestore.select_cases(
+        tx, "assignee = ? AND state <> 'closed'", (username,), "ORDER BY case_id"
+    )
+    for case in given:
+        _change(
+            tx, case, {"assignee": None}, actor="system", human=False, now=now,
+            event_type="case.assigned", action="assigned", field="assignee", old=username,
+            new=None, note="the user was removed",
+        )  # fmt: skip
+    return len(given)
+
+
 def works_case(user: Principal, case: Mapping[str, Any]) -> bool:
     """Whether ``user`` may work ``case`` (be given it, note it, change it): the rule of
     :meth:`~corridor.auth.scope.Scope.may_work_case`, which needs no corridor map for a case."""
@@ -508,6 +524,7 @@ __all__ = [
     "list_cases",
     "list_root_causes",
     "owner",
+    "release_assignee",
     "set_priority",
     "set_root_causes",
     "transition",
