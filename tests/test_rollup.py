@@ -163,6 +163,29 @@ def test_key_look_ups_answer_the_same_either_way(ingestor, store, monkeypatch, p
         assert people.column("person_id").to_pylist() == ["p-new"]
 
 
+def test_table_sizes_for_the_look_ups_are_kept_a_few_seconds(ingestor, store, monkeypatch):
+    """DuckDB's estimated table sizes, which decide how ``by_keys`` reads, are asked once per
+    table within ``Sizes.KEEP_S`` (a transaction and the store's reads share them) and asked
+    again after; a table that does not exist reads as empty. PostgreSQL keeps none (its look-ups
+    are one array answered by the index, whatever the size)."""
+    if store.dialect != "duckdb":
+        assert store.estimated_rows("people") is None
+        with store.transaction() as tx:
+            assert tx.estimated_rows("people") is None
+        return
+    from corridor.store.duckdb_store import Sizes
+
+    ingestor.ingest("people", dataset()["people"].slice(0, 10))
+    before = store.estimated_rows("people")
+    assert before == 10
+    ingestor.ingest("people", dataset()["people"].slice(10, 30))
+    with store.transaction() as tx:
+        assert tx.estimated_rows("people") == before  # kept
+        assert tx.estimated_rows("no_such_table") == 0
+    monkeypatch.setattr(Sizes, "KEEP_S", 0.0)
+    assert store.estimated_rows("people") == 40
+
+
 def test_new_feedback_adds_its_own_rollup_rows(ingestor, store):
     """A batch of new feedback records adds its own sums as rollup rows in its transaction (no
     day rebuilt: the rows outnumber the keys); the answers stay exact; a day whose rows grew past

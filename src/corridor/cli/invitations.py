@@ -147,7 +147,8 @@ def surveys_invitations(
     params: dict[str, Any] = {"limit": limit, **({"state": state} if state else {})}
 
     def row(i: dict[str, Any]) -> tuple[str, ...]:
-        why = i["held_reason"] and f"{i['held_rule']}: {i['held_reason']}"
+        rule = f"{i['held_rule']}: " if i["held_rule"] else ""  # (none: a reminder's address)
+        why = i["held_reason"] and rule + i["held_reason"]
         return (
             escape(i["person_id"]), when(i["due_at"]), i["state"],
             escape(why or i["error"] or (when(i["sent_at"]) if i["sent_at"] else "")),

@@ -79,6 +79,11 @@ class Tx(ABC):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; return the number of rows it changed (or -1 when unknown)."""
 
+    def estimated_rows(self, table: str) -> int | None:
+        """About how many rows ``table`` holds, where the engine keeps an estimate that is cheap
+        to read (None: not known here)."""
+        return None
+
     @abstractmethod
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
@@ -368,6 +373,11 @@ class Store(ABC):
         return ops.DatabaseTable(
             name, schema=schema, source=backend, namespace=ops.Namespace()
         ).to_expr()
+
+    def estimated_rows(self, table: str) -> int | None:
+        """About how many rows ``table`` holds, read beside the writer (see
+        :meth:`Tx.estimated_rows`)."""
+        return None
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """A small read in plain SQL (``?`` parameters), for bookkeeping rather than analytics.

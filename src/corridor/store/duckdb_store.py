@@ -17,14 +17,42 @@ from corridor.store.base import Store, T, Tx
 from corridor.store.versions import DataVersions
 
 
+class Sizes:
+    """DuckDB's estimated row counts of tables, each kept :data:`KEEP_S` seconds.
+
+    Look-ups by key choose between the primary key's index and one pass over the table by its
+    size (:func:`corridor.analytics.feedback.rollup_rows.by_keys`): an order of magnitude is all
+    they need, and asking DuckDB (``duckdb_tables()``) costs 1–3 ms inside a busy writer, several
+    times per batch."""
+
+    KEEP_S = 5.0
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[float, int]] = {}
+
+    def get(self, table: str, fetch: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]) -> int:
+        now = time.monotonic()
+        kept = self._kept.get(table)
+        if kept is not None and now - kept[0] < self.KEEP_S:
+            return kept[1]
+        rows = fetch("SELECT estimated_size FROM duckdb_tables() WHERE table_name = ?", [table])
+        n = int(rows[0][0]) if rows and rows[0][0] is not None else 0
+        self._kept[table] = (now, n)
+        return n
+
+
 class DuckDBTx(Tx):
     dialect = "duckdb"
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, sizes: Sizes | None = None) -> None:
         self._con = con
         self._staged: list[str] = []
+        self._sizes = sizes or Sizes()
         self.touched = set()
         self.rewrote = set()
+
+    def estimated_rows(self, table: str) -> int | None:
+        return self._sizes.get(table, self.fetchall)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._note(sql)
@@ -88,6 +116,7 @@ class DuckDBStore(Store):
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         super().__init__()
         self.path = Path(path)
+        self._sizes = Sizes()
         #: the absolute form (``duckdb:///abs/path``), whatever the path given
         self.url = f"duckdb://{self.path.absolute()}"
         with _VERSIONS_LOCK:  # one count per file, whichever store object of it writes
@@ -160,7 +189,7 @@ class DuckDBStore(Store):
             if attempt:  # others writing the same row: let them commit first
                 time.sleep(0.002 * attempt)
             con = self._thread_cursor()
-            tx = DuckDBTx(con)
+            tx = DuckDBTx(con, self._sizes)
             con.begin()
             try:
                 result = work(tx)
@@ -215,7 +244,7 @@ class DuckDBStore(Store):
 
     @contextmanager
     def _transaction(self) -> Iterator[Tx]:
-        tx = DuckDBTx(self._con)
+        tx = DuckDBTx(self._con, self._sizes)
         self._con.begin()
         try:
             yield tx
@@ -226,6 +255,9 @@ class DuckDBStore(Store):
         else:
             self._con.commit()
             tx.release()
+
+    def estimated_rows(self, table: str) -> int | None:
+        return self._sizes.get(table, self.query)
 
     def rules_version(self) -> Any:
         # one process holds the file, and every write to it passes through a store of this

@@ -72,6 +72,8 @@ class Fetches(Protocol):
 
     def fetch_arrow(self, sql: str, params: Sequence[Any] = ...) -> pa.Table: ...
 
+    def estimated_rows(self, table: str) -> int | None: ...
+
 
 class _Reads:
     def __init__(self, store: Any) -> None:
@@ -80,6 +82,9 @@ class _Reads:
 
     def fetch_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         return self._store.query_arrow(sql, params)
+
+    def estimated_rows(self, table: str) -> int | None:
+        return self._store.estimated_rows(table)
 
 
 def reads(store: Any) -> Fetches:
@@ -120,8 +125,9 @@ def by_keys(tx: Fetches, table: str, columns: Sequence[str], wanted: list[Any]) 
     the key's index); on DuckDB the same in one pass over a table of fewer than
     :data:`SCAN_ROWS_PER_KEY` rows a key (for :data:`SCAN_MIN_KEYS` keys or more; the size
     is DuckDB's estimate, which deletions not yet checkpointed do not slow as a ``count(*)``
-    does), else lists of keys answered from the primary key's index. ``wanted``: values of the
-    key column's type (every key here is text); repeated keys are asked once."""
+    does, kept a few seconds: :class:`corridor.store.duckdb_store.Sizes`), else lists of keys
+    answered from the primary key's index. ``wanted``: values of the key column's type (every
+    key here is text); repeated keys are asked once."""
     select = f"SELECT {', '.join(columns)} FROM {table} WHERE {columns[0]}"
     wanted = list(dict.fromkeys(wanted))
     if not wanted:
@@ -129,10 +135,8 @@ def by_keys(tx: Fetches, table: str, columns: Sequence[str], wanted: list[Any]) 
     if tx.dialect != "duckdb":
         return tx.fetch_arrow(f"{select} = ANY(?)", [wanted])
     if len(wanted) >= SCAN_MIN_KEYS:
-        size = tx.fetch_arrow(
-            "SELECT estimated_size AS n FROM duckdb_tables() WHERE table_name = ?", [table]
-        ).column("n")
-        if size[0].as_py() < SCAN_ROWS_PER_KEY * len(wanted):
+        size = tx.estimated_rows(table)
+        if size is not None and size < SCAN_ROWS_PER_KEY * len(wanted):
             return tx.fetch_arrow(f"{select} = ANY(?)", [wanted])
     parts = [
         tx.fetch_arrow(f"{select} IN ({', '.join('?' for _ in chunk)})", chunk)
