@@ -22,7 +22,7 @@ from corridor.auth.scope import Principal, Role, Scope
 from corridor.cli.main import app as cli_app
 from corridor.errors import CorridorError, PermissionDeniedError
 from corridor.ingest.pipeline import Ingestor
-from corridor.loop import aggregate_rules, cases, mail, verify, webhooks
+from corridor.loop import aggregate_rules, cases, casestore, mail, verify, webhooks
 from corridor.loop.cases import CaseError, CaseNotFoundError
 from corridor.loop.outbox_rows import WEBHOOK_EVENTS
 from corridor.loop.rules import Rule, add_rule
@@ -618,6 +618,32 @@ def test_a_rules_cooldown_is_kept_per_partner(store, ingestor):
     assert [tuple(r) for r in fired] == [("f-0", "dhl"), ("f-1", "ups")]
     found, _ = cases.list_cases(store, None)
     assert sorted(c["partner_id"] for c in found) == ["dhl", "ups"]
+
+
+def test_a_touch_point_case_names_no_customer_and_the_gap_verifies_it(store, ingestor):
+    """A rule per touch point opens one case for the detractors of two customers at checkout:
+    it names neither (it is on no customer's timeline), its alerts name each, and once resolved
+    it is verified by the touch point's gap, not by the first customer's next feedback."""
+    add_rule(store, Rule("hotspot", "detractor", {"per": "touchpoint"}, cooldown_s=60),
+             actor="ana")  # fmt: skip
+    now = datetime.now(UTC)
+    ingest_feedback(ingestor, [
+        {"feedback_id": "t1", "person_id": "p1", "nps": 2, "touchpoint": "checkout",
+         "occurred_at": now - timedelta(hours=2)},
+        {"feedback_id": "t2", "person_id": "p2", "nps": 1, "touchpoint": "checkout",
+         "occurred_at": now - timedelta(hours=1)},
+    ])  # fmt: skip
+    (case,), _ = cases.list_cases(store, None)
+    assert case["person_id"] is None and case["touchpoint"] == "checkout"
+    assert cases.customer_cases(store, None, "p1") == []
+    seen = cases.get_case(store, None, case["case_id"])
+    assert sorted(a["person_id"] for a in seen["alerts_fired"]) == ["p1", "p2"]
+    cases.change_state(store, None, case["case_id"], "resolved", root_cause="process",
+                       actor="root")  # fmt: skip
+    with store.transaction() as tx:
+        stored = casestore.read_case(tx, case["case_id"])
+        _, detail = verify.check(tx, stored, datetime.now(UTC) + timedelta(days=60))
+    assert detail["method"].startswith("mean gap")
 
 
 def test_a_removed_user_gets_no_digest_and_a_new_holder_of_the_name_no_old_case(store, world):

@@ -47,6 +47,9 @@ class Hit:
     evidence: dict[str, Any] = field(default_factory=dict)
     #: an operational event the alert is about (a ripple), proposed as the root cause
     event_id: str | None = None
+    #: the case it opens is about the person (their next feedback verifies it), not about the
+    #: touch point its alerts share (a rule ``per`` touch point: the gap verifies it)
+    about_person: bool = True
 
     @property
     def cause(self) -> str:

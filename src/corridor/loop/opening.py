@@ -8,7 +8,8 @@ case of its own, for that partner: a case, its notifications and its page hold o
 owners may see. A new case takes its rule's priority, team and SLA policy,
 the department, partner, touch point and customer of its first alert, and due times from the
 policy; opening and joining each write a history line and a notification (``case.opened``,
-``case.alert_added``).
+``case.alert_added``). A case of a rule ``per`` touch point names no customer: it is about the
+touch point, whose gap verifies it, and the customers of its alerts are in the alerts.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def _new_case(
         "partner_id": hit.partner_id,
         "team": rule.team,
         "touchpoint": hit.touchpoint,
-        "person_id": hit.person_id,
+        "person_id": hit.person_id if hit.about_person else None,
         "region": hit.region,
         "segment": hit.segment,
         "opened_at": now,

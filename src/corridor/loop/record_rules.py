@@ -184,6 +184,8 @@ def _hit(
         region=row.get("region"),
         segment=row.get("segment"),
         evidence={"record": {k: v for k, v in row.items() if v is not None}, **evidence},
+        # (a record without a touch point stands for itself, as its subject says)
+        about_person=not (rule.get("per") == "touchpoint" and row.get("touchpoint") is not None),
     )
 
 
