@@ -268,9 +268,11 @@ def finish_many(
                 }
             ),
         )
+        # (a row removed meanwhile, by an erasure, keeps no log of its attempt)
         tx.execute(
             "INSERT INTO deliveries (outbox_id, attempt, attempted_at, status_code, duration_ms, "
-            "error) SELECT id, attempt, ?, status_code, duration_ms, attempt_error FROM _finished",
+            "error) SELECT id, attempt, ?, status_code, duration_ms, attempt_error FROM _finished "
+            "WHERE id IN (SELECT o.id FROM outbox o JOIN _finished f ON f.id = o.id)",
             [now],
         )
         tx.execute(

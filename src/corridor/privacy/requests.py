@@ -259,10 +259,21 @@ def _remove(store: Store, request_id: str, action: str, persons: list[str]) -> d
         subject.stage(tx, persons, identities)
         tables = subject.existing_tables(tx)
         _mark_days(tx)
+        if "rollup_pending" in tables:
+            # their records waiting for the work after the commit: that work (in this process,
+            # from the records as their batch handed them over) must not fire rules about them
+            # (the days' rebuild, marked above, adds their rollup rows)
+            tx.execute(
+                "DELETE FROM rollup_pending WHERE feedback_id IN (SELECT feedback_id FROM "
+                "feedback WHERE person_id IN (SELECT person_id FROM _subject))"
+            )
         ledger.record(tx, request_id, [*((ledger.PERSON, p) for p in persons), *identities], now)
         erase = action == "erase"
         removed = _erase(tx, tables) if erase else _anonymise(tx, tables, persons)
-        removed["free_text_elsewhere"] = _sweep(tx, tables, [v for _, v in identities])
+        swept = [(v, subject.ERASED_MARK) for _, v in identities if len(v) >= subject.MIN_SWEPT]
+        removed["free_text_elsewhere"] = _sweep(
+            tx, tables, [*swept, *subject.named_in_text(persons)]
+        )
         tx.execute(
             "INSERT INTO ingest_batches (batch_id, kind, source, received_at, accepted, "
             "duplicates, rejected) VALUES (?, 'people', ?, ?, 1, 0, 0)",
@@ -285,22 +296,41 @@ def _mark_days(tx: Tx) -> None:
     )
 
 
-def _sweep(tx: Tx, tables: set[str], values: list[str]) -> int:
-    """Replace the identities where anyone typed them in free text (see
-    :data:`~corridor.privacy.subject.FREE_TEXT`); returns the fields changed."""
+def _sweep(tx: Tx, tables: set[str], values: Sequence[tuple[str, str]]) -> int:
+    """Replace each ``(value, by)`` where anyone typed it or Corridor wrote it in free text
+    (:data:`~corridor.privacy.subject.FREE_TEXT`, and the JSON of
+    :data:`~corridor.privacy.subject.FREE_JSON`: a notification still to send, or sent, about
+    someone else); returns the fields changed."""
+    as_json = "JSONB" if tx.dialect == "postgres" else "JSON"
     changed = 0
-    for value in sorted({v for v in values if len(v) >= subject.MIN_SWEPT}):
+    for value, by in sorted(set(values)):
         for table, column in subject.FREE_TEXT:
             if table in tables:
                 changed += max(
                     tx.execute(
                         f"UPDATE {table} SET {column} = replace({column}, ?, ?) "
                         f"WHERE strpos({column}, ?) > 0",
-                        (value, subject.ERASED_MARK, value),
+                        (value, by, value),
+                    ),
+                    0,
+                )
+        for table, column in subject.FREE_JSON:
+            if table in tables:
+                text = f"CAST({column} AS VARCHAR)"
+                changed += max(
+                    tx.execute(
+                        f"UPDATE {table} SET {column} = CAST(replace({text}, ?, ?) AS {as_json}) "
+                        f"WHERE strpos({text}, ?) > 0",
+                        (_json_text(value), _json_text(by), _json_text(value)),
                     ),
                     0,
                 )
     return changed
+
+
+def _json_text(value: str) -> str:
+    """``value`` as it stands inside a JSON string."""
+    return orjson.dumps(value).decode()[1:-1]
 
 
 def _erase(tx: Tx, tables: set[str]) -> dict[str, int]:
@@ -322,9 +352,18 @@ _CLEAR = {
     "survey_responses": "answers = '{}', record = NULL, error = NULL",
     "survey_invitations": "held_reason = NULL, error = NULL",
     "alerts": "evidence = NULL, summary = 'about an anonymised person', record_id = NULL",
-    "cases": "title = 'Case about an anonymised person'",
+    "cases": "title = 'Case about an anonymised person', verification_detail = NULL",
     "case_events": "note = NULL, old_value = NULL, new_value = NULL",
+    # a link not yet answered could still bring new answers under the pseudonym
+    "survey_links": "revoked_at = coalesce(revoked_at, CURRENT_TIMESTAMP)",
 }
+#: anonymise: keys that name the person inside them (``person=<id>`` in an alert's subject and
+#: a case's cause, a list invitation's ``list|<batch>|<id>``), re-keyed with the person
+_NAMING: tuple[tuple[str, str, str], ...] = (
+    ("alerts", "alert_id", "subject"),
+    ("cases", "case_id", "cause"),
+    ("survey_invitations", "invitation_id", "source_key"),
+)
 #: anonymise: parts removed whole (identifiers, free text, personal scores, notifications)
 _DROP = (
     "identities",
@@ -363,6 +402,7 @@ def _anonymise(tx: Tx, tables: set[str], persons: list[str]) -> dict[str, int]:
         p = by_name.get(name) or next(x for x in PARTS if x.table == name)
         if p.table in tables:
             changed[p.name] = max(tx.execute(f"UPDATE {p.table} SET {sets} WHERE {p.where}"), 0)
+    _rename(tx, tables, pseudo)
     for name in _DROP:
         p = by_name[name]
         if p.table in tables:
@@ -389,6 +429,53 @@ def _anonymise(tx: Tx, tables: set[str], persons: list[str]) -> dict[str, int]:
         cond = " OR ".join(f"{c} IN (SELECT old FROM _pseudo)" for c in columns)
         changed[table] = max(tx.execute(f"DELETE FROM {table} WHERE {cond}"), 0)
     return changed
+
+
+def renamed(key: str, old: str, new: str) -> str:
+    """``key`` with the person ``old`` named ``new``: ``person=old`` between ``|`` (a subject,
+    a cause), or ``old`` as the last ``|`` part (a list invitation's source key)."""
+    parts = key.split("|")
+    return "|".join(
+        f"person={new}"
+        if part == f"person={old}"
+        else new
+        if part == old and i == len(parts) - 1 and i > 0
+        else part
+        for i, part in enumerate(parts)
+    )
+
+
+def _rename(tx: Tx, tables: set[str], pseudo: dict[str, str]) -> None:
+    """Re-key the person's id where it stands inside a key (:data:`_NAMING`), by their rows'
+    person column (before it is re-keyed itself)."""
+    import pyarrow as pa
+
+    for table, key, column in _NAMING:
+        if table not in tables:
+            continue
+        rows = tx.fetchall(
+            f"SELECT {key}, {column}, person_id FROM {table} "
+            "WHERE person_id IN (SELECT old FROM _pseudo)"
+        )
+        changed = [
+            (k, new)
+            for k, value, person in rows
+            if value is not None
+            and (new := renamed(str(value), str(person), pseudo[str(person)])) != value
+        ]
+        if not changed:
+            continue
+        staged = f"_renamed_{table}"
+        tx.stage(
+            staged,
+            pa.table(
+                {
+                    "k": pa.array([k for k, _ in changed], pa.string()),
+                    "v": pa.array([v for _, v in changed], pa.string()),
+                }
+            ),
+        )
+        tx.execute(f"UPDATE {table} SET {column} = r.v FROM {staged} r WHERE {table}.{key} = r.k")
 
 
 def requests_list(store: Store, *, limit: int = 100) -> list[dict[str, Any]]:

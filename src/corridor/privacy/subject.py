@@ -114,9 +114,22 @@ FREE_TEXT: tuple[tuple[str, str], ...] = (
     ("alerts", "summary"),
     ("feedback", "text"),
     ("feedback_text_original", "text"),
+    ("outbox", "last_error"),
+    ("deliveries", "error"),
 )
+#: JSON columns of anyone's records that may quote a person: a notification about another
+#: customer's case quotes its notes and its alerts' summaries
+FREE_JSON: tuple[tuple[str, str], ...] = (("outbox", "payload"),)
 #: what an identity typed in free text becomes
 ERASED_MARK = "[erased]"
+
+
+def named_in_text(persons: Sequence[str]) -> list[tuple[str, str]]:
+    """How the person ids stand in text Corridor writes (an alert's summary, hence its case's
+    title and history line: ``… at checkout (customer p-1042)``), and what each becomes."""
+    return [(f"(customer {p})", f"(customer {ERASED_MARK})") for p in persons]
+
+
 #: identity values shorter than this are not looked for in free text (too many false matches)
 MIN_SWEPT = 6
 

@@ -391,11 +391,14 @@ def send_due(
         url = base_url.rstrip("/") + links.path(token)
         remind_at = None if inv.remind_s is None else now + timedelta(seconds=inv.remind_s)
         with store.transaction() as tx:
-            tx.execute(
+            sent = tx.execute(
                 "UPDATE survey_invitations SET state = 'sent', link_id = ?, sent_at = ?, "
                 "remind_at = ? WHERE invitation_id = ? AND state = 'scheduled'",
                 [link.link_id, now, remind_at, inv.invitation_id],
             )
+            if sent != 1:  # erased (or sent by another run) since it was read: no mail
+                tx.execute("DELETE FROM survey_links WHERE link_id = ?", [link.link_id])
+                continue
             outbox.enqueue(
                 tx, INVITATION, _mail(inv, url, link, reminder=False),
                 key=f"{inv.invitation_id}-invitation", emails=[emails[inv.person_id]],

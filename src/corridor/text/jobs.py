@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from corridor.loop import text_rules
-from corridor.store.base import Store
+from corridor.store.base import Store, Tx
 from corridor.text.analyze import analyze_texts, check_model, model_name
 from corridor.text.errors import TextAnalysisError
 from corridor.text.themes import ThemeAssigner, current_assigner, discover
@@ -123,7 +123,12 @@ def analyze_pending(
 
 
 def analyze_handed(
-    store: Store, texts: pa.Table, *, known: pa.Table | None = None, model: str = "lexicon"
+    store: Store,
+    texts: pa.Table,
+    *,
+    known: pa.Table | None = None,
+    model: str = "lexicon",
+    handed_at: datetime | None = None,
 ) -> int:
     """Analyse the texts of feedback records just committed (``texts``: ``feedback_id``,
     ``text``, as their batch stored them; a server's ingest hands them to its background
@@ -133,7 +138,10 @@ def analyze_handed(
     is analysed once. Nothing is looked for: unlike :func:`analyze_pending`, whose search
     for pending texts reads the whole ``feedback`` and ``text_analysis`` tables (about 90 ms
     at 1.26 M feedback records on DuckDB). ``known``: the text rules' rows of these records
-    (see :func:`corridor.loop.text_rules.evaluate_texts`)."""
+    (see :func:`corridor.loop.text_rules.evaluate_texts`). ``handed_at``: when the texts were
+    handed over; if a privacy request ran since, only the records still stored with their text
+    are analysed, and the rules read them from the store (an erased or anonymised person's
+    records, as their batch handed them over, raise nothing)."""
     check_model(model)
     ids: list[str] = []
     bodies: list[str] = []
@@ -152,11 +160,23 @@ def analyze_handed(
     table = analyze_texts(ids, bodies, model=model, theme_ids=themes)
     cols = ", ".join(table.schema.names)
     with store.transaction() as tx:
-        tx.stage("_text_analysis", table)
+        staged = "_text_analysis"
+        if handed_at is not None and _privacy_since(tx, handed_at):
+            tx.stage("_text_handed", table)
+            kept = [
+                str(r[0])
+                for r in tx.fetchall(
+                    "SELECT feedback_id FROM feedback WHERE text IS NOT NULL AND feedback_id IN "
+                    "(SELECT feedback_id FROM _text_handed)"
+                )
+            ]
+            table = table.filter(pc.is_in(table.column("feedback_id"), pa.array(kept, pa.string())))
+            known = None
+        tx.stage(staged, table)
         new = [
             str(r[0])
             for r in tx.fetchall(
-                f"INSERT INTO text_analysis ({cols}) SELECT {cols} FROM _text_analysis "
+                f"INSERT INTO text_analysis ({cols}) SELECT {cols} FROM {staged} "
                 "ON CONFLICT (feedback_id) DO NOTHING RETURNING feedback_id"
             )
         ]
@@ -164,6 +184,16 @@ def analyze_handed(
             fresh = table.filter(pc.is_in(table.column("feedback_id"), pa.array(new, pa.string())))
             text_rules.evaluate_texts(tx, new, datetime.now(UTC), analysis=fresh, known=known)
     return len(new)
+
+
+def _privacy_since(tx: Tx, at: datetime) -> bool:
+    """Whether a privacy request (erase, anonymise) ran, or is running, since ``at``."""
+    return bool(
+        tx.fetchall(
+            "SELECT 1 FROM privacy_requests WHERE finished_at IS NULL OR finished_at >= ? LIMIT 1",
+            [at],
+        )
+    )
 
 
 def _assigner(store: Store) -> ThemeAssigner | None:

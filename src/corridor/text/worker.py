@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -48,6 +49,8 @@ class TextWorker(PokedWorker):
         self.analysed = 0
         self._lock = threading.Lock()
         self._handed: list[tuple[pa.Table, pa.Table | None]] = []
+        #: when the oldest batch in ``_handed`` was handed over
+        self._handed_at: datetime | None = None
         self._sweep = True  # the first round looks for texts left pending
         self._swept_at = time.monotonic()
 
@@ -63,14 +66,17 @@ class TextWorker(PokedWorker):
                 texts = texts.filter(pc.fill_null(pc.not_equal(texts.column("text"), ""), False))
                 if texts.num_rows:
                     self._handed.append((texts, rows))
+                    self._handed_at = self._handed_at or datetime.now(UTC)
                 if sum(t.num_rows for t, _ in self._handed) > self.KEEP:
                     self._handed.clear()
+                    self._handed_at = None
                     self._sweep = True
         super().poke()
 
     def _analyse(self) -> None:
         with self._lock:
             handed, self._handed = self._handed, []
+            handed_at, self._handed_at = self._handed_at, None
             sweep = self._sweep or time.monotonic() - self._swept_at >= self.interval
             self._sweep = False
         try:
@@ -78,7 +84,9 @@ class TextWorker(PokedWorker):
                 texts = pa.concat_tables(
                     [t.cast(_TEXTS, safe=False) for t, _ in handed], promote_options="none"
                 )
-                self.analysed += analyze_handed(self.store, texts, known=_known(handed))
+                self.analysed += analyze_handed(
+                    self.store, texts, known=_known(handed), handed_at=handed_at
+                )
             if sweep:
                 self._swept_at = time.monotonic()
                 self.analysed += analyze_pending(self.store, batch_size=self.batch_size).analysed

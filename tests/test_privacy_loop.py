@@ -1,0 +1,228 @@
+"""A person's erasure or anonymisation and the closed loop (issues 14 and 19): nothing of them
+is left in alerts, cases, their history, the notifications still to send or sent (a note on
+another customer's case that quotes them included) and survey invitations; a shared case about
+a touch point survives; records of theirs that the background workers hold in hand, handed
+over before the request, raise nothing; a survey link of theirs cannot bring new answers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from corridor.domain.corridor_map import CorridorMap
+from corridor.ingest import after_commit
+from corridor.ingest.pipeline import Ingestor
+from corridor.loop import cases, webhooks
+from corridor.loop.rules import Rule, add_rule
+from corridor.privacy import audit, requests
+from corridor.store import Store
+from corridor.surveys import catalog, definition, invitations, links
+from corridor.text.jobs import analyze_handed
+from survey_fixtures import delivery
+
+ACTOR = audit.Actor("dpo", "user", "127.0.0.1")
+SUBJ = "cust-zelda-9001"
+EMAIL = "zelda.quux@example.org"
+PHONE = "+15550199887"
+TS = pa.timestamp("us", tz="UTC")
+#: tables that keep what a request must keep: the ledger's salted hashes, the request, the log
+KEPT = ("erased_identities", "privacy_requests", "audit_log")
+
+
+def _feedback(ingestor: Ingestor, rows: list[dict[str, Any]]) -> None:
+    now = datetime.now(UTC)
+    full = [{"source": "survey", "occurred_at": now, "touchpoint": "checkout", **r} for r in rows]
+    names = sorted({k for r in full for k in r})
+    table = pa.table(
+        {n: pa.array([r.get(n) for r in full], TS if n == "occurred_at" else None) for n in names}
+    )
+    report = ingestor.ingest("feedback", table)
+    assert report.rejected == 0, report.errors
+
+
+def _people(ingestor: Ingestor) -> None:
+    report = ingestor.ingest("people", pa.table({
+        "person_id": [SUBJ, "o-1"], "kind": ["customer"] * 2, "segment": ["smb"] * 2,
+        "region": ["north"] * 2, "email": [EMAIL, "o1@example.com"], "phone": [PHONE, None],
+    }))  # fmt: skip
+    assert report.rejected == 0, report.errors
+
+
+def scan(store: Store, needles: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(table, column, needle) for every stored value, as text, holding a needle."""
+    found = []
+    tables = [str(r[0]) for r in store.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+        "AND table_type = 'BASE TABLE' ORDER BY 1")]  # fmt: skip
+    for table in tables:
+        if table in KEPT:
+            continue
+        columns = [str(r[0]) for r in store.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "AND table_schema = current_schema() ORDER BY ordinal_position", (table,))]  # fmt: skip
+        for row in store.query(f"SELECT * FROM {table}"):
+            for column, value in zip(columns, row, strict=True):
+                text = json.dumps(value, default=str) if isinstance(value, dict | list) else str(
+                    value)  # fmt: skip
+                found += [(table, column, n) for n in needles if value is not None and n in text]
+    return found
+
+
+@pytest.fixture
+def world(store: Store, ingestor: Ingestor) -> Iterator[dict[str, str]]:
+    """The subject, a detractor at checkout (a case of theirs) and the first at the support
+    call, whose case is about the touch point (o-1 joins it); a note on o-1's own case quotes
+    the subject's e-mail and phone, its notifications still to send."""
+    webhooks.add_endpoint(store, "https://hooks.example.com/corridor")
+    add_rule(store, Rule("detractors", "detractor", scope={"touchpoint": ["checkout"]}),
+             actor="root")  # fmt: skip
+    add_rule(store, Rule("hotspot", "detractor", {"per": "touchpoint"},
+                         scope={"touchpoint": ["support_call"]}, cooldown_s=1),
+             actor="root")  # fmt: skip
+    _people(ingestor)
+    now = datetime.now(UTC)
+    _feedback(ingestor, [
+        {"feedback_id": "f-s1", "person_id": SUBJ, "nps": 2,
+         "occurred_at": now - timedelta(hours=3)},
+        {"feedback_id": "f-s2", "person_id": SUBJ, "nps": 1, "touchpoint": "support_call",
+         "occurred_at": now - timedelta(hours=2, minutes=50)},
+        {"feedback_id": "f-o1", "person_id": "o-1", "nps": 3,
+         "occurred_at": now - timedelta(hours=2)},
+        {"feedback_id": "f-o2", "person_id": "o-1", "nps": 3, "touchpoint": "support_call",
+         "occurred_at": now - timedelta(hours=1, minutes=50)},
+    ])  # fmt: skip
+    found, _ = cases.list_cases(store, None)
+    by = {(c["person_id"], c["touchpoint"]): c["case_id"] for c in found}
+    assert set(by) == {(SUBJ, "checkout"), ("o-1", "checkout"), (None, "support_call")}
+    cases.add_note(
+        store,
+        None,
+        by[("o-1", "checkout")],
+        f"o-1 says their neighbour {EMAIL} ({PHONE}) had the same",
+        actor="root",
+    )
+    yield {"own": by[(SUBJ, "checkout")], "other": by[("o-1", "checkout")],
+           "shared": by[(None, "support_call")]}  # fmt: skip
+
+
+@pytest.mark.parametrize("action", ["erase", "anonymise"])
+def test_nothing_of_the_person_is_left_in_the_loop(
+    store: Store, world: dict[str, str], action: str
+) -> None:
+    requests.request(store, SUBJ, action, actor=ACTOR)
+    assert scan(store, [SUBJ, EMAIL, PHONE]) == []
+    # the other customer's case and the shared case are kept, the note without the identities
+    other = cases.get_case(store, None, world["other"])
+    assert any("[erased]" in (h["note"] or "") for h in other["history"])
+    shared = cases.get_case(store, None, world["shared"])
+    assert [a["person_id"] for a in shared["alerts_fired"]][-1] == "o-1"
+    if action == "erase":
+        with pytest.raises(cases.CaseNotFoundError):
+            cases.get_case(store, None, world["own"])
+        return
+    # anonymised: the case stays, under the pseudonym, with nothing that names them; a new
+    # person under the old id is a stranger to it (the cooldown and the case are the pseudonym's)
+    own = cases.get_case(store, None, world["own"])
+    assert own["person_id"].startswith("anon-") and own["verification_detail"] is None
+    (subject,) = store.query(
+        "SELECT subject FROM alerts WHERE rule_id = 'detractors' AND person_id = ?",
+        [own["person_id"]],
+    )
+    assert subject[0] == f"person={own['person_id']}|touchpoint=checkout"
+
+
+def test_a_survey_link_of_an_anonymised_person_brings_no_new_answers(
+    store: Store, ingestor: Ingestor
+) -> None:
+    _people(ingestor)
+    catalog.save(store, definition.parse(delivery()), by="ana")
+    link, _ = links.create(store, "delivery-pulse", person_id=SUBJ, touchpoint="home_delivery")
+    invitations.invite(store, "delivery-pulse", [SUBJ])
+    requests.request(store, SUBJ, "anonymise", actor=ACTOR)
+    (row,) = store.query("SELECT revoked_at, person_id FROM survey_links WHERE link_id = ?",
+                         [link.link_id])  # fmt: skip
+    assert row[0] is not None and str(row[1]).startswith("anon-")
+    assert scan(store, [SUBJ, EMAIL]) == []  # the list invitation's key included
+
+
+def test_records_handed_to_the_background_workers_before_an_erasure_raise_nothing(
+    store: Store, small_map: CorridorMap
+) -> None:
+    """The server hands each batch to the after-commit worker (rollup and record rules) and to
+    the text worker (analysis and text rules); an erasure that commits before either works on
+    them leaves nothing for them to fire on or to store."""
+    ingestor = Ingestor(store, rollup_upkeep="background", analyze_text=False)
+    ingestor.load_map(small_map)
+    try:
+        add_rule(store, Rule("detractors", "detractor"), actor="root")
+        add_rule(store, Rule("complaints", "text", {"intents": ["complaint"]}), actor="root")
+        _people(ingestor)
+        folds: list[Any] = []
+        texts: list[Any] = []
+        ingestor.on_pending_rollup = lambda rows, read: folds.append((rows, dict(read)))
+        ingestor.on_pending_text = lambda valid, rows: texts.append((valid, rows))
+        handed_at = datetime.now(UTC)
+        _feedback(ingestor, [
+            {"feedback_id": "f-d", "person_id": SUBJ, "nps": 1, "expectation": 9.0,
+             "experience": 2.0, "text": "This is terrible, I want to complain, worst ever"},
+            {"feedback_id": "f-o", "person_id": "o-1", "nps": 2, "expectation": 7.0,
+             "experience": 5.0},
+        ])  # fmt: skip
+        assert folds and texts
+        requests.request(store, SUBJ, "erase", actor=ACTOR)
+        after_commit.fold(store, handed=after_commit.Handed(folds), texts_analysed=False)
+        valid, rows = texts[0]
+        analyze_handed(store, valid.select(["feedback_id", "text"]), known=rows,
+                       handed_at=handed_at)  # fmt: skip
+        assert [r[0] for r in store.query("SELECT person_id FROM alerts")] == ["o-1"]
+        assert store.query("SELECT count(*) FROM text_analysis")[0][0] == 0
+        assert scan(store, [SUBJ, EMAIL]) == []
+    finally:
+        ingestor.close()
+
+
+def test_an_attempt_on_a_notification_erased_meanwhile_leaves_no_log_line(store: Store) -> None:
+    """A notification claimed for sending, erased while it is sent (an erasure deletes the
+    notifications about the person), then finished: no delivery attempt is logged for it (the
+    log line's error, an SMTP server's reply naming the address, would outlive the erasure)."""
+    from corridor.loop import outbox
+    from corridor.loop.outbox_rows import Attempt
+
+    with store.transaction() as tx:
+        outbox.enqueue(tx, "case.note_added", {"note": "x"}, key="k-1", emails=[EMAIL])
+    (row,) = outbox.claim(store, "me", kinds=(outbox.EMAIL,))
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM outbox WHERE id = ?", [row.id])
+    refused = Attempt(False, 550, f"550 no such mailbox {EMAIL}")
+    outbox.finish_many(store, [(row, refused)], owner="me", max_attempts=3, base_s=1.0)
+    assert store.query("SELECT count(*) FROM deliveries")[0][0] == 0
+
+
+def test_an_invitation_erased_while_it_is_sent_is_not_mailed(
+    store: Store, ingestor: Ingestor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The invitations job reads the due invitations, makes each a link, then marks it sent and
+    queues its mail; an erasure landing in between (here: while its link is made) leaves no mail
+    and no link of the person."""
+    _people(ingestor)
+    catalog.save(store, definition.parse(delivery()), by="ana")
+    invitations.invite(store, "delivery-pulse", [SUBJ, "o-1"])
+    make = links.create
+
+    def create_then_erase(*args: Any, **kwargs: Any) -> Any:
+        made = make(*args, **kwargs)
+        if kwargs.get("person_id") == SUBJ:
+            requests.request(store, SUBJ, "erase", actor=ACTOR)
+        return made
+
+    monkeypatch.setattr(links, "create", create_then_erase)
+    report = invitations.run(store, "https://feedback.example.com")
+    assert report.sent == 1
+    mailed = store.query("SELECT target FROM outbox WHERE event_type = ?", [invitations.INVITATION])
+    assert [r[0] for r in mailed] == ["o1@example.com"]
+    assert scan(store, [SUBJ, EMAIL]) == []
