@@ -118,6 +118,29 @@ def test_skip_logic_hides_a_question_and_a_last_page_sends(store, app, personal)
     assert store.query("SELECT experience, text FROM feedback") == [(9, None)]
 
 
+def test_two_posts_at_once_keep_each_others_answers(store, ingestor, app, personal):
+    """The form open in two tabs, both posted at the same moment: each post reads the response,
+    then writes its page. Each merges its page into the answers as stored when it writes, not as
+    it read them: a save after another's save, and a submit after another's save, keep both
+    (the posts' reads made before either writes, as two threads' would be)."""
+    link = links.find(store, personal)
+    opened = responses.open_response(store, link, personal, language="en")
+    tab1 = responses.get(store, opened.response_id)
+    tab2 = responses.get(store, opened.response_id)
+    responses.save(store, tab2, {"issue": "late"}, page=2)
+    responses.save(store, tab1, {"experience": 8, "nps": 9}, page=1)
+    (answers,) = store.query("SELECT answers FROM survey_responses")
+    assert catalog.as_json(answers[0]) == {"experience": 8, "nps": 9, "issue": "late"}
+    tab1 = responses.get(store, opened.response_id)
+    tab2 = responses.get(store, opened.response_id)
+    responses.save(store, tab1, {"experience": 8, "nps": 10}, page=1)
+    survey = catalog.get(store, "delivery-pulse").survey
+    merged = responses.merge(tab2, {"issue": "damaged"}, page=2)
+    responses.submit(store, ingestor, merged, survey, given={"issue": "damaged"})
+    (row,) = store.query("SELECT experience, nps, attributes FROM feedback")
+    assert row[:2] == (8, 10) and "damaged" in str(row[2])
+
+
 def test_anonymous_links_resume_by_cookie_and_take_many_answers(store, app):
     _, token = links.create(store, "delivery-pulse", anonymous=True, channel="qr")
     with TestClient(app) as a:
@@ -226,8 +249,18 @@ def test_bad_input_gets_a_clear_page_never_a_500(store, app, personal):
                    headers={**OWN, "content-type": "multipart/form-data; boundary=x"})  # fmt: skip
         assert r.status_code in (400, 403)
         urlencoded = {**OWN, "content-type": "application/x-www-form-urlencoded"}
-        r = c.post(f"/s/{personal}", content=b"a=" + b"b" * 300_000, headers=urlencoded)
-        assert r.status_code == 413
+        r = c.post(f"/s/{personal}", content=b"a=" + b"b" * 1_100_000, headers=urlencoded)
+        assert r.status_code == 413 and "too long" in r.text
+        # the same sent in chunks, with no length announced: counted as it is read
+        chunked = iter([b"a=", *(b"b" * 50_000 for _ in range(22))])
+        r = c.post(f"/s/{personal}", content=chunked, headers=urlencoded)
+        assert r.status_code == 413 and "too long" in r.text
+        # two long answers outside ASCII (form-encoded, 9 bytes a character) are read
+        long = "配達" * 7_500
+        r = c.post(f"/s/{personal}", data={"form": form_token(page.text), "page": "1",
+                                           "action": "save", "experience": "2", "note": long,
+                                           "other": long}, headers=OWN)  # fmt: skip
+        assert r.status_code == 200
         r = c.post(f"/s/{personal}", files={"f": ("x.txt", b"x")}, headers=OWN)
         assert r.status_code == 400
         # another site's page cannot post (the request-forgery guard)

@@ -124,6 +124,26 @@ def test_skip_logic_and_translations():
     }
 
 
+def test_a_question_whose_condition_reads_a_skipped_question_is_skipped_too():
+    """q3 is asked if q2 was 'late', q2 if q1 was under 5. Answering q1 3, q2 late, then going
+    back and changing q1 to 9 skips q2, and with it q3: its page is not shown, it is not
+    required, and neither answer is kept."""
+    s = definition.parse({
+        "id": "chain", "title": "T", "touchpoints": ["home_delivery"], "questions": [
+            {"id": "q1", "field": "experience", "text": "How was it?"},
+            {"id": "q2", "type": "choice", "choices": ["late", "damaged"], "page": 2,
+             "text": "What went wrong?", "show_if": {"question": "q1", "below": 5}},
+            {"id": "q3", "type": "text", "page": 3, "required": True, "text": "Tell us",
+             "show_if": {"question": "q2", "equals": "late"}},
+        ]})  # fmt: skip
+    given = {"q1": 3, "q2": "late"}
+    assert s.visible_pages(given) == [1, 2, 3] and answers.missing_required(s, given) == (3, "q3")
+    changed = {"q1": 9, "q2": "late"}
+    assert s.visible_pages(changed) == [1]
+    assert answers.missing_required(s, changed) is None
+    assert answers.kept(s, {**changed, "q3": "it was late"}) == {"q1": 9}
+
+
 def test_versions_change_with_the_content_only(store, ingestor, loaded):
     assert catalog.save(store, loaded) == (1, False)  # the same content: no new version
     changed = definition.parse(delivery(title={"en": "Your delivery", "de": "Ihre Lieferung"}))

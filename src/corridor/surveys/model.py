@@ -153,8 +153,19 @@ class Survey:
         return next((q for q in self.questions if q.id == qid), None)
 
     def shown(self, q: Question, answers: dict[str, Any]) -> bool:
-        """Whether ``q`` is asked, given the answers so far (skip logic)."""
-        return q.show_if is None or q.show_if.holds(answers.get(q.show_if.question))
+        """Whether ``q`` is asked, given the answers so far (skip logic): its condition holds,
+        and the question the condition reads is asked itself (an answer to a question skipped
+        since, left from before, shows nothing)."""
+        seen: set[str] = set()
+        while q.show_if is not None and q.id not in seen:  # (a condition reads an earlier one)
+            seen.add(q.id)
+            if not q.show_if.holds(answers.get(q.show_if.question)):
+                return False
+            read = self.question(q.show_if.question)
+            if read is None:
+                return True
+            q = read
+        return True
 
     def visible_pages(self, answers: dict[str, Any]) -> list[int]:
         """The pages with at least one question asked, in order."""

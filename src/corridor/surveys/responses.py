@@ -243,16 +243,36 @@ def save(
     """Merge ``values`` into the response's answers and note where the customer is."""
     if response.done:
         return response
-    merged = merge(response, values, **where)
-    store.write_beside(
-        lambda tx: tx.execute(
+
+    def write(tx: Tx) -> Response:
+        # merged into the answers as stored now, not as ``response`` read them: a page saved
+        # meanwhile (the form open in two tabs) keeps its answers
+        merged = merge(_stored(tx, response), values, **where)
+        tx.execute(
             "UPDATE survey_responses SET answers = ?, page = ?, language = ?, started_at = ?, "
             "saved_at = ? WHERE response_id = ? AND state = ?",
             (json.dumps(merged.answers), merged.page, merged.language, merged.started_at,
              merged.saved_at, response.response_id, OPEN),
-        )
-    )  # fmt: skip
-    return merged
+        )  # fmt: skip
+        return merged
+
+    return store.write_beside(write)
+
+
+def _stored(tx: Tx, response: Response) -> Response:
+    """``response`` with its answers and start as stored now (read for update: on PostgreSQL
+    a concurrent save waits for this transaction; on DuckDB one of two conflicts and is run
+    again)."""
+    lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
+    rows = tx.fetchall(
+        "SELECT answers, started_at FROM survey_responses WHERE response_id = ? AND state = ?"
+        + lock,
+        (response.response_id, OPEN),
+    )
+    if not rows:
+        return response
+    answers = dict(catalog.as_json(rows[0][0]) or {})
+    return replace(response, answers=answers, started_at=catalog.utc(rows[0][1]))
 
 
 def merge(
@@ -333,17 +353,30 @@ def submit(
     *,
     partial: bool = False,
     finish_now: bool = True,
+    given: dict[str, Any] | None = None,
 ) -> Response:
     """Acknowledge the response (one transaction), then store it as feedback (see the module
     docstring). Submitting a response that is already submitted (a retried post) only finishes
-    what is left, and stores nothing twice. ``partial``: an abandoned response sent as it is.
-    ``finish_now=False``: only acknowledge (durable from then on) and return the response in
-    state ``submitting``; :func:`finish_pending` (a server's finisher) stores it."""
+    what is left, and stores nothing twice. ``given``: the answers of the page sent with the
+    submit, merged onto the answers as stored at the acknowledgement (a page saved meanwhile in
+    another tab is kept); None: ``response``'s answers as they are. ``partial``: an abandoned
+    response sent as it is. ``finish_now=False``: only acknowledge (durable from then on) and
+    return the response in state ``submitting``; :func:`finish_pending` (a server's finisher)
+    stores it."""
     if response.state == OPEN:
         now = now or datetime.now(UTC)
         rec = record(response, survey, now, partial=partial)
 
         def acknowledge(tx: Tx) -> None:
+            nonlocal response, rec
+            if given is not None:  # the last page's answers onto those stored now
+                stored = _stored(tx, response)
+                response = replace(
+                    response,
+                    answers={**stored.answers, **given},
+                    started_at=stored.started_at or response.started_at,
+                )
+                rec = record(response, survey, now, partial=partial)
             # the answers as given (the last page's may not be saved yet) with the record
             changed = tx.execute(
                 "UPDATE survey_responses SET state = ?, submitted_at = ?, record = ?, "

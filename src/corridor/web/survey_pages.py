@@ -32,7 +32,10 @@ from typing import Any
 import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import Message
 
+from corridor.api.body import read_body
+from corridor.errors import CorridorError, PayloadTooLargeError
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import Store
 from corridor.surveys import answers as answering
@@ -62,8 +65,9 @@ EMBED_HEADERS = {
     **{k: v for k, v in HEADERS.items() if k != "X-Frame-Options"},
     "Content-Security-Policy": _CSP.format(frame="*"),
 }
-#: a form post larger than this is refused unread (the longest text answer is 20,000 chars)
-MAX_FORM_BYTES = 256 * 1024
+#: a form post larger than this is refused, counted as it is read (a chunked one too): a text
+#: answer of 20,000 characters outside ASCII is up to 180 kB form-encoded, so this takes five
+MAX_FORM_BYTES = 1024 * 1024
 COOKIE = "corridor_survey"
 LANGUAGE_NAMES = {
     "en": "English", "de": "Deutsch", "fr": "Français", "es": "Español", "it": "Italiano",
@@ -357,14 +361,17 @@ async def _post(request: Request, token: str, embed: bool) -> Response:
     ingestor: Ingestor = request.app.state.ingestor
     lang = _ui_language(request)
     try:
-        size = int(request.headers.get("content-length") or 0)
-    except ValueError:
-        size = MAX_FORM_BYTES + 1
-    if size > MAX_FORM_BYTES:
-        w = survey_words.words(lang)
-        return _message(lang, "bad_title", w["bad"], 413, embed=embed)
+        body = await read_body(request, MAX_FORM_BYTES)
+    except PayloadTooLargeError:
+        return _message(lang, "bad_title", survey_words.words(lang)["too_big"], 413, embed=embed)
+    except CorridorError:  # a bad Content-Length, a client gone mid-body
+        return _message(lang, "bad_title", survey_words.words(lang)["bad"], 400, embed=embed)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
     try:
-        form = await request.form(max_files=0, max_fields=300)
+        form = await Request(request.scope, receive).form(max_files=0, max_fields=300)
         posted = {k: v for k, v in form.items() if isinstance(v, str)}
     except Exception:  # not a form, a file, too many fields: nothing to read
         return _message(lang, "bad_title", survey_words.words(lang)["bad"], 400, embed=embed)
@@ -431,7 +438,10 @@ async def _post(request: Request, token: str, embed: bool) -> Response:
                 return _form(survey=survey, response=response, page=at, lang=lang, action=base,
                              embed=embed, status=422, errors=errors)  # fmt: skip
             finisher = request.app.state.survey_finisher
-            responses.submit(store, ingestor, response, survey, finish_now=finisher is None)
+            responses.submit(
+                store, ingestor, response, survey, finish_now=finisher is None,
+                given=given.values,
+            )  # fmt: skip
             if finisher is not None:  # stored as feedback right after, with any sent meanwhile
                 finisher.poke()
             reply = RedirectResponse(f"{base}/thanks?lang={lang}", status_code=303)

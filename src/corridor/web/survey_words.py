@@ -29,6 +29,8 @@ WORDS: dict[str, dict[str, str]] = {
         "bad_title": "The answers could not be read",
         "bad": "The form could not be read. Please open the survey link again; your saved "
         "answers are kept.",
+        "too_big": "The answers sent on this page are too long to take at once (more than 1 MB). "
+        "Please shorten your longest answers and send again; your saved answers are kept.",
         "low": "lowest",
         "high": "highest",
         "chars": "Up to {n} characters.",
@@ -58,6 +60,9 @@ WORDS: dict[str, dict[str, str]] = {
         "bad_title": "Die Antworten konnten nicht gelesen werden",
         "bad": "Das Formular konnte nicht gelesen werden. Bitte öffnen Sie den Link erneut; "
         "Ihre gespeicherten Antworten bleiben erhalten.",
+        "too_big": "Die Antworten auf dieser Seite sind zu lang, um sie auf einmal anzunehmen "
+        "(mehr als 1 MB). Bitte kürzen Sie Ihre längsten Antworten und senden Sie erneut; Ihre "
+        "gespeicherten Antworten bleiben erhalten.",
         "low": "niedrigste",
         "high": "höchste",
         "chars": "Bis zu {n} Zeichen.",
