@@ -68,6 +68,8 @@ def test_question_problems_name_the_question():
     )
     doc["questions"].append({"id": "survey_id", "type": "text", "attribute": "survey_id",
                              "text": "?", "page": 3})  # fmt: skip
+    doc["questions"].append({"id": "nested", "type": "text", "attribute": "attributes",
+                             "text": "?", "page": 3})  # fmt: skip
     problems = _problems(doc)
     assert "use one of expectation, experience" in problems["questions[0] (expectation).field"]
     assert "fixed range (0 to 10)" in problems["questions[1] (experience).min"]
@@ -79,6 +81,7 @@ def test_question_problems_name_the_question():
         "put this question on a later page" in problems["questions[6] (same_page).show_if.question"]
     )
     assert "survey attribute" in problems["questions[7] (survey_id).attribute"]
+    assert "pick another name" in problems["questions[8] (nested).attribute"]
     doc = delivery()
     doc["questions"][3]["show_if"] = {"question": "experience", "below": float("nan")}
     assert "expected a number" in _problems(doc)["questions[3] (what_went_wrong).show_if.below"]
@@ -142,6 +145,30 @@ def test_a_question_whose_condition_reads_a_skipped_question_is_skipped_too():
     assert s.visible_pages(changed) == [1]
     assert answers.missing_required(s, changed) is None
     assert answers.kept(s, {**changed, "q3": "it was late"}) == {"q1": 9}
+
+
+def test_answers_the_ingest_cannot_take_as_one_group_are_stored_one_by_one(store, ingestor):
+    """Eleven versions of a survey of 100 custom questions, renamed from one version to the next,
+    give their answers, acknowledged together, more attribute names than one ingest takes: the
+    finisher stores them one by one instead of retrying the whole group for ever (which held
+    back every survey's answers)."""
+
+    def version(v: int) -> dict[str, object]:
+        return {"id": "wide", "title": "T", "touchpoints": ["home_delivery"], "questions": [
+            {"id": f"v{v}_q{i}", "type": "scale", "min": 0, "max": 1, "text": "x",
+             "page": 1 + i // 50} for i in range(100)]}  # fmt: skip
+
+    for v in range(11):
+        catalog.save(store, definition.parse(version(v)), by="ana")
+        link, token = links.create(store, "wide", person_id=f"p{v}")
+        r = responses.open_response(store, link, token, language="en")
+        r = responses.merge(r, {f"v{v}_q{i}": 1 for i in range(100)}, page=2)
+        survey = catalog.get(store, "wide", r.version).survey
+        responses.submit(store, ingestor, r, survey, finish_now=False)
+    assert responses.finish_pending(store, ingestor) == 11
+    assert store.query("SELECT state, count(*) FROM survey_responses GROUP BY 1") == [
+        ("submitted", 11)]  # fmt: skip
+    assert store.count("feedback") == 11
 
 
 def test_versions_change_with_the_content_only(store, ingestor, loaded):

@@ -39,6 +39,8 @@ RESERVED_ATTRIBUTES = frozenset(
         "survey_language",
         "survey_channel",
         "survey_partial",
+        # the record's own container of attributes: a question named so would be dropped
+        "attributes",
     }
 )
 DEFAULT_TEXT_LENGTH = 2000

@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Required, TypedDict, Unpack
 
 from corridor.domain.contract import FEEDBACK
+from corridor.errors import CorridorError
 from corridor.ingest.payload import records_to_table
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import Store
@@ -466,17 +467,18 @@ def _store_group(store: Store, ingestor: Ingestor, rows: list[tuple[Any, ...]]) 
     done: list[str] = []
     refused: list[tuple[str, str]] = []
     for survey_id, group in by_survey.items():
-        table = records_to_table(FEEDBACK, [r for _, r in group], list(range(1, len(group) + 1)))
-        report = ingestor.ingest("feedback", table, source=f"survey:{survey_id}")
-        errors: dict[int, list[str]] = {}
-        for e in report.errors:
-            errors.setdefault(e.row, []).append(f"{e.field}: {e.reason}")
-        for k, (rid, _) in enumerate(group, start=1):
-            if k in errors:
-                refused.append((rid, "; ".join(errors[k])[:2000]))
-                log.error("survey response %s was refused by the ingest: %s", rid, errors[k])
-            else:
-                done.append(rid)
+        try:
+            _ingest_group(ingestor, survey_id, group, done, refused)
+        except CorridorError:
+            # a group the ingest cannot take as a whole (more attribute names than one batch
+            # takes: many versions of the survey): each record alone, so one record that cannot
+            # be stored is refused with its reason, and stops none of the others
+            for one in group:
+                try:
+                    _ingest_group(ingestor, survey_id, [one], done, refused)
+                except CorridorError as e:
+                    refused.append((one[0], str(e)[:2000]))
+                    log.error("survey response %s was refused by the ingest: %s", one[0], e)
     with store.transaction() as tx:
         for start in range(0, len(done), 500):
             chunk = done[start : start + 500]
@@ -491,6 +493,28 @@ def _store_group(store: Store, ingestor: Ingestor, rows: list[tuple[Any, ...]]) 
                 "AND state = ?",
                 (REJECTED, error, rid, SUBMITTING),
             )
+
+
+def _ingest_group(
+    ingestor: Ingestor,
+    survey_id: str,
+    group: list[tuple[str, dict[str, Any]]],
+    done: list[str],
+    refused: list[tuple[str, str]],
+) -> None:
+    """Store ``group``'s records in one ingest; each response id goes to ``done`` or, with the
+    ingest's reasons, to ``refused``."""
+    table = records_to_table(FEEDBACK, [r for _, r in group], list(range(1, len(group) + 1)))
+    report = ingestor.ingest("feedback", table, source=f"survey:{survey_id}")
+    errors: dict[int, list[str]] = {}
+    for e in report.errors:
+        errors.setdefault(e.row, []).append(f"{e.field}: {e.reason}")
+    for k, (rid, _) in enumerate(group, start=1):
+        if k in errors:
+            refused.append((rid, "; ".join(errors[k])[:2000]))
+            log.error("survey response %s was refused by the ingest: %s", rid, errors[k])
+        else:
+            done.append(rid)
 
 
 def recover(store: Store, ingestor: Ingestor) -> int:
