@@ -4,11 +4,14 @@ touch point that would be orphaned with its record counts, and only an admin may
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 from fastapi.testclient import TestClient
 
 from conftest import SMALL_MAP
 from corridor.api.app import create_app
 from corridor.auth import accounts
+from corridor.domain.corridor_map import CorridorMap
+from corridor.errors import CorridorMapError
 from corridor.settings import Settings
 
 PASSWORD = "correct horse battery"
@@ -83,3 +86,22 @@ def test_an_analyst_may_not_force_a_map_that_orphans_records(ingestor, store, sm
         done = c.put("/api/v1/map?force=true", json=ONE_TOUCHPOINT, headers=keys["root"])
         assert done.status_code == 200, done.text
         assert len(c.get("/api/v1/map", headers=keys["ana"]).json()["touchpoints"]) == 1
+
+
+def test_a_map_that_drops_the_touch_point_of_open_survey_links_is_refused(ingestor, store):
+    """Survey links still open at a touch point the new map drops are counted like records: the
+    map is refused (their answers would be refused after the customer was thanked), and loads
+    once the links are revoked."""
+    from corridor.store.maps import save_map
+    from corridor.surveys import catalog, definition, links
+    from survey_fixtures import delivery
+
+    catalog.save(store, definition.parse(delivery()), by="ana")
+    link, _ = links.create(store, "delivery-pulse", person_id="p1")
+    smaller = CorridorMap.from_dict({**SMALL_MAP, "touchpoints": [
+        t for t in SMALL_MAP["touchpoints"] if t["key"] != "home_delivery"]})  # fmt: skip
+    with pytest.raises(CorridorMapError, match=r"home_delivery \(0 interactions, 0 feedback, "
+                       r"1 open survey links\)"):  # fmt: skip
+        save_map(store, smaller)
+    links.revoke(store, link.link_id)
+    assert save_map(store, smaller) > 1

@@ -22,15 +22,25 @@ def load_map(store: Store) -> CorridorMap | None:
     return CorridorMap.model_validate(orjson.loads(doc) if isinstance(doc, str | bytes) else doc)
 
 
-def orphaned_touchpoints(store: Store, cmap: CorridorMap) -> list[tuple[str, int, int]]:
-    """Touch points stored records use that ``cmap`` drops: ``(key, interactions, feedback)``
-    each, most records first."""
+def orphaned_touchpoints(store: Store, cmap: CorridorMap) -> list[tuple[str, int, int, int]]:
+    """Touch points that stored records, or survey links still open, use and ``cmap`` drops:
+    ``(key, interactions, feedback, open links)`` each, most first. An open link's answers
+    would be refused after the customer was thanked (their touch point no longer exists)."""
     return _orphans(store.query, cmap)
+
+
+#: the survey links that may still bring answers: not revoked, not expired, not answered (a
+#: personal one; an anonymous one takes many)
+_OPEN_LINKS = (
+    "SELECT touchpoint, count(*) FROM survey_links WHERE revoked_at IS NULL "
+    "AND (expires_at IS NULL OR expires_at > CURRENT_TIMESTAMP) "
+    "AND (used_at IS NULL OR kind = 'anonymous') GROUP BY touchpoint"
+)
 
 
 def _orphans(
     fetch: Callable[[str], list[tuple[Any, ...]]], cmap: CorridorMap
-) -> list[tuple[str, int, int]]:
+) -> list[tuple[str, int, int, int]]:
     keys = set(cmap.touchpoint_keys)
     counts: dict[str, list[int]] = {}
     for i, sql in enumerate(
@@ -39,17 +49,26 @@ def _orphans(
             "SELECT COALESCE(f.touchpoint, i.touchpoint), count(*) FROM feedback f "
             "LEFT JOIN interactions i ON i.interaction_id = f.interaction_id "
             "WHERE COALESCE(f.touchpoint, i.touchpoint) IS NOT NULL GROUP BY 1",
+            _OPEN_LINKS,
         )
     ):
         for tp, n in fetch(sql):
             if tp not in keys:
-                counts.setdefault(tp, [0, 0])[i] += int(n)
-    return sorted(((k, a, b) for k, (a, b) in counts.items()), key=lambda t: (-t[1] - t[2], t[0]))
+                counts.setdefault(tp, [0, 0, 0])[i] += int(n)
+    return sorted(
+        ((k, a, b, c) for k, (a, b, c) in counts.items()), key=lambda t: (-sum(t[1:]), t[0])
+    )
 
 
-def describe(orphans: list[tuple[str, int, int]], most: int = 20) -> str:
-    """``home_delivery (1,204 interactions, 310 feedback), …`` for a message."""
-    shown = ", ".join(f"{k} ({a:,} interactions, {b:,} feedback)" for k, a, b in orphans[:most])
+def describe(orphans: list[tuple[str, int, int, int]], most: int = 20) -> str:
+    """``home_delivery (1,204 interactions, 310 feedback, 3 open survey links)``, … for a
+    message."""
+
+    def counts(a: int, b: int, c: int) -> str:
+        links = f", {c:,} open survey links" if c else ""
+        return f"{a:,} interactions, {b:,} feedback{links}"
+
+    shown = ", ".join(f"{k} ({counts(a, b, c)})" for k, a, b, c in orphans[:most])
     more = f" and {len(orphans) - most} more" if len(orphans) > most else ""
     return shown + more
 
@@ -57,16 +76,18 @@ def describe(orphans: list[tuple[str, int, int]], most: int = 20) -> str:
 def save_map(store: Store, cmap: CorridorMap, *, force: bool = False) -> int:
     """Make ``cmap`` the current map; returns its version number.
 
-    A map that drops touch points which stored records still reference is refused unless
-    ``force``: those records would otherwise point nowhere.
+    A map that drops touch points which stored records still reference, or survey links still
+    open, is refused unless ``force``: those records would otherwise point nowhere, and those
+    links' answers would be refused after the customer was thanked.
     """
     with store.transaction() as tx:
         if not force:
             lost = _orphans(tx.fetchall, cmap)
             if lost:
                 raise CorridorMapError(
-                    f"the new map drops touch points that stored records use: {describe(lost)}; "
-                    "keep them in the map, or, if those records should point nowhere, have an "
+                    "the new map drops touch points that stored records or open survey links "
+                    f"use: {describe(lost)}; keep them in the map (or revoke the links), or, if "
+                    "those records should point nowhere, have an "
                     "admin force the load (`corridor map load --force`, or PUT "
                     "/api/v1/map?force=true)"
                 )
