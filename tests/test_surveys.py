@@ -171,6 +171,23 @@ def test_answers_the_ingest_cannot_take_as_one_group_are_stored_one_by_one(store
     assert store.count("feedback") == 11
 
 
+def test_yaml_aliases_are_refused_in_definitions_and_maps():
+    """A few hundred bytes of nested YAML aliases expand to gigabytes once built (a 527-byte
+    definition gave a 142 MB error reply; a 600-byte one stored 15.8 MB): a survey definition
+    and a corridor map sent with an alias are refused, saying where and what to do."""
+    from corridor.errors import CorridorMapError
+    from corridor.ingest.payload import parse_map
+
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n" \
+        "id: [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"  # fmt: skip
+    with pytest.raises(SurveyDefinitionError) as e:
+        definition.read_document(bomb)
+    ((where, says),) = e.value.problems
+    assert where == "line 2, column 8" and "aliases (*a) are not accepted" in says
+    with pytest.raises(CorridorMapError, match=r"aliases \(\*a\) are not accepted"):
+        parse_map(bomb.encode(), "application/yaml")
+
+
 def test_versions_change_with_the_content_only(store, ingestor, loaded):
     assert catalog.save(store, loaded) == (1, False)  # the same content: no new version
     changed = definition.parse(delivery(title={"en": "Your delivery", "de": "Ihre Lieferung"}))

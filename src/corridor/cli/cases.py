@@ -230,13 +230,14 @@ def cases_sla(
     """List the SLA policies; with NAME FILE, store one (see docs/closed-loop.md)."""
     import yaml
 
+    from corridor.domain import yaml_text
     from corridor.loop import sla
 
     if name is not None:
         if file is None:
             raise CorridorError("give the policy's file too: corridor cases sla NAME FILE")
         try:
-            doc = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+            doc = yaml_text.load(file.read_text(encoding="utf-8")) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             where = getattr(e, "problem_mark", None)
             at = f" (line {where.line + 1})" if where is not None else ""

@@ -11,6 +11,7 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from corridor.domain import yaml_text
 from corridor.domain.contract import CHANNELS, DEPARTMENTS, PROMISE_SOURCES, STAGES
 from corridor.errors import CorridorMapError
 
@@ -177,7 +178,7 @@ class CorridorMap(BaseModel):
         except UnicodeDecodeError as e:
             raise CorridorMapError(f"{p}: not valid UTF-8 at byte {e.start}") from None
         try:
-            data = orjson.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+            data = orjson.loads(text) if p.suffix.lower() == ".json" else yaml_text.load(text)
         except (orjson.JSONDecodeError, yaml.YAMLError) as e:
             raise CorridorMapError(f"{p}: cannot parse: {e}") from None
         return cls.from_dict(data, source=str(p))

@@ -25,6 +25,7 @@ import orjson
 import pyarrow as pa
 import yaml
 
+from corridor.domain import yaml_text
 from corridor.domain.contract import RecordKind
 from corridor.domain.corridor_map import CorridorMap
 from corridor.errors import CorridorMapError, PayloadError, PayloadTooLargeError
@@ -488,7 +489,7 @@ def parse_map(body: bytes, content_type: str | None = None) -> CorridorMap:
         if mt == "application/json" or mt.endswith("+json"):
             data = orjson.loads(text)
         else:
-            data = yaml.safe_load(text)
+            data = yaml_text.load(text)
     except orjson.JSONDecodeError as e:
         raise CorridorMapError(
             f"the corridor map is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from corridor.domain import yaml_text
 from corridor.domain.contract import FEEDBACK, MAX_TEXT_LENGTH
 from corridor.surveys.errors import SurveyDefinitionError
 from corridor.surveys.model import (
@@ -55,7 +56,7 @@ _CONDITIONS = ("below", "above", "equals", "in")
 def read_document(data: bytes | str, source: str = "the definition") -> dict[str, Any]:
     """YAML or JSON text (JSON is YAML) → a mapping; a :class:`SurveyDefinitionError` else."""
     try:
-        doc = yaml.safe_load(data)
+        doc = yaml_text.load(data)
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f"line {where.line + 1}, column {where.column + 1}" if where else "(document)"
