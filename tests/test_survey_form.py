@@ -390,3 +390,23 @@ def test_only_admins_and_analysts_manage_surveys(store, ingestor):
         # the public page needs no sign-in
         assert c.get(made.json()["path"]).status_code == 200
         assert c.get("/admin/surveys", follow_redirects=False).status_code == 303
+
+
+def test_the_thanks_page_is_the_answered_versions(store, app, personal):
+    """A response sent in German to version 1, then version 2 loaded without German and with
+    other thanks: the thank-you page is version 1's, in German."""
+    with TestClient(app) as c:
+        first = c.get(f"/s/{personal}", headers={"accept-language": "de"})
+        second = post(c, personal, first.text, 1, "next", experience="9")
+        assert post(c, personal, second.text, 2, "submit", issue="none").status_code == 303
+        doc = delivery(languages=["en"], thanks={"en": "Cheers."})
+        doc["title"] = {"en": "How was your delivery?"}
+        doc["intro"] = {"en": "Two short pages."}
+        for q in doc["questions"]:
+            q["text"] = {"en": q["text"]["en"]}
+            q.pop("min_label", None), q.pop("max_label", None)
+            for choice in q.get("choices", ()):
+                choice["label"] = {"en": choice["label"]["en"]}
+        catalog.save(store, definition.parse(doc), by="ana")
+        thanks = c.get(f"/s/{personal}/thanks?lang=de")
+    assert thanks.status_code == 200 and "Danke für Ihre Antworten!" in thanks.text

@@ -143,6 +143,17 @@ def get(store: Store, response_id: str) -> Response | None:
     return None if row is None else _response(row)
 
 
+def answered_version(store: Store, link: Link) -> int | None:
+    """The survey version the link's latest sent response answered (its thank-you page is that
+    version's), or None when none was sent."""
+    rows = store.query(
+        "SELECT version FROM survey_responses WHERE link_id = ? AND submitted_at IS NOT NULL "
+        "ORDER BY submitted_at DESC LIMIT 1",
+        (link.link_id,),
+    )
+    return int(rows[0][0]) if rows else None
+
+
 def for_link(store: Store, link: Link) -> list[Response]:
     rows = store.query(
         f"SELECT {_COLUMNS} FROM survey_responses WHERE link_id = ? ORDER BY created_at",

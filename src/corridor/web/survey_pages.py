@@ -462,7 +462,8 @@ async def _thanks(request: Request, token: str, embed: bool) -> Response:
             link = links.find(store, token)
         except LinkNotFoundError as e:
             return _refused(request, e, embed)
-        survey = catalog.get(store, link.survey_id).survey
+        # the version answered (its thanks and languages), not one loaded since
+        survey = catalog.get(store, link.survey_id, responses.answered_version(store, link)).survey
         wanted = request.query_params.get("lang")
         lang = (
             survey.language(wanted if wanted and LANGUAGE.match(wanted.lower()) else None)
