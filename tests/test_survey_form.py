@@ -330,6 +330,12 @@ def test_the_survey_api_loads_lists_shows_and_makes_links(store, app):
         assert bad.status_code == 422
         assert "languages[1]" in bad.json()["error"]["message"]
         assert bad.json()["error"]["code"] == "survey_definition"
+        # every problem in details, though the message names the first ten
+        many = {**doc, "languages": ["en", *(f"?{i}" for i in range(12))]}
+        error = c.put("/api/v1/surveys/counter", json=many).json()["error"]
+        assert error["message"].endswith(f"(and {len(error['details']) - 10} more)")
+        assert [[f"languages[{i}]"] for i in range(1, 13)] == [
+            d["loc"] for d in error["details"] if d["loc"][0].startswith("languages")]  # fmt: skip
         r = c.put("/api/v1/surveys/other", json=doc)
         assert r.status_code == 422 and "differs from the URL" in r.text
         listed = c.get("/api/v1/surveys").json()

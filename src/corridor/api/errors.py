@@ -146,7 +146,9 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 async def handle_error(request: Request, exc: Exception) -> Response:
     """The one handler: every error becomes ``{"error": {code, message, details}}``."""
     if isinstance(exc, ce.CorridorError):
-        return error_response(exc.status_code, corridor_code(exc), str(exc))
+        # (an error of several problems lists each one: a survey definition's)
+        details = getattr(exc, "details", None)
+        return error_response(exc.status_code, corridor_code(exc), str(exc), details)
     if isinstance(exc, RequestValidationError):
         details = _validation_details(exc)
         first = details[0] if details else None

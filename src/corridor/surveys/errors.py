@@ -16,6 +16,8 @@ class SurveyDefinitionError(SurveyError):
 
     def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
         self.problems = problems
+        #: every problem (the message shows the first ten), for the API's ``details``
+        self.details = [{"loc": [where], "message": what} for where, what in problems]
         shown = "; ".join(f"{where}: {what}" for where, what in problems[:10])
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
         super().__init__(f"{source} is not a valid survey definition: {shown}{more}")
