@@ -85,6 +85,36 @@ def test_question_problems_name_the_question():
     doc = delivery()
     doc["questions"][3]["show_if"] = {"question": "experience", "below": float("nan")}
     assert "expected a number" in _problems(doc)["questions[3] (what_went_wrong).show_if.below"]
+    # a condition no answer meets: the question would never be asked
+    for never in ({"equals": "high"}, {"above": 10}, {"below": 2, "above": 8}, {"in": [11]}):
+        doc = delivery()
+        doc["questions"][3]["show_if"] = {"question": "experience", **never}
+        says = _problems(doc)["questions[3] (what_went_wrong).show_if"]
+        assert "no answer to 'experience' (0 to 10) meets this condition" in says, never
+    # labels of a scale's ends on another kind of question
+    doc = delivery()
+    doc["questions"][4]["min_label"] = {"en": "low", "de": "niedrig"}
+    assert "remove it" in _problems(doc)["questions[4] (issue).min_label"]
+
+
+def test_a_version_stored_before_a_check_was_added_is_still_read(store, ingestor):
+    """A version stored by an earlier release, with what today's checks refuse when a
+    definition is loaded (a condition no answer meets, a label on a choice question, a question
+    named attributes), still reads: its links keep working as they did."""
+    import json
+
+    catalog.save(store, definition.parse(delivery()), by="ana")
+    doc = delivery()
+    doc["questions"][3]["show_if"] = {"question": "experience", "above": 10}
+    doc["questions"][4]["min_label"] = "low"
+    doc["questions"].append({"id": "attributes", "type": "text", "text": "?", "page": 2})
+    with pytest.raises(SurveyDefinitionError):
+        definition.parse(doc)
+    with store.transaction() as tx:
+        tx.execute("UPDATE survey_versions SET document = ? WHERE survey_id = ?",
+                   [json.dumps(doc), "delivery-pulse"])  # fmt: skip
+    got = catalog.get(store, "delivery-pulse").survey
+    assert got.question("what_went_wrong").show_if.above == 10
 
 
 def test_a_definition_reads_from_yaml_and_a_broken_file_says_the_line(tmp_path):

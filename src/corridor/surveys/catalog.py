@@ -141,7 +141,7 @@ _SELECT = (
 def _parsed(text: str, source: str) -> Survey:
     """A stored version's definition, validated once per content (a version never changes:
     the form pages read it on every request)."""
-    return parse(json.loads(text), source=source)
+    return parse(json.loads(text), source=source, stored=True)
 
 
 def _stored(row: tuple[Any, ...]) -> Stored:

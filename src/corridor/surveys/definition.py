@@ -83,11 +83,19 @@ def read_file(path: str | Path) -> Survey:
 
 
 class _Problems:
-    def __init__(self) -> None:
+    def __init__(self, stored: bool = False) -> None:
         self.found: list[tuple[str, str]] = []
+        self.stored = stored
 
     def add(self, where: str, what: str) -> None:
         self.found.append((where, what))
+
+    def since(self, where: str, what: str) -> None:
+        """A problem found by a check added after versions may have been stored with it: it
+        refuses a definition being loaded, not a stored version, which keeps working as it did
+        (its form pages are read on every request)."""
+        if not self.stored:
+            self.add(where, what)
 
 
 def _texts(
@@ -131,9 +139,10 @@ def _int(value: Any, where: str, problems: _Problems, lo: int, hi: int) -> int |
     return value
 
 
-def parse(doc: dict[str, Any], *, source: str = "the definition") -> Survey:
-    """Validate a definition; every problem is listed as (where, how to fix it)."""
-    p = _Problems()
+def parse(doc: dict[str, Any], *, source: str = "the definition", stored: bool = False) -> Survey:
+    """Validate a definition; every problem is listed as (where, how to fix it). ``stored``:
+    a version stored before, read again (see :meth:`_Problems.since`)."""
+    p = _Problems(stored)
     known = {"id", "title", "intro", "thanks", "touchpoints", "languages", "fallback_language",
              "questions", "link_days", "partial_after_days"}  # fmt: skip
     for key in doc:
@@ -265,6 +274,9 @@ def _question(
         attribute = q.get("attribute", qid)
         if not isinstance(attribute, str) or not _ATTR.match(attribute):
             p.add(f"{where}.attribute", "expected a name: lower-case letters, digits and '_'")
+        elif attribute == "attributes":  # reserved since versions may have been stored
+            p.since(f"{where}.attribute", "'attributes' holds a feedback record's attributes; "
+                    "pick another name")  # fmt: skip
         elif attribute in _CONTRACT or attribute in RESERVED_ATTRIBUTES:
             p.add(
                 f"{where}.attribute",
@@ -283,6 +295,10 @@ def _question(
               "min and max")  # fmt: skip
     text = _texts(q.get("text"), f"{where}.text", langs, fallback, p)
     help_ = _texts(q["help"], f"{where}.help", langs, fallback, p) if "help" in q else {}
+    for end in ("min_label", "max_label"):
+        if end in q and qtype != "scale":
+            p.since(f"{where}.{end}", f"labels the ends of a scale; a {qtype} question has "
+                  "none, remove it")  # fmt: skip
     low_label = _texts(q["min_label"], f"{where}.min_label", langs, fallback, p) if (
         "min_label" in q) else None  # fmt: skip
     high_label = _texts(q["max_label"], f"{where}.max_label", langs, fallback, p) if (
@@ -409,6 +425,10 @@ def _cross_checks(questions: list[tuple[int, Question]], p: _Problems) -> None:
                 if bad or c.below is not None or c.above is not None:
                     p.add(f"{where}.show_if", f"compare {c.question!r} with its choices "
                           f"({', '.join(sorted(values))}) using equals or in")  # fmt: skip
+            elif not any(c.holds(v) for v in range(before.low, before.high + 1)):
+                p.since(f"{where}.show_if", f"no answer to {c.question!r} ({before.low} to "
+                      f"{before.high}) meets this condition, so this question would never be "
+                      "asked; compare with numbers in that range")  # fmt: skip
         seen.setdefault(q.id, q)
 
 
