@@ -416,3 +416,11 @@ def test_the_thanks_page_is_the_answered_versions(store, app, personal):
         catalog.save(store, definition.parse(doc), by="ana")
         thanks = c.get(f"/s/{personal}/thanks?lang=de")
     assert thanks.status_code == 200 and "Danke für Ihre Antworten!" in thanks.text
+
+
+def test_an_empty_language_in_the_address_asks_for_none(store, app, personal):
+    """``?lang=`` left empty (a link template filled with nothing) shows the form in the
+    language the browser asks for, as without it, not a page saying the language is unknown."""
+    with TestClient(app) as c:
+        page = c.get(f"/s/{personal}?lang=", headers={"accept-language": "de"})
+    assert page.status_code == 200 and "Wie war Ihre Lieferung?" in page.text

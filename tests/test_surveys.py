@@ -145,6 +145,16 @@ def test_skip_logic_and_translations():
     assert s.visible_pages({}) == [1, 2]  # the choice question is always on page 2
     assert s.t(s.title, "de") == "Wie war Ihre Lieferung?" and s.language("de-CH") == "de"
     assert s.language("fr") is None
+    # a regional form stands for its language (pt → pt-br), in ?lang= and Accept-Language alike
+    from corridor.web.survey_words import best
+
+    brazil = definition.parse({
+        "id": "br", "title": {"en": "How was it?", "pt-br": "Como foi?"},
+        "touchpoints": ["home_delivery"], "languages": ["en", "pt-br"],
+        "questions": [{"id": "experience", "field": "experience", "text": "How was it?"}],
+    })  # fmt: skip
+    assert brazil.language("pt") == "pt-br" and brazil.language("pt-PT") == "pt-br"
+    assert best("pt, en;q=0.5", brazil.languages) == "pt-br"
     page = answers.read_page(
         s, 1, {"expectation": "11", "experience": "", "nps": "9"}, {}, "de", check_required=True
     )

@@ -178,14 +178,18 @@ class Survey:
         ]
 
     def language(self, wanted: str | None) -> str | None:
-        """``wanted`` if the survey speaks it (or its base language, de for de-ch), else None."""
+        """``wanted`` if the survey speaks it (or its base language, de for de-ch, or a regional
+        form of it, pt-br for pt), else None."""
         if not wanted:
             return None
         wanted = wanted.lower()
         if wanted in self.languages:
             return wanted
         base = wanted.split("-")[0]
-        return base if base in self.languages else None
+        if base in self.languages:
+            return base
+        regional = [o for o in self.languages if o.split("-")[0] == base]  # pt → pt-br
+        return regional[0] if regional else None
 
     def t(self, texts: dict[str, str] | None, language: str) -> str:
         return words(texts or {}, language, self.fallback_language)

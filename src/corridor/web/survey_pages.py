@@ -241,7 +241,7 @@ def _choose_language(
     request: Request, survey: Survey, link: links.Link, response_language: str | None
 ) -> tuple[str, str | None, bool]:
     """(language, the error about ``?lang=`` if it is not offered, whether ``?lang=`` chose)."""
-    wanted = request.query_params.get("lang")
+    wanted = request.query_params.get("lang") or None  # (an empty one: none asked)
     if wanted is not None:
         code = survey.language(wanted) if LANGUAGE.match(wanted.lower()) else None
         if code is not None:

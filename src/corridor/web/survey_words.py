@@ -105,7 +105,7 @@ def refusal(language: str, reason: str) -> str:
 
 def best(accept_language: str | None, offered: tuple[str, ...]) -> str | None:
     """The first language of an ``Accept-Language`` header (by weight) that is offered, also by
-    its base language (de-CH → de)."""
+    its base language (de-CH → de) or, failing that, a regional form of it (pt → pt-br)."""
     if not accept_language:
         return None
     ranked: list[tuple[float, int, str]] = []
@@ -125,4 +125,7 @@ def best(accept_language: str | None, offered: tuple[str, ...]) -> str | None:
         base = code.split("-")[0]
         if base in offered:
             return base
+        regional = [o for o in offered if o.split("-")[0] == base]  # pt → pt-br
+        if regional:
+            return regional[0]
     return None
