@@ -43,13 +43,18 @@ def _orphans(
 ) -> list[tuple[str, int, int, int]]:
     keys = set(cmap.touchpoint_keys)
     counts: dict[str, list[int]] = {}
+    # (a store at a schema from before surveys, being upgraded, has no links)
+    surveys = fetch(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'survey_links' "
+        "AND table_schema = current_schema()"
+    )[0][0]
     for i, sql in enumerate(
         (
             "SELECT touchpoint, count(*) FROM interactions GROUP BY touchpoint",
             "SELECT COALESCE(f.touchpoint, i.touchpoint), count(*) FROM feedback f "
             "LEFT JOIN interactions i ON i.interaction_id = f.interaction_id "
             "WHERE COALESCE(f.touchpoint, i.touchpoint) IS NOT NULL GROUP BY 1",
-            _OPEN_LINKS,
+            *([_OPEN_LINKS] if surveys else []),
         )
     ):
         for tp, n in fetch(sql):
