@@ -313,6 +313,15 @@ def test_requests_per_link_and_address_are_limited(store, app, personal):
     assert limiter.wait("l", "a", now=2) == pytest.approx(8)
     assert limiter.wait("l", "b", now=2) == 0 and limiter.wait("m", "a", now=2) == 0
     assert limiter.wait("l", "a", now=10.5) == 0  # the window moved on
+    # random tokens make a pair each: idle ones are forgotten as they go idle, and no more
+    # than ``most`` are kept, however many come within a window
+    flood = LinkLimiter(limit=2, window_s=10, most=1_000)
+    for i in range(5_000):
+        assert flood.wait(f"token-{i}", "a", now=20 + i / 1_000) == 0
+    assert len(flood._hits) == 1_000
+    assert flood.wait("token-4999", "a", now=25) == 0  # kept: its second request of two
+    assert flood.wait("token-4999", "a", now=25) > 0
+    assert flood.wait("l", "a", now=40) == 0 and len(flood._hits) == 1  # the rest went idle
 
 
 # -- the API and the admin page ---------------------------------------------------------------

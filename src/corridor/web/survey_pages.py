@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,11 +80,17 @@ LANGUAGE_NAMES = {
 @dataclass
 class LinkLimiter:
     """At most ``limit`` requests per ``window_s`` seconds for one link from one address (a
-    sliding window, in memory: per server process)."""
+    sliding window, in memory: per server process).
+
+    The pairs are kept in the order they were last asked for, so the idle ones are forgotten
+    from the front as they go idle, a few at a time, and never by a scan of them all (random
+    tokens from one address make a new pair each); at most ``most`` pairs are kept, the one
+    idle longest forgotten first."""
 
     limit: int = 60
     window_s: float = 60.0
-    _hits: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+    most: int = 100_000
+    _hits: OrderedDict[tuple[str, str], deque[float]] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wait(self, link_key: str, address: str, now: float | None = None) -> float:
@@ -92,10 +98,15 @@ class LinkLimiter:
         now = time.monotonic() if now is None else now
         key = (link_key[:32], address)
         with self._lock:
-            if len(self._hits) > 50_000:  # forget idle pairs now and then
-                for k in [k for k, q in self._hits.items() if not q or q[-1] < now - self.window_s]:
-                    del self._hits[k]
+            while self._hits:  # forget the pairs idle for a whole window (the oldest first)
+                first = next(iter(self._hits.values()))
+                if first and first[-1] > now - self.window_s:
+                    break
+                self._hits.popitem(last=False)
             hits = self._hits.setdefault(key, deque())
+            self._hits.move_to_end(key)
+            while len(self._hits) > self.most:
+                self._hits.popitem(last=False)
             while hits and hits[0] <= now - self.window_s:
                 hits.popleft()
             if len(hits) >= self.limit:
