@@ -41,6 +41,7 @@ def _problems(doc) -> dict[str, str]:
     ("change", "where", "says"),
     [
         ({"id": "Bad Id"}, "id", "lower-case"),
+        ({"id": 123}, "id", "quote it (id: '123')"),
         ({"touchpoints": []}, "touchpoints", "touch point keys"),
         ({"languages": ["en", "english!"]}, "languages[1]", "not a language code"),
         ({"fallback_language": "fr"}, "fallback_language", "must be one of languages"),
@@ -91,6 +92,12 @@ def test_question_problems_name_the_question():
         doc["questions"][3]["show_if"] = {"question": "experience", **never}
         says = _problems(doc)["questions[3] (what_went_wrong).show_if"]
         assert "no answer to 'experience' (0 to 10) meets this condition" in says, never
+    # a choice value compared as a number: quote it
+    doc = delivery()
+    doc["questions"].append({"id": "why_late", "type": "text", "text": "Why?", "page": 3,
+                             "show_if": {"question": "issue", "equals": 1}})  # fmt: skip
+    says = _problems(doc)["questions[5] (why_late).show_if.equals"]
+    assert "quote the value (equals: '1')" in says
     # labels of a scale's ends on another kind of question
     doc = delivery()
     doc["questions"][4]["min_label"] = {"en": "low", "de": "niedrig"}

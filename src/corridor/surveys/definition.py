@@ -149,7 +149,10 @@ def parse(doc: dict[str, Any], *, source: str = "the definition", stored: bool =
         if key not in known:
             p.add(str(key), f"unknown key; allowed: {', '.join(sorted(known))}")
     sid = doc.get("id")
-    if not isinstance(sid, str) or not _KEY.match(sid):
+    if sid is not None and not isinstance(sid, str):
+        p.add("id", f"{sid!r} is not text; quote it (id: '{sid}'), or use letters as well")
+        sid = ""
+    elif not isinstance(sid, str) or not _KEY.match(sid):
         p.add("id", "required: lower-case letters, digits, '-' or '_' (e.g. delivery-pulse)")
         sid = ""
     tps_raw = doc.get("touchpoints")
@@ -418,6 +421,9 @@ def _cross_checks(questions: list[tuple[int, Question]], p: _Problems) -> None:
             elif before.type == "text":
                 p.add(f"{where}.show_if.question", "a condition on a free-text answer cannot "
                       "be checked; refer to a scale or choice question")  # fmt: skip
+            elif before.type == "choice" and isinstance(c.equals, float):
+                p.add(f"{where}.show_if.equals", f"{c.question!r} is answered with choice values, "
+                      f"which are text: quote the value (equals: '{c.equals:g}')")  # fmt: skip
             elif before.type == "choice":
                 values = {ch.value for ch in before.choices}
                 wanted = [*c.among, *([str(c.equals)] if c.equals is not None else [])]

@@ -138,7 +138,7 @@ async def put_survey(
     body = await read_body(request, min(settings.max_body_bytes, 1024 * 1024))
     doc = read_document(body, "the request body")
     doc.setdefault("id", survey_id)
-    if doc["id"] != survey_id:
+    if isinstance(doc["id"], str) and doc["id"] != survey_id:
         raise SurveyDefinitionError(
             "the request body",
             [("id", f"{doc['id']!r} differs from the URL's {survey_id!r}; make them the same")],
