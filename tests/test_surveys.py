@@ -42,6 +42,8 @@ def _problems(doc) -> dict[str, str]:
     [
         ({"id": "Bad Id"}, "id", "lower-case"),
         ({"id": 123}, "id", "quote it (id: '123')"),
+        ({"title": {"en": "How\x00 was it?", "de": "Wie"}}, "title.en", "control character"),
+        ({"title": {"en": "a", "EN": "b", "de": "c"}}, "title.EN", "a second text in 'en'"),
         ({"touchpoints": []}, "touchpoints", "touch point keys"),
         ({"languages": ["en", "english!"]}, "languages[1]", "not a language code"),
         ({"fallback_language": "fr"}, "fallback_language", "must be one of languages"),

@@ -25,6 +25,7 @@ import yaml
 
 from corridor.domain import yaml_text
 from corridor.domain.contract import FEEDBACK, MAX_TEXT_LENGTH
+from corridor.domain.plain_text import has_control
 from corridor.surveys.errors import SurveyDefinitionError
 from corridor.surveys.model import (
     ATTRIBUTE_FIELDS,
@@ -118,6 +119,12 @@ def _texts(
             )
         elif not isinstance(text, str) or not text.strip():
             problems.add(f"{where}.{lang}", "expected a non-empty text")
+        elif has_control(text, lines=True):
+            problems.since(f"{where}.{lang}", "holds a control character (a NUL, an escape, …); "
+                           "remove it")  # fmt: skip
+        elif code in out:
+            problems.since(f"{where}.{lang}", f"a second text in {code!r} (languages are "
+                           "compared in lower case); keep one")  # fmt: skip
         else:
             out[code] = text.strip()
     if fallback not in out and not any(w.startswith(f"{where}.") for w, _ in problems.found):
