@@ -226,3 +226,30 @@ def test_an_invitation_erased_while_it_is_sent_is_not_mailed(
     mailed = store.query("SELECT target FROM outbox WHERE event_type = ?", [invitations.INVITATION])
     assert [r[0] for r in mailed] == ["o1@example.com"]
     assert scan(store, [SUBJ, EMAIL]) == []
+
+
+def test_a_digest_still_to_send_loses_the_persons_lines_and_keeps_the_others(
+    store: Store, ingestor: Ingestor
+) -> None:
+    """A department head's hourly digest, folded and not yet sent, holds the subject's case and
+    another customer's: an erasure takes the subject's lines out of it, and it goes with the
+    other's (its lines are folded into it already, so a digest removed whole would lose them)."""
+    from corridor.auth import accounts
+    from corridor.loop import mail
+
+    accounts.add_user(store, "dora", "correct horse battery", "department_head",
+                      department="ecommerce")  # fmt: skip
+    mail.set_preference(store, "dora", "dora@corp.example", mode="digest", digest="hourly")
+    add_rule(store, Rule("detractors", "detractor"), actor="root")
+    _people(ingestor)
+    _feedback(ingestor, [{"feedback_id": "f-s", "person_id": SUBJ, "nps": 2},
+                         {"feedback_id": "f-o", "person_id": "o-1", "nps": 3}])  # fmt: skip
+    assert mail.send_digests(store, now=datetime.now(UTC) + timedelta(hours=2)) == 1
+    requests.request(store, SUBJ, "erase", actor=ACTOR)
+    (payload,) = store.query(
+        "SELECT CAST(payload AS VARCHAR) FROM outbox WHERE event_type = 'digest' "
+        "AND state = 'pending'"
+    )
+    digest = json.loads(payload[0])["data"]
+    assert digest["count"] == 1 and "o-1" in json.dumps(digest["items"])
+    assert scan(store, [SUBJ, EMAIL]) == []
