@@ -1,4 +1,4 @@
-"""YAML written by people (survey definitions, corridor maps, root-cause lists), read safely.
+"""YAML written by people (survey definitions, corridor maps, SLA policy files), read safely.
 
 :func:`load` is ``yaml.safe_load`` that refuses aliases (``*name``, a reference to an anchored
 node): a few hundred bytes of nested aliases expand to gigabytes once built (the "billion

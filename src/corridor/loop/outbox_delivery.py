@@ -271,8 +271,8 @@ def finish_many(
         # (a row removed meanwhile, by an erasure, keeps no log of its attempt)
         tx.execute(
             "INSERT INTO deliveries (outbox_id, attempt, attempted_at, status_code, duration_ms, "
-            "error) SELECT id, attempt, ?, status_code, duration_ms, attempt_error FROM _finished "
-            "WHERE id IN (SELECT o.id FROM outbox o JOIN _finished f ON f.id = o.id)",
+            "error) SELECT f.id, f.attempt, ?, f.status_code, f.duration_ms, f.attempt_error "
+            "FROM _finished f JOIN outbox o ON o.id = f.id",
             [now],
         )
         tx.execute(

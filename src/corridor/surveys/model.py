@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
@@ -44,6 +45,20 @@ RESERVED_ATTRIBUTES = frozenset(
     }
 )
 DEFAULT_TEXT_LENGTH = 2000
+
+
+def match_language(wanted: str | None, offered: Sequence[str]) -> str | None:
+    """The language of ``offered`` that stands for ``wanted``: itself, else its base language
+    (de for de-ch), else a regional form of it (pt-br for pt); None when none does."""
+    if not wanted:
+        return None
+    wanted = wanted.lower()
+    if wanted in offered:
+        return wanted
+    base = wanted.split("-")[0]
+    if base in offered:
+        return base
+    return next((o for o in offered if o.split("-")[0] == base), None)
 
 
 def words(texts: dict[str, str], language: str, fallback: str) -> str:
@@ -178,18 +193,8 @@ class Survey:
         ]
 
     def language(self, wanted: str | None) -> str | None:
-        """``wanted`` if the survey speaks it (or its base language, de for de-ch, or a regional
-        form of it, pt-br for pt), else None."""
-        if not wanted:
-            return None
-        wanted = wanted.lower()
-        if wanted in self.languages:
-            return wanted
-        base = wanted.split("-")[0]
-        if base in self.languages:
-            return base
-        regional = [o for o in self.languages if o.split("-")[0] == base]  # pt → pt-br
-        return regional[0] if regional else None
+        """``wanted`` if the survey speaks it (see :func:`match_language`), else None."""
+        return match_language(wanted, self.languages)
 
     def t(self, texts: dict[str, str] | None, language: str) -> str:
         return words(texts or {}, language, self.fallback_language)
@@ -257,6 +262,7 @@ __all__ = [
     "Condition",
     "Question",
     "Survey",
+    "match_language",
     "to_document",
     "words",
 ]

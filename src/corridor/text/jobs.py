@@ -160,23 +160,18 @@ def analyze_handed(
     table = analyze_texts(ids, bodies, model=model, theme_ids=themes)
     cols = ", ".join(table.schema.names)
     with store.transaction() as tx:
-        staged = "_text_analysis"
+        tx.stage("_text_analysis", table)
+        still = ""
         if handed_at is not None and _privacy_since(tx, handed_at):
-            tx.stage("_text_handed", table)
-            kept = [
-                str(r[0])
-                for r in tx.fetchall(
-                    "SELECT feedback_id FROM feedback WHERE text IS NOT NULL AND feedback_id IN "
-                    "(SELECT feedback_id FROM _text_handed)"
-                )
-            ]
-            table = table.filter(pc.is_in(table.column("feedback_id"), pa.array(kept, pa.string())))
+            still = (
+                " WHERE feedback_id IN (SELECT feedback_id FROM feedback WHERE text IS NOT NULL "
+                "AND feedback_id IN (SELECT feedback_id FROM _text_analysis))"
+            )
             known = None
-        tx.stage(staged, table)
         new = [
             str(r[0])
             for r in tx.fetchall(
-                f"INSERT INTO text_analysis ({cols}) SELECT {cols} FROM {staged} "
+                f"INSERT INTO text_analysis ({cols}) SELECT {cols} FROM _text_analysis{still} "
                 "ON CONFLICT (feedback_id) DO NOTHING RETURNING feedback_id"
             )
         ]

@@ -3,6 +3,8 @@ refusals), per language; a language not listed here reads them in English."""
 
 from __future__ import annotations
 
+from corridor.surveys.model import match_language
+
 WORDS: dict[str, dict[str, str]] = {
     "en": {
         "page": "Page {n} of {total}",
@@ -104,8 +106,8 @@ def refusal(language: str, reason: str) -> str:
 
 
 def best(accept_language: str | None, offered: tuple[str, ...]) -> str | None:
-    """The first language of an ``Accept-Language`` header (by weight) that is offered, also by
-    its base language (de-CH → de) or, failing that, a regional form of it (pt → pt-br)."""
+    """The first language of an ``Accept-Language`` header (by weight) that is offered, as
+    :func:`~corridor.surveys.model.match_language` matches them (de-CH → de, pt → pt-br)."""
     if not accept_language:
         return None
     ranked: list[tuple[float, int, str]] = []
@@ -120,12 +122,7 @@ def best(accept_language: str | None, offered: tuple[str, ...]) -> str | None:
         if code and weight > 0:
             ranked.append((-weight, i, code.strip().lower()))
     for _, _, code in sorted(ranked):
-        if code in offered:
-            return code
-        base = code.split("-")[0]
-        if base in offered:
-            return base
-        regional = [o for o in offered if o.split("-")[0] == base]  # pt → pt-br
-        if regional:
-            return regional[0]
+        found = match_language(code, offered)
+        if found is not None:
+            return found
     return None
