@@ -7,6 +7,7 @@ touch points and null events stay quiet."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,9 @@ from corridor.ingest.files import import_dataset
 from corridor.ingest.pipeline import Ingestor
 from corridor.loop import aggregate_rules, batch_rows, cases, record_rules, text_rules
 from corridor.loop.dryrun import dry_run
+from corridor.loop.rule_params import NUMBERS, parameters
 from corridor.loop.rules import (
+    DEFINITION_KEYS,
     Rule,
     RuleError,
     RuleNotFoundError,
@@ -748,6 +751,49 @@ def test_rules_that_could_never_run_are_refused_when_stored(store, rule, says):
     with pytest.raises(RuleError, match=re.escape(says)):
         add_rule(store, rule, actor="ana")
     assert list_rules(store) == []
+
+
+#: a complete definition of each kind, to which a number is added
+_COMPLETE: dict[str, dict[str, Any]] = {
+    "score_below": {"field": "nps", "below": 5},
+    "threshold": {"analysis": "gaps", "column": "mean_gap", "below": 0},
+    "change": {"analysis": "gaps", "column": "mean_gap"},
+    "forecast": {"ratio": 2},
+}
+
+
+@pytest.mark.parametrize("key", sorted(k for k, b in NUMBERS.items() if b[:2] != (None, None)))
+def test_every_bound_the_api_declares_is_checked_on_every_path(store, key):
+    """The bounds of a definition's numbers are declared once (rule_params.RuleDefinition, the
+    API body's schema), and the check that the CLI and the library share (rules.check) refuses
+    a value just outside each of them (the bound itself where it is open), saying where the
+    value may lie; the value on a closed bound is kept."""
+    bounds = NUMBERS[key]
+    kind = next(k for k, keys in DEFINITION_KEYS.items() if key in keys)
+    complete = _COMPLETE.get(kind, {})
+    sides = [(bounds.low, bounds.open_low, -1.0), (bounds.high, bounds.open_high, 1.0)]
+    for edge, open_, step in sides:
+        if edge is not None:
+            outside = edge if open_ else edge + step
+            with pytest.raises(RuleError, match=re.escape(f"{key} must {bounds.words()}, got")):
+                add_rule(store, Rule("r", kind, complete | {key: outside}), actor="ana")
+    assert list_rules(store) == []
+    kept = next(edge for edge, open_, _ in sides if edge is not None and not open_)
+    add_rule(store, Rule("r", kind, complete | {key: kept}), actor="ana")
+    assert list_rules(store)[0].definition[key] == kept
+
+
+def test_the_cli_offers_every_parameter_the_api_declares():
+    """``corridor rules add`` has an option for each parameter of the API's rule definition
+    (generated from it: a new parameter needs no CLI code), with the API's description."""
+    from corridor.cli.rules import rules_add
+
+    shown = {p.name: p for p in inspect.signature(rules_add).parameters.values()}
+    for key, (_, words) in parameters().items():
+        name = {"promises": "promise", "intents": "intent", "themes": "theme"}.get(key, key)
+        assert name in shown, f"corridor rules add has no --{name.replace('_', '-')}"
+        assert words and shown[name].annotation.__metadata__[0].help == words
+    assert "param" in shown  # (params: --param NAME=VALUE)
 
 
 def test_rules_the_corridor_map_says_could_never_fire_are_refused(store, ingestor):

@@ -20,6 +20,7 @@ from rich.table import Column, Table
 from corridor.cli.common import FormatOpt, RuleIdArg, StoreOpt, console, here_or_server, option_set
 from corridor.cli.render import check_format, json_instead
 from corridor.errors import CorridorError
+from corridor.loop import rule_params
 
 if TYPE_CHECKING:
     from corridor.auth.local_server import ServerClient
@@ -97,68 +98,34 @@ def _params(items: list[str] | None) -> dict[str, Any] | None:
 _SCOPE = ("touchpoint", "department", "partner", "segment", "region")
 
 
+#: the options of a rule's definition, one for each parameter the API's body declares
+#: (:mod:`corridor.loop.rule_params`), with its description; a list one repeats
+#: and is named in the singular (``--promise``); ``params`` is ``--param NAME=VALUE``
+_SINGULAR = {"promises": "promise", "intents": "intent", "themes": "theme"}
+_DEFINITION: dict[str, Any] = {
+    _SINGULAR.get(key, key): Annotated[kind | None, typer.Option(help=words)]
+    for key, (kind, words) in rule_params.parameters().items()
+}
+
+
+def _definition(**given: Any) -> dict[str, Any]:
+    """The definition's parameters given (by their API names)."""
+    plural = {cli: key for key, cli in _SINGULAR.items()}
+    return {plural.get(k, k): v for k, v in given.items() if v is not None}
+
+
 @rules_app.command("add")
 @option_set("given", dict.fromkeys(_SCOPE, Many))
+@option_set("definition", _DEFINITION, combine=_definition)
 def rules_add(
     rule_id: Annotated[str, typer.Argument(help="the rule's id, e.g. detractors-delivery")],
     kind: Annotated[str, typer.Option(help=f"what it watches: {_KINDS}")],
     name: Annotated[str | None, typer.Option(help="a title (default: the rule in words)")] = None,
-    max_nps: Annotated[float | None, typer.Option(help="detractor: NPS at most this (6)")] = None,
-    field: Annotated[
-        str | None,
-        typer.Option(help="score_below: expectation, experience, gap, nps, csat, ces, emotion"),
-    ] = None,
-    below: Annotated[
-        float | None, typer.Option(help="score_below, threshold, forecast: under this")
-    ] = None,
-    above: Annotated[float | None, typer.Option(help="threshold, forecast: over this")] = None,
-    per: Annotated[
-        str | None, typer.Option(help="record rules: customer (default), touchpoint or record")
-    ] = None,
-    max_age: Annotated[
-        str | None, typer.Option(help="record rules: older records do not fire (7d)")
-    ] = None,
-    jump: Annotated[
-        float | None, typer.Option(help="churn_jump: rise of the churn risk, absolute (0.15)")
-    ] = None,
-    min_risk: Annotated[
-        float | None, typer.Option(help="churn_jump: churn risk at least this after it (0.4)")
-    ] = None,
-    measure: Annotated[
-        str | None,
-        typer.Option(help="forecast: gap (default), nps, csat, ces, feedback or interactions"),
-    ] = None,
-    ratio: Annotated[
-        float | None,
-        typer.Option(help="forecast: reaching this multiple of the last period (2: doubles)"),
-    ] = None,
-    horizon: Annotated[int | None, typer.Option(help="forecast: periods ahead (2)")] = None,
-    bound: Annotated[
-        str | None,
-        typer.Option(
-            help="forecast: point (the point forecast, default) or interval (its whole 80 % band)"
-        ),
-    ] = None,
-    min_periods: Annotated[
-        int | None, typer.Option(help="forecast: periods a series needs to fire (6)")
-    ] = None,
-    promise: Many = None,
-    intent: Many = None,
-    theme: Many = None,
-    analysis: Annotated[str | None, typer.Option(help="threshold, change: an analysis")] = None,
-    column: Annotated[str | None, typer.Option(help="threshold, change: its column")] = None,
-    direction: Annotated[str | None, typer.Option(help="down (default), up or any")] = None,
-    alpha: Annotated[float | None, typer.Option(help="change, drift, ripple: level")] = None,
-    min_n: Annotated[
-        int | None, typer.Option(help="threshold, change, forecast: records needed")
-    ] = None,
-    period: Annotated[str | None, typer.Option(help="day, week, month or quarter")] = None,
-    lookback: Annotated[int | None, typer.Option(help="complete periods read per run")] = None,
-    by: Many = None,
+    *,  # keyword-only from here: `definition` and `given` (see option_set) have no default
+    definition: dict[str, Any],
     param: Annotated[
         list[str] | None, typer.Option(help="another parameter of the analysis, NAME=VALUE")
     ] = None,
-    *,  # keyword-only from here: `given` (the scope options, see option_set) has no default
     given: dict[str, list[str] | None],
     cooldown: Annotated[
         str | None, typer.Option(help="no second alert for a subject within it (7d)")
@@ -174,15 +141,9 @@ def rules_add(
     """Add an alert rule (scope options repeat: --department logistics --department sales)."""
     from corridor.loop import rules
 
-    definition = {
-        "max_nps": max_nps, "field": field, "below": below, "above": above, "per": per,
-        "max_age": max_age, "promises": promise, "intents": intent, "themes": theme,
-        "analysis": analysis, "column": column, "direction": direction, "alpha": alpha,
-        "min_n": min_n, "period": period, "lookback": lookback, "by": by,
-        "params": _params(param), "jump": jump, "min_risk": min_risk, "measure": measure,
-        "ratio": ratio, "horizon": horizon, "bound": bound, "min_periods": min_periods,
-    }  # fmt: skip
-    definition = {k: v for k, v in definition.items() if v is not None}
+    params = _params(param)
+    if params is not None:
+        definition["params"] = params
     scope: dict[str, list[str]] = {k: v for k, v in given.items() if v}
     body = {
         "rule_id": rule_id, "kind": kind, "name": name, "definition": definition,

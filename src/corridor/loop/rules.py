@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from corridor.errors import CorridorError
+from corridor.loop.rule_params import NUMBERS, PER, SCORE_FIELDS, Bounds
 from corridor.loop.sla import DEFAULT_POLICY_NAME, PRIORITIES
 from corridor.store import Store
 from corridor.store.base import Tx
@@ -58,12 +59,6 @@ KINDS: tuple[str, ...] = (*RECORD_KINDS, *AGGREGATE_KINDS)
 SCOPE_KEYS: tuple[str, ...] = ("touchpoint", "department", "partner", "segment", "region")
 #: the scope keys of a rule about a person rather than a record (churn_jump)
 PERSON_SCOPE_KEYS: tuple[str, ...] = ("segment", "region")
-#: feedback fields a score rule can watch (gap: experience − expectation)
-SCORE_FIELDS: tuple[str, ...] = ("expectation", "experience", "gap", "nps", "csat", "ces",
-                                 "emotion")  # fmt: skip
-#: what a record rule alerts once per cooldown: a customer at a touch point, a touch point, or
-#: every record
-PER: tuple[str, ...] = ("customer", "touchpoint", "record")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -262,7 +257,7 @@ def check(rule: Rule) -> Rule:
 
 
 def _check_definition(kind: str, d: dict[str, Any]) -> None:
-    def number(key: str, *, low: float | None = None, high: float | None = None) -> None:
+    def number(key: str, bounds: Bounds) -> None:
         if key not in d:
             return
         v = d[key]
@@ -275,8 +270,8 @@ def _check_definition(kind: str, d: dict[str, Any]) -> None:
                 raise RuleError(f"{key} must be a number, got {d[key]!r}") from None
         if not math.isfinite(v):
             raise RuleError(f"{key} must be a finite number, got {v}")
-        if (low is not None and v < low) or (high is not None and v > high):
-            raise RuleError(f"{key} must lie in [{low}, {high}], got {v}")
+        if not bounds.admits(v):
+            raise RuleError(f"{key} must {bounds.words()}, got {v}")
 
     def names(key: str) -> None:
         if key in d:
@@ -287,19 +282,10 @@ def _check_definition(kind: str, d: dict[str, Any]) -> None:
         raise RuleError(f"per must be one of {', '.join(PER)}, got {d['per']!r}")
     if "max_age" in d:
         d["max_age"] = parse_duration(d["max_age"])
-    number("max_nps", low=0, high=10)
-    for key in ("below", "above"):
-        number(key)
-    number("alpha", low=1e-9, high=0.5)
-    number("jump", low=1e-9, high=1)
-    number("min_risk", low=0, high=1)
+    for key, bounds in NUMBERS.items():
+        number(key, bounds)
     if kind == "churn_jump" and d.get("per", "customer") != "customer":
         raise RuleError("a churn_jump rule alerts per customer only (per: customer)")
-    number("min_n", low=0)
-    number("lookback", low=1, high=104)
-    number("ratio", low=1e-6, high=1e6)
-    number("horizon", low=1, high=24)
-    number("min_periods", low=2, high=1000)
     for key in ("promises", "intents", "themes", "by"):
         names(key)
     if "by" in d:

@@ -9,7 +9,7 @@ against other sites like every other write (the request-forgery guard checks its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Unpack
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Form, Request
@@ -21,7 +21,7 @@ from corridor.auth.scope import ROLE_HELP, ROLES, Role, Scope
 from corridor.errors import AccountError
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import Store
-from corridor.web.routes import Answered, _home_for, _scope, render
+from corridor.web.routes import Answered, Outcome, _home_for, _scope, render, told
 
 router = APIRouter(include_in_schema=False)
 
@@ -77,24 +77,20 @@ def _listing(store: Store, cmap_departments: list[str]) -> dict[str, Any]:
 async def _page(
     admin: AdminRequest,
     *,
-    status: int = 200,
-    error: str | None = None,
-    notice: str | None = None,
-    form: dict[str, str] | None = None,
     created: tuple[accounts.ApiKey, str] | None = None,
+    **outcome: Unpack[Outcome],
 ) -> HTMLResponse:
     ingestor: Ingestor = admin.request.app.state.ingestor
     cmap = ingestor.corridor_map
     depts = sorted({t.department for t in cmap.touchpoints}) if cmap else []
     data = await anyio.to_thread.run_sync(_listing, admin.store, depts)
+    status, shown = told(outcome)
     return admin.show(
         "admin.html",
         status,
         roles=ROLES,
         role_help={r.value: h for r, h in ROLE_HELP.items()},
-        error=error,
-        notice=notice,
-        form=form or {},
+        **shown,
         created=created,
         min_password=accounts.MIN_PASSWORD,
         **data,

@@ -12,7 +12,7 @@ wrong (422).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import anyio.to_thread
@@ -28,7 +28,7 @@ from corridor.loop.cases import CaseError, CaseNotFoundError
 from corridor.loop.rules import RuleError, RuleNotFoundError
 from corridor.store import Store
 from corridor.web import case_views, rule_views
-from corridor.web.routes import _home_for, _scope, _signed_in, render
+from corridor.web.routes import Outcome, _home_for, _scope, _signed_in, render, told
 
 router = APIRouter(include_in_schema=False)
 
@@ -233,23 +233,15 @@ async def change_priority(request: Request, case_id: str, priority: str = Form("
 
 
 # -- rules ------------------------------------------------------------------------------------
-async def _rules(
-    request: Request,
-    *,
-    status: int = 200,
-    error: str | None = None,
-    notice: str | None = None,
-    form: dict[str, str] | None = None,
-) -> Response:
+async def _rules(request: Request, **outcome: Unpack[Outcome]) -> Response:
+    status, shown = told(outcome)
     return await _show(
         request,
         "rules.html",
         lambda store, scope, cmap: rule_views.rules_page(store, scope),
         analyses=True,
         status=status,
-        error=error,
-        notice=notice,
-        form=form or {},
+        **shown,
     )
 
 

@@ -8,7 +8,7 @@ log lines. Admins only, like the users page; a form post is guarded like every o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 import anyio.to_thread
 from fastapi import APIRouter, Form
@@ -20,6 +20,7 @@ from corridor.privacy import audit, requests, settings
 from corridor.privacy.subject import find_group
 from corridor.store import Store
 from corridor.web.admin_views import AdminDep, AdminRequest
+from corridor.web.routes import Outcome, told
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,19 +40,17 @@ def _overview(store: Store) -> dict[str, Any]:
 async def _page(
     admin: AdminRequest,
     *,
-    status: int = 200,
-    error: str | None = None,
-    notice: str | None = None,
     ref: str = "",
     by: str = "person_id",
     preview: dict[str, Any] | None = None,
+    **outcome: Unpack[Outcome],
 ) -> HTMLResponse:
     data = await anyio.to_thread.run_sync(_overview, admin.store)
+    status, shown = told(outcome)
     return admin.show(
         "privacy.html",
         status,
-        error=error,
-        notice=notice,
+        **shown,
         ref=ref,
         by=by,
         bys=BYS,

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote, urlsplit
 
 import anyio.to_thread
@@ -159,6 +159,22 @@ def render(
         **ctx,
     )
     return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
+
+
+class Outcome(TypedDict, total=False):
+    """How a form post came out, for the page shown after it: its status (200 unless given),
+    an error or a notice, and the form as typed (to fill in again)."""
+
+    status: int
+    error: str | None
+    notice: str | None
+    form: dict[str, str] | None
+
+
+def told(outcome: Outcome) -> tuple[int, dict[str, Any]]:
+    """(the status, the template's ``error``, ``notice`` and ``form``) of ``outcome``."""
+    shown = {k: outcome.get(k) for k in ("error", "notice")}
+    return outcome.get("status", 200), shown | {"form": outcome.get("form") or {}}
 
 
 def _safe_next(target: str | None) -> str | None:

@@ -7,120 +7,25 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from corridor.domain.plain_text import has_control
-from corridor.loop.rules import PER, SCORE_FIELDS, Rule
+from corridor.loop.rule_params import DURATION, STRICT, Name, Names, RuleDefinition
+from corridor.loop.rule_params import option as _option
+from corridor.loop.rule_params import printable as _printable
+from corridor.loop.rules import Rule
 
-
-def _printable(value: str) -> str:
-    if has_control(value, lines=True):
-        raise ValueError("control characters are not allowed")
-    return value
-
-
-#: a short name: printable, at most 200 characters
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
-Names = Annotated[list[Name], Field(max_length=200)]
 Priority = Literal["low", "normal", "high", "urgent"]
 State = Literal["new", "open", "pending", "resolved", "closed"]
 Kind = Literal[
     "detractor", "score_below", "broken_promise", "text", "churn_jump", "threshold", "change",
     "drift", "ripple", "forecast",
 ]  # fmt: skip
-Period = Literal["day", "week", "month", "quarter"]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WORKWEEK: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri")
-DURATION = r"^\s*\d{1,9}(\.\d{1,6})?\s*[smhdw]?\s*$"
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-def _option(description: str, **constraints: Any) -> Any:
-    """An optional field of a request body: None unless given, ``description`` and
-    ``constraints`` (bounds, a pattern) in the schema."""
-    return Field(default=None, description=description, **constraints)
-
-
-assert set(SCORE_FIELDS) == {"expectation", "experience", "gap", "nps", "csat", "ces", "emotion"}
-assert set(PER) == {"customer", "touchpoint", "record"}
-
-
-class RuleDefinition(BaseModel):
-    """What the rule watches; each kind takes some of these (the others are refused)."""
-
-    model_config = _STRICT
-
-    max_nps: float | None = _option("detractor: NPS at most this", ge=0, le=10)
-    field: Literal["expectation", "experience", "gap", "nps", "csat", "ces", "emotion"] | None = (
-        _option("score_below: the feedback field (gap: experience − expectation)")
-    )
-    below: float | None = _option("score_below, threshold, forecast: fires under this")
-    above: float | None = _option("threshold, forecast: fires over this")
-    per: Literal["customer", "touchpoint", "record"] | None = _option(
-        "record rules: alert once per cooldown per customer at a touch point "
-        "(default), per touch point, or every record"
-    )
-    max_age: str | None = _option(
-        "record rules: records older than this when they arrive do not fire (default 7d)",
-        pattern=DURATION,
-    )
-    promises: Names | None = _option("broken_promise: only these promise keys")
-    intents: list[Literal["complaint", "praise", "suggestion", "question"]] | None = _option(
-        "text: texts of these intents"
-    )
-    themes: Names | None = _option("text: texts of these themes (ids or labels)")
-    jump: float | None = _option(
-        "churn_jump: rise of the customer's churn risk since the last scoring "
-        "(absolute probability, default 0.15)",
-        gt=0,
-        le=1,
-    )
-    min_risk: float | None = _option(
-        "churn_jump: churn risk at least this after the rise (default 0.4)", ge=0, le=1
-    )
-    measure: Literal["gap", "nps", "csat", "ces", "feedback", "interactions"] | None = _option(
-        "forecast: what is forecast (default gap)"
-    )
-    ratio: float | None = _option(
-        "forecast: fires when the forecast reaches this multiple of the last "
-        "observed period (2: doubles, 0.5: halves)",
-        gt=0,
-        le=1e6,
-    )
-    horizon: int | None = _option("forecast: periods ahead (default 2)", ge=1, le=24)
-    bound: Literal["point", "interval"] | None = _option(
-        "forecast: read the point forecast (default) or the far side of the 80 % "
-        "interval (the whole band beyond the line)"
-    )
-    min_periods: int | None = _option(
-        "forecast: periods observed in a group's series for it to fire (default 6)", ge=2, le=1000
-    )
-    analysis: Name | None = _option("threshold, change: a registered analysis")
-    column: Name | None = _option("threshold, change: its result column")
-    direction: Literal["down", "up", "any"] | None = _option(
-        "change, drift, ripple: which way counts"
-    )
-    alpha: float | None = _option(
-        "change, drift, ripple: significance level (p, adjusted p or q below it)", gt=0, le=0.5
-    )
-    min_n: int | None = _option(
-        "threshold, change: records needed in the group and period; forecast: "
-        "records the group's series rests on",
-        ge=0,
-        le=10**9,
-    )
-    period: Period | None = _option("threshold, change, drift, forecast: the period")
-    lookback: int | None = _option(
-        "threshold, change: complete periods read at each scheduled run (default 1)", ge=1, le=104
-    )
-    by: Names | None = _option("threshold, change, drift, forecast: grouping dimensions")
-    params: dict[Name, float | bool | Name | Names] | None = _option(
-        "threshold, change: further parameters of the analysis"
-    )
 
 
 class RuleScope(BaseModel):
     """Values the rule is limited to (empty: no limit)."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     touchpoint: Names | None = None
     department: Names | None = None
@@ -130,7 +35,7 @@ class RuleScope(BaseModel):
 
 
 class RuleIn(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
 
     rule_id: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
@@ -321,17 +226,17 @@ class CaseReport(BaseModel):
 
 
 class AssignIn(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     assignee: Name | None = Field(description="a username; null: back to the owner's queue")
 
 
 class NoteIn(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     text: Annotated[str, Field(min_length=1, max_length=10_000), AfterValidator(_printable)]
 
 
 class StateIn(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     state: State
     root_cause: Name | None = _option("required to resolve: a configured key")
     root_cause_event: Name | None = _option("an operational event id")
@@ -339,24 +244,24 @@ class StateIn(BaseModel):
 
 
 class PriorityIn(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     priority: Priority
 
 
 class RootCause(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     key: Name
     label: Name
 
 
 class TargetDoc(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     first_response_minutes: float = Field(gt=0, le=10**7)
     resolution_minutes: float = Field(gt=0, le=10**7)
 
 
 class CalendarDoc(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     timezone: Name = "UTC"
     days: list[Day] = Field(default_factory=lambda: list(WORKWEEK))
     hours: str = Field(
@@ -370,7 +275,7 @@ class CalendarDoc(BaseModel):
 
 
 class PolicyIn(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     calendar: CalendarDoc = Field(default_factory=lambda: CalendarDoc())
     targets: dict[Priority, TargetDoc] = Field(
         default_factory=dict, description="business minutes per priority (others: defaults)"
