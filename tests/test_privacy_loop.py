@@ -14,12 +14,14 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from corridor.auth import accounts
 from corridor.domain.corridor_map import CorridorMap
 from corridor.ingest import after_commit
 from corridor.ingest.pipeline import Ingestor
-from corridor.loop import cases, webhooks
+from corridor.loop import cases, mail, outbox, webhooks
 from corridor.loop.rules import Rule, add_rule
 from corridor.privacy import audit, requests
+from corridor.reports import schedules
 from corridor.store import Store
 from corridor.surveys import catalog, definition, invitations, links
 from corridor.text.jobs import analyze_handed
@@ -253,3 +255,43 @@ def test_a_digest_still_to_send_loses_the_persons_lines_and_keeps_the_others(
     digest = json.loads(payload[0])["data"]
     assert digest["count"] == 1 and "o-1" in json.dumps(digest["items"])
     assert scan(store, [SUBJ, EMAIL]) == []
+
+
+@pytest.mark.parametrize("action", ["erase", "anonymise"])
+def test_a_report_mail_quoting_the_person_is_withdrawn_and_made_again(
+    store: Store, ingestor: Ingestor, action: str
+) -> None:
+    """The withdrawal reads the queued mail's JSON as text, which each engine writes its own
+    way (PostgreSQL's JSONB re-serialises it): a quote with double quotes and a line break is
+    found on both, the mail waits (``remaking``) and the reports job makes it again from the
+    store as it is after the request. (A report quotes its themes' latest comments; this small
+    store has no themes, so the quote is put into the queued mail's text as a report has it;
+    tests/test_reports.py checks a real report's quotes on the demo company.)"""
+    _people(ingestor)
+    said = 'The "express" courier left it in the rain\nnext to the bins'
+    _feedback(ingestor, [{"feedback_id": "f-q", "person_id": SUBJ, "nps": 3, "text": said,
+                          "occurred_at": datetime(2025, 6, 10, tzinfo=UTC)}])  # fmt: skip
+    accounts.add_user(store, "ana", "a-long-password-1", "analyst")
+    mail.set_preference(store, "ana", "ana@example.com")
+    schedules.add_schedule(
+        store, cadence="monthly", role="analyst", now=datetime(2025, 6, 1, tzinfo=UTC)
+    )
+    july = datetime(2025, 7, 2, tzinfo=UTC)
+    assert schedules.send_due(store, now=july, with_pdf=False).queued == 1
+    (row,) = outbox.list_notifications(store)
+    data = row.payload["data"]
+    doc = {**row.payload, "data": {**data, "text": data["text"] + f'\n  "{said}"\n'}}
+    as_json = "JSONB" if store.dialect == "postgres" else "JSON"
+    with store.transaction() as tx:
+        tx.execute(
+            f"UPDATE outbox SET payload = CAST(? AS {as_json}) WHERE id = ?",
+            [json.dumps(doc), row.id],
+        )
+    summary = requests.request(store, SUBJ, action, actor=ACTOR)
+    assert summary["removed"]["report_mails_withdrawn"] == 1, summary
+    assert outbox.get_notification(store, row.id).state == outbox.REMAKING
+    assert scan(store, ["left it in the rain"]) == []
+    assert schedules.remake_withdrawn(store, now=july, with_pdf=False) == 1
+    remade = outbox.get_notification(store, row.id)
+    assert remade.state == outbox.PENDING and "CX report" in remade.payload["data"]["subject"]
+    assert "left it in the rain" not in json.dumps(remade.payload)

@@ -34,6 +34,7 @@ from corridor.cli import app as cli_app
 from corridor.errors import PermissionDeniedError
 from corridor.loop import casestore, mail, outbox, scheduler, webhooks
 from corridor.loop.reports import case_report
+from corridor.privacy import audit, requests
 from corridor.reports import content, render, schedules
 from corridor.reports.model import Figure
 from corridor.reports.pdf import printer, to_pdf
@@ -316,6 +317,79 @@ def test_a_scheduled_report_reaches_the_smtp_server_once_across_a_restart(
         ).frame
     assert f"n = {int(gaps['n'].iloc[0]):,})" in plain_text
     assert _fmt(gaps["mean_gap"].iloc[0]).replace("−", "-") in plain_text
+
+
+def _quotes(text: str) -> list[str]:
+    """The comments a report mail's text quotes (a line ``  "…"`` under each theme)."""
+    return re.findall(r'^  "(.*)"$', text, re.M)
+
+
+def _authored(store: Store, quotes: list[str]) -> tuple[str, str]:
+    """The first of ``quotes`` that one known customer wrote, and no one else (the comment's
+    or its interaction's person; the simulator's comments repeat), and who."""
+    for quote in quotes:
+        rows = store.query(
+            "SELECT COALESCE(f.person_id, i.person_id) FROM feedback f LEFT JOIN interactions i "
+            "ON i.interaction_id = f.interaction_id WHERE f.text = ?",
+            [quote],
+        )
+        if len(rows) == 1 and rows[0][0] is not None:
+            return quote, str(rows[0][0])
+    raise AssertionError(f"no quote of a known customer: {quotes}")
+
+
+def test_a_privacy_request_withdraws_a_report_mail_that_quotes_the_person(
+    store_path: Path, tmp_path: Path, smtp: tuple[Inbox, int]
+) -> None:
+    """A report mail quotes the latest comments of its themes. After an erasure, one still to
+    send that quotes the person loses its content at once and is made again by the reports job
+    from the store as it is now (the comment gone); one sent already keeps its state, loses its
+    content, and a redelivery makes it again. Real report, real SMTP server (no PDF: the
+    content is what is checked, and the PDF is rendered from the same report)."""
+    inbox, port = smtp
+    url = f"duckdb:///{private_copy(store_path, tmp_path)}"
+    actor = audit.Actor("dpo", "user", None)
+    july = datetime(2025, 7, 1, 12, 1, tzinfo=UTC)
+    with open_store(url) as s:
+        mail.set_preference(s, "head-logistics", "head@example.com")
+        schedules.add_schedule(s, cadence="monthly", role="department_head", hour=8,
+                               now=datetime(2025, 5, 15, tzinfo=UTC))  # fmt: skip
+        assert schedules.send_due(s, now=july, with_pdf=False).queued == 1
+        (row,) = outbox.list_notifications(s)
+        quotes = _quotes(row.payload["data"]["text"])
+        assert len(quotes) >= 2, row.payload["data"]["text"]
+        first, person = _authored(s, quotes)
+        requests.request(s, person, "erase", actor=actor)
+        withdrawn = outbox.get_notification(s, row.id)
+        assert withdrawn.state == outbox.REMAKING
+        assert withdrawn.payload["data"] == {
+            "schedule_id": row.payload["data"]["schedule_id"], "period": "2025-06",
+            "scope": "department=logistics", "withdrawn": withdrawn.payload["data"]["withdrawn"],
+        }  # fmt: skip
+        assert _dispatch(s, port).sent == 0  # nothing goes while it is made again
+        assert schedules.send_due(s, now=july, with_pdf=False).queued == 0
+        assert schedules.remake_withdrawn(s, now=july, with_pdf=False) == 1
+        remade = outbox.get_notification(s, row.id)
+        assert (remade.state, remade.attempts) == (outbox.PENDING, 0)
+        text, html = remade.payload["data"]["text"], remade.payload["data"]["html"]
+        assert "Headline figures" in text and "<table" in html
+        assert first not in text and first not in html
+        assert _dispatch(s, port).sent == 1
+        # sent already: the next erasure withdraws its content; a redelivery makes it again
+        second, person = _authored(s, _quotes(text))
+        requests.request(s, person, "anonymise", actor=actor)
+        sent = outbox.get_notification(s, row.id)
+        assert sent.state == outbox.DELIVERED and second not in str(sent.payload)
+        assert outbox.redeliver(s, row.id).state == outbox.REMAKING
+        with pytest.raises(outbox.NotRedeliverableError, match="made again"):
+            outbox.redeliver(s, row.id)
+        assert schedules.remake_withdrawn(s, now=july, with_pdf=False) == 1
+        assert _dispatch(s, port).sent == 1
+    mails = [message_from_bytes(m, policy=policy.default) for m in inbox.messages]
+    assert len(mails) == 2 and len({m["Message-ID"] for m in mails}) == 1
+    bodies = [m.get_body(("plain",)).get_content() for m in mails]  # type: ignore[union-attr]
+    assert first not in bodies[0] and second in bodies[0]
+    assert first not in bodies[1] and second not in bodies[1]
 
 
 def test_weekly_send_time_is_monday_eight_in_the_recipients_zone() -> None:

@@ -51,6 +51,7 @@ from corridor.loop.outbox_rows import (
     EMAIL,
     FAILED,
     PENDING,
+    REMAKING,
     STATES,
     WEBHOOK,
     Attempt,
@@ -58,6 +59,7 @@ from corridor.loop.outbox_rows import (
     Notification,
     NotificationNotFoundError,
     Sender,
+    State,
     envelope,
     get_notification,
     list_attempts,
@@ -76,6 +78,7 @@ __all__ = [
     "FAILED",
     "MAX_DELAY_S",
     "PENDING",
+    "REMAKING",
     "STATES",
     "WEBHOOK",
     "Attempt",
@@ -86,6 +89,7 @@ __all__ = [
     "Notification",
     "NotificationNotFoundError",
     "Sender",
+    "State",
     "cancel_endpoint_rows",
     "claim",
     "dispatch",
@@ -274,13 +278,19 @@ def redeliver(store: Store, outbox_id: int) -> Notification:
     an endpoint that takes batches, the event's ``id`` inside a new batch)."""
     with store.transaction() as tx:
         rows = tx.fetchall(
-            "SELECT target_kind, state, target FROM outbox WHERE id = ?", [outbox_id]
+            "SELECT target_kind, state, target, payload FROM outbox WHERE id = ?",
+            [outbox_id],
         )
         if not rows:
             raise NotificationNotFoundError(
                 f"no notification {outbox_id}; `corridor webhooks deliveries` lists them"
             )
-        kind, state, target = rows[0]
+        kind, state, target, payload = rows[0]
+        if state == REMAKING:
+            raise NotRedeliverableError(
+                f"notification {outbox_id} is being made again after a privacy request (the "
+                "reports job, within five minutes): it is sent once made"
+            )
         if kind == DIGEST or state in (DIGESTED, CANCELLED):
             raise NotRedeliverableError(
                 f"notification {outbox_id} is {state} ({kind}): only webhook and e-mail "
@@ -294,11 +304,14 @@ def redeliver(store: Store, outbox_id: int) -> Notification:
                 "there is nowhere to send it again"
             )
         now = datetime.now(UTC)
+        doc = payload if isinstance(payload, dict) else orjson.loads(payload)
+        # a report whose content a privacy request withdrew is made again first
+        again = REMAKING if "withdrawn" in (doc.get("data") or {}) else PENDING
         tx.execute(
             # sent again alone, or in a new batch (its event keeps its id inside it)
             "UPDATE outbox SET state = ?, attempts = 0, next_attempt_at = ?, lease_owner = NULL, "
             "lease_until = NULL, batch_key = NULL WHERE id = ?",
-            [PENDING, now, outbox_id],
+            [again, now, outbox_id],
         )
     wake()
     return get_notification(store, outbox_id)

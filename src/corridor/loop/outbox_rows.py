@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 import orjson
 
@@ -23,7 +23,12 @@ PENDING, DELIVERED, FAILED, DIGESTED, CANCELLED = (
     "digested",
     "cancelled",
 )
-STATES = (PENDING, DELIVERED, FAILED, DIGESTED, CANCELLED)
+#: a report mail whose content a privacy request withdrew (it quoted the person): the reports
+#: job makes it again from the store as it is now, then it is pending
+REMAKING = "remaking"
+#: every state, as the API declares it
+State = Literal["pending", "delivered", "failed", "digested", "cancelled", "remaking"]
+STATES: tuple[str, ...] = get_args(State)
 
 #: the columns of an outbox row, in the order :meth:`Notification.of` reads them
 COLUMNS = (
@@ -205,6 +210,7 @@ __all__ = [
     "EMAIL",
     "FAILED",
     "PENDING",
+    "REMAKING",
     "STATES",
     "WEBHOOK",
     "WEBHOOK_EVENTS",
@@ -214,6 +220,7 @@ __all__ = [
     "Notification",
     "NotificationNotFoundError",
     "Sender",
+    "State",
     "envelope",
     "get_notification",
     "list_attempts",

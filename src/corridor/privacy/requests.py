@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import orjson
 
-from corridor.privacy import audit, ledger, settings, subject
+from corridor.privacy import audit, ledger, mails, settings, subject
 from corridor.privacy.subject import PARTS, Group, PersonNotFoundError
 from corridor.store.base import Store, Tx
 
@@ -268,13 +268,16 @@ def _remove(store: Store, request_id: str, action: str, persons: list[str]) -> d
                 "feedback WHERE person_id IN (SELECT person_id FROM _subject))"
             )
         ledger.record(tx, request_id, [*((ledger.PERSON, p) for p in persons), *identities], now)
-        _trim_digests(tx, tables)
+        mails.trim_digests(tx, tables)
+        withdrawn = mails.withdraw_reports(tx, tables, request_id)
         erase = action == "erase"
         removed = _erase(tx, tables) if erase else _anonymise(tx, tables, persons)
         swept = [(v, subject.ERASED_MARK) for _, v in identities if len(v) >= subject.MIN_SWEPT]
         removed["free_text_elsewhere"] = _sweep(
             tx, tables, [*swept, *subject.named_in_text(persons)]
         )
+        if withdrawn:
+            removed["report_mails_withdrawn"] = withdrawn
         tx.execute(
             "INSERT INTO ingest_batches (batch_id, kind, source, received_at, accepted, "
             "duplicates, rejected) VALUES (?, 'people', ?, ?, 1, 0, 0)",
@@ -285,37 +288,6 @@ def _remove(store: Store, request_id: str, action: str, persons: list[str]) -> d
             (orjson.dumps({"removed": removed}).decode(), request_id),
         )
     return removed
-
-
-def _trim_digests(tx: Tx, tables: set[str]) -> None:
-    """A digest mail still to send that names the person carries other notifications too (a
-    department head's hour of cases): the lines about the person are taken out of it, and it
-    goes with the rest, instead of going whole with the notifications about them (its lines
-    are marked folded: they would never be sent again). A digest left with no line goes."""
-    if "outbox" not in tables:
-        return
-    text = "CAST(payload AS VARCHAR)"
-    rows = tx.fetchall(
-        f"SELECT id, {text} FROM outbox WHERE event_type = 'digest' AND target_kind = 'email' "
-        "AND state = 'pending' AND target NOT IN (SELECT id_value FROM _subject_ids) AND EXISTS "
-        f"(SELECT 1 FROM _needles n WHERE strpos({text}, n.needle) > 0)"
-    )
-    if not rows:
-        return
-    needles = [str(r[0]) for r in tx.fetchall("SELECT needle FROM _needles")]
-    as_json = "JSONB" if tx.dialect == "postgres" else "JSON"
-    for outbox_id, payload in rows:
-        doc = orjson.loads(payload)
-        data = doc.get("data") or {}
-        items = list(data.get("items") or [])
-        kept = [i for i in items if not any(n in orjson.dumps(i).decode() for n in needles)]
-        if not kept or len(kept) == len(items):
-            continue  # nothing else in it, or the person is named outside its lines: it goes
-        doc["data"] = {**data, "items": kept, "count": len(kept)}
-        tx.execute(
-            f"UPDATE outbox SET payload = CAST(? AS {as_json}) WHERE id = ?",
-            [orjson.dumps(doc).decode(), outbox_id],
-        )
 
 
 def _mark_days(tx: Tx) -> None:

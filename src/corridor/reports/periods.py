@@ -96,6 +96,19 @@ class ReportPeriod:
 
         return cls(kind, utc(period), utc(period + 1), utc(period - 1))
 
+    @classmethod
+    def from_key(cls, kind: str, key: str) -> ReportPeriod:
+        """The ``kind`` period named ``key`` (:attr:`key`: ``2025-06``, ``2025-W23``,
+        ``2025-Q2``)."""
+        try:
+            if kind == "week":
+                year, week = key.split("-W")
+                start = date.fromisocalendar(int(year), int(week), 1)
+                return cls.of(kind, pd.Timestamp(start).to_period(PERIOD_KINDS[kind]))
+            return cls.of(kind, pd.Period(key, freq=PERIOD_KINDS[kind]))
+        except (KeyError, ValueError) as e:
+            raise ReportRequestError(f"{key!r} is not a {kind} period's key") from e
+
     def back(self, periods: int) -> datetime:
         """The start of the period ``periods`` before this one."""
         p = pd.Timestamp(self.start.replace(tzinfo=None)).to_period(PERIOD_KINDS[self.kind])

@@ -23,12 +23,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
 import pandas as pd
 from pydantic import Field
 
@@ -313,26 +314,34 @@ def _due(store: Store, now: datetime) -> list[tuple[Schedule, Recipient, ReportP
     return out
 
 
+@contextlib.contextmanager
+def _printing(with_pdf: bool) -> Iterator[tuple[Callable[[str], bytes] | None, str | None]]:
+    """(what prints a report's HTML as PDF, or None and why not): one Chromium for a run."""
+    from corridor.reports.pdf import PdfUnavailableError, printer
+
+    if not with_pdf:
+        yield None, None
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            pdf_from = stack.enter_context(printer()).pdf
+        except PdfUnavailableError as e:
+            log.warning("reports go without their PDF: %s", e)
+            yield None, str(e)
+            return
+        yield pdf_from, None
+
+
 def send_due(store: Store, *, now: datetime | None = None, with_pdf: bool = True) -> SendReport:
     """Queue every report that is due and not yet queued (see the module notes). One Chromium
     prints every PDF of the run; without one, the mails go without the PDF and say why."""
-    from corridor.reports.pdf import PdfUnavailableError, printer
-
     now = now or datetime.now(UTC)
     done = SendReport()
     due = _due(store, now)
     if not due:
         return done
     cmap = load_map(store)
-    with contextlib.ExitStack() as stack:
-        pdf_from: Callable[[str], bytes] | None = None
-        no_pdf = None
-        if with_pdf:
-            try:
-                pdf_from = stack.enter_context(printer()).pdf
-            except PdfUnavailableError as e:
-                log.warning("reports go without their PDF: %s", e)
-                no_pdf = str(e)
+    with _printing(with_pdf) as (pdf_from, no_pdf):
         for schedule, rcpt, period in due:
             user = rcpt.principal.username
             key = f"report-{schedule.schedule_id}-{period.key}-{user}"
@@ -350,6 +359,75 @@ def send_due(store: Store, *, now: datetime | None = None, with_pdf: bool = True
     return done
 
 
+def remake_withdrawn(store: Store, *, now: datetime | None = None, with_pdf: bool = True) -> int:
+    """Make again every report mail whose content a privacy request withdrew (see
+    :func:`corridor.privacy.mails.withdraw_reports`); returns how many are pending again."""
+    rows = _withdrawn(store)
+    if not rows:
+        return 0
+    now = now or datetime.now(UTC)
+    cmap = load_map(store)
+    with _printing(with_pdf) as (pdf_from, no_pdf):
+        return sum(_remake(store, cmap, row, pdf_from, no_pdf, now) for row in rows)
+
+
+def _withdrawn(store: Store) -> list[tuple[int, dict[str, Any], str | None]]:
+    """The report mails whose content a privacy request withdrew (state ``remaking``: see
+    :func:`corridor.privacy.mails.withdraw_reports`): (outbox id, envelope, recipient)."""
+    rows = store.query(
+        "SELECT o.id, CAST(o.payload AS VARCHAR), d.username FROM outbox o "
+        "LEFT JOIN report_deliveries d ON d.outbox_key = o.idempotency_key "
+        "WHERE o.event_type = ? AND o.state = ? ORDER BY o.id",
+        [EVENT, outbox.REMAKING],
+    )
+    return [(int(i), orjson.loads(doc), None if u is None else str(u)) for i, doc, u in rows]
+
+
+def _remake(
+    store: Store, cmap: Any, row: tuple[int, dict[str, Any], str | None],
+    pdf_from: Callable[[str], bytes] | None, no_pdf: str | None, now: datetime,
+) -> int:  # fmt: skip
+    """Make a withdrawn report mail again, from the store as it is now, for its recipient as
+    they may see it now; it is then pending (with a fresh budget of attempts). When it cannot
+    be (its schedule or recipient gone, its subject out of their scope) it is cancelled, with
+    why. Returns 1 if it was made again."""
+    outbox_id, doc, username = row
+    data = doc.get("data") or {}
+    why = None
+    try:
+        schedule = get_schedule(store, str(data.get("schedule_id")))
+        rcpt = next(
+            (r for r in recipients(store, schedule) if r.principal.username == username), None
+        )
+        if rcpt is None:
+            who = username or "its recipient"
+            why = f"{who} no longer receives schedule {schedule.schedule_id}"
+        else:
+            period = ReportPeriod.from_key(CADENCES[schedule.cadence], str(data.get("period")))
+            scope = Scope.of(rcpt.principal, cmap)
+            doc["data"] = _payload(schedule, store, period, scope, pdf_from, no_pdf)
+    except CorridorError as e:  # the schedule removed, a subject now outside the scope
+        why = str(e)
+    with store.transaction() as tx:
+        if why is not None:
+            log.warning("report mail %s not made again: %s", outbox_id, why)
+            tx.execute(
+                "UPDATE outbox SET state = ?, last_error = ? WHERE id = ? AND state = ?",
+                [outbox.CANCELLED, f"not made again after a privacy request: {why}"[:500],
+                 outbox_id, outbox.REMAKING],
+            )  # fmt: skip
+            return 0
+        as_json = "JSONB" if tx.dialect == "postgres" else "JSON"
+        made = tx.execute(
+            f"UPDATE outbox SET payload = CAST(? AS {as_json}), state = ?, attempts = 0, "
+            "next_attempt_at = ?, last_error = NULL WHERE id = ? AND state = ?",
+            [orjson.dumps(doc).decode(), outbox.PENDING, now, outbox_id, outbox.REMAKING],
+        )
+    if made == 1:
+        outbox.wake()
+    return int(made == 1)
+
+
 def deliveries(store: Store, schedule_id: str | None = None) -> list[dict[str, Any]]:
     where, args = ("WHERE schedule_id = ?", [schedule_id]) if schedule_id else ("", [])
     rows = store.query(
@@ -363,7 +441,10 @@ def deliveries(store: Store, schedule_id: str | None = None) -> list[dict[str, A
 
 def reports_job(ctx: JobContext) -> str | None:
     done = send_due(ctx.store)
-    return done.summary() if (done.queued or done.failed) else None
+    remade = remake_withdrawn(ctx.store)
+    told = [done.summary()] if (done.queued or done.failed) else []
+    told += [f"{remade} report mails made again after a privacy request"] if remade else []
+    return "; ".join(told) or None
 
 
 scheduler.register("reports.send", EVERY_S, reports_job)
@@ -381,6 +462,7 @@ __all__ = [
     "last_send_time",
     "list_schedules",
     "reaches",
+    "remake_withdrawn",
     "remove_schedule",
     "send_due",
     "set_time_zone",

@@ -99,7 +99,7 @@ class NotificationOut(BaseModel):
         description="webhook (target: endpoint id), email (an address) or digest (a username)"
     )
     target: str
-    state: Literal["pending", "delivered", "failed", "digested", "cancelled"]
+    state: outbox.State
     attempts: int = Field(description="attempts since it was enqueued or last redelivered")
     created_at: datetime
     next_attempt_at: datetime = Field(description="state pending: when it is tried next")
@@ -337,7 +337,7 @@ async def list_deliveries(
     store: StoreDep,
     scope: LoopAdminDep,
     state: Annotated[
-        Literal["pending", "delivered", "failed", "digested", "cancelled"] | None,
+        outbox.State | None,
         Query(description="only notifications in this state"),
     ] = None,
     endpoint: Annotated[

@@ -1,0 +1,91 @@
+"""What a privacy request does to mails still in the outbox that carry more than the person:
+a digest loses the lines about them and goes with the others (:func:`trim_digests`); a report
+mail that quotes their feedback is withdrawn and made again (:func:`withdraw_reports`). Both run
+in the request's removal transaction (:mod:`corridor.privacy.requests`), where ``_subject`` and
+``_needles`` are staged (:func:`corridor.privacy.subject.stage`)."""
+
+from __future__ import annotations
+
+import orjson
+import pyarrow as pa
+
+from corridor.loop.outbox_rows import FAILED, PENDING, REMAKING
+from corridor.store.base import Tx
+from corridor.text.redact import redact
+
+#: a report mail's parts that say which report it is (kept when its content is withdrawn)
+REPORT_KEYS = ("schedule_id", "period", "scope")
+
+
+def trim_digests(tx: Tx, tables: set[str]) -> None:
+    """A digest mail still to send that names the person carries other notifications too (a
+    department head's hour of cases): the lines about the person are taken out of it, and it
+    goes with the rest, instead of going whole with the notifications about them (its lines
+    are marked folded: they would never be sent again). A digest left with no line goes."""
+    if "outbox" not in tables:
+        return
+    text = "CAST(payload AS VARCHAR)"
+    rows = tx.fetchall(
+        f"SELECT id, {text} FROM outbox WHERE event_type = 'digest' AND target_kind = 'email' "
+        "AND state = 'pending' AND target NOT IN (SELECT id_value FROM _subject_ids) AND EXISTS "
+        f"(SELECT 1 FROM _needles n WHERE strpos({text}, n.needle) > 0)"
+    )
+    if not rows:
+        return
+    needles = [str(r[0]) for r in tx.fetchall("SELECT needle FROM _needles")]
+    as_json = "JSONB" if tx.dialect == "postgres" else "JSON"
+    for outbox_id, payload in rows:
+        doc = orjson.loads(payload)
+        data = doc.get("data") or {}
+        items = list(data.get("items") or [])
+        kept = [i for i in items if not any(n in orjson.dumps(i).decode() for n in needles)]
+        if not kept or len(kept) == len(items):
+            continue  # nothing else in it, or the person is named outside its lines: it goes
+        doc["data"] = {**data, "items": kept, "count": len(kept)}
+        tx.execute(
+            f"UPDATE outbox SET payload = CAST(? AS {as_json}) WHERE id = ?",
+            [orjson.dumps(doc).decode(), outbox_id],
+        )
+
+
+def withdraw_reports(tx: Tx, tables: set[str], request_id: str) -> int:
+    """A report mail quotes the latest comments of its largest themes (in its text, its HTML
+    and its PDF). Every one that quotes a feedback text of the person, or about their
+    interactions, loses its content (the mail keeps which schedule, period and scope it is,
+    and ``withdrawn``: the request's id): one still to send (or failed) is ``remaking``, made
+    again by the reports job from the store as it is after the request, then sent; one sent
+    already keeps its state, and a redelivery makes it again first. A mail being sent at this
+    moment cannot be called back: it goes (and, remade, goes again). Returns how many."""
+    if not {"outbox", "feedback"} <= tables:
+        return 0
+    texts = tx.fetchall(
+        "SELECT text FROM feedback WHERE text IS NOT NULL AND (person_id IN "
+        "(SELECT person_id FROM _subject) OR interaction_id IN (SELECT interaction_id FROM "
+        "interactions WHERE person_id IN (SELECT person_id FROM _subject)))"
+    )
+    # as a quote stands in the mail's text (``"…"`` on a line), in the payload's JSON
+    quoted = sorted({orjson.dumps(f'"{redact(str(t)).text}"').decode()[1:-1] for (t,) in texts})
+    if not quoted:
+        return 0
+    tx.stage("_quoted", pa.table({"needle": pa.array(quoted, pa.string())}))
+    rows = tx.fetchall(
+        "SELECT id, state, CAST(payload AS VARCHAR) FROM outbox WHERE event_type = 'report' "
+        "AND EXISTS (SELECT 1 FROM _quoted q WHERE strpos(CAST(payload AS VARCHAR), q.needle) "
+        "> 0)"
+    )
+    as_json = "JSONB" if tx.dialect == "postgres" else "JSON"
+    for outbox_id, state, payload in rows:
+        doc = orjson.loads(payload)
+        data = doc.get("data") or {}
+        doc["data"] = {k: data[k] for k in REPORT_KEYS if k in data} | {"withdrawn": request_id}
+        again = REMAKING if state in (PENDING, FAILED, REMAKING) else str(state)
+        tx.execute(
+            f"UPDATE outbox SET payload = CAST(? AS {as_json}), state = ?, attempts = CASE "
+            "WHEN ? = ? THEN 0 ELSE attempts END, last_error = NULL, lease_owner = NULL, "
+            "lease_until = NULL, batch_key = NULL WHERE id = ?",
+            [orjson.dumps(doc).decode(), again, again, REMAKING, outbox_id],
+        )
+    return len(rows)
+
+
+__all__ = ["REPORT_KEYS", "trim_digests", "withdraw_reports"]
