@@ -63,14 +63,15 @@ def withdraw_reports(tx: Tx, tables: set[str], request_id: str) -> int:
         "(SELECT person_id FROM _subject) OR interaction_id IN (SELECT interaction_id FROM "
         "interactions WHERE person_id IN (SELECT person_id FROM _subject)))"
     )
-    # as a quote stands in the mail's text (``"…"`` on a line), in the payload's JSON
-    quoted = sorted({orjson.dumps(f'"{redact(str(t)).text}"').decode()[1:-1] for (t,) in texts})
+    # as a quote stands in the mail's plain text (``"…"`` on a line of its own): only that part
+    # is read, not the HTML and the PDF (which quote the same), so the search stays small
+    quoted = sorted({f'"{redact(str(t)).text}"' for (t,) in texts})
     if not quoted:
         return 0
     tx.stage("_quoted", pa.table({"needle": pa.array(quoted, pa.string())}))
     rows = tx.fetchall(
         "SELECT id, state, CAST(payload AS VARCHAR) FROM outbox WHERE event_type = 'report' "
-        "AND EXISTS (SELECT 1 FROM _quoted q WHERE strpos(CAST(payload AS VARCHAR), q.needle) "
+        "AND EXISTS (SELECT 1 FROM _quoted q WHERE strpos(payload->'data'->>'text', q.needle) "
         "> 0)"
     )
     as_json = "JSONB" if tx.dialect == "postgres" else "JSON"
