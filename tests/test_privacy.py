@@ -22,7 +22,7 @@ from corridor.analytics.customers.models import store_state
 from corridor.domain.corridor_map import CorridorMap
 from corridor.errors import CorridorError
 from corridor.ingest.pipeline import Ingestor
-from corridor.loop import scheduler
+from corridor.loop import outbox, scheduler
 from corridor.privacy import audit, compact, ledger, requests, retention, settings, subject
 from corridor.privacy.export import archive
 from corridor.store import Store, open_store
@@ -368,6 +368,56 @@ def test_retention_removes_old_texts_and_stale_prospects(store: Store, built: In
     (line,) = audit.entries(store, action="retention.run")[0]
     assert line["actor_kind"] == "system" and line["detail"]["feedback_texts"] == old
     assert {retention.JOB, retention.RESUME_JOB} <= set(scheduler.REGISTRY)
+
+
+def test_retention_removes_old_finished_notifications_and_their_log(store: Store) -> None:
+    """The outbox keeps every notification's payload; by default a notification finished more
+    than 90 days ago goes, with its delivery log lines. Kept: one still to send, one created
+    long ago but delivered lately (a redelivery), a recent one, and an old invitation mail
+    whose reminder is still to come (the reminder reads it)."""
+    assert settings.read_settings(store)["retention.notification_days"] == "90"
+    now = datetime.now(UTC)
+    old = now - timedelta(days=91)
+    rows = {  # key: (state, created_at, delivered_at)
+        "old-sent": ("delivered", old, old),
+        "old-failed": ("failed", old, None),
+        "old-digested": ("digested", old, None),
+        "old-waiting": ("pending", old, None),
+        "old-redelivered": ("delivered", old, now - timedelta(days=1)),
+        "new-sent": ("delivered", now, now),
+        "inv-1-invitation": ("delivered", old, old),
+    }
+    with store.transaction() as tx:
+        for key in rows:
+            outbox.enqueue(tx, "case.opened", {"case_id": key}, key=key, emails=["a@example.com"])
+        for key, (state, created, delivered) in rows.items():
+            tx.execute(
+                "UPDATE outbox SET state = ?, created_at = ?, delivered_at = ? "
+                "WHERE idempotency_key = ?",
+                [state, created, delivered, key],
+            )
+            tx.execute(
+                "INSERT INTO deliveries (outbox_id, attempt, attempted_at, status_code, "
+                "duration_ms, error) SELECT id, 1, created_at, 250, 12.0, NULL FROM outbox "
+                "WHERE idempotency_key = ?",
+                [key],
+            )
+        tx.execute(
+            "INSERT INTO survey_invitations (invitation_id, source_key, survey_id, person_id, "
+            "channel, created_at, due_at, state, remind_at) VALUES ('inv-1', 'k-1', 's', 'p-1', "
+            "'email', ?, ?, 'sent', ?)",
+            [old, old, now + timedelta(days=3)],
+        )
+    done = retention.apply(store)
+    assert done["notifications"] == 3, done
+    kept = {str(r[0]) for r in store.query("SELECT idempotency_key FROM outbox")}
+    assert kept == {"old-waiting", "old-redelivered", "new-sent", "inv-1-invitation"}
+    logged = store.query(
+        "SELECT o.idempotency_key FROM deliveries d LEFT JOIN outbox o ON o.id = d.outbox_id"
+    )
+    assert sorted(str(r[0]) for r in logged) == sorted(kept)  # no line left without its row
+    settings.change_settings(store, {"retention.notification_days": "0"}, by="dpo")
+    assert "notifications" not in retention.apply(store)
 
 
 def test_the_api_answers_requests_for_admins_only(store: Store, built: Ingestor) -> None:

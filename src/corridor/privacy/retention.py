@@ -8,7 +8,12 @@ Per record kind (:mod:`corridor.privacy.settings`, 0 days turns one off):
 - ``retention.original_text_days``: kept original texts stored longer ago than this are removed;
 - ``retention.prospect_days``: a prospect (a person group whose canonical person is of kind
   ``prospect``) first seen, and with no interaction or feedback, within this many days is
-  erased whole (:func:`corridor.privacy.requests.request`, identities to the ledger).
+  erased whole (:func:`corridor.privacy.requests.request`, identities to the ledger);
+- ``retention.notification_days`` (90 by default): notifications (the outbox's rows: a webhook,
+  a mail, a digest line) finished longer ago than this (sent, failed, cancelled or put in a
+  digest; created, and delivered if they were, before the cutoff) are removed with their
+  delivery log; one still to send, or whose survey invitation still waits for its reminder (the
+  reminder reads the invitation's mail), stays.
 
 Each run writes one audit line ``retention.run`` with what it removed (counts only).
 
@@ -23,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from corridor.loop import scheduler
-from corridor.privacy import audit, requests, settings
+from corridor.privacy import audit, requests, settings, subject
 from corridor.store.base import Store
 
 #: prospects erased per run at most (the next run takes the rest)
@@ -58,6 +63,9 @@ def apply(
                 ),
                 0,
             )
+    note_days = days["retention.notification_days"]
+    if note_days:
+        done["notifications"] = _old_notifications(store, now - timedelta(days=note_days))
     prospect_days = days["retention.prospect_days"]
     if prospect_days:
         cutoff = now - timedelta(days=prospect_days)
@@ -76,6 +84,32 @@ def apply(
         done["prospects_erased"] = len(stale)
     audit.log(store, actor, "retention.run", detail=done)
     return done
+
+
+#: the outbox's finished states (see corridor.loop.outbox_rows)
+_FINISHED = ("delivered", "failed", "cancelled", "digested")
+
+
+def _old_notifications(store: Store, cutoff: datetime) -> int:
+    """Remove the notifications finished before ``cutoff`` and their delivery log; how many."""
+    with store.transaction() as tx:
+        tables = subject.existing_tables(tx)
+        if "outbox" not in tables:
+            return 0
+        marks = ", ".join("?" for _ in _FINISHED)
+        old = (
+            f"state IN ({marks}) AND created_at < ? AND (delivered_at IS NULL OR delivered_at < ?)"
+        )
+        params: list[Any] = [*_FINISHED, cutoff, cutoff]
+        if "survey_invitations" in tables:  # a reminder to come reads the invitation's mail
+            old += (
+                " AND NOT EXISTS (SELECT 1 FROM survey_invitations i WHERE "
+                "i.invitation_id || '-invitation' = outbox.idempotency_key AND "
+                "i.remind_at IS NOT NULL AND i.reminded_at IS NULL)"
+            )
+        tx.execute(f"DELETE FROM deliveries WHERE outbox_id IN (SELECT id FROM outbox WHERE {old})",
+                   params)  # fmt: skip
+        return max(tx.execute(f"DELETE FROM outbox WHERE {old}", params), 0)
 
 
 def _job(ctx: scheduler.JobContext) -> str:

@@ -14,6 +14,8 @@ retention.feedback_text_days   0 (off)   feedback free text older than this many
 retention.original_text_days   0 (off)   kept original (unredacted) texts older than this
 retention.prospect_days        0 (off)   prospects with no interaction or feedback for this
                                          many days are erased whole
+retention.notification_days    90        notifications (the outbox's rows) finished longer
+                                         ago than this are removed, with their delivery log
 ============================== ========= ===================================================
 
 The salt is made on first use (32 random bytes, hex) and never shown.
@@ -35,8 +37,16 @@ RETENTION = {
     "retention.feedback_text_days": "feedback free text older than this many days is removed",
     "retention.original_text_days": "kept original (unredacted) texts older than this are removed",
     "retention.prospect_days": "prospects without contact for this many days are erased",
+    "retention.notification_days": "notifications finished (sent, failed, cancelled, put in a "
+    "digest) longer ago than this are removed, with their delivery log",
 }
-DEFAULTS: dict[str, str] = {RESURRECTION: "refuse", **{k: "0" for k in RETENTION}}
+DEFAULTS: dict[str, str] = {
+    RESURRECTION: "refuse",
+    **{k: "0" for k in RETENTION},
+    # the outbox keeps every notification's payload (a report mail's PDF too): bounded unless
+    # someone chooses otherwise, as webhook services keep messages (90 days)
+    "retention.notification_days": "90",
+}
 
 
 class PrivacySettingError(CorridorError, ValueError):

@@ -106,6 +106,12 @@ class PrivacySettings(BaseModel):
     retention_prospect_days: int = Field(
         ge=0, description=settings.RETENTION["retention.prospect_days"] + " (0: off)"
     )
+    retention_notification_days: int | None = Field(
+        default=None,
+        ge=0,
+        description=settings.RETENTION["retention.notification_days"]
+        + " (0: off; left out of a PUT: unchanged)",
+    )
 
 
 def _settings_out(values: dict[str, str]) -> PrivacySettings:
@@ -267,6 +273,8 @@ def put_privacy_settings(
         "retention.original_text_days": str(body.retention_original_text_days),
         "retention.prospect_days": str(body.retention_prospect_days),
     }
+    if body.retention_notification_days is not None:
+        changes["retention.notification_days"] = str(body.retention_notification_days)
     actor = _actor(request, scope)
     out = settings.change_settings(store, changes, by=actor.name)
     audit.log(store, actor, "privacy.settings", detail=changes)
