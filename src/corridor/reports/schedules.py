@@ -323,13 +323,14 @@ def _printing(with_pdf: bool) -> Iterator[tuple[Callable[[str], bytes] | None, s
         yield None, None
         return
     with contextlib.ExitStack() as stack:
+        pdf_from: Callable[[str], bytes] | None = None
+        why = None
         try:
             pdf_from = stack.enter_context(printer()).pdf
         except PdfUnavailableError as e:
             log.warning("reports go without their PDF: %s", e)
-            yield None, str(e)
-            return
-        yield pdf_from, None
+            why = str(e)
+        yield pdf_from, why
 
 
 def send_due(store: Store, *, now: datetime | None = None, with_pdf: bool = True) -> SendReport:
