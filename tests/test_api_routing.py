@@ -63,6 +63,25 @@ def test_unknown_path_stays_404(client: TestClient, method: str) -> None:
         assert "allow" not in r.headers
 
 
+def test_a_browser_asking_for_a_page_that_does_not_exist_gets_the_404_page(
+    client: TestClient,
+) -> None:
+    """A mistyped page address in a browser (it asks for HTML) is answered with the HTML 404
+    page and the way to the start page, not the API's JSON; the API's paths and clients that
+    do not ask for HTML keep the JSON error."""
+    html = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path in ("/privacy", "/cases/c-1/extra", "/customer/p-1"):
+        r = client.get(path, headers=html)
+        assert r.status_code == 404, (path, r.text)
+        assert r.headers["content-type"].startswith("text/html"), path
+        assert "Page not found" in r.text and f"There is no page at {path}" in r.text
+        assert 'href="/"' in r.text and r.headers["x-content-type-options"] == "nosniff"
+        assert client.get(path).json()["error"]["code"] == "not_found"  # no HTML asked for
+    for path in ("/api/v1/nothing-here", "/api/v1/gaps/deeper"):
+        assert client.get(path, headers=html).json()["error"]["code"] == "not_found"
+    assert client.post("/privacy", headers=html).json()["error"]["code"] == "not_found"
+
+
 def test_post_to_unknown_kind_lists_the_kinds(client: TestClient) -> None:
     r = client.post("/api/v1/clicks", json={})
     assert r.status_code == 404

@@ -16,6 +16,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 
 import corridor
 from corridor.analytics.customers.models import CHURN_RISK, FittedModels
@@ -63,6 +66,16 @@ accepted records are committed; the same id sent twice is stored once, so retryi
 
 **Errors** share one shape: `{"error": {"code": "...", "message": "...", "details": [...]}}`.
 """
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """An HTTP error: a browser's page that does not exist gets the HTML 404 page
+    (:func:`corridor.web.routes.page_not_found`); everything else the API's error shape."""
+    if isinstance(exc, StarletteHTTPException) and exc.status_code == 404:
+        page = web_routes.page_not_found(request)
+        if page is not None:
+            return page
+    return await errors.handle_error(request, exc)
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
@@ -161,6 +174,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.models.on_fitted(CHURN_RISK, churn_jump.listener(the_store))
     errors.install(app)
     web_routes.install(app)  # a page's dependency may answer the request itself
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(
         RequestForgeryGuard,
         trusted_origins=[o for o in settings.trusted_origins.split(",") if o.strip()],

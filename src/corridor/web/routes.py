@@ -221,6 +221,30 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Answered, _answered)
 
 
+#: paths that are the API's (its errors are JSON whoever asks)
+_API_PATHS = ("/api/", "/openapi.json", "/docs", "/redoc")
+
+
+def page_not_found(request: Request) -> Response | None:
+    """The HTML 404 page for a browser asking for a page that does not exist (a mistyped or
+    outdated address), with the way to the start page; None for the API's paths and for a
+    client that does not ask for HTML (they get the API's JSON error)."""
+    path = request.url.path
+    if request.method not in ("GET", "HEAD") or path.startswith(_API_PATHS):
+        return None
+    if "text/html" not in request.headers.get("accept", ""):
+        return None
+    return render(
+        request,
+        "error.html",
+        status=404,
+        title="Page not found",
+        message=f"There is no page at {path}. Check the address, or start again from the "
+        "start page.",
+        home="/",
+    )
+
+
 async def _signed_in(request: Request) -> tuple[Scope, Store, CorridorMap | None] | Response:
     """The signed-in user's scope, the store and the corridor map a page is built from; else
     the sign-in page (see :func:`_scope`)."""
