@@ -84,9 +84,9 @@ def test_rules_are_checked_stored_listed_and_disabled(store):
         (Rule("x", "sentiment"), "unknown rule kind"),
         (Rule("x", "detractor", {"below": 3}), "takes no below"),
         (Rule("x", "score_below", {"field": "nps"}), "needs below"),
-        (Rule("x", "score_below", {"field": "mood", "below": 3}), "needs field"),
+        (Rule("x", "score_below", {"field": "mood", "below": 3}), "field must be one of 'exp"),
         (Rule("x", "text", {}), "intents"),
-        (Rule("x", "text", {"intents": ["rant"]}), "unknown intent"),
+        (Rule("x", "text", {"intents": ["rant"]}), "intents must be one of 'complaint'"),
         (Rule("x", "threshold", {"analysis": "gaps", "column": "nope", "below": 0}), "no column"),
         (Rule("x", "threshold", {"analysis": "gaps", "column": "mean_gap"}), "exactly one"),
         (Rule("x", "change", {"analysis": "gaps", "column": "mean_gap_low"}), "p-value"),
@@ -514,6 +514,11 @@ def test_rules_commands(store_url, small_map):
     assert json.loads(cli("rules", "list", "--format", "json"))[0]["enabled"] is False
     bad = run.invoke(cli_app, ["rules", "add", "x", "--kind", "nope", "--store", store_url])
     assert bad.exit_code != 0
+    huge = run.invoke(cli_app, ["rules", "add", "x", "--kind", "forecast", "--below", "-1",
+                                "--min-n", "1" + "0" * 400, "--store", store_url])  # fmt: skip
+    # a RuleError, which `corridor` (cli.main) prints as one line: not an OverflowError
+    assert isinstance(huge.exception, RuleError), huge.exception
+    assert "min_n must lie in [0, 1e+09]" in str(huge.exception)
 
 
 # -- a simulated company: planted effects ---------------------------------------------------------
@@ -741,6 +746,28 @@ def test_rules_and_promises_changed_through_another_store_are_seen_by_the_next_b
         (Rule("c7", "score_below", {"field": "nps", "below": "inf"}), "finite"),
         (Rule("c8", "drift", {"by": ["nonsense_dim"]}), "cannot group by nonsense_dim"),
         (Rule("c9", "drift", {"by": ["touchpoint", "touchpoint"]}), "touchpoint twice"),
+        # what the API's body declares holds here too (it raised, or was stored and then
+        # failed at every run): a huge whole number, a list given as a number, a period no
+        # analysis has, a fraction where a count goes, names with control characters or too long
+        (
+            Rule("d1", "forecast", {"below": -1, "min_n": 10**400}),
+            "min_n must lie in [0, 1e+09], got 1000000000000000000000000000000000000000…",
+        ),
+        (Rule("d2", "broken_promise", {"promises": 5}), "promises must be a list of names, got 5"),
+        (Rule("d3", "drift", {"period": "year"}), "period must be one of 'day', 'week'"),
+        (Rule("d4", "drift", {"period": "Month"}), "period must be one of"),
+        (
+            Rule(
+                "d5",
+                "threshold",
+                {"analysis": "gaps", "column": "mean_gap", "below": 0, "lookback": 1.5},
+            ),
+            "lookback must be a whole number, got 1.5",
+        ),
+        (Rule("d6", "text", {"themes": ["a\x00b"]}), "themes[0]: control characters"),
+        (Rule("d7", "text", {"themes": ["x" * 300]}), "themes[0]: string should have at most 200"),
+        (Rule("d8", "detractor", name="a\x1bb"), "name: control characters are not allowed"),
+        (Rule("d9", "detractor", scope={"region": ["x" * 201]}), "scope region: string should"),
     ],
 )
 def test_rules_that_could_never_run_are_refused_when_stored(store, rule, says):
@@ -781,6 +808,30 @@ def test_every_bound_the_api_declares_is_checked_on_every_path(store, key):
     kept = next(edge for edge, open_, _ in sides if edge is not None and not open_)
     add_rule(store, Rule("r", kind, complete | {key: kept}), actor="ana")
     assert list_rules(store)[0].definition[key] == kept
+
+
+def test_a_number_given_as_text_is_read_as_the_api_reads_it(store):
+    """``"30"`` for a count is 30, a whole number (the API's body reads it so too), not 30.0
+    shown as "n ≥ 30.0"."""
+    rule = add_rule(store, Rule("t", "threshold", {"analysis": "gaps", "column": "mean_gap",
+                                                   "below": "0", "min_n": "30"}),
+                    actor="ana")  # fmt: skip
+    assert rule.definition["min_n"] == 30 and isinstance(rule.definition["min_n"], int)
+
+
+def test_the_api_refuses_true_and_false_as_numbers(store):
+    """JSON's true was read as 1 (``horizon: true`` stored a rule one period ahead)."""
+    app = create_app(Settings(auth="off", scheduler="off"), store=store)
+    with TestClient(app) as c:
+        for definition in ({"max_nps": True}, {"horizon": True, "below": -1},
+                           {"jump": True}, {"below": False, "field": "nps"}):  # fmt: skip
+            kind = {"max_nps": "detractor", "horizon": "forecast", "jump": "churn_jump",
+                    "below": "score_below"}[next(iter(definition))]  # fmt: skip
+            r = c.post("/api/v1/rules", json={"rule_id": "b", "kind": kind,
+                                              "definition": definition})  # fmt: skip
+            assert r.status_code == 422, (definition, r.text)
+            assert "must be a number, not true or false" in r.json()["error"]["message"]
+    assert list_rules(store) == []
 
 
 def test_the_cli_offers_every_parameter_the_api_declares():

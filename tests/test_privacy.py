@@ -535,6 +535,12 @@ def test_the_privacy_page_previews_then_erases_after_confirmation(
         assert r.status_code == 200 and "Done: erase of web-77" in r.text
         assert store.count("people") == len(OTHERS)
         assert "person.erase" in r.text and EMAIL not in r.text
+        # asked again with the other action: says what was done, not what was asked
+        r = c.post(
+            "/admin/privacy/request",
+            data={"person_id": SUBJECT, "action": "anonymise", "confirm": "yes"},
+        )
+        assert r.status_code == 200 and "web-77 had been erased already" in r.text
 
 
 @pytest.mark.parametrize("engine", ["duckdb"])  # the CLI opens either engine alike

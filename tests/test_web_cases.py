@@ -282,6 +282,14 @@ def test_the_rules_page_lists_adds_disables_and_tests(app, store, world):
         bad = c.post("/rules", data={"rule_id": "late", "kind": "score_below",
                                      "definition": '{"field": "gap"}'})  # fmt: skip
         assert bad.status_code == 422 and "needs below" in html.unescape(bad.text)
+        for definition, says in (('{"promises": 5}', "promises must be a list of names"),
+                                 ('{"below": -1, "min_n": 1' + "0" * 400 + "}", "min_n must"),
+                                 ('{"period": "year"}', "period must be one of")):  # fmt: skip
+            kind = "broken_promise" if "promises" in definition else (
+                "forecast" if "min_n" in definition else "drift")  # fmt: skip
+            bad = c.post("/rules", data={"rule_id": "late", "kind": kind,
+                                         "definition": definition})  # fmt: skip
+            assert bad.status_code == 422 and says in html.unescape(bad.text), bad.text[:300]
         r = c.post(
             "/rules",
             data={"rule_id": "late", "kind": "score_below", "priority": "high",

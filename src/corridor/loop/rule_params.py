@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NamedTuple, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from corridor.domain.plain_text import has_control
 
@@ -45,6 +54,15 @@ class RuleDefinition(BaseModel):
     """What the rule watches; each kind takes some of these (the others are refused)."""
 
     model_config = STRICT
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        """JSON's true and false are not numbers (pydantic would read them as 1 and 0)."""
+        field = cls.model_fields[info.field_name or ""]
+        if isinstance(value, bool) and _core(field.annotation) in (int, float):
+            raise ValueError("must be a number, not true or false")
+        return value
 
     max_nps: float | None = option("detractor: NPS at most this (default 6)", ge=0, le=10)
     field: ScoreField | None = option(
@@ -170,6 +188,56 @@ NUMBERS: dict[str, Bounds] = {
     for name, f in RuleDefinition.model_fields.items()
     if _core(f.annotation) in (int, float)
 }
+
+
+#: each parameter's type with its constraints, to check one value as the API body would
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {
+    name: TypeAdapter(Annotated[f.annotation, f])  # type: ignore[arg-type]
+    for name, f in RuleDefinition.model_fields.items()
+}
+
+
+def shown(value: Any) -> str:
+    """``value`` for a message: at most 60 characters of it."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}… ({len(text)} characters)"
+
+
+def check_value(key: str, value: Any) -> Any:
+    """``value`` of the definition's ``key`` as the declaration takes it (a whole number, one
+    of the allowed values, a list of printable names of at most 200 characters...), converted
+    as the API body converts it; :class:`ValueError` saying what is wrong otherwise. A key the
+    declaration does not have is left to the caller (a kind refuses keys it does not take)."""
+    if key not in _ADAPTERS:
+        return value
+    try:
+        return _ADAPTERS[key].validate_python(value)
+    except ValidationError as e:
+        err = e.errors()[0]
+        kind, where = err["type"], "".join(f"[{i}]" for i in err["loc"])
+        if kind.startswith("int_"):
+            raise ValueError(f"{key} must be a whole number, got {shown(value)}") from None
+        if kind == "literal_error":
+            allowed = err.get("ctx", {}).get("expected", "")
+            raise ValueError(f"{key} must be one of {allowed}, got {shown(value)}") from None
+        if kind in ("list_type", "dict_type"):
+            what = "a list of names" if kind == "list_type" else "an object of NAME: VALUE"
+            raise ValueError(f"{key} must be {what}, got {shown(value)}") from None
+        said = str(err["msg"]).removeprefix("Value error, ")
+        raise ValueError(f"{key}{where}: {said[:1].lower()}{said[1:]}") from None
+
+
+_NAME: TypeAdapter[str] = TypeAdapter(Name)
+
+
+def check_name(label: str, value: Any) -> str:
+    """``value`` if it is a name as the API takes one (printable, 1-200 characters);
+    :class:`ValueError` saying what is wrong, about ``label``, otherwise."""
+    try:
+        return _NAME.validate_python(value)
+    except ValidationError as e:
+        said = str(e.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise ValueError(f"{label}: {said[:1].lower()}{said[1:]}, got {shown(value)}") from None
 
 
 def parameters() -> dict[str, tuple[Any, str]]:

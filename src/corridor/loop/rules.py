@@ -36,7 +36,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from corridor.errors import CorridorError
-from corridor.loop.rule_params import NUMBERS, PER, SCORE_FIELDS, Bounds
+from corridor.loop.rule_params import (
+    NUMBERS,
+    PER,
+    SCORE_FIELDS,
+    Bounds,
+    check_name,
+    check_value,
+    shown,
+)
 from corridor.loop.sla import DEFAULT_POLICY_NAME, PRIORITIES
 from corridor.store import Store
 from corridor.store.base import Tx
@@ -241,7 +249,10 @@ def check(rule: Rule) -> Rule:
             raise RuleError(f"unknown scope {key!r}; allowed: {', '.join(SCOPE_KEYS)}")
         items = [values] if isinstance(values, str) else list(values or ())
         if items:
-            scope[key] = [str(v) for v in items]
+            scope[key] = [_name(f"scope {key}", str(v)) for v in items]
+    for label, value in (("name", rule.name), ("team", rule.team), ("sla_policy", rule.sla_policy)):
+        if value:  # (as the API's body takes them)
+            _name(label, value)
     definition = {k: v for k, v in rule.definition.items() if v is not None}
     _check_definition(rule.kind, definition)
     if rule.kind == "ripple" and set(scope) - {"department", "touchpoint"}:
@@ -256,6 +267,13 @@ def check(rule: Rule) -> Rule:
     )
 
 
+def _name(label: str, value: Any) -> str:
+    try:
+        return check_name(label, value)
+    except ValueError as e:
+        raise RuleError(str(e)) from None
+
+
 def _check_definition(kind: str, d: dict[str, Any]) -> None:
     def number(key: str, bounds: Bounds) -> None:
         if key not in d:
@@ -266,17 +284,16 @@ def _check_definition(kind: str, d: dict[str, Any]) -> None:
         if not isinstance(v, int | float):
             try:
                 v = d[key] = float(v)
-            except (TypeError, ValueError):
-                raise RuleError(f"{key} must be a number, got {d[key]!r}") from None
-        if not math.isfinite(v):
+            except (TypeError, ValueError, OverflowError):
+                raise RuleError(f"{key} must be a number, got {shown(d[key])}") from None
+        if isinstance(v, float) and not math.isfinite(v):  # (an int is; a huge one too)
             raise RuleError(f"{key} must be a finite number, got {v}")
         if not bounds.admits(v):
-            raise RuleError(f"{key} must {bounds.words()}, got {v}")
+            raise RuleError(f"{key} must {bounds.words()}, got {shown(v)}")
 
     def names(key: str) -> None:
-        if key in d:
-            v = d[key]
-            d[key] = [v] if isinstance(v, str) else [str(x) for x in v]
+        if key in d and isinstance(d[key], str):
+            d[key] = [d[key]]  # one name for a list of one
 
     if "per" in d and d["per"] not in PER:
         raise RuleError(f"per must be one of {', '.join(PER)}, got {d['per']!r}")
@@ -288,6 +305,12 @@ def _check_definition(kind: str, d: dict[str, Any]) -> None:
         raise RuleError("a churn_jump rule alerts per customer only (per: customer)")
     for key in ("promises", "intents", "themes", "by"):
         names(key)
+    for key, value in list(d.items()):  # as the API's body declares each (rule_params)
+        if key != "max_age":  # (read above: a duration, kept in seconds)
+            try:
+                d[key] = check_value(key, value)
+            except ValueError as e:
+                raise RuleError(str(e)) from None
     if "by" in d:
         from corridor.analytics.core.dimensions import DIMENSIONS
 

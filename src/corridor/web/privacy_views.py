@@ -112,10 +112,11 @@ async def privacy_request(
     except CorridorError as e:
         return await _page(admin, status=404, error=str(e))
     rows = sum(out["removed"].values())
+    done = str(out.get("action") or action)  # (an earlier request's: asked again, it may differ)
     notice = (
-        f"{person_id} had been {action}d already (request {out['request_id']})."
+        f"{person_id} had been {done}d already (request {out['request_id']})."
         if out["already"]
-        else f"Done: {action} of {person_id}, {rows} rows (request {out['request_id']}). "
+        else f"Done: {done} of {person_id}, {rows} rows (request {out['request_id']}). "
         "Run `corridor people compact` in a quiet moment to remove the old bytes from the "
         "store's files."
     )
