@@ -22,7 +22,7 @@ from corridor.analytics.customers.models import store_state
 from corridor.domain.corridor_map import CorridorMap
 from corridor.errors import CorridorError
 from corridor.ingest.pipeline import Ingestor
-from corridor.loop import outbox, scheduler
+from corridor.loop import outbox, scheduler, webhooks
 from corridor.privacy import audit, compact, ledger, requests, retention, settings, subject
 from corridor.privacy.export import archive
 from corridor.store import Store, open_store
@@ -372,52 +372,74 @@ def test_retention_removes_old_texts_and_stale_prospects(store: Store, built: In
 
 def test_retention_removes_old_finished_notifications_and_their_log(store: Store) -> None:
     """The outbox keeps every notification's payload; by default a notification finished more
-    than 90 days ago goes, with its delivery log lines. Kept: one still to send, one created
-    long ago but delivered lately (a redelivery), a recent one, and an old invitation mail
-    whose reminder is still to come (the reminder reads it)."""
+    than 90 days ago goes, with its delivery log lines. Kept: one still to send; old ones that
+    finished lately (delivered yesterday after a redelivery; redelivered today and failed
+    again; cancelled today, its endpoint removed); a recent one; an old invitation mail whose
+    reminder is still to come (the reminder reads it)."""
     assert settings.read_settings(store)["retention.notification_days"] == "90"
     now = datetime.now(UTC)
-    old = now - timedelta(days=91)
-    rows = {  # key: (state, created_at, delivered_at)
-        "old-sent": ("delivered", old, old),
-        "old-failed": ("failed", old, None),
-        "old-digested": ("digested", old, None),
-        "old-waiting": ("pending", old, None),
-        "old-redelivered": ("delivered", old, now - timedelta(days=1)),
-        "new-sent": ("delivered", now, now),
-        "inv-1-invitation": ("delivered", old, old),
+    old, lately = now - timedelta(days=91), now - timedelta(days=1)
+    rows = {  # key: (state, created_at, delivered_at, next_attempt_at, last attempt)
+        "old-sent": ("delivered", old, old, old, old),
+        "old-failed": ("failed", old, None, old, old),
+        "old-digested": ("digested", old, None, old, None),
+        "old-waiting": ("pending", old, None, old, None),
+        "old-redelivered": ("delivered", old, lately, lately, lately),
+        "old-failed-again-today": ("failed", old, None, now, now),
+        "new-sent": ("delivered", now, now, now, now),
+        "inv-1-invitation": ("delivered", old, old, old, old),
     }
+    hook = webhooks.add_endpoint(store, "https://hooks.example.com/corridor")
     with store.transaction() as tx:
         for key in rows:
-            outbox.enqueue(tx, "case.opened", {"case_id": key}, key=key, emails=["a@example.com"])
-        for key, (state, created, delivered) in rows.items():
+            outbox.enqueue(tx, "case.opened", {"case_id": key}, key=key, emails=["a@example.com"],
+                           endpoints=[])  # fmt: skip
+        outbox.enqueue(tx, "case.opened", {"case_id": "c"}, key="old-cancelled-today",
+                       endpoints=[hook.id])  # fmt: skip
+        tx.execute(
+            "UPDATE outbox SET created_at = ?, next_attempt_at = ? WHERE idempotency_key = ?",
+            [old, old, "old-cancelled-today"],
+        )
+        for key, (state, created, delivered, due, tried) in rows.items():
             tx.execute(
-                "UPDATE outbox SET state = ?, created_at = ?, delivered_at = ? "
-                "WHERE idempotency_key = ?",
-                [state, created, delivered, key],
+                "UPDATE outbox SET state = ?, created_at = ?, delivered_at = ?, "
+                "next_attempt_at = ? WHERE idempotency_key = ?",
+                [state, created, delivered, due, key],
             )
-            tx.execute(
-                "INSERT INTO deliveries (outbox_id, attempt, attempted_at, status_code, "
-                "duration_ms, error) SELECT id, 1, created_at, 250, 12.0, NULL FROM outbox "
-                "WHERE idempotency_key = ?",
-                [key],
-            )
+            if tried is not None:
+                tx.execute(
+                    "INSERT INTO deliveries (outbox_id, attempt, attempted_at, status_code, "
+                    "duration_ms, error) SELECT id, 1, ?, 250, 12.0, NULL FROM outbox "
+                    "WHERE idempotency_key = ?",
+                    [tried, key],
+                )
         tx.execute(
             "INSERT INTO survey_invitations (invitation_id, source_key, survey_id, person_id, "
             "channel, created_at, due_at, state, remind_at) VALUES ('inv-1', 'k-1', 's', 'p-1', "
             "'email', ?, ?, 'sent', ?)",
             [old, old, now + timedelta(days=3)],
         )
+    webhooks.remove_endpoint(store, hook.id)  # its notification still to send: cancelled now
     done = retention.apply(store)
     assert done["notifications"] == 3, done
     kept = {str(r[0]) for r in store.query("SELECT idempotency_key FROM outbox")}
-    assert kept == {"old-waiting", "old-redelivered", "new-sent", "inv-1-invitation"}
+    assert kept == {"old-waiting", "old-redelivered", "old-failed-again-today", "new-sent",
+                    "inv-1-invitation", "old-cancelled-today"}  # fmt: skip
     logged = store.query(
-        "SELECT o.idempotency_key FROM deliveries d LEFT JOIN outbox o ON o.id = d.outbox_id"
+        "SELECT DISTINCT o.idempotency_key FROM deliveries d "
+        "LEFT JOIN outbox o ON o.id = d.outbox_id"
     )
-    assert sorted(str(r[0]) for r in logged) == sorted(kept)  # no line left without its row
+    assert {str(r[0]) for r in logged} == kept - {"old-waiting", "old-cancelled-today"}
     settings.change_settings(store, {"retention.notification_days": "0"}, by="dpo")
     assert "notifications" not in retention.apply(store)
+
+
+@pytest.mark.parametrize("days", ["36501", "1000000", "-1", "1.5", "ninety"])
+def test_a_retention_period_past_a_hundred_years_is_refused(store: Store, days: str) -> None:
+    """A huge period (meant as "for ever") made every retention run fail on the date it
+    subtracts; 0 turns one off."""
+    with pytest.raises(settings.PrivacySettingError, match="from 1 to 36,500"):
+        settings.change_settings(store, {"retention.notification_days": days}, by="dpo")
 
 
 def test_the_api_answers_requests_for_admins_only(store: Store, built: Ingestor) -> None:
@@ -472,6 +494,11 @@ def test_the_api_answers_requests_for_admins_only(store: Store, built: Ingestor)
         )
         assert r.status_code == 200 and r.json()["resurrection"] == "accept"
         assert c.get("/api/v1/privacy/settings", headers=admin).json() == r.json()
+        assert r.json()["retention_notification_days"] == 90  # left out: unchanged
+        for bad in (True, 10**12, "30", -1):  # true was 1 day; 10**12 stopped every run
+            body = {**r.json(), "retention_notification_days": bad}
+            refused = c.put("/api/v1/privacy/settings", headers=admin, json=body)
+            assert refused.status_code == 422, (bad, refused.text)
         # other changes and a customer's reads are in the log too (the route, never the id)
         r = c.post(
             "/api/v1/users",

@@ -19,9 +19,11 @@ from corridor.domain.corridor_map import CorridorMap
 from corridor.ingest import after_commit
 from corridor.ingest.pipeline import Ingestor
 from corridor.loop import cases, mail, outbox, webhooks
+from corridor.loop.outbox import Notification
 from corridor.loop.rules import Rule, add_rule
-from corridor.privacy import audit, requests
+from corridor.privacy import audit, requests, retention, settings
 from corridor.reports import schedules
+from corridor.reports.model import THEMES_HEADING, plain_quote
 from corridor.store import Store
 from corridor.surveys import catalog, definition, invitations, links
 from corridor.text.jobs import analyze_handed
@@ -257,41 +259,98 @@ def test_a_digest_still_to_send_loses_the_persons_lines_and_keeps_the_others(
     assert scan(store, [SUBJ, EMAIL]) == []
 
 
-@pytest.mark.parametrize("action", ["erase", "anonymise"])
-def test_a_report_mail_quoting_the_person_is_withdrawn_and_made_again(
-    store: Store, ingestor: Ingestor, action: str
-) -> None:
-    """The withdrawal reads the queued mail's JSON as text, which each engine writes its own
-    way (PostgreSQL's JSONB re-serialises it): a quote with double quotes and a line break is
-    found on both, the mail waits (``remaking``) and the reports job makes it again from the
-    store as it is after the request. (A report quotes its themes' latest comments; this small
-    store has no themes, so the quote is put into the queued mail's text as a report has it;
-    tests/test_reports.py checks a real report's quotes on the demo company.)"""
+JULY = datetime(2025, 7, 2, tzinfo=UTC)
+#: a comment with what JSON and the mail's text write their own way: double quotes, a line
+#: break, a minus sign (the text writes it as "-")
+SAID = 'The "express" courier left it in the rain\nnext to the bins: −3 stars'
+
+
+def _queued_report(store: Store, ingestor: Ingestor) -> Notification:
+    """A monthly report for June 2025 queued for the analyst ana, its text quoting the
+    subject's comment as a report's themes' section does (this small store has no themes;
+    tests/test_reports.py checks a real report's quotes on the demo company)."""
     _people(ingestor)
-    said = 'The "express" courier left it in the rain\nnext to the bins'
-    _feedback(ingestor, [{"feedback_id": "f-q", "person_id": SUBJ, "nps": 3, "text": said,
+    _feedback(ingestor, [{"feedback_id": "f-q", "person_id": SUBJ, "nps": 3, "text": SAID,
                           "occurred_at": datetime(2025, 6, 10, tzinfo=UTC)}])  # fmt: skip
     accounts.add_user(store, "ana", "a-long-password-1", "analyst")
     mail.set_preference(store, "ana", "ana@example.com")
     schedules.add_schedule(
         store, cadence="monthly", role="analyst", now=datetime(2025, 6, 1, tzinfo=UTC)
     )
-    july = datetime(2025, 7, 2, tzinfo=UTC)
-    assert schedules.send_due(store, now=july, with_pdf=False).queued == 1
+    assert schedules.send_due(store, now=JULY, with_pdf=False).queued == 1
     (row,) = outbox.list_notifications(store)
     data = row.payload["data"]
-    doc = {**row.payload, "data": {**data, "text": data["text"] + f'\n  "{said}"\n'}}
+    quoted = f"\n{THEMES_HEADING}\n  {plain_quote(SAID)}\n"
+    doc = {**row.payload, "data": {**data, "text": data["text"] + quoted}}
     as_json = "JSONB" if store.dialect == "postgres" else "JSON"
     with store.transaction() as tx:
         tx.execute(
             f"UPDATE outbox SET payload = CAST(? AS {as_json}) WHERE id = ?",
             [json.dumps(doc), row.id],
         )
+    return outbox.get_notification(store, row.id)
+
+
+@pytest.mark.parametrize("action", ["erase", "anonymise"])
+def test_a_report_mail_quoting_the_person_is_withdrawn_and_made_again(
+    store: Store, ingestor: Ingestor, action: str
+) -> None:
+    """The withdrawal reads the queued mail's text out of its JSON, which each engine writes
+    its own way (PostgreSQL's JSONB re-serialises it): the quote is found on both (a minus sign
+    in it too: the mail's text writes it as "-", and it was missed), the mail waits
+    (``remaking``), and the reports job makes it again from the store as it is after the
+    request, to the recipient's address of now."""
+    row = _queued_report(store, ingestor)
+    mail.set_preference(store, "ana", "ana.new@example.com")
     summary = requests.request(store, SUBJ, action, actor=ACTOR)
     assert summary["removed"]["report_mails_withdrawn"] == 1, summary
     assert outbox.get_notification(store, row.id).state == outbox.REMAKING
     assert scan(store, ["left it in the rain"]) == []
-    assert schedules.remake_withdrawn(store, now=july, with_pdf=False) == 1
+    assert schedules.remake_withdrawn(store, now=JULY, with_pdf=False) == 1
     remade = outbox.get_notification(store, row.id)
     assert remade.state == outbox.PENDING and "CX report" in remade.payload["data"]["subject"]
     assert "left it in the rain" not in json.dumps(remade.payload)
+    assert remade.target == "ana.new@example.com"
+
+
+def test_a_report_made_while_a_privacy_request_runs_waits_for_the_next_run(
+    store: Store, ingestor: Ingestor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report is built outside any transaction (seconds on a large store). A request that
+    lands meanwhile cannot find the comments it quotes (the mail is not written yet, or is
+    withdrawn): forced here by running the request while the report is built, the mail is
+    neither queued nor made again with what it read; the next run does it from the store as
+    it is then."""
+    row = _queued_report(store, ingestor)
+    with store.transaction() as tx:  # a sent mail withdrawn by an earlier request
+        tx.execute("UPDATE outbox SET state = 'remaking' WHERE id = ?", [row.id])
+    built = schedules._payload
+
+    def while_built(*args: Any) -> dict[str, Any]:
+        data = built(*args)
+        data["text"] += f"\n{THEMES_HEADING}\n  {plain_quote(SAID)}\n"  # as read before…
+        requests.request(store, SUBJ, "erase", actor=ACTOR)  # …the request lands
+        return data
+
+    monkeypatch.setattr(schedules, "_payload", while_built)
+    assert schedules.remake_withdrawn(store, now=JULY, with_pdf=False) == 0
+    assert outbox.get_notification(store, row.id).state == outbox.REMAKING
+    monkeypatch.undo()
+    assert schedules.remake_withdrawn(store, now=JULY, with_pdf=False) == 1
+    assert "left it in the rain" not in json.dumps(outbox.get_notification(store, row.id).payload)
+
+
+def test_feedback_text_retention_withdraws_the_report_mails_that_quote_old_texts(
+    store: Store, ingestor: Ingestor
+) -> None:
+    """Feedback-text retention removes comments written before its cutoff; a report mail kept
+    in the outbox (sent or to send) about a period that began before it quoted some of them:
+    it is withdrawn too (a later erasure could not find the comment in it any more)."""
+    row = _queued_report(store, ingestor)
+    settings.change_settings(store, {"retention.feedback_text_days": "30"}, by="dpo")
+    done = retention.apply(store)
+    assert done["feedback_texts"] == 1 and done["report_mails_withdrawn"] == 1, done
+    withdrawn = outbox.get_notification(store, row.id)
+    assert withdrawn.state == outbox.REMAKING and "text" not in withdrawn.payload["data"]
+    assert scan(store, ["left it in the rain"]) == []
+    assert "report_mails_withdrawn" not in retention.apply(store)  # once

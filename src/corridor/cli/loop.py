@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 from urllib.parse import quote
 
 import typer
@@ -23,6 +23,7 @@ from corridor.cli.common import (
     console,
     on_store_or_server,
 )
+from corridor.loop.outbox_rows import State
 
 if TYPE_CHECKING:
     from corridor.store import Store
@@ -32,7 +33,8 @@ webhooks_app = typer.Typer(
 )
 jobs_app = typer.Typer(help="The scheduler's jobs.", no_args_is_help=True)
 
-_STATES = "pending, delivered, failed, digested or cancelled"
+#: the outbox's states, in words (corridor.loop.outbox_rows.State)
+_STATES = ", ".join(get_args(State)[:-1]) + f" or {get_args(State)[-1]}"
 
 
 def _when(value: Any) -> str:

@@ -318,9 +318,11 @@ def redeliver(store: Store, outbox_id: int) -> Notification:
 
 
 def cancel_endpoint_rows(tx: Tx, endpoint_id: int) -> int:
-    """Pending rows for a removed endpoint are cancelled (kept, with the reason, in the log)."""
+    """Pending rows for a removed endpoint are cancelled (kept, with the reason, in the log;
+    ``next_attempt_at`` says when, for the notifications' retention)."""
     return tx.execute(
-        "UPDATE outbox SET state = ?, last_error = ?, lease_owner = NULL, lease_until = NULL "
-        "WHERE target_kind = ? AND target = ? AND state = ?",
-        [CANCELLED, "the webhook endpoint was removed", WEBHOOK, str(endpoint_id), PENDING],
-    )
+        "UPDATE outbox SET state = ?, last_error = ?, lease_owner = NULL, lease_until = NULL, "
+        "next_attempt_at = ? WHERE target_kind = ? AND target = ? AND state = ?",
+        [CANCELLED, "the webhook endpoint was removed", datetime.now(UTC), WEBHOOK,
+         str(endpoint_id), PENDING],
+    )  # fmt: skip

@@ -6,10 +6,16 @@ in the request's removal transaction (:mod:`corridor.privacy.requests`), where `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
 import orjson
 import pyarrow as pa
 
 from corridor.loop.outbox_rows import FAILED, PENDING, REMAKING
+from corridor.reports.model import THEMES_HEADING, plain_quote
+from corridor.reports.periods import ReportPeriod, ReportRequestError
 from corridor.store.base import Tx
 from corridor.text.redact import redact
 
@@ -63,9 +69,9 @@ def withdraw_reports(tx: Tx, tables: set[str], request_id: str) -> int:
         "(SELECT person_id FROM _subject) OR interaction_id IN (SELECT interaction_id FROM "
         "interactions WHERE person_id IN (SELECT person_id FROM _subject)))"
     )
-    # as a quote stands in the mail's plain text (``"…"`` on a line of its own): only that part
-    # is read, not the HTML and the PDF (which quote the same), so the search stays small
-    quoted = sorted({f'"{redact(str(t)).text}"' for (t,) in texts})
+    # as a quote stands in the mail's plain text (on a line of its own): only that part is
+    # read, not the HTML and the PDF (which quote the same), so the search stays small
+    quoted = sorted({plain_quote(redact(str(t)).text) for (t,) in texts})
     if not quoted:
         return 0
     tx.stage("_quoted", pa.table({"needle": pa.array(quoted, pa.string())}))
@@ -74,11 +80,39 @@ def withdraw_reports(tx: Tx, tables: set[str], request_id: str) -> int:
         "AND EXISTS (SELECT 1 FROM _quoted q WHERE strpos(payload->'data'->>'text', q.needle) "
         "> 0)"
     )
+    return _withdraw(tx, rows, request_id)
+
+
+def withdraw_reports_before(tx: Tx, cutoff: datetime) -> int:
+    """The report mails still kept that quote comments (their themes' section) about a period
+    that began before ``cutoff``, withdrawn as :func:`withdraw_reports` does: feedback-text
+    retention removed the comments written before it, which the mails would otherwise keep
+    (and a later erasure could no longer find in them). Returns how many."""
+    rows = tx.fetchall(
+        "SELECT id, state, CAST(payload AS VARCHAR), payload->'data'->>'period' FROM outbox "
+        "WHERE event_type = 'report' AND payload->'data'->>'withdrawn' IS NULL AND "
+        "strpos(payload->'data'->>'text', ?) > 0",
+        [THEMES_HEADING],
+    )
+    old = [(i, state, doc) for i, state, doc, key in rows if _began_before(key, cutoff)]
+    return _withdraw(tx, old, "retention.feedback_text_days")
+
+
+def _began_before(key: str | None, cutoff: datetime) -> bool:
+    kind = "week" if "-W" in str(key) else "quarter" if "-Q" in str(key) else "month"
+    try:
+        return ReportPeriod.from_key(kind, str(key)).start < cutoff
+    except ReportRequestError:
+        return True  # a report of no period it can say: withdrawn, to be sure
+
+
+def _withdraw(tx: Tx, rows: Sequence[tuple[Any, Any, Any]], why: str) -> int:
+    """Withdraw the content of the report mails ``rows`` (id, state, payload as text)."""
     as_json = "JSONB" if tx.dialect == "postgres" else "JSON"
     for outbox_id, state, payload in rows:
         doc = orjson.loads(payload)
         data = doc.get("data") or {}
-        doc["data"] = {k: data[k] for k in REPORT_KEYS if k in data} | {"withdrawn": request_id}
+        doc["data"] = {k: data[k] for k in REPORT_KEYS if k in data} | {"withdrawn": why}
         again = REMAKING if state in (PENDING, FAILED, REMAKING) else str(state)
         tx.execute(
             f"UPDATE outbox SET payload = CAST(? AS {as_json}), state = ?, attempts = CASE "
@@ -89,4 +123,4 @@ def withdraw_reports(tx: Tx, tables: set[str], request_id: str) -> int:
     return len(rows)
 
 
-__all__ = ["REPORT_KEYS", "trim_digests", "withdraw_reports"]
+__all__ = ["REPORT_KEYS", "trim_digests", "withdraw_reports", "withdraw_reports_before"]

@@ -240,6 +240,17 @@ def _finish(
         )
 
 
+def ran_since(tx: Tx, at: datetime) -> bool:
+    """Whether a privacy request (erase, anonymise) ran, or is running, since ``at``: work that
+    read the store before it (a text analysis, a report) must not write what it read."""
+    return bool(
+        tx.fetchall(
+            "SELECT 1 FROM privacy_requests WHERE finished_at IS NULL OR finished_at >= ? LIMIT 1",
+            [at],
+        )
+    )
+
+
 def _remove(store: Store, request_id: str, action: str, persons: list[str]) -> dict[str, int]:
     """Step 2, in one transaction: every part, the ledger, the rollup's marks, the marker."""
     now = datetime.now(UTC)

@@ -11,7 +11,7 @@ Per record kind (:mod:`corridor.privacy.settings`, 0 days turns one off):
   erased whole (:func:`corridor.privacy.requests.request`, identities to the ledger);
 - ``retention.notification_days`` (90 by default): notifications (the outbox's rows: a webhook,
   a mail, a digest line) finished longer ago than this (sent, failed, cancelled or put in a
-  digest; created, and delivered if they were, before the cutoff) are removed with their
+  digest; created, delivered, last tried and last due before the cutoff) are removed with their
   delivery log; one still to send, or whose survey invitation still waits for its reminder (the
   reminder reads the invitation's mail), stays.
 
@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from corridor.loop import scheduler
-from corridor.privacy import audit, requests, settings, subject
+from corridor.privacy import audit, mails, requests, settings, subject
 from corridor.store.base import Store
 
 #: prospects erased per run at most (the next run takes the rest)
@@ -48,13 +48,17 @@ def apply(
     orig_days = days["retention.original_text_days"]
     with store.transaction() as tx:
         if text_days:
+            cutoff = now - timedelta(days=text_days)
             done["feedback_texts"] = max(
                 tx.execute(
                     "UPDATE feedback SET text = NULL WHERE text IS NOT NULL AND occurred_at < ?",
-                    (now - timedelta(days=text_days),),
+                    (cutoff,),
                 ),
                 0,
             )
+            withdrawn = mails.withdraw_reports_before(tx, cutoff)
+            if withdrawn:  # (they quoted texts just removed: made again without them)
+                done["report_mails_withdrawn"] = withdrawn
         if orig_days:
             done["original_texts"] = max(
                 tx.execute(
@@ -97,10 +101,14 @@ def _old_notifications(store: Store, cutoff: datetime) -> int:
         if "outbox" not in tables:
             return 0
         marks = ", ".join("?" for _ in _FINISHED)
+        # finished before the cutoff: made, delivered, last tried (or due: a redelivery sets
+        # it, so does a cancellation) all before it
         old = (
             f"state IN ({marks}) AND created_at < ? AND (delivered_at IS NULL OR delivered_at < ?)"
+            " AND next_attempt_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE "
+            "d.outbox_id = outbox.id AND d.attempted_at >= ?)"
         )
-        params: list[Any] = [*_FINISHED, cutoff, cutoff]
+        params: list[Any] = [*_FINISHED, cutoff, cutoff, cutoff, cutoff]
         if "survey_invitations" in tables:  # a reminder to come reads the invitation's mail
             old += (
                 " AND NOT EXISTS (SELECT 1 FROM survey_invitations i WHERE "

@@ -40,6 +40,8 @@ RETENTION = {
     "retention.notification_days": "notifications finished (sent, failed, cancelled, put in a "
     "digest) longer ago than this are removed, with their delivery log",
 }
+#: the longest retention period (a longer one reaches past the dates the store holds)
+MAX_DAYS = 36_500
 DEFAULTS: dict[str, str] = {
     RESURRECTION: "refuse",
     **{k: "0" for k in RETENTION},
@@ -67,9 +69,10 @@ def _check(key: str, value: str) -> str:
             days = int(value)
         except ValueError:
             days = -1
-        if days < 0:
+        if not 0 <= days <= MAX_DAYS:
             raise PrivacySettingError(
-                f"{key} takes a whole number of days (0 turns it off), not {value!r}"
+                f"{key} takes a whole number of days from 1 to {MAX_DAYS:,} (100 years), or 0 "
+                f"to turn it off; not {value!r}"
             )
         return str(days)
     raise PrivacySettingError(

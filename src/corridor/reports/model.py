@@ -193,7 +193,31 @@ def format_p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
+#: the heading of the themes' section (with its quotes) in the mail's plain text
+THEMES_HEADING = "What customers talk about"
+
+
+def plain_quote(quote: str) -> str:
+    """A quoted comment as the mail's plain text writes it, on a line of its own (a minus sign
+    as ``-``, as everywhere in that text): what a privacy request looks for in the report
+    mails still kept (:mod:`corridor.privacy.mails`)."""
+    return f'"{quote}"'.replace("−", "-")
+
+
 __all__ = [
-    "ALPHA", "Cases", "DriftFinding", "Figure", "Forecast", "ForecastPoint", "Mover",
-    "Report", "RippleFinding", "Theme", "TrendPoint", "format_p", "is_real",
+    "ALPHA",
+    "THEMES_HEADING",
+    "Cases",
+    "DriftFinding",
+    "Figure",
+    "Forecast",
+    "ForecastPoint",
+    "Mover",
+    "Report",
+    "RippleFinding",
+    "Theme",
+    "TrendPoint",
+    "format_p",
+    "is_real",
+    "plain_quote",
 ]  # fmt: skip

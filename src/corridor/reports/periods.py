@@ -106,7 +106,7 @@ class ReportPeriod:
                 start = date.fromisocalendar(int(year), int(week), 1)
                 return cls.of(kind, pd.Timestamp(start).to_period(PERIOD_KINDS[kind]))
             return cls.of(kind, pd.Period(key, freq=PERIOD_KINDS[kind]))
-        except (KeyError, ValueError) as e:
+        except (KeyError, ValueError, TypeError, AttributeError) as e:  # ('NaT': AttributeError)
             raise ReportRequestError(f"{key!r} is not a {kind} period's key") from e
 
     def back(self, periods: int) -> datetime:

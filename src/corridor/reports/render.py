@@ -16,7 +16,7 @@ from markupsafe import Markup
 from corridor.reports import words
 from corridor.reports.charts import Chart, charts
 from corridor.reports.content import TREND_PERIODS, as_dict
-from corridor.reports.model import Report, format_p, is_real
+from corridor.reports.model import THEMES_HEADING, Report, format_p, is_real, plain_quote
 
 #: the width of the e-mail's body (px): what common clients show without scrolling
 MAIL_WIDTH = 640
@@ -111,10 +111,10 @@ def text(report: Report) -> str:
                 f"95 % {f.low_95:+.2f} to {f.high_95:+.2f})"
             )
     if report.themes:
-        lines += ["", "What customers talk about", "-------------------------"]
+        lines += ["", THEMES_HEADING, "-" * len(THEMES_HEADING)]
         for t in report.themes:
             lines.append(f"{t.label}: {t.share:.0%} of {t.group_n:,} texts (n = {t.n})")
-            lines += [f'  "{q}"' for q in t.quotes]
+            lines += [f"  {plain_quote(q)}" for q in t.quotes]
     c = report.cases
     lines += ["", "The closed loop", "---------------"]
     lines.append(f"{c.opened} cases opened, {c.open_now} still open, {c.breached} past their SLA")

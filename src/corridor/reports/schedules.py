@@ -38,6 +38,7 @@ from corridor.auth.scope import ROLES, Principal, Role, Scope
 from corridor.errors import CorridorError, NotFoundError
 from corridor.loop import outbox, scheduler
 from corridor.loop.scheduler import JobContext
+from corridor.privacy.requests import ran_since
 from corridor.reports import render
 from corridor.reports.content import build_report
 from corridor.reports.periods import ReportPeriod, ReportRequestError, Subject
@@ -278,13 +279,15 @@ _DELIVERED = (
 
 
 def _queue(store: Store, schedule: Schedule, period: ReportPeriod, user: str, key: str,
-           now: datetime, data: dict[str, Any], email: str) -> bool:  # fmt: skip
+           now: datetime, data: dict[str, Any], email: str, built: datetime) -> bool:  # fmt: skip
     """The delivery row and the outbox row in one transaction; False when the report was
-    queued meanwhile (another process: the delivery's primary key refuses a second)."""
+    queued meanwhile (another process: the delivery's primary key refuses a second), or when a
+    privacy request ran since it was ``built`` (it may quote what the request removed: the next
+    run makes it again)."""
     ids = [schedule.schedule_id, period.key, user]
     try:
         with store.transaction() as tx:
-            if tx.fetchall(_DELIVERED, ids):
+            if tx.fetchall(_DELIVERED, ids) or ran_since(tx, built):
                 return False
             tx.execute(
                 "INSERT INTO report_deliveries (schedule_id, period_key, username, outbox_key, "
@@ -346,6 +349,7 @@ def send_due(store: Store, *, now: datetime | None = None, with_pdf: bool = True
         for schedule, rcpt, period in due:
             user = rcpt.principal.username
             key = f"report-{schedule.schedule_id}-{period.key}-{user}"
+            built = datetime.now(UTC)
             try:
                 scope = Scope.of(rcpt.principal, cmap)
                 data = _payload(schedule, store, period, scope, pdf_from, no_pdf)
@@ -353,7 +357,7 @@ def send_due(store: Store, *, now: datetime | None = None, with_pdf: bool = True
                 log.warning("report %s for %s not sent: %s", key, user, e)
                 done.failed += 1
                 continue
-            if _queue(store, schedule, period, user, key, now, data, rcpt.email):
+            if _queue(store, schedule, period, user, key, now, data, rcpt.email, built):
                 done.queued += 1
             else:
                 done.skipped += 1
@@ -389,12 +393,15 @@ def _remake(
     pdf_from: Callable[[str], bytes] | None, no_pdf: str | None, now: datetime,
 ) -> int:  # fmt: skip
     """Make a withdrawn report mail again, from the store as it is now, for its recipient as
-    they may see it now; it is then pending (with a fresh budget of attempts). When it cannot
-    be (its schedule or recipient gone, its subject out of their scope) it is cancelled, with
-    why. Returns 1 if it was made again."""
+    they may see it now and to their address now; it is then pending (with a fresh budget of
+    attempts). When it cannot be (its schedule or recipient gone, its subject out of their
+    scope) it is cancelled, with why; when a privacy request ran while it was made, it waits
+    for the next run. Returns 1 if it was made again."""
     outbox_id, doc, username = row
     data = doc.get("data") or {}
     why = None
+    built = datetime.now(UTC)
+    email = ""
     try:
         schedule = get_schedule(store, str(data.get("schedule_id")))
         rcpt = next(
@@ -407,22 +414,25 @@ def _remake(
             period = ReportPeriod.from_key(CADENCES[schedule.cadence], str(data.get("period")))
             scope = Scope.of(rcpt.principal, cmap)
             doc["data"] = _payload(schedule, store, period, scope, pdf_from, no_pdf)
+            email = rcpt.email
     except CorridorError as e:  # the schedule removed, a subject now outside the scope
         why = str(e)
     with store.transaction() as tx:
+        if why is None and ran_since(tx, built):
+            return 0  # what it quotes may be gone since: made again at the next run
         if why is not None:
             log.warning("report mail %s not made again: %s", outbox_id, why)
             tx.execute(
                 "UPDATE outbox SET state = ?, last_error = ? WHERE id = ? AND state = ?",
-                [outbox.CANCELLED, f"not made again after a privacy request: {why}"[:500],
+                [outbox.CANCELLED, f"not made again: {why}"[:500],
                  outbox_id, outbox.REMAKING],
             )  # fmt: skip
             return 0
         as_json = "JSONB" if tx.dialect == "postgres" else "JSON"
         made = tx.execute(
-            f"UPDATE outbox SET payload = CAST(? AS {as_json}), state = ?, attempts = 0, "
-            "next_attempt_at = ?, last_error = NULL WHERE id = ? AND state = ?",
-            [orjson.dumps(doc).decode(), outbox.PENDING, now, outbox_id, outbox.REMAKING],
+            f"UPDATE outbox SET payload = CAST(? AS {as_json}), target = ?, state = ?, "
+            "attempts = 0, next_attempt_at = ?, last_error = NULL WHERE id = ? AND state = ?",
+            [orjson.dumps(doc).decode(), email, outbox.PENDING, now, outbox_id, outbox.REMAKING],
         )
     if made == 1:
         outbox.wake()

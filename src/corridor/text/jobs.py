@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from corridor.loop import text_rules
-from corridor.store.base import Store, Tx
+from corridor.privacy.requests import ran_since
+from corridor.store.base import Store
 from corridor.text.analyze import analyze_texts, check_model, model_name
 from corridor.text.errors import TextAnalysisError
 from corridor.text.themes import ThemeAssigner, current_assigner, discover
@@ -162,7 +163,7 @@ def analyze_handed(
     with store.transaction() as tx:
         tx.stage("_text_analysis", table)
         still = ""
-        if handed_at is not None and _privacy_since(tx, handed_at):
+        if handed_at is not None and ran_since(tx, handed_at):
             still = (
                 " WHERE feedback_id IN (SELECT feedback_id FROM feedback WHERE text IS NOT NULL "
                 "AND feedback_id IN (SELECT feedback_id FROM _text_analysis))"
@@ -179,16 +180,6 @@ def analyze_handed(
             fresh = table.filter(pc.is_in(table.column("feedback_id"), pa.array(new, pa.string())))
             text_rules.evaluate_texts(tx, new, datetime.now(UTC), analysis=fresh, known=known)
     return len(new)
-
-
-def _privacy_since(tx: Tx, at: datetime) -> bool:
-    """Whether a privacy request (erase, anonymise) ran, or is running, since ``at``."""
-    return bool(
-        tx.fetchall(
-            "SELECT 1 FROM privacy_requests WHERE finished_at IS NULL OR finished_at >= ? LIMIT 1",
-            [at],
-        )
-    )
 
 
 def _assigner(store: Store) -> ThemeAssigner | None:

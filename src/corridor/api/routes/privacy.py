@@ -93,29 +93,28 @@ class AuditPage(BaseModel):
     entries: list[AuditEntry]
 
 
+def _days(key: str, more: str = "", **default: Any) -> Any:
+    """A retention period in days: a JSON whole number (not true, not "30"), 0 turning it off."""
+    words = f"{settings.RETENTION[key]} (0: off{more})"
+    return Field(ge=0, le=settings.MAX_DAYS, strict=True, description=words, **default)
+
+
 class PrivacySettings(BaseModel):
     resurrection: Literal["refuse", "accept"] = Field(
         description="a later record naming an erased identity: refused, or a new person"
     )
-    retention_feedback_text_days: int = Field(
-        ge=0, description=settings.RETENTION["retention.feedback_text_days"] + " (0: off)"
-    )
-    retention_original_text_days: int = Field(
-        ge=0, description=settings.RETENTION["retention.original_text_days"] + " (0: off)"
-    )
-    retention_prospect_days: int = Field(
-        ge=0, description=settings.RETENTION["retention.prospect_days"] + " (0: off)"
-    )
-    retention_notification_days: int | None = Field(
-        default=None,
-        ge=0,
-        description=settings.RETENTION["retention.notification_days"]
-        + " (0: off; left out of a PUT: unchanged)",
+    retention_feedback_text_days: int = _days("retention.feedback_text_days")
+    retention_original_text_days: int = _days("retention.original_text_days")
+    retention_prospect_days: int = _days("retention.prospect_days")
+    retention_notification_days: int | None = _days(
+        "retention.notification_days", "; left out of a PUT: unchanged", default=None
     )
 
 
 def _settings_out(values: dict[str, str]) -> PrivacySettings:
-    return PrivacySettings.model_validate({k.replace(".", "_"): v for k, v in values.items()})
+    return PrivacySettings.model_validate(
+        {k.replace(".", "_"): int(v) if k in settings.RETENTION else v for k, v in values.items()}
+    )
 
 
 @router.get(
