@@ -370,7 +370,9 @@ def test_retention_removes_old_texts_and_stale_prospects(store: Store, built: In
     assert {retention.JOB, retention.RESUME_JOB} <= set(scheduler.REGISTRY)
 
 
-def test_retention_removes_old_finished_notifications_and_their_log(store: Store) -> None:
+def test_retention_removes_old_finished_notifications_and_their_log(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The outbox keeps every notification's payload; by default a notification finished more
     than 90 days ago goes, with its delivery log lines. Kept: one still to send; old ones that
     finished lately (delivered yesterday after a redelivery; redelivered today and failed
@@ -420,6 +422,7 @@ def test_retention_removes_old_finished_notifications_and_their_log(store: Store
             [old, old, now + timedelta(days=3)],
         )
     webhooks.remove_endpoint(store, hook.id)  # its notification still to send: cancelled now
+    monkeypatch.setattr(retention, "CHUNK", 2)  # two at a time: the removal goes on to the end
     done = retention.apply(store)
     assert done["notifications"] == 3, done
     kept = {str(r[0]) for r in store.query("SELECT idempotency_key FROM outbox")}

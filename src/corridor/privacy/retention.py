@@ -94,30 +94,44 @@ def apply(
 _FINISHED = ("delivered", "failed", "cancelled", "digested")
 
 
+#: notifications removed per transaction (a first run on a large outbox holds the store's
+#: writer for a moment at a time, not for the whole removal)
+CHUNK = 20_000
+
+
 def _old_notifications(store: Store, cutoff: datetime) -> int:
-    """Remove the notifications finished before ``cutoff`` and their delivery log; how many."""
+    """Remove the notifications finished before ``cutoff`` and their delivery log, at most
+    :data:`CHUNK` a transaction; how many."""
     with store.transaction() as tx:
         tables = subject.existing_tables(tx)
-        if "outbox" not in tables:
-            return 0
-        marks = ", ".join("?" for _ in _FINISHED)
-        # finished before the cutoff: made, delivered, last tried (or due: a redelivery sets
-        # it, so does a cancellation) all before it
-        old = (
-            f"state IN ({marks}) AND created_at < ? AND (delivered_at IS NULL OR delivered_at < ?)"
-            " AND next_attempt_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE "
-            "d.outbox_id = outbox.id AND d.attempted_at >= ?)"
+    if "outbox" not in tables:
+        return 0
+    marks = ", ".join("?" for _ in _FINISHED)
+    # finished before the cutoff: made, delivered, last tried (or due: a redelivery sets it,
+    # so does a cancellation) all before it
+    old = (
+        f"state IN ({marks}) AND created_at < ? AND (delivered_at IS NULL OR delivered_at < ?)"
+        " AND next_attempt_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE "
+        "d.outbox_id = outbox.id AND d.attempted_at >= ?)"
+    )
+    params: list[Any] = [*_FINISHED, cutoff, cutoff, cutoff, cutoff]
+    if "survey_invitations" in tables:  # a reminder to come reads the invitation's mail
+        old += (
+            " AND NOT EXISTS (SELECT 1 FROM survey_invitations i WHERE "
+            "i.invitation_id || '-invitation' = outbox.idempotency_key AND "
+            "i.remind_at IS NOT NULL AND i.reminded_at IS NULL)"
         )
-        params: list[Any] = [*_FINISHED, cutoff, cutoff, cutoff, cutoff]
-        if "survey_invitations" in tables:  # a reminder to come reads the invitation's mail
-            old += (
-                " AND NOT EXISTS (SELECT 1 FROM survey_invitations i WHERE "
-                "i.invitation_id || '-invitation' = outbox.idempotency_key AND "
-                "i.remind_at IS NOT NULL AND i.reminded_at IS NULL)"
-            )
-        tx.execute(f"DELETE FROM deliveries WHERE outbox_id IN (SELECT id FROM outbox WHERE {old})",
-                   params)  # fmt: skip
-        return max(tx.execute(f"DELETE FROM outbox WHERE {old}", params), 0)
+    removed = 0
+    while True:
+        with store.transaction() as tx:
+            sql = f"SELECT id FROM outbox WHERE {old} ORDER BY id LIMIT {CHUNK}"
+            ids = [int(r[0]) for r in tx.fetchall(sql, params)]
+            if ids:
+                keys = tx.stage_keys("_old_outbox", ids)
+                tx.execute(f"DELETE FROM deliveries WHERE outbox_id IN ({keys})")
+                removed += max(tx.execute(f"DELETE FROM outbox WHERE id IN ({keys})"), 0)
+        if len(ids) < CHUNK:
+            return removed
 
 
 def _job(ctx: scheduler.JobContext) -> str:
