@@ -1,8 +1,9 @@
 """The parameters of an alert rule's definition, declared once: the API's request body
-(:class:`RuleDefinition`, with its bounds and descriptions in ``/openapi.json``), the bounds
-that :func:`corridor.loop.rules.validate` checks on every path, and the options of
-``corridor rules add`` (:func:`corridor.cli.rules.definition_options`) all come from here; and
-the building blocks of the loop's other request bodies (:mod:`corridor.api.routes.case_models`).
+(:class:`RuleDefinition`, with its bounds and descriptions in ``/openapi.json``), the checks
+:func:`corridor.loop.rules.check` runs on every path (API, CLI, pages, library: :data:`NUMBERS`,
+:func:`check_value`, :func:`check_name`), and the options of ``corridor rules add``
+(:mod:`corridor.cli.rules`, from :func:`parameters`) all come from here; and the building
+blocks of the loop's other request bodies (:mod:`corridor.api.routes.case_models`).
 """
 
 from __future__ import annotations
