@@ -191,9 +191,8 @@ def insert_cases(tx: Tx, cases: Sequence[Mapping[str, Any]]) -> None:
         "paused_minutes": pa.float64(),
     }
     tx.stage("_new_cases", _table(cols, rows, types))
-    json_type = "JSONB" if tx.dialect == "postgres" else "JSON"
     select = ", ".join(
-        f"CAST({c} AS {json_type})" if c == "verification_detail" else c for c in cols
+        f"CAST({c} AS {tx.json_type})" if c == "verification_detail" else c for c in cols
     )
     tx.execute(f"INSERT INTO cases ({', '.join(cols)}) SELECT {select} FROM _new_cases")
 

@@ -256,9 +256,8 @@ def enqueue_many(tx: Tx, events: Sequence[Event], *, new_keys: bool = False) -> 
                 }
             ),
         )
-        json_type = "JSONB" if tx.dialect == "postgres" else "JSON"
         written = tx.fetchall(
-            f"INSERT INTO outbox ({cols}) SELECT k, event_type, CAST(doc AS {json_type}), ?, "
+            f"INSERT INTO outbox ({cols}) SELECT k, event_type, CAST(doc AS {tx.json_type}), ?, "
             f"target_kind, target, '{PENDING}', 0, ? FROM _outbox_rows {conflict}",
             [now, now],
         )

@@ -39,7 +39,6 @@ def trim_digests(tx: Tx, tables: set[str]) -> None:
     if not rows:
         return
     needles = [str(r[0]) for r in tx.fetchall("SELECT needle FROM _needles")]
-    as_json = "JSONB" if tx.dialect == "postgres" else "JSON"
     for outbox_id, payload in rows:
         doc = orjson.loads(payload)
         data = doc.get("data") or {}
@@ -49,7 +48,7 @@ def trim_digests(tx: Tx, tables: set[str]) -> None:
             continue  # nothing else in it, or the person is named outside its lines: it goes
         doc["data"] = {**data, "items": kept, "count": len(kept)}
         tx.execute(
-            f"UPDATE outbox SET payload = CAST(? AS {as_json}) WHERE id = ?",
+            f"UPDATE outbox SET payload = CAST(? AS {tx.json_type}) WHERE id = ?",
             [orjson.dumps(doc).decode(), outbox_id],
         )
 
@@ -108,14 +107,13 @@ def _began_before(key: str | None, cutoff: datetime) -> bool:
 
 def _withdraw(tx: Tx, rows: Sequence[tuple[Any, Any, Any]], why: str) -> int:
     """Withdraw the content of the report mails ``rows`` (id, state, payload as text)."""
-    as_json = "JSONB" if tx.dialect == "postgres" else "JSON"
     for outbox_id, state, payload in rows:
         doc = orjson.loads(payload)
         data = doc.get("data") or {}
         doc["data"] = {k: data[k] for k in REPORT_KEYS if k in data} | {"withdrawn": why}
         again = REMAKING if state in (PENDING, FAILED, REMAKING) else str(state)
         tx.execute(
-            f"UPDATE outbox SET payload = CAST(? AS {as_json}), state = ?, attempts = CASE "
+            f"UPDATE outbox SET payload = CAST(? AS {tx.json_type}), state = ?, attempts = CASE "
             "WHEN ? = ? THEN 0 ELSE attempts END, last_error = NULL, lease_owner = NULL, "
             "lease_until = NULL, batch_key = NULL WHERE id = ?",
             [orjson.dumps(doc).decode(), again, again, REMAKING, outbox_id],

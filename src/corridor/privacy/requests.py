@@ -316,7 +316,6 @@ def _sweep(tx: Tx, tables: set[str], values: Sequence[tuple[str, str]]) -> int:
     (:data:`~corridor.privacy.subject.FREE_TEXT`, and the JSON of
     :data:`~corridor.privacy.subject.FREE_JSON`: a notification still to send, or sent, about
     someone else); returns the fields changed."""
-    as_json = "JSONB" if tx.dialect == "postgres" else "JSON"
     changed = 0
     for value, by in sorted(set(values)):
         for table, column in subject.FREE_TEXT:
@@ -334,8 +333,8 @@ def _sweep(tx: Tx, tables: set[str], values: Sequence[tuple[str, str]]) -> int:
                 text = f"CAST({column} AS VARCHAR)"
                 changed += max(
                     tx.execute(
-                        f"UPDATE {table} SET {column} = CAST(replace({text}, ?, ?) AS {as_json}) "
-                        f"WHERE strpos({text}, ?) > 0",
+                        f"UPDATE {table} SET {column} = CAST(replace({text}, ?, ?) AS "
+                        f"{tx.json_type}) WHERE strpos({text}, ?) > 0",
                         (_json_text(value), _json_text(by), _json_text(value)),
                     ),
                     0,

@@ -428,9 +428,8 @@ def _remake(
                  outbox_id, outbox.REMAKING],
             )  # fmt: skip
             return 0
-        as_json = "JSONB" if tx.dialect == "postgres" else "JSON"
         made = tx.execute(
-            f"UPDATE outbox SET payload = CAST(? AS {as_json}), target = ?, state = ?, "
+            f"UPDATE outbox SET payload = CAST(? AS {tx.json_type}), target = ?, state = ?, "
             "attempts = 0, next_attempt_at = ?, last_error = NULL WHERE id = ? AND state = ?",
             [orjson.dumps(doc).decode(), email, outbox.PENDING, now, outbox_id, outbox.REMAKING],
         )

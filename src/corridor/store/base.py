@@ -62,6 +62,12 @@ class Tx(ABC):
     #: those of them it may have removed or rewritten rows of (any statement but an INSERT)
     rewrote: set[str]
 
+    @property
+    def json_type(self) -> str:
+        """The engine's JSON column type, for ``CAST(? AS …)`` (JSONB on PostgreSQL, JSON on
+        DuckDB: :data:`corridor.store.migrations.TYPES`)."""
+        return mig.TYPES[self.dialect]["json"]
+
     def _note(self, sql: str) -> None:
         """Record the table ``sql`` writes to, if it writes, and whether it may remove or
         rewrite rows (see :meth:`Store.data_version` and :mod:`corridor.store.versions`)."""
