@@ -47,7 +47,7 @@ from corridor.surveys import jobs as survey_jobs
 from corridor.surveys import responses
 from corridor.surveys import upkeep as survey_upkeep
 from corridor.text.worker import TextWorker
-from corridor.web import admin_views, case_pages, privacy_views, survey_admin, survey_pages
+from corridor.web import admin_views, case_pages, privacy_views, replies, survey_admin, survey_pages
 from corridor.web import routes as web_routes
 from corridor.workers import PokedWorker
 
@@ -70,9 +70,9 @@ accepted records are committed; the same id sent twice is stored once, so retryi
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     """An HTTP error: a browser's page that does not exist gets the HTML 404 page
-    (:func:`corridor.web.routes.page_not_found`); everything else the API's error shape."""
+    (:func:`corridor.web.replies.page_not_found`); everything else the API's error shape."""
     if isinstance(exc, StarletteHTTPException) and exc.status_code == 404:
-        page = web_routes.page_not_found(request)
+        page = replies.page_not_found(request)
         if page is not None:
             return page
     return await errors.handle_error(request, exc)

@@ -21,7 +21,8 @@ from corridor.auth.scope import ROLE_HELP, ROLES, Role, Scope
 from corridor.errors import AccountError
 from corridor.ingest.pipeline import Ingestor
 from corridor.store import Store
-from corridor.web.routes import Answered, Outcome, _home_for, _scope, render, told
+from corridor.web.replies import Outcome, told
+from corridor.web.routes import Answered, _home_for, _scope, render
 
 router = APIRouter(include_in_schema=False)
 

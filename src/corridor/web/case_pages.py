@@ -28,7 +28,8 @@ from corridor.loop.cases import CaseError, CaseNotFoundError
 from corridor.loop.rules import RuleError, RuleNotFoundError
 from corridor.store import Store
 from corridor.web import case_views, rule_views
-from corridor.web.routes import Outcome, _home_for, _scope, _signed_in, render, told
+from corridor.web.replies import Outcome, told
+from corridor.web.routes import _home_for, _scope, _signed_in, render
 
 router = APIRouter(include_in_schema=False)
 

@@ -20,7 +20,7 @@ from corridor.privacy import audit, requests, settings
 from corridor.privacy.subject import find_group
 from corridor.store import Store
 from corridor.web.admin_views import AdminDep, AdminRequest
-from corridor.web.routes import Outcome, told
+from corridor.web.replies import Outcome, told
 
 router = APIRouter(include_in_schema=False)
 

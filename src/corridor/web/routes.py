@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import anyio.to_thread
@@ -161,22 +161,6 @@ def render(
     return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
 
 
-class Outcome(TypedDict, total=False):
-    """How a form post came out, for the page shown after it: its status (200 unless given),
-    an error or a notice, and the form as typed (to fill in again)."""
-
-    status: int
-    error: str | None
-    notice: str | None
-    form: dict[str, str] | None
-
-
-def told(outcome: Outcome) -> tuple[int, dict[str, Any]]:
-    """(the status, the template's ``error``, ``notice`` and ``form``) of ``outcome``."""
-    shown = {k: outcome.get(k) for k in ("error", "notice")}
-    return outcome.get("status", 200), shown | {"form": outcome.get("form") or {}}
-
-
 def _safe_next(target: str | None) -> str | None:
     """Only same-site paths: never redirect a signed-in user to another site."""
     if not target:
@@ -219,30 +203,6 @@ async def _answered(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     """Let the pages' dependencies answer a request themselves (:class:`Answered`)."""
     app.add_exception_handler(Answered, _answered)
-
-
-#: paths that are the API's (its errors are JSON whoever asks)
-_API_PATHS = ("/api/", "/openapi.json", "/docs", "/redoc")
-
-
-def page_not_found(request: Request) -> Response | None:
-    """The HTML 404 page for a browser asking for a page that does not exist (a mistyped or
-    outdated address), with the way to the start page; None for the API's paths and for a
-    client that does not ask for HTML (they get the API's JSON error)."""
-    path = request.url.path
-    if request.method not in ("GET", "HEAD") or path.startswith(_API_PATHS):
-        return None
-    if "text/html" not in request.headers.get("accept", ""):
-        return None
-    return render(
-        request,
-        "error.html",
-        status=404,
-        title="Page not found",
-        message=f"There is no page at {path}. Check the address, or start again from the "
-        "start page.",
-        home="/",
-    )
 
 
 async def _signed_in(request: Request) -> tuple[Scope, Store, CorridorMap | None] | Response:
