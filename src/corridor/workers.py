@@ -13,6 +13,8 @@ import logging
 import threading
 from collections.abc import Callable
 
+from corridor.store.writelock import background
+
 __all__ = ["PokedWorker"]
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,10 @@ class PokedWorker:
             log.exception("%s failed; will retry", self.name)
 
     def _run(self) -> None:
+        with background():  # a request waiting for the store's writer goes first
+            self._loop()
+
+    def _loop(self) -> None:
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()

@@ -18,10 +18,13 @@ Each job runs in a thread of its own, so a slow one never holds up the others. O
 runs a given job at a time, however many servers share the store: a run first takes the job's
 lease in the ``jobs`` table (owner and expiry, written in a transaction), and on PostgreSQL also
 a session advisory lock (``pg_try_advisory_lock``), which the server releases by itself when the
-process holding it dies, so another process takes over at once. When each job ran and when it
-runs next are kept in the ``jobs`` table: a restarted server carries on where it stopped (a run
-missed while it was down runs once, soon after the start). ``corridor jobs list`` and the health
-endpoint show that table.
+process holding it dies, so another process takes over at once. The lease is taken and given
+back beside the store's main writer (:meth:`~corridor.store.base.Store.write_beside`): the
+dispatcher, woken by every commit that queues a notification, does not make the ingest wait
+twice a run for its bookkeeping; the schedulers of one process take a job's lease one at a
+time. When each job ran and when it runs next are kept in the ``jobs`` table: a restarted
+server carries on where it stopped (a run missed while it was down runs once, soon after the
+start). ``corridor jobs list`` and the health endpoint show that table.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from typing import Any, Literal
 from corridor.errors import CorridorError, NotFoundError
 from corridor.settings import Settings
 from corridor.store.base import Store, Tx
+from corridor.store.writelock import background
 
 __all__ = [
     "REGISTRY",
@@ -182,6 +186,14 @@ def new_owner() -> str:
 #: owners of the schedulers running in this process
 _live: set[str] = set()
 _live_lock = threading.Lock()
+#: one lock per store and job: the schedulers of this process take and give back a job's lease
+#: one at a time (written beside the main writer, two of them could both see it free)
+_lease_locks: dict[tuple[str, str], threading.Lock] = {}
+
+
+def _lease_lock(store: Store, name: str) -> threading.Lock:
+    with _live_lock:
+        return _lease_locks.setdefault((store.url, name), threading.Lock())
 
 
 class _AdvisoryLocks:
@@ -357,13 +369,13 @@ class Scheduler:
         if not force:
             due = " AND next_run_at <= ?"
             params.append(now)
+        sql = (
+            "UPDATE jobs SET lease_owner = ?, lease_until = ?, last_started_at = ? "
+            f"WHERE name = ? AND {free}{due}"
+        )
         try:
-            with self.store.transaction() as tx:
-                taken = tx.execute(
-                    "UPDATE jobs SET lease_owner = ?, lease_until = ?, last_started_at = ? "
-                    f"WHERE name = ? AND {free}{due}",
-                    params,
-                )
+            with _lease_lock(self.store, spec.name):
+                taken = self.store.write_beside(lambda tx: tx.execute(sql, params))
         except BaseException:
             self._unlock(spec)
             raise
@@ -395,12 +407,15 @@ class Scheduler:
             try:
                 finished = datetime.now(UTC)
                 next_run = max(started + timedelta(seconds=spec.every_s), finished)
-                with self.store.transaction() as tx:
-                    tx.execute(
-                        "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, "
-                        "last_finished_at = ?, next_run_at = ?, last_status = ?, "
-                        "last_message = ?, runs = runs + 1 WHERE name = ? AND lease_owner = ?",
-                        [finished, next_run, status, message, spec.name, self.owner],
+                params = [finished, next_run, status, message, spec.name, self.owner]
+                with _lease_lock(self.store, spec.name):
+                    self.store.write_beside(
+                        lambda tx: tx.execute(
+                            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, "
+                            "last_finished_at = ?, next_run_at = ?, last_status = ?, "
+                            "last_message = ?, runs = runs + 1 WHERE name = ? AND lease_owner = ?",
+                            params,
+                        )
                     )
             finally:
                 self._unlock(spec)
@@ -411,6 +426,10 @@ class Scheduler:
         return rows[0][0] if rows else None
 
     def _loop(self, spec: JobSpec) -> None:
+        with background():  # a request waiting for the store's writer goes first
+            self._loop_job(spec)
+
+    def _loop_job(self, spec: JobSpec) -> None:
         wake = self._wakes[spec.name]
         while not self._stop.is_set():
             woken = wake.is_set()

@@ -26,6 +26,7 @@ import pyarrow as pa
 from corridor.errors import SchemaVersionError, StoreError
 from corridor.store import migrations as mig
 from corridor.store.versions import DERIVED, DataVersions
+from corridor.store.writelock import WriteLock
 
 Dialect = Literal["duckdb", "postgres"]
 T = TypeVar("T")
@@ -149,7 +150,7 @@ class Store(ABC):
     max_readers: int = 4
 
     def __init__(self) -> None:
-        self._write_lock = threading.RLock()
+        self._write_lock = WriteLock()
         # reads: a slot of the semaphore and a backend of the pool while reading(); threads that
         # read outside reading() (scripts, the CLI, tests) get a backend of their own
         self._readers = threading.BoundedSemaphore(self.max_readers)
@@ -179,7 +180,8 @@ class Store(ABC):
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        """One writer at a time: the store serialises write transactions."""
+        """One writer at a time: the store serialises write transactions (threads marked as
+        background writers let waiting requests go first: :mod:`corridor.store.writelock`)."""
         with self._write_lock:
             depth = getattr(self._local, "writing", 0)
             self._local.writing = depth + 1
