@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import time_machine
 from fastapi.testclient import TestClient
@@ -285,6 +286,36 @@ def test_text_rule_rows_read_by_key_equal_the_rules_query(store, ingestor):
     f1 = by_id(given)[0]
     assert (f1["touchpoint"], f1["partner_id"], f1["department"], f1["intent"]) == (
         "home_delivery", "dhl", "logistics", "complaint")  # fmt: skip
+
+
+def test_text_rule_rows_to_read_before_the_analysis_is_stored(store, ingestor):
+    """The background worker reads, before the transaction that stores an analysis (beside the
+    writer), the rows of the records a text rule can fire on that their batches did not hand
+    over (text_rules.rows_to_read): those records only, as rows_of builds them (the rows
+    read_rows joins with the analysis); nothing without a text rule, or when every candidate
+    was handed over. Both engines."""
+    now = datetime.now(UTC)
+    ingestor.ingest("feedback", feedback(_routing(ingestor, now)))
+    analysis = pa.table({
+        "feedback_id": ["f1", "f2", "f3", "f5"],
+        "intent": ["complaint", "praise", "complaint", None], "theme_id": [None, None, None, "t2"],
+    })  # fmt: skip
+    with store.transaction() as tx:
+        assert text_rules.rows_to_read(tx, analysis, None) is None  # no text rule
+    add_rule(store, Rule("complaints", "text", {"intents": ["complaint"]}), actor="ana")
+    with store.transaction() as tx:
+        read = text_rules.rows_to_read(tx, analysis, None)
+        assert read is not None and sorted(read.column("record_id").to_pylist()) == ["f1", "f3"]
+        ids = read.column("record_id").to_pylist()
+        assert read.to_pylist() == text_rules.rows_of(tx, ids).to_pylist()
+        f1 = read.filter(pc.equal(read["record_id"], "f1"))
+        left = text_rules.rows_to_read(tx, analysis, f1)
+        assert left is not None and left.column("record_id").to_pylist() == ["f3"]
+        both = pa.concat_tables([f1, left], promote_options="permissive")
+        assert text_rules.rows_to_read(tx, analysis, both) is None
+        joined, missing = batch_rows.analysed_rows(both, analysis, ["f1", "f3"])
+        assert missing == []
+        assert joined.to_pylist() == text_rules.read_rows(tx, ["f1", "f3"], analysis).to_pylist()
 
 
 def test_rules_fire_alike_whether_texts_are_analysed_in_the_batch_or_later(store, small_map):

@@ -55,23 +55,46 @@ def evaluate_texts(
 def read_rows(tx: Tx, ids: Sequence[str], analysis: pa.Table | None = None) -> pa.Table:
     """The rows :data:`~corridor.loop.record_rules.FEEDBACK_SQL` gives for the feedback ``ids``,
     built in Arrow (:mod:`corridor.loop.batch_rows`) from the records, their interactions and
-    their persons read by key (:func:`corridor.analytics.feedback.rollup_rows.by_keys`: from
-    the primary keys' indexes, or one pass over a small table), and their text ``analysis``
-    (columns ``feedback_id``, ``intent``, ``theme_id``; None: read by key too). The query's
-    joins read every interaction and person on DuckDB: 5 ms for 100 records against 100,000
-    interactions, and in proportion at 10 M."""
+    their persons read by key (:func:`rows_of`), and their text ``analysis`` (columns
+    ``feedback_id``, ``intent``, ``theme_id``; None: read by key too). The query's joins read
+    every interaction and person on DuckDB: 5 ms for 100 records against 100,000 interactions,
+    and in proportion at 10 M."""
     wanted = [str(i) for i in ids]
-    records = rollup_rows.feedback_of(tx, wanted)
-    read = {
-        "interactions": rollup_rows.interactions_of(tx, records),
-        "people": rollup_rows.people_of(tx, records),
-    }
-    rows = batch_rows.feedback_rows(records, read, batch_rows.departments(tx), None)
+    rows = rows_of(tx, wanted)
     if analysis is None:
         analysis = rollup_rows.by_keys(
             tx, "text_analysis", ("feedback_id", "intent", "theme_id"), wanted
         )
     return batch_rows.analysed_rows(rows, analysis, wanted)[0]
+
+
+def rows_of(tx: Tx, ids: Sequence[str]) -> pa.Table:
+    """The rules' rows of the feedback ``ids`` as a batch hands them over
+    (:func:`corridor.loop.batch_rows.feedback_rows`, without their text analysis): the
+    records, their interactions and their persons read by key
+    (:func:`corridor.analytics.feedback.rollup_rows.by_keys`: from the primary keys' indexes,
+    or one pass over a small table)."""
+    records = rollup_rows.feedback_of(tx, [str(i) for i in ids])
+    read = {
+        "interactions": rollup_rows.interactions_of(tx, records),
+        "people": rollup_rows.people_of(tx, records),
+    }
+    return batch_rows.feedback_rows(records, read, batch_rows.departments(tx), None)
+
+
+def rows_to_read(tx: Tx, analysis: pa.Table, known: pa.Table | None) -> pa.Table | None:
+    """The rows (:func:`rows_of`) of the records of a text ``analysis`` about to be stored
+    that a text rule can fire on (its intent or theme) and that ``known`` (rows handed over by
+    their batches) lacks; None when there are none, or no text rule. For reading before the
+    transaction that stores the analysis (beside the store's writer: see
+    :func:`corridor.text.jobs.analyze_handed`), not inside it."""
+    rules = [r for r in record_rules_and_promises(tx)[0] if r.kind == "text"]
+    if not rules:
+        return None
+    ids = _text_candidates(rules, analysis, RuleContext(tx, rules))
+    have = set(known.column("record_id").to_pylist()) if known is not None else set()
+    missing = [i for i in ids if i not in have]
+    return rows_of(tx, missing) if missing else None
 
 
 def _text_candidates(rules: Sequence[Rule], analysis: pa.Table, ctx: RuleContext) -> list[str]:
@@ -91,4 +114,4 @@ def _text_candidates(rules: Sequence[Rule], analysis: pa.Table, ctx: RuleContext
     return [str(i) for i in picked.to_pylist()]
 
 
-__all__ = ["evaluate_texts", "read_rows"]
+__all__ = ["evaluate_texts", "read_rows", "rows_of", "rows_to_read"]

@@ -190,6 +190,9 @@ class DuckDBStore(Store):
                 time.sleep(0.002 * attempt)
             con = self._thread_cursor()
             tx = DuckDBTx(con, self._sizes)
+            # read before the transaction begins: its snapshot is at least as new as the count
+            # (rules kept under it are never older than it says; see Store.rules_version)
+            tx.rules_version = self.rules_version()
             con.begin()
             try:
                 result = work(tx)

@@ -160,6 +160,9 @@ def analyze_handed(
     themes = assigner.assign(bodies) if assigner is not None else None
     table = analyze_texts(ids, bodies, model=model, theme_ids=themes)
     cols = ", ".join(table.schema.names)
+    # the text rules' rows of the records not handed over, read before the transaction (on
+    # DuckDB beside the writer, so a request does not wait behind these reads)
+    known = _with_rows_to_read(store, table, known)
     with store.transaction() as tx:
         tx.stage("_text_analysis", table)
         still = ""
@@ -180,6 +183,19 @@ def analyze_handed(
             fresh = table.filter(pc.is_in(table.column("feedback_id"), pa.array(new, pa.string())))
             text_rules.evaluate_texts(tx, new, datetime.now(UTC), analysis=fresh, known=known)
     return len(new)
+
+
+def _with_rows_to_read(store: Store, analysis: pa.Table, known: pa.Table | None) -> pa.Table | None:
+    """``known`` with the rows of the records a text rule may fire on that it lacks
+    (:func:`corridor.loop.text_rules.rows_to_read`); as it was if they do not stack with it
+    (the rules then read those records in the transaction)."""
+    read = store.write_beside(lambda tx: text_rules.rows_to_read(tx, analysis, known))
+    if read is None or known is None:
+        return read if read is not None else known
+    try:
+        return pa.concat_tables([known, read], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return known
 
 
 def _assigner(store: Store) -> ThemeAssigner | None:
