@@ -92,6 +92,43 @@ def test_background_writers_are_delayed_never_starved() -> None:
     assert got[0] < WriteLock.YIELD_S + 1.0, got
 
 
+def test_requests_are_not_kept_out_by_background_writers_taking_turns() -> None:
+    """Two workers with a backlog (long transactions back to back, each overdue by the time
+    the other releases) and a request now and then: the request waits for at most one
+    background transaction besides the one running, not for ever (the overdue writers take
+    turns with the requests, not with each other)."""
+    lock = WriteLock()
+    stop = threading.Event()
+    waits: list[float] = []
+    hold = 0.3  # > YIELD_S: the other worker is overdue at every release
+
+    def worker() -> None:
+        with background():
+            while not stop.is_set():
+                with lock:
+                    time.sleep(hold)
+
+    def request() -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            with lock:
+                waits.append(time.monotonic() - started)
+            time.sleep(0.05)
+
+    workers = [threading.Thread(target=worker, daemon=True) for _ in range(2)]
+    for t in workers:
+        t.start()
+    time.sleep(0.35)
+    asking = threading.Thread(target=request, daemon=True)
+    asking.start()
+    time.sleep(2.5)
+    stop.set()
+    for t in [asking, *workers]:
+        t.join(5)
+    assert len(waits) >= 3, waits
+    assert max(waits) < 2 * hold + 0.3, waits
+
+
 def test_reentrant_and_owned() -> None:
     lock = WriteLock()
     with lock, lock:  # a transaction inside a transaction of the same thread joins it

@@ -29,6 +29,7 @@ start). ``corridor jobs list`` and the health endpoint show that table.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -161,7 +162,9 @@ def forget(store: Store, name: str) -> JobState:
     would otherwise show as overdue for ever. A job running now is refused; a server that still
     runs the job writes its row again within :attr:`Scheduler.POLL_S` seconds (a run due at
     once), so forgetting never stops a job for good."""
-    with store.transaction() as tx:
+    # no scheduler of this process takes the lease between the check and the removal (it is
+    # taken beside the writer, and DuckDB would not see that conflict)
+    with _lease_lock(store, name), store.transaction() as tx:
         rows = tx.fetchall(f"SELECT {_STATE_COLUMNS} FROM jobs WHERE name = ?", [name])
         if not rows:
             known = [str(r[0]) for r in tx.fetchall("SELECT name FROM jobs ORDER BY name")]
@@ -325,6 +328,13 @@ class Scheduler:
             event.set()
 
     def sync(self) -> None:
+        # this scheduler's jobs' leases are not taken meanwhile (see forget)
+        with contextlib.ExitStack() as held:
+            for name in sorted(self.jobs):
+                held.enter_context(_lease_lock(self.store, name))
+            self._sync()
+
+    def _sync(self) -> None:
         with self.store.transaction() as tx:
             for spec in self.jobs.values():
                 _write_row(tx, spec)

@@ -10,9 +10,10 @@ alerts, a feedback POST waited 17 ms a batch for the lock against 5 ms without r
 
 :class:`WriteLock` lets a thread that marked itself as a background writer
 (:func:`background`) wait while a foreground thread is waiting for the lock, for at most
-:attr:`WriteLock.YIELD_S` seconds; after that it goes next, so background work is delayed,
-never starved, however busy the requests keep the store. A transaction in progress is never
-interrupted: a request still waits for the one that holds the lock.
+:attr:`WriteLock.YIELD_S` seconds; after that it goes next, and then a waiting request, turn
+about: background work is delayed, never starved, however busy the requests keep the store, and
+a request waits for at most one background transaction besides the one running. A transaction
+in progress is never interrupted: a request still waits for the one that holds the lock.
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ class WriteLock:
         self._owner: int | None = None
         self._depth = 0
         self._foreground_waiting = 0
-        #: background writers that have let requests go first for YIELD_S: they go next
+        #: background writers that have let requests go first for YIELD_S
         self._overdue = 0
+        #: an overdue background writer went last: a waiting request goes next
+        self._foreground_turn = False
 
     def acquire(self) -> None:
         me = threading.get_ident()
@@ -64,21 +67,32 @@ class WriteLock:
             if self._owner == me:
                 self._depth += 1
                 return
-            if is_background():
-                self._wait_background()
-            else:
-                self._foreground_waiting += 1
-                try:
-                    while self._owner is not None or self._overdue:
-                        self._cond.wait()
-                finally:
-                    self._foreground_waiting -= 1
+            try:
+                if is_background():
+                    self._wait_background()
+                else:
+                    self._wait_foreground()
+            except BaseException:  # (interrupted) others may be waiting on what it changed
+                self._cond.notify_all()
+                raise
             self._owner, self._depth = me, 1
 
+    def _wait_foreground(self) -> None:
+        """Until the lock is free and no overdue background writer is waiting for its turn."""
+        self._foreground_waiting += 1
+        try:
+            while self._owner is not None or (self._overdue and not self._foreground_turn):
+                self._cond.wait()
+            self._foreground_turn = False
+        finally:
+            self._foreground_waiting -= 1
+
     def _wait_background(self) -> None:
-        """Until the lock is free and no request waits for it, or, after YIELD_S, until it is
-        free (requests then wait for this writer: without that, a request that releases the
-        lock and takes it again at once could keep it from a background writer for ever)."""
+        """Until the lock is free and no request waits for it; or, after YIELD_S, until it is
+        free and it is not a request's turn. An overdue writer and the waiting requests then
+        take turns: without the turns, a request that releases the lock and takes it again at
+        once could keep a background writer out for ever, and background writers that are
+        overdue one after another could keep a request out for ever."""
         deadline = time.monotonic() + self.YIELD_S
         overdue = False
         try:
@@ -87,8 +101,12 @@ class WriteLock:
                 if not overdue and left <= 0:
                     overdue = True
                     self._overdue += 1
-                if self._owner is None and (overdue or self._foreground_waiting == 0):
-                    return
+                if self._owner is None:
+                    if not self._foreground_waiting:
+                        return
+                    if overdue and not self._foreground_turn:
+                        self._foreground_turn = True
+                        return
                 # woken by a release, or at the deadline to become overdue
                 self._cond.wait(None if overdue else left)
         finally:
