@@ -139,7 +139,9 @@ def analyze_handed(
     is analysed once. Nothing is looked for: unlike :func:`analyze_pending`, whose search
     for pending texts reads the whole ``feedback`` and ``text_analysis`` tables (about 90 ms
     at 1.26 M feedback records on DuckDB). ``known``: the text rules' rows of these records
-    (see :func:`corridor.loop.text_rules.evaluate_texts`). ``handed_at``: when the texts were
+    (see :func:`corridor.loop.text_rules.evaluate_texts`); those of the records a text rule
+    may fire on that it lacks are read just before the transaction, beside the store's writer
+    (:func:`corridor.loop.text_rules.rows_to_read`). ``handed_at``: when the texts were
     handed over; if a privacy request ran since, only the records still stored with their text
     are analysed, and the rules read them from the store (an erased or anonymised person's
     records, as their batch handed them over, raise nothing)."""
