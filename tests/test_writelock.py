@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -35,6 +36,32 @@ def _wait_for_waiters(lock: WriteLock, foreground: int) -> None:
     deadline = time.monotonic() + 5
     while lock._foreground_waiting < foreground and time.monotonic() < deadline:
         time.sleep(0.005)
+
+
+def _beside_two(
+    busy: Callable[[], None],
+    probe: Callable[[], None],
+    stop: threading.Event,
+    *,
+    warm: float,
+    run: float | None = None,
+) -> None:
+    """Two threads run ``busy`` until ``stop``; after ``warm`` seconds ``probe`` runs in a
+    thread of its own, until it returns (at most 5 s) or, with ``run``, for that long; then
+    ``stop`` is set and every thread joined."""
+    threads = [threading.Thread(target=busy, daemon=True) for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(warm)
+    probing = threading.Thread(target=probe, daemon=True)
+    probing.start()
+    if run is None:
+        probing.join(5)
+    else:
+        time.sleep(run)
+    stop.set()
+    for t in [probing, *threads]:
+        t.join(5)
 
 
 def test_a_waiting_request_goes_before_background_writers_that_came_first() -> None:
@@ -78,16 +105,7 @@ def test_background_writers_are_delayed_never_starved() -> None:
         with background(), lock:
             got.append(time.monotonic() - started)
 
-    busy = [threading.Thread(target=requests, daemon=True) for _ in range(2)]
-    for t in busy:
-        t.start()
-    time.sleep(0.05)
-    bg = threading.Thread(target=writer, daemon=True)
-    bg.start()
-    bg.join(5)
-    stop.set()
-    for t in busy:
-        t.join(5)
+    _beside_two(requests, writer, stop, warm=0.05)
     assert got, "the background writer never got the lock"
     assert got[0] < WriteLock.YIELD_S + 1.0, got
 
@@ -115,16 +133,7 @@ def test_requests_are_not_kept_out_by_background_writers_taking_turns() -> None:
                 waits.append(time.monotonic() - started)
             time.sleep(0.05)
 
-    workers = [threading.Thread(target=worker, daemon=True) for _ in range(2)]
-    for t in workers:
-        t.start()
-    time.sleep(0.35)
-    asking = threading.Thread(target=request, daemon=True)
-    asking.start()
-    time.sleep(2.5)
-    stop.set()
-    for t in [asking, *workers]:
-        t.join(5)
+    _beside_two(worker, request, stop, warm=0.35, run=2.5)
     assert len(waits) >= 3, waits
     assert max(waits) < 2 * hold + 0.3, waits
 
