@@ -7,7 +7,7 @@ looked-up rows included), the look-ups by position here well under a millisecond
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import pyarrow as pa
@@ -100,4 +100,16 @@ def analysed_rows(
     return have, missing
 
 
-__all__ = ["analysed_rows", "departments", "feedback_rows", "since"]
+def stack(tables: Sequence[pa.Table]) -> pa.Table | None:
+    """Rows of :func:`feedback_rows` from several sources (batches, a read) as one table; None
+    when there are none, or when their columns' types do not stack (the caller then reads
+    those records instead)."""
+    if not tables:
+        return None
+    try:
+        return pa.concat_tables(list(tables), promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+__all__ = ["analysed_rows", "departments", "feedback_rows", "since", "stack"]

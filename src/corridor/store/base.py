@@ -148,6 +148,9 @@ class Store(ABC):
 
     #: how many reads may run at once (:meth:`reading`); each engine sets its own
     max_readers: int = 4
+    #: whether :meth:`write_beside` runs beside the main writer (else it is an ordinary
+    #: :meth:`transaction`, and work moved into it gains nothing)
+    writes_beside: bool = False
 
     def __init__(self) -> None:
         self._write_lock = WriteLock()

@@ -112,6 +112,7 @@ class DuckDBStore(Store):
     #: every core: more readers at once add memory (each query's own hash tables), not speed.
     #: Four let a slow analysis run beside quick ones without queueing them behind it.
     max_readers = 4
+    writes_beside = True
 
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         super().__init__()

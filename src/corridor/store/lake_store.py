@@ -218,6 +218,7 @@ class LakeStore(Store):
         self.url = url
         self.lake = lake
         self.ops = ops_store
+        self.writes_beside = ops_store.writes_beside  # (its write_beside is the store's)
         # a session of its own (its own temporary views) over the shared Spark context or
         # Connect server, so that two lake stores of one process never see each other's views
         if owned and is_connect(session):

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corridor.loop import text_rules
+from corridor.loop import batch_rows, text_rules
 from corridor.privacy.requests import ran_since
 from corridor.store.base import Store
 from corridor.text.analyze import analyze_texts, check_model, model_name
@@ -189,15 +189,15 @@ def analyze_handed(
 
 def _with_rows_to_read(store: Store, analysis: pa.Table, known: pa.Table | None) -> pa.Table | None:
     """``known`` with the rows of the records a text rule may fire on that it lacks
-    (:func:`corridor.loop.text_rules.rows_to_read`); as it was if they do not stack with it
-    (the rules then read those records in the transaction)."""
+    (:func:`corridor.loop.text_rules.rows_to_read`), read beside the writer; as it was where
+    the store cannot write beside it (a second transaction would gain nothing), or if they do
+    not stack with it (the rules then read those records in the transaction)."""
+    if not store.writes_beside:
+        return known
     read = store.write_beside(lambda tx: text_rules.rows_to_read(tx, analysis, known))
     if read is None or known is None:
         return read if read is not None else known
-    try:
-        return pa.concat_tables([known, read], promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return known
+    return batch_rows.stack([known, read]) or known
 
 
 def _assigner(store: Store) -> ThemeAssigner | None:

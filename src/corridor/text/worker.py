@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from corridor.loop import batch_rows
 from corridor.store.base import Store
 from corridor.text.jobs import analyze_handed, analyze_pending
 from corridor.workers import PokedWorker
@@ -102,8 +103,4 @@ _TEXTS = pa.schema([("feedback_id", pa.string()), ("text", pa.string())])
 def _known(handed: list[tuple[pa.Table, pa.Table | None]]) -> pa.Table | None:
     """The text rules' rows handed over, as one table (None: none, or of tables that do not
     stack: their records are read instead)."""
-    rows = [r for _, r in handed if r is not None]
-    try:
-        return pa.concat_tables(rows, promote_options="permissive") if rows else None
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
+    return batch_rows.stack([r for _, r in handed if r is not None])
